@@ -1,0 +1,25 @@
+# The two set-up commands of the README: `make demo` and `make test`.
+# Each creates .venv (pip + venv; uv/poetry would ignore the local wheel cache)
+# and installs prefcli into it, once per change of pyproject.toml.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test venv bench clean
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[test,qlora]"
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	HF_HUB_OFFLINE=1 $(VENV)/bin/prefcli demo
+
+test: $(STAMP)
+	HF_HUB_OFFLINE=1 PREFCLI_TESTING=1 $(PY) -m pytest
+
+clean:
+	rm -rf $(VENV) demo-out

@@ -1,0 +1,3 @@
+from prefcli.cli import main
+
+main()

@@ -1,0 +1,50 @@
+"""The `prefcli` command line: one thin module per command.
+
+Command modules import only typer/rich at module level; the work they call
+imports torch and friends lazily, so `prefcli --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import typer
+
+app = typer.Typer(
+    name="prefcli",
+    help="Personalized image-preference prediction: rank, evaluate, train and generate for one person's taste.",
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+# Each module registers its command(s) on `app` when imported.
+COMMAND_MODULES = (
+    "prefcli.cli.scorers_cmd",
+    "prefcli.cli.data",
+)
+
+for _name in COMMAND_MODULES:
+    importlib.import_module(_name)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: user-facing errors become one line, not a traceback."""
+    import warnings
+
+    from prefcli.errors import PrefcliError
+
+    def _show(message, category, filename, lineno, file=None, line=None):
+        print(f"prefcli: warning: {message}", file=sys.stderr)
+
+    warnings.showwarning = _show  # one plain line per warning, not a source excerpt
+    try:
+        app(args=argv, prog_name="prefcli")
+    except PrefcliError as e:
+        print(f"prefcli: error: {e}", file=sys.stderr)
+        if os.environ.get("PREFCLI_DEBUG"):
+            raise
+        sys.exit(2)

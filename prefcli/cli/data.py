@@ -1,0 +1,18 @@
+"""`prefcli data ...`: build and inspect datasets. Each subcommand lives in its own module."""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+from prefcli.cli import app
+
+data_app = typer.Typer(help="Build and inspect preference datasets (synthetic world, Pick-a-Pic v2, benchmark prompts).", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+# Each module registers its subcommand(s) on `data_app` when imported.
+DATA_COMMAND_MODULES: tuple[str, ...] = ()
+
+for _name in DATA_COMMAND_MODULES:
+    importlib.import_module(_name)

@@ -1,0 +1,29 @@
+"""Errors a user can act on. The CLI prints them as one line, never a traceback."""
+
+
+class PrefcliError(Exception):
+    """Base for errors whose message is meant for the user as-is."""
+
+
+class ImageError(PrefcliError):
+    """An image could not be read; the message names the file and the reason."""
+
+
+class WeightsError(PrefcliError):
+    """Weights could not be found, fetched, verified or safely loaded."""
+
+
+class UnknownScorerError(PrefcliError):
+    """A scorer name that no plugin registered."""
+
+
+class HistoryError(PrefcliError):
+    """A user history that a scorer cannot use (missing, unbalanced, too short)."""
+
+
+class DataError(PrefcliError):
+    """A dataset, shard or data file that is missing or malformed."""
+
+
+class ConfigError(PrefcliError):
+    """A config file with unknown keys, wrong types or bad values."""

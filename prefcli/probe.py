@@ -1,0 +1,76 @@
+"""Per-user probes: any embedding scorer becomes a cheap personalized scorer.
+
+`<name>-probe` fits a logistic model on the history's image embeddings
+(liked = 1, disliked = 0) and scores candidates by P(liked). A scorer opts in by
+registering with `extra={"embedding": True}` and implementing
+`EmbeddingScorer.embed_images`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from prefcli.scorer import EmbeddingScorer, Scorer, ScorerSpec
+from prefcli.types import Candidate, UserHistory
+
+
+def probe_specs(specs: list[ScorerSpec]) -> list[ScorerSpec]:
+    out = []
+    for spec in specs:
+        if not spec.extra.get("embedding") or spec.uses_history:
+            continue
+        out.append(
+            ScorerSpec(
+                name=f"{spec.name}-probe",
+                factory="prefcli.probe:ProbeScorer",
+                description=f"per-user logistic probe on {spec.name} image embeddings: P(liked)",
+                needs=frozenset({"image", "history"}),
+                trainable=False,
+                differentiable=False,
+                default_weights=spec.default_weights,
+                install_hint=spec.install_hint,
+                requires=tuple(spec.requires) + ("sklearn",),
+                plugin=spec.plugin,
+                extra={"options": {"base": spec.name}},
+            )
+        )
+    return out
+
+
+class ProbeScorer(Scorer):
+    min_history = 1
+
+    def __init__(self, weights: str | None = None, device: str = "cpu", dtype: str | None = None, *, base: str, C: float = 1.0, **options: Any):
+        super().__init__(weights=weights, device=device, dtype=dtype)
+        from prefcli.plugins import load_scorer
+
+        self.base: EmbeddingScorer = load_scorer(base, weights=weights, device=device, dtype=dtype, **options)
+        self.C = C
+
+    @property
+    def weights_id(self) -> str:
+        return self.base.weights_id
+
+    def condition(self, history: UserHistory | None) -> Any:
+        super().condition(history)
+        import numpy as np
+        from sklearn.linear_model import LogisticRegression
+
+        liked = [p.liked for p in history.pairs]
+        disliked = [p.disliked for p in history.pairs]
+        x = np.asarray(self.base.embed_images(liked + disliked), dtype=np.float64)
+        y = np.array([1] * len(liked) + [0] * len(disliked))
+        # Features are unit vectors whose differences are small; standardizing
+        # them keeps the regularization strength meaningful across backbones.
+        mean, std = x.mean(0), x.std(0) + 1e-6
+        clf = LogisticRegression(C=self.C, max_iter=2000).fit((x - mean) / std, y)
+        return clf, mean, std
+
+    def score(self, candidates: Sequence[Candidate], state: Any = None) -> list[float]:
+        import numpy as np
+
+        if state is None:
+            raise ValueError("a probe scorer must be conditioned on a history first")
+        clf, mean, std = state
+        x = np.asarray(self.base.embed_images(list(candidates)), dtype=np.float64)
+        return [float(p) for p in clf.predict_proba((x - mean) / std)[:, 1]]

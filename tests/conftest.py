@@ -1,0 +1,33 @@
+"""Shared test set-up: offline, first-party plugins only, real data when present."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# Never touch the network, never load third-party plugins installed in the env.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("PREFCLI_LOAD_PLUGINS", "clip,aesthetic,pickscore,hpsv2,imagereward,viper,preftoken")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("PREFCLI_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """../shared/data (real benchmark prompts and ViPer's example user); skip when absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared data not found at {SHARED_DATA} (set PREFCLI_SHARED_DATA to its location)")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def viper_examples(shared_data: Path) -> Path:
+    d = shared_data / "viper_examples"
+    if not d.is_dir():
+        pytest.skip(f"ViPer example user not found at {d}")
+    return d
