@@ -1,0 +1,482 @@
+"""Where weights come from, and how they are opened without running anyone's code.
+
+A weights *spec* is one string, the same everywhere (`--weights`, configs,
+scorer defaults):
+
+- ``tiny`` / ``tiny:SEED`` - random weights from a tiny config, built by the
+  caller (tests, the offline demo);
+- ``hf-hub:org/name`` or ``hf-hub:org/name@revision`` - a Hugging Face Hub
+  repository; a bare ``org/name`` that is not an existing local path means
+  the same;
+- ``https://host/path/file.pt#sha256=HEX`` - a URL, downloaded once into the
+  prefcli cache and checked against its sha256 when one is given;
+- anything else - a local file or directory (``~`` expanded).
+
+Offline mode (``HF_HUB_OFFLINE`` / ``PREFCLI_OFFLINE``, or an explicit flag)
+uses only what is already cached, and says exactly how to fetch what is
+missing. Loading never unpickles arbitrary objects: safetensors, or
+``torch.load(weights_only=True)``.
+
+torch and huggingface_hub are imported inside the functions that need them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import sys
+import urllib.parse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from prefcli.atomic import atomic_path
+from prefcli.errors import WeightsError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+CACHE_ENV = "PREFCLI_CACHE"
+OFFLINE_ENVS = ("HF_HUB_OFFLINE", "PREFCLI_OFFLINE")
+_TRUTHY = {"1", "true", "yes", "on", "y", "t"}
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_HUB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # legacy ids without an org ("gpt2")
+_SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
+_TINY = re.compile(r"^tiny(?::(-?\d+))?$")
+_CHUNK = 1 << 20
+_URL_TIMEOUT_S = 60
+
+
+# --------------------------------------------------------------------------- basics
+
+
+def cache_dir() -> Path:
+    """prefcli's own download cache: $PREFCLI_CACHE, else $XDG_CACHE_HOME/prefcli, else ~/.cache/prefcli."""
+    env = os.environ.get(CACHE_ENV)
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    if xdg:
+        return Path(xdg).expanduser() / "prefcli"
+    return Path.home() / ".cache" / "prefcli"
+
+
+def is_offline(offline: bool | None = None) -> bool:
+    """An explicit flag wins; otherwise HF_HUB_OFFLINE or PREFCLI_OFFLINE set to a true value."""
+    if offline is not None:
+        return bool(offline)
+    return any(os.environ.get(k, "").strip().lower() in _TRUTHY for k in OFFLINE_ENVS)
+
+
+def is_tiny(spec: str | None) -> bool:
+    """True for "tiny" and "tiny:SEED": random weights the caller builds itself."""
+    return spec is not None and _TINY.match(spec.strip()) is not None
+
+
+def tiny_seed(spec: str) -> int:
+    """0 for "tiny", N for "tiny:N"."""
+    m = _TINY.match(spec.strip())
+    if m is None:
+        raise ValueError(f"not a tiny weights spec: {spec!r}")
+    return int(m.group(1) or 0)
+
+
+@dataclass(frozen=True)
+class WeightsSource:
+    """A parsed weights spec."""
+
+    kind: str  # "tiny" | "hub" | "local" | "url"
+    spec: str
+    repo_id: str | None = None
+    revision: str | None = None
+    path: Path | None = None
+    url: str | None = None
+    sha256: str | None = None
+
+    def describe(self) -> str:
+        """How to name these weights in messages and provenance records."""
+        if self.kind == "hub":
+            return f"hf-hub:{self.repo_id}" + (f"@{self.revision}" if self.revision else "")
+        if self.kind == "url":
+            return self.url or self.spec
+        if self.kind == "local":
+            return str(self.path)
+        return self.spec
+
+
+def _looks_like_path(s: str) -> bool:
+    seps = {os.sep, "/"} | ({os.altsep} if os.altsep else set())
+    return s.startswith(("/", ".", "~")) or any(sep in s for sep in seps) or bool(re.match(r"^[A-Za-z]:\\", s))
+
+
+def _split_rev(s: str) -> tuple[str, str | None]:
+    if "@" in s:
+        repo, rev = s.split("@", 1)
+        return repo, (rev or None)
+    return s, None
+
+
+def parse(spec: str) -> WeightsSource:
+    """Turn a weights spec string into a WeightsSource (see the module docstring)."""
+    if spec is None or not str(spec).strip():
+        raise WeightsError("empty weights spec (expected tiny, hf-hub:org/name, an https URL or a local path)")
+    spec = str(spec).strip()
+    if is_tiny(spec):
+        return WeightsSource(kind="tiny", spec=spec)
+    if spec.startswith("hf-hub:"):
+        repo, rev = _split_rev(spec[len("hf-hub:") :].strip())
+        if not (_HUB_ID.match(repo) or _HUB_NAME.match(repo)):
+            raise WeightsError(f"{spec}: not a Hugging Face repository id (expected hf-hub:org/name or hf-hub:org/name@revision)")
+        return WeightsSource(kind="hub", spec=spec, repo_id=repo, revision=rev)
+    if re.match(r"^https?://", spec, re.IGNORECASE):
+        base, _, frag = spec.partition("#")
+        sha = None
+        if frag:
+            m = re.fullmatch(r"sha256=([0-9a-fA-F]+)", frag.strip())
+            if not m or not _SHA256.match(m.group(1)):
+                raise WeightsError(f"{spec}: the URL fragment must be #sha256=<64 hex digits>")
+            sha = m.group(1).lower()
+        return WeightsSource(kind="url", spec=spec, url=base, sha256=sha)
+    path = Path(spec).expanduser()
+    if path.exists():
+        return WeightsSource(kind="local", spec=spec, path=path.resolve())
+    repo, rev = _split_rev(spec)
+    if _HUB_ID.match(repo) and not spec.startswith((".", "~", "/")):
+        return WeightsSource(kind="hub", spec=spec, repo_id=repo, revision=rev)
+    if _looks_like_path(spec):
+        raise WeightsError(
+            f"{spec}: weights path does not exist (expected a local file or folder, hf-hub:org/name, an https URL, or tiny)"
+        )
+    return WeightsSource(kind="local", spec=spec, path=path)
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """sha256 hex of a file, streamed."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _verify(path: Path, expected: str | None, what: str) -> None:
+    if not expected:
+        return
+    actual = sha256_file(path)
+    if actual != expected.lower():
+        raise WeightsError(f"{what}: sha256 mismatch (expected {expected.lower()}, got {actual})")
+
+
+# --------------------------------------------------------------------------- hub
+
+
+def _hf_cache() -> Path:
+    # Read the environment at call time: huggingface_hub fixes its constants
+    # when first imported, but HF_HOME may be set later (tests, notebooks).
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    if os.environ.get("HF_HOME"):
+        return Path(os.environ["HF_HOME"]).expanduser() / "hub"
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HUB_CACHE)
+
+
+def _offline_miss(src: WeightsSource, filename: str | None, cache: Path) -> WeightsError:
+    repo = src.repo_id
+    rev = f" --revision {src.revision}" if src.revision else ""
+    what = f"hf-hub:{repo}" + (f"@{src.revision}" if src.revision else "")
+    if filename:
+        return WeightsError(
+            f"weights {what} ({filename}) are not in the local Hugging Face cache ({cache}) and offline mode is on; "
+            f"on a machine with network run `hf download {repo} {filename}{rev}` (set HF_HOME to share that cache), "
+            f"or pass a local path with --weights PATH"
+        )
+    return WeightsError(
+        f"weights {what} are not in the local Hugging Face cache ({cache}) and offline mode is on; "
+        f"on a machine with network run `hf download {repo}{rev}` (set HF_HOME to share that cache), "
+        f"or pass a local folder with --weights PATH"
+    )
+
+
+def _hub_call(src: WeightsSource, file: str | None, offline: bool, fn, **kwargs) -> Path:
+    """Call hf_hub_download / snapshot_download and turn every failure into one WeightsError."""
+    from huggingface_hub import constants as hf_constants
+    from huggingface_hub import errors as hf_errors
+
+    cache = _hf_cache()
+    # HF_HUB_OFFLINE read by huggingface_hub at import also keeps it off the network.
+    told_offline = offline or bool(getattr(hf_constants, "HF_HUB_OFFLINE", False))
+    what = src.describe() + (f" ({file})" if file else "")
+    try:
+        return Path(fn(src.repo_id, revision=src.revision, cache_dir=str(cache), local_files_only=offline, **kwargs))
+    except hf_errors.GatedRepoError:
+        raise WeightsError(f"{what}: the repository is gated; accept its terms on huggingface.co and log in with `hf auth login`") from None
+    except hf_errors.RepositoryNotFoundError:
+        raise WeightsError(f"{what}: repository not found on the Hugging Face Hub (or it is private and you are not logged in)") from None
+    except hf_errors.RevisionNotFoundError:
+        raise WeightsError(f"{what}: revision {src.revision!r} not found") from None
+    except hf_errors.LocalEntryNotFoundError:
+        # Raised both in offline mode and when the hub cannot be reached.
+        if told_offline:
+            raise _offline_miss(src, file, cache) from None
+        raise WeightsError(
+            f"{what}: not in the local Hugging Face cache ({cache}) and the hub could not be reached; "
+            f"check the network, or pass a local path with --weights PATH"
+        ) from None
+    except hf_errors.EntryNotFoundError:
+        raise WeightsError(f"{what}: no such file in the repository") from None
+    except getattr(hf_errors, "OfflineModeIsEnabled", ()):  # HF_HUB_OFFLINE set while we were told online
+        raise _offline_miss(src, file, cache) from None
+    except hf_errors.HfHubHTTPError as e:
+        raise WeightsError(f"{what}: download from the Hugging Face Hub failed ({_one_line(e)})") from None
+    except (OSError, ValueError) as e:
+        raise WeightsError(f"{what}: could not be fetched ({_one_line(e)})") from None
+    except Exception as e:  # noqa: BLE001 - network stacks (httpx, requests) raise their own types
+        raise WeightsError(f"{what}: could not be fetched ({type(e).__name__}: {_one_line(e)})") from None
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split())[:300] or type(e).__name__
+
+
+# --------------------------------------------------------------------------- URLs
+
+
+def _url_target(src: WeightsSource, sha: str | None) -> Path:
+    name = urllib.parse.unquote(Path(urllib.parse.urlparse(src.url or "").path).name)
+    name = re.sub(r"[^A-Za-z0-9._+-]", "_", name).lstrip(".") or "download"
+    key = sha or hashlib.sha256((src.url or "").encode()).hexdigest()[:32]
+    return cache_dir() / "urls" / key / name
+
+
+def _download(url: str, target: Path, sha: str | None) -> None:
+    import http.client
+    import urllib.error
+    import urllib.request
+
+    h = hashlib.sha256()
+    try:
+        req = urllib.request.Request(url, headers={"User-Agent": "prefcli"})
+        with urllib.request.urlopen(req, timeout=_URL_TIMEOUT_S) as resp, atomic_path(target) as tmp:
+            total = resp.headers.get("Content-Length")
+            total = int(total) if total and total.isdigit() else None
+            got = 0
+            with open(tmp, "wb") as f, _progress(target.name, total) as advance:
+                while chunk := resp.read(_CHUNK):
+                    f.write(chunk)
+                    h.update(chunk)
+                    got += len(chunk)
+                    advance(len(chunk))
+            if total is not None and got != total:
+                raise WeightsError(f"{url}: download incomplete ({got} of {total} bytes)")
+            actual = h.hexdigest()
+            if sha and actual != sha:
+                # Leaving the with-block by an exception deletes the temporary file.
+                raise WeightsError(f"{url}: sha256 mismatch (expected {sha}, got {actual}); the download was discarded")
+    except WeightsError:
+        raise
+    except urllib.error.HTTPError as e:
+        raise WeightsError(f"{url}: download failed (HTTP {e.code} {e.reason})") from None
+    except urllib.error.URLError as e:
+        raise WeightsError(f"{url}: download failed ({_one_line(e.reason) if isinstance(e.reason, BaseException) else e.reason})") from None
+    except (OSError, http.client.HTTPException, ValueError) as e:
+        raise WeightsError(f"{url}: download failed ({type(e).__name__}: {_one_line(e)})") from None
+
+
+class _progress:
+    """A rich progress bar on stderr for large downloads; silent otherwise."""
+
+    def __init__(self, name: str, total: int | None):
+        self.name, self.total, self.bar = name, total, None
+
+    def __enter__(self):
+        if sys.stderr.isatty() and (self.total is None or self.total > 8 * _CHUNK):
+            from rich.console import Console
+            from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+            self.bar = Progress(
+                TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                console=Console(stderr=True), transient=True,
+            )
+            self.bar.start()
+            task = self.bar.add_task(f"downloading {self.name}", total=self.total)
+            return lambda n: self.bar.advance(task, n)
+        return lambda n: None
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.stop()
+        return False
+
+
+# --------------------------------------------------------------------------- resolve
+
+
+def resolve_file(
+    spec: str, filename: str | None = None, *, sha256: str | None = None, offline: bool | None = None
+) -> Path:
+    """A local path to one weights file named by `spec` (and `filename` inside a repo or folder).
+
+    Hub files come from (or go into) the Hugging Face cache; URLs are
+    downloaded once into ``cache_dir()/urls``; `sha256`, when given, is
+    checked. Raises WeightsError with what failed and what to do about it.
+    """
+    src = parse(spec)
+    off = is_offline(offline)
+    sha = sha256.lower() if sha256 else None
+    if sha and not _SHA256.match(sha):
+        raise WeightsError(f"{spec}: sha256 must be 64 hex digits, got {sha256!r}")
+    if src.kind == "tiny":
+        raise ValueError(f"{spec!r} names random tiny weights: build the tiny model instead of resolving a file")
+
+    if src.kind == "hub":
+        if not filename:
+            raise WeightsError(f"{src.describe()}: a file name inside the repository is needed")
+        from huggingface_hub import hf_hub_download
+
+        path = _hub_call(src, filename, off, hf_hub_download, filename=filename)
+        _verify(path, sha, f"{src.describe()} ({filename})")
+        return path
+
+    if src.kind == "url":
+        if sha and src.sha256 and sha != src.sha256:
+            raise WeightsError(f"{spec}: the URL says sha256={src.sha256} but {sha} was expected")
+        sha = sha or src.sha256
+        target = _url_target(src, sha)
+        if target.is_file():
+            return target  # only a complete, verified download is ever renamed into place
+        if off:
+            raise WeightsError(
+                f"{src.url} is not in the prefcli cache ({target.parent}) and offline mode is on; "
+                f"download it on a machine with network and pass it with --weights PATH, "
+                f"or copy it to {target}"
+            )
+        _download(src.url or "", target, sha)
+        return target
+
+    # local
+    path = src.path
+    assert path is not None
+    if not path.exists():
+        raise WeightsError(f"{spec}: weights path does not exist")
+    if path.is_dir():
+        if not filename:
+            raise WeightsError(f"{path}: is a folder; name the weights file inside it")
+        inner = path / filename
+        if not inner.is_file():
+            raise WeightsError(f"{path}: has no {filename}")
+        path = inner
+    # A file given directly wins over the expected file name (a renamed mirror is fine).
+    _verify(path, sha, str(path))
+    return path
+
+
+def resolve_dir(spec: str, *, allow_patterns: list[str] | None = None, offline: bool | None = None) -> Path:
+    """A local folder for `spec`: a hub snapshot (only `allow_patterns` files) or a local folder."""
+    src = parse(spec)
+    off = is_offline(offline)
+    if src.kind == "tiny":
+        raise ValueError(f"{spec!r} names random tiny weights: build the tiny model instead of resolving a folder")
+    if src.kind == "url":
+        raise WeightsError(f"{spec}: a URL names one file, but a folder of weights is needed here")
+    if src.kind == "hub":
+        from huggingface_hub import snapshot_download
+
+        return _hub_call(src, None, off, snapshot_download, allow_patterns=allow_patterns)
+    path = src.path
+    assert path is not None
+    if not path.exists():
+        raise WeightsError(f"{spec}: weights folder does not exist")
+    if not path.is_dir():
+        raise WeightsError(f"{path}: is a file, but a folder of weights is needed here")
+    return path
+
+
+# --------------------------------------------------------------------------- load / save
+
+
+def _unsupported_global(msg: str) -> str | None:
+    m = re.search(r"(?:Unsupported global: GLOBAL|global)\s+([\w.]+)", msg)
+    return m.group(1) if m else None
+
+
+def load_state_dict(path: str | os.PathLike, *, key: str | None = None, map_location: str = "cpu") -> dict[str, "torch.Tensor"]:
+    """Load a flat {name: tensor} dict without executing code from the file.
+
+    ``.safetensors`` files are read with safetensors; anything else with
+    ``torch.load(weights_only=True)``, which refuses pickled Python objects.
+    `key` (e.g. "state_dict") descends into that entry when the file holds a
+    dict with it.
+    """
+    import pickle
+
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{path}: weights file not found")
+    if path.suffix.lower() == ".safetensors":
+        from safetensors.torch import load_file
+
+        try:
+            obj: Any = load_file(str(path), device=map_location)
+        except Exception as e:  # noqa: BLE001 - SafetensorError and friends
+            raise WeightsError(f"{path}: not a valid safetensors file ({_one_line(e)})") from None
+    else:
+        try:
+            obj = torch.load(str(path), map_location=map_location, weights_only=True)
+        except Exception as e:  # noqa: BLE001 - a damaged pickle stream fails in many ways
+            msg = str(e)
+            if isinstance(e, pickle.UnpicklingError) and re.search(r"weights.only", msg, re.IGNORECASE):
+                name = _unsupported_global(msg)
+                what = f" (it needs {name})" if name else ""
+                raise WeightsError(
+                    f"{path}: the file holds pickled Python objects{what} that prefcli will not execute; "
+                    f"an explicit conversion to safetensors is needed (see docs/weights.md)"
+                ) from None
+            raise WeightsError(f"{path}: not a readable PyTorch checkpoint ({type(e).__name__}: {_one_line(e)})") from None
+
+    if key is not None and isinstance(obj, dict) and key in obj:
+        obj = obj[key]
+    if not isinstance(obj, dict):
+        raise WeightsError(f"{path}: expected a dict of tensors, found {type(obj).__name__}")
+    bad = [k for k, v in obj.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
+    if bad:
+        nested = [k for k in bad if isinstance(k, str) and isinstance(obj[k], dict)]
+        hint = f"; the tensors may be under {nested[0]!r} (pass key={nested[0]!r})" if nested else ""
+        shown = ", ".join(repr(k) for k in bad[:5]) + (" ..." if len(bad) > 5 else "")
+        raise WeightsError(f"{path}: expected a flat dict of tensors, but {shown} {'is' if len(bad) == 1 else 'are'} not tensors{hint}")
+    return dict(obj)
+
+
+def save_state_dict(state: dict, path: str | os.PathLike, *, metadata: dict[str, str] | None = None) -> None:
+    """Write {name: tensor} as safetensors, atomically (tied tensors are stored as copies)."""
+    import torch
+    from safetensors.torch import save_file
+
+    tensors: dict[str, torch.Tensor] = {}
+    seen: set[tuple[int, int]] = set()
+    for k, v in state.items():
+        if not isinstance(v, torch.Tensor):
+            raise WeightsError(f"{path}: cannot save {k!r}: not a tensor ({type(v).__name__})")
+        v = v.detach()
+        if v.device.type != "cpu":
+            v = v.cpu()
+        # safetensors refuses tensors that share memory (tied weights): copy them.
+        ident = (v.untyped_storage().data_ptr(), v.storage_offset())
+        if ident in seen or not v.is_contiguous():
+            v = v.clone().contiguous()
+        else:
+            seen.add(ident)
+        tensors[k] = v
+    try:
+        with atomic_path(path) as tmp:
+            save_file(tensors, str(tmp), metadata=metadata)
+    except RuntimeError as e:
+        if "share memory" not in str(e).lower() and "shared" not in str(e).lower():
+            raise
+        with atomic_path(path) as tmp:
+            save_file({k: v.clone().contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
