@@ -1,0 +1,140 @@
+"""`prefcli rank`: rank a folder of images for one person, best first."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from prefcli.cli import app
+from prefcli.cli.options import DeviceOpt, Format, FormatOpt, OfflineOpt, WeightsOpt
+
+DEFAULT_PERSONAL_SCORER = "clip-probe"
+DEFAULT_SCORER = "aesthetic"
+
+
+@app.command("rank")
+def rank_command(
+    candidates: Annotated[Path, typer.Argument(help="Folder of candidate images to rank (subfolders only with --recursive).", show_default=False)],
+    likes: Annotated[Optional[Path], typer.Option("--likes", help="Folder of images this person liked (their history).")] = None,
+    dislikes: Annotated[Optional[Path], typer.Option("--dislikes", help="Folder of images this person disliked (their history).")] = None,
+    pairs: Annotated[Optional[Path], typer.Option("--pairs", help="Pair history images explicitly: CSV with columns liked,disliked[,prompt] or JSON. Default: pair by sorted file name.")] = None,
+    prompt: Annotated[Optional[str], typer.Option("--prompt", help="One prompt for every candidate (for scorers that need a prompt).")] = None,
+    prompts: Annotated[Optional[Path], typer.Option("--prompts", help="One prompt per file: JSON {file: prompt} or CSV with columns file,prompt. Also used for history images.")] = None,
+    history_prompts: Annotated[Optional[Path], typer.Option("--history-prompts", help="Prompts of the history images (JSON or CSV as --prompts). Default: prompts.json/prompts.csv inside or beside the likes/dislikes folders.")] = None,
+    scorer: Annotated[Optional[str], typer.Option("--scorer", "-s", help=f"Scorer name (see `prefcli scorers`). Default: {DEFAULT_PERSONAL_SCORER} with a history, else {DEFAULT_SCORER}.")] = None,
+    weights: WeightsOpt = None,
+    device: DeviceOpt = "cpu",
+    offline: OfflineOpt = False,
+    batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Images scored per batch.")] = 16,
+    top: Annotated[Optional[int], typer.Option("--top", "-k", min=1, help="Show only the best K images.")] = None,
+    fmt: FormatOpt = Format.table,
+    sheet: Annotated[Optional[Path], typer.Option("--sheet", help="Also write a contact sheet (.jpg, .png or .webp): thumbnails in rank order with rank, score and file name.")] = None,
+    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Include images in subfolders (the likes/dislikes folders are still left out).")] = False,
+) -> None:
+    """Rank every image in a folder for one person, best first.
+
+    A personalized scorer (such as clip-probe) learns this person's taste from
+    the images in --likes and --dislikes, paired by sorted file name (or by
+    --pairs FILE), and scores each candidate by how likely they are to like
+    it. A history-free scorer (such as aesthetic, or clip with a prompt)
+    scores the images alone and ignores --likes/--dislikes.
+
+    Files that cannot be read (truncated, empty, not an image) are reported
+    on stderr as "skipped NAME: reason" and left out; the rest are still
+    ranked. Subfolders are not candidates unless --recursive is given. Ties
+    are ordered by path, so the output is the same on every run. The table
+    goes to stdout (also as --format json, csv or markdown); notes and the
+    progress bar go to stderr.
+
+    Examples:
+
+        prefcli rank ./candidates --likes ./liked --dislikes ./disliked
+
+        prefcli rank ../shared/data/viper_examples --likes ../shared/data/viper_examples/liked --dislikes ../shared/data/viper_examples/disliked --scorer clip-probe --weights tiny --format json
+
+        prefcli rank ./candidates --scorer clip --prompt "a red fox in the snow" --top 5 --sheet best.jpg
+
+        prefcli rank ./candidates --scorer aesthetic --format csv > scores.csv
+    """
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from prefcli import output
+    from prefcli.ranking import rank_folder
+
+    if offline:
+        # Read by prefcli.weights (and huggingface_hub) when weights are resolved.
+        os.environ["PREFCLI_OFFLINE"] = "1"
+        os.environ["HF_HUB_OFFLINE"] = "1"
+    err = Console(stderr=True)
+    personal = likes is not None or dislikes is not None or pairs is not None
+    name = scorer or (DEFAULT_PERSONAL_SCORER if personal else DEFAULT_SCORER)
+
+    # The bar starts with the first scored batch, so an error found while
+    # checking the input is one clean line with no bar residue around it.
+    bar = Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,  # no bar residue in logs and pipes
+    )
+    task = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal task
+        if task is None:
+            bar.start()
+            task = bar.add_task(f"scoring with {name}", total=total)
+        bar.update(task, completed=done, total=total)
+
+    try:
+        result = rank_folder(
+            candidates,
+            scorer=name,
+            weights=weights,
+            device=device,
+            likes=likes,
+            dislikes=dislikes,
+            pairs=pairs,
+            prompt=prompt,
+            prompts=prompts,
+            history_prompts=history_prompts,
+            batch_size=batch_size,
+            top=top,
+            recursive=recursive,
+            sheet=sheet,
+            progress=progress,
+        )
+    finally:
+        if task is not None:
+            bar.stop()
+
+    for path, reason in result.skipped:
+        print(f"skipped {path}: {reason}", file=sys.stderr)
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
+
+    summary = f"ranked {result.total} image(s) in {candidates} with {result.scorer}"
+    summary += f" (weights {result.weights_id})" if result.weights_id else ""
+    summary += f", history of {result.history_pairs} pair(s)" if result.history_pairs else ""
+    summary += f"; showing the best {len(result.ranked)}" if len(result.ranked) < result.total else ""
+    print(summary, file=sys.stderr)
+
+    rows = result.rows()
+    if fmt.value == "table":
+        # Paths relative to the folder keep the table narrow; json/csv keep them whole.
+        for r in rows:
+            r["file"] = os.path.relpath(r["path"], candidates)
+        columns = ["rank", "score", "file"] + (["prompt"] if any(r["prompt"] for r in rows) else [])
+        output.emit(rows, "table", columns=columns, title=result.scorer)
+    else:
+        output.emit(rows, fmt.value, columns=["rank", "score", "path", "image_id", "prompt"])
+    if result.sheet:
+        print(f"wrote contact sheet {result.sheet}", file=sys.stderr)

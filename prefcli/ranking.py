@@ -1,0 +1,266 @@
+"""Rank a folder of candidate images for one person.
+
+This is what `prefcli rank` runs, kept free of the CLI so the demo, notebooks
+and tests can call it directly: scan the folder (bad files are reported and
+skipped), build the history from the likes/dislikes folders when the scorer is
+personalized, condition once, score in batches, and order best first.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+from prefcli.errors import HistoryError, ImageError, PrefcliError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from prefcli.scorer import Scorer
+    from prefcli.types import Candidate, UserHistory
+
+#: Called after each scored batch with (done, total).
+ProgressFn = Callable[[int, int], None]
+
+
+@dataclass
+class RankedImage:
+    rank: int
+    score: float
+    path: str
+    image_id: str
+    prompt: str | None = None
+
+    def as_row(self) -> dict[str, Any]:
+        return {"rank": self.rank, "score": self.score, "path": self.path, "image_id": self.image_id, "prompt": self.prompt}
+
+
+@dataclass
+class RankResult:
+    """Everything `rank` reports: the ranked images, what was skipped and why, and notes."""
+
+    ranked: list[RankedImage]
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    scorer: str = ""
+    weights_id: str = ""
+    history_pairs: int = 0
+    total: int = 0  # readable candidates scored (ranked may be cut by `top`)
+    sheet: str | None = None
+
+    def rows(self) -> list[dict[str, Any]]:
+        return [r.as_row() for r in self.ranked]
+
+
+def order(scores: Sequence[float], keys: Sequence[str], higher_is_better: bool = True) -> list[int]:
+    """Indices best first: by score (NaN last), ties broken by key (the path), so output is deterministic."""
+
+    def sort_key(i: int):
+        s = scores[i]
+        if s is None or (isinstance(s, float) and math.isnan(s)):
+            return (1, 0.0, keys[i])
+        return (0, -s if higher_is_better else s, keys[i])
+
+    return sorted(range(len(scores)), key=sort_key)
+
+
+def score_candidates(
+    scorer: "Scorer",
+    candidates: Sequence["Candidate"],
+    state: Any = None,
+    *,
+    batch_size: int = 16,
+    progress: ProgressFn | None = None,
+) -> list[float]:
+    """Score candidates in batches (one call per batch), releasing decoded pixels after each."""
+    if batch_size < 1:
+        raise PrefcliError(f"--batch-size must be at least 1, got {batch_size}")
+    scores: list[float] = []
+    total = len(candidates)
+    for start in range(0, total, batch_size):
+        batch = list(candidates[start : start + batch_size])
+        got = scorer.score(batch, state)
+        if len(got) != len(batch):
+            name = scorer.spec.name if scorer.spec else type(scorer).__name__
+            raise PrefcliError(f"scorer {name} returned {len(got)} scores for {len(batch)} images")
+        scores.extend(float(s) for s in got)
+        for c in batch:
+            c.release()
+        if progress is not None:
+            progress(len(scores), total)
+    return scores
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        path.resolve().relative_to(folder.resolve())
+        return True
+    except ValueError:
+        return False
+
+
+def scan_candidates(
+    folder: str | os.PathLike, *, recursive: bool = False, exclude: Sequence[str | os.PathLike] = ()
+) -> tuple[list["Candidate"], list[tuple[str, str]]]:
+    """Readable candidates in a folder and the bad files; an empty or unreadable folder is an error.
+
+    With `recursive`, images under any `exclude` folder (the history folders
+    when they sit inside the candidates folder) are not candidates.
+    """
+    from prefcli import images
+
+    good, bad = images.scan_folder(folder, recursive=recursive)
+    if recursive and exclude:
+        ex = [Path(e) for e in exclude if e is not None and Path(e).is_dir()]
+        good = [c for c in good if not any(_inside(Path(c.path), e) for e in ex)]
+        bad = [b for b in bad if not any(_inside(Path(b[0]), e) for e in ex)]
+    if not good:
+        where = "or its subfolders " if recursive else ""
+        if bad:
+            raise ImageError(f"{folder}: no readable image in the folder {where}({len(bad)} file(s) could not be read)")
+        raise ImageError(
+            f"{folder}: no images found in the folder {where}(looked for .jpg, .jpeg, .png, .webp, .gif, .bmp, .tif"
+            + ("" if recursive else "; use --recursive to include subfolders")
+            + ")"
+        )
+    return good, bad
+
+
+def _scorer_name(scorer: "Scorer") -> str:
+    return scorer.spec.name if getattr(scorer, "spec", None) is not None else type(scorer).__name__
+
+
+def rank_folder(
+    candidates: str | os.PathLike,
+    *,
+    scorer: "str | Scorer",
+    weights: str | None = None,
+    device: str = "cpu",
+    likes: str | os.PathLike | None = None,
+    dislikes: str | os.PathLike | None = None,
+    pairs: str | os.PathLike | None = None,
+    prompt: str | None = None,
+    prompts=None,
+    history_prompts=None,
+    history: "UserHistory | None" = None,
+    batch_size: int = 16,
+    top: int | None = None,
+    recursive: bool = False,
+    sheet: str | os.PathLike | None = None,
+    sheet_title: str | None = None,
+    progress: ProgressFn | None = None,
+    scorer_options: dict[str, Any] | None = None,
+) -> RankResult:
+    """Score every image in `candidates` with `scorer` and return them best first.
+
+    `scorer` is a registered name (loaded with `weights`, `device` and
+    `scorer_options`) or an already loaded Scorer. Personalized scorers need a
+    history: `history`, or `likes` + `dislikes` folders (optionally paired by
+    `pairs`); history-free scorers ignore them and a note says so. `prompt`
+    applies to every candidate; `prompts` (a prompts file or {file: prompt})
+    names one per file and is also consulted for history images, after
+    `history_prompts`. Ties are broken by path. `top` keeps the best K. With
+    `sheet`, a contact sheet of the ranked images is written there.
+    """
+    from prefcli.data.folders import as_prompt_map, history_from_folders
+
+    if top is not None and top < 1:
+        raise PrefcliError(f"--top must be at least 1, got {top}")
+    if prompt is not None and prompts is not None:
+        raise PrefcliError("give either --prompt TEXT (one prompt for all) or --prompts FILE (one per file), not both")
+    if sheet is not None:
+        from prefcli.sheet import sheet_format
+
+        sheet_format(sheet)  # a bad suffix fails now, not after scoring
+
+    if isinstance(scorer, str):
+        from prefcli.plugins import get_scorer_spec
+
+        spec = get_scorer_spec(scorer)
+    else:
+        spec = scorer.spec
+    name = spec.name if spec is not None else _scorer_name(scorer)
+    uses_history = spec.uses_history if spec is not None else False
+    needs_prompt = "prompt" in spec.needs if spec is not None else False
+
+    notes: list[str] = []
+    skipped: list[tuple[str, str]] = []
+    prompt_map = as_prompt_map(prompts)
+
+    # Check everything the user gave before loading a model: fail fast.
+    good, bad = scan_candidates(candidates, recursive=recursive, exclude=[likes, dislikes])
+    skipped.extend(bad)
+    for c in good:
+        c.prompt = prompt if prompt is not None else (prompt_map.get(c.path) if prompt_map is not None else None)
+    if needs_prompt:
+        missing = [Path(c.path).name for c in good if not c.prompt]
+        if missing:
+            shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+            raise PrefcliError(
+                f"scorer {name} needs a prompt for every image; give --prompt TEXT or --prompts FILE "
+                f"(no prompt for {shown})"
+            )
+
+    history_given = history is not None or likes is not None or dislikes is not None or pairs is not None
+    if uses_history:
+        if history is None:
+            if pairs is None and (likes is None or dislikes is None):
+                raise HistoryError(f"scorer {name} is personalized: give --likes DIR and --dislikes DIR")
+            from prefcli.data.folders import PromptMap
+
+            hist_map = PromptMap.chain(as_prompt_map(history_prompts), prompt_map)
+            history, bad_history = history_from_folders(likes, dislikes, hist_map, pairs=pairs)
+            skipped.extend(bad_history)
+    else:
+        if history_given:
+            notes.append(f"scorer {name} uses no history; --likes/--dislikes are ignored")
+        history = None
+
+    if isinstance(scorer, str):
+        from prefcli.plugins import load_scorer
+
+        scorer = load_scorer(name, weights=weights, device=device, **(scorer_options or {}))
+    state = scorer.condition(history) if uses_history else scorer.condition(None)
+    scores = score_candidates(scorer, good, state, batch_size=batch_size, progress=progress)
+
+    higher = spec.higher_is_better if spec is not None else True
+    idx = order(scores, [c.path for c in good], higher_is_better=higher)
+    if top is not None:
+        idx = idx[:top]
+    ranked = [
+        RankedImage(rank=r, score=scores[i], path=good[i].path, image_id=good[i].image_id, prompt=good[i].prompt)
+        for r, i in enumerate(idx, start=1)
+    ]
+    result = RankResult(
+        ranked=ranked,
+        skipped=skipped,
+        notes=notes,
+        scorer=name,
+        weights_id=getattr(scorer, "weights_id", str(weights)),
+        history_pairs=len(history) if history is not None else 0,
+        total=len(good),
+    )
+    if sheet is not None:
+        title = sheet_title or f"prefcli rank · {name} · {Path(candidates).resolve().name}"
+        result.sheet = str(write_rank_sheet(ranked, sheet, title=title))
+    return result
+
+
+def format_score(score: float) -> str:
+    if math.isnan(score):
+        return "nan"
+    return f"{score:.4g}"
+
+
+def write_rank_sheet(ranked: Sequence[RankedImage], path: str | os.PathLike, *, title: str | None = None, thumb: int = 192) -> Path:
+    """A contact sheet of ranked images: thumbnails in rank order captioned '#rank  score' and the file name."""
+    from prefcli import images
+    from prefcli.sheet import contact_sheet
+
+    items = []
+    for r in ranked:
+        image = images.load_image(r.path)
+        image.thumbnail((thumb * 2, thumb * 2))  # keep memory small for big folders of big images
+        items.append((image, f"#{r.rank}  {format_score(r.score)}\n{Path(r.path).name}"))
+    return contact_sheet(items, path, thumb=thumb, title=title)

@@ -1,0 +1,139 @@
+"""Contact sheets: a grid of thumbnails with a caption under each.
+
+A ranking is easiest to judge by eye, so `rank` (and the demo) can write one
+image showing the candidates in rank order with their scores and names.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
+
+from prefcli.errors import PrefcliError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from PIL import Image
+
+# Pillow format name per output suffix; the file is first written under a
+# temporary name, so the format cannot be guessed from the name Pillow sees.
+SHEET_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP"}
+
+_BACKGROUND = (255, 255, 255)
+_TILE = (236, 236, 236)
+_TEXT = (20, 20, 20)
+_TITLE_BG = (40, 40, 40)
+_TITLE_TEXT = (250, 250, 250)
+
+
+def sheet_format(path: str | os.PathLike) -> str:
+    """Pillow format for a sheet path, or a clear error for a suffix we do not write."""
+    suffix = Path(path).suffix.lower()
+    try:
+        return SHEET_FORMATS[suffix]
+    except KeyError:
+        raise PrefcliError(
+            f"{path}: cannot write a contact sheet with suffix {suffix or '(none)'!r}; use .jpg, .png or .webp"
+        ) from None
+
+
+def _font(size: int):
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)  # scalable default font (Pillow >= 10.1 with FreeType)
+    except TypeError:  # pragma: no cover - older Pillow: fixed-size bitmap font
+        return ImageFont.load_default()
+
+
+def _text_width(draw, text: str, font) -> float:
+    return draw.textlength(text, font=font)
+
+
+def _fit(draw, text: str, font, width: int) -> str:
+    """Shorten `text` with a middle ellipsis so it fits in `width` pixels (names keep their suffix)."""
+    if _text_width(draw, text, font) <= width:
+        return text
+    keep = len(text)
+    while keep > 1:
+        keep -= 1
+        head = text[: (keep + 1) // 2]
+        tail = text[len(text) - keep // 2 :] if keep // 2 else ""
+        short = f"{head}…{tail}"
+        if _text_width(draw, short, font) <= width:
+            return short
+    return "…"
+
+
+def _line_height(font) -> int:
+    left, top, right, bottom = font.getbbox("Ag…")
+    return int(math.ceil(bottom - min(top, 0))) + 2
+
+
+def contact_sheet(
+    items: Sequence[tuple["Image.Image", str]],
+    path: str | os.PathLike,
+    *,
+    thumb: int = 192,
+    columns: int | None = None,
+    title: str | None = None,
+) -> Path:
+    """Write a grid of thumbnails, each captioned, to `path` (JPEG, PNG or WebP by suffix).
+
+    `items` are (image, caption) in display order; a caption may hold several
+    lines separated by newlines (e.g. "#1  0.93" and the file name). Each
+    thumbnail keeps its aspect ratio inside a `thumb`-pixel square tile.
+    `columns` defaults to a roughly square grid of at most 6 columns. The file
+    is written atomically. Returns the path written.
+    """
+    from PIL import Image, ImageDraw
+
+    from prefcli.atomic import atomic_path
+
+    fmt = sheet_format(path)
+    if not items:
+        raise PrefcliError(f"{path}: nothing to put on the contact sheet (no images)")
+    if thumb < 16:
+        raise PrefcliError(f"contact sheet thumbnails must be at least 16 pixels, got {thumb}")
+    n = len(items)
+    if columns is None:
+        columns = min(6, max(1, math.ceil(math.sqrt(n))))
+    columns = max(1, min(columns, n))
+    rows = math.ceil(n / columns)
+
+    pad = max(6, thumb // 24)
+    caption_size = max(10, thumb // 14)
+    font = _font(caption_size)
+    title_font = _font(int(caption_size * 1.4))
+    line_h = _line_height(font)
+    max_lines = max((caption.count("\n") + 1 for _, caption in items), default=1)
+    caption_h = max_lines * line_h + pad // 2
+    title_h = (_line_height(title_font) + 2 * pad) if title else 0
+
+    cell_w, cell_h = thumb + pad, thumb + caption_h + pad
+    width = pad + columns * cell_w
+    height = title_h + pad + rows * cell_h
+    sheet = Image.new("RGB", (width, height), _BACKGROUND)
+    draw = ImageDraw.Draw(sheet)
+
+    if title:
+        draw.rectangle([0, 0, width, title_h - 1], fill=_TITLE_BG)
+        draw.text((pad, pad), _fit(draw, title, title_font, width - 2 * pad), fill=_TITLE_TEXT, font=title_font)
+
+    for i, (image, caption) in enumerate(items):
+        r, c = divmod(i, columns)
+        x0 = pad + c * cell_w
+        y0 = title_h + pad + r * cell_h
+        draw.rectangle([x0, y0, x0 + thumb - 1, y0 + thumb - 1], fill=_TILE)
+        small = image.convert("RGB")
+        small.thumbnail((thumb, thumb), Image.Resampling.LANCZOS)  # aspect kept; the tile pads the rest
+        sheet.paste(small, (x0 + (thumb - small.width) // 2, y0 + (thumb - small.height) // 2))
+        for k, line in enumerate(caption.split("\n")):
+            draw.text((x0, y0 + thumb + pad // 3 + k * line_h), _fit(draw, line, font, thumb), fill=_TEXT, font=font)
+
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        options = {"quality": 90} if fmt in ("JPEG", "WEBP") else {}
+        sheet.save(tmp, format=fmt, **options)
+    return path
