@@ -25,6 +25,7 @@ app = typer.Typer(
 COMMAND_MODULES = (
     "prefcli.cli.scorers_cmd",
     "prefcli.cli.data",
+    "prefcli.cli.rank",
 )
 
 for _name in COMMAND_MODULES:
