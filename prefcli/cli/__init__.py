@@ -26,6 +26,8 @@ COMMAND_MODULES = (
     "prefcli.cli.scorers_cmd",
     "prefcli.cli.data",
     "prefcli.cli.rank",
+    "prefcli.cli.eval_cmd",
+    "prefcli.cli.bench_cmd",
 )
 
 for _name in COMMAND_MODULES:

@@ -1,0 +1,123 @@
+"""`prefcli eval`: one scorer, one protocol, one N_ref; top-k accuracy with standard errors."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from prefcli.cli import app
+from prefcli.cli.options import DeviceOpt, Format, FormatOpt, ScorerOpt, SeedOpt, WeightsOpt
+
+
+class Protocol(str, Enum):
+    one_vs_one = "1v1"
+    one_vs_three = "1v3"
+
+
+class DType(str, Enum):
+    auto = "auto"
+    fp32 = "fp32"
+    bf16 = "bf16"
+    fp16 = "fp16"
+
+
+DatasetArg = Annotated[Path, typer.Argument(help="A prefcli dataset directory (holds dataset.json).", show_default=False)]
+SplitOpt = Annotated[str, typer.Option("--split", help="Which split's tasks: test or val.")]
+BatchOpt = Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Candidates per scorer call.")]
+DTypeOpt = Annotated[DType, typer.Option("--dtype", help="Model precision; auto is the scorer's choice (fp16/bf16 need a GPU).")]
+CacheDirOpt = Annotated[Optional[Path], typer.Option("--cache-dir", help="Score/embedding cache directory [default: $PREFCLI_CACHE_DIR or ~/.cache/prefcli/harness].")]
+NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the score cache (an interrupted run then starts over).")]
+BootOpt = Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap replicates for the standard errors (resampling users).")]
+LimitOpt = Annotated[Optional[int], typer.Option("--limit", min=1, help="Only the first N tasks (a quick smoke run).")]
+ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar on stderr.")]
+
+
+def open_cache(cache_dir: Optional[Path], no_cache: bool):
+    from prefcli.harness.cache import CacheDir
+
+    return None if no_cache else CacheDir(cache_dir)
+
+
+@app.command("eval")
+def eval_command(
+    dataset: DatasetArg,
+    scorer: ScorerOpt,
+    weights: WeightsOpt = None,
+    split: SplitOpt = "test",
+    protocol: Annotated[Protocol, typer.Option("--protocol", "-p", help="1v1 (liked vs disliked) or 1v3 (one liked among four).")] = Protocol.one_vs_one,
+    n_ref: Annotated[Optional[int], typer.Option("--n-ref", min=1, help="History pairs per user (ignored by history-free scorers) [default: the dataset's, usually 8].")] = None,
+    batch_size: BatchOpt = 32,
+    device: DeviceOpt = "auto",
+    dtype: DTypeOpt = DType.auto,
+    fmt: FormatOpt = Format.table,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Also write the result, its provenance and every task's scores to this JSON file.")] = None,
+    cache_dir: CacheDirOpt = None,
+    no_cache: NoCacheOpt = False,
+    seed: SeedOpt = 0,
+    bootstrap: BootOpt = 1000,
+    limit: LimitOpt = None,
+    progress: ProgressOpt = True,
+) -> None:
+    """Evaluate one scorer on a dataset's materialized tasks and report top-k accuracy.
+
+    1v1 tasks report top-1; 1v3 tasks report top-1, top-2 and top-3, each for
+    all test users, seen users (also in training) and unseen users. The liked
+    image counts as a hit at top-k only if fewer than k other candidates score
+    at least as well as it: a tie is a miss unless the liked image strictly
+    wins. The ± is a bootstrap standard error over users (users are the
+    independent unit; `--seed` fixes it).
+
+    Scores are cached on disk per (scorer, weights, image, prompt, history),
+    so a rerun or an interrupted run picks up where it stopped. Under
+    `accelerate launch` the tasks are split across processes.
+
+    Examples:
+
+        prefcli eval data/pickapic --scorer pickscore
+
+        prefcli eval data/synthetic --scorer clip-probe --weights tiny --protocol 1v3 --n-ref 4
+
+        prefcli eval data/pickapic --scorer hpsv2 --device cuda --dtype bf16 --out results/hpsv2.json
+    """
+    from prefcli.harness import evaluate as ev
+    from prefcli.harness import results, source, tables
+    from prefcli.harness.runner import ScorerHandle, is_main_process, process_device, resolve_device
+
+    from prefcli import plugins
+
+    plugins.get_scorer_spec(scorer)  # an unknown name fails before the dataset is read
+    ds = source.open_dataset(dataset)
+    n_ref = n_ref or source.default_n_ref(ds)
+    tasks = source.load_tasks(ds, split, protocol.value, n_ref, limit)
+    cache = open_cache(cache_dir, no_cache)
+    dev = process_device(resolve_device(device))
+    handle = ScorerHandle(scorer, weights, device=dev, dtype=None if dtype is DType.auto else dtype.value, cache=cache)
+    run, records = ev.evaluate(
+        handle, tasks, cache=cache, batch_size=batch_size, n_boot=bootstrap, seed=seed, progress=progress,
+        split=split, protocol=protocol.value, n_ref=n_ref,
+    )  # fmt: skip
+    if cache is not None:
+        cache.close()
+    if not is_main_process():
+        return
+    prov = results.provenance(
+        command="eval",
+        config={"dataset": str(dataset), "scorer": scorer, "weights": weights, "split": split, "protocol": protocol.value, "n_ref": n_ref,
+                "batch_size": batch_size, "device": dev, "dtype": dtype.value, "cache_dir": None if cache is None else str(cache.root), "limit": limit},
+        seeds={"bootstrap": seed},
+        scorers={handle.name: {"weights": handle.weights, "weights_id": handle.weights_id}},
+        dataset=results.dataset_provenance(getattr(ds, "info", None), dataset),
+    )  # fmt: skip
+    if out is not None:
+        results.write_json(out, {"provenance": prov, "run": run, "tasks": records})
+    if fmt is Format.json:
+        import sys
+
+        from prefcli.output import to_json
+
+        sys.stdout.write(to_json(results.clean_nan({"provenance": prov, "run": run})) + "\n")
+    else:
+        tables.eval_table(run).print(fmt.value)

@@ -1,0 +1,152 @@
+"""`prefcli bench` as a function: several scorers, protocols and N_ref values, the paper's tables.
+
+History-free scorers are evaluated once per protocol (on the tasks at the
+largest N_ref; candidates are the same at every N_ref), history-conditioned
+ones once per (protocol, N_ref). Every run goes through the score cache, so
+an interrupted bench resumes and a second bench over the same dataset
+recomputes nothing. Outputs in `out_dir`:
+
+- `table1_1v1.*`, `table2_1v3.*`, `table3_seen_unseen.*`, `nref_sweep.*` as
+  `.md`, `.csv` and `.json`; all tables together in `tables.md`;
+- `nref_top1.png`: top-1 against N_ref for history-conditioned scorers;
+- `results.json`: provenance, every run record and every table.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from prefcli.errors import ConfigError
+from prefcli.harness import metrics
+
+
+def parse_weights(entries: Sequence[str], scorers: Sequence[str]) -> tuple[str | None, dict[str, str]]:
+    """`--weights tiny` (every scorer) and `--weights clip=path` (one scorer) → (default, per-scorer)."""
+    default: str | None = None
+    per: dict[str, str] = {}
+    for e in entries:
+        name, sep, spec = e.partition("=")
+        if sep and name in scorers:
+            per[name] = spec
+        elif sep and name and "/" not in name and ":" not in name and "." not in name:
+            raise ConfigError(f"--weights {e!r}: {name!r} is not one of the benchmarked scorers ({', '.join(scorers)})")
+        else:
+            if default is not None:
+                raise ConfigError(f"--weights given twice without a scorer name ({default!r}, {e!r}); use NAME=SPEC for one scorer")
+            default = e
+    return default, per
+
+
+def weights_for(name: str, default: str | None, per: dict[str, str], base: str | None = None) -> str | None:
+    """A probe without weights of its own uses its base scorer's."""
+    if name in per:
+        return per[name]
+    if base and base in per:
+        return per[base]
+    return default
+
+
+@dataclass
+class BenchConfig:
+    dataset: str
+    scorers: list[str]
+    weights: list[str] = field(default_factory=list)
+    protocols: list[str] = field(default_factory=lambda: ["1v1", "1v3"])
+    n_refs: list[int] = field(default_factory=list)  # empty: every N_ref the dataset has
+    split: str = "test"
+    batch_size: int = 32
+    device: str = "cpu"
+    dtype: str | None = None
+    seed: int = metrics.DEFAULT_SEED
+    n_boot: int = metrics.DEFAULT_BOOTSTRAP
+    cache_dir: str | None = None
+    use_cache: bool = True
+    limit: int | None = None
+
+    def validate(self) -> None:
+        if not self.scorers:
+            raise ConfigError("--scorers: give at least one scorer")
+        bad = [p for p in self.protocols if p not in ("1v1", "1v3")]
+        if bad:
+            raise ConfigError(f"--protocols: unknown protocol(s) {bad}; use 1v1 and/or 1v3")
+        if any(n < 1 for n in self.n_refs):
+            raise ConfigError(f"--n-ref: give positive integers, got {self.n_refs}")
+
+
+def run_bench(cfg: BenchConfig, *, dataset: Any = None, progress: bool = False, log: Callable[[str], None] | None = None) -> tuple[list[dict], dict]:
+    """Run every (scorer, protocol, N_ref); return (run records, provenance)."""
+    from prefcli import plugins
+    from prefcli.harness import results, source
+    from prefcli.harness.cache import CacheDir
+    from prefcli.harness.evaluate import evaluate
+    from prefcli.harness.runner import ScorerHandle
+
+    cfg.validate()
+    specs = {name: plugins.get_scorer_spec(name) for name in cfg.scorers}  # unknown names fail first
+    default_w, per_w = parse_weights(cfg.weights, cfg.scorers)
+    ds = dataset if dataset is not None else source.open_dataset(cfg.dataset)
+    cache = CacheDir(cfg.cache_dir) if cfg.use_cache else None
+    n_refs = sorted(set(cfg.n_refs)) or source.n_ref_values(ds)
+    task_lists: dict[tuple[str, int], list] = {}
+
+    def tasks_for(protocol: str, n_ref: int) -> list:
+        if (protocol, n_ref) not in task_lists:
+            task_lists[(protocol, n_ref)] = source.load_tasks(ds, cfg.split, protocol, n_ref, cfg.limit)
+        return task_lists[(protocol, n_ref)]
+
+    runs: list[dict] = []
+    handles: dict[str, ScorerHandle] = {}
+    try:
+        for name in cfg.scorers:
+            spec = specs[name]
+            base = (spec.extra.get("options") or {}).get("base")
+            handle = ScorerHandle(name, weights_for(name, default_w, per_w, base), device=cfg.device, dtype=cfg.dtype, cache=cache)
+            handles[name] = handle
+            for protocol in cfg.protocols:
+                for n_ref in (n_refs if handle.uses_history else [max(n_refs)]):
+                    label = f"{name} {protocol}" + (f" N_ref {n_ref}" if handle.uses_history else "")
+                    run, _ = evaluate(
+                        handle, tasks_for(protocol, n_ref), cache=cache, batch_size=cfg.batch_size, n_boot=cfg.n_boot,
+                        seed=cfg.seed, progress=progress, split=cfg.split, protocol=protocol, n_ref=n_ref, label=label,
+                    )  # fmt: skip
+                    runs.append(run)
+                    if log:
+                        s = run["stats"]
+                        log(f"{label}: {s['candidates_scored']} scored, {s['scores_cached']} from cache, {s['seconds']:.1f}s")
+    finally:
+        if cache is not None:
+            cache.close()
+    prov = results.provenance(
+        command="bench",
+        config={**cfg.__dict__, "n_refs": n_refs},
+        seeds={"bootstrap": cfg.seed},
+        scorers={n: {"weights": h.weights, "weights_id": h.weights_id} for n, h in handles.items()},
+        dataset=results.dataset_provenance(getattr(ds, "info", None), cfg.dataset),
+    )
+    return runs, prov
+
+
+def write_outputs(runs: Sequence[dict], prov: dict, out_dir: str | os.PathLike) -> dict[str, Path]:
+    """Write every table as .md/.csv/.json, tables.md, the N_ref PNG and results.json."""
+    from prefcli import atomic
+    from prefcli.harness import plots, results, tables
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written: dict[str, Path] = {}
+    tabs = tables.bench_tables(runs)
+    for t in tabs:
+        for ext, fmt in (("md", "markdown"), ("csv", "csv"), ("json", "json")):
+            p = out / f"{t.name}.{ext}"
+            atomic.write_text(p, t.render(fmt))
+            written[f"{t.name}.{ext}"] = p
+    atomic.write_text(out / "tables.md", "\n".join(t.to_markdown() for t in tabs))
+    written["tables.md"] = out / "tables.md"
+    if plots.nref_plot(runs, out / "nref_top1.png"):
+        written["nref_top1.png"] = out / "nref_top1.png"
+    results.write_json(out / "results.json", {"provenance": prov, "runs": list(runs), "tables": [t.to_dict() for t in tabs]})
+    written["results.json"] = out / "results.json"
+    return written

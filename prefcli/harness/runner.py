@@ -1,0 +1,396 @@
+"""Run one scorer over a list of RankTasks: batched, cached, resumable.
+
+The runner does not care where tasks come from (a Dataset, a folder, a test).
+What it guarantees:
+
+- History-free scorers see each unique (image, prompt) once, in batches of
+  `batch_size`, however many tasks share it (tasks at different N_ref share
+  their candidates).
+- History-conditioned scorers get `condition()` once per distinct
+  `history.key()`, then every candidate of every task with that history in
+  batches.
+- `*-probe` scorers (anything whose `.base` can `embed_images`) have the base
+  embeddings of every history and candidate image computed once, in batches,
+  and cached; the per-user logistic fit then costs milliseconds.
+- Scores are written to the cache after every batch, so an interrupted run
+  resumes where it stopped and a second run recomputes nothing. A fully
+  cached run does not even load the model (see `ScorerHandle`).
+- Under `accelerate launch` (WORLD_SIZE > 1) the missing work is split across
+  processes with `accelerate.PartialState` and gathered on every rank.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+from prefcli.harness.cache import CacheDir, ScoreStore
+from prefcli.types import Candidate, RankTask
+
+Key = tuple[str, str, str]  # (history key, image id, prompt)
+
+
+@dataclass
+class RunStats:
+    """What a run actually computed (tests and the bench scripts read these)."""
+
+    candidates_scored: int = 0  # candidates sent to scorer.score
+    score_calls: int = 0
+    scores_cached: int = 0  # unique keys answered by the cache
+    conditioned: int = 0  # condition() calls
+    images_embedded: int = 0  # base embeddings computed for probes
+    embeddings_cached: int = 0
+    loaded_model: bool = False
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+class ScorerHandle:
+    """A scorer that is loaded only when something is not in the cache.
+
+    `weights_id` comes from the cache's index when this (scorer, weights) pair
+    was resolved before, so a fully cached rerun never builds the model.
+    """
+
+    def __init__(self, name: str, weights: str | None = None, *, device: str = "cpu", dtype: str | None = None,
+                 cache: CacheDir | None = None, options: dict | None = None, scorer: Any = None):
+        from prefcli import plugins
+
+        self.spec = scorer.spec if scorer is not None and getattr(scorer, "spec", None) else plugins.get_scorer_spec(name)
+        self.name = self.spec.name
+        self.weights = weights or self.spec.default_weights or None
+        self.device, self.dtype, self.options = device, dtype, dict(options or {})
+        self.cache = cache
+        self._scorer = scorer
+        self._weights_id: str | None = scorer.weights_id if scorer is not None else None
+        # Probe base embeddings kept across runs of this handle (what --no-cache still saves).
+        self.embeddings: dict = {}
+
+    @classmethod
+    def wrap(cls, scorer: Any, cache: CacheDir | None = None) -> "ScorerHandle":
+        return cls(scorer.spec.name, getattr(scorer, "weights", None), cache=cache, scorer=scorer)
+
+    @property
+    def loaded(self) -> bool:
+        return self._scorer is not None
+
+    @property
+    def scorer(self) -> Any:
+        if self._scorer is None:
+            from prefcli import plugins
+
+            opts = dict(self.options)
+            opts["device"] = self.device
+            if self.dtype is not None:
+                opts["dtype"] = self.dtype
+            self._scorer = plugins.load_scorer(self.name, weights=self.weights, **opts)
+            wid = self._scorer.weights_id
+            self._weights_id = wid  # the loaded model is the truth, should the index disagree
+            if self.cache is not None:
+                self.cache.remember_weights_id(self.name, self.weights, wid)
+        return self._scorer
+
+    @property
+    def weights_id(self) -> str:
+        if self._weights_id is None and self.cache is not None:
+            self._weights_id = self.cache.remembered_weights_id(self.name, self.weights)
+        if self._weights_id is None:
+            self._weights_id = self.scorer.weights_id
+        return self._weights_id
+
+    @property
+    def uses_history(self) -> bool:
+        return self.spec.uses_history
+
+    @property
+    def probe_base(self) -> str | None:
+        return (self.spec.extra.get("options") or {}).get("base")
+
+
+# -- helpers -------------------------------------------------------------------
+
+
+def _prompt_key(handle: ScorerHandle, c: Candidate) -> str:
+    return (c.prompt or "") if "prompt" in handle.spec.needs else ""
+
+
+def _progress(enabled: bool):
+    """A rich progress bar on stderr (stdout stays clean for --format json)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+        console=Console(stderr=True), disable=not enabled, transient=False,
+    )
+
+
+class _Dist:
+    """Accelerate's PartialState when launched with several processes, else a no-op."""
+
+    def __init__(self, enabled: bool | None = None):
+        if enabled is None:
+            enabled = int(os.environ.get("WORLD_SIZE", "1")) > 1
+        self.state = None
+        if enabled:
+            from accelerate import PartialState
+
+            self.state = PartialState()
+
+    @property
+    def active(self) -> bool:
+        return self.state is not None and self.state.num_processes > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.state is None or self.state.is_main_process
+
+    def split(self, items: list) -> list:
+        if not self.active:
+            return items
+        with self.state.split_between_processes(items) as mine:
+            return list(mine)
+
+    def gather(self, items: list) -> list:
+        if not self.active:
+            return items
+        from accelerate.utils import gather_object
+
+        return list(gather_object(items))
+
+    def barrier(self) -> None:
+        if self.active:
+            self.state.wait_for_everyone()
+
+
+def is_main_process() -> bool:
+    """False on every Accelerate rank but the first (only the main one prints and writes files)."""
+    return _Dist().is_main
+
+
+def process_device(default: str) -> str:
+    """The device this process should use: its own GPU under `accelerate launch`."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        from accelerate import PartialState
+
+        return str(PartialState().device)
+    return default
+
+
+def resolve_device(device: str | None) -> str:
+    """'auto' (or None) becomes cuda when available, else cpu; anything else is kept."""
+    if device in (None, "", "auto"):
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+class _CachedEmbedder:
+    """Stands in for a probe's base scorer: embeddings from memory, then disk, then the model."""
+
+    def __init__(self, base: Any, store: ScoreStore | None, memory: dict, stats: RunStats, batch_size: int):
+        self.base, self.store, self.memory, self.stats, self.batch_size = base, store, memory, stats, batch_size
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.base, name)
+
+    def ensure(self, candidates: Sequence[Candidate], on_batch: Callable[[int], None] | None = None) -> None:
+        import numpy as np
+
+        unique = {c.image_id: c for c in candidates if c.image_id not in self.memory}
+        if not unique:
+            return
+        if self.store is not None:
+            found = self.store.get_embeddings(list(unique))
+            self.memory.update(found)
+            self.stats.embeddings_cached += len(found)
+            for k in found:
+                unique.pop(k, None)
+        todo = list(unique.values())
+        for start in range(0, len(todo), self.batch_size):
+            batch = todo[start : start + self.batch_size]
+            vecs = np.asarray(self.base.embed_images(batch), dtype=np.float32)
+            ids = [c.image_id for c in batch]
+            if self.store is not None:
+                self.store.put_embeddings(ids, vecs)
+            self.memory.update(zip(ids, vecs))
+            self.stats.images_embedded += len(batch)
+            for c in batch:
+                c.release()
+            if on_batch:
+                on_batch(len(batch))
+
+    def embed_images(self, candidates: Sequence[Candidate]):
+        import numpy as np
+
+        candidates = list(candidates)
+        self.ensure(candidates)
+        if not candidates:
+            return np.zeros((0, 0), dtype=np.float32)
+        return np.stack([self.memory[c.image_id] for c in candidates])
+
+
+# -- the run -------------------------------------------------------------------
+
+
+def run_scorer(
+    scorer: Any,
+    tasks: Sequence[RankTask],
+    *,
+    cache: CacheDir | None = None,
+    batch_size: int = 32,
+    progress: bool = False,
+    distributed: bool | None = None,
+    label: str | None = None,
+) -> tuple[list[dict], RunStats]:
+    """Score every task's candidates; return one record per task (in order) and what was computed.
+
+    `scorer` is a loaded Scorer or a ScorerHandle (loaded only on a cache miss).
+    A record holds task_id, user_id, seen, protocol, n_ref, liked_index,
+    candidate image ids and the scores, in candidate order.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch size must be at least 1, got {batch_size}")
+    handle = scorer if isinstance(scorer, ScorerHandle) else ScorerHandle.wrap(scorer, cache)
+    if handle.cache is None:
+        handle.cache = cache
+    stats = RunStats()
+    dist = _Dist(distributed)
+    t0 = time.perf_counter()
+    store = cache.store(handle.name, handle.weights_id) if cache is not None else None
+    label = label or handle.name
+
+    # One key per (history, candidate); history-free scorers share keys across tasks.
+    task_keys: list[list[Key]] = []
+    reps: dict[Key, Candidate] = {}
+    groups: dict[str, list[int]] = {}
+    for ti, task in enumerate(tasks):
+        hk = task.history.key() if handle.uses_history else ""
+        keys = []
+        for c in task.candidates:
+            k = (hk, c.image_id, _prompt_key(handle, c))
+            reps.setdefault(k, c)
+            keys.append(k)
+        task_keys.append(keys)
+        groups.setdefault(hk, []).append(ti)
+
+    scores: dict[Key, float] = store.get_scores(reps) if store is not None else {}
+    stats.scores_cached = len(scores)
+    dist.barrier()  # every rank has read the cache before anyone writes to it
+    missing = [k for k in reps if k not in scores]
+
+    computed: list[tuple[Key, float]] = []
+    prog, desc = _progress(progress and dist.is_main and bool(missing)), label
+    with prog:
+        if not handle.uses_history:
+            mine = dist.split(missing)
+            bar = prog.add_task(desc, total=len(mine))
+            if mine:
+                model = handle.scorer
+                state = model.condition(None)
+                stats.conditioned += 1
+                for start in range(0, len(mine), batch_size):
+                    keys = mine[start : start + batch_size]
+                    cands = [reps[k] for k in keys]
+                    vals = _score(model, cands, state, stats)
+                    pairs = list(zip(keys, vals))
+                    if store is not None:
+                        store.put_scores(pairs)
+                    computed.extend(pairs)
+                    for c in cands:
+                        c.release()
+                    prog.advance(bar, len(keys))
+        else:
+            missing_set = set(missing)
+            todo_groups = [hk for hk, idx in groups.items() if any(k in missing_set for ti in idx for k in task_keys[ti])]
+            mine = dist.split(todo_groups)
+            if mine:
+                model = handle.scorer
+                embedder = _install_embedder(handle, model, cache, stats, batch_size)
+                try:
+                    if embedder is not None:
+                        # Embed every image the probes will need, in full batches, once.
+                        imgs: dict[str, Candidate] = {}
+                        for hk in mine:
+                            for ti in groups[hk]:
+                                t = tasks[ti]
+                                for p in t.history.pairs:
+                                    imgs.setdefault(p.liked.image_id, p.liked)
+                                    imgs.setdefault(p.disliked.image_id, p.disliked)
+                                for c in t.candidates:
+                                    imgs.setdefault(c.image_id, c)
+                        ebar = prog.add_task(f"{desc}: embeddings", total=len(imgs))
+                        embedder.ensure(list(imgs.values()), on_batch=lambda n: prog.advance(ebar, n))
+                        prog.update(ebar, completed=len(imgs))
+                    bar = prog.add_task(desc, total=len(mine))
+                    for hk in mine:
+                        idx = groups[hk]
+                        keys = list(dict.fromkeys(k for ti in idx for k in task_keys[ti] if k in missing_set))
+                        state = model.condition(tasks[idx[0]].history)
+                        stats.conditioned += 1
+                        for start in range(0, len(keys), batch_size):
+                            chunk = keys[start : start + batch_size]
+                            cands = [reps[k] for k in chunk]
+                            vals = _score(model, cands, state, stats)
+                            pairs = list(zip(chunk, vals))
+                            if store is not None:
+                                store.put_scores(pairs)
+                            computed.extend(pairs)
+                        # Decoded pixels are dropped per history; memory stays flat.
+                        for ti in idx:
+                            for c in tasks[ti].candidates:
+                                c.release()
+                            for p in tasks[ti].history.pairs:
+                                p.liked.release()
+                                p.disliked.release()
+                        prog.advance(bar, 1)
+                finally:
+                    if embedder is not None:
+                        model.base = embedder.base
+    for k, v in dist.gather(computed):
+        scores[tuple(k)] = v
+    stats.loaded_model = handle.loaded
+    stats.seconds = time.perf_counter() - t0
+
+    records = []
+    for task, keys in zip(tasks, task_keys):
+        records.append(
+            {
+                "task_id": task.task_id,
+                "user_id": task.user_id if task.user_id is not None else task.history.user_id,
+                "seen": task.seen,
+                "protocol": task.protocol,
+                "n_ref": task.n_ref if handle.uses_history else None,
+                "liked_index": task.liked_index,
+                "candidates": [c.image_id for c in task.candidates],
+                "scores": [scores[k] for k in keys],
+            }
+        )
+    return records, stats
+
+
+def _score(model: Any, cands: list[Candidate], state: Any, stats: RunStats) -> list[float]:
+    vals = model.score(cands, state)
+    if len(vals) != len(cands):
+        name = getattr(getattr(model, "spec", None), "name", type(model).__name__)
+        raise RuntimeError(f"scorer {name!r} returned {len(vals)} scores for {len(cands)} candidates")
+    stats.score_calls += 1
+    stats.candidates_scored += len(cands)
+    return [float(v) if v is not None else math.nan for v in vals]
+
+
+def _install_embedder(handle: ScorerHandle, model: Any, cache: CacheDir | None, stats: RunStats, batch_size: int) -> _CachedEmbedder | None:
+    base = getattr(model, "base", None)
+    if base is None or not hasattr(base, "embed_images"):
+        return None
+    base_name = getattr(getattr(base, "spec", None), "name", None) or handle.probe_base or "base"
+    store = cache.store(base_name, base.weights_id) if cache is not None else None
+    embedder = _CachedEmbedder(base, store, handle.embeddings, stats, batch_size)
+    model.base = embedder
+    return embedder

@@ -1,0 +1,246 @@
+"""The paper's tables, built from run records and rendered four ways.
+
+- Table 1: 1-vs-1 top-1 accuracy per scorer, with its N_ref ("–" for
+  history-free scorers) and a Random row (50).
+- Table 2: 1-vs-3 top-1/2/3 accuracy per scorer and a Random row (25/50/75).
+- Table 3: seen vs unseen users' 1-vs-1 top-1 and the gap |Δ| (smaller means
+  the scorer generalizes to new people as well as to known ones).
+- N_ref sweep: every history-conditioned run, one row per N_ref.
+
+Accuracies are percentages; "±" is the bootstrap standard error over users.
+History-conditioned scorers appear in Tables 1-3 at the largest N_ref run.
+Headers mark ↑ (higher is better) or ↓ (lower is better).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from prefcli.harness.metrics import random_expected
+
+DASH = "–"
+
+
+@dataclass
+class Column:
+    key: str
+    header: str
+    pm: bool = False  # value with "± <key>_se"
+    digits: int = 1
+
+
+@dataclass
+class Table:
+    name: str
+    title: str
+    columns: list[Column]
+    rows: list[dict] = field(default_factory=list)
+    note: str = ""
+
+    # -- cells ---------------------------------------------------------------
+    def cell(self, row: dict, col: Column) -> str:
+        v = row.get(col.key)
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            return DASH
+        if isinstance(v, float):
+            text = f"{v:.{col.digits}f}"
+            se = row.get(f"{col.key}_se")
+            if col.pm and se is not None and not (isinstance(se, float) and math.isnan(se)):
+                text += f" ± {se:.{col.digits}f}"
+            return text
+        return str(v)
+
+    def csv_columns(self) -> list[str]:
+        out = []
+        for c in self.columns:
+            out.append(c.key)
+            if c.pm:
+                out.append(f"{c.key}_se")
+        return out
+
+    # -- renderings ----------------------------------------------------------
+    def to_markdown(self) -> str:
+        lines = [f"### {self.title}", "", "| " + " | ".join(c.header.replace("|", "\\|") for c in self.columns) + " |", "|" + "|".join("---" for _ in self.columns) + "|"]
+        for r in self.rows:
+            lines.append("| " + " | ".join(self.cell(r, c).replace("|", "\\|") for c in self.columns) + " |")
+        if self.note:
+            lines += ["", self.note]
+        return "\n".join(lines) + "\n"
+
+    def to_csv(self) -> str:
+        from prefcli.output import to_csv
+
+        cols = self.csv_columns()
+        rows = [{k: ("" if r.get(k) is None else _num(r.get(k))) for k in cols} for r in self.rows]
+        return to_csv(rows, cols)
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "title": self.title,
+            "columns": [{"key": c.key, "header": c.header, "has_se": c.pm} for c in self.columns],
+            "rows": [{k: _num(v) for k, v in r.items()} for r in self.rows],
+            "note": self.note,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(_jsonable(self.to_dict()), indent=2, ensure_ascii=False) + "\n"
+
+    def rich(self):
+        from rich.table import Table as RichTable
+
+        t = RichTable(title=self.title, caption=self.note or None)
+        for i, c in enumerate(self.columns):
+            t.add_column(c.header, justify="left" if i == 0 else "right")
+        for r in self.rows:
+            t.add_row(*(self.cell(r, c) for c in self.columns), style="dim" if r.get("baseline") else None)
+        return t
+
+    def render(self, fmt: str) -> str:
+        if fmt == "markdown":
+            return self.to_markdown()
+        if fmt == "csv":
+            return self.to_csv()
+        if fmt == "json":
+            return self.to_json()
+        raise ValueError(f"unknown format {fmt!r}")
+
+    def print(self, fmt: str = "table", console=None) -> None:
+        import sys
+
+        if fmt == "table":
+            from rich.console import Console
+
+            (console or Console()).print(self.rich())
+        else:
+            sys.stdout.write(self.render(fmt))
+
+
+def _num(v: Any) -> Any:
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    return v
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_jsonable(v) for v in obj]
+    return _num(obj)
+
+
+# -- building from runs ----------------------------------------------------------
+
+
+def _pct(acc: dict | None) -> tuple[float | None, float | None]:
+    if not acc:
+        return None, None
+    v, se = acc.get("value"), acc.get("se")
+    return (None if v is None else 100.0 * v), (None if se is None or (isinstance(se, float) and math.isnan(se)) else 100.0 * se)
+
+
+def _metric(run: dict, group: str, k: int) -> tuple[float | None, float | None]:
+    return _pct(run.get("metrics", {}).get(group, {}).get(f"top{k}"))
+
+
+def headline_runs(runs: Sequence[dict], protocol: str) -> list[dict]:
+    """One run per scorer for this protocol: history-conditioned ones at their largest N_ref."""
+    best: dict[str, dict] = {}
+    for r in runs:
+        if r.get("protocol") != protocol:
+            continue
+        cur = best.get(r["scorer"])
+        if cur is None or (r.get("n_ref") or 0) > (cur.get("n_ref") or 0):
+            best[r["scorer"]] = r
+    order = list(dict.fromkeys(r["scorer"] for r in runs))
+    return [best[s] for s in order if s in best]
+
+
+def _nref_cell(run: dict) -> Any:
+    return run["n_ref"] if run.get("uses_history") else DASH
+
+
+def eval_table(run: dict) -> Table:
+    """The table `prefcli eval` prints: every top-k for all, seen and unseen users."""
+    ks = [int(k[3:]) for k in next(iter(run["metrics"].values()), {}).keys()] or [1]
+    cols = [Column("group", "Users")] + [Column(f"top{k}", f"Top-{k} (%) ↑", pm=True) for k in ks] + [Column("n_tasks", "Tasks"), Column("n_users", "People")]
+    rows = []
+    for group, m in run["metrics"].items():
+        row: dict[str, Any] = {"group": group}
+        for k in ks:
+            row[f"top{k}"], row[f"top{k}_se"] = _pct(m.get(f"top{k}"))
+        first = m.get(f"top{ks[0]}", {})
+        row["n_tasks"], row["n_users"] = first.get("n_tasks"), first.get("n_users")
+        rows.append(row)
+    nref = DASH if run.get("n_ref") is None else run["n_ref"]
+    title = f"{run['scorer']} · {run.get('protocol')} · N_ref {nref} · {run.get('split') or ''}".rstrip(" ·")
+    return Table("eval", title, cols, rows, note="± bootstrap standard error over users; ties count as misses")
+
+
+def table1(runs: Sequence[dict]) -> Table:
+    cols = [Column("scorer", "Scorer"), Column("n_ref", "N_ref"), Column("top1", "Top-1 (%) ↑", pm=True), Column("n_tasks", "Tasks")]
+    rows = []
+    for r in headline_runs(runs, "1v1"):
+        v, se = _metric(r, "all", 1)
+        rows.append({"scorer": r["scorer"], "n_ref": _nref_cell(r), "top1": v, "top1_se": se, "n_tasks": r.get("n_tasks")})
+    rows.append({"scorer": "Random", "n_ref": DASH, "top1": 100.0 * random_expected(2, 1), "top1_se": None, "n_tasks": None, "baseline": True})
+    return Table("table1_1v1", "Table 1 · 1-vs-1 top-1 accuracy", cols, rows, note="± bootstrap standard error over users; ties count as misses")
+
+
+def table2(runs: Sequence[dict]) -> Table:
+    cols = [Column("scorer", "Scorer"), Column("n_ref", "N_ref")] + [Column(f"top{k}", f"Top-{k} (%) ↑", pm=True) for k in (1, 2, 3)] + [Column("n_tasks", "Tasks")]
+    rows = []
+    for r in headline_runs(runs, "1v3"):
+        row: dict[str, Any] = {"scorer": r["scorer"], "n_ref": _nref_cell(r), "n_tasks": r.get("n_tasks")}
+        for k in (1, 2, 3):
+            row[f"top{k}"], row[f"top{k}_se"] = _metric(r, "all", k)
+        rows.append(row)
+    rnd: dict[str, Any] = {"scorer": "Random", "n_ref": DASH, "n_tasks": None, "baseline": True}
+    for k in (1, 2, 3):
+        rnd[f"top{k}"], rnd[f"top{k}_se"] = 100.0 * random_expected(4, k), None
+    rows.append(rnd)
+    return Table("table2_1v3", "Table 2 · 1-vs-3 top-k accuracy", cols, rows, note="± bootstrap standard error over users; ties count as misses")
+
+
+def table3(runs: Sequence[dict], protocol: str = "1v1") -> Table:
+    cols = [
+        Column("scorer", "Scorer"), Column("n_ref", "N_ref"),
+        Column("seen", "Seen top-1 (%) ↑", pm=True), Column("unseen", "Unseen top-1 (%) ↑", pm=True),
+        Column("gap", "|Δ| ↓", pm=True),
+    ]  # fmt: skip
+    rows = []
+    for r in headline_runs(runs, protocol):
+        s, s_se = _metric(r, "seen", 1)
+        u, u_se = _metric(r, "unseen", 1)
+        gap = abs(s - u) if s is not None and u is not None else None
+        # Seen and unseen users are disjoint, so their errors add in quadrature.
+        gap_se = math.hypot(s_se, u_se) if gap is not None and s_se is not None and u_se is not None else None
+        rows.append({"scorer": r["scorer"], "n_ref": _nref_cell(r), "seen": s, "seen_se": s_se, "unseen": u, "unseen_se": u_se, "gap": gap, "gap_se": gap_se})
+    return Table("table3_seen_unseen", f"Table 3 · seen vs unseen users ({protocol} top-1)", cols, rows, note="|Δ| = |seen − unseen|; its ± adds both errors in quadrature")
+
+
+def nref_table(runs: Sequence[dict]) -> Table:
+    cols = [Column("scorer", "Scorer"), Column("protocol", "Protocol"), Column("n_ref", "N_ref"), Column("top1", "Top-1 (%) ↑", pm=True), Column("n_tasks", "Tasks")]
+    rows = []
+    for r in sorted((r for r in runs if r.get("uses_history")), key=lambda r: (r["scorer"], r["protocol"], r["n_ref"] or 0)):
+        v, se = _metric(r, "all", 1)
+        rows.append({"scorer": r["scorer"], "protocol": r["protocol"], "n_ref": r["n_ref"], "top1": v, "top1_se": se, "n_tasks": r.get("n_tasks")})
+    return Table("nref_sweep", "Top-1 accuracy against N_ref (history-conditioned scorers)", cols, rows)
+
+
+def bench_tables(runs: Sequence[dict]) -> list[Table]:
+    protocols = {r.get("protocol") for r in runs}
+    out = []
+    if "1v1" in protocols:
+        out.append(table1(runs))
+    if "1v3" in protocols:
+        out.append(table2(runs))
+    if protocols:
+        out.append(table3(runs, "1v1" if "1v1" in protocols else sorted(protocols)[0]))
+    if any(r.get("uses_history") for r in runs):
+        out.append(nref_table(runs))
+    return out
