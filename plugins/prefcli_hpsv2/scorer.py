@@ -1,0 +1,296 @@
+"""HPSv2 / HPSv2.1: cos(image embedding, prompt embedding) of a preference-tuned OpenCLIP ViT-H-14.
+
+Facts kept from the official evaluation code (github.com/tgxs002/HPSv2,
+`hpsv2/img_score.py`), without depending on its package:
+
+- architecture: open_clip `ViT-H-14` (no score or region predictor heads);
+- checkpoint: `HPS_v2_compressed.pt` (v2.0) or `HPS_v2.1_compressed.pt`
+  (v2.1) from hub repo `xswu/HPSv2`, the weights under the key `state_dict`,
+  loaded strictly;
+- preprocessing (`preprocess_val`): Resize(224, bicubic) of the shortest side,
+  CenterCrop(224), RGB, ToTensor, OpenAI CLIP mean/std;
+- tokenizer: open_clip's `ViT-H-14` tokenizer (OpenAI BPE, context 77);
+- score: `image_features @ text_features.T`, diagonal, i.e. the cosine of
+  the two L2-normalized embeddings. The HPS benchmark reports 100 · cos:
+  pass `percent=True` for that scale (the ranking is the same).
+
+Weights: the hub repo (default; `version` picks the file), a local folder
+holding the version's file, a checkpoint file (.pt with `state_dict`, or a
+flat .safetensors), or "tiny"/"tiny:SEED" (a tiny open_clip config with
+seeded random weights, offline). Files are read with safetensors or
+`torch.load(weights_only=True)`; a checkpoint that needs more is converted
+once with `python -m prefcli_hpsv2.convert SRC DST` (see docs/scorers/hpsv2.md).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Sequence
+
+from prefcli import clip_common
+from prefcli.errors import DataError, WeightsError
+from prefcli.scorer import EmbeddingScorer
+from prefcli.types import Candidate
+
+DEFAULT_WEIGHTS = "xswu/HPSv2"
+VERSION_FILES = {"2.0": "HPS_v2_compressed.pt", "2.1": "HPS_v2.1_compressed.pt"}
+DEFAULT_VERSION = "2.1"
+ARCH = "ViT-H-14"
+TINY_ARCH = "prefcli-hpsv2-tiny"  # open_clip config shipped next to this module
+CHECKPOINT_KEY = "state_dict"
+
+_TINY_CONFIG = Path(__file__).with_name(f"{TINY_ARCH}.json")
+
+
+def normalize_version(version: str | float) -> str:
+    v = str(version).strip().lower().lstrip("v")
+    v = {"2": "2.0", "2.0": "2.0", "2.1": "2.1"}.get(v, v)
+    if v not in VERSION_FILES:
+        raise ValueError(f"unknown HPS version {version!r}; use one of {sorted(VERSION_FILES)}")
+    return v
+
+
+def register_tiny_config() -> None:
+    """Make the tiny architecture known to open_clip (idempotent)."""
+    import open_clip
+
+    if TINY_ARCH not in open_clip.list_models():
+        open_clip.add_model_config(_TINY_CONFIG)
+
+
+def _precision(dtype: Any) -> str:
+    import torch
+
+    return {torch.float16: "fp16", torch.bfloat16: "bf16"}.get(dtype, "fp32")
+
+
+def create_model(arch: str, device: Any = "cpu", dtype: Any = None, seed: int | None = None) -> Any:
+    """An open_clip model of `arch` with random weights (seeded when `seed` is given), in eval mode.
+
+    `device="meta"` builds the skeleton only (no memory, no initialization),
+    for loading a checkpoint into with `apply_state_dict`.
+    """
+    import open_clip
+    import torch
+
+    if arch == TINY_ARCH:
+        register_tiny_config()
+    root = logging.getLogger()
+    # open_clip warns that the model is "initialized randomly"; the checkpoint is loaded right after.
+    quiet = _DropRandomInitWarning()
+    root.addFilter(quiet)
+    try:
+        with torch.random.fork_rng(devices=[]), torch.device(device):
+            if seed is not None:
+                torch.manual_seed(int(seed))
+            model = open_clip.create_model(arch, pretrained=None, precision=_precision(dtype), device=device, output_dict=True)
+    finally:
+        root.removeFilter(quiet)
+    return model.eval()
+
+
+class _DropRandomInitWarning(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("No pretrained weights loaded")
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """The state dict of an HPS checkpoint, read without executing code from the file."""
+    from prefcli import weights as W
+
+    try:
+        return W.load_state_dict(path, key=CHECKPOINT_KEY)
+    except WeightsError as e:
+        if "pickled Python objects" in str(e):
+            raise WeightsError(
+                f"{path}: the checkpoint holds pickled Python objects besides its weights, which prefcli will not "
+                f"execute; if you trust the file, convert it once with `python -m prefcli_hpsv2.convert {path} "
+                f"hps.safetensors` and pass --weights hps.safetensors"
+            ) from None
+        raise
+
+
+def apply_state_dict(model: Any, state: dict, source: str) -> None:
+    """Load strictly, as the official code does: a missing, unexpected or mis-shaped key is an error."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    wrong = sorted(k for k in set(own) & set(state) if tuple(own[k].shape) != tuple(state[k].shape))
+    if missing or unexpected or wrong:
+        parts = []
+        for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)):
+            if keys:
+                parts.append(f"{len(keys)} {label} (e.g. {keys[0]})")
+        raise WeightsError(f"{source}: not an HPSv2 checkpoint for this architecture: {', '.join(parts)}")
+    model.load_state_dict(state, strict=True, assign=any(p.is_meta for p in own.values()))
+    _materialize_buffers(model)
+
+
+def _materialize_buffers(model: Any) -> None:
+    """Rebuild the one non-persistent buffer of a meta-built CLIP: the text tower's causal mask."""
+    import torch
+
+    for mod_name, module in model.named_modules():
+        for name, buf in list(module._buffers.items()):
+            if buf is None or not buf.is_meta:
+                continue
+            if name != "attn_mask" or buf.dim() != 2:
+                raise WeightsError(f"cannot rebuild buffer {mod_name}.{name} of a meta-built model")
+            # open_clip's build_causal_mask: -inf above the diagonal, 0 elsewhere.
+            module._buffers[name] = torch.full(tuple(buf.shape), float("-inf"), dtype=buf.dtype).triu_(1)
+
+
+def checkpoint_file(weights: str, version: str) -> Path:
+    """The checkpoint named by a weights spec: the version's file in a repo or folder, or the file itself."""
+    from prefcli import weights as W
+
+    return Path(W.resolve_file(weights, VERSION_FILES[version]))
+
+
+def val_transform(image_size: int) -> Any:
+    """hpsv2's `preprocess_val`: shortest side bicubic resize, center crop, RGB, tensor, OpenAI mean/std."""
+    from torchvision import transforms as T
+
+    return T.Compose(
+        [
+            T.Resize(image_size, interpolation=T.InterpolationMode.BICUBIC),
+            T.CenterCrop(image_size),
+            lambda im: im.convert("RGB"),
+            T.ToTensor(),
+            T.Normalize(clip_common.OPENAI_CLIP_MEAN, clip_common.OPENAI_CLIP_STD),
+        ]
+    )
+
+
+def _prompt_of(candidate: Candidate) -> str:
+    if candidate.prompt is None:
+        where = candidate.path or candidate.image_id
+        raise DataError(f"{where}: the hpsv2 scorer needs the prompt the image was made from, and this candidate has none")
+    return candidate.prompt
+
+
+class HPSv2Scorer(EmbeddingScorer):
+    """Options: `version` ("2.0" or "2.1", default 2.1), `percent` (report 100 · cos),
+    `arch` (open_clip architecture of a local checkpoint, default ViT-H-14; "tiny"
+    for checkpoints of the tiny config), `batch_size` (default 16), `device`, `dtype`."""
+
+    def __init__(
+        self,
+        weights: str | None = None,
+        device: str = "cpu",
+        dtype: str | None = None,
+        *,
+        version: str = DEFAULT_VERSION,
+        percent: bool = False,
+        arch: str = ARCH,
+        batch_size: int = 16,
+        **options: Any,
+    ):
+        from prefcli import weights as W
+
+        super().__init__(weights=weights or DEFAULT_WEIGHTS, device=device, dtype=dtype, **options)
+        self.version = normalize_version(version)
+        self.percent = bool(percent)
+        self.batch_size = int(batch_size)
+        dev = clip_common.torch_device(device)
+        tdtype = clip_common.torch_dtype(dtype, dev)
+        if W.is_tiny(self.weights):
+            self.arch, seed = TINY_ARCH, W.tiny_seed(self.weights)
+            # The random weights go through the same strict loading as a real checkpoint.
+            state = create_model(TINY_ARCH, seed=seed).state_dict()
+            self.source = f"hpsv2-tiny:{seed}"
+        else:
+            self.arch = TINY_ARCH if arch in ("tiny", TINY_ARCH) else arch
+            path = checkpoint_file(self.weights, self.version)
+            state = load_checkpoint(path)
+            src = W.parse(self.weights)
+            named_file = src.kind == "local" and src.path is not None and src.path.is_file()
+            # The version's file inside a repo or folder is part of what identifies the weights.
+            self.source = str(path) if named_file else f"{src.describe()}#{path.name}"
+        # Built without initialization: every tensor comes from the checkpoint
+        # (a random ViT-H-14 costs ~15 s of CPU time for nothing).
+        self.model = create_model(self.arch, device="meta", dtype=tdtype)
+        apply_state_dict(self.model, state, self.source)
+        self.model.to(device=dev, dtype=tdtype)
+        import open_clip
+
+        self.tokenizer = open_clip.get_tokenizer(self.arch)
+        self.image_size = int(self._image_size())
+        self.transform = val_transform(self.image_size)
+
+    def _image_size(self) -> int:
+        size = getattr(self.model.visual, "image_size", 224)
+        return size[0] if isinstance(size, (tuple, list)) else size
+
+    @property
+    def device_(self) -> Any:
+        return next(self.model.parameters()).device
+
+    @property
+    def dtype_(self) -> Any:
+        return next(self.model.parameters()).dtype
+
+    @property
+    def weights_id(self) -> str:
+        return self.source + ("|percent" if self.percent else "")
+
+    @property
+    def _scale(self) -> float:
+        return 100.0 if self.percent else 1.0
+
+    def _image_features(self, images: Sequence[Any]) -> Any:
+        import torch
+
+        px = torch.stack([self.transform(im) for im in images]).to(self.device_, self.dtype_)
+        return self.model.encode_image(px, normalize=True)
+
+    def _text_features(self, prompts: Sequence[str]) -> Any:
+        tokens = self.tokenizer(list(prompts)).to(self.device_)
+        return self.model.encode_text(tokens, normalize=True)
+
+    def embed_images(self, candidates: Sequence[Candidate]) -> Any:
+        """(N, D) float32 numpy array of L2-normalized image embeddings."""
+        import numpy as np
+        import torch
+
+        out = []
+        with torch.no_grad():
+            for batch in clip_common.batched(list(candidates), self.batch_size):
+                out.append(self._image_features([c.image for c in batch]).float().cpu().numpy())
+        if not out:
+            return np.zeros((0, int(self.model.text_projection.shape[-1])), dtype=np.float32)
+        return np.concatenate(out).astype(np.float32)
+
+    def embed_texts(self, prompts: Sequence[str]) -> Any:
+        """(N, D) float32 numpy array of L2-normalized prompt embeddings."""
+        import numpy as np
+        import torch
+
+        out = []
+        with torch.no_grad():
+            for batch in clip_common.batched(list(prompts), self.batch_size):
+                out.append(self._text_features(batch).float().cpu().numpy())
+        return np.concatenate(out).astype(np.float32)
+
+    def score(self, candidates: Sequence[Candidate], state: Any = None) -> list[float]:
+        candidates = list(candidates)
+        prompts = [_prompt_of(c) for c in candidates]
+        if not candidates:
+            return []
+        unique = list(dict.fromkeys(prompts))  # one task's candidates share a prompt
+        text = dict(zip(unique, self.embed_texts(unique)))
+        images = self.embed_images(candidates)
+        return [float(self._scale * (images[i] @ text[p])) for i, p in enumerate(prompts)]
+
+    def reward(self, pixels: Any, prompts: Sequence[str]) -> Any:
+        """Differentiable HPS for B×3×H×W pixels in [0, 1]; one prompt per image, or one for all."""
+        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+        if len(prompts) == 1 and pixels.shape[0] > 1:
+            prompts = prompts * pixels.shape[0]
+        if len(prompts) != pixels.shape[0]:
+            raise ValueError(f"got {pixels.shape[0]} images but {len(prompts)} prompts")
+        px = clip_common.preprocess_pixels(pixels.to(self.device_), size=self.image_size).to(self.dtype_)
+        img = self.model.encode_image(px, normalize=True)
+        txt = self._text_features(prompts)
+        return self._scale * (img.float() * txt.float()).sum(-1)

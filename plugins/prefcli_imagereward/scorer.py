@@ -1,0 +1,198 @@
+"""ImageReward: a BLIP reward model trained on expert rankings of text-to-image outputs.
+
+Scoring follows the `image-reward` package (v1.5, `ImageReward.score` /
+`inference_rank`) without installing it (it pins timm 0.6.13 and breaks on
+transformers 5):
+
+- image: Resize(224, bicubic) of the shortest side, CenterCrop(224), RGB,
+  ToTensor, OpenAI CLIP mean/std → ViT patch tokens;
+- prompt: BERT `bert-base-uncased` tokenizer plus `[DEC]` (bos) and `[ENC]`
+  (extra special token), padded to max_length 35 with truncation; the
+  package's scoring path keeps `[CLS]` at position 0 (it does not swap in
+  `[ENC]`), and so does this scorer;
+- the text encoder cross-attends to all image tokens; reward = MLP([CLS]);
+  score = (reward − 0.16717362830052426) / 1.0333394966054072.
+
+Weights: the hub repo `THUDM/ImageReward` (default: `ImageReward.pt` +
+`med_config.json`), a local folder holding those two files (and optionally a
+`vocab.txt`, else the `tokenizer` option's BERT vocabulary is used), the
+checkpoint file itself with `med_config.json` beside it, or "tiny"/"tiny:SEED"
+(see `prefcli_imagereward.tiny`).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+from prefcli.errors import DataError, WeightsError
+from prefcli.scorer import Scorer
+from prefcli.types import Candidate
+
+DEFAULT_WEIGHTS = "THUDM/ImageReward"
+DEFAULT_TOKENIZER = "google-bert/bert-base-uncased"  # the hub's current id of `bert-base-uncased`
+CHECKPOINT_FILE = "ImageReward.pt"
+MED_CONFIG_FILE = "med_config.json"
+_TOKENIZER_FILES = ["vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"]
+
+OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+def image_transform(size: int = 224) -> Any:
+    """The package's `_transform(224)`: bicubic resize of the shortest side, center crop, RGB, tensor, normalize."""
+    from torchvision import transforms as T
+
+    return T.Compose(
+        [
+            T.Resize(size, interpolation=T.InterpolationMode.BICUBIC),
+            T.CenterCrop(size),
+            lambda im: im.convert("RGB"),
+            T.ToTensor(),
+            T.Normalize(OPENAI_CLIP_MEAN, OPENAI_CLIP_STD),
+        ]
+    )
+
+
+def load_tokenizer(directory: str | Path) -> Any:
+    """BERT uncased WordPiece plus ImageReward's `[DEC]` and `[ENC]`, added exactly as BLIP adds them."""
+    from transformers import BertTokenizer
+
+    try:
+        tok = BertTokenizer.from_pretrained(str(directory))
+    except (OSError, ValueError) as e:
+        raise WeightsError(f"{directory}: no usable BERT tokenizer files ({e})") from e
+    tok.add_special_tokens({"bos_token": "[DEC]"})
+    tok.add_special_tokens({"additional_special_tokens": ["[ENC]"]})
+    return tok
+
+
+def _read_med_config(path: Path) -> dict:
+    try:
+        cfg = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise WeightsError(f"{path}: not a readable med_config.json ({e})") from None
+    need = ["vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "max_position_embeddings"]
+    missing = [k for k in need if k not in cfg]
+    if missing:
+        raise WeightsError(f"{path}: med_config.json lacks {', '.join(missing)}")
+    return cfg
+
+
+def _prompt_of(candidate: Candidate) -> str:
+    if candidate.prompt is None:
+        where = candidate.path or candidate.image_id
+        raise DataError(f"{where}: the imagereward scorer needs the prompt the image was made from, and this candidate has none")
+    return candidate.prompt
+
+
+class ImageRewardScorer(Scorer):
+    """Options: `tokenizer` (weights spec of the BERT vocabulary when the weights
+    folder has no vocab.txt), `batch_size` (default 16), `device`, `dtype`."""
+
+    def __init__(
+        self,
+        weights: str | None = None,
+        device: str = "cpu",
+        dtype: str | None = None,
+        *,
+        tokenizer: str = DEFAULT_TOKENIZER,
+        batch_size: int = 16,
+        **options: Any,
+    ):
+        import tempfile
+
+        from prefcli import clip_common
+        from prefcli import weights as W
+        from prefcli_imagereward import tiny
+        from prefcli_imagereward.model import build_from_official
+
+        super().__init__(weights=weights or DEFAULT_WEIGHTS, device=device, dtype=dtype, **options)
+        self.batch_size = int(batch_size)
+        self.tokenizer_spec = tokenizer
+        dev = clip_common.torch_device(device)
+        tdtype = clip_common.torch_dtype(dtype, dev)
+
+        if W.is_tiny(self.weights):
+            seed = W.tiny_seed(self.weights)
+            self.source = f"imagereward-tiny:{seed}"
+            state, med = tiny.tiny_state_dict(seed), tiny.tiny_med_config()
+            with tempfile.TemporaryDirectory(prefix="prefcli-ir-tok-") as d:
+                self.tokenizer = load_tokenizer(tiny.write_vocab(d))
+        else:
+            ckpt, med_path = self._files(self.weights)
+            self.source = str(W.parse(self.weights).describe())
+            state, med = W.load_state_dict(ckpt), _read_med_config(med_path)
+            tok_dir = ckpt.parent if (ckpt.parent / "vocab.txt").is_file() else W.resolve_dir(tokenizer, allow_patterns=_TOKENIZER_FILES)
+            self.tokenizer = load_tokenizer(tok_dir)
+        if len(self.tokenizer) != int(med["vocab_size"]):
+            raise WeightsError(
+                f"{self.source}: the tokenizer has {len(self.tokenizer)} tokens with [DEC] and [ENC] but med_config.json "
+                f"says vocab_size {med['vocab_size']}; tokenizer and weights do not belong together"
+            )
+        self.net = build_from_official(state, med, self.source).to(device=dev, dtype=tdtype)
+        self.transform = image_transform(224)
+
+    @staticmethod
+    def _files(weights: str) -> tuple[Path, Path]:
+        from prefcli import weights as W
+
+        src = W.parse(weights)
+        if src.kind == "url":
+            raise WeightsError(
+                f"{weights}: ImageReward needs two files ({CHECKPOINT_FILE} and {MED_CONFIG_FILE}); "
+                f"download both into one folder and pass --weights FOLDER"
+            )
+        if src.kind == "local" and src.path is not None and src.path.is_file():
+            med = src.path.parent / MED_CONFIG_FILE
+            if not med.is_file():
+                raise WeightsError(f"{src.path}: no {MED_CONFIG_FILE} beside the checkpoint (it defines the text encoder)")
+            return src.path, med
+        return Path(W.resolve_file(weights, CHECKPOINT_FILE)), Path(W.resolve_file(weights, MED_CONFIG_FILE))
+
+    @property
+    def weights_id(self) -> str:
+        extra = "" if self.tokenizer_spec == DEFAULT_TOKENIZER or self.source.startswith("imagereward-tiny") else f"+tokenizer={self.tokenizer_spec}"
+        return self.source + extra
+
+    @property
+    def _device(self) -> Any:
+        return next(self.net.parameters()).device
+
+    @property
+    def _dtype(self) -> Any:
+        return next(self.net.parameters()).dtype
+
+    def _tokens(self, prompts: Sequence[str]) -> tuple[Any, Any]:
+        from prefcli_imagereward.model import MAX_TEXT_LENGTH
+
+        enc = self.tokenizer(list(prompts), padding="max_length", truncation=True, max_length=MAX_TEXT_LENGTH, return_tensors="pt")
+        return enc["input_ids"].to(self._device), enc["attention_mask"].to(self._device)
+
+    def score(self, candidates: Sequence[Candidate], state: Any = None) -> list[float]:
+        import torch
+
+        candidates = list(candidates)
+        prompts = [_prompt_of(c) for c in candidates]
+        out: list[float] = []
+        with torch.no_grad():
+            for start in range(0, len(candidates), self.batch_size):
+                batch = candidates[start : start + self.batch_size]
+                px = torch.stack([self.transform(c.image) for c in batch]).to(self._device, self._dtype)
+                ids, mask = self._tokens(prompts[start : start + self.batch_size])
+                out.extend(float(r) for r in self.net(px, ids, mask).float().cpu())
+        return out
+
+    def reward(self, pixels: Any, prompts: Sequence[str]) -> Any:
+        """Differentiable ImageReward for B×3×H×W pixels in [0, 1]; one prompt per image, or one for all."""
+        from prefcli import clip_common
+
+        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+        if len(prompts) == 1 and pixels.shape[0] > 1:
+            prompts = prompts * pixels.shape[0]
+        if len(prompts) != pixels.shape[0]:
+            raise ValueError(f"got {pixels.shape[0]} images but {len(prompts)} prompts")
+        px = clip_common.preprocess_pixels(pixels.to(self._device), size=224, mean=OPENAI_CLIP_MEAN, std=OPENAI_CLIP_STD)
+        ids, mask = self._tokens(prompts)
+        return self.net(px.to(self._dtype), ids, mask)

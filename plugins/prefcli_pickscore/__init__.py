@@ -1,0 +1,31 @@
+"""prefcli first-party plugin: PickScore, a CLIP model fine-tuned on Pick-a-Pic preferences.
+
+Registering `pickscore` with `extra={"embedding": True}` also gives
+`pickscore-probe`, a per-user logistic model on PickScore image embeddings
+(see prefcli.probe). Nothing heavy is imported here; the model loads in
+`prefcli_pickscore.scorer`.
+"""
+
+from prefcli.hookspecs import hookimpl
+from prefcli.scorer import ScorerSpec
+
+DEFAULT_WEIGHTS = "yuvalkirstain/PickScore_v1"
+
+
+@hookimpl
+def register_scorers(register):
+    register(
+        ScorerSpec(
+            name="pickscore",
+            factory="prefcli_pickscore.scorer:PickScoreScorer",
+            description="PickScore: logit_scale.exp() · cos(prompt, image) of a CLIP-H fine-tuned on Pick-a-Pic",
+            needs=frozenset({"image", "prompt"}),
+            higher_is_better=True,
+            trainable=False,
+            differentiable=True,
+            default_weights=DEFAULT_WEIGHTS,
+            install_hint="pip install torch transformers open_clip_torch",
+            requires=("torch", "transformers", "open_clip"),
+            extra={"embedding": True},
+        )
+    )

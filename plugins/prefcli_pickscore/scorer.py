@@ -1,0 +1,181 @@
+"""PickScore: logit_scale.exp() · cos(prompt embedding, image embedding).
+
+PickScore (Kirstain et al., 2023) is OpenCLIP ViT-H/14 fine-tuned on the
+Pick-a-Pic preference pairs, published as an HF `CLIPModel`
+(`yuvalkirstain/PickScore_v1`) that is used with the processor of the model it
+started from (`laion/CLIP-ViT-H-14-laion2B-s32B-b79K`). The score follows the
+authors' README: normalize both embeddings, take the dot product and multiply
+by the learned temperature `logit_scale.exp()` (≈100); a softmax over one
+prompt's candidates turns the scores into preference probabilities.
+
+Weights: the default hub model (with the processor of `processor=`, by
+default the LAION one), any local folder holding an HF CLIP model (its own
+tokenizer and preprocessor config are used when present, otherwise those of
+`processor=`), or "tiny"/"tiny:SEED" (a seeded random tiny CLIP from
+`prefcli.clip_common`, offline).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+from prefcli import clip_common
+from prefcli.errors import DataError, WeightsError
+from prefcli.scorer import EmbeddingScorer
+from prefcli.types import Candidate
+
+DEFAULT_WEIGHTS = "yuvalkirstain/PickScore_v1"
+DEFAULT_PROCESSOR = "laion/CLIP-ViT-H-14-laion2B-s32B-b79K"
+TINY_SEED_OFFSET = 7919
+MAX_LENGTH = 77  # the README tokenizes with truncation at CLIP's context length
+
+# Only what CLIPModel and CLIPProcessor read; never optimizer states or .bin twins.
+_MODEL_FILES = ["*.json", "*.txt", "*.safetensors"]
+_MODEL_FILES_BIN = ["*.json", "*.txt", "pytorch_model*.bin"]
+_PROCESSOR_FILES = ["*.json", "*.txt"]
+
+
+# transformers 4 saves the image preprocessing as preprocessor_config.json;
+# transformers 5's CLIPProcessor.save_pretrained nests it in processor_config.json.
+_PREPROCESSOR_FILES = ("preprocessor_config.json", "processor_config.json")
+
+
+def _has_processor(directory: Path) -> bool:
+    has_tok = any((directory / f).is_file() for f in ("tokenizer.json", "vocab.json"))
+    return has_tok and any((directory / f).is_file() for f in _PREPROCESSOR_FILES)
+
+
+def _load_image_processor(directory: Path) -> Any:
+    """The preprocessing saved with the processor; its absence is an error, never a silent default."""
+    from transformers import CLIPImageProcessor
+
+    if not any((directory / f).is_file() for f in _PREPROCESSOR_FILES):
+        raise WeightsError(f"{directory}: no preprocessor_config.json, so PickScore's image preprocessing is unknown")
+    try:
+        return CLIPImageProcessor.from_pretrained(str(directory))
+    except (OSError, ValueError) as e:
+        raise WeightsError(f"{directory}: unreadable image preprocessing config ({e})") from e
+
+
+def _has_weights(directory: Path) -> bool:
+    return any(directory.glob("*.safetensors")) or any(directory.glob("pytorch_model*.bin"))
+
+
+def load_pickscore(weights: str, processor: str = DEFAULT_PROCESSOR, device: Any = "cpu", dtype: Any = None) -> clip_common.ClipBundle:
+    """The PickScore model with the tokenizer and image preprocessing it expects."""
+    from prefcli import weights as W
+
+    if W.is_tiny(weights):
+        seed = W.tiny_seed(weights)
+        # Offset the seed so tiny pickscore is not the very same network as tiny clip.
+        model = clip_common.tiny_clip_model(seed + TINY_SEED_OFFSET)
+        model = model.to(device=device, dtype=dtype) if dtype is not None else model.to(device)
+        size = int(model.config.vision_config.image_size)
+        return clip_common.ClipBundle(model, clip_common.offline_clip_tokenizer(), clip_common.tiny_image_processor(size), f"tiny:{seed}")
+    model_dir = Path(W.resolve_dir(weights, allow_patterns=_MODEL_FILES))
+    if not _has_weights(model_dir) and W.parse(weights).kind == "hub":
+        # Older hub repos ship only pytorch_model.bin (read with weights_only=True by transformers).
+        model_dir = Path(W.resolve_dir(weights, allow_patterns=_MODEL_FILES_BIN))
+    if not _has_weights(model_dir):
+        raise WeightsError(f"{model_dir}: no model weights (*.safetensors or pytorch_model.bin) for PickScore")
+    # PickScore is published as a model used with the processor of the model it was
+    # tuned from: hub weights take `processor`; a local folder may carry its own.
+    own = W.parse(weights).kind == "local" and _has_processor(model_dir)
+    proc_dir = model_dir if own else Path(W.resolve_dir(processor, allow_patterns=_PROCESSOR_FILES))
+    image_processor = _load_image_processor(proc_dir)
+    tokenizer = clip_common.load_tokenizer(str(proc_dir))
+    model = clip_common.load_hf_clip(str(model_dir), device=device, dtype=dtype)
+    return clip_common.ClipBundle(model, tokenizer, image_processor, str(model_dir))
+
+
+def _prompt_of(candidate: Candidate) -> str:
+    if candidate.prompt is None:
+        where = candidate.path or candidate.image_id
+        raise DataError(f"{where}: the pickscore scorer needs the prompt the image was made from, and this candidate has none")
+    return candidate.prompt
+
+
+class PickScoreScorer(EmbeddingScorer):
+    """Options: `processor` (weights spec of the tokenizer/image processor, used
+    when the model folder has none), `batch_size` (default 16), `device`, `dtype`."""
+
+    def __init__(
+        self,
+        weights: str | None = None,
+        device: str = "cpu",
+        dtype: str | None = None,
+        *,
+        processor: str = DEFAULT_PROCESSOR,
+        batch_size: int = 16,
+        **options: Any,
+    ):
+        super().__init__(weights=weights or DEFAULT_WEIGHTS, device=device, dtype=dtype, **options)
+        self.batch_size = int(batch_size)
+        self.processor_spec = processor
+        dev = clip_common.torch_device(device)
+        self.bundle = load_pickscore(self.weights, processor, device=dev, dtype=clip_common.torch_dtype(dtype, dev))
+
+    @property
+    def weights_id(self) -> str:
+        if self.bundle.source.startswith("tiny:"):
+            return f"pickscore-{self.bundle.source}"
+        extra = "" if self.processor_spec == DEFAULT_PROCESSOR else f"+processor={self.processor_spec}"
+        return f"{self.weights}{extra}"
+
+    @property
+    def logit_scale(self) -> float:
+        return float(self.bundle.model.logit_scale.detach().exp())
+
+    def embed_images(self, candidates: Sequence[Candidate]) -> Any:
+        """(N, D) float32 numpy array of L2-normalized image embeddings."""
+        import numpy as np
+        import torch
+
+        out = []
+        with torch.no_grad():
+            for batch in clip_common.batched(list(candidates), self.batch_size):
+                px = self.bundle.pixel_values([c.image for c in batch])
+                out.append(clip_common.image_features(self.bundle.model, px).float().cpu().numpy())
+        if not out:
+            return np.zeros((0, self.bundle.embed_dim), dtype=np.float32)
+        return np.concatenate(out).astype(np.float32)
+
+    def embed_texts(self, prompts: Sequence[str]) -> Any:
+        """(N, D) float32 numpy array of L2-normalized prompt embeddings."""
+        import numpy as np
+        import torch
+
+        out = []
+        with torch.no_grad():
+            for batch in clip_common.batched(list(prompts), self.batch_size):
+                tok = clip_common.tokenize(self.bundle.tokenizer, batch, device=self.bundle.device, max_length=MAX_LENGTH)
+                out.append(clip_common.text_features(self.bundle.model, **tok).float().cpu().numpy())
+        if not out:
+            return np.zeros((0, self.bundle.embed_dim), dtype=np.float32)
+        return np.concatenate(out).astype(np.float32)
+
+    def score(self, candidates: Sequence[Candidate], state: Any = None) -> list[float]:
+        candidates = list(candidates)
+        prompts = [_prompt_of(c) for c in candidates]
+        if not candidates:
+            return []
+        # The candidates of one task share a prompt: embed each distinct text once.
+        unique = list(dict.fromkeys(prompts))
+        text = dict(zip(unique, self.embed_texts(unique)))
+        images = self.embed_images(candidates)
+        scale = self.logit_scale
+        return [float(scale * (images[i] @ text[p])) for i, p in enumerate(prompts)]
+
+    def reward(self, pixels: Any, prompts: Sequence[str]) -> Any:
+        """Differentiable PickScore for B×3×H×W pixels in [0, 1]; one prompt per image, or one for all."""
+        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+        if len(prompts) == 1 and pixels.shape[0] > 1:
+            prompts = prompts * pixels.shape[0]
+        if len(prompts) != pixels.shape[0]:
+            raise ValueError(f"got {pixels.shape[0]} images but {len(prompts)} prompts")
+        model = self.bundle.model
+        img = clip_common.image_features(model, self.bundle.preprocess_tensor(pixels))
+        tok = clip_common.tokenize(self.bundle.tokenizer, prompts, device=self.bundle.device, max_length=MAX_LENGTH)
+        txt = clip_common.text_features(model, **tok)
+        return model.logit_scale.exp().float() * (img.float() * txt.float()).sum(-1)

@@ -1,0 +1,169 @@
+"""PickScore against its published scoring formula (the authors' README), on the same tiny model.
+
+The tiny CLIP is saved as a real model folder (safetensors, tokenizer,
+preprocessor config) and loaded back through the scorer's real path; the
+README snippet runs on `CLIPModel.from_pretrained` / `CLIPProcessor.from_pretrained`
+of the same folder.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from reference import PARITY_RTOL, rel_err
+from reference.pickscore_readme import calc_probs_and_scores
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from prefcli import clip_common  # noqa: E402
+from prefcli.errors import DataError, WeightsError  # noqa: E402
+from prefcli.plugins import get_scorer_spec, load_scorer  # noqa: E402
+from prefcli.types import Candidate, HistoryPair, UserHistory  # noqa: E402
+
+PROMPT = "a watercolor painting of a red fox in the snow"
+
+
+def _images(n: int = 4, seed: int = 4) -> list[Image.Image]:
+    rng = np.random.default_rng(seed)
+    sizes = [(48, 40), (40, 64), (32, 32), (90, 50), (50, 50), (64, 36)]
+    out = []
+    for i in range(n):
+        w, h = sizes[i % len(sizes)]
+        arr = rng.integers(25, 230, (h, w, 3), dtype=np.uint8)
+        arr[..., i % 3] = (np.arange(w)[None, :] * (i + 2) % 256).astype(np.uint8)
+        out.append(Image.fromarray(arr))
+    return out
+
+
+@pytest.fixture(scope="module")
+def images():
+    return _images()
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    """A tiny PickScore-like model folder: CLIPModel weights + its processor files."""
+    from transformers import CLIPProcessor
+
+    d = tmp_path_factory.mktemp("pickscore")
+    model = clip_common.tiny_clip_model(seed=21)
+    with torch.no_grad():
+        model.logit_scale.fill_(4.6052)  # PickScore's learned temperature is ≈ 100 = e^4.6
+    model.save_pretrained(d)
+    CLIPProcessor(image_processor=clip_common.tiny_image_processor(32), tokenizer=clip_common.offline_clip_tokenizer()).save_pretrained(d)
+    return d
+
+
+@pytest.fixture(scope="module")
+def reference_scores(model_dir, images):
+    from transformers import CLIPModel, CLIPProcessor
+
+    processor = CLIPProcessor.from_pretrained(str(model_dir))
+    model = CLIPModel.from_pretrained(str(model_dir)).eval()
+    return calc_probs_and_scores(processor, model, PROMPT, images)
+
+
+@pytest.fixture(scope="module")
+def scorer(model_dir):
+    return load_scorer("pickscore", weights=str(model_dir))
+
+
+def _cands(images, prompt=PROMPT):
+    return [Candidate.from_image(im, prompt=prompt) for im in images]
+
+
+def test_registered_as_an_embedding_scorer_with_a_probe():
+    spec = get_scorer_spec("pickscore")
+    assert spec.default_weights == "yuvalkirstain/PickScore_v1"
+    assert spec.extra.get("embedding") and spec.differentiable
+    probe = get_scorer_spec("pickscore-probe")
+    assert probe.uses_history and probe.extra["options"] == {"base": "pickscore"}
+
+
+def test_matches_the_readme_formula_on_the_same_model(scorer, images, reference_scores):
+    probs, ref = reference_scores
+    ours = scorer.score(_cands(images))
+    assert np.std(ref) > 0.1, "scores must vary, or parity proves little"
+    assert rel_err(ours, ref) < PARITY_RTOL
+    # The README's probabilities are a softmax over the same scores.
+    ours_probs = torch.softmax(torch.tensor(ours), dim=-1).tolist()
+    assert rel_err(ours_probs, probs) < PARITY_RTOL
+
+
+def test_processor_from_another_folder_when_the_model_folder_has_none(tmp_path, model_dir, images, reference_scores):
+    weights_only = tmp_path / "model"
+    weights_only.mkdir()
+    for f in model_dir.iterdir():
+        if f.name in ("config.json", "model.safetensors"):
+            (weights_only / f.name).write_bytes(f.read_bytes())
+    s = load_scorer("pickscore", weights=str(weights_only), processor=str(model_dir))
+    assert rel_err(s.score(_cands(images)), reference_scores[1]) < PARITY_RTOL
+    assert "processor=" in s.weights_id  # a non-default processor is part of what the scores depend on
+
+
+def test_wrong_normalization_is_caught(model_dir, images, scorer):
+    from transformers import CLIPModel, CLIPProcessor
+
+    processor = CLIPProcessor.from_pretrained(str(model_dir))
+    processor.image_processor.image_mean = [0.485, 0.456, 0.406]  # ImageNet's, not OpenAI CLIP's
+    processor.image_processor.image_std = [0.229, 0.224, 0.225]
+    _, wrong = calc_probs_and_scores(processor, CLIPModel.from_pretrained(str(model_dir)).eval(), PROMPT, images)
+    assert rel_err(scorer.score(_cands(images)), wrong) > PARITY_RTOL
+
+
+def test_missing_temperature_is_caught(scorer, images, reference_scores):
+    cos_only = [s / scorer.logit_scale for s in scorer.score(_cands(images))]
+    assert rel_err(cos_only, reference_scores[1]) > PARITY_RTOL
+
+
+def test_each_candidate_is_scored_against_its_own_prompt(scorer, images):
+    prompts = ["a cat", "a dog", "a cat", "a bird"]
+    mixed = scorer.score([Candidate.from_image(im, prompt=p) for im, p in zip(images, prompts)])
+    singly = [scorer.score([Candidate.from_image(im, prompt=p)])[0] for im, p in zip(images, prompts)]
+    assert rel_err(mixed, singly) < PARITY_RTOL
+
+
+def test_model_folder_without_weights_is_an_error(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(WeightsError, match="no model weights"):
+        load_scorer("pickscore", weights=str(tmp_path))
+
+
+def test_tiny_is_offline_and_differs_from_tiny_clip(images):
+    pick = load_scorer("pickscore", weights="tiny")
+    clip_emb = clip_common.tiny_clip_model(0)
+    assert pick.weights_id == "pickscore-tiny:0"
+    a = pick.embed_images(_cands(images[:2]))
+    with torch.no_grad():
+        b = clip_common.image_features(clip_emb, pick.bundle.pixel_values(images[:2])).numpy()
+    assert not np.allclose(a, b, atol=1e-3)
+
+
+def test_reward_is_differentiable_and_equals_score_at_model_size(scorer):
+    arr = np.random.default_rng(8).integers(20, 235, (32, 32, 3), dtype=np.uint8)
+    want = scorer.score([Candidate.from_image(Image.fromarray(arr), prompt=PROMPT)])[0]
+    pixels = (torch.tensor(arr, dtype=torch.float32).permute(2, 0, 1)[None] / 255.0).requires_grad_(True)
+    got = scorer.reward(pixels, PROMPT)
+    got.sum().backward()
+    assert float(pixels.grad.abs().sum()) > 0
+    assert abs(float(got[0].detach()) - want) <= PARITY_RTOL * max(abs(want), 1.0)
+
+
+def test_probe_learns_a_user_from_pickscore_embeddings(model_dir):
+    pytest.importorskip("sklearn")
+    imgs = _images(6, seed=9)
+    liked, disliked = imgs[:3], imgs[3:]
+    history = UserHistory(pairs=tuple(HistoryPair(Candidate.from_image(a), Candidate.from_image(b)) for a, b in zip(liked, disliked)))
+    probe = load_scorer("pickscore-probe", weights=str(model_dir))
+    state = probe.condition(history)
+    p_liked = probe.score([Candidate.from_image(im) for im in liked], state)
+    p_disliked = probe.score([Candidate.from_image(im) for im in disliked], state)
+    assert min(p_liked) > max(p_disliked)
+
+
+def test_a_candidate_without_prompt_is_a_data_error(scorer, images):
+    with pytest.raises(DataError, match="needs the prompt"):
+        scorer.score([Candidate.from_image(images[0])])
