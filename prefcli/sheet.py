@@ -127,6 +127,12 @@ def contact_sheet(
         y0 = title_h + pad + r * cell_h
         draw.rectangle([x0, y0, x0 + thumb - 1, y0 + thumb - 1], fill=_TILE)
         small = image.convert("RGB")
+        scale = thumb / max(small.size)
+        if scale >= 2:
+            # Tiny images (the synthetic world's) are enlarged by a whole factor,
+            # with hard edges, so they stay legible instead of a dot in a tile.
+            k = int(scale)
+            small = small.resize((small.width * k, small.height * k), Image.Resampling.NEAREST)
         small.thumbnail((thumb, thumb), Image.Resampling.LANCZOS)  # aspect kept; the tile pads the rest
         sheet.paste(small, (x0 + (thumb - small.width) // 2, y0 + (thumb - small.height) // 2))
         for k, line in enumerate(caption.split("\n")):

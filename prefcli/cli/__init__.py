@@ -26,8 +26,11 @@ COMMAND_MODULES = (
     "prefcli.cli.scorers_cmd",
     "prefcli.cli.data",
     "prefcli.cli.rank",
+    "prefcli.cli.demo",
     "prefcli.cli.eval_cmd",
     "prefcli.cli.bench_cmd",
+    "prefcli.cli.train_cmd",
+    "prefcli.cli.convert_cmd",
 )
 
 for _name in COMMAND_MODULES:
