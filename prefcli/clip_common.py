@@ -30,6 +30,7 @@ import functools
 from typing import TYPE_CHECKING, Any, Iterator, Sequence, TypeVar
 
 from prefcli.errors import WeightsError
+from prefcli.scorer import EmbeddingScorer
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -369,3 +370,76 @@ def load_clip(weights: str, device: "torch.device | str" = "cpu", dtype: "torch.
     tokenizer = load_tokenizer(directory)
     model = load_hf_clip(directory, device=device, dtype=dtype)
     return ClipBundle(model, tokenizer, processor, directory)
+
+
+class ClipBundleScorer(EmbeddingScorer):
+    """What the HF-CLIP scorers (clip, pickscore) share: a `ClipBundle` in
+    `self.bundle`, batched unit-norm embeddings, and score = scale · cos(image,
+    prompt) with each distinct prompt embedded once. Subclasses set `name` and
+    implement `scale(model)` (a tensor, so `reward` keeps its gradient)."""
+
+    name: str = "clip"
+    text_max_length: int = CLIP_CONTEXT_LENGTH
+    bundle: ClipBundle
+    batch_size: int = 16
+
+    def scale(self, model: Any) -> Any:
+        raise NotImplementedError
+
+    def embed_images(self, candidates: Sequence[Any]) -> Any:
+        """(N, D) float32 numpy array of L2-normalized image embeddings."""
+        import torch
+
+        with torch.no_grad():
+            chunks = [
+                image_features(self.bundle.model, self.bundle.pixel_values([c.image for c in batch]))
+                for batch in batched(list(candidates), self.batch_size)
+            ]
+        return self._stack(chunks)
+
+    def embed_texts(self, prompts: Sequence[str]) -> Any:
+        """(N, D) float32 numpy array of L2-normalized prompt embeddings."""
+        import torch
+
+        with torch.no_grad():
+            chunks = [
+                text_features(self.bundle.model, **tokenize(self.bundle.tokenizer, batch, device=self.bundle.device, max_length=self.text_max_length))
+                for batch in batched(list(prompts), self.batch_size)
+            ]
+        return self._stack(chunks)
+
+    def _stack(self, chunks: list) -> Any:
+        import numpy as np
+
+        if not chunks:
+            return np.zeros((0, self.bundle.embed_dim), dtype=np.float32)
+        return np.concatenate([c.float().cpu().numpy() for c in chunks]).astype(np.float32)
+
+    def score(self, candidates: Sequence[Any], state: Any = None) -> list[float]:
+        import torch
+
+        from prefcli.scorer import require_prompt
+
+        candidates = list(candidates)
+        prompts = [require_prompt(c, self.name) for c in candidates]
+        if not candidates:
+            return []
+        # The candidates of one task usually share a prompt: embed each text once.
+        unique = list(dict.fromkeys(prompts))
+        text = dict(zip(unique, self.embed_texts(unique)))
+        images = self.embed_images(candidates)
+        with torch.no_grad():
+            scale = float(self.scale(self.bundle.model))
+        return [float(scale * (images[i] @ text[p])) for i, p in enumerate(prompts)]
+
+    def reward(self, pixels: Any, prompts: Sequence[str]) -> Any:
+        """Differentiable score for B×3×H×W pixels in [0, 1]; one prompt per image, or one for all."""
+        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+        if len(prompts) == 1 and pixels.shape[0] > 1:
+            prompts = prompts * pixels.shape[0]
+        if len(prompts) != pixels.shape[0]:
+            raise ValueError(f"got {pixels.shape[0]} images but {len(prompts)} prompts")
+        model = self.bundle.model
+        img = image_features(model, self.bundle.preprocess_tensor(pixels))
+        txt = text_features(model, **tokenize(self.bundle.tokenizer, prompts, device=self.bundle.device, max_length=self.text_max_length))
+        return self.scale(model) * (img.float() * txt.float()).sum(-1)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import difflib
 import os
-import sys
 import warnings
 from importlib import metadata
 

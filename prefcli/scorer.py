@@ -14,7 +14,7 @@ import importlib.util
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Sequence
 
-from prefcli.errors import HistoryError
+from prefcli.errors import DataError, HistoryError
 from prefcli.types import Candidate, UserHistory
 
 INPUTS = ("image", "prompt", "history")
@@ -113,3 +113,11 @@ class EmbeddingScorer(Scorer):
     def embed_images(self, candidates: Sequence[Candidate]) -> "Any":
         """Return an (N, D) float numpy array of L2-normalized image embeddings."""
         raise NotImplementedError
+
+
+def require_prompt(candidate: Candidate, scorer: str) -> str:
+    """The candidate's prompt, or a clear error for scorers that judge image-text fit."""
+    if candidate.prompt is None:
+        where = candidate.path or candidate.image_id
+        raise DataError(f"{where}: the {scorer} scorer needs the prompt the image was made from, and this candidate has none")
+    return candidate.prompt

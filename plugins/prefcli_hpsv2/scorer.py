@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from prefcli import clip_common
-from prefcli.errors import DataError, WeightsError
-from prefcli.scorer import EmbeddingScorer
+from prefcli.errors import WeightsError
+from prefcli.scorer import EmbeddingScorer, require_prompt
 from prefcli.types import Candidate
 
 DEFAULT_WEIGHTS = "xswu/HPSv2"
@@ -163,13 +163,6 @@ def val_transform(image_size: int) -> Any:
     )
 
 
-def _prompt_of(candidate: Candidate) -> str:
-    if candidate.prompt is None:
-        where = candidate.path or candidate.image_id
-        raise DataError(f"{where}: the hpsv2 scorer needs the prompt the image was made from, and this candidate has none")
-    return candidate.prompt
-
-
 class HPSv2Scorer(EmbeddingScorer):
     """Options: `version` ("2.0" or "2.1", default 2.1), `percent` (report 100 · cos),
     `arch` (open_clip architecture of a local checkpoint, default ViT-H-14; "tiny"
@@ -275,7 +268,7 @@ class HPSv2Scorer(EmbeddingScorer):
 
     def score(self, candidates: Sequence[Candidate], state: Any = None) -> list[float]:
         candidates = list(candidates)
-        prompts = [_prompt_of(c) for c in candidates]
+        prompts = [require_prompt(c, "hpsv2") for c in candidates]
         if not candidates:
             return []
         unique = list(dict.fromkeys(prompts))  # one task's candidates share a prompt

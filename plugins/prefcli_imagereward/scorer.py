@@ -26,8 +26,8 @@ import json
 from pathlib import Path
 from typing import Any, Sequence
 
-from prefcli.errors import DataError, WeightsError
-from prefcli.scorer import Scorer
+from prefcli.errors import WeightsError
+from prefcli.scorer import Scorer, require_prompt
 from prefcli.types import Candidate
 
 DEFAULT_WEIGHTS = "THUDM/ImageReward"
@@ -78,13 +78,6 @@ def _read_med_config(path: Path) -> dict:
     if missing:
         raise WeightsError(f"{path}: med_config.json lacks {', '.join(missing)}")
     return cfg
-
-
-def _prompt_of(candidate: Candidate) -> str:
-    if candidate.prompt is None:
-        where = candidate.path or candidate.image_id
-        raise DataError(f"{where}: the imagereward scorer needs the prompt the image was made from, and this candidate has none")
-    return candidate.prompt
 
 
 class ImageRewardScorer(Scorer):
@@ -174,7 +167,7 @@ class ImageRewardScorer(Scorer):
         import torch
 
         candidates = list(candidates)
-        prompts = [_prompt_of(c) for c in candidates]
+        prompts = [require_prompt(c, "imagereward") for c in candidates]
         out: list[float] = []
         with torch.no_grad():
             for start in range(0, len(candidates), self.batch_size):

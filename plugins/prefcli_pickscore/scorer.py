@@ -18,12 +18,10 @@ tokenizer and preprocessor config are used when present, otherwise those of
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from prefcli import clip_common
-from prefcli.errors import DataError, WeightsError
-from prefcli.scorer import EmbeddingScorer
-from prefcli.types import Candidate
+from prefcli.errors import WeightsError
 
 DEFAULT_WEIGHTS = "yuvalkirstain/PickScore_v1"
 DEFAULT_PROCESSOR = "laion/CLIP-ViT-H-14-laion2B-s32B-b79K"
@@ -89,16 +87,12 @@ def load_pickscore(weights: str, processor: str = DEFAULT_PROCESSOR, device: Any
     return clip_common.ClipBundle(model, tokenizer, image_processor, str(model_dir))
 
 
-def _prompt_of(candidate: Candidate) -> str:
-    if candidate.prompt is None:
-        where = candidate.path or candidate.image_id
-        raise DataError(f"{where}: the pickscore scorer needs the prompt the image was made from, and this candidate has none")
-    return candidate.prompt
-
-
-class PickScoreScorer(EmbeddingScorer):
+class PickScoreScorer(clip_common.ClipBundleScorer):
     """Options: `processor` (weights spec of the tokenizer/image processor, used
     when the model folder has none), `batch_size` (default 16), `device`, `dtype`."""
+
+    name = "pickscore"
+    text_max_length = MAX_LENGTH
 
     def __init__(
         self,
@@ -127,55 +121,5 @@ class PickScoreScorer(EmbeddingScorer):
     def logit_scale(self) -> float:
         return float(self.bundle.model.logit_scale.detach().exp())
 
-    def embed_images(self, candidates: Sequence[Candidate]) -> Any:
-        """(N, D) float32 numpy array of L2-normalized image embeddings."""
-        import numpy as np
-        import torch
-
-        out = []
-        with torch.no_grad():
-            for batch in clip_common.batched(list(candidates), self.batch_size):
-                px = self.bundle.pixel_values([c.image for c in batch])
-                out.append(clip_common.image_features(self.bundle.model, px).float().cpu().numpy())
-        if not out:
-            return np.zeros((0, self.bundle.embed_dim), dtype=np.float32)
-        return np.concatenate(out).astype(np.float32)
-
-    def embed_texts(self, prompts: Sequence[str]) -> Any:
-        """(N, D) float32 numpy array of L2-normalized prompt embeddings."""
-        import numpy as np
-        import torch
-
-        out = []
-        with torch.no_grad():
-            for batch in clip_common.batched(list(prompts), self.batch_size):
-                tok = clip_common.tokenize(self.bundle.tokenizer, batch, device=self.bundle.device, max_length=MAX_LENGTH)
-                out.append(clip_common.text_features(self.bundle.model, **tok).float().cpu().numpy())
-        if not out:
-            return np.zeros((0, self.bundle.embed_dim), dtype=np.float32)
-        return np.concatenate(out).astype(np.float32)
-
-    def score(self, candidates: Sequence[Candidate], state: Any = None) -> list[float]:
-        candidates = list(candidates)
-        prompts = [_prompt_of(c) for c in candidates]
-        if not candidates:
-            return []
-        # The candidates of one task share a prompt: embed each distinct text once.
-        unique = list(dict.fromkeys(prompts))
-        text = dict(zip(unique, self.embed_texts(unique)))
-        images = self.embed_images(candidates)
-        scale = self.logit_scale
-        return [float(scale * (images[i] @ text[p])) for i, p in enumerate(prompts)]
-
-    def reward(self, pixels: Any, prompts: Sequence[str]) -> Any:
-        """Differentiable PickScore for B×3×H×W pixels in [0, 1]; one prompt per image, or one for all."""
-        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
-        if len(prompts) == 1 and pixels.shape[0] > 1:
-            prompts = prompts * pixels.shape[0]
-        if len(prompts) != pixels.shape[0]:
-            raise ValueError(f"got {pixels.shape[0]} images but {len(prompts)} prompts")
-        model = self.bundle.model
-        img = clip_common.image_features(model, self.bundle.preprocess_tensor(pixels))
-        tok = clip_common.tokenize(self.bundle.tokenizer, prompts, device=self.bundle.device, max_length=MAX_LENGTH)
-        txt = clip_common.text_features(model, **tok)
-        return model.logit_scale.exp().float() * (img.float() * txt.float()).sum(-1)
+    def scale(self, model: Any) -> Any:
+        return model.logit_scale.exp().float()
