@@ -1,0 +1,243 @@
+"""The scorer side of the IDEFICS2 preference-model family: condition once, score many.
+
+Shared by `preftoken` (this plugin) and `viper` / `idefics` (prefcli_viper;
+both first-party plugins ship in the one prefcli distribution, so the import
+is safe). A subclass only says how to build its :class:`PrefVLM`
+(``_build``); everything else is here:
+
+- ``condition(history)`` checks the history, lists it the way the authors'
+  evaluation does (each pair disliked, then liked, in stored order; new
+  lists, the caller's are never touched) and runs [P_v; <s>; history turns]
+  through the language model once, keeping its key/value cache
+  (``prefcli.vlm.scoring.condition``);
+- ``score(candidates, state)`` runs only each candidate's own turn on top of
+  that cache, ``batch_size`` candidates per forward pass, and returns
+  Q = softmax(M+, M-)[+] per candidate, in order;
+- ``reward(pixels, prompts, state)`` is the same with gradients, for
+  reward-guided generation: (B, 3, H, W) pixels in [0, 1], torch-only
+  preprocessing.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Any, ClassVar, Sequence
+
+import torch
+
+from prefcli.errors import HistoryError
+from prefcli.scorer import Scorer
+from prefcli.types import Candidate
+from prefcli.vlm import scoring
+from prefcli.vlm.template import eval_history_items, require_balanced
+
+#: History pairs the paper's models were trained and evaluated with.
+DEFAULT_N_REF = 8
+
+
+class ScorerNote(UserWarning):
+    """Something a user should know about a score (short history, missing prompt); scoring goes on."""
+
+
+@dataclass
+class HistoryState:
+    """What ``condition`` returns: the cached prefix of one user's history."""
+
+    prefix: scoring.PrefixState
+    n_pairs: int
+
+    @property
+    def length(self) -> int:
+        """Cached positions (preference tokens + the history's tokens)."""
+        return self.prefix.length
+
+
+def _memoize_suffixes(encoder: Any, max_entries: int = 4096) -> None:
+    """Tokenize each (history, prompt) candidate turn once.
+
+    ``encode_suffix`` tokenizes the whole history text plus the turn to split
+    it safely, O(history) per candidate; the ids depend only on the history
+    text and the prompt (the image is a placeholder), so candidates sharing a
+    prompt reuse them.
+    """
+    from prefcli.vlm.template import Segment
+
+    if getattr(encoder, "_prefcli_memoized", False) or encoder.style == "compact":
+        return
+    original = encoder.encode_suffix
+    memo: dict[tuple[str, str], tuple[list[int], str | None]] = {}
+
+    def encode_suffix(prefix: Any, image: Any, prompt: str | None = None) -> Any:
+        key = (prefix.text or "", prompt or "")
+        hit = memo.get(key)
+        if hit is None:
+            seg = original(prefix, image, prompt)
+            if len(memo) >= max_entries:
+                memo.clear()
+            memo[key] = (list(seg.ids), seg.text)
+            return seg
+        return Segment(list(hit[0]), [image], hit[1])
+
+    encoder.encode_suffix = encode_suffix
+    encoder._prefcli_memoized = True
+
+
+def _pairs(history: Any) -> list[Any]:
+    if history is None:
+        return []
+    return list(history.pairs if hasattr(history, "pairs") else history)
+
+
+class CachedVLMScorer(Scorer):
+    """An IDEFICS2 preference model as a personalized scorer with a cached history prefix.
+
+    Options: ``batch_size`` (candidates per forward pass, default 16),
+    ``device``, ``dtype`` ("float32", "bfloat16", "float16").
+    """
+
+    min_history: ClassVar[int] = 1
+    default_name: ClassVar[str] = "vlm"
+    #: Warn when a history has fewer pairs than the model was trained with.
+    warn_short_history: ClassVar[bool] = False
+
+    def __init__(self, weights: str | None = None, device: str = "cpu", dtype: str | None = None, *,
+                 batch_size: int = 16, **options: Any):
+        super().__init__(weights=weights, device=device, dtype=dtype, **options)
+        if int(batch_size) < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        self.batch_size = int(batch_size)
+        self.n_ref = DEFAULT_N_REF
+        self._noted: set[str] = set()
+        self.vlm = self._build()
+        self.vlm.eval()
+        _memoize_suffixes(self.vlm.encoder)
+        # Inference only: gradients flow to pixels in `reward`, never into the weights.
+        for p in self.vlm.parameters():
+            p.requires_grad_(False)
+
+    # -- to implement --------------------------------------------------------
+    def _build(self) -> Any:
+        raise NotImplementedError
+
+    # -- helpers ---------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.spec.name if self.spec is not None else self.default_name
+
+    @property
+    def uses_prompts(self) -> bool:
+        """Only the paper's template writes prompts; ViPer's and the compact one have none."""
+        return self.vlm.spec.template == "preftoken"
+
+    def _note(self, key: str, message: str) -> None:
+        # Once per scorer and kind: an evaluation conditions on thousands of histories.
+        if key not in self._noted:
+            self._noted.add(key)
+            warnings.warn(message, ScorerNote, stacklevel=3)
+
+    def check_history(self, history: Any) -> list[Any]:
+        """The history's pairs (a new list), or a HistoryError saying what is required and what was found."""
+        pairs = _pairs(history)
+        if not pairs:
+            raise HistoryError(
+                f"scorer {self.name} is personalized and needs a history of liked/disliked image pairs "
+                f"(at least 1 pair; it was trained with {self.n_ref}); found none. "
+                f"Give --likes DIR and --dislikes DIR with the same number of images"
+            )
+        require_balanced(pairs, source=f"scorer {self.name}: history")
+        if self.warn_short_history and len(pairs) < self.n_ref:
+            self._note(
+                f"short:{len(pairs)}",
+                f"scorer {self.name}: the history has {len(pairs)} liked/disliked pair(s) but the model was trained "
+                f"with {self.n_ref}; it still scores, less reliably (give {self.n_ref} pairs for the trained setting)",
+            )
+        return pairs
+
+    def _prompt(self, prompt: str | None, what: str) -> str:
+        if prompt:
+            return prompt
+        self._note(
+            f"prompt:{what}",
+            f"scorer {self.name}: {what} without a prompt are scored with an empty prompt "
+            f"(the model reads \"The prompt is '...'\"; give --prompt TEXT or --prompts FILE for the trained setting)",
+        )
+        return ""
+
+    # -- the contract ------------------------------------------------------------
+    def condition(self, history: Any) -> HistoryState:
+        """Encode [P_v; history] once and keep its key/value cache."""
+        pairs = self.check_history(history)
+        if self.uses_prompts:
+            for p in pairs:
+                if not p.prompt:
+                    self._prompt(None, "history pairs")
+                    break
+        items = eval_history_items(pairs)  # a new list: disliked, then liked, per pair
+        with torch.no_grad():
+            prefix = scoring.condition(self.vlm, items, pixel_cache={})
+        return HistoryState(prefix, len(pairs))
+
+    def _state(self, state: Any) -> HistoryState:
+        if not isinstance(state, HistoryState):
+            raise HistoryError(
+                f"scorer {self.name}: score() needs the state returned by condition(history), got {type(state).__name__}"
+            )
+        return state
+
+    def _candidate_prompts(self, candidates: Sequence[Candidate]) -> list[str] | None:
+        if not self.uses_prompts:
+            return None
+        return [self._prompt(getattr(c, "prompt", None), "candidates") for c in candidates]
+
+    def score(self, candidates: Sequence[Candidate], state: Any = None) -> list[float]:
+        """Q(S, z) = softmax(M+, M-)[+] for each candidate after the cached history, in order."""
+        st = self._state(state)
+        cands = list(candidates)  # never mutate the caller's list
+        if not cands:
+            return []
+        with torch.no_grad():
+            out = scoring.score_candidates(self.vlm, st.prefix, cands, self._candidate_prompts(cands),
+                                           batch_size=self.batch_size)
+        return scoring.q_scores(out)
+
+    def reward(self, pixels: Any, prompts: Sequence[str] | str | None = None, state: Any = None) -> Any:
+        """Differentiable Q for (B, 3, H, W) pixels in [0, 1]: a (B,) tensor with gradients to `pixels`."""
+        from prefcli.vlm.preprocess import preprocess_tensor
+
+        st = self._state(state)
+        if pixels.ndim != 4 or pixels.shape[1] != 3:
+            raise ValueError(f"reward expects (B, 3, H, W) pixels in [0, 1], got shape {tuple(pixels.shape)}")
+        b = int(pixels.shape[0])
+        plist: list[str] | None = None
+        if self.uses_prompts:
+            plist = [prompts] * b if prompts is None or isinstance(prompts, str) else list(prompts)
+            if len(plist) == 1 and b > 1:
+                plist = plist * b
+            if len(plist) != b:
+                raise ValueError(f"got {b} images but {len(plist)} prompts")
+            plist = [self._prompt(p, "images") for p in plist]
+        pre = self.vlm.preprocess
+        pv = preprocess_tensor(pixels.to(self.vlm.device, torch.float32), pre.image_size, pre.pre_resize)
+        out = scoring.score_candidates(self.vlm, st.prefix, [None] * b, plist, batch_size=self.batch_size,
+                                       pixel_values=pv)
+        return out.q
+
+
+def folder_fingerprint(root: Any, max_bytes: int = 1 << 30) -> str:
+    """sha256 (12 hex) over the names and contents of a model folder's files, so a retrained model
+    in the same place gets a new id; files over `max_bytes` contribute their size only."""
+    import hashlib
+    from pathlib import Path
+
+    root = Path(root)
+    h = hashlib.sha256()
+    for f in sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")):
+        rel = f.relative_to(root).as_posix()
+        size = f.stat().st_size
+        h.update(f"{rel}\0{size}\0".encode())
+        if size <= max_bytes:
+            with open(f, "rb") as fh:
+                while chunk := fh.read(1 << 20):
+                    h.update(chunk)
+    return h.hexdigest()[:12]

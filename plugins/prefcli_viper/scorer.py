@@ -1,0 +1,171 @@
+"""ViPer's proxy metric and zero-shot IDEFICS2 as history-conditioned scorers.
+
+ViPer (Salehi et al., ECCV 2024) scores a query image for one person with
+IDEFICS2-8B plus the LoRA adapter ``EPFL-VILAB/Metric-ViPer``, its processor
+set to longest_edge 448 / shortest_edge 378 without image splitting. The
+history is a chat, each pair disliked first, then liked::
+
+    User:<image>Score for this image?<end_of_utterance>\\nAssistant: -<end_of_utterance>\\n
+    User:<image>Score for this image?<end_of_utterance>\\nAssistant: +<end_of_utterance>\\n
+    ...
+    User:<image>Score for this image?<end_of_utterance>\\nAssistant: 
+
+and the score is exp(l+) / (exp(l+) + exp(l-)) over the next-token logits of
+"+" and "-" (ids taken from the tokenizer, not hard-coded). ``idefics`` is the
+same base and template without the adapter: the zero-shot row.
+
+Differences from the reference code, both deliberate: the caller's image list
+is never appended to (the reference appends the query in place), and the
+history turns are encoded once per user and cached (the scores are the same
+to fp32 rounding). Non-square images are first resized to a square of their
+longest side, so that every image is one 448x448 tensor; the reference would
+pad them to a common size instead (square images, as ViPer's and Pick-a-Pic's
+are, go through exactly the reference preprocessing).
+
+Weights: ``viper`` takes the adapter as ``--weights`` (default
+``hf-hub:EPFL-VILAB/Metric-ViPer`` or a local adapter folder) and the base as
+the ``base`` option (default ``HuggingFaceM4/idefics2-8b`` or a local folder);
+``idefics`` takes the base as ``--weights``. ``tiny`` / ``tiny:SEED`` builds
+a tiny random model with ViPer's template (option ``tokenizer``: "tiny" or
+"idefics2", the real tokenizer built offline).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefcli.errors import WeightsError
+from prefcli.vlm.preprocess import ImagePreprocessor
+from prefcli.weights import is_tiny, parse, resolve_dir, tiny_seed
+
+from prefcli_preftoken.cached import CachedVLMScorer, folder_fingerprint
+
+IDEFICS2 = "HuggingFaceM4/idefics2-8b"
+METRIC_VIPER = "EPFL-VILAB/Metric-ViPer"
+# Only the adapter's config and safetensors weights are fetched; a .bin adapter is never unpickled.
+ADAPTER_PATTERNS = ["adapter_config.json", "adapter_model.safetensors", "*.json", "*.md"]
+
+
+class ViperPreprocessor(ImagePreprocessor):
+    """ViPer's processor settings (448 / 378, no splitting, no 512 pre-resize); non-square images squared first."""
+
+    def __init__(self) -> None:
+        super().__init__(image_size=448, pre_resize=None, use_hf_processor=True)
+
+    def _pil(self, img: Any) -> Any:
+        img = super()._pil(img)
+        w, h = img.size
+        if w != h:
+            from PIL import Image
+
+            side = max(w, h)
+            img = img.resize((side, side), Image.BICUBIC)
+        return img
+
+
+def load_adapter_dir(spec: str, offline: bool | None = None) -> Path:
+    """A local folder holding a peft LoRA adapter (adapter_config.json + adapter_model.safetensors)."""
+    d = Path(resolve_dir(spec, allow_patterns=ADAPTER_PATTERNS, offline=offline))
+    if not (d / "adapter_config.json").is_file():
+        raise WeightsError(f"{spec}: no adapter_config.json in {d}; expected a peft LoRA adapter folder")
+    if not (d / "adapter_model.safetensors").is_file():
+        extra = " (only adapter_model.bin: prefcli does not unpickle it; re-save it as safetensors)" \
+            if (d / "adapter_model.bin").is_file() else ""
+        raise WeightsError(f"{spec}: no adapter_model.safetensors in {d}{extra}")
+    return d
+
+
+def attach_adapter(vlm: Any, adapter_dir: Path) -> Any:
+    """Load a LoRA adapter with peft and merge it into the base weights (inference is then plain IDEFICS2)."""
+    from peft import PeftModel
+
+    from prefcli.vlm.model import PrefVLM
+
+    try:
+        peft_model = PeftModel.from_pretrained(vlm.core, str(adapter_dir), is_trainable=False)
+    except (OSError, ValueError, KeyError, RuntimeError) as e:
+        raise WeightsError(f"{adapter_dir}: cannot load the LoRA adapter onto IDEFICS2 ({e})") from e
+    merged = peft_model.merge_and_unload()
+    merged.eval()
+    return PrefVLM(merged, merged, vlm.tokenizer, vlm.spec, vlm.pref_tokens)
+
+
+class IdeficsScorer(CachedVLMScorer):
+    """Zero-shot IDEFICS2 with ViPer's template. ``--weights``: the base (hub id, local folder) or tiny.
+
+    Options: ``batch_size``, ``tokenizer`` (tiny models: "tiny" or "idefics2"), ``offline``,
+    ``device``, ``dtype`` (default float32, as the reference code).
+    """
+
+    default_name = "idefics"
+    #: Tiny viper and tiny idefics are different random networks (as the real ones differ by the adapter).
+    tiny_seed_offset = 0
+
+    def __init__(self, weights: str | None = None, device: str = "cpu", dtype: str | None = None, *,
+                 batch_size: int = 16, tokenizer: str = "tiny", offline: bool | None = None, **options: Any):
+        self._offline = offline
+        self._tokenizer = tokenizer
+        self._weights_id = ""
+        super().__init__(weights=weights, device=device, dtype=dtype, batch_size=batch_size, **options)
+
+    def _base_spec(self) -> str:
+        return self.weights or f"hf-hub:{IDEFICS2}"
+
+    def _tiny(self, spec: str) -> Any:
+        from prefcli.vlm.model import tiny_vlm
+
+        seed = tiny_seed(spec) + self.tiny_seed_offset
+        self._weights_id = f"tiny:{tiny_seed(spec)}/{self.default_name}" + ("" if self._tokenizer == "tiny" else f"/{self._tokenizer}")
+        kw = {"dtype": self.dtype} if self.dtype else {}
+        return tiny_vlm(template="viper", tokenizer=self._tokenizer, seed=seed, device=self.device, **kw)
+
+    def _pretrained(self, base: str, adapter_dir: Path | None) -> Any:
+        from prefcli.vlm.model import VLMSpec, build_model
+
+        b = parse(base)
+        base_src = b.repo_id if b.kind == "hub" and b.revision is None else base
+        spec = VLMSpec(base=base_src, weights="pretrained", template="viper", dtype=self.dtype or "float32",
+                       device=self.device, offline=self._offline)
+        vlm = build_model(spec)
+        if adapter_dir is not None:
+            vlm = attach_adapter(vlm, adapter_dir)
+        if vlm.preprocess.use_hf_processor:  # full-size model: ViPer's exact processor settings
+            vlm.preprocess = ViperPreprocessor()
+        return vlm
+
+    def _build(self) -> Any:
+        base = self._base_spec()
+        if is_tiny(base):
+            return self._tiny(base)
+        self._weights_id = parse(base).describe()
+        return self._pretrained(base, None)
+
+    @property
+    def weights_id(self) -> str:
+        return self._weights_id or str(self.weights)
+
+
+class ViperScorer(IdeficsScorer):
+    """ViPer's proxy metric. ``--weights``: the LoRA adapter (default hf-hub:EPFL-VILAB/Metric-ViPer,
+    or a local adapter folder) or tiny; option ``base``: the IDEFICS2 base (default
+    HuggingFaceM4/idefics2-8b, or a local folder). Other options as ``idefics``."""
+
+    default_name = "viper"
+    tiny_seed_offset = 1000
+
+    def __init__(self, weights: str | None = None, device: str = "cpu", dtype: str | None = None, *,
+                 base: str | None = None, **options: Any):
+        self._base = base or f"hf-hub:{IDEFICS2}"
+        super().__init__(weights=weights, device=device, dtype=dtype, **options)
+
+    def _build(self) -> Any:
+        adapter = self.weights or f"hf-hub:{METRIC_VIPER}"
+        if is_tiny(adapter):
+            return self._tiny(adapter)
+        # The adapter first: a missing adapter fails in a second, before 16 GB of base weights load.
+        adapter_dir = load_adapter_dir(adapter, self._offline)
+        a = parse(adapter)
+        aid = f"{a.describe()}#{folder_fingerprint(adapter_dir)}" if a.kind == "local" else a.describe()
+        self._weights_id = f"{aid}+{parse(self._base).describe()}"
+        return self._pretrained(self._base, adapter_dir)

@@ -1,0 +1,222 @@
+"""`viper` and `idefics`: ViPer's exact template through the scorer, P(+) as the reference computes it,
+the adapter loading path on a tiny stand-in, no mutation of the caller's lists, offline errors."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from prefcli.errors import HistoryError, WeightsError
+from prefcli.plugins import get_scorer_spec, load_scorer
+from prefcli.types import Candidate, HistoryPair, UserHistory
+
+# The documented template (DESIGN.md section 4, ViPer's metric.py), written out literally.
+TURN = "User:<image>Score for this image?<end_of_utterance>\nAssistant: {}<end_of_utterance>\n"
+QUERY = "User:<image>Score for this image?<end_of_utterance>\nAssistant: "
+
+
+def _img(seed: int, size: int = 40) -> Image.Image:
+    return Image.fromarray(np.random.default_rng(seed).integers(1, 255, (size, size, 3), dtype=np.uint8))
+
+
+def _pairs(n: int) -> list[HistoryPair]:
+    return [HistoryPair(liked=Candidate.from_image(_img(2 * i), image_id=f"L{i}"),
+                        disliked=Candidate.from_image(_img(2 * i + 1), image_id=f"D{i}"), prompt=f"p{i}")
+            for i in range(n)]
+
+
+def _sharpen(vlm) -> None:
+    with torch.no_grad():
+        for p in vlm.core.parameters():
+            if p.ndim >= 2:
+                p.mul_(4)
+
+
+@pytest.fixture(scope="module")
+def real_viper():
+    try:
+        from prefcli.vlm.tokenizer import mistral_sentencepiece_path
+
+        mistral_sentencepiece_path()
+    except Exception as e:  # noqa: BLE001
+        pytest.skip(f"the real IDEFICS2 tokenizer needs mistral-common's tokenizer.model.v1: {e}")
+    s = load_scorer("viper", weights="tiny:2", tokenizer="idefics2", batch_size=2)
+    _sharpen(s.vlm)
+    return s
+
+
+def _reference_p_plus(vlm, doc: str, images: list) -> float:
+    """ViPer's metric.py: the processor's tokens through the HF model, exp(l+) / (exp(l+) + exp(l-))."""
+    from transformers import Idefics2ImageProcessor, Idefics2Processor
+
+    ip = Idefics2ImageProcessor(do_image_splitting=False, size={"longest_edge": 448, "shortest_edge": 378})
+    proc = Idefics2Processor(image_processor=ip, tokenizer=copy.deepcopy(vlm.tokenizer), image_seq_len=vlm.image_seq_len)
+    ids = proc(text=doc, images=images, return_tensors="pt")["input_ids"]
+    pv = vlm.preprocess(images).unsqueeze(0)  # the tiny model's pixels: (1, N_images, 3, S, S)
+    with torch.no_grad():
+        logits = vlm.core(input_ids=ids, attention_mask=torch.ones_like(ids), pixel_values=pv).logits[:, -1].double()
+    return float(torch.exp(logits[0, 648]) / (torch.exp(logits[0, 648]) + torch.exp(logits[0, 387]))), ids[0].tolist()
+
+
+def test_registered_specs():
+    for name in ("viper", "idefics"):
+        spec = get_scorer_spec(name)
+        assert spec.needs == frozenset({"image", "history"}) and spec.uses_history
+    assert "EPFL-VILAB/Metric-ViPer" in get_scorer_spec("viper").default_weights
+    assert "HuggingFaceM4/idefics2-8b" in get_scorer_spec("idefics").default_weights
+
+
+def test_viper_template_token_for_token_and_p_plus_through_the_scorer(real_viper):
+    s = real_viper
+    assert (s.vlm.plus_id, s.vlm.minus_id) == (648, 387)  # "▁+" and "▁-" after "Assistant:", as ViPer hard-codes
+    seen: list[list[int]] = []
+    embed = s.vlm.embed
+
+    def spy(input_ids, pixel_values):
+        seen.extend(row.tolist() for row in input_ids)  # one candidate: no padding
+        return embed(input_ids, pixel_values)
+
+    s.vlm.embed = spy
+    try:
+        pairs = _pairs(2)
+        target = _img(99)
+        state = s.condition(UserHistory(tuple(pairs)))
+        got = s.score([Candidate.from_image(target, prompt="ignored by ViPer")], state)
+    finally:
+        del s.vlm.embed
+    prefix_ids, suffix_ids = seen
+    doc = TURN.format("-") + TURN.format("+") + TURN.format("-") + TURN.format("+") + QUERY
+    images = [pairs[0].disliked.image, pairs[0].liked.image, pairs[1].disliked.image, pairs[1].liked.image, target]
+    want, ref_ids = _reference_p_plus(s.vlm, doc, images)
+    assert prefix_ids + suffix_ids == ref_ids  # what the scorer ran == ViPer's processor output, token for token
+    assert s.vlm.tokenizer.convert_ids_to_tokens(suffix_ids[-2:]) == [":", "▁"]  # the query ends "Assistant: "
+    np.testing.assert_allclose(got, [want], rtol=1e-4)
+
+
+def test_batched_cached_scores_equal_one_at_a_time(real_viper):
+    s = real_viper
+    state = s.condition(UserHistory(tuple(_pairs(3))))
+    cands = [Candidate.from_image(_img(200 + i)) for i in range(5)]
+    together = s.score(cands, state)  # batch_size 2: three batches
+    alone = [s.score([c], state)[0] for c in cands]
+    # fp32 agreement far tighter than the spread between candidates (the tiny model is flat)
+    np.testing.assert_allclose(together, alone, rtol=0, atol=2e-6)
+    assert np.std(together) > 1e-5
+
+
+def test_callers_lists_are_never_mutated():
+    s = load_scorer("viper", weights="tiny")
+    pairs = _pairs(2)
+    cands = [Candidate.from_image(_img(300 + i)) for i in range(3)]
+    pairs_before, cands_before = list(pairs), list(cands)
+    state = s.condition(pairs)  # a plain list of pairs works as a history too
+    s.score(cands, state)
+    s.score(cands, state)
+    assert len(pairs) == 2 and all(a is b for a, b in zip(pairs, pairs_before))
+    assert len(cands) == 3 and all(a is b for a, b in zip(cands, cands_before))
+
+
+def test_history_errors():
+    s = load_scorer("idefics", weights="tiny")
+    with pytest.raises(HistoryError, match="needs a history of liked/disliked image pairs.*found none"):
+        s.condition(UserHistory(()))
+    with pytest.raises(HistoryError, match="found none"):
+        s.condition(None)
+    # ViPer accepts any history length: one pair scores without a note
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(s.score([Candidate.from_image(_img(1))], s.condition(_pairs(1)))) == 1
+
+
+@pytest.fixture(scope="module")
+def local_weights(tmp_path_factory):
+    """A tiny IDEFICS2 base folder and a LoRA adapter folder standing in for the hub weights."""
+    from peft import LoraConfig, get_peft_model
+
+    from prefcli.vlm.model import LORA_TARGET_REGEX, PrefVLM, tiny_vlm
+
+    root = tmp_path_factory.mktemp("viper-weights")
+    m = tiny_vlm(template="viper", seed=11).eval()
+    _sharpen(m)
+    m.core.save_pretrained(root / "base")
+    m.tokenizer.save_pretrained(root / "base")
+    base_copy = copy.deepcopy(m)
+    peft_model = get_peft_model(m.core, LoraConfig(r=8, lora_alpha=8, lora_dropout=0.0, target_modules=LORA_TARGET_REGEX))
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for n, p in peft_model.named_parameters():
+            if "lora_B" in n:
+                p.copy_(torch.randn(p.shape, generator=g) * 0.5)
+    peft_model.save_pretrained(root / "adapter")
+    return {"root": root, "with_adapter": PrefVLM(peft_model, m.core, m.tokenizer, m.spec).eval(), "base": base_copy}
+
+
+def test_real_loading_path_on_local_folders(local_weights, tmp_path):
+    from prefcli.vlm import scoring
+    from prefcli.vlm.template import eval_history_items
+
+    root = local_weights["root"]
+    pairs, cands = _pairs(2), [Candidate.from_image(_img(400 + i)) for i in range(3)]
+    viper = load_scorer("viper", weights=str(root / "adapter"), base=str(root / "base"))
+    idefics = load_scorer("idefics", weights=str(root / "base"))
+    with torch.no_grad():
+        want_v = scoring.q_scores(scoring.score_uncached(local_weights["with_adapter"], eval_history_items(pairs), cands))
+        want_i = scoring.q_scores(scoring.score_uncached(local_weights["base"], eval_history_items(pairs), cands))
+    got_v = viper.score(cands, viper.condition(pairs))
+    got_i = idefics.score(cands, idefics.condition(pairs))
+    np.testing.assert_allclose(got_v, want_v, rtol=1e-4)  # adapter merged == peft's unmerged forward
+    np.testing.assert_allclose(got_i, want_i, rtol=1e-4)
+    assert not np.allclose(got_v, got_i, rtol=1e-3)  # the adapter matters
+    assert str(root / "adapter") in viper.weights_id and "#" in viper.weights_id
+
+    # an adapter folder with only a pickled .bin is refused, not unpickled
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "adapter_config.json").write_text((root / "adapter" / "adapter_config.json").read_text())
+    (tmp_path / "bin" / "adapter_model.bin").write_bytes(b"\x80\x02")
+    with pytest.raises(WeightsError, match="adapter_model.bin: prefcli does not unpickle it"):
+        load_scorer("viper", weights=str(tmp_path / "bin"), base=str(root / "base"))
+
+
+def test_offline_errors_name_the_repositories(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    with pytest.raises(WeightsError, match="EPFL-VILAB/Metric-ViPer"):
+        load_scorer("viper", offline=True)
+    with pytest.raises(WeightsError, match="HuggingFaceM4/idefics2-8b"):
+        load_scorer("idefics", offline=True)
+
+
+def test_viper_preprocessor_matches_the_reference_processor_on_square_images():
+    from transformers import Idefics2ImageProcessor
+
+    from prefcli_viper.scorer import ViperPreprocessor
+
+    im = _img(5, size=600)
+    ref = Idefics2ImageProcessor(do_image_splitting=False, size={"longest_edge": 448, "shortest_edge": 378})
+    want = ref(images=[[im]], return_tensors="pt")["pixel_values"][0]
+    got = ViperPreprocessor()([im])
+    assert got.shape == (1, 3, 448, 448)
+    torch.testing.assert_close(got, want.float())
+    wide = Image.fromarray(np.random.default_rng(1).integers(1, 255, (300, 500, 3), dtype=np.uint8))
+    assert ViperPreprocessor()([wide, im]).shape == (2, 3, 448, 448)  # non-square: squared, stackable
+
+
+def test_viper_example_user_ranks_end_to_end(viper_examples):
+    from prefcli.ranking import rank_folder
+
+    res = rank_folder(viper_examples, likes=viper_examples / "liked", dislikes=viper_examples / "disliked",
+                      scorer="viper", weights="tiny")
+    assert res.history_pairs == 8 and len(res.ranked) == 4
+    assert all(0.0 < r.score < 1.0 for r in res.ranked)
+
+
+def test_tiny_viper_and_tiny_idefics_are_different_networks():
+    pairs, cands = _pairs(1), [Candidate.from_image(_img(9))]
+    v, i = load_scorer("viper", weights="tiny"), load_scorer("idefics", weights="tiny")
+    assert v.weights_id == "tiny:0/viper" and i.weights_id == "tiny:0/idefics"
+    assert v.score(cands, v.condition(pairs)) != i.score(cands, i.condition(pairs))
