@@ -45,8 +45,11 @@ def to_json(obj: Any) -> str:
     return json.dumps(obj, indent=2, default=str, allow_nan=True)
 
 
-def emit(rows: Sequence[dict], fmt: str = "table", columns: Sequence[str] | None = None, title: str | None = None, digits: int = 4, console=None) -> None:
-    """Print rows in the requested format to stdout."""
+def emit(
+    rows: Sequence[dict], fmt: str = "table", columns: Sequence[str] | None = None, title: str | None = None,
+    digits: int = 4, console=None, headers: dict[str, str] | None = None,
+) -> None:
+    """Print rows in the requested format to stdout; `headers` relabels terminal-table columns."""
     import sys
 
     if fmt not in FORMATS:
@@ -66,7 +69,7 @@ def emit(rows: Sequence[dict], fmt: str = "table", columns: Sequence[str] | None
         columns = list(columns or (rows[0].keys() if rows else []))
         table = Table(title=title)
         for c in columns:
-            table.add_column(str(c))
+            table.add_column((headers or {}).get(c, str(c)), overflow="fold")  # wrap, never hide what a cell says
         for r in rows:
             table.add_row(*(_cell(r.get(c), digits) for c in columns))
         (console or Console()).print(table)

@@ -38,5 +38,8 @@ def scorers_command(fmt: FormatOpt = Format.table) -> None:
                 "description": spec.description,
             }
         )
-    columns = ["name", "needs", "differentiable", "trainable", "default_weights", "runs_here", "missing"]
-    output.emit(rows, fmt.value, columns=None if fmt.value == "json" else columns, title="prefcli scorers")
+    columns = ["name", "needs", "differentiable", "trainable", "runs_here", "default_weights"]
+    if any(r["missing"] for r in rows):
+        columns.append("missing")
+    headers = {"differentiable": "grad", "trainable": "train", "runs_here": "runs here", "default_weights": "default weights"}
+    output.emit(rows, fmt.value, columns=None if fmt.value == "json" else columns, title="prefcli scorers", headers=headers)
