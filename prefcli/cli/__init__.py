@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "prefcli.cli.demo",
     "prefcli.cli.eval_cmd",
     "prefcli.cli.bench_cmd",
+    "prefcli.cli.train_cmd",
     "prefcli.cli.convert_cmd",
 )
 

@@ -1,0 +1,500 @@
+"""The training loop: Accelerate, stages, the preference losses, validation, metrics, exact resume.
+
+``train(cfg, ...)`` runs the config's stages one after another. Each stage
+sets what trains (base weights, LoRA, vision, preference tokens), which
+losses are on (L_base, L_CP) and whether samples carry a history, and gets
+its own AdamW and learning-rate schedule (warm-up, then cosine / linear /
+constant). The first stage with ``add_tokens`` attaches the preference
+tokens (seeded, so a resumed run attaches the very same ones).
+
+One optimizer step = ``grad_accum`` micro-batches of ``per_device_batch``
+pairs on each of the Accelerate processes (global batch = per-device batch
+x accumulation x processes). Each micro-batch holds B pairs as 2B sequences
+(B liked targets, then the same B contexts with the disliked targets), so
+L+ and L- compare two targets under one history.
+
+Exactness of ``--resume``: checkpoints hold the weights, the optimizer
+moments, the scheduler state and every RNG state; the data position is the
+step counter itself (batches are a pure function of seed, process, step and
+micro-step). An interrupted run continued with ``--resume`` ends with the
+same weights as an uninterrupted one (tests/test_train_resume.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+import torch.nn as nn
+
+from prefcli.errors import ConfigError
+from prefcli.train.config import StageConfig, TrainConfig
+
+
+# ---------------------------------------------------------------------------
+# the forward pass over a PairBatch
+
+
+def target_logits(vlm: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, pixel_values: torch.Tensor,
+                  image_index: torch.Tensor) -> torch.Tensor:
+    """Full-vocabulary next-token logits at each row's target position (the last real token).
+
+    The same computation as ``PrefVLM.forward``, except that the vision tower
+    runs once per distinct image of the batch (`pixel_values`) and the features
+    are gathered to the image slots by `image_index`.
+    """
+    emb = vlm.text_model.get_input_embeddings()(input_ids)
+    is_img = input_ids == vlm.image_token_id
+    if bool(is_img.any()):
+        feats = vlm.image_features(pixel_values)  # (U, L, D)
+        feats = feats[image_index].reshape(-1, emb.shape[-1]).to(emb.dtype)
+        emb = emb.masked_scatter(is_img.unsqueeze(-1), feats)
+    emb, mask = vlm.with_pref_tokens(emb, attention_mask, "right")
+    out = vlm.run_text(emb, mask, use_cache=False)
+    from prefcli.vlm.model import last_real_index
+
+    idx = last_real_index(mask)
+    hidden = out.last_hidden_state[torch.arange(mask.shape[0], device=mask.device), idx]
+    return vlm.head(hidden).logits
+
+
+class PairForward(nn.Module):
+    """The trainable module Accelerate wraps (DDP needs the forward to go through ``__call__``)."""
+
+    def __init__(self, vlm: Any) -> None:
+        super().__init__()
+        self.vlm = vlm
+
+    def forward(self, input_ids, attention_mask, pixel_values, image_index):  # noqa: D401
+        return target_logits(self.vlm, input_ids, attention_mask, pixel_values, image_index)
+
+
+class AttributeForward(nn.Module):
+    """Vision tower + connector + a linear probe: predicts an image's attribute vector (attributes stages)."""
+
+    def __init__(self, vlm: Any, probe: nn.Module) -> None:
+        super().__init__()
+        self.vlm = vlm
+        self.probe = probe
+
+    def forward(self, pixel_values):  # noqa: D401
+        feats = self.vlm.image_features(pixel_values)  # (N, L, D)
+        return self.probe(feats.mean(1).float())
+
+
+def make_probe(vlm: Any, out_dim: int, seed: int) -> nn.Module:
+    """A seeded linear probe (the same one on a resumed run)."""
+    d = int(vlm.core.config.text_config.hidden_size)
+    g = torch.Generator().manual_seed(int(seed) + 7919)
+    probe = nn.Linear(d, out_dim)
+    with torch.no_grad():
+        bound = 1.0 / math.sqrt(d)
+        probe.weight.copy_(torch.rand(out_dim, d, generator=g) * 2 * bound - bound)
+        probe.bias.zero_()
+    return probe.to(vlm.device)
+
+
+# ---------------------------------------------------------------------------
+# evaluation
+
+
+@torch.no_grad()
+def score_tasks(vlm: Any, tasks: Sequence[Any], store: Any, *, history: bool = True,
+                history_of: Callable[[int], list] | None = None, batch_tasks: int = 64) -> list[list[float]]:
+    """Q(S, z) for every candidate of every task; `history_of(i)` replaces task i's history (the swap check)."""
+    from prefcli.train.data import collate_sequences, eval_sequences
+
+    was_training = vlm.training
+    vlm.eval()
+    out: list[list[float]] = []
+    try:
+        for s in range(0, len(tasks), batch_tasks):
+            chunk = tasks[s:s + batch_tasks]
+            seqs, sizes = [], []
+            for k, t in enumerate(chunk):
+                hp = history_of(s + k) if history_of is not None else None
+                ss = eval_sequences(vlm.encoder, t, history=history, history_pairs=hp)
+                seqs += ss
+                sizes.append(len(ss))
+            b = collate_sequences(vlm.encoder, seqs, store).to(vlm.device)
+            logits = target_logits(vlm, b.input_ids, b.attention_mask, b.pixel_values, b.image_index)
+            q = torch.sigmoid(logits[:, vlm.plus_id].float() - logits[:, vlm.minus_id].float()).cpu().tolist()
+            i = 0
+            for n in sizes:
+                out.append(q[i:i + n])
+                i += n
+    finally:
+        vlm.train(was_training)
+    return out
+
+
+def top1_correct(scores: Sequence[float], liked_index: int) -> bool:
+    """A hit only if the liked candidate strictly beats every other (ties are misses)."""
+    s = scores[liked_index]
+    return all(s > x for j, x in enumerate(scores) if j != liked_index)
+
+
+def accuracy(vlm: Any, tasks: Sequence[Any], store: Any, **kw: Any) -> float:
+    if not tasks:
+        return float("nan")
+    scores = score_tasks(vlm, tasks, store, **kw)
+    return sum(top1_correct(s, t.liked_index) for s, t in zip(scores, tasks)) / len(tasks)
+
+
+# ---------------------------------------------------------------------------
+# optimizer and schedule
+
+
+def lr_factor(step: int, total: int, warmup: int, schedule: str, min_ratio: float) -> float:
+    """Multiplier of the base lr after `step` completed steps of a stage of `total` steps."""
+    if warmup and step < warmup:
+        return (step + 1) / warmup
+    if schedule == "constant":
+        return 1.0
+    span = max(1, total - warmup)
+    t = min(1.0, (step - warmup) / span)
+    if schedule == "linear":
+        f = 1.0 - t
+    else:
+        f = 0.5 * (1.0 + math.cos(math.pi * t))
+    return min_ratio + (1.0 - min_ratio) * f
+
+
+def make_optimizer(params: list, cfg: TrainConfig, stage: StageConfig) -> tuple[Any, Any]:
+    o = cfg.optim
+    lr = stage.lr if stage.lr is not None else o.lr
+    warm = stage.warmup_steps if stage.warmup_steps is not None else o.warmup_steps
+    sched = stage.schedule or o.schedule
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=o.weight_decay, betas=tuple(o.betas), eps=o.eps)
+    total = stage.steps
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: lr_factor(s, total, warm, sched, o.min_lr_ratio))
+    return opt, scheduler
+
+
+def apply_stage(vlm: Any, cfg: TrainConfig, index: int) -> None:
+    """Attach tokens if this or an earlier stage adds them, and set what trains."""
+    from prefcli.vlm.model import set_trainable
+
+    st = cfg.stages[index]
+    if cfg.tokens_at(index) and vlm.pref_tokens is None:
+        vlm.add_pref_tokens(cfg.tokens.n_tokens, cfg.tokens.init, seed=cfg.model.seed)
+    set_trainable(vlm, base=st.train_base, lora=st.train_lora, vision=st.train_vision and cfg.model.train_vision,
+                  tokens=st.train_tokens)
+
+
+# ---------------------------------------------------------------------------
+# data
+
+
+def world_cache_dir() -> Path:
+    base = os.environ.get("PREFCLI_CACHE_DIR")
+    return (Path(base) if base else Path.home() / ".cache" / "prefcli") / "worlds"
+
+
+def synthetic_dataset(world: dict, build: dict | None = None, root: Path | None = None, progress: bool = False) -> Path:
+    """Write a synthetic world and build its dataset once (cached by the knobs' hash); return the dataset path."""
+    import hashlib
+
+    from prefcli.data.dataset import INFO_FILE
+    from prefcli.data.pickapic import BuildParams, build as build_ds
+    from prefcli.data.synthetic import WorldConfig, write_world
+
+    w = dict(world)
+    preset = w.pop("preset", "default")
+    wcfg = WorldConfig.from_preset(preset, **w)
+    try:
+        params = BuildParams(**(build or {}))
+    except TypeError as e:
+        raise ConfigError(f"data.world_build: {e}") from None
+    key = hashlib.sha256(json.dumps([wcfg.to_dict(), build or {}], sort_keys=True).encode()).hexdigest()[:16]
+    root = (root or world_cache_dir()) / f"{preset}-{key}"
+    ds = root / "dataset"
+    if not (ds / INFO_FILE).is_file():
+        write_world(root / "world", wcfg, progress=progress)
+        build_ds(str(root / "world"), ds, params, progress=progress)
+    return ds
+
+
+def resolve_dataset(cfg: TrainConfig, data: str | os.PathLike | None) -> Path:
+    if data is not None:
+        return Path(data)
+    if cfg.data.dataset:
+        return Path(cfg.data.dataset)
+    if cfg.data.world is not None:
+        return synthetic_dataset(cfg.data.world, cfg.data.world_build)
+    raise ConfigError(f"{cfg.source or cfg.name}: no dataset: pass --data DATASET or set data.dataset")
+
+
+# ---------------------------------------------------------------------------
+# the loop
+
+
+@dataclass
+class TrainResult:
+    out_dir: Path
+    steps: int
+    stopped_early: bool
+    final_val_acc: float | None
+    samples_per_s: float
+    seconds: float
+    model_dir: Path | None
+    history: list = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {"out_dir": str(self.out_dir), "steps": self.steps, "stopped_early": self.stopped_early,
+                "final_val_acc": self.final_val_acc, "samples_per_s": self.samples_per_s,
+                "seconds": self.seconds, "model_dir": str(self.model_dir) if self.model_dir else None}
+
+
+class _Metrics:
+    def __init__(self, path: Path, enabled: bool, keep_until: int | None) -> None:
+        self.path = path
+        self.enabled = enabled
+        self.records: list[dict] = []
+        if enabled and keep_until is not None and path.is_file():
+            # A resumed run drops what the interrupted one logged after its last checkpoint.
+            kept = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln).get("step", 0) <= keep_until]
+            path.write_text("".join(ln + "\n" for ln in kept))
+        elif enabled:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("")
+
+    def log(self, rec: dict) -> None:
+        self.records.append(rec)
+        if self.enabled:
+            with self.path.open("a") as f:
+                f.write(json.dumps(rec) + "\n")
+
+
+def _progress(enabled: bool):
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]}"), TextColumn("acc {task.fields[acc]}"),
+        TextColumn("{task.fields[sps]} pairs/s"), TimeRemainingColumn(),
+        console=Console(stderr=True), disable=not enabled, transient=False,
+    )
+
+
+def train(cfg: TrainConfig, *, data: str | os.PathLike | None = None, out: str | os.PathLike = "runs/train",
+          resume: bool = False, max_steps: int | None = None, progress: bool = True,
+          log: Callable[[str], None] | None = None) -> TrainResult:
+    """Run `cfg`'s stages; write checkpoints, metrics.jsonl and the final model under `out`."""
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+
+    from prefcli.data.dataset import Dataset
+    from prefcli.train import checkpoint as ck
+    from prefcli.train.data import PixelStore, TrainSampler, collate_pairs, load_eval_tasks
+    from prefcli.vlm.losses import preference_loss
+    from prefcli.vlm.model import build_model
+
+    say = log or (lambda s: None)
+    out = Path(out)
+    r = cfg.run
+    if r.num_threads:
+        torch.set_num_threads(r.num_threads)
+    cpu = r.device == "cpu" or (r.device == "auto" and not torch.cuda.is_available())
+    acc = Accelerator(cpu=cpu, mixed_precision=r.mixed_precision,
+                      log_with=list(r.trackers) or None, project_dir=str(out))
+    main = acc.is_main_process
+    accum = cfg.grad_accum_for(acc.num_processes)
+    per_step = r.per_device_batch * accum * acc.num_processes
+
+    ckpt_root = out / ck.CHECKPOINTS_DIR
+    last = ck.latest_checkpoint(ckpt_root) if resume else None
+    if resume and last is None:
+        say(f"no checkpoint under {ckpt_root}: starting from step 0")
+    if not resume and main and ck.list_checkpoints(ckpt_root):
+        raise ConfigError(f"{out}: already holds checkpoints; pass --resume to continue it or choose another --out")
+
+    ds_path = resolve_dataset(cfg, data) if main else None
+    acc.wait_for_everyone()
+    ds_path = ds_path or resolve_dataset(cfg, data)
+    ds = Dataset.open(ds_path)
+
+    set_seed(r.seed)
+    vlm = build_model(cfg.vlm_spec(device=str(acc.device)))
+    if cfg.model.gradient_checkpointing:
+        vlm.core.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    store = PixelStore(ds, vlm.preprocess, cfg.data.pixel_cache_mb)
+    sampler = TrainSampler(ds.pairs_by_user("train"), cfg.data.n_ref, seed=r.seed,
+                           shuffle_history=cfg.data.shuffle_history)
+    from prefcli.data.dataset import n_ref_variants
+
+    # Validate at the training N_ref, or the largest history the dataset materialized below it.
+    fits = [k for k in n_ref_variants(ds.n_ref) if k <= max(1, cfg.data.n_ref)]
+    val_tasks = load_eval_tasks(ds, cfg.data.val_split, n_ref=max(fits) if fits else None,
+                                max_tasks=cfg.data.val_max_tasks, seed=r.seed)
+    val_tasks = val_tasks[acc.process_index::acc.num_processes]
+
+    total = cfg.total_steps
+    stop = min(total, max_steps) if max_steps else total
+    start = 0
+    stage_idx = 0
+    if last is not None:
+        start = int(ck.read_state(last)["step"])
+        stage_idx = cfg.stage_at(start) if start > 0 else 0
+
+    attributes = None
+    if any(s.kind == "attributes" for s in cfg.stages):
+        from prefcli.train.data import AttributeTargets
+
+        world_dir = Path(cfg.data.attributes) if cfg.data.attributes else Path(ds_path).parent / "world"
+        if not (world_dir / "world.json").is_file():
+            raise ConfigError(f"{cfg.source or cfg.name}: an attributes stage needs a synthetic world; "
+                              f"{world_dir} has none (set data.attributes)")
+        attributes = AttributeTargets(world_dir, [i for p in ds.pairs("train") for i in (p.liked_image_id, p.disliked_image_id)])
+    probe: list = [None]
+
+    def setup(index: int):
+        apply_stage(vlm, cfg, index)
+        params = vlm.trainable_parameters()
+        if cfg.stages[index].kind == "attributes":
+            probe[0] = make_probe(vlm, attributes.dim, cfg.model.seed)
+            params = params + list(probe[0].parameters())
+            module = AttributeForward(vlm, probe[0])
+        else:
+            probe[0] = None
+            module = PairForward(vlm)
+        if not params:
+            raise ConfigError(f"{cfg.source or cfg.name}: stages[{index}] leaves nothing trainable")
+        opt, sch = make_optimizer(params, cfg, cfg.stages[index])
+        return opt, sch, params, module
+
+    optimizer, scheduler, params, module = setup(stage_idx)
+    state: dict[str, Any] = {}
+    if last is not None:
+        state = ck.restore_checkpoint(last, vlm, optimizer, acc.process_index, aux=probe[0])
+        scheduler.load_state_dict(state["scheduler"])
+        say(f"resumed from {last} (step {start}, stage {cfg.stages[stage_idx].name})")
+    model, optimizer = acc.prepare(module, optimizer)
+
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        from prefcli.atomic import write_text
+
+        write_text(out / ck.CONFIG_FILE, json.dumps({**cfg.to_dict(), "_source": cfg.source,
+                                                     "_dataset": str(ds_path)}, indent=2))
+        if r.trackers:
+            acc.init_trackers(cfg.name, config={"lr": cfg.optim.lr, "steps": total})
+    metrics = _Metrics(out / "metrics.jsonl", main, start if last is not None else None)
+
+    def evaluate() -> float:
+        hits = torch.tensor([0.0, 0.0], device=acc.device)
+        if val_tasks:
+            history = cfg.stages[stage_idx].history
+            scores = score_tasks(vlm, val_tasks, store, history=history)
+            hits[0] = sum(top1_correct(s, t.liked_index) for s, t in zip(scores, val_tasks))
+            hits[1] = len(val_tasks)
+        hits = acc.reduce(hits, reduction="sum") if acc.num_processes > 1 else hits
+        return float(hits[0] / hits[1]) if hits[1] else float("nan")
+
+    def save(step: int) -> None:
+        st = {"step": step, "stage": stage_idx, "stage_name": cfg.stages[stage_idx].name,
+              "scheduler": scheduler.state_dict(), "config_name": cfg.name, "per_step_pairs": per_step,
+              "val_acc": last_val}
+        meta = {"train_config": cfg.name, "step": step, "dataset": str(ds_path), "n_ref": cfg.data.n_ref,
+                "history": cfg.stages[stage_idx].history}
+        if main:
+            path = ck.save_checkpoint(ckpt_root, step, vlm, optimizer, st, process_index=0,
+                                      keep_last=r.keep_last, metadata=meta, aux=probe[0])
+        acc.wait_for_everyone()
+        if not main:
+            ck.save_rng_only(ckpt_root / ck.checkpoint_name(step), acc.process_index)
+        acc.wait_for_everyone()
+        if main:
+            say(f"checkpoint {path}")
+
+    last_val: float | None = state.get("val_acc")
+    plus_id, minus_id = vlm.plus_id, vlm.minus_id
+    t0 = time.perf_counter()
+    pairs_done = 0
+    run_loss: dict[str, float] = {}
+    n_loss = 0
+    model.train()
+    with _progress(progress and main) as bar:
+        task = bar.add_task(cfg.name, total=stop, completed=start, loss="-", acc="-" if last_val is None else f"{last_val:.3f}", sps="-")
+        for step in range(start + 1, stop + 1):
+            si = cfg.stage_at(step)
+            if si != stage_idx:
+                stage_idx = si
+                optimizer, scheduler, params, module = setup(si)
+                model, optimizer = acc.prepare(module, optimizer)
+                model.train()
+                say(f"stage {cfg.stages[si].name} from step {step}")
+            stage = cfg.stages[stage_idx]
+            for micro in range(accum if stage.kind == "pairs" else 0):
+                samples = sampler.batch(step, micro, acc.process_index, r.per_device_batch, history=stage.history)
+                b = collate_pairs(vlm.encoder, samples, store).to(acc.device)
+                sync = acc.no_sync(model) if (micro < accum - 1 and acc.num_processes > 1) else contextlib.nullcontext()
+                with sync, acc.autocast():
+                    logits = model(b.input_ids, b.attention_mask, b.pixel_values, b.image_index)
+                    n = b.n_pairs
+                    terms = preference_loss(logits[:n], logits[n:], plus_id, minus_id,
+                                            use_base=stage.loss_base, use_cp=stage.loss_cp)
+                    acc.backward(terms.total / accum)
+                for k, v in terms.as_floats().items():
+                    run_loss[k] = run_loss.get(k, 0.0) + v / accum
+            if stage.kind == "attributes":
+                for micro in range(accum):
+                    ids, target = attributes.batch(sampler.rng(step, micro, acc.process_index), cfg.data.attributes_batch)
+                    pv = store.get(ids).to(acc.device)
+                    sync = acc.no_sync(model) if (micro < accum - 1 and acc.num_processes > 1) else contextlib.nullcontext()
+                    with sync, acc.autocast():
+                        pred = model(pv)
+                        loss = torch.nn.functional.mse_loss(pred.float(), target.to(pred.device))
+                        acc.backward(loss / accum)
+                    run_loss["loss"] = run_loss.get("loss", 0.0) + float(loss.detach()) / accum
+                    run_loss["loss_attributes"] = run_loss["loss"]
+            n_loss += 1
+            if cfg.optim.max_grad_norm > 0:
+                acc.clip_grad_norm_(params, cfg.optim.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            pairs_done += per_step
+            elapsed = time.perf_counter() - t0
+            sps = pairs_done / elapsed if elapsed > 0 else 0.0
+            if r.log_every and (step % r.log_every == 0 or step == stop):
+                rec = {"step": step, "stage": stage.name, "lr": scheduler.get_last_lr()[0],
+                       **{k: v / n_loss for k, v in run_loss.items()}, "pairs_per_s": round(sps, 2),
+                       "elapsed_s": round(elapsed, 2)}
+                metrics.log(rec)
+                if r.trackers:
+                    acc.log({k: v for k, v in rec.items() if isinstance(v, (int, float))}, step=step)
+                bar.update(task, loss=f"{rec['loss']:.4f}", sps=f"{sps:.1f}")
+                run_loss, n_loss = {}, 0
+            bar.update(task, completed=step)
+            stage_end = step == cfg.stage_start(stage_idx) + stage.steps
+            if stage.kind == "pairs" and ((r.eval_every and step % r.eval_every == 0) or step == stop or stage_end):
+                last_val = evaluate()
+                metrics.log({"step": step, "stage": stage.name, "val_acc": last_val,
+                             "val_tasks": len(val_tasks) * acc.num_processes})
+                bar.update(task, acc=f"{last_val:.3f}")
+            if (r.checkpoint_every and step % r.checkpoint_every == 0) or step == stop:
+                save(step)
+    seconds = time.perf_counter() - t0
+    model_dir = None
+    finished = stop == total
+    if main and finished:
+        from prefcli.vlm.checkpoint import save_vlm
+
+        model_dir = save_vlm(vlm, out / ck.MODEL_DIR, metadata={
+            "train_config": cfg.name, "steps": total, "dataset": str(ds_path), "val_acc": last_val,
+            "n_ref": cfg.data.n_ref, "history": cfg.stages[-1].history})
+    acc.wait_for_everyone()
+    if r.trackers:
+        acc.end_training()
+    pairs_s = pairs_done / seconds if seconds > 0 else 0.0
+    return TrainResult(out, stop, not finished, last_val, pairs_s, seconds, model_dir, metrics.records)
