@@ -97,6 +97,8 @@ class CachedVLMScorer(Scorer):
     """
 
     min_history: ClassVar[int] = 1
+    #: False for a population model (trained history-free): it is scored without the history.
+    reads_history: bool = True
     default_name: ClassVar[str] = "vlm"
     #: Warn when a history has fewer pairs than the model was trained with.
     warn_short_history: ClassVar[bool] = False
@@ -167,6 +169,11 @@ class CachedVLMScorer(Scorer):
     # -- the contract ------------------------------------------------------------
     def condition(self, history: Any) -> HistoryState:
         """Encode [P_v; history] once and keep its key/value cache."""
+        if not self.reads_history:
+            # A population model: trained without histories, scored without one.
+            with torch.no_grad():
+                prefix = scoring.condition(self.vlm, [], pixel_cache={})
+            return HistoryState(prefix, 0)
         pairs = self.check_history(history)
         if self.uses_prompts:
             for p in pairs:

@@ -97,6 +97,30 @@ def _n_ref_of(model_dir: Path, metadata: dict) -> int | None:
     return None
 
 
+def _reads_history(model_dir: Path, metadata: dict) -> bool:
+    """Whether the model was trained with histories; a population model (trained
+    history-free) must be scored without one, exactly as it was trained."""
+    if isinstance(metadata.get("history"), bool):
+        return bool(metadata["history"])
+    stages = None
+    results = model_dir / "results.json"
+    if results.is_file():
+        try:
+            stages = json.loads(results.read_text()).get("trained_with", {}).get("stages")
+        except (OSError, ValueError, AttributeError):
+            stages = None
+    if stages is None and isinstance(metadata.get("train_config"), str):
+        try:
+            from prefcli.train.config import load_config
+
+            stages = [vars(st) for st in load_config(metadata["train_config"]).stages]
+        except Exception:  # an unknown or moved config: fall back to the default below
+            stages = None
+    if not stages:
+        return True
+    return any(bool(st.get("history", True)) for st in stages)
+
+
 class PrefTokenScorer(CachedVLMScorer):
     """Options: ``batch_size`` (candidates per forward pass, default 16), ``n_ref`` (the history
     length the model was trained with, for the short-history note; read from the checkpoint, else 8),
@@ -138,6 +162,7 @@ class PrefTokenScorer(CachedVLMScorer):
         model_dir, label = resolve_model(spec, self._offline)
         _, metadata = read_spec(model_dir)
         self._found_n_ref = _n_ref_of(model_dir, metadata)
+        self.reads_history = _reads_history(model_dir, metadata)
         self._weights_id = f"{label}#{folder_fingerprint(model_dir)}"
         self.model_dir = model_dir
         return load_vlm(model_dir, device=self.device, offline=self._offline, **overrides)
