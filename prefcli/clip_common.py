@@ -30,7 +30,7 @@ import functools
 from typing import TYPE_CHECKING, Any, Iterator, Sequence, TypeVar
 
 from prefcli.errors import WeightsError
-from prefcli.scorer import EmbeddingScorer
+from prefcli.scorer import EmbeddingScorer, broadcast_prompts
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -434,11 +434,7 @@ class ClipBundleScorer(EmbeddingScorer):
 
     def reward(self, pixels: Any, prompts: Sequence[str]) -> Any:
         """Differentiable score for B×3×H×W pixels in [0, 1]; one prompt per image, or one for all."""
-        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
-        if len(prompts) == 1 and pixels.shape[0] > 1:
-            prompts = prompts * pixels.shape[0]
-        if len(prompts) != pixels.shape[0]:
-            raise ValueError(f"got {pixels.shape[0]} images but {len(prompts)} prompts")
+        prompts = broadcast_prompts(prompts, pixels.shape[0])
         model = self.bundle.model
         img = image_features(model, self.bundle.preprocess_tensor(pixels))
         txt = text_features(model, **tokenize(self.bundle.tokenizer, prompts, device=self.bundle.device, max_length=self.text_max_length))

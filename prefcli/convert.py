@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from prefcli.atomic import replace_dir
 from prefcli.errors import WeightsError
 
 LEARN_USER_PREF_REPO = "wenyii/learn-user-pref"
@@ -333,14 +334,7 @@ def learn_user_pref(src: str | os.PathLike, out: str | os.PathLike, *, base: str
         shutil.copyfile(cfg_file, tmp / "adapter" / ADAPTER_CONFIG)
         save_state_dict(state, tmp / "adapter" / ADAPTER_SAFETENSORS)
         save_pref_tokens(tokens, tmp / "pref_tokens.safetensors", metadata={"source": source})
-        if out.exists():
-            old = out.with_name(f".{out.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
+        replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -121,3 +121,13 @@ def require_prompt(candidate: Candidate, scorer: str) -> str:
         where = candidate.path or candidate.image_id
         raise DataError(f"{where}: the {scorer} scorer needs the prompt the image was made from, and this candidate has none")
     return candidate.prompt
+
+
+def broadcast_prompts(prompts: "Sequence[str] | str", n: int) -> list[str]:
+    """One prompt per image for a differentiable `reward`: a single prompt serves all `n`."""
+    prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+    if len(prompts) == 1 and n > 1:
+        prompts = prompts * n
+    if len(prompts) != n:
+        raise ValueError(f"got {n} images but {len(prompts)} prompts")
+    return prompts

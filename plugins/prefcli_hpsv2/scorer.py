@@ -30,7 +30,7 @@ from typing import Any, Sequence
 
 from prefcli import clip_common
 from prefcli.errors import WeightsError
-from prefcli.scorer import EmbeddingScorer, require_prompt
+from prefcli.scorer import EmbeddingScorer, broadcast_prompts, require_prompt
 from prefcli.types import Candidate
 
 DEFAULT_WEIGHTS = "xswu/HPSv2"
@@ -278,11 +278,7 @@ class HPSv2Scorer(EmbeddingScorer):
 
     def reward(self, pixels: Any, prompts: Sequence[str]) -> Any:
         """Differentiable HPS for B×3×H×W pixels in [0, 1]; one prompt per image, or one for all."""
-        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
-        if len(prompts) == 1 and pixels.shape[0] > 1:
-            prompts = prompts * pixels.shape[0]
-        if len(prompts) != pixels.shape[0]:
-            raise ValueError(f"got {pixels.shape[0]} images but {len(prompts)} prompts")
+        prompts = broadcast_prompts(prompts, pixels.shape[0])
         px = clip_common.preprocess_pixels(pixels.to(self.device_), size=self.image_size).to(self.dtype_)
         img = self.model.encode_image(px, normalize=True)
         txt = self._text_features(prompts)

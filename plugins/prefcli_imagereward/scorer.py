@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from prefcli.errors import WeightsError
-from prefcli.scorer import Scorer, require_prompt
+from prefcli.scorer import Scorer, broadcast_prompts, require_prompt
 from prefcli.types import Candidate
 
 DEFAULT_WEIGHTS = "THUDM/ImageReward"
@@ -181,11 +181,7 @@ class ImageRewardScorer(Scorer):
         """Differentiable ImageReward for B×3×H×W pixels in [0, 1]; one prompt per image, or one for all."""
         from prefcli import clip_common
 
-        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
-        if len(prompts) == 1 and pixels.shape[0] > 1:
-            prompts = prompts * pixels.shape[0]
-        if len(prompts) != pixels.shape[0]:
-            raise ValueError(f"got {pixels.shape[0]} images but {len(prompts)} prompts")
+        prompts = broadcast_prompts(prompts, pixels.shape[0])
         px = clip_common.preprocess_pixels(pixels.to(self._device), size=224, mean=OPENAI_CLIP_MEAN, std=OPENAI_CLIP_STD)
         ids, mask = self._tokens(prompts)
         return self.net(px.to(self._dtype), ids, mask)

@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 
+from prefcli.atomic import replace_dir
 from prefcli.errors import WeightsError
 from prefcli.vlm.model import PrefVLM, TinySize, VLMSpec, build_model
 from prefcli.vlm.pref_tokens import FILENAME as PREF_FILE
@@ -64,14 +65,7 @@ def save_vlm(vlm: PrefVLM, out_dir: str | os.PathLike, metadata: dict[str, Any] 
             save_file(sd, str(tmp / MODEL_FILE))
         if vlm.pref_tokens is not None:
             save_pref_tokens(vlm.pref_tokens, tmp / PREF_FILE)
-        if out.exists():
-            old = out.with_name(f".{out.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
+        replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
