@@ -74,17 +74,21 @@ def _read_file(path: str | os.PathLike) -> bytes:
     p = Path(path)
     try:
         data = p.read_bytes()
-    except FileNotFoundError:
-        raise _error(name, "file not found") from None
-    except IsADirectoryError:
-        raise _error(name, "is a directory, not an image file") from None
-    except PermissionError:
-        raise _error(name, "permission denied") from None
     except OSError as e:
-        raise _error(name, f"cannot read file ({e.strerror or e})") from None
+        raise _read_error(name, e) from None
     if not data:
         raise _error(name, "empty file (0 bytes)")
     return data
+
+
+def _read_error(name: str, e: OSError) -> ImageError:
+    if isinstance(e, FileNotFoundError):
+        return _error(name, "file not found")
+    if isinstance(e, IsADirectoryError):
+        return _error(name, "is a directory, not an image file")
+    if isinstance(e, PermissionError):
+        return _error(name, "permission denied")
+    return _error(name, f"cannot read file ({e.strerror or e})")
 
 
 def content_id_of_file(path: str | os.PathLike) -> str:
@@ -97,14 +101,8 @@ def content_id_of_file(path: str | os.PathLike) -> str:
             while chunk := f.read(_CHUNK):
                 h.update(chunk)
                 size += len(chunk)
-    except FileNotFoundError:
-        raise _error(name, "file not found") from None
-    except IsADirectoryError:
-        raise _error(name, "is a directory, not an image file") from None
-    except PermissionError:
-        raise _error(name, "permission denied") from None
     except OSError as e:
-        raise _error(name, f"cannot read file ({e.strerror or e})") from None
+        raise _read_error(name, e) from None
     if size == 0:
         raise _error(name, "empty file (0 bytes)")
     return h.hexdigest()
