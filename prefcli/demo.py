@@ -42,6 +42,7 @@ class DemoConfig:
     n_ref: int = 8
     train_steps: int = 200  # the short training run's history stage
     limit: int | None = None  # evaluate at most this many test tasks per model (None: all)
+    threads: int = 1  # torch CPU threads: tiny models gain nothing from more, and lose much on shared cores
     progress: bool = True
 
 
@@ -107,6 +108,7 @@ def short_training(cfg: DemoConfig, dataset: Path, log=None) -> dict:
     tcfg.run.log_every = max(1, cfg.train_steps // 20)  # a curve of about 20 points
     tcfg.run.eval_every = 0  # validation only at the end: the demo shows the loss
     tcfg.run.checkpoint_every = 0
+    tcfg.run.num_threads = cfg.threads
     out = cfg.out / "train"
     if out.exists():
         import shutil
@@ -150,10 +152,21 @@ def rank_new_user(cfg: DemoConfig, log=None) -> dict:
 
 
 def run_demo(cfg: DemoConfig, log: Callable[[str], None] | None = print) -> dict:
-    from prefcli.harness.tables import table1, table3
+    import torch
 
     cfg.out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(cfg.threads)
+    try:
+        return _run(cfg, log, t_start)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _run(cfg: DemoConfig, log, t_start: float) -> dict:
+    from prefcli.harness.tables import table1, table3
+
     dataset = build_dataset(cfg, log)
     runs, prov, files = evaluate_models(cfg, dataset, log)
     training = short_training(cfg, dataset, log)
