@@ -8,6 +8,26 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
+_UMASK: int | None = None
+
+
+def _umask() -> int:
+    global _UMASK
+    if _UMASK is None:  # os.umask can only be read by setting it; do it once
+        _UMASK = os.umask(0o022)
+        os.umask(_UMASK)
+    return _UMASK
+
+
+def use_default_mode(path: str | os.PathLike) -> None:
+    """Give a temporary file or folder the mode a plain open()/mkdir() would.
+
+    mkstemp/mkdtemp create 0600/0700 entries; renamed into place as outputs they
+    would be unreadable to anyone else sharing the dataset, results or model.
+    """
+    mode = 0o777 if os.path.isdir(path) else 0o666
+    os.chmod(path, mode & ~_umask())
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
@@ -18,6 +38,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        if os.path.exists(tmp):
+            use_default_mode(tmp)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -43,6 +65,7 @@ def replace_dir(tmp: str | os.PathLike, out: str | os.PathLike) -> None:
     import shutil
 
     tmp, out = Path(tmp), Path(out)
+    use_default_mode(tmp)
     if out.exists():
         old = out.with_name(f".{out.name}.old")
         shutil.rmtree(old, ignore_errors=True)

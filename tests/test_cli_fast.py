@@ -35,3 +35,25 @@ def test_module_entry_point_runs():
     out = subprocess.run([sys.executable, "-m", "prefcli", "--help"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "scorers" in out.stdout
+
+
+def _all_commands(cmd, path=()):
+    yield path, cmd
+    for name, sub in getattr(cmd, "commands", {}).items():
+        yield from _all_commands(sub, path + (name,))
+
+
+def test_help_texts_lose_nothing_to_rich_markup():
+    """--help is rendered as rich markup: '[default: ...]' or '[@rev]' would vanish from it."""
+    import typer
+    from rich.text import Text
+
+    from prefcli.cli import app
+
+    lost = []
+    for path, cmd in _all_commands(typer.main.get_command(app)):
+        texts = [("help", cmd.help or "")] + [(p.name, getattr(p, "help", None) or "") for p in cmd.params]
+        for where, text in texts:
+            if Text.from_markup(text).plain != text:
+                lost.append(f"prefcli {' '.join(path)} {where}: {text!r}")
+    assert lost == []

@@ -327,3 +327,15 @@ def test_a_crash_while_finishing_resumes_to_the_identical_dataset(built, source,
     monkeypatch.setattr(tasks_mod, "iter_tasks", real)
     pickapic.build(str(source), out, _params(), progress=False)
     assert _tree_hashes(out) == _tree_hashes(built)
+
+
+def test_rerun_with_other_explicit_options_is_an_error_not_the_old_dataset(source, built):
+    """`--n-ref 2` on a folder built with N_ref 4 must not hand back the N_ref-4 dataset as if it were new."""
+    res = CliRunner().invoke(app, ["data", "pickapic", "--source", str(source), "--out", str(built), "--n-ref", "2",
+                                   "--no-progress"])
+    assert isinstance(res.exception, DataError)  # `prefcli` prints it as one error line
+    assert "already built with other options" in str(res.exception) and "n_ref=2 (built with 4)" in str(res.exception)
+    # The same explicit options as the build: still just reported.
+    res = CliRunner().invoke(app, ["data", "pickapic", "--source", str(source), "--out", str(built), "--n-ref", "4",
+                                   "--min-liked", "10", "--no-progress"], catch_exceptions=False)
+    assert res.exit_code == 0 and "already built" in res.stderr

@@ -371,3 +371,40 @@ def test_history_error_type_from_library(tmp_path, mocks, history):
     grey(d / "a.png", 90)
     with pytest.raises(HistoryError):
         rank_folder(d, scorer="rank-colour", likes=likes)
+
+
+def test_unreadable_history_image_is_named_when_counts_differ(capsys, mocks, mixed, history):
+    likes, dislikes = history
+    (dislikes / "1.png").write_text("not an image\n")  # 3 liked, 2 readable disliked
+    code, _, err = run(capsys, "rank", mixed, "--scorer", "rank-colour", "--likes", likes, "--dislikes", dislikes)
+    assert code == 2
+    assert "found 3 liked and 2 disliked images" in err
+    assert "1.png" in err and "not an image" in err
+    assert "Traceback" not in err
+
+
+def test_sheet_path_under_a_file_is_one_error_line(capsys, mocks, mixed, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    code, _, err = run(capsys, "rank", mixed, "--scorer", "rank-bright", "--sheet", blocker / "s.jpg")
+    assert code == 2
+    assert err.strip().splitlines()[-1].startswith("prefcli: error: ") and str(blocker) in err
+    assert "Traceback" not in err
+
+
+def test_sheet_is_readable_by_others_like_any_new_file(capsys, mocks, mixed, tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        import prefcli.atomic as atomic
+
+        atomic._UMASK = None  # re-read the umask set above
+        sheet = tmp_path / "sheet.png"
+        code, _, err = run(capsys, "rank", mixed, "--scorer", "rank-bright", "--sheet", sheet)
+        assert code == 0, err
+        assert stat.S_IMODE(sheet.stat().st_mode) == 0o644  # mkstemp alone would leave 0600
+    finally:
+        os.umask(old)
+        atomic._UMASK = None

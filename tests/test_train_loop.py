@@ -190,3 +190,25 @@ def test_dry_run_counts_the_real_8b_architecture():
     mem = res["memory_per_device"]
     assert mem["stage"] == "stage1" and 10 < mem["total_gib"] < 80
     assert 1500 < res["sequence_tokens"]["max_prompt"] < 4000
+
+
+def test_train_finds_the_world_a_cli_built_dataset_came_from(tmp_path, config_file):
+    """`data synthetic --out W` + `data pickapic --source W --out D` + `train --data D`: the
+    attributes stage finds W through the source recorded in D/dataset.json."""
+    from typer.testing import CliRunner
+
+    from prefcli.cli import app
+
+    world, ds, out = tmp_path / "my-world", tmp_path / "my-dataset", tmp_path / "run"
+    runner = CliRunner()
+    r = runner.invoke(app, ["data", "synthetic", "--out", str(world), "--preset", "opposed", "--users", "24",
+                            "--pairs-per-user", "16", "--prompts", "8", "--images-per-prompt", "16",
+                            "--image-size", "32", "--no-progress"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["data", "pickapic", "--source", str(world), "--out", str(ds), "--n-ref", "4",
+                            "--val-users", "4", "--test-users", "4", "--no-progress"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["train", "--config", str(config_file), "--data", str(ds), "--out", str(out),
+                            "--max-steps", "1", "--no-progress", "--format", "json"])
+    assert r.exit_code == 0, r.output
+    assert (out / "checkpoints" / "step-00000001" / "trainer_state.json").is_file()

@@ -54,3 +54,14 @@ def main(argv: list[str] | None = None) -> None:
         if os.environ.get("PREFCLI_DEBUG"):
             raise
         sys.exit(2)
+    except OSError as e:
+        # The file system refused (an --out under a file, no permission, disk full):
+        # the user can act on it, so one line naming the path, not a traceback.
+        where = f"{e.filename}: " if e.filename is not None else ""
+        reason = e.strerror or str(e)
+        if isinstance(e, FileExistsError) and e.filename is not None and not os.path.isdir(e.filename):
+            reason = "exists and is not a folder"
+        print(f"prefcli: error: {where}{reason}", file=sys.stderr)
+        if os.environ.get("PREFCLI_DEBUG"):
+            raise
+        sys.exit(2)

@@ -22,7 +22,7 @@ def bench_command(
     scorers: Annotated[str, typer.Option("--scorers", "-s", help="Comma-separated scorer names, e.g. clip,aesthetic,clip-probe.")],
     weights: Annotated[Optional[List[str]], typer.Option("--weights", "-w", help="Weights for every scorer ('tiny', a path, hf-hub:...) or NAME=SPEC for one; repeatable. A probe inherits its base scorer's.")] = None,
     protocols: Annotated[str, typer.Option("--protocols", help="Comma-separated: 1v1, 1v3.")] = "1v1,1v3",
-    n_ref: Annotated[Optional[str], typer.Option("--n-ref", help="Comma-separated N_ref values for history-conditioned scorers [default: every N_ref the dataset materialized, e.g. 1,2,4,8].")] = None,
+    n_ref: Annotated[Optional[str], typer.Option("--n-ref", help="Comma-separated N_ref values for history-conditioned scorers (default: every N_ref the dataset materialized, e.g. 1,2,4,8).")] = None,
     split: SplitOpt = "test",
     out: Annotated[Path, typer.Option("--out", "-o", help="Directory for the tables (.md/.csv/.json), the N_ref plot and results.json.")] = Path("bench-results"),
     batch_size: BatchOpt = 32,

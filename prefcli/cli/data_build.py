@@ -34,6 +34,7 @@ def _print_problems(problems: list[dict], total: int, where: str) -> None:
 
 @data_app.command("pickapic")
 def pickapic_command(
+    ctx: typer.Context,
     source: Annotated[str, typer.Option("--source", help="A folder of Pick-a-Pic v2 parquet shards, or the hub dataset id yuvalkirstain/pickapic_v2 (streamed).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Dataset folder to create (work happens in OUT.partial until the end).")],
     n_ref: Annotated[int, typer.Option("--n-ref", help="History pairs per evaluation task; the variants 1, 2, 4 below it are materialized too.")] = 8,
@@ -94,6 +95,19 @@ def pickapic_command(
     )
     result = build(source, out, params, progress=not no_progress)
     if result.already_built:
+        import dataclasses
+
+        from prefcli.errors import DataError
+
+        # Handing back a dataset built with other options the user asked for explicitly
+        # would silently give the wrong N_ref, split, ...; a plain rerun just reports it.
+        given = {k for k in ctx.params if getattr(ctx.get_parameter_source(k), "name", "DEFAULT") not in ("DEFAULT", "DEFAULT_MAP")}
+        recorded = result.info.get("build") or {}
+        differ = [f"{k}={v!r} (built with {recorded[k]!r})" for k, v in dataclasses.asdict(params).items()
+                  if k in given and v is not None and k in recorded and recorded[k] != v]
+        if differ:
+            raise DataError(f"{out}: already built with other options: {', '.join(differ)}; "
+                            "delete it or choose another --out to build with the new ones")
         print(f"prefcli: {out} is already built (delete it to rebuild); its counts:", file=sys.stderr)
     output.emit(count_rows(result.info), fmt.value, columns=_COUNT_COLUMNS, title=f"dataset {result.info.get('name')} ({out})")
     if not result.already_built:

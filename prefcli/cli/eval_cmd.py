@@ -28,7 +28,7 @@ DatasetArg = Annotated[Path, typer.Argument(help="A prefcli dataset directory (h
 SplitOpt = Annotated[str, typer.Option("--split", help="Which split's tasks: test or val.")]
 BatchOpt = Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Candidates per scorer call.")]
 DTypeOpt = Annotated[DType, typer.Option("--dtype", help="Model precision; auto is the scorer's choice (fp16/bf16 need a GPU).")]
-CacheDirOpt = Annotated[Optional[Path], typer.Option("--cache-dir", help="Score/embedding cache directory [default: $PREFCLI_CACHE_DIR or ~/.cache/prefcli/harness].")]
+CacheDirOpt = Annotated[Optional[Path], typer.Option("--cache-dir", help="Score/embedding cache directory (default: $PREFCLI_CACHE_DIR or ~/.cache/prefcli/harness).")]
 NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the score cache (an interrupted run then starts over).")]
 BootOpt = Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap replicates for the standard errors (resampling users).")]
 LimitOpt = Annotated[Optional[int], typer.Option("--limit", min=1, help="Only the first N tasks (a quick smoke run).")]
@@ -48,7 +48,7 @@ def eval_command(
     weights: WeightsOpt = None,
     split: SplitOpt = "test",
     protocol: Annotated[Protocol, typer.Option("--protocol", "-p", help="1v1 (liked vs disliked) or 1v3 (one liked among four).")] = Protocol.one_vs_one,
-    n_ref: Annotated[Optional[int], typer.Option("--n-ref", min=1, help="History pairs per user (ignored by history-free scorers) [default: the dataset's, usually 8].")] = None,
+    n_ref: Annotated[Optional[int], typer.Option("--n-ref", min=1, help="History pairs per user (ignored by history-free scorers; default: the dataset's, usually 8).")] = None,
     batch_size: BatchOpt = 32,
     device: DeviceOpt = "auto",
     dtype: DTypeOpt = DType.auto,

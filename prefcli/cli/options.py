@@ -20,7 +20,7 @@ FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output as a t
 ScorerOpt = Annotated[str, typer.Option("--scorer", "-s", help="Scorer name (see `prefcli scorers`).")]
 WeightsOpt = Annotated[
     Optional[str],
-    typer.Option("--weights", "-w", help="Weights: 'tiny' (random, offline), a local path, 'hf-hub:org/name[@rev]' or an https URL. Default: the scorer's official weights."),
+    typer.Option("--weights", "-w", help="Weights: 'tiny' (random, offline), a local path, 'hf-hub:org/name' (optionally '@revision') or an https URL. Default: the scorer's official weights."),
 ]
 DeviceOpt = Annotated[str, typer.Option("--device", help="Torch device: cpu, cuda, cuda:1, mps.")]
 OfflineOpt = Annotated[bool, typer.Option("--offline", help="Never touch the network (also set by HF_HUB_OFFLINE=1).")]

@@ -287,9 +287,13 @@ def history_from_folders(
         empty = [f"{what} folder {folder}" for what, folder, got in (("likes", likes, liked), ("dislikes", dislikes, disliked)) if not got]
         raise HistoryError(f"no readable images in the {' and the '.join(empty)}; a history needs at least one liked and one disliked image")
     if len(liked) != len(disliked):
+        # Name the unreadable files: they are often why the counts differ.
+        unreadable = "".join(f"; skipped {p}: {why}" for p, why in bad[:3])
+        if len(bad) > 3:
+            unreadable += f" and {len(bad) - 3} more"
         raise HistoryError(
             f"found {len(liked)} liked and {len(disliked)} disliked images in {likes} / {dislikes}; "
-            "pairs need equal numbers — remove some or give --pairs FILE"
+            f"pairs need equal numbers — remove some or give --pairs FILE{unreadable}"
         )
     for i, (lk, dk) in enumerate(zip(liked, disliked)):
         _with_prompt(lk, prompt_map)

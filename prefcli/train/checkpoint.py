@@ -229,7 +229,7 @@ def save_checkpoint(root: str | os.PathLike, step: int, vlm: Any, optimizer: Any
 
     `_fail_after` (tests only) raises after the named part is written, to simulate a crash.
     """
-    from prefcli.atomic import write_text
+    from prefcli.atomic import use_default_mode, write_text
     from prefcli.vlm.checkpoint import save_vlm
 
     root = Path(root)
@@ -250,6 +250,7 @@ def save_checkpoint(root: str | os.PathLike, step: int, vlm: Any, optimizer: Any
         write_text(tmp / STATE_FILE, json.dumps(state, indent=2, default=str))
         if final.exists():
             shutil.rmtree(final)
+        use_default_mode(tmp)
         os.replace(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -17,7 +17,7 @@ Exactness of ``--resume``: checkpoints hold the weights, the optimizer
 moments, the scheduler state and every RNG state; the data position is the
 step counter itself (batches are a pure function of seed, process, step and
 micro-step). An interrupted run continued with ``--resume`` ends with the
-same weights as an uninterrupted one (tests/test_train_resume.py).
+same weights as an uninterrupted one (tests/test_train_loop.py).
 """
 
 from __future__ import annotations
@@ -351,6 +351,12 @@ def train(cfg: TrainConfig, *, data: str | os.PathLike | None = None, out: str |
         from prefcli.train.data import AttributeTargets
 
         world_dir = Path(cfg.data.attributes) if cfg.data.attributes else Path(ds_path).parent / "world"
+        source = ds.info.get("source") or {}
+        if (not cfg.data.attributes and not (world_dir / "world.json").is_file()
+                and source.get("kind") == "local" and source.get("location")
+                and (Path(source["location"]) / "world.json").is_file()):
+            # A dataset built by `prefcli data pickapic --source WORLD` records where its world is.
+            world_dir = Path(source["location"])
         if not (world_dir / "world.json").is_file():
             raise ConfigError(f"{cfg.source or cfg.name}: an attributes stage needs a synthetic world; "
                               f"{world_dir} has none (set data.attributes)")
