@@ -75,6 +75,7 @@ def build_dataset(cfg: DemoConfig, log=None) -> Path:
 def evaluate_models(cfg: DemoConfig, dataset: Path, log=None) -> tuple[list[dict], dict, dict]:
     """Bench the probe and every shipped model on the same tasks; return (runs, provenance, files)."""
     from prefcli.harness.bench import BenchConfig, run_bench, write_outputs
+    from prefcli.train import pretrained
 
     entries = [("clip-probe (tiny CLIP)", "clip-probe", "tiny")] + [(label, "preftoken", name) for label, name in shipped_models()]
     runs: list[dict] = []
@@ -86,8 +87,11 @@ def evaluate_models(cfg: DemoConfig, dataset: Path, log=None) -> tuple[list[dict
             split="test", cache_dir=str(cfg.out / "cache"), limit=cfg.limit,
         )  # fmt: skip
         got, p = run_bench(bench_cfg, progress=cfg.progress)
+        history_free = scorer == "preftoken" and pretrained.results(weights).get("history_free", False)
         for r in got:
             r["scorer"] = label  # several runs of one scorer with different weights: name them
+            if history_free:  # the population model never reads the history: no N_ref, no sweep
+                r["n_ref"], r["uses_history"] = None, False
         runs += got
         prov.setdefault("runs", []).append({"label": label, "scorer": scorer, "weights": weights, **p.get("scorers", {}).get(scorer, {})})
         prov.setdefault("provenance", p)
