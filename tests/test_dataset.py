@@ -104,3 +104,14 @@ def test_open_says_why_a_folder_is_not_a_dataset(tmp_path, ds_path):
     (copy / "tasks.parquet").write_bytes(b"garbage")
     with pytest.raises(DataError, match="unreadable parquet"):
         Dataset.open(copy).tasks()
+
+
+def test_opening_a_folder_of_shards_says_how_to_build_a_dataset(tmp_path):
+    import pytest
+
+    from prefcli.data.dataset import Dataset
+    from prefcli.errors import DataError
+
+    (tmp_path / "shard-00000.parquet").write_bytes(b"PAR1")
+    with pytest.raises(DataError, match="prefcli data pickapic --source"):
+        Dataset.open(tmp_path)

@@ -139,6 +139,8 @@ def read_info(path: str | os.PathLike) -> dict:
     if not info_path.is_file():
         partial = root.with_name(root.name + ".partial")
         hint = f"; an unfinished build is in {partial} (run the build again to resume)" if partial.exists() else ""
+        if not hint and (any(root.glob("*.parquet")) or (root / "world.json").is_file()):
+            hint = f"; it holds Pick-a-Pic-style shards: build a dataset from them with `prefcli data pickapic --source {root} --out DIR`"
         raise DataError(f"{root}: not a prefcli dataset (no {INFO_FILE}){hint}")
     try:
         info = json.loads(info_path.read_text(encoding="utf-8"))
