@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from picture_factory import structured_images
 from reference import PARITY_RTOL, rel_err
 from reference import hpsv2_official as official
 
@@ -29,15 +30,8 @@ PROMPT = "a cozy cabin in a snowy forest at night, digital art"
 
 
 def _images(n: int = 4, seed: int = 5) -> list[Image.Image]:
-    rng = np.random.default_rng(seed)
     sizes = [(48, 40), (40, 64), (32, 32), (90, 50)]
-    out = []
-    for i in range(n):
-        w, h = sizes[i % len(sizes)]
-        arr = rng.integers(25, 230, (h, w, 3), dtype=np.uint8)
-        arr[..., (i + 1) % 3] = (np.arange(h)[:, None] * (i + 3) % 256).astype(np.uint8)
-        out.append(Image.fromarray(arr))
-    return out
+    return structured_images([sizes[i % len(sizes)] for i in range(n)], seed)
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from picture_factory import structured_images
 from reference import PARITY_RTOL, rel_err
 from reference import imagereward_package as pkg
 
@@ -32,15 +33,8 @@ needs_package = pytest.mark.skipif(not pkg.available(), reason="image-reward not
 
 
 def _images() -> list[Image.Image]:
-    rng = np.random.default_rng(11)
-    sizes = [(240, 250), (300, 200), (224, 224), (180, 260)]  # landscape, portrait, exact, small: resize and crop both matter
-    out = []
-    for i, (w, h) in enumerate(sizes):
-        base = rng.integers(30, 225, (h, w, 3), dtype=np.uint8)
-        yy, xx = np.mgrid[0:h, 0:w]
-        base[..., i % 3] = ((xx + yy * (i + 1)) % 256).astype(np.uint8)  # structure, never all-black
-        out.append(Image.fromarray(base))
-    return out
+    # landscape, portrait, exact, small: resize and crop both matter
+    return structured_images([(240, 250), (300, 200), (224, 224), (180, 260)], seed=11)
 
 
 @pytest.fixture(scope="module")

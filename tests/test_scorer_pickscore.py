@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from picture_factory import structured_images
 from reference import PARITY_RTOL, rel_err
 from reference.pickscore_readme import calc_probs_and_scores
 
@@ -27,15 +28,8 @@ PROMPT = "a watercolor painting of a red fox in the snow"
 
 
 def _images(n: int = 4, seed: int = 4) -> list[Image.Image]:
-    rng = np.random.default_rng(seed)
     sizes = [(48, 40), (40, 64), (32, 32), (90, 50), (50, 50), (64, 36)]
-    out = []
-    for i in range(n):
-        w, h = sizes[i % len(sizes)]
-        arr = rng.integers(25, 230, (h, w, 3), dtype=np.uint8)
-        arr[..., i % 3] = (np.arange(w)[None, :] * (i + 2) % 256).astype(np.uint8)
-        out.append(Image.fromarray(arr))
-    return out
+    return structured_images([sizes[i % len(sizes)] for i in range(n)], seed)
 
 
 @pytest.fixture(scope="module")
