@@ -7,8 +7,9 @@ Every number it prints is measured in the run:
    *unseen* test users are people no model has met, its *seen* ones were in
    the training data with other images;
 2. the harness of `prefcli bench` scores the test users' liked-vs-disliked
-   tasks with the population model (same architecture, trained without
-   histories), the `clip-probe` baseline and the shipped preference-token
+   tasks with a history-free `clip` and the `clip-probe` baseline on the same
+   tiny random CLIP, the population model (same architecture as ours, trained
+   without histories) and the shipped preference-token
    models (ViPer*-style base loss, ours without tokens, ours), and prints
    Table 1 and Table 3 at toy scale;
 3. a short training run of the preference-token model shows its loss falling;
@@ -77,7 +78,7 @@ def evaluate_models(cfg: DemoConfig, dataset: Path, log=None) -> tuple[list[dict
     from prefcli.harness.bench import BenchConfig, run_bench, write_outputs
     from prefcli.train import pretrained
 
-    entries = [("clip-probe (tiny CLIP)", "clip-probe", "tiny")] + [(label, "preftoken", name) for label, name in shipped_models()]
+    entries = [("clip (tiny, history-free)", "clip", "tiny"), ("clip-probe (tiny CLIP)", "clip-probe", "tiny")] + [(label, "preftoken", name) for label, name in shipped_models()]
     runs: list[dict] = []
     prov: dict = {}
     for label, scorer, weights in entries:

@@ -17,7 +17,7 @@ def test_demo_end_to_end_small(tmp_path, capsys):
         assert e.code in (0, None)
     result = json.loads(capsys.readouterr().out)
     acc = result["accuracy"]
-    assert "clip-probe (tiny CLIP)" in acc and "population model" in acc
+    assert {"clip (tiny, history-free)", "clip-probe (tiny CLIP)", "population model"} <= set(acc)
     assert all(0.0 <= v <= 1.0 for v in acc.values())
     # The printed numbers are the ones in this run's bench files.
     written = json.loads((out / "bench" / "results.json").read_text())
