@@ -295,17 +295,11 @@ def run_scorer(
                 model = handle.scorer
                 state = model.condition(None)
                 stats.conditioned += 1
-                for start in range(0, len(mine), batch_size):
-                    keys = mine[start : start + batch_size]
-                    cands = [reps[k] for k in keys]
-                    vals = _score(model, cands, state, stats)
-                    pairs = list(zip(keys, vals))
-                    if store is not None:
-                        store.put_scores(pairs)
+                for cands, pairs in _score_in_batches(model, mine, state, reps, store, stats, batch_size):
                     computed.extend(pairs)
                     for c in cands:
                         c.release()
-                    prog.advance(bar, len(keys))
+                    prog.advance(bar, len(pairs))
         else:
             missing_set = set(missing)
             todo_groups = [hk for hk, idx in groups.items() if any(k in missing_set for ti in idx for k in task_keys[ti])]
@@ -334,13 +328,7 @@ def run_scorer(
                         keys = list(dict.fromkeys(k for ti in idx for k in task_keys[ti] if k in missing_set))
                         state = model.condition(tasks[idx[0]].history)
                         stats.conditioned += 1
-                        for start in range(0, len(keys), batch_size):
-                            chunk = keys[start : start + batch_size]
-                            cands = [reps[k] for k in chunk]
-                            vals = _score(model, cands, state, stats)
-                            pairs = list(zip(chunk, vals))
-                            if store is not None:
-                                store.put_scores(pairs)
+                        for _, pairs in _score_in_batches(model, keys, state, reps, store, stats, batch_size):
                             computed.extend(pairs)
                         # Decoded pixels are dropped per history; memory stays flat.
                         for ti in idx:
@@ -373,6 +361,18 @@ def run_scorer(
             }
         )
     return records, stats
+
+
+def _score_in_batches(model: Any, keys: list, state: Any, reps: dict, store: Any, stats: RunStats, batch_size: int):
+    """Score `keys` under one state, a batch at a time; each batch is stored as it
+    comes, so an interrupted run resumes. Yields (candidates, [(key, score)])."""
+    for start in range(0, len(keys), batch_size):
+        chunk = keys[start : start + batch_size]
+        cands = [reps[k] for k in chunk]
+        pairs = list(zip(chunk, _score(model, cands, state, stats)))
+        if store is not None:
+            store.put_scores(pairs)
+        yield cands, pairs
 
 
 def _score(model: Any, cands: list[Candidate], state: Any, stats: RunStats) -> list[float]:
