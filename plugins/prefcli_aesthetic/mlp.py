@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from prefcli.heads import reward_mlp
+
 EMBED_DIM = 768
 EXPECTED_KEYS = frozenset(f"layers.{i}.{p}" for i in (0, 2, 4, 6, 7) for p in ("weight", "bias"))
 
@@ -19,16 +21,7 @@ class AestheticMLP(nn.Module):
         super().__init__()
         self.input_size = input_size
         # No activations between the linears: upstream trained it this way.
-        self.layers = nn.Sequential(
-            nn.Linear(input_size, 1024),
-            nn.Dropout(0.2),
-            nn.Linear(1024, 128),
-            nn.Dropout(0.2),
-            nn.Linear(128, 64),
-            nn.Dropout(0.1),
-            nn.Linear(64, 16),
-            nn.Linear(16, 1),
-        )
+        self.layers = reward_mlp(input_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(x)

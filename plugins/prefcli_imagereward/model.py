@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from prefcli.errors import WeightsError
+from prefcli.heads import reward_mlp
 
 # ImageReward's reward normalization (mean and std of raw rewards on its training set).
 REWARD_MEAN = 0.16717362830052426
@@ -99,19 +100,6 @@ def text_config(med_config: dict, encoder_width: int) -> Any:
     )
 
 
-def _mlp(width: int) -> Any:
-    return nn.Sequential(
-        nn.Linear(width, 1024),
-        nn.Dropout(0.2),
-        nn.Linear(1024, 128),
-        nn.Dropout(0.2),
-        nn.Linear(128, 64),
-        nn.Dropout(0.1),
-        nn.Linear(64, 16),
-        nn.Linear(16, 1),
-    )
-
-
 class ImageRewardNet(nn.Module):
     """visual (timm ViT) → text (BlipTextModel, cross-attending) → mlp on [CLS] → normalized reward."""
 
@@ -122,7 +110,7 @@ class ImageRewardNet(nn.Module):
         self.vit_name = vit
         self.visual = build_vit(vit)
         self.text = BlipTextModel(text_config(med_config, VIT_CONFIGS[vit]["embed_dim"]), add_pooling_layer=False)
-        self.mlp = _mlp(int(med_config["hidden_size"]))
+        self.mlp = reward_mlp(int(med_config["hidden_size"]))
 
     def image_embeds(self, pixel_values: Any) -> Any:
         return self.visual.forward_features(pixel_values)
