@@ -9,9 +9,10 @@ every person weighs the same):
   the higher-rated image scores strictly higher (a tied score is a miss, as
   in the top-k metrics);
 - MAE after a per-user affine calibration: ratings ≈ a·score + b fitted by
-  least squares on that user's targets, so it measures how well a linear
-  map of the scores reproduces the ratings (a scorer's own scale is
-  arbitrary), not absolute calibration.
+  least squares on that user's targets, with a ≥ 0 (a fit that would
+  reverse the scores falls back to the user's mean rating), so it measures
+  how well an order-keeping linear map of the scores reproduces the ratings
+  (a scorer's own scale is arbitrary), not absolute calibration.
 
 Scores are negated first for scorers where lower is better. A NaN score
 counts as the worst score. A task whose ratings are all equal has no
@@ -55,11 +56,11 @@ def pairwise_accuracy(scores: np.ndarray, ratings: np.ndarray) -> tuple[float, i
 
 def calibrated_mae(scores: np.ndarray, ratings: np.ndarray) -> float:
     """Mean |rating − (a·score + b)| with (a, b) the least-squares fit on these targets."""
-    if np.ptp(scores) == 0:
-        pred = np.full_like(ratings, ratings.mean())
-    else:
+    pred = np.full_like(ratings, ratings.mean())
+    if np.ptp(scores) > 0:
         a, b = np.polyfit(scores, ratings, 1)
-        pred = a * scores + b
+        if a > 0:  # the map may rescale the scores, never reverse their order
+            pred = a * scores + b
     return float(np.abs(ratings - pred).mean())
 
 
