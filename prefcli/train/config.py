@@ -51,6 +51,7 @@ class ModelConfig:
     gradient_checkpointing: bool = False
     seed: int = 0
     tiny: dict = field(default_factory=dict)  # TinySize fields (tiny base only)
+    init_from: Optional[str] = None  # start from these weights (a model/run folder or a shipped tiny model; same spec)
 
 
 @dataclass

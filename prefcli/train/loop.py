@@ -256,6 +256,19 @@ def trained_on_record(cfg: TrainConfig, ds: Any, ds_path: Path, world_dir: Path 
     return rec
 
 
+def init_weights_dir(spec: str) -> Path:
+    """The model folder of ``model.init_from``: a run, checkpoint or model folder, or a shipped tiny model."""
+    from prefcli.train import checkpoint as ck
+    from prefcli.train import pretrained
+
+    p = Path(spec)
+    if not p.exists() and spec in pretrained.names():
+        p = pretrained.path(spec)
+    if not p.exists():
+        raise ConfigError(f"model.init_from: {spec}: no such model folder (shipped tiny models: {', '.join(pretrained.names())})")
+    return ck._model_dir_of(p)
+
+
 def validation_groups(tasks: Sequence[Any], world: Any) -> list[int]:
     """Each validation task's taste group (a synthetic world), else its user as its own group."""
     if world is not None and all(world.knows(t.user_id) for t in tasks):
@@ -401,6 +414,10 @@ def train(cfg: TrainConfig, *, data: str | os.PathLike | None = None, out: str |
 
     set_seed(r.seed)
     vlm = build_model(cfg.vlm_spec(device=str(acc.device)))
+    if cfg.model.init_from and last is None:
+        # A curriculum across worlds (toy): start from a model trained elsewhere; a resumed run
+        # takes its weights from the checkpoint instead.
+        ck.load_weights_into(vlm, init_weights_dir(cfg.model.init_from))
     if cfg.model.gradient_checkpointing:
         vlm.core.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     store = PixelStore(ds, vlm.preprocess, cfg.data.pixel_cache_mb)
