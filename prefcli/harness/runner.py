@@ -265,6 +265,11 @@ def run_scorer(
     t0 = time.perf_counter()
     store = cache.store(handle.name, handle.weights_id) if cache is not None else None
     label = label or handle.name
+    if handle.spec.pairwise:  # a judge of two images: round-robin comparisons, scores are wins
+        from prefcli.harness.pairwise_run import run_pairwise
+
+        records = run_pairwise(handle, tasks, cache=cache, batch_size=batch_size, progress=progress, dist=dist, label=label, stats=stats)
+        return records, stats
 
     # One key per (history, candidate); history-free scorers share keys across tasks.
     task_keys: list[list[Key]] = []
@@ -314,9 +319,8 @@ def run_scorer(
                         for hk in mine:
                             for ti in groups[hk]:
                                 t = tasks[ti]
-                                for p in t.history.pairs:
-                                    imgs.setdefault(p.liked.image_id, p.liked)
-                                    imgs.setdefault(p.disliked.image_id, p.disliked)
+                                for h in t.history.images():  # pairs, unpaired and rated images
+                                    imgs.setdefault(h.image_id, h)
                                 for c in t.candidates:
                                     imgs.setdefault(c.image_id, c)
                         ebar = prog.add_task(f"{desc}: embeddings", total=len(imgs))
@@ -334,9 +338,8 @@ def run_scorer(
                         for ti in idx:
                             for c in tasks[ti].candidates:
                                 c.release()
-                            for p in tasks[ti].history.pairs:
-                                p.liked.release()
-                                p.disliked.release()
+                            for h in tasks[ti].history.images():
+                                h.release()
                         prog.advance(bar, 1)
                 finally:
                     if embedder is not None:
