@@ -101,6 +101,8 @@ class OneStep:
 
     def __init__(self, pipe: Any, ident: GeneratorId, device: str, checkpointing: bool = False):
         self.pipe = pipe
+        if hasattr(pipe, "set_progress_bar_config"):
+            pipe.set_progress_bar_config(disable=True)  # prefcli shows its own progress
         self.ident = ident
         self.device = device
         for name in ("unet", "transformer", "vae", "text_encoder", "text_encoder_2"):
