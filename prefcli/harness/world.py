@@ -151,8 +151,8 @@ def find_world(dataset: Any) -> Path | None:
             info = json.loads((root / "dataset.json").read_text())
         except (OSError, ValueError):
             info = None
-    src = (info or {}).get("source") or {}
-    if src.get("location"):
+    src = (info or {}).get("source")
+    if isinstance(src, dict) and src.get("location"):  # a dataset.json may describe its source as plain text
         cands.append(Path(src["location"]))
     for c in cands:
         if (c / "world.json").is_file():
