@@ -67,7 +67,7 @@ def _cands(images, prompt=PROMPT):
 
 def test_registered_with_the_facts_of_the_design():
     spec = get_scorer_spec("hpsv2")
-    assert spec.default_weights == "xswu/HPSv2" and spec.differentiable and spec.extra.get("embedding")
+    assert spec.default_weights == "xswu/HPSv2" and spec.differentiable and spec.embedding
     assert get_scorer_spec("hpsv2-probe").uses_history
     assert hps.VERSION_FILES == {"2.0": "HPS_v2_compressed.pt", "2.1": "HPS_v2.1_compressed.pt"}
     assert hps.DEFAULT_VERSION == "2.1"
@@ -82,7 +82,10 @@ def test_matches_the_official_formula_on_the_same_weights(scorer, images, refere
 def test_version_picks_the_file_and_is_part_of_the_weights_id(hps_dir, images, reference_scores):
     v20 = load_scorer("hpsv2", weights=str(hps_dir), arch="tiny", version="2.0")
     v21 = load_scorer("hpsv2", weights=str(hps_dir), arch="tiny", version="v2.1")
-    assert v20.weights_id.endswith("#HPS_v2_compressed.pt") and v21.weights_id.endswith("#HPS_v2.1_compressed.pt")
+    # each identity is the content of the file actually loaded
+    from prefcli.weights import identity
+
+    assert v20.weights_id == identity(str(hps_dir / "HPS_v2_compressed.pt")) != v21.weights_id == identity(str(hps_dir / "HPS_v2.1_compressed.pt"))
     hps.register_tiny_config()
     ref20 = official.score(official.load_model(hps.TINY_ARCH, str(hps_dir / "HPS_v2_compressed.pt")), hps.TINY_ARCH, images, PROMPT)
     assert rel_err(v20.score(_cands(images)), ref20) < PARITY_RTOL
@@ -94,7 +97,7 @@ def test_version_picks_the_file_and_is_part_of_the_weights_id(hps_dir, images, r
 def test_percent_is_one_hundred_times_the_cosine(hps_dir, scorer, images):
     pct = load_scorer("hpsv2", weights=str(hps_dir), arch="tiny", percent=True)
     assert rel_err(pct.score(_cands(images)), [100 * s for s in scorer.score(_cands(images))]) < 1e-6
-    assert pct.weights_id != scorer.weights_id  # cached scores of the two scales never mix
+    assert pct.cache_key != scorer.cache_key  # cached scores of the two scales never mix
 
 
 def test_wrong_mean_std_is_caught(scorer, hps_dir, images):

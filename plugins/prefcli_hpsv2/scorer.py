@@ -33,6 +33,8 @@ from prefcli.errors import WeightsError
 from prefcli.scorer import EmbeddingScorer, broadcast_prompts, require_prompt
 from prefcli.types import Candidate
 
+from prefcli_hpsv2 import normalize_version  # noqa: F401 - one rule for the option and the scorer
+
 DEFAULT_WEIGHTS = "xswu/HPSv2"
 VERSION_FILES = {"2.0": "HPS_v2_compressed.pt", "2.1": "HPS_v2.1_compressed.pt"}
 DEFAULT_VERSION = "2.1"
@@ -41,14 +43,6 @@ TINY_ARCH = "prefcli-hpsv2-tiny"  # open_clip config shipped next to this module
 CHECKPOINT_KEY = "state_dict"
 
 _TINY_CONFIG = Path(__file__).with_name(f"{TINY_ARCH}.json")
-
-
-def normalize_version(version: str | float) -> str:
-    v = str(version).strip().lower().lstrip("v")
-    v = {"2": "2.0", "2.0": "2.0", "2.1": "2.1"}.get(v, v)
-    if v not in VERSION_FILES:
-        raise ValueError(f"unknown HPS version {version!r}; use one of {sorted(VERSION_FILES)}")
-    return v
 
 
 def register_tiny_config() -> None:
@@ -196,6 +190,7 @@ class HPSv2Scorer(EmbeddingScorer):
         else:
             self.arch = TINY_ARCH if arch in ("tiny", TINY_ARCH) else arch
             path = checkpoint_file(self.weights, self.version)
+            self.checkpoint = path
             state = load_checkpoint(path)
             src = W.parse(self.weights)
             named_file = src.kind == "local" and src.path is not None and src.path.is_file()
@@ -226,7 +221,10 @@ class HPSv2Scorer(EmbeddingScorer):
 
     @property
     def weights_id(self) -> str:
-        return self.source + ("|percent" if self.percent else "")
+        """The checkpoint file actually loaded, by content (and hub commit); `percent` is an option of the identity."""
+        from prefcli.weights import identity
+
+        return self.source if self.source.startswith("hpsv2-tiny:") else identity(str(self.checkpoint))
 
     @property
     def _scale(self) -> float:
@@ -276,7 +274,7 @@ class HPSv2Scorer(EmbeddingScorer):
         images = self.embed_images(candidates)
         return [float(self._scale * (images[i] @ text[p])) for i, p in enumerate(prompts)]
 
-    def reward(self, pixels: Any, prompts: Sequence[str]) -> Any:
+    def reward(self, pixels: Any, prompts: Sequence[str] | str | None = None, state: Any = None) -> Any:
         """Differentiable HPS for B×3×H×W pixels in [0, 1]; one prompt per image, or one for all."""
         prompts = broadcast_prompts(prompts, pixels.shape[0])
         px = clip_common.preprocess_pixels(pixels.to(self.device_), size=self.image_size).to(self.dtype_)

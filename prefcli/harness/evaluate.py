@@ -40,6 +40,7 @@ def evaluate(
         "scorer": handle.name,
         "weights": handle.weights,
         "weights_id": handle.weights_id,
+        "identity": handle.identity,
         "uses_history": handle.uses_history,
         "higher_is_better": higher,
         "split": split,
