@@ -51,11 +51,15 @@ class ScorerSpec:
     base: str = ""
     #: The accepted forms of --weights, one line each, for `prefcli scorers NAME`.
     weights_forms: tuple[str, ...] = ()
+    # "pointwise" (one number per candidate) or "pairwise" (compares two; see prefcli.pairwise).
+    kind: str = "pointwise"
 
     def __post_init__(self) -> None:
         unknown = set(self.needs) - set(INPUTS)
         if unknown:
             raise ValueError(f"scorer {self.name!r}: unknown inputs {sorted(unknown)}; use {INPUTS}")
+        if self.kind not in ("pointwise", "pairwise"):
+            raise ValueError(f"scorer {self.name!r}: kind must be 'pointwise' or 'pairwise', got {self.kind!r}")
         if ":" not in self.factory:
             raise ValueError(f"scorer {self.name!r}: factory must look like 'module:Class', got {self.factory!r}")
         if not (isinstance(self.options, type) and issubclass(self.options, Options)):
@@ -66,6 +70,10 @@ class ScorerSpec:
     @property
     def uses_history(self) -> bool:
         return "history" in self.needs
+
+    @property
+    def pairwise(self) -> bool:
+        return self.kind == "pairwise"
 
     def missing_requirements(self) -> list[str]:
         """Modules this scorer needs that are not installed (checked without importing)."""
@@ -204,6 +212,25 @@ class Scorer:
         """
         name = self.spec.name if self.spec is not None else type(self).__name__
         raise NotImplementedError(f"scorer {name} is not differentiable: it has no reward(pixels, prompts, state)")
+
+
+class PairwiseScorer(Scorer):
+    """A judge that compares two candidates (declare `kind="pairwise"` in its spec).
+
+    Subclasses implement `compare(a, b, state) -> prefcli.pairwise.Preference`
+    (and may implement `compare_batch(pairs, state)`); the harness runs a
+    round-robin and scores each candidate by its wins.
+    """
+
+    def compare(self, a: Candidate, b: Candidate, state: Any = None) -> Any:
+        raise NotImplementedError
+
+    def compare_batch(self, pairs: Sequence[tuple[Candidate, Candidate]], state: Any = None) -> list:
+        return [self.compare(a, b, state) for a, b in pairs]
+
+    def score(self, candidates: Sequence[Candidate], state: Any = None) -> list[float]:
+        name = self.spec.name if self.spec else type(self).__name__
+        raise TypeError(f"{name} is a pairwise scorer: it compares two images (compare), it gives no score to one")
 
 
 class EmbeddingScorer(Scorer):
