@@ -31,6 +31,8 @@ class HPSv2Options(Options):
                           choices=VERSIONS, parse=normalize_version)
     percent: bool = option(False, "Report 100 · cos, as the HPS benchmark tables do (the ranking is the same).")
     arch: str = option("ViT-H-14", "open_clip architecture of a local checkpoint; tiny for the tiny test config.")
+    antialias: bool = option(False, "Antialias in the tensor resize: false (torchvision < 0.17's default, the published tables) "
+                                    "or true (what the official code gives under torchvision >= 0.17).")
 
 
 @hookimpl
