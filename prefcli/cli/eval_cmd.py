@@ -28,6 +28,7 @@ from prefcli.cli.options import (  # noqa: F401 - DType/DTypeOpt are re-exported
 class Protocol(str, Enum):
     one_vs_one = "1v1"
     one_vs_three = "1v3"
+    rating = "rating"
 
 
 DatasetArg = Annotated[Path, typer.Argument(help="A prefcli dataset directory (holds dataset.json).", show_default=False)]
@@ -61,7 +62,7 @@ def eval_command(
     weights: WeightsOpt = None,
     option: ScorerOptionsOpt = None,
     split: SplitOpt = "test",
-    protocol: Annotated[Protocol, typer.Option("--protocol", "-p", help="1v1 (liked vs disliked) or 1v3 (one liked among four).")] = Protocol.one_vs_one,
+    protocol: Annotated[Protocol, typer.Option("--protocol", "-p", help="1v1 (liked vs disliked), 1v3 (one liked among four) or rating (predict each user's ratings).")] = Protocol.one_vs_one,
     n_ref: Annotated[Optional[int], typer.Option("--n-ref", min=1, help="History pairs per user (ignored by history-free scorers; default: the dataset's, usually 8).")] = None,
     batch_size: BatchOpt = 32,
     device: DeviceOpt = "auto",
