@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e ".[test,qlora]"
-	$(PY) -m pip install -q --no-deps image-reward==1.5
+	$(PY) -m pip install -q --no-deps image-reward==1.5 qwen-vl-utils==0.0.11
 	touch $(STAMP)
 
 venv: $(STAMP)
