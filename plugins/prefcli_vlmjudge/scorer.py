@@ -122,15 +122,21 @@ class VlmJudge(PairwiseScorer):
 
     @property
     def weights_id(self) -> str:
-        base = f"vlm-judge-{self.source}" if self.source.startswith("tiny:") else self.source
+        # Local folders and hub ids: whatever the contract's Scorer.weights_id makes of them (a content fingerprint).
+        base = f"vlm-judge-{self.source}" if self.source.startswith("tiny:") else super().weights_id
         return (f"{base}|tokens={self.max_new_tokens}|rep={self.repetition_penalty:g}|hist={self.num_history}"
                 f"|px={self.min_pixels}-{self.max_pixels}|{P.PROTOCOL_VERSION}")  # fmt: skip
 
     # -- the contract --------------------------------------------------------
     def condition(self, history: UserHistory | None) -> JudgeState:
         super().condition(history)
-        pairs = history.pairs if history is not None else ()
-        return JudgeState([p.liked for p in pairs][: self.num_history], [p.disliked for p in pairs][: self.num_history])
+        if history is None:
+            return JudgeState([], [])
+        if hasattr(history, "liked_images"):  # histories that also hold unpaired liked/disliked images (PreferImg-Bench)
+            liked, disliked = history.liked_images(), history.disliked_images()
+        else:
+            liked, disliked = [p.liked for p in history.pairs], [p.disliked for p in history.pairs]
+        return JudgeState(list(liked)[: self.num_history], list(disliked)[: self.num_history])
 
     def messages(self, a: Candidate, b: Candidate, state: JudgeState) -> list[dict]:
         """The chat turns for one comparison, images prepared as qwen_vl_utils prepares them."""
