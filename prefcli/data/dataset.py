@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Sequence
@@ -79,8 +80,22 @@ def tasks_schema() -> "pa.Schema":
     )
 
 
+# An image id names one file of the store, never a path: a crafted tasks.parquet must not make
+# prefcli open ../../etc/passwd. Content ids are sha256 hex; other builders' ids stay plain names.
+_IMAGE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{1,254}$")
+
+
+def check_image_id(image_id: object, where: str | os.PathLike = "dataset") -> str:
+    """`image_id` when it is a plain file name for the image store, else DataError naming `where`."""
+    if not isinstance(image_id, str) or not _IMAGE_ID.match(image_id) or ".." in image_id:
+        raise DataError(f"{where}: image id {str(image_id)[:80]!r} is not a plain name inside the image store "
+                        f"(a path outside the dataset?); refused")
+    return image_id
+
+
 def image_relpath(image_id: str) -> str:
-    """Where an image lives inside a dataset directory."""
+    """Where an image lives inside a dataset directory (the id checked to stay inside it)."""
+    check_image_id(image_id)
     return f"{IMAGES_DIR}/{image_id[:2]}/{image_id}"
 
 
@@ -244,19 +259,27 @@ class Dataset:
     # ------------------------------------------------------------ images
 
     def image_path(self, image_id: str) -> Path:
+        check_image_id(image_id, self.root)
         return self.root / image_relpath(image_id)
 
     def open_image(self, image_id: str) -> "Image.Image":
-        """Decode one stored image to RGB (ImageError naming the file if it is missing or broken)."""
+        """Decode one stored image to RGB (ImageError naming the file if it is missing, broken or outside)."""
         from prefcli import images
 
-        return images.load_image(self.image_path(image_id))
+        path = self.image_path(image_id)
+        # A symlink planted in images/ must not lead out of the dataset either.
+        real, store = os.path.realpath(path), os.path.realpath(self.root / IMAGES_DIR)
+        if os.path.lexists(path) and not real.startswith(store + os.sep):
+            raise images._error(str(path), f"links outside the dataset's image store ({real}); refused")
+        return images.load_image(path)
 
     def candidate(self, image_id: str, prompt: str | None = None) -> "Candidate":
+        from prefcli import images
         from prefcli.types import Candidate
 
         path = self.image_path(image_id)
-        return Candidate(image_id=image_id, prompt=prompt, path=str(path), loader=lambda: self.open_image(image_id))
+        # The image in its own mode: each scorer converts it as its upstream does.
+        return Candidate(image_id=image_id, prompt=prompt, path=str(path), loader=lambda: images.load_image(path, keep_mode=True))
 
     # ------------------------------------------------------------ histories and tasks
 
