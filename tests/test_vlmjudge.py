@@ -72,6 +72,9 @@ def record(tmp_path_factory):
         if i == 3:  # one RGBA image: qwen_vl_utils composites it on white
             im = im.convert("RGBA")
             im.putalpha(128)
+        if i == 7:  # one palette image with a transparent index: qwen_vl_utils just converts it to RGB
+            im = im.convert("P", palette=1, colors=16)
+            im.info["transparency"] = 0
         p = root / "imgs" / f"{i:02d}.png"
         p.parent.mkdir(exist_ok=True)
         im.save(p)

@@ -140,7 +140,8 @@ class VlmJudge(PairwiseScorer):
 
     def messages(self, a: Candidate, b: Candidate, state: JudgeState) -> list[dict]:
         """The chat turns for one comparison, images prepared as qwen_vl_utils prepares them."""
-        prep = lambda c: P.prepare_image(c.image, self.min_pixels, self.max_pixels)  # noqa: E731
+        # The image in its own mode: qwen_vl_utils does the RGB conversion its way (RGBA over white).
+        prep = lambda c: P.prepare_image(_own_mode(c), self.min_pixels, self.max_pixels)  # noqa: E731
         return P.build_messages([prep(c) for c in state.preferred], [prep(c) for c in state.non_preferred], prep(a), prep(b), self.num_history)
 
     def prompt(self, messages: list[dict]) -> str:
@@ -173,6 +174,10 @@ class VlmJudge(PairwiseScorer):
 
     def compare(self, a: Candidate, b: Candidate, state: Any = None) -> Preference:
         return self.compare_batch([(a, b)], state)[0]
+
+
+def _own_mode(c: Candidate) -> Any:
+    return c.original if hasattr(type(c), "original") else c.image
 
 
 def preference(text: str) -> Preference:
