@@ -248,7 +248,7 @@ def test_a_checkpoint_folder_loads_and_a_foreign_one_is_refused(tmp_path):
 
     d = tiny.save_tiny(tmp_path / "judge", seed=0)
     j = plugins.load_scorer("vlm-judge", weights=str(d), device="cpu", max_new_tokens=4)
-    assert j.processor.chat_template and j.weights_id.startswith(str(d))
+    assert j.processor.chat_template and "tiny" not in j.weights_id and "tokens=4" in j.weights_id
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "config.json").write_text(json.dumps({"model_type": "llama"}))
     with pytest.raises(WeightsError, match="Qwen2.5-VL"):
