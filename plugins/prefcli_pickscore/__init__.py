@@ -37,7 +37,8 @@ def register_scorers(register):
             description="PickScore*: PickScore fine-tuned on a dataset's training pairs (give --weights RUN/model)",
             needs=frozenset({"image", "prompt"}),
             higher_is_better=True,
-            differentiable=True,
+            # A name for tables; to steer `generate` with the trained folder use `pickscore --weights RUN/model`.
+            differentiable=False,
             install_hint="pip install torch transformers open_clip_torch",
             requires=("torch", "transformers", "open_clip"),
         )
