@@ -21,7 +21,7 @@ def bench_command(
     dataset: DatasetArg,
     scorers: Annotated[str, typer.Option("--scorers", "-s", help="Comma-separated scorer names, e.g. clip,aesthetic,clip-probe.")],
     weights: Annotated[Optional[List[str]], typer.Option("--weights", "-w", help="Weights for every scorer ('tiny', a path, hf-hub:...) or NAME=SPEC for one; repeatable. A probe inherits its base scorer's.")] = None,
-    protocols: Annotated[str, typer.Option("--protocols", help="Comma-separated: 1v1, 1v3.")] = "1v1,1v3",
+    protocols: Annotated[Optional[str], typer.Option("--protocols", help="Comma-separated: 1v1, 1v3, rating (default: every protocol the dataset has).")] = None,
     n_ref: Annotated[Optional[str], typer.Option("--n-ref", help="Comma-separated N_ref values for history-conditioned scorers (default: every N_ref the dataset materialized, e.g. 1,2,4,8).")] = None,
     split: SplitOpt = "test",
     out: Annotated[Path, typer.Option("--out", "-o", help="Directory for the tables (.md/.csv/.json), the N_ref plot and results.json.")] = Path("bench-results"),
@@ -69,7 +69,7 @@ def bench_command(
     except ValueError:
         raise ConfigError(f"--n-ref: expected comma-separated integers, got {n_ref!r}") from None
     cfg = bench.BenchConfig(
-        dataset=str(dataset), scorers=_csv_list(scorers), weights=list(weights or []), protocols=_csv_list(protocols), n_refs=n_refs,
+        dataset=str(dataset), scorers=_csv_list(scorers), weights=list(weights or []), protocols=_csv_list(protocols) if protocols else [], n_refs=n_refs,
         split=split, batch_size=batch_size, device=process_device(resolve_device(device)), dtype=None if dtype is DType.auto else dtype.value,
         seed=seed, n_boot=bootstrap, cache_dir=None if cache_dir is None else str(cache_dir), use_cache=not no_cache, limit=limit,
     )  # fmt: skip
@@ -82,7 +82,7 @@ def bench_command(
     if not is_main_process():
         return
     written = bench.write_outputs(runs, prov, out)
-    tabs = tables.bench_tables(runs)
+    tabs = tables.bench_tables(runs, references=prov.get("references"))
     if fmt is Format.json:
         from prefcli.output import to_json
 
