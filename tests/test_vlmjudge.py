@@ -419,3 +419,32 @@ def test_eval_one_vs_one_and_one_vs_three(tmp_path, monkeypatch):
         assert run3["metrics"]["all"]["top1"]["n_tasks"] == 2
     expected = sum(t.liked_index == 0 for t in tasks3) / 2
     assert run3["metrics"]["all"]["top1"]["value"] == expected
+
+
+def test_prompt_on_an_imported_preferimg_task_equals_the_scripts(tmp_path):
+    """PreferImg-Bench records → `prefcli data preferimg` → vlm-judge: the same tokens and pixels as the script on the records."""
+    pytest.importorskip("qwen_vl_utils", reason="qwen-vl-utils test oracle")
+    import torch
+
+    from prefcli import plugins
+    from prefcli.data import preferimg
+    from prefcli.data.dataset import Dataset
+    from reference.preferthinker import upstream_inputs, upstream_messages
+    from test_preferimg import write_benchmark
+
+    src = tmp_path / "PreferImg-Bench"
+    write_benchmark(src)
+    preferimg.build(str(src), tmp_path / "ds", preferimg.PreferImgParams(subset="TEST_PICKAPIC", num_history=5), progress=False)
+    records = json.loads((src / "data" / "PICKAPIC" / "PICKAPIC.json").read_text())
+    tasks = Dataset.open(tmp_path / "ds").tasks("test", "1v1", n_ref=5)
+    judge = plugins.load_scorer("vlm-judge", weights="tiny", device="cpu", max_new_tokens=4)
+    checked = 0
+    for i in (0, 1, 3, 4, 5):  # records without a broken history image (the importer leaves those out; the script would crash)
+        task, rec = tasks[i], records[i]
+        assert task.liked_index == (0 if rec["conversations"][0]["value"] == "Image A" else 1)
+        ours = judge.inputs([judge.messages(task.candidates[0], task.candidates[1], judge.condition(task.history))])
+        theirs = upstream_inputs(judge.processor, [upstream_messages(rec, str(src / "data" / "PICKAPIC" / "images"))])
+        assert ours["input_ids"].tolist() == theirs["input_ids"].tolist()
+        assert torch.equal(ours["pixel_values"], theirs["pixel_values"])
+        checked += 1
+    assert checked == 5
