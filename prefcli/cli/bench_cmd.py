@@ -16,7 +16,24 @@ def _csv_list(value: str) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()]
 
 
-@app.command("bench")
+def _bench_command_class():
+    """`bench DATASET ...` as before; `bench generate ...` goes to prefcli.cli.bench_generate_cmd."""
+    from typer.core import TyperCommand
+
+    class BenchCommand(TyperCommand):
+        def parse_args(self, ctx, args):  # noqa: ANN001 - Click's signature
+            if args and args[0] == "generate":
+                from prefcli.cli.bench_generate_cmd import bench_generate_app
+
+                cmd = typer.main.get_command(bench_generate_app)
+                cmd.main(args=list(args[1:]), prog_name=f"{ctx.command_path} generate", standalone_mode=False)
+                ctx.exit(0)
+            return super().parse_args(ctx, args)
+
+    return BenchCommand
+
+
+@app.command("bench", cls=_bench_command_class())
 def bench_command(
     dataset: DatasetArg,
     scorers: Annotated[str, typer.Option("--scorers", "-s", help="Comma-separated scorer names, e.g. clip,aesthetic,clip-probe.")],
@@ -49,6 +66,9 @@ def bench_command(
     with nref_top1.png and results.json (provenance: config, seeds, weights
     ids, package versions, git commit, dataset). Scores are cached on disk,
     so a rerun (or a resumed, interrupted run) recomputes nothing it has.
+
+    `prefcli bench generate` is the generation benchmark (the paper's table 4,
+    HPSv2 of personalized generation): see `prefcli bench generate --help`.
 
     Examples:
 

@@ -101,6 +101,8 @@ class OneStep:
 
     def __init__(self, pipe: Any, ident: GeneratorId, device: str, checkpointing: bool = False):
         self.pipe = pipe
+        if hasattr(pipe, "set_progress_bar_config"):
+            pipe.set_progress_bar_config(disable=True)  # prefcli shows its own progress
         self.ident = ident
         self.device = device
         for name in ("unet", "transformer", "vae", "text_encoder", "text_encoder_2"):
@@ -210,7 +212,7 @@ class OneStepFlux(OneStep):
     kind = "flux"
     default_sample_steps = 4  # FLUX.1-schnell's model card
 
-    size = 512  # ReNO supports FLUX at 512x512 only (main.py line 76-78)
+    size = 512  # ReNO supports FLUX at 512x512 only (main.py lines 76-78); tests set a smaller one
 
     @property
     def _grid(self) -> int:

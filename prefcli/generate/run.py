@@ -73,11 +73,22 @@ def to_pil(image: Any) -> Any:
 
 
 def save_png(image: Any, path: Path) -> None:
+    """PNG, or JPEG (quality 95) for a .jpg path, written atomically."""
     from prefcli.atomic import write_bytes
 
     buf = io.BytesIO()
-    image.save(buf, format="PNG")
+    if path.suffix.lower() in (".jpg", ".jpeg"):
+        image.save(buf, format="JPEG", quality=95)
+    else:
+        image.save(buf, format="PNG")
     write_bytes(path, buf.getvalue())
+
+
+def _rel(path: Path, sidecar: Path) -> str:
+    """A file's name as seen from its sidecar's folder."""
+    import os
+
+    return os.path.relpath(path, sidecar.parent)
 
 
 def history_ids(history: Any) -> list[dict[str, str | None]]:
@@ -158,8 +169,12 @@ def generate_seed(
     *,
     on_iteration: Callable[[reno.Iteration], None] | None = None,
     extra: dict[str, Any] | None = None,
+    paths: dict[str, Path] | None = None,
 ) -> tuple[dict[str, Any], bool]:
-    """Optimize one (prompt, seed) and write its files; returns (sidecar, generated_now)."""
+    """Optimize one (prompt, seed) and write its files; returns (sidecar, generated_now).
+
+    `paths` may place the "image", "unguided" and "sidecar" files elsewhere (the
+    bench's hpsv2 layout); a .jpg suffix writes JPEG."""
     import torch
 
     from prefcli import __version__
@@ -179,8 +194,10 @@ def generate_seed(
         "judges": [ls.ident() for ls in session.judges],
     }
     record["settings"] = settings_key(record)
-    side = out / f"{stem}.json"
-    final_png, unguided_png = out / f"{stem}.png", out / f"{stem}.unguided.png"
+    paths = paths or {}
+    side = paths.get("sidecar", out / f"{stem}.json")
+    final_png = paths.get("image", out / f"{stem}.png")
+    unguided_png = paths.get("unguided", out / f"{stem}.unguided.png")
     if side.is_file():
         try:
             old = json.loads(side.read_text())
@@ -203,7 +220,7 @@ def generate_seed(
     unguided, final = to_pil(res.initial), to_pil(res.best)
     save_png(unguided, unguided_png)
     save_png(final, final_png)
-    files = {"image": final_png.name, "unguided": unguided_png.name}
+    files = {"image": _rel(final_png, side), "unguided": _rel(unguided_png, side)}
     if cfg.save_every:
         strip = out / f"{stem}.strip.png"
         _strip(res.snapshots, res.best, res.best_iteration, res.iterations, strip, f"{prompt[:60]} · seed {seed}")
