@@ -149,7 +149,7 @@ def write_outputs(runs: Sequence[dict], prov: dict, out_dir: str | os.PathLike) 
             written[f"{t.name}.{ext}"] = p
     atomic.write_text(out / "tables.md", "\n".join(t.to_markdown() for t in tabs))
     written["tables.md"] = out / "tables.md"
-    if plots.nref_plot(runs, out / "nref_top1.png"):
+    if plots.nref_plot([r for r in runs if r.get("protocol") != "rating"], out / "nref_top1.png"):  # top-1 runs only
         written["nref_top1.png"] = out / "nref_top1.png"
     results.write_json(out / "results.json", {"provenance": prov, "runs": list(runs), "tables": [t.to_dict() for t in tabs]})
     written["results.json"] = out / "results.json"
