@@ -151,8 +151,10 @@ def find_world(dataset: Any) -> Path | None:
             info = json.loads((root / "dataset.json").read_text())
         except (OSError, ValueError):
             info = None
-    src = (info or {}).get("source")
-    if isinstance(src, dict) and src.get("location"):  # a dataset.json may describe its source as plain text
+    src = (info or {}).get("source") or {}
+    if not isinstance(src, dict):  # some datasets name their source with a plain string
+        src = {}
+    if src.get("location"):
         cands.append(Path(src["location"]))
     for c in cands:
         if (c / "world.json").is_file():
