@@ -208,7 +208,7 @@ class PhiEmbed(EmbeddingScorer):
 class PhiPlugin:
     @hookimpl
     def register_scorers(self, register):
-        register(ScorerSpec(name="phi-emb", factory="test_pamela:PhiEmbed", needs=frozenset({"image"}), default_weights="phi", extra={"embedding": True}))
+        register(ScorerSpec(name="phi-emb", factory="test_pamela:PhiEmbed", needs=frozenset({"image"}), default_weights="phi", embedding=True))
 
 
 @pytest.fixture
