@@ -45,9 +45,10 @@ def bench_command(
     history-free scorers run once, with N_ref "–". Accuracies carry ± a
     bootstrap standard error over users; ties count as misses.
 
-    The tables print here and are written to --out as Markdown, CSV and JSON,
-    with nref_top1.png and results.json (provenance: config, seeds, weights
-    ids, package versions, git commit, dataset). Scores are cached on disk,
+    The tables print here and are written to --out as Markdown, LaTeX
+    (booktabs), CSV and JSON (accuracies as fractions), with the nref_top1 and
+    seen_unseen_gap figures (PNG, PDF, SVG) and results.json (provenance:
+    config, seeds, weights ids, package versions, git commit, dataset). Scores are cached on disk,
     so a rerun (or a resumed, interrupted run) recomputes nothing it has.
 
     Examples:

@@ -7,8 +7,11 @@ an interrupted bench resumes and a second bench over the same dataset
 recomputes nothing. Outputs in `out_dir`:
 
 - `table1_1v1.*`, `table2_1v3.*`, `table3_seen_unseen.*`, `nref_sweep.*` as
-  `.md`, `.csv` and `.json`; all tables together in `tables.md`;
-- `nref_top1.png`: top-1 against N_ref for history-conditioned scorers;
+  `.md`, `.tex` (booktabs), `.csv` and `.json`; all tables together in
+  `tables.md` and `tables.tex`;
+- `nref_top1.{png,pdf,svg}`: top-1 against N_ref for history-conditioned
+  scorers; `seen_unseen_gap.{png,pdf,svg}`: seen and unseen users' top-1
+  and their gap per N_ref (when the split has both);
 - `results.json`: provenance, every run record and every table.
 """
 
@@ -130,7 +133,7 @@ def run_bench(cfg: BenchConfig, *, dataset: Any = None, progress: bool = False, 
 
 
 def write_outputs(runs: Sequence[dict], prov: dict, out_dir: str | os.PathLike) -> dict[str, Path]:
-    """Write every table as .md/.csv/.json, tables.md, the N_ref PNG and results.json."""
+    """Write every table as .md/.tex/.csv/.json, tables.md/.tex, the history figures and results.json."""
     from prefcli import atomic
     from prefcli.harness import plots, results, tables
 
@@ -139,14 +142,16 @@ def write_outputs(runs: Sequence[dict], prov: dict, out_dir: str | os.PathLike) 
     written: dict[str, Path] = {}
     tabs = tables.bench_tables(runs)
     for t in tabs:
-        for ext, fmt in (("md", "markdown"), ("csv", "csv"), ("json", "json")):
+        for ext, fmt in (("md", "markdown"), ("tex", "latex"), ("csv", "csv"), ("json", "json")):
             p = out / f"{t.name}.{ext}"
             atomic.write_text(p, t.render(fmt))
             written[f"{t.name}.{ext}"] = p
     atomic.write_text(out / "tables.md", "\n".join(t.to_markdown() for t in tabs))
     written["tables.md"] = out / "tables.md"
-    if plots.nref_plot(runs, out / "nref_top1.png"):
-        written["nref_top1.png"] = out / "nref_top1.png"
+    atomic.write_text(out / "tables.tex", "\n".join(t.to_latex() for t in tabs))
+    written["tables.tex"] = out / "tables.tex"
+    for p in plots.nref_plot(runs, out / "nref_top1") + plots.gap_plot(runs, out / "seen_unseen_gap"):
+        written[p.name] = p
     results.write_json(out / "results.json", {"provenance": prov, "runs": list(runs), "tables": [t.to_dict() for t in tabs]})
     written["results.json"] = out / "results.json"
     return written
