@@ -777,18 +777,17 @@ def _finalize(work_root: Path, work: Path, parts: list[Path], params: BuildParam
 
 
 def _progress_bar(enabled: bool):
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
-    return Progress(
+    from prefcli.progress import progress_bar
+
+    return progress_bar(enabled, [
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("shards · rows {task.fields[rows]:,} · {task.fields[what]} {task.fields[n]:,}"),
         TimeElapsedColumn(),
-        console=Console(stderr=True),
-        disable=not enabled,
-    )
+    ], fields=("rows", "what", "n"))
 
 
 def build(source: str, out: str | os.PathLike, params: BuildParams | None = None, progress: bool = True) -> BuildResult:
