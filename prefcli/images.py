@@ -4,8 +4,16 @@ Every image - a candidate to rank, a history image, a dataset shard entry -
 is decoded here, so the awkward cases are handled once: EXIF orientation,
 palette and alpha images (composited onto white, as a viewer shows them),
 CMYK, 16-bit and float images, animated files (first frame), truncated or
-corrupt files, and decompression bombs. The result is always a fully loaded
-8-bit RGB `PIL.Image.Image`; failures are `ImageError("NAME: reason")`.
+corrupt files, and decompression bombs. Failures are `ImageError("NAME: reason")`.
+
+Two forms come out. `decode_image(...)` gives a fully loaded 8-bit RGB image
+(what sheets and the VLM scorers show). `decode_image(..., keep_mode=True)`
+gives the image as its file holds it - palette, alpha and greyscale kept,
+only turned upright by EXIF and brought to 8 bits - because each general
+scorer's upstream code resizes and converts the image as opened, its own way
+(OpenAI CLIP resizes first and then drops alpha, HPSv2 converts first, ...);
+compositing onto white here would change their numbers. `to_rgb` turns such
+an image into the RGB form.
 """
 
 from __future__ import annotations
@@ -166,6 +174,23 @@ def _on_white(im: Image.Image) -> Image.Image:
     return out
 
 
+def _as_opened(im: Image.Image) -> Image.Image:
+    """The image in its own mode (P, PA, LA, RGBA, L, 1, CMYK, ...), 16-bit and float brought to 8-bit L."""
+    if im.mode in _SIXTEEN_BIT_MODES or im.mode in ("I", "F"):
+        return _to_8bit(im)
+    return im.copy()  # detached from the file; palette and "transparency" info are kept
+
+
+def to_rgb(im: Image.Image) -> Image.Image:
+    """RGB as a viewer shows it: alpha and transparent palette entries composited onto white.
+
+    An RGB image without a colour key is returned as it is (no copy).
+    """
+    if im.mode == "RGB" and "transparency" not in im.info:
+        return im
+    return _to_rgb(im)
+
+
 def _to_rgb(im: Image.Image) -> Image.Image:
     mode = im.mode
     if mode in _SIXTEEN_BIT_MODES or mode in ("I", "F"):
@@ -180,8 +205,11 @@ def _to_rgb(im: Image.Image) -> Image.Image:
     return im.convert("RGB")  # 1, L, P, CMYK, YCbCr, ...
 
 
-def decode_image(data: bytes, name: str = "<bytes>") -> Image.Image:
-    """Decode encoded bytes into a fully loaded 8-bit RGB image, or raise ImageError naming `name`."""
+def decode_image(data: bytes, name: str = "<bytes>", *, keep_mode: bool = False) -> Image.Image:
+    """Decode encoded bytes into a fully loaded 8-bit RGB image, or raise ImageError naming `name`.
+
+    With `keep_mode=True` the image keeps its own mode (see the module docstring).
+    """
     if not data:
         raise _error(name, "empty file (0 bytes)")
     # Somebody else's library may have switched this on; a truncated file must
@@ -204,7 +232,7 @@ def decode_image(data: bytes, name: str = "<bytes>") -> Image.Image:
                         im = ImageOps.exif_transpose(im) or im
                 except Exception:  # noqa: BLE001 - broken EXIF: keep the pixels as stored
                     pass
-                return _to_rgb(im)
+                return _as_opened(im) if keep_mode else _to_rgb(im)
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
@@ -223,9 +251,9 @@ def decode_image(data: bytes, name: str = "<bytes>") -> Image.Image:
         raise _error(name, f"truncated or corrupt image data ({type(e).__name__}: {e})") from None
 
 
-def load_image(path: str | os.PathLike) -> Image.Image:
+def load_image(path: str | os.PathLike, *, keep_mode: bool = False) -> Image.Image:
     """Read a file and decode it (see decode_image)."""
-    return decode_image(_read_file(path), name=str(path))
+    return decode_image(_read_file(path), name=str(path), keep_mode=keep_mode)
 
 
 def _folder(folder: str | os.PathLike) -> Path:
@@ -276,6 +304,6 @@ def scan_folder(
             continue
         # Same fields as Candidate.from_path, without reading the file twice.
         good.append(
-            Candidate(image_id=content_id(data), path=str(path), loader=lambda p=path: load_image(p))
+            Candidate(image_id=content_id(data), path=str(path), loader=lambda p=path: load_image(p, keep_mode=True))
         )
     return good, bad

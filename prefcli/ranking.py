@@ -222,7 +222,15 @@ def rank_folder(
 
         scorer = load_scorer(name, weights=weights, device=device, **(scorer_options or {}))
     state = scorer.condition(history) if uses_history else scorer.condition(None)
-    scores = score_candidates(scorer, good, state, batch_size=batch_size, progress=progress)
+    if spec is not None and spec.pairwise:
+        # A judge of two images: every pair once, a candidate's score is its wins.
+        from prefcli.pairwise import rank_by_wins
+
+        scores, _ = rank_by_wins(scorer, good, state, batch_size=batch_size, progress=progress)
+        n = len(good)
+        notes.append(f"scorer {name} is pairwise: ranked by round-robin wins over {n * (n - 1) // 2} comparison(s); score = wins out of {n - 1}")
+    else:
+        scores = score_candidates(scorer, good, state, batch_size=batch_size, progress=progress)
 
     higher = spec.higher_is_better if spec is not None else True
     idx = order(scores, [c.path for c in good], higher_is_better=higher)

@@ -36,18 +36,26 @@ class ScorerSpec:
     requires: tuple[str, ...] = ()
     # Extra keyword options the factory accepts (documented in the plugin).
     plugin: str = ""
+    # "pointwise" (one number per candidate) or "pairwise" (compares two; see prefcli.pairwise).
+    kind: str = "pointwise"
     extra: dict = field(default_factory=dict, hash=False, compare=False)
 
     def __post_init__(self) -> None:
         unknown = set(self.needs) - set(INPUTS)
         if unknown:
             raise ValueError(f"scorer {self.name!r}: unknown inputs {sorted(unknown)}; use {INPUTS}")
+        if self.kind not in ("pointwise", "pairwise"):
+            raise ValueError(f"scorer {self.name!r}: kind must be 'pointwise' or 'pairwise', got {self.kind!r}")
         if ":" not in self.factory:
             raise ValueError(f"scorer {self.name!r}: factory must look like 'module:Class', got {self.factory!r}")
 
     @property
     def uses_history(self) -> bool:
         return "history" in self.needs
+
+    @property
+    def pairwise(self) -> bool:
+        return self.kind == "pairwise"
 
     def missing_requirements(self) -> list[str]:
         """Modules this scorer needs that are not installed (checked without importing)."""
@@ -105,6 +113,25 @@ class Scorer:
 
     def score(self, candidates: Sequence[Candidate], state: Any = None) -> list[float]:
         raise NotImplementedError
+
+
+class PairwiseScorer(Scorer):
+    """A judge that compares two candidates (declare `kind="pairwise"` in its spec).
+
+    Subclasses implement `compare(a, b, state) -> prefcli.pairwise.Preference`
+    (and may implement `compare_batch(pairs, state)`); the harness runs a
+    round-robin and scores each candidate by its wins.
+    """
+
+    def compare(self, a: Candidate, b: Candidate, state: Any = None) -> Any:
+        raise NotImplementedError
+
+    def compare_batch(self, pairs: Sequence[tuple[Candidate, Candidate]], state: Any = None) -> list:
+        return [self.compare(a, b, state) for a, b in pairs]
+
+    def score(self, candidates: Sequence[Candidate], state: Any = None) -> list[float]:
+        name = self.spec.name if self.spec else type(self).__name__
+        raise TypeError(f"{name} is a pairwise scorer: it compares two images (compare), it gives no score to one")
 
 
 class EmbeddingScorer(Scorer):

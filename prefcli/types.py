@@ -24,19 +24,33 @@ class Candidate:
     path: str | None = None
     loader: Callable[[], "Image.Image"] | None = field(default=None, repr=False)
     _image: Any = field(default=None, repr=False)
+    _rgb: Any = field(default=None, repr=False)
 
     @property
-    def image(self) -> "Image.Image":
+    def original(self) -> "Image.Image":
+        """The image in its own mode (palette, alpha, greyscale kept), upright: what a
+        general scorer's upstream code would have opened; each scorer converts it its
+        upstream's way (see prefcli.images)."""
         if self._image is None:
             if self.loader is None:
                 raise ValueError(f"candidate {self.image_id} has neither an image nor a loader")
             self._image = self.loader()
         return self._image
 
+    @property
+    def image(self) -> "Image.Image":
+        """The image as RGB, transparency composited onto white (as a viewer shows it)."""
+        if self._rgb is None:
+            from prefcli.images import to_rgb
+
+            self._rgb = to_rgb(self.original)
+        return self._rgb
+
     def release(self) -> None:
         """Drop decoded pixels (they can be loaded again)."""
         if self.loader is not None:
             self._image = None
+            self._rgb = None
 
     @classmethod
     def from_image(cls, image: "Image.Image", prompt: str | None = None, image_id: str | None = None) -> "Candidate":
@@ -51,7 +65,7 @@ class Candidate:
         from prefcli import images
 
         image_id = images.content_id_of_file(path)
-        return cls(image_id=image_id, prompt=prompt, path=str(path), loader=lambda: images.load_image(path))
+        return cls(image_id=image_id, prompt=prompt, path=str(path), loader=lambda: images.load_image(path, keep_mode=True))
 
 
 @dataclass(frozen=True)

@@ -290,3 +290,43 @@ def test_viper_examples_load(viper_examples):
         im = images.load_image(p)
         assert im.mode == "RGB" and min(im.size) > 16
         assert np.asarray(im).std() > 1  # a real picture, not a flat fill
+
+
+# ---- keep_mode: the image as its file holds it, for scorers that convert it their upstream's way
+
+
+def test_keep_mode_keeps_palette_transparency_and_alpha():
+    pal = Image.new("P", (10, 10), 0)
+    pal.putpalette([0, 0, 0, 200, 40, 40] + [0] * (256 * 3 - 6))
+    kept = images.decode_image(_encode(pal, "PNG", transparency=0), keep_mode=True)
+    assert kept.mode == "P" and kept.info.get("transparency") == 0
+    assert tuple(kept.convert("RGB").getpixel((5, 5))) == (0, 0, 0)  # upstream's convert: no white
+    assert images.to_rgb(kept).getpixel((5, 5)) == (255, 255, 255)  # the viewer's form composites
+    rgba = Image.new("RGBA", (8, 8), (10, 200, 30, 0))
+    kept = images.decode_image(_encode(rgba, "PNG"), keep_mode=True)
+    assert kept.mode == "RGBA" and kept.getpixel((0, 0)) == (10, 200, 30, 0)
+    la = images.decode_image(_encode(Image.new("LA", (4, 4), (90, 0)), "PNG"), keep_mode=True)
+    assert la.mode == "LA"
+
+
+def test_keep_mode_still_applies_exif_and_brings_16_bit_to_8():
+    src = Image.new("RGB", (40, 20), (30, 160, 60))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    assert images.decode_image(_encode(src, "JPEG", exif=exif), keep_mode=True).size == (20, 40)
+    g16 = Image.fromarray((np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000).astype(np.uint16))
+    kept = images.decode_image(_encode(g16, "PNG"), keep_mode=True)
+    assert kept.mode == "L" and np.asarray(kept).max() > 200
+
+
+def test_a_candidate_gives_scorers_the_original_and_viewers_rgb(tmp_path):
+    from prefcli.types import Candidate
+
+    im = Image.new("RGBA", (6, 6), (0, 0, 255, 0))
+    p = tmp_path / "t.png"
+    p.write_bytes(_encode(im, "PNG"))
+    for c in (Candidate.from_path(str(p)), Candidate.from_image(im)):
+        assert c.original.mode == "RGBA"
+        assert c.image.mode == "RGB" and c.image.getpixel((0, 0)) == (255, 255, 255)
+    rgb = Candidate.from_image(_colourful())
+    assert rgb.image is rgb.original  # nothing to composite: no copy

@@ -1,9 +1,15 @@
-"""HPSv2 against the formula and preprocessing of the official evaluation code, on the same tiny weights.
+"""HPSv2 against hpsv2's own code (the `hpsv2` package, run as the oracle), on the same tiny weights.
 
 The tiny open_clip model's weights are saved in the official checkpoint
 format (`{"state_dict": ...}`, the two version file names) and loaded back
-through the scorer's real path; the reference (tests/reference/hpsv2_official.py)
-loads the same file its own way and scores one image at a time.
+through the scorer's real path; the oracle (tests/reference/hpsv2_official.py)
+builds the model and `preprocess_val` with the package's own
+`create_model_and_transforms(..., light_augmentation=True)`
+(github.com/tgxs002/HPSv2, hpsv2/img_score.py lines 20-38; the transform is
+hpsv2/src/open_clip/transform.py lines 26-56 and 141-157) and scores one image
+at a time as img_score.py lines 61-83 do. Every image kind (square,
+non-square, palette, RGBA) and a prompt longer than the context are checked
+for both versions and both antialias settings.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from PIL import Image
 from picture_factory import structured_images
 from reference import PARITY_RTOL, rel_err
 from reference import hpsv2_official as official
+from reference.parity_images import KINDS, LONG_PROMPT, SHORT_PROMPT, parity_files, prefcli_candidates, upstream_open
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("open_clip")
@@ -26,7 +33,8 @@ from prefcli.plugins import get_scorer_spec, load_scorer  # noqa: E402
 from prefcli.types import Candidate  # noqa: E402
 from prefcli_hpsv2 import scorer as hps  # noqa: E402
 
-PROMPT = "a cozy cabin in a snowy forest at night, digital art"
+PROMPT = SHORT_PROMPT
+needs_oracle = pytest.mark.skipif(not official.available(), reason="the hpsv2 package (pip install --no-deps hpsv2==1.2.0) is the oracle")
 
 
 def _images(n: int = 4, seed: int = 5) -> list[Image.Image]:
@@ -50,10 +58,20 @@ def hps_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def reference_scores(hps_dir, images):
-    hps.register_tiny_config()  # the architecture is open_clip's config; the scoring code is the reference's
-    model = official.load_model(hps.TINY_ARCH, str(hps_dir / hps.VERSION_FILES["2.1"]))
-    return official.score(model, hps.TINY_ARCH, images, PROMPT)
+def oracle_models(hps_dir):
+    if not official.available():
+        pytest.skip("the hpsv2 package (pip install --no-deps hpsv2==1.2.0) is the oracle")
+    official.register_config(hps._TINY_CONFIG)
+    return {v: official.load_model(hps.TINY_ARCH, hps_dir / f) for v, f in hps.VERSION_FILES.items()}
+
+
+def oracle_scores(oracle_models, version, images, prompt=PROMPT, antialias=False, preprocess=None):
+    return official.score(oracle_models[version], hps.TINY_ARCH, images, prompt, antialias=antialias, preprocess=preprocess)
+
+
+@pytest.fixture(scope="module")
+def reference_scores(oracle_models, images):
+    return oracle_scores(oracle_models, "2.1", images)
 
 
 @pytest.fixture(scope="module")
@@ -73,22 +91,66 @@ def test_registered_with_the_facts_of_the_design():
     assert hps.DEFAULT_VERSION == "2.1"
 
 
-def test_matches_the_official_formula_on_the_same_weights(scorer, images, reference_scores):
+def test_matches_the_official_code_on_the_same_weights(scorer, images, reference_scores):
     ours = scorer.score(_cands(images))
     assert np.std(reference_scores) > 0.01, "scores must vary, or parity proves little"
     assert rel_err(ours, reference_scores) < PARITY_RTOL
 
 
-def test_version_picks_the_file_and_is_part_of_the_weights_id(hps_dir, images, reference_scores):
+@needs_oracle
+@pytest.mark.parametrize("version", ["2.0", "2.1"])
+@pytest.mark.parametrize("antialias", [False, True])
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_image_kind_matches_the_official_code(hps_dir, oracle_models, version, antialias, kind):
+    """Files read through prefcli.images vs `Image.open` + the package's preprocess_val and model."""
+    files = parity_files(kind)
+    s = load_scorer("hpsv2", weights=str(hps_dir), arch="tiny", version=version, antialias=antialias)
+    ref = oracle_scores(oracle_models, version, [upstream_open(d) for d in files], antialias=antialias)
+    assert np.std(ref) > 1e-3
+    assert rel_err(s.score(prefcli_candidates(files, PROMPT)), ref) < PARITY_RTOL
+
+
+@needs_oracle
+def test_a_long_prompt_is_truncated_as_the_official_tokenizer_does(scorer, oracle_models):
+    files = parity_files("non-square")
+    ref = oracle_scores(oracle_models, "2.1", [upstream_open(d) for d in files], prompt=LONG_PROMPT)
+    assert rel_err(scorer.score(prefcli_candidates(files, LONG_PROMPT)), ref) < PARITY_RTOL
+    ours = scorer.tokenizer([LONG_PROMPT])
+    assert torch.equal(ours, official.tokenize(hps.TINY_ARCH, [LONG_PROMPT]))
+    assert int(ours[0, -1]) == 49407  # cut at the context, the end token kept
+
+
+@needs_oracle
+def test_the_official_transform_keeps_rgba_which_its_model_cannot_take(oracle_models):
+    """Why prefcli scores only the colour channels of an RGBA file (docs/scorers/hpsv2.md)."""
+    rgba = upstream_open(parity_files("RGBA")[0])
+    x = official.preprocess_val(hps.TINY_ARCH, antialias=False)(rgba)
+    assert x.shape[0] == 4  # transform.py lines 52-56 and 72-73: alpha passed through
+    with pytest.raises(RuntimeError):
+        oracle_models["2.1"].encode_image(x[None])
+    ours = hps.val_transform(32, antialias=False)(rgba)
+    assert torch.allclose(ours, x[:3], atol=1e-6)
+
+
+def test_version_picks_the_file_and_is_part_of_the_weights_id(hps_dir, images, oracle_models, reference_scores):
     v20 = load_scorer("hpsv2", weights=str(hps_dir), arch="tiny", version="2.0")
     v21 = load_scorer("hpsv2", weights=str(hps_dir), arch="tiny", version="v2.1")
     assert v20.weights_id.endswith("#HPS_v2_compressed.pt") and v21.weights_id.endswith("#HPS_v2.1_compressed.pt")
-    hps.register_tiny_config()
-    ref20 = official.score(official.load_model(hps.TINY_ARCH, str(hps_dir / "HPS_v2_compressed.pt")), hps.TINY_ARCH, images, PROMPT)
+    ref20 = oracle_scores(oracle_models, "2.0", images)
     assert rel_err(v20.score(_cands(images)), ref20) < PARITY_RTOL
     assert rel_err(ref20, reference_scores) > 0.01  # the two files really hold different weights
     with pytest.raises(ValueError, match="unknown HPS version"):
         load_scorer("hpsv2", weights=str(hps_dir), arch="tiny", version="3")
+
+
+def test_antialias_is_an_option_that_changes_scores_and_the_weights_id(hps_dir, scorer):
+    on = load_scorer("hpsv2", weights=str(hps_dir), arch="tiny", antialias="true")
+    assert on.antialias is True and scorer.antialias is False
+    assert on.weights_id != scorer.weights_id
+    files = parity_files("square")  # 300 px: a real downscale
+    assert rel_err(on.score(prefcli_candidates(files, PROMPT)), scorer.score(prefcli_candidates(files, PROMPT))) > PARITY_RTOL
+    with pytest.raises(ValueError, match="antialias"):
+        load_scorer("hpsv2", weights=str(hps_dir), arch="tiny", antialias="sometimes")
 
 
 def test_percent_is_one_hundred_times_the_cosine(hps_dir, scorer, images):
@@ -97,20 +159,37 @@ def test_percent_is_one_hundred_times_the_cosine(hps_dir, scorer, images):
     assert pct.weights_id != scorer.weights_id  # cached scores of the two scales never mix
 
 
-def test_wrong_mean_std_is_caught(scorer, hps_dir, images):
-    hps.register_tiny_config()
-    imagenet = official.preprocess_val(32, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
-    model = official.load_model(hps.TINY_ARCH, str(hps_dir / hps.VERSION_FILES["2.1"]))
-    wrong = official.score(model, hps.TINY_ARCH, images, PROMPT, preprocess=imagenet)
+def test_wrong_mean_std_is_caught(scorer, oracle_models, images):
+    imagenet = official.open_clip_fork().image_transform(32, is_train=False, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), resize_longest_max=True)
+    wrong = oracle_scores(oracle_models, "2.1", images, preprocess=imagenet)
     assert rel_err(scorer.score(_cands(images)), wrong) > PARITY_RTOL
 
 
-def test_wrong_resize_is_caught(scorer, images, reference_scores, monkeypatch):
+def test_wrong_resize_is_caught(scorer, oracle_models, monkeypatch):
+    """The shortest-side resize + centre crop prefcli used before differs on non-square images."""
     from torchvision import transforms as T
 
-    bilinear = T.Compose([T.Resize(scorer.image_size, interpolation=T.InterpolationMode.BILINEAR), *scorer.transform.transforms[1:]])
-    monkeypatch.setattr(scorer, "transform", bilinear)
-    assert rel_err(scorer.score(_cands(images)), reference_scores) > PARITY_RTOL
+    files = parity_files("non-square")
+    ref = oracle_scores(oracle_models, "2.1", [upstream_open(d) for d in files])
+    crop = T.Compose([T.Resize(32, interpolation=T.InterpolationMode.BICUBIC), T.CenterCrop(32), lambda im: im.convert("RGB"), T.ToTensor(),
+                      T.Normalize(hps.clip_common.OPENAI_CLIP_MEAN, hps.clip_common.OPENAI_CLIP_STD)])  # fmt: skip
+    monkeypatch.setattr(scorer, "transform", crop)
+    assert rel_err(scorer.score(prefcli_candidates(files, PROMPT)), ref) > PARITY_RTOL
+
+
+def test_wrong_antialias_is_caught(scorer, oracle_models):
+    files = parity_files("square")
+    other = oracle_scores(oracle_models, "2.1", [upstream_open(d) for d in files], antialias=True)
+    assert rel_err(scorer.score(prefcli_candidates(files, PROMPT)), other) > PARITY_RTOL
+
+
+@pytest.mark.parametrize("kind", ["palette", "RGBA"])
+def test_compositing_onto_white_is_caught(scorer, oracle_models, kind):
+    """What prefcli did before: every transparent image flattened onto white before the scorer saw it."""
+    files = parity_files(kind)
+    ref = oracle_scores(oracle_models, "2.1", [upstream_open(d) for d in files])
+    flattened = [Candidate.from_image(c.image, prompt=PROMPT) for c in prefcli_candidates(files, PROMPT)]
+    assert rel_err(scorer.score(flattened), ref) > PARITY_RTOL
 
 
 def test_a_checkpoint_of_another_architecture_is_an_error(hps_dir):
@@ -156,6 +235,18 @@ def test_reward_is_differentiable_and_equals_score_at_model_size(scorer):
     got.sum().backward()
     assert float(pixels.grad.abs().sum()) > 0
     assert abs(float(got[0].detach()) - want) <= PARITY_RTOL * max(abs(want), 0.1)
+
+
+@pytest.mark.parametrize("antialias", [False, True])
+def test_reward_follows_the_official_transform_on_non_square_pixels(hps_dir, oracle_models, antialias):
+    """`reward` on B×3×H×W pixels = the oracle on the same pixels as an RGB file (any size, both antialias settings)."""
+    s = load_scorer("hpsv2", weights=str(hps_dir), arch="tiny", antialias=antialias)
+    for w, h in ((57, 40), (40, 91), (300, 129)):
+        arr = np.asarray(upstream_open(parity_files("non-square")[0]).convert("RGB").resize((w, h)))
+        ref = oracle_scores(oracle_models, "2.1", [Image.fromarray(arr)], antialias=antialias)
+        pixels = torch.tensor(arr, dtype=torch.float32).permute(2, 0, 1)[None] / 255.0
+        got = s.reward(pixels, PROMPT)
+        assert rel_err([float(got[0].detach())], ref) < PARITY_RTOL
 
 
 def test_a_candidate_without_prompt_is_a_data_error(scorer, images):

@@ -7,8 +7,15 @@ Facts kept from the official evaluation code (github.com/tgxs002/HPSv2,
 - checkpoint: `HPS_v2_compressed.pt` (v2.0) or `HPS_v2.1_compressed.pt`
   (v2.1) from hub repo `xswu/HPSv2`, the weights under the key `state_dict`,
   loaded strictly;
-- preprocessing (`preprocess_val`): Resize(224, bicubic) of the shortest side,
-  CenterCrop(224), RGB, ToTensor, OpenAI CLIP mean/std;
+- preprocessing: `img_score.py` builds its model with `light_augmentation=True`,
+  so `preprocess_val` is open_clip-fork `image_transform(..., resize_longest_max=True)`:
+  `convert("RGB")` (an RGBA image is kept as it is, and only its colour
+  channels can reach the model) → ToTensor → bicubic resize of the *tensor*
+  so that the longest side is 224 (`round()` for the other side) → zero
+  padding to 224×224, centred (left/top get the floor half) → OpenAI CLIP
+  mean/std. The tensor resize follows torchvision's `antialias` default, which
+  changed in torchvision 0.17: the `antialias` option picks it (see
+  docs/scorers/hpsv2.md for which setting reproduces which table);
 - tokenizer: open_clip's `ViT-H-14` tokenizer (OpenAI BPE, context 77);
 - score: `image_features @ text_features.T`, diagonal, i.e. the cosine of
   the two L2-normalized embeddings. The HPS benchmark reports 100 · cos:
@@ -41,6 +48,17 @@ TINY_ARCH = "prefcli-hpsv2-tiny"  # open_clip config shipped next to this module
 CHECKPOINT_KEY = "state_dict"
 
 _TINY_CONFIG = Path(__file__).with_name(f"{TINY_ARCH}.json")
+
+
+def _as_bool(value: Any, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"option {name}: expected true or false, got {value!r}")
 
 
 def normalize_version(version: str | float) -> str:
@@ -148,25 +166,65 @@ def checkpoint_file(weights: str, version: str) -> Path:
     return Path(W.resolve_file(weights, VERSION_FILES[version]))
 
 
-def val_transform(image_size: int) -> Any:
-    """hpsv2's `preprocess_val`: shortest side bicubic resize, center crop, RGB, tensor, OpenAI mean/std."""
-    from torchvision import transforms as T
+def resize_longest_and_pad(x: Any, size: int, antialias: bool) -> Any:
+    """(…, C, H, W) float tensor → (…, C, size, size): the longest side bicubic-resized to `size`, zero-padded, centred.
 
-    return T.Compose(
-        [
-            T.Resize(image_size, interpolation=T.InterpolationMode.BICUBIC),
-            T.CenterCrop(image_size),
-            lambda im: im.convert("RGB"),
-            T.ToTensor(),
-            T.Normalize(clip_common.OPENAI_CLIP_MEAN, clip_common.OPENAI_CLIP_STD),
-        ]
-    )
+    The geometry of hpsv2's `ResizeMaxSize` (hpsv2/src/open_clip/transform.py,
+    lines 37-49): the shorter side becomes `round(side · size / longest)`, the
+    padding puts the floor half of the gap on the left and top. Upstream
+    leaves an image whose longest side already equals `size` untouched (a
+    non-square one then cannot enter the model); it is padded here. Plain torch
+    ops, so `reward` differentiates through it.
+    """
+    import torch.nn.functional as F
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms import functional as TF
+
+    h, w = int(x.shape[-2]), int(x.shape[-1])
+    scale = size / float(max(h, w))
+    if scale != 1.0:
+        new_h, new_w = round(h * scale), round(w * scale)
+        x = TF.resize(x, [new_h, new_w], InterpolationMode.BICUBIC, antialias=bool(antialias))
+    else:
+        new_h, new_w = h, w
+    pad_h, pad_w = size - new_h, size - new_w
+    if pad_h or pad_w:
+        x = F.pad(x, (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2), value=0.0)
+    return x
+
+
+def normalize(x: Any, mean: Sequence[float] = clip_common.OPENAI_CLIP_MEAN, std: Sequence[float] = clip_common.OPENAI_CLIP_STD) -> Any:
+    import torch
+
+    m = torch.tensor(mean, dtype=x.dtype, device=x.device).view(-1, 1, 1)
+    s = torch.tensor(std, dtype=x.dtype, device=x.device).view(-1, 1, 1)
+    return (x - m) / s
+
+
+def val_transform(image_size: int, antialias: bool = False) -> Any:
+    """hpsv2's `preprocess_val` (light_augmentation=True) for one PIL image → 3×S×S tensor.
+
+    `convert("RGB")` gives every mode what upstream's `_convert_to_rgb_or_rgba`
+    gives its colour channels (Pillow's RGBA → RGB drops alpha without
+    compositing, and the resize treats channels independently), then
+    ToTensor, `resize_longest_and_pad`, OpenAI mean/std.
+    """
+    from torchvision.transforms import functional as TF
+
+    def transform(image: Any) -> Any:
+        x = TF.to_tensor(image if image.mode == "RGB" else image.convert("RGB"))
+        return normalize(resize_longest_and_pad(x, image_size, antialias))
+
+    return transform
 
 
 class HPSv2Scorer(EmbeddingScorer):
     """Options: `version` ("2.0" or "2.1", default 2.1), `percent` (report 100 · cos),
     `arch` (open_clip architecture of a local checkpoint, default ViT-H-14; "tiny"
-    for checkpoints of the tiny config), `batch_size` (default 16), `device`, `dtype`."""
+    for checkpoints of the tiny config), `batch_size` (default 16), `device`, `dtype`,
+    `antialias` (antialias of the tensor resize; default False, torchvision's
+    default before 0.17, which the published HPSv2 tables were made with; True is
+    what the official code gives under torchvision >= 0.17)."""
 
     def __init__(
         self,
@@ -178,12 +236,14 @@ class HPSv2Scorer(EmbeddingScorer):
         percent: bool = False,
         arch: str = ARCH,
         batch_size: int = 16,
+        antialias: bool = False,
         **options: Any,
     ):
         from prefcli import weights as W
 
         super().__init__(weights=weights or DEFAULT_WEIGHTS, device=device, dtype=dtype, **options)
         self.version = normalize_version(version)
+        self.antialias = _as_bool(antialias, "antialias")
         self.percent = bool(percent)
         self.batch_size = int(batch_size)
         dev = clip_common.torch_device(device)
@@ -210,7 +270,7 @@ class HPSv2Scorer(EmbeddingScorer):
 
         self.tokenizer = open_clip.get_tokenizer(self.arch)
         self.image_size = int(self._image_size())
-        self.transform = val_transform(self.image_size)
+        self.transform = val_transform(self.image_size, self.antialias)
 
     def _image_size(self) -> int:
         size = getattr(self.model.visual, "image_size", 224)
@@ -226,7 +286,8 @@ class HPSv2Scorer(EmbeddingScorer):
 
     @property
     def weights_id(self) -> str:
-        return self.source + ("|percent" if self.percent else "")
+        # antialias changes the numbers: scores made with either never share a cache entry.
+        return self.source + ("|percent" if self.percent else "") + ("|antialias" if self.antialias else "")
 
     @property
     def _scale(self) -> float:
@@ -250,7 +311,8 @@ class HPSv2Scorer(EmbeddingScorer):
         out = []
         with torch.no_grad():
             for batch in clip_common.batched(list(candidates), self.batch_size):
-                out.append(self._image_features([c.image for c in batch]).float().cpu().numpy())
+                # The image as opened: the transform converts it as upstream does.
+                out.append(self._image_features([c.original for c in batch]).float().cpu().numpy())
         if not out:
             return np.zeros((0, int(self.model.text_projection.shape[-1])), dtype=np.float32)
         return np.concatenate(out).astype(np.float32)
@@ -279,7 +341,10 @@ class HPSv2Scorer(EmbeddingScorer):
     def reward(self, pixels: Any, prompts: Sequence[str]) -> Any:
         """Differentiable HPS for B×3×H×W pixels in [0, 1]; one prompt per image, or one for all."""
         prompts = broadcast_prompts(prompts, pixels.shape[0])
-        px = clip_common.preprocess_pixels(pixels.to(self.device_), size=self.image_size).to(self.dtype_)
+        if pixels.dim() != 4 or pixels.shape[1] != 3:
+            raise ValueError(f"expected pixels of shape B×3×H×W, got {tuple(pixels.shape)}")
+        # The same tensor ops as `score`'s transform after its ToTensor.
+        px = normalize(resize_longest_and_pad(pixels.to(self.device_).float(), self.image_size, self.antialias)).to(self.dtype_)
         img = self.model.encode_image(px, normalize=True)
         txt = self._text_features(prompts)
         return self._scale * (img.float() * txt.float()).sum(-1)

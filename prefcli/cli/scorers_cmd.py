@@ -29,6 +29,7 @@ def scorers_command(fmt: FormatOpt = Format.table) -> None:
                 "name": name,
                 "aliases": ", ".join(spec.aliases),
                 "needs": "+".join(n for n in ("image", "prompt", "history") if n in spec.needs),
+                "kind": spec.kind,
                 "differentiable": spec.differentiable,
                 "trainable": spec.trainable,
                 "default_weights": spec.default_weights,
@@ -38,7 +39,7 @@ def scorers_command(fmt: FormatOpt = Format.table) -> None:
                 "description": spec.description,
             }
         )
-    columns = ["name", "needs", "differentiable", "trainable", "runs_here", "default_weights"]
+    columns = ["name", "kind", "needs", "differentiable", "trainable", "runs_here", "default_weights"]
     if any(r["missing"] for r in rows):
         columns.append("missing")
     headers = {"differentiable": "grad", "trainable": "train", "runs_here": "runs here", "default_weights": "default weights"}

@@ -253,10 +253,12 @@ class Dataset:
         return images.load_image(self.image_path(image_id))
 
     def candidate(self, image_id: str, prompt: str | None = None) -> "Candidate":
+        from prefcli import images
         from prefcli.types import Candidate
 
         path = self.image_path(image_id)
-        return Candidate(image_id=image_id, prompt=prompt, path=str(path), loader=lambda: self.open_image(image_id))
+        # The image in its own mode: each scorer converts it as its upstream does.
+        return Candidate(image_id=image_id, prompt=prompt, path=str(path), loader=lambda: images.load_image(path, keep_mode=True))
 
     # ------------------------------------------------------------ histories and tasks
 

@@ -169,7 +169,7 @@ def _load_one(path: Path) -> Candidate:
 
     image_id = images.content_id_of_file(path)
     images.load_image(path)
-    return Candidate(image_id=image_id, path=str(path), loader=lambda p=path: images.load_image(p))
+    return Candidate(image_id=image_id, path=str(path), loader=lambda p=path: images.load_image(p, keep_mode=True))
 
 
 def _read_pairs(path: Path) -> list[tuple[str, str, str | None]]:

@@ -36,11 +36,15 @@ def evaluate(
     n_cand = max((len(t.candidates) for t in tasks), default=0)
     if protocol is None and tasks:
         protocol = tasks[0].protocol
+    if handle.spec.pairwise:
+        comps = [c for r in records for c in r.get("comparisons", ())]
+        pairwise = {"comparisons": len(comps), "no_answer": sum(1 for c in comps if c.get("winner") is None)}
     run: dict[str, Any] = {
         "scorer": handle.name,
         "weights": handle.weights,
         "weights_id": handle.weights_id,
         "uses_history": handle.uses_history,
+        "kind": handle.spec.kind,  # "pairwise": scores are round-robin wins of A-or-B judgements
         "higher_is_better": higher,
         "split": split,
         "protocol": protocol,
@@ -51,4 +55,6 @@ def evaluate(
         "metrics": summary,
         "stats": stats.as_dict(),
     }
+    if handle.spec.pairwise:
+        run["pairwise"] = pairwise
     return run, records

@@ -261,6 +261,11 @@ def run_scorer(
     t0 = time.perf_counter()
     store = cache.store(handle.name, handle.weights_id) if cache is not None else None
     label = label or handle.name
+    if handle.spec.pairwise:  # a judge of two images: round-robin comparisons, scores are wins
+        from prefcli.harness.pairwise_run import run_pairwise
+
+        records = run_pairwise(handle, tasks, cache=cache, batch_size=batch_size, progress=progress, dist=dist, label=label, stats=stats)
+        return records, stats
 
     # One key per (history, candidate); history-free scorers share keys across tasks.
     task_keys: list[list[Key]] = []

@@ -251,6 +251,20 @@ def _nref_cell(run: dict) -> Any:
     return run["n_ref"] if run.get("uses_history") else None
 
 
+def _mark_pairwise(table: Table, runs: Sequence[dict]) -> Table:
+    """A Kind column, only when a pairwise judge is among the rows (its scores are wins, not numbers)."""
+    kinds = {r["scorer"]: r.get("kind", "pointwise") for r in runs}
+    if "pairwise" not in kinds.values():
+        return table
+    table.columns.insert(1, Column("kind", "Kind"))
+    for row in table.rows:
+        if not row.get("baseline"):
+            row["kind"] = kinds.get(row.get("scorer"), "pointwise")
+    note = "pairwise: a judge of two images, ranked by round-robin wins (1-vs-3: six comparisons); an unanswered comparison is a miss"
+    table.note = f"{table.note}; {note}" if table.note else note
+    return table
+
+
 def eval_table(run: dict) -> Table:
     """The table `prefcli eval` prints: every top-k for all, seen and unseen users."""
     ks = [int(k[3:]) for k in next(iter(run["metrics"].values()), {}).keys()] or [1]
@@ -266,7 +280,13 @@ def eval_table(run: dict) -> Table:
         rows.append(row)
     nref = DASH if run.get("n_ref") is None else run["n_ref"]
     title = f"{run['scorer']} · {run.get('protocol')} · N_ref {nref} · {run.get('split') or ''}".rstrip(" ·")
-    return Table("eval", title, cols, rows, note="± bootstrap standard error over users; ties count as misses")
+    note = "± bootstrap standard error over users; ties count as misses"
+    if run.get("kind") == "pairwise":
+        pw = run.get("pairwise") or {}
+        title += " · pairwise"
+        note += (f"; pairwise judge ranked by round-robin wins: {pw.get('comparisons', 0)} comparison(s), "
+                 f"{pw.get('no_answer', 0)} without an answer (counted as misses)")
+    return Table("eval", title, cols, rows, note=note)
 
 
 def table1(runs: Sequence[dict]) -> Table:
@@ -276,7 +296,7 @@ def table1(runs: Sequence[dict]) -> Table:
         v, se = _metric(r, "all", 1)
         rows.append({"scorer": r["scorer"], "n_ref": _nref_cell(r), "top1": v, "top1_se": se, "n_tasks": r.get("n_tasks")})
     rows.append({"scorer": "Random", "n_ref": None, "top1": random_expected(2, 1), "top1_se": None, "n_tasks": None, "baseline": True})
-    return Table("table1_1v1", "Table 1 · 1-vs-1 top-1 accuracy", cols, rows, note="± bootstrap standard error over users; ties count as misses")
+    return _mark_pairwise(Table("table1_1v1", "Table 1 · 1-vs-1 top-1 accuracy", cols, rows, note="± bootstrap standard error over users; ties count as misses"), runs)
 
 
 def table2(runs: Sequence[dict]) -> Table:
@@ -291,7 +311,7 @@ def table2(runs: Sequence[dict]) -> Table:
     for k in (1, 2, 3):
         rnd[f"top{k}"], rnd[f"top{k}_se"] = random_expected(4, k), None
     rows.append(rnd)
-    return Table("table2_1v3", "Table 2 · 1-vs-3 top-k accuracy", cols, rows, note="± bootstrap standard error over users; ties count as misses")
+    return _mark_pairwise(Table("table2_1v3", "Table 2 · 1-vs-3 top-k accuracy", cols, rows, note="± bootstrap standard error over users; ties count as misses"), runs)
 
 
 def table3(runs: Sequence[dict], protocol: str = "1v1") -> Table:
@@ -309,7 +329,7 @@ def table3(runs: Sequence[dict], protocol: str = "1v1") -> Table:
         # Seen and unseen users are disjoint, so their errors add in quadrature.
         gap_se = math.hypot(s_se, u_se) if gap is not None and s_se is not None and u_se is not None else None
         rows.append({"scorer": r["scorer"], "n_ref": _nref_cell(r), "seen": s, "seen_se": s_se, "unseen": u, "unseen_se": u_se, "gap": gap, "gap_se": gap_se})
-    return Table("table3_seen_unseen", f"Table 3 · seen vs unseen users ({protocol} top-1)", cols, rows, note="|Δ| = |seen − unseen|; its ± adds both errors in quadrature")
+    return _mark_pairwise(Table("table3_seen_unseen", f"Table 3 · seen vs unseen users ({protocol} top-1)", cols, rows, note="|Δ| = |seen − unseen|; its ± adds both errors in quadrature"), runs)
 
 
 def nref_table(runs: Sequence[dict]) -> Table:
