@@ -42,12 +42,15 @@ def model_folder(ckpt: str | os.PathLike) -> Path:
     return _model_dir_of(p)
 
 
-def load_model(ckpt: str | os.PathLike, device: str = "cpu") -> tuple[Any, dict]:
-    """(PrefVLM in eval mode, {"weights", "revision", "model_dir"}) for a checkpoint argument."""
+def load_model(ckpt: str | os.PathLike, device: str = "cpu", **overrides: Any) -> tuple[Any, dict]:
+    """(PrefVLM in eval mode, {"weights", "revision", "model_dir"}) for a checkpoint argument.
+
+    `overrides` change the model's spec (e.g. ``attn_implementation="eager"`` to read attention weights).
+    """
     from prefcli.train.checkpoint import load_checkpoint
 
     folder = model_folder(ckpt)
-    vlm = load_checkpoint(folder, device=device)
+    vlm = load_checkpoint(folder, device=device, **overrides)
     return vlm, {"weights": str(ckpt), "revision": folder_fingerprint(folder), "model_dir": str(folder)}
 
 
