@@ -21,7 +21,7 @@ def mocks(monkeypatch, tmp_path):
     plugins.register_plugin(plugin, name="harness-mocks")
     fakes.reset()
     (tmp_path / "ds").mkdir()
-    monkeypatch.setenv("PREFCLI_CACHE_DIR", str(tmp_path / "default-cache"))  # never the user's cache
+    monkeypatch.setenv("PREFCLI_CACHE", str(tmp_path / "default-cache"))  # never the user's cache
     monkeypatch.setattr(source, "open_dataset", lambda path: fakes.FakeDataset())
     yield fakes
     plugins.unregister_plugin(name="harness-mocks")

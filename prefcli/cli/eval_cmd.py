@@ -28,7 +28,7 @@ DatasetArg = Annotated[Path, typer.Argument(help="A prefcli dataset directory (h
 SplitOpt = Annotated[str, typer.Option("--split", help="Which split's tasks: test or val.")]
 BatchOpt = Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Candidates per scorer call.")]
 DTypeOpt = Annotated[DType, typer.Option("--dtype", help="Model precision; auto is the scorer's choice (fp16/bf16 need a GPU).")]
-CacheDirOpt = Annotated[Optional[Path], typer.Option("--cache-dir", help="Score/embedding cache directory (default: $PREFCLI_CACHE_DIR or ~/.cache/prefcli/harness).")]
+CacheDirOpt = Annotated[Optional[Path], typer.Option("--cache-dir", help="Score/embedding cache directory (default: $PREFCLI_CACHE/harness, else ~/.cache/prefcli/harness).")]
 NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the score cache (an interrupted run then starts over).")]
 BootOpt = Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap replicates for the standard errors (resampling users).")]
 LimitOpt = Annotated[Optional[int], typer.Option("--limit", min=1, help="Only the first N tasks (a quick smoke run).")]

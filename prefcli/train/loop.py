@@ -195,8 +195,10 @@ def apply_stage(vlm: Any, cfg: TrainConfig, index: int) -> None:
 
 
 def world_cache_dir() -> Path:
-    base = os.environ.get("PREFCLI_CACHE_DIR")
-    return (Path(base) if base else Path.home() / ".cache" / "prefcli") / "worlds"
+    """$PREFCLI_CACHE/worlds (one cache rule for weights, scores and worlds: prefcli.paths)."""
+    from prefcli.paths import cache_subdir
+
+    return cache_subdir("worlds")
 
 
 def synthetic_dataset(world: dict, build: dict | None = None, root: Path | None = None, progress: bool = False) -> Path:
