@@ -35,6 +35,7 @@ def bench_command(
     bootstrap: BootOpt = 1000,
     limit: LimitOpt = None,
     progress: ProgressOpt = True,
+    log_samples: Annotated[bool, typer.Option("--log-samples", help="Also write every task's scores, one JSON line per task, to OUT/samples/<scorer>_<protocol>[_nref<N>].jsonl.")] = False,
 ) -> None:
     """Benchmark several scorers on the same tasks and write the paper's tables.
 
@@ -79,7 +80,14 @@ def bench_command(
         if progress:
             print(msg, file=sys.stderr)
 
-    runs, prov = bench.run_bench(cfg, progress=progress, log=log)
+    on_records = None
+    if log_samples and is_main_process():
+        from prefcli.harness.samples import samples_name, write_samples
+
+        def on_records(run: dict, records: list) -> None:  # written as each run ends: an interrupted bench keeps them
+            write_samples(out / "samples" / samples_name(run), records, run.get("higher_is_better", True), run["scorer"])
+
+    runs, prov = bench.run_bench(cfg, progress=progress, log=log, on_records=on_records)
     if not is_main_process():
         return
     written = bench.write_outputs(runs, prov, out)

@@ -60,6 +60,7 @@ def eval_command(
     bootstrap: BootOpt = 1000,
     limit: LimitOpt = None,
     progress: ProgressOpt = True,
+    log_samples: Annotated[Optional[Path], typer.Option("--log-samples", help="Write one JSON line per task (task id, user, candidates, scores, rank, hit) to this .jsonl file.")] = None,
 ) -> None:
     """Evaluate one scorer on a dataset's materialized tasks and report top-k accuracy.
 
@@ -81,6 +82,8 @@ def eval_command(
         prefcli eval data/synthetic --scorer clip-probe --weights tiny --protocol 1v3 --n-ref 4
 
         prefcli eval data/pickapic --scorer hpsv2 --device cuda --dtype bf16 --out results/hpsv2.json
+
+        prefcli eval data/synthetic --scorer clip-probe --weights tiny --log-samples samples.jsonl
     """
     from prefcli.harness import evaluate as ev
     from prefcli.harness import results, source, tables
@@ -113,6 +116,10 @@ def eval_command(
     )  # fmt: skip
     if out is not None:
         results.write_json(out, {"provenance": prov, "run": run, "tasks": records})
+    if log_samples is not None:
+        from prefcli.harness.samples import write_samples
+
+        write_samples(log_samples, records, handle.spec.higher_is_better, handle.name)
     if fmt is Format.json:
         import sys
 

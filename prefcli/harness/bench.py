@@ -79,8 +79,12 @@ class BenchConfig:
             raise ConfigError(f"--n-ref: give positive integers, got {self.n_refs}")
 
 
-def run_bench(cfg: BenchConfig, *, dataset: Any = None, progress: bool = False, log: Callable[[str], None] | None = None) -> tuple[list[dict], dict]:
-    """Run every (scorer, protocol, N_ref); return (run records, provenance)."""
+def run_bench(cfg: BenchConfig, *, dataset: Any = None, progress: bool = False, log: Callable[[str], None] | None = None,
+              on_records: Callable[[dict, list], None] | None = None) -> tuple[list[dict], dict]:
+    """Run every (scorer, protocol, N_ref); return (run records, provenance).
+
+    `on_records(run, task_records)` is called after each run (`--log-samples`).
+    """
     from prefcli import plugins
     from prefcli.harness import results, source
     from prefcli.harness.cache import CacheDir
@@ -111,11 +115,13 @@ def run_bench(cfg: BenchConfig, *, dataset: Any = None, progress: bool = False, 
             for protocol in cfg.protocols:
                 for n_ref in (n_refs if handle.uses_history else [max(n_refs)]):
                     label = f"{name} {protocol}" + (f" N_ref {n_ref}" if handle.uses_history else "")
-                    run, _ = evaluate(
+                    run, task_records = evaluate(
                         handle, tasks_for(protocol, n_ref), cache=cache, batch_size=cfg.batch_size, n_boot=cfg.n_boot,
                         seed=cfg.seed, progress=progress, split=cfg.split, protocol=protocol, n_ref=n_ref, label=label,
                     )  # fmt: skip
                     runs.append(run)
+                    if on_records is not None:
+                        on_records(run, task_records)
                     if log:
                         s = run["stats"]
                         log(f"{label}: {s['candidates_scored']} scored, {s['scores_cached']} from cache, {s['seconds']:.1f}s")
