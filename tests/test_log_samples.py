@@ -45,14 +45,20 @@ def test_eval_log_samples_is_one_line_per_task_and_agrees_with_the_metric(mocks,
     for ln in lines:
         assert ln["rank"] == metrics.liked_rank(ln["scores"], ln["liked_index"]) and ln["hit"] == (ln["rank"] == 1)
         assert set(ln["hits"]) == {"top1", "top2", "top3"}
-    top1 = json.loads(res.stdout)["run"]["metrics"]["all"]["top1"]["value"]
+    doc = json.loads(res.stdout)
+    assert {"command", "results", "scorer", "weights", "revision", "options", "skipped", "provenance"} <= set(doc)
+    assert doc["command"] == "eval" and doc["revision"] == "mock-w" and doc["options"]["protocol"] == "1v3"
+    top1 = doc["results"]["metrics"]["all"]["top1"]["value"]
     assert sum(ln["hit"] for ln in lines) / len(lines) == pytest.approx(top1)
 
 
 def test_bench_log_samples_writes_one_file_per_run(mocks, tmp_path):
     out = tmp_path / "bench"
-    invoke("bench", tmp_path / "ds", "--scorers", "mock-free,mock-hist", "--n-ref", "2,4", "--protocols", "1v1", "--out", out,
-           "--no-cache", "--no-progress", "--bootstrap", "10", "--log-samples")
+    res = invoke("bench", tmp_path / "ds", "--scorers", "mock-free,mock-hist", "--n-ref", "2,4", "--protocols", "1v1", "--out", out,
+                 "--no-cache", "--no-progress", "--bootstrap", "10", "--log-samples", "--format", "json")
+    doc = json.loads(res.stdout)
+    assert doc["command"] == "bench" and set(doc["scorers"]) == {"mock-free", "mock-hist"} and doc["skipped"] == []
+    assert [t["name"] for t in doc["results"]["tables"]][:1] == ["table1_1v1"] and len(doc["results"]["runs"]) == 3
     names = sorted(p.name for p in (out / "samples").iterdir())
     assert names == ["mock-free_1v1.jsonl", "mock-hist_1v1_nref2.jsonl", "mock-hist_1v1_nref4.jsonl"]
     lines = (out / "samples" / "mock-hist_1v1_nref4.jsonl").read_text().splitlines()

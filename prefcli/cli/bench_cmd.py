@@ -95,7 +95,13 @@ def bench_command(
     if fmt is Format.json:
         from prefcli.output import to_json
 
-        sys.stdout.write(to_json([t.to_dict() for t in tabs]) + "\n")
+        from prefcli.harness.results import clean_nan
+
+        # The one JSON shape of bench (docs/outputs.md).
+        doc = {"command": "bench", "results": {"tables": [t.to_dict() for t in tabs], "runs": runs},
+               "scorers": {n: {"weights": s["weights"], "revision": s["weights_id"]} for n, s in prov["scorers"].items()},
+               "options": prov["config"], "skipped": [], "provenance": prov}
+        sys.stdout.write(to_json(clean_nan(doc)) + "\n")
     else:
         for t in tabs:
             t.print(fmt.value)

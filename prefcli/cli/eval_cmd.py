@@ -114,8 +114,11 @@ def eval_command(
         scorers={handle.name: {"weights": handle.weights, "weights_id": handle.weights_id}},
         dataset=results.dataset_provenance(getattr(ds, "info", None), dataset),
     )  # fmt: skip
+    # The one JSON shape of eval (docs/outputs.md); "run" repeats "results" for older readers.
+    doc = {"command": "eval", "results": run, "scorer": handle.name, "weights": handle.weights, "revision": handle.weights_id,
+           "options": prov["config"], "skipped": [], "provenance": prov, "run": run}
     if out is not None:
-        results.write_json(out, {"provenance": prov, "run": run, "tasks": records})
+        results.write_json(out, {**doc, "tasks": records})
     if log_samples is not None:
         from prefcli.harness.samples import write_samples
 
@@ -125,6 +128,6 @@ def eval_command(
 
         from prefcli.output import to_json
 
-        sys.stdout.write(to_json(results.clean_nan({"provenance": prov, "run": run})) + "\n")
+        sys.stdout.write(to_json(results.clean_nan(doc)) + "\n")
     else:
         tables.eval_table(run).print(fmt.value)
