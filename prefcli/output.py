@@ -89,15 +89,22 @@ def print_rich_table(table, console=None) -> None:
     from rich.console import Console
     from rich.measure import Measurement
 
+    # Rich may fold a word when it squeezes a column; a column as wide as its longest word never has to.
+    for col in table.columns:
+        texts = [str(getattr(c, "plain", c)) for c in list(col._cells) + [col.header]]
+        longest = max((len(w) for t in texts for w in t.split()), default=1)
+        col.min_width = max(col.min_width or 0, longest)
     if console is None:
         probe = Console(width=100_000)
         need = Measurement.get(probe, probe.options, table)
+        # The narrowest the table can be with every word whole: words, cell padding, borders.
+        floor = sum(c.min_width + 2 for c in table.columns) + len(table.columns) + 1
         if sys.stdout.isatty():
-            width = max(Console().width, need.minimum)
+            width = max(Console().width, floor)
         else:
-            width = need.maximum
+            width = max(need.maximum, floor)
         console = Console(width=max(20, width))
-    console.print(table)
+    console.print(table, crop=False)
 
 
 def iter_chunks(items: Sequence, size: int) -> Iterable[Sequence]:

@@ -50,3 +50,33 @@ def test_a_table_printed_to_a_pipe_is_never_cut(capsys):
     t.print("table")
     out = capsys.readouterr().out
     assert "a-very-long-scorer-name-that-does-not-fit" in out and "50.0 ± 1.0" in out
+
+
+def test_a_narrow_terminal_wraps_between_words_never_inside_one(monkeypatch, capsys):
+    """On a 30-column terminal the table wraps cells at spaces; a word longer than the room is kept whole."""
+    import sys
+
+    from prefcli.output import print_rich_table
+
+    monkeypatch.setenv("COLUMNS", "30")
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True, raising=False)
+    words = ["preference-token", "model", "with", "contrastive", "loss"]
+    rows = [{"scorer": " ".join(words), "top1": 0.8765, "top1_se": 0.0123}]
+    t = tables.Table("x", "t", [tables.Column("scorer", "Scorer"), tables.Column("top1", "Top-1 (%) ↑", pm=True, percent=True)], rows)
+    print_rich_table(t.rich())
+    out = capsys.readouterr().out
+    for w in words + ["87.6 ± 1.2"]:
+        assert w in out, (w, out)
+
+
+def test_analyze_help_imports_nothing_heavy():
+    import subprocess
+    import sys
+
+    probe = ("import sys\nfrom prefcli.cli import main\n"
+             "for argv in (['analyze', '--help'], ['analyze', 'clusters', '--help']):\n"
+             "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
+             "print('@@', sorted(m for m in ('torch', 'numpy', 'matplotlib', 'sklearn') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "clusters" in out.stdout and out.stdout.rsplit("@@", 1)[1].strip() == "[]"
