@@ -65,6 +65,8 @@ def test_tokens_command_writes_table7_and_the_json_shape(tmp_path):
     assert "| P1 |" in md and "#3 (distance)" in md
     tex = (out / "tokens.tex").read_text()
     assert "\\toprule" in tex and "\\bottomrule" in tex and "P10" in tex
+    for ext in ("png", "pdf", "svg"):
+        assert (out / f"tokens.{ext}").stat().st_size > 1000
 
 
 def test_tokens_on_a_model_without_tokens_is_one_line(tmp_path):

@@ -93,3 +93,40 @@ def long_rows(res: dict) -> list[dict]:
     """One CSV row per (preference token, neighbour)."""
     return [{"token": t["index"], "rank": n["rank"], "id": n["id"], "piece": n["piece"], "text": n["text"],
              "script": n["script"], "distance": n["distance"]} for t in res["tokens"] for n in t["neighbours"]]
+
+
+def tokens_figure(res: dict, stem: Any) -> list:
+    """Each preference token's nearest vocabulary tokens on a distance axis, labelled, beside the
+    vocabulary's own nearest-neighbour scale (dashed): near a word, or far from every word."""
+    from prefcli import figures
+
+    plt = figures.pyplot()
+    toks = res["tokens"]
+    L, k = len(toks), res["k"]
+    fig, ax = plt.subplots(figsize=(6.4, 0.42 * L + 1.2))
+    dmax = max(n["distance"] for t in toks for n in t["neighbours"])
+    for i, t in enumerate(toks):
+        y = L - 1 - i
+        xs = [n["distance"] for n in t["neighbours"]]
+        ax.plot(xs, [y] * len(xs), color="#999999", linewidth=0.8, zorder=1)
+        ax.scatter(xs[:1], [y], marker="o", s=28, color=figures.PALETTE[0], zorder=3, label="nearest" if i == 0 else None)
+        if len(xs) > 1:
+            ax.scatter(xs[1:], [y] * (len(xs) - 1), marker="s", s=14, facecolors="white", edgecolors=figures.PALETTE[1],
+                       zorder=3, label=f"#2–#{k}" if i == 0 else None)
+        n1 = t["neighbours"][0]
+        ax.annotate(display(n1["text"], n1["script"]), (xs[0], y), xytext=(-4, 0), textcoords="offset points",
+                    ha="right", va="center", fontsize=7)
+    scale = res["scale"]["vocab_nearest_neighbour_median"]
+    ax.axvline(scale, linestyle="--", color="black", linewidth=1, label="vocabulary token ↔ its nearest token (median)")
+    ax.set_yticks(range(L))
+    ax.set_yticklabels([f"P{t['index'] + 1}" for t in reversed(toks)])
+    lo = min(min(n["distance"] for t in toks for n in t["neighbours"]), scale)
+    ax.set_xlim(lo - 0.25 * (dmax - lo + 1e-9) - 0.02 * dmax, dmax * 1.03)
+    ax.set_xlabel("Euclidean distance in the input-embedding space")
+    ax.set_title("preference tokens → nearest vocabulary tokens", loc="left")
+    ax.grid(axis="x", alpha=0.3, linewidth=0.5)
+    fig.tight_layout()
+    figures.legend_outside(ax)
+    paths = figures.save_figure(fig, stem)
+    plt.close(fig)
+    return paths

@@ -72,8 +72,10 @@ def tokens_command(
     cyrillic, byte for byte-fallback pieces, ...). The note gives a yardstick: how far
     a vocabulary token typically is from its own nearest neighbour.
 
-    Writes tokens.json (the analyze JSON shape), tokens.md, tokens.tex and
-    tokens.csv (one row per preference token and neighbour) to --out.
+    Writes tokens.json (the analyze JSON shape), tokens.md, tokens.tex,
+    tokens.csv (one row per preference token and neighbour) and
+    tokens.{png,pdf,svg} (the distances on one axis, beside the vocabulary's
+    own nearest-neighbour scale) to --out.
 
     Examples:
 
@@ -93,6 +95,7 @@ def tokens_command(
     table = tokens.tokens_table(res)
     long = tokens.long_rows(res)
     paths = _write_tables(out, "tokens", table, long, ["token", "rank", "id", "piece", "text", "script", "distance"])
+    paths += tokens.tokens_figure(res, out / "tokens")
     paths.append(report.write(out / "tokens.json", doc))
     _print_table(table, fmt, doc)
     _done(paths, out)
