@@ -123,3 +123,10 @@ def test_clusters_command_recovers_the_true_taste_groups(world_ds, tmp_path):
     for ext in ("png", "pdf", "svg", "md", "tex", "csv", "json"):
         assert (out / f"clusters.{ext}").is_file(), ext
     assert "\\textbf" in (out / "clusters.tex").read_text()
+
+
+def test_a_model_that_ignores_histories_clusters_people_at_chance(world_ds, tmp_path):
+    """The control: the population model (trained without histories) does not separate the groups (measured ARI -0.07)."""
+    res = invoke("analyze", "clusters", "tiny-opposed-population", world_ds, "--out", tmp_path / "pop", "--no-progress",
+                 "--format", "json", "--max-k", "2")
+    assert json.loads(res.stdout)["results"]["ari"] < 0.5
