@@ -79,7 +79,7 @@ EXAMPLES = _examples()
 
 def _needs_official_weights(tokens: list[str]) -> bool:
     """rank/eval/bench without tiny or shipped weights load the scorer's official weights from the hub."""
-    if len(tokens) < 2 or tokens[1] not in ("rank", "eval", "bench"):
+    if len(tokens) < 2 or tokens[1] not in ("rank", "eval", "bench", "generate"):
         return False
     specs = [tokens[i + 1] for i, t in enumerate(tokens[:-1]) if t in ("--weights", "-w")]
     if not specs:
@@ -101,6 +101,17 @@ def why_not(cmd: str) -> str | None:
         return "loads the scorer's official weights from the hub"
     if "../shared/data" in cmd and not SHARED_DATA.is_dir():
         return f"the shared data is not at {SHARED_DATA}"
+    return None
+
+
+def missing_source(cmd: str, here: Path) -> str | None:
+    """`--source DIR` that is neither here (made by an earlier example) nor a hub id: a download it needs."""
+    tokens = shlex.split(cmd, comments=True)
+    for i, t in enumerate(tokens[:-1]):
+        if t == "--source":
+            src = tokens[i + 1]
+            if not (here / src).exists():
+                return f"needs the dataset downloaded to {src}"
     return None
 
 
@@ -197,7 +208,7 @@ def test_doc_example_runs_as_written(page, index, cmds, workspace, monkeypatch):
     ran, skipped = [], []
     here = page_dir(workspace, page)
     for cmd in cmds:
-        why = why_not(cmd)
+        why = why_not(cmd) or missing_source(cmd, here)
         if why:
             skipped.append(f"{cmd} ({why})")
             continue
