@@ -84,7 +84,8 @@ def world_of(ds: Any, world: str | os.PathLike | None = None) -> Path | None:
         if not (p / "world.json").is_file():
             raise ConfigError(f"--world {p}: no world.json (give the folder `prefcli data synthetic --out` wrote)")
         return p
-    loc = ((ds.info or {}).get("source") or {}).get("location")
+    src = (getattr(ds, "info", None) or {}).get("source")
+    loc = src.get("location") if isinstance(src, dict) else None
     if loc and (Path(loc) / "world.json").is_file():
         return Path(loc)
     return None

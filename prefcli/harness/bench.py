@@ -160,7 +160,8 @@ def write_outputs(runs: Sequence[dict], prov: dict, out_dir: str | os.PathLike) 
     written["tables.md"] = out / "tables.md"
     atomic.write_text(out / "tables.tex", "\n".join(t.to_latex() for t in tabs))
     written["tables.tex"] = out / "tables.tex"
-    for p in plots.nref_plot(runs, out / "nref_top1") + plots.gap_plot(runs, out / "seen_unseen_gap"):
+    top1_runs = [r for r in runs if r.get("protocol") != "rating"]  # the figures are of top-1 runs only
+    for p in plots.nref_plot(top1_runs, out / "nref_top1") + plots.gap_plot(top1_runs, out / "seen_unseen_gap"):
         written[p.name] = p
     results.write_json(out / "results.json", {"provenance": prov, "runs": list(runs), "tables": [t.to_dict() for t in tabs]})
     written["results.json"] = out / "results.json"
