@@ -152,7 +152,9 @@ def find_world(dataset: Any) -> Path | None:
         except (OSError, ValueError):
             info = None
     src = (info or {}).get("source") or {}
-    if isinstance(src, dict) and src.get("location"):  # older or hand-written dataset.json: a plain string
+    if not isinstance(src, dict):  # some datasets name their source with a plain string
+        src = {}
+    if src.get("location"):
         cands.append(Path(src["location"]))
     for c in cands:
         if (c / "world.json").is_file():
