@@ -56,21 +56,181 @@ def write_text(path: str | os.PathLike, text: str) -> None:
     write_bytes(path, text.encode("utf-8"))
 
 
-def replace_dir(tmp: str | os.PathLike, out: str | os.PathLike) -> None:
+#: Written into every folder prefcli replaces as a whole: the entries it wrote there, so that a
+#: later run replaces only prefcli's own output and never deletes anything else.
+MARKER = ".prefcli-written.json"
+
+
+def _old_name(out: Path) -> Path:
+    return out.with_name(f".{out.name}.old")
+
+
+def recover_dir(out: str | os.PathLike) -> None:
+    """Finish a replace_dir that a kill interrupted: between its two renames `out` is missing and
+    `.out.old` holds the previous output (put it back); after the second, `.out.old` is garbage."""
+    import shutil
+
+    out = Path(out)
+    old = _old_name(out)
+    if not os.path.lexists(old):
+        return
+    if os.path.lexists(out):
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(old, out)
+
+
+def tmp_dir_beside(out: str | os.PathLike) -> Path:
+    """A fresh hidden work folder beside `out` (`.NAME.PID.XXXX.tmp`), cleaned by a later run once PID is gone."""
+    import tempfile
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    clean_leftovers(out)
+    return Path(tempfile.mkdtemp(prefix=f".{out.name}.{os.getpid()}.", suffix=".tmp", dir=out.parent))
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clean_leftovers(out: str | os.PathLike) -> list[Path]:
+    """Remove the work folders/files of killed runs beside `out` (ours by name, their process gone)."""
+    import re
+    import shutil
+
+    out = Path(out)
+    removed: list[Path] = []
+    pat = re.compile(rf"^\.{re.escape(out.name)}\.(\d+)\.[^/]*\.tmp$")
+    try:
+        entries = list(os.scandir(out.parent))
+    except OSError:
+        return removed
+    for e in entries:
+        m = pat.match(e.name)
+        if not m or int(m.group(1)) == os.getpid() or _pid_alive(int(m.group(1))):
+            continue
+        p = Path(e.path)
+        if e.is_dir(follow_symlinks=False):
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                p.unlink()
+        removed.append(p)
+    return removed
+
+
+def _walk_files(root: Path) -> set[str]:
+    files: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel = Path(dirpath).relative_to(root)
+        for n in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
+            files.add((rel / n).as_posix())
+    files.discard(MARKER)
+    return files
+
+
+def written_by_prefcli(out: str | os.PathLike) -> set[str] | None:
+    """The files the marker in `out` lists, or None when there is no readable marker."""
+    import json
+
+    try:
+        data = json.loads((Path(out) / MARKER).read_text())
+        files = data.get("files") if isinstance(data, dict) else None
+        if isinstance(files, list) and all(isinstance(f, str) for f in files):
+            return set(files)
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def foreign_entries(out: str | os.PathLike) -> list[str]:
+    """Files under `out` that prefcli did not write there (all of them when it has no marker)."""
+    out = Path(out)
+    if not out.is_dir():
+        return [out.name] if os.path.lexists(out) else []
+    ours = written_by_prefcli(out) or set()
+    return sorted(_walk_files(out) - ours)
+
+
+def check_output_dir(out: str | os.PathLike, *, overwrite: bool = False, option: str = "--out") -> None:
+    """Refuse early an output folder that holds files prefcli did not write (unless `overwrite`)."""
+    from prefcli.errors import PrefcliError
+
+    out = Path(out)
+    recover_dir(out)
+    if os.path.lexists(out) and not out.is_dir():
+        raise PrefcliError(f"{out}: {option} exists and is not a folder")
+    foreign = foreign_entries(out)
+    if foreign and not overwrite:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise PrefcliError(f"{out}: {option} is not empty and holds files prefcli did not write ({shown}); "
+                           f"refusing to replace it: choose an empty or new folder, or pass --overwrite "
+                           f"to write into it (its other files are kept)")
+
+
+def write_marker(folder: str | os.PathLike, by: str) -> None:
+    """Record every file now under `folder` as written by prefcli (`by` names the command)."""
+    import json
+
+    folder = Path(folder)
+    write_text(folder / MARKER, json.dumps({"by": by, "files": sorted(_walk_files(folder))}, indent=1) + "\n")
+
+
+def replace_dir(tmp: str | os.PathLike, out: str | os.PathLike, *, by: str | None = None, overwrite: bool = False) -> None:
     """Move a finished temporary directory to `out`, replacing an older `out`.
 
     The old directory is moved aside first and deleted only once the new one
-    is in place, so `out` is never half-written: it is the old or the new one.
+    is in place, so `out` is never half-written: it is the old or the new one
+    (a kill between the two renames is undone by :func:`recover_dir`, which
+    every later call runs first).
+
+    With `by` (the command writing it) the folder is claimed: a marker lists
+    what prefcli wrote, and an existing `out` holding anything else is
+    refused, or with `overwrite` written into file by file, its other
+    files kept.
     """
     import shutil
 
     tmp, out = Path(tmp), Path(out)
+    recover_dir(out)
+    if by is not None:
+        write_marker(tmp, by)
+        foreign = foreign_entries(out) if out.exists() else []
+        if foreign:
+            check_output_dir(out, overwrite=overwrite)
+            _merge_into(tmp, out)
+            return
     use_default_mode(tmp)
     if out.exists():
-        old = out.with_name(f".{out.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
+        old = _old_name(out)
         os.replace(out, old)
         os.replace(tmp, out)
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(tmp, out)
+
+
+def _merge_into(tmp: Path, out: Path) -> None:
+    """--overwrite over a folder with others' files: move ours in entry by entry, keep theirs."""
+    import shutil
+
+    before = written_by_prefcli(out) or set()
+    new = _walk_files(tmp)
+    for rel in sorted(new):
+        dst = out / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if dst.is_dir() and not dst.is_symlink():
+            shutil.rmtree(dst)
+        os.replace(tmp / rel, dst)
+    for rel in sorted(before - new):  # prefcli's own stale files only
+        with contextlib.suppress(OSError):
+            (out / rel).unlink()
+    os.replace(tmp / MARKER, out / MARKER)  # lists exactly `new`: the files prefcli now owns there
+    shutil.rmtree(tmp, ignore_errors=True)

@@ -7,14 +7,18 @@
 ``prompt`` parameter (10 x 4096) holds the preference tokens.
 
 Loading that module the usual way would import and run the authors' code (any
-pickle can run code). Here nothing from the file is executed: a restricted
-unpickler (:class:`SafeUnpickler`) rebuilds tensors, parameters and ordered
-dicts with torch's own rebuild functions, and turns every other class it meets
-into an inert :class:`Opaque` that only records the state it was given. A
-pickle that *calls* anything else while loading (the REDUCE opcode, e.g.
-``os.system``) is refused with :class:`UnsafePickleError`. A class rebuilt
-with NEWOBJ + BUILD (how ``torch.save`` writes an ``nn.Module``) never has its
-``__init__`` or ``__setstate__`` run; only its recorded ``__dict__`` is read.
+pickle can run code). Here nothing from the file is executed: it is read by
+:func:`prefcli.safe_load.torch_load` (``torch.load(weights_only=True)``, a
+TorchScript archive refused before anything opens it), with every class the
+file names standing in as an inert :class:`Opaque` that only records the state
+it was given. A pickle that *calls* anything else while loading (the REDUCE
+opcode, e.g. ``os.system``) is refused with :class:`UnsafePickleError`; a
+class rebuilt with NEWOBJ + BUILD (how ``torch.save`` writes an ``nn.Module``)
+never has its ``__init__`` or ``__setstate__`` run.
+
+``checkpoint_to_safetensors`` (``prefcli convert hpsv2``) turns a checkpoint
+that carries pickled objects beside its weights (training arguments, ...)
+into a plain safetensors file through the same loader.
 
 The output is a ``prefcli.vlm.checkpoint`` model folder: ``vlm_spec.json``
 (base ``HuggingFaceM4/idefics2-8b``, the paper's template, LoRA r/alpha from
@@ -29,18 +33,18 @@ import dataclasses
 import hashlib
 import json
 import os
-import pickle
 import re
 import shutil
-import tempfile
-import types
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from prefcli.atomic import replace_dir
+from prefcli.atomic import check_output_dir, replace_dir, tmp_dir_beside
 from prefcli.errors import WeightsError
+from prefcli.safe_load import Opaque, TorchScriptError, UnsafePickleError, torch_load
+
+__all__ = ["Opaque", "TorchScriptError", "UnsafePickleError", "checkpoint_to_safetensors", "learn_user_pref",
+           "load_prompt_pool_tokens", "safe_torch_load"]
 
 LEARN_USER_PREF_REPO = "wenyii/learn-user-pref"
 DEFAULT_BASE = "HuggingFaceM4/idefics2-8b"
@@ -52,120 +56,9 @@ ADAPTER_BIN = "adapter_model.bin"
 RELEASE_PATTERNS = ["*.json", "*.safetensors", "*.bin", "*.pt", "*.md", "*.txt"]
 
 
-class UnsafePickleError(WeightsError):
-    """A pickle that would run code (a call to something other than torch's tensor rebuilders)."""
-
-
-# --------------------------------------------------------------------------- the restricted unpickler
-
-
-class Opaque:
-    """Stands in for any class named in a pickle: it records what the pickle gives it and runs nothing."""
-
-    _pickle_global: str = "?"
-
-    def __new__(cls, *args: Any, **kwargs: Any) -> "Opaque":
-        obj = object.__new__(cls)
-        object.__setattr__(obj, "new_args", args)
-        object.__setattr__(obj, "state", None)
-        return obj
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        # Only reached through REDUCE, i.e. the pickle *calls* this global: that is running code.
-        raise UnsafePickleError(f"the pickle calls {self._pickle_global}(...) while loading; refused")
-
-    def __setstate__(self, state: Any) -> None:  # BUILD: record, never apply
-        object.__setattr__(self, "state", state)
-
-    def __repr__(self) -> str:
-        return f"<opaque {self._pickle_global}>"
-
-
-def _torch_allowed() -> dict[tuple[str, str], Any]:
-    import torch
-    import torch._utils as tu
-
-    allowed: dict[tuple[str, str], Any] = {
-        ("collections", "OrderedDict"): OrderedDict,
-        ("builtins", "set"): set,
-        ("builtins", "frozenset"): frozenset,
-        ("torch", "Size"): torch.Size,
-        ("torch", "device"): torch.device,
-    }
-    for name in ("_rebuild_tensor", "_rebuild_tensor_v2", "_rebuild_parameter", "_rebuild_parameter_with_state"):
-        if hasattr(tu, name):
-            allowed[("torch._utils", name)] = getattr(tu, name)
-    for name in dir(torch):
-        obj = getattr(torch, name, None)
-        if isinstance(obj, torch.dtype):
-            allowed[("torch", name)] = obj
-    return allowed
-
-
-class SafeUnpickler(pickle.Unpickler):
-    """Allows only torch's tensor/parameter rebuilders, storage types, dtypes and plain containers.
-
-    Any other global becomes an :class:`Opaque` subclass named after it:
-    rebuilding it as an object (NEWOBJ) records its state, calling it
-    (REDUCE) raises :class:`UnsafePickleError`. Storages are resolved by
-    ``torch.load``'s own wrapper before this class is asked.
-    """
-
-    _allowed: dict[tuple[str, str], Any] | None = None
-    _opaque: dict[tuple[str, str], type] = {}
-
-    def find_class(self, module: str, name: str) -> Any:
-        if SafeUnpickler._allowed is None:
-            SafeUnpickler._allowed = _torch_allowed()
-        # Python 2 names (__builtin__.set) appear in protocol-2 pickles, torch.save's default;
-        # the renamed global is still checked against the allow-list below.
-        import _compat_pickle
-
-        module, name = _compat_pickle.NAME_MAPPING.get((module, name), (module, name))
-        module = _compat_pickle.IMPORT_MAPPING.get(module, module)
-        key = (module, name)
-        if key in SafeUnpickler._allowed:
-            return SafeUnpickler._allowed[key]
-        if module == "torch" and name.endswith("Storage"):
-            import torch
-
-            obj = getattr(torch, name, None)
-            if isinstance(obj, type):
-                return obj
-        if key not in SafeUnpickler._opaque:
-            safe = re.sub(r"\W", "_", name) or "Global"
-            SafeUnpickler._opaque[key] = type(safe, (Opaque,), {"_pickle_global": f"{module}.{name}",
-                                                                "__module__": "prefcli.convert.opaque"})
-        return SafeUnpickler._opaque[key]
-
-
-def _safe_load(f: Any, **kwargs: Any) -> Any:
-    return SafeUnpickler(f, **kwargs).load()
-
-
-# torch.load(pickle_module=...) wants a module-like object with Unpickler and load.
-safe_pickle_module = types.ModuleType("prefcli_safe_pickle")
-safe_pickle_module.Unpickler = SafeUnpickler  # type: ignore[attr-defined]
-safe_pickle_module.load = _safe_load  # type: ignore[attr-defined]
-safe_pickle_module.Pickler = pickle.Pickler  # type: ignore[attr-defined]
-safe_pickle_module.__dict__["UnpicklingError"] = pickle.UnpicklingError
-
-
 def safe_torch_load(path: str | os.PathLike) -> Any:
-    """``torch.load`` through :class:`SafeUnpickler`: tensors on the CPU, nothing from the file executed."""
-    import torch
-
-    path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"{path}: file not found")
-    try:
-        return torch.load(str(path), map_location="cpu", pickle_module=safe_pickle_module, weights_only=False)
-    except UnsafePickleError as e:
-        raise UnsafePickleError(f"{path}: {e}") from None
-    except WeightsError:
-        raise
-    except Exception as e:  # noqa: BLE001 - a damaged or foreign file fails in many ways
-        raise WeightsError(f"{path}: not a readable PyTorch file ({type(e).__name__}: {' '.join(str(e).split())[:200]})") from None
+    """A release file through the restricted loader: weights_only, TorchScript refused, classes as inert stand-ins."""
+    return torch_load(path, stand_ins=True)
 
 
 # --------------------------------------------------------------------------- extracting the tokens
@@ -279,12 +172,14 @@ def _check_lora_targets(keys: list[str]) -> list[str]:
 
 
 def learn_user_pref(src: str | os.PathLike, out: str | os.PathLike, *, base: str = DEFAULT_BASE,
-                    offline: bool | None = None, n_ref: int = 8) -> ConversionResult:
+                    offline: bool | None = None, n_ref: int = 8, overwrite: bool = False) -> ConversionResult:
     """Convert the authors' release (a local folder or hub id) into a prefcli model folder at `out`."""
     from prefcli.vlm.model import VLMSpec
     from prefcli.vlm.pref_tokens import save_pref_tokens
     from prefcli.weights import parse, resolve_dir, save_state_dict
 
+    out = Path(out)
+    check_output_dir(out, overwrite=overwrite)  # before any work: never clobber a folder prefcli did not write
     src_s = str(src)
     root = Path(resolve_dir(src_s, allow_patterns=RELEASE_PATTERNS, offline=offline))
     source = parse(src_s).describe()
@@ -325,17 +220,50 @@ def learn_user_pref(src: str | os.PathLike, out: str | os.PathLike, *, base: str
         "n_ref": int(n_ref),
         "sha256": {PROMPT_POOL_FILE: _sha256(pool), weights_file.name: _sha256(weights_file)},
     }
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    tmp = tmp_dir_beside(out)
     try:
         (tmp / "vlm_spec.json").write_text(json.dumps({"spec": dataclasses.asdict(spec), "metadata": metadata}, indent=2))
         (tmp / "adapter").mkdir()
         shutil.copyfile(cfg_file, tmp / "adapter" / ADAPTER_CONFIG)
         save_state_dict(state, tmp / "adapter" / ADAPTER_SAFETENSORS)
         save_pref_tokens(tokens, tmp / "pref_tokens.safetensors", metadata={"source": source})
-        replace_dir(tmp, out)
+        replace_dir(tmp, out, by="prefcli convert learn-user-pref", overwrite=overwrite)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return ConversionResult(out, (int(tokens.shape[0]), dim), len(state), r, alpha, base, source, notes)
+
+
+# --------------------------------------------------------------------------- plain checkpoints (HPS)
+
+
+def checkpoint_to_safetensors(src: str | os.PathLike, dst: str | os.PathLike, *, key: str = "state_dict",
+                              overwrite: bool = False) -> tuple[Path, int]:
+    """The tensors under `key` of a checkpoint (read by the restricted loader) written to `dst` as safetensors.
+
+    Pickled objects beside the weights (training arguments, optimizer
+    classes) stand in as inert records and are dropped; a file that would
+    call code while loading, or a TorchScript archive, is refused.
+    Returns (dst, number of tensors).
+    """
+    from prefcli.weights import save_state_dict
+
+    src, dst = Path(src), Path(dst)
+    if dst.suffix.lower() != ".safetensors":
+        raise WeightsError(f"{dst}: the converted checkpoint must be a .safetensors file")
+    if dst.exists() and not overwrite:
+        raise WeightsError(f"{dst}: already exists; pass --overwrite to replace it")
+    obj = safe_torch_load(src)
+    state = obj.get(key, obj) if isinstance(obj, dict) else obj
+    if not isinstance(state, dict):
+        raise WeightsError(f"{src}: expected a dict with a {key!r} entry, found {getattr(obj, '_pickle_global', type(obj).__name__)}")
+    tensors = {k: v for k, v in state.items() if isinstance(k, str) and _is_tensor(v)}
+    dropped = sorted(str(k) for k in state if k not in tensors)
+    if dropped or not tensors:
+        raise WeightsError(f"{src}: {key!r} holds non-tensor entries ({', '.join(dropped[:5]) or 'no tensors'}); "
+                           f"not a state dict of weights")
+    try:
+        save_state_dict(tensors, dst, metadata={"converted_from": src.name, "converter": "prefcli convert"})
+    except OSError as e:
+        raise WeightsError(f"{dst}: could not be written ({e.strerror or e})") from None
+    return dst, len(tensors)

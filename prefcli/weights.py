@@ -8,14 +8,16 @@ scorer defaults):
 - ``hf-hub:org/name`` or ``hf-hub:org/name@revision`` - a Hugging Face Hub
   repository; a bare ``org/name`` that is not an existing local path means
   the same;
-- ``https://host/path/file.pt#sha256=HEX`` - a URL, downloaded once into the
-  prefcli cache and checked against its sha256 when one is given;
+- ``https://host/path/file.pt#sha256=HEX`` - a URL (https only; ``http://``
+  is refused), downloaded once into the prefcli cache and checked against its
+  sha256 when one is given;
 - anything else - a local file or directory (``~`` expanded).
 
 Offline mode (``HF_HUB_OFFLINE`` / ``PREFCLI_OFFLINE``, or an explicit flag)
 uses only what is already cached, and says exactly how to fetch what is
 missing. Loading never unpickles arbitrary objects: safetensors, or
-``torch.load(weights_only=True)``.
+``prefcli.safe_load.torch_load`` (``torch.load(weights_only=True)``, a
+TorchScript archive refused unread).
 
 torch and huggingface_hub are imported inside the functions that need them.
 """
@@ -45,6 +47,7 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _HUB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # legacy ids without an org ("gpt2")
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 _TINY = re.compile(r"^tiny(?::(-?\d+))?$")
+_TINY_SEED_MAX = 2**63 - 1  # torch.manual_seed and numpy accept seeds up to here
 _CHUNK = 1 << 20
 _URL_TIMEOUT_S = 60
 
@@ -80,7 +83,16 @@ def tiny_seed(spec: str) -> int:
     m = _TINY.match(spec.strip())
     if m is None:
         raise ValueError(f"not a tiny weights spec: {spec!r}")
+    _check_tiny(spec.strip())
     return int(m.group(1) or 0)
+
+
+def _check_tiny(spec: str) -> None:
+    m = _TINY.match(spec)
+    digits = (m.group(1) or "0").lstrip("-") if m else "0"
+    if len(digits) > 19 or abs(int(digits)) > _TINY_SEED_MAX:
+        raise WeightsError(f"--weights {spec[:40]}{'...' if len(spec) > 40 else ''}: the tiny seed must lie within "
+                           f"+-{_TINY_SEED_MAX} (a 64-bit integer)")
 
 
 @dataclass(frozen=True)
@@ -124,13 +136,17 @@ def parse(spec: str) -> WeightsSource:
         raise WeightsError("empty weights spec (expected tiny, hf-hub:org/name, an https URL or a local path)")
     spec = str(spec).strip()
     if is_tiny(spec):
+        _check_tiny(spec)
         return WeightsSource(kind="tiny", spec=spec)
     if spec.startswith("hf-hub:"):
         repo, rev = _split_rev(spec[len("hf-hub:") :].strip())
         if not (_HUB_ID.match(repo) or _HUB_NAME.match(repo)):
             raise WeightsError(f"{spec}: not a Hugging Face repository id (expected hf-hub:org/name or hf-hub:org/name@revision)")
         return WeightsSource(kind="hub", spec=spec, repo_id=repo, revision=rev)
-    if re.match(r"^https?://", spec, re.IGNORECASE):
+    if re.match(r"^http://", spec, re.IGNORECASE):
+        # Weights over plain HTTP can be swapped in transit; a sha256 in the URL is not always given.
+        raise WeightsError(f"{spec}: weights are downloaded over https only; use the https:// address")
+    if re.match(r"^https://", spec, re.IGNORECASE):
         base, _, frag = spec.partition("#")
         sha = None
         if frag:
@@ -245,6 +261,12 @@ def _one_line(e: BaseException) -> str:
 # --------------------------------------------------------------------------- URLs
 
 
+def _check_redirect_https(resp: Any, url: str) -> None:
+    final = getattr(resp, "geturl", lambda: url)()
+    if not str(final).lower().startswith("https://"):
+        raise WeightsError(f"{url}: the server redirected to {final}, which is not https; refused")
+
+
 def _url_target(src: WeightsSource, sha: str | None) -> Path:
     name = urllib.parse.unquote(Path(urllib.parse.urlparse(src.url or "").path).name)
     name = re.sub(r"[^A-Za-z0-9._+-]", "_", name).lstrip(".") or "download"
@@ -261,6 +283,7 @@ def _download(url: str, target: Path, sha: str | None) -> None:
     try:
         req = urllib.request.Request(url, headers={"User-Agent": "prefcli"})
         with urllib.request.urlopen(req, timeout=_URL_TIMEOUT_S) as resp, atomic_path(target) as tmp:
+            _check_redirect_https(resp, url)
             total = resp.headers.get("Content-Length")
             total = int(total) if total and total.isdigit() else None
             got = 0
@@ -411,9 +434,9 @@ def load_state_dict(path: str | os.PathLike, *, key: str | None = None, map_loca
     `key` (e.g. "state_dict") descends into that entry when the file holds a
     dict with it.
     """
-    import pickle
-
     import torch
+
+    from prefcli.safe_load import torch_load
 
     path = Path(path)
     if not path.is_file():
@@ -426,18 +449,8 @@ def load_state_dict(path: str | os.PathLike, *, key: str | None = None, map_loca
         except Exception as e:  # noqa: BLE001 - SafetensorError and friends
             raise WeightsError(f"{path}: not a valid safetensors file ({_one_line(e)})") from None
     else:
-        try:
-            obj = torch.load(str(path), map_location=map_location, weights_only=True)
-        except Exception as e:  # noqa: BLE001 - a damaged pickle stream fails in many ways
-            msg = str(e)
-            if isinstance(e, pickle.UnpicklingError) and re.search(r"weights.only", msg, re.IGNORECASE):
-                name = _unsupported_global(msg)
-                what = f" (it needs {name})" if name else ""
-                raise WeightsError(
-                    f"{path}: the file holds pickled Python objects{what} that prefcli will not execute; "
-                    f"an explicit conversion to safetensors is needed (see docs/weights.md)"
-                ) from None
-            raise WeightsError(f"{path}: not a readable PyTorch checkpoint ({type(e).__name__}: {_one_line(e)})") from None
+        # The restricted loader: weights_only=True, a TorchScript archive refused unread.
+        obj = torch_load(path, map_location=map_location)
 
     if key is not None and isinstance(obj, dict) and key in obj:
         obj = obj[key]

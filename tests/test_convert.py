@@ -160,7 +160,8 @@ def test_converted_release_scores_like_the_original_model(release, tmp_path):
     res = learn_user_pref(root / "rel", tmp_path / "ours", base=str(root / "base"))
     assert EXECUTED == []
     assert res.tokens_shape == (10, release["ref"].pref_tokens.dim) and res.lora_r == 8 and res.lora_alpha == 8
-    assert sorted(p.name for p in (tmp_path / "ours").iterdir()) == ["adapter", "pref_tokens.safetensors", "vlm_spec.json"]
+    assert sorted(p.name for p in (tmp_path / "ours").iterdir()) == [".prefcli-written.json", "adapter",
+                                                                   "pref_tokens.safetensors", "vlm_spec.json"]
     meta = json.loads((tmp_path / "ours" / "vlm_spec.json").read_text())
     assert meta["spec"]["base"] == str(root / "base") and meta["metadata"]["n_ref"] == 8
 

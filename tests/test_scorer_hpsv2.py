@@ -210,7 +210,7 @@ def test_pickled_objects_need_the_explicit_conversion(tmp_path, hps_dir, images,
 
     state = torch.load(hps_dir / "HPS_v2.1_compressed.pt", weights_only=True)["state_dict"]
     torch.save({"state_dict": state, "args": argparse.Namespace(lr=1e-5)}, tmp_path / "HPS_v2.1_compressed.pt")
-    with pytest.raises(WeightsError, match="prefcli_hpsv2.convert"):
+    with pytest.raises(WeightsError, match="prefcli convert hpsv2"):
         load_scorer("hpsv2", weights=str(tmp_path / "HPS_v2.1_compressed.pt"), arch="tiny")
     out = tmp_path / "hps.safetensors"
     assert convert_main([str(tmp_path / "HPS_v2.1_compressed.pt"), str(out)]) == 0

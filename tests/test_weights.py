@@ -134,24 +134,45 @@ def test_resolve_local_file_and_dir(tmp_path):
 # --------------------------------------------------------------------------- URLs (loopback only)
 
 
+def _self_signed_cert(d):
+    """A throwaway certificate for 127.0.0.1 (prefcli downloads over https only)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl not found: cannot make a test certificate for the https server")
+    cert, key = d / "cert.pem", d / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    return cert, key
+
+
 @pytest.fixture
 def http_root(tmp_path, monkeypatch):
-    """A static file server on 127.0.0.1 serving a temporary folder."""
+    """A static https file server on 127.0.0.1 serving a temporary folder (its certificate trusted via SSL_CERT_FILE)."""
+    import ssl
+
     root = tmp_path / "www"
     root.mkdir()
+    cert, key = _self_signed_cert(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
 
     class Quiet(http.server.SimpleHTTPRequestHandler):
         def log_message(self, *args):
             pass
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(root)))
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(cert), str(key))
+    server.socket = ctx.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("PREFCLI_CACHE", str(tmp_path / "cache"))
     try:
-        yield root, f"http://127.0.0.1:{server.server_address[1]}"
+        yield root, f"https://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()
@@ -204,7 +225,9 @@ def test_url_errors_are_weights_errors(http_root):
     with pytest.raises(WeightsError, match="HTTP 404"):
         weights.resolve_file(f"{base}/missing.pth", offline=False)
     with pytest.raises(WeightsError, match="download failed"):
-        weights.resolve_file("http://127.0.0.1:1/nothing-listens-here.pth", offline=False)
+        weights.resolve_file("https://127.0.0.1:1/nothing-listens-here.pth", offline=False)
+    with pytest.raises(WeightsError, match="https only"):
+        weights.resolve_file(base.replace("https://", "http://") + "/x.pth", offline=False)
     with pytest.raises(WeightsError, match="folder"):
         weights.resolve_dir(f"{base}/x.pth")
 

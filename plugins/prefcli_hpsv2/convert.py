@@ -1,15 +1,12 @@
 """Convert an HPS checkpoint that `torch.load(weights_only=True)` refuses into safetensors, once.
 
-prefcli never unpickles arbitrary objects while scoring. A checkpoint that
-carries pickled Python objects next to its weights (training arguments,
-optimizer classes, ...) must be converted explicitly, by someone who trusts
-the file:
-
-    python -m prefcli_hpsv2.convert HPS_v2.1_compressed.pt hps_v2.1.safetensors
-
-The output holds only the tensors under `state_dict`, and loads with
-`--weights hps_v2.1.safetensors` (pass the matching `version` only for the
-record; the file itself decides the weights).
+The command is ``prefcli convert hpsv2 SRC DST.safetensors``; this module
+keeps the old entry point (``python -m prefcli_hpsv2.convert SRC DST``) as
+the same call. Both read the checkpoint through prefcli's restricted loader
+(:func:`prefcli.safe_load.torch_load`): the pickled objects beside the
+weights (training arguments, ...) are never imported or run, a file that
+would call code while loading is refused, and only the tensors under
+`state_dict` are written.
 """
 
 from __future__ import annotations
@@ -22,28 +19,11 @@ from prefcli.errors import WeightsError
 CHECKPOINT_KEY = "state_dict"
 
 
-def convert_checkpoint(src: str | Path, dst: str | Path) -> Path:
-    """Read `src` with full unpickling (trusted files only) and write its state dict to `dst` as safetensors."""
-    import torch
+def convert_checkpoint(src: str | Path, dst: str | Path, *, overwrite: bool = False) -> Path:
+    """`prefcli convert hpsv2`: the tensors under `state_dict` of `src`, as safetensors at `dst`."""
+    from prefcli.convert import checkpoint_to_safetensors
 
-    from prefcli import weights as W
-
-    src, dst = Path(src), Path(dst)
-    if dst.suffix.lower() != ".safetensors":
-        raise WeightsError(f"{dst}: the converted checkpoint must be a .safetensors file")
-    if not src.is_file():
-        raise WeightsError(f"{src}: checkpoint not found")
-    # The one deliberate full unpickle: the user asked for it, on a file they trust.
-    obj = torch.load(str(src), map_location="cpu", weights_only=False)
-    state = obj.get(CHECKPOINT_KEY, obj) if isinstance(obj, dict) else obj
-    if not isinstance(state, dict):
-        raise WeightsError(f"{src}: expected a dict with a {CHECKPOINT_KEY!r} entry, found {type(obj).__name__}")
-    tensors = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
-    dropped = sorted(str(k) for k in state if k not in tensors)
-    if dropped:
-        raise WeightsError(f"{src}: {CHECKPOINT_KEY!r} holds non-tensor entries ({', '.join(dropped[:5])}); not an HPS checkpoint")
-    W.save_state_dict(tensors, dst, metadata={"converted_from": src.name})
-    return dst
+    return checkpoint_to_safetensors(src, dst, key=CHECKPOINT_KEY, overwrite=overwrite)[0]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         out = convert_checkpoint(args[0], args[1])
     except WeightsError as e:
         print(f"error: {e}", file=sys.stderr)
-        return 1
+        return 2
     print(f"wrote {out}")
     return 0
 

@@ -26,7 +26,7 @@ holding the version's file, a checkpoint file (.pt with `state_dict`, or a
 flat .safetensors), or "tiny"/"tiny:SEED" (a tiny open_clip config with
 seeded random weights, offline). Files are read with safetensors or
 `torch.load(weights_only=True)`; a checkpoint that needs more is converted
-once with `python -m prefcli_hpsv2.convert SRC DST` (see docs/scorers/hpsv2.md).
+once with `prefcli convert hpsv2 SRC DST` (see docs/scorers/hpsv2.md).
 """
 
 from __future__ import annotations
@@ -123,8 +123,8 @@ def load_checkpoint(path: str | Path) -> dict:
         if "pickled Python objects" in str(e):
             raise WeightsError(
                 f"{path}: the checkpoint holds pickled Python objects besides its weights, which prefcli will not "
-                f"execute; if you trust the file, convert it once with `python -m prefcli_hpsv2.convert {path} "
-                f"hps.safetensors` and pass --weights hps.safetensors"
+                f"execute; convert it once with `prefcli convert hpsv2 {path} hps.safetensors` (the restricted "
+                f"loader: nothing from the file runs) and pass --weights hps.safetensors"
             ) from None
         raise
 

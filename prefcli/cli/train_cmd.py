@@ -53,6 +53,7 @@ def train_command(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Build the full-size architecture on the meta device (offline, no weights) and print parameter counts and a GPU memory estimate.")] = False,
     list_configs: Annotated[bool, typer.Option("--list", help="List the shipped configs and exit.")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar on stderr.")] = True,
+    threads: Annotated[Optional[int], typer.Option("--threads", min=1, help="Torch CPU threads (overrides run.num_threads; the same seed, data and thread count give the same model bit for bit).")] = None,
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Train a preference model (preference tokens, ViPer*, ablations, tiny toy models) from a config.
@@ -89,9 +90,12 @@ def train_command(
             rows.append({"config": name, "steps": c.total_steps, "description": c.description})
         output.emit(rows, fmt.value, columns=["config", "steps", "description"], title="shipped configs")
         return
-    cfg = load_config(config)
+    cfg = load_config(config, {"run": {"num_threads": threads}} if threads else None)
     if dry_run:
-        from prefcli.train.dryrun import dry_run as run_dry
+        if cfg.trainer == "pickscore":
+            from prefcli.train.pickscore_star import dry_run_pickscore as run_dry
+        else:
+            from prefcli.train.dryrun import dry_run as run_dry
 
         res = run_dry(cfg, num_processes=num_processes or 1)
         if fmt is Format.json:
@@ -101,7 +105,7 @@ def train_command(
                     title=f"{cfg.name}: parameters per part (total / trainable per stage)")
         mem = res["memory_per_device"]
         rows = [{"item": k.removesuffix("_gib"), "GiB": v} for k, v in mem.items() if k.endswith("_gib")]
-        rows.append({"item": "sequence tokens (N_ref pairs + target, 100-token prompts)", "GiB": mem["sequence_tokens"]})
+        rows.append({"item": res.get("sequence_label", "sequence tokens (N_ref pairs + target, 100-token prompts)"), "GiB": mem["sequence_tokens"]})
         b = res["batch"]
         output.emit(rows, fmt.value, title=(f"estimated GPU memory per device, stage {mem['stage']} "
                                             f"({b['per_device_pairs']} pairs/device x {b['grad_accum']} accumulation "
@@ -110,7 +114,10 @@ def train_command(
     launched = "LOCAL_RANK" in os.environ or "ACCELERATE_PROCESS_INDEX" in os.environ
     if num_processes and num_processes > 1 and not launched:
         _relaunch(num_processes)
-    from prefcli.train.loop import train
+    if cfg.trainer == "pickscore":
+        from prefcli.train.pickscore_star import train_pickscore as train
+    else:
+        from prefcli.train.loop import train
 
     def say(msg: str) -> None:
         print(f"prefcli: {msg}", file=sys.stderr)

@@ -29,6 +29,7 @@ CONFIG_DIR = Path(__file__).parent / "configs"
 SCHEDULES = ("cosine", "linear", "constant")
 MIXED_PRECISION = ("no", "fp16", "bf16")
 STAGE_KINDS = ("pairs", "attributes")
+TRAINERS = ("preftoken", "pickscore")
 
 
 @dataclass
@@ -51,6 +52,7 @@ class ModelConfig:
     gradient_checkpointing: bool = False
     seed: int = 0
     tiny: dict = field(default_factory=dict)  # TinySize fields (tiny base only)
+    init_from: Optional[str] = None  # start from these weights (a model/run folder or a shipped tiny model; same spec)
 
 
 @dataclass
@@ -97,6 +99,7 @@ class StageConfig:
     history: bool = True  # False: history-free (the population model, or a warm-up)
     loss_base: bool = True  # L_base
     loss_cp: bool = True  # L_CP = L+ + L-
+    loss_swap: float = 0.0  # toy-only history-sensitivity term's weight (prefcli/train/toy_losses.py); 0 = the paper's
     add_tokens: bool = False  # attach the preference tokens at the start of this stage
     train_base: bool = False  # every base weight (tiny models trained from scratch)
     train_lora: bool = True
@@ -127,6 +130,8 @@ class RunConfig:
 class TrainConfig:
     name: str = "custom"
     description: str = ""
+    # "preftoken" (the VLM trainer, prefcli.train.loop) or "pickscore" (PickScore*, prefcli.train.pickscore_star).
+    trainer: str = "preftoken"
     model: ModelConfig = field(default_factory=ModelConfig)
     tokens: TokensConfig = field(default_factory=TokensConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -347,6 +352,10 @@ def validate(cfg: TrainConfig) -> None:
         return ConfigError(f"{where}: {key}: {msg}")
 
     m = cfg.model
+    if cfg.trainer not in TRAINERS:
+        raise bad("trainer", f"must be one of {', '.join(TRAINERS)}, got {cfg.trainer!r}")
+    if cfg.trainer == "pickscore" and (m.lora or len(cfg.stages) != 1 or cfg.stages[0].history or cfg.stages[0].kind != "pairs"):
+        raise bad("trainer", "pickscore trains one history-free 'pairs' stage of every CLIP weight (no LoRA)")
     from prefcli.vlm.model import TinySize
 
     known_tiny = {f.name for f in dataclasses.fields(TinySize)}
@@ -395,6 +404,10 @@ def validate(cfg: TrainConfig) -> None:
             raise bad(f"{key}.kind", f"must be one of {', '.join(STAGE_KINDS)}, got {s.kind!r}")
         if not (s.loss_base or s.loss_cp):
             raise bad(key, "enable at least one of loss_base and loss_cp")
+        if s.loss_swap < 0:
+            raise bad(f"{key}.loss_swap", f"must be >= 0, got {s.loss_swap}")
+        if s.loss_swap > 0 and not s.history:
+            raise bad(f"{key}.loss_swap", "compares the own and another user's history; it needs history: true")
         if s.schedule is not None and s.schedule not in SCHEDULES:
             raise bad(f"{key}.schedule", f"must be one of {', '.join(SCHEDULES)}")
         if s.add_tokens and token_stage_seen:
