@@ -377,6 +377,28 @@ def train(cfg: TrainConfig, *, data: str | os.PathLike | None = None, out: str |
           resume: bool = False, max_steps: int | None = None, progress: bool = True,
           log: Callable[[str], None] | None = None) -> TrainResult:
     """Run `cfg`'s stages; write checkpoints, metrics.jsonl and the final model under `out`."""
+    say = log or (lambda s: None)
+    r = cfg.run
+    if r.num_threads:
+        torch.set_num_threads(r.num_threads)
+    # Bit-for-bit reproducible runs (same config, data, seed, machine and thread count). Without it,
+    # the backward of the image-feature gather (index_put_ with accumulate) uses parallel atomic
+    # float adds on CPU once a batch is large enough and two or more threads run: history models
+    # diverged between identical runs from the first steps of the main stage. Warn-only: an op
+    # without a deterministic kernel (some CUDA ones) warns instead of failing.
+    previous = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
+    if r.deterministic:
+        if torch.cuda.is_available():
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        return _train(cfg, data=data, out=Path(out), resume=resume, max_steps=max_steps, progress=progress, say=say)
+    finally:
+        torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
+
+
+def _train(cfg: TrainConfig, *, data: Any, out: Path, resume: bool, max_steps: int | None, progress: bool,
+           say: Callable[[str], None]) -> TrainResult:
     from accelerate import Accelerator
     from accelerate.utils import set_seed
 
@@ -388,11 +410,7 @@ def train(cfg: TrainConfig, *, data: str | os.PathLike | None = None, out: str |
     from prefcli.vlm.losses import preference_loss
     from prefcli.vlm.model import build_model
 
-    say = log or (lambda s: None)
-    out = Path(out)
     r = cfg.run
-    if r.num_threads:
-        torch.set_num_threads(r.num_threads)
     cpu = r.device == "cpu" or (r.device == "auto" and not torch.cuda.is_available())
     acc = Accelerator(cpu=cpu, mixed_precision=r.mixed_precision,
                       log_with=list(r.trackers) or None, project_dir=str(out))
