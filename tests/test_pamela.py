@@ -233,17 +233,18 @@ def test_bench_on_ratings_probe_fits_ratings(rated, phi_scorer, tmp_path):
     res = CliRunner().invoke(app, ["bench", str(ds_path), "--scorers", "phi-emb,phi-emb-probe", "--out", str(out), "--no-progress",
                                    "--bootstrap", "50", "--format", "json", "--n-ref", "16"], catch_exceptions=False)
     assert res.exit_code == 0, res.output
-    tabs = {t["name"]: t for t in json.loads(res.stdout)}
+    tabs = {t["name"]: t for t in json.loads(res.stdout)["results"]["tables"]}  # bench's one JSON shape (docs/outputs.md)
     assert {"table1_1v1", "table_ratings", "table3_seen_unseen"} <= set(tabs)
     rows = {r["scorer"]: r for r in tabs["table_ratings"]["rows"]}
     probe, free = rows["phi-emb-probe"], rows["phi-emb"]
-    assert probe["n_ref"] == 16 and free["n_ref"] == "–"
+    assert probe["n_ref"] == 16 and free["n_ref"] in ("–", None)  # history-free: no N_ref
     # Ridge on the true features recovers each person's taste; one fixed feature does not.
     assert probe["spearman"] > 0.5 and probe["spearman"] > free["spearman"] + 0.2
-    assert probe["pairwise_accuracy"] > 70.0 and probe["mae_calibrated"] < free["mae_calibrated"]
+    frac = lambda v: v / 100.0 if v > 1.0 else v  # noqa: E731 - JSON tables may give fractions or percents
+    assert frac(probe["pairwise_accuracy"]) > 0.70 and probe["mae_calibrated"] < free["mae_calibrated"]
     assert probe["seen_spearman"] is not None and probe["unseen_spearman"] is not None
     t1 = {r["scorer"]: r for r in tabs["table1_1v1"]["rows"]}
-    assert t1["phi-emb-probe"]["top1"] > 65.0
+    assert frac(t1["phi-emb-probe"]["top1"]) > 0.65
     assert not any(r.get("quoted") for r in tabs["table1_1v1"]["rows"])  # no published rows for PAMELA
     doc = json.loads((out / "results.json").read_text())
     run = next(r for r in doc["runs"] if r["scorer"] == "phi-emb-probe" and r["protocol"] == "rating")
