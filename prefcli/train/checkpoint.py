@@ -292,17 +292,10 @@ def restore_checkpoint(ckpt: str | os.PathLike, vlm: Any, optimizer: Any, proces
 
 
 def _model_dir_of(path: Path) -> Path:
-    """A model folder from a run directory, a checkpoint folder or a model folder."""
-    from prefcli.vlm.checkpoint import SPEC_FILE
+    """A model folder from a run directory, a checkpoint folder or a model folder (the one lookup: prefcli.vlm.folders)."""
+    from prefcli.vlm.folders import model_dir_of
 
-    if (path / SPEC_FILE).is_file():
-        return path
-    if (path / MODEL_DIR / SPEC_FILE).is_file():
-        return path / MODEL_DIR
-    last = latest_checkpoint(path / CHECKPOINTS_DIR)
-    if last is not None:
-        return last / MODEL_DIR
-    raise WeightsError(f"{path}: not a prefcli model, checkpoint or training run folder")
+    return model_dir_of(path)
 
 
 def load_checkpoint(path: str | os.PathLike, device: str = "cpu", **overrides: Any) -> Any:
