@@ -166,17 +166,13 @@ def _prompt_key(handle: ScorerHandle, c: Candidate) -> str:
 
 
 def _progress(enabled: bool, on_progress: "Callable[[int, int], None] | None" = None):
-    """A rich progress bar on stderr (stdout stays clean for --format json); with `on_progress`,
-    the caller's own reporter is told (done, total) instead."""
+    """A progress bar on stderr (stdout stays clean for --format json; plain lines in a batch log);
+    with `on_progress`, the caller's own reporter is told (done, total) instead."""
     if on_progress is not None:
         return _Callback(on_progress)
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from prefcli.progress import progress_bar
 
-    return Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
-        console=Console(stderr=True), disable=not enabled, transient=False,
-    )
+    return progress_bar(enabled)
 
 
 class _Callback:
