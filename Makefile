@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[test,qlora]"
+	$(PY) -m pip install -q -e ".[test,qlora,generate]"
 	# Test oracles only (upstream code run by the parity tests), never dependencies:
 	$(PY) -m pip install -q --no-deps image-reward==1.5 hpsv2==1.2.0 openai-clip==1.0.1
 	touch $(STAMP)

@@ -1,7 +1,9 @@
 """Per-user probes: any embedding scorer becomes a cheap personalized scorer.
 
 `<name>-probe` fits a logistic model on the history's image embeddings
-(liked = 1, disliked = 0) and scores candidates by P(liked). A scorer opts in by
+(liked = 1, disliked = 0; paired or not) and scores candidates by P(liked).
+On a rated history (PAMELA) it fits ridge regression to the ratings instead
+and scores by the predicted rating. A scorer opts in by
 registering with `extra={"embedding": True}` and implementing
 `EmbeddingScorer.embed_images`.
 """
@@ -54,23 +56,49 @@ class ProbeScorer(Scorer):
     def condition(self, history: UserHistory | None) -> Any:
         super().condition(history)
         import numpy as np
-        from sklearn.linear_model import LogisticRegression
 
-        liked = [p.liked for p in history.pairs]
-        disliked = [p.disliked for p in history.pairs]
+        if history.ratings:
+            return self._fit_ratings(history)
+        liked = history.liked_images()  # pairs' liked images, then unpaired ones (unequal numbers are fine)
+        disliked = history.disliked_images()
         x = np.asarray(self.base.embed_images(liked + disliked), dtype=np.float64)
         y = np.array([1] * len(liked) + [0] * len(disliked))
+        if len(set(y.tolist())) < 2:
+            # One side only (a PreferImg record may list no non-preferred image): nothing
+            # separates the candidates; every candidate gets the same score (a tie is a miss).
+            return ("constant", float(y[0]) if y.size else 0.5)
         # Features are unit vectors whose differences are small; standardizing
         # them keeps the regularization strength meaningful across backbones.
+        from sklearn.linear_model import LogisticRegression
+
         mean, std = x.mean(0), x.std(0) + 1e-6
         clf = LogisticRegression(C=self.C, max_iter=2000).fit((x - mean) / std, y)
-        return clf, mean, std
+        return ("logistic", clf, mean, std)
+
+    def _fit_ratings(self, history: UserHistory) -> Any:
+        """Ridge regression of the user's ratings on the standardized embeddings (alpha = 1/C)."""
+        import numpy as np
+        from sklearn.linear_model import Ridge
+
+        x = np.asarray(self.base.embed_images([r.image for r in history.ratings]), dtype=np.float64)
+        y = np.asarray([r.rating for r in history.ratings], dtype=np.float64)
+        if np.ptp(y) == 0:
+            return ("constant", float(y[0]))
+        mean, std = x.mean(0), x.std(0) + 1e-6
+        reg = Ridge(alpha=1.0 / self.C).fit((x - mean) / std, y)
+        return ("ridge", reg, mean, std)
 
     def score(self, candidates: Sequence[Candidate], state: Any = None) -> list[float]:
         import numpy as np
 
         if state is None:
             raise ValueError("a probe scorer must be conditioned on a history first")
-        clf, mean, std = state
+        kind, *rest = state
+        if kind == "constant":
+            return [rest[0]] * len(candidates)
+        model, mean, std = rest
         x = np.asarray(self.base.embed_images(list(candidates)), dtype=np.float64)
-        return [float(p) for p in clf.predict_proba((x - mean) / std)[:, 1]]
+        z = (x - mean) / std
+        if kind == "ridge":
+            return [float(v) for v in model.predict(z)]  # the predicted rating
+        return [float(p) for p in model.predict_proba(z)[:, 1]]

@@ -10,7 +10,7 @@ import pytest
 from _pickapic_fixture import write_shards
 
 from prefcli.data import pickapic
-from prefcli.data.dataset import Dataset, PairRow, image_relpath
+from prefcli.data.dataset import FORMAT_VERSION, Dataset, PairRow, image_relpath
 from prefcli.errors import DataError, ImageError
 from prefcli.types import RankTask, UserHistory
 
@@ -26,7 +26,7 @@ def ds_path(tmp_path_factory) -> Path:
 
 def test_pairs_users_and_images(ds_path):
     ds = Dataset.open(ds_path)
-    assert ds.name == "ds" and ds.n_ref == 8 and ds.info["format_version"] == 1
+    assert ds.name == "ds" and ds.n_ref == 8 and ds.info["format_version"] == FORMAT_VERSION == 2
     pairs = ds.pairs()
     assert pairs and all(isinstance(p, PairRow) for p in pairs)
     assert [p.pair_id for p in ds.iter_pairs(batch_size=7)] == [p.pair_id for p in pairs]

@@ -141,6 +141,9 @@ class CachedVLMScorer(Scorer):
     def check_history(self, history: Any) -> list[Any]:
         """The history's pairs (a new list), or a HistoryError saying what is required and what was found."""
         pairs = _pairs(history)
+        if not pairs and getattr(history, "labelled", None) is not None and history.labelled():
+            # Unpaired liked/disliked images (PreferImg-Bench) or ratings: read as labelled turns.
+            return []
         if not pairs:
             raise HistoryError(
                 f"scorer {self.name} is personalized and needs a history of liked/disliked image pairs "
@@ -175,15 +178,16 @@ class CachedVLMScorer(Scorer):
                 prefix = scoring.condition(self.vlm, [], pixel_cache={})
             return HistoryState(prefix, 0)
         pairs = self.check_history(history)
+        # A new list: disliked, then liked, per pair (then any unpaired or rated images).
+        items = eval_history_items(history if hasattr(history, "labelled") else pairs)
         if self.uses_prompts:
-            for p in pairs:
-                if not p.prompt:
+            for it in items:
+                if not it.prompt:
                     self._prompt(None, "history pairs")
                     break
-        items = eval_history_items(pairs)  # a new list: disliked, then liked, per pair
         with torch.no_grad():
             prefix = scoring.condition(self.vlm, items, pixel_cache={})
-        return HistoryState(prefix, len(pairs))
+        return HistoryState(prefix, len(pairs) or len(items) // 2)
 
     def _state(self, state: Any) -> HistoryState:
         if not isinstance(state, HistoryState):

@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "prefcli.cli.bench_cmd",
     "prefcli.cli.train_cmd",
     "prefcli.cli.convert_cmd",
+    "prefcli.cli.generate_cmd",
 )
 
 for _name in COMMAND_MODULES:

@@ -16,12 +16,29 @@ def _csv_list(value: str) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()]
 
 
-@app.command("bench")
+def _bench_command_class():
+    """`bench DATASET ...` as before; `bench generate ...` goes to prefcli.cli.bench_generate_cmd."""
+    from typer.core import TyperCommand
+
+    class BenchCommand(TyperCommand):
+        def parse_args(self, ctx, args):  # noqa: ANN001 - Click's signature
+            if args and args[0] == "generate":
+                from prefcli.cli.bench_generate_cmd import bench_generate_app
+
+                cmd = typer.main.get_command(bench_generate_app)
+                cmd.main(args=list(args[1:]), prog_name=f"{ctx.command_path} generate", standalone_mode=False)
+                ctx.exit(0)
+            return super().parse_args(ctx, args)
+
+    return BenchCommand
+
+
+@app.command("bench", cls=_bench_command_class())
 def bench_command(
     dataset: DatasetArg,
     scorers: Annotated[str, typer.Option("--scorers", "-s", help="Comma-separated scorer names, e.g. clip,aesthetic,clip-probe.")],
     weights: Annotated[Optional[List[str]], typer.Option("--weights", "-w", help="Weights for every scorer ('tiny', a path, hf-hub:...) or NAME=SPEC for one; repeatable. A probe inherits its base scorer's.")] = None,
-    protocols: Annotated[str, typer.Option("--protocols", help="Comma-separated: 1v1, 1v3.")] = "1v1,1v3",
+    protocols: Annotated[Optional[str], typer.Option("--protocols", help="Comma-separated: 1v1, 1v3, rating (default: every protocol the dataset has).")] = None,
     n_ref: Annotated[Optional[str], typer.Option("--n-ref", help="Comma-separated N_ref values for history-conditioned scorers (default: every N_ref the dataset materialized, e.g. 1,2,4,8).")] = None,
     split: SplitOpt = "test",
     out: Annotated[Path, typer.Option("--out", "-o", help="Directory for the tables (.md/.csv/.json), the N_ref plot and results.json.")] = Path("bench-results"),
@@ -50,6 +67,9 @@ def bench_command(
     ids, package versions, git commit, dataset). Scores are cached on disk,
     so a rerun (or a resumed, interrupted run) recomputes nothing it has.
 
+    `prefcli bench generate` is the generation benchmark (the paper's table 4,
+    HPSv2 of personalized generation): see `prefcli bench generate --help`.
+
     Examples:
 
         prefcli bench data/synthetic --scorers clip,aesthetic,clip-probe --weights tiny
@@ -69,7 +89,7 @@ def bench_command(
     except ValueError:
         raise ConfigError(f"--n-ref: expected comma-separated integers, got {n_ref!r}") from None
     cfg = bench.BenchConfig(
-        dataset=str(dataset), scorers=_csv_list(scorers), weights=list(weights or []), protocols=_csv_list(protocols), n_refs=n_refs,
+        dataset=str(dataset), scorers=_csv_list(scorers), weights=list(weights or []), protocols=_csv_list(protocols) if protocols else [], n_refs=n_refs,
         split=split, batch_size=batch_size, device=process_device(resolve_device(device)), dtype=None if dtype is DType.auto else dtype.value,
         seed=seed, n_boot=bootstrap, cache_dir=None if cache_dir is None else str(cache_dir), use_cache=not no_cache, limit=limit,
     )  # fmt: skip
@@ -82,7 +102,7 @@ def bench_command(
     if not is_main_process():
         return
     written = bench.write_outputs(runs, prov, out)
-    tabs = tables.bench_tables(runs)
+    tabs = tables.bench_tables(runs, references=prov.get("references"))
     if fmt is Format.json:
         from prefcli.output import to_json
 

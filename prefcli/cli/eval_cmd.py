@@ -15,6 +15,7 @@ from prefcli.cli.options import DeviceOpt, Format, FormatOpt, ScorerOpt, SeedOpt
 class Protocol(str, Enum):
     one_vs_one = "1v1"
     one_vs_three = "1v3"
+    rating = "rating"
 
 
 class DType(str, Enum):
@@ -47,7 +48,7 @@ def eval_command(
     scorer: ScorerOpt,
     weights: WeightsOpt = None,
     split: SplitOpt = "test",
-    protocol: Annotated[Protocol, typer.Option("--protocol", "-p", help="1v1 (liked vs disliked) or 1v3 (one liked among four).")] = Protocol.one_vs_one,
+    protocol: Annotated[Protocol, typer.Option("--protocol", "-p", help="1v1 (liked vs disliked), 1v3 (one liked among four) or rating (predict each user's ratings).")] = Protocol.one_vs_one,
     n_ref: Annotated[Optional[int], typer.Option("--n-ref", min=1, help="History pairs per user (ignored by history-free scorers; default: the dataset's, usually 8).")] = None,
     batch_size: BatchOpt = 32,
     device: DeviceOpt = "auto",

@@ -4,10 +4,17 @@ A dataset is a directory:
 
     dataset.json     name, format version, source, build parameters, seed, counts
     pairs.parquet    one labelled pair per row (liked and disliked image ids, split, seen)
-    tasks.parquet    materialized val/test tasks (1v1, 1v3; one row per N_ref variant)
+    ratings.parquet  (format 2, optional) one rating per row: user, image, rating, split, seen
+    tasks.parquet    materialized val/test tasks (1v1, 1v3, rating; one row per N_ref variant)
     images/ab/<id>   content-addressed store: <id> is the sha256 hex of the original
                      bytes, stored unchanged and without an extension (the format is
                      in the bytes); `ab` is the first two hex digits of the id.
+
+Format 2 (docs/data.md) adds, without changing anything format 1 had:
+unpaired history images per task (`history_liked_ids`, `history_disliked_ids`,
+for PreferImg-Bench), rated histories (`history_rating_ids` into
+ratings.parquet) and rating tasks (protocol "rating", `candidate_ratings`).
+A format-1 dataset reads as before: the new columns are absent and empty.
 
 Everything that trains or evaluates reads it through `Dataset`, so every
 scorer and every run sees exactly the same pairs, tasks and images.
@@ -17,6 +24,7 @@ callers without paying for it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -32,14 +40,17 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from prefcli.types import Candidate, RankTask, UserHistory
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 INFO_FILE = "dataset.json"
 PAIRS_FILE = "pairs.parquet"
 TASKS_FILE = "tasks.parquet"
+RATINGS_FILE = "ratings.parquet"
 IMAGES_DIR = "images"
 SPLITS = ("train", "val", "test")
 EVAL_SPLITS = ("val", "test")
-PROTOCOLS = ("1v1", "1v3")
+PROTOCOLS = ("1v1", "1v3")  # what the pair builders materialize
+RATING_PROTOCOL = "rating"
+ALL_PROTOCOLS = PROTOCOLS + (RATING_PROTOCOL,)  # what a dataset may hold
 N_REF_SWEEP = (1, 2, 4, 8)
 
 
@@ -76,6 +87,38 @@ def tasks_schema() -> "pa.Schema":
             ("candidate_image_ids", pa.list_(pa.string())),
             ("candidate_prompts", pa.list_(pa.string())),
             ("liked_index", pa.int32()),
+        ]
+        + [(name, typ) for name, typ in _tasks_v2_columns()]
+    )
+
+
+def _tasks_v2_columns() -> list:
+    """Format-2 task columns: optional when reading (null or absent = empty)."""
+    import pyarrow as pa
+
+    return [
+        ("history_liked_ids", pa.list_(pa.string())),  # unpaired liked images, stored order
+        ("history_disliked_ids", pa.list_(pa.string())),  # unpaired disliked images
+        ("history_rating_ids", pa.list_(pa.string())),  # rows of ratings.parquet
+        ("candidate_ratings", pa.list_(pa.float64())),  # rating tasks: the true rating per candidate
+    ]
+
+
+TASKS_V2_COLUMNS = ("history_liked_ids", "history_disliked_ids", "history_rating_ids", "candidate_ratings")
+
+
+def ratings_schema() -> "pa.Schema":
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            ("rating_id", pa.string()),
+            ("user_id", pa.string()),
+            ("image_id", pa.string()),
+            ("prompt", pa.string()),
+            ("rating", pa.float64()),
+            ("split", pa.string()),
+            ("seen", pa.bool_()),
         ]
     )
 
@@ -138,6 +181,8 @@ def count_rows(info: dict) -> list[dict]:
                 "unseen_images": s.get("unseen_images"),
                 "tasks_1v1": t.get("1v1") if split != "train" else None,
                 "tasks_1v3": t.get("1v3") if split != "train" else None,
+                "ratings": s.get("ratings"),
+                "tasks_rating": t.get(RATING_PROTOCOL) if split != "train" else None,
             }
         )
     return rows
@@ -178,6 +223,7 @@ class Dataset:
         self.info = info
         self._pairs: "pa.Table | None" = None
         self._tasks: "pa.Table | None" = None
+        self._ratings: "pa.Table | None" = None
 
     @classmethod
     def open(cls, path: str | os.PathLike) -> "Dataset":
@@ -201,7 +247,7 @@ class Dataset:
 
     # ------------------------------------------------------------ tables
 
-    def _read(self, name: str, schema: "pa.Schema") -> "pa.Table":
+    def _read(self, name: str, schema: "pa.Schema", optional: Sequence[str] = ()) -> "pa.Table":
         import pyarrow.parquet as pq
 
         path = self.root / name
@@ -209,7 +255,7 @@ class Dataset:
             table = pq.read_table(path)
         except Exception as e:  # noqa: BLE001 - pyarrow raises several types for a bad file
             raise DataError(f"{path}: unreadable parquet ({e})") from None
-        missing = [f.name for f in schema if f.name not in table.column_names]
+        missing = [f.name for f in schema if f.name not in table.column_names and f.name not in optional]
         if missing:
             raise DataError(f"{path}: missing column(s) {', '.join(missing)}")
         return table
@@ -227,8 +273,34 @@ class Dataset:
 
     def tasks_table(self) -> "pa.Table":
         if self._tasks is None:
-            self._tasks = self._read(TASKS_FILE, tasks_schema())
+            self._tasks = self._read(TASKS_FILE, tasks_schema(), optional=TASKS_V2_COLUMNS)
         return self._tasks
+
+    @property
+    def has_ratings(self) -> bool:
+        return (self.root / RATINGS_FILE).is_file()
+
+    def ratings_table(self, split: str | None = None) -> "pa.Table":
+        """ratings.parquet (format 2); an empty table for a dataset without ratings."""
+        import pyarrow.compute as pc
+
+        if self._ratings is None:
+            if self.has_ratings:
+                self._ratings = self._read(RATINGS_FILE, ratings_schema())
+            else:
+                self._ratings = ratings_schema().empty_table()
+        if split is None:
+            return self._ratings
+        _check_split(split)
+        return self._ratings.filter(pc.equal(self._ratings["split"], split))
+
+    def protocols(self, split: str = "test") -> list[str]:
+        """The protocols this dataset has tasks for in `split`, in the canonical order."""
+        import pyarrow.compute as pc
+
+        t = self.tasks_table()
+        have = set(pc.unique(t.filter(pc.equal(t["split"], split))["protocol"]).to_pylist())
+        return [p for p in ALL_PROTOCOLS if p in have]
 
     def pairs(self, split: str | None = None) -> list[PairRow]:
         """Every pair (or one split's) as PairRow objects, in stored order."""
@@ -322,8 +394,8 @@ class Dataset:
 
         if split not in EVAL_SPLITS:
             raise DataError(f"tasks exist for {', '.join(EVAL_SPLITS)}, not {split!r}")
-        if protocol not in PROTOCOLS:
-            raise DataError(f"unknown protocol {protocol!r}; choose from {', '.join(PROTOCOLS)}")
+        if protocol not in ALL_PROTOCOLS:
+            raise DataError(f"unknown protocol {protocol!r}; choose from {', '.join(ALL_PROTOCOLS)}")
         n_ref = self.n_ref if n_ref is None else int(n_ref)
         variants = n_ref_variants(self.n_ref)
         if n_ref not in variants:
@@ -339,23 +411,62 @@ class Dataset:
         from prefcli.types import RankTask
 
         rows = self.task_rows(split, protocol, n_ref, seen)
-        lookup = self._pair_lookup([pid for r in rows for pid in r["history_pair_ids"]])
+        lookup = self._pair_lookup([pid for r in rows for pid in r["history_pair_ids"] or ()])
+        rating_lookup = self._rating_lookup([rid for r in rows for rid in r.get("history_rating_ids") or ()])
         out = []
         for r in rows:
             cands = [self.candidate(i, p) for i, p in zip(r["candidate_image_ids"], r["candidate_prompts"])]
+            history = self._history(r["user_id"], r["history_pair_ids"] or (), lookup)
+            extra = self._unpaired(r, rating_lookup)
+            if extra:
+                history = dataclasses.replace(history, **extra)
+            ratings = r.get("candidate_ratings")
             out.append(
                 RankTask(
                     task_id=r["task_id"],
                     candidates=cands,
                     liked_index=int(r["liked_index"]),
-                    history=self._history(r["user_id"], r["history_pair_ids"], lookup),
+                    history=history,
                     user_id=r["user_id"],
                     protocol=r["protocol"],
                     seen=r["seen"],
                     n_ref=int(r["n_ref"]),
+                    ratings=tuple(float(x) for x in ratings) if ratings is not None else None,
                 )
             )
         return out
+
+    def _rating_lookup(self, rating_ids: Sequence[str]) -> dict[str, dict]:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        if not rating_ids:
+            return {}
+        t = self.ratings_table()
+        sel = t.filter(pc.is_in(t["rating_id"], value_set=pa.array(list(set(rating_ids)), pa.string())))
+        return {r["rating_id"]: r for r in sel.to_pylist()}
+
+    def _unpaired(self, row: dict, rating_lookup: dict[str, dict]) -> dict:
+        """The format-2 parts of a task's history: unpaired liked/disliked images and ratings."""
+        from prefcli.types import RatedImage
+
+        extra: dict = {}
+        liked, disliked = row.get("history_liked_ids") or (), row.get("history_disliked_ids") or ()
+        if liked or disliked:
+            extra["liked"] = tuple(self.candidate(i) for i in liked)
+            extra["disliked"] = tuple(self.candidate(i) for i in disliked)
+        rids = row.get("history_rating_ids") or ()
+        if rids:
+            rated = []
+            for rid in rids:
+                rr = rating_lookup.get(rid)
+                if rr is None:
+                    raise DataError(f"{self.root / RATINGS_FILE}: no rating with id {rid!r}")
+                if rr["user_id"] != row["user_id"]:
+                    raise DataError(f"{self.root / RATINGS_FILE}: rating {rid!r} belongs to user {rr['user_id']!r}, not {row['user_id']!r}")
+                rated.append(RatedImage(self.candidate(rr["image_id"], rr["prompt"]), float(rr["rating"]), rid))
+            extra["ratings"] = tuple(rated)
+        return extra
 
     def summary_rows(self) -> list[dict]:
         return count_rows(self.info)

@@ -54,7 +54,7 @@ class BenchConfig:
     dataset: str
     scorers: list[str]
     weights: list[str] = field(default_factory=list)
-    protocols: list[str] = field(default_factory=lambda: ["1v1", "1v3"])
+    protocols: list[str] = field(default_factory=list)  # empty: every protocol the dataset has
     n_refs: list[int] = field(default_factory=list)  # empty: every N_ref the dataset has
     split: str = "test"
     batch_size: int = 32
@@ -69,9 +69,9 @@ class BenchConfig:
     def validate(self) -> None:
         if not self.scorers:
             raise ConfigError("--scorers: give at least one scorer")
-        bad = [p for p in self.protocols if p not in ("1v1", "1v3")]
+        bad = [p for p in self.protocols if p not in ("1v1", "1v3", "rating")]
         if bad:
-            raise ConfigError(f"--protocols: unknown protocol(s) {bad}; use 1v1 and/or 1v3")
+            raise ConfigError(f"--protocols: unknown protocol(s) {bad}; use 1v1, 1v3 and/or rating")
         if any(n < 1 for n in self.n_refs):
             raise ConfigError(f"--n-ref: give positive integers, got {self.n_refs}")
 
@@ -90,6 +90,7 @@ def run_bench(cfg: BenchConfig, *, dataset: Any = None, progress: bool = False, 
     ds = dataset if dataset is not None else source.open_dataset(cfg.dataset)
     cache = CacheDir(cfg.cache_dir) if cfg.use_cache else None
     n_refs = sorted(set(cfg.n_refs)) or source.n_ref_values(ds)
+    protocols = list(cfg.protocols) or source.protocol_values(ds, cfg.split)
     task_lists: dict[tuple[str, int], list] = {}
 
     def tasks_for(protocol: str, n_ref: int) -> list:
@@ -105,7 +106,7 @@ def run_bench(cfg: BenchConfig, *, dataset: Any = None, progress: bool = False, 
             base = (spec.extra.get("options") or {}).get("base")
             handle = ScorerHandle(name, weights_for(name, default_w, per_w, base), device=cfg.device, dtype=cfg.dtype, cache=cache)
             handles[name] = handle
-            for protocol in cfg.protocols:
+            for protocol in protocols:
                 for n_ref in (n_refs if handle.uses_history else [max(n_refs)]):
                     label = f"{name} {protocol}" + (f" N_ref {n_ref}" if handle.uses_history else "")
                     run, _ = evaluate(
@@ -121,11 +122,14 @@ def run_bench(cfg: BenchConfig, *, dataset: Any = None, progress: bool = False, 
             cache.close()
     prov = results.provenance(
         command="bench",
-        config={**cfg.__dict__, "n_refs": n_refs},
+        config={**cfg.__dict__, "n_refs": n_refs, "protocols": protocols},
         seeds={"bootstrap": cfg.seed},
         scorers={n: {"weights": h.weights, "weights_id": h.weights_id} for n, h in handles.items()},
         dataset=results.dataset_provenance(getattr(ds, "info", None), cfg.dataset),
     )
+    from prefcli.harness.references import references_for
+
+    prov["references"] = references_for(getattr(ds, "info", None))  # quoted rows, printed as such
     return runs, prov
 
 
@@ -140,7 +144,7 @@ def write_outputs(runs: Sequence[dict], prov: dict, out_dir: str | os.PathLike) 
     work = atomic.tmp_dir_beside(out)
     names: list[str] = []
     try:
-        tabs = tables.bench_tables(runs)
+        tabs = tables.bench_tables(runs, references=prov.get("references"))
         for t in tabs:
             for ext, fmt in (("md", "markdown"), ("csv", "csv"), ("json", "json")):
                 atomic.write_text(work / f"{t.name}.{ext}", t.render(fmt))

@@ -32,10 +32,18 @@ def evaluate(
     """
     records, stats = run_scorer(handle, tasks, cache=cache, batch_size=batch_size, progress=progress, label=label)
     higher = handle.spec.higher_is_better
-    summary = metrics.summarize(records, higher_is_better=higher, n_boot=n_boot, seed=seed)
     n_cand = max((len(t.candidates) for t in tasks), default=0)
     if protocol is None and tasks:
         protocol = tasks[0].protocol
+    if protocol == "rating":
+        # Rating tasks: the user's true ratings travel with the records; rank correlations etc.
+        from prefcli.harness import rating_metrics
+
+        for rec, task in zip(records, tasks):
+            rec["ratings"] = list(task.ratings or ())
+        summary = rating_metrics.summarize(records, higher_is_better=higher, n_boot=n_boot, seed=seed)
+    else:
+        summary = metrics.summarize(records, higher_is_better=higher, n_boot=n_boot, seed=seed)
     if handle.spec.pairwise:
         comps = [c for r in records for c in r.get("comparisons", ())]
         pairwise = {"comparisons": len(comps), "no_answer": sum(1 for c in comps if c.get("winner") is None)}

@@ -75,9 +75,8 @@ def run_pairwise(handle: Any, tasks: Sequence[RankTask], *, cache: Any, batch_si
                 for ti in idx:
                     for c in tasks[ti].candidates:
                         c.release()
-                    for p in tasks[ti].history.pairs:
-                        p.liked.release()
-                        p.disliked.release()
+                    for h in tasks[ti].history.images():  # pairs, unpaired and rated images
+                        h.release()
     for k, v in dist.gather(computed):
         values[tuple(k)] = v
     stats.loaded_model = handle.loaded

@@ -319,9 +319,8 @@ def run_scorer(
                         for hk in mine:
                             for ti in groups[hk]:
                                 t = tasks[ti]
-                                for p in t.history.pairs:
-                                    imgs.setdefault(p.liked.image_id, p.liked)
-                                    imgs.setdefault(p.disliked.image_id, p.disliked)
+                                for h in t.history.images():  # pairs, unpaired and rated images
+                                    imgs.setdefault(h.image_id, h)
                                 for c in t.candidates:
                                     imgs.setdefault(c.image_id, c)
                         ebar = prog.add_task(f"{desc}: embeddings", total=len(imgs))
@@ -339,9 +338,8 @@ def run_scorer(
                         for ti in idx:
                             for c in tasks[ti].candidates:
                                 c.release()
-                            for p in tasks[ti].history.pairs:
-                                p.liked.release()
-                                p.disliked.release()
+                            for h in tasks[ti].history.images():
+                                h.release()
                         prog.advance(bar, 1)
                 finally:
                     if embedder is not None:

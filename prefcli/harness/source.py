@@ -37,6 +37,12 @@ def n_ref_values(ds: Any) -> list[int]:
     return list(n_ref_variants(n))
 
 
+def protocol_values(ds: Any, split: str = "test") -> list[str]:
+    """The protocols a dataset has tasks for (1v1 and 1v3 for one that cannot say)."""
+    found = getattr(ds, "protocols", None)
+    return list(found(split)) if callable(found) else ["1v1", "1v3"]
+
+
 def load_tasks(ds: Any, split: str, protocol: str, n_ref: int, limit: int | None = None) -> list:
     tasks = list(ds.tasks(split=split, protocol=protocol, n_ref=n_ref))
     if not tasks:

@@ -180,6 +180,8 @@ def _mark_pairwise(table: Table, runs: Sequence[dict]) -> Table:
 
 def eval_table(run: dict) -> Table:
     """The table `prefcli eval` prints: every top-k for all, seen and unseen users."""
+    if run.get("protocol") == "rating":
+        return rating_eval_table(run)
     ks = [int(k[3:]) for k in next(iter(run["metrics"].values()), {}).keys()] or [1]
     cols = [Column("group", "Users")] + [Column(f"top{k}", f"Top-{k} (%) ↑", pm=True) for k in ks] + [Column("n_tasks", "Tasks"), Column("n_users", "People")]
     rows = []
@@ -201,14 +203,24 @@ def eval_table(run: dict) -> Table:
     return Table("eval", title, cols, rows, note=note)
 
 
-def table1(runs: Sequence[dict]) -> Table:
+def table1(runs: Sequence[dict], references: Sequence[dict] | None = None) -> Table:
     cols = [Column("scorer", "Scorer"), Column("n_ref", "N_ref"), Column("top1", "Top-1 (%) ↑", pm=True), Column("n_tasks", "Tasks")]
     rows = []
     for r in headline_runs(runs, "1v1"):
         v, se = _metric(r, "all", 1)
         rows.append({"scorer": r["scorer"], "n_ref": _nref_cell(r), "top1": v, "top1_se": se, "n_tasks": r.get("n_tasks")})
     rows.append({"scorer": "Random", "n_ref": DASH, "top1": 100.0 * random_expected(2, 1), "top1_se": None, "n_tasks": None, "baseline": True})
-    return _mark_pairwise(Table("table1_1v1", "Table 1 · 1-vs-1 top-1 accuracy", cols, rows, note="± bootstrap standard error over users; ties count as misses"), runs)
+    note = "± bootstrap standard error over users; ties count as misses"
+    quoted = [q for q in references or () if q.get("protocol") == "1v1" and q.get("metric") == "top1"]
+    for q in quoted:
+        rows.append({"scorer": q["label"], "n_ref": DASH, "top1": float(q["value"]), "top1_se": None, "n_tasks": None,
+                     "baseline": True, "quoted": True, "verified": bool(q.get("verified")), "source": q.get("source"), "source_note": q.get("note")})
+    if quoted:
+        srcs = sorted({q["source"] for q in quoted})
+        note += "; [quoted] rows are published numbers, not runs of this harness (" + "; ".join(srcs) + ")"
+        if any(not q.get("verified") for q in quoted):
+            note += "; 'unverified': not checked against the paper here"
+    return _mark_pairwise(Table("table1_1v1", "Table 1 · 1-vs-1 top-1 accuracy", cols, rows, note=note), runs)
 
 
 def table2(runs: Sequence[dict]) -> Table:
@@ -246,21 +258,81 @@ def table3(runs: Sequence[dict], protocol: str = "1v1") -> Table:
 def nref_table(runs: Sequence[dict]) -> Table:
     cols = [Column("scorer", "Scorer"), Column("protocol", "Protocol"), Column("n_ref", "N_ref"), Column("top1", "Top-1 (%) ↑", pm=True), Column("n_tasks", "Tasks")]
     rows = []
-    for r in sorted((r for r in runs if r.get("uses_history")), key=lambda r: (r["scorer"], r["protocol"], r["n_ref"] or 0)):
+    hist = (r for r in runs if r.get("uses_history") and r.get("protocol") != "rating")
+    for r in sorted(hist, key=lambda r: (r["scorer"], r["protocol"], r["n_ref"] or 0)):
         v, se = _metric(r, "all", 1)
         rows.append({"scorer": r["scorer"], "protocol": r["protocol"], "n_ref": r["n_ref"], "top1": v, "top1_se": se, "n_tasks": r.get("n_tasks")})
     return Table("nref_sweep", "Top-1 accuracy against N_ref (history-conditioned scorers)", cols, rows)
 
 
-def bench_tables(runs: Sequence[dict]) -> list[Table]:
+def bench_tables(runs: Sequence[dict], references: Sequence[dict] | None = None) -> list[Table]:
+    """Every table the runs support; `references` are quoted published rows (prefcli.harness.references)."""
     protocols = {r.get("protocol") for r in runs}
+    choice = protocols - {"rating"}
     out = []
     if "1v1" in protocols:
-        out.append(table1(runs))
+        out.append(table1(runs, references))
     if "1v3" in protocols:
         out.append(table2(runs))
-    if protocols:
-        out.append(table3(runs, "1v1" if "1v1" in protocols else sorted(protocols)[0]))
-    if any(r.get("uses_history") for r in runs):
+    if choice:
+        out.append(table3(runs, "1v1" if "1v1" in choice else sorted(choice)[0]))
+    if "rating" in protocols:
+        out.append(rating_table(runs))
+    if any(r.get("uses_history") and r.get("protocol") != "rating" for r in runs):
         out.append(nref_table(runs))
     return out
+
+
+# -- rating tasks ------------------------------------------------------------------
+
+RATING_METRICS = (
+    # key, header, scale, digits
+    ("spearman", "Spearman ρ ↑", 1.0, 3),
+    ("kendall", "Kendall τ ↑", 1.0, 3),
+    ("pairwise_accuracy", "Pairwise acc. (%) ↑", 100.0, 1),
+    ("mae_calibrated", "MAE (cal.) ↓", 1.0, 3),
+)
+
+
+def _rating_cell(run: dict, group: str, key: str, scale: float) -> tuple[float | None, float | None]:
+    m = run.get("metrics", {}).get(group, {}).get(key)
+    if not m or m.get("value") is None:
+        return None, None
+    v, se = m["value"], m.get("se")
+    if isinstance(v, float) and math.isnan(v):
+        return None, None
+    return scale * v, (None if se is None or (isinstance(se, float) and math.isnan(se)) else scale * se)
+
+
+def rating_table(runs: Sequence[dict]) -> Table:
+    """Rating tasks: per-user rank correlations, pairwise accuracy and calibrated MAE, averaged over users."""
+    cols = [Column("scorer", "Scorer"), Column("n_ref", "N_ref")]
+    cols += [Column(k, h, pm=True, digits=d) for k, h, _, d in RATING_METRICS]
+    cols += [Column("seen_spearman", "Seen ρ ↑", pm=True, digits=3), Column("unseen_spearman", "Unseen ρ ↑", pm=True, digits=3), Column("n_users", "People")]
+    rows = []
+    for r in headline_runs(runs, "rating"):
+        row: dict[str, Any] = {"scorer": r["scorer"], "n_ref": _nref_cell(r)}
+        for k, _, scale, _ in RATING_METRICS:
+            row[k], row[f"{k}_se"] = _rating_cell(r, "all", k, scale)
+        for g in ("seen", "unseen"):
+            row[f"{g}_spearman"], row[f"{g}_spearman_se"] = _rating_cell(r, g, "spearman", 1.0)
+        row["n_users"] = (r.get("metrics", {}).get("all", {}).get("spearman") or {}).get("n_users")
+        rows.append(row)
+    return Table("table_ratings", "Rating tasks · predict each user's ratings", cols, rows,
+                 note="per-user metrics averaged over users, ± bootstrap standard error over users; pairwise accuracy over the user's "
+                      "pairs with different ratings (a tied score is a miss); MAE after a per-user least-squares affine map of scores to ratings")
+
+
+def rating_eval_table(run: dict) -> Table:
+    """What `prefcli eval --protocol rating` prints: every rating metric for all, seen and unseen users."""
+    cols = [Column("group", "Users")] + [Column(k, h, pm=True, digits=d) for k, h, _, d in RATING_METRICS] + [Column("n_users", "People")]
+    rows = []
+    for group in run["metrics"]:
+        row: dict[str, Any] = {"group": group}
+        for k, _, scale, _ in RATING_METRICS:
+            row[k], row[f"{k}_se"] = _rating_cell(run, group, k, scale)
+        row["n_users"] = (run["metrics"][group].get("spearman") or {}).get("n_users")
+        rows.append(row)
+    nref = DASH if run.get("n_ref") is None else run["n_ref"]
+    title = f"{run['scorer']} · rating · N_ref {nref} · {run.get('split') or ''}".rstrip(" ·")
+    return Table("eval", title, cols, rows, note="per-user metrics averaged over users; ± bootstrap standard error over users")

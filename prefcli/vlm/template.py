@@ -82,7 +82,12 @@ def _pairs_of(history: Any) -> Sequence[Any]:
 
 
 def eval_history_items(history: Any) -> list[HistoryItem]:
-    """Each pair disliked first, then liked, in the history's stored order (deterministic)."""
+    """Each pair disliked first, then liked, in the history's stored order (deterministic).
+
+    A UserHistory with unpaired liked/disliked images or ratings goes through
+    `UserHistory.labelled()` (the same order for its pairs)."""
+    if hasattr(history, "labelled"):
+        return [HistoryItem(c, PLUS if liked else MINUS, prompt) for c, liked, prompt in history.labelled()]
     items: list[HistoryItem] = []
     for p in _pairs_of(history):
         items.append(HistoryItem(p.disliked, MINUS, p.prompt))

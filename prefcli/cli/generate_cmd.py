@@ -1,0 +1,201 @@
+"""`prefcli generate`: steer a one-step text-to-image model towards one person's taste (ReNO)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, List, Optional
+
+import typer
+
+from prefcli.cli import app
+from prefcli.cli.options import DeviceOpt, Format, FormatOpt
+
+RewardOpt = Annotated[Optional[List[str]], typer.Option("--reward", "-r", help="A reward and its weight, NAME=WEIGHT (repeatable), e.g. preftoken=0.75 or hpsv2=5. Any differentiable scorer. Default: the --preset's.")]
+ScorerOptionOpt = Annotated[Optional[List[str]], typer.Option("--option", "-o", help="A scorer option, SCORER.KEY VALUE (repeatable), e.g. -o hpsv2.version 2.0.", metavar="SCORER.KEY VALUE")]
+WeightsListOpt = Annotated[Optional[List[str]], typer.Option("--weights", "-w", help="Weights for every reward and judge ('tiny', a path, hf-hub:...) or NAME=SPEC for one; repeatable. Default: each scorer's official weights.")]
+JudgeOpt = Annotated[Optional[str], typer.Option("--judge", help="Held-out scorers (comma-separated, not among the rewards) that score the unguided and the final image, so reward hacking shows.")]
+ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Generator: sd-turbo, sdxl-turbo, flux-schnell, a hub id, a local diffusers folder, or tiny (random, offline).")]
+PresetOpt = Annotated[Optional[str], typer.Option("--preset", help="paper (preftoken 0.75, 30 iterations) or reno (HPSv2.1 5, ImageReward 1, CLIP 0.01, PickScore 0.05, 50 iterations). Default: paper with --likes/--dislikes, else reno.")]
+DTypeStrOpt = Annotated[str, typer.Option("--dtype", help="Weights dtype: auto (float16 on a GPU, bfloat16 for FLUX, float32 on the CPU), float32, float16, bfloat16. The latent and the regularizer stay float32.")]
+
+
+_PAIR_SEP = "\x1f"
+
+
+def _pairs_command():
+    """A command whose `-o` takes two values (KEY VALUE): Typer has no list-of-pairs type, so each
+    pair is joined into one token before parsing and split again in `_option_pairs`."""
+    from typer.core import TyperCommand
+
+    class PairsCommand(TyperCommand):
+        def parse_args(self, ctx, args):  # noqa: ANN001 - Click's signature
+            out, i = [], 0
+            while i < len(args):
+                if args[i] == "--":
+                    out.extend(args[i:])
+                    break
+                if args[i] in ("-o", "--option") and i + 2 < len(args):
+                    out.extend(["--option", f"{args[i + 1]}{_PAIR_SEP}{args[i + 2]}"])
+                    i += 3
+                    continue
+                out.append(args[i])
+                i += 1
+            return super().parse_args(ctx, out)
+
+    return PairsCommand
+
+
+def _option_pairs(values: list[str] | None) -> list[tuple[str, str]]:
+    from prefcli.errors import ConfigError
+
+    out = []
+    for v in values or []:
+        if _PAIR_SEP not in v:
+            raise ConfigError(f"-o {v}: give a key and a value, e.g. -o hpsv2.version 2.0")
+        key, value = v.split(_PAIR_SEP, 1)
+        out.append((key, value))
+    return out
+
+
+def _csv(value: str | None) -> list[str]:
+    return [v.strip() for v in (value or "").split(",") if v.strip()]
+
+
+def _terms(rewards: dict) -> str:
+    return " ".join(f"{k} {v:.4g}" for k, v in rewards.items())
+
+
+@app.command("generate", cls=_pairs_command())
+def generate_command(
+    prompt: Annotated[str, typer.Argument(help="The text prompt.", show_default=False)],
+    likes: Annotated[Optional[Path], typer.Option("--likes", help="Folder of images this person liked (their history).")] = None,
+    dislikes: Annotated[Optional[Path], typer.Option("--dislikes", help="Folder of images this person disliked (their history).")] = None,
+    history_prompts: Annotated[Optional[Path], typer.Option("--history-prompts", help="Prompts of the history images: JSON {file: prompt} or CSV file,prompt. Default: prompts.json/prompts.csv in or beside the folders.")] = None,
+    model: ModelOpt = "sd-turbo",
+    reward: RewardOpt = None,
+    preset: PresetOpt = None,
+    option: ScorerOptionOpt = None,
+    weights: WeightsListOpt = None,
+    judge: JudgeOpt = None,
+    steps: Annotated[Optional[int], typer.Option("--steps", help="Iterations (each generates and scores one image; the last takes no step). Default: the preset's (30 paper, 50 reno).")] = None,
+    lr: Annotated[float, typer.Option("--lr", help="SGD learning rate (momentum 0.9, Nesterov), ReNO's 5.")] = 5.0,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the initial noise (the first one with --n).")] = 0,
+    n: Annotated[int, typer.Option("--n", min=1, help="Images to make, from seeds S, S+1, ...")] = 1,
+    out: Annotated[Path, typer.Option("--out", help="Output folder (images, unguided images, JSON sidecars, strips).")] = Path("generated"),
+    save_every: Annotated[Optional[int], typer.Option("--save-every", min=1, help="Also write a strip of the image every K iterations and the best one.")] = None,
+    device: DeviceOpt = "auto",
+    dtype: DTypeStrOpt = "auto",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Check the options, state parameters and estimated GPU memory, and stop.")] = False,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Optimize the initial noise of a one-step generator towards rewards (ReNO).
+
+    Each iteration makes one image from the latent with gradients, scores it
+    with every --reward (each with its own differentiable preprocessing) and
+    takes an SGD step on Σ w·(c − reward) plus ReNO's norm regularizer; the
+    image with the best reward loss is kept. A personalized reward (preftoken,
+    viper) reads the history in --likes/--dislikes once; that conditioned
+    prefix is reused by every iteration.
+
+    Writes, per seed, STEM.png (the result), STEM.unguided.png (same seed, no
+    optimization), STEM.json (prompt, seed, weights with revisions, options,
+    every iteration's reward terms and loss, judge scores) and with
+    --save-every K a strip STEM.strip.png. A seed already finished with the
+    same settings is not made again.
+
+    Examples:
+
+        prefcli generate "a cat in a garden" --likes ./liked --dislikes ./disliked --weights preftoken=runs/stage2/final
+
+        prefcli generate "a red dog and a green cat" --preset reno --model sdxl-turbo --n 4
+
+        prefcli generate "a fox" --model tiny --reward clip=1 --weights tiny --steps 10 --save-every 2
+    """
+    from prefcli.errors import ConfigError
+    from prefcli.generate.rewards import PRESETS, parse_rewards, parse_scorer_options, parse_weights
+    from prefcli.generate.run import GenerateConfig
+
+    if preset is not None and preset not in PRESETS:
+        raise ConfigError(f"--preset {preset}: choose from {', '.join(PRESETS)}")
+    if steps is not None and steps < 1:
+        raise ConfigError(f"--steps must be at least 1, got {steps}")
+    judges = _csv(judge)
+    cfg = GenerateConfig(
+        prompt=prompt, model=model, rewards=parse_rewards(reward or []), preset=preset, steps=steps, lr=lr, seed=seed, n=n,
+        out=str(out), save_every=save_every, dtype=dtype, weights=parse_weights(weights or []), judges=judges,
+        likes=None if likes is None else str(likes), dislikes=None if dislikes is None else str(dislikes),
+        history_prompts=None if history_prompts is None else str(history_prompts),
+    ).resolved()  # fmt: skip
+    cfg.options = parse_scorer_options(_option_pairs(option), [n for n, _ in cfg.rewards] + judges)
+    from prefcli.generate.pipelines import default_device
+
+    cfg.device = default_device() if device == "auto" else device
+    if dry_run:
+        from prefcli.generate.dryrun import dry_run as plan
+
+        rows = plan(cfg)
+        _emit(rows, fmt, ["part", "name", "parameters", "dtype", "memory_gb", "note"], "prefcli generate --dry-run")
+        return
+    _run(cfg, fmt)
+
+
+def _emit(rows: list[dict], fmt: Format, columns: list[str], title: str) -> None:
+    from prefcli import output
+
+    output.emit(rows, fmt.value, columns=columns, title=title)
+
+
+def _run(cfg, fmt: Format) -> None:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from prefcli.generate.run import generate
+
+    err = Console(stderr=True)
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   TextColumn("{task.fields[terms]}"), console=err, transient=True, disable=not err.is_terminal)  # fmt: skip
+    task = None
+    seed_no = 0
+
+    def on_iteration(it) -> None:
+        nonlocal task
+        if task is None:
+            bar.start()
+            task = bar.add_task("", total=cfg.steps, terms="")
+        if it.index == 0:
+            bar.reset(task, total=cfg.steps)
+        bar.update(task, completed=it.index + 1, description=f"seed {cfg.seed + seed_no}",
+                   terms=f"{_terms(it.rewards)} · loss {it.reward_loss:.4g}")  # fmt: skip
+
+    def on_seed(rec, fresh: bool) -> None:
+        nonlocal seed_no
+        seed_no += 1
+        done = "made" if fresh else "already made, kept"
+        line = f"seed {rec['seed']}: {done} {Path(cfg.out) / rec['files']['image']} · reward loss {rec['unguided']['reward_loss']:.4g} → {rec['final']['reward_loss']:.4g} (best at iteration {rec['best_iteration']})"
+        if bar.live.is_started:
+            bar.console.print(line)
+        else:
+            print(line, file=sys.stderr)
+
+    try:
+        records = generate(cfg, on_iteration=on_iteration, on_seed=on_seed)
+    finally:
+        if task is not None:
+            bar.stop()
+    if fmt is Format.json:
+        from prefcli.output import to_json
+
+        sys.stdout.write(to_json([{k: v for k, v in r.items() if k != "iterations"} for r in records]) + "\n")
+        return
+    rows = []
+    for r in records:
+        row = {"seed": r["seed"], "image": str(Path(cfg.out) / r["files"]["image"]), "best_it": r["best_iteration"]}
+        for name, v in r["unguided"]["rewards"].items():
+            row[f"{name} unguided"] = v
+            row[f"{name} final"] = r["final"]["rewards"][name]
+        for name, v in r.get("judge_scores", {}).items():
+            row[f"{name} unguided (judge)"] = v["unguided"]
+            row[f"{name} final (judge)"] = v["final"]
+        rows.append(row)
+    _emit(rows, fmt, list(rows[0]) if rows else [], f"prefcli generate · {cfg.preset if not cfg.rewards else ', '.join(f'{n}={w:g}' for n, w in cfg.rewards)}")

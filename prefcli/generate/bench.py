@@ -1,0 +1,290 @@
+"""`prefcli bench generate`: the paper's table 4, HPSv2 scores of personalized generation.
+
+Protocol (the paper's section 4.2): for each HPSv2 benchmark prompt, the user's
+history is 3 FLUX-schnell images (liked) and 3 SD-Turbo images (disliked) of
+that prompt; the target is an SD-Turbo image optimized with the preference
+model (weight 0.75, 30 iterations). The table reports the HPSv2 score per style
+and on average, for the unguided image of the same seed and the guided one.
+
+Layout and scores follow hpsv2/evaluation.py (`evaluate_benchmark`), so its own
+`hpsv2.evaluate(OUT/guided)` reads the same folders:
+  OUT/unguided/<style>/<index:05d>.jpg and OUT/guided/<style>/<index:05d>.jpg
+  (line 33: f'{idx:05d}.jpg', the index into <style>.json; line 128: one folder per style)
+  score = 100 · cos(image, prompt) (line 141);
+  a style's score = the mean of its 80-image chunk means (line 148), the
+  average = the mean over all images (line 151).
+Beside them: OUT/history/<style>/<index:05d>/{liked,disliked}-<k>.jpg, the
+sidecars OUT/runs/<style>/<index:05d>.json (one per prompt, ReNO's log), and
+the tables table4.{md,csv,json}. A prompt whose sidecar says it finished with
+the same settings is not generated again; history images already on disk are
+reused.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from prefcli.errors import ConfigError
+from prefcli.generate.run import save_png
+
+STYLE_LABELS = {"anime": "Animation", "concept-art": "Concept Art", "paintings": "Painting", "photo": "Photo"}
+CHUNK = 80  # hpsv2/evaluation.py line 148
+N_HISTORY = 3  # liked and disliked images per prompt
+HISTORY_SEED = 1000  # history images use seeds 1000, 1001, 1002: never the target's seed
+
+
+@dataclass
+class BenchGenerateConfig:
+    prompts: str | None = None  # a folder of <style>.json, or None / "hf-hub" for zhwang/HPDv2
+    styles: list[str] = field(default_factory=list)
+    limit: int | None = None
+    out: str = "bench-generate"
+    model: str = "sd-turbo"
+    liked_model: str = "flux-schnell"
+    disliked_model: str = "sd-turbo"
+    rewards: list[tuple[str, float]] = field(default_factory=lambda: [("preftoken", 0.75)])
+    steps: int = 30
+    lr: float = 5.0
+    seed: int = 0
+    judges: list[str] = field(default_factory=list)
+    weights: dict[str, str] = field(default_factory=dict)
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    device: str = "cpu"
+    dtype: str | None = None
+
+
+def chunked_mean(scores: list[float], chunk: int = CHUNK) -> float:
+    """hpsv2/evaluation.py line 148: the mean of the means of consecutive `chunk`-image slices."""
+    means = [sum(scores[i : i + chunk]) / len(scores[i : i + chunk]) for i in range(0, len(scores), chunk)]
+    return sum(means) / len(means)
+
+
+def std_error(scores: list[float]) -> float | None:
+    n = len(scores)
+    if n < 2:
+        return None
+    m = sum(scores) / n
+    return math.sqrt(sum((s - m) ** 2 for s in scores) / (n - 1) / n)
+
+
+def _prompts(cfg: BenchGenerateConfig) -> dict[str, list[tuple[int, str]]]:
+    from prefcli.data.prompts import load_hpsv2_prompts
+
+    if cfg.limit is not None and cfg.limit < 1:
+        raise ConfigError(f"--limit must be at least 1, got {cfg.limit}")
+    sets = load_hpsv2_prompts(cfg.prompts, styles=cfg.styles or None)
+    return {s: list(enumerate(ps))[: cfg.limit] if cfg.limit else list(enumerate(ps)) for s, ps in sets.items()}
+
+
+def _history_paths(out: Path, style: str, idx: int) -> tuple[list[Path], list[Path]]:
+    d = out / "history" / style / f"{idx:05d}"
+    return [d / f"liked-{k}.jpg" for k in range(N_HISTORY)], [d / f"disliked-{k}.jpg" for k in range(N_HISTORY)]
+
+
+def _make_history(gen: Any, items: list[tuple[str, int, str]], out: Path, which: str, tick: Callable[[], None]) -> int:
+    """Sample the missing liked (or disliked) history images with `gen`; returns how many were made."""
+    made = 0
+    for style, idx, prompt in items:
+        liked, disliked = _history_paths(out, style, idx)
+        for k, path in enumerate(liked if which == "liked" else disliked):
+            if not path.is_file():
+                save_png(gen.sample(prompt, HISTORY_SEED + k).convert("RGB"), path)  # .jpg: JPEG
+                made += 1
+        tick()
+    return made
+
+
+def _history(out: Path, style: str, idx: int, prompt: str) -> Any:
+    from prefcli.types import Candidate, HistoryPair, UserHistory
+
+    liked, disliked = _history_paths(out, style, idx)
+    pairs = tuple(
+        HistoryPair(Candidate.from_path(str(lk), prompt=prompt), Candidate.from_path(str(dk), prompt=prompt), prompt=prompt, pair_id=f"{style}-{idx}-{k}")
+        for k, (lk, dk) in enumerate(zip(liked, disliked))
+    )
+    return UserHistory(pairs=pairs, user_id=f"{style}-{idx:05d}")
+
+
+def run(cfg: BenchGenerateConfig, *, progress: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
+    """Generate what is missing, score every image, return the table's data (and write it)."""
+    from prefcli.generate import run as grun
+    from prefcli.generate.pipelines import load_generator
+    from prefcli.generate.rewards import load_scorers
+
+    prompts = _prompts(cfg)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    items = [(s, i, p) for s, ps in prompts.items() for i, p in ps]
+    names = [n for n, _ in cfg.rewards]
+    if set(names) & set(cfg.judges):
+        raise ConfigError(f"--judges {', '.join(sorted(set(names) & set(cfg.judges)))}: a judge must be held out, but it is also a --reward")
+    gcfg = grun.GenerateConfig(prompt="", model=cfg.model, rewards=list(cfg.rewards), preset="paper", steps=cfg.steps, lr=cfg.lr,
+                               device=cfg.device, dtype=cfg.dtype, weights=cfg.weights, options=cfg.options)  # fmt: skip
+    total = len(items)
+    counts = {"liked": 0, "disliked": 0, "optimized": 0, "kept": 0}
+
+    def tick_for(phase: str) -> Callable[[], None]:
+        done = 0
+
+        def tick() -> None:
+            nonlocal done
+            done += 1
+            if progress:
+                progress(phase, done, total)
+
+        return tick
+
+    # Phase 1: the liked history (FLUX-schnell) for every prompt, then free that generator.
+    missing = [it for it in items if not all(p.is_file() for p in _history_paths(out, it[0], it[1])[0])]
+    if missing:
+        gen = load_generator(cfg.liked_model, device=cfg.device, dtype=cfg.dtype)
+        counts["liked"] = _make_history(gen, missing, out, "liked", tick_for(f"liked history ({cfg.liked_model})"))
+        del gen
+        _free(cfg.device)
+    # Phase 2: disliked history and the optimized target, one prompt at a time.
+    todo = [it for it in items if not _finished(out, it, gcfg)]
+    if todo:
+        target = load_generator(cfg.model, device=cfg.device, dtype=cfg.dtype)
+        dis = target if cfg.disliked_model == cfg.model else None
+        need_dis = [it for it in todo if not all(p.is_file() for p in _history_paths(out, it[0], it[1])[1])]
+        if need_dis:
+            dis = dis or load_generator(cfg.disliked_model, device=cfg.device, dtype=cfg.dtype)
+            counts["disliked"] = _make_history(dis, need_dis, out, "disliked", tick_for(f"disliked history ({cfg.disliked_model})"))
+        if dis is not target:
+            del dis
+            _free(cfg.device)
+        loaded = None
+        tick = tick_for(f"optimizing ({cfg.model})")
+        for style, idx, prompt in todo:
+            history = _history(out, style, idx, prompt)
+            if loaded is None:
+                loaded = load_scorers(names, weights=cfg.weights, options=cfg.options, device=cfg.device, history=history,
+                                      need_differentiable=True, role="reward")  # fmt: skip
+                for ls, (_, w) in zip(loaded, cfg.rewards):
+                    ls.weight = w
+            else:
+                for ls in loaded:  # a new user per prompt: condition again, once
+                    ls.state = ls.scorer.condition(history if ls.scorer.spec is None or ls.scorer.spec.uses_history else None)
+            session = grun.Session(target, loaded, [], history, cfg.device)
+            _, fresh = grun.generate_seed(session, gcfg, prompt, cfg.seed, out / "runs" / style, f"{idx:05d}", paths=_paths(out, style, idx),
+                                          extra={"style": style, "index": idx})  # fmt: skip
+            counts["optimized" if fresh else "kept"] += 1
+            tick()
+        del target
+        _free(cfg.device)
+    counts["kept"] += total - len(todo)
+    data = score(cfg, prompts, out)
+    data["counts"] = counts
+    write_tables(data, out)
+    return data
+
+
+def _paths(out: Path, style: str, idx: int) -> dict[str, Path]:
+    return {"image": out / "guided" / style / f"{idx:05d}.jpg", "unguided": out / "unguided" / style / f"{idx:05d}.jpg",
+            "sidecar": out / "runs" / style / f"{idx:05d}.json"}  # fmt: skip
+
+
+def _finished(out: Path, item: tuple[str, int, str], gcfg: Any) -> bool:
+    paths = _paths(out, item[0], item[1])
+    if not (paths["image"].is_file() and paths["unguided"].is_file() and paths["sidecar"].is_file()):
+        return False
+    try:
+        return bool(json.loads(paths["sidecar"].read_text()).get("done"))
+    except (OSError, ValueError):
+        return False
+
+
+def _free(device: str) -> None:
+    import gc
+
+    gc.collect()
+    if str(device).startswith("cuda"):
+        import torch
+
+        torch.cuda.empty_cache()
+
+
+def score(cfg: BenchGenerateConfig, prompts: dict[str, list[tuple[int, str]]], out: Path) -> dict[str, Any]:
+    """HPSv2 (100 · cos, v2.1 by default) and every judge on the saved JPEGs, as hpsv2's evaluation reads them.
+
+    A personalized judge is conditioned on each prompt's own history."""
+    from prefcli.generate.rewards import load_scorers
+    from prefcli.plugins import get_scorer_spec
+    from prefcli.ranking import score_candidates
+    from prefcli.types import Candidate
+
+    first = next((s, i, p) for s, ps in prompts.items() for i, p in ps)
+    scores: dict[str, dict[str, dict[str, list[float]]]] = {}
+    ids: dict[str, Any] = {}
+    for name in ["hpsv2"] + [j for j in cfg.judges if j != "hpsv2"]:
+        opts = {**cfg.options.get(name, {}), **({"percent": True} if name == "hpsv2" else {})}
+        personal = get_scorer_spec(name).uses_history
+        (ls,) = load_scorers([name], weights=cfg.weights, options={name: opts}, device=cfg.device,
+                             history=_history(out, *first) if personal else None, need_differentiable=False, role="judge")  # fmt: skip
+        ids[name] = ls.ident()
+        for style, ps in prompts.items():
+            for arm in ("unguided", "guided"):
+                cands = [Candidate.from_path(str(out / arm / style / f"{i:05d}.jpg"), prompt=p) for i, p in ps]
+                if personal:
+                    vals = [score_candidates(ls.scorer, [c], ls.scorer.condition(_history(out, style, i, p)))[0]
+                            for (i, p), c in zip(ps, cands)]  # fmt: skip
+                else:
+                    vals = score_candidates(ls.scorer, cands, ls.state)
+                scores.setdefault(name, {}).setdefault(arm, {})[style] = [float(v) for v in vals]
+        del ls
+        _free(cfg.device)
+    config = {k: v for k, v in cfg.__dict__.items()}
+    return {"styles": list(prompts), "scores": scores, "metrics": ids, "n": {s: len(ps) for s, ps in prompts.items()}, "config": config}
+
+
+def table_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    styles = data["styles"]
+    for style in styles + ["average"]:
+        row: dict[str, Any] = {"style": STYLE_LABELS.get(style, style) if style != "average" else "Average"}
+        row["n"] = data["n"][style] if style != "average" else sum(data["n"].values())
+        for metric, arms in data["scores"].items():
+            for arm in ("unguided", "guided"):
+                vals = arms[arm][style] if style != "average" else [v for s in styles for v in arms[arm][s]]
+                value = chunked_mean(vals) if style != "average" else sum(vals) / len(vals)
+                row[f"{metric} {arm}"] = value
+                row[f"{metric} {arm} se"] = std_error(vals)
+        rows.append(row)
+    return rows
+
+
+def _cell(v: float, se: float | None) -> str:
+    return f"{v:.2f}" if se is None else f"{v:.2f} ± {se:.2f}"
+
+
+def display_rows(data: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
+    rows = []
+    cols = ["style", "n"]
+    for r in table_rows(data):
+        d = {"style": r["style"], "n": r["n"]}
+        for metric in data["scores"]:
+            for arm in ("unguided", "guided"):
+                label = f"{'HPSv2' if metric == 'hpsv2' else metric + ' (judge)'} {arm} ↑"
+                d[label] = _cell(r[f"{metric} {arm}"], r[f"{metric} {arm} se"])
+                if label not in cols:
+                    cols.append(label)
+        rows.append(d)
+    return rows, cols
+
+
+def write_tables(data: dict[str, Any], out: Path) -> list[Path]:
+    from prefcli import output
+    from prefcli.atomic import write_text
+
+    rows, cols = display_rows(data)
+    written = []
+    for suffix, text in (("md", output.to_markdown(rows, cols)), ("csv", output.to_csv(table_rows(data))),
+                         ("json", output.to_json({"rows": table_rows(data), **data}))):  # fmt: skip
+        path = out / f"table4.{suffix}"
+        write_text(path, text if text.endswith("\n") else text + "\n")
+        written.append(path)
+    return written

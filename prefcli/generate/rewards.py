@@ -1,0 +1,217 @@
+"""Differentiable scorers as weighted reward terms, presets, and held-out judges.
+
+Any scorer whose spec says `differentiable` can be a reward: its `reward(pixels,
+prompts[, state])` applies the scorer's own torch preprocessing (identical to
+what `score` sees) and returns a tensor with gradients. A personalized scorer
+is conditioned once on the history; the state (for the preference-token model,
+the history's key/value prefix) is reused by every iteration.
+
+The offsets c_i in w_i · (c_i − reward_i) are ReNO's (they shift the reported
+loss, never the gradient or the best-image choice): HPS 1 (rewards/hps.py line
+56), ImageReward 2 (rewards/imagereward.py line 30), CLIP 100 (rewards/clip.py
+lines 49-53), PickScore 30 (rewards/pickscore.py lines 48-54), aesthetic 10
+(rewards/aesthetic.py line 75); the history scorers' Q is a probability, so 1.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from prefcli.errors import ConfigError
+
+OFFSETS: dict[str, float] = {"hpsv2": 1.0, "imagereward": 2.0, "clip": 100.0, "pickscore": 30.0, "aesthetic": 10.0,
+                             "preftoken": 1.0, "viper": 1.0, "idefics": 1.0}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    rewards: tuple[tuple[str, float], ...]
+    steps: int
+    reproduces: str
+
+
+PRESETS: dict[str, Preset] = {
+    # ReNO arguments.py: hps_weighting 5.0 (HPSv2.1), imagereward 1.0, clip 0.01, pickscore 0.05, n_iters 50.
+    "reno": Preset("reno", (("hpsv2", 5.0), ("imagereward", 1.0), ("clip", 0.01), ("pickscore", 0.05)), 50,
+                   "ReNO's published defaults (Eyring et al. 2024, arguments.py)"),
+    # The paper's section 4.2: the preference model alone, weight 0.75, 30 iterations.
+    "paper": Preset("paper", (("preftoken", 0.75),), 30, "the paper's personalized generation (section 4.2, table 4)"),
+}
+
+
+def parse_rewards(values: Sequence[str]) -> list[tuple[str, float]]:
+    """['preftoken=0.75', 'hpsv2=5'] -> [('preftoken', 0.75), ('hpsv2', 5.0)]; a bare name weighs 1."""
+    out: list[tuple[str, float]] = []
+    for v in values:
+        name, sep, w = v.partition("=")
+        name = name.strip()
+        if not name:
+            raise ConfigError(f"--reward {v!r}: expected NAME=WEIGHT, e.g. preftoken=0.75")
+        try:
+            weight = float(w) if sep else 1.0
+        except ValueError:
+            raise ConfigError(f"--reward {v!r}: the weight {w!r} is not a number") from None
+        if any(n == name for n, _ in out):
+            raise ConfigError(f"--reward {name}: given twice")
+        out.append((name, weight))
+    return out
+
+
+def _literal(value: str) -> Any:
+    low = value.strip().lower()
+    if low in ("true", "yes", "on"):
+        return True
+    if low in ("false", "no", "off"):
+        return False
+    for cast in (int, float):
+        try:
+            return cast(value)
+        except ValueError:
+            pass
+    return value
+
+
+def parse_scorer_options(pairs: Sequence[tuple[str, str]], known: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """-o SCORER.KEY VALUE pairs -> {scorer: {key: value}}; the scorer must be one of `known`."""
+    out: dict[str, dict[str, Any]] = {}
+    for key, value in pairs:
+        scorer, dot, opt = key.partition(".")
+        if not dot or not opt:
+            raise ConfigError(f"-o {key}: expected SCORER.KEY VALUE, e.g. -o hpsv2.version 2.0")
+        if scorer not in known:
+            raise ConfigError(f"-o {key}: {scorer} is neither a reward nor a judge here ({', '.join(known)})")
+        out.setdefault(scorer, {})[opt] = _literal(value)
+    return out
+
+
+def parse_weights(values: Sequence[str]) -> dict[str, str]:
+    """--weights SPEC (every scorer) or NAME=SPEC (one); the key '*' holds the default."""
+    out: dict[str, str] = {}
+    for v in values:
+        name, sep, spec = v.partition("=")
+        if sep and name and "/" not in name and ":" not in name:
+            out[name.strip()] = spec.strip()
+        else:
+            out["*"] = v.strip()
+    return out
+
+
+def call_reward(scorer: Any, pixels: Any, prompts: Sequence[str], state: Any) -> Any:
+    """The scorer's differentiable reward; `state` goes to scorers whose `reward` takes it."""
+    fn = scorer.reward
+    try:
+        takes_state = "state" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        takes_state = False
+    return fn(pixels, prompts, state) if takes_state else fn(pixels, prompts)
+
+
+@dataclass
+class LoadedScorer:
+    name: str
+    scorer: Any
+    state: Any
+    weight: float = 0.0
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def ident(self) -> dict[str, Any]:
+        from prefcli.scorer import Scorer
+
+        wid = getattr(self.scorer, "weights_id", None)
+        return {"name": self.name, "weights": wid if wid is not None else Scorer.weights_id.fget(self.scorer),
+                "options": self.options}  # fmt: skip
+
+
+def load_scorers(
+    names: Sequence[str],
+    *,
+    weights: dict[str, str],
+    options: dict[str, dict[str, Any]],
+    device: str,
+    history: Any,
+    need_differentiable: bool,
+    role: str,
+) -> list[LoadedScorer]:
+    """Load and condition each scorer once. Differentiability is checked before anything loads."""
+    from prefcli.errors import HistoryError
+    from prefcli.plugins import get_scorer_spec
+
+    specs = [get_scorer_spec(n) for n in names]
+    for spec in specs:
+        if need_differentiable and not (spec.differentiable and hasattr(spec.load_class(), "reward")):
+            raise ConfigError(f"--reward {spec.name}: this scorer is not differentiable, so it cannot steer generation "
+                              "(see `prefcli scorers`, column grad)")  # fmt: skip
+        if spec.uses_history and history is None:
+            raise HistoryError(f"{role} {spec.name} is personalized: give --likes DIR and --dislikes DIR")
+        missing = spec.missing_requirements()
+        if missing:
+            raise ConfigError(f"{role} {spec.name} needs {', '.join(missing)}" + (f" ({spec.install_hint})" if spec.install_hint else ""))
+    out = []
+    for spec in specs:
+        opts = dict(options.get(spec.name, {}))
+        w = weights.get(spec.name, weights.get("*"))
+        try:
+            scorer = spec.load(weights=w, device=device, **opts)
+        except TypeError as e:
+            raise ConfigError(f"-o {spec.name}.*: {e}") from None
+        for p in _parameters(scorer):
+            p.requires_grad_(False)  # frozen: gradients reach the latent only
+        state = scorer.condition(history if spec.uses_history else None)
+        out.append(LoadedScorer(spec.name, scorer, state, options=opts))
+    return out
+
+
+def _parameters(scorer: Any) -> list[Any]:
+    """Every torch parameter a scorer holds (its modules may sit in attributes or bundles)."""
+    import torch
+
+    seen: dict[int, Any] = {}
+
+    def visit(obj: Any, depth: int) -> None:
+        if depth > 3 or obj is None:
+            return
+        if isinstance(obj, torch.nn.Module):
+            for p in obj.parameters():
+                seen.setdefault(id(p), p)
+            return
+        if isinstance(obj, (str, bytes, int, float, bool, torch.Tensor)):
+            return
+        attrs = getattr(obj, "__dict__", None)
+        if isinstance(attrs, dict):
+            for v in attrs.values():
+                visit(v, depth + 1)
+
+    visit(scorer, 0)
+    return list(seen.values())
+
+
+def scorer_parameters(loaded: Sequence[LoadedScorer]) -> list[Any]:
+    return [p for ls in loaded for p in _parameters(ls.scorer)]
+
+
+def reward_terms(loaded: Sequence[LoadedScorer], prompt: str) -> list[Any]:
+    from prefcli.generate.reno import RewardTerm
+
+    terms = []
+    for ls in loaded:
+        def fn(pixels: Any, _ls: LoadedScorer = ls) -> Any:
+            return call_reward(_ls.scorer, pixels, [prompt] * int(pixels.shape[0]), _ls.state)
+
+        terms.append(RewardTerm(ls.name, ls.weight, OFFSETS.get(ls.name, 0.0), fn, ls.ident()))
+    return terms
+
+
+def judge(loaded: Sequence[LoadedScorer], images: dict[str, Any], prompt: str) -> dict[str, dict[str, float]]:
+    """{judge: {label: score}} for PIL images, each judge with its own conditioned state."""
+    from prefcli.types import Candidate
+
+    out: dict[str, dict[str, float]] = {}
+    labels = list(images)
+    for ls in loaded:
+        cands = [Candidate.from_image(images[k], prompt=prompt) for k in labels]
+        scores = ls.scorer.score(cands, ls.state)
+        out[ls.name] = {k: float(s) for k, s in zip(labels, scores)}
+    return out

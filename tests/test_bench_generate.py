@@ -1,0 +1,72 @@
+"""`prefcli bench generate --limit 2`: the paper's table 4 layout with tiny models, resumable.
+
+Layout and scores checked against hpsv2/evaluation.py (hpsv2 1.2.0), cited per test.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest.importorskip("diffusers")
+
+from typer.testing import CliRunner  # noqa: E402
+
+from prefcli.cli import app  # noqa: E402
+from prefcli.generate import bench  # noqa: E402
+
+
+def test_chunked_mean_is_hpsv2s_style_score():
+    """hpsv2/evaluation.py line 148: [np.mean(res[i:i+80]) for i in range(0, len(res), 80)], then their mean;
+    line 151: the average is the mean over all images."""
+    scores = [float(i % 7) for i in range(200)]  # chunks of 80, 80, 40
+    want = (sum(scores[:80]) / 80 + sum(scores[80:160]) / 80 + sum(scores[160:]) / 40) / 3
+    assert bench.chunked_mean(scores) == pytest.approx(want)
+    assert bench.chunked_mean(scores) != pytest.approx(sum(scores) / 200)
+
+
+def test_bench_generate_limit_2_writes_table4_and_resumes(tmp_path, shared_data):
+    """Images under OUT/<arm>/<style>/<index:05d>.jpg (hpsv2/evaluation.py line 33: f'{idx:05d}.jpg';
+    line 128: one folder per style named as its prompt file), history and sidecars beside them."""
+    out = tmp_path / "b"
+    args = ["bench", "generate", "--prompts", shared_data / "hpsv2_benchmark", "--styles", "anime,photo", "--limit", "2",
+            "--out", out, "--model", "tiny", "--liked-model", "tiny:1", "--weights", "tiny", "--weights", "preftoken=tiny-opposed-cp", "--steps", "3",
+            "--judges", "imagereward", "--device", "cpu", "--format", "json"]
+    res = CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    for arm in ("unguided", "guided"):
+        assert sorted(p.name for p in (out / arm).iterdir()) == ["anime", "photo"]
+        for style in ("anime", "photo"):
+            assert sorted(p.name for p in (out / arm / style).iterdir()) == ["00000.jpg", "00001.jpg"]
+    hist = out / "history" / "anime" / "00001"
+    assert sorted(p.name for p in hist.iterdir()) == [f"{w}-{k}.jpg" for w in ("disliked", "liked") for k in range(3)]
+    side = json.loads((out / "runs" / "photo" / "00001.json").read_text())
+    prompts = json.loads((shared_data / "hpsv2_benchmark" / "photo.json").read_text())
+    assert side["prompt"] == prompts[1] and side["style"] == "photo" and side["index"] == 1 and len(side["history"]) == 3
+    assert side["rewards"][0]["name"] == "preftoken" and side["rewards"][0]["weight"] == 0.75
+    assert [r["style"] for r in doc["rows"]] == ["Animation", "Photo", "Average"]
+    row = doc["rows"][2]
+    assert row["n"] == 4
+    assert set(row) >= {"hpsv2 unguided", "hpsv2 guided", "imagereward unguided", "imagereward guided", "hpsv2 guided se"}
+    # The average is the mean over all images; a style's score is its chunk mean.
+    table = json.loads((out / "table4.json").read_text())
+    all_guided = table["scores"]["hpsv2"]["guided"]["anime"] + table["scores"]["hpsv2"]["guided"]["photo"]
+    assert row["hpsv2 guided"] == pytest.approx(sum(all_guided) / 4)
+    assert (out / "table4.md").read_text().count("|") > 10 and "HPSv2 guided" in (out / "table4.md").read_text()
+    assert doc["counts"] == {"liked": 12, "disliked": 12, "optimized": 4, "kept": 0}
+
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*.jpg")}
+    res = CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["counts"] == {"liked": 0, "disliked": 0, "optimized": 0, "kept": 4}
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*.jpg")} == before
+    assert json.loads(res.stdout)["rows"] == doc["rows"]  # same images, same scores
+
+
+def test_bench_without_generate_is_unchanged():
+    res = CliRunner().invoke(app, ["bench", "--help"])
+    assert res.exit_code == 0 and "--scorers" in res.output and "bench generate" in res.output
+    res = CliRunner().invoke(app, ["bench", "generate", "--help"])
+    assert res.exit_code == 0 and "--liked-model" in res.output and "--scorers" not in res.output
