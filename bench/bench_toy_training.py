@@ -1,42 +1,50 @@
-"""Toy-scale reproduction of the paper's tables on the synthetic taste world, on 2 CPU cores.
+"""Toy-scale reproduction of the paper's tables on a synthetic taste world, on 2 CPU cores.
 
-Trains, for the same number of steps and on the same data,
+One command trains, for the same data,
 
-  (a) population   tiny-cpu-population  history-free: the average taste only
-  (b) base         tiny-cpu-base        history model, L_base
-  (c) + L_CP       tiny-cpu-cp          history model, L_base + L_CP
-  (d) + tokens     tiny-cpu-tokens      history model, L_all, then 10 preference tokens added (stage 2)
-  (d') tokens from the start  tiny-cpu-tokens-from-start  the tokens prepended from the first preference step
+  population   tiny-cpu-population  history-free: the average taste only
+  base         tiny-cpu-base        history model, L_base
+  cp           tiny-cpu-cp          history model, L_base + L_CP
+  tokens       tiny-cpu-tokens      history model, L_all, then 10 preference tokens added (stage 2)
+  tokens-start tiny-cpu-tokens-from-start  the tokens prepended from the first preference step
+  (or any config names / YAML paths with --configs)
 
-then scores every 1-vs-1 test task (N_ref 8) and reports top-1 accuracy on
-seen and unseen test users (group-balanced: the mean of the two taste
-groups' accuracies, since training users are 80/20 between the groups, and
-raw), the seen/unseen gap, the history-swap check (each test user gets the
-history of a user from the other group: a model that reads the history must
-fall far below 0.5), samples/s and peak RSS of each training process — beside
-reference accuracies computed from the world's ground truth on the very same
-tasks:
+each for every training seed of --seeds, then scores every 1-vs-1 test task
+(N_ref 8) and prints one table: top-1 accuracy of seen and unseen test users
+(group-balanced: the mean of the taste groups' accuracies, and raw), the
+history-swap check (each test user gets the history of a user from another
+group: a model that reads the history falls, one that ignores it does not
+move), and the gap fraction
 
-  user utility      the user's own true utility (the best any model can do)
-  group utility     the utility of the user's taste group
-  population        the mean true taste of the training users (what a history-free model can learn)
-  history: Bayes    the Bayes-optimal group from the 8 history pairs (posterior over the
-                    two groups under the world's label model, training prior), then its utility
-  history: logistic a per-user logistic regression on the 8 history pairs' true features
+    gap = (model - population utility) / (Bayes group from the history - population utility)
 
-Each training runs in its own process (so its peak RSS is its own), one after
-another; pass --reuse to evaluate runs that already finished.
+on unseen users: the share of what the history can add that the model gets.
+Beside the models, reference rows from the world's ground truth on the very
+same tasks (prefcli.harness.world): the user's own utility, the group's, the
+training population's mean utility (the best a history-free model can learn),
+the Bayes-optimal group read from the 8 history pairs (the best possible from
+the history) and a per-user logistic fit. With several seeds a summary table
+gives mean ± standard deviation (and min / max) per config.
+
+The world: `--data DS` evaluates on any dataset built from a synthetic world
+(`prefcli data synthetic` + `prefcli data pickapic --source WORLD`, any
+preset, any number of groups); `--world KEY=VALUE ...` builds one from the
+configs' world with knobs changed (cached by content); neither: the configs'
+own world (the `opposed` preset).
+
+Each training runs in its own process (its peak RSS and CPU time are its own);
+`--jobs 2` runs two at once (each with `--threads` torch threads). `--reuse`
+evaluates runs that already finished.
 
     .venv/bin/python bench/bench_toy_training.py --out runs/toy-bench
-    .venv/bin/python bench/bench_toy_training.py --out runs/toy-bench --reuse --markdown docs/toy-results-table.md
+    .venv/bin/python bench/bench_toy_training.py --out runs/toy-default --world preset=default n_groups=4 world_seed=7 user_seed=7 --only population,cp --seeds 0,1,2
+    .venv/bin/python bench/bench_toy_training.py --out runs/toy-x --data path/to/dataset --configs tiny-cpu-population,tiny-cpu-swap
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
-import math
 import os
 import resource
 import subprocess
@@ -44,17 +52,18 @@ import sys
 import time
 from pathlib import Path
 
-RUNS = [
-    ("population", "tiny-cpu-population"),
-    ("base", "tiny-cpu-base"),
-    ("+ L_CP", "tiny-cpu-cp"),
-    ("+ tokens", "tiny-cpu-tokens"),
-    ("+ tokens from the start", "tiny-cpu-tokens-from-start"),
-]
+RUNS = {
+    "population": ("population", "tiny-cpu-population"),
+    "base": ("base", "tiny-cpu-base"),
+    "cp": ("+ L_CP", "tiny-cpu-cp"),
+    "tokens": ("+ tokens", "tiny-cpu-tokens"),
+    "tokens-start": ("+ tokens from the start", "tiny-cpu-tokens-from-start"),
+}
+DEFAULT_ONLY = "population,base,cp,tokens,tokens-start"
 
 
-def _overrides(args: argparse.Namespace, config: str) -> dict:
-    """Same steps for every model: the history models' stages, the population's one stage = their sum."""
+def _overrides(args: argparse.Namespace, config: str, seed: int | None) -> dict:
+    """Optional step changes (the history models' last stage; the population's one stage = their sum) and the seed."""
     from prefcli.train.config import load_config
 
     cfg = load_config(config)
@@ -66,11 +75,11 @@ def _overrides(args: argparse.Namespace, config: str) -> dict:
             stages[-1]["steps"] = args.main_steps
     if args.warmup_steps is not None and len(stages) > 1:
         stages[0]["steps"] = args.warmup_steps
-    run = {"eval_every": args.eval_every, "checkpoint_every": 0, "log_every": 50}
+    run = {"eval_every": args.eval_every, "checkpoint_every": 0, "log_every": 50, "num_threads": args.threads}
     out = {"stages": stages, "run": run}
-    if args.seed is not None:  # another training seed (init, batches, tokens); the data stay the same
-        run["seed"] = args.seed
-        out["model"] = {"seed": args.seed}
+    if seed is not None:  # another training seed (init, batches, tokens); the data stay the same
+        run["seed"] = seed
+        out["model"] = {"seed": seed}
     return out
 
 
@@ -88,179 +97,90 @@ def train_child(args: argparse.Namespace) -> None:
     from prefcli.train.loop import train
 
     torch.set_num_threads(args.threads)
-    cfg = load_config(args.child_config, _overrides(args, args.child_config))
+    cfg = load_config(args.child_config, _overrides(args, args.child_config, args.child_seed))
     t = time.perf_counter()
     res = train(cfg, data=args.data, out=args.run_dir, progress=False, log=lambda s: print(s, flush=True))
-    rec = {"config": cfg.name, "steps": res.steps, "seconds": round(time.perf_counter() - t, 1),
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    rec = {"config": cfg.name, "seed": cfg.run.seed, "steps": res.steps, "seconds": round(time.perf_counter() - t, 1),
+           "cpu_s": round(ru.ru_utime + ru.ru_stime, 1), "threads": args.threads,
            "pairs_per_s": round(res.samples_per_s, 1), "final_val_acc": res.final_val_acc,
-           "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+           "peak_rss_mb": round(ru.ru_maxrss / 1024, 1),
            "stages": [{"name": s.name, "steps": s.steps, "history": s.history, "loss_base": s.loss_base,
-                       "loss_cp": s.loss_cp, "add_tokens": s.add_tokens} for s in cfg.stages]}
+                       "loss_cp": s.loss_cp, "loss_swap": s.loss_swap, "add_tokens": s.add_tokens} for s in cfg.stages]}
     Path(args.run_dir, "bench_train.json").write_text(json.dumps(rec, indent=2))
-
-
-# ---------------------------------------------------------------------------
-# ground truth
-
-
-def image_uid_map(world_dir: Path) -> dict[str, str]:
-    """Dataset image id (sha256 of the stored bytes) -> the world's image uid."""
-    import pyarrow.parquet as pq
-
-    out: dict[str, str] = {}
-    for shard in sorted(world_dir.glob("shard-*.parquet")):
-        t = pq.read_table(shard, columns=["image_0_uid", "image_1_uid", "jpg_0", "jpg_1"]).to_pydict()
-        for k in (0, 1):
-            for uid, data in zip(t[f"image_{k}_uid"], t[f"jpg_{k}"]):
-                out.setdefault(hashlib.sha256(data).hexdigest(), uid)
-    return out
-
-
-def _sigmoid(x: float) -> float:
-    return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
-
-
-class References:
-    def __init__(self, world_dir: Path, ds) -> None:
-        import numpy as np
-
-        from prefcli.data.synthetic import load_truth
-
-        self.np = np
-        self.truth = load_truth(world_dir)
-        self.uid = image_uid_map(world_dir)
-        self.T = self.truth.config.temperature
-        train_users = [int(u) for u in ds.users("train")]
-        W = np.stack([self.truth.user_weights[u] for u in train_users])
-        self.pop_w = W.mean(0)
-        groups = [self.truth.user_group[u] for u in train_users]
-        self.prior = np.bincount(groups, minlength=len(self.truth.group_weights)) / len(groups)
-
-    def phi(self, image_id: str):
-        return self.truth.features(self.uid[image_id])
-
-    def group(self, user_id: str) -> int:
-        return self.truth.user_group[int(user_id)]
-
-    def _pick(self, w, task) -> bool:
-        s = [float(w @ self.phi(c)) for c in task.candidates]
-        return all(s[task.liked_index] > x for j, x in enumerate(s) if j != task.liked_index)
-
-    def user(self, task) -> bool:
-        return self._pick(self.truth.user_weights[int(task.user_id)], task)
-
-    def group_util(self, task) -> bool:
-        return self._pick(self.truth.group_weights[self.group(task.user_id)], task)
-
-    def population(self, task) -> bool:
-        return self._pick(self.pop_w, task)
-
-    def bayes(self, task) -> bool:
-        """Posterior over groups from the history pairs (group utility as the label model), training prior."""
-        np = self.np
-        logp = np.log(self.prior + 1e-12)
-        for g, w in enumerate(self.truth.group_weights):
-            for hp in task.history:
-                d = float(w @ (self.phi(hp.liked) - self.phi(hp.disliked))) / self.T
-                logp[g] += math.log(max(_sigmoid(d), 1e-12))
-        post = np.exp(logp - logp.max())
-        post /= post.sum()
-        w = (post[:, None] * self.truth.group_weights).sum(0)
-        return self._pick(w, task)
-
-    def logistic(self, task) -> bool:
-        from sklearn.linear_model import LogisticRegression
-
-        np = self.np
-        X, y = [], []
-        for hp in task.history:
-            d = self.phi(hp.liked) - self.phi(hp.disliked)
-            X += [d, -d]
-            y += [1, 0]
-        clf = LogisticRegression(C=1.0, fit_intercept=False).fit(np.asarray(X), np.asarray(y))
-        return self._pick(clf.coef_[0], task)
 
 
 # ---------------------------------------------------------------------------
 # evaluation
 
 
-def balanced(hits: list[bool], groups: list[int]) -> float:
-    by: dict[int, list[bool]] = {}
-    for h, g in zip(hits, groups):
-        by.setdefault(g, []).append(h)
-    return sum(sum(v) / len(v) for v in by.values()) / len(by) if by else float("nan")
-
-
-def swap_histories(tasks, groups: list[int]) -> list:
-    """For each task, the history of a task of a user in another group (deterministic round robin)."""
-    donors: dict[int, list] = {}
-    for t, g in zip(tasks, groups):
-        donors.setdefault(g, []).append(t)
-    out, used = [], {g: 0 for g in donors}
-    for t, g in zip(tasks, groups):
-        others = sorted(k for k in donors if k != g)
-        d = others[used[g] % len(others)] if others else g
-        pool = donors[d]
-        out.append(pool[used[g] % len(pool)].history)
-        used[g] += 1
-    return out
-
-
-def evaluate_model(model_dir: Path, ds, tasks, groups, history: bool, threads: int) -> dict:
+def evaluate_model(model_dir: Path, ds, tasks, swapped, history: bool, threads: int) -> dict:
+    """Top-1 hits with the task's own history and with the swapped one (batched scoring)."""
     import torch
 
+    from prefcli.harness.world import hit
     from prefcli.train.checkpoint import load_checkpoint
     from prefcli.train.data import PixelStore
-    from prefcli.train.loop import score_tasks, top1_correct
+    from prefcli.train.loop import score_tasks
 
     torch.set_num_threads(threads)
     vlm = load_checkpoint(model_dir)
     store = PixelStore(ds, vlm.preprocess, 256)
+    t0 = time.perf_counter()
     scores = score_tasks(vlm, tasks, store, history=history)
-    hits = [top1_correct(s, t.liked_index) for s, t in zip(scores, tasks)]
-    swapped = swap_histories(tasks, groups)
+    hits = [hit(s, t.liked_index) for s, t in zip(scores, tasks)]
     if history:
-        sw = score_tasks(vlm, tasks, store, history=True, history_of=lambda i: swapped[i])
-        swap_hits = [top1_correct(s, t.liked_index) for s, t in zip(sw, tasks)]
+        sw = score_tasks(vlm, tasks, store, history=True, history_of=lambda i: tasks[swapped[i]].history)
+        swap_hits = [hit(s, t.liked_index) for s, t in zip(sw, tasks)]
     else:
-        swap_hits = hits  # a history-free model cannot see a swap
-    return {"hits": hits, "swap_hits": swap_hits}
+        swap_hits = None  # a history-free model cannot see a swap
+    return {"hits": hits, "swap_hits": swap_hits, "eval_s": round(time.perf_counter() - t0, 1)}
 
 
-def summarize(name: str, hits, swap_hits, tasks, groups) -> dict:
-    seen = [i for i, t in enumerate(tasks) if t.seen]
-    unseen = [i for i, t in enumerate(tasks) if not t.seen]
+def row_of(name: str, rep_model: dict, rep_swap: dict | None, gap: dict | None) -> dict:
+    def g(rep, split, key="balanced"):
+        return rep.get(split, {}).get(key) if rep else None
 
-    def b(idx, h):
-        return balanced([h[i] for i in idx], [groups[i] for i in idx])
+    return {"model": name, "seen": g(rep_model, "seen"), "unseen": g(rep_model, "unseen"),
+            "unseen_raw": g(rep_model, "unseen", "raw"), "swap_unseen": g(rep_swap, "unseen"),
+            "gap_frac_unseen": (gap or {}).get("unseen"), "gap_frac_seen": (gap or {}).get("seen")}
 
-    def raw(idx, h):
-        return sum(h[i] for i in idx) / len(idx) if idx else float("nan")
 
-    row = {"model": name, "seen": b(seen, hits), "unseen": b(unseen, hits)}
-    row["gap"] = row["seen"] - row["unseen"]
-    row["unseen_raw"] = raw(unseen, hits)
-    row["swap_unseen"] = b(unseen, swap_hits)
-    return row
+def _world_overrides(items: list[str]) -> dict:
+    out: dict = {}
+    for it in items or []:
+        if "=" not in it:
+            raise SystemExit(f"--world: expected KEY=VALUE, got {it!r}")
+        k, v = it.split("=", 1)
+        try:
+            out[k] = json.loads(v)
+        except json.JSONDecodeError:
+            out[k] = v
+    return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=Path("runs/toy-bench"))
+    ap.add_argument("--data", default=None, help="a dataset built from a synthetic world (default: the configs' world)")
+    ap.add_argument("--world", nargs="*", default=None, metavar="KEY=VALUE",
+                    help="build the configs' world with these knobs changed (e.g. preset=default n_groups=4 world_seed=7)")
     ap.add_argument("--main-steps", type=int, default=None, help="steps of each config's last stage (default: the configs')")
-    ap.add_argument("--warmup-steps", type=int, default=None, help="steps of the history-free warm-up (default: the configs')")
+    ap.add_argument("--warmup-steps", type=int, default=None, help="steps of the first stage (default: the configs')")
     ap.add_argument("--eval-every", type=int, default=500)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--seed", type=int, default=None, help="training seed for every model (default: the configs', 0)")
-    ap.add_argument("--only", default=None, help="comma-separated subset of: population,base,cp,tokens,tokens-start")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads per training and for scoring")
+    ap.add_argument("--jobs", type=int, default=1, help="trainings run at once")
+    ap.add_argument("--seed", type=int, default=None, help="one training seed for every model (default: the configs', 0)")
+    ap.add_argument("--seeds", default=None, help="comma-separated training seeds: every config is trained once per seed")
+    ap.add_argument("--only", default=None, help=f"comma-separated subset of: {','.join(RUNS)} (default: all)")
+    ap.add_argument("--configs", default=None, help="comma-separated config names or YAML paths (instead of --only)")
     ap.add_argument("--reuse", action="store_true", help="do not retrain runs whose model/ exists")
-    ap.add_argument("--markdown", type=Path, default=None, help="also write the table to this file")
+    ap.add_argument("--markdown", type=Path, default=None, help="also write the tables to this file")
     ap.add_argument("--ship", action="store_true",
-                    help="copy the population, cp and tokens models into prefcli/train/pretrained/tiny-opposed-* with their results")
+                    help="copy the population, base, cp and tokens models into prefcli/train/pretrained/tiny-opposed-* with their results")
     ap.add_argument("--child-config", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--child-seed", type=int, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--run-dir", default=None, help=argparse.SUPPRESS)
-    ap.add_argument("--data", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child_config:
         train_child(args)
@@ -269,80 +189,156 @@ def main() -> None:
     import torch
 
     from prefcli.data.dataset import Dataset
+    from prefcli.harness.world import World, find_world, swap_donors, world_report
     from prefcli.train.config import load_config
     from prefcli.train.data import load_eval_tasks
     from prefcli.train.loop import synthetic_dataset
 
     torch.set_num_threads(args.threads)
     base = load_config("tiny-cpu-base")
-    ds_path = synthetic_dataset(base.data.world, base.data.world_build, root=args.out / "data")
-    world_dir = ds_path.parent / "world"
+    if args.data:
+        ds_path = Path(args.data)
+    else:
+        w = dict(base.data.world)
+        w.update(_world_overrides(args.world))
+        ds_path = synthetic_dataset(w, base.data.world_build, root=args.out / "data")
     ds = Dataset.open(ds_path)
-    keys = {"population": 0, "base": 1, "cp": 2, "tokens": 3, "tokens-start": 4}
-    runs = RUNS if not args.only else [RUNS[keys[k]] for k in args.only.split(",")]
+    world_dir = find_world(ds)
+    if world_dir is None:
+        raise SystemExit(f"{ds_path}: not built from a synthetic world (no world.json next to it or at its source)")
 
+    if args.configs:
+        runs = [(Path(c).stem if c.endswith((".yaml", ".yml", ".toml")) else c, c) for c in args.configs.split(",")]
+    else:
+        keys = (args.only or DEFAULT_ONLY).split(",")
+        bad = [k for k in keys if k not in RUNS]
+        if bad:
+            raise SystemExit(f"--only: unknown {', '.join(bad)}; choose from {', '.join(RUNS)}")
+        runs = [RUNS[k] for k in keys]
+    seeds: list[int | None] = [int(x) for x in args.seeds.split(",")] if args.seeds else [args.seed]
+
+    def run_dir_of(config: str, seed: int | None) -> Path:
+        name = Path(config).stem if config.endswith((".yaml", ".yml", ".toml")) else config
+        return args.out / (name if seed is None else f"{name}-seed{seed}")
+
+    todo = []
     for label, config in runs:
-        run_dir = args.out / config
-        if args.reuse and (run_dir / "model").is_dir() and (run_dir / "bench_train.json").is_file():
-            continue
-        if run_dir.exists():
-            import shutil
+        for seed in seeds:
+            rd = run_dir_of(config, seed)
+            if args.reuse and (rd / "model").is_dir() and (rd / "bench_train.json").is_file():
+                continue
+            if rd.exists():
+                import shutil
 
-            shutil.rmtree(run_dir)
-        cmd = [sys.executable, __file__, "--child-config", config, "--run-dir", str(run_dir), "--data", str(ds_path),
-               "--eval-every", str(args.eval_every), "--threads", str(args.threads)]
-        if args.main_steps is not None:
-            cmd += ["--main-steps", str(args.main_steps)]
-        if args.warmup_steps is not None:
-            cmd += ["--warmup-steps", str(args.warmup_steps)]
-        if args.seed is not None:
-            cmd += ["--seed", str(args.seed)]
-        print(f"== training {label} ({config})", flush=True)
-        subprocess.run(cmd, check=True)
+                shutil.rmtree(rd)
+            cmd = [sys.executable, __file__, "--child-config", config, "--run-dir", str(rd), "--data", str(ds_path),
+                   "--eval-every", str(args.eval_every), "--threads", str(args.threads)]
+            if args.main_steps is not None:
+                cmd += ["--main-steps", str(args.main_steps)]
+            if args.warmup_steps is not None:
+                cmd += ["--warmup-steps", str(args.warmup_steps)]
+            if seed is not None:
+                cmd += ["--child-seed", str(seed)]
+            todo.append((f"{label} ({config}) seed {seed if seed is not None else 'config'}", cmd, rd))
+    running: list = []
+    while todo or running:
+        while todo and len(running) < max(1, args.jobs):
+            what, cmd, rd = todo.pop(0)
+            rd.mkdir(parents=True, exist_ok=True)
+            print(f"== training {what}", flush=True)
+            log = open(rd.parent / f"{rd.name}.log", "w")
+            running.append((what, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT), log))
+        time.sleep(2)
+        for item in list(running):
+            what, proc, log = item
+            if proc.poll() is not None:
+                log.close()
+                running.remove(item)
+                if proc.returncode:
+                    raise SystemExit(f"training {what} failed (exit {proc.returncode}); see {log.name}")
+                print(f"== done {what}", flush=True)
 
     tasks = load_eval_tasks(ds, "test", n_ref=8)
-    refs = References(world_dir, ds)
-    groups = [refs.group(t.user_id) for t in tasks]
+    world = World(world_dir, ds.users("train"))
+    groups = [world.group(t.user_id) for t in tasks]
+    swapped = swap_donors(tasks, groups)
+    ref_rep = world_report(world, tasks)
     rows = []
-    for label, fn in (("ref: user utility", refs.user), ("ref: group utility", refs.group_util),
-                      ("ref: population utility", refs.population), ("ref: history, Bayes group", refs.bayes),
-                      ("ref: history, logistic fit", refs.logistic)):
-        h = [fn(t) for t in tasks]
-        rows.append(summarize(label, h, h, tasks, groups))
+    for name, rep in ref_rep["references"].items():
+        rows.append(row_of(f"ref: {name}", rep, None, None))
+    pop_ref = ref_rep["references"]["population utility"]
+    best_ref = ref_rep["references"]["history: Bayes group"]
     for label, config in runs:
-        run_dir = args.out / config
-        info = json.loads((run_dir / "bench_train.json").read_text())
-        history = any(s["history"] for s in info["stages"])
-        ev = evaluate_model(run_dir / "model", ds, tasks, groups, history, args.threads)
-        row = summarize(f"{label} ({config})", ev["hits"], ev["swap_hits"], tasks, groups)
-        if not history:
-            row["swap_unseen"] = None
-        row.update(steps=info["steps"], pairs_per_s=info["pairs_per_s"], train_s=info["seconds"],
-                   peak_rss_mb=info["peak_rss_mb"])
-        rows.append(row)
+        for seed in seeds:
+            rd = run_dir_of(config, seed)
+            info = json.loads((rd / "bench_train.json").read_text())
+            history = any(s["history"] for s in info["stages"])
+            ev = evaluate_model(rd / "model", ds, tasks, swapped, history, args.threads)
+            rep = world_report(world, tasks, ev["hits"], ev["swap_hits"], references=False)
+            from prefcli.harness.world import gap_fraction
 
-    seen_t = [t for t in tasks if t.seen]
-    unseen_t = [t for t in tasks if not t.seen]
-    count = lambda ts, g: sum(1 for t in ts if refs.group(t.user_id) == g)  # noqa: E731
+            gap = {s: gap_fraction(rep["model"][s]["balanced"], pop_ref[s]["balanced"], best_ref[s]["balanced"])
+                   for s in rep["model"] if s in pop_ref}
+            row = row_of(f"{label} ({config})", rep["model"], rep.get("swap"), gap)
+            row.update(config=config, seed=info.get("seed"), steps=info["steps"], train_s=info["seconds"],
+                       cpu_s=info.get("cpu_s"), pairs_per_s=info["pairs_per_s"], peak_rss_mb=info["peak_rss_mb"],
+                       eval_s=ev["eval_s"])
+            rows.append(row)
+
     meta = {
-        "dataset": str(ds_path), "test_tasks": len(tasks),
-        "seen_tasks": len(seen_t), "unseen_tasks": len(unseen_t),
-        "unseen_tasks_by_group": [count(unseen_t, 0), count(unseen_t, 1)],
-        "seen_tasks_by_group": [count(seen_t, 0), count(seen_t, 1)],
-        "unseen_users": len({t.user_id for t in unseen_t}), "seen_users": len({t.user_id for t in seen_t}),
+        "dataset": str(ds_path), "world": world.describe(), "test_tasks": len(tasks),
+        "seen_tasks": sum(1 for t in tasks if t.seen), "unseen_tasks": sum(1 for t in tasks if not t.seen),
+        "unseen_tasks_by_group": [sum(1 for t, g in zip(tasks, groups) if not t.seen and g == k) for k in range(world.n_groups)],
+        "unseen_users": len({t.user_id for t in tasks if not t.seen}), "seen_users": len({t.user_id for t in tasks if t.seen}),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
     }
-    (args.out / "results.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
-    cols = ["model", "seen", "unseen", "gap", "unseen_raw", "swap_unseen", "steps", "pairs_per_s", "train_s", "peak_rss_mb"]
+    summary = summarize_seeds([r for r in rows if "config" in r])
+    (args.out / "results.json").write_text(json.dumps({"meta": meta, "rows": rows, "summary": summary}, indent=2))
+    cols = ["model", "seed", "seen", "unseen", "unseen_raw", "swap_unseen", "gap_frac_unseen", "steps", "train_s",
+            "cpu_s", "peak_rss_mb"]
     from prefcli.output import to_markdown
 
     md = to_markdown(rows, cols, digits=3)
     print(json.dumps(meta, indent=2))
     print(md)
+    md_sum = ""
+    if len(seeds) > 1:
+        md_sum = to_markdown(summary, ["config", "n", "unseen", "unseen_min", "unseen_max", "swap_unseen",
+                                       "gap_frac_unseen", "gap_min", "gap_max", "cpu_s"], digits=3)
+        print()
+        print(md_sum)
     if args.markdown:
-        args.markdown.write_text(md)
+        args.markdown.write_text(md + ("\n\n" + md_sum if md_sum else ""))
     if args.ship:
-        ship(args, runs, rows, meta, base)
+        ship(args, runs, rows, meta, base, run_dir_of, seeds[0])
+
+
+def summarize_seeds(rows: list[dict]) -> list[dict]:
+    """Mean ± standard deviation over seeds per config (unseen, swap, gap fraction)."""
+    import numpy as np
+
+    out = []
+    for config in dict.fromkeys(r["config"] for r in rows):
+        rs = [r for r in rows if r["config"] == config]
+
+        def ms(key):
+            v = [r[key] for r in rs if r.get(key) is not None]
+            if not v:
+                return None, None, None, None
+            return float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else 0.0, min(v), max(v)
+
+        u, us, umin, umax = ms("unseen")
+        s, ss, _, _ = ms("swap_unseen")
+        g, gs, gmin, gmax = ms("gap_frac_unseen")
+        c, _, _, _ = ms("cpu_s")
+
+        def pm(m, sd):
+            return None if m is None else f"{m:.3f} ± {sd:.3f}"
+
+        out.append({"config": config, "n": len(rs), "unseen": pm(u, us), "unseen_min": umin, "unseen_max": umax,
+                    "swap_unseen": pm(s, ss), "gap_frac_unseen": pm(g, gs), "gap_min": gmin, "gap_max": gmax,
+                    "cpu_s": c})
+    return out
 
 
 SHIP_NAMES = {"tiny-cpu-population": "tiny-opposed-population", "tiny-cpu-base": "tiny-opposed-base",
@@ -353,7 +349,7 @@ SHIP_NAMES = {"tiny-cpu-population": "tiny-opposed-population", "tiny-cpu-base":
 SHIPPED = ("tiny-cpu-population", "tiny-cpu-base", "tiny-cpu-cp", "tiny-cpu-tokens")  # the baseline, ViPer*-style base loss (which did not learn here), and the models that learned
 
 
-def ship(args: argparse.Namespace, runs, rows, meta, base_cfg) -> None:
+def ship(args: argparse.Namespace, runs, rows, meta, base_cfg, run_dir_of, seed) -> None:
     """Copy each trained model folder into the package, with what trained it and what it reached."""
     import shutil
 
@@ -367,14 +363,14 @@ def ship(args: argparse.Namespace, runs, rows, meta, base_cfg) -> None:
         dest = pretrained.ROOT / SHIP_NAMES[config]
         if dest.exists():
             shutil.rmtree(dest)
-        shutil.copytree(args.out / config / "model", dest)
-        info = json.loads((args.out / config / "bench_train.json").read_text())
+        shutil.copytree(run_dir_of(config, seed) / "model", dest)
+        info = json.loads((run_dir_of(config, seed) / "bench_train.json").read_text())
         row = by_model[f"{label} ({config})"]
         results = {
             "name": dest.name, "config": config, "trained_with": info,
-            "world": base_cfg.data.world, "world_build": base_cfg.data.world_build,
+            "world": meta["world"], "dataset": meta["dataset"],
             "history_free": not any(s["history"] for s in info["stages"]),
-            "test_1v1_top1": {k: row[k] for k in ("seen", "unseen", "gap", "unseen_raw", "swap_unseen")},
+            "test_1v1_top1": {k: row[k] for k in ("seen", "unseen", "unseen_raw", "swap_unseen", "gap_frac_unseen")},
             "references": {k: {"seen": v["seen"], "unseen": v["unseen"]} for k, v in refs.items()},
             "meta": meta,
             "note": "accuracies are group-balanced (mean of the two taste groups) on the test tasks; see docs/toy-results.md",

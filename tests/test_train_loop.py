@@ -212,3 +212,76 @@ def test_train_finds_the_world_a_cli_built_dataset_came_from(tmp_path, config_fi
                             "--max-steps", "1", "--no-progress", "--format", "json"])
     assert r.exit_code == 0, r.output
     assert (out / "checkpoints" / "step-00000001" / "trainer_state.json").is_file()
+
+
+def test_same_seed_same_machine_same_threads_gives_the_same_model_bit_for_bit(tmp_path, dataset_dir, config_file):
+    """Two trainings of one config, dataset and seed (one torch thread) end with identical weights and logs."""
+    from safetensors.torch import load_file
+
+    from prefcli.train.loop import train
+
+    runs = []
+    for k in range(2):
+        cfg = load_config(config_file, {"run": {"num_threads": 1}})
+        train(cfg, data=dataset_dir, out=tmp_path / f"r{k}", progress=False)
+        runs.append(tmp_path / f"r{k}")
+    a, b = (load_file(str(r / "model" / "model.safetensors")) for r in runs)
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a), [k for k in a if not torch.equal(a[k], b[k])]
+    ta, tb = (load_file(str(r / "model" / "pref_tokens.safetensors")) for r in runs)
+    assert all(torch.equal(ta[k], tb[k]) for k in ta)
+    losses = [[l for l in (r / "metrics.jsonl").read_text().splitlines() if '"loss"' in l] for r in runs]
+    strip = lambda ls: [{k: v for k, v in json.loads(l).items() if k not in ("pairs_per_s", "elapsed_s")} for l in ls]  # noqa: E731
+    assert strip(losses[0]) == strip(losses[1])
+
+
+def test_validation_reports_balanced_accuracy_and_the_history_swap(tmp_path, dataset_dir, config_file):
+    from prefcli.train.loop import train
+
+    cfg = load_config(config_file, {"run": {"num_threads": 1}})
+    train(cfg, data=dataset_dir, out=tmp_path / "v", progress=False)
+    vals = [json.loads(l) for l in (tmp_path / "v" / "metrics.jsonl").read_text().splitlines() if "val_acc" in l]
+    assert vals and all({"val_acc", "val_balanced", "val_swap", "val_swap_balanced", "val_tasks"} <= v.keys() for v in vals)
+    assert all(0 <= v["val_balanced"] <= 1 and 0 <= v["val_swap_balanced"] <= 1 for v in vals)
+    # train_config.json says what was trained on: the dataset given and its world, not the config's world
+    rec = json.loads((tmp_path / "v" / "train_config.json").read_text())
+    assert rec["_dataset"] == str(dataset_dir) and rec["data"]["dataset"] == str(dataset_dir)
+    assert rec["data"]["world"] is None
+    assert rec["_world"]["world_seed"] == WORLD["world_seed"] and rec["_world"]["n_users"] == WORLD["n_users"]
+    assert rec["_dataset_info"]
+
+
+def test_history_free_validation_has_no_swap(tmp_path, dataset_dir):
+    from prefcli.train.loop import train
+
+    cfg = load_config("tiny-cpu-population", {
+        "model": {"tiny": {"latents": 1, "text_layers": 1, "vision_layers": 1}},
+        "data": {"n_ref": 4, "val_max_tasks": 8, "pixel_cache_mb": 16},
+        "run": {"per_device_batch": 2, "log_every": 1, "eval_every": 0, "checkpoint_every": 0, "num_threads": 1},
+        "stages": [{"name": "population", "steps": 2, "history": False, "loss_cp": False, "train_base": True,
+                    "train_lora": False}]})
+    train(cfg, data=dataset_dir, out=tmp_path / "p", progress=False)
+    vals = [json.loads(l) for l in (tmp_path / "p" / "metrics.jsonl").read_text().splitlines() if "val_acc" in l]
+    assert vals and "val_balanced" in vals[-1] and "val_swap" not in vals[-1]
+
+
+def test_swap_term_trains_and_is_logged(tmp_path, dataset_dir, config_file):
+    """The toy history-sensitivity term (loss_swap) adds a logged term; runs without it draw the same samples."""
+    from prefcli.data.dataset import Dataset
+    from prefcli.train.data import TrainSampler
+    from prefcli.train.loop import train
+
+    ds = Dataset.open(dataset_dir)
+    s = TrainSampler(ds.pairs_by_user("train"), 4, seed=1)
+    plain, swapped = s.batch(3, 0, 0, 5), s.batch(3, 0, 0, 5, swap=True)
+    assert [(x.liked, x.items) for x in plain] == [(x.liked, x.items) for x in swapped]
+    for x in swapped:
+        imgs = [it.image for it in x.swap_items]
+        assert len(imgs) == 8 and x.liked not in imgs and x.disliked not in imgs
+    cfg = load_config(config_file, {"run": {"num_threads": 1}, "stages": [
+        {"name": "main", "steps": 2, "loss_swap": 1.0, "train_base": True, "train_lora": False}]})
+    train(cfg, data=dataset_dir, out=tmp_path / "s", progress=False)
+    logs = [json.loads(l) for l in (tmp_path / "s" / "metrics.jsonl").read_text().splitlines() if '"loss"' in l]
+    assert all("loss_swap" in l and l["loss"] > l["loss_swap"] for l in logs)
+    with pytest.raises(Exception, match="loss_swap"):
+        load_config(config_file, {"stages": [{"name": "m", "history": False, "loss_swap": 1.0, "train_base": True}]})

@@ -61,6 +61,7 @@ def eval_command(
     bootstrap: BootOpt = 1000,
     limit: LimitOpt = None,
     progress: ProgressOpt = True,
+    no_world: Annotated[bool, typer.Option("--no-world", help="On a synthetic world, skip the group-balanced accuracy, history swap and ground-truth references.")] = False,
 ) -> None:
     """Evaluate one scorer on a dataset's materialized tasks and report top-k accuracy.
 
@@ -72,7 +73,16 @@ def eval_command(
     independent unit; `--seed` fixes it).
 
     Scores are cached on disk per (scorer, weights, image, prompt, history),
-    so a rerun or an interrupted run picks up where it stopped. Under
+    so a rerun or an interrupted run picks up where it stopped.
+
+    On a dataset built from a synthetic world (`prefcli data synthetic`), a
+    second table reports group-balanced top-1 (the mean of the taste groups'
+    accuracies), the history swap (every task scored again with the history
+    of a user from another group: a model that reads the history falls), the
+    world's ground-truth references on the same tasks (user, group and
+    population utility; the Bayes-optimal group from the history pairs; a
+    logistic fit) and the share of the achievable gap the model closes,
+    (model − population) / (Bayes from the history − population). Under
     `accelerate launch` the tasks are split across processes.
 
     Examples:
@@ -85,6 +95,7 @@ def eval_command(
     """
     from prefcli.harness import evaluate as ev
     from prefcli.harness import results, source, tables
+    from prefcli.harness import world as world_mod
     from prefcli.harness.runner import ScorerHandle, is_main_process, process_device, resolve_device
 
     from prefcli import plugins
@@ -100,6 +111,20 @@ def eval_command(
         handle, tasks, cache=cache, batch_size=batch_size, n_boot=bootstrap, seed=seed, progress=progress,
         split=split, protocol=protocol.value, n_ref=n_ref,
     )  # fmt: skip
+    world_rep = None
+    world_dir = world_mod.find_world(ds)
+    if world_dir is not None and not no_world:
+        world = world_mod.World(world_dir, ds.users("train") if hasattr(ds, "users") else None)
+        if all(world.knows(r["user_id"]) for r in records):
+            world_rep = world_mod.evaluate_on_world(handle, tasks, records, world, cache=cache, batch_size=batch_size,
+                                                    progress=progress)
+            run["world"] = world_rep
+    if handle.loaded and not world_mod.scorer_reads_history(handle):
+        # A history-free model under a history scorer (a population checkpoint): it read no pairs.
+        run["n_ref"] = None
+        run["reads_history"] = False
+        for r in records:
+            r["n_ref"] = None
     if cache is not None:
         cache.close()
     if not is_main_process():
@@ -122,3 +147,5 @@ def eval_command(
         sys.stdout.write(to_json(results.clean_nan({"provenance": prov, "run": run})) + "\n")
     else:
         tables.eval_table(run).print(fmt.value)
+        if world_rep is not None:
+            world_mod.world_table(world_rep, handle.name).print(fmt.value)

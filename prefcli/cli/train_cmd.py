@@ -53,6 +53,7 @@ def train_command(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Build the full-size architecture on the meta device (offline, no weights) and print parameter counts and a GPU memory estimate.")] = False,
     list_configs: Annotated[bool, typer.Option("--list", help="List the shipped configs and exit.")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar on stderr.")] = True,
+    threads: Annotated[Optional[int], typer.Option("--threads", min=1, help="Torch CPU threads (overrides run.num_threads; the same seed, data and thread count give the same model bit for bit).")] = None,
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Train a preference model (preference tokens, ViPer*, ablations, tiny toy models) from a config.
@@ -89,7 +90,7 @@ def train_command(
             rows.append({"config": name, "steps": c.total_steps, "description": c.description})
         output.emit(rows, fmt.value, columns=["config", "steps", "description"], title="shipped configs")
         return
-    cfg = load_config(config)
+    cfg = load_config(config, {"run": {"num_threads": threads}} if threads else None)
     if dry_run:
         from prefcli.train.dryrun import dry_run as run_dry
 

@@ -828,6 +828,21 @@ def load_truth(out_dir: str | os.PathLike) -> Truth:
     )
 
 
+def dataset_image_uids(out_dir: str | os.PathLike) -> dict[str, str]:
+    """Dataset image id (sha256 of the stored PNG bytes, what the builder keys images by) -> world image uid."""
+    import hashlib
+
+    import pyarrow.parquet as pq
+
+    out: dict[str, str] = {}
+    for shard in sorted(Path(out_dir).glob("shard-*.parquet")):
+        t = pq.read_table(shard, columns=["image_0_uid", "image_1_uid", "jpg_0", "jpg_1"]).to_pydict()
+        for k in (0, 1):
+            for uid, data in zip(t[f"image_{k}_uid"], t[f"jpg_{k}"]):
+                out.setdefault(hashlib.sha256(data).hexdigest(), uid)
+    return out
+
+
 # ---------------------------------------------------------------- one user as folders
 
 

@@ -51,6 +51,7 @@ class ModelConfig:
     gradient_checkpointing: bool = False
     seed: int = 0
     tiny: dict = field(default_factory=dict)  # TinySize fields (tiny base only)
+    init_from: Optional[str] = None  # start from these weights (a model/run folder or a shipped tiny model; same spec)
 
 
 @dataclass
@@ -97,6 +98,7 @@ class StageConfig:
     history: bool = True  # False: history-free (the population model, or a warm-up)
     loss_base: bool = True  # L_base
     loss_cp: bool = True  # L_CP = L+ + L-
+    loss_swap: float = 0.0  # toy-only history-sensitivity term's weight (prefcli/train/toy_losses.py); 0 = the paper's
     add_tokens: bool = False  # attach the preference tokens at the start of this stage
     train_base: bool = False  # every base weight (tiny models trained from scratch)
     train_lora: bool = True
@@ -422,6 +424,10 @@ def validate(cfg: TrainConfig) -> None:
             raise bad(f"{key}.lr", f"must be a finite number > 0, got {s.lr!r}")
         if s.warmup_steps is not None and s.warmup_steps < 0:
             raise bad(f"{key}.warmup_steps", f"must be >= 0, got {s.warmup_steps!r}")
+        if s.loss_swap < 0:
+            raise bad(f"{key}.loss_swap", f"must be >= 0, got {s.loss_swap}")
+        if s.loss_swap > 0 and not s.history:
+            raise bad(f"{key}.loss_swap", "compares the own and another user's history; it needs history: true")
         if s.schedule is not None and s.schedule not in SCHEDULES:
             raise bad(f"{key}.schedule", f"must be one of {', '.join(SCHEDULES)}")
         if s.add_tokens and token_stage_seen:

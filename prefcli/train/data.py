@@ -50,6 +50,9 @@ class Sample:
     disliked: str
     prompt: str | None
     user_id: str
+    # Another training user's history for the same targets (the toy history-sensitivity
+    # term, ``loss_swap``); None when the stage does not use it.
+    swap_items: list | None = None
 
 
 @dataclass
@@ -119,23 +122,43 @@ class TrainSampler:
     def rng(self, step: int, micro: int, process: int) -> random.Random:
         return random.Random(f"prefcli-train|{self.seed}|{process}|{step}|{micro}")
 
-    def sample(self, rng: random.Random, history: bool = True) -> Sample:
-        u, i = self.flat[rng.randrange(len(self.flat))]
-        pairs = self.users[u]
-        t = pairs[i]
-        items: list[HistoryItem] = []
-        if history and self.n_ref > 0:
-            banned = {t.liked_image_id, t.disliked_image_id}
-            pool = [p for j, p in enumerate(pairs) if j != i and p.liked_image_id not in banned
-                    and p.disliked_image_id not in banned]
-            chosen = rng.sample(pool, min(self.n_ref, len(pool)))
-            hist = [HPair(p.liked_image_id, p.disliked_image_id, p.prompt) for p in chosen]
-            items = train_history_items(hist, rng) if self.shuffle_history else eval_history_items(hist)
-        return Sample(items, t.liked_image_id, t.disliked_image_id, t.prompt, u)
+    def _history(self, rng: random.Random, user: str, banned: set, skip: int = -1) -> list[HistoryItem]:
+        """N_ref of `user`'s pairs (never pair `skip`, never an image in `banned`), in training order."""
+        pool = [p for j, p in enumerate(self.users[user]) if j != skip and p.liked_image_id not in banned
+                and p.disliked_image_id not in banned]
+        chosen = rng.sample(pool, min(self.n_ref, len(pool)))
+        hist = [HPair(p.liked_image_id, p.disliked_image_id, p.prompt) for p in chosen]
+        return train_history_items(hist, rng) if self.shuffle_history else eval_history_items(hist)
 
-    def batch(self, step: int, micro: int, process: int, size: int, history: bool = True) -> list[Sample]:
+    def sample(self, rng: random.Random, history: bool = True, swap_rng: random.Random | None = None) -> Sample:
+        """One target pair and its user's history; with `swap_rng`, also a random other user's history
+        for the same targets (from its own generator, so runs without it draw the very same samples)."""
+        u, i = self.flat[rng.randrange(len(self.flat))]
+        t = self.users[u][i]
+        items: list[HistoryItem] = []
+        banned = {t.liked_image_id, t.disliked_image_id}
+        if history and self.n_ref > 0:
+            items = self._history(rng, u, banned, skip=i)
+        swap_items = None
+        if swap_rng is not None and history and self.n_ref > 0 and len(self.users) > 1:
+            names = self._names
+            other = names[swap_rng.randrange(len(names) - 1)]
+            if other == u:  # uniform over the other users
+                other = names[-1]
+            swap_items = self._history(swap_rng, other, banned)
+        return Sample(items, t.liked_image_id, t.disliked_image_id, t.prompt, u, swap_items)
+
+    @property
+    def _names(self) -> list[str]:
+        if not hasattr(self, "_user_names"):
+            self._user_names = list(self.users)
+        return self._user_names
+
+    def batch(self, step: int, micro: int, process: int, size: int, history: bool = True,
+              swap: bool = False) -> list[Sample]:
         rng = self.rng(step, micro, process)
-        return [self.sample(rng, history) for _ in range(size)]
+        swap_rng = random.Random(f"prefcli-swap|{self.seed}|{process}|{step}|{micro}") if swap else None
+        return [self.sample(rng, history, swap_rng) for _ in range(size)]
 
 
 def _pack(encoder: Any, store: PixelStore, seqs: list, pad_id: int) -> tuple:
@@ -150,9 +173,16 @@ def _pack(encoder: Any, store: PixelStore, seqs: list, pad_id: int) -> tuple:
 
 
 def collate_pairs(encoder: Any, samples: Sequence[Sample], store: PixelStore) -> PairBatch:
-    """Each sample's context with its liked target, then the same contexts with the disliked targets."""
+    """Each sample's context with its liked target, then the same contexts with the disliked targets.
+
+    When the samples carry a swapped history (``swap_items``), two more blocks
+    follow: the swapped contexts with the liked, then the disliked targets.
+    """
     seqs = [encoder.encode(s.items, s.liked, s.prompt) for s in samples]
     seqs += [encoder.encode(s.items, s.disliked, s.prompt) for s in samples]
+    if samples and all(s.swap_items is not None for s in samples):
+        seqs += [encoder.encode(s.swap_items, s.liked, s.prompt) for s in samples]
+        seqs += [encoder.encode(s.swap_items, s.disliked, s.prompt) for s in samples]
     ids, mask, pv, index = _pack(encoder, store, seqs, encoder.pad_id)
     return PairBatch(ids, mask, pv, index, len(samples))
 
@@ -210,18 +240,9 @@ def eval_sequences(encoder: Any, task: EvalTask, history: bool = True, history_p
 
 def world_image_ids(world_dir: Any) -> dict[str, str]:
     """Dataset image id (sha256 of the stored bytes) -> the synthetic world's image uid."""
-    import hashlib
-    from pathlib import Path
+    from prefcli.data.synthetic import dataset_image_uids
 
-    import pyarrow.parquet as pq
-
-    out: dict[str, str] = {}
-    for shard in sorted(Path(world_dir).glob("shard-*.parquet")):
-        t = pq.read_table(shard, columns=["image_0_uid", "image_1_uid", "jpg_0", "jpg_1"]).to_pydict()
-        for k in (0, 1):
-            for uid, data in zip(t[f"image_{k}_uid"], t[f"jpg_{k}"]):
-                out.setdefault(hashlib.sha256(data).hexdigest(), uid)
-    return out
+    return dataset_image_uids(world_dir)
 
 
 class AttributeTargets:

@@ -233,6 +233,93 @@ def resolve_dataset(cfg: TrainConfig, data: str | os.PathLike | None) -> Path:
     raise ConfigError(f"{cfg.source or cfg.name}: no dataset: pass --data DATASET or set data.dataset")
 
 
+def trained_on_record(cfg: TrainConfig, ds: Any, ds_path: Path, world_dir: Path | None, data: Any) -> dict:
+    """train_config.json: the resolved config, and what the run actually trained on.
+
+    ``--data`` replaces the config's data, so ``data.world`` of the config may
+    describe a world that was never used: ``_dataset`` / ``_world`` say what was.
+    """
+    rec = {**cfg.to_dict(), "_source": cfg.source, "_dataset": str(ds_path)}
+    info = getattr(ds, "info", None) or {}
+    rec["_dataset_info"] = {k: info.get(k) for k in ("name", "format_version", "source", "params", "counts") if k in info}
+    world = None
+    if world_dir is not None:
+        try:
+            world = {"dir": str(world_dir), **json.loads((Path(world_dir) / "world.json").read_text())["config"]}
+        except (OSError, ValueError, KeyError):
+            world = {"dir": str(world_dir)}
+    rec["_world"] = world
+    if data is not None:
+        rec["data"]["dataset"] = str(ds_path)
+        rec["data"]["world"] = None  # not the config's world: the dataset's (see _world)
+        rec["data"]["world_build"] = {}
+    return rec
+
+
+def init_weights_dir(spec: str) -> Path:
+    """The model folder of ``model.init_from``: a run, checkpoint or model folder, or a shipped tiny model."""
+    from prefcli.train import checkpoint as ck
+    from prefcli.train import pretrained
+
+    p = Path(spec)
+    if not p.exists() and spec in pretrained.names():
+        p = pretrained.path(spec)
+    if not p.exists():
+        raise ConfigError(f"model.init_from: {spec}: no such model folder (shipped tiny models: {', '.join(pretrained.names())})")
+    return ck._model_dir_of(p)
+
+
+def validation_groups(tasks: Sequence[Any], world: Any) -> list[int]:
+    """Each validation task's taste group (a synthetic world), else its user as its own group."""
+    if world is not None and all(world.knows(t.user_id) for t in tasks):
+        return [world.group(t.user_id) for t in tasks]
+    ids: dict[str, int] = {}
+    return [ids.setdefault(str(t.user_id), len(ids)) for t in tasks]
+
+
+def validation_metrics(vlm: Any, tasks: Sequence[Any], store: Any, groups: Sequence[int],
+                       swap_histories: Sequence[Any] | None, history: bool) -> dict:
+    """val_acc (raw), val_balanced (mean over groups) and, for a history stage, the same with each task given
+    `swap_histories[i]`, the history of a task from another group (val_swap, val_swap_balanced).
+    Hits use the harness's tie rule."""
+    from prefcli.harness.world import balanced, hit
+
+    out: dict[str, Any] = {"val_tasks": len(tasks), "val_acc": float("nan"), "val_balanced": None}
+    hits: list[bool] = []
+    swap_hits: list[bool] | None = None
+    if tasks:
+        scores = score_tasks(vlm, tasks, store, history=history)
+        hits = [hit(s, t.liked_index) for s, t in zip(scores, tasks)]
+        out.update(val_acc=sum(hits) / len(hits), val_balanced=balanced(hits, groups))
+        if swap_histories is not None and history:
+            sw = score_tasks(vlm, tasks, store, history=True, history_of=lambda i: swap_histories[i])
+            swap_hits = [hit(s, t.liked_index) for s, t in zip(sw, tasks)]
+            out.update(val_swap=sum(swap_hits) / len(swap_hits), val_swap_balanced=balanced(swap_hits, groups))
+    out["_hits"] = (hits, swap_hits)  # for the multi-process reduction; never logged
+    return out
+
+
+def _reduce_validation(acc: Any, res: dict, groups: Sequence[int], n_groups: int) -> dict:
+    """Sum hits per group over processes, then recompute the raw and balanced numbers."""
+    hits, swap = res.pop("_hits")
+    ng = int(n_groups)
+    t = torch.zeros(3, ng, device=acc.device)
+    for h, g in zip(hits, groups):
+        t[0, g] += float(h)
+        t[2, g] += 1.0
+    for h, g in zip(swap or [], groups):
+        t[1, g] += float(h)
+    t = acc.reduce(t, reduction="sum")
+    n = t[2]
+    keep = n > 0
+    out = {"val_tasks": int(n.sum()), "val_acc": float(t[0].sum() / n.sum()) if n.sum() else float("nan"),
+           "val_balanced": float((t[0][keep] / n[keep]).mean()) if keep.any() else None}
+    if swap is not None:
+        out["val_swap"] = float(t[1].sum() / n.sum())
+        out["val_swap_balanced"] = float((t[1][keep] / n[keep]).mean())
+    return out
+
+
 # ---------------------------------------------------------------------------
 # the loop
 
@@ -368,6 +455,8 @@ def _train(cfg: TrainConfig, *, data: str | os.PathLike | None, out: str | os.Pa
     from prefcli.data.dataset import Dataset
     from prefcli.train import checkpoint as ck
     from prefcli.train.data import PixelStore, TrainSampler, collate_pairs, load_eval_tasks
+    from prefcli.train.toy_losses import history_contrast
+    from prefcli.harness.world import swap_donors
     from prefcli.vlm.losses import preference_loss
     from prefcli.vlm.model import build_model
 
@@ -397,6 +486,10 @@ def _train(cfg: TrainConfig, *, data: str | os.PathLike | None, out: str | os.Pa
 
     set_seed(r.seed)
     vlm = build_model(cfg.vlm_spec(device=str(acc.device)))
+    if cfg.model.init_from and last is None:
+        # A curriculum across worlds (toy): start from a model trained elsewhere; a resumed run
+        # takes its weights from the checkpoint instead.
+        ck.load_weights_into(vlm, init_weights_dir(cfg.model.init_from))
     if cfg.model.gradient_checkpointing:
         vlm.core.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     store = PixelStore(ds, vlm.preprocess, cfg.data.pixel_cache_mb)
@@ -414,7 +507,18 @@ def _train(cfg: TrainConfig, *, data: str | os.PathLike | None, out: str | os.Pa
     fits = [k for k in n_ref_variants(ds.n_ref) if k <= max(1, cfg.data.n_ref)]
     val_tasks = load_eval_tasks(ds, cfg.data.val_split, n_ref=max(fits) if fits else None,
                                 max_tasks=cfg.data.val_max_tasks, seed=r.seed)
-    val_tasks = val_tasks[acc.process_index::acc.num_processes]
+    from prefcli.harness.world import World, find_world
+
+    world_dir = find_world(ds)
+    val_world = World(world_dir, ds.users("train")) if world_dir is not None else None
+    # Groups and swap donors over all validation tasks, then each process keeps its share.
+    all_groups = validation_groups(val_tasks, val_world)
+    all_donors = swap_donors(val_tasks, all_groups) if val_tasks else []
+    mine = list(range(acc.process_index, len(val_tasks), acc.num_processes))
+    donor_tasks = val_tasks
+    val_groups = [all_groups[i] for i in mine]
+    val_donor_hist = [donor_tasks[all_donors[i]].history for i in mine]
+    val_tasks = [val_tasks[i] for i in mine]
 
     total = cfg.total_steps
     stop = min(total, max_steps) if max_steps else total
@@ -471,7 +575,7 @@ def _train(cfg: TrainConfig, *, data: str | os.PathLike | None, out: str | os.Pa
         out.mkdir(parents=True, exist_ok=True)
         from prefcli.atomic import write_text
 
-        saved = json.loads(json.dumps({**cfg.to_dict(), "_source": cfg.source, "_dataset": str(ds_path)}, default=str))
+        saved = json.loads(json.dumps(trained_on_record(cfg, ds, ds_path, world_dir, data), default=str))
         if last is not None:
             _check_resume_config(out, saved, cfg, ck.CONFIG_FILE)
         write_text(out / ck.CONFIG_FILE, json.dumps(saved, indent=2))
@@ -479,15 +583,14 @@ def _train(cfg: TrainConfig, *, data: str | os.PathLike | None, out: str | os.Pa
             acc.init_trackers(cfg.name, config={"lr": cfg.optim.lr, "steps": total})
     metrics = _Metrics(out / "metrics.jsonl", main, start if last is not None else None)
 
-    def evaluate() -> float:
-        hits = torch.tensor([0.0, 0.0], device=acc.device)
-        if val_tasks:
-            history = cfg.stages[stage_idx].history
-            scores = score_tasks(vlm, val_tasks, store, history=history)
-            hits[0] = sum(top1_correct(s, t.liked_index) for s, t in zip(scores, val_tasks))
-            hits[1] = len(val_tasks)
-        hits = acc.reduce(hits, reduction="sum") if acc.num_processes > 1 else hits
-        return float(hits[0] / hits[1]) if hits[1] else float("nan")
+    def evaluate() -> dict:
+        """Raw and group-balanced top-1 on the validation tasks, and with swapped histories (harness tie rule)."""
+        history = cfg.stages[stage_idx].history
+        res = validation_metrics(vlm, val_tasks, store, val_groups, val_donor_hist if history else None, history)
+        if acc.num_processes > 1:  # every process scored its own share; combine per group
+            return _reduce_validation(acc, res, val_groups, max(all_groups, default=0) + 1)
+        res.pop("_hits")
+        return res
 
     def save(step: int) -> None:
         st = {"step": step, "stage": stage_idx, "stage_name": cfg.stages[stage_idx].name,
@@ -524,16 +627,25 @@ def _train(cfg: TrainConfig, *, data: str | os.PathLike | None, out: str | os.Pa
                 say(f"stage {cfg.stages[si].name} from step {step}")
             stage = cfg.stages[stage_idx]
             for micro in range(accum if stage.kind == "pairs" else 0):
-                samples = sampler.batch(step, micro, acc.process_index, r.per_device_batch, history=stage.history)
+                swap = stage.loss_swap > 0
+                samples = sampler.batch(step, micro, acc.process_index, r.per_device_batch, history=stage.history,
+                                        swap=swap)
                 b = collate_pairs(vlm.encoder, samples, store).to(acc.device)
                 sync = acc.no_sync(model) if (micro < accum - 1 and acc.num_processes > 1) else contextlib.nullcontext()
                 with sync, acc.autocast():
                     logits = model(b.input_ids, b.attention_mask, b.pixel_values, b.image_index)
                     n = b.n_pairs
-                    terms = preference_loss(logits[:n], logits[n:], plus_id, minus_id,
+                    terms = preference_loss(logits[:n], logits[n:2 * n], plus_id, minus_id,
                                             use_base=stage.loss_base, use_cp=stage.loss_cp)
-                    acc.backward(terms.total / accum)
-                for k, v in terms.as_floats().items():
+                    loss_total = terms.total
+                    extra = {}
+                    if swap and logits.shape[0] == 4 * n:
+                        hs = history_contrast(logits[:n], logits[n:2 * n], logits[2 * n:3 * n], logits[3 * n:],
+                                              plus_id, minus_id)
+                        loss_total = loss_total + stage.loss_swap * hs
+                        extra = {"loss_swap": float(hs.detach()), "loss": float(loss_total.detach())}
+                    acc.backward(loss_total / accum)
+                for k, v in {**terms.as_floats(), **extra}.items():
                     run_loss[k] = run_loss.get(k, 0.0) + v / accum
             if stage.kind == "attributes":
                 for micro in range(accum):
@@ -567,10 +679,16 @@ def _train(cfg: TrainConfig, *, data: str | os.PathLike | None, out: str | os.Pa
             bar.update(task, completed=step)
             stage_end = step == cfg.stage_start(stage_idx) + stage.steps
             if stage.kind == "pairs" and ((r.eval_every and step % r.eval_every == 0) or step == stop or stage_end):
-                last_val = evaluate()
-                metrics.log({"step": step, "stage": stage.name, "val_acc": last_val,
-                             "val_tasks": len(val_tasks) * acc.num_processes})
-                bar.update(task, acc=f"{last_val:.3f}")
+                vres = evaluate()
+                last_val = vres["val_acc"]
+                metrics.log({"step": step, "stage": stage.name, **vres})
+                shown = f"{vres['val_balanced']:.3f}" if vres.get("val_balanced") is not None else f"{last_val:.3f}"
+                if vres.get("val_swap_balanced") is not None:
+                    shown += f" swap {vres['val_swap_balanced']:.3f}"
+                bar.update(task, acc=shown)
+                say(f"step {step}: validation top-1 {last_val:.3f}"
+                    + (f", group-balanced {vres['val_balanced']:.3f}" if vres.get("val_balanced") is not None else "")
+                    + (f", history swapped {vres['val_swap_balanced']:.3f}" if vres.get("val_swap_balanced") is not None else ""))
             if (r.checkpoint_every and step % r.checkpoint_every == 0) or step == stop:
                 save(step)
     seconds = time.perf_counter() - t0
