@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e ".[test,qlora,generate]"
 	# Test oracles only (upstream code run by the parity tests), never dependencies:
-	$(PY) -m pip install -q --no-deps image-reward==1.5 hpsv2==1.2.0 openai-clip==1.0.1
+	$(PY) -m pip install -q --no-deps image-reward==1.5 hpsv2==1.2.0 openai-clip==1.0.1 qwen-vl-utils==0.0.11
 	touch $(STAMP)
 
 venv: $(STAMP)

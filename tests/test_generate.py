@@ -19,7 +19,7 @@ import generate_fakes as fakes  # noqa: E402
 from prefcli import plugins  # noqa: E402
 from prefcli.cli import app  # noqa: E402
 from prefcli.generate import reno  # noqa: E402
-from prefcli.generate.pipelines import load_generator  # noqa: E402
+from prefcli.generate.pipelines import OneStepFlux, load_generator  # noqa: E402
 from prefcli.generate.reno import RewardTerm  # noqa: E402
 from prefcli.generate.rewards import PRESETS  # noqa: E402
 
@@ -237,3 +237,52 @@ def test_cli_errors_are_one_line(colours, tmp_path, capsys):
 
 def test_help_lists_generate():
     assert "generate" in invoke("--help").stdout
+
+
+def test_one_step_sd_equals_the_diffusers_pipeline(tiny):
+    """The differentiable step is the pipeline's own one-step sample for the same latent
+    (StableDiffusionPipeline.__call__ with latents=z, 1 step, guidance 0: prepare_latents scales z by
+    init_noise_sigma, as ReNO's RewardStableDiffusion.apply does, lines 164-175)."""
+    z = tiny.init_latent(7)
+    with torch.no_grad():
+        ours = tiny.forward(z, tiny.encode("a red fox"))
+        ref = tiny.pipe("a red fox", num_inference_steps=1, guidance_scale=0.0, latents=z.clone(), output_type="pt").images
+    assert ours.shape == ref.shape == (1, 3, tiny.image_size, tiny.image_size)
+    assert torch.allclose(ours, ref.float(), atol=1e-5)
+
+
+def test_one_step_flux_equals_the_diffusers_pipeline():
+    """FLUX-schnell: z is the packed latent (ReNO main.py line 78: (1, 16*64, 64) at 512 px), one
+    flow-matching step at sigma 1, unpacked and decoded; equal to FluxPipeline's own 1-step sample."""
+    pytest.importorskip("mistral_common")
+    gen = fakes.tiny_flux(32)
+    assert gen.latent_shape == (1, (32 // 4) ** 2, 16)
+    z = gen.init_latent(3)
+    with torch.no_grad():
+        ours = gen.forward(z, gen.encode("a red fox"))
+        ref = gen.pipe("a red fox", num_inference_steps=1, guidance_scale=0.0, height=32, width=32, latents=z.clone(),
+                       max_sequence_length=256, output_type="pt").images
+    assert torch.allclose(ours, ref.float(), atol=1e-5)
+    zp = torch.nn.Parameter(z.clone())
+    gen.forward(zp, gen.encode("a red fox"))[:, 0].mean().backward()
+    assert zp.grad is not None and float(zp.grad.norm()) > 0
+    # At 512 px with FLUX.1-schnell's transformer (in_channels 64) and VAE (scale 8), without loading them:
+    from types import SimpleNamespace
+
+    full = OneStepFlux.__new__(OneStepFlux)
+    full.pipe = SimpleNamespace(transformer=SimpleNamespace(config=SimpleNamespace(in_channels=64)), vae_scale_factor=8)
+    assert full.latent_shape == (1, 16 * 64, 64)
+
+
+def test_one_step_sdxl_equals_the_diffusers_pipeline():
+    """SDXL-Turbo: pooled text embeddings and size/crop time ids as added conditions, Euler ancestral with
+    trailing spacing (ReNO models/utils.py lines 55-57); equal to the pipeline's own 1-step sample."""
+    gen = fakes.tiny_sdxl()
+    assert type(gen.pipe.scheduler).__name__ == "EulerAncestralDiscreteScheduler" and gen.pipe.scheduler.config.timestep_spacing == "trailing"
+    z = gen.init_latent(2)
+    with torch.no_grad():
+        ours = gen.forward(z, gen.encode("a red fox"))
+        ref = gen.pipe("a red fox", num_inference_steps=1, guidance_scale=0.0, latents=z.clone(), output_type="pt",
+                       generator=torch.Generator("cpu").manual_seed(0)).images
+    assert ours.shape == (1, 3, gen.image_size, gen.image_size)
+    assert torch.allclose(ours, ref.float(), atol=1e-5)

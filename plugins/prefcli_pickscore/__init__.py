@@ -29,3 +29,17 @@ def register_scorers(register):
             extra={"embedding": True},
         )
     )
+    # PickScore* (prefcli train --config pickscore-star): the same scorer on a trained folder, named apart for tables.
+    register(
+        ScorerSpec(
+            name="pickscore-star",
+            factory="prefcli_pickscore.star:PickScoreStarScorer",
+            description="PickScore*: PickScore fine-tuned on a dataset's training pairs (give --weights RUN/model)",
+            needs=frozenset({"image", "prompt"}),
+            higher_is_better=True,
+            # A name for tables; to steer `generate` with the trained folder use `pickscore --weights RUN/model`.
+            differentiable=False,
+            install_hint="pip install torch transformers open_clip_torch",
+            requires=("torch", "transformers", "open_clip"),
+        )
+    )

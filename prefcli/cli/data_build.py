@@ -150,7 +150,8 @@ def info_command(
         }
         sys.stdout.write(output.to_json(obj) + "\n")
         return
-    output.emit(rows, fmt.value, columns=_COUNT_COLUMNS, title=f"dataset {info.get('name')} ({path})")
+    rated = ["ratings", "tasks_rating"] if any(r.get("ratings") for r in rows) else []  # format-2 rated datasets
+    output.emit(rows, fmt.value, columns=_COUNT_COLUMNS + rated, title=f"dataset {info.get('name')} ({path})")
     src = info.get("source", {})
     params = [{"key": "source", "value": f"{src.get('kind')}: {src.get('location')}" + (f"@{src['revision']}" if src.get("revision") else "")}]
     params.append({"key": "eligible_users", "value": info.get("counts", {}).get("eligible_users")})

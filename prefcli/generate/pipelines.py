@@ -212,7 +212,7 @@ class OneStepFlux(OneStep):
     kind = "flux"
     default_sample_steps = 4  # FLUX.1-schnell's model card
 
-    size = 512  # ReNO supports FLUX at 512x512 only (main.py line 76-78)
+    size = 512  # ReNO supports FLUX at 512x512 only (main.py lines 76-78); tests set a smaller one
 
     @property
     def _grid(self) -> int:

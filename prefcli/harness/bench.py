@@ -151,7 +151,7 @@ def write_outputs(runs: Sequence[dict], prov: dict, out_dir: str | os.PathLike) 
                 names.append(f"{t.name}.{ext}")
         atomic.write_text(work / "tables.md", "\n".join(t.to_markdown() for t in tabs))
         names.append("tables.md")
-        if plots.nref_plot(runs, work / "nref_top1.png"):
+        if plots.nref_plot([r for r in runs if r.get("protocol") != "rating"], work / "nref_top1.png"):  # top-1 runs only
             names.append("nref_top1.png")
         results.write_json(work / "results.json", {"provenance": prov, "runs": list(runs), "tables": [t.to_dict() for t in tabs]})
         names.append("results.json")

@@ -29,6 +29,7 @@ CONFIG_DIR = Path(__file__).parent / "configs"
 SCHEDULES = ("cosine", "linear", "constant")
 MIXED_PRECISION = ("no", "fp16", "bf16")
 STAGE_KINDS = ("pairs", "attributes")
+TRAINERS = ("preftoken", "pickscore")
 
 
 @dataclass
@@ -129,6 +130,8 @@ class RunConfig:
 class TrainConfig:
     name: str = "custom"
     description: str = ""
+    # "preftoken" (the VLM trainer, prefcli.train.loop) or "pickscore" (PickScore*, prefcli.train.pickscore_star).
+    trainer: str = "preftoken"
     model: ModelConfig = field(default_factory=ModelConfig)
     tokens: TokensConfig = field(default_factory=TokensConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -355,6 +358,10 @@ def validate(cfg: TrainConfig) -> None:
         return ConfigError(f"{where}: {key}: {msg}")
 
     m = cfg.model
+    if cfg.trainer not in TRAINERS:
+        raise bad("trainer", f"must be one of {', '.join(TRAINERS)}, got {cfg.trainer!r}")
+    if cfg.trainer == "pickscore" and (m.lora or len(cfg.stages) != 1 or cfg.stages[0].history or cfg.stages[0].kind != "pairs"):
+        raise bad("trainer", "pickscore trains one history-free 'pairs' stage of every CLIP weight (no LoRA)")
     from prefcli.vlm.model import TinySize
 
     known_tiny = {f.name for f in dataclasses.fields(TinySize)}
