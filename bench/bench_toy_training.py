@@ -258,7 +258,7 @@ def main() -> None:
                     raise SystemExit(f"training {what} failed (exit {proc.returncode}); see {log.name}")
                 print(f"== done {what}", flush=True)
 
-    tasks = load_eval_tasks(ds, "test", n_ref=8)
+    tasks = load_eval_tasks(ds, "test", n_ref=int(getattr(ds, "n_ref", None) or 8))  # the N_ref it was built with
     world = World(world_dir, ds.users("train"))
     groups = [world.group(t.user_id) for t in tasks]
     swapped = swap_donors(tasks, groups)

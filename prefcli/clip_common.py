@@ -349,7 +349,8 @@ class ClipBundle:
         return preprocess_pixels(pixels.to(self.device), size=short, crop=crop, mean=mean, std=std).to(self.dtype)
 
 
-def load_clip(weights: str, device: "torch.device | str" = "cpu", dtype: "torch.dtype | None" = None, tiny_projection_dim: int = 16) -> ClipBundle:
+def load_clip(weights: str, device: "torch.device | str" = "cpu", dtype: "torch.dtype | None" = None, tiny_projection_dim: int = 16,
+              flag: str = "--weights") -> ClipBundle:
     """A CLIP model from a weights spec (see `prefcli.weights`).
 
     "tiny" (or a seeded tiny spec) builds `tiny_clip_model` with the offline
@@ -365,7 +366,7 @@ def load_clip(weights: str, device: "torch.device | str" = "cpu", dtype: "torch.
             model = model.to(dtype)
         size = int(model.config.vision_config.image_size)
         return ClipBundle(model.to(device), offline_clip_tokenizer(), tiny_image_processor(size), f"tiny:{seed}")
-    directory = str(W.resolve_dir(weights, allow_patterns=HUB_PATTERNS))
+    directory = str(W.resolve_dir(weights, allow_patterns=HUB_PATTERNS, flag=flag))
     processor = load_image_processor(directory)
     tokenizer = load_tokenizer(directory)
     model = load_hf_clip(directory, device=device, dtype=dtype)
@@ -432,7 +433,7 @@ class ClipBundleScorer(EmbeddingScorer):
             scale = float(self.scale(self.bundle.model))
         return [float(scale * (images[i] @ text[p])) for i, p in enumerate(prompts)]
 
-    def reward(self, pixels: Any, prompts: Sequence[str]) -> Any:
+    def reward(self, pixels: Any, prompts: Sequence[str] | str | None = None, state: Any = None) -> Any:
         """Differentiable score for B×3×H×W pixels in [0, 1]; one prompt per image, or one for all."""
         prompts = broadcast_prompts(prompts, pixels.shape[0])
         model = self.bundle.model

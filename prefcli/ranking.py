@@ -136,7 +136,8 @@ def rank_folder(
     *,
     scorer: "str | Scorer",
     weights: str | None = None,
-    device: str = "cpu",
+    device: str | None = "auto",
+    dtype: str | None = None,
     likes: str | os.PathLike | None = None,
     dislikes: str | os.PathLike | None = None,
     pairs: str | os.PathLike | None = None,
@@ -154,8 +155,8 @@ def rank_folder(
 ) -> RankResult:
     """Score every image in `candidates` with `scorer` and return them best first.
 
-    `scorer` is a registered name (loaded with `weights`, `device` and
-    `scorer_options`) or an already loaded Scorer. Personalized scorers need a
+    `scorer` is a registered name (loaded with `weights`, `device`, `dtype`
+    and `scorer_options`, validated before any image is read) or an already loaded Scorer. Personalized scorers need a
     history: `history`, or `likes` + `dislikes` folders (optionally paired by
     `pairs`); history-free scorers ignore them and a note says so. `prompt`
     applies to every candidate; `prompts` (a prompts file or {file: prompt})
@@ -181,6 +182,11 @@ def rank_folder(
     else:
         spec = scorer.spec
     name = spec.name if spec is not None else _scorer_name(scorer)
+    if isinstance(scorer, str):
+        from prefcli.devices import normalize_dtype, resolve_device
+
+        opts = spec.parse_options(scorer_options)  # a bad -o or --device fails before anything is read
+        device, dtype = resolve_device(device), normalize_dtype(dtype)
     uses_history = spec.uses_history if spec is not None else False
     needs_prompt = "prompt" in spec.needs if spec is not None else False
 
@@ -220,7 +226,7 @@ def rank_folder(
     if isinstance(scorer, str):
         from prefcli.plugins import load_scorer
 
-        scorer = load_scorer(name, weights=weights, device=device, **(scorer_options or {}))
+        scorer = load_scorer(name, weights=weights, device=device, dtype=dtype, options=opts)
     state = scorer.condition(history) if uses_history else scorer.condition(None)
     if spec is not None and spec.pairwise:
         # A judge of two images: every pair once, a candidate's score is its wins.

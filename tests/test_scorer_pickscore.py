@@ -72,9 +72,9 @@ def _cands(images, prompt=PROMPT):
 def test_registered_as_an_embedding_scorer_with_a_probe():
     spec = get_scorer_spec("pickscore")
     assert spec.default_weights == "yuvalkirstain/PickScore_v1"
-    assert spec.extra.get("embedding") and spec.differentiable
+    assert spec.embedding and spec.differentiable
     probe = get_scorer_spec("pickscore-probe")
-    assert probe.uses_history and probe.extra["options"] == {"base": "pickscore"}
+    assert probe.uses_history and probe.base == "pickscore"
 
 
 def test_matches_the_readme_formula_on_the_same_model(scorer, images, reference_scores):
@@ -95,7 +95,8 @@ def test_processor_from_another_folder_when_the_model_folder_has_none(tmp_path, 
             (weights_only / f.name).write_bytes(f.read_bytes())
     s = load_scorer("pickscore", weights=str(weights_only), processor=str(model_dir))
     assert rel_err(s.score(_cands(images)), reference_scores[1]) < PARITY_RTOL
-    assert "processor=" in s.weights_id  # a non-default processor is part of what the scores depend on
+    # a non-default processor is part of what the scores depend on: its content is in the cache key
+    assert s.identity["options"]["processor"].startswith("folder:sha256:")
 
 
 def test_wrong_normalization_is_caught(model_dir, images, scorer):
@@ -129,7 +130,7 @@ def test_model_folder_without_weights_is_an_error(tmp_path):
 def test_tiny_is_offline_and_differs_from_tiny_clip(images):
     pick = load_scorer("pickscore", weights="tiny")
     clip_emb = clip_common.tiny_clip_model(0)
-    assert pick.weights_id == "pickscore-tiny:0"
+    assert pick.identity["scorer"] == "pickscore" and pick.weights_id == "tiny:0"
     a = pick.embed_images(_cands(images[:2]))
     with torch.no_grad():
         b = clip_common.image_features(clip_emb, pick.bundle.pixel_values(images[:2])).numpy()

@@ -215,14 +215,18 @@ def test_train_finds_the_world_a_cli_built_dataset_came_from(tmp_path, config_fi
 
 
 def test_same_seed_same_machine_same_threads_gives_the_same_model_bit_for_bit(tmp_path, dataset_dir, config_file):
-    """Two trainings of one config, dataset and seed (one torch thread) end with identical weights and logs."""
+    """Two trainings of one config, dataset and seed (two torch threads) end with identical weights and logs.
+
+    32 pairs per micro-step make the image-feature gather's gradient large enough (>= 32768 elements)
+    for torch's parallel atomic-add kernel on two threads, which made history models diverge between
+    identical runs; run.deterministic (the default) selects the deterministic kernel."""
     from safetensors.torch import load_file
 
     from prefcli.train.loop import train
 
     runs = []
     for k in range(2):
-        cfg = load_config(config_file, {"run": {"num_threads": 1}})
+        cfg = load_config(config_file, {"run": {"num_threads": 2, "per_device_batch": 32, "grad_accum": 1}})
         train(cfg, data=dataset_dir, out=tmp_path / f"r{k}", progress=False)
         runs.append(tmp_path / f"r{k}")
     a, b = (load_file(str(r / "model" / "model.safetensors")) for r in runs)
@@ -285,3 +289,25 @@ def test_swap_term_trains_and_is_logged(tmp_path, dataset_dir, config_file):
     assert all("loss_swap" in l and l["loss"] > l["loss_swap"] for l in logs)
     with pytest.raises(Exception, match="loss_swap"):
         load_config(config_file, {"stages": [{"name": "m", "history": False, "loss_swap": 1.0, "train_base": True}]})
+
+
+def test_init_from_starts_from_a_trained_model(tmp_path, dataset_dir, config_file):
+    """model.init_from copies a trained model's weights before the first stage (a toy curriculum across worlds)."""
+    from safetensors.torch import load_file
+
+    from prefcli.errors import ConfigError
+    from prefcli.train.loop import train
+
+    over = {"run": {"num_threads": 1, "checkpoint_every": 0},
+            "stages": [{"name": "main", "steps": 1, "train_base": True, "train_lora": False}]}
+    train(load_config(config_file, over), data=dataset_dir, out=tmp_path / "a", progress=False)
+    src = load_file(str(tmp_path / "a" / "model" / "model.safetensors"))
+    # zero learning rate: the second run ends exactly where the first one's weights were
+    over2 = {**over, "model": {"init_from": str(tmp_path / "a")},
+             "stages": [{"name": "main", "steps": 1, "train_base": True, "train_lora": False, "lr": 1e-30}]}
+    train(load_config(config_file, over2), data=dataset_dir, out=tmp_path / "b", progress=False)
+    got = load_file(str(tmp_path / "b" / "model" / "model.safetensors"))
+    assert all(torch.allclose(src[k], got[k], atol=1e-12) for k in src)
+    with pytest.raises(ConfigError, match="init_from"):
+        train(load_config(config_file, {**over, "model": {"init_from": str(tmp_path / "nope")}}), data=dataset_dir,
+              out=tmp_path / "c", progress=False)

@@ -25,9 +25,5 @@ class ClipScorer(clip_common.ClipBundleScorer):
         dev = clip_common.torch_device(device)
         self.bundle = clip_common.load_clip(self.weights, device=dev, dtype=clip_common.torch_dtype(dtype, dev))
 
-    @property
-    def weights_id(self) -> str:
-        return self.bundle.source if self.bundle.source.startswith("tiny:") else str(self.weights)
-
     def scale(self, model: Any) -> Any:
         return 100.0

@@ -115,9 +115,10 @@ class ImageRewardScorer(Scorer):
                 self.tokenizer = load_tokenizer(tiny.write_vocab(d))
         else:
             ckpt, med_path = self._files(self.weights)
+            self._ckpt, self._med = ckpt, med_path
             self.source = str(W.parse(self.weights).describe())
             state, med = W.load_state_dict(ckpt), _read_med_config(med_path)
-            tok_dir = ckpt.parent if (ckpt.parent / "vocab.txt").is_file() else W.resolve_dir(tokenizer, allow_patterns=_TOKENIZER_FILES)
+            tok_dir = ckpt.parent if (ckpt.parent / "vocab.txt").is_file() else W.resolve_dir(tokenizer, allow_patterns=_TOKENIZER_FILES, flag="-o tokenizer")
             self.tokenizer = load_tokenizer(tok_dir)
         if len(self.tokenizer) != int(med["vocab_size"]):
             raise WeightsError(
@@ -146,8 +147,12 @@ class ImageRewardScorer(Scorer):
 
     @property
     def weights_id(self) -> str:
-        extra = "" if self.tokenizer_spec == DEFAULT_TOKENIZER or self.source.startswith("imagereward-tiny") else f"+tokenizer={self.tokenizer_spec}"
-        return self.source + extra
+        """The checkpoint and med_config by content (hub commit included); the tokenizer is an option of the identity."""
+        from prefcli.weights import identity
+
+        if self.source.startswith("imagereward-tiny"):
+            return self.source
+        return f"{identity(str(self._ckpt))}+{identity(str(self._med))}"
 
     @property
     def _device(self) -> Any:
@@ -177,7 +182,7 @@ class ImageRewardScorer(Scorer):
                 out.extend(float(r) for r in self.net(px, ids, mask).float().cpu())
         return out
 
-    def reward(self, pixels: Any, prompts: Sequence[str]) -> Any:
+    def reward(self, pixels: Any, prompts: Sequence[str] | str | None = None, state: Any = None) -> Any:
         """Differentiable ImageReward for B×3×H×W pixels in [0, 1]; one prompt per image, or one for all."""
         from prefcli import clip_common
 

@@ -80,7 +80,7 @@ def load_pickscore(weights: str, processor: str = DEFAULT_PROCESSOR, device: Any
     # PickScore is published as a model used with the processor of the model it was
     # tuned from: hub weights take `processor`; a local folder may carry its own.
     own = W.parse(weights).kind == "local" and _has_processor(model_dir)
-    proc_dir = model_dir if own else Path(W.resolve_dir(processor, allow_patterns=_PROCESSOR_FILES))
+    proc_dir = model_dir if own else Path(W.resolve_dir(processor, allow_patterns=_PROCESSOR_FILES, flag="-o processor"))
     image_processor = _load_image_processor(proc_dir)
     tokenizer = clip_common.load_tokenizer(str(proc_dir))
     model = clip_common.load_hf_clip(str(model_dir), device=device, dtype=dtype)
@@ -109,13 +109,6 @@ class PickScoreScorer(clip_common.ClipBundleScorer):
         self.processor_spec = processor
         dev = clip_common.torch_device(device)
         self.bundle = load_pickscore(self.weights, processor, device=dev, dtype=clip_common.torch_dtype(dtype, dev))
-
-    @property
-    def weights_id(self) -> str:
-        if self.bundle.source.startswith("tiny:"):
-            return f"pickscore-{self.bundle.source}"
-        extra = "" if self.processor_spec == DEFAULT_PROCESSOR else f"+processor={self.processor_spec}"
-        return f"{self.weights}{extra}"
 
     @property
     def logit_scale(self) -> float:

@@ -49,6 +49,36 @@ def weights_for(name: str, default: str | None, per: dict[str, str], base: str |
     return default
 
 
+def scoped_options(pairs: dict[str, str], scorers: Sequence[str]) -> dict[str, dict[str, str]]:
+    """`-o SCORER.KEY VALUE` → {scorer: {KEY: VALUE}}; a bare KEY goes to every scorer that declares it.
+
+    A scorer that is not benchmarked, or a bare KEY no benchmarked scorer has,
+    is an error (a typo must not be ignored silently).
+    """
+    from prefcli import plugins
+    from prefcli.errors import OptionError
+
+    out: dict[str, dict[str, str]] = {s: {} for s in scorers}
+    for key, value in pairs.items():
+        name, dot, opt = key.rpartition(".")
+        if dot:
+            if name not in out:
+                raise OptionError(f"-o {key}: {name!r} is not one of the benchmarked scorers ({', '.join(scorers)}); write -o SCORER.KEY VALUE")
+            out[name][opt] = value
+            continue
+        takers = [s for s in scorers if key.replace("-", "_") in plugins.get_scorer_spec(s).options.names()]
+        if not takers:
+            raise OptionError(f"-o {key}: no benchmarked scorer has this option ({', '.join(scorers)}); see `prefcli scorers NAME`")
+        for s in takers:
+            out[s].setdefault(key, value)
+    # Per-scorer settings win over bare ones whatever their order on the command line.
+    for key, value in pairs.items():
+        name, dot, opt = key.rpartition(".")
+        if dot:
+            out[name][opt] = value
+    return {s: o for s, o in out.items() if o}
+
+
 @dataclass
 class BenchConfig:
     dataset: str
@@ -65,6 +95,8 @@ class BenchConfig:
     cache_dir: str | None = None
     use_cache: bool = True
     limit: int | None = None
+    #: Scorer options per scorer name (strings from the CLI or typed values).
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def validate(self) -> None:
         if not self.scorers:
@@ -86,6 +118,7 @@ def run_bench(cfg: BenchConfig, *, dataset: Any = None, progress: bool = False, 
 
     cfg.validate()
     specs = {name: plugins.get_scorer_spec(name) for name in cfg.scorers}  # unknown names fail first
+    options = {name: specs[name].parse_options(cfg.options.get(name)) for name in cfg.scorers}  # then bad options
     default_w, per_w = parse_weights(cfg.weights, cfg.scorers)
     ds = dataset if dataset is not None else source.open_dataset(cfg.dataset)
     cache = CacheDir(cfg.cache_dir) if cfg.use_cache else None
@@ -103,8 +136,8 @@ def run_bench(cfg: BenchConfig, *, dataset: Any = None, progress: bool = False, 
     try:
         for name in cfg.scorers:
             spec = specs[name]
-            base = (spec.extra.get("options") or {}).get("base")
-            handle = ScorerHandle(name, weights_for(name, default_w, per_w, base), device=cfg.device, dtype=cfg.dtype, cache=cache)
+            handle = ScorerHandle(name, weights_for(name, default_w, per_w, spec.base or None), device=cfg.device, dtype=cfg.dtype,
+                                  cache=cache, options=options[name])
             handles[name] = handle
             for protocol in protocols:
                 for n_ref in (n_refs if handle.uses_history else [max(n_refs)]):
@@ -117,6 +150,8 @@ def run_bench(cfg: BenchConfig, *, dataset: Any = None, progress: bool = False, 
                     if log:
                         s = run["stats"]
                         log(f"{label}: {s['candidates_scored']} scored, {s['scores_cached']} from cache, {s['seconds']:.1f}s")
+        # What actually produced each scorer's numbers (dtype and device as used, weights fingerprinted).
+        scorer_provenance = {n: {"weights": h.weights, "weights_id": h.weights_id, "identity": h.identity} for n, h in handles.items()}
     finally:
         if cache is not None:
             cache.close()
@@ -124,7 +159,7 @@ def run_bench(cfg: BenchConfig, *, dataset: Any = None, progress: bool = False, 
         command="bench",
         config={**cfg.__dict__, "n_refs": n_refs, "protocols": protocols},
         seeds={"bootstrap": cfg.seed},
-        scorers={n: {"weights": h.weights, "weights_id": h.weights_id} for n, h in handles.items()},
+        scorers=scorer_provenance,
         dataset=results.dataset_provenance(getattr(ds, "info", None), cfg.dataset),
     )
     from prefcli.harness.references import references_for

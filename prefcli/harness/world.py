@@ -152,6 +152,8 @@ def find_world(dataset: Any) -> Path | None:
         except (OSError, ValueError):
             info = None
     src = (info or {}).get("source") or {}
+    if not isinstance(src, dict):  # some datasets name their source with a plain string
+        src = {}
     if src.get("location"):
         cands.append(Path(src["location"]))
     for c in cands:

@@ -124,6 +124,7 @@ class RunConfig:
     keep_last: int = 3
     trackers: list = field(default_factory=list)  # Accelerate trackers: "tensorboard", "wandb", ...
     num_threads: int = 0  # torch CPU threads; 0 = torch's default
+    deterministic: bool = True  # torch.use_deterministic_algorithms (warn-only): same seed + threads = same model
 
 
 @dataclass

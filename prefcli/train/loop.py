@@ -400,17 +400,30 @@ def _progress(enabled: bool):
 def train(cfg: TrainConfig, *, data: str | os.PathLike | None = None, out: str | os.PathLike = "runs/train",
           resume: bool = False, max_steps: int | None = None, progress: bool = True,
           log: Callable[[str], None] | None = None) -> TrainResult:
-    """Run `cfg`'s stages; write checkpoints, metrics.jsonl and the final model under `out`.
-
-    One training per `out` at a time: the main process holds its lock file.
-    """
-    import contextlib
-
+    """Run `cfg`'s stages; write checkpoints, metrics.jsonl and the final model under `out`."""
+    say = log or (lambda s: None)
+    r = cfg.run
+    if r.num_threads:
+        torch.set_num_threads(r.num_threads)
+    # Bit-for-bit reproducible runs (same config, data, seed, machine and thread count). Without it,
+    # the backward of the image-feature gather (index_put_ with accumulate) uses parallel atomic
+    # float adds on CPU once a batch is large enough and two or more threads run: history models
+    # diverged between identical runs from the first steps of the main stage. Warn-only: an op
+    # without a deterministic kernel (some CUDA ones) warns instead of failing.
+    previous = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
+    if r.deterministic:
+        if torch.cuda.is_available():
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
     from prefcli.lock import output_lock
 
+    # One training per --out at a time: the main process holds its lock file.
     rank = int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")) or 0)
-    with output_lock(out) if rank == 0 else contextlib.nullcontext():
-        return _train(cfg, data=data, out=out, resume=resume, max_steps=max_steps, progress=progress, log=log)
+    try:
+        with output_lock(out) if rank == 0 else contextlib.nullcontext():
+            return _train(cfg, data=data, out=Path(out), resume=resume, max_steps=max_steps, progress=progress, say=say)
+    finally:
+        torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
 
 
 def _config_differences(old: dict, new: dict, prefix: str = "") -> list[str]:
@@ -447,8 +460,8 @@ def _check_resume_config(out: Path, saved: dict, cfg: "TrainConfig", config_file
                           f"resume with the same config, or train into a new --out")
 
 
-def _train(cfg: TrainConfig, *, data: str | os.PathLike | None, out: str | os.PathLike, resume: bool,
-           max_steps: int | None, progress: bool, log: Callable[[str], None] | None) -> TrainResult:
+def _train(cfg: TrainConfig, *, data: Any, out: Path, resume: bool, max_steps: int | None, progress: bool,
+           say: Callable[[str], None]) -> TrainResult:
     from accelerate import Accelerator
     from accelerate.utils import set_seed
 
@@ -460,11 +473,7 @@ def _train(cfg: TrainConfig, *, data: str | os.PathLike | None, out: str | os.Pa
     from prefcli.vlm.losses import preference_loss
     from prefcli.vlm.model import build_model
 
-    say = log or (lambda s: None)
-    out = Path(out)
     r = cfg.run
-    if r.num_threads:
-        torch.set_num_threads(r.num_threads)
     cpu = r.device == "cpu" or (r.device == "auto" and not torch.cuda.is_available())
     acc = Accelerator(cpu=cpu, mixed_precision=r.mixed_precision,
                       log_with=list(r.trackers) or None, project_dir=str(out))
