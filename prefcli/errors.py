@@ -27,3 +27,11 @@ class DataError(PrefcliError):
 
 class ConfigError(PrefcliError):
     """A config file with unknown keys, wrong types or bad values."""
+
+
+class OptionError(PrefcliError, ValueError):
+    """A scorer option that does not exist or has a value the scorer cannot use."""
+
+
+class DeviceError(PrefcliError):
+    """A --device that does not exist here (no CUDA, no MPS) or is not a device at all."""

@@ -14,6 +14,7 @@ Environment:
 from __future__ import annotations
 
 import difflib
+import logging
 import os
 import warnings
 from importlib import metadata
@@ -25,6 +26,7 @@ from prefcli.errors import UnknownScorerError
 from prefcli.scorer import ScorerSpec
 
 GROUP = "prefcli"
+log = logging.getLogger(__name__)
 
 pm = pluggy.PluginManager(GROUP)
 pm.add_hookspecs(hookspecs)
@@ -84,21 +86,32 @@ def _register(spec: ScorerSpec, plugin_name: str = "") -> None:
         _aliases[alias] = spec.name
 
 
+def _unmarked(plugin: object) -> bool:
+    """A `register_scorers` defined without `@hookimpl`: pluggy does not collect it, and we say so."""
+    impl = getattr(plugin, "register_scorers", None)
+    return callable(impl) and not hasattr(impl, f"{GROUP}_impl")
+
+
 def _collect() -> None:
     _scorers.clear()
     _aliases.clear()
-    for plugin in pm.get_plugins():
-        impl = getattr(plugin, "register_scorers", None)
-        if impl is None:
-            continue
-        name = pm.get_name(plugin) or getattr(plugin, "__name__", "")
+    # Only implementations marked with @hookimpl are hooks; each is called on
+    # its own so that one failing plugin costs a warning, not the others.
+    for impl in reversed(pm.hook.register_scorers.get_hookimpls()):  # registration order
+        name = impl.plugin_name
         try:
-            impl(register=lambda spec, _n=name: _register(spec, _n))
+            impl.function(register=lambda spec, _n=name: _register(spec, _n))
         except Exception as e:
             if _strict():
                 raise
             failures[name] = f"{type(e).__name__}: {e}"
             warnings.warn(f"prefcli plugin {name!r} failed in register_scorers and was skipped: {e}", PluginLoadWarning, stacklevel=2)
+    for plugin in pm.get_plugins():
+        if plugin is not hookspecs and _unmarked(plugin):
+            name = pm.get_name(plugin) or getattr(plugin, "__name__", "")
+            log.warning("prefcli plugin %r defines register_scorers without @hookimpl; it was not registered", name)
+            warnings.warn(f"prefcli plugin {name!r} defines register_scorers without @hookimpl (from prefcli.hookspecs); "
+                          f"it was not registered", PluginLoadWarning, stacklevel=2)
     from prefcli.probe import probe_specs  # probes derive from registered embedding scorers
 
     for spec in probe_specs(list(_scorers.values())):
@@ -135,8 +148,9 @@ def get_scorer_spec(name: str) -> ScorerSpec:
     raise UnknownScorerError(f"unknown scorer {name!r}.{hint} Known: {', '.join(known) or 'none'}{failed}")
 
 
-def load_scorer(name: str, weights: str | None = None, **options):
-    return get_scorer_spec(name).load(weights=weights, **options)
+def load_scorer(name: str, weights: str | None = None, **kwargs):
+    """Build a registered scorer: `device` (default auto), `dtype`, `options` (a dict or Options) and/or option keywords."""
+    return get_scorer_spec(name).load(weights=weights, **kwargs)
 
 
 def _reset_for_tests() -> None:  # pragma: no cover - test helper

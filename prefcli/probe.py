@@ -4,7 +4,7 @@
 (liked = 1, disliked = 0; paired or not) and scores candidates by P(liked).
 On a rated history (PAMELA) it fits ridge regression to the ratings instead
 and scores by the predicted rating. A scorer opts in by
-registering with `extra={"embedding": True}` and implementing
+registering with `embedding=True` and implementing
 `EmbeddingScorer.embed_images`.
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+from prefcli.options import extend, option
 from prefcli.scorer import EmbeddingScorer, Scorer, ScorerSpec
 from prefcli.types import Candidate, UserHistory
 
@@ -19,8 +20,10 @@ from prefcli.types import Candidate, UserHistory
 def probe_specs(specs: list[ScorerSpec]) -> list[ScorerSpec]:
     out = []
     for spec in specs:
-        if not spec.extra.get("embedding") or spec.uses_history:
+        if not spec.embedding or spec.uses_history:
             continue
+        opts = extend(spec.options, f"{spec.options.__name__}WithProbe",
+                      C=(float, option(1.0, "Inverse strength of the probe's L2 regularisation (smaller = simpler fit).", min=1e-12)))
         out.append(
             ScorerSpec(
                 name=f"{spec.name}-probe",
@@ -33,7 +36,11 @@ def probe_specs(specs: list[ScorerSpec]) -> list[ScorerSpec]:
                 install_hint=spec.install_hint,
                 requires=tuple(spec.requires) + ("sklearn",),
                 plugin=spec.plugin,
-                extra={"options": {"base": spec.name}},
+                options=opts,
+                # The probe's own code and its base's both decide the score.
+                version=spec.version,
+                base=spec.name,
+                weights_forms=spec.weights_forms,
             )
         )
     return out
@@ -42,12 +49,16 @@ def probe_specs(specs: list[ScorerSpec]) -> list[ScorerSpec]:
 class ProbeScorer(Scorer):
     min_history = 1
 
-    def __init__(self, weights: str | None = None, device: str = "cpu", dtype: str | None = None, *, base: str, C: float = 1.0, **options: Any):
-        super().__init__(weights=weights, device=device, dtype=dtype)
-        from prefcli.plugins import load_scorer
+    def __init__(self, weights: str | None = None, device: str = "cpu", dtype: str | None = None, *,
+                 spec: ScorerSpec | None = None, base: str | None = None, C: float = 1.0, **options: Any):
+        super().__init__(weights=weights, device=device, dtype=dtype, spec=spec, batch_size=options.get("batch_size", 16))
+        from prefcli.plugins import get_scorer_spec
 
-        self.base: EmbeddingScorer = load_scorer(base, weights=weights, device=device, dtype=dtype, **options)
-        self.C = C
+        base = base or (spec.base if spec is not None else None)
+        if not base:
+            raise ValueError("a probe needs the name of its base embedding scorer")
+        self.base: EmbeddingScorer = get_scorer_spec(base).load(weights, device=device, dtype=dtype, options=options)
+        self.C = float(C)
 
     @property
     def weights_id(self) -> str:

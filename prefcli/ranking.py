@@ -136,7 +136,8 @@ def rank_folder(
     *,
     scorer: "str | Scorer",
     weights: str | None = None,
-    device: str = "cpu",
+    device: str | None = "auto",
+    dtype: str | None = None,
     likes: str | os.PathLike | None = None,
     dislikes: str | os.PathLike | None = None,
     pairs: str | os.PathLike | None = None,
@@ -149,19 +150,22 @@ def rank_folder(
     recursive: bool = False,
     sheet: str | os.PathLike | None = None,
     sheet_title: str | None = None,
+    sheet_options: dict[str, Any] | None = None,
     progress: ProgressFn | None = None,
     scorer_options: dict[str, Any] | None = None,
 ) -> RankResult:
     """Score every image in `candidates` with `scorer` and return them best first.
 
-    `scorer` is a registered name (loaded with `weights`, `device` and
-    `scorer_options`) or an already loaded Scorer. Personalized scorers need a
+    `scorer` is a registered name (loaded with `weights`, `device`, `dtype`
+    and `scorer_options`, validated before any image is read) or an already loaded Scorer. Personalized scorers need a
     history: `history`, or `likes` + `dislikes` folders (optionally paired by
     `pairs`); history-free scorers ignore them and a note says so. `prompt`
     applies to every candidate; `prompts` (a prompts file or {file: prompt})
     names one per file and is also consulted for history images, after
     `history_prompts`. Ties are broken by path. `top` keeps the best K. With
-    `sheet`, a contact sheet of the ranked images is written there.
+    `sheet`, a contact sheet of the ranked images is written there;
+    `sheet_options` are `thumb`, `columns`, and `history` / `prompt` (True:
+    show the history strip / the prompt on it).
     """
     from prefcli.data.folders import as_prompt_map, history_from_folders
 
@@ -181,6 +185,11 @@ def rank_folder(
     else:
         spec = scorer.spec
     name = spec.name if spec is not None else _scorer_name(scorer)
+    if isinstance(scorer, str):
+        from prefcli.devices import normalize_dtype, resolve_device
+
+        opts = spec.parse_options(scorer_options)  # a bad -o or --device fails before anything is read
+        device, dtype = resolve_device(device), normalize_dtype(dtype)
     uses_history = spec.uses_history if spec is not None else False
     needs_prompt = "prompt" in spec.needs if spec is not None else False
 
@@ -220,7 +229,7 @@ def rank_folder(
     if isinstance(scorer, str):
         from prefcli.plugins import load_scorer
 
-        scorer = load_scorer(name, weights=weights, device=device, **(scorer_options or {}))
+        scorer = load_scorer(name, weights=weights, device=device, dtype=dtype, options=opts)
     state = scorer.condition(history) if uses_history else scorer.condition(None)
     if spec is not None and spec.pairwise:
         # A judge of two images: every pair once, a candidate's score is its wins.
@@ -251,7 +260,10 @@ def rank_folder(
     )
     if sheet is not None:
         title = sheet_title or f"prefcli rank · {name} · {Path(candidates).resolve().name}"
-        result.sheet = str(write_rank_sheet(ranked, sheet, title=title))
+        opts = dict(sheet_options or {})
+        shown_history = history if opts.pop("history", False) else None
+        shown_prompt = prompt if opts.pop("prompt", False) else None
+        result.sheet = str(write_rank_sheet(ranked, sheet, title=title, history=shown_history, prompt=shown_prompt, **opts))
     return result
 
 
@@ -261,8 +273,13 @@ def format_score(score: float) -> str:
     return f"{score:.4g}"
 
 
-def write_rank_sheet(ranked: Sequence[RankedImage], path: str | os.PathLike, *, title: str | None = None, thumb: int = 192) -> Path:
-    """A contact sheet of ranked images: thumbnails in rank order captioned '#rank  score' and the file name."""
+def write_rank_sheet(ranked: Sequence[RankedImage], path: str | os.PathLike, *, title: str | None = None, thumb: int = 192,
+                     columns: int | None = None, history: "UserHistory | None" = None, prompt: str | None = None) -> Path:
+    """A contact sheet of ranked images: thumbnails in rank order captioned '#rank  score' and the file name.
+
+    With `history`, a strip of the person's liked and disliked images sits above the grid; with
+    `prompt`, the prompt is a line under the title.
+    """
     from prefcli import images
     from prefcli.sheet import contact_sheet
 
@@ -271,4 +288,11 @@ def write_rank_sheet(ranked: Sequence[RankedImage], path: str | os.PathLike, *, 
         image = images.load_image(r.path)
         image.thumbnail((thumb * 2, thumb * 2))  # keep memory small for big folders of big images
         items.append((image, f"#{r.rank}  {format_score(r.score)}\n{Path(r.path).name}"))
-    return contact_sheet(items, path, thumb=thumb, title=title)
+    strip = []
+    for p in (history.pairs if history is not None else []):
+        for cand, liked in ((p.liked, True), (p.disliked, False)):
+            im = cand.image.copy()
+            im.thumbnail((thumb, thumb))
+            strip.append((im, liked))
+    return contact_sheet(items, path, thumb=thumb, columns=columns, title=title,
+                         subtitle=f"prompt: {prompt}" if prompt else None, history=strip or None)

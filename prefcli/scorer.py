@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-from dataclasses import dataclass, field
-from typing import Any, ClassVar, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Sequence
 
-from prefcli.errors import DataError, HistoryError
+from prefcli.errors import DataError, HistoryError, OptionError
+from prefcli.options import Options
 from prefcli.types import Candidate, UserHistory
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
 
 INPUTS = ("image", "prompt", "history")
 
@@ -29,16 +33,26 @@ class ScorerSpec:
     needs: frozenset[str] = frozenset({"image"})
     higher_is_better: bool = True
     trainable: bool = False
+    #: True when the scorer implements `reward(pixels, prompts, state)` (see `Scorer.reward`).
     differentiable: bool = False
     default_weights: str = ""
     install_hint: str = ""
     # Top-level modules that must be importable for the scorer to run here.
     requires: tuple[str, ...] = ()
-    # Extra keyword options the factory accepts (documented in the plugin).
     plugin: str = ""
+    #: The typed options the factory accepts (a subclass of prefcli.options.Options).
+    options: type[Options] = Options
+    #: Bump whenever preprocessing or the score formula changes: it is part of the cache key,
+    #: so entries computed by older code are never served.
+    version: int = 1
+    #: The scorer can `embed_images`; registering it also gives `<name>-probe`.
+    embedding: bool = False
+    #: For derived scorers (probes): the registered scorer they build on.
+    base: str = ""
+    #: The accepted forms of --weights, one line each, for `prefcli scorers NAME`.
+    weights_forms: tuple[str, ...] = ()
     # "pointwise" (one number per candidate) or "pairwise" (compares two; see prefcli.pairwise).
     kind: str = "pointwise"
-    extra: dict = field(default_factory=dict, hash=False, compare=False)
 
     def __post_init__(self) -> None:
         unknown = set(self.needs) - set(INPUTS)
@@ -48,6 +62,10 @@ class ScorerSpec:
             raise ValueError(f"scorer {self.name!r}: kind must be 'pointwise' or 'pairwise', got {self.kind!r}")
         if ":" not in self.factory:
             raise ValueError(f"scorer {self.name!r}: factory must look like 'module:Class', got {self.factory!r}")
+        if not (isinstance(self.options, type) and issubclass(self.options, Options)):
+            raise ValueError(f"scorer {self.name!r}: options must be a subclass of prefcli.options.Options")
+        if int(self.version) < 1:
+            raise ValueError(f"scorer {self.name!r}: version must be a positive integer")
 
     @property
     def uses_history(self) -> bool:
@@ -70,36 +88,104 @@ class ScorerSpec:
             raise ImportError(f"scorer {self.name!r} cannot be loaded: {e}{hint}") from e
         return obj
 
-    def load(self, weights: str | None = None, **options: Any) -> "Scorer":
+    def parse_options(self, options: "Mapping[str, Any] | Options | None" = None, **more: Any) -> Options:
+        """Validated options (CLI strings or Python values); an OptionError names the option and what is allowed."""
+        if isinstance(options, Options) and not more:
+            if not isinstance(options, self.options):
+                raise OptionError(f"scorer {self.name}: options of type {type(options).__name__}, expected {self.options.__name__}")
+            return options
+        raw = options.as_kwargs() if isinstance(options, Options) else dict(options or {})
+        raw.update(more)
+        return self.options.parse(raw, scorer=self.name)
+
+    def load(self, weights: str | None = None, *, device: str | None = "auto", dtype: str | None = None,
+             options: "Mapping[str, Any] | Options | None" = None, **more: Any) -> "Scorer":
+        """Build the scorer: options validated, device resolved (auto → cuda, mps, cpu), the spec passed in."""
+        from prefcli.devices import normalize_dtype, resolve_device
+
+        opts = self.parse_options(options, **more)
+        dev = resolve_device(device)
         cls = self.load_class()
-        # Derived scorers (e.g. probes) carry fixed factory options in extra["options"].
-        scorer = cls(weights=weights or self.default_weights, **{**self.extra.get("options", {}), **options})
+        scorer = cls(weights=weights or self.default_weights or None, device=dev, dtype=normalize_dtype(dtype),
+                     spec=self, **opts.as_kwargs())
         scorer.spec = self
+        scorer.options = opts
         return scorer
 
 
 class Scorer:
-    """Base class. Subclasses implement `score`; personalized ones also `condition`.
+    """Base class. Subclasses implement `score`; personalized ones also `condition`;
+    differentiable ones also `reward`.
 
     Constructor keywords understood by every scorer: `weights` (a weights spec:
-    "tiny", a local path, "hf-hub:org/name", an https URL), `device`, `dtype`.
+    "tiny", a local path, "hf-hub:org/name", an https URL), `device` (a
+    concrete torch device: `ScorerSpec.load` resolves "auto"), `dtype` (None
+    is the scorer's choice), `spec` (the ScorerSpec it was built from), and
+    the fields of its spec's options class.
     """
 
     spec: ScorerSpec | None = None
+    options: Options | None = None
     #: Minimum number of history pairs a personalized scorer needs.
     min_history: ClassVar[int] = 0
 
-    def __init__(self, weights: str | None = None, device: str = "cpu", dtype: str | None = None, **options: Any):
+    def __init__(self, weights: str | None = None, device: str = "cpu", dtype: str | None = None, *,
+                 spec: ScorerSpec | None = None, batch_size: int = 16, **options: Any):
         if options:
             raise TypeError(f"{type(self).__name__} got unknown options: {sorted(options)}")
         self.weights = weights
         self.device = device
         self.dtype = dtype
+        self.batch_size = int(batch_size)
+        if spec is not None:
+            self.spec = spec
 
     @property
     def weights_id(self) -> str:
-        """What identifies these weights in caches and provenance."""
-        return str(self.weights)
+        """What identifies these weights: a content fingerprint of local files, the commit of hub ids."""
+        from prefcli.weights import identity
+
+        return identity(self.weights) if self.weights else ""
+
+    @property
+    def used(self) -> dict[str, str | None]:
+        """The dtype and device this scorer actually runs with (read from its weights)."""
+        from prefcli.devices import used_dtype_device
+
+        dt, dev = used_dtype_device(self)
+        return {"dtype": dt or self.dtype, "device": dev or str(self.device)}
+
+    @property
+    def identity(self) -> dict[str, Any]:
+        """Everything that produced a score: name, code version, weights, score-changing options, dtype, device kind.
+
+        The score cache is keyed on it and provenance records it.
+        """
+        from prefcli.devices import device_kind
+        from prefcli.weights import identity as weights_identity
+
+        spec = self.spec
+        opts = self.options.score_affecting() if self.options is not None else {}
+        weights_opts = set(self.options.weights_options()) if self.options is not None else set()
+        for k in weights_opts & set(opts):
+            if opts[k]:
+                opts[k] = weights_identity(str(opts[k]))
+        used = self.used
+        return {
+            "scorer": spec.name if spec is not None else type(self).__name__,
+            "version": spec.version if spec is not None else 1,
+            "weights": self.weights_id,
+            "options": opts,
+            "dtype": used["dtype"],
+            "device": device_kind(used["device"]),
+        }
+
+    @property
+    def cache_key(self) -> str:
+        """`identity` as one canonical string (what the score cache is keyed on)."""
+        import json
+
+        return json.dumps(self.identity, sort_keys=True, default=str, separators=(",", ":"))
 
     def condition(self, history: UserHistory | None) -> Any:
         """Prepare per-user state once; history-free scorers ignore the history."""
@@ -113,6 +199,19 @@ class Scorer:
 
     def score(self, candidates: Sequence[Candidate], state: Any = None) -> list[float]:
         raise NotImplementedError
+
+    def reward(self, pixels: "torch.Tensor", prompts: "Sequence[str] | str | None" = None, state: Any = None) -> "torch.Tensor":
+        """The score with gradients, for reward-guided generation (scorers whose spec says `differentiable`).
+
+        `pixels`: a (B, 3, H, W) float tensor in [0, 1]; `prompts`: one per
+        image, or one for all (ignored by scorers that read no prompt);
+        `state`: what `condition(history)` returned (None for history-free
+        scorers). Returns a (B,) tensor whose gradients reach `pixels`. The
+        preprocessing is done with torch ops and follows `score`'s, so an
+        image given both ways gets the same number up to resampling rounding.
+        """
+        name = self.spec.name if self.spec is not None else type(self).__name__
+        raise NotImplementedError(f"scorer {name} is not differentiable: it has no reward(pixels, prompts, state)")
 
 
 class PairwiseScorer(Scorer):
@@ -150,8 +249,10 @@ def require_prompt(candidate: Candidate, scorer: str) -> str:
     return candidate.prompt
 
 
-def broadcast_prompts(prompts: "Sequence[str] | str", n: int) -> list[str]:
+def broadcast_prompts(prompts: "Sequence[str] | str | None", n: int) -> list[str]:
     """One prompt per image for a differentiable `reward`: a single prompt serves all `n`."""
+    if prompts is None:
+        raise ValueError("this scorer judges image-text fit: reward(pixels, prompts) needs a prompt per image (or one for all)")
     prompts = [prompts] if isinstance(prompts, str) else list(prompts)
     if len(prompts) == 1 and n > 1:
         prompts = prompts * n

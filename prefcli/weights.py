@@ -56,14 +56,10 @@ _URL_TIMEOUT_S = 60
 
 
 def cache_dir() -> Path:
-    """prefcli's own download cache: $PREFCLI_CACHE, else $XDG_CACHE_HOME/prefcli, else ~/.cache/prefcli."""
-    env = os.environ.get(CACHE_ENV)
-    if env:
-        return Path(env).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    if xdg:
-        return Path(xdg).expanduser() / "prefcli"
-    return Path.home() / ".cache" / "prefcli"
+    """prefcli's cache root: $PREFCLI_CACHE, else $XDG_CACHE_HOME/prefcli, else ~/.cache/prefcli (see prefcli.paths)."""
+    from prefcli.paths import cache_root
+
+    return cache_root()
 
 
 def is_offline(offline: bool | None = None) -> bool:
@@ -200,7 +196,7 @@ def _hf_cache() -> Path:
     return Path(constants.HF_HUB_CACHE)
 
 
-def _offline_miss(src: WeightsSource, filename: str | None, cache: Path) -> WeightsError:
+def _offline_miss(src: WeightsSource, filename: str | None, cache: Path, flag: str = "--weights") -> WeightsError:
     repo = src.repo_id
     rev = f" --revision {src.revision}" if src.revision else ""
     what = f"hf-hub:{repo}" + (f"@{src.revision}" if src.revision else "")
@@ -208,16 +204,16 @@ def _offline_miss(src: WeightsSource, filename: str | None, cache: Path) -> Weig
         return WeightsError(
             f"weights {what} ({filename}) are not in the local Hugging Face cache ({cache}) and offline mode is on; "
             f"on a machine with network run `hf download {repo} {filename}{rev}` (set HF_HOME to share that cache), "
-            f"or pass a local path with --weights PATH"
+            f"or pass a local path with {flag} PATH"
         )
     return WeightsError(
         f"weights {what} are not in the local Hugging Face cache ({cache}) and offline mode is on; "
         f"on a machine with network run `hf download {repo}{rev}` (set HF_HOME to share that cache), "
-        f"or pass a local folder with --weights PATH"
+        f"or pass a local folder with {flag} PATH"
     )
 
 
-def _hub_call(src: WeightsSource, file: str | None, offline: bool, fn, **kwargs) -> Path:
+def _hub_call(src: WeightsSource, file: str | None, offline: bool, fn, flag: str = "--weights", **kwargs) -> Path:
     """Call hf_hub_download / snapshot_download and turn every failure into one WeightsError."""
     from huggingface_hub import constants as hf_constants
     from huggingface_hub import errors as hf_errors
@@ -237,15 +233,15 @@ def _hub_call(src: WeightsSource, file: str | None, offline: bool, fn, **kwargs)
     except hf_errors.LocalEntryNotFoundError:
         # Raised both in offline mode and when the hub cannot be reached.
         if told_offline:
-            raise _offline_miss(src, file, cache) from None
+            raise _offline_miss(src, file, cache, flag) from None
         raise WeightsError(
             f"{what}: not in the local Hugging Face cache ({cache}) and the hub could not be reached; "
-            f"check the network, or pass a local path with --weights PATH"
+            f"check the network, or pass a local path with {flag} PATH"
         ) from None
     except hf_errors.EntryNotFoundError:
         raise WeightsError(f"{what}: no such file in the repository") from None
     except getattr(hf_errors, "OfflineModeIsEnabled", ()):  # HF_HUB_OFFLINE set while we were told online
-        raise _offline_miss(src, file, cache) from None
+        raise _offline_miss(src, file, cache, flag) from None
     except hf_errors.HfHubHTTPError as e:
         raise WeightsError(f"{what}: download from the Hugging Face Hub failed ({_one_line(e)})") from None
     except (OSError, ValueError) as e:
@@ -339,13 +335,15 @@ class _progress:
 
 
 def resolve_file(
-    spec: str, filename: str | None = None, *, sha256: str | None = None, offline: bool | None = None
+    spec: str, filename: str | None = None, *, sha256: str | None = None, offline: bool | None = None, flag: str = "--weights"
 ) -> Path:
     """A local path to one weights file named by `spec` (and `filename` inside a repo or folder).
 
     Hub files come from (or go into) the Hugging Face cache; URLs are
     downloaded once into ``cache_dir()/urls``; `sha256`, when given, is
-    checked. Raises WeightsError with what failed and what to do about it.
+    checked. Raises WeightsError with what failed and what to do about it;
+    `flag` is how the user gave this spec (`--weights`, or `-o base` for a
+    scorer option), so the advice names the right one.
     """
     src = parse(spec)
     off = is_offline(offline)
@@ -360,7 +358,7 @@ def resolve_file(
             raise WeightsError(f"{src.describe()}: a file name inside the repository is needed")
         from huggingface_hub import hf_hub_download
 
-        path = _hub_call(src, filename, off, hf_hub_download, filename=filename)
+        path = _hub_call(src, filename, off, hf_hub_download, flag=flag, filename=filename)
         _verify(path, sha, f"{src.describe()} ({filename})")
         return path
 
@@ -374,7 +372,7 @@ def resolve_file(
         if off:
             raise WeightsError(
                 f"{src.url} is not in the prefcli cache ({target.parent}) and offline mode is on; "
-                f"download it on a machine with network and pass it with --weights PATH, "
+                f"download it on a machine with network and pass it with {flag} PATH, "
                 f"or copy it to {target}"
             )
         _download(src.url or "", target, sha)
@@ -397,7 +395,7 @@ def resolve_file(
     return path
 
 
-def resolve_dir(spec: str, *, allow_patterns: list[str] | None = None, offline: bool | None = None) -> Path:
+def resolve_dir(spec: str, *, allow_patterns: list[str] | None = None, offline: bool | None = None, flag: str = "--weights") -> Path:
     """A local folder for `spec`: a hub snapshot (only `allow_patterns` files) or a local folder."""
     src = parse(spec)
     off = is_offline(offline)
@@ -408,7 +406,7 @@ def resolve_dir(spec: str, *, allow_patterns: list[str] | None = None, offline: 
     if src.kind == "hub":
         from huggingface_hub import snapshot_download
 
-        return _hub_call(src, None, off, snapshot_download, allow_patterns=allow_patterns)
+        return _hub_call(src, None, off, snapshot_download, flag=flag, allow_patterns=allow_patterns)
     path = src.path
     assert path is not None
     if not path.exists():
@@ -493,3 +491,129 @@ def save_state_dict(state: dict, path: str | os.PathLike, *, metadata: dict[str,
             raise
         with atomic_path(path) as tmp:
             save_file({k: v.clone().contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
+
+
+# --------------------------------------------------------------------------- identity
+
+_MEMO_FILE = "fingerprints.sqlite"
+_COMMIT = re.compile(r"^[0-9a-f]{40}$")
+
+
+def _memo_connect():
+    import sqlite3
+
+    try:
+        root = cache_dir()
+        root.mkdir(parents=True, exist_ok=True)
+        con = sqlite3.connect(str(root / _MEMO_FILE), timeout=30.0)
+        con.execute("PRAGMA journal_mode=WAL")
+        con.execute(
+            "CREATE TABLE IF NOT EXISTS files (path TEXT, size INTEGER, mtime_ns INTEGER, ctime_ns INTEGER, inode INTEGER, "
+            "sha256 TEXT NOT NULL, PRIMARY KEY (path, size, mtime_ns, ctime_ns, inode)) WITHOUT ROWID"
+        )
+        return con
+    except Exception:  # noqa: BLE001 - a read-only or broken cache only costs speed
+        return None
+
+
+def file_fingerprint(path: str | os.PathLike, _con: Any = None) -> str:
+    """sha256 of a file's bytes, remembered by (path, size, mtime, ctime, inode).
+
+    The memo only saves rehashing an unchanged file: any rewrite, even one that
+    restores the size and modification time, changes the ctime (which no user
+    tool can set), so the file is hashed again.
+    """
+    p = Path(path).resolve()
+    st = p.stat()
+    key = (str(p), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+    con = _con if _con is not None else _memo_connect()
+    try:
+        if con is not None:
+            row = con.execute("SELECT sha256 FROM files WHERE path=? AND size=? AND mtime_ns=? AND ctime_ns=? AND inode=?", key).fetchone()
+            if row:
+                return row[0]
+        digest = sha256_file(p)
+        if con is not None:
+            try:
+                with con:
+                    con.execute("DELETE FROM files WHERE path=?", (str(p),))
+                    con.execute("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?)", (*key, digest))
+            except Exception:  # noqa: BLE001 - the memo is an optimization
+                pass
+        return digest
+    finally:
+        if _con is None and con is not None:
+            con.close()
+
+
+def content_fingerprint(path: str | os.PathLike) -> str:
+    """sha256 of a file, or of a folder's file names and contents (dot-files skipped), as 64 hex."""
+    p = Path(path)
+    con = _memo_connect()
+    try:
+        if p.is_file():
+            return file_fingerprint(p, con)
+        h = hashlib.sha256()
+        for f in sorted(q for q in p.rglob("*") if q.is_file() and not any(part.startswith(".") for part in q.relative_to(p).parts)):
+            h.update(f"{f.relative_to(p).as_posix()}\0{file_fingerprint(f, con)}\n".encode())
+        return h.hexdigest()
+    finally:
+        if con is not None:
+            con.close()
+
+
+def hub_commit(repo_id: str, revision: str | None = None) -> str | None:
+    """The commit a hub revision resolves to in the local Hugging Face cache (None if not cached)."""
+    rev = revision or "main"
+    if _COMMIT.match(rev):
+        return rev
+    folder = _hf_cache() / f"models--{repo_id.replace('/', '--')}"
+    ref = folder / "refs" / rev
+    try:
+        sha = ref.read_text().strip()
+    except OSError:
+        return None
+    return sha if _COMMIT.match(sha) else None
+
+
+def commit_of_path(path: str | os.PathLike) -> str | None:
+    """The commit of a file or folder inside a Hugging Face cache snapshot (…/snapshots/<commit>/…)."""
+    parts = Path(path).parts
+    for i, part in enumerate(parts[:-1]):
+        if part == "snapshots" and _COMMIT.match(parts[i + 1]):
+            return parts[i + 1]
+    return None
+
+
+def identity(spec: str | None) -> str:
+    """What identifies the weights a spec names, for cache keys and provenance.
+
+    Local files and folders: the sha256 of their contents (a model retrained in
+    place gets a new identity; the same bytes under another name the same one).
+    Hub ids: the commit the revision resolves to here (``@unresolved`` when the
+    repository is not cached yet). URLs: the pinned sha256, else the
+    downloaded file's. tiny: "tiny:SEED".
+    """
+    if not spec:
+        return ""
+    try:
+        src = parse(spec)
+    except WeightsError:
+        return str(spec)
+    if src.kind == "tiny":
+        return f"tiny:{tiny_seed(src.spec)}"
+    if src.kind == "local":
+        if src.path is not None and src.path.exists():
+            commit = commit_of_path(src.path)
+            kind = "file" if src.path.is_file() else "folder"
+            return f"{kind}:sha256:{content_fingerprint(src.path)}" + (f"@{commit}" if commit else "")
+        return str(spec)
+    if src.kind == "hub":
+        commit = hub_commit(src.repo_id or "", src.revision)
+        return f"hf-hub:{src.repo_id}@{commit or (src.revision or 'main') + '?unresolved'}"
+    if src.kind == "url":
+        if src.sha256:
+            return f"url:sha256:{src.sha256}"
+        target = _url_target(src, None)
+        return f"url:sha256:{content_fingerprint(target)}" if target.is_file() else f"url:{src.url}?unresolved"
+    return str(spec)

@@ -88,7 +88,7 @@ class MockPlugin:
     def register_scorers(self, register):
         register(ScorerSpec(name="mock-free", factory="harness_fakes:MockFree", needs=frozenset({"image", "prompt"}), default_weights="mock-w"))
         register(ScorerSpec(name="mock-hist", factory="harness_fakes:MockHistory", needs=frozenset({"image", "history"}), default_weights="mock-w"))
-        register(ScorerSpec(name="mock-emb", factory="harness_fakes:MockEmbed", needs=frozenset({"image"}), default_weights="mock-w", extra={"embedding": True}))
+        register(ScorerSpec(name="mock-emb", factory="harness_fakes:MockEmbed", needs=frozenset({"image"}), default_weights="mock-w", embedding=True))
 
 
 def cand(image_id: str, prompt: str = "a prompt") -> Candidate:

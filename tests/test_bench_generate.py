@@ -26,11 +26,26 @@ def test_chunked_mean_is_hpsv2s_style_score():
     assert bench.chunked_mean(scores) != pytest.approx(sum(scores) / 200)
 
 
-def test_bench_generate_limit_2_writes_table4_and_resumes(tmp_path, shared_data):
+def _prompt_folder(tmp_path):
+    """The real HPSv2 prompts when ../shared/data is here, else a small stand-in in the same format."""
+    from conftest import SHARED_DATA
+
+    real = SHARED_DATA / "hpsv2_benchmark"
+    if (real / "photo.json").is_file():
+        return real
+    d = tmp_path / "prompts"
+    d.mkdir()
+    for style in ("anime", "concept-art", "paintings", "photo"):
+        (d / f"{style}.json").write_text(json.dumps([f"a {style} fox, number {i}" for i in range(3)]))
+    return d
+
+
+def test_bench_generate_limit_2_writes_table4_and_resumes(tmp_path):
     """Images under OUT/<arm>/<style>/<index:05d>.jpg (hpsv2/evaluation.py line 33: f'{idx:05d}.jpg';
     line 128: one folder per style named as its prompt file), history and sidecars beside them."""
     out = tmp_path / "b"
-    args = ["bench", "generate", "--prompts", shared_data / "hpsv2_benchmark", "--styles", "anime,photo", "--limit", "2",
+    prompts_dir = _prompt_folder(tmp_path)
+    args = ["bench", "generate", "--prompts", prompts_dir, "--styles", "anime,photo", "--limit", "2",
             "--out", out, "--model", "tiny", "--liked-model", "tiny:1", "--weights", "tiny", "--weights", "preftoken=tiny-opposed-cp", "--steps", "3",
             "--judges", "imagereward", "--device", "cpu", "--format", "json"]
     res = CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
@@ -43,7 +58,7 @@ def test_bench_generate_limit_2_writes_table4_and_resumes(tmp_path, shared_data)
     hist = out / "history" / "anime" / "00001"
     assert sorted(p.name for p in hist.iterdir()) == [f"{w}-{k}.jpg" for w in ("disliked", "liked") for k in range(3)]
     side = json.loads((out / "runs" / "photo" / "00001.json").read_text())
-    prompts = json.loads((shared_data / "hpsv2_benchmark" / "photo.json").read_text())
+    prompts = json.loads((prompts_dir / "photo.json").read_text())
     assert side["prompt"] == prompts[1] and side["style"] == "photo" and side["index"] == 1 and len(side["history"]) == 3
     assert side["rewards"][0]["name"] == "preftoken" and side["rewards"][0]["weight"] == 0.75
     assert [r["style"] for r in doc["rows"]] == ["Animation", "Photo", "Average"]

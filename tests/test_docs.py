@@ -40,3 +40,40 @@ def test_docs_index_links_every_page():
     pages = [p.relative_to(DOCS).as_posix() for p in DOCS.rglob("*.md") if p.name != "index.md"]
     unlinked = [p for p in pages if f"({p})" not in index]
     assert not unlinked, f"docs/index.md does not link {unlinked}"
+
+
+def test_every_scorer_spec_field_is_documented():
+    import dataclasses
+
+    from prefcli.scorer import ScorerSpec
+
+    text = (DOCS / "plugins.md").read_text()
+    for f in dataclasses.fields(ScorerSpec):
+        assert f"`{f.name}`" in text, f"docs/plugins.md does not describe ScorerSpec.{f.name}"
+
+
+def test_the_plugin_example_in_the_docs_runs(tmp_path):
+    """The two code blocks of docs/plugins.md, registered in-process, rank real pictures with -o."""
+    import re
+    import sys
+    import types
+
+    from prefcli import plugins
+    from prefcli.types import Candidate
+
+    blocks = re.findall(r"```python\n(.*?)```", (DOCS / "plugins.md").read_text(), re.S)
+    pkg, model = types.ModuleType("my_scorer"), types.ModuleType("my_scorer.model")
+    sys.modules["my_scorer"], sys.modules["my_scorer.model"] = pkg, model
+    try:
+        exec(compile(blocks[0], "plugins.md", "exec"), pkg.__dict__)
+        exec(compile(blocks[1], "plugins.md", "exec"), model.__dict__)
+        plugins.register_plugin(pkg, name="docs-example")
+        scorer = plugins.load_scorer("sharpness", device="cpu", options={"grey": "false"})
+        from picture_factory import structured_images
+
+        vals = scorer.score([Candidate.from_image(im) for im in structured_images([(16, 16)] * 2, seed=1)])
+        assert len(vals) == 2 and scorer.grey is False
+    finally:
+        plugins.unregister_plugin(name="docs-example")
+        sys.modules.pop("my_scorer", None)
+        sys.modules.pop("my_scorer.model", None)

@@ -159,15 +159,27 @@ def test_gradients_reach_the_latent_and_nothing_else(tiny):
     assert all(p.grad is None and not p.requires_grad for p in frozen)
 
 
-def test_history_is_conditioned_once(colours, tiny, tmp_path, viper_examples):
+def _colour_folders(root):
+    """Two liked (reddish) and two disliked (bluish) 16 px pictures, never black."""
+    from PIL import Image
+
+    for sub, colours in (("liked", [(200, 40, 30), (180, 60, 50)]), ("disliked", [(30, 40, 200), (50, 60, 170)])):
+        (root / sub).mkdir(parents=True)
+        for k, c in enumerate(colours):
+            Image.new("RGB", (16, 16), c).save(root / sub / f"{k}.png")
+    return root / "liked", root / "disliked"
+
+
+def test_history_is_conditioned_once(colours, tiny, tmp_path):
     """A personalized reward reads --likes/--dislikes once; each iteration reuses the state."""
     from prefcli.generate.run import GenerateConfig, generate
 
-    cfg = GenerateConfig("a fox", model="tiny", rewards=[("taste", 10.0)], steps=6, n=2, out=str(tmp_path),
-                         likes=str(viper_examples / "liked"), dislikes=str(viper_examples / "disliked"))
+    liked, disliked = _colour_folders(tmp_path / "hist")
+    cfg = GenerateConfig("a fox", model="tiny", rewards=[("taste", 10.0)], steps=6, n=2, out=str(tmp_path / "out"),
+                         likes=str(liked), dislikes=str(disliked))
     recs = generate(cfg, generator=tiny)
     assert fakes.CALLS["taste.condition"] == 1 and fakes.CALLS["taste.reward"] == 12
-    assert len(recs[0]["history"]) == len(list((viper_examples / "liked").glob("*.*")))
+    assert len(recs[0]["history"]) == 2
     assert recs[0]["final"]["rewards"]["taste"] > recs[0]["unguided"]["rewards"]["taste"]
 
 

@@ -27,7 +27,7 @@ class BrightnessScorer(Scorer):
 class MockPlugin:
     @hookimpl
     def register_scorers(self, register):
-        register(ScorerSpec(name="mock-bright", factory=f"{__name__}:BrightnessScorer", aliases=("bright",), extra={"embedding": False}))
+        register(ScorerSpec(name="mock-bright", factory=f"{__name__}:BrightnessScorer", aliases=("bright",)))
 
 
 @pytest.fixture
@@ -116,12 +116,12 @@ def test_embedding_scorers_get_a_probe(fresh_registry):
     class EmbPlugin:
         @hookimpl
         def register_scorers(self, register):
-            register(ScorerSpec(name="emb", factory="x.y:Z", extra={"embedding": True}, default_weights="w"))
+            register(ScorerSpec(name="emb", factory="x.y:Z", embedding=True, default_weights="w"))
 
     plugins.register_plugin(EmbPlugin(), name="emb")
     probe = plugins.get_scorer_spec("emb-probe")
     assert probe.uses_history and probe.default_weights == "w"
-    assert probe.extra["options"] == {"base": "emb"}
+    assert probe.base == "emb" and "C" in probe.options.names() and "batch_size" in probe.options.names()
 
 
 def test_spec_validation():
@@ -134,3 +134,16 @@ def test_spec_validation():
 def test_first_party_plugins_are_entry_points():
     names = {ep.name for ep in metadata.entry_points(group=plugins.GROUP)}
     assert {"clip", "aesthetic", "pickscore", "hpsv2", "imagereward", "viper", "preftoken"} <= names
+
+
+def test_an_unmarked_hook_is_not_registered(fresh_registry):
+    """pluggy collects only @hookimpl-marked implementations; prefcli says so instead of registering it."""
+
+    class Unmarked:
+        def register_scorers(self, register):  # no @hookimpl
+            register(ScorerSpec(name="sneaky", factory="x.y:Z"))
+
+    with pytest.warns(plugins.PluginLoadWarning, match="without @hookimpl"):
+        plugins.register_plugin(Unmarked(), name="unmarked")
+    assert "sneaky" not in plugins.scorers()
+    plugins.unregister_plugin(name="unmarked")

@@ -85,7 +85,7 @@ def _cands(images, prompt=PROMPT):
 
 def test_registered_with_the_facts_of_the_design():
     spec = get_scorer_spec("hpsv2")
-    assert spec.default_weights == "xswu/HPSv2" and spec.differentiable and spec.extra.get("embedding")
+    assert spec.default_weights == "xswu/HPSv2" and spec.differentiable and spec.embedding
     assert get_scorer_spec("hpsv2-probe").uses_history
     assert hps.VERSION_FILES == {"2.0": "HPS_v2_compressed.pt", "2.1": "HPS_v2.1_compressed.pt"}
     assert hps.DEFAULT_VERSION == "2.1"
@@ -135,7 +135,10 @@ def test_the_official_transform_keeps_rgba_which_its_model_cannot_take(oracle_mo
 def test_version_picks_the_file_and_is_part_of_the_weights_id(hps_dir, images, oracle_models, reference_scores):
     v20 = load_scorer("hpsv2", weights=str(hps_dir), arch="tiny", version="2.0")
     v21 = load_scorer("hpsv2", weights=str(hps_dir), arch="tiny", version="v2.1")
-    assert v20.weights_id.endswith("#HPS_v2_compressed.pt") and v21.weights_id.endswith("#HPS_v2.1_compressed.pt")
+    # each identity is the content of the file actually loaded
+    from prefcli.weights import identity
+
+    assert v20.weights_id == identity(str(hps_dir / "HPS_v2_compressed.pt")) != v21.weights_id == identity(str(hps_dir / "HPS_v2.1_compressed.pt"))
     ref20 = oracle_scores(oracle_models, "2.0", images)
     assert rel_err(v20.score(_cands(images)), ref20) < PARITY_RTOL
     assert rel_err(ref20, reference_scores) > 0.01  # the two files really hold different weights
@@ -146,7 +149,7 @@ def test_version_picks_the_file_and_is_part_of_the_weights_id(hps_dir, images, o
 def test_antialias_is_an_option_that_changes_scores_and_the_weights_id(hps_dir, scorer):
     on = load_scorer("hpsv2", weights=str(hps_dir), arch="tiny", antialias="true")
     assert on.antialias is True and scorer.antialias is False
-    assert on.weights_id != scorer.weights_id
+    assert on.cache_key != scorer.cache_key  # the same file, other numbers: never one cache entry
     files = parity_files("square")  # 300 px: a real downscale
     assert rel_err(on.score(prefcli_candidates(files, PROMPT)), scorer.score(prefcli_candidates(files, PROMPT))) > PARITY_RTOL
     with pytest.raises(ValueError, match="antialias"):
@@ -156,7 +159,7 @@ def test_antialias_is_an_option_that_changes_scores_and_the_weights_id(hps_dir, 
 def test_percent_is_one_hundred_times_the_cosine(hps_dir, scorer, images):
     pct = load_scorer("hpsv2", weights=str(hps_dir), arch="tiny", percent=True)
     assert rel_err(pct.score(_cands(images)), [100 * s for s in scorer.score(_cands(images))]) < 1e-6
-    assert pct.weights_id != scorer.weights_id  # cached scores of the two scales never mix
+    assert pct.cache_key != scorer.cache_key  # cached scores of the two scales never mix
 
 
 def test_wrong_mean_std_is_caught(scorer, oracle_models, images):

@@ -173,7 +173,10 @@ def test_real_loading_path_on_local_folders(local_weights, tmp_path):
     np.testing.assert_allclose(got_v, want_v, rtol=1e-4)  # adapter merged == peft's unmerged forward
     np.testing.assert_allclose(got_i, want_i, rtol=1e-4)
     assert not np.allclose(got_v, got_i, rtol=1e-3)  # the adapter matters
-    assert str(root / "adapter") in viper.weights_id and "#" in viper.weights_id
+    from prefcli.weights import identity
+
+    assert viper.weights_id == identity(str(root / "adapter")) and viper.weights_id.startswith("folder:sha256:")
+    assert viper.identity["options"]["base"] == identity(str(root / "base"))  # the base is part of the identity
 
     # an adapter folder with only a pickled .bin is refused, not unpickled
     (tmp_path / "bin").mkdir()
@@ -220,3 +223,41 @@ def test_tiny_viper_and_tiny_idefics_are_different_networks():
     v, i = load_scorer("viper", weights="tiny"), load_scorer("idefics", weights="tiny")
     assert v.weights_id == "tiny:0/viper" and i.weights_id == "tiny:0/idefics"
     assert v.score(cands, v.condition(pairs)) != i.score(cands, i.condition(pairs))
+
+
+def test_rank_cli_with_a_local_base_and_adapter_offline(local_weights, tmp_path, monkeypatch, capsys):
+    """The issue's command: `prefcli rank ... --scorer viper -o base LOCAL_IDEFICS2 --weights LOCAL_ADAPTER --offline`."""
+    import json
+
+    from prefcli.cli import main
+
+    # --offline sets these for the process; monkeypatch puts them back afterwards.
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("PREFCLI_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-hf"))  # nothing cached: only the local folders can work
+    root = local_weights["root"]
+    for sub, seeds in (("cands", (40, 41, 42)), ("liked", (50, 51)), ("disliked", (60, 61))):
+        (tmp_path / sub).mkdir()
+        for s in seeds:
+            _img(s).save(tmp_path / sub / f"{s}.png")
+    with pytest.raises(SystemExit) as done:
+        main(["rank", str(tmp_path / "cands"), "--likes", str(tmp_path / "liked"), "--dislikes", str(tmp_path / "disliked"),
+              "--scorer", "viper", "-o", "base", str(root / "base"), "--weights", str(root / "adapter"), "--offline",
+              "--device", "cpu", "--format", "json"])
+    assert done.value.code in (0, None)
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 3 and all(0.0 < r["score"] < 1.0 for r in rows)
+    # the same numbers as the scorer built directly from the two folders
+    viper = load_scorer("viper", weights=str(root / "adapter"), base=str(root / "base"))
+    from prefcli.data.folders import history_from_folders
+    from prefcli.types import Candidate as C
+
+    history, _ = history_from_folders(tmp_path / "liked", tmp_path / "disliked")
+    want = viper.score([C.from_path(r["path"]) for r in rows], viper.condition(history))
+    np.testing.assert_allclose([r["score"] for r in rows], want, rtol=1e-5)
+
+
+def test_offline_advice_for_the_base_names_the_base_option(local_weights, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    with pytest.raises(WeightsError, match=r"HuggingFaceM4/idefics2-8b.*-o base PATH"):
+        load_scorer("viper", weights=str(local_weights["root"] / "adapter"), offline=True)

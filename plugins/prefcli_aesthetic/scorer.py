@@ -80,7 +80,7 @@ class AestheticScorer(EmbeddingScorer):
             head = load_head(str(W.resolve_file(self.weights, WEIGHTS_FILENAME, sha256=sha)))
             clip_weights = clip_weights or DEFAULT_CLIP_WEIGHTS
         self.clip_weights = clip_weights
-        self.bundle = clip_common.load_clip(clip_weights, device=dev, dtype=tdtype, tiny_projection_dim=head.input_size)
+        self.bundle = clip_common.load_clip(clip_weights, device=dev, dtype=tdtype, tiny_projection_dim=head.input_size, flag="-o clip_weights")
         if self.bundle.embed_dim != head.input_size:
             raise WeightsError(
                 f"{self.weights}: the aesthetic head takes {head.input_size}-d embeddings but the CLIP backbone "
@@ -91,7 +91,10 @@ class AestheticScorer(EmbeddingScorer):
 
     @property
     def weights_id(self) -> str:
-        return f"{self.weights}+{self.bundle.source if self.bundle.source.startswith('tiny:') else self.clip_weights}"
+        """The head's fingerprint plus the backbone's (the default backbone's hub commit included)."""
+        from prefcli.weights import identity
+
+        return f"{identity(self.weights)}+{identity(self.clip_weights)}"
 
     def embed_images(self, candidates: Sequence[Candidate]) -> Any:
         """(N, 768) float32 numpy array: the L2-normalized CLIP image embeddings the head reads."""
@@ -101,7 +104,8 @@ class AestheticScorer(EmbeddingScorer):
         out = []
         with torch.no_grad():
             for batch in clip_common.batched(list(candidates), self.batch_size):
-                px = self.bundle.pixel_values([c.image for c in batch])
+                # The image as opened: OpenAI CLIP's preprocessing converts it (clip_common.PIPELINES).
+                px = self.bundle.pixel_values([c.original for c in batch])
                 out.append(clip_common.image_features(self.bundle.model, px).float().cpu().numpy())
         if not out:
             return np.zeros((0, self.bundle.embed_dim), dtype=np.float32)
@@ -121,7 +125,7 @@ class AestheticScorer(EmbeddingScorer):
             return []
         return self.score_embeddings(self.embed_images(candidates))
 
-    def reward(self, pixels: Any, prompts: Sequence[str] | None = None) -> Any:
+    def reward(self, pixels: Any, prompts: Sequence[str] | str | None = None, state: Any = None) -> Any:
         """Differentiable aesthetic score for B×3×H×W pixels in [0, 1] (prompts are ignored)."""
         emb = clip_common.image_features(self.bundle.model, self.bundle.preprocess_tensor(pixels))
         return self.head(emb.float()).squeeze(-1)

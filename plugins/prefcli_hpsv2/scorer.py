@@ -40,6 +40,8 @@ from prefcli.errors import WeightsError
 from prefcli.scorer import EmbeddingScorer, broadcast_prompts, require_prompt
 from prefcli.types import Candidate
 
+from prefcli_hpsv2 import normalize_version  # noqa: F401 - one rule for the option and the scorer
+
 DEFAULT_WEIGHTS = "xswu/HPSv2"
 VERSION_FILES = {"2.0": "HPS_v2_compressed.pt", "2.1": "HPS_v2.1_compressed.pt"}
 DEFAULT_VERSION = "2.1"
@@ -59,14 +61,6 @@ def _as_bool(value: Any, name: str) -> bool:
     if text in ("0", "false", "no", "off"):
         return False
     raise ValueError(f"option {name}: expected true or false, got {value!r}")
-
-
-def normalize_version(version: str | float) -> str:
-    v = str(version).strip().lower().lstrip("v")
-    v = {"2": "2.0", "2.0": "2.0", "2.1": "2.1"}.get(v, v)
-    if v not in VERSION_FILES:
-        raise ValueError(f"unknown HPS version {version!r}; use one of {sorted(VERSION_FILES)}")
-    return v
 
 
 def register_tiny_config() -> None:
@@ -256,6 +250,7 @@ class HPSv2Scorer(EmbeddingScorer):
         else:
             self.arch = TINY_ARCH if arch in ("tiny", TINY_ARCH) else arch
             path = checkpoint_file(self.weights, self.version)
+            self.checkpoint = path
             state = load_checkpoint(path)
             src = W.parse(self.weights)
             named_file = src.kind == "local" and src.path is not None and src.path.is_file()
@@ -286,8 +281,10 @@ class HPSv2Scorer(EmbeddingScorer):
 
     @property
     def weights_id(self) -> str:
-        # antialias changes the numbers: scores made with either never share a cache entry.
-        return self.source + ("|percent" if self.percent else "") + ("|antialias" if self.antialias else "")
+        """The checkpoint file actually loaded, by content (and hub commit); `percent` is an option of the identity."""
+        from prefcli.weights import identity
+
+        return self.source if self.source.startswith("hpsv2-tiny:") else identity(str(self.checkpoint))
 
     @property
     def _scale(self) -> float:
@@ -338,7 +335,7 @@ class HPSv2Scorer(EmbeddingScorer):
         images = self.embed_images(candidates)
         return [float(self._scale * (images[i] @ text[p])) for i, p in enumerate(prompts)]
 
-    def reward(self, pixels: Any, prompts: Sequence[str]) -> Any:
+    def reward(self, pixels: Any, prompts: Sequence[str] | str | None = None, state: Any = None) -> Any:
         """Differentiable HPS for B×3×H×W pixels in [0, 1]; one prompt per image, or one for all."""
         prompts = broadcast_prompts(prompts, pixels.shape[0])
         if pixels.dim() != 4 or pixels.shape[1] != 3:

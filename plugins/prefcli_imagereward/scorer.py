@@ -5,7 +5,9 @@ Scoring follows the `image-reward` package (v1.5, `ImageReward.score` /
 transformers 5):
 
 - image: Resize(224, bicubic) of the shortest side, CenterCrop(224), RGB,
-  ToTensor, OpenAI CLIP mean/std → ViT patch tokens;
+  ToTensor, OpenAI CLIP mean/std → ViT patch tokens (ImageReward.py lines
+  26-37), on the image as opened: a palette image is resized in its own mode
+  and an RGBA one loses its alpha after the resize, as in the package;
 - prompt: BERT `bert-base-uncased` tokenizer plus `[DEC]` (bos) and `[ENC]`
   (extra special token), padded to max_length 35 with truncation; the
   package's scoring path keeps `[CLS]` at position 0 (it does not swap in
@@ -115,9 +117,10 @@ class ImageRewardScorer(Scorer):
                 self.tokenizer = load_tokenizer(tiny.write_vocab(d))
         else:
             ckpt, med_path = self._files(self.weights)
+            self._ckpt, self._med = ckpt, med_path
             self.source = str(W.parse(self.weights).describe())
             state, med = W.load_state_dict(ckpt), _read_med_config(med_path)
-            tok_dir = ckpt.parent if (ckpt.parent / "vocab.txt").is_file() else W.resolve_dir(tokenizer, allow_patterns=_TOKENIZER_FILES)
+            tok_dir = ckpt.parent if (ckpt.parent / "vocab.txt").is_file() else W.resolve_dir(tokenizer, allow_patterns=_TOKENIZER_FILES, flag="-o tokenizer")
             self.tokenizer = load_tokenizer(tok_dir)
         if len(self.tokenizer) != int(med["vocab_size"]):
             raise WeightsError(
@@ -146,8 +149,12 @@ class ImageRewardScorer(Scorer):
 
     @property
     def weights_id(self) -> str:
-        extra = "" if self.tokenizer_spec == DEFAULT_TOKENIZER or self.source.startswith("imagereward-tiny") else f"+tokenizer={self.tokenizer_spec}"
-        return self.source + extra
+        """The checkpoint and med_config by content (hub commit included); the tokenizer is an option of the identity."""
+        from prefcli.weights import identity
+
+        if self.source.startswith("imagereward-tiny"):
+            return self.source
+        return f"{identity(str(self._ckpt))}+{identity(str(self._med))}"
 
     @property
     def _device(self) -> Any:
@@ -172,16 +179,18 @@ class ImageRewardScorer(Scorer):
         with torch.no_grad():
             for start in range(0, len(candidates), self.batch_size):
                 batch = candidates[start : start + self.batch_size]
-                px = torch.stack([self.transform(c.image) for c in batch]).to(self._device, self._dtype)
+                # The image as opened: the package resizes and crops it in its own mode, then converts to RGB.
+                px = torch.stack([self.transform(c.original) for c in batch]).to(self._device, self._dtype)
                 ids, mask = self._tokens(prompts[start : start + self.batch_size])
                 out.extend(float(r) for r in self.net(px, ids, mask).float().cpu())
         return out
 
-    def reward(self, pixels: Any, prompts: Sequence[str]) -> Any:
+    def reward(self, pixels: Any, prompts: Sequence[str] | str | None = None, state: Any = None) -> Any:
         """Differentiable ImageReward for B×3×H×W pixels in [0, 1]; one prompt per image, or one for all."""
         from prefcli import clip_common
 
         prompts = broadcast_prompts(prompts, pixels.shape[0])
-        px = clip_common.preprocess_pixels(pixels.to(self._device), size=224, mean=OPENAI_CLIP_MEAN, std=OPENAI_CLIP_STD)
+        # torchvision's CenterCrop rounds the offset, as the package's transform does.
+        px = clip_common.preprocess_pixels(pixels.to(self._device), size=224, mean=OPENAI_CLIP_MEAN, std=OPENAI_CLIP_STD, offset="round")
         ids, mask = self._tokens(prompts)
         return self.net(px.to(self._dtype), ids, mask)

@@ -9,8 +9,19 @@ train` or `prefcli convert learn-user-pref`, a shipped tiny model's name, or
 `prefcli_preftoken.scorer`.
 """
 
+from dataclasses import dataclass
+from typing import Optional
+
 from prefcli.hookspecs import hookimpl
+from prefcli.options import Options, option
 from prefcli.scorer import ScorerSpec
+
+
+@dataclass(frozen=True)
+class PrefTokenOptions(Options):
+    n_ref: Optional[int] = option(None, "History length the model was trained with (for the short-history note; default: read from the model, else 8).",
+                                  scores=False, min=1)
+    offline: Optional[bool] = option(None, "Never touch the network (default: --offline / HF_HUB_OFFLINE).", scores=False)
 
 
 @hookimpl
@@ -29,5 +40,12 @@ def register_scorers(register):
             default_weights="",
             install_hint="pip install torch transformers peft",
             requires=("torch", "transformers", "peft"),
+            options=PrefTokenOptions,
+            weights_forms=(
+                "a model folder written by `prefcli train` (a run, a checkpoints/step-* folder, or model/) or `prefcli convert learn-user-pref`",
+                "the name of a shipped tiny model (e.g. tiny-opposed-tokens)",
+                "hf-hub:org/name: a hub repository holding such a folder",
+                "tiny / tiny:SEED: a random tiny model with 10 preference tokens (offline)",
+            ),
         )
     )

@@ -25,7 +25,7 @@ from typing import Any
 from prefcli.errors import WeightsError
 from prefcli.weights import is_tiny, parse, resolve_dir, tiny_seed
 
-from prefcli_preftoken.cached import DEFAULT_N_REF, CachedVLMScorer, folder_fingerprint
+from prefcli_preftoken.cached import DEFAULT_N_REF, CachedVLMScorer
 
 #: Files a hub snapshot of a model folder needs (no pickles).
 MODEL_FILE_PATTERNS = ["*.json", "*.safetensors", "tokenizer.model", "*.txt"]
@@ -163,7 +163,9 @@ class PrefTokenScorer(CachedVLMScorer):
         _, metadata = read_spec(model_dir)
         self._found_n_ref = _n_ref_of(model_dir, metadata)
         self.reads_history = _reads_history(model_dir, metadata)
-        self._weights_id = f"{label}#{folder_fingerprint(model_dir)}"
+        from prefcli.weights import content_fingerprint
+
+        self._weights_id = f"{label}#sha256:{content_fingerprint(model_dir)}"
         self.model_dir = model_dir
         return load_vlm(model_dir, device=self.device, offline=self._offline, **overrides)
 

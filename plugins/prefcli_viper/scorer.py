@@ -39,7 +39,7 @@ from prefcli.errors import WeightsError
 from prefcli.vlm.preprocess import ImagePreprocessor
 from prefcli.weights import is_tiny, parse, resolve_dir, tiny_seed
 
-from prefcli_preftoken.cached import CachedVLMScorer, folder_fingerprint
+from prefcli_preftoken.cached import CachedVLMScorer
 
 IDEFICS2 = "HuggingFaceM4/idefics2-8b"
 METRIC_VIPER = "EPFL-VILAB/Metric-ViPer"
@@ -120,11 +120,11 @@ class IdeficsScorer(CachedVLMScorer):
         kw = {"dtype": self.dtype} if self.dtype else {}
         return tiny_vlm(template="viper", tokenizer=self._tokenizer, seed=seed, device=self.device, **kw)
 
-    def _pretrained(self, base: str, adapter_dir: Path | None) -> Any:
-        from prefcli.vlm.model import VLMSpec, build_model
+    def _pretrained(self, base: str, adapter_dir: Path | None, flag: str = "--weights") -> Any:
+        from prefcli.vlm.model import WEIGHT_FILE_PATTERNS, VLMSpec, build_model
 
-        b = parse(base)
-        base_src = b.repo_id if b.kind == "hub" and b.revision is None else base
+        # Resolved here, by the one weights resolver, so offline advice names the flag the user gave.
+        base_src = str(resolve_dir(base, allow_patterns=WEIGHT_FILE_PATTERNS, offline=self._offline, flag=flag))
         spec = VLMSpec(base=base_src, weights="pretrained", template="viper", dtype=self.dtype or "float32",
                        device=self.device, offline=self._offline)
         vlm = build_model(spec)
@@ -138,7 +138,9 @@ class IdeficsScorer(CachedVLMScorer):
         base = self._base_spec()
         if is_tiny(base):
             return self._tiny(base)
-        self._weights_id = parse(base).describe()
+        from prefcli.weights import identity
+
+        self._weights_id = identity(base)
         return self._pretrained(base, None)
 
     @property
@@ -165,7 +167,8 @@ class ViperScorer(IdeficsScorer):
             return self._tiny(adapter)
         # The adapter first: a missing adapter fails in a second, before 16 GB of base weights load.
         adapter_dir = load_adapter_dir(adapter, self._offline)
-        a = parse(adapter)
-        aid = f"{a.describe()}#{folder_fingerprint(adapter_dir)}" if a.kind == "local" else a.describe()
-        self._weights_id = f"{aid}+{parse(self._base).describe()}"
-        return self._pretrained(self._base, adapter_dir)
+        from prefcli.weights import identity
+
+        # The adapter by content (or hub commit); the base is the `base` option, fingerprinted in the identity.
+        self._weights_id = identity(str(adapter_dir)) if parse(adapter).kind == "local" else identity(adapter)
+        return self._pretrained(self._base, adapter_dir, flag="-o base")

@@ -8,8 +8,19 @@ from typing import Annotated, List, Optional
 import typer
 
 from prefcli.cli import app
-from prefcli.cli.eval_cmd import BatchOpt, BootOpt, CacheDirOpt, DatasetArg, DType, DTypeOpt, LimitOpt, NoCacheOpt, ProgressOpt, SplitOpt
-from prefcli.cli.options import DeviceOpt, Format, FormatOpt, SeedOpt
+from prefcli.cli.eval_cmd import BatchOpt, BootOpt, CacheDirOpt, DatasetArg, LimitOpt, NoCacheOpt, ProgressOpt, SplitOpt, set_offline
+from prefcli.cli.options import (
+    BenchOptionsOpt,
+    DeviceOpt,
+    DType,
+    DTypeOpt,
+    Format,
+    FormatOpt,
+    OfflineOpt,
+    OptionPairsCommand,
+    SeedOpt,
+    scorer_options,
+)
 
 
 def _csv_list(value: str) -> list[str]:
@@ -17,10 +28,8 @@ def _csv_list(value: str) -> list[str]:
 
 
 def _bench_command_class():
-    """`bench DATASET ...` as before; `bench generate ...` goes to prefcli.cli.bench_generate_cmd."""
-    from typer.core import TyperCommand
-
-    class BenchCommand(TyperCommand):
+    """`bench DATASET ...` as before (with `-o` pairs); `bench generate ...` goes to prefcli.cli.bench_generate_cmd."""
+    class BenchCommand(OptionPairsCommand):  # -o SCORER.KEY VALUE takes two values
         def parse_args(self, ctx, args):  # noqa: ANN001 - Click's signature
             if args and args[0] == "generate":
                 from prefcli.cli.bench_generate_cmd import bench_generate_app
@@ -38,13 +47,15 @@ def bench_command(
     dataset: DatasetArg,
     scorers: Annotated[str, typer.Option("--scorers", "-s", help="Comma-separated scorer names, e.g. clip,aesthetic,clip-probe.")],
     weights: Annotated[Optional[List[str]], typer.Option("--weights", "-w", help="Weights for every scorer ('tiny', a path, hf-hub:...) or NAME=SPEC for one; repeatable. A probe inherits its base scorer's.")] = None,
+    option: BenchOptionsOpt = None,
     protocols: Annotated[Optional[str], typer.Option("--protocols", help="Comma-separated: 1v1, 1v3, rating (default: every protocol the dataset has).")] = None,
     n_ref: Annotated[Optional[str], typer.Option("--n-ref", help="Comma-separated N_ref values for history-conditioned scorers (default: every N_ref the dataset materialized, e.g. 1,2,4,8).")] = None,
     split: SplitOpt = "test",
-    out: Annotated[Path, typer.Option("--out", "-o", help="Directory for the tables (.md/.csv/.json), the N_ref plot and results.json.")] = Path("bench-results"),
+    out: Annotated[Path, typer.Option("--out", help="Directory for the tables (.md/.csv/.json), the N_ref plot and results.json.")] = Path("bench-results"),
     batch_size: BatchOpt = 32,
     device: DeviceOpt = "auto",
     dtype: DTypeOpt = DType.auto,
+    offline: OfflineOpt = False,
     fmt: FormatOpt = Format.table,
     cache_dir: CacheDirOpt = None,
     no_cache: NoCacheOpt = False,
@@ -52,6 +63,7 @@ def bench_command(
     bootstrap: BootOpt = 1000,
     limit: LimitOpt = None,
     progress: ProgressOpt = True,
+    log_samples: Annotated[bool, typer.Option("--log-samples", help="Also write every task's scores, one JSON line per task, to OUT/samples/<scorer>_<protocol>[_nref<N>].jsonl.")] = False,
 ) -> None:
     """Benchmark several scorers on the same tasks and write the paper's tables.
 
@@ -62,9 +74,10 @@ def bench_command(
     history-free scorers run once, with N_ref "–". Accuracies carry ± a
     bootstrap standard error over users; ties count as misses.
 
-    The tables print here and are written to --out as Markdown, CSV and JSON,
-    with nref_top1.png and results.json (provenance: config, seeds, weights
-    ids, package versions, git commit, dataset). Scores are cached on disk,
+    The tables print here and are written to --out as Markdown, LaTeX
+    (booktabs), CSV and JSON (accuracies as fractions), with the nref_top1 and
+    seen_unseen_gap figures (PNG, PDF, SVG) and results.json (provenance:
+    config, seeds, weights ids, package versions, git commit, dataset). Scores are cached on disk,
     so a rerun (or a resumed, interrupted run) recomputes nothing it has.
 
     `prefcli bench generate` is the generation benchmark (the paper's table 4,
@@ -77,6 +90,8 @@ def bench_command(
         prefcli bench data/pickapic --scorers pickscore,hpsv2,imagereward,pickscore-probe --device cuda --out results/
 
         prefcli bench data/pickapic --scorers clip,preftoken --weights preftoken=runs/stage2/final --n-ref 8
+
+        prefcli bench data/pickapic --scorers hpsv2,hpsv2-probe -o hpsv2.version 2.0 -o hpsv2-probe.C 0.5
     """
     import sys
 
@@ -84,6 +99,8 @@ def bench_command(
     from prefcli.harness import bench, tables
     from prefcli.harness.runner import is_main_process, process_device, resolve_device
 
+    if offline:
+        set_offline()
     try:
         n_refs = [int(x) for x in _csv_list(n_ref)] if n_ref else []
     except ValueError:
@@ -91,6 +108,7 @@ def bench_command(
     cfg = bench.BenchConfig(
         dataset=str(dataset), scorers=_csv_list(scorers), weights=list(weights or []), protocols=_csv_list(protocols) if protocols else [], n_refs=n_refs,
         split=split, batch_size=batch_size, device=process_device(resolve_device(device)), dtype=None if dtype is DType.auto else dtype.value,
+        options=bench.scoped_options(scorer_options(option), _csv_list(scorers)),
         seed=seed, n_boot=bootstrap, cache_dir=None if cache_dir is None else str(cache_dir), use_cache=not no_cache, limit=limit,
     )  # fmt: skip
 
@@ -98,7 +116,14 @@ def bench_command(
         if progress:
             print(msg, file=sys.stderr)
 
-    runs, prov = bench.run_bench(cfg, progress=progress, log=log)
+    on_records = None
+    if log_samples and is_main_process():
+        from prefcli.harness.samples import samples_name, write_samples
+
+        def on_records(run: dict, records: list) -> None:  # written as each run ends: an interrupted bench keeps them
+            write_samples(out / "samples" / samples_name(run), records, run.get("higher_is_better", True), run["scorer"])
+
+    runs, prov = bench.run_bench(cfg, progress=progress, log=log, on_records=on_records)
     if not is_main_process():
         return
     written = bench.write_outputs(runs, prov, out)
@@ -106,7 +131,13 @@ def bench_command(
     if fmt is Format.json:
         from prefcli.output import to_json
 
-        sys.stdout.write(to_json([t.to_dict() for t in tabs]) + "\n")
+        from prefcli.harness.results import clean_nan
+
+        # The one JSON shape of bench (docs/outputs.md).
+        doc = {"command": "bench", "results": {"tables": [t.to_dict() for t in tabs], "runs": runs},
+               "scorers": {n: {"weights": s["weights"], "revision": s["weights_id"]} for n, s in prov["scorers"].items()},
+               "options": prov["config"], "skipped": [], "provenance": prov}
+        sys.stdout.write(to_json(clean_nan(doc)) + "\n")
     else:
         for t in tabs:
             t.print(fmt.value)

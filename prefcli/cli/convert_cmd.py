@@ -22,7 +22,7 @@ OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Write into an o
 @convert_app.command("learn-user-pref")
 def learn_user_pref_command(
     src: Annotated[str, typer.Argument(help="The release: a local folder, or a hub id such as wenyii/learn-user-pref (hf-hub:org/name, optionally @revision).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Write the prefcli model folder here (a folder prefcli wrote is replaced atomically; any other non-empty folder needs --overwrite).")],
+    out: Annotated[Path, typer.Option("--out", help="Write the prefcli model folder here (a folder prefcli wrote is replaced atomically; any other non-empty folder needs --overwrite).")],
     base: Annotated[str, typer.Option("--base", help="The IDEFICS2 base model the adapter belongs to (hub id or local folder), recorded in the folder and loaded by the scorer.")] = "HuggingFaceM4/idefics2-8b",
     n_ref: Annotated[int, typer.Option("--n-ref", help="History pairs the model was trained with (recorded; the scorer notes shorter histories).")] = 8,
     offline: OfflineOpt = False,

@@ -36,7 +36,7 @@ def _print_problems(problems: list[dict], total: int, where: str) -> None:
 def pickapic_command(
     ctx: typer.Context,
     source: Annotated[str, typer.Option("--source", help="A folder of Pick-a-Pic v2 parquet shards, or the hub dataset id yuvalkirstain/pickapic_v2 (streamed).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Dataset folder to create (work happens in OUT.partial until the end).")],
+    out: Annotated[Path, typer.Option("--out", help="Dataset folder to create (work happens in OUT.partial until the end).")],
     n_ref: Annotated[int, typer.Option("--n-ref", help="History pairs per evaluation task; the variants 1, 2, 4 below it are materialized too.")] = 8,
     min_liked: Annotated[int, typer.Option("--min-liked", help="Keep users with at least this many unique liked images.")] = 11,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the user split and the task sampling.")] = 0,

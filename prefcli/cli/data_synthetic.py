@@ -19,7 +19,7 @@ class Preset(str, Enum):
 
 @data_app.command("synthetic")
 def synthetic_command(
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write the world here: shard-*.parquet (Pick-a-Pic v2 schema), world.json, users.parquet, images.parquet.")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Write the world here: shard-*.parquet (Pick-a-Pic v2 schema), world.json, users.parquet, images.parquet.")] = None,
     preset: Annotated[Preset, typer.Option("--preset", help="default: a few groups sharing part of their taste. opposed: two groups with opposed graded tastes, users 80/20 (the setting known to learn at toy scale).")] = Preset.default,
     users: Annotated[Optional[int], typer.Option("--users", help="Number of simulated users.")] = None,
     groups: Annotated[Optional[int], typer.Option("--groups", help="Number of taste groups.")] = None,

@@ -13,7 +13,7 @@ from prefcli.cli.options import Format, FormatOpt
 
 @app.command("demo")
 def demo_command(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Where the world, dataset, results, training run and sheet go.")] = Path("demo-out"),
+    out: Annotated[Path, typer.Option("--out", help="Where the world, dataset, results, training run and sheet go.")] = Path("demo-out"),
     limit: Annotated[Optional[int], typer.Option("--limit", help="Score at most this many test tasks per model (default: all).")] = None,
     train_steps: Annotated[int, typer.Option("--train-steps", help="Steps of the short training run's history stage.")] = 200,
     fmt: FormatOpt = Format.table,

@@ -9,7 +9,20 @@ from typing import Annotated, Optional
 import typer
 
 from prefcli.cli import app
-from prefcli.cli.options import DeviceOpt, Format, FormatOpt, ScorerOpt, SeedOpt, WeightsOpt
+from prefcli.cli.options import (  # noqa: F401 - DType/DTypeOpt are re-exported for bench
+    DeviceOpt,
+    DType,
+    DTypeOpt,
+    Format,
+    FormatOpt,
+    OfflineOpt,
+    OptionPairsCommand,
+    ScorerOpt,
+    ScorerOptionsOpt,
+    SeedOpt,
+    WeightsOpt,
+    scorer_options,
+)
 
 
 class Protocol(str, Enum):
@@ -18,22 +31,22 @@ class Protocol(str, Enum):
     rating = "rating"
 
 
-class DType(str, Enum):
-    auto = "auto"
-    fp32 = "fp32"
-    bf16 = "bf16"
-    fp16 = "fp16"
-
-
 DatasetArg = Annotated[Path, typer.Argument(help="A prefcli dataset directory (holds dataset.json).", show_default=False)]
 SplitOpt = Annotated[str, typer.Option("--split", help="Which split's tasks: test or val.")]
 BatchOpt = Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Candidates per scorer call.")]
-DTypeOpt = Annotated[DType, typer.Option("--dtype", help="Model precision; auto is the scorer's choice (fp16/bf16 need a GPU).")]
-CacheDirOpt = Annotated[Optional[Path], typer.Option("--cache-dir", help="Score/embedding cache directory (default: $PREFCLI_CACHE_DIR or ~/.cache/prefcli/harness).")]
+CacheDirOpt = Annotated[Optional[Path], typer.Option("--cache-dir", help="Score/embedding cache directory (default: $PREFCLI_CACHE/harness, else ~/.cache/prefcli/harness).")]
 NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the score cache (an interrupted run then starts over).")]
 BootOpt = Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap replicates for the standard errors (resampling users).")]
 LimitOpt = Annotated[Optional[int], typer.Option("--limit", min=1, help="Only the first N tasks (a quick smoke run).")]
 ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar on stderr.")]
+
+
+def set_offline() -> None:
+    """--offline: read by prefcli.weights (and huggingface_hub) when weights are resolved."""
+    import os
+
+    os.environ["PREFCLI_OFFLINE"] = "1"
+    os.environ["HF_HUB_OFFLINE"] = "1"
 
 
 def open_cache(cache_dir: Optional[Path], no_cache: bool):
@@ -42,25 +55,28 @@ def open_cache(cache_dir: Optional[Path], no_cache: bool):
     return None if no_cache else CacheDir(cache_dir)
 
 
-@app.command("eval")
+@app.command("eval", cls=OptionPairsCommand)
 def eval_command(
     dataset: DatasetArg,
     scorer: ScorerOpt,
     weights: WeightsOpt = None,
+    option: ScorerOptionsOpt = None,
     split: SplitOpt = "test",
     protocol: Annotated[Protocol, typer.Option("--protocol", "-p", help="1v1 (liked vs disliked), 1v3 (one liked among four) or rating (predict each user's ratings).")] = Protocol.one_vs_one,
     n_ref: Annotated[Optional[int], typer.Option("--n-ref", min=1, help="History pairs per user (ignored by history-free scorers; default: the dataset's, usually 8).")] = None,
     batch_size: BatchOpt = 32,
     device: DeviceOpt = "auto",
     dtype: DTypeOpt = DType.auto,
+    offline: OfflineOpt = False,
     fmt: FormatOpt = Format.table,
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Also write the result, its provenance and every task's scores to this JSON file.")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Also write the result, its provenance and every task's scores to this JSON file.")] = None,
     cache_dir: CacheDirOpt = None,
     no_cache: NoCacheOpt = False,
     seed: SeedOpt = 0,
     bootstrap: BootOpt = 1000,
     limit: LimitOpt = None,
     progress: ProgressOpt = True,
+    log_samples: Annotated[Optional[Path], typer.Option("--log-samples", help="Write one JSON line per task (task id, user, candidates, scores, rank, hit) to this .jsonl file.")] = None,
     no_world: Annotated[bool, typer.Option("--no-world", help="On a synthetic world, skip the group-balanced accuracy, history swap and ground-truth references.")] = False,
 ) -> None:
     """Evaluate one scorer on a dataset's materialized tasks and report top-k accuracy.
@@ -92,6 +108,10 @@ def eval_command(
         prefcli eval data/synthetic --scorer clip-probe --weights tiny --protocol 1v3 --n-ref 4
 
         prefcli eval data/pickapic --scorer hpsv2 --device cuda --dtype bf16 --out results/hpsv2.json
+
+        prefcli eval data/pickapic --scorer hpsv2 -o version 2.0 -o percent true
+
+        prefcli eval data/synthetic --scorer clip-probe --weights tiny --log-samples samples.jsonl
     """
     from prefcli.harness import evaluate as ev
     from prefcli.harness import results, source, tables
@@ -100,13 +120,16 @@ def eval_command(
 
     from prefcli import plugins
 
-    plugins.get_scorer_spec(scorer)  # an unknown name fails before the dataset is read
+    if offline:
+        set_offline()
+    spec = plugins.get_scorer_spec(scorer)  # an unknown name fails before the dataset is read
+    opts = spec.parse_options(scorer_options(option))  # so does a bad -o
+    dev = process_device(resolve_device(device))  # and a --device this machine lacks
     ds = source.open_dataset(dataset)
     n_ref = n_ref or source.default_n_ref(ds)
     tasks = source.load_tasks(ds, split, protocol.value, n_ref, limit)
     cache = open_cache(cache_dir, no_cache)
-    dev = process_device(resolve_device(device))
-    handle = ScorerHandle(scorer, weights, device=dev, dtype=None if dtype is DType.auto else dtype.value, cache=cache)
+    handle = ScorerHandle(scorer, weights, device=dev, dtype=dtype.value, cache=cache, options=opts)
     run, records = ev.evaluate(
         handle, tasks, cache=cache, batch_size=batch_size, n_boot=bootstrap, seed=seed, progress=progress,
         split=split, protocol=protocol.value, n_ref=n_ref,
@@ -125,6 +148,7 @@ def eval_command(
         run["reads_history"] = False
         for r in records:
             r["n_ref"] = None
+    identity = handle.identity  # read while the cache is open: what actually produced the scores
     if cache is not None:
         cache.close()
     if not is_main_process():
@@ -132,19 +156,27 @@ def eval_command(
     prov = results.provenance(
         command="eval",
         config={"dataset": str(dataset), "scorer": scorer, "weights": weights, "split": split, "protocol": protocol.value, "n_ref": n_ref,
-                "batch_size": batch_size, "device": dev, "dtype": dtype.value, "cache_dir": None if cache is None else str(cache.root), "limit": limit},
+                "batch_size": batch_size, "device": dev, "dtype": identity["dtype"], "requested_dtype": dtype.value,
+                "options": opts.changed(), "cache_dir": None if cache is None else str(cache.root), "limit": limit},
         seeds={"bootstrap": seed},
-        scorers={handle.name: {"weights": handle.weights, "weights_id": handle.weights_id}},
+        scorers={handle.name: {"weights": handle.weights, "weights_id": identity["weights"], "identity": identity}},
         dataset=results.dataset_provenance(getattr(ds, "info", None), dataset),
     )  # fmt: skip
+    # The one JSON shape of eval (docs/outputs.md); "run" repeats "results" for older readers.
+    doc = {"command": "eval", "results": run, "scorer": handle.name, "weights": handle.weights, "revision": handle.weights_id,
+           "options": prov["config"], "skipped": [], "provenance": prov, "run": run}
     if out is not None:
-        results.write_json(out, {"provenance": prov, "run": run, "tasks": records})
+        results.write_json(out, {**doc, "tasks": records})
+    if log_samples is not None:
+        from prefcli.harness.samples import write_samples
+
+        write_samples(log_samples, records, handle.spec.higher_is_better, handle.name)
     if fmt is Format.json:
         import sys
 
         from prefcli.output import to_json
 
-        sys.stdout.write(to_json(results.clean_nan({"provenance": prov, "run": run})) + "\n")
+        sys.stdout.write(to_json(results.clean_nan(doc)) + "\n")
     else:
         tables.eval_table(run).print(fmt.value)
         if world_rep is not None:

@@ -22,7 +22,80 @@ WeightsOpt = Annotated[
     Optional[str],
     typer.Option("--weights", "-w", help="Weights: 'tiny' (random, offline), a local path, 'hf-hub:org/name' (optionally '@revision') or an https URL. Default: the scorer's official weights."),
 ]
-DeviceOpt = Annotated[str, typer.Option("--device", help="Torch device: cpu, cuda, cuda:1, mps.")]
+DeviceOpt = Annotated[str, typer.Option("--device", help="Torch device: auto (cuda, else mps, else cpu), cpu, cuda, cuda:1, mps.")]
 OfflineOpt = Annotated[bool, typer.Option("--offline", help="Never touch the network (also set by HF_HUB_OFFLINE=1).")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed.")]
-OutDirOpt = Annotated[Path, typer.Option("--out", "-o", help="Output directory.")]
+
+# `-o KEY VALUE` (repeatable), simonw/llm's spelling, on every command that loads a scorer.
+# Typer has no list-of-pairs type, so `OptionPairsCommand` joins each KEY VALUE
+# into one token before parsing and `scorer_options` splits it again.
+_PAIR_SEP = "\x1f"
+OPTION_FLAGS = ("-o", "--option")
+ScorerOptionsOpt = Annotated[
+    Optional[list[str]],
+    typer.Option(
+        "--option", "-o", metavar="KEY VALUE",
+        help="A scorer option, e.g. -o batch_size 8 or -o base ./idefics2 (repeatable; `prefcli scorers NAME` lists them).",
+    ),
+]
+BenchOptionsOpt = Annotated[
+    Optional[list[str]],
+    typer.Option(
+        "--option", "-o", metavar="SCORER.KEY VALUE",
+        help="A scorer option for one scorer, e.g. -o hpsv2.version 2.0 (repeatable); KEY alone sets it for every scorer that has it.",
+    ),
+]
+class DType(str, Enum):
+    auto = "auto"
+    fp32 = "fp32"
+    bf16 = "bf16"
+    fp16 = "fp16"
+
+
+DTypeOpt = Annotated[DType, typer.Option("--dtype", help="Model precision: auto (the scorer's choice: fp16 on CUDA for most), fp32, bf16 or fp16. Provenance records what was used.")]
+
+
+def join_option_pairs(args: list[str]) -> list[str]:
+    """`-o KEY VALUE` → `--option KEY<sep>VALUE`, so Typer sees one value per option."""
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a == "--":
+            out.extend(args[i:])
+            break
+        if a in OPTION_FLAGS and i + 2 < len(args):
+            out.extend(["--option", f"{args[i + 1]}{_PAIR_SEP}{args[i + 2]}"])
+            i += 3
+            continue
+        out.append(a)
+        i += 1
+    return out
+
+
+def scorer_options(values: Optional[list[str]]) -> dict[str, str]:
+    """The `-o KEY VALUE` pairs as {KEY: VALUE} (a repeated KEY keeps the last value)."""
+    from prefcli.errors import OptionError
+
+    out: dict[str, str] = {}
+    for v in values or []:
+        if _PAIR_SEP not in v:
+            raise OptionError(f"-o {v}: give a key and a value, e.g. -o batch_size 8")
+        key, value = v.split(_PAIR_SEP, 1)
+        out[key] = value
+    return out
+
+
+def _command_class():
+    from typer.core import TyperCommand
+
+    class OptionPairsCommand(TyperCommand):
+        """A command whose `-o` takes two values (KEY VALUE)."""
+
+        def parse_args(self, ctx, args):  # noqa: ANN001 - Click's signature
+            return super().parse_args(ctx, join_option_pairs(list(args)))
+
+    return OptionPairsCommand
+
+
+OptionPairsCommand = _command_class()

@@ -10,13 +10,13 @@ from typing import Annotated, Optional
 import typer
 
 from prefcli.cli import app
-from prefcli.cli.options import DeviceOpt, Format, FormatOpt, OfflineOpt, WeightsOpt
+from prefcli.cli.options import DeviceOpt, DType, DTypeOpt, Format, FormatOpt, OfflineOpt, OptionPairsCommand, ScorerOptionsOpt, WeightsOpt, scorer_options
 
 DEFAULT_PERSONAL_SCORER = "clip-probe"
 DEFAULT_SCORER = "aesthetic"
 
 
-@app.command("rank")
+@app.command("rank", cls=OptionPairsCommand)
 def rank_command(
     candidates: Annotated[Path, typer.Argument(help="Folder of candidate images to rank (subfolders only with --recursive).", show_default=False)],
     likes: Annotated[Optional[Path], typer.Option("--likes", help="Folder of images this person liked (their history).")] = None,
@@ -27,13 +27,19 @@ def rank_command(
     history_prompts: Annotated[Optional[Path], typer.Option("--history-prompts", help="Prompts of the history images (JSON or CSV as --prompts). Default: prompts.json/prompts.csv inside or beside the likes/dislikes folders.")] = None,
     scorer: Annotated[Optional[str], typer.Option("--scorer", "-s", help=f"Scorer name (see `prefcli scorers`). Default: {DEFAULT_PERSONAL_SCORER} with a history, else {DEFAULT_SCORER}.")] = None,
     weights: WeightsOpt = None,
-    device: DeviceOpt = "cpu",
+    option: ScorerOptionsOpt = None,
+    device: DeviceOpt = "auto",
+    dtype: DTypeOpt = DType.auto,
     offline: OfflineOpt = False,
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Images scored per batch.")] = 16,
     top: Annotated[Optional[int], typer.Option("--top", "-k", min=1, help="Show only the best K images.")] = None,
     fmt: FormatOpt = Format.table,
     sheet: Annotated[Optional[Path], typer.Option("--sheet", help="Also write a contact sheet (.jpg, .png or .webp): thumbnails in rank order with rank, score and file name.")] = None,
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Include images in subfolders (the likes/dislikes folders are still left out).")] = False,
+    sheet_thumb: Annotated[int, typer.Option("--sheet-thumb", min=16, help="Contact sheet: thumbnail size in pixels.")] = 192,
+    sheet_columns: Annotated[Optional[int], typer.Option("--sheet-columns", min=1, help="Contact sheet: thumbnails per row (default: a roughly square grid, at most 6).")] = None,
+    sheet_history: Annotated[bool, typer.Option("--sheet-history", help="Contact sheet: also show the person's liked (+) and disliked (-) history as a strip.")] = False,
+    sheet_prompt: Annotated[bool, typer.Option("--sheet-prompt", help="Contact sheet: also show the --prompt under the title.")] = False,
 ) -> None:
     """Rank every image in a folder for one person, best first.
 
@@ -59,6 +65,8 @@ def rank_command(
         prefcli rank ./candidates --scorer clip --prompt "a red fox in the snow" --top 5 --sheet best.jpg
 
         prefcli rank ./candidates --scorer aesthetic --format csv > scores.csv
+
+        prefcli rank ./candidates --likes ./liked --dislikes ./disliked --scorer viper -o base ./idefics2-8b --weights ./metric-viper --offline
     """
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -100,6 +108,8 @@ def rank_command(
             scorer=name,
             weights=weights,
             device=device,
+            dtype=dtype.value,
+            scorer_options=scorer_options(option),
             likes=likes,
             dislikes=dislikes,
             pairs=pairs,
@@ -110,6 +120,7 @@ def rank_command(
             top=top,
             recursive=recursive,
             sheet=sheet,
+            sheet_options={"thumb": sheet_thumb, "columns": sheet_columns, "history": sheet_history, "prompt": sheet_prompt},
             progress=progress,
         )
     finally:

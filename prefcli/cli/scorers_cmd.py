@@ -2,24 +2,81 @@
 
 from __future__ import annotations
 
+from typing import Annotated, Optional
+
+import typer
+
 from prefcli.cli import app
 from prefcli.cli.options import Format, FormatOpt
 
+COMMON = (
+    ("--weights", "Which weights (forms below)."),
+    ("--device", "auto (cuda, else mps, else cpu), cpu, cuda, cuda:N, mps."),
+    ("--dtype", "auto (the scorer's choice), fp32, bf16, fp16; provenance records what was used."),
+)
+
+
+def describe_scorer(name: str, fmt: str) -> None:
+    """One scorer: what it is, its options (type, default, help), its weights forms."""
+    import sys
+
+    from prefcli import output, plugins
+    from prefcli.output import to_json
+
+    spec = plugins.get_scorer_spec(name)
+    opts = [o.as_row() for o in spec.options.info()]
+    info = {
+        "name": spec.name, "aliases": list(spec.aliases), "description": spec.description,
+        "needs": sorted(spec.needs), "differentiable": spec.differentiable, "trainable": spec.trainable,
+        "higher_is_better": spec.higher_is_better, "version": spec.version, "base": spec.base or None,
+        "default_weights": spec.default_weights, "weights_forms": list(spec.weights_forms),
+        "options": opts, "plugin": spec.plugin, "missing": spec.missing_requirements(),
+    }
+    if fmt == "json":
+        sys.stdout.write(to_json(info) + "\n")
+        return
+    if fmt == "table":
+        print(f"{spec.name}: {spec.description}")
+        print(f"needs {'+'.join(n for n in ('image', 'prompt', 'history') if n in spec.needs)}; "
+              f"{'differentiable' if spec.differentiable else 'not differentiable'}; code version {spec.version}"
+              + (f"; aliases {', '.join(spec.aliases)}" if spec.aliases else ""))
+        print(f"weights (default {spec.default_weights or 'none: --weights is required'}):")
+        for form in spec.weights_forms:
+            print(f"  - {form}")
+        print()
+    columns = ["option", "type", "default", "choices", "help"]
+    output.emit(opts, fmt, columns=columns, title=f"{spec.name} options (-o KEY VALUE)")
+    if fmt == "table":
+        print()
+        for flag, text in COMMON:
+            print(f"  {flag}: {text}")
+
 
 @app.command("scorers")
-def scorers_command(fmt: FormatOpt = Format.table) -> None:
-    """List every registered scorer: inputs, differentiability, default weights, and whether it can run here.
+def scorers_command(
+    name: Annotated[Optional[str], typer.Argument(help="Show one scorer: its options, defaults and weights forms.", show_default=False)] = None,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """List every registered scorer, or show one scorer's options and weights forms.
 
     Scorers come from plugins (the "prefcli" entry-point group); first-party
     ones are registered the same way. Nothing heavy is imported to list them.
+    With a NAME, the scorer's typed options are listed: each is set with
+    `-o KEY VALUE` on rank, eval and bench (`-o SCORER.KEY VALUE` in bench).
 
     Examples:
 
         prefcli scorers
 
-        prefcli scorers --format json
+        prefcli scorers hpsv2
+
+        prefcli scorers viper --format json
     """
     from prefcli import output, plugins
+
+    if name is not None:
+        describe_scorer(name, fmt.value)
+        return
 
     rows = []
     for name, spec in sorted(plugins.scorers().items()):

@@ -46,7 +46,7 @@ def _dry_run_rows(res: dict) -> list[dict]:
 def train_command(
     config: ConfigOpt = "tiny-cpu-cp",
     data: Annotated[Optional[Path], typer.Option("--data", "-d", help="Dataset directory (overrides the config's data.dataset; tiny-cpu configs build their synthetic world when none is given).")] = None,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Run directory: checkpoints/, metrics.jsonl, model/.")] = Path("runs/train"),
+    out: Annotated[Path, typer.Option("--out", help="Run directory: checkpoints/, metrics.jsonl, model/.")] = Path("runs/train"),
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the newest checkpoint in --out (exactly where it stopped).")] = False,
     max_steps: Annotated[Optional[int], typer.Option("--max-steps", min=1, help="Stop after this optimizer step (the schedule stays the config's, so a later --resume continues exactly).")] = None,
     num_processes: Annotated[Optional[int], typer.Option("--num-processes", min=1, help="Re-launch under `accelerate launch` with N processes (GPUs).")] = None,

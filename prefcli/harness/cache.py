@@ -1,6 +1,6 @@
 """The on-disk score and embedding cache.
 
-One sqlite3 file per (scorer name, weights id) under the cache directory, in
+One sqlite3 file per (scorer name, cache key) under the cache directory, in
 WAL mode and committed after every batch, so a crash loses at most the batch
 in flight and several processes (Accelerate ranks) can share it. Keys:
 
@@ -10,8 +10,14 @@ in flight and several processes (Accelerate ranks) can share it. Keys:
   content-addressed store names them), so a renamed file is still a hit.
 - embeddings: image id -> float32 vector (what `*-probe` scorers fit on).
 
-`index.sqlite` remembers which weights id a (scorer, weights spec) resolved
-to, so a fully cached rerun need not load the model at all.
+The cache key is the scorer's whole identity (`Scorer.identity`): name, code
+version, the weights' content fingerprint or hub commit, every option that
+changes scores, the dtype and the device kind actually used. A model
+rewritten in place, another file under the same name, another dtype or a
+scorer whose code version was bumped all get a fresh store.
+
+`index.sqlite` remembers which cache key a request (the same fields, as
+asked for) resolved to, so a fully cached rerun need not load the model.
 """
 
 from __future__ import annotations
@@ -24,16 +30,15 @@ import sqlite3
 from pathlib import Path
 from typing import Iterable, Sequence
 
-CACHE_ENV = "PREFCLI_CACHE_DIR"
+CACHE_ENV = "PREFCLI_CACHE_DIR"  # deprecated alias; the rule lives in prefcli.paths
 _CHUNK = 500
 
 
 def default_cache_dir() -> Path:
-    """$PREFCLI_CACHE_DIR, else $XDG_CACHE_HOME/prefcli/harness (~/.cache/prefcli/harness)."""
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV]).expanduser()
-    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")).expanduser()
-    return base / "prefcli" / "harness"
+    """$PREFCLI_CACHE/harness, else $XDG_CACHE_HOME/prefcli/harness (~/.cache/prefcli/harness); see prefcli.paths."""
+    from prefcli.paths import cache_subdir
+
+    return cache_subdir("harness")
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -127,43 +132,24 @@ class CacheDir:
         self._stores: dict[tuple[str, str], ScoreStore] = {}
         self._index = _connect(self.root / "index.sqlite")
         with self._index:
-            self._index.execute("CREATE TABLE IF NOT EXISTS weights (scorer TEXT, spec TEXT, weights_id TEXT, PRIMARY KEY (scorer, spec))")
+            # Requests are JSON: scorer, code version, weights fingerprint, options, dtype, device kind.
+            self._index.execute("CREATE TABLE IF NOT EXISTS identities (scorer TEXT, request TEXT, cache_key TEXT, PRIMARY KEY (scorer, request))")
 
-    def store(self, scorer: str, weights_id: str) -> ScoreStore:
-        key = (scorer, weights_id)
+    def store(self, scorer: str, cache_key: str) -> ScoreStore:
+        key = (scorer, cache_key)
         if key not in self._stores:
-            digest = hashlib.sha256(f"{scorer}\0{weights_id}".encode()).hexdigest()[:16]
-            self._stores[key] = ScoreStore(self.root / f"{_slug(scorer)}--{_slug(weights_id)}--{digest}.sqlite", scorer, weights_id)
+            digest = hashlib.sha256(f"{scorer}\0{cache_key}".encode()).hexdigest()[:24]
+            self._stores[key] = ScoreStore(self.root / f"{_slug(scorer)}--{digest}.sqlite", scorer, cache_key)
         return self._stores[key]
 
-    @staticmethod
-    def _spec_key(weights: str | None) -> str | None:
-        """What identifies a weights spec on this machine; None when it cannot be trusted."""
-        spec = weights or ""
-        p = Path(spec).expanduser() if spec else None
-        if p is not None and p.exists():
-            # A local file or folder: its size and mtime stand for its content.
-            try:
-                stats = [p.stat()] if p.is_file() else [q.stat() for q in sorted(p.rglob("*")) if q.is_file()]
-            except OSError:
-                return None
-            sig = ";".join(f"{s.st_size}:{s.st_mtime_ns}" for s in stats)
-            return f"{p.resolve()}|{hashlib.sha256(sig.encode()).hexdigest()[:16]}"
-        return spec
-
-    def remembered_weights_id(self, scorer: str, weights: str | None) -> str | None:
-        key = self._spec_key(weights)
-        if key is None:
-            return None
-        row = self._index.execute("SELECT weights_id FROM weights WHERE scorer = ? AND spec = ?", (scorer, key)).fetchone()
+    def remembered_key(self, scorer: str, request: str) -> str | None:
+        """The cache key a request (scorer, version, weights fingerprint, options, dtype, device) resolved to before."""
+        row = self._index.execute("SELECT cache_key FROM identities WHERE scorer = ? AND request = ?", (scorer, request)).fetchone()
         return row[0] if row else None
 
-    def remember_weights_id(self, scorer: str, weights: str | None, weights_id: str) -> None:
-        key = self._spec_key(weights)
-        if key is None:
-            return
+    def remember_key(self, scorer: str, request: str, cache_key: str) -> None:
         with self._index:
-            self._index.execute("INSERT OR REPLACE INTO weights VALUES (?, ?, ?)", (scorer, key, weights_id))
+            self._index.execute("INSERT OR REPLACE INTO identities VALUES (?, ?, ?)", (scorer, request, cache_key))
 
     def close(self) -> None:
         for s in self._stores.values():

@@ -51,6 +51,7 @@ def evaluate(
         "scorer": handle.name,
         "weights": handle.weights,
         "weights_id": handle.weights_id,
+        "identity": handle.identity,
         "uses_history": handle.uses_history,
         "kind": handle.spec.kind,  # "pairwise": scores are round-robin wins of A-or-B judgements
         "higher_is_better": higher,

@@ -28,7 +28,7 @@ def run_pairwise(handle: Any, tasks: Sequence[RankTask], *, cache: Any, batch_si
     from prefcli.harness.runner import _progress
 
     t0 = time.perf_counter()
-    store = cache.store(handle.name, handle.weights_id) if cache is not None else None
+    store = cache.store(handle.name, handle.cache_key) if cache is not None else None
     task_keys: list[list[tuple[int, int, tuple]]] = []
     reps: dict[tuple, tuple[Candidate, Candidate]] = {}
     groups: dict[str, list[int]] = {}

@@ -53,21 +53,31 @@ class RunStats:
 class ScorerHandle:
     """A scorer that is loaded only when something is not in the cache.
 
-    `weights_id` comes from the cache's index when this (scorer, weights) pair
+    Its options are validated and its device resolved when the handle is
+    made, so a bad `-o` or `--device` fails before any data is read. Its
+    identity (what the score cache is keyed on: name, code version, weights
+    fingerprint or commit, score-changing options, dtype, device kind) comes
+    from the loaded scorer, or from the cache's index when this exact request
     was resolved before, so a fully cached rerun never builds the model.
     """
 
-    def __init__(self, name: str, weights: str | None = None, *, device: str = "cpu", dtype: str | None = None,
-                 cache: CacheDir | None = None, options: dict | None = None, scorer: Any = None):
+    def __init__(self, name: str, weights: str | None = None, *, device: str | None = "auto", dtype: str | None = None,
+                 cache: CacheDir | None = None, options: Any = None, scorer: Any = None):
         from prefcli import plugins
+        from prefcli.devices import normalize_dtype, resolve_device
 
         self.spec = scorer.spec if scorer is not None and getattr(scorer, "spec", None) else plugins.get_scorer_spec(name)
         self.name = self.spec.name
         self.weights = weights or self.spec.default_weights or None
-        self.device, self.dtype, self.options = device, dtype, dict(options or {})
+        if scorer is not None:
+            self.options = getattr(scorer, "options", None) or self.spec.parse_options({})
+            self.device, self.dtype = str(getattr(scorer, "device", "cpu")), getattr(scorer, "dtype", None)
+        else:
+            self.options = self.spec.parse_options(options)
+            self.device, self.dtype = resolve_device(device), normalize_dtype(dtype)
         self.cache = cache
         self._scorer = scorer
-        self._weights_id: str | None = scorer.weights_id if scorer is not None else None
+        self._cache_key: str | None = scorer.cache_key if scorer is not None else None
         # Probe base embeddings kept across runs of this handle (what --no-cache still saves).
         self.embeddings: dict = {}
 
@@ -84,24 +94,55 @@ class ScorerHandle:
         if self._scorer is None:
             from prefcli import plugins
 
-            opts = dict(self.options)
-            opts["device"] = self.device
-            if self.dtype is not None:
-                opts["dtype"] = self.dtype
-            self._scorer = plugins.load_scorer(self.name, weights=self.weights, **opts)
-            wid = self._scorer.weights_id
-            self._weights_id = wid  # the loaded model is the truth, should the index disagree
-            if self.cache is not None:
-                self.cache.remember_weights_id(self.name, self.weights, wid)
+            self._scorer = plugins.load_scorer(self.name, weights=self.weights, device=self.device, dtype=self.dtype,
+                                               options=self.options)
+            key = self._scorer.cache_key
+            self._cache_key = key  # the loaded model is the truth, should the index disagree
+            request = self.request_key()
+            if self.cache is not None and request is not None:
+                self.cache.remember_key(self.name, request, key)
         return self._scorer
+
+    def request_key(self) -> str | None:
+        """What was asked for, identified without loading the model; None when that cannot be trusted
+        (a hub revision that is not cached here yet)."""
+        import json
+
+        from prefcli.devices import device_kind
+        from prefcli.weights import identity
+
+        opts = self.options.score_affecting()
+        for k in set(self.options.weights_options()) & set(opts):
+            if opts[k]:
+                opts[k] = identity(str(opts[k]))
+        req = {"scorer": self.name, "version": self.spec.version, "weights": identity(self.weights) if self.weights else "",
+               "options": opts, "dtype": self.dtype or "auto", "device": device_kind(self.device)}
+        text = json.dumps(req, sort_keys=True, default=str, separators=(",", ":"))
+        return None if "?unresolved" in text else text
+
+    @property
+    def cache_key(self) -> str:
+        """The scorer's identity as one string: what its scores are stored under."""
+        if self._cache_key is None and self.cache is not None:
+            request = self.request_key()
+            if request is not None:
+                self._cache_key = self.cache.remembered_key(self.name, request)
+        if self._cache_key is None:
+            self._cache_key = self.scorer.cache_key
+        return self._cache_key
+
+    @property
+    def identity(self) -> dict:
+        """What produced the scores (dtype and device as used, weights as fingerprinted), for provenance."""
+        import json
+
+        if self._scorer is not None:
+            return self._scorer.identity
+        return json.loads(self.cache_key)
 
     @property
     def weights_id(self) -> str:
-        if self._weights_id is None and self.cache is not None:
-            self._weights_id = self.cache.remembered_weights_id(self.name, self.weights)
-        if self._weights_id is None:
-            self._weights_id = self.scorer.weights_id
-        return self._weights_id
+        return str(self.identity.get("weights", ""))
 
     @property
     def uses_history(self) -> bool:
@@ -109,7 +150,7 @@ class ScorerHandle:
 
     @property
     def probe_base(self) -> str | None:
-        return (self.spec.extra.get("options") or {}).get("base")
+        return self.spec.base or None
 
 
 # -- helpers -------------------------------------------------------------------
@@ -120,14 +161,10 @@ def _prompt_key(handle: ScorerHandle, c: Candidate) -> str:
 
 
 def _progress(enabled: bool):
-    """A rich progress bar on stderr (stdout stays clean for --format json)."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    """A progress bar on stderr (stdout stays clean for --format json); plain lines in a batch log."""
+    from prefcli.progress import progress_bar
 
-    return Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
-        console=Console(stderr=True), disable=not enabled, transient=False,
-    )
+    return progress_bar(enabled)
 
 
 class _Dist:
@@ -183,12 +220,10 @@ def process_device(default: str) -> str:
 
 
 def resolve_device(device: str | None) -> str:
-    """'auto' (or None) becomes cuda when available, else cpu; anything else is kept."""
-    if device in (None, "", "auto"):
-        import torch
+    """The one device rule (prefcli.devices): auto → cuda, else mps, else cpu; a device not here is an error."""
+    from prefcli.devices import resolve_device as _resolve
 
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
+    return _resolve(device)
 
 
 class _CachedEmbedder:
@@ -263,7 +298,7 @@ def run_scorer(
     stats = RunStats()
     dist = _Dist(distributed)
     t0 = time.perf_counter()
-    store = cache.store(handle.name, handle.weights_id) if cache is not None else None
+    store = cache.store(handle.name, handle.cache_key) if cache is not None else None
     label = label or handle.name
     if handle.spec.pairwise:  # a judge of two images: round-robin comparisons, scores are wins
         from prefcli.harness.pairwise_run import run_pairwise
@@ -393,7 +428,7 @@ def _install_embedder(handle: ScorerHandle, model: Any, cache: CacheDir | None, 
     if base is None or not hasattr(base, "embed_images"):
         return None
     base_name = getattr(getattr(base, "spec", None), "name", None) or handle.probe_base or "base"
-    store = cache.store(base_name, base.weights_id) if cache is not None else None
+    store = cache.store(base_name, base.cache_key) if cache is not None else None
     embedder = _CachedEmbedder(base, store, handle.embeddings, stats, batch_size)
     model.base = embedder
     return embedder

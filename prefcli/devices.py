@@ -1,0 +1,110 @@
+"""One device and dtype rule for every command and the Python API.
+
+`--device auto` (the default everywhere) is the first of cuda, mps, cpu that
+this machine has. An explicit device that is not here (`cuda` without CUDA,
+`mps` without Metal) or is not a device at all is a DeviceError: one line,
+exit 2. `--dtype auto` leaves the choice to the scorer; the dtype it actually
+used is read back from its weights for provenance and the cache key, so
+`auto` is never recorded.
+
+torch is imported inside the functions, so importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from prefcli.errors import DeviceError
+
+DEVICE_NAMES = ("auto", "cpu", "cuda", "cuda:N", "mps")
+_DEVICE = re.compile(r"^(cpu|mps|cuda)(?::(\d+))?$")
+
+#: Accepted dtype spellings and the canonical name each stands for.
+DTYPES = {
+    "float32": "float32", "fp32": "float32", "float": "float32",
+    "float16": "float16", "fp16": "float16", "half": "float16",
+    "bfloat16": "bfloat16", "bf16": "bfloat16",
+}  # fmt: skip
+
+
+def resolve_device(name: str | None = "auto") -> str:
+    """A concrete torch device string for `name` ('auto' → cuda, else mps, else cpu)."""
+    import torch
+
+    raw = "auto" if name is None else str(name).strip().lower()
+    if raw in ("", "auto"):
+        if torch.cuda.is_available():
+            return "cuda"
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return "mps"
+        return "cpu"
+    m = _DEVICE.match(raw)
+    if m is None:
+        raise DeviceError(f"--device {name}: not a device; use one of {', '.join(DEVICE_NAMES)}")
+    kind, index = m.group(1), m.group(2)
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            raise DeviceError(f"--device {name}: this machine has no CUDA device (torch {torch.__version__}); use --device cpu or auto")
+        if index is not None and int(index) >= torch.cuda.device_count():
+            raise DeviceError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) here (cuda:0 to cuda:{torch.cuda.device_count() - 1})")
+    if kind == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise DeviceError(f"--device {name}: this machine has no Apple MPS device; use --device cpu or auto")
+    if kind == "cpu" and index is not None:
+        raise DeviceError(f"--device {name}: the cpu device has no index; use --device cpu")
+    return raw
+
+
+def check_device_name(name: str | None) -> str:
+    """The device name if it is spelled like one (no torch import); DeviceError otherwise."""
+    raw = "auto" if name is None else str(name).strip().lower()
+    if raw in ("", "auto") or _DEVICE.match(raw):
+        return raw or "auto"
+    raise DeviceError(f"--device {name}: not a device; use one of {', '.join(DEVICE_NAMES)}")
+
+
+def normalize_dtype(name: str | None) -> str | None:
+    """The canonical dtype name, or None for auto (the scorer's choice)."""
+    if name is None:
+        return None
+    raw = getattr(name, "value", name)  # a CLI enum member
+    raw = str(raw).strip().lower()
+    if raw in ("", "auto"):
+        return None
+    if raw.startswith("torch."):
+        raw = raw[len("torch."):]
+    if raw not in DTYPES:
+        raise DeviceError(f"--dtype {name}: unknown dtype; use auto, fp32, bf16 or fp16")
+    return DTYPES[raw]
+
+
+def device_kind(device: Any) -> str:
+    """'cuda', 'mps' or 'cpu': what identifies a device in cache keys (not its index)."""
+    return str(device).split(":", 1)[0]
+
+
+def used_dtype_device(obj: Any, _depth: int = 0) -> tuple[str | None, str | None]:
+    """(dtype, device) of the first weights found on a scorer (its model, net, vlm, bundle or base).
+
+    Read back after loading, so provenance says what ran, never 'auto'.
+    """
+    if obj is None or _depth > 3:
+        return None, None
+    params = getattr(obj, "parameters", None)
+    if callable(params) and not isinstance(obj, type):
+        try:
+            p = next(iter(params()))
+        except (StopIteration, TypeError):
+            p = None
+        if p is not None and hasattr(p, "dtype"):
+            return str(p.dtype).replace("torch.", ""), str(p.device)
+    for attr in ("model", "bundle", "net", "vlm", "base", "core"):
+        child = getattr(obj, attr, None) if attr in getattr(obj, "__dict__", {}) or hasattr(type(obj), attr) else None
+        if child is not None and child is not obj:
+            found = used_dtype_device(child, _depth + 1)
+            if found[0] is not None:
+                return found
+    return None, None
