@@ -13,6 +13,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e ".[test,qlora,generate]"
 	# Test oracles only (upstream code run by the parity tests), never dependencies:
 	$(PY) -m pip install -q --no-deps image-reward==1.5 hpsv2==1.2.0 openai-clip==1.0.1 qwen-vl-utils==0.0.11
+	$(PY) -m pip install -q --no-deps --target $(VENV)/oracles/transformers-4.27.3 transformers==4.27.3
 	touch $(STAMP)
 
 venv: $(STAMP)

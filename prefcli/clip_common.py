@@ -13,6 +13,9 @@ makes it different:
 - `tiny_image_processor(size)`: an HF `CLIPImageProcessor` for tiny models.
 - `load_hf_clip(directory)`: `CLIPModel.from_pretrained` that refuses missing
   or mis-shaped weights instead of warning about them.
+- `openai_image_transform(...)` / `PIPELINES`: the image preprocessing the
+  upstream code of each scorer used, on the image as opened (see
+  `ClipBundle.pipeline`); `openai_clean_text`: OpenAI's prompt cleaning.
 - `preprocess_pixels(pixels, size)`: CLIP preprocessing in torch ops only
   (shortest side bicubic resize, center crop, mean/std normalization) for
   differentiable scoring of B×3×H×W tensors in [0, 1].
@@ -132,11 +135,12 @@ def tiny_clip_model(seed: int = 0, projection_dim: int = 16, image_size: int = 3
     return model.eval()
 
 
-def tiny_image_processor(size: int = 32) -> "CLIPImageProcessor":
-    """CLIP's own preprocessing (resize, crop, OpenAI mean/std) at a tiny size."""
+def tiny_image_processor(size: int = 32, pil: bool = False) -> "CLIPImageProcessor":
+    """CLIP's own preprocessing (resize, crop, OpenAI mean/std) at a tiny size (`pil`: the PIL-backed class)."""
     from transformers import CLIPImageProcessor
 
-    return CLIPImageProcessor(
+    cls = pil_image_processor_class() if pil else CLIPImageProcessor
+    return cls(
         size={"shortest_edge": size},
         crop_size={"height": size, "width": size},
         image_mean=list(OPENAI_CLIP_MEAN),
@@ -225,6 +229,64 @@ def load_hf_clip(directory: str, device: "torch.device | str" = "cpu", dtype: "t
     return model.to(device).eval()
 
 
+def pil_image_processor_class() -> Any:
+    """transformers' PIL-backed CLIP image processor: transformers 5's `CLIPImageProcessorPil`, 4's `CLIPImageProcessor`.
+
+    transformers 5's default `CLIPImageProcessor` resizes with torchvision, a
+    few 1/255 per pixel away from the PIL resize of transformers 4, whose
+    processor made PickScore's published numbers (its requirements pin
+    transformers 4.27.3). The PIL-backed class gives identical pixel values
+    (0 difference, measured against 4.27.3 itself in tests/test_scorer_pickscore.py).
+    """
+    try:
+        from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
+    except ImportError:  # transformers 4: the one CLIPImageProcessor is PIL-backed
+        from transformers import CLIPImageProcessor as CLIPImageProcessorPil
+    return CLIPImageProcessorPil
+
+
+# Pipelines: how a scorer's upstream code turned the image it opened into pixels.
+# "openai": OpenAI CLIP's `_transform` (github.com/openai/CLIP, clip/clip.py lines
+#   75-86), which `clip.load` returns and the LAION aesthetic predictor uses
+#   (improved-aesthetic-predictor, simple_inference.py lines 103-108): torchvision
+#   Resize(shortest side, bicubic) on the PIL image *in its own mode*, CenterCrop
+#   (torchvision's rounding of the offset), convert("RGB"), ToTensor, Normalize.
+# "hf-pil": transformers 4's CLIPImageProcessor (PickScore's README): convert("RGB")
+#   first (transformers 4.27.3 image_transforms.convert_to_rgb: a plain convert,
+#   no compositing), then PIL resize, crop with a floored offset, rescale, normalize.
+PIPELINES = ("openai", "hf-pil")
+
+
+def openai_image_transform(size: int, crop: int | None = None, mean: Sequence[float] = OPENAI_CLIP_MEAN, std: Sequence[float] = OPENAI_CLIP_STD) -> Any:
+    """OpenAI CLIP's preprocessing of one PIL image (any mode) → 3×crop×crop tensor."""
+    from torchvision import transforms as T
+
+    return T.Compose(
+        [
+            # On a PIL image torchvision calls PIL's own resize: a palette image is
+            # resized nearest-neighbour, RGBA premultiplied, as upstream's were.
+            T.Resize(int(size), interpolation=T.InterpolationMode.BICUBIC),
+            T.CenterCrop(int(crop or size)),
+            lambda im: im if im.mode == "RGB" else im.convert("RGB"),  # alpha dropped, never composited
+            T.ToTensor(),
+            T.Normalize(tuple(mean), tuple(std)),
+        ]
+    )
+
+
+def openai_clean_text(text: str) -> str:
+    """OpenAI CLIP's prompt cleaning (clip/simple_tokenizer.py lines 50-59, 123):
+    ftfy.fix_text, HTML entities unescaped twice, whitespace runs collapsed,
+    stripped, lower-cased. HF's CLIP tokenizers do not unescape nor run ftfy."""
+    import html
+    import re
+
+    import ftfy
+
+    text = html.unescape(html.unescape(ftfy.fix_text(text))).strip()
+    return re.sub(r"\s+", " ", text).strip().lower()
+
+
 def load_image_processor(directory: str) -> "CLIPImageProcessor":
     """The preprocessing saved with a model; its absence is an error, never a silent default."""
     from pathlib import Path
@@ -288,13 +350,16 @@ def preprocess_pixels(
     crop: int | None = None,
     mean: Sequence[float] = OPENAI_CLIP_MEAN,
     std: Sequence[float] = OPENAI_CLIP_STD,
+    offset: str = "floor",
 ) -> "torch.Tensor":
     """CLIP preprocessing in torch ops, so gradients flow back to `pixels`.
 
     `pixels` is B×3×H×W in [0, 1]. The shortest side is resized to `size`
     (bicubic, antialiased), the centre `crop`×`crop` (default `size`) is kept,
-    then each channel is normalized. Sizes follow HF's CLIPImageProcessor; the
-    values differ from its PIL path only by interpolation rounding.
+    then each channel is normalized. The crop offset is floored (HF's
+    processors) or rounded (`offset="round"`: torchvision's CenterCrop, which
+    OpenAI CLIP uses). The values differ from PIL's resize only by
+    interpolation rounding.
     """
     import torch
     import torch.nn.functional as F
@@ -309,21 +374,42 @@ def preprocess_pixels(
     x = pixels
     if (new_h, new_w) != (h, w):
         x = F.interpolate(x, size=(new_h, new_w), mode="bicubic", align_corners=False, antialias=True)
-    top, left = max((new_h - crop) // 2, 0), max((new_w - crop) // 2, 0)
+    if offset == "round":
+        top, left = max(int(round((new_h - crop) / 2.0)), 0), max(int(round((new_w - crop) / 2.0)), 0)
+    else:
+        top, left = max((new_h - crop) // 2, 0), max((new_w - crop) // 2, 0)
     x = x[..., top : top + crop, left : left + crop]
     m = torch.tensor(mean, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
     s = torch.tensor(std, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
     return (x - m) / s
 
 
+def _plain_rgb(im: Any) -> Any:
+    """transformers 4's `convert_to_rgb`: `convert("RGB")`, nothing composited.
+
+    Pillow keeps a palette's transparent entry as an RGB colour key
+    (`info["transparency"]`), which transformers 5's processor would composite
+    onto white; transformers 4 never looked at it, so the key is dropped.
+    """
+    if im.mode == "RGB" and "transparency" not in im.info:
+        return im
+    rgb = im.convert("RGB")
+    rgb.info.pop("transparency", None)
+    return rgb
+
+
 class ClipBundle:
     """A CLIP model with the tokenizer and image preprocessing it was trained with."""
 
-    def __init__(self, model: "CLIPModel", tokenizer: Any, processor: "CLIPImageProcessor", source: str):
+    def __init__(self, model: "CLIPModel", tokenizer: Any, processor: "CLIPImageProcessor", source: str, pipeline: str = "openai"):
+        if pipeline not in PIPELINES:
+            raise ValueError(f"unknown preprocessing pipeline {pipeline!r}; use one of {PIPELINES}")
         self.model = model
         self.tokenizer = tokenizer
         self.processor = processor
         self.source = source  # what was loaded: "tiny:<seed>" or a directory
+        self.pipeline = pipeline
+        self._openai_transform = None
 
     @property
     def device(self) -> "torch.device":
@@ -338,15 +424,27 @@ class ClipBundle:
         return int(self.model.config.projection_dim)
 
     def pixel_values(self, images: Sequence[Any]) -> "torch.Tensor":
-        """PIL images → the model's input tensor, through the model's own processor."""
-        rgb = [im if im.mode == "RGB" else im.convert("RGB") for im in images]
-        px = self.processor(images=rgb, return_tensors="pt")["pixel_values"]
+        """PIL images as opened (any mode) → the model's input tensor, as the scorer's upstream code made it.
+
+        The sizes and mean/std are the model's processor config's; the order
+        of the steps and the resize backend are the pipeline's (see PIPELINES).
+        """
+        import torch
+
+        if self.pipeline == "openai":
+            if self._openai_transform is None:
+                short, crop, mean, std = processor_geometry(self.processor)
+                self._openai_transform = openai_image_transform(short, crop, mean, std)
+            px = torch.stack([self._openai_transform(im) for im in images])
+        else:
+            px = self.processor(images=[_plain_rgb(im) for im in images], return_tensors="pt")["pixel_values"]
         return px.to(self.device, self.dtype)
 
     def preprocess_tensor(self, pixels: "torch.Tensor") -> "torch.Tensor":
-        """B×3×H×W in [0, 1] → model input, differentiably, with the processor's geometry."""
+        """B×3×H×W in [0, 1] → model input, differentiably, with the processor's geometry and the pipeline's crop offset."""
         short, crop, mean, std = processor_geometry(self.processor)
-        return preprocess_pixels(pixels.to(self.device), size=short, crop=crop, mean=mean, std=std).to(self.dtype)
+        rounding = "round" if self.pipeline == "openai" else "floor"
+        return preprocess_pixels(pixels.to(self.device), size=short, crop=crop, mean=mean, std=std, offset=rounding).to(self.dtype)
 
 
 def load_clip(weights: str, device: "torch.device | str" = "cpu", dtype: "torch.dtype | None" = None, tiny_projection_dim: int = 16,
@@ -383,6 +481,13 @@ class ClipBundleScorer(EmbeddingScorer):
     text_max_length: int = CLIP_CONTEXT_LENGTH
     bundle: ClipBundle
     batch_size: int = 16
+    # OpenAI's prompt cleaning before the HF tokenizer (clip), or none (pickscore: its
+    # upstream tokenizer was HF's, which neither unescapes HTML nor runs ftfy).
+    clean_text: Any = None
+
+    def _tokens(self, prompts: Sequence[str]) -> dict:
+        texts = [self.clean_text(p) for p in prompts] if self.clean_text is not None else list(prompts)
+        return tokenize(self.bundle.tokenizer, texts, device=self.bundle.device, max_length=self.text_max_length)
 
     def scale(self, model: Any) -> Any:
         raise NotImplementedError
@@ -393,7 +498,7 @@ class ClipBundleScorer(EmbeddingScorer):
 
         with torch.no_grad():
             chunks = [
-                image_features(self.bundle.model, self.bundle.pixel_values([c.image for c in batch]))
+                image_features(self.bundle.model, self.bundle.pixel_values([c.original for c in batch]))
                 for batch in batched(list(candidates), self.batch_size)
             ]
         return self._stack(chunks)
@@ -404,7 +509,7 @@ class ClipBundleScorer(EmbeddingScorer):
 
         with torch.no_grad():
             chunks = [
-                text_features(self.bundle.model, **tokenize(self.bundle.tokenizer, batch, device=self.bundle.device, max_length=self.text_max_length))
+                text_features(self.bundle.model, **self._tokens(batch))
                 for batch in batched(list(prompts), self.batch_size)
             ]
         return self._stack(chunks)
@@ -438,5 +543,5 @@ class ClipBundleScorer(EmbeddingScorer):
         prompts = broadcast_prompts(prompts, pixels.shape[0])
         model = self.bundle.model
         img = image_features(model, self.bundle.preprocess_tensor(pixels))
-        txt = text_features(model, **tokenize(self.bundle.tokenizer, prompts, device=self.bundle.device, max_length=self.text_max_length))
+        txt = text_features(model, **self._tokens(prompts))
         return self.scale(model) * (img.float() * txt.float()).sum(-1)

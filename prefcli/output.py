@@ -63,16 +63,48 @@ def emit(
             sys.stdout.write(f"### {title}\n\n")
         sys.stdout.write(to_markdown(rows, columns, digits))
     else:
-        from rich.console import Console
+        from rich.markup import escape
         from rich.table import Table
+        from rich.text import Text
 
         columns = list(columns or (rows[0].keys() if rows else []))
-        table = Table(title=title)
+        table = Table(title=escape(title) if title else None)
         for c in columns:
-            table.add_column((headers or {}).get(c, str(c)), overflow="fold")  # wrap, never hide what a cell says
+            table.add_column(escape((headers or {}).get(c, str(c))), overflow="fold")  # wrap, never hide what a cell says
         for r in rows:
-            table.add_row(*(_cell(r.get(c), digits) for c in columns))
-        (console or Console()).print(table)
+            table.add_row(*(Text(_cell(r.get(c), digits)) for c in columns))
+        print_rich_table(table, console)
+
+
+def print_rich_table(table, console=None) -> None:
+    """Print a rich table so that no word is ever cut in two.
+
+    On a terminal, cells wrap at spaces to fit its width; when even the
+    longest word of every column cannot fit, the table is printed at its
+    minimum width and the terminal wraps the lines instead. Into a pipe or a
+    file (a log, `| less`), the table keeps its natural width: nothing wraps.
+    """
+    import sys
+
+    from rich.console import Console
+    from rich.measure import Measurement
+
+    # Rich may fold a word when it squeezes a column; a column as wide as its longest word never has to.
+    for col in table.columns:
+        texts = [str(getattr(c, "plain", c)) for c in list(col._cells) + [col.header]]
+        longest = max((len(w) for t in texts for w in t.split()), default=1)
+        col.min_width = max(col.min_width or 0, longest)
+    if console is None:
+        probe = Console(width=100_000)
+        need = Measurement.get(probe, probe.options, table)
+        # The narrowest the table can be with every word whole: words, cell padding, borders.
+        floor = sum(c.min_width + 2 for c in table.columns) + len(table.columns) + 1
+        if sys.stdout.isatty():
+            width = max(Console().width, floor)
+        else:
+            width = max(need.maximum, floor)
+        console = Console(width=max(20, width))
+    console.print(table, crop=False)
 
 
 def iter_chunks(items: Sequence, size: int) -> Iterable[Sequence]:

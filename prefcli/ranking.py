@@ -150,6 +150,7 @@ def rank_folder(
     recursive: bool = False,
     sheet: str | os.PathLike | None = None,
     sheet_title: str | None = None,
+    sheet_options: dict[str, Any] | None = None,
     progress: ProgressFn | None = None,
     scorer_options: dict[str, Any] | None = None,
 ) -> RankResult:
@@ -162,7 +163,9 @@ def rank_folder(
     applies to every candidate; `prompts` (a prompts file or {file: prompt})
     names one per file and is also consulted for history images, after
     `history_prompts`. Ties are broken by path. `top` keeps the best K. With
-    `sheet`, a contact sheet of the ranked images is written there.
+    `sheet`, a contact sheet of the ranked images is written there;
+    `sheet_options` are `thumb`, `columns`, and `history` / `prompt` (True:
+    show the history strip / the prompt on it).
     """
     from prefcli.data.folders import as_prompt_map, history_from_folders
 
@@ -257,7 +260,10 @@ def rank_folder(
     )
     if sheet is not None:
         title = sheet_title or f"prefcli rank · {name} · {Path(candidates).resolve().name}"
-        result.sheet = str(write_rank_sheet(ranked, sheet, title=title))
+        opts = dict(sheet_options or {})
+        shown_history = history if opts.pop("history", False) else None
+        shown_prompt = prompt if opts.pop("prompt", False) else None
+        result.sheet = str(write_rank_sheet(ranked, sheet, title=title, history=shown_history, prompt=shown_prompt, **opts))
     return result
 
 
@@ -267,8 +273,13 @@ def format_score(score: float) -> str:
     return f"{score:.4g}"
 
 
-def write_rank_sheet(ranked: Sequence[RankedImage], path: str | os.PathLike, *, title: str | None = None, thumb: int = 192) -> Path:
-    """A contact sheet of ranked images: thumbnails in rank order captioned '#rank  score' and the file name."""
+def write_rank_sheet(ranked: Sequence[RankedImage], path: str | os.PathLike, *, title: str | None = None, thumb: int = 192,
+                     columns: int | None = None, history: "UserHistory | None" = None, prompt: str | None = None) -> Path:
+    """A contact sheet of ranked images: thumbnails in rank order captioned '#rank  score' and the file name.
+
+    With `history`, a strip of the person's liked and disliked images sits above the grid; with
+    `prompt`, the prompt is a line under the title.
+    """
     from prefcli import images
     from prefcli.sheet import contact_sheet
 
@@ -277,4 +288,11 @@ def write_rank_sheet(ranked: Sequence[RankedImage], path: str | os.PathLike, *, 
         image = images.load_image(r.path)
         image.thumbnail((thumb * 2, thumb * 2))  # keep memory small for big folders of big images
         items.append((image, f"#{r.rank}  {format_score(r.score)}\n{Path(r.path).name}"))
-    return contact_sheet(items, path, thumb=thumb, title=title)
+    strip = []
+    for p in (history.pairs if history is not None else []):
+        for cand, liked in ((p.liked, True), (p.disliked, False)):
+            im = cand.image.copy()
+            im.thumbnail((thumb, thumb))
+            strip.append((im, liked))
+    return contact_sheet(items, path, thumb=thumb, columns=columns, title=title,
+                         subtitle=f"prompt: {prompt}" if prompt else None, history=strip or None)

@@ -2,6 +2,10 @@
 
 A ranking is easiest to judge by eye, so `rank` (and the demo) can write one
 image showing the candidates in rank order with their scores and names.
+Optionally the sheet also shows what the ranking was conditioned on: the
+prompt under the title, and the person's history as a strip of smaller
+thumbnails, liked ones framed green and marked "+", disliked ones framed red
+and marked "-" (the mark keeps them apart in greyscale too).
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ _TILE = (236, 236, 236)
 _TEXT = (20, 20, 20)
 _TITLE_BG = (40, 40, 40)
 _TITLE_TEXT = (250, 250, 250)
+_LIKED = (0, 158, 115)  # Okabe–Ito green
+_DISLIKED = (213, 94, 0)  # Okabe–Ito vermillion
 
 
 def sheet_format(path: str | os.PathLike) -> str:
@@ -71,6 +77,20 @@ def _line_height(font) -> int:
     return int(math.ceil(bottom - min(top, 0))) + 2
 
 
+def _thumbnail(image: "Image.Image", size: int) -> "Image.Image":
+    from PIL import Image
+
+    small = image.convert("RGB")
+    scale = size / max(small.size)
+    if scale >= 2:
+        # Tiny images (the synthetic world's) are enlarged by a whole factor,
+        # with hard edges, so they stay legible instead of a dot in a tile.
+        k = int(scale)
+        small = small.resize((small.width * k, small.height * k), Image.Resampling.NEAREST)
+    small.thumbnail((size, size), Image.Resampling.LANCZOS)  # aspect kept; the tile pads the rest
+    return small
+
+
 def contact_sheet(
     items: Sequence[tuple["Image.Image", str]],
     path: str | os.PathLike,
@@ -78,6 +98,8 @@ def contact_sheet(
     thumb: int = 192,
     columns: int | None = None,
     title: str | None = None,
+    subtitle: str | None = None,
+    history: Sequence[tuple["Image.Image", bool]] | None = None,
 ) -> Path:
     """Write a grid of thumbnails, each captioned, to `path` (JPEG, PNG or WebP by suffix).
 
@@ -85,7 +107,9 @@ def contact_sheet(
     lines separated by newlines (e.g. "#1  0.93" and the file name). Each
     thumbnail keeps its aspect ratio inside a `thumb`-pixel square tile.
     `columns` defaults to a roughly square grid of at most 6 columns. The file
-    is written atomically. Returns the path written.
+    is written atomically. `subtitle` (e.g. the prompt) is a line under the
+    title; `history` is (image, liked) pairs drawn as a strip of half-size
+    thumbnails above the grid, liked first. Returns the path written.
     """
     from PIL import Image, ImageDraw
 
@@ -110,30 +134,48 @@ def contact_sheet(
     max_lines = max((caption.count("\n") + 1 for _, caption in items), default=1)
     caption_h = max_lines * line_h + pad // 2
     title_h = (_line_height(title_font) + 2 * pad) if title else 0
+    if subtitle:
+        title_h += line_h + (0 if title else pad)
+    hist = sorted(history or [], key=lambda h: not h[1])  # liked first, then disliked
+    small_t = max(16, thumb // 2)
+    strip_h = (line_h + small_t + pad + pad // 2) if hist else 0
 
     cell_w, cell_h = thumb + pad, thumb + caption_h + pad
-    width = pad + columns * cell_w
-    height = title_h + pad + rows * cell_h
+    width = max(pad + columns * cell_w, pad + len(hist) * (small_t + pad // 2)) if hist else pad + columns * cell_w
+    height = title_h + strip_h + pad + rows * cell_h
     sheet = Image.new("RGB", (width, height), _BACKGROUND)
     draw = ImageDraw.Draw(sheet)
 
     if title:
         draw.rectangle([0, 0, width, title_h - 1], fill=_TITLE_BG)
         draw.text((pad, pad), _fit(draw, title, title_font, width - 2 * pad), fill=_TITLE_TEXT, font=title_font)
+    if subtitle:
+        y_sub = title_h - line_h - (pad // 2 if title else 0)
+        draw.text((pad, y_sub), _fit(draw, subtitle, font, width - 2 * pad),
+                  fill=_TITLE_TEXT if title else _TEXT, font=font)
+
+    if hist:
+        y0 = title_h + pad // 2
+        n_liked = sum(1 for _, liked in hist if liked)
+        draw.text((pad, y0), _fit(draw, f"history: {n_liked} liked (+), {len(hist) - n_liked} disliked (-)", font, width - 2 * pad),
+                  fill=_TEXT, font=font)
+        y0 += line_h
+        for j, (image, liked) in enumerate(hist):
+            x0 = pad + j * (small_t + pad // 2)
+            colour = _LIKED if liked else _DISLIKED
+            draw.rectangle([x0 - 2, y0 - 2, x0 + small_t + 1, y0 + small_t + 1], outline=colour, width=3)
+            tile = _thumbnail(image, small_t)
+            sheet.paste(tile, (x0 + (small_t - tile.width) // 2, y0 + (small_t - tile.height) // 2))
+            mark = "+" if liked else "-"
+            draw.rectangle([x0, y0, x0 + line_h, y0 + line_h], fill=colour)
+            draw.text((x0 + line_h // 4, y0), mark, fill=(255, 255, 255), font=font)
 
     for i, (image, caption) in enumerate(items):
         r, c = divmod(i, columns)
         x0 = pad + c * cell_w
-        y0 = title_h + pad + r * cell_h
+        y0 = title_h + strip_h + pad + r * cell_h
         draw.rectangle([x0, y0, x0 + thumb - 1, y0 + thumb - 1], fill=_TILE)
-        small = image.convert("RGB")
-        scale = thumb / max(small.size)
-        if scale >= 2:
-            # Tiny images (the synthetic world's) are enlarged by a whole factor,
-            # with hard edges, so they stay legible instead of a dot in a tile.
-            k = int(scale)
-            small = small.resize((small.width * k, small.height * k), Image.Resampling.NEAREST)
-        small.thumbnail((thumb, thumb), Image.Resampling.LANCZOS)  # aspect kept; the tile pads the rest
+        small = _thumbnail(image, thumb)
         sheet.paste(small, (x0 + (thumb - small.width) // 2, y0 + (thumb - small.height) // 2))
         for k, line in enumerate(caption.split("\n")):
             draw.text((x0, y0 + thumb + pad // 3 + k * line_h), _fit(draw, line, font, thumb), fill=_TEXT, font=font)

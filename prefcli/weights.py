@@ -56,14 +56,10 @@ _URL_TIMEOUT_S = 60
 
 
 def cache_dir() -> Path:
-    """prefcli's own download cache: $PREFCLI_CACHE, else $XDG_CACHE_HOME/prefcli, else ~/.cache/prefcli."""
-    env = os.environ.get(CACHE_ENV)
-    if env:
-        return Path(env).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    if xdg:
-        return Path(xdg).expanduser() / "prefcli"
-    return Path.home() / ".cache" / "prefcli"
+    """prefcli's cache root: $PREFCLI_CACHE, else $XDG_CACHE_HOME/prefcli, else ~/.cache/prefcli (see prefcli.paths)."""
+    from prefcli.paths import cache_root
+
+    return cache_root()
 
 
 def is_offline(offline: bool | None = None) -> bool:

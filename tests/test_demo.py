@@ -21,8 +21,13 @@ def test_demo_end_to_end_small(tmp_path, capsys):
     assert all(0.0 <= v <= 1.0 for v in acc.values())
     # The printed numbers are the ones in this run's bench files.
     written = json.loads((out / "bench" / "results.json").read_text())
-    assert {r["scorer"]: r["metrics"]["all"]["top1"]["value"] for r in written["runs"]} == acc
+    headline = {r["scorer"]: r for r in written["runs"] if r["n_ref"] in (None, 8)}
+    assert {s: r["metrics"]["all"]["top1"]["value"] for s, r in headline.items()} == acc
     assert all(r["n_tasks"] == 60 for r in written["runs"])
+    # History models run the N_ref sweep, so the N_ref figure has a curve, not a point.
+    assert {r["n_ref"] for r in written["runs"] if r["scorer"] == "clip-probe (tiny CLIP)"} == {1, 2, 4, 8}
+    for ext in ("png", "pdf", "svg"):
+        assert (out / "bench" / f"nref_top1.{ext}").is_file()
     # The short training run logged a loss curve from this run.
     tr = result["training"]
     assert tr["steps"] > 20 and len(tr["curve"]) >= 2

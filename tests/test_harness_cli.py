@@ -21,7 +21,7 @@ def mocks(monkeypatch, tmp_path):
     plugins.register_plugin(plugin, name="harness-mocks")
     fakes.reset()
     (tmp_path / "ds").mkdir()
-    monkeypatch.setenv("PREFCLI_CACHE_DIR", str(tmp_path / "default-cache"))  # never the user's cache
+    monkeypatch.setenv("PREFCLI_CACHE", str(tmp_path / "default-cache"))  # never the user's cache
     monkeypatch.setattr(source, "open_dataset", lambda path: fakes.FakeDataset())
     yield fakes
     plugins.unregister_plugin(name="harness-mocks")
@@ -74,15 +74,20 @@ def test_bench_writes_every_table_plot_and_provenance(mocks, tmp_path):
             "--n-ref", "1,2,4", "--out", out, "--cache-dir", tmp_path / "cache", "--no-progress", "--bootstrap", "50"]
     res = invoke(*args)
     for name in ("table1_1v1", "table2_1v3", "table3_seen_unseen", "nref_sweep"):
-        for ext in ("md", "csv", "json"):
+        for ext in ("md", "tex", "csv", "json"):
             assert (out / f"{name}.{ext}").is_file(), f"{name}.{ext} missing"
     assert (out / "nref_top1.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / "nref_top1.pdf").read_bytes()[:5] == b"%PDF-" and b"<svg" in (out / "nref_top1.svg").read_bytes()
+    assert "\\toprule" in (out / "table1_1v1.tex").read_text() and (out / "tables.tex").is_file()
+    # Machine-readable tables: accuracies as fractions, a missing N_ref as null / empty, never "–".
     t2 = json.loads((out / "table2_1v3.json").read_text())
     random_row = next(r for r in t2["rows"] if r["scorer"] == "Random")
-    assert [random_row[f"top{k}"] for k in (1, 2, 3)] == [25.0, 50.0, 75.0]
+    assert [random_row[f"top{k}"] for k in (1, 2, 3)] == [0.25, 0.5, 0.75] and random_row["n_ref"] is None
     t1 = list(csv.DictReader(io.StringIO((out / "table1_1v1.csv").read_text())))
     by = {r["scorer"]: r for r in t1}
-    assert by["mock-free"]["n_ref"] == "–" and by["mock-hist"]["n_ref"] == "4" and by["Random"]["top1"] == "50.0"
+    assert by["mock-free"]["n_ref"] == "" and by["mock-hist"]["n_ref"] == "4" and by["Random"]["top1"] == "0.5"
+    assert "–" not in (out / "table1_1v1.csv").read_text() + (out / "table1_1v1.json").read_text()
+    assert "| – |" in (out / "table1_1v1.md").read_text() and "| 50.0 |" in (out / "table1_1v1.md").read_text()
     assert "↑" in (out / "table1_1v1.md").read_text() and "\\|Δ\\| ↓" in (out / "table3_seen_unseen.md").read_text()
     doc = json.loads((out / "results.json").read_text())
     prov = doc["provenance"]

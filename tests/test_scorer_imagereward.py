@@ -18,6 +18,7 @@ from PIL import Image
 from picture_factory import structured_images
 from reference import PARITY_RTOL, rel_err
 from reference import imagereward_package as pkg
+from reference.parity_images import KINDS, LONG_PROMPT, SHORT_PROMPT, parity_files, prefcli_candidates, upstream_open
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("timm")
@@ -82,6 +83,29 @@ def test_matches_the_package_on_the_same_weights(scorer, images, reference_score
     ours = scorer.score(_cands(images))
     assert np.std(reference_scores) > 0.05, "scores must vary, or parity proves little"
     assert rel_err(ours, reference_scores) < PARITY_RTOL
+
+
+@needs_package
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("prompt", [SHORT_PROMPT, LONG_PROMPT])
+def test_every_image_kind_and_long_prompts_match_the_package(scorer, reference, kind, prompt):
+    """Files through prefcli.images vs `Image.open` + the package's `score(prompt, image)` (ImageReward.py lines 103-130);
+    a long prompt is cut at 35 BERT tokens on both sides (line 110)."""
+    files = parity_files(kind)
+    with torch.no_grad():
+        ref = [reference.score(prompt, upstream_open(d)) for d in files]
+    assert np.std(ref) > 1e-3
+    assert rel_err(scorer.score(prefcli_candidates(files, prompt)), ref) < PARITY_RTOL
+
+
+@needs_package
+@pytest.mark.parametrize("kind", ["palette", "RGBA"])
+def test_compositing_onto_white_is_caught(scorer, reference, kind):
+    files = parity_files(kind)
+    with torch.no_grad():
+        ref = [reference.score(SHORT_PROMPT, upstream_open(d)) for d in files]
+    flat = [Candidate.from_image(c.image, prompt=SHORT_PROMPT) for c in prefcli_candidates(files, SHORT_PROMPT)]
+    assert rel_err(scorer.score(flat), ref) > PARITY_RTOL
 
 
 @needs_package

@@ -1,9 +1,14 @@
-"""PickScore against its published scoring formula (the authors' README), on the same tiny model.
+"""PickScore against its published scoring snippet (the authors' README) run under transformers 4.27.3.
 
-The tiny CLIP is saved as a real model folder (safetensors, tokenizer,
-preprocessor config) and loaded back through the scorer's real path; the
-README snippet runs on `CLIPModel.from_pretrained` / `CLIPProcessor.from_pretrained`
-of the same folder.
+The tiny CLIP is saved as a real model folder (safetensors, config, tokenizer,
+preprocessor config, as the hub repos hold them) and loaded back through the
+scorer's real path. The reference is the README's formula
+(tests/reference/pickscore_readme.py, README.md lines 49-93) on the inputs
+that transformers 4.27.3 itself — the version PickScore's requirements.txt
+pins (line 8) — makes of the same files with `AutoProcessor.from_pretrained`
+(tests/reference/transformers427.py runs it in a child process). Every image
+kind (square, non-square, palette, RGBA) and a prompt longer than the context
+are checked.
 """
 
 from __future__ import annotations
@@ -14,7 +19,9 @@ from PIL import Image
 
 from picture_factory import structured_images
 from reference import PARITY_RTOL, rel_err
-from reference.pickscore_readme import calc_probs_and_scores
+from reference import transformers427
+from reference.parity_images import KINDS, LONG_PROMPT, parity_files, prefcli_candidates
+from reference.pickscore_readme import calc_probs_and_scores, scores_from_inputs
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
@@ -25,11 +32,24 @@ from prefcli.plugins import get_scorer_spec, load_scorer  # noqa: E402
 from prefcli.types import Candidate, HistoryPair, UserHistory  # noqa: E402
 
 PROMPT = "a watercolor painting of a red fox in the snow"
+ENTITY_PROMPT = "fish &amp; chips on a   plate"
+needs_oracle = pytest.mark.skipif(
+    not transformers427.available(),
+    reason="transformers 4.27.3 as an oracle: pip install --no-deps --target .venv/oracles/transformers-4.27.3 transformers==4.27.3",
+)
 
 
 def _images(n: int = 4, seed: int = 4) -> list[Image.Image]:
     sizes = [(48, 40), (40, 64), (32, 32), (90, 50), (50, 50), (64, 36)]
     return structured_images([sizes[i % len(sizes)] for i in range(n)], seed)
+
+
+def _png(im: Image.Image) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    im.save(buf, "PNG")
+    return buf.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -48,16 +68,32 @@ def model_dir(tmp_path_factory):
         model.logit_scale.fill_(4.6052)  # PickScore's learned temperature is ≈ 100 = e^4.6
     model.save_pretrained(d)
     CLIPProcessor(image_processor=clip_common.tiny_image_processor(32), tokenizer=clip_common.offline_clip_tokenizer()).save_pretrained(d)
+    # The hub repos keep the image preprocessing in preprocessor_config.json, which transformers 4 reads.
+    clip_common.tiny_image_processor(32).save_pretrained(d)
     return d
 
 
 @pytest.fixture(scope="module")
-def reference_scores(model_dir, images):
-    from transformers import CLIPModel, CLIPProcessor
+def tiny_model(model_dir):
+    from transformers import CLIPModel
 
-    processor = CLIPProcessor.from_pretrained(str(model_dir))
-    model = CLIPModel.from_pretrained(str(model_dir)).eval()
-    return calc_probs_and_scores(processor, model, PROMPT, images)
+    return CLIPModel.from_pretrained(str(model_dir)).eval()
+
+
+def readme_scores(model_dir, model, files, prompt):
+    """The README under transformers 4.27.3: its processor's inputs, its formula."""
+    out = transformers427.readme_inputs(model_dir, files, [prompt])
+    assert out["image_processor"] == "CLIPImageProcessor" and out["tokenizer"] == "CLIPTokenizerFast"
+    pixels = torch.tensor(np.stack(out["pixels"]))
+    ids = torch.tensor([out["input_ids"][0]])
+    return scores_from_inputs(model, pixels, ids)
+
+
+@pytest.fixture(scope="module")
+def reference_scores(model_dir, tiny_model, images):
+    if not transformers427.available():
+        pytest.skip("transformers 4.27.3 is the oracle (see tests/reference/transformers427.py)")
+    return readme_scores(model_dir, tiny_model, [_png(im) for im in images], PROMPT)
 
 
 @pytest.fixture(scope="module")
@@ -97,6 +133,56 @@ def test_processor_from_another_folder_when_the_model_folder_has_none(tmp_path, 
     assert rel_err(s.score(_cands(images)), reference_scores[1]) < PARITY_RTOL
     # a non-default processor is part of what the scores depend on: its content is in the cache key
     assert s.identity["options"]["processor"].startswith("folder:sha256:")
+
+
+@needs_oracle
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_image_kind_matches_the_readme_under_transformers_4(scorer, model_dir, tiny_model, kind):
+    files = parity_files(kind)
+    _, ref = readme_scores(model_dir, tiny_model, files, PROMPT)
+    assert np.std(ref) > 0.01
+    assert rel_err(scorer.score(prefcli_candidates(files, PROMPT)), ref) < PARITY_RTOL
+
+
+@needs_oracle
+def test_pixels_equal_transformers_4s_processor_exactly(scorer, model_dir):
+    """The PIL-backed processor after a plain convert("RGB") is transformers 4.27.3's preprocessing, to the float."""
+    files = [f for k in KINDS for f in parity_files(k)]
+    ref = np.stack(transformers427.readme_inputs(model_dir, files)["pixels"])
+    ours = scorer.bundle.pixel_values([c.original for c in prefcli_candidates(files, None)]).numpy()
+    assert float(np.abs(ours - ref).max()) < 1e-6
+
+
+@needs_oracle
+@pytest.mark.parametrize("prompt", [LONG_PROMPT, ENTITY_PROMPT])
+def test_long_and_html_prompts_are_tokenized_as_the_readme_did(scorer, model_dir, tiny_model, prompt):
+    """Truncated at 77 tokens; HTML entities left as they are (HF's fast tokenizer never unescaped them)."""
+    files = parity_files("non-square")
+    _, ref = readme_scores(model_dir, tiny_model, files, prompt)
+    assert rel_err(scorer.score(prefcli_candidates(files, prompt)), ref) < PARITY_RTOL
+    ids = transformers427.readme_inputs(model_dir, [], [prompt])["input_ids"][0]
+    ours = scorer._tokens([prompt])
+    assert ours["input_ids"][0][ours["attention_mask"][0].bool()].tolist() == ids
+
+
+@needs_oracle
+def test_the_torchvision_backed_processor_is_caught(scorer, model_dir, tiny_model, monkeypatch):
+    """transformers 5's default CLIPImageProcessor (torchvision resize) is what prefcli used before."""
+    from transformers import CLIPImageProcessor
+
+    files = parity_files("non-square")
+    _, ref = readme_scores(model_dir, tiny_model, files, PROMPT)
+    monkeypatch.setattr(scorer.bundle, "processor", CLIPImageProcessor.from_pretrained(str(model_dir)))
+    assert rel_err(scorer.score(prefcli_candidates(files, PROMPT)), ref) > PARITY_RTOL
+
+
+@needs_oracle
+@pytest.mark.parametrize("kind", ["palette", "RGBA"])
+def test_compositing_onto_white_is_caught(scorer, model_dir, tiny_model, kind):
+    files = parity_files(kind)
+    _, ref = readme_scores(model_dir, tiny_model, files, PROMPT)
+    flattened = [Candidate.from_image(c.image, prompt=PROMPT) for c in prefcli_candidates(files, PROMPT)]
+    assert rel_err(scorer.score(flattened), ref) > PARITY_RTOL
 
 
 def test_wrong_normalization_is_caught(model_dir, images, scorer):

@@ -1,7 +1,9 @@
 """The clip and aesthetic scorers, clip-probe, and the shared CLIP helpers.
 
 Everything runs on tiny, seeded, random CLIP models; the aesthetic head is
-checked for parity against the LAION reference module.
+checked for parity against the LAION reference module. Parity of the
+preprocessing and tokenization with OpenAI's `clip` package itself is
+tests/test_scorer_clip_aesthetic_parity.py.
 """
 
 from __future__ import annotations
@@ -126,7 +128,8 @@ def test_clip_batch_equals_one_by_one(candidates):
 def test_clip_score_is_100_cos_by_hand(clip_tiny, candidates):
     model, bundle = clip_tiny.bundle.model, clip_tiny.bundle
     with torch.no_grad():
-        px = bundle.processor(images=[c.image for c in candidates], return_tensors="pt")["pixel_values"]
+        # The scorer's own preprocessing (its parity with OpenAI's is tests/test_scorer_clip_aesthetic_parity.py).
+        px = bundle.pixel_values([c.original for c in candidates])
         img = model.vision_model(pixel_values=px).pooler_output @ model.visual_projection.weight.T
         tok = bundle.tokenizer([c.prompt for c in candidates], padding="max_length", max_length=77, truncation=True, return_tensors="pt")
         txt = model.text_model(input_ids=tok["input_ids"], attention_mask=tok["attention_mask"]).pooler_output @ model.text_projection.weight.T
@@ -264,7 +267,7 @@ def test_aesthetic_parity_with_reference_head(laion_head, candidates):
     # The reference pipeline, by hand: CLIP image features, L2-normalized, then the head.
     model = scorer.bundle.model
     with torch.no_grad():
-        px = scorer.bundle.processor(images=[c.image for c in candidates], return_tensors="pt")["pixel_values"]
+        px = scorer.bundle.pixel_values([c.original for c in candidates])
         feats = model.vision_model(pixel_values=px).pooler_output @ model.visual_projection.weight.T
         feats = feats / feats.norm(dim=-1, keepdim=True)
         expected = ref(feats).squeeze(-1).numpy()

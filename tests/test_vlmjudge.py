@@ -448,3 +448,40 @@ def test_prompt_on_an_imported_preferimg_task_equals_the_scripts(tmp_path):
         assert torch.equal(ours["pixel_values"], theirs["pixel_values"])
         checked += 1
     assert checked == 5
+
+
+# -- the commands --------------------------------------------------------------------------------
+
+
+def test_cli_rank_and_eval_run_the_tiny_judge(record, tmp_path):
+    """`prefcli rank` (pairs, round-robin) and `prefcli eval` (1-vs-1) offline on the tiny Qwen2.5-VL."""
+    from typer.testing import CliRunner
+
+    from prefcli.cli import app
+    from prefcli.data import pickapic, synthetic
+
+    x, root = record
+    cands, likes, dislikes = (tmp_path / n for n in ("cands", "likes", "dislikes"))
+    for d, names in ((cands, x["prefered_images"][:3]), (likes, x["prefered_images"][3:5]), (dislikes, x["non_prefered_images"][:2])):
+        d.mkdir()
+        for n in names:
+            (d / Path(n).name).write_bytes((root / n).read_bytes())
+    res = CliRunner().invoke(app, ["rank", str(cands), "--likes", str(likes), "--dislikes", str(dislikes), "--scorer", "vlm-judge",
+                                   "--weights", "tiny", "-o", "max_new_tokens", "4", "--device", "cpu", "--format", "json"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.stdout)
+    assert len(rows) == 3 and all(r["score"] == 0.0 for r in rows)  # no answers from random weights: no wins
+    assert "round-robin wins over 3 comparison(s)" in res.stderr
+
+    synthetic.write_world(tmp_path / "world", synthetic.WorldConfig.from_preset("opposed", n_users=12, pairs_per_user=12, image_size=32, n_prompts=4, images_per_prompt=6), progress=False)
+    pickapic.build(str(tmp_path / "world"), tmp_path / "ds", pickapic.BuildParams(n_ref=4, min_liked=6, test_users=4, val_users=2), progress=False)
+    out = tmp_path / "eval.json"
+    res = CliRunner().invoke(app, ["eval", str(tmp_path / "ds"), "--scorer", "vlm-judge", "--weights", "tiny", "-o", "max_new_tokens", "4",
+                                   "--protocol", "1v1", "--limit", "2", "--no-cache", "--no-progress", "--device", "cpu", "--bootstrap", "10",
+                                   "--format", "json", "--out", str(out)], catch_exceptions=False)  # fmt: skip
+    assert res.exit_code == 0, res.output
+    run = json.loads(res.stdout)["run"]
+    assert run["kind"] == "pairwise" and run["pairwise"] == {"comparisons": 2, "no_answer": 2}
+    assert run["metrics"]["all"]["top1"]["value"] == 0.0
+    tasks = json.loads(out.read_text())["tasks"]
+    assert all(c["winner"] is None and "no answer" in c["error"] for t in tasks for c in t["comparisons"])

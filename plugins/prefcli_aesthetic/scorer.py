@@ -104,7 +104,8 @@ class AestheticScorer(EmbeddingScorer):
         out = []
         with torch.no_grad():
             for batch in clip_common.batched(list(candidates), self.batch_size):
-                px = self.bundle.pixel_values([c.image for c in batch])
+                # The image as opened: OpenAI CLIP's preprocessing converts it (clip_common.PIPELINES).
+                px = self.bundle.pixel_values([c.original for c in batch])
                 out.append(clip_common.image_features(self.bundle.model, px).float().cpu().numpy())
         if not out:
             return np.zeros((0, self.bundle.embed_dim), dtype=np.float32)

@@ -15,9 +15,16 @@ DEFAULT_WEIGHTS = "openai/clip-vit-large-patch14"
 
 
 class ClipScorer(clip_common.ClipBundleScorer):
-    """Options: `batch_size` (images per forward pass, default 16), `device`, `dtype`."""
+    """Options: `batch_size` (images per forward pass, default 16), `device`, `dtype`.
+
+    Preprocessing is OpenAI CLIP's (`clip.load`'s `_transform` on the image as
+    opened, sizes from the model's processor config) and prompts are cleaned as
+    OpenAI's tokenizer cleans them (ftfy, HTML entities, whitespace); prompts
+    longer than 77 tokens are cut as `clip.tokenize(..., truncate=True)` cuts them.
+    """
 
     name = "clip"
+    clean_text = staticmethod(clip_common.openai_clean_text)
 
     def __init__(self, weights: str | None = None, device: str = "cpu", dtype: str | None = None, *, batch_size: int = 16, **options: Any):
         super().__init__(weights=weights or DEFAULT_WEIGHTS, device=device, dtype=dtype, **options)

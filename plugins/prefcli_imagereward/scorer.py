@@ -5,7 +5,9 @@ Scoring follows the `image-reward` package (v1.5, `ImageReward.score` /
 transformers 5):
 
 - image: Resize(224, bicubic) of the shortest side, CenterCrop(224), RGB,
-  ToTensor, OpenAI CLIP mean/std → ViT patch tokens;
+  ToTensor, OpenAI CLIP mean/std → ViT patch tokens (ImageReward.py lines
+  26-37), on the image as opened: a palette image is resized in its own mode
+  and an RGBA one loses its alpha after the resize, as in the package;
 - prompt: BERT `bert-base-uncased` tokenizer plus `[DEC]` (bos) and `[ENC]`
   (extra special token), padded to max_length 35 with truncation; the
   package's scoring path keeps `[CLS]` at position 0 (it does not swap in
@@ -177,7 +179,8 @@ class ImageRewardScorer(Scorer):
         with torch.no_grad():
             for start in range(0, len(candidates), self.batch_size):
                 batch = candidates[start : start + self.batch_size]
-                px = torch.stack([self.transform(c.image) for c in batch]).to(self._device, self._dtype)
+                # The image as opened: the package resizes and crops it in its own mode, then converts to RGB.
+                px = torch.stack([self.transform(c.original) for c in batch]).to(self._device, self._dtype)
                 ids, mask = self._tokens(prompts[start : start + self.batch_size])
                 out.extend(float(r) for r in self.net(px, ids, mask).float().cpu())
         return out
@@ -187,6 +190,7 @@ class ImageRewardScorer(Scorer):
         from prefcli import clip_common
 
         prompts = broadcast_prompts(prompts, pixels.shape[0])
-        px = clip_common.preprocess_pixels(pixels.to(self._device), size=224, mean=OPENAI_CLIP_MEAN, std=OPENAI_CLIP_STD)
+        # torchvision's CenterCrop rounds the offset, as the package's transform does.
+        px = clip_common.preprocess_pixels(pixels.to(self._device), size=224, mean=OPENAI_CLIP_MEAN, std=OPENAI_CLIP_STD, offset="round")
         ids, mask = self._tokens(prompts)
         return self.net(px.to(self._dtype), ids, mask)

@@ -45,8 +45,8 @@ def _has_processor(directory: Path) -> bool:
 
 
 def _load_image_processor(directory: Path) -> Any:
-    """The preprocessing saved with the processor; its absence is an error, never a silent default."""
-    from transformers import CLIPImageProcessor
+    """The preprocessing saved with the processor, PIL-backed as under transformers 4; its absence is an error."""
+    CLIPImageProcessor = clip_common.pil_image_processor_class()
 
     if not any((directory / f).is_file() for f in _PREPROCESSOR_FILES):
         raise WeightsError(f"{directory}: no preprocessor_config.json, so PickScore's image preprocessing is unknown")
@@ -70,7 +70,7 @@ def load_pickscore(weights: str, processor: str = DEFAULT_PROCESSOR, device: Any
         model = clip_common.tiny_clip_model(seed + TINY_SEED_OFFSET)
         model = model.to(device=device, dtype=dtype) if dtype is not None else model.to(device)
         size = int(model.config.vision_config.image_size)
-        return clip_common.ClipBundle(model, clip_common.offline_clip_tokenizer(), clip_common.tiny_image_processor(size), f"tiny:{seed}")
+        return clip_common.ClipBundle(model, clip_common.offline_clip_tokenizer(), clip_common.tiny_image_processor(size, pil=True), f"tiny:{seed}", pipeline="hf-pil")
     model_dir = Path(W.resolve_dir(weights, allow_patterns=_MODEL_FILES))
     if not _has_weights(model_dir) and W.parse(weights).kind == "hub":
         # Older hub repos ship only pytorch_model.bin (read with weights_only=True by transformers).
@@ -84,7 +84,8 @@ def load_pickscore(weights: str, processor: str = DEFAULT_PROCESSOR, device: Any
     image_processor = _load_image_processor(proc_dir)
     tokenizer = clip_common.load_tokenizer(str(proc_dir))
     model = clip_common.load_hf_clip(str(model_dir), device=device, dtype=dtype)
-    return clip_common.ClipBundle(model, tokenizer, image_processor, str(model_dir))
+    # The README's processor under transformers 4 (PickScore pins 4.27.3): convert("RGB"), then PIL.
+    return clip_common.ClipBundle(model, tokenizer, image_processor, str(model_dir), pipeline="hf-pil")
 
 
 class PickScoreScorer(clip_common.ClipBundleScorer):

@@ -32,6 +32,7 @@ COMMAND_MODULES = (
     "prefcli.cli.train_cmd",
     "prefcli.cli.convert_cmd",
     "prefcli.cli.generate_cmd",
+    "prefcli.cli.analyze_cmd",
 )
 
 for _name in COMMAND_MODULES:

@@ -63,6 +63,7 @@ def bench_command(
     bootstrap: BootOpt = 1000,
     limit: LimitOpt = None,
     progress: ProgressOpt = True,
+    log_samples: Annotated[bool, typer.Option("--log-samples", help="Also write every task's scores, one JSON line per task, to OUT/samples/<scorer>_<protocol>[_nref<N>].jsonl.")] = False,
 ) -> None:
     """Benchmark several scorers on the same tasks and write the paper's tables.
 
@@ -73,9 +74,10 @@ def bench_command(
     history-free scorers run once, with N_ref "–". Accuracies carry ± a
     bootstrap standard error over users; ties count as misses.
 
-    The tables print here and are written to --out as Markdown, CSV and JSON,
-    with nref_top1.png and results.json (provenance: config, seeds, weights
-    ids, package versions, git commit, dataset). Scores are cached on disk,
+    The tables print here and are written to --out as Markdown, LaTeX
+    (booktabs), CSV and JSON (accuracies as fractions), with the nref_top1 and
+    seen_unseen_gap figures (PNG, PDF, SVG) and results.json (provenance:
+    config, seeds, weights ids, package versions, git commit, dataset). Scores are cached on disk,
     so a rerun (or a resumed, interrupted run) recomputes nothing it has.
 
     `prefcli bench generate` is the generation benchmark (the paper's table 4,
@@ -114,7 +116,14 @@ def bench_command(
         if progress:
             print(msg, file=sys.stderr)
 
-    runs, prov = bench.run_bench(cfg, progress=progress, log=log)
+    on_records = None
+    if log_samples and is_main_process():
+        from prefcli.harness.samples import samples_name, write_samples
+
+        def on_records(run: dict, records: list) -> None:  # written as each run ends: an interrupted bench keeps them
+            write_samples(out / "samples" / samples_name(run), records, run.get("higher_is_better", True), run["scorer"])
+
+    runs, prov = bench.run_bench(cfg, progress=progress, log=log, on_records=on_records)
     if not is_main_process():
         return
     written = bench.write_outputs(runs, prov, out)
@@ -122,7 +131,13 @@ def bench_command(
     if fmt is Format.json:
         from prefcli.output import to_json
 
-        sys.stdout.write(to_json([t.to_dict() for t in tabs]) + "\n")
+        from prefcli.harness.results import clean_nan
+
+        # The one JSON shape of bench (docs/outputs.md).
+        doc = {"command": "bench", "results": {"tables": [t.to_dict() for t in tabs], "runs": runs},
+               "scorers": {n: {"weights": s["weights"], "revision": s["weights_id"]} for n, s in prov["scorers"].items()},
+               "options": prov["config"], "skipped": [], "provenance": prov}
+        sys.stdout.write(to_json(clean_nan(doc)) + "\n")
     else:
         for t in tabs:
             t.print(fmt.value)

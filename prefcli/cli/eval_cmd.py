@@ -34,7 +34,7 @@ class Protocol(str, Enum):
 DatasetArg = Annotated[Path, typer.Argument(help="A prefcli dataset directory (holds dataset.json).", show_default=False)]
 SplitOpt = Annotated[str, typer.Option("--split", help="Which split's tasks: test or val.")]
 BatchOpt = Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Candidates per scorer call.")]
-CacheDirOpt = Annotated[Optional[Path], typer.Option("--cache-dir", help="Score/embedding cache directory (default: $PREFCLI_CACHE_DIR or ~/.cache/prefcli/harness).")]
+CacheDirOpt = Annotated[Optional[Path], typer.Option("--cache-dir", help="Score/embedding cache directory (default: $PREFCLI_CACHE/harness, else ~/.cache/prefcli/harness).")]
 NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the score cache (an interrupted run then starts over).")]
 BootOpt = Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap replicates for the standard errors (resampling users).")]
 LimitOpt = Annotated[Optional[int], typer.Option("--limit", min=1, help="Only the first N tasks (a quick smoke run).")]
@@ -76,6 +76,7 @@ def eval_command(
     bootstrap: BootOpt = 1000,
     limit: LimitOpt = None,
     progress: ProgressOpt = True,
+    log_samples: Annotated[Optional[Path], typer.Option("--log-samples", help="Write one JSON line per task (task id, user, candidates, scores, rank, hit) to this .jsonl file.")] = None,
     no_world: Annotated[bool, typer.Option("--no-world", help="On a synthetic world, skip the group-balanced accuracy, history swap and ground-truth references.")] = False,
 ) -> None:
     """Evaluate one scorer on a dataset's materialized tasks and report top-k accuracy.
@@ -109,6 +110,8 @@ def eval_command(
         prefcli eval data/pickapic --scorer hpsv2 --device cuda --dtype bf16 --out results/hpsv2.json
 
         prefcli eval data/pickapic --scorer hpsv2 -o version 2.0 -o percent true
+
+        prefcli eval data/synthetic --scorer clip-probe --weights tiny --log-samples samples.jsonl
     """
     from prefcli.harness import evaluate as ev
     from prefcli.harness import results, source, tables
@@ -159,14 +162,21 @@ def eval_command(
         scorers={handle.name: {"weights": handle.weights, "weights_id": identity["weights"], "identity": identity}},
         dataset=results.dataset_provenance(getattr(ds, "info", None), dataset),
     )  # fmt: skip
+    # The one JSON shape of eval (docs/outputs.md); "run" repeats "results" for older readers.
+    doc = {"command": "eval", "results": run, "scorer": handle.name, "weights": handle.weights, "revision": handle.weights_id,
+           "options": prov["config"], "skipped": [], "provenance": prov, "run": run}
     if out is not None:
-        results.write_json(out, {"provenance": prov, "run": run, "tasks": records})
+        results.write_json(out, {**doc, "tasks": records})
+    if log_samples is not None:
+        from prefcli.harness.samples import write_samples
+
+        write_samples(log_samples, records, handle.spec.higher_is_better, handle.name)
     if fmt is Format.json:
         import sys
 
         from prefcli.output import to_json
 
-        sys.stdout.write(to_json(results.clean_nan({"provenance": prov, "run": run})) + "\n")
+        sys.stdout.write(to_json(results.clean_nan(doc)) + "\n")
     else:
         tables.eval_table(run).print(fmt.value)
         if world_rep is not None:

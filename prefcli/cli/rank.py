@@ -36,6 +36,10 @@ def rank_command(
     fmt: FormatOpt = Format.table,
     sheet: Annotated[Optional[Path], typer.Option("--sheet", help="Also write a contact sheet (.jpg, .png or .webp): thumbnails in rank order with rank, score and file name.")] = None,
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Include images in subfolders (the likes/dislikes folders are still left out).")] = False,
+    sheet_thumb: Annotated[int, typer.Option("--sheet-thumb", min=16, help="Contact sheet: thumbnail size in pixels.")] = 192,
+    sheet_columns: Annotated[Optional[int], typer.Option("--sheet-columns", min=1, help="Contact sheet: thumbnails per row (default: a roughly square grid, at most 6).")] = None,
+    sheet_history: Annotated[bool, typer.Option("--sheet-history", help="Contact sheet: also show the person's liked (+) and disliked (-) history as a strip.")] = False,
+    sheet_prompt: Annotated[bool, typer.Option("--sheet-prompt", help="Contact sheet: also show the --prompt under the title.")] = False,
 ) -> None:
     """Rank every image in a folder for one person, best first.
 
@@ -116,6 +120,7 @@ def rank_command(
             top=top,
             recursive=recursive,
             sheet=sheet,
+            sheet_options={"thumb": sheet_thumb, "columns": sheet_columns, "history": sheet_history, "prompt": sheet_prompt},
             progress=progress,
         )
     finally:

@@ -50,6 +50,9 @@ from prefcli.errors import DataError, ImageError
 
 HUB_REPO = "yuvalkirstain/pickapic_v2"
 HUB_DEFAULT_INCLUDE = "data/*.parquet"
+# `hf download --include` patterns that fetch exactly what the default hub build streams
+# (train, validation, test; not the *_unique copies); docs/data.md uses them.
+HUB_DOWNLOAD_INCLUDES = ("data/train-*", "data/validation-*", "data/test-*")
 
 LIGHT_COLUMNS = ("user_id", "caption", "image_0_uid", "image_1_uid", "label_0", "label_1", "has_label", "are_different")
 IMAGE_COLUMNS = ("jpg_0", "jpg_1")
@@ -182,8 +185,8 @@ class HubSource:
 
     def _hint(self) -> str:
         return (
-            f"download the shards first (huggingface-cli download {self.repo_id} --repo-type dataset "
-            f"--include 'data/train-*' --local-dir DIR) and pass --source DIR"
+            f"download the shards first (hf download {self.repo_id} --repo-type dataset "
+            f"{' '.join(f'--include {p!r}' for p in HUB_DOWNLOAD_INCLUDES)} --local-dir DIR) and pass --source DIR/data"
         )
 
     def shards(self) -> list[str]:
@@ -777,18 +780,17 @@ def _finalize(work_root: Path, work: Path, parts: list[Path], params: BuildParam
 
 
 def _progress_bar(enabled: bool):
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
-    return Progress(
+    from prefcli.progress import progress_bar
+
+    return progress_bar(enabled, [
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("shards · rows {task.fields[rows]:,} · {task.fields[what]} {task.fields[n]:,}"),
         TimeElapsedColumn(),
-        console=Console(stderr=True),
-        disable=not enabled,
-    )
+    ], fields=("rows", "what", "n"))
 
 
 def build(source: str, out: str | os.PathLike, params: BuildParams | None = None, progress: bool = True) -> BuildResult:

@@ -617,13 +617,9 @@ def shard_name(i: int) -> str:
 
 
 def _progress(enabled: bool):
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from prefcli.progress import progress_bar
 
-    return Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        console=Console(stderr=True), disable=not enabled, transient=False,
-    )
+    return progress_bar(enabled)
 
 
 def write_world(out_dir: str | os.PathLike, config: WorldConfig, progress: bool = True) -> dict:

@@ -7,8 +7,11 @@ an interrupted bench resumes and a second bench over the same dataset
 recomputes nothing. Outputs in `out_dir`:
 
 - `table1_1v1.*`, `table2_1v3.*`, `table3_seen_unseen.*`, `nref_sweep.*` as
-  `.md`, `.csv` and `.json`; all tables together in `tables.md`;
-- `nref_top1.png`: top-1 against N_ref for history-conditioned scorers;
+  `.md`, `.tex` (booktabs), `.csv` and `.json`; all tables together in
+  `tables.md` and `tables.tex`;
+- `nref_top1.{png,pdf,svg}`: top-1 against N_ref for history-conditioned
+  scorers; `seen_unseen_gap.{png,pdf,svg}`: seen and unseen users' top-1
+  and their gap per N_ref (when the split has both);
 - `results.json`: provenance, every run record and every table.
 """
 
@@ -108,8 +111,12 @@ class BenchConfig:
             raise ConfigError(f"--n-ref: give positive integers, got {self.n_refs}")
 
 
-def run_bench(cfg: BenchConfig, *, dataset: Any = None, progress: bool = False, log: Callable[[str], None] | None = None) -> tuple[list[dict], dict]:
-    """Run every (scorer, protocol, N_ref); return (run records, provenance)."""
+def run_bench(cfg: BenchConfig, *, dataset: Any = None, progress: bool = False, log: Callable[[str], None] | None = None,
+              on_records: Callable[[dict, list], None] | None = None) -> tuple[list[dict], dict]:
+    """Run every (scorer, protocol, N_ref); return (run records, provenance).
+
+    `on_records(run, task_records)` is called after each run (`--log-samples`).
+    """
     from prefcli import plugins
     from prefcli.harness import results, source
     from prefcli.harness.cache import CacheDir
@@ -142,11 +149,13 @@ def run_bench(cfg: BenchConfig, *, dataset: Any = None, progress: bool = False, 
             for protocol in protocols:
                 for n_ref in (n_refs if handle.uses_history else [max(n_refs)]):
                     label = f"{name} {protocol}" + (f" N_ref {n_ref}" if handle.uses_history else "")
-                    run, _ = evaluate(
+                    run, task_records = evaluate(
                         handle, tasks_for(protocol, n_ref), cache=cache, batch_size=cfg.batch_size, n_boot=cfg.n_boot,
                         seed=cfg.seed, progress=progress, split=cfg.split, protocol=protocol, n_ref=n_ref, label=label,
                     )  # fmt: skip
                     runs.append(run)
+                    if on_records is not None:
+                        on_records(run, task_records)
                     if log:
                         s = run["stats"]
                         log(f"{label}: {s['candidates_scored']} scored, {s['scores_cached']} from cache, {s['seconds']:.1f}s")
@@ -169,7 +178,7 @@ def run_bench(cfg: BenchConfig, *, dataset: Any = None, progress: bool = False, 
 
 
 def write_outputs(runs: Sequence[dict], prov: dict, out_dir: str | os.PathLike) -> dict[str, Path]:
-    """Write every table as .md/.csv/.json, tables.md, the N_ref PNG and results.json."""
+    """Write every table as .md/.tex/.csv/.json, tables.md/.tex, the history figures and results.json."""
     from prefcli import atomic
     from prefcli.harness import plots, results, tables
 
@@ -178,14 +187,17 @@ def write_outputs(runs: Sequence[dict], prov: dict, out_dir: str | os.PathLike) 
     written: dict[str, Path] = {}
     tabs = tables.bench_tables(runs, references=prov.get("references"))
     for t in tabs:
-        for ext, fmt in (("md", "markdown"), ("csv", "csv"), ("json", "json")):
+        for ext, fmt in (("md", "markdown"), ("tex", "latex"), ("csv", "csv"), ("json", "json")):
             p = out / f"{t.name}.{ext}"
             atomic.write_text(p, t.render(fmt))
             written[f"{t.name}.{ext}"] = p
     atomic.write_text(out / "tables.md", "\n".join(t.to_markdown() for t in tabs))
     written["tables.md"] = out / "tables.md"
-    if plots.nref_plot([r for r in runs if r.get("protocol") != "rating"], out / "nref_top1.png"):  # top-1 runs only
-        written["nref_top1.png"] = out / "nref_top1.png"
+    atomic.write_text(out / "tables.tex", "\n".join(t.to_latex() for t in tabs))
+    written["tables.tex"] = out / "tables.tex"
+    top1_runs = [r for r in runs if r.get("protocol") != "rating"]  # the figures are of top-1 runs only
+    for p in plots.nref_plot(top1_runs, out / "nref_top1") + plots.gap_plot(top1_runs, out / "seen_unseen_gap"):
+        written[p.name] = p
     results.write_json(out / "results.json", {"provenance": prov, "runs": list(runs), "tables": [t.to_dict() for t in tabs]})
     written["results.json"] = out / "results.json"
     return written

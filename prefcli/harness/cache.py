@@ -30,16 +30,15 @@ import sqlite3
 from pathlib import Path
 from typing import Iterable, Sequence
 
-CACHE_ENV = "PREFCLI_CACHE_DIR"
+CACHE_ENV = "PREFCLI_CACHE_DIR"  # deprecated alias; the rule lives in prefcli.paths
 _CHUNK = 500
 
 
 def default_cache_dir() -> Path:
-    """$PREFCLI_CACHE_DIR, else $XDG_CACHE_HOME/prefcli/harness (~/.cache/prefcli/harness)."""
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV]).expanduser()
-    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")).expanduser()
-    return base / "prefcli" / "harness"
+    """$PREFCLI_CACHE/harness, else $XDG_CACHE_HOME/prefcli/harness (~/.cache/prefcli/harness); see prefcli.paths."""
+    from prefcli.paths import cache_subdir
+
+    return cache_subdir("harness")
 
 
 def _connect(path: Path) -> sqlite3.Connection:

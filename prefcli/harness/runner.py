@@ -161,14 +161,10 @@ def _prompt_key(handle: ScorerHandle, c: Candidate) -> str:
 
 
 def _progress(enabled: bool):
-    """A rich progress bar on stderr (stdout stays clean for --format json)."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    """A progress bar on stderr (stdout stays clean for --format json); plain lines in a batch log."""
+    from prefcli.progress import progress_bar
 
-    return Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
-        console=Console(stderr=True), disable=not enabled, transient=False,
-    )
+    return progress_bar(enabled)
 
 
 class _Dist:

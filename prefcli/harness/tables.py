@@ -1,4 +1,4 @@
-"""The paper's tables, built from run records and rendered four ways.
+"""The paper's tables, built from run records and rendered five ways.
 
 - Table 1: 1-vs-1 top-1 accuracy per scorer, with its N_ref ("–" for
   history-free scorers) and a Random row (50).
@@ -7,9 +7,12 @@
   the scorer generalizes to new people as well as to known ones).
 - N_ref sweep: every history-conditioned run, one row per N_ref.
 
-Accuracies are percentages; "±" is the bootstrap standard error over users.
-History-conditioned scorers appear in Tables 1-3 at the largest N_ref run.
-Headers mark ↑ (higher is better) or ↓ (lower is better).
+Rows hold accuracies as fractions and a missing N_ref as None: CSV and JSON
+write them so (`null`, never "–"). Human renderings (terminal, Markdown,
+LaTeX booktabs) show percentages with "±" the bootstrap standard error over
+users, "–" for a missing value, and the best value of each ↑/↓ column among
+the scorers in bold. History-conditioned scorers appear in Tables 1-3 at the
+largest N_ref run. Headers mark ↑ (higher is better) or ↓ (lower is better).
 """
 
 from __future__ import annotations
@@ -30,10 +33,20 @@ class Column:
     header: str
     pm: bool = False  # value with "± <key>_se"
     digits: int = 1
+    percent: bool = False  # the row holds a fraction; human renderings show it ×100
+    better: str | None = None  # "max" or "min": the best value of the column is set in bold
 
 
 @dataclass
 class Table:
+    """Rows hold raw numbers (accuracies as fractions, a missing value as None).
+
+    Human renderings (terminal, Markdown, LaTeX) show percentages, "–" for a
+    missing value and the best value of each ↑/↓ column in bold (baseline rows
+    such as Random are references, never "best"); CSV and JSON keep the raw
+    numbers, `null`/empty for a missing one.
+    """
+
     name: str
     title: str
     columns: list[Column]
@@ -41,17 +54,41 @@ class Table:
     note: str = ""
 
     # -- cells ---------------------------------------------------------------
-    def cell(self, row: dict, col: Column) -> str:
+    def _shown(self, v: Any, col: Column) -> Any:
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and col.percent:
+            return 100.0 * v
+        return v
+
+    def cell(self, row: dict, col: Column, pm: str = " ± ") -> str:
         v = row.get(col.key)
         if v is None or (isinstance(v, float) and math.isnan(v)):
             return DASH
+        v = self._shown(v, col)
         if isinstance(v, float):
             text = f"{v:.{col.digits}f}"
             se = row.get(f"{col.key}_se")
             if col.pm and se is not None and not (isinstance(se, float) and math.isnan(se)):
-                text += f" ± {se:.{col.digits}f}"
+                text += f"{pm}{self._shown(se, col):.{col.digits}f}"
             return text
         return str(v)
+
+    def best_rows(self, col: Column) -> set[int]:
+        """Indices of the rows holding the column's best value, as displayed (ties all bold)."""
+        if col.better not in ("max", "min"):
+            return set()
+        vals = {}
+        for i, r in enumerate(self.rows):
+            v = r.get(col.key)
+            if r.get("baseline") or not isinstance(v, (int, float)) or isinstance(v, bool) or math.isnan(v):
+                continue
+            vals[i] = round(float(self._shown(v, col)), col.digits)
+        if len(vals) < 2:
+            return set()
+        best = max(vals.values()) if col.better == "max" else min(vals.values())
+        return {i for i, v in vals.items() if v == best}
+
+    def _bold(self) -> dict[str, set[int]]:
+        return {c.key: self.best_rows(c) for c in self.columns}
 
     def csv_columns(self) -> list[str]:
         out = []
@@ -63,12 +100,41 @@ class Table:
 
     # -- renderings ----------------------------------------------------------
     def to_markdown(self) -> str:
+        bold = self._bold()
+
+        def md(i: int, r: dict, c: Column) -> str:
+            text = self.cell(r, c).replace("|", "\\|")
+            return f"**{text}**" if i in bold[c.key] else text
+
         lines = [f"### {self.title}", "", "| " + " | ".join(c.header.replace("|", "\\|") for c in self.columns) + " |", "|" + "|".join("---" for _ in self.columns) + "|"]
-        for r in self.rows:
-            lines.append("| " + " | ".join(self.cell(r, c).replace("|", "\\|") for c in self.columns) + " |")
+        for i, r in enumerate(self.rows):
+            lines.append("| " + " | ".join(md(i, r, c) for c in self.columns) + " |")
         if self.note:
             lines += ["", self.note]
         return "\n".join(lines) + "\n"
+
+    def to_latex(self) -> str:
+        """A booktabs table (needs \\usepackage{booktabs}); the best value per ↑/↓ column in bold."""
+        bold = self._bold()
+        align = "l" + "r" * (len(self.columns) - 1)
+        out = ["\\begin{table}[t]", "\\centering", f"\\caption{{{latex_escape(self.title)}}}",
+               f"\\label{{tab:{self.name}}}", f"\\begin{{tabular}}{{{align}}}", "\\toprule",
+               " & ".join(latex_escape(c.header) for c in self.columns) + " \\\\", "\\midrule"]
+        rule_done = False
+        for i, r in enumerate(self.rows):
+            if r.get("baseline") and not rule_done and i > 0:
+                out.append("\\midrule")  # references (Random) below the scorers
+                rule_done = True
+            cells = []
+            for c in self.columns:
+                text = latex_escape(self.cell(r, c))
+                cells.append(f"\\textbf{{{text}}}" if i in bold[c.key] else text)
+            out.append(" & ".join(cells) + " \\\\")
+        out += ["\\bottomrule", "\\end{tabular}"]
+        if self.note:
+            out.append(f"\\par\\smallskip{{\\footnotesize {latex_escape(self.note)}}}")
+        out.append("\\end{table}")
+        return "\n".join(out) + "\n"
 
     def to_csv(self) -> str:
         from prefcli.output import to_csv
@@ -81,7 +147,8 @@ class Table:
         return {
             "name": self.name,
             "title": self.title,
-            "columns": [{"key": c.key, "header": c.header, "has_se": c.pm} for c in self.columns],
+            "columns": [{"key": c.key, "header": c.header, "has_se": c.pm, "unit": "fraction" if c.percent else None,
+                         "better": c.better} for c in self.columns],
             "rows": [{k: _num(v) for k, v in r.items()} for r in self.rows],
             "note": self.note,
         }
@@ -91,12 +158,17 @@ class Table:
 
     def rich(self):
         from rich.table import Table as RichTable
+        from rich.text import Text
 
-        t = RichTable(title=self.title, caption=self.note or None)
+        bold = self._bold()
+        from rich.markup import escape
+
+        t = RichTable(title=escape(self.title), caption=escape(self.note) if self.note else None)
         for i, c in enumerate(self.columns):
-            t.add_column(c.header, justify="left" if i == 0 else "right")
-        for r in self.rows:
-            t.add_row(*(self.cell(r, c) for c in self.columns), style="dim" if r.get("baseline") else None)
+            t.add_column(escape(c.header), justify="left" if i == 0 else "right", overflow="fold")
+        for i, r in enumerate(self.rows):
+            t.add_row(*(Text(self.cell(r, c), style="bold" if i in bold[c.key] else "") for c in self.columns),
+                      style="dim" if r.get("baseline") else None)
         return t
 
     def render(self, fmt: str) -> str:
@@ -106,17 +178,30 @@ class Table:
             return self.to_csv()
         if fmt == "json":
             return self.to_json()
+        if fmt in ("latex", "tex"):
+            return self.to_latex()
         raise ValueError(f"unknown format {fmt!r}")
 
     def print(self, fmt: str = "table", console=None) -> None:
         import sys
 
         if fmt == "table":
-            from rich.console import Console
+            from prefcli.output import print_rich_table
 
-            (console or Console()).print(self.rich())
+            print_rich_table(self.rich(), console)
         else:
             sys.stdout.write(self.render(fmt))
+
+
+_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+                  "↑": r"$\uparrow$", "↓": r"$\downarrow$", "±": r"$\pm$", "Δ": r"$\Delta$", "–": "--",
+                  "−": "$-$", "·": r"$\cdot$", "×": r"$\times$"}
+
+
+def latex_escape(text: str) -> str:
+    """Text safe inside a LaTeX tabular: specials escaped, the tables' symbols as math."""
+    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
 
 
 def _num(v: Any) -> Any:
@@ -136,15 +221,16 @@ def _jsonable(obj: Any) -> Any:
 # -- building from runs ----------------------------------------------------------
 
 
-def _pct(acc: dict | None) -> tuple[float | None, float | None]:
+def _frac(acc: dict | None) -> tuple[float | None, float | None]:
+    """(value, se) of an accuracy record, as fractions; NaN becomes None."""
     if not acc:
         return None, None
     v, se = acc.get("value"), acc.get("se")
-    return (None if v is None else 100.0 * v), (None if se is None or (isinstance(se, float) and math.isnan(se)) else 100.0 * se)
+    return _num(v), (None if se is None or (isinstance(se, float) and math.isnan(se)) else se)
 
 
 def _metric(run: dict, group: str, k: int) -> tuple[float | None, float | None]:
-    return _pct(run.get("metrics", {}).get(group, {}).get(f"top{k}"))
+    return _frac(run.get("metrics", {}).get(group, {}).get(f"top{k}"))
 
 
 def headline_runs(runs: Sequence[dict], protocol: str) -> list[dict]:
@@ -161,7 +247,8 @@ def headline_runs(runs: Sequence[dict], protocol: str) -> list[dict]:
 
 
 def _nref_cell(run: dict) -> Any:
-    return run["n_ref"] if run.get("uses_history") else DASH
+    """N_ref of a history-conditioned run; None (shown "–", written null) for a history-free one."""
+    return run["n_ref"] if run.get("uses_history") else None
 
 
 def _mark_pairwise(table: Table, runs: Sequence[dict]) -> Table:
@@ -183,12 +270,13 @@ def eval_table(run: dict) -> Table:
     if run.get("protocol") == "rating":
         return rating_eval_table(run)
     ks = [int(k[3:]) for k in next(iter(run["metrics"].values()), {}).keys()] or [1]
-    cols = [Column("group", "Users")] + [Column(f"top{k}", f"Top-{k} (%) ↑", pm=True) for k in ks] + [Column("n_tasks", "Tasks"), Column("n_users", "People")]
+    # Rows are user groups of one scorer, not rivals: nothing is set in bold.
+    cols = [Column("group", "Users")] + [Column(f"top{k}", f"Top-{k} (%) ↑", pm=True, percent=True) for k in ks] + [Column("n_tasks", "Tasks"), Column("n_users", "People")]
     rows = []
     for group, m in run["metrics"].items():
         row: dict[str, Any] = {"group": group}
         for k in ks:
-            row[f"top{k}"], row[f"top{k}_se"] = _pct(m.get(f"top{k}"))
+            row[f"top{k}"], row[f"top{k}_se"] = _frac(m.get(f"top{k}"))
         first = m.get(f"top{ks[0]}", {})
         row["n_tasks"], row["n_users"] = first.get("n_tasks"), first.get("n_users")
         rows.append(row)
@@ -204,16 +292,17 @@ def eval_table(run: dict) -> Table:
 
 
 def table1(runs: Sequence[dict], references: Sequence[dict] | None = None) -> Table:
-    cols = [Column("scorer", "Scorer"), Column("n_ref", "N_ref"), Column("top1", "Top-1 (%) ↑", pm=True), Column("n_tasks", "Tasks")]
+    cols = [Column("scorer", "Scorer"), Column("n_ref", "N_ref"), Column("top1", "Top-1 (%) ↑", pm=True, percent=True, better="max"), Column("n_tasks", "Tasks")]
     rows = []
     for r in headline_runs(runs, "1v1"):
         v, se = _metric(r, "all", 1)
         rows.append({"scorer": r["scorer"], "n_ref": _nref_cell(r), "top1": v, "top1_se": se, "n_tasks": r.get("n_tasks")})
-    rows.append({"scorer": "Random", "n_ref": DASH, "top1": 100.0 * random_expected(2, 1), "top1_se": None, "n_tasks": None, "baseline": True})
+    rows.append({"scorer": "Random", "n_ref": None, "top1": random_expected(2, 1), "top1_se": None, "n_tasks": None, "baseline": True})
     note = "± bootstrap standard error over users; ties count as misses"
     quoted = [q for q in references or () if q.get("protocol") == "1v1" and q.get("metric") == "top1"]
     for q in quoted:
-        rows.append({"scorer": q["label"], "n_ref": DASH, "top1": float(q["value"]), "top1_se": None, "n_tasks": None,
+        # Published accuracies are quoted in percent; rows hold fractions like every other row.
+        rows.append({"scorer": q["label"], "n_ref": None, "top1": float(q["value"]) / 100.0, "top1_se": None, "n_tasks": None,
                      "baseline": True, "quoted": True, "verified": bool(q.get("verified")), "source": q.get("source"), "source_note": q.get("note")})
     if quoted:
         srcs = sorted({q["source"] for q in quoted})
@@ -224,16 +313,16 @@ def table1(runs: Sequence[dict], references: Sequence[dict] | None = None) -> Ta
 
 
 def table2(runs: Sequence[dict]) -> Table:
-    cols = [Column("scorer", "Scorer"), Column("n_ref", "N_ref")] + [Column(f"top{k}", f"Top-{k} (%) ↑", pm=True) for k in (1, 2, 3)] + [Column("n_tasks", "Tasks")]
+    cols = [Column("scorer", "Scorer"), Column("n_ref", "N_ref")] + [Column(f"top{k}", f"Top-{k} (%) ↑", pm=True, percent=True, better="max") for k in (1, 2, 3)] + [Column("n_tasks", "Tasks")]
     rows = []
     for r in headline_runs(runs, "1v3"):
         row: dict[str, Any] = {"scorer": r["scorer"], "n_ref": _nref_cell(r), "n_tasks": r.get("n_tasks")}
         for k in (1, 2, 3):
             row[f"top{k}"], row[f"top{k}_se"] = _metric(r, "all", k)
         rows.append(row)
-    rnd: dict[str, Any] = {"scorer": "Random", "n_ref": DASH, "n_tasks": None, "baseline": True}
+    rnd: dict[str, Any] = {"scorer": "Random", "n_ref": None, "n_tasks": None, "baseline": True}
     for k in (1, 2, 3):
-        rnd[f"top{k}"], rnd[f"top{k}_se"] = 100.0 * random_expected(4, k), None
+        rnd[f"top{k}"], rnd[f"top{k}_se"] = random_expected(4, k), None
     rows.append(rnd)
     return _mark_pairwise(Table("table2_1v3", "Table 2 · 1-vs-3 top-k accuracy", cols, rows, note="± bootstrap standard error over users; ties count as misses"), runs)
 
@@ -241,8 +330,9 @@ def table2(runs: Sequence[dict]) -> Table:
 def table3(runs: Sequence[dict], protocol: str = "1v1") -> Table:
     cols = [
         Column("scorer", "Scorer"), Column("n_ref", "N_ref"),
-        Column("seen", "Seen top-1 (%) ↑", pm=True), Column("unseen", "Unseen top-1 (%) ↑", pm=True),
-        Column("gap", "|Δ| ↓", pm=True),
+        Column("seen", "Seen top-1 (%) ↑", pm=True, percent=True, better="max"),
+        Column("unseen", "Unseen top-1 (%) ↑", pm=True, percent=True, better="max"),
+        Column("gap", "|Δ| ↓", pm=True, percent=True, better="min"),
     ]  # fmt: skip
     rows = []
     for r in headline_runs(runs, protocol):
@@ -256,7 +346,7 @@ def table3(runs: Sequence[dict], protocol: str = "1v1") -> Table:
 
 
 def nref_table(runs: Sequence[dict]) -> Table:
-    cols = [Column("scorer", "Scorer"), Column("protocol", "Protocol"), Column("n_ref", "N_ref"), Column("top1", "Top-1 (%) ↑", pm=True), Column("n_tasks", "Tasks")]
+    cols = [Column("scorer", "Scorer"), Column("protocol", "Protocol"), Column("n_ref", "N_ref"), Column("top1", "Top-1 (%) ↑", pm=True, percent=True), Column("n_tasks", "Tasks")]
     rows = []
     hist = (r for r in runs if r.get("uses_history") and r.get("protocol") != "rating")
     for r in sorted(hist, key=lambda r: (r["scorer"], r["protocol"], r["n_ref"] or 0)):
@@ -289,9 +379,13 @@ RATING_METRICS = (
     # key, header, scale, digits
     ("spearman", "Spearman ρ ↑", 1.0, 3),
     ("kendall", "Kendall τ ↑", 1.0, 3),
-    ("pairwise_accuracy", "Pairwise acc. (%) ↑", 100.0, 1),
+    ("pairwise_accuracy", "Pairwise acc. (%) ↑", 1.0, 1),  # a fraction in the rows; shown as percent
     ("mae_calibrated", "MAE (cal.) ↓", 1.0, 3),
 )
+
+
+def _better(header: str) -> str | None:
+    return "max" if "↑" in header else "min" if "↓" in header else None
 
 
 def _rating_cell(run: dict, group: str, key: str, scale: float) -> tuple[float | None, float | None]:
@@ -307,8 +401,8 @@ def _rating_cell(run: dict, group: str, key: str, scale: float) -> tuple[float |
 def rating_table(runs: Sequence[dict]) -> Table:
     """Rating tasks: per-user rank correlations, pairwise accuracy and calibrated MAE, averaged over users."""
     cols = [Column("scorer", "Scorer"), Column("n_ref", "N_ref")]
-    cols += [Column(k, h, pm=True, digits=d) for k, h, _, d in RATING_METRICS]
-    cols += [Column("seen_spearman", "Seen ρ ↑", pm=True, digits=3), Column("unseen_spearman", "Unseen ρ ↑", pm=True, digits=3), Column("n_users", "People")]
+    cols += [Column(k, h, pm=True, digits=d, percent="(%)" in h, better=_better(h)) for k, h, _, d in RATING_METRICS]
+    cols += [Column("seen_spearman", "Seen ρ ↑", pm=True, digits=3, better="max"), Column("unseen_spearman", "Unseen ρ ↑", pm=True, digits=3, better="max"), Column("n_users", "People")]
     rows = []
     for r in headline_runs(runs, "rating"):
         row: dict[str, Any] = {"scorer": r["scorer"], "n_ref": _nref_cell(r)}
@@ -325,7 +419,7 @@ def rating_table(runs: Sequence[dict]) -> Table:
 
 def rating_eval_table(run: dict) -> Table:
     """What `prefcli eval --protocol rating` prints: every rating metric for all, seen and unseen users."""
-    cols = [Column("group", "Users")] + [Column(k, h, pm=True, digits=d) for k, h, _, d in RATING_METRICS] + [Column("n_users", "People")]
+    cols = [Column("group", "Users")] + [Column(k, h, pm=True, digits=d, percent="(%)" in h) for k, h, _, d in RATING_METRICS] + [Column("n_users", "People")]
     rows = []
     for group in run["metrics"]:
         row: dict[str, Any] = {"group": group}

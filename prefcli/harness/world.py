@@ -335,16 +335,16 @@ def world_table(rep: dict, scorer: str) -> Any:
         splits = [s for s in splits if s != "all"]
     cols = [Column("row", "")]
     for s in splits:
-        cols.append(Column(s, f"{s} balanced (%)"))
+        cols.append(Column(s, f"{s} balanced (%)", percent=True))  # rows hold fractions (CSV/JSON), shown as %
     for s in splits:
-        cols.append(Column(f"{s}_raw", f"{s} raw (%)"))
+        cols.append(Column(f"{s}_raw", f"{s} raw (%)", percent=True))
     cols.append(Column("gap", "gap closed (unseen)" if "unseen" in splits else "gap closed", digits=2))
 
     def row(name: str, r: dict | None, baseline: bool = False) -> dict:
         out: dict[str, Any] = {"row": name, "baseline": baseline}
         for s in splits:
-            out[s] = None if not r or s not in r else 100.0 * r[s]["balanced"]
-            out[f"{s}_raw"] = None if not r or s not in r else 100.0 * r[s]["raw"]
+            out[s] = None if not r or s not in r else r[s]["balanced"]
+            out[f"{s}_raw"] = None if not r or s not in r else r[s]["raw"]
         return out
 
     rows = [row(scorer, rep.get("model"))]

@@ -195,8 +195,10 @@ def apply_stage(vlm: Any, cfg: TrainConfig, index: int) -> None:
 
 
 def world_cache_dir() -> Path:
-    base = os.environ.get("PREFCLI_CACHE_DIR")
-    return (Path(base) if base else Path.home() / ".cache" / "prefcli") / "worlds"
+    """$PREFCLI_CACHE/worlds (one cache rule for weights, scores and worlds: prefcli.paths)."""
+    from prefcli.paths import cache_subdir
+
+    return cache_subdir("worlds")
 
 
 def synthetic_dataset(world: dict, build: dict | None = None, root: Path | None = None, progress: bool = False) -> Path:
@@ -362,15 +364,15 @@ class _Metrics:
 
 
 def _progress(enabled: bool):
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 
-    return Progress(
+    from prefcli.progress import progress_bar
+
+    return progress_bar(enabled, [
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TextColumn("loss {task.fields[loss]}"), TextColumn("acc {task.fields[acc]}"),
         TextColumn("{task.fields[sps]} pairs/s"), TimeRemainingColumn(),
-        console=Console(stderr=True), disable=not enabled, transient=False,
-    )
+    ], fields=("loss", "acc", "sps"))
 
 
 def train(cfg: TrainConfig, *, data: str | os.PathLike | None = None, out: str | os.PathLike = "runs/train",

@@ -1,7 +1,14 @@
-"""Reference implementations for parity tests, kept inside tests/.
+"""Reference implementations and upstream oracles for parity tests, kept inside tests/.
 
+- `parity_images`: the image kinds every parity test runs (square, non-square,
+  palette, RGBA files) and the long prompt.
+- `hpsv2_official`: the `hpsv2` package's own transform, tokenizer, model and
+  scoring loop (installed with `--no-deps`).
+- `openai_clip`: OpenAI's `clip` package's own `_transform` and `tokenize`
+  (openai-clip, `--no-deps`), for clip and aesthetic.
+- `transformers427`: transformers 4.27.3 itself (PickScore's pinned version),
+  run in a child process, for PickScore's processor.
 - `pickscore_readme`: PickScore's published scoring snippet (its README).
-- `hpsv2_official`: the formula and preprocessing of hpsv2's `img_score.score`.
 - `imagereward_package`: the `image-reward` package itself (v1.5, installed
   with `--no-deps`), made importable on today's timm/transformers by small,
   documented shims.

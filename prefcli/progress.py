@@ -1,0 +1,166 @@
+"""Progress for people and for batch logs: a rich bar on a terminal, plain lines elsewhere.
+
+A rich bar redraws one line with carriage returns; in a SLURM or nohup log
+that shows nothing until the end (or a wall of control codes). When stderr
+is not a terminal, ``progress_bar`` returns ``PlainProgress`` instead: the
+same small API (``add_task``, ``advance``, ``update``, a context manager),
+printing one ordinary line per task every ``PREFCLI_PROGRESS_INTERVAL``
+seconds (default 5) and when a task finishes::
+
+    clip 1v1: 120/288 (41.7%) · 12s elapsed · ~17s left
+
+``PREFCLI_PROGRESS=plain`` or ``rich`` forces one or the other.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import Any, Sequence
+
+DEFAULT_INTERVAL = 5.0
+
+
+def _interval() -> float:
+    try:
+        return max(0.0, float(os.environ.get("PREFCLI_PROGRESS_INTERVAL", DEFAULT_INTERVAL)))
+    except ValueError:
+        return DEFAULT_INTERVAL
+
+
+def _fmt_seconds(s: float) -> str:
+    s = int(round(s))
+    if s < 120:
+        return f"{s}s"
+    m, s = divmod(s, 60)
+    if m < 120:
+        return f"{m}m{s:02d}s"
+    h, m = divmod(m, 60)
+    return f"{h}h{m:02d}m"
+
+
+class _Task:
+    def __init__(self, description: str, total: float | None, completed: float, fields: dict) -> None:
+        self.description, self.total, self.completed, self.fields = description, total, completed, dict(fields)
+        self.start = time.monotonic()
+        self.start_completed = completed
+        self.last_print = self.start
+        self.printed_done = False
+
+
+class PlainProgress:
+    """Rich's Progress API, as periodic plain lines on a stream (stderr by default)."""
+
+    def __init__(self, fields: Sequence[str] = (), disable: bool = False, stream: Any = None,
+                 interval: float | None = None) -> None:
+        self.fields = tuple(fields)
+        self.disable = disable
+        self.stream = stream
+        self.interval = _interval() if interval is None else interval
+        self.tasks: dict[int, _Task] = {}
+
+    # -- context -------------------------------------------------------------
+    def __enter__(self) -> "PlainProgress":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        for tid, t in self.tasks.items():
+            if not t.printed_done and t.completed > t.start_completed:
+                self._print(t)
+                t.printed_done = True
+
+    # -- tasks ---------------------------------------------------------------
+    def add_task(self, description: str, total: float | None = None, completed: float = 0, **fields: Any) -> int:
+        tid = len(self.tasks)
+        self.tasks[tid] = _Task(description, total, completed, fields)
+        return tid
+
+    def advance(self, task_id: int, advance: float = 1) -> None:
+        t = self.tasks[task_id]
+        self._changed(t, t.completed + advance)
+
+    def update(self, task_id: int, *, completed: float | None = None, total: float | None = None,
+               advance: float | None = None, description: str | None = None, **fields: Any) -> None:
+        t = self.tasks[task_id]
+        if total is not None:
+            t.total = total
+        if description is not None:
+            t.description = description
+        t.fields.update(fields)
+        new = t.completed
+        if completed is not None:
+            new = completed
+        if advance is not None:
+            new += advance
+        self._changed(t, new)
+
+    # -- output --------------------------------------------------------------
+    def _changed(self, t: _Task, completed: float) -> None:
+        t.completed = completed
+        now = time.monotonic()
+        done = t.total is not None and completed >= t.total
+        if done and not t.printed_done:
+            self._print(t, now)
+            t.printed_done = True
+        elif not done and now - t.last_print >= self.interval:
+            self._print(t, now)
+
+    def line(self, t: _Task, now: float | None = None) -> str:
+        now = time.monotonic() if now is None else now
+        elapsed = now - t.start
+        parts = []
+        if t.total:
+            parts.append(f"{t.description}: {t.completed:g}/{t.total:g} ({100.0 * t.completed / t.total:.1f}%)")
+        else:
+            parts.append(f"{t.description}: {t.completed:g}")
+        for f in self.fields:
+            if f in t.fields:
+                parts.append(f"{f} {t.fields[f]}")
+        parts.append(f"{_fmt_seconds(elapsed)} elapsed")
+        rate_done = t.completed - t.start_completed
+        if t.total and 0 < rate_done and t.completed < t.total:
+            parts.append(f"~{_fmt_seconds(elapsed / rate_done * (t.total - t.completed))} left")
+        return " · ".join(parts)
+
+    def _print(self, t: _Task, now: float | None = None) -> None:
+        if self.disable:
+            return
+        t.last_print = time.monotonic() if now is None else now
+        stream = self.stream or sys.stderr
+        print(self.line(t, now), file=stream, flush=True)
+
+
+def use_plain(stream: Any = None) -> bool:
+    """Plain lines unless the stream (stderr) is a terminal; PREFCLI_PROGRESS=plain|rich decides first."""
+    forced = os.environ.get("PREFCLI_PROGRESS", "").lower()
+    if forced in ("plain", "rich"):
+        return forced == "plain"
+    stream = stream or sys.stderr
+    try:
+        return not stream.isatty()
+    except (AttributeError, ValueError):
+        return True
+
+
+def progress_bar(enabled: bool, columns: Sequence[Any] | None = None, fields: Sequence[str] = (),
+                 transient: bool = False) -> Any:
+    """A rich Progress on a terminal, else PlainProgress (both disabled when not `enabled`).
+
+    `columns` are rich columns (default: description, bar, M/N, elapsed, remaining);
+    `fields` are the task fields the plain lines repeat (e.g. "loss", "acc").
+    """
+    if use_plain():
+        return PlainProgress(fields, disable=not enabled)
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    cols = list(columns) if columns else [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                          TimeElapsedColumn(), TimeRemainingColumn()]
+    return Progress(*cols, console=Console(stderr=True), disable=not enabled, transient=transient)
