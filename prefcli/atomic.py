@@ -70,7 +70,7 @@ def recover_dir(out: str | os.PathLike) -> None:
     `.out.old` holds the previous output (put it back); after the second, `.out.old` is garbage."""
     import shutil
 
-    out = Path(out)
+    out = Path(os.path.abspath(out))
     old = _old_name(out)
     if not os.path.lexists(old):
         return
@@ -84,7 +84,7 @@ def tmp_dir_beside(out: str | os.PathLike) -> Path:
     """A fresh hidden work folder beside `out` (`.NAME.PID.XXXX.tmp`), cleaned by a later run once PID is gone."""
     import tempfile
 
-    out = Path(out)
+    out = Path(os.path.abspath(out))  # "--out ." has no name to put beside
     out.parent.mkdir(parents=True, exist_ok=True)
     clean_leftovers(out)
     return Path(tempfile.mkdtemp(prefix=f".{out.name}.{os.getpid()}.", suffix=".tmp", dir=out.parent))
@@ -105,7 +105,7 @@ def clean_leftovers(out: str | os.PathLike) -> list[Path]:
     import re
     import shutil
 
-    out = Path(out)
+    out = Path(os.path.abspath(out))
     removed: list[Path] = []
     pat = re.compile(rf"^\.{re.escape(out.name)}\.(\d+)\.[^/]*\.tmp$")
     try:
@@ -198,15 +198,18 @@ def replace_dir(tmp: str | os.PathLike, out: str | os.PathLike, *, by: str | Non
     """
     import shutil
 
-    tmp, out = Path(tmp), Path(out)
+    tmp, out = Path(tmp), Path(os.path.abspath(out))
     recover_dir(out)
     if by is not None:
         write_marker(tmp, by)
         foreign = foreign_entries(out) if out.exists() else []
         if foreign:
             check_output_dir(out, overwrite=overwrite)
-            _merge_into(tmp, out)
-            return
+            # With consent, files the new output replaces by name go either way; any other file
+            # prefcli did not write is kept, so the folder is written into instead of swapped.
+            if set(foreign) - _walk_files(tmp):
+                _merge_into(tmp, out)
+                return
     use_default_mode(tmp)
     if out.exists():
         old = _old_name(out)
@@ -234,3 +237,24 @@ def _merge_into(tmp: Path, out: Path) -> None:
             (out / rel).unlink()
     os.replace(tmp / MARKER, out / MARKER)  # lists exactly `new`: the files prefcli now owns there
     shutil.rmtree(tmp, ignore_errors=True)
+
+
+def claim_folder(out: str | os.PathLike, planned: list[str], by: str, *, overwrite: bool = False,
+                 option: str = "--out") -> None:
+    """Before writing `planned` files (relative paths) into `out`, one by one.
+
+    A folder holding files prefcli did not write is refused (unless
+    `overwrite`, which keeps them); prefcli's own files of an earlier run are
+    removed. The marker is written first, listing what is about to be
+    written, so a run killed half-way leaves files the next run knows as its
+    own.
+    """
+    import json
+
+    out = Path(out)
+    check_output_dir(out, overwrite=overwrite, option=option)
+    for rel in sorted(written_by_prefcli(out) or ()):
+        with contextlib.suppress(OSError):
+            (out / rel).unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    write_text(out / MARKER, json.dumps({"by": by, "files": sorted(set(planned))}, indent=1) + "\n")

@@ -12,10 +12,13 @@ torch is imported inside the functions, so importing this module is cheap.
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
 from prefcli.errors import DeviceError
+
+log = logging.getLogger(__name__)
 
 DEVICE_NAMES = ("auto", "cpu", "cuda", "cuda:N", "mps")
 _DEVICE = re.compile(r"^(cpu|mps|cuda)(?::(\d+))?$")
@@ -34,12 +37,10 @@ def resolve_device(name: str | None = "auto") -> str:
 
     raw = "auto" if name is None else str(name).strip().lower()
     if raw in ("", "auto"):
-        if torch.cuda.is_available():
-            return "cuda"
         mps = getattr(torch.backends, "mps", None)
-        if mps is not None and mps.is_available():
-            return "mps"
-        return "cpu"
+        found = "cuda" if torch.cuda.is_available() else "mps" if mps is not None and mps.is_available() else "cpu"
+        log.debug("--device auto: %s", found)
+        return found
     m = _DEVICE.match(raw)
     if m is None:
         raise DeviceError(f"--device {name}: not a device; use one of {', '.join(DEVICE_NAMES)}")

@@ -3,7 +3,8 @@
 This is what `prefcli rank` runs, kept free of the CLI so the demo, notebooks
 and tests can call it directly: scan the folder (bad files are reported and
 skipped), build the history from the likes/dislikes folders when the scorer is
-personalized, condition once, score in batches, and order best first.
+personalized, and score through the harness's runner (condition once, score
+in batches: the same loop as eval and bench), then order best first.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: Called after each scored batch with (done, total).
 ProgressFn = Callable[[int, int], None]
+
+DEFAULT_PERSONAL_SCORER = "clip-probe"
+DEFAULT_SCORER = "aesthetic"
 
 
 @dataclass
@@ -63,33 +67,6 @@ def order(scores: Sequence[float], keys: Sequence[str], higher_is_better: bool =
         return (0, -s if higher_is_better else s, keys[i])
 
     return sorted(range(len(scores)), key=sort_key)
-
-
-def score_candidates(
-    scorer: "Scorer",
-    candidates: Sequence["Candidate"],
-    state: Any = None,
-    *,
-    batch_size: int = 16,
-    progress: ProgressFn | None = None,
-) -> list[float]:
-    """Score candidates in batches (one call per batch), releasing decoded pixels after each."""
-    if batch_size < 1:
-        raise PrefcliError(f"--batch-size must be at least 1, got {batch_size}")
-    scores: list[float] = []
-    total = len(candidates)
-    for start in range(0, total, batch_size):
-        batch = list(candidates[start : start + batch_size])
-        got = scorer.score(batch, state)
-        if len(got) != len(batch):
-            name = scorer.spec.name if scorer.spec else type(scorer).__name__
-            raise PrefcliError(f"scorer {name} returned {len(got)} scores for {len(batch)} images")
-        scores.extend(float(s) for s in got)
-        for c in batch:
-            c.release()
-        if progress is not None:
-            progress(len(scores), total)
-    return scores
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -171,6 +148,8 @@ def rank_folder(
 
     if top is not None and top < 1:
         raise PrefcliError(f"--top must be at least 1, got {top}")
+    if batch_size < 1:
+        raise PrefcliError(f"--batch-size must be at least 1, got {batch_size}")
     if prompt is not None and prompts is not None:
         raise PrefcliError("give either --prompt TEXT (one prompt for all) or --prompts FILE (one per file), not both")
     if sheet is not None:
@@ -226,45 +205,79 @@ def rank_folder(
             notes.append(f"scorer {name} uses no history; --likes/--dislikes are ignored")
         history = None
 
-    if isinstance(scorer, str):
-        from prefcli.plugins import load_scorer
-
-        scorer = load_scorer(name, weights=weights, device=device, dtype=dtype, options=opts)
-    state = scorer.condition(history) if uses_history else scorer.condition(None)
-    if spec is not None and spec.pairwise:
-        # A judge of two images: every pair once, a candidate's score is its wins.
-        from prefcli.pairwise import rank_by_wins
-
-        scores, _ = rank_by_wins(scorer, good, state, batch_size=batch_size, progress=progress)
-        n = len(good)
-        notes.append(f"scorer {name} is pairwise: ranked by round-robin wins over {n * (n - 1) // 2} comparison(s); score = wins out of {n - 1}")
-    else:
-        scores = score_candidates(scorer, good, state, batch_size=batch_size, progress=progress)
-
-    higher = spec.higher_is_better if spec is not None else True
-    idx = order(scores, [c.path for c in good], higher_is_better=higher)
-    if top is not None:
-        idx = idx[:top]
-    ranked = [
-        RankedImage(rank=r, score=scores[i], path=good[i].path, image_id=good[i].image_id, prompt=good[i].prompt)
-        for r, i in enumerate(idx, start=1)
-    ]
-    result = RankResult(
-        ranked=ranked,
-        skipped=skipped,
-        notes=notes,
-        scorer=name,
-        weights_id=getattr(scorer, "weights_id", str(weights)),
-        history_pairs=len(history) if history is not None else 0,
-        total=len(good),
-    )
+    result = rank_candidates(good, scorer=scorer, history=history, weights=weights, device=device, dtype=dtype,
+                             scorer_options=opts if isinstance(scorer, str) else None, batch_size=batch_size, top=top,
+                             progress=progress, skipped=skipped, notes=notes)
     if sheet is not None:
         title = sheet_title or f"prefcli rank · {name} · {Path(candidates).resolve().name}"
         opts = dict(sheet_options or {})
         shown_history = history if opts.pop("history", False) else None
         shown_prompt = prompt if opts.pop("prompt", False) else None
-        result.sheet = str(write_rank_sheet(ranked, sheet, title=title, history=shown_history, prompt=shown_prompt, **opts))
+        result.sheet = str(write_rank_sheet(result.ranked, sheet, title=title, history=shown_history, prompt=shown_prompt, **opts))
     return result
+
+
+def rank_candidates(
+    candidates: Sequence["Candidate"],
+    *,
+    scorer: "str | Scorer",
+    history: "UserHistory | None" = None,
+    weights: str | None = None,
+    device: str | None = "auto",
+    dtype: str | None = None,
+    scorer_options: Any = None,
+    batch_size: int = 16,
+    top: int | None = None,
+    progress: ProgressFn | None = None,
+    skipped: Sequence[tuple[str, str]] = (),
+    notes: Sequence[str] = (),
+) -> RankResult:
+    """Score `candidates` through the harness's runner (the one scoring loop) and order them best first.
+
+    `scorer` is a registered name (loaded with `weights`, `device`, `dtype`,
+    `scorer_options`) or a loaded Scorer. A personalized scorer conditions
+    once on `history`; a history-free one ignores it. Ties are broken by path.
+    """
+    from prefcli.harness.runner import ScorerHandle, run_scorer
+    from prefcli.types import RankTask, UserHistory
+
+    if top is not None and top < 1:
+        raise PrefcliError(f"--top must be at least 1, got {top}")
+    notes = list(notes)
+    if isinstance(scorer, str):
+        handle = ScorerHandle(scorer, weights, device=device, dtype=dtype, options=scorer_options)
+    else:
+        handle = ScorerHandle.wrap(scorer)
+    spec, name = handle.spec, handle.name
+    if spec.uses_history:
+        if history is None or len(history) == 0:
+            raise HistoryError(f"scorer {name} is personalized: give --likes DIR and --dislikes DIR")
+    else:
+        history = None
+    if spec.pairwise:
+        n = len(candidates)
+        notes.append(f"scorer {name} is pairwise: ranked by round-robin wins over {n * (n - 1) // 2} comparison(s); score = wins out of {n - 1}")
+    task = RankTask(task_id="rank", candidates=list(candidates), liked_index=0, history=history or UserHistory(), protocol="rank")
+    records, _ = run_scorer(handle, [task], cache=None, batch_size=batch_size, on_progress=progress or (lambda done, total: None))
+    scores = [float(v) for v in records[0]["scores"]]
+
+    keys = [c.path or c.image_id for c in candidates]
+    idx = order(scores, keys, higher_is_better=spec.higher_is_better)
+    if top is not None:
+        idx = idx[:top]
+    ranked = [
+        RankedImage(rank=r, score=scores[i], path=candidates[i].path or "", image_id=candidates[i].image_id, prompt=candidates[i].prompt)
+        for r, i in enumerate(idx, start=1)
+    ]
+    return RankResult(
+        ranked=ranked,
+        skipped=list(skipped),
+        notes=notes,
+        scorer=name,
+        weights_id=handle.weights_id,
+        history_pairs=len(history) if history is not None else 0,
+        total=len(candidates),
+    )
 
 
 def format_score(score: float) -> str:

@@ -25,6 +25,7 @@ torch and huggingface_hub are imported inside the functions that need them.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 import sys
@@ -38,6 +39,8 @@ from prefcli.errors import WeightsError
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
+
+log = logging.getLogger(__name__)
 
 CACHE_ENV = "PREFCLI_CACHE"
 OFFLINE_ENVS = ("HF_HUB_OFFLINE", "PREFCLI_OFFLINE")
@@ -347,6 +350,7 @@ def resolve_file(
     """
     src = parse(spec)
     off = is_offline(offline)
+    log.debug("resolving file %s (%s) %s, offline=%s", spec, src.kind, filename or "", off)
     sha = sha256.lower() if sha256 else None
     if sha and not _SHA256.match(sha):
         raise WeightsError(f"{spec}: sha256 must be 64 hex digits, got {sha256!r}")
@@ -399,6 +403,7 @@ def resolve_dir(spec: str, *, allow_patterns: list[str] | None = None, offline: 
     """A local folder for `spec`: a hub snapshot (only `allow_patterns` files) or a local folder."""
     src = parse(spec)
     off = is_offline(offline)
+    log.debug("resolving folder %s (%s), offline=%s", spec, src.kind, off)
     if src.kind == "tiny":
         raise ValueError(f"{spec!r} names random tiny weights: build the tiny model instead of resolving a folder")
     if src.kind == "url":
@@ -532,6 +537,7 @@ def file_fingerprint(path: str | os.PathLike, _con: Any = None) -> str:
             row = con.execute("SELECT sha256 FROM files WHERE path=? AND size=? AND mtime_ns=? AND ctime_ns=? AND inode=?", key).fetchone()
             if row:
                 return row[0]
+        log.debug("fingerprinting %s (%d bytes)", p, st.st_size)
         digest = sha256_file(p)
         if con is not None:
             try:

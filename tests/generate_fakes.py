@@ -32,7 +32,7 @@ def redness(pixels: Any) -> Any:
 
 
 class Red(Scorer):
-    def reward(self, pixels: Any, prompts: Sequence[str]) -> Any:
+    def reward(self, pixels: Any, prompts: Sequence[str] | str | None = None, state: Any = None) -> Any:
         CALLS["red.reward"] += 1
         return redness(pixels)
 

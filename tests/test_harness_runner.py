@@ -6,6 +6,7 @@ import pytest
 
 import harness_fakes as fakes
 from prefcli import plugins
+from prefcli.errors import PrefcliError
 from prefcli.harness import metrics
 from prefcli.harness.cache import CacheDir
 from prefcli.harness.evaluate import evaluate
@@ -120,5 +121,5 @@ def test_wrong_number_of_scores_is_an_error(mocks):
 
     bad = Bad(weights="x")
     bad.spec = plugins.get_scorer_spec("mock-free")
-    with pytest.raises(RuntimeError, match="returned 1 scores for 2"):
+    with pytest.raises(PrefcliError, match="returned 1 scores for 2"):
         run_scorer(bad, mocks.make_tasks(1, 1), batch_size=8)

@@ -125,7 +125,6 @@ def test_history_checks_say_what_is_required_and_found(scorer):
 
 
 def test_checkpoint_folders_run_dirs_and_shipped_names(scorer, tmp_path, monkeypatch):
-    from prefcli.train import pretrained
     from prefcli.vlm.checkpoint import save_vlm
 
     save_vlm(scorer.vlm, tmp_path / "run" / "checkpoints" / "step-00000010" / "model", metadata={"n_ref": 4})
@@ -152,8 +151,10 @@ def test_checkpoint_folders_run_dirs_and_shipped_names(scorer, tmp_path, monkeyp
             scorer.vlm.pref_tokens.weight.sub_(1.0)
     assert load_scorer("preftoken", weights=str(tmp_path / "other")).weights_id.split("#")[1] != s.weights_id.split("#")[1]
 
-    # a shipped tiny model is found by name in prefcli/train/pretrained/
-    monkeypatch.setattr(pretrained, "ROOT", tmp_path / "shipped")
+    # a shipped tiny model is found by name (the one lookup: prefcli.vlm.folders)
+    from prefcli.vlm import folders
+
+    monkeypatch.setattr(folders, "SHIPPED_ROOT", tmp_path / "shipped")
     save_vlm(scorer.vlm, tmp_path / "shipped" / "tiny-test-model")
     named = load_scorer("preftoken", weights="tiny-test-model")
     assert named.weights_id.startswith("pretrained:tiny-test-model#")
@@ -165,7 +166,7 @@ def test_weights_are_required_and_folders_checked(tmp_path):
     with pytest.raises(WeightsError, match="needs --weights"):
         load_scorer("preftoken")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(WeightsError, match="not a preftoken model folder"):
+    with pytest.raises(WeightsError, match="not a prefcli model folder"):
         load_scorer("preftoken", weights=str(tmp_path / "empty"))
 
 

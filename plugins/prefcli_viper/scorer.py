@@ -37,9 +37,9 @@ from typing import Any
 
 from prefcli.errors import WeightsError
 from prefcli.vlm.preprocess import ImagePreprocessor
+from prefcli.vlm.scorer import CachedVLMScorer
 from prefcli.weights import is_tiny, parse, resolve_dir, tiny_seed
 
-from prefcli_preftoken.cached import CachedVLMScorer
 
 IDEFICS2 = "HuggingFaceM4/idefics2-8b"
 METRIC_VIPER = "EPFL-VILAB/Metric-ViPer"

@@ -21,6 +21,21 @@ app = typer.Typer(
     add_completion=False,
 )
 
+def _version(value: bool) -> None:
+    if value:
+        from prefcli import __version__
+
+        print(f"prefcli {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+) -> None:
+    """Personalized image-preference prediction: rank, evaluate, train and generate for one person's taste."""
+
+
 # Each module registers its command(s) on `app` when imported.
 COMMAND_MODULES = (
     "prefcli.cli.scorers_cmd",
@@ -49,6 +64,11 @@ def main(argv: list[str] | None = None) -> None:
         print(f"prefcli: warning: {message}", file=sys.stderr)
 
     warnings.showwarning = _show  # one plain line per warning, not a source excerpt
+    import logging
+
+    # Library modules log through `logging`; PREFCLI_LOG=info (or debug) shows it on stderr.
+    level = getattr(logging, os.environ.get("PREFCLI_LOG", "WARNING").strip().upper(), logging.WARNING)
+    logging.basicConfig(level=level if isinstance(level, int) else logging.WARNING, format="prefcli: %(levelname)s: %(name)s: %(message)s")
     try:
         app(args=argv, prog_name="prefcli")
     except PrefcliError as e:

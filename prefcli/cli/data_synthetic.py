@@ -37,6 +37,7 @@ def synthetic_command(
     history: Annotated[int, typer.Option("--history", help="History pairs in --user-folders.")] = 8,
     candidates: Annotated[int, typer.Option("--candidates", help="Candidates in --user-folders.")] = 8,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar on stderr.")] = True,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Write into an --out / --user-folders folder that holds files prefcli did not write (they are kept).")] = False,
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Write the synthetic taste world: rendered images, simulated users in taste groups, noisy labels.
@@ -84,7 +85,7 @@ def synthetic_command(
     )
     rows = []
     if out is not None:
-        s = synthetic.write_world(out, cfg, progress=progress)
+        s = synthetic.write_world(out, cfg, progress=progress, overwrite=overwrite)
         rows.append(
             {
                 "output": str(out),
@@ -100,7 +101,7 @@ def synthetic_command(
     if user_folders is not None:
         import json
 
-        d = synthetic.write_user_folders(user_folders, cfg, n_history=history, n_candidates=candidates)
+        d = synthetic.write_user_folders(user_folders, cfg, n_history=history, n_candidates=candidates, overwrite=overwrite)
         truth = json.loads((d / "truth.json").read_text())
         rows.append(
             {

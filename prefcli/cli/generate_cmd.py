@@ -20,42 +20,18 @@ PresetOpt = Annotated[Optional[str], typer.Option("--preset", help="paper (preft
 DTypeStrOpt = Annotated[str, typer.Option("--dtype", help="Weights dtype: auto (float16 on a GPU, bfloat16 for FLUX, float32 on the CPU), float32, float16, bfloat16. The latent and the regularizer stay float32.")]
 
 
-_PAIR_SEP = "\x1f"
-
-
 def _pairs_command():
-    """A command whose `-o` takes two values (KEY VALUE): Typer has no list-of-pairs type, so each
-    pair is joined into one token before parsing and split again in `_option_pairs`."""
-    from typer.core import TyperCommand
+    """The command class whose `-o` takes two values (KEY VALUE): prefcli.cli.options' own."""
+    from prefcli.cli.options import OptionPairsCommand
 
-    class PairsCommand(TyperCommand):
-        def parse_args(self, ctx, args):  # noqa: ANN001 - Click's signature
-            out, i = [], 0
-            while i < len(args):
-                if args[i] == "--":
-                    out.extend(args[i:])
-                    break
-                if args[i] in ("-o", "--option") and i + 2 < len(args):
-                    out.extend(["--option", f"{args[i + 1]}{_PAIR_SEP}{args[i + 2]}"])
-                    i += 3
-                    continue
-                out.append(args[i])
-                i += 1
-            return super().parse_args(ctx, out)
-
-    return PairsCommand
+    return OptionPairsCommand
 
 
 def _option_pairs(values: list[str] | None) -> list[tuple[str, str]]:
-    from prefcli.errors import ConfigError
+    """The `-o SCORER.KEY VALUE` pairs, in order (a repeated key keeps its last value)."""
+    from prefcli.cli.options import scorer_options
 
-    out = []
-    for v in values or []:
-        if _PAIR_SEP not in v:
-            raise ConfigError(f"-o {v}: give a key and a value, e.g. -o hpsv2.version 2.0")
-        key, value = v.split(_PAIR_SEP, 1)
-        out.append((key, value))
-    return out
+    return list(scorer_options(values).items())
 
 
 def _csv(value: str | None) -> list[str]:

@@ -12,8 +12,7 @@ import typer
 from prefcli.cli import app
 from prefcli.cli.options import DeviceOpt, DType, DTypeOpt, Format, FormatOpt, OfflineOpt, OptionPairsCommand, ScorerOptionsOpt, WeightsOpt, scorer_options
 
-DEFAULT_PERSONAL_SCORER = "clip-probe"
-DEFAULT_SCORER = "aesthetic"
+from prefcli.ranking import DEFAULT_PERSONAL_SCORER, DEFAULT_SCORER  # noqa: E402 - light: no torch at import
 
 
 @app.command("rank", cls=OptionPairsCommand)

@@ -157,8 +157,9 @@ class LocalSource:
             except Exception:  # noqa: BLE001 - a truncated shard: pass 1 reports it
                 shards.append(n)
                 continue
-            if all(c in cols for c in REQUIRED_COLUMNS):
-                shards.append(n)
+            present = [c for c in REQUIRED_COLUMNS if c in cols]
+            if any(c in cols for c in IMAGE_COLUMNS) or 2 * len(present) >= len(REQUIRED_COLUMNS):
+                shards.append(n)  # a Pick-a-Pic shard missing a column: pass 1 reports it, with the column
             else:
                 self.ignored.append(n)
         return shards
@@ -264,11 +265,70 @@ class _Journal:
         write_text(self.path, json.dumps(self.data, indent=1, sort_keys=True))
 
 
+# ---------------------------------------------------------------- shard identity
+
+IDENTITY_TAIL_BYTES = 1 << 20
+
+
+def _shard_identity(source, name: str) -> dict:
+    """Size and content hash of a local shard, recorded in the journal when pass 1 reads it.
+
+    The hash covers the file's last MiB (the parquet footer: every row
+    group's offsets, sizes and column statistics) and its first MiB, so a
+    rewritten shard is caught without reading 335 GB again on each resume.
+    Hub shards are pinned by the commit recorded in the fingerprint.
+    """
+    if getattr(source, "kind", None) != "local":
+        return {}
+    path = source.root / name
+    try:
+        size = path.stat().st_size
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            h.update(f.read(IDENTITY_TAIL_BYTES))
+            if size > IDENTITY_TAIL_BYTES:
+                f.seek(max(IDENTITY_TAIL_BYTES, size - IDENTITY_TAIL_BYTES))
+                h.update(f.read())
+    except OSError as e:
+        raise _io_failure(e, f"the journal entry of {name}") from None
+    return {"size": size, "sha256_head_tail": h.hexdigest()}
+
+
+def _check_unchanged(source, name: str, entry: dict) -> None:
+    if "size" not in entry:
+        return  # hub sources, and journals written before identities were recorded
+    if not (source.root / name).is_file():
+        raise DataError(f"{source.root / name}: the shard was removed since the unfinished build read it; "
+                        f"put it back to resume, or delete the .partial folder to start over")
+    now = _shard_identity(source, name)
+    if now["size"] != entry["size"] or now["sha256_head_tail"] != entry.get("sha256_head_tail"):
+        what = f"size {entry['size']} -> {now['size']} bytes" if now["size"] != entry["size"] else "its content hash differs"
+        raise DataError(f"{source.root / name}: the shard changed since the unfinished build read it ({what}); "
+                        f"a resume would mix its rows with other images: restore it, or delete the .partial "
+                        f"folder to start over")
+
+
 # ---------------------------------------------------------------- pass 1
 
 
 class _ShardError(Exception):
     pass
+
+
+def _is_io_error(e: BaseException) -> bool:
+    """A failure of the machine (disk full, I/O error, permissions), not of the shard's content.
+
+    The operating system sets errno on those; pyarrow's own OSErrors about a
+    damaged file carry none. Such a failure stops the build, to be rerun;
+    it never marks the shard bad (a resumed build would silently leave it out).
+    """
+    return isinstance(e, OSError) and e.errno is not None
+
+
+def _io_failure(e: OSError, what: str) -> DataError:
+    where = e.filename if e.filename is not None else what
+    return DataError(f"{where}: {e.strerror or e} while building {what}; nothing was marked bad: "
+                     f"fix it (free space?) and rerun the same command to resume")
 
 
 def _uid_keys(values: list) -> list[int]:
@@ -800,10 +860,13 @@ def build(source: str, out: str | os.PathLike, params: BuildParams | None = None
     # The system allocator returns freed batches to the OS; Arrow's default
     # (mimalloc/jemalloc) keeps them cached, and the resident set then creeps
     # up with every shard. Restored afterwards: the caller's process is its own.
+    from prefcli.lock import output_lock
+
     previous = pa.default_memory_pool()
     pa.set_memory_pool(pa.system_memory_pool())
     try:
-        return _build(source, out, params, progress)
+        with output_lock(out):  # two builds of one --out would share one .partial folder
+            return _build(source, out, params, progress)
     finally:
         pa.set_memory_pool(previous)
 
@@ -845,7 +908,10 @@ def _build(source: str, out: str | os.PathLike, params: BuildParams | None, prog
         (work / d).mkdir(parents=True, exist_ok=True)
     journal = _Journal.load_or_new(work / JOURNAL, fingerprint)
     j = journal.data
+    for name, entry in j["pass1"].items():  # a resume over changed sources would mix rows and images
+        _check_unchanged(src, name, entry)
     _remove_stale_temporaries(work_root / IMAGES_DIR)
+    _remove_stale_temporaries(work_root, recursive=False)
     store = _ImageStore(work_root)
 
     with _progress_bar(progress) as bar:
@@ -855,16 +921,19 @@ def _build(source: str, out: str | os.PathLike, params: BuildParams | None, prog
         for i, name in enumerate(shards):
             if name in j["pass1"]:
                 continue
+            ident = _shard_identity(src, name)  # before reading: a change during the pass is caught later
             try:
                 table, stats = _read_light(src, name, lambda n: bar.update(t1, rows=bar.tasks[t1].fields["rows"] + n))
                 if table is not None:
                     with atomic_path(work / "meta" / f"{i:05d}.parquet") as tmp:
                         pq.write_table(table, tmp)
-                entry = {"status": "ok" if table is not None else "empty", **stats}
+                entry = {"status": "ok" if table is not None else "empty", **stats, **ident}
             except DataError:
                 raise
             except Exception as e:  # noqa: BLE001 - a truncated or corrupt shard: report, skip
-                entry = {"status": "error", "reason": _reason(e)}
+                if _is_io_error(e):
+                    raise _io_failure(e, f"{out} (pass 1, shard {name})") from None
+                entry = {"status": "error", "reason": _reason(e), **ident}
             j["pass1"][name] = entry
             journal.save()
             _release_memory()
@@ -889,6 +958,7 @@ def _build(source: str, out: str | os.PathLike, params: BuildParams | None, prog
             def tick(n_rows: int, n_kept: int) -> None:
                 bar.update(t2, rows=bar.tasks[t2].fields["rows"] + n_rows)
 
+            _check_unchanged(src, name, j["pass1"][name])  # the plan's rows must be this shard's rows
             try:
                 table, problems, stats = _process_shard(src, name, work / "plan" / f"{i:05d}.parquet", store, tick)
                 with atomic_path(part) as tmp:
@@ -897,6 +967,8 @@ def _build(source: str, out: str | os.PathLike, params: BuildParams | None, prog
             except DataError:
                 raise
             except Exception as e:  # noqa: BLE001 - the shard went bad between the passes
+                if _is_io_error(e):
+                    raise _io_failure(e, f"{out} (pass 2, shard {name})") from None
                 entry = {"status": "error", "reason": _reason(e), "problems": []}
             j["pass2"][name] = entry
             journal.save()
@@ -954,6 +1026,9 @@ def _build(source: str, out: str | os.PathLike, params: BuildParams | None, prog
         "problems": problems[:MAX_PROBLEMS_RECORDED],
     }
     write_text(work_root / INFO_FILE, json.dumps(info, indent=2, sort_keys=False) + "\n")
+    # Nothing half-written goes into the finished dataset (a killed finalize's .pairs.parquet.*.tmp).
+    _remove_stale_temporaries(work_root / IMAGES_DIR)
+    _remove_stale_temporaries(work_root, recursive=False)
     if out.exists():
         out.rmdir()  # an empty folder the user made: replaced by the dataset
     os.replace(work_root, out)  # the commit
@@ -969,15 +1044,18 @@ def _release_memory() -> None:
     pa.default_memory_pool().release_unused()
 
 
-def _remove_stale_temporaries(images_root: Path) -> None:
-    """Half-written images of a killed run (atomic_path's `.name.*.tmp`): never part of the store."""
-    if not images_root.is_dir():
+def _remove_stale_temporaries(root: Path, recursive: bool = True) -> None:
+    """Half-written files of a killed run (atomic_path's `.name.*.tmp`): never part of the dataset.
+
+    `recursive`: the image store's two levels (images/ab/.cid.*.tmp); else `root` itself.
+    """
+    if not root.is_dir():
         return
-    for d in os.scandir(images_root):
-        if d.is_dir():
-            for e in os.scandir(d.path):
-                if e.name.startswith(".") and e.name.endswith(".tmp"):
-                    os.unlink(e.path)
+    dirs = [d.path for d in os.scandir(root) if d.is_dir(follow_symlinks=False)] if recursive else [str(root)]
+    for d in dirs:
+        for e in os.scandir(d):
+            if e.name.startswith(".") and e.name.endswith(".tmp") and e.is_file(follow_symlinks=False):
+                os.unlink(e.path)
 
 
 def _reason(e: BaseException) -> str:

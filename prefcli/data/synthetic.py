@@ -622,7 +622,7 @@ def _progress(enabled: bool):
     return progress_bar(enabled)
 
 
-def write_world(out_dir: str | os.PathLike, config: WorldConfig, progress: bool = True) -> dict:
+def write_world(out_dir: str | os.PathLike, config: WorldConfig, progress: bool = True, overwrite: bool = False) -> dict:
     """Write the world as Pick-a-Pic v2-schema shards plus its ground truth; return the counts.
 
     Shards are written one at a time, each atomically. An interrupted write
@@ -637,9 +637,11 @@ def write_world(out_dir: str | os.PathLike, config: WorldConfig, progress: bool 
     cfg = config
     cfg.validate()
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     cfg_dict = cfg.to_dict()
     world_json, partial_json = out / "world.json", out / ".world.partial.json"
+    if not world_json.exists() and not partial_json.exists():
+        atomic.check_output_dir(out, overwrite=overwrite)  # not a world prefcli wrote: never delete its shards
+    out.mkdir(parents=True, exist_ok=True)
     if world_json.exists():
         try:
             old = json.loads(world_json.read_text())
@@ -847,6 +849,7 @@ def write_user_folders(
     n_history: int = 8,
     n_candidates: int = 8,
     group: int | None = None,
+    overwrite: bool = False,
 ) -> Path:
     """Write one user as folders for `prefcli rank`; return `out_dir`.
 
@@ -885,10 +888,13 @@ def write_user_folders(
     w = user_weights(cfg, W, g, index)
     pool = world_pool(cfg)
     out = Path(out_dir)
+    # Only files an earlier run of this command wrote are replaced; a folder with anyone else's
+    # pictures is refused (or, with --overwrite, written into with theirs kept).
+    planned = ([f"{s}/{k:03d}.png" for s in ("liked", "disliked") for k in range(n_history)]
+               + [f"candidates/{k:03d}.png" for k in range(n_candidates)] + ["truth.json", "prompts.json"])
+    atomic.claim_folder(out, planned, "prefcli data synthetic --user-folders", overwrite=overwrite, option="--user-folders")
     for sub in ("liked", "disliked", "candidates"):
         (out / sub).mkdir(parents=True, exist_ok=True)
-        for old in (out / sub).glob("*.png"):
-            old.unlink()
     prompts: dict[str, str] = {}
     history = []
     for k, (im0, im1, label0, _) in enumerate(user_pairs(cfg, pool, w, index, n_history)):

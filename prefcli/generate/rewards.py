@@ -100,7 +100,8 @@ def parse_weights(values: Sequence[str]) -> dict[str, str]:
 
 
 def call_reward(scorer: Any, pixels: Any, prompts: Sequence[str], state: Any) -> Any:
-    """The scorer's differentiable reward; `state` goes to scorers whose `reward` takes it."""
+    """The scorer's differentiable reward, `reward(pixels, prompts, state)` as prefcli.scorer defines it;
+    a third-party scorer written before `state` was part of the protocol is called without it."""
     fn = scorer.reward
     try:
         takes_state = "state" in inspect.signature(fn).parameters

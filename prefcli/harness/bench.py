@@ -183,21 +183,29 @@ def write_outputs(runs: Sequence[dict], prov: dict, out_dir: str | os.PathLike) 
     from prefcli.harness import plots, results, tables
 
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    written: dict[str, Path] = {}
-    tabs = tables.bench_tables(runs, references=prov.get("references"))
-    for t in tabs:
-        for ext, fmt in (("md", "markdown"), ("tex", "latex"), ("csv", "csv"), ("json", "json")):
-            p = out / f"{t.name}.{ext}"
-            atomic.write_text(p, t.render(fmt))
-            written[f"{t.name}.{ext}"] = p
-    atomic.write_text(out / "tables.md", "\n".join(t.to_markdown() for t in tabs))
-    written["tables.md"] = out / "tables.md"
-    atomic.write_text(out / "tables.tex", "\n".join(t.to_latex() for t in tabs))
-    written["tables.tex"] = out / "tables.tex"
-    top1_runs = [r for r in runs if r.get("protocol") != "rating"]  # the figures are of top-1 runs only
-    for p in plots.nref_plot(top1_runs, out / "nref_top1") + plots.gap_plot(top1_runs, out / "seen_unseen_gap"):
-        written[p.name] = p
-    results.write_json(out / "results.json", {"provenance": prov, "runs": list(runs), "tables": [t.to_dict() for t in tabs]})
-    written["results.json"] = out / "results.json"
-    return written
+    # Everything goes into a work folder first and replaces `out` in one swap: a killed bench
+    # leaves the old tables or the new ones, never a mix (files prefcli did not write are kept).
+    work = atomic.tmp_dir_beside(out)
+    names: list[str] = []
+    try:
+        tabs = tables.bench_tables(runs, references=prov.get("references"))
+        for t in tabs:
+            for ext, fmt in (("md", "markdown"), ("tex", "latex"), ("csv", "csv"), ("json", "json")):
+                atomic.write_text(work / f"{t.name}.{ext}", t.render(fmt))
+                names.append(f"{t.name}.{ext}")
+        atomic.write_text(work / "tables.md", "\n".join(t.to_markdown() for t in tabs))
+        names.append("tables.md")
+        atomic.write_text(work / "tables.tex", "\n".join(t.to_latex() for t in tabs))
+        names.append("tables.tex")
+        top1_runs = [r for r in runs if r.get("protocol") != "rating"]  # the figures are of top-1 runs only
+        for p in plots.nref_plot(top1_runs, work / "nref_top1") + plots.gap_plot(top1_runs, work / "seen_unseen_gap"):
+            names.append(p.name)
+        results.write_json(work / "results.json", {"provenance": prov, "runs": list(runs), "tables": [t.to_dict() for t in tabs]})
+        names.append("results.json")
+        atomic.replace_dir(work, out, by="prefcli bench", overwrite=True)
+    except BaseException:
+        import shutil
+
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return {n: out / n for n in names}

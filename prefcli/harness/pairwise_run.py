@@ -24,7 +24,8 @@ def _key(handle: Any, hk: str, a: Candidate, b: Candidate) -> tuple[str, str, st
     return (hk, f"{a.image_id}|{b.image_id}", prompts)
 
 
-def run_pairwise(handle: Any, tasks: Sequence[RankTask], *, cache: Any, batch_size: int, progress: bool, dist: Any, label: str, stats: Any) -> list[dict]:
+def run_pairwise(handle: Any, tasks: Sequence[RankTask], *, cache: Any, batch_size: int, progress: bool, dist: Any, label: str, stats: Any,
+                 on_progress: Any = None) -> list[dict]:
     from prefcli.harness.runner import _progress
 
     t0 = time.perf_counter()
@@ -51,7 +52,7 @@ def run_pairwise(handle: Any, tasks: Sequence[RankTask], *, cache: Any, batch_si
     computed: list[tuple[tuple, float]] = []
     todo = [hk for hk, idx in groups.items() if any(k in missing for ti in idx for _, _, k in task_keys[ti])]
     mine = dist.split(todo)
-    prog = _progress(progress and dist.is_main and bool(missing))
+    prog = _progress(progress and dist.is_main and bool(missing), on_progress)
     with prog:
         bar = prog.add_task(f"{label}: comparisons", total=sum(1 for hk in mine for k in {k for ti in groups[hk] for _, _, k in task_keys[ti]} if k in missing))
         if mine:

@@ -21,14 +21,18 @@ What it guarantees:
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
+from prefcli.errors import PrefcliError
 from prefcli.harness.cache import CacheDir, ScoreStore
 from prefcli.types import Candidate, RankTask
+
+log = logging.getLogger(__name__)
 
 Key = tuple[str, str, str]  # (history key, image id, prompt)
 
@@ -97,6 +101,7 @@ class ScorerHandle:
             self._scorer = plugins.load_scorer(self.name, weights=self.weights, device=self.device, dtype=self.dtype,
                                                options=self.options)
             key = self._scorer.cache_key
+            log.info("loaded scorer %s (weights %s) on %s", self.name, self.weights, self.device)
             self._cache_key = key  # the loaded model is the truth, should the index disagree
             request = self.request_key()
             if self.cache is not None and request is not None:
@@ -160,11 +165,41 @@ def _prompt_key(handle: ScorerHandle, c: Candidate) -> str:
     return (c.prompt or "") if "prompt" in handle.spec.needs else ""
 
 
-def _progress(enabled: bool):
-    """A progress bar on stderr (stdout stays clean for --format json); plain lines in a batch log."""
+def _progress(enabled: bool, on_progress: "Callable[[int, int], None] | None" = None):
+    """A progress bar on stderr (stdout stays clean for --format json; plain lines in a batch log);
+    with `on_progress`, the caller's own reporter is told (done, total) instead."""
+    if on_progress is not None:
+        return _Callback(on_progress)
     from prefcli.progress import progress_bar
 
     return progress_bar(enabled)
+
+
+class _Callback:
+    """The part of rich's Progress the runner uses, reporting (done, total) of the latest task to a callback."""
+
+    def __init__(self, fn: Callable[[int, int], None]):
+        self.fn, self.tasks = fn, {}
+
+    def __enter__(self) -> "_Callback":
+        return self
+
+    def __exit__(self, *exc: Any) -> bool:
+        return False
+
+    def add_task(self, description: str, total: int | None = None) -> int:
+        self.tasks[len(self.tasks)] = [0, int(total or 0)]
+        return len(self.tasks) - 1
+
+    def advance(self, task: int, n: int = 1) -> None:
+        t = self.tasks[task]
+        t[0] += n
+        self.fn(t[0], t[1])
+
+    def update(self, task: int, completed: int | None = None, total: int | None = None) -> None:
+        t = self.tasks[task]
+        t[0] = t[0] if completed is None else completed
+        t[1] = t[1] if total is None else total
 
 
 class _Dist:
@@ -283,15 +318,18 @@ def run_scorer(
     progress: bool = False,
     distributed: bool | None = None,
     label: str | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> tuple[list[dict], RunStats]:
     """Score every task's candidates; return one record per task (in order) and what was computed.
 
+    This is the one scoring loop: eval, bench and rank all score through it.
     `scorer` is a loaded Scorer or a ScorerHandle (loaded only on a cache miss).
+    `on_progress(done, total)` replaces the progress bar with the caller's own.
     A record holds task_id, user_id, seen, protocol, n_ref, liked_index,
     candidate image ids and the scores, in candidate order.
     """
     if batch_size < 1:
-        raise ValueError(f"batch size must be at least 1, got {batch_size}")
+        raise PrefcliError(f"--batch-size must be at least 1, got {batch_size}")
     handle = scorer if isinstance(scorer, ScorerHandle) else ScorerHandle.wrap(scorer, cache)
     if handle.cache is None:
         handle.cache = cache
@@ -303,7 +341,8 @@ def run_scorer(
     if handle.spec.pairwise:  # a judge of two images: round-robin comparisons, scores are wins
         from prefcli.harness.pairwise_run import run_pairwise
 
-        records = run_pairwise(handle, tasks, cache=cache, batch_size=batch_size, progress=progress, dist=dist, label=label, stats=stats)
+        records = run_pairwise(handle, tasks, cache=cache, batch_size=batch_size, progress=progress, dist=dist, label=label, stats=stats,
+                               on_progress=on_progress)
         return records, stats
 
     # One key per (history, candidate); history-free scorers share keys across tasks.
@@ -324,9 +363,10 @@ def run_scorer(
     stats.scores_cached = len(scores)
     dist.barrier()  # every rank has read the cache before anyone writes to it
     missing = [k for k in reps if k not in scores]
+    log.info("%s: %d unique candidate(s), %d from the cache, %d to score", label, len(reps), len(scores), len(missing))
 
     computed: list[tuple[Key, float]] = []
-    prog, desc = _progress(progress and dist.is_main and bool(missing)), label
+    prog, desc = _progress(progress and dist.is_main and bool(missing), on_progress), label
     with prog:
         if not handle.uses_history:
             mine = dist.split(missing)
@@ -361,7 +401,8 @@ def run_scorer(
                         ebar = prog.add_task(f"{desc}: embeddings", total=len(imgs))
                         embedder.ensure(list(imgs.values()), on_batch=lambda n: prog.advance(ebar, n))
                         prog.update(ebar, completed=len(imgs))
-                    bar = prog.add_task(desc, total=len(mine))
+                    # Progress counts candidates scored (a single rank task is one history).
+                    bar = prog.add_task(desc, total=sum(1 for k in missing_set if k[0] in set(mine)))
                     for hk in mine:
                         idx = groups[hk]
                         keys = list(dict.fromkeys(k for ti in idx for k in task_keys[ti] if k in missing_set))
@@ -369,13 +410,13 @@ def run_scorer(
                         stats.conditioned += 1
                         for _, pairs in _score_in_batches(model, keys, state, reps, store, stats, batch_size):
                             computed.extend(pairs)
+                            prog.advance(bar, len(pairs))
                         # Decoded pixels are dropped per history; memory stays flat.
                         for ti in idx:
                             for c in tasks[ti].candidates:
                                 c.release()
                             for h in tasks[ti].history.images():
                                 h.release()
-                        prog.advance(bar, 1)
                 finally:
                     if embedder is not None:
                         model.base = embedder.base
@@ -417,7 +458,7 @@ def _score(model: Any, cands: list[Candidate], state: Any, stats: RunStats) -> l
     vals = model.score(cands, state)
     if len(vals) != len(cands):
         name = getattr(getattr(model, "spec", None), "name", type(model).__name__)
-        raise RuntimeError(f"scorer {name!r} returned {len(vals)} scores for {len(cands)} candidates")
+        raise PrefcliError(f"scorer {name} returned {len(vals)} scores for {len(cands)} images")
     stats.score_calls += 1
     stats.candidates_scored += len(cands)
     return [float(v) if v is not None else math.nan for v in vals]

@@ -61,9 +61,13 @@ def checkpoint_name(step: int) -> str:
 
 def list_checkpoints(root: str | os.PathLike) -> list[Path]:
     """Complete checkpoints under `root` (a run's checkpoints/ folder), oldest first."""
+    from prefcli.atomic import recover_dir
+
     root = Path(root)
     if not root.is_dir():
         return []
+    for p in list(root.glob(".step-*.old")):  # a re-save of one step killed mid-swap
+        recover_dir(root / p.name[1:-4])
     found = []
     for p in root.iterdir():
         m = _STEP_RE.match(p.name)
@@ -229,7 +233,7 @@ def save_checkpoint(root: str | os.PathLike, step: int, vlm: Any, optimizer: Any
 
     `_fail_after` (tests only) raises after the named part is written, to simulate a crash.
     """
-    from prefcli.atomic import use_default_mode, write_text
+    from prefcli.atomic import replace_dir, write_text
     from prefcli.vlm.checkpoint import save_vlm
 
     root = Path(root)
@@ -248,10 +252,8 @@ def save_checkpoint(root: str | os.PathLike, step: int, vlm: Any, optimizer: Any
         t, m = rng_state()
         _save_tensors(tmp / f"rng-{process_index}.safetensors", t, m)
         write_text(tmp / STATE_FILE, json.dumps(state, indent=2, default=str))
-        if final.exists():
-            shutil.rmtree(final)
-        use_default_mode(tmp)
-        os.replace(tmp, final)
+        # A swap that a kill cannot leave without this step (the old copy is put back on the next run).
+        replace_dir(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -266,11 +268,26 @@ def save_rng_only(ckpt: Path, process_index: int) -> None:
 
 
 def read_state(ckpt: str | os.PathLike) -> dict[str, Any]:
+    """trainer_state.json of a checkpoint, its step checked against the folder's name."""
     path = Path(ckpt) / STATE_FILE
     try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise WeightsError(f"{path}: unreadable trainer state ({e})") from e
+        state = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise WeightsError(f"{path}: unreadable trainer state ({e})") from None
+    if not isinstance(state, dict):
+        raise WeightsError(f"{path}: not a trainer state (expected a JSON object, got {type(state).__name__})")
+    step = state.get("step")
+    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+        raise WeightsError(f"{path}: bad step {step!r} (expected a non-negative integer)")
+    m = _STEP_RE.match(Path(ckpt).name)
+    if m and int(m.group(1)) != step:
+        raise WeightsError(f"{path}: says step {step}, but the checkpoint folder is {Path(ckpt).name}")
+    stage = state.get("stage", 0)
+    if not isinstance(stage, int) or isinstance(stage, bool) or stage < 0:
+        raise WeightsError(f"{path}: bad stage {stage!r} (expected a non-negative integer)")
+    if not isinstance(state.get("scheduler", {}), dict):
+        raise WeightsError(f"{path}: bad scheduler state (expected a JSON object)")
+    return state
 
 
 def restore_checkpoint(ckpt: str | os.PathLike, vlm: Any, optimizer: Any, process_index: int = 0,
@@ -292,17 +309,10 @@ def restore_checkpoint(ckpt: str | os.PathLike, vlm: Any, optimizer: Any, proces
 
 
 def _model_dir_of(path: Path) -> Path:
-    """A model folder from a run directory, a checkpoint folder or a model folder."""
-    from prefcli.vlm.checkpoint import SPEC_FILE
+    """A model folder from a run directory, a checkpoint folder or a model folder (the one lookup: prefcli.vlm.folders)."""
+    from prefcli.vlm.folders import model_dir_of
 
-    if (path / SPEC_FILE).is_file():
-        return path
-    if (path / MODEL_DIR / SPEC_FILE).is_file():
-        return path / MODEL_DIR
-    last = latest_checkpoint(path / CHECKPOINTS_DIR)
-    if last is not None:
-        return last / MODEL_DIR
-    raise WeightsError(f"{path}: not a prefcli model, checkpoint or training run folder")
+    return model_dir_of(path)
 
 
 def load_checkpoint(path: str | os.PathLike, device: str = "cpu", **overrides: Any) -> Any:

@@ -345,6 +345,12 @@ def load_config(name_or_path: str | Path, overrides: dict | None = None) -> Trai
     return cfg
 
 
+def _finite(x: object) -> bool:
+    import math
+
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
 def validate(cfg: TrainConfig) -> None:
     """Value checks the types alone cannot make."""
     where = cfg.source or cfg.name
@@ -379,10 +385,27 @@ def validate(cfg: TrainConfig) -> None:
         raise bad("data.n_ref", "must be >= 0")
     if cfg.optim.schedule not in SCHEDULES:
         raise bad("optim.schedule", f"must be one of {', '.join(SCHEDULES)}, got {cfg.optim.schedule!r}")
-    if cfg.optim.lr <= 0:
-        raise bad("optim.lr", "must be > 0")
-    if len(cfg.optim.betas) != 2 or not all(isinstance(b, (int, float)) for b in cfg.optim.betas):
-        raise bad("optim.betas", f"expected two numbers, got {cfg.optim.betas!r}")
+    o = cfg.optim
+    # NaN compares false with everything: test finiteness first (an infinite lr trained a NaN model).
+    if not _finite(o.lr) or o.lr <= 0:
+        raise bad("optim.lr", f"must be a finite number > 0, got {o.lr!r}")
+    if not isinstance(o.betas, (list, tuple)) or len(o.betas) != 2 or not all(_finite(b) for b in o.betas):
+        raise bad("optim.betas", f"expected two finite numbers, got {o.betas!r}")
+    for i, b in enumerate(o.betas):
+        if not 0.0 <= b < 1.0:
+            raise bad(f"optim.betas[{i}]", f"must lie in [0, 1), got {b!r}")
+    if not _finite(o.eps) or o.eps < 0:
+        raise bad("optim.eps", f"must be a finite number >= 0, got {o.eps!r}")
+    if not _finite(o.weight_decay) or o.weight_decay < 0:
+        raise bad("optim.weight_decay", f"must be a finite number >= 0, got {o.weight_decay!r}")
+    if o.warmup_steps < 0:
+        raise bad("optim.warmup_steps", f"must be >= 0, got {o.warmup_steps!r}")
+    if not _finite(o.max_grad_norm) or o.max_grad_norm < 0:
+        raise bad("optim.max_grad_norm", f"must be a finite number >= 0 (0 = no clipping), got {o.max_grad_norm!r}")
+    if not _finite(o.min_lr_ratio) or not 0.0 <= o.min_lr_ratio <= 1.0:
+        raise bad("optim.min_lr_ratio", f"must lie in [0, 1], got {o.min_lr_ratio!r}")
+    if not _finite(m.lora_dropout) or not 0.0 <= m.lora_dropout < 1.0:
+        raise bad("model.lora_dropout", f"must lie in [0, 1), got {m.lora_dropout!r}")
     r = cfg.run
     if r.mixed_precision not in MIXED_PRECISION:
         raise bad("run.mixed_precision", f"must be one of {', '.join(MIXED_PRECISION)}, got {r.mixed_precision!r}")
@@ -405,6 +428,10 @@ def validate(cfg: TrainConfig) -> None:
             raise bad(f"{key}.kind", f"must be one of {', '.join(STAGE_KINDS)}, got {s.kind!r}")
         if not (s.loss_base or s.loss_cp):
             raise bad(key, "enable at least one of loss_base and loss_cp")
+        if s.lr is not None and (not _finite(s.lr) or s.lr <= 0):
+            raise bad(f"{key}.lr", f"must be a finite number > 0, got {s.lr!r}")
+        if s.warmup_steps is not None and s.warmup_steps < 0:
+            raise bad(f"{key}.warmup_steps", f"must be >= 0, got {s.warmup_steps!r}")
         if s.loss_swap < 0:
             raise bad(f"{key}.loss_swap", f"must be >= 0, got {s.loss_swap}")
         if s.loss_swap > 0 and not s.history:

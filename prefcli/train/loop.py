@@ -343,18 +343,42 @@ class TrainResult:
                 "seconds": self.seconds, "model_dir": str(self.model_dir) if self.model_dir else None}
 
 
+def _kept_metrics(path: Path, keep_until: int) -> list[str]:
+    """The lines of metrics.jsonl up to step `keep_until`; a half-written last line (a kill) is dropped."""
+    try:
+        lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: unreadable ({e})") from None
+    kept = []
+    for i, ln in enumerate(lines):
+        try:
+            rec = json.loads(ln)
+        except ValueError:
+            if i == len(lines) - 1:
+                break  # the line a killed run was writing
+            raise ConfigError(f"{path}: line {i + 1} is not JSON; fix or remove the file to resume") from None
+        step = rec.get("step", 0) if isinstance(rec, dict) else None
+        if not isinstance(step, (int, float)) or isinstance(step, bool):
+            raise ConfigError(f"{path}: line {i + 1} has no numeric step; fix or remove the file to resume")
+        if step <= keep_until:
+            kept.append(ln)
+    return kept
+
+
 class _Metrics:
     def __init__(self, path: Path, enabled: bool, keep_until: int | None) -> None:
         self.path = path
         self.enabled = enabled
         self.records: list[dict] = []
+        from prefcli.atomic import write_text
+
         if enabled and keep_until is not None and path.is_file():
-            # A resumed run drops what the interrupted one logged after its last checkpoint.
-            kept = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln).get("step", 0) <= keep_until]
-            path.write_text("".join(ln + "\n" for ln in kept))
+            # A resumed run drops what the interrupted one logged after its last checkpoint; the
+            # rewrite is atomic (a kill during it must not truncate the history).
+            write_text(path, "".join(ln + "\n" for ln in _kept_metrics(path, keep_until)))
         elif enabled:
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text("")
+            write_text(path, "")
 
     def log(self, rec: dict) -> None:
         self.records.append(rec)
@@ -393,10 +417,49 @@ def train(cfg: TrainConfig, *, data: str | os.PathLike | None = None, out: str |
         if torch.cuda.is_available():
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=True)
+    from prefcli.lock import output_lock
+
+    # One training per --out at a time: the main process holds its lock file.
+    rank = int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")) or 0)
     try:
-        return _train(cfg, data=data, out=Path(out), resume=resume, max_steps=max_steps, progress=progress, say=say)
+        with output_lock(out) if rank == 0 else contextlib.nullcontext():
+            return _train(cfg, data=data, out=Path(out), resume=resume, max_steps=max_steps, progress=progress, say=say)
     finally:
         torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
+
+
+def _config_differences(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two saved configs, as 'key: old -> new'."""
+    diffs: list[str] = []
+    for k in sorted(set(old) | set(new), key=str):
+        a, b = old.get(k, "<absent>"), new.get(k, "<absent>")
+        key = f"{prefix}{k}"
+        if isinstance(a, dict) and isinstance(b, dict):
+            diffs += _config_differences(a, b, key + ".")
+        elif a != b:
+            diffs.append(f"{key}: {json.dumps(a, default=str)} -> {json.dumps(b, default=str)}")
+    return diffs
+
+
+# Settings a resumed run may change: how it runs, not what it computes.
+_RESUME_MAY_CHANGE = ("run.device", "run.num_threads", "run.trackers", "run.log_every", "run.keep_last", "_source")
+
+
+def _check_resume_config(out: Path, saved: dict, cfg: "TrainConfig", config_file: str) -> None:
+    path = out / config_file
+    try:
+        old = json.loads(path.read_text())
+    except FileNotFoundError:
+        return
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise ConfigError(f"{path}: unreadable ({e}); cannot check that --resume continues the same run") from None
+    if not isinstance(old, dict):
+        raise ConfigError(f"{path}: not a saved training config (expected a JSON object)")
+    diffs = [d for d in _config_differences(old, saved) if not d.startswith(_RESUME_MAY_CHANGE)]
+    if diffs:
+        shown = "; ".join(diffs[:6]) + (f"; and {len(diffs) - 6} more" if len(diffs) > 6 else "")
+        raise ConfigError(f"{out}: --resume with a different config than the run was started with ({shown}); "
+                          f"resume with the same config, or train into a new --out")
 
 
 def _train(cfg: TrainConfig, *, data: Any, out: Path, resume: bool, max_steps: int | None, progress: bool,
@@ -441,8 +504,14 @@ def _train(cfg: TrainConfig, *, data: Any, out: Path, resume: bool, max_steps: i
     if cfg.model.gradient_checkpointing:
         vlm.core.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     store = PixelStore(ds, vlm.preprocess, cfg.data.pixel_cache_mb)
-    sampler = TrainSampler(ds.pairs_by_user("train"), cfg.data.n_ref, seed=r.seed,
-                           shuffle_history=cfg.data.shuffle_history)
+    by_user = ds.pairs_by_user("train")
+    try:
+        sampler = TrainSampler(by_user, cfg.data.n_ref, seed=r.seed, shuffle_history=cfg.data.shuffle_history)
+    except ValueError:
+        longest = max((len(v) for v in by_user.values()), default=0)
+        raise ConfigError(f"{cfg.source or cfg.name}: data.n_ref: {cfg.data.n_ref} history pairs plus a target need "
+                          f"{cfg.data.n_ref + 1} training pairs per user, but the most any user of {ds_path} has is "
+                          f"{longest}; lower data.n_ref to at most {max(0, longest - 1)}") from None
     from prefcli.data.dataset import n_ref_variants
 
     # Validate at the training N_ref, or the largest history the dataset materialized below it.
@@ -468,6 +537,9 @@ def _train(cfg: TrainConfig, *, data: Any, out: Path, resume: bool, max_steps: i
     stage_idx = 0
     if last is not None:
         start = int(ck.read_state(last)["step"])
+        if start > total:
+            raise ConfigError(f"{last / ck.STATE_FILE}: step {start} lies beyond this config's {total} steps; "
+                              f"it belongs to another run (train into a new --out)")
         stage_idx = cfg.stage_at(start) if start > 0 else 0
 
     attributes = None
@@ -514,7 +586,10 @@ def _train(cfg: TrainConfig, *, data: Any, out: Path, resume: bool, max_steps: i
         out.mkdir(parents=True, exist_ok=True)
         from prefcli.atomic import write_text
 
-        write_text(out / ck.CONFIG_FILE, json.dumps(trained_on_record(cfg, ds, ds_path, world_dir, data), indent=2))
+        saved = json.loads(json.dumps(trained_on_record(cfg, ds, ds_path, world_dir, data), default=str))
+        if last is not None:
+            _check_resume_config(out, saved, cfg, ck.CONFIG_FILE)
+        write_text(out / ck.CONFIG_FILE, json.dumps(saved, indent=2))
         if r.trackers:
             acc.init_trackers(cfg.name, config={"lr": cfg.optim.lr, "steps": total})
     metrics = _Metrics(out / "metrics.jsonl", main, start if last is not None else None)

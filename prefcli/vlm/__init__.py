@@ -10,4 +10,6 @@ zero-shot IDEFICS2. Nothing heavy is imported here; import the submodules:
 - ``prefcli.vlm.pref_tokens`` preference tokens P_v
 - ``prefcli.vlm.losses``      L_base, L+, L-, L_CP, L_all
 - ``prefcli.vlm.scoring``     condition / score_candidates (prefix KV cache)
+- ``prefcli.vlm.scorer``      CachedVLMScorer: condition once, score many (preftoken, viper, idefics)
+- ``prefcli.vlm.folders``     the model-folder lookup and the shipped tiny models
 """

@@ -197,8 +197,10 @@ class TargetOutput:
 
     @property
     def q(self) -> torch.Tensor:
-        """Q(S, z) = softmax(M+, M-)[+]."""
-        return torch.sigmoid(self.plus - self.minus)
+        """Q(S, z) = softmax(M+, M-)[+] (the one formula: prefcli.vlm.losses.q_score)."""
+        from prefcli.vlm.losses import q_score
+
+        return q_score(self.plus, self.minus)
 
 
 def pad_sequences(seqs: Sequence[Sequence[int]], pad_id: int, padding_side: str = "right") -> tuple[torch.Tensor, torch.Tensor]:

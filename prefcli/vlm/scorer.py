@@ -1,9 +1,8 @@
 """The scorer side of the IDEFICS2 preference-model family: condition once, score many.
 
-Shared by `preftoken` (this plugin) and `viper` / `idefics` (prefcli_viper;
-both first-party plugins ship in the one prefcli distribution, so the import
-is safe). A subclass only says how to build its :class:`PrefVLM`
-(``_build``); everything else is here:
+Shared by `preftoken`, `viper` and `idefics` (their plugins subclass it; no
+plugin imports another). A subclass only says how to build its
+:class:`PrefVLM` (``_build``); everything else is here:
 
 - ``condition(history)`` checks the history, lists it the way the authors'
   evaluation does (each pair disliked, then liked, in stored order; new
@@ -233,22 +232,3 @@ class CachedVLMScorer(Scorer):
         out = scoring.score_candidates(self.vlm, st.prefix, [None] * b, plist, batch_size=self.batch_size,
                                        pixel_values=pv)
         return out.q
-
-
-def folder_fingerprint(root: Any, max_bytes: int = 1 << 30) -> str:
-    """sha256 (12 hex) over the names and contents of a model folder's files, so a retrained model
-    in the same place gets a new id; files over `max_bytes` contribute their size only."""
-    import hashlib
-    from pathlib import Path
-
-    root = Path(root)
-    h = hashlib.sha256()
-    for f in sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")):
-        rel = f.relative_to(root).as_posix()
-        size = f.stat().st_size
-        h.update(f"{rel}\0{size}\0".encode())
-        if size <= max_bytes:
-            with open(f, "rb") as fh:
-                while chunk := fh.read(1 << 20):
-                    h.update(chunk)
-    return h.hexdigest()[:12]

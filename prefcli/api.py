@@ -1,0 +1,117 @@
+"""The Python API a notebook user starts from: `prefcli.load_scorer` and `prefcli.rank`.
+
+Both are thin: `load_scorer` is the registry's loader (typed options, the
+device rule), `rank` builds candidates and a history from whatever it is
+given (a folder, files, PIL images) and ranks them through the same runner as
+every command. See docs/api.md.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
+
+from prefcli.errors import HistoryError, ImageError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from PIL import Image
+
+    from prefcli.ranking import RankResult
+    from prefcli.scorer import Scorer
+    from prefcli.types import Candidate, UserHistory
+
+ImagesLike = "str | os.PathLike | Image.Image | Iterable[str | os.PathLike | Image.Image]"
+
+
+def load_scorer(name: str, weights: str | None = None, *, device: str | None = "auto", dtype: str | None = None,
+                options: dict | None = None, **option_values: Any) -> "Scorer":
+    """A ready scorer by name (see `prefcli scorers`).
+
+    `weights`: "tiny", a local path, "hf-hub:org/name" or an https URL
+    (default: the scorer's official weights). `device`: "auto" (cuda, else
+    mps, else cpu), "cpu", "cuda", ... `dtype`: None for the scorer's choice,
+    or "fp32", "bf16", "fp16". Scorer options as a dict or keywords, checked
+    against the scorer's typed options class (an unknown name or bad value is
+    an OptionError naming it).
+    """
+    from prefcli import plugins
+
+    return plugins.get_scorer_spec(name).load(weights, device=device, dtype=dtype, options={**(options or {}), **option_values})
+
+
+def _as_candidates(items: Any, what: str, prompt: str | None = None) -> tuple[list["Candidate"], list[tuple[str, str]]]:
+    """Candidates from a folder, one file, a PIL image, or a list of files and PIL images (bad files skipped)."""
+    from PIL import Image
+
+    from prefcli import images
+    from prefcli.types import Candidate
+
+    if isinstance(items, (str, os.PathLike)) and Path(items).is_dir():
+        from prefcli.ranking import scan_candidates
+
+        good, bad = scan_candidates(items)
+        for c in good:
+            c.prompt = prompt
+        return good, bad
+    if isinstance(items, (str, os.PathLike, Image.Image)):
+        items = [items]
+    good: list[Candidate] = []
+    bad: list[tuple[str, str]] = []
+    for i, item in enumerate(items):
+        if isinstance(item, Image.Image):
+            c = Candidate.from_image(item, prompt=prompt)
+            c.path = getattr(item, "filename", "") or f"<{what} image {i}>"
+            good.append(c)
+        elif isinstance(item, (str, os.PathLike)):
+            try:
+                images.load_image(item)  # prove it decodes now (the one way in), as a folder scan does
+                good.append(Candidate.from_path(str(item), prompt=prompt))
+            except ImageError as e:
+                bad.append((str(item), getattr(e, "reason", str(e))))
+        else:
+            raise TypeError(f"{what}: expected a folder, image files or PIL images, got {type(item).__name__}")
+    if not good:
+        raise ImageError(f"{what}: no readable image" + (f" ({len(bad)} could not be read)" if bad else ""))
+    return good, bad
+
+
+def _history(likes: Any, dislikes: Any) -> tuple["UserHistory", list[tuple[str, str]]]:
+    from prefcli.types import HistoryPair, UserHistory
+
+    dirs = all(isinstance(x, (str, os.PathLike)) and Path(x).is_dir() for x in (likes, dislikes))
+    if dirs:
+        from prefcli.data.folders import history_from_folders
+
+        return history_from_folders(likes, dislikes)
+    liked, bad_l = _as_candidates(likes, "likes")
+    disliked, bad_d = _as_candidates(dislikes, "dislikes")
+    if len(liked) != len(disliked):
+        raise HistoryError(f"a history pairs each liked image with a disliked one: got {len(liked)} liked and {len(disliked)} disliked")
+    pairs = tuple(HistoryPair(liked=a, disliked=b) for a, b in zip(liked, disliked))
+    return UserHistory(pairs=pairs), bad_l + bad_d
+
+
+def rank(images: Any, *, scorer: "str | Scorer | None" = None, likes: Any = None, dislikes: Any = None,
+         prompt: str | None = None, weights: str | None = None, device: str | None = "auto", dtype: str | None = None,
+         top: int | None = None, batch_size: int = 16, options: dict | None = None, **option_values: Any) -> "RankResult":
+    """Rank images for one person, best first; returns a RankResult (`.ranked`, `.skipped`, `.rows()`).
+
+    `images`: a folder, image files, PIL images, or a list mixing files and
+    PIL images. `likes` / `dislikes`: the person's history, the same kinds
+    (two folders are paired by sorted file name, lists by position). With a
+    history the default scorer is clip-probe, else aesthetic. `prompt`: one
+    prompt for every image (scorers such as clip need one). Files that cannot
+    be read are skipped and listed in `.skipped`.
+    """
+    from prefcli.ranking import DEFAULT_PERSONAL_SCORER, DEFAULT_SCORER, rank_candidates
+
+    personal = likes is not None or dislikes is not None
+    if personal and (likes is None or dislikes is None):
+        raise HistoryError("give both likes and dislikes")
+    scorer = scorer or (DEFAULT_PERSONAL_SCORER if personal else DEFAULT_SCORER)
+    cands, bad = _as_candidates(images, "images", prompt=prompt)
+    history, bad_h = _history(likes, dislikes) if personal else (None, [])
+    return rank_candidates(cands, scorer=scorer, history=history, weights=weights, device=device, dtype=dtype,
+                           top=top, batch_size=batch_size, scorer_options={**(options or {}), **option_values},
+                           skipped=bad + bad_h)
