@@ -110,6 +110,7 @@ def score_tasks(vlm: Any, tasks: Sequence[Any], store: Any, *, history: bool = T
                 history_of: Callable[[int], list] | None = None, batch_tasks: int = 64) -> list[list[float]]:
     """Q(S, z) for every candidate of every task; `history_of(i)` replaces task i's history (the swap check)."""
     from prefcli.train.data import collate_sequences, eval_sequences
+    from prefcli.vlm.losses import q_score  # the one formula for Q
 
     was_training = vlm.training
     vlm.eval()
@@ -125,7 +126,7 @@ def score_tasks(vlm: Any, tasks: Sequence[Any], store: Any, *, history: bool = T
                 sizes.append(len(ss))
             b = collate_sequences(vlm.encoder, seqs, store).to(vlm.device)
             logits = target_logits(vlm, b.input_ids, b.attention_mask, b.pixel_values, b.image_index)
-            q = torch.sigmoid(logits[:, vlm.plus_id].float() - logits[:, vlm.minus_id].float()).cpu().tolist()
+            q = q_score(logits[:, vlm.plus_id].float(), logits[:, vlm.minus_id].float()).cpu().tolist()
             i = 0
             for n in sizes:
                 out.append(q[i:i + n])
