@@ -214,7 +214,7 @@ def score(cfg: BenchGenerateConfig, prompts: dict[str, list[tuple[int, str]]], o
     A personalized judge is conditioned on each prompt's own history."""
     from prefcli.generate.rewards import load_scorers
     from prefcli.plugins import get_scorer_spec
-    from prefcli.ranking import score_candidates
+    from prefcli.harness.runner import score_list
     from prefcli.types import Candidate
 
     first = next((s, i, p) for s, ps in prompts.items() for i, p in ps)
@@ -230,10 +230,10 @@ def score(cfg: BenchGenerateConfig, prompts: dict[str, list[tuple[int, str]]], o
             for arm in ("unguided", "guided"):
                 cands = [Candidate.from_path(str(out / arm / style / f"{i:05d}.jpg"), prompt=p) for i, p in ps]
                 if personal:
-                    vals = [score_candidates(ls.scorer, [c], ls.scorer.condition(_history(out, style, i, p)))[0]
+                    vals = [score_list(ls.scorer, [c], ls.scorer.condition(_history(out, style, i, p)))[0]
                             for (i, p), c in zip(ps, cands)]  # fmt: skip
                 else:
-                    vals = score_candidates(ls.scorer, cands, ls.state)
+                    vals = score_list(ls.scorer, cands, ls.state)
                 scores.setdefault(name, {}).setdefault(arm, {})[style] = [float(v) for v in vals]
         del ls
         _free(cfg.device)

@@ -454,6 +454,17 @@ def _score_in_batches(model: Any, keys: list, state: Any, reps: dict, store: Any
         yield cands, pairs
 
 
+def score_list(model: Any, cands: Sequence[Candidate], state: Any = None, batch_size: int = 16) -> list[float]:
+    """Score a plain list with no cache (judges of generated images), batch by batch, releasing pixels."""
+    stats, out = RunStats(), []
+    for s in range(0, len(cands), max(1, batch_size)):
+        batch = list(cands[s:s + max(1, batch_size)])
+        out += _score(model, batch, state, stats)
+        for c in batch:
+            c.release()
+    return out
+
+
 def _score(model: Any, cands: list[Candidate], state: Any, stats: RunStats) -> list[float]:
     vals = model.score(cands, state)
     if len(vals) != len(cands):
