@@ -37,19 +37,29 @@ from typing import Any, Sequence
 PACKAGE = "clip"
 
 
-def available() -> bool:
-    spec = importlib.util.find_spec(PACKAGE)
-    return spec is not None and spec.origin is not None and spec.origin.endswith("clip/__init__.py") and importlib.util.find_spec("clip.simple_tokenizer") is not None
-
-
-@functools.lru_cache(maxsize=1)
-def package() -> types.ModuleType:
-    if importlib.util.find_spec("pkg_resources") is None and "pkg_resources" not in sys.modules:
+def _shim_pkg_resources() -> None:
+    if "pkg_resources" not in sys.modules and importlib.util.find_spec("pkg_resources") is None:
         import packaging.version
 
         shim = types.ModuleType("pkg_resources")
         shim.packaging = types.SimpleNamespace(version=packaging.version)
         sys.modules["pkg_resources"] = shim
+
+
+def available() -> bool:
+    spec = importlib.util.find_spec(PACKAGE)
+    if spec is None or spec.origin is None or not spec.origin.endswith("clip/__init__.py"):
+        return False
+    _shim_pkg_resources()  # finding the submodule imports the package, whose clip.py needs pkg_resources
+    try:
+        return importlib.util.find_spec("clip.simple_tokenizer") is not None
+    except ImportError:
+        return False
+
+
+@functools.lru_cache(maxsize=1)
+def package() -> types.ModuleType:
+    _shim_pkg_resources()
     return importlib.import_module(PACKAGE)
 
 
