@@ -31,7 +31,7 @@ import math
 import os
 import re
 import shutil
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import IO, Callable
 
@@ -46,6 +46,7 @@ from prefcli.data.dataset import (
     read_info,
     tasks_schema,
 )
+from prefcli.data.importing import ImportResult
 from prefcli.errors import DataError, ImageError
 
 HUB_REPO = "yuvalkirstain/pickapic_v2"
@@ -117,12 +118,8 @@ class BuildParams:
             raise bad(f"--hold-out must be one of {', '.join(HOLD_OUT_SCOPES)}, got {self.hold_out!r}")
 
 
-@dataclass
-class BuildResult:
-    path: Path
-    info: dict
-    already_built: bool = False
-    problems: list[dict] = field(default_factory=list)
+# One result type for every dataset build (this builder and the benchmark importers).
+BuildResult = ImportResult
 
 
 # ---------------------------------------------------------------- sources
