@@ -26,6 +26,7 @@ Without `--data` it builds the toy world and dataset the documented way
   prefcli data pickapic --source W --out D --n-ref 8 --val-users 40 --test-users 120 --hold-out user --seed 0
 
     OMP_NUM_THREADS=1 nice -n 5 .venv/bin/python bench/bench_eval_batching.py --cli
+    OMP_NUM_THREADS=1 nice -n 5 .venv/bin/python bench/bench_eval_batching.py --cli --cli-baseline /tmp/base   # mkdir /tmp/base; git archive 689f1b2 | tar -x -C /tmp/base
     .venv/bin/python bench/bench_eval_batching.py --data path/to/dataset --weights runs/my-run --limit 500
 """
 
@@ -79,15 +80,25 @@ def time_path(args: argparse.Namespace, tasks: list, swapped: list, batched: boo
     return out
 
 
-def time_cli(args: argparse.Namespace, data: Path) -> dict:
-    cmd = prefcli_cmd() + ["eval", str(data), "--scorer", "preftoken", "--weights", args.weights, "--no-cache",
+def time_cli(args: argparse.Namespace, data: Path, checkout: Path | None = None) -> dict:
+    """The whole `prefcli eval` command in a subprocess (the code of another `checkout` if given)."""
+    env, cwd = dict(os.environ), None
+    if checkout is not None:
+        # Its prefcli and its plugins ahead of the installed (editable) ones.
+        cwd = str(checkout)
+        env["PYTHONPATH"] = os.pathsep.join([str(checkout), str(checkout / "plugins"), env.get("PYTHONPATH", "")])
+        probe = subprocess.run([sys.executable, "-c", "import prefcli, prefcli_preftoken; print(prefcli.__file__, prefcli_preftoken.__file__)"],
+                               check=True, capture_output=True, text=True, cwd=cwd, env=env).stdout.split()
+        if not all(Path(f).resolve().is_relative_to(checkout.resolve()) for f in probe):
+            raise SystemExit(f"--cli-baseline {checkout}: prefcli would not be imported from there ({probe})")
+    cmd = [sys.executable, "-m", "prefcli", "eval", str(Path(data).resolve()), "--scorer", "preftoken", "--weights", args.weights, "--no-cache",
                            "--no-progress", "--format", "json", "--bootstrap", "1000"]
     if args.scorer_batch:
         cmd += ["-o", "batch_size", str(args.scorer_batch)]
-    cmd += ["--batch-size", str(args.batch_size)]
+    cmd += ["--batch-size", str(args.batch_size)] + (["--limit", str(args.limit)] if args.limit else [])
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
-    proc = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    proc = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=cwd, env=env)
     wall = time.perf_counter() - t
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     doc = json.loads(proc.stdout)
@@ -106,6 +117,9 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=None, help="only the first N test tasks")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--cli", action="store_true", help="also time the whole `prefcli eval` command (batched) as a subprocess")
+    ap.add_argument("--cli-baseline", type=Path, default=None, metavar="CHECKOUT",
+                    help="with --cli, also time the command with the code of this checkout first (a commit from before "
+                         "the batched path: `git archive 689f1b2 | tar -x -C /tmp/base`), and print the ratio")
     ap.add_argument("--json", type=Path, default=None, help="also write the numbers to this file")
     args = ap.parse_args()
 
@@ -152,8 +166,15 @@ def main() -> None:
           f"max |score difference| {diff:.2e}")
     result = {"meta": meta, "rows": rows, "ratio": ratio, "max_abs_diff": diff}
     if args.cli:
+        base = time_cli(args, data, args.cli_baseline) if args.cli_baseline else None
         cli = time_cli(args, data)
+        if base is not None:
+            print(f"whole `{base['command']}` with the code of {args.cli_baseline}: {base['wall_s']:.1f} s wall, "
+                  f"{base['cpu_s']:.1f} s CPU")
+            result["cli_baseline"] = {"checkout": str(args.cli_baseline), **{k: base[k] for k in ("command", "wall_s", "cpu_s", "stats")}}
         print(f"whole `{cli['command']}`: {cli['wall_s']:.1f} s wall, {cli['cpu_s']:.1f} s CPU")
+        if base is not None:
+            print(f"whole command: ratio {base['wall_s'] / cli['wall_s']:.1f}x wall, {base['cpu_s'] / cli['cpu_s']:.1f}x CPU")
         result["cli"] = {k: cli[k] for k in ("command", "wall_s", "cpu_s", "stats")}
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))

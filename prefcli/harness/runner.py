@@ -414,16 +414,18 @@ def run_scorer(
                     batched = (batch_histories and embedder is None
                                and callable(getattr(model, "score_histories", None)))
                     few: list[tuple[str, list[Key]]] = []  # histories with few candidates, scored together
+                    n_few = 0
                     for hk in mine:
                         idx = groups[hk]
                         keys = list(dict.fromkeys(k for ti in idx for k in task_keys[ti] if k in missing_set))
                         if batched and len(keys) < batch_size:
                             few.append((hk, keys))
-                            if sum(len(k) for _, k in few) >= batch_size:
+                            n_few += len(keys)
+                            if n_few >= batch_size:
                                 pairs = _score_histories(model, few, groups, tasks, reps, store, stats)
                                 computed.extend(pairs)
                                 prog.advance(bar, len(pairs))
-                                few = []
+                                few, n_few = [], 0
                             continue
                         state = model.condition(tasks[idx[0]].history)
                         stats.conditioned += 1

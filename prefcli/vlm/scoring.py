@@ -142,7 +142,7 @@ class FeatureCache:
     An image's features depend only on its bytes (the id is their sha256) and
     the model, so a run that meets an image in many histories and as many
     candidates encodes it once. Images without an id are encoded every time.
-    One cache serves one model: a scorer owns its own.
+    One cache serves one model with fixed weights: a scorer owns its own (clear() it after changing weights).
     """
 
     def __init__(self, capacity_mb: int = 512) -> None:
@@ -153,6 +153,10 @@ class FeatureCache:
 
     def __len__(self) -> int:
         return len(self._feats)
+
+    def clear(self) -> None:
+        self._feats.clear()
+        self._bytes = 0
 
     def features(self, vlm: PrefVLM, images: Sequence[Any], batch_size: int = 16) -> torch.Tensor:
         """(N, image_seq_len, D) features of `images`, in order; new ones encoded `batch_size` at a time."""
