@@ -477,3 +477,323 @@ def test_a_corrupt_middle_metrics_line_is_one_line(trained_run, good_ds, tmp_pat
     _refused(capsys, run / "metrics.jsonl", "line 1 is not JSON", "train", "--config", cfg, "--data", good_ds,
              "--out", run, "--resume", "--no-progress")
     assert (run / "metrics.jsonl").read_bytes() == before
+
+
+# --------------------------------------------------------------------------- disk full
+#
+# A real full disk: a 64 MiB tmpfs mounted in a user namespace (`unshare -rm`, no root needed),
+# filled to the last byte at a chosen moment by the driver below, which then runs the real
+# console entry point. Skipped where user namespaces are not allowed; the in-process tests
+# after it inject ENOSPC into the same writers everywhere.
+
+DRIVER = r'''
+import contextlib, hashlib, io, json, os, sys
+from pathlib import Path
+
+sys.path.insert(0, {tests!r})
+mnt, spec_path = Path(sys.argv[1]), Path(sys.argv[2])
+spec = json.loads(spec_path.read_text())
+
+
+def fill():
+    with contextlib.suppress(OSError), open(mnt / "fill", "wb") as f:
+        while True:
+            f.write(b"x" * 4096)
+            f.flush()
+
+
+def snap(root):
+    root = Path(root)
+    return {{p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}} if root.exists() else {{}}
+
+
+def run(argv):
+    from prefcli.cli import main
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            main([str(a) for a in argv])
+            code = 0
+        except SystemExit as e:
+            code = e.code
+        except BaseException:
+            import traceback
+
+            traceback.print_exc()
+            code = "exception"
+    return code, err.getvalue()
+
+
+if spec.get("mocks"):
+    import harness_fakes
+    from prefcli import plugins
+
+    plugins.register_plugin(harness_fakes.MockPlugin(), name="hostile-mocks")
+result = {{}}
+result["first"] = run(spec["first"])
+result["before"] = {{k: snap(mnt / k) for k in spec["snap"]}}
+at = spec["fill_at"]
+if at == "start":
+    fill()
+else:  # fill the disk right before this function writes
+    import importlib
+
+    mod_name, _, attr = at.rpartition(".")
+    owner = importlib.import_module(mod_name)
+    obj_name, _, meth = attr.partition(":")
+    holder = getattr(owner, obj_name) if meth else owner
+    name = meth or obj_name
+    real = getattr(holder, name)
+
+    def filled(*a, **kw):
+        fill()
+        return real(*a, **kw)
+
+    setattr(holder, name, filled)
+result["second"] = run(spec["second"])
+if at != "start":
+    setattr(holder, name, real)
+result["after_full"] = {{k: snap(mnt / k) for k in spec["snap"]}}
+with contextlib.suppress(FileNotFoundError):
+    os.unlink(mnt / "fill")
+result["leftovers"] = sorted(p.name for p in mnt.rglob("*") if p.name.endswith(".tmp") or p.name.endswith(".lock"))
+if spec.get("third"):
+    result["third"] = run(spec["third"])
+spec_path.with_suffix(".out.json").write_text(json.dumps(result))
+'''
+
+
+def _userns_tmpfs_works() -> bool:
+    if not shutil.which("unshare"):
+        return False
+    probe = Path("/tmp") / f"prefcli-userns-probe-{os.getpid()}"
+    probe.mkdir(exist_ok=True)
+    try:
+        r = subprocess.run(["unshare", "-rm", "sh", "-c", f"mount -t tmpfs -o size=64k tmpfs {probe}"],
+                           capture_output=True, timeout=30)
+        return r.returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+    finally:
+        probe.rmdir()
+
+
+needs_tmpfs = pytest.mark.skipif(not _userns_tmpfs_works(),
+                                 reason="needs unprivileged user namespaces to mount a small tmpfs (a real full disk)")
+
+
+def _on_a_full_disk(tmp_path: Path, spec: dict, size_mb: int = 64) -> dict:
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    driver = tmp_path / "driver.py"
+    driver.write_text(DRIVER.format(tests=str(Path(__file__).parent)))
+    spec_path = tmp_path / "spec.json"
+    spec_path.write_text(json.dumps(spec, default=str))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "PREFCLI_TESTING": "1",
+           "PREFCLI_CACHE": str(mnt / "default-cache")}
+    env.pop("PREFCLI_DEBUG", None)
+    script = f"mount -t tmpfs -o size={size_mb}m tmpfs {mnt} && exec {sys.executable} {driver} {mnt} {spec_path}"
+    r = subprocess.run(["unshare", "-rm", "sh", "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    out = spec_path.with_suffix(".out.json")
+    assert out.is_file(), r.stdout + r.stderr
+    return json.loads(out.read_text())
+
+
+def _full_disk_line(result: tuple, path: str) -> str:
+    code, err = result
+    assert code == 2, err
+    line = _error_line(err)
+    assert path in line and ("No space left on device" in line or "no space left on the device" in line), line
+    return line
+
+
+@needs_tmpfs
+@pytest.mark.parametrize("fill_at", ["start", "prefcli.harness.cache.ScoreStore:put_scores"])
+def test_disk_full_under_eval_names_the_cache_file_and_keeps_the_cache(fill_at, good_ds, tmp_path):
+    cache = tmp_path / "mnt" / "cache"
+    base = ["eval", good_ds, "--scorer", "mock-free", "--cache-dir", cache, "--no-progress", "--batch-size", "1"]
+    res = _on_a_full_disk(tmp_path, {"mocks": True, "first": base + ["--limit", "2"], "snap": ["cache"],
+                                     "fill_at": fill_at, "second": base, "third": base + ["--limit", "2"]})
+    assert res["first"][0] == 0, res["first"][1]
+    line = _full_disk_line(res["second"], str(cache))
+    assert str(cache / ("index.sqlite" if fill_at == "start" else "mock-free--")) in line, line
+    before, after = res["before"]["cache"], res["after_full"]["cache"]
+    # Every cache file there before is byte-identical (sqlite may add its -wal/-shm side files).
+    assert before and {k: after.get(k) for k in before} == before
+    assert res["third"][0] == 0, res["third"][1]  # and it still serves the next run
+    assert res["leftovers"] == []
+
+
+@needs_tmpfs
+def test_disk_full_under_eval_out_names_the_output_file(good_ds, tmp_path):
+    out = tmp_path / "mnt" / "res" / "eval.json"
+    base = ["eval", good_ds, "--scorer", "mock-free", "--no-cache", "--no-progress", "--out", out]
+    res = _on_a_full_disk(tmp_path, {"mocks": True, "first": base, "snap": ["res"],
+                                     "fill_at": "prefcli.harness.results.write_json", "second": base})
+    assert res["first"][0] == 0, res["first"][1]
+    _full_disk_line(res["second"], str(out))
+    assert res["after_full"]["res"] == res["before"]["res"]  # the old result, whole
+    assert res["leftovers"] == []
+
+
+@needs_tmpfs
+@pytest.mark.parametrize("fill_at", ["start", "prefcli.train.checkpoint.save_checkpoint", "prefcli.vlm.checkpoint.save_vlm"])
+def test_disk_full_under_train_names_the_path_and_keeps_the_checkpoints(fill_at, good_ds, tmp_path):
+    cfg = _config(tmp_path, steps=2)
+    run = tmp_path / "mnt" / "run"
+    base = ["train", "--config", cfg, "--data", good_ds, "--out", run, "--no-progress"]
+    res = _on_a_full_disk(tmp_path, {"first": base + ["--max-steps", "1"], "snap": ["run/checkpoints"],
+                                     "fill_at": fill_at, "second": base + ["--resume"], "third": base + ["--resume"]})
+    assert res["first"][0] == 0, res["first"][1]
+    named = {"start": tmp_path / "mnt" / ".run.lock",
+             "prefcli.train.checkpoint.save_checkpoint": run / "checkpoints" / "step-00000002",
+             "prefcli.vlm.checkpoint.save_vlm": run / "checkpoints" / "step-00000002"}[fill_at]
+    _full_disk_line(res["second"], str(named))
+    assert res["after_full"]["run/checkpoints"] == res["before"]["run/checkpoints"]  # byte-identical, nothing added
+    assert res["leftovers"] == []
+    assert res["third"][0] == 0, res["third"][1]  # with space again, the run resumes and finishes
+
+
+
+# In-process fault injection (runs everywhere): ENOSPC raised the way the OS raises it, without a file name.
+
+
+def _enospc(*a, **kw):
+    import errno
+
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_an_atomic_write_on_a_full_disk_names_the_file_and_leaves_no_temp_file(tmp_path, monkeypatch):
+    from prefcli import atomic
+
+    target = tmp_path / "out" / "results.json"
+    atomic.write_text(target, "old")
+    real = Path.write_bytes
+
+    def half_then_full(self, data):
+        real(self, data[: len(data) // 2])  # part of it reached the disk
+        _enospc()
+
+    monkeypatch.setattr(Path, "write_bytes", half_then_full)
+    with pytest.raises(OSError) as e:
+        atomic.write_text(target, "new content " * 100)
+    assert e.value.filename == str(target) and "No space left on device" in str(e.value)
+    monkeypatch.undo()
+    assert target.read_text() == "old"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["results.json"]
+
+
+def test_a_safetensors_write_on_a_full_disk_is_an_oserror_naming_the_checkpoint(tmp_path, monkeypatch):
+    from safetensors import SafetensorError
+
+    from prefcli.train import checkpoint as ck
+    from prefcli.vlm.model import set_trainable, tiny_vlm
+
+    m = tiny_vlm(template="compact", tiny={"latents": 1, "text_layers": 1, "vision_layers": 1}, seed=0)
+    set_trainable(m, base=True, lora=False)
+    import torch
+
+    opt = torch.optim.AdamW(m.trainable_parameters(), lr=1e-3)
+    root = tmp_path / "checkpoints"
+    ck.save_checkpoint(root, 1, m, opt, {"step": 1, "scheduler": {}})
+    before = _snapshot(root)
+
+    def full(*a, **kw):
+        raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+    monkeypatch.setattr("safetensors.torch.save_file", full)
+    with pytest.raises(OSError) as e:
+        ck.save_checkpoint(root, 2, m, opt, {"step": 2, "scheduler": {}})
+    assert e.value.filename == str(root / "step-00000002") and e.value.errno == 28
+    assert _snapshot(root) == before  # step 1 byte-identical, no step 2, no temp folder
+
+
+def test_a_metrics_line_cut_by_a_full_disk_is_removed(tmp_path, monkeypatch):
+    from prefcli.train import loop
+
+    path = tmp_path / "metrics.jsonl"
+    metrics = loop._Metrics(path, True, None)
+    metrics.log({"step": 1, "loss": 0.5})
+    before = path.read_bytes()
+    real_open = Path.open
+
+    class HalfFile:
+        def __init__(self, f):
+            self.f = f
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+        def write(self, text):
+            self.f.write(text[: len(text) // 2])
+            self.f.flush()
+            _enospc()
+
+    def opener(self, mode="r", *a, **kw):
+        f = real_open(self, mode, *a, **kw)
+        return HalfFile(f) if mode == "a" else f
+
+    monkeypatch.setattr(Path, "open", opener)
+    with pytest.raises(OSError) as e:
+        metrics.log({"step": 2, "loss": 0.25})
+    monkeypatch.undo()
+    assert e.value.filename == str(path)
+    assert path.read_bytes() == before  # no half line for the next --resume to trip on
+
+
+def test_a_full_cache_database_is_one_line_and_the_cache_is_intact(good_ds, tmp_path, capsys, mocks, monkeypatch):
+    """sqlite's own "database or disk is full" (SQLITE_FULL, forced with max_page_count)."""
+    import sqlite3
+
+    from prefcli.harness import cache as cache_mod
+
+    cache = tmp_path / "cache"
+    base = ["eval", good_ds, "--scorer", "mock-free", "--cache-dir", cache, "--no-progress", "--batch-size", "1"]
+    code, _, err = _cli(capsys, *base, "--limit", "2")
+    assert code == 0, err
+
+    def rows():
+        out = {}
+        for f in sorted(cache.glob("*.sqlite")):
+            with sqlite3.connect(f) as con:
+                assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+                table = "identities" if f.name == "index.sqlite" else "scores"
+                out[f.name] = set(con.execute(f"SELECT * FROM {table}"))
+        return out
+
+    before = rows()
+    assert before and all(before.values())
+    real = cache_mod._connect
+
+    def capped(path):
+        con = real(path)
+        pages = con.execute("PRAGMA page_count").fetchone()[0]
+        con.execute(f"PRAGMA max_page_count = {max(pages, 1)}")
+        return con
+
+    monkeypatch.setattr(cache_mod, "_connect", capped)
+    code, _, err = _cli(capsys, *base)
+    assert code == 2, err
+    line = _error_line(err)
+    assert f"{cache}/mock-free--" in line and "database or disk is full" in line, line
+    after = rows()  # every score cached before is still there, the database whole
+    assert set(after) == set(before) and all(before[k] <= after[k] for k in before)
+    monkeypatch.setattr(cache_mod, "_connect", real)
+    code, _, err = _cli(capsys, *base, "--limit", "2")  # and the next run reads it
+    assert code == 0, err
+
+
+def test_a_corrupt_cache_file_is_one_line(good_ds, tmp_path, capsys, mocks):
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "index.sqlite").write_bytes(b"this is not a database" * 100)
+    line = _refused(capsys, cache / "index.sqlite", "not a readable score cache", "eval", good_ds, "--scorer", "mock-free",
+                    "--cache-dir", cache, "--no-progress")
+    assert "move it away" in line
+    assert (cache / "index.sqlite").read_bytes() == b"this is not a database" * 100

@@ -384,8 +384,17 @@ class _Metrics:
     def log(self, rec: dict) -> None:
         self.records.append(rec)
         if self.enabled:
-            with self.path.open("a") as f:
-                f.write(json.dumps(rec) + "\n")
+            from prefcli.atomic import writing
+
+            size = self.path.stat().st_size if self.path.exists() else 0
+            try:
+                with writing(self.path), self.path.open("a") as f:
+                    f.write(json.dumps(rec) + "\n")
+            except OSError:
+                # A full disk may have kept part of the line: cut it, so the history stays whole.
+                with contextlib.suppress(OSError), self.path.open("r+b") as f:
+                    f.truncate(size)
+                raise
 
 
 def _progress(enabled: bool):
