@@ -797,3 +797,73 @@ def test_a_corrupt_cache_file_is_one_line(good_ds, tmp_path, capsys, mocks):
                     "--cache-dir", cache, "--no-progress")
     assert "move it away" in line
     assert (cache / "index.sqlite").read_bytes() == b"this is not a database" * 100
+
+
+
+# --------------------------------------------------------------------------- the builder's shard identity
+
+
+def test_a_resume_over_a_shard_changed_in_the_middle_is_refused(tmp_path, monkeypatch):
+    """A rewrite that keeps the size and the first and last bytes (the parquet footer) is caught:
+    the journal holds a sha256 of the whole shard, checked before pass 2 reads its rows."""
+    from _pickapic_fixture import write_shards
+
+    from prefcli.data import pickapic
+    from prefcli.errors import DataError
+
+    src = tmp_path / "src"
+    write_shards(src, seed=2, n_shards=2)
+    # The quick head+tail identity covers only 64 bytes at each end here, so the middle of
+    # these small shards lies outside it, as it does for a real 500 MB shard.
+    monkeypatch.setattr(pickapic, "IDENTITY_TAIL_BYTES", 64)
+    params = pickapic.BuildParams(n_ref=2, min_liked=10, val_users=2, test_users=3, seen_test_frac=0.5)
+
+    def crash(phase, i):
+        if phase == "pass1" and i == 1:
+            raise KeyboardInterrupt  # pass 1 read both shards; pass 2 has not started
+
+    monkeypatch.setattr(pickapic, "_after_shard", crash)
+    with pytest.raises(KeyboardInterrupt):
+        pickapic.build(str(src), tmp_path / "ds", params, progress=False)
+    monkeypatch.setattr(pickapic, "_after_shard", None)
+    journal = json.loads((tmp_path / "ds.partial" / ".work" / "progress.json").read_text())
+    victim = sorted(src.glob("*.parquet"))[0]
+    entry = journal["pass1"][victim.name]
+    data = bytearray(victim.read_bytes())
+    assert entry["size"] == len(data) and entry["sha256"] == __import__("hashlib").sha256(data).hexdigest()
+    original = bytes(data)
+    mid = len(data) // 2
+    data[mid] ^= 0xFF  # one byte in the middle: same size, same footer
+    victim.write_bytes(bytes(data))
+    with pytest.raises(DataError, match=rf"{victim.name}: the shard changed since the unfinished build read it "
+                                        r"\(its content hash differs\)"):
+        pickapic.build(str(src), tmp_path / "ds", params, progress=False)
+    victim.write_bytes(original)
+    res = pickapic.build(str(src), tmp_path / "ds", params, progress=False)
+    assert res.info["source_stats"]["shards_skipped"] == 0
+
+
+def test_a_journal_from_before_the_whole_file_hash_still_resumes(tmp_path, monkeypatch):
+    from _pickapic_fixture import write_shards
+
+    from prefcli.data import pickapic
+
+    src = tmp_path / "src"
+    write_shards(src, seed=2, n_shards=2)
+    params = pickapic.BuildParams(n_ref=2, min_liked=10, val_users=2, test_users=3, seen_test_frac=0.5)
+
+    def crash(phase, i):
+        if phase == "pass1" and i == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(pickapic, "_after_shard", crash)
+    with pytest.raises(KeyboardInterrupt):
+        pickapic.build(str(src), tmp_path / "ds", params, progress=False)
+    monkeypatch.setattr(pickapic, "_after_shard", None)
+    path = tmp_path / "ds.partial" / ".work" / "progress.json"
+    journal = json.loads(path.read_text())
+    for entry in journal["pass1"].values():
+        entry.pop("sha256")  # what the previous builder wrote
+    path.write_text(json.dumps(journal))
+    res = pickapic.build(str(src), tmp_path / "ds", params, progress=False)
+    assert res.info["source_stats"]["shards_skipped"] == 0
