@@ -370,6 +370,16 @@ def test_n_ref_larger_than_any_history_is_one_line_before_a_model_is_built(good_
     assert not (tmp_path / "run" / "checkpoints").exists()
 
 
+def test_a_huge_tiny_seed_as_the_base_is_one_line(good_ds, tmp_path, capsys):
+    """`train` has no --weights; the model comes from model.base and model.seed (bounded above)."""
+    cfg = _config(tmp_path, extra="")
+    text = cfg.read_text().replace("model: {tiny:", "model: {base: 'tiny:99999999999999999999999999', tiny:")
+    cfg.write_text(text)
+    _refused(capsys, cfg, "model: base 'tiny:99999999999999999999999999': use 'tiny', 'idefics2-8b'", "train", "--config", cfg,
+             "--data", good_ds, "--out", tmp_path / "run", "--no-progress")
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
 # --------------------------------------------------------------------------- resume state
 
 

@@ -522,7 +522,10 @@ def _train(cfg: TrainConfig, *, data: Any, out: Path, resume: bool, max_steps: i
     val_tasks = load_eval_tasks(ds, cfg.data.val_split, n_ref=max(fits) if fits else None,
                                 max_tasks=cfg.data.val_max_tasks, seed=r.seed)
     set_seed(r.seed)
-    vlm = build_model(cfg.vlm_spec(device=str(acc.device)))
+    try:
+        vlm = build_model(cfg.vlm_spec(device=str(acc.device)))
+    except ConfigError as e:  # a model the config cannot build: name the config it came from
+        raise ConfigError(f"{cfg.source or cfg.name}: model: {e}") from None
     if cfg.model.init_from and last is None:
         # A curriculum across worlds (toy): start from a model trained elsewhere; a resumed run
         # takes its weights from the checkpoint instead.
