@@ -190,7 +190,7 @@ def set_rng_state(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> Non
 
 def load_weights_into(vlm: Any, model_dir: Path) -> None:
     """Copy a saved model folder's weights into an already built `vlm` (same spec)."""
-    from safetensors.torch import load_file
+    from prefcli.weights import load_safetensors  # checked first: a garbage file is one line
 
     from prefcli.vlm import checkpoint as vck
     from prefcli.vlm.pref_tokens import load_pref_tokens
@@ -200,16 +200,16 @@ def load_weights_into(vlm: Any, model_dir: Path) -> None:
     adapter = model_dir / vck.ADAPTER_DIR / "adapter_model.safetensors"
     try:
         if full.is_file():
-            missing, unexpected = vlm.core.load_state_dict(load_file(str(full)), strict=False)
+            missing, unexpected = vlm.core.load_state_dict(load_safetensors(full), strict=False)
             if missing or unexpected:
                 raise WeightsError(f"{full}: does not match the model (missing {missing[:3]}, unexpected {unexpected[:3]})")
         elif adapter.is_file():
             from peft.utils import set_peft_model_state_dict
 
-            set_peft_model_state_dict(vlm.hf_model, load_file(str(adapter)))
+            set_peft_model_state_dict(vlm.hf_model, load_safetensors(adapter))
             vision = model_dir / vck.VISION_FILE
             if vision.is_file():
-                vlm.inner.vision_model.load_state_dict(load_file(str(vision)))
+                vlm.inner.vision_model.load_state_dict(load_safetensors(vision))
         else:
             raise WeightsError(f"{model_dir}: no {vck.MODEL_FILE} or {vck.ADAPTER_DIR}/ in this checkpoint")
     except RuntimeError as e:

@@ -100,7 +100,7 @@ def read_spec(model_dir: str | os.PathLike) -> tuple[VLMSpec, dict[str, Any]]:
 def load_vlm(model_dir: str | os.PathLike, *, device: str | None = None, offline: bool | None = None,
              **overrides: Any) -> PrefVLM:
     """Rebuild a PrefVLM saved by `save_vlm` (base weights come from the spec's source)."""
-    from safetensors.torch import load_file
+    from prefcli.weights import load_safetensors  # checked first: a garbage file is one line
 
     root = Path(model_dir)
     spec, _ = read_spec(root)
@@ -116,7 +116,7 @@ def load_vlm(model_dir: str | os.PathLike, *, device: str | None = None, offline
     vlm = build_model(spec)
     try:
         if (root / MODEL_FILE).is_file():
-            missing, unexpected = vlm.core.load_state_dict(load_file(str(root / MODEL_FILE)), strict=False)
+            missing, unexpected = vlm.core.load_state_dict(load_safetensors(root / MODEL_FILE), strict=False)
             if missing or unexpected:
                 raise WeightsError(f"{root / MODEL_FILE}: does not match the model (missing {missing[:3]}, "
                                    f"unexpected {unexpected[:3]})")
@@ -126,11 +126,11 @@ def load_vlm(model_dir: str | os.PathLike, *, device: str | None = None, offline
             afile = root / ADAPTER_DIR / "adapter_model.safetensors"
             if not afile.is_file():
                 raise WeightsError(f"{afile}: adapter weights missing")
-            res = set_peft_model_state_dict(vlm.hf_model, load_file(str(afile)))
+            res = set_peft_model_state_dict(vlm.hf_model, load_safetensors(afile))
             if getattr(res, "unexpected_keys", None):
                 raise WeightsError(f"{afile}: unexpected adapter keys {res.unexpected_keys[:3]}")
             if (root / VISION_FILE).is_file():
-                vlm.inner.vision_model.load_state_dict(load_file(str(root / VISION_FILE)))
+                vlm.inner.vision_model.load_state_dict(load_safetensors(root / VISION_FILE))
         else:
             raise WeightsError(f"{root}: neither {MODEL_FILE} nor {ADAPTER_DIR}/ found")
     except RuntimeError as e:
