@@ -60,8 +60,14 @@ def _as_candidates(items: Any, what: str, prompt: str | None = None) -> tuple[li
     bad: list[tuple[str, str]] = []
     for i, item in enumerate(items):
         if isinstance(item, Image.Image):
+            label = getattr(item, "filename", "") or f"<{what} image {i}>"
+            try:
+                images.check_image_size(*item.size, name=label)  # the same bounds as a file's
+            except ImageError as e:
+                bad.append((label, getattr(e, "reason", str(e))))
+                continue
             c = Candidate.from_image(item, prompt=prompt)
-            c.path = getattr(item, "filename", "") or f"<{what} image {i}>"
+            c.path = label
             good.append(c)
         elif isinstance(item, (str, os.PathLike)):
             try:

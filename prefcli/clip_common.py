@@ -206,17 +206,29 @@ def load_hf_clip(directory: str, device: "torch.device | str" = "cpu", dtype: "t
     fills the gaps with random numbers, which gives plausible-looking, wrong
     scores. Extra `position_ids` buffers of older checkpoints are harmless.
     """
-    from transformers import CLIPModel
+    from transformers import CLIPConfig, CLIPModel
 
+    from prefcli import weights as W
+
+    # Checked before transformers opens anything: a garbage model.safetensors is
+    # one line naming it, and a pickled pytorch_model.bin is read by prefcli's
+    # restricted loader (never by transformers' own torch.load).
+    state = W.hf_folder_state(directory)
     try:
-        model, info = CLIPModel.from_pretrained(directory, output_loading_info=True, dtype=dtype)
+        if state is None:
+            model, info = CLIPModel.from_pretrained(directory, output_loading_info=True, dtype=dtype)
+        else:
+            config = CLIPConfig.from_pretrained(directory)
+            model, info = CLIPModel.from_pretrained(None, config=config, state_dict=state, output_loading_info=True, dtype=dtype)
     except RuntimeError as e:
         if "mismatch" not in str(e).lower():
-            raise
+            raise WeightsError(f"{directory}: not a loadable Hugging Face CLIP model ({' '.join(str(e).split())[:300]})") from None
         # transformers 5 refuses mis-shaped tensors itself (4.x only warns).
         raise WeightsError(f"{directory}: checkpoint does not match its CLIP config: tensors of the wrong shape") from None
     except (OSError, ValueError) as e:
         raise WeightsError(f"{directory}: not a loadable Hugging Face CLIP model ({' '.join(str(e).split())[:300]})") from None
+    except Exception as e:  # noqa: BLE001 - transformers and safetensors raise their own types; never a traceback
+        raise WeightsError(f"{directory}: not a loadable Hugging Face CLIP model ({type(e).__name__}: {' '.join(str(e).split())[:300]})") from None
     missing = list(info.get("missing_keys") or [])
     mismatched = [k if isinstance(k, str) else k[0] for k in info.get("mismatched_keys") or []]
     unexpected = [k for k in info.get("unexpected_keys") or [] if not k.endswith("position_ids")]

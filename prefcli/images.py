@@ -6,6 +6,15 @@ palette and alpha images (composited onto white, as a viewer shows them),
 CMYK, 16-bit and float images, animated files (first frame), truncated or
 corrupt files, and decompression bombs. Failures are `ImageError("NAME: reason")`.
 
+Hostile files are stopped before they cost anything: a path is opened only
+if it is a regular file (a FIFO would block forever, `/dev/zero` never ends),
+its size is checked against `max_bytes()` before a byte is read, its first
+bytes must carry the signature of a format we read, and the pixel count and
+aspect ratio in its header are checked against `max_pixels()` and
+`max_aspect()` before any pixel is decoded. Folder listings take regular
+files only and report what they leave out (dangling links, link loops,
+folders and devices with image names) as (path, reason).
+
 Two forms come out. `decode_image(...)` gives a fully loaded 8-bit RGB image
 (what sheets and the VLM scorers show). `decode_image(..., keep_mode=True)`
 gives the image as its file holds it - palette, alpha and greyscale kept,
@@ -18,13 +27,16 @@ an image into the RGB form.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import os
 import re
+import stat
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO, Iterator
 
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
@@ -35,8 +47,28 @@ if TYPE_CHECKING:  # pragma: no cover
 
 IMAGE_SUFFIXES: frozenset[str] = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
 
+# Decoded size: 100 M pixels is 300 MB as 8-bit RGB, beyond any camera photo
+# a scorer is shown (they all scale images down to 224-448 px anyway).
 DEFAULT_MAX_PIXELS = 100_000_000
 MAX_PIXELS_ENV = "PREFCLI_MAX_IMAGE_PIXELS"
+
+# Long side / short side. Every scorer scales the short side up or down to its
+# input size before it crops, so the long side becomes ratio x that size: a
+# 475-byte 1x100,000 PNG would be resized to 224x22,400,000 px (15 GB of
+# pixels) for CLIP. At 50:1 it is 224x11,200 (7.5 MB); real panoramas stay
+# under about 12:1.
+DEFAULT_MAX_ASPECT = 50
+MAX_ASPECT_ENV = "PREFCLI_MAX_IMAGE_ASPECT"
+
+# File size, checked from the file system before reading: a file is read into
+# memory whole to hash and decode it, so without a cap a 3 GB file costs 3 GB.
+# 512 MiB is above any real photo within the pixel limit (a 100 MP 8-bit
+# RGBA TIFF stored uncompressed is 400 MB).
+DEFAULT_MAX_BYTES = 512 * 1024 * 1024
+MAX_BYTES_ENV = "PREFCLI_MAX_IMAGE_BYTES"
+
+# Enough for every format's signature test (Pillow's own plugins look at 16 bytes).
+_SIGNATURE_BYTES = 16
 
 # Only formats we mean to read. Pillow can open many more, some of which run
 # external programs (EPS calls Ghostscript); a file named .jpg that is really
@@ -58,18 +90,32 @@ def _error(name: str, reason: str) -> ImageError:
     return err
 
 
-def max_pixels() -> int:
-    """Largest image (width x height) we agree to decode; env PREFCLI_MAX_IMAGE_PIXELS overrides."""
-    raw = os.environ.get(MAX_PIXELS_ENV, "").strip().replace("_", "")
+def _env_limit(env: str, default: int, unit: str) -> int:
+    raw = os.environ.get(env, "").strip().replace("_", "")
     if not raw:
-        return DEFAULT_MAX_PIXELS
+        return default
     try:
         value = int(float(raw))
-    except ValueError:
-        raise ImageError(f"{MAX_PIXELS_ENV}: not a number ({raw!r})") from None
+    except (ValueError, OverflowError):
+        raise ImageError(f"{env}: not a number ({raw!r})") from None
     if value <= 0:
-        raise ImageError(f"{MAX_PIXELS_ENV}: must be a positive number of pixels, got {raw!r}")
+        raise ImageError(f"{env}: must be a positive number of {unit}, got {raw!r}")
     return value
+
+
+def max_pixels() -> int:
+    """Largest image (width x height) we agree to decode; env PREFCLI_MAX_IMAGE_PIXELS overrides."""
+    return _env_limit(MAX_PIXELS_ENV, DEFAULT_MAX_PIXELS, "pixels")
+
+
+def max_aspect() -> int:
+    """Largest long-side / short-side ratio we agree to decode; env PREFCLI_MAX_IMAGE_ASPECT overrides."""
+    return _env_limit(MAX_ASPECT_ENV, DEFAULT_MAX_ASPECT, "(long side / short side)")
+
+
+def max_bytes() -> int:
+    """Largest image file (bytes) we agree to read; env PREFCLI_MAX_IMAGE_BYTES overrides."""
+    return _env_limit(MAX_BYTES_ENV, DEFAULT_MAX_BYTES, "bytes")
 
 
 def content_id(data: bytes) -> str:
@@ -77,42 +123,136 @@ def content_id(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _read_file(path: str | os.PathLike) -> bytes:
-    name = str(path)
-    p = Path(path)
-    try:
-        data = p.read_bytes()
-    except OSError as e:
-        raise _read_error(name, e) from None
-    if not data:
-        raise _error(name, "empty file (0 bytes)")
-    return data
+def _kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "is a folder, not an image file"
+    if stat.S_ISFIFO(mode):
+        return "not a regular file (a FIFO / named pipe)"
+    if stat.S_ISCHR(mode):
+        return "not a regular file (a character device)"
+    if stat.S_ISBLK(mode):
+        return "not a regular file (a block device)"
+    if stat.S_ISSOCK(mode):
+        return "not a regular file (a socket)"
+    return "not a regular file"
 
 
-def _read_error(name: str, e: OSError) -> ImageError:
+def _read_error(name: str, e: OSError, path: str | os.PathLike | None = None) -> ImageError:
+    if e.errno == errno.ELOOP:
+        return _error(name, "symlink loop (too many levels of symbolic links)")
     if isinstance(e, FileNotFoundError):
+        if path is not None and os.path.islink(path):
+            try:
+                target = os.readlink(path)
+            except OSError:
+                target = "?"
+            return _error(name, f"dangling symlink (its target {target} does not exist)")
         return _error(name, "file not found")
     if isinstance(e, IsADirectoryError):
-        return _error(name, "is a directory, not an image file")
+        return _error(name, "is a folder, not an image file")
     if isinstance(e, PermissionError):
         return _error(name, "permission denied")
     return _error(name, f"cannot read file ({e.strerror or e})")
 
 
-def content_id_of_file(path: str | os.PathLike) -> str:
-    """sha256 of the file's bytes, streamed; ImageError if it is missing or empty."""
+def _too_many_bytes(size: int, limit: int) -> str:
+    return f"file too large: {size:,} bytes exceeds the limit of {limit:,} (set {MAX_BYTES_ENV} to raise it)"
+
+
+def _signature_ok(head: bytes) -> bool:
+    """Whether the first bytes are the signature of a format we read (Pillow's own tests)."""
+    for fmt in _formats():
+        accept = Image.OPEN[fmt][1]
+        if accept is None or accept(head):
+            return True
+    return False
+
+
+def _not_an_image() -> str:
+    return "not an image (cannot identify image format: no JPEG, PNG, WebP, GIF, BMP or TIFF signature)"
+
+
+@contextmanager
+def _open_checked(path: str | os.PathLike) -> Iterator[tuple[BinaryIO, int]]:
+    """An open regular file within the size limit whose first bytes are an image signature.
+
+    The path is classified with stat before it is opened (a FIFO is never
+    opened for reading: that blocks until a writer comes), and checked again
+    on the open descriptor (O_NONBLOCK), so a swap in between gains nothing.
+    """
     name = str(path)
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise _read_error(name, e, path) from None
+    if not stat.S_ISREG(st.st_mode):
+        raise _error(name, _kind(st.st_mode))
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as e:
+        raise _read_error(name, e, path) from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise _error(name, _kind(st.st_mode))
+        if st.st_size == 0:
+            raise _error(name, "empty file (0 bytes)")
+        limit = max_bytes()
+        if st.st_size > limit:
+            raise _error(name, _too_many_bytes(st.st_size, limit))
+        f = os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+    with f:
+        try:
+            head = f.read(_SIGNATURE_BYTES)
+        except OSError as e:
+            raise _read_error(name, e, path) from None
+        if not head:
+            raise _error(name, "empty file (0 bytes)")
+        if not _signature_ok(head):
+            raise _error(name, _not_an_image())
+        f.seek(0)
+        yield f, st.st_size
+
+
+def _read_file(path: str | os.PathLike) -> bytes:
+    """The file's bytes, after the checks of `_open_checked`; never more than max_bytes()."""
+    name = str(path)
+    limit = max_bytes()
+    with _open_checked(path) as (f, _size):
+        try:
+            data = f.read(limit + 1)
+        except OSError as e:
+            raise _read_error(name, e, path) from None
+    if len(data) > limit:  # it grew after the size check
+        raise _error(name, _too_many_bytes(len(data), limit))
+    return data
+
+
+def read_image_file(path: str | os.PathLike) -> bytes:
+    """A file's bytes for storing or decoding, with every check made before it is read
+    (regular file, size limit, image signature); ImageError naming it otherwise."""
+    return _read_file(path)
+
+
+def content_id_of_file(path: str | os.PathLike) -> str:
+    """sha256 of the file's bytes, streamed; ImageError if it is missing, empty, too large or not an image."""
+    name = str(path)
+    limit = max_bytes()
     h = hashlib.sha256()
     size = 0
-    try:
-        with open(path, "rb") as f:
+    with _open_checked(path) as (f, _size):
+        try:
             while chunk := f.read(_CHUNK):
                 h.update(chunk)
                 size += len(chunk)
-    except OSError as e:
-        raise _read_error(name, e) from None
-    if size == 0:
-        raise _error(name, "empty file (0 bytes)")
+                if size > limit:
+                    raise _error(name, _too_many_bytes(size, limit))
+        except OSError as e:
+            raise _read_error(name, e, path) from None
     return h.hexdigest()
 
 
@@ -127,6 +267,30 @@ def _too_large(width: int | None, height: int | None, pixels: int, limit: int) -
         f"image too large: {size}{pixels:,} pixels exceeds the limit of {limit:,} "
         f"(set {MAX_PIXELS_ENV} to raise it)"
     )
+
+
+def _bad_geometry(width: int, height: int) -> str | None:
+    """Why an image of this size is refused (too many pixels, extreme aspect ratio), or None."""
+    if width < 1 or height < 1:
+        return f"image has no pixels ({width}×{height})"
+    limit = max_pixels()
+    if width * height > limit:
+        return _too_large(width, height, width * height, limit)
+    ratio_limit = max_aspect()
+    long, short = max(width, height), min(width, height)
+    if long > ratio_limit * short:
+        return (
+            f"extreme aspect ratio: {width}×{height} is {long / short:,.0f}:1, over the limit of {ratio_limit}:1 "
+            f"(scorers scale the short side to their input size; set {MAX_ASPECT_ENV} to raise it)"
+        )
+    return None
+
+
+def check_image_size(width: int, height: int, name: str = "<image>") -> None:
+    """ImageError unless an image of width x height is within the pixel and aspect-ratio limits."""
+    reason = _bad_geometry(int(width), int(height))
+    if reason is not None:
+        raise _error(name, reason)
 
 
 def _align_pil_limit(limit: int) -> None:
@@ -212,6 +376,8 @@ def decode_image(data: bytes, name: str = "<bytes>", *, keep_mode: bool = False)
     """
     if not data:
         raise _error(name, "empty file (0 bytes)")
+    if not _signature_ok(bytes(data[:_SIGNATURE_BYTES])):
+        raise _error(name, _not_an_image())
     # Somebody else's library may have switched this on; a truncated file must
     # be reported, never silently padded with grey.
     if ImageFile.LOAD_TRUNCATED_IMAGES:
@@ -224,8 +390,9 @@ def decode_image(data: bytes, name: str = "<bytes>", *, keep_mode: bool = False)
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data), formats=formats) as im:
                 width, height = im.size
-                if width * height > limit:  # from the header, before any decoding
-                    raise _error(name, _too_large(width, height, width * height, limit))
+                reason = _bad_geometry(width, height)  # from the header, before any decoding
+                if reason is not None:
+                    raise _error(name, reason)
                 im.load()  # an animated file stays on its first frame
                 try:
                     if im.getexif().get(0x0112, 1) not in (0, 1):  # orientation tag says "rotate"
@@ -265,27 +432,85 @@ def _folder(folder: str | os.PathLike) -> Path:
     return p
 
 
-def list_images(folder: str | os.PathLike, recursive: bool = False) -> list[Path]:
-    """Image files in `folder` by suffix (any case), sorted, hidden files and folders skipped."""
+def _entry_problem(entry: os.DirEntry, recursive: bool) -> tuple[str, str | None]:
+    """What a folder entry is: ("file", None), ("walk", None), ("skip", None) or ("report", reason).
+
+    Only regular files are candidates. An entry with an image name that is
+    anything else is reported, never opened: a FIFO would block the scan
+    forever and a link to /dev/zero would never end. Folders are walked with
+    `recursive`; links to folders are not followed (a link loop would never
+    end) and, then, reported.
+    """
+    image_name = Path(entry.name).suffix.lower() in IMAGE_SUFFIXES
+    try:
+        link = entry.is_symlink()
+        st = os.stat(entry.path)  # follows the link
+    except OSError as e:
+        if not image_name:
+            return "skip", None
+        return "report", getattr(_read_error(entry.path, e, entry.path), "reason", str(e))
+    if stat.S_ISREG(st.st_mode):
+        return ("file", None) if image_name else ("skip", None)
+    if stat.S_ISDIR(st.st_mode):
+        if recursive and not link:
+            return "walk", None
+        if recursive:
+            return "report", "symlink to a folder, not followed (give the folder itself)"
+        if image_name and link:
+            return "report", "symlink to a folder, not an image file"
+        if image_name:
+            return "report", "is a folder, not an image file (its images are included with --recursive)"
+        return "skip", None
+    return ("report", _kind(st.st_mode)) if image_name else ("skip", None)
+
+
+def find_images(folder: str | os.PathLike, recursive: bool = False) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Image files in `folder` (regular files with an image suffix, any case), sorted, and the
+    entries with image names that were left out, as (path, reason). Hidden files and folders
+    are skipped silently."""
     root = _folder(folder)
     found: list[Path] = []
-    if recursive:
-        for dirpath, dirnames, filenames in os.walk(root):
-            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-            for fn in filenames:
-                if not fn.startswith(".") and Path(fn).suffix.lower() in IMAGE_SUFFIXES:
-                    found.append(Path(dirpath) / fn)
-    else:
-        for p in root.iterdir():
-            if not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES and p.is_file():
-                found.append(p)
-    return sorted(found, key=lambda p: p.relative_to(root).parts)
+    skipped: list[tuple[str, str]] = []
+    pending = [root]
+    while pending:
+        here = pending.pop()
+        try:
+            with os.scandir(here) as it:
+                entries = list(it)
+        except OSError as e:
+            if here == root:
+                raise ImageError(f"{folder}: cannot list the folder ({e.strerror or e})") from None
+            skipped.append((str(here), f"cannot list the folder ({e.strerror or e})"))
+            continue
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            what, reason = _entry_problem(entry, recursive)
+            if what == "file":
+                found.append(Path(entry.path))
+            elif what == "walk":
+                pending.append(Path(entry.path))
+            elif what == "report":
+                skipped.append((entry.path, reason or "not an image file"))
+
+    def order(p: Path) -> tuple[str, ...]:
+        return Path(p).relative_to(root).parts
+
+    return sorted(found, key=order), sorted(skipped, key=lambda b: order(Path(b[0])))
+
+
+def list_images(folder: str | os.PathLike, recursive: bool = False) -> list[Path]:
+    """Image files in `folder` by suffix (any case), sorted, hidden files and folders skipped
+    (only regular files; see find_images for what is left out and why)."""
+    return find_images(folder, recursive=recursive)[0]
 
 
 def scan_folder(
     folder: str | os.PathLike, recursive: bool = False
 ) -> tuple[list["Candidate"], list[tuple[str, str]]]:
     """Check every image in a folder: (good candidates, [(path, reason) for each bad file]).
+
+    Bad files include the entries the listing leaves out (see find_images).
 
     Each good file is decoded once to prove it decodes, then its pixels are
     dropped again (the candidate reloads them on demand), so a large folder
@@ -294,8 +519,8 @@ def scan_folder(
     from prefcli.types import Candidate
 
     good: list[Candidate] = []
-    bad: list[tuple[str, str]] = []
-    for path in list_images(folder, recursive=recursive):
+    paths, bad = find_images(folder, recursive=recursive)
+    for path in paths:
         try:
             data = _read_file(path)
             decode_image(data, name=str(path))
@@ -306,4 +531,6 @@ def scan_folder(
         good.append(
             Candidate(image_id=content_id(data), path=str(path), loader=lambda p=path: load_image(p, keep_mode=True))
         )
+    root = Path(folder).expanduser()
+    bad.sort(key=lambda b: Path(b[0]).relative_to(root).parts if Path(b[0]).is_relative_to(root) else (b[0],))
     return good, bad

@@ -95,7 +95,8 @@ def scan_candidates(
     if not good:
         where = "or its subfolders " if recursive else ""
         if bad:
-            raise ImageError(f"{folder}: no readable image in the folder {where}({len(bad)} file(s) could not be read)")
+            first = f"; first: {bad[0][0]}: {bad[0][1]}"
+            raise ImageError(f"{folder}: no readable image in the folder {where}({len(bad)} file(s) could not be read{first})")
         raise ImageError(
             f"{folder}: no images found in the folder {where}(looked for .jpg, .jpeg, .png, .webp, .gif, .bmp, .tif"
             + ("" if recursive else "; use --recursive to include subfolders")

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from prefcli.data.dataset import INFO_FILE, PAIRS_FILE, pairs_schema, read_info
-from prefcli.errors import DataError
+from prefcli.errors import DataError, ImageError
 
 WORK_DIR = ".work"
 JOURNAL = "progress.json"
@@ -71,10 +71,13 @@ class Workspace:
 
     def store_file(self, path: Path, label: str) -> tuple[str | None, str | None]:
         """(content id, None) for a stored image, or (None, reason) when it cannot be one."""
+        from prefcli.images import read_image_file
+
         try:
-            data = path.read_bytes()
-        except OSError as e:
-            return None, f"cannot read {label} ({e.strerror or e})"
+            # Checked before it is read: a FIFO, a device or a 3 GB file is refused, not read.
+            data = read_image_file(path)
+        except ImageError as e:
+            return None, f"{label}: {getattr(e, 'reason', e)}"
         cid, reason = self.store.check(data, label)
         if reason:
             return None, f"{label}: {reason}"

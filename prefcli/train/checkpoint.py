@@ -190,7 +190,7 @@ def set_rng_state(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> Non
 
 def load_weights_into(vlm: Any, model_dir: Path) -> None:
     """Copy a saved model folder's weights into an already built `vlm` (same spec)."""
-    from safetensors.torch import load_file
+    from prefcli.weights import load_safetensors  # checked first: a garbage file is one line
 
     from prefcli.vlm import checkpoint as vck
     from prefcli.vlm.pref_tokens import load_pref_tokens
@@ -200,16 +200,16 @@ def load_weights_into(vlm: Any, model_dir: Path) -> None:
     adapter = model_dir / vck.ADAPTER_DIR / "adapter_model.safetensors"
     try:
         if full.is_file():
-            missing, unexpected = vlm.core.load_state_dict(load_file(str(full)), strict=False)
+            missing, unexpected = vlm.core.load_state_dict(load_safetensors(full), strict=False)
             if missing or unexpected:
                 raise WeightsError(f"{full}: does not match the model (missing {missing[:3]}, unexpected {unexpected[:3]})")
         elif adapter.is_file():
             from peft.utils import set_peft_model_state_dict
 
-            set_peft_model_state_dict(vlm.hf_model, load_file(str(adapter)))
+            set_peft_model_state_dict(vlm.hf_model, load_safetensors(adapter))
             vision = model_dir / vck.VISION_FILE
             if vision.is_file():
-                vlm.inner.vision_model.load_state_dict(load_file(str(vision)))
+                vlm.inner.vision_model.load_state_dict(load_safetensors(vision))
         else:
             raise WeightsError(f"{model_dir}: no {vck.MODEL_FILE} or {vck.ADAPTER_DIR}/ in this checkpoint")
     except RuntimeError as e:
@@ -233,27 +233,29 @@ def save_checkpoint(root: str | os.PathLike, step: int, vlm: Any, optimizer: Any
 
     `_fail_after` (tests only) raises after the named part is written, to simulate a crash.
     """
-    from prefcli.atomic import replace_dir, write_text
+    from prefcli.atomic import replace_dir, write_text, writing
     from prefcli.vlm.checkpoint import save_vlm
 
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     final = root / checkpoint_name(step)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=root))
+    with writing(final):  # a full disk names the checkpoint it could not write
+        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=root))
     try:
-        save_vlm(vlm, tmp / MODEL_DIR, metadata=metadata)
-        if _fail_after == "model":
-            raise RuntimeError("simulated crash after the model was written")
-        save_optimizer(optimizer, tmp / OPTIMIZER_FILE)
-        if _fail_after == "optimizer":
-            raise RuntimeError("simulated crash after the optimizer was written")
-        if aux is not None:  # a stage's helper module (the attributes probe)
-            _save_tensors(tmp / AUX_FILE, dict(aux.state_dict()), {})
-        t, m = rng_state()
-        _save_tensors(tmp / f"rng-{process_index}.safetensors", t, m)
-        write_text(tmp / STATE_FILE, json.dumps(state, indent=2, default=str))
-        # A swap that a kill cannot leave without this step (the old copy is put back on the next run).
-        replace_dir(tmp, final)
+        with writing(final, work=tmp):
+            save_vlm(vlm, tmp / MODEL_DIR, metadata=metadata)
+            if _fail_after == "model":
+                raise RuntimeError("simulated crash after the model was written")
+            save_optimizer(optimizer, tmp / OPTIMIZER_FILE)
+            if _fail_after == "optimizer":
+                raise RuntimeError("simulated crash after the optimizer was written")
+            if aux is not None:  # a stage's helper module (the attributes probe)
+                _save_tensors(tmp / AUX_FILE, dict(aux.state_dict()), {})
+            t, m = rng_state()
+            _save_tensors(tmp / f"rng-{process_index}.safetensors", t, m)
+            write_text(tmp / STATE_FILE, json.dumps(state, indent=2, default=str))
+            # A swap that a kill cannot leave without this step (the old copy is put back on the next run).
+            replace_dir(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

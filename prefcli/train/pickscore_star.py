@@ -246,9 +246,9 @@ def train_pickscore(cfg: TrainConfig, *, data: str | os.PathLike | None = None, 
     if last is not None:
         state = ck.read_state(last)
         start, last_val = int(state["step"]), state.get("val_acc")
-        from safetensors.torch import load_file
+        from prefcli.weights import load_safetensors  # checked first: a garbage file is one line
 
-        bundle.model.load_state_dict(load_file(str(last / ck.MODEL_DIR / "model.safetensors"), device=str(acc.device)))
+        bundle.model.load_state_dict(load_safetensors(last / ck.MODEL_DIR / "model.safetensors", device=str(acc.device)))
         ck.load_optimizer(optimizer, last / ck.OPTIMIZER_FILE)
         scheduler.load_state_dict(state["scheduler"])
         rng = last / f"rng-{acc.process_index}.safetensors"

@@ -45,31 +45,39 @@ def _uses_adapter(spec: VLMSpec) -> bool:
 
 def save_vlm(vlm: PrefVLM, out_dir: str | os.PathLike, metadata: dict[str, Any] | None = None) -> Path:
     """Write `vlm` to `out_dir` (replaced atomically if it exists)."""
-    from safetensors.torch import save_file
+    from prefcli.atomic import writing
 
     out = Path(out_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    with writing(out):  # a full disk names the model folder it could not write
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
-        spec = dataclasses.asdict(vlm.spec)
-        spec["n_pref_tokens"] = vlm.n_pref_tokens  # tokens may have been added after building
-        (tmp / SPEC_FILE).write_text(json.dumps({"spec": spec, "metadata": metadata or {}}, indent=2))
-        vlm.tokenizer.save_pretrained(str(tmp / TOKENIZER_DIR))
-        if _uses_adapter(vlm.spec):
-            vlm.hf_model.save_pretrained(str(tmp / ADAPTER_DIR))
-            if vlm.spec.train_vision:
-                sd = {k: v.detach().cpu().contiguous() for k, v in vlm.inner.vision_model.state_dict().items()}
-                save_file(sd, str(tmp / VISION_FILE))
-        else:
-            sd = {k: v.detach().cpu().contiguous() for k, v in vlm.core.state_dict().items()}
-            save_file(sd, str(tmp / MODEL_FILE))
-        if vlm.pref_tokens is not None:
-            save_pref_tokens(vlm.pref_tokens, tmp / PREF_FILE)
-        replace_dir(tmp, out)
+        with writing(out, work=tmp):
+            _write_parts(vlm, tmp, metadata)
+            replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
+
+
+def _write_parts(vlm: PrefVLM, tmp: Path, metadata: dict[str, Any] | None) -> None:
+    from safetensors.torch import save_file
+
+    spec = dataclasses.asdict(vlm.spec)
+    spec["n_pref_tokens"] = vlm.n_pref_tokens  # tokens may have been added after building
+    (tmp / SPEC_FILE).write_text(json.dumps({"spec": spec, "metadata": metadata or {}}, indent=2))
+    vlm.tokenizer.save_pretrained(str(tmp / TOKENIZER_DIR))
+    if _uses_adapter(vlm.spec):
+        vlm.hf_model.save_pretrained(str(tmp / ADAPTER_DIR))
+        if vlm.spec.train_vision:
+            sd = {k: v.detach().cpu().contiguous() for k, v in vlm.inner.vision_model.state_dict().items()}
+            save_file(sd, str(tmp / VISION_FILE))
+    else:
+        sd = {k: v.detach().cpu().contiguous() for k, v in vlm.core.state_dict().items()}
+        save_file(sd, str(tmp / MODEL_FILE))
+    if vlm.pref_tokens is not None:
+        save_pref_tokens(vlm.pref_tokens, tmp / PREF_FILE)
 
 
 def read_spec(model_dir: str | os.PathLike) -> tuple[VLMSpec, dict[str, Any]]:
@@ -92,7 +100,7 @@ def read_spec(model_dir: str | os.PathLike) -> tuple[VLMSpec, dict[str, Any]]:
 def load_vlm(model_dir: str | os.PathLike, *, device: str | None = None, offline: bool | None = None,
              **overrides: Any) -> PrefVLM:
     """Rebuild a PrefVLM saved by `save_vlm` (base weights come from the spec's source)."""
-    from safetensors.torch import load_file
+    from prefcli.weights import load_safetensors  # checked first: a garbage file is one line
 
     root = Path(model_dir)
     spec, _ = read_spec(root)
@@ -108,7 +116,7 @@ def load_vlm(model_dir: str | os.PathLike, *, device: str | None = None, offline
     vlm = build_model(spec)
     try:
         if (root / MODEL_FILE).is_file():
-            missing, unexpected = vlm.core.load_state_dict(load_file(str(root / MODEL_FILE)), strict=False)
+            missing, unexpected = vlm.core.load_state_dict(load_safetensors(root / MODEL_FILE), strict=False)
             if missing or unexpected:
                 raise WeightsError(f"{root / MODEL_FILE}: does not match the model (missing {missing[:3]}, "
                                    f"unexpected {unexpected[:3]})")
@@ -118,11 +126,11 @@ def load_vlm(model_dir: str | os.PathLike, *, device: str | None = None, offline
             afile = root / ADAPTER_DIR / "adapter_model.safetensors"
             if not afile.is_file():
                 raise WeightsError(f"{afile}: adapter weights missing")
-            res = set_peft_model_state_dict(vlm.hf_model, load_file(str(afile)))
+            res = set_peft_model_state_dict(vlm.hf_model, load_safetensors(afile))
             if getattr(res, "unexpected_keys", None):
                 raise WeightsError(f"{afile}: unexpected adapter keys {res.unexpected_keys[:3]}")
             if (root / VISION_FILE).is_file():
-                vlm.inner.vision_model.load_state_dict(load_file(str(root / VISION_FILE)))
+                vlm.inner.vision_model.load_state_dict(load_safetensors(root / VISION_FILE))
         else:
             raise WeightsError(f"{root}: neither {MODEL_FILE} nor {ADAPTER_DIR}/ found")
     except RuntimeError as e:
