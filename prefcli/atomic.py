@@ -30,6 +30,29 @@ def use_default_mode(path: str | os.PathLike) -> None:
 
 
 @contextlib.contextmanager
+def writing(target: str | os.PathLike, work: str | os.PathLike | None = None) -> Iterator[None]:
+    """A failed write in the block names `target`: a full disk raises OSError without a file
+    name (and safetensors raises its own error type), so the one-line message the CLI prints
+    would not say what could not be written. An error naming a file inside `work` (the
+    temporary folder the output is assembled in, removed on failure) names `target` too."""
+    import re
+
+    try:
+        yield
+    except OSError as e:
+        inside = work is not None and e.filename is not None and str(e.filename).startswith(str(work))
+        if e.filename is None or inside:
+            raise OSError(e.errno, e.strerror or str(e), str(target)) from e
+        raise
+    except Exception as e:
+        m = re.search(r"os error (\d+)", str(e))
+        if type(e).__name__ == "SafetensorError" and m:
+            code = int(m.group(1))
+            raise OSError(code, os.strerror(code), str(target)) from e
+        raise
+
+
+@contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it over `path` on success."""
     path = Path(path)
@@ -37,10 +60,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        yield Path(tmp)
-        if os.path.exists(tmp):
-            use_default_mode(tmp)
-        os.replace(tmp, path)
+        with writing(path):
+            yield Path(tmp)
+            if os.path.exists(tmp):
+                use_default_mode(tmp)
+            os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)

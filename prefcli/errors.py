@@ -25,6 +25,10 @@ class DataError(PrefcliError):
     """A dataset, shard or data file that is missing or malformed."""
 
 
+class CacheError(PrefcliError):
+    """A score/embedding cache file that cannot be read or written (a full disk, a corrupt file)."""
+
+
 class ConfigError(PrefcliError):
     """A config file with unknown keys, wrong types or bad values."""
 

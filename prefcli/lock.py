@@ -91,8 +91,13 @@ def output_lock(out: str | os.PathLike, command: str | None = None) -> Iterator[
                 f"since {h.get('started', '?')}: {h.get('command', '?')}); wait for it to finish, or, if that "
                 f"process is gone, remove {path}"
             ) from None
-        with os.fdopen(fd, "w") as f:
-            f.write(json.dumps(me))
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(json.dumps(me))
+        except OSError as e:  # a full disk: no empty lock left behind, and the message names the file
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+            raise OSError(e.errno, e.strerror or str(e), str(path)) from e
         break
     else:  # pragma: no cover - three stale takeovers lost to other processes in a row
         raise LockedError(f"{out}: could not take the lock {path}; another process keeps taking it")

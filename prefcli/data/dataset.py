@@ -208,11 +208,43 @@ def read_info(path: str | os.PathLike) -> dict:
         raise DataError(f"{info_path}: unreadable ({e})") from None
     if not isinstance(info, dict) or "format_version" not in info:
         raise DataError(f"{info_path}: not a prefcli dataset description (no format_version)")
-    if int(info["format_version"]) > FORMAT_VERSION:
-        raise DataError(
-            f"{info_path}: format version {info['format_version']} is newer than this prefcli reads ({FORMAT_VERSION}); upgrade prefcli"
-        )
+    _check_info(info, info_path)
     return info
+
+
+def _is_int(x: object) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _check_info(info: dict, info_path: Path) -> None:
+    """The types every reader of dataset.json relies on; a hand-edited or crafted file fails here, in one line."""
+    version = info["format_version"]
+    if not _is_int(version) or version < 1:
+        raise DataError(f"{info_path}: format_version must be a positive integer, got {version!r}")
+    if version > FORMAT_VERSION:
+        raise DataError(f"{info_path}: format version {version} is newer than this prefcli reads ({FORMAT_VERSION}); upgrade prefcli")
+    if "name" in info and not isinstance(info["name"], str):
+        raise DataError(f"{info_path}: name must be a string, got {_shown(info['name'])}")
+    for key in ("build", "counts", "source", "source_stats"):
+        if key in info and not isinstance(info[key], dict):
+            raise DataError(f"{info_path}: {key} must be an object, got {_shown(info[key])}")
+    counts = info.get("counts") or {}
+    for key in ("splits", "tasks"):
+        part = counts.get(key)
+        if part is None:
+            continue
+        if not isinstance(part, dict) or not all(isinstance(v, dict) for v in part.values()):
+            raise DataError(f"{info_path}: counts.{key} must map each split to an object, got {_shown(part)}")
+    build = info.get("build") or {}
+    if "n_ref" in build and (not _is_int(build["n_ref"]) or build["n_ref"] < 1):
+        raise DataError(f"{info_path}: build.n_ref must be a positive integer, got {_shown(build['n_ref'])}")
+
+
+def _shown(value: object) -> str:
+    """A value as an error message shows it: short, and the type for containers."""
+    if isinstance(value, (dict, list)):
+        return f"{type(value).__name__} {json.dumps(value, default=str)[:60]}"
+    return repr(value)[:80]
 
 
 class Dataset:
@@ -258,14 +290,16 @@ class Dataset:
         missing = [f.name for f in schema if f.name not in table.column_names and f.name not in optional]
         if missing:
             raise DataError(f"{path}: missing column(s) {', '.join(missing)}")
-        return table
+        return _cast_columns(path, table, schema)
 
     def pairs_table(self, split: str | None = None) -> "pa.Table":
         """pairs.parquet as a pyarrow Table (cached), optionally one split."""
         import pyarrow.compute as pc
 
         if self._pairs is None:
-            self._pairs = self._read(PAIRS_FILE, pairs_schema())
+            self._pairs = _check_ids(self.root / PAIRS_FILE, self._read(PAIRS_FILE, pairs_schema()), "pair_id",
+                                     ("pair_id", "user_id", "liked_image_id", "disliked_image_id", "split"),
+                                     ("liked_image_id", "disliked_image_id"))
         if split is None:
             return self._pairs
         _check_split(split)
@@ -286,7 +320,8 @@ class Dataset:
 
         if self._ratings is None:
             if self.has_ratings:
-                self._ratings = self._read(RATINGS_FILE, ratings_schema())
+                self._ratings = _check_ids(self.root / RATINGS_FILE, self._read(RATINGS_FILE, ratings_schema()),
+                                           "rating_id", ("rating_id", "user_id", "image_id", "split"), ("image_id",))
             else:
                 self._ratings = ratings_schema().empty_table()
         if split is None:
@@ -404,7 +439,10 @@ class Dataset:
         mask = pc.and_(pc.and_(pc.equal(t["split"], split), pc.equal(t["protocol"], protocol)), pc.equal(t["n_ref"], n_ref))
         if seen is not None:
             mask = pc.and_(mask, pc.equal(t["seen"], seen))
-        return t.filter(mask).to_pylist()
+        rows = t.filter(mask).to_pylist()
+        for r in rows:
+            _check_task_row(self.root / TASKS_FILE, r)
+        return rows
 
     def tasks(self, split: str = "test", protocol: str = "1v1", n_ref: int | None = None, seen: bool | None = None) -> list["RankTask"]:
         """Materialized evaluation tasks as RankTasks with lazily loaded candidates and history."""
@@ -475,3 +513,98 @@ class Dataset:
 def _check_split(split: str) -> None:
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
+
+
+def _same_kind(actual: "pa.DataType", expected: "pa.DataType") -> bool:
+    """Whether a column written with `actual` can be read as `expected` without changing its meaning
+    (int64 for int32, large_string for string, an all-null column); a string n_ref cannot."""
+    import pyarrow as pa
+
+    t = pa.types
+    if actual == expected or t.is_null(actual):
+        return True
+    if t.is_integer(expected):
+        return t.is_integer(actual)
+    if t.is_floating(expected):
+        return t.is_floating(actual) or t.is_integer(actual)
+    if t.is_string(expected) or t.is_large_string(expected):
+        return t.is_string(actual) or t.is_large_string(actual)
+    if t.is_list(expected) or t.is_large_list(expected):
+        return (t.is_list(actual) or t.is_large_list(actual)) and _same_kind(actual.value_type, expected.value_type)
+    return False
+
+
+def _cast_columns(path: Path, table: "pa.Table", schema: "pa.Schema") -> "pa.Table":
+    """`table` with each known column in the schema's type; a column of another kind is a DataError
+    naming the file and the column (a string n_ref, a float liked_index would mislead every reader)."""
+    import pyarrow as pa
+
+    for f in schema:
+        if f.name not in table.column_names:
+            continue
+        actual = table.schema.field(f.name).type
+        if actual == f.type:
+            continue
+        if not _same_kind(actual, f.type):
+            raise DataError(f"{path}: column {f.name} holds {actual}, expected {f.type}")
+        try:
+            column = table[f.name].cast(f.type, safe=True)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
+            raise DataError(f"{path}: column {f.name} does not fit {f.type} ({str(e).splitlines()[0]})") from None
+        table = table.set_column(table.schema.get_field_index(f.name), f.name, column)
+    return table
+
+
+def _check_ids(path: Path, table: "pa.Table", id_column: str, required: Sequence[str], image_columns: Sequence[str]) -> "pa.Table":
+    """No nulls where every reader needs a value, and image ids that are plain names of the store
+    (vectorized: a crafted row fails here, naming its row id, before any image is opened)."""
+    import pyarrow.compute as pc
+
+    def first(mask) -> str:
+        row = table.filter(mask).slice(0, 1).to_pylist()[0]
+        return f"{id_column} {str(row.get(id_column))[:80]!r}"
+
+    for col in required:
+        if table[col].null_count:
+            raise DataError(f"{path}: column {col} is null in row {first(pc.is_null(table[col]))}")
+    for col in image_columns:
+        plain = pc.and_(pc.match_substring_regex(table[col], _IMAGE_ID.pattern),
+                        pc.invert(pc.match_substring(table[col], "..")))
+        if table.filter(pc.invert(plain)).num_rows:
+            bad = table.filter(pc.invert(plain))[col][0].as_py()
+            raise DataError(f"{path}: {col} {str(bad)[:80]!r} in row {first(pc.invert(plain))} is not a plain name "
+                            f"inside the image store (a path outside the dataset?); refused")
+    return table
+
+
+_TASK_REQUIRED = ("task_id", "split", "protocol", "n_ref", "user_id", "candidate_image_ids", "liked_index")
+
+
+def _check_task_row(path: Path, row: dict) -> None:
+    """One task's values: what the scorers and metrics index with must be in range (checked per row read)."""
+    tid = row.get("task_id")
+    where = f"{path}: task {str(tid)[:80]!r}"
+    for key in _TASK_REQUIRED:
+        if row.get(key) is None:
+            raise DataError(f"{where}: {key} is null")
+    cands = row["candidate_image_ids"]
+    n = len(cands)
+    if n < 1:
+        raise DataError(f"{where}: no candidate images")
+    prompts = row.get("candidate_prompts")
+    if prompts is None:
+        row["candidate_prompts"] = [None] * n
+    elif len(prompts) != n:
+        raise DataError(f"{where}: {len(prompts)} candidate prompts for {n} candidate images")
+    if row["n_ref"] < 0:
+        raise DataError(f"{where}: n_ref {row['n_ref']} is negative")
+    li = row["liked_index"]
+    if row["protocol"] == RATING_PROTOCOL:
+        ratings = row.get("candidate_ratings")
+        if ratings is None or len(ratings) != n:
+            raise DataError(f"{where}: a rating task needs one candidate rating per candidate ({n}), "
+                            f"got {'none' if ratings is None else len(ratings)}")
+        if any(x is None or x != x for x in ratings):
+            raise DataError(f"{where}: a candidate rating is null or NaN")
+    elif not 0 <= li < n:
+        raise DataError(f"{where}: liked_index {li} is out of range for {n} candidates (0..{n - 1})")

@@ -41,11 +41,49 @@ def default_cache_dir() -> Path:
     return cache_subdir("harness")
 
 
+def cache_error(path: Path, e: sqlite3.Error) -> "CacheError":
+    """One line for a cache file sqlite could not use. A full disk reaches sqlite as "disk I/O
+    error" or "database or disk is full"; the free space says which. A failed write is rolled
+    back, so what the cache held before is still there."""
+    import shutil
+
+    from prefcli.errors import CacheError
+
+    try:
+        free = shutil.disk_usage(path.parent).free
+    except OSError:
+        free = None
+    if free is not None and free < (1 << 20):
+        why = f"no space left on the device ({e}); free some space, or pass --no-cache or another --cache-dir"
+    elif "not a database" in str(e) or "malformed" in str(e):
+        why = f"not a readable score cache ({e}); move it away (prefcli starts a fresh one) or pass another --cache-dir"
+    else:
+        why = f"cannot use the score cache ({e}); pass --no-cache or another --cache-dir"
+    return CacheError(f"{path}: {why}")
+
+
+def _guarded(method):
+    """Turn an sqlite error inside a cache method into a CacheError naming the file."""
+    import functools
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.Error as e:
+            raise cache_error(self.path, e) from None
+
+    return wrapper
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
-    con = sqlite3.connect(str(path), timeout=60.0, check_same_thread=False)
-    con.execute("PRAGMA journal_mode=WAL")
-    con.execute("PRAGMA synchronous=NORMAL")
+    try:
+        con = sqlite3.connect(str(path), timeout=60.0, check_same_thread=False)
+        con.execute("PRAGMA journal_mode=WAL")
+        con.execute("PRAGMA synchronous=NORMAL")
+    except sqlite3.Error as e:
+        raise cache_error(path, e) from None
     return con
 
 
@@ -56,6 +94,7 @@ def _slug(text: str) -> str:
 class ScoreStore:
     """Scores and embeddings of one scorer with one set of weights."""
 
+    @_guarded
     def __init__(self, path: str | os.PathLike, scorer: str = "", weights_id: str = ""):
         self.path = Path(path)
         self.con = _connect(self.path)
@@ -70,6 +109,7 @@ class ScoreStore:
                 self.con.execute("INSERT OR IGNORE INTO meta VALUES ('scorer', ?), ('weights_id', ?)", (scorer, weights_id))
 
     # -- scores --------------------------------------------------------------
+    @_guarded
     def get_scores(self, keys: Iterable[tuple[str, str, str]]) -> dict[tuple[str, str, str], float]:
         """The cached subset of `keys` ((history, image_id, prompt) triples)."""
         keys = list(keys)
@@ -88,15 +128,18 @@ class ScoreStore:
                         out[(h, image_id, prompt)] = float("nan") if score is None else float(score)
         return out
 
+    @_guarded
     def put_scores(self, items: Iterable[tuple[tuple[str, str, str], float]]) -> None:
         rows = [(h, i, p, None if s is None or math.isnan(s) else float(s)) for (h, i, p), s in items]
         with self.con:
             self.con.executemany("INSERT OR REPLACE INTO scores VALUES (?, ?, ?, ?)", rows)
 
+    @_guarded
     def n_scores(self) -> int:
         return self.con.execute("SELECT COUNT(*) FROM scores").fetchone()[0]
 
     # -- embeddings ----------------------------------------------------------
+    @_guarded
     def get_embeddings(self, image_ids: Sequence[str]) -> dict:
         import numpy as np
 
@@ -111,6 +154,7 @@ class ScoreStore:
                     out[image_id] = vec
         return out
 
+    @_guarded
     def put_embeddings(self, image_ids: Sequence[str], vectors) -> None:
         import numpy as np
 
@@ -126,6 +170,11 @@ class ScoreStore:
 class CacheDir:
     """A directory of ScoreStores plus the weights-id index."""
 
+    @property
+    def path(self) -> Path:  # what a CacheError names for the index's own errors
+        return self.root / "index.sqlite"
+
+    @_guarded
     def __init__(self, root: str | os.PathLike | None = None):
         self.root = Path(root) if root is not None else default_cache_dir()
         self.root.mkdir(parents=True, exist_ok=True)
@@ -142,11 +191,13 @@ class CacheDir:
             self._stores[key] = ScoreStore(self.root / f"{_slug(scorer)}--{digest}.sqlite", scorer, cache_key)
         return self._stores[key]
 
+    @_guarded
     def remembered_key(self, scorer: str, request: str) -> str | None:
         """The cache key a request (scorer, version, weights fingerprint, options, dtype, device) resolved to before."""
         row = self._index.execute("SELECT cache_key FROM identities WHERE scorer = ? AND request = ?", (scorer, request)).fetchone()
         return row[0] if row else None
 
+    @_guarded
     def remember_key(self, scorer: str, request: str, cache_key: str) -> None:
         with self._index:
             self._index.execute("INSERT OR REPLACE INTO identities VALUES (?, ?, ?)", (scorer, request, cache_key))

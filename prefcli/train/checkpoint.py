@@ -233,27 +233,29 @@ def save_checkpoint(root: str | os.PathLike, step: int, vlm: Any, optimizer: Any
 
     `_fail_after` (tests only) raises after the named part is written, to simulate a crash.
     """
-    from prefcli.atomic import replace_dir, write_text
+    from prefcli.atomic import replace_dir, write_text, writing
     from prefcli.vlm.checkpoint import save_vlm
 
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     final = root / checkpoint_name(step)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=root))
+    with writing(final):  # a full disk names the checkpoint it could not write
+        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=root))
     try:
-        save_vlm(vlm, tmp / MODEL_DIR, metadata=metadata)
-        if _fail_after == "model":
-            raise RuntimeError("simulated crash after the model was written")
-        save_optimizer(optimizer, tmp / OPTIMIZER_FILE)
-        if _fail_after == "optimizer":
-            raise RuntimeError("simulated crash after the optimizer was written")
-        if aux is not None:  # a stage's helper module (the attributes probe)
-            _save_tensors(tmp / AUX_FILE, dict(aux.state_dict()), {})
-        t, m = rng_state()
-        _save_tensors(tmp / f"rng-{process_index}.safetensors", t, m)
-        write_text(tmp / STATE_FILE, json.dumps(state, indent=2, default=str))
-        # A swap that a kill cannot leave without this step (the old copy is put back on the next run).
-        replace_dir(tmp, final)
+        with writing(final, work=tmp):
+            save_vlm(vlm, tmp / MODEL_DIR, metadata=metadata)
+            if _fail_after == "model":
+                raise RuntimeError("simulated crash after the model was written")
+            save_optimizer(optimizer, tmp / OPTIMIZER_FILE)
+            if _fail_after == "optimizer":
+                raise RuntimeError("simulated crash after the optimizer was written")
+            if aux is not None:  # a stage's helper module (the attributes probe)
+                _save_tensors(tmp / AUX_FILE, dict(aux.state_dict()), {})
+            t, m = rng_state()
+            _save_tensors(tmp / f"rng-{process_index}.safetensors", t, m)
+            write_text(tmp / STATE_FILE, json.dumps(state, indent=2, default=str))
+            # A swap that a kill cannot leave without this step (the old copy is put back on the next run).
+            replace_dir(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -407,6 +407,10 @@ def validate(cfg: TrainConfig) -> None:
     if not _finite(m.lora_dropout) or not 0.0 <= m.lora_dropout < 1.0:
         raise bad("model.lora_dropout", f"must lie in [0, 1), got {m.lora_dropout!r}")
     r = cfg.run
+    # numpy's seed (set by accelerate's set_seed) takes 0 .. 2**32 - 1; a larger one is a traceback there.
+    for key, seed in (("model.seed", m.seed), ("run.seed", r.seed)):
+        if not 0 <= seed < 2**32:
+            raise bad(key, f"must lie in 0 .. {2**32 - 1}, got {seed}")
     if r.mixed_precision not in MIXED_PRECISION:
         raise bad("run.mixed_precision", f"must be one of {', '.join(MIXED_PRECISION)}, got {r.mixed_precision!r}")
     if r.device not in ("auto", "cpu", "cuda"):

@@ -213,12 +213,18 @@ def load_eval_tasks(dataset: Any, split: str, n_ref: int | None = None, protocol
     rows = dataset.task_rows(split, protocol, n_ref)
     if max_tasks and len(rows) > max_tasks:
         rows = random.Random(f"prefcli-val|{seed}").sample(rows, max_tasks)
-    need = {pid for r in rows for pid in r["history_pair_ids"]}
+    need = {pid for r in rows for pid in r["history_pair_ids"] or ()}
     lookup = {p.pair_id: p for p in dataset.pairs(split) if p.pair_id in need}
     out = []
     for r in rows:
+        missing = [p for p in r["history_pair_ids"] or () if p not in lookup]
+        if missing:
+            from prefcli.errors import DataError
+
+            raise DataError(f"{dataset.root}: task {r['task_id']!r} names history pair {missing[0]!r}, "
+                            f"which is not among the {split} pairs of pairs.parquet")
         hist = [HPair(lookup[p].liked_image_id, lookup[p].disliked_image_id, lookup[p].prompt)
-                for p in r["history_pair_ids"]]
+                for p in r["history_pair_ids"] or ()]
         out.append(EvalTask(r["task_id"], r["user_id"], r["seen"], hist, list(r["candidate_image_ids"]),
                             list(r["candidate_prompts"]), int(r["liked_index"])))
     return out

@@ -384,8 +384,17 @@ class _Metrics:
     def log(self, rec: dict) -> None:
         self.records.append(rec)
         if self.enabled:
-            with self.path.open("a") as f:
-                f.write(json.dumps(rec) + "\n")
+            from prefcli.atomic import writing
+
+            size = self.path.stat().st_size if self.path.exists() else 0
+            try:
+                with writing(self.path), self.path.open("a") as f:
+                    f.write(json.dumps(rec) + "\n")
+            except OSError:
+                # A full disk may have kept part of the line: cut it, so the history stays whole.
+                with contextlib.suppress(OSError), self.path.open("r+b") as f:
+                    f.truncate(size)
+                raise
 
 
 def _progress(enabled: bool):
@@ -496,15 +505,8 @@ def _train(cfg: TrainConfig, *, data: Any, out: Path, resume: bool, max_steps: i
     ds_path = ds_path or resolve_dataset(cfg, data)
     ds = Dataset.open(ds_path)
 
-    set_seed(r.seed)
-    vlm = build_model(cfg.vlm_spec(device=str(acc.device)))
-    if cfg.model.init_from and last is None:
-        # A curriculum across worlds (toy): start from a model trained elsewhere; a resumed run
-        # takes its weights from the checkpoint instead.
-        ck.load_weights_into(vlm, init_weights_dir(cfg.model.init_from))
-    if cfg.model.gradient_checkpointing:
-        vlm.core.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    store = PixelStore(ds, vlm.preprocess, cfg.data.pixel_cache_mb)
+    # The data first (pure reads, no global RNG): a bad dataset or an n_ref no user can give
+    # fails in one line before a model is built.
     by_user = ds.pairs_by_user("train")
     try:
         sampler = TrainSampler(by_user, cfg.data.n_ref, seed=r.seed, shuffle_history=cfg.data.shuffle_history)
@@ -519,6 +521,18 @@ def _train(cfg: TrainConfig, *, data: Any, out: Path, resume: bool, max_steps: i
     fits = [k for k in n_ref_variants(ds.n_ref) if k <= max(1, cfg.data.n_ref)]
     val_tasks = load_eval_tasks(ds, cfg.data.val_split, n_ref=max(fits) if fits else None,
                                 max_tasks=cfg.data.val_max_tasks, seed=r.seed)
+    set_seed(r.seed)
+    try:
+        vlm = build_model(cfg.vlm_spec(device=str(acc.device)))
+    except ConfigError as e:  # a model the config cannot build: name the config it came from
+        raise ConfigError(f"{cfg.source or cfg.name}: model: {e}") from None
+    if cfg.model.init_from and last is None:
+        # A curriculum across worlds (toy): start from a model trained elsewhere; a resumed run
+        # takes its weights from the checkpoint instead.
+        ck.load_weights_into(vlm, init_weights_dir(cfg.model.init_from))
+    if cfg.model.gradient_checkpointing:
+        vlm.core.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    store = PixelStore(ds, vlm.preprocess, cfg.data.pixel_cache_mb)
     from prefcli.harness.world import World, find_world
 
     world_dir = find_world(ds)

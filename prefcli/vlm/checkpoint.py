@@ -45,31 +45,39 @@ def _uses_adapter(spec: VLMSpec) -> bool:
 
 def save_vlm(vlm: PrefVLM, out_dir: str | os.PathLike, metadata: dict[str, Any] | None = None) -> Path:
     """Write `vlm` to `out_dir` (replaced atomically if it exists)."""
-    from safetensors.torch import save_file
+    from prefcli.atomic import writing
 
     out = Path(out_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    with writing(out):  # a full disk names the model folder it could not write
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
-        spec = dataclasses.asdict(vlm.spec)
-        spec["n_pref_tokens"] = vlm.n_pref_tokens  # tokens may have been added after building
-        (tmp / SPEC_FILE).write_text(json.dumps({"spec": spec, "metadata": metadata or {}}, indent=2))
-        vlm.tokenizer.save_pretrained(str(tmp / TOKENIZER_DIR))
-        if _uses_adapter(vlm.spec):
-            vlm.hf_model.save_pretrained(str(tmp / ADAPTER_DIR))
-            if vlm.spec.train_vision:
-                sd = {k: v.detach().cpu().contiguous() for k, v in vlm.inner.vision_model.state_dict().items()}
-                save_file(sd, str(tmp / VISION_FILE))
-        else:
-            sd = {k: v.detach().cpu().contiguous() for k, v in vlm.core.state_dict().items()}
-            save_file(sd, str(tmp / MODEL_FILE))
-        if vlm.pref_tokens is not None:
-            save_pref_tokens(vlm.pref_tokens, tmp / PREF_FILE)
-        replace_dir(tmp, out)
+        with writing(out, work=tmp):
+            _write_parts(vlm, tmp, metadata)
+            replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
+
+
+def _write_parts(vlm: PrefVLM, tmp: Path, metadata: dict[str, Any] | None) -> None:
+    from safetensors.torch import save_file
+
+    spec = dataclasses.asdict(vlm.spec)
+    spec["n_pref_tokens"] = vlm.n_pref_tokens  # tokens may have been added after building
+    (tmp / SPEC_FILE).write_text(json.dumps({"spec": spec, "metadata": metadata or {}}, indent=2))
+    vlm.tokenizer.save_pretrained(str(tmp / TOKENIZER_DIR))
+    if _uses_adapter(vlm.spec):
+        vlm.hf_model.save_pretrained(str(tmp / ADAPTER_DIR))
+        if vlm.spec.train_vision:
+            sd = {k: v.detach().cpu().contiguous() for k, v in vlm.inner.vision_model.state_dict().items()}
+            save_file(sd, str(tmp / VISION_FILE))
+    else:
+        sd = {k: v.detach().cpu().contiguous() for k, v in vlm.core.state_dict().items()}
+        save_file(sd, str(tmp / MODEL_FILE))
+    if vlm.pref_tokens is not None:
+        save_pref_tokens(vlm.pref_tokens, tmp / PREF_FILE)
 
 
 def read_spec(model_dir: str | os.PathLike) -> tuple[VLMSpec, dict[str, Any]]:
