@@ -490,6 +490,12 @@ def test_bad_devices_are_one_line(capsys, tmp_path, device, needle):
     good_images(c, 2)
     code, out, err = run(capsys, "rank", c, "--scorer", "clip", "--weights", "tiny", "--prompt", "a fox", "--device", device)
     one_error_line(code, err, f"--device {device}", needle)
+    # The same rule in the other commands that take --device, checked before anything is read or written.
+    code, out, err = run(capsys, "eval", tmp_path / "no-such-dataset", "--scorer", "clip", "--weights", "tiny", "--device", device)
+    one_error_line(code, err, f"--device {device}", needle)
+    code, out, err = run(capsys, "generate", "a fox", "--model", "tiny", "--out", tmp_path / "gen", "--device", device)
+    one_error_line(code, err, f"--device {device}", needle)
+    assert not (tmp_path / "gen").exists()
 
 
 @pytest.fixture(scope="module")
@@ -555,3 +561,20 @@ def test_pickled_only_vlm_folder_is_refused_with_a_safetensors_hint(capsys, tmp_
     code, out, err = run(capsys, "rank", c, "--scorer", "idefics", "--weights", base, "--likes", likes,
                          "--dislikes", dislikes, "--device", "cpu")
     one_error_line(code, err, str(base), "only pickled *.bin weights", "safetensors")
+
+
+@pytest.mark.parametrize("payload", ["exploit", "junk"])
+def test_pickled_weights_files_go_through_the_restricted_loader(capsys, tmp_path, payload):
+    """hpsv2 checkpoints and aesthetic heads as .pt/.pth: never unpickled, one line naming the file."""
+    import torch
+
+    marker = tmp_path / "PWNED"
+    for scorer, name, extra in (("hpsv2", "HPS_v2_compressed.pt", []), ("aesthetic", "head.pth", ["-o", "clip_weights", "tiny"])):
+        bad = tmp_path / name
+        if payload == "exploit":
+            torch.save({"state_dict": {"x": _Exploit(marker)}}, bad)
+        else:
+            bad.write_bytes(b"PK\x03\x04 not really a zip" * 8)
+        code, out, err = _rank_with(capsys, tmp_path, scorer, extra, bad)
+        one_error_line(code, err, str(bad))
+        assert not marker.exists()
