@@ -54,8 +54,8 @@ def target_logits(vlm: Any, input_ids: torch.Tensor, attention_mask: torch.Tenso
     is_img = input_ids == vlm.image_token_id
     if bool(is_img.any()):
         feats = vlm.image_features(pixel_values)  # (U, L, D)
-        feats = feats[image_index].reshape(-1, emb.shape[-1]).to(emb.dtype)
-        emb = emb.masked_scatter(is_img.unsqueeze(-1), feats)
+        feats = feats[image_index].reshape(-1, emb.shape[-1])
+        emb = vlm.scatter_images(emb, input_ids, feats)
     emb, mask = vlm.with_pref_tokens(emb, attention_mask, "right")
     out = vlm.run_text(emb, mask, use_cache=False)
     from prefcli.vlm.model import last_real_index

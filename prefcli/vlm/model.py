@@ -98,6 +98,11 @@ class VLMSpec:
     attn_implementation: str = "sdpa"
     offline: bool | None = None
     tiny: TinySize = field(default_factory=TinySize)
+    # Toy scale only (compact template): a history image labelled "-" enters with its image
+    # features negated, so a pair's two items sum to feat(liked) - feat(disliked). A 2-layer
+    # 64-wide model cannot learn to bind a label token to the image before it when most taste
+    # is shared (docs/toy-results.md); the 8B model reads labels as text and never uses this.
+    signed_history: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.tiny, dict):
@@ -118,6 +123,8 @@ class VLMSpec:
             raise ConfigError("qlora needs lora: a quantized model trains only through adapters")
         if self.n_pref_tokens < 0:
             raise ConfigError("n_pref_tokens must be >= 0")
+        if self.signed_history and self.template != "compact":
+            raise ConfigError("signed_history needs the compact template (a label token right after each image)")
 
     @property
     def torch_dtype(self) -> torch.dtype:
@@ -215,6 +222,22 @@ def pad_sequences(seqs: Sequence[Sequence[int]], pad_id: int, padding_side: str 
         ids[i, sl] = torch.tensor(list(s), dtype=torch.long)
         mask[i, sl] = 1
     return ids, mask
+
+
+def history_signs(input_ids: torch.Tensor, image_token_id: int, minus_id: int) -> torch.Tensor:
+    """-1 at each <image> position whose image run is followed by the "-" label token, else +1.
+
+    For the compact template (image run, then its label): the token after a run is found as
+    the first non-image position to the right (a reversed running minimum of positions).
+    """
+    is_img = input_ids == image_token_id
+    T = input_ids.shape[-1]
+    pos = torch.arange(T, device=input_ids.device).expand_as(input_ids)
+    nxt = torch.where(is_img, torch.full_like(pos, T), pos)
+    nxt = torch.flip(torch.cummin(torch.flip(nxt, [-1]), dim=-1).values, [-1])
+    after = torch.gather(input_ids, -1, nxt.clamp(max=T - 1))
+    neg = is_img & (nxt < T) & (after == minus_id)
+    return torch.where(neg, -1.0, 1.0)
 
 
 def last_real_index(mask: torch.Tensor) -> torch.Tensor:
@@ -352,7 +375,19 @@ class PrefVLM(nn.Module):
             have = 0 if pixel_values is None else pixel_values.shape[0]
             raise ValueError(f"{n_tok} <image> tokens need {n_tok // self.image_seq_len} images, got {have}")
         feats = self.image_features(pixel_values).reshape(-1, emb.shape[-1]).to(emb.dtype)
-        return emb.masked_scatter(is_img.unsqueeze(-1), feats)
+        return self.scatter_images(emb, input_ids, feats)
+
+    def scatter_images(self, emb: torch.Tensor, input_ids: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:
+        """Image features (one row per <image> token, in order) over the <image> positions of `emb`.
+
+        The one place every forward path (training, scoring, analysis) merges images, so the
+        toy-only ``signed_history`` applies everywhere alike.
+        """
+        is_img = input_ids == self.image_token_id
+        out = emb.masked_scatter(is_img.unsqueeze(-1), feats.to(emb.dtype))
+        if self.spec.signed_history:
+            out = out * history_signs(input_ids, self.image_token_id, self.minus_id).unsqueeze(-1).to(out.dtype)
+        return out
 
     def with_pref_tokens(self, embeds: torch.Tensor, mask: torch.Tensor, padding_side: str = "right"
                          ) -> tuple[torch.Tensor, torch.Tensor]:

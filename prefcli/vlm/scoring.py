@@ -202,8 +202,8 @@ def _embed_with(vlm: PrefVLM, ids: torch.Tensor, images: Sequence[Any], features
         raise ValueError(f"{n_tok} <image> tokens need {n_tok // vlm.image_seq_len} images, got {len(images)}")
     if n_tok == 0:
         return emb
-    feats = features.features(vlm, images, batch_size).reshape(-1, emb.shape[-1]).to(emb.dtype)
-    return emb.masked_scatter(is_img.unsqueeze(-1), feats)
+    feats = features.features(vlm, images, batch_size).reshape(-1, emb.shape[-1])
+    return vlm.scatter_images(emb, ids, feats)
 
 
 def _prefix_pass(vlm: PrefVLM, prefixes: Sequence[Segment], features: FeatureCache, batch_size: int
