@@ -1,4 +1,4 @@
-"""The toy-only ``signed_history`` switch: "-" history images enter with negated features, in every path.
+"""The toy-only ``history_features`` modes ("signed", "pair-difference") apply in every forward path.
 
 Training (`target_logits`), uncached scoring (`PrefVLM.forward`), the prefix
 cache and the batched scorer must all see the same signed embeddings, or a
@@ -27,8 +27,8 @@ ITEMS = [HistoryItem(_img(1), "-"), HistoryItem(_img(2), "+"), HistoryItem(_img(
 CANDS = [_img(10), _img(11), _img(12)]
 
 
-def _model(signed: bool, latents: int = 2):
-    m = tiny_vlm(template="compact", tokenizer="tiny", tiny={"latents": latents}, seed=3, signed_history=signed)
+def _model(mode: str, latents: int = 2):
+    m = tiny_vlm(template="compact", tokenizer="tiny", tiny={"latents": latents}, seed=3, history_features=mode)
     with torch.no_grad():
         for p in m.core.parameters():
             if p.ndim >= 2:
@@ -37,19 +37,20 @@ def _model(signed: bool, latents: int = 2):
 
 
 def test_signs_follow_the_label_after_each_image_run():
-    m = _model(True, latents=2)
+    m = _model("signed", latents=2)
     seq = m.encoder.encode(ITEMS, CANDS[0], None)
     ids = torch.tensor([seq.ids])
-    s = history_signs(ids, m.image_token_id, m.minus_id)[0]
+    s = history_signs(ids, m.image_token_id, m.plus_id, m.minus_id)[0]
     img = (ids[0] == m.image_token_id).nonzero().flatten().tolist()
     assert len(img) == 2 * 5  # 4 history images + the target, 2 latents each
     # label order "-", "+", "+", "-", then the target (no label after it: +1)
-    assert s[img].tolist() == [-1, -1, 1, 1, 1, 1, -1, -1, 1, 1]
-    assert (s[ids[0] != m.image_token_id] == 1).all()
+    assert s[img].tolist() == [-1, -1, 1, 1, 1, 1, -1, -1, 0, 0]
+    assert (s[ids[0] != m.image_token_id] == 0).all()
 
 
-def test_signed_history_changes_scores_and_every_path_agrees():
-    plain, signed = _model(False), _model(True)
+@pytest.mark.parametrize("mode", ["signed", "pair-difference"])
+def test_history_features_change_scores_and_every_path_agrees(mode):
+    plain, signed = _model("plain"), _model(mode)
     signed.core.load_state_dict(plain.core.state_dict())
     with torch.no_grad():
         a = scoring.score_uncached(plain, ITEMS, CANDS, [None] * 3, batch_size=3).plus
@@ -71,4 +72,24 @@ def test_signed_history_changes_scores_and_every_path_agrees():
 
 def test_signed_history_needs_the_compact_template():
     with pytest.raises(ConfigError, match="compact"):
-        VLMSpec(template="preftoken", signed_history=True)
+        VLMSpec(template="preftoken", history_features="signed")
+    with pytest.raises(ConfigError, match="history_features"):
+        VLMSpec(template="compact", history_features="bogus")
+
+
+def test_pair_difference_gives_both_items_of_a_pair_the_liked_minus_disliked_features():
+    m = _model("pair-difference", latents=1)
+    seq = m.encoder.encode(ITEMS, CANDS[0], None)
+    ids = torch.tensor([seq.ids])
+    emb = torch.randn(1, ids.shape[1], 4)
+    from prefcli.vlm.model import transform_history_features
+
+    out = transform_history_features(emb, ids, m.image_token_id, m.plus_id, m.minus_id, 1, "pair-difference")
+    img = (ids[0] == m.image_token_id).nonzero().flatten().tolist()
+    e = emb[0]
+    # items: (-, +) then (+, -); the target is untouched, and so is every non-image position
+    d1, d2 = e[img[1]] - e[img[0]], e[img[2]] - e[img[3]]
+    for k, want in zip(img, [d1, d1, d2, d2, e[img[4]]]):
+        torch.testing.assert_close(out[0, k], want)
+    rest = [k for k in range(ids.shape[1]) if k not in img]
+    torch.testing.assert_close(out[0, rest], e[rest])

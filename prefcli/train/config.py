@@ -52,7 +52,7 @@ class ModelConfig:
     gradient_checkpointing: bool = False
     seed: int = 0
     tiny: dict = field(default_factory=dict)  # TinySize fields (tiny base only)
-    signed_history: bool = False  # toy only (compact template): "-" history images enter negated (VLMSpec)
+    history_features: str = "plain"  # toy only (compact template): "plain", "signed" or "pair-difference" (VLMSpec)
     init_from: Optional[str] = None  # start from these weights (a model/run folder or a shipped tiny model; same spec)
 
 
@@ -177,7 +177,7 @@ class TrainConfig:
             max_prompt_tokens=m.max_prompt_tokens, n_pref_tokens=0, pref_init=self.tokens.init,
             lora=m.lora, lora_r=m.lora_r, lora_alpha=m.lora_alpha, lora_dropout=m.lora_dropout,
             qlora=m.qlora, train_vision=m.train_vision, dtype=m.dtype, device=device, seed=m.seed,
-            attn_implementation=m.attn_implementation, tiny=dict(m.tiny), signed_history=m.signed_history,
+            attn_implementation=m.attn_implementation, tiny=dict(m.tiny), history_features=m.history_features,
         )
 
     def grad_accum_for(self, num_processes: int) -> int:

@@ -31,6 +31,8 @@ from prefcli.vlm.preprocess import ImagePreprocessor
 from prefcli.vlm.pref_tokens import INITS, PreferenceTokens, new_preference_tokens
 from prefcli.vlm.template import STYLES, EncodedSequence, HistoryItem, SequenceEncoder
 
+HISTORY_FEATURES = ("plain", "signed", "pair-difference")
+
 FULL_CONFIG_PATH = Path(__file__).parent / "configs" / "idefics2-8b.json"
 DEFAULT_BASE = "HuggingFaceM4/idefics2-8b"
 FULL_NAMES = {"idefics2-8b", DEFAULT_BASE}
@@ -98,11 +100,12 @@ class VLMSpec:
     attn_implementation: str = "sdpa"
     offline: bool | None = None
     tiny: TinySize = field(default_factory=TinySize)
-    # Toy scale only (compact template): a history image labelled "-" enters with its image
-    # features negated, so a pair's two items sum to feat(liked) - feat(disliked). A 2-layer
-    # 64-wide model cannot learn to bind a label token to the image before it when most taste
-    # is shared (docs/toy-results.md); the 8B model reads labels as text and never uses this.
-    signed_history: bool = False
+    # Toy scale only (compact template), how history images enter (HISTORY_FEATURES):
+    # "plain" (the paper's: each image's own features), "signed" (a "-" image's features
+    # negated) or "pair-difference" (both images of a pair carry feat(liked) - feat(disliked)).
+    # A 2-layer 64-wide model does not learn to bind a label token to the image before it when
+    # most taste is shared (docs/toy-results.md); the 8B model reads labels as text.
+    history_features: str = "plain"
 
     def __post_init__(self) -> None:
         if isinstance(self.tiny, dict):
@@ -123,8 +126,11 @@ class VLMSpec:
             raise ConfigError("qlora needs lora: a quantized model trains only through adapters")
         if self.n_pref_tokens < 0:
             raise ConfigError("n_pref_tokens must be >= 0")
-        if self.signed_history and self.template != "compact":
-            raise ConfigError("signed_history needs the compact template (a label token right after each image)")
+        if self.history_features not in HISTORY_FEATURES:
+            raise ConfigError(f"history_features must be one of {HISTORY_FEATURES}, got {self.history_features!r}")
+        if self.history_features != "plain" and self.template != "compact":
+            raise ConfigError(f"history_features {self.history_features!r} needs the compact template "
+                              "(a label token right after each image)")
 
     @property
     def torch_dtype(self) -> torch.dtype:
@@ -224,11 +230,12 @@ def pad_sequences(seqs: Sequence[Sequence[int]], pad_id: int, padding_side: str 
     return ids, mask
 
 
-def history_signs(input_ids: torch.Tensor, image_token_id: int, minus_id: int) -> torch.Tensor:
-    """-1 at each <image> position whose image run is followed by the "-" label token, else +1.
+def history_signs(input_ids: torch.Tensor, image_token_id: int, plus_id: int, minus_id: int) -> torch.Tensor:
+    """Per position: -1 / +1 at an <image> whose image run is followed by the "-" / "+" label, else 0.
 
-    For the compact template (image run, then its label): the token after a run is found as
-    the first non-image position to the right (a reversed running minimum of positions).
+    For the compact template (image run, then its label); the target's run has no label after
+    it. The token after a run is the first non-image position to the right (a reversed
+    running minimum of positions).
     """
     is_img = input_ids == image_token_id
     T = input_ids.shape[-1]
@@ -236,8 +243,37 @@ def history_signs(input_ids: torch.Tensor, image_token_id: int, minus_id: int) -
     nxt = torch.where(is_img, torch.full_like(pos, T), pos)
     nxt = torch.flip(torch.cummin(torch.flip(nxt, [-1]), dim=-1).values, [-1])
     after = torch.gather(input_ids, -1, nxt.clamp(max=T - 1))
-    neg = is_img & (nxt < T) & (after == minus_id)
-    return torch.where(neg, -1.0, 1.0)
+    after = torch.where(nxt < T, after, torch.full_like(after, -1))
+    sign = torch.zeros(input_ids.shape, dtype=torch.float32, device=input_ids.device)
+    sign = torch.where(is_img & (after == minus_id), -1.0, sign)
+    return torch.where(is_img & (after == plus_id), 1.0, sign)
+
+
+def transform_history_features(emb: torch.Tensor, input_ids: torch.Tensor, image_token_id: int, plus_id: int,
+                               minus_id: int, image_seq_len: int, mode: str) -> torch.Tensor:
+    """The toy-only ``history_features`` modes over embeddings that already hold the image features.
+
+    "signed": each history image's features times its label's sign. "pair-difference":
+    history images come in pairs (consecutive items, as every history order keeps them), and
+    both items of a pair carry s_a f_a + s_b f_b = f(liked) - f(disliked): what the images share
+    (the prompt's content, the common look) cancels and only the preference is left.
+    """
+    sign = history_signs(input_ids, image_token_id, plus_id, minus_id)
+    if mode == "signed":
+        return emb * torch.where(sign == 0, 1.0, sign).unsqueeze(-1).to(emb.dtype)
+    out = emb.clone()
+    L, D = int(image_seq_len), emb.shape[-1]
+    for b in range(emb.shape[0]):
+        pos = (sign[b] != 0).nonzero().flatten()
+        if pos.numel() == 0:
+            continue
+        if pos.numel() % (2 * L):
+            raise ValueError(f"history_features 'pair-difference' needs whole pairs; got {pos.numel() // L} images")
+        f = emb[b, pos].view(-1, 2, L, D)
+        s = sign[b, pos].view(-1, 2, L)[..., :1].unsqueeze(-1).to(emb.dtype)  # (P, 2, 1, 1)
+        d = (s * f).sum(1, keepdim=True)  # (P, 1, L, D)
+        out[b, pos] = d.expand(-1, 2, -1, -1).reshape(-1, D)
+    return out
 
 
 def last_real_index(mask: torch.Tensor) -> torch.Tensor:
@@ -385,8 +421,9 @@ class PrefVLM(nn.Module):
         """
         is_img = input_ids == self.image_token_id
         out = emb.masked_scatter(is_img.unsqueeze(-1), feats.to(emb.dtype))
-        if self.spec.signed_history:
-            out = out * history_signs(input_ids, self.image_token_id, self.minus_id).unsqueeze(-1).to(out.dtype)
+        if self.spec.history_features != "plain":
+            out = transform_history_features(out, input_ids, self.image_token_id, self.plus_id, self.minus_id,
+                                             self.image_seq_len, self.spec.history_features)
         return out
 
     def with_pref_tokens(self, embeds: torch.Tensor, mask: torch.Tensor, padding_side: str = "right"
