@@ -493,14 +493,23 @@ class PrefVLM(nn.Module):
 # trainability and counts
 
 
-def set_trainable(vlm: PrefVLM, *, base: bool = False, lora: bool = True, vision: bool = False,
+def set_trainable(vlm: PrefVLM, *, base: bool = False, lora: bool = True, vision: bool | None = None,
                   tokens: bool = True) -> None:
-    """Choose what trains: all base weights, LoRA adapters, the vision encoder, preference tokens."""
+    """Choose what trains: all base weights, LoRA adapters, the vision encoder, preference tokens.
+
+    ``vision=False`` with ``base=True`` keeps the whole image encoder (SigLIP and the
+    connector) as it is while the rest trains: a toy model's attributes stage taught it what
+    the images show, and the preference stage should not wear that away. ``None``: the
+    vision encoder trains exactly when the base weights do.
+    """
+    vision = base if vision is None else vision
     for name, p in vlm.core.named_parameters():
         if "lora_" in name:
             p.requires_grad_(lora)
         elif ".vision_model." in f".{name}":
-            p.requires_grad_((base or vision) and p.is_floating_point())
+            p.requires_grad_(vision and p.is_floating_point())
+        elif ".connector." in f".{name}":
+            p.requires_grad_(base and vision and p.is_floating_point())
         else:
             p.requires_grad_(base and p.is_floating_point())
     if vlm.pref_tokens is not None:
