@@ -254,3 +254,15 @@ def test_pretrained_folder_loads_through_weights_resolution(tmp_path):
     _close(a, b)
     with pytest.raises(WeightsError):
         build_model(VLMSpec(base=str(tmp_path / "missing"), weights="pretrained"))
+
+
+def test_a_base_stage_with_vision_off_keeps_the_whole_image_encoder_frozen():
+    """Toy recipe: the attributes stage teaches the image encoder; ``train_vision: false`` keeps it."""
+    m = tiny_vlm(template="compact")
+    set_trainable(m, base=True, lora=False, vision=False)
+    grads = {n: p.requires_grad for n, p in m.core.named_parameters()}
+    enc = [n for n in grads if ".vision_model." in f".{n}" or ".connector." in f".{n}"]
+    assert enc and not any(grads[n] for n in enc)
+    assert all(grads[n] for n in grads if n not in enc)
+    set_trainable(m, base=True, lora=False)  # the default: everything trains with the base weights
+    assert all(p.requires_grad for p in m.core.parameters())
