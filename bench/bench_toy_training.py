@@ -114,27 +114,32 @@ def train_child(args: argparse.Namespace) -> None:
 # evaluation
 
 
-def evaluate_model(model_dir: Path, ds, tasks, swapped, history: bool, threads: int) -> dict:
-    """Top-1 hits with the task's own history and with the swapped one (batched scoring)."""
+#: Rows per forward pass and candidates per call of the harness runner: on the tiny models, large
+#: batches are what makes scoring fast (bench/bench_eval_batching.py measures it).
+SCORER_BATCH, RUNNER_BATCH = 64, 128
+
+
+def evaluate_model(model_dir: Path, tasks, swapped, threads: int) -> dict:
+    """Top-1 hits with the task's own history and with the swapped one, through the harness
+    (the very scoring `prefcli eval` does: the runner, the preftoken scorer batched across histories)."""
     import torch
 
+    from prefcli.harness.runner import run_scorer
     from prefcli.harness.world import hit
-    from prefcli.train.checkpoint import load_checkpoint
-    from prefcli.train.data import PixelStore
-    from prefcli.train.loop import score_tasks
+    from prefcli.plugins import load_scorer
 
     torch.set_num_threads(threads)
-    vlm = load_checkpoint(model_dir)
-    store = PixelStore(ds, vlm.preprocess, 256)
+    scorer = load_scorer("preftoken", weights=str(model_dir), device="cpu", options={"batch_size": SCORER_BATCH})
     t0 = time.perf_counter()
-    scores = score_tasks(vlm, tasks, store, history=history)
-    hits = [hit(s, t.liked_index) for s, t in zip(scores, tasks)]
-    if history:
-        sw = score_tasks(vlm, tasks, store, history=True, history_of=lambda i: tasks[swapped[i]].history)
-        swap_hits = [hit(s, t.liked_index) for s, t in zip(sw, tasks)]
+    records, _ = run_scorer(scorer, tasks, batch_size=RUNNER_BATCH)
+    hits = [hit(r["scores"], r["liked_index"]) for r in records]
+    if scorer.reads_history:
+        sw, _ = run_scorer(scorer, swapped, batch_size=RUNNER_BATCH)
+        swap_hits = [hit(r["scores"], r["liked_index"]) for r in sw]
     else:
         swap_hits = None  # a history-free model cannot see a swap
-    return {"hits": hits, "swap_hits": swap_hits, "eval_s": round(time.perf_counter() - t0, 1)}
+    return {"hits": hits, "swap_hits": swap_hits, "eval_s": round(time.perf_counter() - t0, 1),
+            "reads_history": bool(scorer.reads_history)}
 
 
 def row_of(name: str, rep_model: dict, rep_swap: dict | None, gap: dict | None) -> dict:
@@ -189,9 +194,9 @@ def main() -> None:
     import torch
 
     from prefcli.data.dataset import Dataset
-    from prefcli.harness.world import World, find_world, swap_donors, world_report
+    from prefcli.harness import source
+    from prefcli.harness.world import World, find_world, swap_donors, swapped_tasks, world_report
     from prefcli.train.config import load_config
-    from prefcli.train.data import load_eval_tasks
     from prefcli.train.loop import synthetic_dataset
 
     torch.set_num_threads(args.threads)
@@ -258,10 +263,10 @@ def main() -> None:
                     raise SystemExit(f"training {what} failed (exit {proc.returncode}); see {log.name}")
                 print(f"== done {what}", flush=True)
 
-    tasks = load_eval_tasks(ds, "test", n_ref=int(getattr(ds, "n_ref", None) or 8))  # the N_ref it was built with
+    tasks = source.load_tasks(ds, "test", "1v1", source.default_n_ref(ds))  # the N_ref it was built with
     world = World(world_dir, ds.users("train"))
     groups = [world.group(t.user_id) for t in tasks]
-    swapped = swap_donors(tasks, groups)
+    swapped = swapped_tasks(tasks, swap_donors(tasks, groups))
     ref_rep = world_report(world, tasks)
     rows = []
     for name, rep in ref_rep["references"].items():
@@ -273,7 +278,10 @@ def main() -> None:
             rd = run_dir_of(config, seed)
             info = json.loads((rd / "bench_train.json").read_text())
             history = any(s["history"] for s in info["stages"])
-            ev = evaluate_model(rd / "model", ds, tasks, swapped, history, args.threads)
+            ev = evaluate_model(rd / "model", tasks, swapped, args.threads)
+            if ev["reads_history"] != history:
+                raise SystemExit(f"{rd / 'model'}: trained {'with' if history else 'without'} histories, but the scorer "
+                                 f"reads it as a {'history' if ev['reads_history'] else 'population'} model")
             rep = world_report(world, tasks, ev["hits"], ev["swap_hits"], references=False)
             from prefcli.harness.world import gap_fraction
 

@@ -63,6 +63,17 @@ class MockHistory(Scorer):
         return [-abs(quality(c.image_id) - state) for c in candidates]
 
 
+class MockBatched(MockHistory):
+    """`mock-hist`'s numbers, with `score_histories`: many (history, candidates) per call."""
+
+    def score_histories(self, jobs: Sequence[tuple[UserHistory, Sequence[Candidate]]]) -> list[list[float]]:
+        _maybe_fail("mock-batch")
+        CALLS["mock-batch.histories"] += len(jobs)
+        CALLS["mock-batch.candidates"] += sum(len(c) for _, c in jobs)
+        taste = [sum(quality(p.liked.image_id) for p in h.pairs) / len(h.pairs) for h, _ in jobs]
+        return [[-abs(quality(c.image_id) - t) for c in cands] for t, (_, cands) in zip(taste, jobs)]
+
+
 class MockEmbed(EmbeddingScorer):
     """Embeddings from the image id (so `mock-emb-probe` exists); score = first coordinate."""
 
@@ -88,6 +99,7 @@ class MockPlugin:
     def register_scorers(self, register):
         register(ScorerSpec(name="mock-free", factory="harness_fakes:MockFree", needs=frozenset({"image", "prompt"}), default_weights="mock-w"))
         register(ScorerSpec(name="mock-hist", factory="harness_fakes:MockHistory", needs=frozenset({"image", "history"}), default_weights="mock-w"))
+        register(ScorerSpec(name="mock-batch", factory="harness_fakes:MockBatched", needs=frozenset({"image", "history"}), default_weights="mock-w"))
         register(ScorerSpec(name="mock-emb", factory="harness_fakes:MockEmbed", needs=frozenset({"image"}), default_weights="mock-w", embedding=True))
 
 

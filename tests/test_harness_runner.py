@@ -123,3 +123,47 @@ def test_wrong_number_of_scores_is_an_error(mocks):
     bad.spec = plugins.get_scorer_spec("mock-free")
     with pytest.raises(PrefcliError, match="returned 1 scores for 2"):
         run_scorer(bad, mocks.make_tasks(1, 1), batch_size=8)
+
+
+def test_a_scorer_that_batches_across_histories_gets_many_small_histories_per_call(mocks, tmp_path):
+    # 12 histories of 2 candidates (1v1) and 2 histories of 3 tasks x 4 candidates (1v3: 12 candidates each).
+    tasks = mocks.make_tasks(12, 1, "1v1") + mocks.make_tasks(2, 3, "1v3", n_ref=2)
+    want, _ = run_scorer(plugins.load_scorer("mock-hist"), tasks, cache=None, batch_size=10)
+    mocks.reset()
+    got, stats = run_scorer(plugins.load_scorer("mock-batch"), tasks, cache=CacheDir(tmp_path), batch_size=10)
+    assert _scores(got) == _scores(want)
+    # Small histories together, ~batch_size candidates a call: 12 x 2 = 24 candidates in calls of 10, 10, 4.
+    assert mocks.CALLS["mock-batch.score"] == 3 and mocks.CALLS["mock-batch.histories"] == 12
+    # A history with batch_size candidates or more is conditioned once and scored in batches, as before.
+    assert mocks.CALLS["mock-hist.condition"] == 2 and mocks.CALLS["mock-hist.candidates"] == 24
+    assert stats.conditioned == 14 and stats.candidates_scored == 48
+    mocks.reset()
+    again, s2 = run_scorer(plugins.load_scorer("mock-batch"), tasks, cache=CacheDir(tmp_path), batch_size=10)
+    assert s2.candidates_scored == 0 and s2.scores_cached == 48 and _scores(again) == _scores(want)
+    # batch_histories=False: history by history, the same numbers.
+    mocks.reset()
+    per, _ = run_scorer(plugins.load_scorer("mock-batch"), tasks, cache=None, batch_size=10, batch_histories=False)
+    assert mocks.CALLS["mock-batch.score"] == 0 and mocks.CALLS["mock-hist.condition"] == 14
+    assert _scores(per) == _scores(want)
+
+
+def test_an_interrupted_batched_run_resumes_with_the_same_results(mocks, tmp_path):
+    tasks = mocks.make_tasks(15, 1, "1v1")
+    reference, _ = run_scorer(plugins.load_scorer("mock-hist"), tasks, cache=None, batch_size=4)
+    mocks.reset()
+    mocks.FAIL_AFTER["mock-batch"] = 3
+    with pytest.raises(KeyboardInterrupt):
+        run_scorer(plugins.load_scorer("mock-batch"), tasks, cache=CacheDir(tmp_path), batch_size=4)
+    assert mocks.CALLS["mock-batch.candidates"] == 12  # three calls of two histories stored before the fourth failed
+    mocks.reset()
+    resumed, stats = run_scorer(plugins.load_scorer("mock-batch"), tasks, cache=CacheDir(tmp_path), batch_size=4)
+    assert stats.scores_cached == 12 and stats.candidates_scored == 18
+    assert _scores(resumed) == _scores(reference)
+
+
+def test_a_batched_scorer_returning_the_wrong_shape_is_an_error(mocks, monkeypatch):
+    tasks = mocks.make_tasks(3, 1, "1v1")
+    scorer = plugins.load_scorer("mock-batch")
+    monkeypatch.setattr(scorer, "score_histories", lambda jobs: [[0.5] for _ in jobs])
+    with pytest.raises(PrefcliError, match="returned 1 scores for 2 images"):
+        run_scorer(scorer, tasks, cache=None, batch_size=8)

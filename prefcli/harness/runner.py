@@ -8,7 +8,10 @@ What it guarantees:
   their candidates).
 - History-conditioned scorers get `condition()` once per distinct
   `history.key()`, then every candidate of every task with that history in
-  batches.
+  batches. A scorer that can batch across histories (`score_histories`, the
+  VLM family) gets the histories with fewer than `batch_size` candidates to
+  score together, about `batch_size` candidates per call: an evaluation has
+  one short history per task.
 - `*-probe` scorers (anything whose `.base` can `embed_images`) have the base
   embeddings of every history and candidate image computed once, in batches,
   and cached; the per-user logistic fit then costs milliseconds.
@@ -319,12 +322,16 @@ def run_scorer(
     distributed: bool | None = None,
     label: str | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    batch_histories: bool = True,
 ) -> tuple[list[dict], RunStats]:
     """Score every task's candidates; return one record per task (in order) and what was computed.
 
     This is the one scoring loop: eval, bench and rank all score through it.
     `scorer` is a loaded Scorer or a ScorerHandle (loaded only on a cache miss).
     `on_progress(done, total)` replaces the progress bar with the caller's own.
+    `batch_histories=False` conditions and scores history by history even when
+    the scorer could batch across histories (the same numbers, slower; for
+    benches and tests that compare the two).
     A record holds task_id, user_id, seen, protocol, n_ref, liked_index,
     candidate image ids and the scores, in candidate order.
     """
@@ -402,21 +409,34 @@ def run_scorer(
                         embedder.ensure(list(imgs.values()), on_batch=lambda n: prog.advance(ebar, n))
                         prog.update(ebar, completed=len(imgs))
                     # Progress counts candidates scored (a single rank task is one history).
-                    bar = prog.add_task(desc, total=sum(1 for k in missing_set if k[0] in set(mine)))
+                    mine_set = set(mine)
+                    bar = prog.add_task(desc, total=sum(1 for k in missing_set if k[0] in mine_set))
+                    batched = (batch_histories and embedder is None
+                               and callable(getattr(model, "score_histories", None)))
+                    few: list[tuple[str, list[Key]]] = []  # histories with few candidates, scored together
+                    n_few = 0
                     for hk in mine:
                         idx = groups[hk]
                         keys = list(dict.fromkeys(k for ti in idx for k in task_keys[ti] if k in missing_set))
+                        if batched and len(keys) < batch_size:
+                            few.append((hk, keys))
+                            n_few += len(keys)
+                            if n_few >= batch_size:
+                                pairs = _score_histories(model, few, groups, tasks, reps, store, stats)
+                                computed.extend(pairs)
+                                prog.advance(bar, len(pairs))
+                                few, n_few = [], 0
+                            continue
                         state = model.condition(tasks[idx[0]].history)
                         stats.conditioned += 1
                         for _, pairs in _score_in_batches(model, keys, state, reps, store, stats, batch_size):
                             computed.extend(pairs)
                             prog.advance(bar, len(pairs))
-                        # Decoded pixels are dropped per history; memory stays flat.
-                        for ti in idx:
-                            for c in tasks[ti].candidates:
-                                c.release()
-                            for h in tasks[ti].history.images():
-                                h.release()
+                        _release(tasks, idx)
+                    if few:
+                        pairs = _score_histories(model, few, groups, tasks, reps, store, stats)
+                        computed.extend(pairs)
+                        prog.advance(bar, len(pairs))
                 finally:
                     if embedder is not None:
                         model.base = embedder.base
@@ -452,6 +472,38 @@ def _score_in_batches(model: Any, keys: list, state: Any, reps: dict, store: Any
         if store is not None:
             store.put_scores(pairs)
         yield cands, pairs
+
+
+def _release(tasks: Sequence[RankTask], idx: Sequence[int]) -> None:
+    """Decoded pixels are dropped once a history is scored; memory stays flat."""
+    for ti in idx:
+        for c in tasks[ti].candidates:
+            c.release()
+        for h in tasks[ti].history.images():
+            h.release()
+
+
+def _score_histories(model: Any, few: list[tuple[str, list[Key]]], groups: dict[str, list[int]],
+                     tasks: Sequence[RankTask], reps: dict, store: Any, stats: RunStats) -> list[tuple[Key, float]]:
+    """Many histories' candidates in one call of a scorer that batches across histories; stored at once (resume)."""
+    jobs = [(tasks[groups[hk][0]].history, [reps[k] for k in keys]) for hk, keys in few]
+    got = model.score_histories(jobs)
+    name = getattr(getattr(model, "spec", None), "name", type(model).__name__)
+    if len(got) != len(jobs):
+        raise PrefcliError(f"scorer {name} returned scores for {len(got)} histories, asked for {len(jobs)}")
+    pairs: list[tuple[Key, float]] = []
+    for (hk, keys), vals in zip(few, got):
+        if len(vals) != len(keys):
+            raise PrefcliError(f"scorer {name} returned {len(vals)} scores for {len(keys)} images")
+        pairs += [(k, float(v) if v is not None else math.nan) for k, v in zip(keys, vals)]
+    stats.score_calls += 1
+    stats.conditioned += len(jobs)
+    stats.candidates_scored += len(pairs)
+    if store is not None:
+        store.put_scores(pairs)
+    for hk, _ in few:
+        _release(tasks, groups[hk])
+    return pairs
 
 
 def score_list(model: Any, cands: Sequence[Candidate], state: Any = None, batch_size: int = 16) -> list[float]:
