@@ -897,3 +897,20 @@ def test_a_journal_from_before_the_whole_file_hash_still_resumes(tmp_path, monke
     path.write_text(json.dumps(journal))
     res = pickapic.build(str(src), tmp_path / "ds", params, progress=False)
     assert res.info["source_stats"]["shards_skipped"] == 0
+
+
+
+def test_a_full_disk_while_pickscore_star_saves_names_the_checkpoint(tmp_path, monkeypatch):
+    from prefcli.train import pickscore_star
+
+    final = tmp_path / "checkpoints" / "step-00000003"
+
+    def fill(tmp):
+        (tmp / "model").mkdir()
+        (tmp / "model" / "part").write_bytes(b"x")
+        _enospc()
+
+    with pytest.raises(OSError) as e:
+        pickscore_star._atomic_folder(final, fill)
+    assert e.value.filename == str(final) and e.value.errno == 28
+    assert list((tmp_path / "checkpoints").iterdir()) == []  # no temp folder left
