@@ -54,8 +54,6 @@ def _refused(capsys, names: str | Path, reason: str, *args) -> str:
     assert code == 2, err
     line = _error_line(err)
     assert str(names) in line and reason in line, line
-    if os.environ.get("HD_PEEK"):
-        print("\n" + line)
     return line
 
 
