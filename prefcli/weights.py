@@ -551,6 +551,23 @@ def hf_folder_state(directory: str | os.PathLike) -> dict[str, "torch.Tensor"] |
     return state
 
 
+def check_safetensors_folder(directory: str | os.PathLike, what: str = "model") -> None:
+    """Check every *.safetensors in a model folder that transformers will open itself.
+
+    Used for the large models (IDEFICS2, Qwen-VL, LoRA adapters), which
+    transformers loads shard by shard, quantized, onto a device: a folder
+    with only pickled *.bin weights is refused rather than unpickled in one
+    piece into memory (tens of GB) by prefcli's loader or by transformers'.
+    """
+    d = Path(directory)
+    files = sorted(d.glob("*.safetensors"))
+    for f in files:
+        check_safetensors(f)
+    if not files and any(d.glob("*.bin")):
+        raise WeightsError(f"{d}: holds only pickled *.bin weights; prefcli loads {what} weights from safetensors only "
+                           "(load the folder once with transformers and save_pretrained it: that writes model.safetensors)")
+
+
 def load_state_dict(path: str | os.PathLike, *, key: str | None = None, map_location: str = "cpu") -> dict[str, "torch.Tensor"]:
     """Load a flat {name: tensor} dict without executing code from the file.
 

@@ -490,3 +490,91 @@ def test_bad_devices_are_one_line(capsys, tmp_path, device, needle):
     good_images(c, 2)
     code, out, err = run(capsys, "rank", c, "--scorer", "clip", "--weights", "tiny", "--prompt", "a fox", "--device", device)
     one_error_line(code, err, f"--device {device}", needle)
+    # The same rule in the other commands that take --device, checked before anything is read or written.
+    code, out, err = run(capsys, "eval", tmp_path / "no-such-dataset", "--scorer", "clip", "--weights", "tiny", "--device", device)
+    one_error_line(code, err, f"--device {device}", needle)
+    code, out, err = run(capsys, "generate", "a fox", "--model", "tiny", "--out", tmp_path / "gen", "--device", device)
+    one_error_line(code, err, f"--device {device}", needle)
+    assert not (tmp_path / "gen").exists()
+
+
+@pytest.fixture(scope="module")
+def vlm_folders(tmp_path_factory) -> dict[str, Path]:
+    """A tiny IDEFICS2 base folder, a LoRA adapter for it (viper), and a tiny vlm-judge folder."""
+    from peft import LoraConfig, get_peft_model
+
+    from prefcli.vlm.model import LORA_TARGET_REGEX, tiny_vlm
+    from prefcli_vlmjudge import tiny
+
+    root = tmp_path_factory.mktemp("vlm")
+    m = tiny_vlm(template="viper", seed=11).eval()
+    m.core.save_pretrained(root / "base")
+    m.tokenizer.save_pretrained(root / "base")
+    get_peft_model(m.core, LoraConfig(r=4, lora_alpha=4, target_modules=LORA_TARGET_REGEX)).save_pretrained(root / "adapter")
+    tiny.save_tiny(root / "judge", seed=0)
+    return {"base": root / "base", "adapter": root / "adapter", "judge": root / "judge"}
+
+
+VLM_CASES = {
+    "idefics": ("base", ["--weights", "{base}"]),
+    "viper": ("adapter", ["--weights", "{adapter}", "-o", "base", "{base}"]),
+    "vlm-judge": ("judge", ["--weights", "{judge}"]),
+}
+
+
+@pytest.mark.parametrize("kind", ["random", "truncated"])
+@pytest.mark.parametrize("scorer", list(VLM_CASES))
+def test_garbage_safetensors_in_a_vlm_folder_is_one_line(capsys, tmp_path, vlm_folders, scorer, kind):
+    import shutil
+
+    folders = {k: tmp_path / k for k in vlm_folders}
+    for k, src in vlm_folders.items():
+        shutil.copytree(src, folders[k])
+    which, args = VLM_CASES[scorer]
+    target = sorted(folders[which].glob("*.safetensors"), key=lambda p: p.stat().st_size)[-1]
+    target.write_bytes(_garbage(kind, target.read_bytes()))
+    c, likes, dislikes = tmp_path / "c", tmp_path / "l", tmp_path / "d"
+    good_images(c, 2)
+    good_images(likes, 2, seed=1)
+    good_images(dislikes, 2, seed=2)
+    args = [a.format(**{k: str(v) for k, v in folders.items()}) for a in args]
+    code, out, err = run(capsys, "rank", c, "--scorer", scorer, *args, "--likes", likes, "--dislikes", dislikes,
+                         "--device", "cpu")
+    one_error_line(code, err, str(target), "not a valid safetensors file")
+
+
+def test_pickled_only_vlm_folder_is_refused_with_a_safetensors_hint(capsys, tmp_path, vlm_folders):
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file
+
+    base = tmp_path / "base"
+    shutil.copytree(vlm_folders["base"], base)
+    for f in base.glob("*.safetensors"):
+        torch.save(load_file(str(f)), base / "pytorch_model.bin")
+        f.unlink()
+    c, likes, dislikes = tmp_path / "c", tmp_path / "l", tmp_path / "d"
+    good_images(c, 2)
+    good_images(likes, 2, seed=1)
+    good_images(dislikes, 2, seed=2)
+    code, out, err = run(capsys, "rank", c, "--scorer", "idefics", "--weights", base, "--likes", likes,
+                         "--dislikes", dislikes, "--device", "cpu")
+    one_error_line(code, err, str(base), "only pickled *.bin weights", "safetensors")
+
+
+@pytest.mark.parametrize("payload", ["exploit", "junk"])
+def test_pickled_weights_files_go_through_the_restricted_loader(capsys, tmp_path, payload):
+    """hpsv2 checkpoints and aesthetic heads as .pt/.pth: never unpickled, one line naming the file."""
+    import torch
+
+    marker = tmp_path / "PWNED"
+    for scorer, name, extra in (("hpsv2", "HPS_v2_compressed.pt", []), ("aesthetic", "head.pth", ["-o", "clip_weights", "tiny"])):
+        bad = tmp_path / name
+        if payload == "exploit":
+            torch.save({"state_dict": {"x": _Exploit(marker)}}, bad)
+        else:
+            bad.write_bytes(b"PK\x03\x04 not really a zip" * 8)
+        code, out, err = _rank_with(capsys, tmp_path, scorer, extra, bad)
+        one_error_line(code, err, str(bad))
+        assert not marker.exists()

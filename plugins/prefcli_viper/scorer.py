@@ -82,10 +82,15 @@ def attach_adapter(vlm: Any, adapter_dir: Path) -> Any:
 
     from prefcli.vlm.model import PrefVLM
 
+    from prefcli.weights import check_safetensors_folder
+
+    check_safetensors_folder(adapter_dir, "LoRA adapter")  # a garbage file is one line naming it
     try:
         peft_model = PeftModel.from_pretrained(vlm.core, str(adapter_dir), is_trainable=False)
     except (OSError, ValueError, KeyError, RuntimeError) as e:
-        raise WeightsError(f"{adapter_dir}: cannot load the LoRA adapter onto IDEFICS2 ({e})") from e
+        raise WeightsError(f"{adapter_dir}: cannot load the LoRA adapter onto IDEFICS2 ({' '.join(str(e).split())[:300]})") from None
+    except Exception as e:  # noqa: BLE001 - peft and safetensors raise their own types; never a traceback
+        raise WeightsError(f"{adapter_dir}: cannot load the LoRA adapter onto IDEFICS2 ({type(e).__name__}: {' '.join(str(e).split())[:300]})") from None
     merged = peft_model.merge_and_unload()
     merged.eval()
     return PrefVLM(merged, merged, vlm.tokenizer, vlm.spec, vlm.pref_tokens)

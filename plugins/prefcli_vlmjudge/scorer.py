@@ -71,12 +71,17 @@ def load_judge(weights: str, device: Any, dtype: Any) -> tuple[Any, Any, str]:
         raise WeightsError(f"{d}: no readable config.json for vlm-judge ({e})") from e
     if model_type not in SUPPORTED:
         raise WeightsError(f"{d}: vlm-judge needs a Qwen2.5-VL or Qwen2-VL checkpoint (config model_type {model_type!r})")
+    W.check_safetensors_folder(d, "vlm-judge")
     if not any(d.glob("*.safetensors")):
         raise WeightsError(f"{d}: no *.safetensors weights for vlm-judge")
     processor = AutoProcessor.from_pretrained(str(d))
     if not getattr(processor, "chat_template", None):
         raise WeightsError(f"{d}: the processor has no chat template (chat_template.json or .jinja); vlm-judge asks through it")
-    model = AutoModelForImageTextToText.from_pretrained(str(d), dtype=dtype).to(device).eval()
+    try:
+        model = AutoModelForImageTextToText.from_pretrained(str(d), dtype=dtype)
+    except Exception as e:  # noqa: BLE001 - transformers and safetensors raise their own types; never a traceback
+        raise WeightsError(f"{d}: cannot load the vlm-judge model ({type(e).__name__}: {' '.join(str(e).split())[:300]})") from None
+    model = model.to(device).eval()
     return model, processor, str(weights)
 
 

@@ -510,10 +510,15 @@ def _load_pretrained(path: Path, spec: VLMSpec) -> nn.Module:
     if spec.qlora:
         kw["quantization_config"] = _bnb_config(spec)
         kw["device_map"] = {"": spec.device}
+    from prefcli.weights import check_safetensors_folder
+
+    check_safetensors_folder(path, "IDEFICS2")  # a garbage file is one line naming it, not a Rust error
     try:
         model = Idefics2ForConditionalGeneration.from_pretrained(str(path), **kw)
     except (OSError, ValueError) as e:
-        raise WeightsError(f"{path}: cannot load IDEFICS2 weights ({e})") from e
+        raise WeightsError(f"{path}: cannot load IDEFICS2 weights ({' '.join(str(e).split())[:300]})") from None
+    except Exception as e:  # noqa: BLE001 - transformers and safetensors raise their own types; never a traceback
+        raise WeightsError(f"{path}: cannot load IDEFICS2 weights ({type(e).__name__}: {' '.join(str(e).split())[:300]})") from None
     if not spec.qlora:
         model = model.to(spec.device)
     return model
