@@ -54,8 +54,6 @@ def _refused(capsys, names: str | Path, reason: str, *args) -> str:
     assert code == 2, err
     line = _error_line(err)
     assert str(names) in line and reason in line, line
-    if os.environ.get("HD_PEEK"):
-        print("\n" + line)
     return line
 
 
@@ -263,6 +261,23 @@ def test_a_bad_tasks_or_pairs_table_is_one_line_in_eval_and_train(case, good_ds,
     _refused(capsys, named, reason, "train", "--config", _config(tmp_path), "--data", ds, "--out", tmp_path / "run",
              "--no-progress")
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+@pytest.mark.parametrize("case", ["info:format_version_abc", "info:build_n_ref_string", "tasks:liked_index_out_of_range",
+                                  "tasks:n_ref_string", "tasks:missing_liked_index"])
+def test_a_bad_dataset_is_one_line_in_bench_and_its_out_is_not_written(case, good_ds, tmp_path, capsys, mocks):
+    ds = _copy(good_ds, tmp_path)
+    kind, name = case.split(":")
+    if kind == "info":
+        edit, reason = INFO_CASES[name]
+        edit(ds)
+        named = ds / "dataset.json"
+    else:
+        file, change, reason = TASK_CASES[name]
+        named = _break_file(ds, file, change)
+    out = tmp_path / "bench"
+    _refused(capsys, named, reason, "bench", ds, "--scorers", "mock-free,mock-hist", "--no-progress", "--out", out)
+    assert not out.exists()
 
 
 @pytest.mark.parametrize("name", ["tasks.parquet", "pairs.parquet"])
@@ -654,8 +669,10 @@ def test_disk_full_under_train_names_the_path_and_keeps_the_checkpoints(fill_at,
     cfg = _config(tmp_path, steps=2)
     run = tmp_path / "mnt" / "run"
     base = ["train", "--config", cfg, "--data", good_ds, "--out", run, "--no-progress"]
+    # With space again the run resumes and finishes (checked once: the three cases leave the same state).
+    third = base + ["--resume"] if fill_at == "prefcli.train.checkpoint.save_checkpoint" else None
     res = _on_a_full_disk(tmp_path, {"first": base + ["--max-steps", "1"], "snap": ["run/checkpoints"],
-                                     "fill_at": fill_at, "second": base + ["--resume"], "third": base + ["--resume"]})
+                                     "fill_at": fill_at, "second": base + ["--resume"], "third": third})
     assert res["first"][0] == 0, res["first"][1]
     named = {"start": tmp_path / "mnt" / ".run.lock",
              "prefcli.train.checkpoint.save_checkpoint": run / "checkpoints" / "step-00000002",
@@ -663,7 +680,8 @@ def test_disk_full_under_train_names_the_path_and_keeps_the_checkpoints(fill_at,
     _full_disk_line(res["second"], str(named))
     assert res["after_full"]["run/checkpoints"] == res["before"]["run/checkpoints"]  # byte-identical, nothing added
     assert res["leftovers"] == []
-    assert res["third"][0] == 0, res["third"][1]  # with space again, the run resumes and finishes
+    if third:
+        assert res["third"][0] == 0, res["third"][1]
 
 
 
@@ -877,3 +895,20 @@ def test_a_journal_from_before_the_whole_file_hash_still_resumes(tmp_path, monke
     path.write_text(json.dumps(journal))
     res = pickapic.build(str(src), tmp_path / "ds", params, progress=False)
     assert res.info["source_stats"]["shards_skipped"] == 0
+
+
+
+def test_a_full_disk_while_pickscore_star_saves_names_the_checkpoint(tmp_path, monkeypatch):
+    from prefcli.train import pickscore_star
+
+    final = tmp_path / "checkpoints" / "step-00000003"
+
+    def fill(tmp):
+        (tmp / "model").mkdir()
+        (tmp / "model" / "part").write_bytes(b"x")
+        _enospc()
+
+    with pytest.raises(OSError) as e:
+        pickscore_star._atomic_folder(final, fill)
+    assert e.value.filename == str(final) and e.value.errno == 28
+    assert list((tmp_path / "checkpoints").iterdir()) == []  # no temp folder left

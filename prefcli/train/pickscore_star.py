@@ -141,13 +141,15 @@ def save_model_folder(bundle: Any, path: Path, meta: dict) -> Path:
 
 def _atomic_folder(final: Path, fill: Callable[[Path], None]) -> Path:
     """Fill a temporary folder beside `final`, then move it into place (prefcli.atomic.replace_dir)."""
-    from prefcli.atomic import replace_dir
+    from prefcli.atomic import replace_dir, writing
 
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    with writing(final):  # a full disk names the folder it could not write, not its temp folder
+        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
     try:
-        fill(tmp)
-        replace_dir(tmp, final)
+        with writing(final, work=tmp):
+            fill(tmp)
+            replace_dir(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
