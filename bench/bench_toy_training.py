@@ -17,6 +17,7 @@ group: a model that reads the history falls, one that ignores it does not
 move), and the gap fraction
 
     gap = (model - population utility) / (Bayes group from the history - population utility)
+    gap_vs_pop_model = (model - population model) / (Bayes group - population model)
 
 on unseen users: the share of what the history can add that the model gets.
 Beside the models, reference rows from the world's ground truth on the very
@@ -195,7 +196,7 @@ def main() -> None:
 
     from prefcli.data.dataset import Dataset
     from prefcli.harness import source
-    from prefcli.harness.world import World, find_world, swap_donors, swapped_tasks, world_report
+    from prefcli.harness.world import World, find_world, gap_fraction, swap_donors, swapped_tasks, world_report
     from prefcli.train.config import load_config
     from prefcli.train.loop import synthetic_dataset
 
@@ -283,15 +284,22 @@ def main() -> None:
                 raise SystemExit(f"{rd / 'model'}: trained {'with' if history else 'without'} histories, but the scorer "
                                  f"reads it as a {'history' if ev['reads_history'] else 'population'} model")
             rep = world_report(world, tasks, ev["hits"], ev["swap_hits"], references=False)
-            from prefcli.harness.world import gap_fraction
-
             gap = {s: gap_fraction(rep["model"][s]["balanced"], pop_ref[s]["balanced"], best_ref[s]["balanced"])
                    for s in rep["model"] if s in pop_ref}
             row = row_of(f"{label} ({config})", rep["model"], rep.get("swap"), gap)
             row.update(config=config, seed=info.get("seed"), steps=info["steps"], train_s=info["seconds"],
                        cpu_s=info.get("cpu_s"), pairs_per_s=info["pairs_per_s"], peak_rss_mb=info["peak_rss_mb"],
                        eval_s=ev["eval_s"])
+            row["history"] = history
             rows.append(row)
+    # The measure: the share of the gap between the trained population model (mean over
+    # its seeds) and the best reader of the history that each model closes.
+    pops = [r["unseen"] for r in rows if r.get("history") is False and r.get("unseen") is not None]
+    if pops:
+        pop_model = sum(pops) / len(pops)
+        for r in rows:
+            if "config" in r:
+                r["gap_vs_pop_model"] = gap_fraction(r["unseen"], pop_model, best_ref["unseen"]["balanced"])
 
     meta = {
         "dataset": str(ds_path), "world": world.describe(), "test_tasks": len(tasks),
@@ -302,8 +310,8 @@ def main() -> None:
     }
     summary = summarize_seeds([r for r in rows if "config" in r])
     (args.out / "results.json").write_text(json.dumps({"meta": meta, "rows": rows, "summary": summary}, indent=2))
-    cols = ["model", "seed", "seen", "unseen", "unseen_raw", "swap_unseen", "gap_frac_unseen", "steps", "train_s",
-            "cpu_s", "peak_rss_mb"]
+    cols = ["model", "seed", "seen", "unseen", "unseen_raw", "swap_unseen", "gap_frac_unseen", "gap_vs_pop_model",
+            "steps", "train_s", "cpu_s", "peak_rss_mb"]
     from prefcli.output import to_markdown
 
     md = to_markdown(rows, cols, digits=3)
@@ -312,7 +320,7 @@ def main() -> None:
     md_sum = ""
     if len(seeds) > 1:
         md_sum = to_markdown(summary, ["config", "n", "unseen", "unseen_min", "unseen_max", "swap_unseen",
-                                       "gap_frac_unseen", "gap_min", "gap_max", "cpu_s"], digits=3)
+                                       "gap_frac_unseen", "gap_min", "gap_max", "gap_vs_pop_model", "cpu_s"], digits=3)
         print()
         print(md_sum)
     if args.markdown:
@@ -338,6 +346,7 @@ def summarize_seeds(rows: list[dict]) -> list[dict]:
         u, us, umin, umax = ms("unseen")
         s, ss, _, _ = ms("swap_unseen")
         g, gs, gmin, gmax = ms("gap_frac_unseen")
+        gp, gps, _, _ = ms("gap_vs_pop_model")
         c, _, _, _ = ms("cpu_s")
 
         def pm(m, sd):
@@ -345,7 +354,7 @@ def summarize_seeds(rows: list[dict]) -> list[dict]:
 
         out.append({"config": config, "n": len(rs), "unseen": pm(u, us), "unseen_min": umin, "unseen_max": umax,
                     "swap_unseen": pm(s, ss), "gap_frac_unseen": pm(g, gs), "gap_min": gmin, "gap_max": gmax,
-                    "cpu_s": c})
+                    "gap_vs_pop_model": pm(gp, gps), "cpu_s": c})
     return out
 
 
