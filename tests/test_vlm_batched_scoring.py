@@ -101,7 +101,9 @@ def test_the_history_matters_in_the_batched_path():
     h, cands = _jobs()[7]
     other = UserHistory(tuple(HistoryPair(p.disliked, p.liked, p.prompt) for p in h.pairs))  # labels flipped
     a, b = s.score_histories([(h, cands), (other, cands)])
-    assert np.max(np.abs(np.array(a) - np.array(b))) > 0.05
+    # A path that dropped the history would give equal scores (to ~1e-7); these random-noise
+    # images are far from the toy world, so the shipped model moves them by a few hundredths.
+    assert np.max(np.abs(np.array(a) - np.array(b))) > 0.01
 
 
 def test_bad_histories_fail_in_the_batched_path_as_in_condition():
