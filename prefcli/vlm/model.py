@@ -417,7 +417,7 @@ class PrefVLM(nn.Module):
         """Image features (one row per <image> token, in order) over the <image> positions of `emb`.
 
         The one place every forward path (training, scoring, analysis) merges images, so the
-        toy-only ``signed_history`` applies everywhere alike.
+        toy-only ``history_features`` apply everywhere alike.
         """
         is_img = input_ids == self.image_token_id
         out = emb.masked_scatter(is_img.unsqueeze(-1), feats.to(emb.dtype))
