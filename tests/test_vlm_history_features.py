@@ -70,7 +70,7 @@ def test_history_features_change_scores_and_every_path_agrees(mode):
         torch.testing.assert_close(e1, e2)
 
 
-def test_signed_history_needs_the_compact_template():
+def test_history_features_need_the_compact_template():
     with pytest.raises(ConfigError, match="compact"):
         VLMSpec(template="preftoken", history_features="signed")
     with pytest.raises(ConfigError, match="history_features"):
