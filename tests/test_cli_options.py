@@ -8,7 +8,7 @@ import pytest
 
 import harness_fakes as fakes
 from prefcli import plugins
-from prefcli.cli import main
+from cli_runner import run_cli as run
 from prefcli.cli.options import join_option_pairs, scorer_options
 from prefcli.harness import source
 
@@ -27,15 +27,6 @@ def mocks(monkeypatch, tmp_path):
     fakes.reset()
 
 
-def run(capsys, *args) -> tuple[int, str, str]:
-    capsys.readouterr()
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_pairs_are_joined_and_split_again():

@@ -20,24 +20,13 @@ from pathlib import Path
 import pytest
 
 import harness_fakes as fakes
+from cli_runner import run_cli as _cli
 from prefcli import plugins
 from prefcli.errors import ConfigError
 
 # --------------------------------------------------------------------------- helpers
 
 
-def _cli(capsys, *args) -> tuple[int, str, str]:
-    """Run the console entry point in-process: (exit code, stdout, stderr)."""
-    from prefcli.cli import main
-
-    capsys.readouterr()
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def _error_line(err: str) -> str:

@@ -28,7 +28,7 @@ from PIL import Image, ImageFile
 
 from picture_factory import structured_images
 from prefcli import images
-from prefcli.cli import main
+from cli_runner import run_cli as run
 from prefcli.errors import ImageError, WeightsError
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="FIFOs, devices and symlinks as POSIX has them")
@@ -37,15 +37,6 @@ pytestmark = pytest.mark.skipif(os.name != "posix", reason="FIFOs, devices and s
 # --- helpers ------------------------------------------------------------------
 
 
-def run(capsys, *args) -> tuple[int, str, str]:
-    capsys.readouterr()
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def one_error_line(code: int, err: str, *needles: str) -> str:

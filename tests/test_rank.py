@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from prefcli import plugins
-from prefcli.cli import main
+from cli_runner import run_cli as run
 from prefcli.errors import HistoryError, ImageError, PrefcliError
 from prefcli.hookspecs import hookimpl
 from prefcli.ranking import order, rank_folder
@@ -79,16 +79,6 @@ def mocks():
     plugins.unregister_plugin(plugin)
 
 
-def run(capsys, *args) -> tuple[int, str, str]:
-    """Run `prefcli ARGS` in-process: (exit code, stdout, stderr)."""
-    capsys.readouterr()
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 # --- fixtures: small image folders ---------------------------------------------
