@@ -12,6 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from prefcli.bounds import seed_callback
 from prefcli.cli.generate_cmd import DTypeStrOpt, RewardOpt, ScorerOptionOpt, WeightsListOpt, _option_pairs, _pairs_command
 from prefcli.cli.options import DeviceOpt, Format, FormatOpt
 
@@ -29,7 +30,7 @@ def bench_generate_command(
     disliked_model: Annotated[Optional[str], typer.Option("--disliked-model", help="The generator of the disliked history images (default: --model).")] = None,
     reward: RewardOpt = None,
     steps: Annotated[int, typer.Option("--steps", min=1, help="Iterations per prompt (the paper: 30).")] = 30,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of every target's initial noise (history images use seeds 1000-1002).")] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of every target's initial noise (history images use seeds 1000-1002).", callback=seed_callback)] = 0,
     judges: Annotated[Optional[str], typer.Option("--judges", help="More held-out scorers as columns beside HPSv2 (comma-separated), e.g. imagereward,pickscore.")] = None,
     option: ScorerOptionOpt = None,
     weights: WeightsListOpt = None,
@@ -59,6 +60,9 @@ def bench_generate_command(
     from prefcli.generate.pipelines import default_device
     from prefcli.generate.rewards import parse_rewards, parse_scorer_options, parse_weights
 
+    from prefcli.generate.run import check_generate_numbers
+
+    check_generate_numbers(seed=seed, dtype=dtype)
     rewards = parse_rewards(reward or []) or [("preftoken", 0.75)]
     judge_list = _csv(judges)
     cfg = BenchGenerateConfig(

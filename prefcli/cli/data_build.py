@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from prefcli.bounds import seed_callback
 from prefcli.cli.data import data_app
 from prefcli.cli.options import Format, FormatOpt
 
@@ -39,7 +40,7 @@ def pickapic_command(
     out: Annotated[Path, typer.Option("--out", help="Dataset folder to create (work happens in OUT.partial until the end).")],
     n_ref: Annotated[int, typer.Option("--n-ref", help="History pairs per evaluation task; the variants 1, 2, 4 below it are materialized too.")] = 8,
     min_liked: Annotated[int, typer.Option("--min-liked", help="Keep users with at least this many unique liked images.")] = 11,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the user split and the task sampling.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the user split and the task sampling.", callback=seed_callback)] = 0,
     limit_shards: Annotated[Optional[int], typer.Option("--limit-shards", help="Read only the first K shards (in sorted order).")] = None,
     val_users: Annotated[Optional[int], typer.Option("--val-users", help="Number of validation users (default: --val-frac of the eligible users).")] = None,
     test_users: Annotated[Optional[int], typer.Option("--test-users", help="Number of test users (default: --test-frac of the eligible users).")] = None,

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from prefcli.bounds import seed_callback
 from prefcli.cli.data import data_app
 from prefcli.cli.data_benchmarks import _report
 from prefcli.cli.options import Format, FormatOpt
@@ -19,7 +20,7 @@ def pamela_command(
     out: Annotated[Path, typer.Option("--out", "-o", help="Dataset folder to create (work happens in OUT.partial until the end).")],
     n_ref: Annotated[int, typer.Option("--n-ref", help="Rated history images per evaluation task; the variants 1, 2, 4, ... below it are materialized too.")] = 16,
     pairs_per_user: Annotated[int, typer.Option("--pairs-per-user", help="1-vs-1 tasks per val/test user: pairs of their rated images with different ratings.")] = 20,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the history and pair draws.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the history and pair draws.", callback=seed_callback)] = 0,
     name: Annotated[Optional[str], typer.Option("--name", help="Dataset name recorded in dataset.json (default: the folder name).")] = None,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="Do not show the progress bar.")] = False,
     fmt: FormatOpt = Format.table,

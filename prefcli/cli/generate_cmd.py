@@ -90,12 +90,13 @@ def generate_command(
     """
     from prefcli.errors import ConfigError
     from prefcli.generate.rewards import PRESETS, parse_rewards, parse_scorer_options, parse_weights
-    from prefcli.generate.run import GenerateConfig
+    from prefcli.generate.run import GenerateConfig, check_generate_numbers
 
     if preset is not None and preset not in PRESETS:
         raise ConfigError(f"--preset {preset}: choose from {', '.join(PRESETS)}")
     if steps is not None and steps < 1:
         raise ConfigError(f"--steps must be at least 1, got {steps}")
+    check_generate_numbers(seed=seed, n=n, lr=lr, dtype=dtype)
     judges = _csv(judge)
     cfg = GenerateConfig(
         prompt=prompt, model=model, rewards=parse_rewards(reward or []), preset=preset, steps=steps, lr=lr, seed=seed, n=n,

@@ -8,6 +8,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from prefcli.bounds import seed_callback
+
 
 class Format(str, Enum):
     table = "table"
@@ -24,7 +26,7 @@ WeightsOpt = Annotated[
 ]
 DeviceOpt = Annotated[str, typer.Option("--device", help="Torch device: auto (cuda, else mps, else cpu), cpu, cuda, cuda:1, mps.")]
 OfflineOpt = Annotated[bool, typer.Option("--offline", help="Never touch the network (also set by HF_HUB_OFFLINE=1).")]
-SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed.")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed.", callback=seed_callback)]
 
 # `-o KEY VALUE` (repeatable), simonw/llm's spelling, on every command that loads a scorer.
 # Typer has no list-of-pairs type, so `OptionPairsCommand` joins each KEY VALUE

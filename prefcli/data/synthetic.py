@@ -83,6 +83,11 @@ def _rng(*keys: int) -> np.random.Generator:
 # ---------------------------------------------------------------- config
 
 
+# Upper bounds a world is checked against before numpy allocates it (10^12 users ended in a MemoryError).
+WORLD_SIZE_MAX = {"n_users": 1_000_000, "n_groups": 1000, "pairs_per_user": 100_000, "images_per_prompt": 100_000,
+                  "rows_per_shard": 10_000_000, "cache_images": 1_000_000}  # fmt: skip
+
+
 @dataclass
 class WorldConfig:
     """Every knob of a synthetic world. Build with `WorldConfig.from_preset`."""
@@ -158,6 +163,13 @@ class WorldConfig:
                 raise bad(f"{name} must be a positive integer, got {v!r}")
         if self.image_size < 16 or self.image_size > 1024:
             raise bad(f"image_size must be between 16 and 1024 pixels, got {self.image_size}")
+        for name, high in WORLD_SIZE_MAX.items():
+            if getattr(self, name) > high:
+                raise bad(f"{name} must be at most {high:,}, got {getattr(self, name)!r}")
+        for name in ("temperature", "taste_strength", "shared_taste", "sigma_individual", *(("group_weights",) if self.group_weights else ())):
+            values = getattr(self, name) if name == "group_weights" else (getattr(self, name),)
+            if not all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool) and np.isfinite(v) and abs(v) <= 1e6 for v in values):
+                raise bad(f"{name} must be a finite number of at most 1e6, got {getattr(self, name)!r}")
         if not self.temperature > 0:
             raise bad(f"temperature (noise) must be > 0, got {self.temperature}")
         if self.taste_strength <= 0:

@@ -19,6 +19,7 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+from prefcli.bounds import check_finite
 from prefcli.errors import ConfigError
 
 OFFSETS: dict[str, float] = {"hpsv2": 1.0, "imagereward": 2.0, "clip": 100.0, "pickscore": 30.0, "aesthetic": 10.0,
@@ -54,6 +55,7 @@ def parse_rewards(values: Sequence[str]) -> list[tuple[str, float]]:
             weight = float(w) if sep else 1.0
         except ValueError:
             raise ConfigError(f"--reward {v!r}: the weight {w!r} is not a number") from None
+        check_finite(weight, f"--reward {v}", low=-1e6, high=1e6)
         if any(n == name for n, _ in out):
             raise ConfigError(f"--reward {name}: given twice")
         out.append((name, weight))

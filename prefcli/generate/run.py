@@ -59,6 +59,18 @@ class GenerateConfig:
         return GenerateConfig(**{**asdict(self), "rewards": rewards, "steps": steps, "preset": preset.name})
 
 
+def check_generate_numbers(*, seed: int, n: int = 1, lr: float | None = None, dtype: str | None) -> None:
+    """The numbers of a generate run, refused before a model loads: a seed range torch can take, an lr
+    SGD can step with (NaN or infinity would make every image the unguided one), a float dtype."""
+    from prefcli.bounds import check_finite, check_seed
+    from prefcli.devices import normalize_dtype
+
+    check_seed(seed, count=n)
+    if lr is not None:
+        check_finite(lr, "--lr", low=0.0, low_open=True, high=1e4)
+    normalize_dtype(dtype)
+
+
 def slug(prompt: str, limit: int = 48) -> str:
     s = re.sub(r"[^a-z0-9]+", "-", prompt.lower()).strip("-")[:limit].strip("-")
     return s or "prompt"

@@ -452,3 +452,86 @@ def validate(cfg: TrainConfig) -> None:
             raise bad(f"{key}.train_base", "a LoRA model trains through adapters; set train_base: false")
     if m.weights == "meta":
         raise bad("model.weights", "'meta' has no storage and cannot train (use it through --dry-run)")
+    _check_sizes(cfg, bad)
+
+
+# Sane upper bounds, checked before anything is built: a config asking for 1e12 pairs a step or a
+# 2**40-wide layer otherwise runs (and reports absurd throughput) or dies in the allocator late.
+SIZE_BOUNDS = {
+    "model.max_prompt_tokens": 100_000, "model.lora_r": 4096, "tokens.n_tokens": 4096,
+    "data.n_ref": 256, "data.val_max_tasks": 10**9, "data.pixel_cache_mb": 10**7, "data.attributes_batch": 65_536,
+    "optim.warmup_steps": 10**9, "run.per_device_batch": 65_536, "run.grad_accum": 65_536,
+    "run.global_batch": 10**7, "run.log_every": 10**9, "run.eval_every": 10**9, "run.checkpoint_every": 10**9,
+    "run.keep_last": 10_000, "run.num_threads": 4096,
+}
+TINY_MAX = 16_384  # any model.tiny.* size: a tiny model is small by definition
+STAGE_STEPS_MAX = 10**9
+#: Accelerate's trackers (accelerate.tracking.LOGGER_TYPE_TO_CLASS) and the module each needs.
+TRACKERS = {"tensorboard": ("tensorboard", "tensorboardX"), "wandb": ("wandb",), "comet_ml": ("comet_ml",),
+            "mlflow": ("mlflow",), "aim": ("aim",), "clearml": ("clearml",), "dvclive": ("dvclive",),
+            "swanlab": ("swanlab",), "trackio": ("trackio",)}  # fmt: skip
+
+
+def _check_sizes(cfg: TrainConfig, bad: Any) -> None:
+    import importlib.util
+
+    from prefcli.bounds import check_finite, check_int
+
+    def within(key: str, value: Any, low: int, high: int) -> None:
+        try:
+            check_int(value, "", low=low, high=high)
+        except ConfigError as e:
+            raise bad(key, str(e).lstrip(": ")) from None
+
+    sections = {"model": cfg.model, "tokens": cfg.tokens, "data": cfg.data, "optim": cfg.optim, "run": cfg.run}
+    for key, high in SIZE_BOUNDS.items():
+        section, name = key.split(".")
+        value = getattr(sections[section], name)
+        if value is not None:
+            within(key, value, 0, high)
+    for k, v in cfg.model.tiny.items():
+        within(f"model.tiny.{k}", v, 1, TINY_MAX)
+    for key, value, high in (("optim.lr", cfg.optim.lr, 1e3), ("model.lora_alpha", cfg.model.lora_alpha, 1e6)):
+        try:
+            check_finite(value, "", high=high)
+        except ConfigError as e:
+            raise bad(key, str(e).lstrip(": ")) from None
+    for i, s in enumerate(cfg.stages):
+        within(f"stages[{i}].steps", s.steps, 1, STAGE_STEPS_MAX)
+        if s.warmup_steps is not None:
+            within(f"stages[{i}].warmup_steps", s.warmup_steps, 0, STAGE_STEPS_MAX)
+        for key, value, high in ((f"stages[{i}].lr", s.lr, 1e3), (f"stages[{i}].loss_swap", s.loss_swap, 1e6)):
+            if value is not None:
+                try:
+                    check_finite(value, "", low=0.0, high=high)
+                except ConfigError as e:
+                    raise bad(key, str(e).lstrip(": ")) from None
+    trackers = cfg.run.trackers
+    if not isinstance(trackers, (list, tuple)):
+        raise bad("run.trackers", f"expected a list of tracker names, got {trackers!r}")
+    for name in trackers:
+        if name not in TRACKERS:
+            raise bad("run.trackers", f"unknown tracker {name!r} (known: {', '.join(sorted(TRACKERS))})")
+        if not any(importlib.util.find_spec(mod) is not None for mod in TRACKERS[name]):
+            raise bad("run.trackers", f"tracker {name!r} needs the {TRACKERS[name][0]} package, which is not installed")
+    if cfg.data.world is not None:
+        _check_world(cfg, bad)
+
+
+def _check_world(cfg: TrainConfig, bad: Any) -> None:
+    """The synthetic world and its build, as their own validators see them (numpy would meet them late)."""
+    from prefcli.data.pickapic import BuildParams
+    from prefcli.data.synthetic import WorldConfig
+    from prefcli.errors import PrefcliError
+
+    if not isinstance(cfg.data.world, dict):
+        raise bad("data.world", f"expected a table of world knobs, got {cfg.data.world!r}")
+    w = dict(cfg.data.world)
+    try:
+        WorldConfig.from_preset(w.pop("preset", "default"), **w)
+    except (PrefcliError, TypeError, ValueError) as e:
+        raise bad("data.world", str(e)) from None
+    try:
+        BuildParams(**(cfg.data.world_build or {})).validate()
+    except (PrefcliError, TypeError, ValueError) as e:
+        raise bad("data.world_build", str(e)) from None

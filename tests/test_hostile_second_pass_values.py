@@ -1,0 +1,139 @@
+"""Hostile input, second pass (issue 24, part B): hostile numbers, model folders, resume state,
+archives and configs end in one `prefcli: error:` line naming the file (or option) and the reason,
+exit 2, no traceback, nothing written.
+
+Every hostile input is built here at test time; nothing is shipped. Run:
+
+    HF_HUB_OFFLINE=1 PREFCLI_TESTING=1 pytest -q tests/test_hostile_second_pass_values.py
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from cli_runner import run_cli
+from prefcli.errors import ConfigError, PrefcliError
+
+
+def one_error_line(code: int, err: str, *needles: str) -> str:
+    """Exit 2, exactly one `prefcli: error:` line holding every needle, no traceback."""
+    assert code == 2, err
+    assert "Traceback" not in err, err
+    lines = [ln for ln in err.splitlines() if ln.startswith("prefcli: error:")]
+    assert len(lines) == 1, err
+    for n in needles:
+        assert n in lines[0], lines[0]
+    return lines[0]
+
+
+def tree(folder: Path) -> dict[str, bytes]:
+    """Every file under `folder` with its bytes: a run left byte-identical compares equal."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+# --------------------------------------------------------------------------- hostile numbers on the command line
+
+GENERATE_NUMBERS = {
+    "reward_nan": (["--reward", "clip=nan"], "--reward clip=nan: nan is not a finite number"),
+    "reward_inf": (["--reward", "clip=inf"], "--reward clip=inf: inf is not a finite number"),
+    "reward_1e999": (["--reward", "clip=1e999"], "--reward clip=1e999: inf is not a finite number"),
+    "reward_huge": (["--reward", "clip=1e300"], "--reward clip=1e300: 1e+300 is out of range"),
+    "lr_nan": (["--lr", "nan"], "--lr: nan is not a finite number"),
+    "lr_inf": (["--lr", "inf"], "--lr: inf is not a finite number"),
+    "lr_negative": (["--lr", "-1"], "--lr: -1.0 is out of range"),
+    "lr_zero": (["--lr", "0"], "--lr: 0.0 is out of range"),
+    "seed_65_bits": (["--seed", str(2**64)], f"--seed: {2**64} is out of range"),
+    "seed_huge": (["--seed", "9" * 30], "--seed: 999"),
+    "seed_negative": (["--seed", "-1"], "--seed: -1 is out of range"),
+    "seed_plus_n_overflows": (["--seed", str(2**63 - 1), "--n", "2"], "--seed: 9223372036854775807 is out of range"),
+    "dtype_int8": (["--dtype", "int8"], "--dtype int8: unknown dtype"),
+    "dtype_garbage": (["--dtype", "float64x"], "--dtype float64x: unknown dtype"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(GENERATE_NUMBERS))
+def test_generate_refuses_hostile_numbers_before_loading_anything(case, tmp_path, capsys):
+    args, reason = GENERATE_NUMBERS[case]
+    out = tmp_path / "out"
+    code, _, err = run_cli(capsys, "generate", "a fox", "--model", "tiny", "--weights", "tiny", "--steps", "1", "--out", out, *args)
+    one_error_line(code, err, reason)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("args,reason", [
+    (["--seed", str(2**64)], f"--seed: {2**64} is out of range"),
+    (["--reward", "preftoken=nan"], "--reward preftoken=nan: nan is not a finite number"),
+    (["--dtype", "int8"], "--dtype int8: unknown dtype"),
+])
+def test_bench_generate_refuses_hostile_numbers(args, reason, tmp_path, capsys):
+    out = tmp_path / "out"
+    code, _, err = run_cli(capsys, "bench", "generate", "--model", "tiny", "--weights", "tiny", "--out", out, *args)
+    one_error_line(code, err, reason)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("command", [["eval", "ds"], ["bench", "ds"], ["data", "pickapic", "src", "--out", "o"]])
+def test_every_seed_option_refuses_a_seed_past_64_bits(command, tmp_path, capsys):
+    code, _, err = run_cli(capsys, *command, "--seed", str(2**70))
+    one_error_line(code, err, f"--seed: {2**70} is out of range")
+
+
+def test_a_legitimate_seed_and_lr_still_run(tmp_path, capsys):
+    from prefcli.generate.run import check_generate_numbers
+
+    check_generate_numbers(seed=2**63 - 2, n=2, lr=5.0, dtype="fp16")
+    check_generate_numbers(seed=0, lr=1e-3, dtype="auto")
+
+
+# --------------------------------------------------------------------------- training configs with absurd sizes
+
+TRAIN_SIZES = {
+    "per_device_batch_1e12": ({"run": {"per_device_batch": 10**12}}, "run.per_device_batch: 1000000000000 is out of range"),
+    "grad_accum_huge": ({"run": {"grad_accum": 2**40}}, "run.grad_accum:"),
+    "global_batch_huge": ({"run": {"global_batch": 10**12}}, "run.global_batch:"),
+    "n_users_1e12": ({"data": {"world": {"preset": "opposed", "n_users": 10**12}}}, "data.world: synthetic world: n_users must be at most"),
+    "pairs_per_user_huge": ({"data": {"world": {"preset": "opposed", "pairs_per_user": 10**9}}}, "pairs_per_user must be at most"),
+    "world_temperature_nan": ({"data": {"world": {"preset": "opposed", "temperature": float("nan")}}}, "temperature must be a finite number"),
+    "world_unknown_knob": ({"data": {"world": {"preset": "opposed", "n_userz": 3}}}, "data.world: unknown synthetic world knob"),
+    "world_build_bad": ({"data": {"world_build": {"n_ref": 0}}}, "data.world_build: pickapic build: --n-ref must be at least 1"),
+    "text_hidden_2_40": ({"model": {"tiny": {"text_hidden": 2**40}}}, "model.tiny.text_hidden: 1099511627776 is out of range"),
+    "n_tokens_huge": ({"tokens": {"n_tokens": 10**9}}, "tokens.n_tokens:"),
+    "n_ref_huge": ({"data": {"n_ref": 10**6}}, "data.n_ref:"),
+    "steps_huge": ({"stages": [{"name": "main", "steps": 10**15, "train_base": True}]}, "stages[0].steps:"),
+    "lora_r_huge": ({"model": {"lora_r": 10**7}}, "model.lora_r:"),
+    "tracker_unknown": ({"run": {"trackers": ["nope"]}}, "run.trackers: unknown tracker 'nope'"),
+    "tracker_not_list": ({"run": {"trackers": "tensorboard"}}, "run.trackers:"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TRAIN_SIZES))
+def test_a_training_config_with_absurd_sizes_is_refused_before_building(case):
+    from prefcli.train.config import load_config
+
+    over, reason = TRAIN_SIZES[case]
+    with pytest.raises(ConfigError) as e:
+        load_config("tiny-cpu-cp", over)
+    assert reason in str(e.value) and "tiny-cpu-cp.yaml" in str(e.value), str(e.value)
+
+
+def test_every_shipped_config_is_within_the_bounds():
+    from prefcli.train.config import load_config, shipped_configs
+
+    for name in shipped_configs():
+        load_config(name)
+
+
+@pytest.mark.parametrize("case", ["per_device_batch_1e12", "n_users_1e12", "text_hidden_2_40", "tracker_unknown"])
+def test_absurd_sizes_through_train_are_one_line_and_write_nothing(case, tmp_path, capsys):
+    import yaml
+
+    over, reason = TRAIN_SIZES[case]
+    path = tmp_path / "bad.yaml"
+    path.write_text("extends: tiny-cpu-cp\n" + yaml.safe_dump(over))
+    out = tmp_path / "run"
+    code, _, err = run_cli(capsys, "train", "--config", path, "--out", out, "--no-progress")
+    one_error_line(code, err, str(path), reason)
+    assert not out.exists()
