@@ -57,3 +57,34 @@ def cache_subdir(name: str) -> Path:
     if old is not None:
         return old if name == "harness" else old / "worlds"
     return cache_root() / name
+
+
+def inside_root(root: str | os.PathLike, name: str | os.PathLike, what: str = "path", *, error: type[Exception] | None = None,
+                root_name: str = "") -> Path:
+    """`name` (relative to `root`, as a file or a client gave it) resolved, or an error when it leaves `root`.
+
+    Every importer and dataset reader opens files through this: the name may not be
+    absolute nor climb with `..`, and once every symlink on the way is resolved the
+    file must still lie under the resolved `root` (a link inside the root that points
+    elsewhere is refused, one that stays inside is followed). The resolved path is
+    returned, so what is opened is what was checked. `root_name` says what the root is
+    in messages ("the image root").
+    """
+    if error is None:
+        from prefcli.errors import DataError as error
+    if not isinstance(name, (str, os.PathLike)) or not str(name).strip() or "\0" in str(name):
+        raise error(f"{what} is not a file path ({name!r})")
+    rel = Path(name)
+    if rel.is_absolute() or rel.drive or ".." in rel.parts:
+        raise error(f"{what} {str(name)!r} leaves {root_name or 'its root'} {root} (absolute names and '..' are refused)")
+    real_root = os.path.realpath(root)
+    real = os.path.realpath(os.path.join(real_root, rel))
+    if real != real_root and not real.startswith(real_root.rstrip(os.sep) + os.sep):
+        raise error(f"{what} {str(name)!r} is a link that leads outside {root_name or 'its root'} {root} (to {real}); refused")
+    return Path(real)
+
+
+def is_inside(root: str | os.PathLike, path: str | os.PathLike) -> bool:
+    """Whether `path`, all links resolved, lies under `root` (resolved)."""
+    real_root, real = os.path.realpath(root), os.path.realpath(path)
+    return real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)

@@ -7,7 +7,6 @@ scorers are kept as reference rows with ``n_ref`` null.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from pathlib import Path
@@ -21,14 +20,36 @@ def read_runs(path: str | os.PathLike) -> tuple[list[dict], dict]:
     p = Path(path)
     if not p.is_file():
         raise DataError(f"{p}: not found (give the results.json that `prefcli bench --out DIR` wrote)")
-    try:
-        doc = json.loads(p.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise DataError(f"{p}: not readable JSON ({e})") from None
+    from prefcli.jsonio import read_json
+
+    doc = read_json(p)
     runs = doc.get("runs") if isinstance(doc, dict) else None
     if not isinstance(runs, list) or not all(isinstance(r, dict) and "metrics" in r for r in runs):
         raise DataError(f"{p}: not a `prefcli bench` results file (no 'runs' list of run records)")
-    return runs, doc.get("provenance") or {}
+    for i, r in enumerate(runs):
+        _check_run(p, i, r)
+    prov = doc.get("provenance") or {}
+    if not isinstance(prov, dict):
+        raise DataError(f"{p}: 'provenance' must be a JSON object")
+    return runs, prov
+
+
+def _check_run(p: Path, i: int, run: dict) -> None:
+    """The fields the figures read, of the types they need: a crafted file is one line, not a traceback."""
+    from prefcli.jsonio import check_type
+
+    where = f"{p}: runs[{i}]"
+    check_type(run["metrics"], dict, where, "'metrics'")
+    for key, kinds in (("scorer", (str, type(None))), ("protocol", (str, type(None))), ("n_ref", (int, type(None))),
+                       ("n_tasks", (int, type(None))), ("uses_history", (bool, type(None)))):
+        check_type(run.get(key), kinds, where, f"'{key}'")
+    for g in ("all", "seen", "unseen"):
+        group = check_type(run["metrics"].get(g, {}), dict, where, f"metrics.{g}")
+        top1 = check_type(group.get("top1") or {}, dict, where, f"metrics.{g}.top1")
+        for k in ("value", "se"):
+            v = check_type(top1.get(k), (int, float, type(None)), where, f"metrics.{g}.top1.{k}")
+            if v is not None and math.isinf(v):
+                raise DataError(f"{where}: metrics.{g}.top1.{k} is infinite")
 
 
 def _frac(run: dict, group: str) -> tuple[float | None, float | None]:

@@ -202,10 +202,9 @@ def read_info(path: str | os.PathLike) -> dict:
         if not hint and (any(root.glob("*.parquet")) or (root / "world.json").is_file()):
             hint = f"; it holds Pick-a-Pic-style shards: build a dataset from them with `prefcli data pickapic --source {root} --out DIR`"
         raise DataError(f"{root}: not a prefcli dataset (no {INFO_FILE}){hint}")
-    try:
-        info = json.loads(info_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise DataError(f"{info_path}: unreadable ({e})") from None
+    from prefcli.jsonio import read_json
+
+    info = read_json(info_path)
     if not isinstance(info, dict) or "format_version" not in info:
         raise DataError(f"{info_path}: not a prefcli dataset description (no format_version)")
     _check_info(info, info_path)
@@ -373,20 +372,30 @@ class Dataset:
         """Decode one stored image to RGB (ImageError naming the file if it is missing, broken or outside)."""
         from prefcli import images
 
+        return images.load_image(self._stored_file(image_id))
+
+    def _stored_file(self, image_id: str) -> Path:
+        """The image's file, resolved; ImageError when a link planted in images/ leads out of the store."""
+        from prefcli import images
+        from prefcli.errors import DataError
+        from prefcli.paths import inside_root
+
         path = self.image_path(image_id)
-        # A symlink planted in images/ must not lead out of the dataset either.
-        real, store = os.path.realpath(path), os.path.realpath(self.root / IMAGES_DIR)
-        if os.path.lexists(path) and not real.startswith(store + os.sep):
-            raise images._error(str(path), f"links outside the dataset's image store ({real}); refused")
-        return images.load_image(path)
+        try:
+            return inside_root(self.root / IMAGES_DIR, Path(image_relpath(image_id)).relative_to(IMAGES_DIR), "image")
+        except DataError:
+            real = os.path.realpath(path)
+            raise images._error(str(path), f"links outside the dataset's image store ({real}); refused") from None
 
     def candidate(self, image_id: str, prompt: str | None = None) -> "Candidate":
         from prefcli import images
         from prefcli.types import Candidate
 
         path = self.image_path(image_id)
-        # The image in its own mode: each scorer converts it as its upstream does.
-        return Candidate(image_id=image_id, prompt=prompt, path=str(path), loader=lambda: images.load_image(path, keep_mode=True))
+        # The image in its own mode: each scorer converts it as its upstream does. The link check is made
+        # when it is loaded, so one planted link is one image skipped and reported, not the whole run.
+        return Candidate(image_id=image_id, prompt=prompt, path=str(path),
+                         loader=lambda: images.load_image(self._stored_file(image_id), keep_mode=True))
 
     # ------------------------------------------------------------ histories and tasks
 

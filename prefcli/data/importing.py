@@ -124,13 +124,10 @@ def image_store_counts(root: Path) -> dict:
 
 
 def confined(root: Path, rel: str, what: str) -> Path:
-    """`root / rel`, or DataError when `rel` is absolute or climbs out of `root` (a record may not point anywhere)."""
-    if not isinstance(rel, str) or not rel.strip():
-        raise DataError(f"{what} is not a file path ({rel!r})")
-    p = Path(rel)
-    if p.is_absolute() or ".." in p.parts:
-        raise DataError(f"{what} {rel!r} leaves the image root")
-    return root / p
+    """`rel` under `root`, resolved, or DataError when it is absolute, climbs out, or links out of `root`."""
+    from prefcli.paths import inside_root
+
+    return inside_root(root, rel, what, root_name="the image root")
 
 
 def file_sha256(path: Path) -> str:

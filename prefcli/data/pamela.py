@@ -126,21 +126,31 @@ def _store_chunk(ws: Workspace, root: Path, items: list[tuple[str, object, Path]
                 cid = None
         else:
             cid, reason = None, None
-            p = Path(ref)
-            if p.is_absolute() or ".." in p.parts:
-                reason = f"image path {ref!r} leaves the dataset folder"
+            try:
+                found = [c for c in fmt.image_candidates(root, table, ref) if c.is_file()]
+            except DataError as e:
+                reason = str(e)
             else:
-                path = next((c for c in fmt.image_candidates(root, table, ref) if c.is_file()), None)
-                if path is None:
+                if not found:
                     reason = f"image {ref!r} not found (looked beside {table.name}, in {root} and in {root / 'images'})"
                 else:
-                    cid, reason = ws.store_file(path, f"image {ref}")
+                    cid, reason = ws.store_file(found[0], f"image {ref}")
         out.append({"key": key, "image_id": cid, "reason": reason})
     return pa.Table.from_pylist(out, schema=pa.schema([("key", pa.string()), ("image_id", pa.string()), ("reason", pa.string())]))
 
 
 def build(source: str, out: str | os.PathLike, params: PamelaParams | None = None, progress: bool = True) -> ImportResult:
     """Import (or resume importing) PAMELA's ratings into a dataset at `out`."""
+    from prefcli.lock import output_lock
+
+    params = params or PamelaParams()
+    params.validate()
+    out = Path(out)
+    with output_lock(out):  # a second importer into one --out would share OUT.partial and its commit
+        return _build(source, out, params, progress)
+
+
+def _build(source: str, out: Path, params: PamelaParams, progress: bool) -> ImportResult:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -148,9 +158,6 @@ def build(source: str, out: str | os.PathLike, params: PamelaParams | None = Non
     from prefcli.atomic import atomic_path
     from prefcli.data.rating_tasks import iter_rating_tasks
 
-    params = params or PamelaParams()
-    params.validate()
-    out = Path(out)
     done = already_built(out)
     if done is not None:
         return done

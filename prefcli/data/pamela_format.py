@@ -30,9 +30,11 @@ columns it has and the names accepted, so the one list to extend is here.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from prefcli.errors import DataError
+from prefcli.paths import is_inside
 
 HUB_REPO = "bethgelab/PAMELA"
 PAPER = "arXiv 2604.07427"
@@ -64,6 +66,8 @@ def find_split_files(root: Path) -> dict[str, Path]:
     files = sorted(p for p in root.rglob("*") if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts))
     for split in SPLITS:
         for p in files:
+            if (p.stem == split or p.parent.name == split) and not is_inside(root, p):
+                raise DataError(f"{p}: a link that leads outside {root} (to {os.path.realpath(p)}); refused")
             if p.suffix in TABLE_EXTENSIONS and p.stem == split:
                 found.setdefault(split, p)
             elif p.name in METADATA_NAMES and p.parent.name == split:
@@ -89,21 +93,29 @@ def read_table(path: Path) -> list[dict]:
 
             with open(path, newline="", encoding="utf-8") as f:
                 return list(csv.DictReader(f))
-        import json
+        from prefcli import jsonio
 
-        text = path.read_text(encoding="utf-8")
         if path.suffix == ".jsonl":
-            return [json.loads(line) for line in text.splitlines() if line.strip()]
-        data = json.loads(text)
+            return _rows(path, jsonio.read_json_lines(path))
+        data = jsonio.read_json(path)
         if isinstance(data, dict):
             data = next((v for v in data.values() if isinstance(v, list)), None)
         if not isinstance(data, list):
             raise DataError(f"{path}: expected a JSON list of rating rows")
-        return data
+        return _rows(path, data)
     except DataError:
         raise
     except Exception as e:  # noqa: BLE001 - csv, json and parquet raise many types
         raise DataError(f"{path}: unreadable ({type(e).__name__}: {e})") from None
+
+
+def _rows(path: Path, rows: list) -> list[dict]:
+    for i, r in enumerate(rows):
+        if not isinstance(r, dict):
+            from prefcli.jsonio import type_name
+
+            raise DataError(f"{path}: row {i} is {type_name(r)}, not a JSON object of columns")
+    return rows
 
 
 def columns_of(path: Path, rows: list[dict]) -> dict[str, str | None]:
@@ -125,6 +137,13 @@ def columns_of(path: Path, rows: list[dict]) -> dict[str, str | None]:
 
 
 def image_candidates(root: Path, table: Path, ref: str) -> list[Path]:
-    """Where an image path of a row may live, in the order tried."""
+    """Where an image path of a row may live, in the order tried, each resolved and checked to stay
+    inside the source folder (DataError for a name that leaves it, or a link that leads out)."""
+    from prefcli.paths import inside_root
+
     rel = Path(ref)
-    return [table.parent / rel, root / rel, root / "images" / rel, root / "images" / rel.name]
+    where = table.parent.relative_to(root) if table.parent != root else Path()
+    def ok(name: Path) -> Path:
+        return inside_root(root, name, "image path", root_name="the dataset folder")
+
+    return [ok(where / rel), ok(rel), ok(Path("images") / rel), ok(Path("images") / rel.name)]

@@ -136,17 +136,19 @@ def resolve(source: str, params: PreferImgParams, work: Path) -> tuple[Path, Pat
 
 def load_records(path: Path) -> list:
     """A JSON list (as the script's json.load reads it), or one JSON object per line."""
+    from prefcli import jsonio
+
+    text = jsonio.read_text(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise DataError(f"{path}: unreadable ({e})") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as first:
+        data = jsonio.loads(text, str(path))
+    except DataError as first:
+        lines = [(i, line) for i, line in enumerate(text.splitlines(), 1) if line.strip()]
+        if len(lines) < 2:
+            raise first from None
         try:
-            data = [json.loads(line) for line in text.splitlines() if line.strip()]
-        except json.JSONDecodeError:
-            raise DataError(f"{path}: not JSON ({first})") from None
+            data = [jsonio.loads(line, f"{path} line {i}") for i, line in lines]
+        except DataError:
+            raise first from None
     if isinstance(data, dict) and isinstance(data.get("data"), list):
         data = data["data"]
     if not isinstance(data, list):
@@ -213,14 +215,16 @@ def _process_chunk(ws: Workspace, records: list, start: int, image_root: Path, p
     stats = {"records": 0, "kept": 0, "skipped": 0, "history_images_dropped": 0}
 
     def stored(rel: str, what: str) -> tuple[str | None, str | None]:
-        if rel in ids:
-            return ids[rel]
-        try:
-            path = confined(image_root, rel, what)
-        except DataError as e:
-            return None, str(e)
-        ids[rel] = ws.store_file(path, f"{what} {rel}")
-        return ids[rel]
+        # Cached by path alone: the reason must not carry the field name of the record that met it first.
+        if rel not in ids:
+            try:
+                path = confined(image_root, rel, "path")
+            except DataError as e:
+                ids[rel] = (None, str(e))
+            else:
+                ids[rel] = ws.store_file(path, rel)
+        cid, why = ids[rel]
+        return cid, None if why is None else f"{what} {why}"
 
     for i, x in enumerate(records):
         idx = start + i
@@ -278,15 +282,22 @@ def _process_chunk(ws: Workspace, records: list, start: int, image_root: Path, p
 
 def build(source: str, out: str | os.PathLike, params: PreferImgParams | None = None, progress: bool = True) -> ImportResult:
     """Import (or resume importing) one PreferImg-Bench subset into a dataset at `out`."""
+    from prefcli.lock import output_lock
+
+    params = params or PreferImgParams()
+    params.validate()
+    out = Path(out)
+    with output_lock(out):  # a second importer into one --out would share OUT.partial and its commit
+        return _build(source, out, params, progress)
+
+
+def _build(source: str, out: Path, params: PreferImgParams, progress: bool) -> ImportResult:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     from prefcli import __version__ as version
     from prefcli.atomic import atomic_path
 
-    params = params or PreferImgParams()
-    params.validate()
-    out = Path(out)
     done = already_built(out)
     if done is not None:
         return done
@@ -345,6 +356,20 @@ def build(source: str, out: str | os.PathLike, params: PreferImgParams | None = 
         pq.write_table(pa.Table.from_pylist(task_rows, schema=tasks_schema()), tmp)
 
     problems = [p for e in entries for p in e["problems"]]
+    if not targets:
+        # Nothing to evaluate: no dataset is committed, and the work folder goes, so that a rerun
+        # (e.g. with the right --image-root) starts afresh instead of resuming this failure.
+        import shutil
+
+        shutil.rmtree(ws.root, ignore_errors=True)
+        first = problems[0] if problems else None
+        raise DataError(
+            f"{records_path}: none of its {len(records)} records could be imported"
+            + (f" (record {first['record']}: {first['reason']})" if first else "")
+            + f"; image paths are read relative to the image root {image_root}"
+            + (" (--image-root)" if params.image_root else f" (images/ beside {records_path.name}; give --image-root DIR if they live elsewhere)")
+            + "; nothing was written"
+        )
     images = {i for t in targets for i in t["candidate_image_ids"] + t["history_liked_ids"] + t["history_disliked_ids"]}
     users = {t["user_id"] for t in targets}
     with_prompts = sum(1 for t in targets if t["candidate_prompts"][0] is not None)

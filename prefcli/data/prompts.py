@@ -7,7 +7,6 @@ prompts, e.g. items 120 and 326).
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -25,17 +24,16 @@ def _offline() -> bool:
 
 
 def _read_json(path: Path):
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise DataError(f"{path}: not a readable JSON file ({e})") from None
+    from prefcli.jsonio import read_json
+
+    return read_json(path)
 
 
 def _string_list(data, path: Path) -> list[str]:
     if not isinstance(data, list) or not all(isinstance(x, str) for x in data):
         raise DataError(f"{path}: expected a JSON list of prompt strings")
+    if not data:
+        raise DataError(f"{path}: the prompt list is empty")
     return data
 
 
@@ -96,7 +94,9 @@ def load_imagereward_prompts(source: str | os.PathLike | None = None) -> list[di
 
         try:
             with urllib.request.urlopen(IMAGEREWARD_URL, timeout=30) as r:  # noqa: S310 - fixed https URL
-                data = json.loads(r.read().decode("utf-8"))
+                from prefcli.jsonio import loads
+
+                data = loads(r.read(1 << 24), IMAGEREWARD_URL)
         except Exception as e:  # noqa: BLE001
             raise DataError(f"{IMAGEREWARD_URL}: cannot download ({type(e).__name__}: {e}); pass --source with {IMAGEREWARD_FILE}") from None
         path = Path(IMAGEREWARD_URL)
@@ -107,4 +107,6 @@ def load_imagereward_prompts(source: str | os.PathLike | None = None) -> list[di
         data = _read_json(path)
     if not isinstance(data, list) or not all(isinstance(x, dict) and isinstance(x.get("prompt"), str) for x in data):
         raise DataError(f"{path}: expected a JSON list of {{\"id\", \"prompt\"}} objects")
+    if not data:
+        raise DataError(f"{path}: the prompt list is empty")
     return [{"id": str(x.get("id", i)), "prompt": x["prompt"]} for i, x in enumerate(data)]

@@ -30,6 +30,8 @@ import sqlite3
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from prefcli.errors import CacheError
+
 CACHE_ENV = "PREFCLI_CACHE_DIR"  # deprecated alias; the rule lives in prefcli.paths
 _CHUNK = 500
 
@@ -125,8 +127,17 @@ class ScoreStore:
                 q = f"SELECT image_id, prompt, score FROM scores WHERE history = ? AND image_id IN ({','.join('?' * len(chunk))})"
                 for image_id, prompt, score in self.con.execute(q, (h, *chunk)):
                     if (image_id, prompt) in wanted:
-                        out[(h, image_id, prompt)] = float("nan") if score is None else float(score)
+                        out[(h, image_id, prompt)] = self._score_value(score, image_id)
         return out
+
+    def _score_value(self, score: object, image_id: str) -> float:
+        # SQLite keeps whatever type a row was written with: a file altered by hand may hold text here.
+        if score is None:
+            return float("nan")
+        if isinstance(score, (int, float)) and not isinstance(score, bool):
+            return float(score)
+        raise CacheError(f"{self.path}: corrupt score cache (the score of image {image_id} is {type(score).__name__} "
+                         f"{str(score)[:40]!r}, not a number); delete the file or pass --no-cache")
 
     @_guarded
     def put_scores(self, items: Iterable[tuple[tuple[str, str, str], float]]) -> None:
@@ -149,6 +160,9 @@ class ScoreStore:
             chunk = ids[start : start + _CHUNK]
             q = f"SELECT image_id, dim, data FROM embeddings WHERE image_id IN ({','.join('?' * len(chunk))})"
             for image_id, dim, data in self.con.execute(q, chunk):
+                if not isinstance(data, bytes) or not isinstance(dim, int) or len(data) % 4:
+                    raise CacheError(f"{self.path}: corrupt embedding cache (the embedding of image {image_id} is not "
+                                     f"float32 bytes); delete the file or pass --no-cache")
                 vec = np.frombuffer(data, dtype=np.float32)
                 if vec.size == dim:
                     out[image_id] = vec

@@ -145,11 +145,12 @@ def find_world(dataset: Any) -> Path | None:
     cands = [root.parent / "world"]
     info = getattr(dataset, "info", None)
     if info is None and (root / "dataset.json").is_file():
-        import json
+        from prefcli.errors import DataError
+        from prefcli.jsonio import read_json
 
         try:
-            info = json.loads((root / "dataset.json").read_text())
-        except (OSError, ValueError):
+            info = read_json(root / "dataset.json")
+        except DataError:
             info = None
     src = (info or {}).get("source") or {}
     if not isinstance(src, dict):  # some datasets name their source with a plain string

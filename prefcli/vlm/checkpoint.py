@@ -84,8 +84,12 @@ def read_spec(model_dir: str | os.PathLike) -> tuple[VLMSpec, dict[str, Any]]:
     path = Path(model_dir) / SPEC_FILE
     if not path.is_file():
         raise WeightsError(f"{model_dir}: not a prefcli model folder (no {SPEC_FILE})")
+    from prefcli.jsonio import check_type, read_json
+
+    data = read_json(path, error=WeightsError, expect=dict, what="a model spec")
+    check_type(data.get("spec"), dict, str(path), "its 'spec'", error=WeightsError)
+    check_type(data.get("metadata", {}), dict, str(path), "its 'metadata'", error=WeightsError)
     try:
-        data = json.loads(path.read_text())
         d = dict(data["spec"])
         d["tiny"] = TinySize(**d.get("tiny", {}))
         known = {f.name for f in dataclasses.fields(VLMSpec)}
