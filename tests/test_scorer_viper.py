@@ -261,3 +261,172 @@ def test_offline_advice_for_the_base_names_the_base_option(local_weights, tmp_pa
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     with pytest.raises(WeightsError, match=r"HuggingFaceM4/idefics2-8b.*-o base PATH"):
         load_scorer("viper", weights=str(local_weights["root"] / "adapter"), offline=True)
+
+
+# -- non-square images: ViPer's own processor path --------------------------------------------------
+#
+# ViPer's metric.py (github.com/EPFL-VILAB/ViPer, commit 099a539, metric.py) builds its processor
+# with size={"longest_edge": 448, "shortest_edge": 378}, do_image_splitting=False (lines 31-35),
+# appends the query image as opened to the history images (line 53), runs
+# processor(text=prompt, images=context_images) (line 58) and model(**inputs) (line 62), which
+# carries pixel_attention_mask for the padded canvas, and scores
+# exp(l648) / (exp(l648) + exp(l387)) at the last position (line 65). The tiny model gets the
+# same processor at its own scale (image size 32: longest 32, shortest 27; 378/448 = 27/32).
+
+#: (width, height): the issue's non-square sizes, a 40:1 landscape and portrait (the image cap is 50:1), a square.
+NONSQUARE = [(768, 1344), (1216, 832), (640, 320), (300, 700), (1600, 40), (36, 1440), (500, 500)]
+#: History: disliked, liked, disliked, liked (ViPer's load_context_images order, metric.py lines 22-28).
+HISTORY_SIZES = [(512, 512), (900, 600), (500, 800), (1024, 1024)]
+
+#: ViPer's calculate_score itself (metric.py at 099a539, imported with torch.cuda.set_device stubbed
+#: and DEVICE = "cpu") on the `sensitive_viper` fixture below, the history and queries of
+#: test_viper_equals_vipers_calculate_score_on_non_square_images, one NONSQUARE query at a time,
+#: printed by tests/reference/viper_metric_oracle.py.
+VIPER_CALCULATE_SCORE = [0.7906407, 0.7933813, 0.7897775, 0.7958032, 0.7907842, 0.7899256, 0.7908354]
+
+
+def _blocks(seed: int, width: int, height: int) -> Image.Image:
+    """Coloured blocks (6 x 4) stretched to any size: structure that survives a resize to 32 px, never black."""
+    small = np.random.default_rng(seed).integers(30, 240, (4, 6, 3), dtype=np.uint8)
+    return Image.fromarray(small).resize((width, height), Image.NEAREST)
+
+
+def _vipers_processor(vlm, size: dict):
+    """metric.py lines 31-35 (AutoProcessor of idefics2-8b, size, no splitting) around the tiny model's tokenizer."""
+    from transformers import Idefics2ImageProcessor, Idefics2Processor
+
+    ip = Idefics2ImageProcessor(do_image_splitting=False, size=size)
+    return Idefics2Processor(image_processor=ip, tokenizer=copy.deepcopy(vlm.tokenizer), image_seq_len=vlm.image_seq_len)
+
+
+def _vipers_calculate_score(vlm, proc, context_images: list, query) -> float:
+    """metric.py's calculate_score (lines 44-68) with the tiny model and its processor: the same calls."""
+    prompt = (TURN.format("-") + TURN.format("+")) * (len(context_images) // 2) + QUERY
+    inputs = proc(text=prompt, images=list(context_images) + [query], return_tensors="pt")
+    assert "pixel_attention_mask" in inputs  # the padded canvas is masked, not squared
+    with torch.no_grad():
+        logits = vlm.core(**inputs).logits
+    lp, lm = logits[0, -1, 648].double(), logits[0, -1, 387].double()
+    return float(torch.exp(lp) / (torch.exp(lp) + torch.exp(lm)))
+
+
+def _history_and_context():
+    ims = [_blocks(100 + i, w, h) for i, (w, h) in enumerate(HISTORY_SIZES)]
+    pairs = [HistoryPair(liked=Candidate.from_image(ims[2 * i + 1], image_id=f"L{i}"),
+                         disliked=Candidate.from_image(ims[2 * i], image_id=f"D{i}")) for i in range(2)]
+    return UserHistory(tuple(pairs)), ims
+
+
+def test_viper_preprocessor_is_vipers_processor_at_every_aspect_ratio():
+    """Full size (448 / 378): each image's pixels and mask are what Idefics2ImageProcessor gives it in ViPer's batch."""
+    from transformers import Idefics2ImageProcessor
+
+    from prefcli_viper.scorer import ViperPreprocessor
+
+    ims = [_blocks(10 + i, w, h) for i, (w, h) in enumerate(NONSQUARE)]
+    ref = Idefics2ImageProcessor(do_image_splitting=False, size={"longest_edge": 448, "shortest_edge": 378})
+    out = ref(images=[ims], return_tensors="pt")  # ViPer: one call, every image of the conversation
+    want, mask = out["pixel_values"][0], out["pixel_attention_mask"][0].bool()
+    got = ViperPreprocessor()(ims)
+    assert got.shape == want.shape
+    torch.testing.assert_close(~torch.isnan(got).any(dim=1), mask, rtol=0, atol=0)
+    torch.testing.assert_close(torch.nan_to_num(got, nan=0.0), want.float(), rtol=0, atol=0)
+    # the aspect ratio is kept: 768x1344 -> 256 wide, raised to the 378 minimum; 1600x40 -> 448 x 378
+    real = ~torch.isnan(got).any(dim=1)
+    assert [(int(r.any(1).sum()), int(r.any(0).sum())) for r in real][:5] == [(448, 378), (378, 448), (378, 448), (448, 378), (378, 448)]
+
+
+@pytest.mark.parametrize("name", ["viper", "idefics"])
+def test_both_scorers_use_vipers_processor(name):
+    from prefcli_viper.scorer import ViperPreprocessor
+
+    s = load_scorer(name, weights="tiny")
+    assert isinstance(s.vlm.preprocess, ViperPreprocessor)
+    assert s.vlm.preprocess.size == {"longest_edge": 32, "shortest_edge": 27}
+
+
+def _image_sensitive(vlm) -> None:
+    """Vision tower and connector x8 more (after _sharpen): query images then score ~1e-2 apart, not ~1e-4."""
+    with torch.no_grad():
+        for n, p in vlm.core.model.named_parameters():
+            if p.ndim >= 2 and ("vision" in n or "connector" in n):
+                p.mul_(8)
+
+
+@pytest.fixture(scope="module")
+def sensitive_viper(real_viper):
+    s = load_scorer("viper", weights="tiny:2", tokenizer="idefics2", batch_size=2)
+    _sharpen(s.vlm)
+    _image_sensitive(s.vlm)
+    return s
+
+
+def test_viper_equals_vipers_calculate_score_on_non_square_images(sensitive_viper):
+    s = sensitive_viper
+    history, context = _history_and_context()
+    queries = [_blocks(200 + j, w, h) for j, (w, h) in enumerate(NONSQUARE)]
+    proc = _vipers_processor(s.vlm, s.vlm.preprocess.size)
+    want = [_vipers_calculate_score(s.vlm, proc, context, q) for q in queries]
+    cands = [Candidate.from_image(q, image_id=f"q{j}") for j, q in enumerate(queries)]
+    state = s.condition(history)
+    batched = s.score(cands, state)  # batch_size 2: candidates of different shapes share a canvas
+    alone = [s.score([c], state)[0] for c in cands]
+    many = s.score_histories([(history, cands)])[0]  # the evaluation path (feature cache, batched prefixes)
+    for got in (batched, alone, many):
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(want, VIPER_CALCULATE_SCORE, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(batched, VIPER_CALCULATE_SCORE, rtol=0, atol=1e-5)
+    # The check can fail: the queries squared first (prefcli before this fix) score 1e-3 and more away.
+    squared = s.score([Candidate.from_image(q.resize((max(q.size),) * 2, Image.BICUBIC)) for q in queries], state)
+    assert np.abs(np.subtract(squared, want)).max() > 1e-3
+
+
+def test_reward_keeps_the_aspect_ratio_as_vipers_processor_does(sensitive_viper):
+    """The differentiable path (generate's reward) resizes as the processor does, aspect kept, to ViPer's numbers."""
+    s = sensitive_viper
+    history, context = _history_and_context()
+    state = s.condition(history)
+    proc = _vipers_processor(s.vlm, s.vlm.preprocess.size)
+    # 32x27 and 27x32 pass the tiny processor unresized (exact); 96x40 is squashed to 32x27 by a
+    # float resize here, a uint8 one in the processor (2e-3, as tests/test_scorer_contract.py allows).
+    for (w, h), tol in (((32, 27), 1e-5), ((27, 32), 1e-5), ((96, 40), 2e-3)):
+        q = _blocks(300 + w, w, h)
+        want = _vipers_calculate_score(s.vlm, proc, context, q)
+        pixels = torch.from_numpy(np.asarray(q, dtype=np.float32) / 255.0).permute(2, 0, 1)[None].requires_grad_(True)
+        got = s.reward(pixels, None, state)
+        assert abs(float(got.detach()[0]) - want) < tol, ((w, h), float(got.detach()[0]), want)
+        got.sum().backward()
+        assert torch.isfinite(pixels.grad).all() and pixels.grad.abs().sum() > 0
+        squared = s.reward(torch.nn.functional.interpolate(pixels.detach(), size=(max(w, h),) * 2, mode="bilinear"), None, state)
+        if tol < 1e-3:
+            assert abs(float(squared[0]) - want) > 100 * tol  # a squared image would be caught
+
+
+def test_full_size_geometry_equals_vipers_call_on_a_patch_14_model():
+    """448 / 378 and IDEFICS2's 14-px patches (a tiny model with the real patch size): prefcli's cached
+    path equals ViPer's processor + model(**inputs) on non-square and extreme images."""
+    try:
+        from prefcli.vlm.tokenizer import mistral_sentencepiece_path
+
+        mistral_sentencepiece_path()
+    except Exception as e:  # noqa: BLE001
+        pytest.skip(f"the real IDEFICS2 tokenizer needs mistral-common's tokenizer.model.v1: {e}")
+    from prefcli.vlm import scoring
+    from prefcli.vlm.model import tiny_vlm
+    from prefcli.vlm.template import eval_history_items
+    from prefcli_viper.scorer import ViperPreprocessor
+
+    vlm = tiny_vlm(template="viper", tokenizer="idefics2", seed=5, tiny={"image_size": 28, "patch_size": 14}).eval()
+    _sharpen(vlm)
+    _image_sensitive(vlm)
+    vlm.preprocess = ViperPreprocessor()
+    ims = [_blocks(400 + i, w, h) for i, (w, h) in enumerate([(900, 600), (500, 800)])]
+    history = UserHistory((HistoryPair(liked=Candidate.from_image(ims[1], image_id="L"),
+                                       disliked=Candidate.from_image(ims[0], image_id="D")),))
+    queries = [_blocks(500 + j, w, h) for j, (w, h) in enumerate([(768, 1344), (1600, 40), (640, 320)])]
+    proc = _vipers_processor(vlm, {"longest_edge": 448, "shortest_edge": 378})
+    want = [_vipers_calculate_score(vlm, proc, ims, q) for q in queries]
+    with torch.no_grad():
+        state = scoring.condition(vlm, eval_history_items(history))
+        got = scoring.q_scores(scoring.score_candidates(vlm, state, [Candidate.from_image(q) for q in queries], batch_size=3))
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)

@@ -37,6 +37,8 @@ def register_scorers(register):
         differentiable=True,
         install_hint="pip install torch transformers peft",
         requires=("torch", "transformers", "peft"),
+        # 2: ViPer's processor at every aspect ratio (1 squared non-square images first).
+        version=2,
     )
     register(
         ScorerSpec(

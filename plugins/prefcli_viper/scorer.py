@@ -17,10 +17,8 @@ same base and template without the adapter: the zero-shot row.
 Differences from the reference code, both deliberate: the caller's image list
 is never appended to (the reference appends the query in place), and the
 history turns are encoded once per user and cached (the scores are the same
-to fp32 rounding). Non-square images are first resized to a square of their
-longest side, so that every image is one 448x448 tensor; the reference would
-pad them to a common size instead (square images, as ViPer's and Pick-a-Pic's
-are, go through exactly the reference preprocessing).
+to fp32 rounding). Images go through ViPer's processor exactly, at any aspect
+ratio (``ViperPreprocessor``: aspect kept, padding masked).
 
 Weights: ``viper`` takes the adapter as ``--weights`` (default
 ``hf-hub:EPFL-VILAB/Metric-ViPer`` or a local adapter folder) and the base as
@@ -33,10 +31,10 @@ a tiny random model with ViPer's template (option ``tokenizer``: "tiny" or
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from prefcli.errors import WeightsError
-from prefcli.vlm.preprocess import ImagePreprocessor
+from prefcli.vlm.preprocess import FULL_SIZE, MEAN, PAD, STD, ImagePreprocessor
 from prefcli.vlm.scorer import CachedVLMScorer
 from prefcli.weights import is_tiny, parse, resolve_dir, tiny_seed
 
@@ -48,20 +46,68 @@ ADAPTER_PATTERNS = ["adapter_config.json", "adapter_model.safetensors", "*.json"
 
 
 class ViperPreprocessor(ImagePreprocessor):
-    """ViPer's processor settings (448 / 378, no splitting, no 512 pre-resize); non-square images squared first."""
+    """ViPer's processor: longest_edge 448, shortest_edge 378, no splitting, no 512 pre-resize, the aspect kept.
 
-    def __init__(self) -> None:
-        super().__init__(image_size=448, pre_resize=None, use_hf_processor=True)
+    ViPer's metric.py (EPFL-VILAB/ViPer, metric.py lines 30-34 and 58) hands the
+    images as opened to ``Idefics2Processor``: each is resized keeping its aspect
+    ratio (longest side at most 448, both at least 378) and the batch is padded
+    to a common canvas with a pixel attention mask. Here each image keeps its
+    own size, the canvas around it is ``PAD`` (masked the same way by
+    ``PrefVLM.image_features``), so an image's features do not depend on the
+    images batched beside it. A tiny model gets the same processor at its own
+    scale (``scaled``).
+    """
 
-    def _pil(self, img: Any) -> Any:
-        img = super()._pil(img)
-        w, h = img.size
-        if w != h:
-            from PIL import Image
+    def __init__(self, longest_edge: int = FULL_SIZE["longest_edge"], shortest_edge: int = FULL_SIZE["shortest_edge"]) -> None:
+        super().__init__(image_size=longest_edge, pre_resize=None, use_hf_processor=True)
+        self.size = {"longest_edge": int(longest_edge), "shortest_edge": int(shortest_edge)}
 
-            side = max(w, h)
-            img = img.resize((side, side), Image.BICUBIC)
-        return img
+    @classmethod
+    def scaled(cls, image_size: int) -> "ViperPreprocessor":
+        """ViPer's 448 / 378 at a tiny model's image size (32 -> 32 / 27: 378/448 = 27/32 exactly)."""
+        return cls(image_size, round(image_size * FULL_SIZE["shortest_edge"] / FULL_SIZE["longest_edge"]))
+
+    def hf_processor(self) -> Any:
+        if self._proc is None:
+            from transformers import Idefics2ImageProcessor
+
+            self._proc = Idefics2ImageProcessor(do_image_splitting=False, size=dict(self.size))
+        return self._proc
+
+    def __call__(self, images: Sequence[Any]) -> Any:
+        import torch
+
+        pils = [self._pil(im) for im in images]
+        if not pils:
+            return torch.zeros(0, 3, self.image_size, self.image_size)
+        out = self.hf_processor()(images=[[p] for p in pils], return_tensors="pt")
+        pv = out["pixel_values"][:, 0].float()  # (N, 3, H, W) on the batch's canvas, zero-padded
+        real = out["pixel_attention_mask"][:, 0].bool()
+        return pv if bool(real.all()) else pv.masked_fill(~real.unsqueeze(1), PAD)
+
+    def output_size(self, height: int, width: int) -> tuple[int, int]:
+        """The size an image of (height, width) is resized to, by transformers' own Idefics2 rule."""
+        import torch
+        from transformers.image_processing_utils import SizeDict
+        from transformers.models.idefics2.image_processing_idefics2 import get_resize_output_image_size
+
+        return tuple(get_resize_output_image_size(torch.empty(0, height, width), SizeDict(**self.size)))
+
+    def tensor(self, pixels: Any) -> Any:
+        """Differentiable: (B, 3, H, W) in [0, 1] resized as ``__call__`` resizes such an image (aspect kept)."""
+        import torch.nn.functional as F
+
+        h, w = self.output_size(int(pixels.shape[-2]), int(pixels.shape[-1]))
+        x = pixels
+        if tuple(x.shape[-2:]) != (h, w):
+            x = F.interpolate(x, size=(h, w), mode="bilinear", antialias=True, align_corners=False)
+        return (x - MEAN) / STD
+
+
+def viper_preprocessor(vlm: Any) -> ViperPreprocessor:
+    """ViPer's processor for this model: 448 / 378 for IDEFICS2 itself, scaled to a tiny model's image size."""
+    size = int(vlm.core.config.vision_config.image_size)
+    return ViperPreprocessor() if vlm.preprocess.use_hf_processor else ViperPreprocessor.scaled(size)
 
 
 def load_adapter_dir(spec: str, offline: bool | None = None) -> Path:
@@ -123,7 +169,9 @@ class IdeficsScorer(CachedVLMScorer):
         seed = tiny_seed(spec) + self.tiny_seed_offset
         self._weights_id = f"tiny:{tiny_seed(spec)}/{self.default_name}" + ("" if self._tokenizer == "tiny" else f"/{self._tokenizer}")
         kw = {"dtype": self.dtype} if self.dtype else {}
-        return tiny_vlm(template="viper", tokenizer=self._tokenizer, seed=seed, device=self.device, **kw)
+        vlm = tiny_vlm(template="viper", tokenizer=self._tokenizer, seed=seed, device=self.device, **kw)
+        vlm.preprocess = viper_preprocessor(vlm)
+        return vlm
 
     def _pretrained(self, base: str, adapter_dir: Path | None, flag: str = "--weights") -> Any:
         from prefcli.vlm.model import WEIGHT_FILE_PATTERNS, VLMSpec, build_model
@@ -135,8 +183,7 @@ class IdeficsScorer(CachedVLMScorer):
         vlm = build_model(spec)
         if adapter_dir is not None:
             vlm = attach_adapter(vlm, adapter_dir)
-        if vlm.preprocess.use_hf_processor:  # full-size model: ViPer's exact processor settings
-            vlm.preprocess = ViperPreprocessor()
+        vlm.preprocess = viper_preprocessor(vlm)
         return vlm
 
     def _build(self) -> Any:

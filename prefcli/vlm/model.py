@@ -27,7 +27,7 @@ import torch
 import torch.nn as nn
 
 from prefcli.errors import ConfigError, WeightsError
-from prefcli.vlm.preprocess import ImagePreprocessor
+from prefcli.vlm.preprocess import ImagePreprocessor, stack_padded
 from prefcli.vlm.pref_tokens import INITS, PreferenceTokens, new_preference_tokens
 from prefcli.vlm.template import STYLES, EncodedSequence, HistoryItem, SequenceEncoder
 
@@ -377,7 +377,7 @@ class PrefVLM(nn.Module):
                     cache[key] = fresh[j]
         if not out:
             return self.preprocess([]).to(self.device)
-        return torch.stack(out).to(self.device)
+        return stack_padded(out).to(self.device)
 
     def make_batch(self, seqs: Sequence[EncodedSequence], padding_side: str = "right",
                    pixel_cache: dict | None = None, pixel_values: torch.Tensor | None = None) -> Batch:
@@ -395,8 +395,15 @@ class PrefVLM(nn.Module):
         pv = pixel_values.to(device=self.device, dtype=vdtype)
         p = self._core.config.vision_config.patch_size
         n, _, h, w = pv.shape
-        # Every image is a full square (no pixel padding), so all patches are real.
-        pam = torch.ones((n, h // p, w // p), dtype=torch.bool, device=pv.device)
+        real = ~torch.isnan(pv).any(dim=1)  # PAD marks the canvas around a smaller image
+        if bool(real.all()):
+            pam = torch.ones((n, h // p, w // p), dtype=torch.bool, device=pv.device)
+        else:
+            # As transformers' Idefics2Model.get_image_features masks a padded batch: zeros
+            # under the mask, and a patch is the image's only when all its pixels are.
+            pv = pv.masked_fill(~real.unsqueeze(1), 0.0)
+            grid = real[:, : h // p * p, : w // p * p].unfold(1, p, p).unfold(2, p, p)
+            pam = grid.flatten(-2).all(dim=-1)
         hs = inner.vision_model(pixel_values=pv, patch_attention_mask=pam).last_hidden_state
         return inner.connector(hs, attention_mask=pam.view(n, -1))
 

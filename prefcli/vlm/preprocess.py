@@ -9,6 +9,13 @@ no pixel padding (and no pixel attention mask) is ever needed.
 
 ``preprocess_tensor`` is the torch-only path (differentiable, for reward
 guidance): pixels in [0, 1] -> the same normalized tensors.
+
+A preprocessor that keeps each image's aspect ratio (ViPer's, in the viper
+plugin) returns images of different sizes on one canvas: the pixels outside
+an image are ``PAD`` (NaN), which ``PrefVLM.image_features`` turns into
+IDEFICS2's pixel attention mask. NaN never comes out of a decoded image or a
+generator's [0, 1] output, so the padding travels in-band through every
+cache and batch without a second tensor beside it.
 """
 
 from __future__ import annotations
@@ -18,6 +25,8 @@ from typing import Any, Sequence
 FULL_PRE_RESIZE = 512
 FULL_SIZE = {"longest_edge": 448, "shortest_edge": 378}
 MEAN = STD = 0.5
+#: A pixel outside its image on a padded canvas (see the module docstring).
+PAD = float("nan")
 
 
 class ImagePreprocessor:
@@ -56,6 +65,10 @@ class ImagePreprocessor:
             img = img.resize((self.pre_resize, self.pre_resize))
         return img
 
+    def tensor(self, pixels: Any) -> Any:
+        """Torch-only, differentiable: (B, 3, H, W) in [0, 1] -> what ``__call__`` makes of such images."""
+        return preprocess_tensor(pixels, self.image_size, self.pre_resize)
+
     def __call__(self, images: Sequence[Any]) -> Any:
         import numpy as np
         import torch
@@ -87,3 +100,15 @@ def preprocess_tensor(pixels: Any, image_size: int, pre_resize: int | None = Non
     if x.shape[-2:] != (image_size, image_size):
         x = F.interpolate(x, size=(image_size, image_size), mode="bilinear", antialias=True, align_corners=False)
     return (x - MEAN) / STD
+
+
+def stack_padded(rows: Sequence[Any]) -> Any:
+    """(3, h, w) tensors of any sizes -> (N, 3, H, W) on the largest canvas, ``PAD`` outside each image."""
+    import torch
+    import torch.nn.functional as F
+
+    hh = max(int(r.shape[-2]) for r in rows)
+    ww = max(int(r.shape[-1]) for r in rows)
+    if all(tuple(r.shape[-2:]) == (hh, ww) for r in rows):
+        return torch.stack(list(rows))
+    return torch.stack([F.pad(r, (0, ww - int(r.shape[-1]), 0, hh - int(r.shape[-2])), value=PAD) for r in rows])

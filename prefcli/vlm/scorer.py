@@ -242,8 +242,6 @@ class CachedVLMScorer(Scorer):
 
     def reward(self, pixels: Any, prompts: Sequence[str] | str | None = None, state: Any = None) -> Any:
         """Differentiable Q for (B, 3, H, W) pixels in [0, 1]: a (B,) tensor with gradients to `pixels`."""
-        from prefcli.vlm.preprocess import preprocess_tensor
-
         st = self._state(state)
         if pixels.ndim != 4 or pixels.shape[1] != 3:
             raise ValueError(f"reward expects (B, 3, H, W) pixels in [0, 1], got shape {tuple(pixels.shape)}")
@@ -257,7 +255,7 @@ class CachedVLMScorer(Scorer):
                 raise ValueError(f"got {b} images but {len(plist)} prompts")
             plist = [self._prompt(p, "images") for p in plist]
         pre = self.vlm.preprocess
-        pv = preprocess_tensor(pixels.to(self.vlm.device, torch.float32), pre.image_size, pre.pre_resize)
+        pv = pre.tensor(pixels.to(self.vlm.device, torch.float32))
         out = scoring.score_candidates(self.vlm, st.prefix, [None] * b, plist, batch_size=self.batch_size,
                                        pixel_values=pv)
         return out.q
