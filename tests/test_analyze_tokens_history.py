@@ -65,6 +65,10 @@ def test_tokens_command_writes_table7_and_the_json_shape(tmp_path):
     assert "| P1 |" in md and "#3 (distance)" in md
     tex = (out / "tokens.tex").read_text()
     assert "\\toprule" in tex and "\\bottomrule" in tex and "P10" in tex
+    from test_latex import PDFLATEX, compile_file
+
+    if PDFLATEX:  # the whole .tex, as written, compiles in a plain article + booktabs
+        compile_file(out / "tokens.tex", tmp_path)
     for ext in ("png", "pdf", "svg"):
         assert (out / f"tokens.{ext}").stat().st_size > 1000
 

@@ -71,6 +71,11 @@ def test_bench_generate_limit_2_writes_table4_and_resumes(tmp_path):
     assert row["hpsv2 guided"] == pytest.approx(sum(all_guided) / 4)
     assert (out / "table4.md").read_text().count("|") > 10 and "HPSv2 guided" in (out / "table4.md").read_text()
     assert doc["counts"] == {"liked": 12, "disliked": 12, "optimized": 4, "kept": 0}
+    from test_latex import PDFLATEX, compile_file
+
+    assert "\\caption{HPSv2 of personalized generation}" in (out / "table4.tex").read_text()
+    if PDFLATEX:
+        compile_file(out / "table4.tex", tmp_path)
 
     before = {p: p.stat().st_mtime_ns for p in out.rglob("*.jpg")}
     res = CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)

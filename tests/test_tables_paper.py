@@ -41,7 +41,7 @@ def test_machine_readable_tables_hold_fractions_and_null():
 
 def test_latex_escape():
     assert tables.latex_escape("a_b & 50% #1 ~x^2 {y} \\ ± |Δ| ↓") == (
-        "a\\_b \\& 50\\% \\#1 \\textasciitilde{}x\\textasciicircum{}2 \\{y\\} \\textbackslash{} $\\pm$ |$\\Delta$| $\\downarrow$")
+        "a\\_b \\& 50\\% \\#1 \\textasciitilde{}x\\textasciicircum{}2 \\{y\\} \\textbackslash{} $\\pm$ \\textbar{}$\\Delta$\\textbar{} $\\downarrow$")
 
 
 def test_a_table_printed_to_a_pipe_is_never_cut(capsys):

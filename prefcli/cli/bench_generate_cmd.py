@@ -24,7 +24,7 @@ def bench_generate_command(
     prompts: Annotated[str, typer.Option("--prompts", help="hpsv2 (the benchmark's prompts from the hub, zhwang/HPDv2), or a folder holding anime.json, concept-art.json, paintings.json, photo.json.")] = "hpsv2",
     styles: Annotated[Optional[str], typer.Option("--styles", help="Comma-separated subset of anime, concept-art, paintings, photo (default: all four).")] = None,
     limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Only the first N prompts of each style.")] = None,
-    out: Annotated[Path, typer.Option("--out", help="Output folder: unguided/ and guided/ in hpsv2's layout, history/, runs/ (sidecars), table4.{md,csv,json}.")] = Path("bench-generate"),
+    out: Annotated[Path, typer.Option("--out", help="Output folder: unguided/ and guided/ in hpsv2's layout, history/, runs/ (sidecars), table4.{md,csv,json,tex}.")] = Path("bench-generate"),
     model: Annotated[str, typer.Option("--model", "-m", help="The generator that is optimized (and makes the disliked history).")] = "sd-turbo",
     liked_model: Annotated[str, typer.Option("--liked-model", help="The generator of the liked history images.")] = "flux-schnell",
     disliked_model: Annotated[Optional[str], typer.Option("--disliked-model", help="The generator of the disliked history images (default: --model).")] = None,
@@ -96,7 +96,7 @@ def bench_generate_command(
             bar.stop()
     c = data["counts"]
     print(f"made {c['liked']} liked and {c['disliked']} disliked history images, optimized {c['optimized']} prompt(s), "
-          f"kept {c['kept']} finished before; wrote {out}/table4.md, .csv, .json", file=sys.stderr)  # fmt: skip
+          f"kept {c['kept']} finished before; wrote {out}/table4.md, .csv, .json, .tex", file=sys.stderr)  # fmt: skip
     if fmt is Format.json:
         from prefcli.generate.bench import table_rows
         from prefcli.output import to_json

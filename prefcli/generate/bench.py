@@ -15,7 +15,7 @@ Layout and scores follow hpsv2/evaluation.py (`evaluate_benchmark`), so its own
   average = the mean over all images (line 151).
 Beside them: OUT/history/<style>/<index:05d>/{liked,disliked}-<k>.jpg, the
 sidecars OUT/runs/<style>/<index:05d>.json (one per prompt, ReNO's log), and
-the tables table4.{md,csv,json}. A prompt whose sidecar says it finished with
+the tables table4.{md,csv,json,tex}. A prompt whose sidecar says it finished with
 the same settings is not generated again; history images already on disk are
 reused.
 """
@@ -276,6 +276,22 @@ def display_rows(data: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str]]
     return rows, cols
 
 
+def latex_table(data: dict[str, Any]):
+    """Table 4 as a prefcli Table, so that its `.tex` comes from the one LaTeX renderer (prefcli.latex)."""
+    from prefcli.harness.tables import Column, Table
+
+    cols = [Column("style", "Style"), Column("n", "Images")]
+    rows = [{"style": r["style"], "n": r["n"]} for r in table_rows(data)]
+    for metric in data["scores"]:
+        for arm in ("unguided", "guided"):
+            key = f"{metric}_{arm}"
+            cols.append(Column(key, f"{'HPSv2' if metric == 'hpsv2' else metric + ' (judge)'} {arm} ↑", pm=True, digits=2))
+            for row, r in zip(rows, table_rows(data)):
+                row[key], row[f"{key}_se"] = r[f"{metric} {arm}"], r[f"{metric} {arm} se"]
+    return Table("table4_generation", "Table 4 · HPSv2 of personalized generation", cols, rows,
+                 note="± standard error over images; a style's score is the mean of its 80-image chunk means")
+
+
 def write_tables(data: dict[str, Any], out: Path) -> list[Path]:
     from prefcli import output
     from prefcli.atomic import write_text
@@ -283,7 +299,7 @@ def write_tables(data: dict[str, Any], out: Path) -> list[Path]:
     rows, cols = display_rows(data)
     written = []
     for suffix, text in (("md", output.to_markdown(rows, cols)), ("csv", output.to_csv(table_rows(data))),
-                         ("json", output.to_json({"rows": table_rows(data), **data}))):  # fmt: skip
+                         ("json", output.to_json({"rows": table_rows(data), **data})), ("tex", latex_table(data).to_latex())):  # fmt: skip
         path = out / f"table4.{suffix}"
         write_text(path, text if text.endswith("\n") else text + "\n")
         written.append(path)

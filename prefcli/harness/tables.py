@@ -115,26 +115,18 @@ class Table:
 
     def to_latex(self) -> str:
         """A booktabs table (needs \\usepackage{booktabs}); the best value per ↑/↓ column in bold."""
+        from prefcli import latex
+
         bold = self._bold()
-        align = "l" + "r" * (len(self.columns) - 1)
-        out = ["\\begin{table}[t]", "\\centering", f"\\caption{{{latex_escape(self.title)}}}",
-               f"\\label{{tab:{self.name}}}", f"\\begin{{tabular}}{{{align}}}", "\\toprule",
-               " & ".join(latex_escape(c.header) for c in self.columns) + " \\\\", "\\midrule"]
-        rule_done = False
+        rows = []
         for i, r in enumerate(self.rows):
-            if r.get("baseline") and not rule_done and i > 0:
-                out.append("\\midrule")  # references (Random) below the scorers
-                rule_done = True
             cells = []
             for c in self.columns:
                 text = latex_escape(self.cell(r, c))
                 cells.append(f"\\textbf{{{text}}}" if i in bold[c.key] else text)
-            out.append(" & ".join(cells) + " \\\\")
-        out += ["\\bottomrule", "\\end{tabular}"]
-        if self.note:
-            out.append(f"\\par\\smallskip{{\\footnotesize {latex_escape(self.note)}}}")
-        out.append("\\end{table}")
-        return "\n".join(out) + "\n"
+            rows.append(cells)
+        refs = next((i for i, r in enumerate(self.rows) if r.get("baseline")), None)  # references (Random) below the scorers
+        return latex.table(self.name, self.title, [c.header for c in self.columns], rows, note=self.note, rule_before=refs)
 
     def to_csv(self) -> str:
         from prefcli.output import to_csv
@@ -193,15 +185,11 @@ class Table:
             sys.stdout.write(self.render(fmt))
 
 
-_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-                  "↑": r"$\uparrow$", "↓": r"$\downarrow$", "±": r"$\pm$", "Δ": r"$\Delta$", "–": "--",
-                  "−": "$-$", "·": r"$\cdot$", "×": r"$\times$"}
-
-
 def latex_escape(text: str) -> str:
-    """Text safe inside a LaTeX tabular: specials escaped, the tables' symbols as math."""
-    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
+    """Text safe inside a LaTeX tabular (prefcli.latex.escape, the one escaper of every .tex)."""
+    from prefcli.latex import escape
+
+    return escape(text)
 
 
 def _num(v: Any) -> Any:
