@@ -94,13 +94,18 @@ def test_standardize_one_candidate_and_constant_scores():
 
 
 def test_choose_weight_follows_who_was_right_and_shrinks():
-    dg, dp = [1.0, 0.5, 2.0, 0.8], [-1.0, -0.3, -0.5, -2.0]  # general right on all, personal wrong on all
+    dg, dp = [1.0, 0.5, 2.0, 0.8], [-4.0, -4.0, -4.0, -4.0]  # general right on all, personal wrong on all, by far
     ev = weighting.choose_weight(dg, dp, population_weight=1.0, shrinkage=0.0)
     assert ev.loo_best == 0.0 and ev.weight == 0.0 and ev.loo_general == 1.0 and ev.loo_personal == 0.0
     ev = weighting.choose_weight(dg, dp, population_weight=1.0, shrinkage=4.0)
-    assert ev.weight == pytest.approx((4 * 0.0 + 4 * 1.0) / 8)  # n·ŵ + k·w₀ over n + k
+    a = (4 * 0.0 + 4 * 0.5) / 8  # shares w / (1 + w): ŵ = 0 → 0, w₀ = 1 → ½; n = k = 4
+    assert ev.weight == pytest.approx(a / (1 - a))
+    # Pairs that cannot tell w apart keep the population w.
+    assert weighting.choose_weight([1.0, -1.0], [1.0, -1.0], population_weight=0.5, shrinkage=0.0).loo_best == 0.5
     ev = weighting.choose_weight([-x for x in dg], [-x for x in dp], population_weight=1.0, shrinkage=0.0)
-    assert ev.loo_best == max(weighting.GRID) and ev.loo_personal == 1.0 and ev.loo_general == 0.0
+    assert ev.loo_best == 1.0 and ev.loo_personal == 1.0 and ev.loo_general == 0.0  # w ≥ 0.75 all order every pair right
+    ev = weighting.choose_weight([-x for x in dg], [-x for x in dp], population_weight=0.25, shrinkage=0.0)
+    assert ev.loo_best == 0.75  # the smallest of them: the closest to this population w
     none = weighting.choose_weight([], [], population_weight=0.7, shrinkage=4.0)
     assert none.weight == 0.7 and none.loo_pairs == 0 and "population w" in none.sentence()
 
@@ -128,11 +133,12 @@ def test_auto_weight_leans_on_whoever_ordered_this_persons_history(mocks, genera
     rec = run_scorer(_blend(shrinkage="0"), [task])[0][0]
     general = [fakes.quality(c.image_id) for c in task.candidates]
     order = np.argsort(-np.asarray(rec["scores"]))
-    if general_right:  # w = 0: the general scorer's order
-        assert rec["blend"]["weight"] == 0.0
+    # The spy's z is exactly −z(general), so the blend is (1 − w)·z(general): w < 1 keeps the general order.
+    if general_right:  # the general scorer was right on every history pair
+        assert rec["blend"]["weight"] < 1.0 and rec["blend"]["loo_general"] == 1.0
         assert order.tolist() == np.argsort(-np.asarray(general)).tolist()
     else:  # the personal scorer (−quality) was right on every history pair: its order
-        assert rec["blend"]["weight"] == max(weighting.GRID)
+        assert rec["blend"]["weight"] > 1.0 and rec["blend"]["loo_personal"] == 1.0
         assert order.tolist() == np.argsort(np.asarray(general)).tolist()
     extras = rec["extras"]
     assert len(extras) == 6 and all(e["weight"] == rec["blend"]["weight"] for e in extras)

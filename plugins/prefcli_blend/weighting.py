@@ -41,7 +41,7 @@ class Evidence:
     weight: float  # the w used: shrunk, or the fixed one
     mode: str  # "auto" or "fixed"
     loo_pairs: int  # history pairs the leave-one-out graded (0: none; w is then the population w)
-    loo_best: float | None  # the grid w with the most pairs right (ties: best fit of the margins)
+    loo_best: float | None  # the grid w with the most pairs right (ties: the closest to the population w)
     loo_general: float | None  # share of those pairs the general scorer alone ordered right
     loo_personal: float | None  # ... the personal scorer alone (conditioned on the other N−1 pairs)
     loo_blend: float | None  # ... the blend at loo_best
@@ -69,15 +69,21 @@ def _right(d: np.ndarray) -> float:
     return float((d > 0).sum() + 0.5 * (d == 0).sum())
 
 
+def _share(w: float) -> float:
+    """The personal part's share of the blend, w / (1 + w), in [0, 1)."""
+    return float(w) / (1.0 + float(w))
+
+
 def choose_weight(d_general: Sequence[float], d_personal: Sequence[float], *, population_weight: float,
                   shrinkage: float, grid: Sequence[float] = GRID) -> Evidence:
     """w for one person from their leave-one-out pairs.
 
     `d_general[i]`, `d_personal[i]`: z(liked) − z(disliked) of history pair i,
     the personal one scored by the personal scorer conditioned on the *other*
-    pairs. The grid w that orders most pairs right is taken (ties: the best
-    fit of the margins, then the one closest to the population w), then
-    shrunk: w = (n·ŵ + k·w₀) / (n + k), with n pairs and k = `shrinkage`.
+    pairs. The grid w that orders most pairs right is taken (ties: the one
+    closest to the population w), then shrunk in the personal part's share
+    a(w) = w / (1 + w): a = (n·a(ŵ) + k·a(w₀)) / (n + k), with n pairs and
+    k = `shrinkage`, and w = a / (1 − a).
     """
     grid = list(grid)
     dg = np.asarray(d_general, dtype=np.float64)
@@ -89,13 +95,14 @@ def choose_weight(d_general: Sequence[float], d_personal: Sequence[float], *, po
     if n == 0:
         return Evidence(w0, "auto", 0, None, None, None, None, w0, k)
     right = [_right(dg + w * dp) for w in grid]
-    # Ties in pairs right (common with few pairs) go to the w whose margins fit best: the log-likelihood
-    # of the pairs under P(liked first) = sigmoid(margin); then to the w closest to the population w.
-    fit = [float(-np.logaddexp(0.0, -(dg + w * dp)).sum()) for w in grid]
     best_right = max(right)
-    best = max((w for w, r in zip(grid, right) if r == best_right),
-               key=lambda w: (round(fit[grid.index(w)], 9), -abs(w - w0)))
-    w = (n * best + k * w0) / (n + k)
+    # Of the w that order most pairs right, the one closest to the population w: a history that
+    # cannot tell two w apart keeps the population's (few pairs rarely can).
+    best = min((w for w, r in zip(grid, right) if r == best_right), key=lambda w: (abs(_share(w) - _share(w0)), w))
+    # Shrink the personal part's share w / (1 + w), which is bounded, rather than w itself: one
+    # lucky pair that sends ŵ to the top of the grid must not outweigh the population's w.
+    a = (n * _share(best) + k * _share(w0)) / (n + k)
+    w = a / (1.0 - a) if a < 1.0 else float(grid[-1])
     return Evidence(float(w), "auto", n, float(best), _right(dg) / n, _right(dp) / n, best_right / n, w0, k)
 
 
