@@ -230,3 +230,11 @@ def test_rank_defaults_to_blend_with_a_history_and_shows_why(capsys, tmp_path):
     for r in rows:
         assert {"general", "personal", "z_general", "z_personal", "weight", "loo_pairs", "loo_general", "loo_personal"} <= set(r)
         assert r["loo_pairs"] == 3 and r["score"] == pytest.approx(r["z_general"] + r["weight"] * r["z_personal"])
+
+
+def test_scorers_page_of_blend(capsys):
+    code, out, err = run_cli(capsys, "scorers", "blend")
+    assert code == 0, err
+    assert "default each part's own" in out and "--weights is required" not in out
+    for name in ("general", "personal", "weight", "population_weight", "shrinkage", "general_weights", "personal_weights"):
+        assert name in out
