@@ -106,7 +106,8 @@ def rank(images: Any, *, scorer: "str | Scorer | None" = None, likes: Any = None
     `images`: a folder, image files, PIL images, or a list mixing files and
     PIL images. `likes` / `dislikes`: the person's history, the same kinds
     (two folders are paired by sorted file name, lists by position). With a
-    history the default scorer is clip-probe, else aesthetic. `prompt`: one
+    history the default scorer is blend (a general scorer plus clip-probe, weighted per
+    person; docs/scorers/blend.md), else aesthetic. `prompt`: one
     prompt for every image (scorers such as clip need one). Files that cannot
     be read are skipped and listed in `.skipped`.
     """

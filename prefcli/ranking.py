@@ -24,8 +24,11 @@ if TYPE_CHECKING:  # pragma: no cover
 #: Called after each scored batch with (done, total).
 ProgressFn = Callable[[int, int], None]
 
-DEFAULT_PERSONAL_SCORER = "clip-probe"
+DEFAULT_PERSONAL_SCORER = "blend"
 DEFAULT_SCORER = "aesthetic"
+#: The blend's general part when the user names none: PickScore (the strongest general scorer on
+#: real users' choices, Pick-a-Pic) when every image has a prompt, else the prompt-free aesthetic.
+DEFAULT_BLEND_GENERAL = ("pickscore", "aesthetic")
 
 
 @dataclass
@@ -35,9 +38,14 @@ class RankedImage:
     path: str
     image_id: str
     prompt: str | None = None
+    #: What a composite scorer (blend) says about this candidate: its parts' scores, the w and its evidence.
+    extras: dict[str, Any] | None = None
 
     def as_row(self) -> dict[str, Any]:
-        return {"rank": self.rank, "score": self.score, "path": self.path, "image_id": self.image_id, "prompt": self.prompt}
+        row = {"rank": self.rank, "score": self.score, "path": self.path, "image_id": self.image_id, "prompt": self.prompt}
+        if self.extras:
+            row.update(self.extras)
+        return row
 
 
 @dataclass
@@ -206,6 +214,10 @@ def rank_folder(
             notes.append(f"scorer {name} uses no history; --likes/--dislikes are ignored")
         history = None
 
+    if isinstance(scorer, str) and spec.name == DEFAULT_PERSONAL_SCORER and "general" not in dict(scorer_options or {}):
+        general, why = default_blend_general(list(good) + (history.images() if history is not None else []))
+        opts = spec.parse_options({**opts.as_kwargs(), "general": general})
+        notes.append(f"blend of {general} (general: {why}) and {opts.personal} (personal); -o general NAME chooses another")
     result = rank_candidates(good, scorer=scorer, history=history, weights=weights, device=device, dtype=dtype,
                              scorer_options=opts if isinstance(scorer, str) else None, batch_size=batch_size, top=top,
                              progress=progress, skipped=skipped, notes=notes)
@@ -216,6 +228,24 @@ def rank_folder(
         shown_prompt = prompt if opts.pop("prompt", False) else None
         result.sheet = str(write_rank_sheet(result.ranked, sheet, title=title, history=shown_history, prompt=shown_prompt, **opts))
     return result
+
+
+def default_blend_general(candidates: Sequence["Candidate"]) -> tuple[str, str]:
+    """The blend's general part when none is named, and why: pickscore if every image (candidates and
+    history, whose images the blend's general part also scores) has a prompt and pickscore is
+    installed, else aesthetic (which needs no prompt)."""
+    from prefcli.plugins import get_scorer_spec
+
+    with_prompts, without = DEFAULT_BLEND_GENERAL
+    try:
+        ready = not get_scorer_spec(with_prompts).missing_requirements()
+    except PrefcliError:
+        ready = False
+    if not ready:
+        return without, f"{with_prompts} is not installed"
+    if candidates and all(c.prompt for c in candidates):
+        return with_prompts, "every image has a prompt"
+    return without, "not every candidate and history image has a prompt"
 
 
 def rank_candidates(
@@ -246,6 +276,14 @@ def rank_candidates(
         raise PrefcliError(f"--top must be at least 1, got {top}")
     notes = list(notes)
     if isinstance(scorer, str):
+        from prefcli.options import Options
+        from prefcli.plugins import get_scorer_spec
+
+        raw = scorer_options.as_kwargs() if isinstance(scorer_options, Options) else dict(scorer_options or {})
+        if not isinstance(scorer_options, Options) and get_scorer_spec(scorer).name == DEFAULT_PERSONAL_SCORER and "general" not in raw:
+            general, why = default_blend_general(list(candidates) + (history.images() if history is not None else []))
+            scorer_options = {**raw, "general": general}
+            notes.append(f"blend of {general} (general: {why}) and {raw.get('personal', 'clip-probe')} (personal); -o general NAME chooses another")
         handle = ScorerHandle(scorer, weights, device=device, dtype=dtype, options=scorer_options)
     else:
         handle = ScorerHandle.wrap(scorer)
@@ -261,13 +299,17 @@ def rank_candidates(
     task = RankTask(task_id="rank", candidates=list(candidates), liked_index=0, history=history or UserHistory(), protocol="rank")
     records, _ = run_scorer(handle, [task], cache=None, batch_size=batch_size, on_progress=progress or (lambda done, total: None))
     scores = [float(v) for v in records[0]["scores"]]
+    extras = records[0].get("extras") or [None] * len(scores)
+    if records[0].get("note"):
+        notes.append(records[0]["note"])
 
     keys = [c.path or c.image_id for c in candidates]
     idx = order(scores, keys, higher_is_better=spec.higher_is_better)
     if top is not None:
         idx = idx[:top]
     ranked = [
-        RankedImage(rank=r, score=scores[i], path=candidates[i].path or "", image_id=candidates[i].image_id, prompt=candidates[i].prompt)
+        RankedImage(rank=r, score=scores[i], path=candidates[i].path or "", image_id=candidates[i].image_id, prompt=candidates[i].prompt,
+                    extras=extras[i])
         for r, i in enumerate(idx, start=1)
     ]
     return RankResult(

@@ -51,15 +51,17 @@ class ScorerSpec:
     base: str = ""
     #: The accepted forms of --weights, one line each, for `prefcli scorers NAME`.
     weights_forms: tuple[str, ...] = ()
-    # "pointwise" (one number per candidate) or "pairwise" (compares two; see prefcli.pairwise).
+    # "pointwise" (one number per candidate), "pairwise" (compares two; see prefcli.pairwise) or
+    # "composite" (scores whole rankings from other scorers' scores: its class has `run_tasks`, which
+    # the runner calls instead of its own loop; see plugins/prefcli_blend).
     kind: str = "pointwise"
 
     def __post_init__(self) -> None:
         unknown = set(self.needs) - set(INPUTS)
         if unknown:
             raise ValueError(f"scorer {self.name!r}: unknown inputs {sorted(unknown)}; use {INPUTS}")
-        if self.kind not in ("pointwise", "pairwise"):
-            raise ValueError(f"scorer {self.name!r}: kind must be 'pointwise' or 'pairwise', got {self.kind!r}")
+        if self.kind not in ("pointwise", "pairwise", "composite"):
+            raise ValueError(f"scorer {self.name!r}: kind must be 'pointwise', 'pairwise' or 'composite', got {self.kind!r}")
         if ":" not in self.factory:
             raise ValueError(f"scorer {self.name!r}: factory must look like 'module:Class', got {self.factory!r}")
         if not (isinstance(self.options, type) and issubclass(self.options, Options)):

@@ -10,7 +10,7 @@ import pytest
 # Never touch the network, never load third-party plugins installed in the env.
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
-os.environ.setdefault("PREFCLI_LOAD_PLUGINS", "clip,aesthetic,pickscore,hpsv2,imagereward,viper,preftoken,vlmjudge")
+os.environ.setdefault("PREFCLI_LOAD_PLUGINS", "clip,aesthetic,pickscore,hpsv2,imagereward,viper,preftoken,vlmjudge,blend")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO = Path(__file__).resolve().parents[1]

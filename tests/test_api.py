@@ -52,7 +52,9 @@ def test_rank_with_a_history_of_lists_and_of_folders(tmp_path):
             im.save(tmp_path / sub / f"{i}.png")
     lists = prefcli.rank(imgs[4:], likes=imgs[:2], dislikes=imgs[2:4], weights="tiny", device="cpu")
     folders = prefcli.rank(imgs[4:], likes=tmp_path / "liked", dislikes=tmp_path / "disliked", weights="tiny", device="cpu")
-    assert lists.scorer == "clip-probe" and lists.history_pairs == 2
+    # The default with a history is blend (issue 21); these images have no prompt, so its general part is aesthetic.
+    assert lists.scorer == "blend" and lists.history_pairs == 2
+    assert any("blend of aesthetic" in n for n in lists.notes)
     assert [round(r.score, 5) for r in lists.ranked] == [round(r.score, 5) for r in folders.ranked]
     with pytest.raises(prefcli.errors.HistoryError):
         prefcli.rank(imgs[4:], likes=imgs[:2], dislikes=imgs[2:3], weights="tiny", device="cpu")

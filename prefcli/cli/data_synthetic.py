@@ -15,17 +15,19 @@ from prefcli.cli.options import Format, FormatOpt
 class Preset(str, Enum):
     default = "default"
     opposed = "opposed"
+    consensus = "consensus"
 
 
 @data_app.command("synthetic")
 def synthetic_command(
     out: Annotated[Optional[Path], typer.Option("--out", help="Write the world here: shard-*.parquet (Pick-a-Pic v2 schema), world.json, users.parquet, images.parquet.")] = None,
-    preset: Annotated[Preset, typer.Option("--preset", help="default: a few groups sharing part of their taste. opposed: two groups with opposed graded tastes, users 80/20 (the setting known to learn at toy scale).")] = Preset.default,
+    preset: Annotated[Preset, typer.Option("--preset", help="default: a few groups sharing part of their taste. opposed: two groups with opposed graded tastes, users 80/20 (the setting known to learn at toy scale). consensus: default with shared taste 0.85 (general taste dominates, as on real users).")] = Preset.default,
     users: Annotated[Optional[int], typer.Option("--users", help="Number of simulated users.")] = None,
     groups: Annotated[Optional[int], typer.Option("--groups", help="Number of taste groups.")] = None,
     group_weights: Annotated[Optional[List[float]], typer.Option("--group-weight", "--group-weights", help="Share of users in each group; repeat once per group (e.g. --group-weight 0.8 --group-weight 0.2).")] = None,
     pairs_per_user: Annotated[Optional[int], typer.Option("--pairs-per-user", help="Labelled pairs per user (each user sees each image at most once).")] = None,
     noise: Annotated[Optional[float], typer.Option("--noise", help="Label temperature: P(A over B) = sigmoid((u(A) - u(B)) / noise). Larger is noisier.")] = None,
+    shared_taste: Annotated[Optional[float], typer.Option("--shared-taste", min=0.0, max=1.0, help="default/consensus presets: share of the taste all groups have in common (0 = unrelated groups, 1 = one taste for all; the opposed preset ignores it).")] = None,
     individual: Annotated[Optional[float], typer.Option("--individual", help="A user's deviation from their group, relative to the group's taste strength.")] = None,
     image_size: Annotated[Optional[int], typer.Option("--image-size", help="Image side in pixels (32 and 64 are typical).")] = None,
     prompts: Annotated[Optional[int], typer.Option("--prompts", help="Number of distinct prompts (contents).")] = None,
@@ -60,6 +62,8 @@ def synthetic_command(
 
         prefcli data synthetic --out ./test-users --preset opposed --user-seed 1 --group-weight 0.5 --group-weight 0.5
 
+        prefcli data synthetic --out ./world --preset consensus --groups 6
+
         prefcli data synthetic --user-folders ./alice --format json
     """
     from prefcli import output
@@ -75,6 +79,7 @@ def synthetic_command(
         group_weights=tuple(group_weights) if group_weights else None,
         pairs_per_user=pairs_per_user,
         temperature=noise,
+        shared_taste=shared_taste,
         sigma_individual=individual,
         image_size=image_size,
         n_prompts=prompts,

@@ -42,6 +42,11 @@ def rank_command(
 ) -> None:
     """Rank every image in a folder for one person, best first.
 
+    With a history and no --scorer, the scorer is blend: a general scorer
+    (pickscore when every candidate has a prompt, else aesthetic) plus
+    clip-probe, weighted per person by how well each ordered this person's
+    own history (see docs/scorers/blend.md).
+
     A personalized scorer (such as clip-probe) learns this person's taste from
     the images in --likes and --dislikes, paired by sorted file name (or by
     --pairs FILE), and scores each candidate by how likely they are to like
@@ -145,6 +150,7 @@ def rank_command(
         columns = ["rank", "score", "file"] + (["prompt"] if any(r["prompt"] for r in rows) else [])
         output.emit(rows, "table", columns=columns, title=result.scorer)
     else:
-        output.emit(rows, fmt.value, columns=["rank", "score", "path", "image_id", "prompt"])
+        extra = list(dict.fromkeys(k for r in rows for k in r if k not in ("rank", "score", "path", "image_id", "prompt")))
+        output.emit(rows, fmt.value, columns=["rank", "score", "path", "image_id", "prompt"] + extra)
     if result.sheet:
         print(f"wrote contact sheet {result.sheet}", file=sys.stderr)

@@ -40,7 +40,8 @@ def describe_scorer(name: str, fmt: str) -> None:
         print(f"needs {'+'.join(n for n in ('image', 'prompt', 'history') if n in spec.needs)}; "
               f"{'differentiable' if spec.differentiable else 'not differentiable'}; code version {spec.version}"
               + (f"; aliases {', '.join(spec.aliases)}" if spec.aliases else ""))
-        print(f"weights (default {spec.default_weights or 'none: --weights is required'}):")
+        none = "each part's own" if spec.kind == "composite" else "none: --weights is required"
+        print(f"weights (default {spec.default_weights or none}):")
         for form in spec.weights_forms:
             print(f"  - {form}")
         print()

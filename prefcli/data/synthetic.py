@@ -69,7 +69,7 @@ FEATURE_NAMES = (
 )
 GRADED_FEATURES = FEATURE_NAMES[:7]
 
-PRESETS = ("default", "opposed")
+PRESETS = ("default", "opposed", "consensus")
 
 # Seed-sequence domain tags: each random stream has its own, so adding a
 # knob to one stream never shifts another.
@@ -99,7 +99,7 @@ class WorldConfig:
     pairs_per_user: int = 40
     temperature: float = 0.5  # label noise: larger = noisier labels
     taste_strength: float = 3.0  # norm of each group's weight vector
-    shared_taste: float = 0.5  # default preset: share of the taste all groups have in common
+    shared_taste: float = 0.5  # default/consensus presets: share of the taste all groups have in common
     sigma_individual: float = 0.3  # a user's deviation from the group, relative to the group's norm
     image_size: int = 64
     n_prompts: int = 16
@@ -119,6 +119,10 @@ class WorldConfig:
             # The setting measured to learn at toy scale (DESIGN.md 6): two groups
             # with opposed graded tastes (hue, pattern, brightness), 80/20 users.
             base.update(n_groups=2, group_weights=(0.8, 0.2), sigma_individual=0.2)
+        elif name == "consensus":
+            # `default` where general taste dominates, as on real users (issue 21): a
+            # general scorer is hard to beat and personalization alone can lose.
+            base.update(shared_taste=0.85)
         unknown = set(overrides) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
             raise ConfigError(f"unknown synthetic world knob(s): {', '.join(sorted(unknown))}")
@@ -438,7 +442,9 @@ def world_pool(cfg: WorldConfig) -> list[list[PoolImage]]:
 
 def group_weight_vectors(cfg: WorldConfig) -> np.ndarray:
     """Taste groups (n_groups x n_features); a function of world_seed only."""
-    rng = _rng(cfg.world_seed, _T_GROUPS, PRESETS.index(cfg.preset))
+    # `consensus` draws from `default`'s stream: the same seed gives the same
+    # directions, only mixed with more of the common taste.
+    rng = _rng(cfg.world_seed, _T_GROUPS, PRESETS.index("default" if cfg.preset == "consensus" else cfg.preset))
     D = len(FEATURE_NAMES)
     idx = {n: i for i, n in enumerate(FEATURE_NAMES)}
     W = np.zeros((cfg.n_groups, D))

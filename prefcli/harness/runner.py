@@ -340,6 +340,9 @@ def run_scorer(
     handle = scorer if isinstance(scorer, ScorerHandle) else ScorerHandle.wrap(scorer, cache)
     if handle.cache is None:
         handle.cache = cache
+    if handle.spec.kind == "composite":  # a scorer of scorers runs its parts through this loop itself
+        return handle.scorer.run_tasks(tasks, cache=cache, batch_size=batch_size, progress=progress, distributed=distributed,
+                                       label=label, on_progress=on_progress)
     stats = RunStats()
     dist = _Dist(distributed)
     t0 = time.perf_counter()
