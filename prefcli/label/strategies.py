@@ -96,11 +96,12 @@ class _Base:
         return Proposal(a, b, p)
 
     def _refit(self, state: LabelState) -> None:
-        if getattr(self, "_fitted_on", -1) != len(state.answers):
+        key = tuple(state.answers)  # an undo can shorten and regrow the list: compare contents
+        if getattr(self, "_fitted_on", None) != key:
             ans = state.answers
             self.model.fit(np.array([x[0] for x in ans], int), np.array([x[1] for x in ans], int),
                            np.array([x[2] for x in ans], float))
-            self._fitted_on = len(ans)
+            self._fitted_on = key
 
     def _open_pairs(self, state: LabelState, group: list[int]) -> tuple[np.ndarray, np.ndarray]:
         idx = np.array([i for i in group if state.appearances.get(i, 0) < self.max_appearances], int)
