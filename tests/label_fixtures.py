@@ -19,3 +19,20 @@ def make_pool(root: Path, prompts: int = 2, per_prompt: int = 5, size: int = 32,
         for k in range(per_prompt):
             synthetic.render_image(synthetic.sample_attrs(rng, content), size=size).save(d / f"{k:02d}.png")
     return root
+
+
+def make_session(pool_dir: Path, out: Path, *, strategy: str = "random", target: int = 100, seed: int = 0,
+                 max_appearances: int = 4):
+    """A LabelSession on `pool_dir` with random embeddings (no model to load: fast and offline)."""
+    import numpy as np
+
+    from prefcli.label.model import PairModel, reduce
+    from prefcli.label.pool import load_pool
+    from prefcli.label.session import LabelSession
+    from prefcli.label.store import LabelStore
+    from prefcli.label.strategies import make_strategy
+
+    pool = load_pool(pool_dir)
+    z = reduce(np.random.default_rng(seed).standard_normal((len(pool.images), 8)))
+    strat = make_strategy(strategy, PairModel(z), seed=seed, max_appearances=max_appearances)
+    return LabelSession(pool, LabelStore(out), strat, target=target, user="tester", scorer="random-embeddings", seed=seed)
