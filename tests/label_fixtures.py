@@ -36,3 +36,25 @@ def make_session(pool_dir: Path, out: Path, *, strategy: str = "random", target:
     z = reduce(np.random.default_rng(seed).standard_normal((len(pool.images), 8)))
     strat = make_strategy(strategy, PairModel(z), seed=seed, max_appearances=max_appearances)
     return LabelSession(pool, LabelStore(out), strat, target=target, user="tester", scorer="random-embeddings", seed=seed)
+
+
+def serve_main(argv: list[str]) -> None:
+    """`python tests/label_fixtures.py POOL OUT`: serve a session on a free port, print its URL, run until killed."""
+    import secrets
+    import sys
+
+    from prefcli.label.server import bind, make_app, serve, url_of
+
+    session = make_session(Path(argv[0]), Path(argv[1]), strategy="active", max_appearances=9)
+    token = secrets.token_hex(24)
+    sock = bind("127.0.0.1", 0)
+    print(url_of(sock, "127.0.0.1", token), flush=True)
+    sys.stdout.flush()
+    serve(make_app(session, token), sock)
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    serve_main(sys.argv[1:])

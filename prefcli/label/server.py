@@ -161,10 +161,13 @@ def url_of(sock, host: str, token: str) -> str:
     return f"http://{shown}:{port}/?token={token}"
 
 
-def serve(app, sock) -> None:
-    """Serve until interrupted (Ctrl-C)."""
+def server_for(app):
+    """A uvicorn server for `app` (quiet: the page is the interface)."""
     import uvicorn
 
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
-    server = uvicorn.Server(config)
-    server.run(sockets=[sock])
+    return uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off"))
+
+
+def serve(app, sock) -> None:
+    """Serve until interrupted (Ctrl-C)."""
+    server_for(app).run(sockets=[sock])

@@ -39,7 +39,8 @@ function render(v) {
     $("written").replaceChildren(...v.written.map((w) => { const li = document.createElement("li"); li.textContent = w; return li; }));
     $("next").textContent = v.next.join("\n");
   }
-  document.body.dataset.answered = String(p.answered);  // tests wait on this
+  document.body.dataset.answered = String(p.answered);
+  document.body.dataset.renders = String(Number(document.body.dataset.renders || 0) + 1);  // tests wait on this
 }
 
 function send(choice) {
