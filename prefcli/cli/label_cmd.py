@@ -11,6 +11,7 @@ from typing import Annotated, Optional
 import typer
 
 from prefcli.cli import app
+from prefcli.cli.eval_cmd import CacheDirOpt
 from prefcli.cli.options import DeviceOpt, DType, DTypeOpt, OfflineOpt, OptionPairsCommand, ScorerOptionsOpt, WeightsOpt, scorer_options
 
 INSTALL_HINT = "prefcli label needs the web server extra: pip install 'prefcli[label]'"
@@ -40,6 +41,7 @@ def label_command(
     user: Annotated[str, typer.Option("--user", help="Name recorded with every label.")] = "me",
     max_appearances: Annotated[int, typer.Option("--max-appearances", min=1, help="Show each image in at most this many pairs.")] = 4,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Seed of the pair order and the sides (default: random sides, fixed pair order).")] = None,
+    cache_dir: CacheDirOpt = None,
 ) -> None:
     """Label one person's likes and dislikes in a local web page, two images at a time.
 
@@ -86,7 +88,7 @@ def label_command(
         print(f"skipped {path}: {reason}", file=sys.stderr)
     with output_lock(out, "prefcli label"):
         store = LabelStore(out)
-        emb, scorer_id = embed_pool(the_pool, scorer, weights, device, dtype.value, scorer_options(option))
+        emb, scorer_id = embed_pool(the_pool, scorer, weights, device, dtype.value, scorer_options(option), cache_dir=cache_dir)
         model = PairModel(reduce(emb))
         strat = make_strategy(strategy.value, model, seed=seed or 0, max_appearances=max_appearances)
         session = LabelSession(the_pool, store, strat, target=pairs, user=user, scorer=scorer_id, seed=seed,
