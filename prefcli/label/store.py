@@ -56,6 +56,45 @@ def _valid(r: object) -> bool:
                     for s in ("left", "right")))
 
 
+def read_log(path: Path) -> tuple[list[dict], int]:
+    """A log's records, and the byte length of a torn last line (0 if none)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return [], 0
+    lines = data.split(b"\n")
+    torn = 0
+    if lines and lines[-1] == b"":
+        lines.pop()
+    elif lines:
+        torn = len(lines[-1])  # no newline: the write was cut; a complete line always ends in one
+        lines.pop()
+    records = []
+    for i, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            r = json.loads(line)
+        except (ValueError, UnicodeDecodeError):
+            raise DataError(f"{path}: line {i} is not a JSON object; the log is written by "
+                            "prefcli label only (fix or remove that line)") from None
+        if not _valid(r):
+            raise DataError(f"{path}: line {i} is not a label record")
+        records.append(r)
+    return records, torn
+
+
+def effective(records: list[dict]) -> list[dict]:
+    """Label records in order with the undone ones taken out."""
+    out: list[dict] = []
+    for r in records:
+        if r["event"] == "label":
+            out.append(r)
+        elif r["event"] == "undo":
+            out = [x for x in out if x["seq"] != r.get("undoes")]
+    return out
+
+
 class LabelStore:
     """The files of one person's labels under `out`."""
 
@@ -99,31 +138,7 @@ class LabelStore:
         return self.out / LOG
 
     def _read(self) -> tuple[list[dict], int]:
-        """The log's records, and the byte length of a torn last line (0 if none)."""
-        try:
-            data = self.log_path.read_bytes()
-        except FileNotFoundError:
-            return [], 0
-        lines = data.split(b"\n")
-        torn = 0
-        if lines and lines[-1] == b"":
-            lines.pop()
-        elif lines:
-            torn = len(lines[-1])  # no newline: the write was cut; a complete line always ends in one
-            lines.pop()
-        records = []
-        for i, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                r = json.loads(line)
-            except (ValueError, UnicodeDecodeError):
-                raise DataError(f"{self.log_path}: line {i} is not a JSON object; the log is written by "
-                                "prefcli label only (fix or remove that line)") from None
-            if not _valid(r):
-                raise DataError(f"{self.log_path}: line {i} is not a label record")
-            records.append(r)
-        return records, torn
+        return read_log(self.log_path)
 
     def next_seq(self) -> int:
         return max((r["seq"] for r in self.records), default=0) + 1
@@ -146,13 +161,7 @@ class LabelStore:
 
     def effective(self) -> list[dict]:
         """Label records in order with the undone ones taken out."""
-        out: list[dict] = []
-        for r in self.records:
-            if r["event"] == "label":
-                out.append(r)
-            elif r["event"] == "undo":
-                out = [x for x in out if x["seq"] != r.get("undoes")]
-        return out
+        return effective(self.records)
 
     # -- the folders ----------------------------------------------------------------
     def materialise(self, source_of: Callable[[str], str | None]) -> list[str]:
