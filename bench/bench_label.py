@@ -71,43 +71,52 @@ def run_preset(preset: str, overrides: dict, n_users: int, seed: int, image_size
     import numpy as np
 
     from prefcli.data.synthetic import WorldConfig, world_pool
-    from prefcli.label.model import PairModel, reduce
-    from prefcli.label.simulate import SimulatedLabeller, simulate, world_user
-    from prefcli.label.strategies import make_strategy
+    from prefcli.progress import progress_bar
 
     cfg = WorldConfig.from_preset(preset, n_prompts=8, images_per_prompt=32, n_users=n_users, user_seed=90_000 + seed,
                                   image_size=image_size, **overrides)
     world = world_pool(cfg)
     probe, memory = _probe()
     acc = {name: np.zeros((n_users, len(ks_all))) for name in ("active", "random")}
-    for u in range(n_users):
-        _, w = world_user(cfg, u)
-        rng = np.random.default_rng([seed, u])
-        label_ids, held_pairs, groups = [], [], []
-        for row in world:
-            order = rng.permutation(len(row))
-            mine, held = order[:16], order[16:]
-            groups.append(list(range(len(label_ids), len(label_ids) + 16)))
-            label_ids += [row[i] for i in mine]
-            for j in range(0, 16, 2):
-                x, y = row[held[j]], row[held[j + 1]]
-                held_pairs.append((x, y) if w @ x.phi >= w @ y.phi else (y, x))
-        for im in label_ids + [i for p in held_pairs for i in p]:
-            memory[im.uid] = im.phi.astype("float32")
-        images = [im.uid for im in label_ids]
-        held = [(x.uid, y.uid) for x, y in held_pairs]
-        util = np.array([float(w @ im.phi) for im in label_ids])
-        emb = np.stack([im.phi for im in label_ids])
-        for name in acc:
-            model = PairModel(reduce(emb))
-            strategy = make_strategy(name, model, seed=seed * 100_003 + u, max_appearances=4)
-            labeller = SimulatedLabeller(util, cfg.temperature, seed=seed * 100_003 + u)
-            answers = simulate(strategy, labeller, groups, max(ks_all))
-            for j, k in enumerate(ks_all):
-                acc[name][u, j] = _accuracy(probe, answers[:k], images, held)
-        print(f"\r{preset}: {u + 1}/{n_users} users", end="", file=sys.stderr, flush=True)
-    print(file=sys.stderr)
+    with progress_bar(True) as bar:
+        task = bar.add_task(f"{preset}: simulated users", total=n_users)
+        for u in range(n_users):
+            _user(cfg, world, u, seed, probe, memory, acc, ks_all)
+            bar.advance(task)
     return acc
+
+
+def _user(cfg, world, u, seed, probe, memory, acc, ks_all) -> None:
+    import numpy as np
+
+    from prefcli.label.model import PairModel, reduce
+    from prefcli.label.simulate import SimulatedLabeller, simulate, world_user
+    from prefcli.label.strategies import make_strategy
+
+    _, w = world_user(cfg, u)
+    rng = np.random.default_rng([seed, u])
+    label_ids, held_pairs, groups = [], [], []
+    for row in world:
+        order = rng.permutation(len(row))
+        mine, held = order[:16], order[16:]
+        groups.append(list(range(len(label_ids), len(label_ids) + 16)))
+        label_ids += [row[i] for i in mine]
+        for j in range(0, 16, 2):
+            x, y = row[held[j]], row[held[j + 1]]
+            held_pairs.append((x, y) if w @ x.phi >= w @ y.phi else (y, x))
+    for im in label_ids + [i for p in held_pairs for i in p]:
+        memory[im.uid] = im.phi.astype("float32")
+    images = [im.uid for im in label_ids]
+    held = [(x.uid, y.uid) for x, y in held_pairs]
+    util = np.array([float(w @ im.phi) for im in label_ids])
+    emb = np.stack([im.phi for im in label_ids])
+    for name in acc:
+        model = PairModel(reduce(emb))
+        strategy = make_strategy(name, model, seed=seed * 100_003 + u, max_appearances=4)
+        labeller = SimulatedLabeller(util, cfg.temperature, seed=seed * 100_003 + u)
+        answers = simulate(strategy, labeller, groups, max(ks_all))
+        for j, k in enumerate(ks_all):
+            acc[name][u, j] = _accuracy(probe, answers[:k], images, held)
 
 
 def _timing(n_images: int = 500, dim: int = 512, labels: int = 20, prompts: int = 25) -> float:
