@@ -48,6 +48,7 @@ COMMAND_MODULES = (
     "prefcli.cli.convert_cmd",
     "prefcli.cli.generate_cmd",
     "prefcli.cli.analyze_cmd",
+    "prefcli.cli.label_cmd",
 )
 
 for _name in COMMAND_MODULES:
