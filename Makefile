@@ -5,12 +5,12 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test venv bench clean
+.PHONY: demo test test-fast venv bench clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[test,qlora,generate]"
+	$(PY) -m pip install -q -e ".[test,qlora,generate,label]"
 	# Test oracles only (upstream code run by the parity tests), never dependencies:
 	$(PY) -m pip install -q --no-deps image-reward==1.5 hpsv2==1.2.0 openai-clip==1.0.1 qwen-vl-utils==0.0.11
 	$(PY) -m pip install -q --no-deps --target $(VENV)/oracles/transformers-4.27.3 transformers==4.27.3
@@ -21,8 +21,15 @@ venv: $(STAMP)
 demo: $(STAMP)
 	HF_HUB_OFFLINE=1 $(VENV)/bin/prefcli demo
 
+# Both cores by default (pytest-xdist); JOBS=0 runs in one process.
+JOBS ?= 2
+
 test: $(STAMP)
-	HF_HUB_OFFLINE=1 PREFCLI_TESTING=1 $(PY) -m pytest
+	HF_HUB_OFFLINE=1 PREFCLI_TESTING=1 $(PY) -m pytest -n $(JOBS)
+
+# Everything but the end-to-end tests marked `slow`.
+test-fast: $(STAMP)
+	HF_HUB_OFFLINE=1 PREFCLI_TESTING=1 $(PY) -m pytest -n $(JOBS) -m "not slow"
 
 clean:
 	rm -rf $(VENV) demo-out

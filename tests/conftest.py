@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,6 +15,10 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("PREFCLI_LOAD_PLUGINS", "clip,aesthetic,pickscore,hpsv2,imagereward,viper,preftoken,vlmjudge,blend")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Never the user's cache, and one per test process: pytest-xdist workers must not share a score cache.
+if "PREFCLI_CACHE" not in os.environ:
+    os.environ["PREFCLI_CACHE"] = tempfile.mkdtemp(prefix="prefcli-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["PREFCLI_CACHE"], ignore_errors=True)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("PREFCLI_SHARED_DATA", REPO.parent / "shared" / "data"))
