@@ -168,7 +168,7 @@ def build(source: str, out: str | os.PathLike, params: PamelaParams | None = Non
     from prefcli.data.preferimg import _bar
 
     with _bar(progress) as bar:
-        t = bar.add_task("import PAMELA images", total=len(items))
+        t = bar.add_task("importing PAMELA images", total=len(items))
         for c in range(n_chunks):
             chunk = items[c * CHUNK_IMAGES : (c + 1) * CHUNK_IMAGES]
             if ws.done(c) is None:
