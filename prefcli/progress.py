@@ -75,7 +75,8 @@ class PlainProgress:
     """Rich's Progress API, as periodic plain lines on a stream (stderr by default).
 
     `fields` are the task fields each line repeats, either names or {name: label}
-    (e.g. {"acc": "val top-1"}); `command` prefixes the count (default: the CLI command).
+    (e.g. {"acc": "val top-1"}, or {"n": "{what}"} to take the label from field `what`);
+    an empty label shows the value alone; `command` prefixes the count (default: the CLI command).
     """
 
     def __init__(self, fields: Sequence[str] | Mapping[str, str] = (), disable: bool = False, stream: Any = None,
@@ -161,12 +162,13 @@ class PlainProgress:
         elapsed = now - t.start
         count = f"{t.completed:g}/{t.total:g}" if t.total else f"{t.completed:g}"
         head = f"[{self.command} {count}]" if self.command else f"[{count}]"
-        parts = [f"{head} {t.description}" if t.description else head]
+        parts = [f"{head} {t.description.strip()}" if t.description.strip() else head]
         if t.total:
             parts.append(f"{100.0 * t.completed / t.total:.1f}%")
         for f, label in self.fields.items():
             value = str(t.fields.get(f, ""))
             if value:
+                label = label.format(**t.fields) if "{" in label else label  # e.g. "{what}": another field names it
                 parts.append(f"{label} {value}" if label else value)
         parts.append(f"{_fmt_seconds(elapsed)} elapsed")
         rate_done = t.completed - t.start_completed

@@ -66,3 +66,15 @@ def test_a_batch_run_of_bench_logs_progress_lines(tmp_path, monkeypatch):
     lines = [ln for ln in text.splitlines() if ln.startswith("[eval ") and "] scoring clip" in ln]
     assert lines and "elapsed" in lines[-1] and "100.0%" in lines[-1], text
     assert "\r" not in text and "\x1b[" not in text
+
+
+def test_plain_fields_take_labels_from_other_fields_and_late_numbers_are_said():
+    buf = io.StringIO()
+    p = PlainProgress(fields={"rows": "rows", "n": "{what}", "acc": ""}, stream=buf, interval=3600, command="data pickapic")
+    t = p.add_task("storing images (pass 2)  ", total=2, rows=0, what="images", n=0, acc="")
+    p.update(t, advance=2, rows=24, n=7)
+    assert buf.getvalue().startswith("[data pickapic 2/2] storing images (pass 2) · 100.0% · rows 24 · images 7 · ")
+    p.update(t, acc="val top-1 0.802")  # after the last step: said once more, with the new number
+    p.update(t, acc="val top-1 0.802")  # nothing new: not repeated
+    lines = buf.getvalue().splitlines()
+    assert len(lines) == 2 and "· val top-1 0.802 ·" in lines[1]
