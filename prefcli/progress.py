@@ -5,9 +5,12 @@ that shows nothing until the end (or a wall of control codes). When stderr
 is not a terminal, ``progress_bar`` returns ``PlainProgress`` instead: the
 same small API (``add_task``, ``advance``, ``update``, a context manager),
 printing one ordinary line per task every ``PREFCLI_PROGRESS_INTERVAL``
-seconds (default 5) and when a task finishes::
+seconds (default 5) and when a task finishes. The line names the command
+(so a log shared by several steps says whose line it is), the count, and the
+stage, which is the task's description::
 
-    clip 1v1: 120/288 (41.7%) · 12s elapsed · ~17s left
+    [rank 30/60] scoring with clip · 50.0% · 12s elapsed · ~12s left
+    [eval 120/288] scoring clip · 41.7% · 12s elapsed · ~17s left
 
 ``PREFCLI_PROGRESS=plain`` or ``rich`` forces one or the other.
 """
@@ -17,7 +20,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 DEFAULT_INTERVAL = 5.0
 
@@ -49,12 +52,37 @@ class _Task:
         self.printed_done = False
 
 
-class PlainProgress:
-    """Rich's Progress API, as periodic plain lines on a stream (stderr by default)."""
+def current_command() -> str | None:
+    """The running CLI command as typed ("rank", "bench generate"), or None outside the CLI.
 
-    def __init__(self, fields: Sequence[str] = (), disable: bool = False, stream: Any = None,
-                 interval: float | None = None) -> None:
-        self.fields = tuple(fields)
+    Read from click's context when click is already loaded (the CLI loaded it), so library
+    use neither imports click nor gets a command name it did not run. Typer 0.2x carries
+    its own copy of click, whose context stack is separate from click's.
+    """
+    for name in ("typer._click.globals", "click"):
+        getter = getattr(sys.modules.get(name), "get_current_context", None)
+        ctx = getter(silent=True) if getter is not None else None
+        if ctx is not None:
+            return " ".join(ctx.command_path.split()[1:]) or None
+    return None
+
+
+def _labels(fields: Sequence[str] | Mapping[str, str]) -> dict[str, str]:
+    return dict(fields) if isinstance(fields, Mapping) else {f: f for f in fields}
+
+
+class PlainProgress:
+    """Rich's Progress API, as periodic plain lines on a stream (stderr by default).
+
+    `fields` are the task fields each line repeats, either names or {name: label}
+    (e.g. {"acc": "val top-1"}, or {"n": "{what}"} to take the label from field `what`);
+    an empty label shows the value alone; `command` prefixes the count (default: the CLI command).
+    """
+
+    def __init__(self, fields: Sequence[str] | Mapping[str, str] = (), disable: bool = False, stream: Any = None,
+                 interval: float | None = None, command: str | None = None) -> None:
+        self.fields = _labels(fields)
+        self.command = current_command() if command is None else command
         self.disable = disable
         self.stream = stream
         self.interval = _interval() if interval is None else interval
@@ -93,13 +121,30 @@ class PlainProgress:
             t.total = total
         if description is not None:
             t.description = description
+        news = {k: v for k, v in fields.items() if t.fields.get(k) != v}
         t.fields.update(fields)
         new = t.completed
         if completed is not None:
             new = completed
         if advance is not None:
             new += advance
+        if t.printed_done and news and new == t.completed:
+            self._print(t)  # a number that arrives after the last step (train's validation) is still said
+            return
         self._changed(t, new)
+
+    def reset(self, task_id: int, *, total: float | None = None, completed: float = 0, description: str | None = None,
+              **fields: Any) -> None:
+        t = self.tasks[task_id]
+        self.tasks[task_id] = _Task(t.description if description is None else description,
+                                    t.total if total is None else total, completed, {**t.fields, **fields})
+
+    def remove_task(self, task_id: int) -> None:
+        self.tasks.pop(task_id, None)
+
+    def print(self, line: str) -> None:
+        """A message between progress lines (rich's `progress.console.print`)."""
+        print(line, file=self.stream or sys.stderr, flush=True)
 
     # -- output --------------------------------------------------------------
     def _changed(self, t: _Task, completed: float) -> None:
@@ -115,14 +160,16 @@ class PlainProgress:
     def line(self, t: _Task, now: float | None = None) -> str:
         now = time.monotonic() if now is None else now
         elapsed = now - t.start
-        parts = []
+        count = f"{t.completed:g}/{t.total:g}" if t.total else f"{t.completed:g}"
+        head = f"[{self.command} {count}]" if self.command else f"[{count}]"
+        parts = [f"{head} {t.description.strip()}" if t.description.strip() else head]
         if t.total:
-            parts.append(f"{t.description}: {t.completed:g}/{t.total:g} ({100.0 * t.completed / t.total:.1f}%)")
-        else:
-            parts.append(f"{t.description}: {t.completed:g}")
-        for f in self.fields:
-            if f in t.fields:
-                parts.append(f"{f} {t.fields[f]}")
+            parts.append(f"{100.0 * t.completed / t.total:.1f}%")
+        for f, label in self.fields.items():
+            value = str(t.fields.get(f, ""))
+            if value:
+                label = label.format(**t.fields) if "{" in label else label  # e.g. "{what}": another field names it
+                parts.append(f"{label} {value}" if label else value)
         parts.append(f"{_fmt_seconds(elapsed)} elapsed")
         rate_done = t.completed - t.start_completed
         if t.total and 0 < rate_done and t.completed < t.total:
@@ -137,6 +184,16 @@ class PlainProgress:
         print(self.line(t, now), file=stream, flush=True)
 
 
+def note(bar: Any, line: str) -> None:
+    """Print a line on stderr above a running bar (rich) or between progress lines (plain)."""
+    if isinstance(bar, PlainProgress):
+        bar.print(line)
+    elif getattr(getattr(bar, "live", None), "is_started", False):
+        bar.console.print(line, markup=False, highlight=False)
+    else:
+        print(line, file=sys.stderr, flush=True)
+
+
 def use_plain(stream: Any = None) -> bool:
     """Plain lines unless the stream (stderr) is a terminal; PREFCLI_PROGRESS=plain|rich decides first."""
     forced = os.environ.get("PREFCLI_PROGRESS", "").lower()
@@ -149,12 +206,13 @@ def use_plain(stream: Any = None) -> bool:
         return True
 
 
-def progress_bar(enabled: bool, columns: Sequence[Any] | None = None, fields: Sequence[str] = (),
+def progress_bar(enabled: bool, columns: Sequence[Any] | None = None, fields: Sequence[str] | Mapping[str, str] = (),
                  transient: bool = False) -> Any:
     """A rich Progress on a terminal, else PlainProgress (both disabled when not `enabled`).
 
     `columns` are rich columns (default: description, bar, M/N, elapsed, remaining);
-    `fields` are the task fields the plain lines repeat (e.g. "loss", "acc").
+    `fields` are the task fields the plain lines repeat (e.g. "loss", or {"acc": "val top-1"}).
+    Every command that runs longer than a few seconds reports through this one function.
     """
     if use_plain():
         return PlainProgress(fields, disable=not enabled)

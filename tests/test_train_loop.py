@@ -132,7 +132,7 @@ def test_resume_ends_with_the_same_weights(tmp_path, dataset_dir, config_file):
     full = train(cfg, data=dataset_dir, out=tmp_path / "full", progress=False)
     assert full.steps == 7 and not full.stopped_early
     part = train(load_config(config_file), data=dataset_dir, out=tmp_path / "part", max_steps=4, progress=False)
-    assert part.stopped_early and part.model_dir is None
+    assert part.stopped_early and part.model_dir == tmp_path / "part" / "checkpoints" / "step-00000004" / "model"
     assert [p.name for p in ck.list_checkpoints(tmp_path / "part" / "checkpoints")] == ["step-00000003", "step-00000004"]
     with pytest.raises(Exception, match="--resume"):
         train(load_config(config_file), data=dataset_dir, out=tmp_path / "part", progress=False)

@@ -5,8 +5,12 @@ A preference token's nearest vocabulary tokens are often not English words
 guess what a glyph is. ``script_of`` names the script of a token's letters
 from Unicode character names: "latin", "cjk", "cyrillic", ..., "mixed" when
 several appear, "byte" for SentencePiece byte-fallback pieces such as
-``<0xE4>``, "symbol" when it has no letters at all, "special" for control
-tokens.
+``<0xE4>``, "control" for pieces holding control characters (a newline, a
+tab), "symbol" when it has no letters at all, "special" for control tokens.
+
+``visible`` escapes control characters (``▁\n`` shows as the four characters
+``▁\n``), so a piece holding a newline cannot break a Markdown row or a
+terminal cell.
 """
 
 from __future__ import annotations
@@ -28,11 +32,23 @@ def _script_of_char(ch: str) -> str | None:
     return _ALIASES.get(first, first.lower())
 
 
+def _is_control(ch: str) -> bool:
+    # Cc: C0/C1 controls (newline, tab, DEL); Zl/Zp: the Unicode line and paragraph separators.
+    return unicodedata.category(ch) in ("Cc", "Zl", "Zp")
+
+
+def visible(text: str) -> str:
+    """`text` with each control character written as its escape (\n, \t, \x07, \u2028); backslashes kept as they are."""
+    return "".join(repr(ch)[1:-1] if _is_control(ch) else ch for ch in text)
+
+
 def script_of(piece: str, special: bool = False) -> str:
     if special:
         return "special"
     if _BYTE.match(piece):
         return "byte"
+    if any(_is_control(ch) for ch in piece):
+        return "control"
     scripts = {s for s in map(_script_of_char, piece.replace("\u2581", "")) if s}
     if not scripts:
         return "symbol"
@@ -45,7 +61,10 @@ def is_latin(script: str) -> bool:
     return script in ("latin", "symbol")
 
 
-def display(text: str, script: str) -> str:
-    """The token as a table shows it: its text, with its script named when it is not Latin."""
-    shown = text if text.strip() else repr(text)
-    return shown if is_latin(script) else f"{shown} [{script}]"
+def display(text: str, script: str, piece: str | None = None) -> str:
+    """The token as a table shows it: a Latin token as its text; any other as its vocabulary
+    piece (`piece`, when given: `▁привет`, `<0xE4>`) followed by its script in brackets.
+    Control characters are escaped either way."""
+    if is_latin(script):
+        return visible(text) if text.strip() else repr(text)
+    return f"{visible(piece if piece else text)} [{script}]"

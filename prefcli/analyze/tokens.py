@@ -81,7 +81,7 @@ def tokens_table(res: dict):
     for t in res["tokens"]:
         row: dict[str, Any] = {"token": f"P{t['index'] + 1}"}
         for n in t["neighbours"]:
-            row[f"n{n['rank']}"] = f"{display(n['text'], n['script'])} ({n['distance']:.3f})"
+            row[f"n{n['rank']}"] = f"{display(n['text'], n['script'], n['piece'])} ({n['distance']:.3f})"
         rows.append(row)
     scale = res["scale"]["vocab_nearest_neighbour_median"]
     note = (f"Euclidean distance in the input-embedding space (D = {res['dim']}); for scale, a vocabulary token's "
@@ -114,7 +114,7 @@ def tokens_figure(res: dict, stem: Any) -> list:
             ax.scatter(xs[1:], [y] * (len(xs) - 1), marker="s", s=14, facecolors="white", edgecolors=figures.PALETTE[1],
                        zorder=3, label=f"#2–#{k}" if i == 0 else None)
         n1 = t["neighbours"][0]
-        ax.annotate(display(n1["text"], n1["script"]), (xs[0], y), xytext=(-4, 0), textcoords="offset points",
+        ax.annotate(display(n1["text"], n1["script"], n1["piece"]), (xs[0], y), xytext=(-4, 0), textcoords="offset points",
                     ha="right", va="center", fontsize=7)
     scale = res["scale"]["vocab_nearest_neighbour_median"]
     ax.axvline(scale, linestyle="--", color="black", linewidth=1, label="vocabulary token ↔ its nearest token (median)")

@@ -88,7 +88,7 @@ def tokens_command(
 
     vlm, model = report.load_model(ckpt, device=device)
     with progress_bar(progress) as bar:
-        task = bar.add_task("nearest tokens", total=vlm.n_pref_tokens or 0)
+        task = bar.add_task("finding nearest tokens", total=vlm.n_pref_tokens or 0)
         res = tokens.nearest_tokens(vlm, k=k, include_special=include_special, progress=lambda n: bar.advance(task, n))
     opts = {"k": k, "include_special": include_special, "device": device}
     doc = report.envelope("analyze tokens", res, model=model, options=opts)
@@ -202,7 +202,7 @@ def attention_command(
     tgt = inputs.fixed_target(ds, target, split, n_ref)
     vlm, model = report.load_model(ckpt, device=device, attn_implementation="eager")
     with progress_bar(progress) as bar:
-        task = bar.add_task("attention", total=len(picked) * orders)
+        task = bar.add_task("reading attention", total=len(picked) * orders)
         res = attention.user_attention(vlm, picked, tgt, orders=orders, layer=layer, head=head, seed=seed,
                                        progress=lambda n: bar.advance(task, n))
     rows = attention.summary_rows(picked, res)
@@ -299,7 +299,7 @@ def clusters_command(
     k = k or (len(set(truth)) if truth is not None and len(set(truth)) >= 2 else 2)
     vlm, model = report.load_model(ckpt, device=device)
     with progress_bar(progress) as bar:
-        task = bar.add_task("embeddings", total=len(picked))
+        task = bar.add_task("embedding candidates", total=len(picked))
         X = clusters.final_token_embeddings(vlm, picked, tgt, batch_size, progress=lambda n: bar.advance(task, n))
     ks = sorted(set(range(2, min(max_k, len(picked) - 1) + 1)) | {k})
     sweep = clusters.k_sweep(X, ks, seed, truth)

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from prefcli.cli import app
-from prefcli.cli.options import Format, FormatOpt
+from prefcli.cli.options import Format, FormatOpt, ProgressOpt
 
 
 @app.command("demo")
@@ -17,6 +17,7 @@ def demo_command(
     limit: Annotated[Optional[int], typer.Option("--limit", help="Score at most this many test tasks per model (default: all).")] = None,
     train_steps: Annotated[int, typer.Option("--train-steps", help="Steps of the short training run's history stage.")] = 200,
     fmt: FormatOpt = Format.table,
+    show_progress: ProgressOpt = True,
 ) -> None:
     """Run prefcli end to end on the built-in synthetic taste world, offline.
 
@@ -44,7 +45,7 @@ def demo_command(
 
     quiet = fmt.value != "table"
     log = (lambda m: print(m, file=sys.stderr)) if quiet else print
-    result = run_demo(DemoConfig(out=out, limit=limit, train_steps=train_steps, progress=sys.stderr.isatty()), log=log)
+    result = run_demo(DemoConfig(out=out, limit=limit, train_steps=train_steps, progress=show_progress), log=log)
     if fmt.value == "json":
         print(to_json({k: v for k, v in result.items() if k != "tables"} | {"tables": [t.to_dict() for t in result["tables"]]}))
         return

@@ -9,7 +9,7 @@ from typing import Annotated, List, Optional
 import typer
 
 from prefcli.cli import app
-from prefcli.cli.options import DeviceOpt, Format, FormatOpt
+from prefcli.cli.options import DeviceOpt, Format, FormatOpt, ProgressOpt
 
 RewardOpt = Annotated[Optional[List[str]], typer.Option("--reward", "-r", help="A reward and its weight, NAME=WEIGHT (repeatable), e.g. preftoken=0.75 or hpsv2=5. Any differentiable scorer. Default: the --preset's.")]
 ScorerOptionOpt = Annotated[Optional[List[str]], typer.Option("--option", "-o", help="A scorer option, SCORER.KEY VALUE (repeatable), e.g. -o hpsv2.version 2.0.", metavar="SCORER.KEY VALUE")]
@@ -64,6 +64,7 @@ def generate_command(
     dtype: DTypeStrOpt = "auto",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Check the options, state parameters and estimated GPU memory, and stop.")] = False,
     fmt: FormatOpt = Format.table,
+    show_progress: ProgressOpt = True,
 ) -> None:
     """Optimize the initial noise of a one-step generator towards rewards (ReNO).
 
@@ -105,16 +106,17 @@ def generate_command(
         history_prompts=None if history_prompts is None else str(history_prompts),
     ).resolved()  # fmt: skip
     cfg.options = parse_scorer_options(_option_pairs(option), [n for n, _ in cfg.rewards] + judges)
+    from prefcli.devices import resolve_device
     from prefcli.generate.pipelines import default_device
 
-    cfg.device = default_device() if device == "auto" else device
+    cfg.device = default_device() if device == "auto" else resolve_device(device)
     if dry_run:
         from prefcli.generate.dryrun import dry_run as plan
 
         rows = plan(cfg)
         _emit(rows, fmt, ["part", "name", "parameters", "dtype", "memory_gb", "note"], "prefcli generate --dry-run")
         return
-    _run(cfg, fmt)
+    _run(cfg, fmt, show_progress)
 
 
 def _emit(rows: list[dict], fmt: Format, columns: list[str], title: str) -> None:
@@ -123,42 +125,41 @@ def _emit(rows: list[dict], fmt: Format, columns: list[str], title: str) -> None
     output.emit(rows, fmt.value, columns=columns, title=title)
 
 
-def _run(cfg, fmt: Format) -> None:
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
+def _run(cfg, fmt: Format, show_progress: bool = True) -> None:
     from prefcli.generate.run import generate
+    from prefcli.progress import note, progress_bar
 
-    err = Console(stderr=True)
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   TextColumn("{task.fields[terms]}"), console=err, transient=True, disable=not err.is_terminal)  # fmt: skip
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+
+    bar = progress_bar(show_progress, [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                                       TextColumn("{task.fields[terms]}")], fields={"terms": ""}, transient=True)
     task = None
+    started = False
     seed_no = 0
 
     def on_iteration(it) -> None:
-        nonlocal task
-        if task is None:
+        nonlocal task, started
+        if not started:
             bar.start()
-            task = bar.add_task("", total=cfg.steps, terms="")
-        if it.index == 0:
-            bar.reset(task, total=cfg.steps)
-        bar.update(task, completed=it.index + 1, description=f"seed {cfg.seed + seed_no}",
-                   terms=f"{_terms(it.rewards)} · loss {it.reward_loss:.4g}")  # fmt: skip
+            started = True
+        stage = f"optimizing seed {cfg.seed + seed_no}"
+        terms = f"{_terms(it.rewards)} · loss {it.reward_loss:.4g}"
+        if task is None:
+            task = bar.add_task(stage, total=cfg.steps, terms=terms)
+        elif it.index == 0:
+            bar.reset(task, total=cfg.steps, description=stage)
+        bar.update(task, completed=it.index + 1, description=stage, terms=terms)
 
     def on_seed(rec, fresh: bool) -> None:
         nonlocal seed_no
         seed_no += 1
         done = "made" if fresh else "already made, kept"
-        line = f"seed {rec['seed']}: {done} {Path(cfg.out) / rec['files']['image']} · reward loss {rec['unguided']['reward_loss']:.4g} → {rec['final']['reward_loss']:.4g} (best at iteration {rec['best_iteration']})"
-        if bar.live.is_started:
-            bar.console.print(line)
-        else:
-            print(line, file=sys.stderr)
+        note(bar, f"seed {rec['seed']}: {done} {Path(cfg.out) / rec['files']['image']} · reward loss {rec['unguided']['reward_loss']:.4g} → {rec['final']['reward_loss']:.4g} (best at iteration {rec['best_iteration']})")
 
     try:
         records = generate(cfg, on_iteration=on_iteration, on_seed=on_seed)
     finally:
-        if task is not None:
+        if started:
             bar.stop()
     if fmt is Format.json:
         from prefcli.output import to_json

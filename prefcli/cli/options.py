@@ -55,6 +55,7 @@ class DType(str, Enum):
 
 
 DTypeOpt = Annotated[DType, typer.Option("--dtype", help="Model precision: auto (the scorer's choice: fp16 on CUDA for most), fp32, bf16 or fp16. Provenance records what was used.")]
+ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress on stderr: a bar on a terminal, a plain line every few seconds in a log (PREFCLI_PROGRESS_INTERVAL).")]
 
 
 def join_option_pairs(args: list[str]) -> list[str]:

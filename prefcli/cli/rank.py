@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from prefcli.cli import app
-from prefcli.cli.options import DeviceOpt, DType, DTypeOpt, Format, FormatOpt, OfflineOpt, OptionPairsCommand, ScorerOptionsOpt, WeightsOpt, scorer_options
+from prefcli.cli.options import DeviceOpt, DType, DTypeOpt, Format, FormatOpt, OfflineOpt, OptionPairsCommand, ProgressOpt, ScorerOptionsOpt, WeightsOpt, scorer_options
 
 from prefcli.ranking import DEFAULT_PERSONAL_SCORER, DEFAULT_SCORER  # noqa: E402 - light: no torch at import
 
@@ -39,6 +39,7 @@ def rank_command(
     sheet_columns: Annotated[Optional[int], typer.Option("--sheet-columns", min=1, help="Contact sheet: thumbnails per row (default: a roughly square grid, at most 6).")] = None,
     sheet_history: Annotated[bool, typer.Option("--sheet-history", help="Contact sheet: also show the person's liked (+) and disliked (-) history as a strip.")] = False,
     sheet_prompt: Annotated[bool, typer.Option("--sheet-prompt", help="Contact sheet: also show the --prompt under the title.")] = False,
+    show_progress: ProgressOpt = True,
 ) -> None:
     """Rank every image in a folder for one person, best first.
 
@@ -72,31 +73,20 @@ def rank_command(
 
         prefcli rank ./candidates --likes ./liked --dislikes ./disliked --scorer viper -o base ./idefics2-8b --weights ./metric-viper --offline
     """
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from prefcli import output
+    from prefcli.progress import progress_bar
     from prefcli.ranking import rank_folder
 
     if offline:
         # Read by prefcli.weights (and huggingface_hub) when weights are resolved.
         os.environ["PREFCLI_OFFLINE"] = "1"
         os.environ["HF_HUB_OFFLINE"] = "1"
-    err = Console(stderr=True)
     personal = likes is not None or dislikes is not None or pairs is not None
     name = scorer or (DEFAULT_PERSONAL_SCORER if personal else DEFAULT_SCORER)
 
     # The bar starts with the first scored batch, so an error found while
     # checking the input is one clean line with no bar residue around it.
-    bar = Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-        disable=not err.is_terminal,  # no bar residue in logs and pipes
-    )
+    bar = progress_bar(show_progress, transient=True)
     task = None
 
     def progress(done: int, total: int) -> None:

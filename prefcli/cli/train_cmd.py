@@ -81,6 +81,7 @@ def train_command(
         accelerate launch -m prefcli train --config preftoken-idefics2-8b --data data/pickapic --out runs/paper
     """
     from prefcli import output
+    from prefcli.readable import gib, per_second, seconds
     from prefcli.train.config import load_config, shipped_configs
 
     if list_configs:
@@ -105,7 +106,11 @@ def train_command(
                     title=f"{cfg.name}: parameters per part (total / trainable per stage)")
         mem = res["memory_per_device"]
         rows = [{"item": k.removesuffix("_gib"), "GiB": v} for k, v in mem.items() if k.endswith("_gib")]
-        rows.append({"item": res.get("sequence_label", "sequence tokens (N_ref pairs + target, 100-token prompts)"), "GiB": mem["sequence_tokens"]})
+        if fmt in (Format.table, Format.markdown):
+            rows = [{**r, "GiB": gib(r["GiB"])} for r in rows]
+        seq = mem["sequence_tokens"]  # a token count, not GiB: shown as one in the tables
+        rows.append({"item": res.get("sequence_label", "sequence tokens (N_ref pairs + target, 100-token prompts)"),
+                     "GiB": f"{seq:,} tokens" if fmt in (Format.table, Format.markdown) else seq})
         b = res["batch"]
         output.emit(rows, fmt.value, title=(f"estimated GPU memory per device, stage {mem['stage']} "
                                             f"({b['per_device_pairs']} pairs/device x {b['grad_accum']} accumulation "
@@ -130,5 +135,8 @@ def train_command(
     if fmt is Format.json:
         sys.stdout.write(output.to_json(row) + "\n")
     else:
-        output.emit([row], fmt.value, columns=["config", "steps", "stopped_early", "final_val_acc", "samples_per_s",
+        if fmt in (Format.table, Format.markdown):
+            row = {**row, "final_val_acc": "" if row["final_val_acc"] is None else f"{row['final_val_acc']:.3f}",
+                   "pairs_per_s": per_second(row["pairs_per_s"]), "seconds": seconds(row["seconds"])}
+        output.emit([row], fmt.value, columns=["config", "steps", "stopped_early", "final_val_acc", "pairs_per_s",
                                                "seconds", "out_dir", "model_dir"], title="training run")

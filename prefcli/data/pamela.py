@@ -175,7 +175,7 @@ def _build(source: str, out: Path, params: PamelaParams, progress: bool) -> Impo
     from prefcli.data.preferimg import _bar
 
     with _bar(progress) as bar:
-        t = bar.add_task("import PAMELA images", total=len(items))
+        t = bar.add_task("importing PAMELA images", total=len(items))
         for c in range(n_chunks):
             chunk = items[c * CHUNK_IMAGES : (c + 1) * CHUNK_IMAGES]
             if ws.done(c) is None:

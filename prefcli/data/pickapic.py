@@ -870,7 +870,7 @@ def _progress_bar(enabled: bool):
         MofNCompleteColumn(),
         TextColumn("shards · rows {task.fields[rows]:,} · {task.fields[what]} {task.fields[n]:,}"),
         TimeElapsedColumn(),
-    ], fields=("rows", "what", "n"))
+    ], fields={"rows": "rows", "n": "{what}"})
 
 
 def build(source: str, out: str | os.PathLike, params: BuildParams | None = None, progress: bool = True) -> BuildResult:
@@ -935,7 +935,7 @@ def _build(source: str, out: str | os.PathLike, params: BuildParams | None, prog
     store = _ImageStore(work_root)
 
     with _progress_bar(progress) as bar:
-        t1 = bar.add_task("pass 1 metadata", total=len(shards), rows=0, what="valid pairs", n=0)
+        t1 = bar.add_task("reading metadata (pass 1)", total=len(shards), rows=0, what="valid pairs", n=0)
         done1 = [j["pass1"][s] for s in shards if s in j["pass1"]]
         bar.update(t1, completed=len(done1), rows=sum(d.get("rows", 0) for d in done1), n=sum(d.get("valid", 0) for d in done1))
         for i, name in enumerate(shards):
@@ -966,7 +966,7 @@ def _build(source: str, out: str | os.PathLike, params: BuildParams | None, prog
             j["plan"] = _make_plan(work, ok, params)
             journal.save()
 
-        t2 = bar.add_task("pass 2 images  ", total=len(ok), rows=0, what="images", n=0)
+        t2 = bar.add_task("storing images (pass 2)  ", total=len(ok), rows=0, what="images", n=0)
         done2 = [j["pass2"][shards[i]] for i in ok if shards[i] in j["pass2"]]
         bar.update(t2, completed=len(done2), n=sum(d.get("new_images", 0) for d in done2))
         for i in ok:

@@ -317,7 +317,7 @@ def _build(source: str, out: Path, params: PreferImgParams, progress: bool) -> I
     ids: dict = {}
     n_chunks = (len(records) + CHUNK_RECORDS - 1) // CHUNK_RECORDS
     with _bar(progress) as bar:
-        task = bar.add_task(f"import {params.subset}", total=len(records))
+        task = bar.add_task(f"importing {params.subset} records", total=len(records))
         for c in range(n_chunks):
             start = c * CHUNK_RECORDS
             chunk = records[start : start + CHUNK_RECORDS]
@@ -409,8 +409,6 @@ def _build(source: str, out: Path, params: PreferImgParams, progress: bool) -> I
 
 
 def _bar(enabled: bool):
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from prefcli.progress import progress_bar
 
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("records"), TimeElapsedColumn(),
-                    console=Console(stderr=True), disable=not enabled)
+    return progress_bar(enabled)

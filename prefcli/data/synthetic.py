@@ -700,7 +700,7 @@ def write_world(out_dir: str | os.PathLike, config: WorldConfig, progress: bool 
         buf.clear()
 
     with _progress(progress) as bar:
-        task = bar.add_task("synthetic world", total=cfg.n_rows)
+        task = bar.add_task("drawing the synthetic world", total=cfg.n_rows)
         for r in iter_pairs(cfg, pool, W):
             buf.append(r)
             used.add(r.image_0.uid)

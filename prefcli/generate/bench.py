@@ -142,7 +142,7 @@ def run(cfg: BenchGenerateConfig, *, progress: Callable[[str, int, int], None] |
     missing = [it for it in items if not all(p.is_file() for p in _history_paths(out, it[0], it[1])[0])]
     if missing:
         gen = load_generator(cfg.liked_model, device=cfg.device, dtype=cfg.dtype)
-        counts["liked"] = _make_history(gen, missing, out, "liked", tick_for(f"liked history ({cfg.liked_model})"))
+        counts["liked"] = _make_history(gen, missing, out, "liked", tick_for(f"making liked history with {cfg.liked_model}"))
         del gen
         _free(cfg.device)
     # Phase 2: disliked history and the optimized target, one prompt at a time.
@@ -153,12 +153,12 @@ def run(cfg: BenchGenerateConfig, *, progress: Callable[[str, int, int], None] |
         need_dis = [it for it in todo if not all(p.is_file() for p in _history_paths(out, it[0], it[1])[1])]
         if need_dis:
             dis = dis or load_generator(cfg.disliked_model, device=cfg.device, dtype=cfg.dtype)
-            counts["disliked"] = _make_history(dis, need_dis, out, "disliked", tick_for(f"disliked history ({cfg.disliked_model})"))
+            counts["disliked"] = _make_history(dis, need_dis, out, "disliked", tick_for(f"making disliked history with {cfg.disliked_model}"))
         if dis is not target:
             del dis
             _free(cfg.device)
         loaded = None
-        tick = tick_for(f"optimizing ({cfg.model})")
+        tick = tick_for(f"optimizing {cfg.model} images")
         for style, idx, prompt in todo:
             history = _history(out, style, idx, prompt)
             if loaded is None:

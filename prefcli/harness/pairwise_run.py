@@ -54,7 +54,7 @@ def run_pairwise(handle: Any, tasks: Sequence[RankTask], *, cache: Any, batch_si
     mine = dist.split(todo)
     prog = _progress(progress and dist.is_main and bool(missing), on_progress)
     with prog:
-        bar = prog.add_task(f"{label}: comparisons", total=sum(1 for hk in mine for k in {k for ti in groups[hk] for _, _, k in task_keys[ti]} if k in missing))
+        bar = prog.add_task(f"comparing pairs with {label}", total=sum(1 for hk in mine for k in {k for ti in groups[hk] for _, _, k in task_keys[ti]} if k in missing))
         if mine:
             model = handle.scorer
             for hk in mine:

@@ -376,7 +376,7 @@ def run_scorer(
     log.info("%s: %d unique candidate(s), %d from the cache, %d to score", label, len(reps), len(scores), len(missing))
 
     computed: list[tuple[Key, float]] = []
-    prog, desc = _progress(progress and dist.is_main and bool(missing), on_progress), label
+    prog, desc = _progress(progress and dist.is_main and bool(missing), on_progress), f"scoring {label}"
     with prog:
         if not handle.uses_history:
             mine = dist.split(missing)
@@ -408,7 +408,7 @@ def run_scorer(
                                     imgs.setdefault(h.image_id, h)
                                 for c in t.candidates:
                                     imgs.setdefault(c.image_id, c)
-                        ebar = prog.add_task(f"{desc}: embeddings", total=len(imgs))
+                        ebar = prog.add_task(f"embedding images for {label}", total=len(imgs))
                         embedder.ensure(list(imgs.values()), on_batch=lambda n: prog.advance(ebar, n))
                         prog.update(ebar, completed=len(imgs))
                     # Progress counts candidates scored (a single rank task is one history).

@@ -340,8 +340,15 @@ class TrainResult:
 
     def as_dict(self) -> dict:
         return {"out_dir": str(self.out_dir), "steps": self.steps, "stopped_early": self.stopped_early,
-                "final_val_acc": self.final_val_acc, "samples_per_s": self.samples_per_s,
+                "final_val_acc": self.final_val_acc, "pairs_per_s": self.samples_per_s,
                 "seconds": self.seconds, "model_dir": str(self.model_dir) if self.model_dir else None}
+
+
+def _checkpoint_model(ckpt_root: Path, step: int) -> Path | None:
+    from prefcli.train import checkpoint as ck
+
+    folder = Path(ckpt_root) / ck.checkpoint_name(step) / ck.MODEL_DIR
+    return folder if folder.is_dir() else None
 
 
 def _kept_metrics(path: Path, keep_until: int) -> list[str]:
@@ -402,11 +409,21 @@ def _progress(enabled: bool):
 
     from prefcli.progress import progress_bar
 
+    # `acc` carries its own names ("val top-1 0.802, group-balanced 0.504"): the same words as the
+    # "validation" log line and metrics.jsonl's val_acc / val_balanced, never a bare "acc".
     return progress_bar(enabled, [
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]}"), TextColumn("acc {task.fields[acc]}"),
+        TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[acc]}"),
         TextColumn("{task.fields[sps]} pairs/s"), TimeRemainingColumn(),
-    ], fields=("loss", "acc", "sps"))
+    ], fields={"loss": "loss", "acc": "", "sps": "pairs/s"})
+
+
+def val_shown(val_acc: float | None, balanced: float | None = None, swapped: float | None = None) -> str:
+    """The validation numbers as the progress bar and the log name them."""
+    if val_acc is None:
+        return ""
+    return (f"val top-1 {val_acc:.3f}" + (f", group-balanced {balanced:.3f}" if balanced is not None else "")
+            + (f", history swapped {swapped:.3f}" if swapped is not None else ""))
 
 
 def train(cfg: TrainConfig, *, data: str | os.PathLike | None = None, out: str | os.PathLike = "runs/train",
@@ -478,6 +495,7 @@ def _train(cfg: TrainConfig, *, data: Any, out: Path, resume: bool, max_steps: i
     from accelerate.utils import set_seed
 
     from prefcli.data.dataset import Dataset
+    from prefcli.readable import per_second
     from prefcli.train import checkpoint as ck
     from prefcli.train.data import PixelStore, TrainSampler, collate_pairs, load_eval_tasks
     from prefcli.train.toy_losses import history_contrast
@@ -642,7 +660,8 @@ def _train(cfg: TrainConfig, *, data: Any, out: Path, resume: bool, max_steps: i
     n_loss = 0
     model.train()
     with _progress(progress and main) as bar:
-        task = bar.add_task(cfg.name, total=stop, completed=start, loss="-", acc="-" if last_val is None else f"{last_val:.3f}", sps="-")
+        task = bar.add_task(f"training {cfg.name} ({cfg.stages[stage_idx].name})", total=stop, completed=start, loss="-",
+                            acc=val_shown(last_val), sps="-")
         for step in range(start + 1, stop + 1):
             si = cfg.stage_at(step)
             if si != stage_idx:
@@ -651,6 +670,7 @@ def _train(cfg: TrainConfig, *, data: Any, out: Path, resume: bool, max_steps: i
                 model, optimizer = acc.prepare(module, optimizer)
                 model.train()
                 say(f"stage {cfg.stages[si].name} from step {step}")
+                bar.update(task, description=f"training {cfg.name} ({cfg.stages[si].name})")
             stage = cfg.stages[stage_idx]
             for micro in range(accum if stage.kind == "pairs" else 0):
                 swap = stage.loss_swap > 0
@@ -700,7 +720,7 @@ def _train(cfg: TrainConfig, *, data: Any, out: Path, resume: bool, max_steps: i
                 metrics.log(rec)
                 if r.trackers:
                     acc.log({k: v for k, v in rec.items() if isinstance(v, (int, float))}, step=step)
-                bar.update(task, loss=f"{rec['loss']:.4f}", sps=f"{sps:.1f}")
+                bar.update(task, loss=f"{rec['loss']:.4f}", sps=per_second(sps))
                 run_loss, n_loss = {}, 0
             bar.update(task, completed=step)
             stage_end = step == cfg.stage_start(stage_idx) + stage.steps
@@ -708,18 +728,15 @@ def _train(cfg: TrainConfig, *, data: Any, out: Path, resume: bool, max_steps: i
                 vres = evaluate()
                 last_val = vres["val_acc"]
                 metrics.log({"step": step, "stage": stage.name, **vres})
-                shown = f"{vres['val_balanced']:.3f}" if vres.get("val_balanced") is not None else f"{last_val:.3f}"
-                if vres.get("val_swap_balanced") is not None:
-                    shown += f" swap {vres['val_swap_balanced']:.3f}"
+                shown = val_shown(last_val, vres.get("val_balanced"), vres.get("val_swap_balanced"))
                 bar.update(task, acc=shown)
-                say(f"step {step}: validation top-1 {last_val:.3f}"
-                    + (f", group-balanced {vres['val_balanced']:.3f}" if vres.get("val_balanced") is not None else "")
-                    + (f", history swapped {vres['val_swap_balanced']:.3f}" if vres.get("val_swap_balanced") is not None else ""))
+                say(f"step {step}: {shown}")
             if (r.checkpoint_every and step % r.checkpoint_every == 0) or step == stop:
                 save(step)
     seconds = time.perf_counter() - t0
-    model_dir = None
     finished = stop == total
+    # Stopped early (--max-steps), the newest checkpoint's model/ is the model this run wrote.
+    model_dir = _checkpoint_model(ckpt_root, stop) if main and not finished else None
     if main and finished:
         from prefcli.vlm.checkpoint import save_vlm
 

@@ -211,7 +211,8 @@ def train_pickscore(cfg: TrainConfig, *, data: str | os.PathLike | None = None, 
     from prefcli.data.dataset import Dataset
     from prefcli.train import checkpoint as ck
     from prefcli.train.data import PixelStore, load_eval_tasks
-    from prefcli.train.loop import TrainResult, _Metrics, _progress, make_optimizer, resolve_dataset
+    from prefcli.readable import per_second
+    from prefcli.train.loop import TrainResult, _checkpoint_model, _Metrics, _progress, make_optimizer, resolve_dataset, val_shown
 
     say = log or (lambda s: None)
     out = Path(out)
@@ -287,7 +288,7 @@ def train_pickscore(cfg: TrainConfig, *, data: str | os.PathLike | None = None, 
     pairs_done, run_loss, n_loss = 0, 0.0, 0
     model.train()
     with _progress(progress and main) as bar:
-        task = bar.add_task(cfg.name, total=stop, completed=start, loss="-", acc="-" if last_val is None else f"{last_val:.3f}", sps="-")
+        task = bar.add_task(f"training {cfg.name} ({stage.name})", total=stop, completed=start, loss="-", acc=val_shown(last_val), sps="-")
         for step in range(start + 1, stop + 1):
             for micro in range(accum):
                 k = ((step - 1) * accum + micro) * acc.num_processes + acc.process_index
@@ -317,18 +318,18 @@ def train_pickscore(cfg: TrainConfig, *, data: str | os.PathLike | None = None, 
                        "logit_scale": float(acc.unwrap_model(model).logit_scale.detach().exp()),
                        "pairs_per_s": round(sps, 2), "elapsed_s": round(elapsed, 2)}
                 metrics.log(rec)
-                bar.update(task, loss=f"{rec['loss']:.4f}", sps=f"{sps:.1f}")
+                bar.update(task, loss=f"{rec['loss']:.4f}", sps=per_second(sps))
                 run_loss, n_loss = 0.0, 0
             bar.update(task, completed=step)
             if (r.eval_every and step % r.eval_every == 0) or step == stop:
                 last_val = val_accuracy(bundle, val_tasks, store, acc.device)
                 metrics.log({"step": step, "stage": stage.name, "val_acc": last_val, "val_tasks": len(val_tasks)})
-                bar.update(task, acc=f"{last_val:.3f}")
+                bar.update(task, acc=val_shown(last_val))
             if (r.checkpoint_every and step % r.checkpoint_every == 0) or step == stop:
                 save(step)
     seconds = time.perf_counter() - t0
     finished = stop == total
-    model_dir = None
+    model_dir = _checkpoint_model(ckpt_root, stop) if main and not finished else None
     if main and finished:
         model_dir = _atomic_folder(out / ck.MODEL_DIR, lambda tmp: save_model_folder(bundle, tmp, {**meta, "step": total, "val_acc": last_val}))
     acc.wait_for_everyone()
