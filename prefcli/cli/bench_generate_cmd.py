@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 import typer
 
 from prefcli.cli.generate_cmd import DTypeStrOpt, RewardOpt, ScorerOptionOpt, WeightsListOpt, _option_pairs, _pairs_command
-from prefcli.cli.options import DeviceOpt, Format, FormatOpt
+from prefcli.cli.options import DeviceOpt, Format, FormatOpt, OutputOverwriteOpt
 
 bench_generate_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, context_settings={"help_option_names": ["-h", "--help"]})
 
@@ -36,6 +36,7 @@ def bench_generate_command(
     device: DeviceOpt = "auto",
     dtype: DTypeStrOpt = "auto",
     fmt: FormatOpt = Format.table,
+    overwrite: OutputOverwriteOpt = False,
 ) -> None:
     """The paper's table 4: HPSv2 score per style of personalized generation, beside the unguided baseline.
 
@@ -65,7 +66,7 @@ def bench_generate_command(
         prompts=None if prompts in ("hpsv2", "hf-hub") else prompts, styles=_csv(styles), limit=limit, out=str(out), model=model,
         liked_model=liked_model, disliked_model=disliked_model or model, rewards=rewards, steps=steps, seed=seed, judges=judge_list,
         weights=parse_weights(weights or []), options=parse_scorer_options(_option_pairs(option), [n for n, _ in rewards] + judge_list + ["hpsv2"]),
-        device=default_device() if device == "auto" else device, dtype=dtype,
+        device=default_device() if device == "auto" else device, dtype=dtype, overwrite=overwrite,
     )  # fmt: skip
     if "hpsv2" in [n for n, _ in rewards]:
         raise ConfigError("--reward hpsv2: HPSv2 is the benchmark's metric, so it cannot also be the reward here")
