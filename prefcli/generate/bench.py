@@ -97,6 +97,11 @@ def request(cfg: BenchGenerateConfig, prompt: str) -> dict[str, Any]:
             "seed": cfg.seed}
 
 
+def _canon(value: Any) -> str:
+    """One text per value as its JSON file holds it (tuples as lists, keys sorted), for comparing requests."""
+    return json.dumps(value, sort_keys=True, default=str)
+
+
 def _differs(old: dict[str, Any], new: dict[str, Any]) -> str:
     keys = [k for k in new if json.dumps(old.get(k), sort_keys=True, default=str) != json.dumps(new[k], sort_keys=True, default=str)]
     return ", ".join(f"{k} {json.dumps(old.get(k), default=str)} there, {json.dumps(new[k], default=str)} now" for k in keys[:3])
@@ -114,7 +119,7 @@ def _check_item(cfg: BenchGenerateConfig, out: Path, item: tuple[str, int, str])
         return False
     want = request(cfg, item[2])
     have = old.get("request")
-    if have != json.loads(json.dumps(want, default=str)):
+    if _canon(have) != _canon(want):
         why = _differs(have, want) if isinstance(have, dict) else "it records no request (an earlier prefcli made it)"
         raise ConfigError(f"{paths['sidecar']}: its images were made under other settings ({why}); choose another --out "
                           f"to keep both, or rerun with the settings that made them")
@@ -131,7 +136,7 @@ def _history_todo(cfg: BenchGenerateConfig, out: Path, item: tuple[str, int, str
 
     liked, disliked = _history_paths(out, item[0], item[1])
     manifest = liked[0].parent / HISTORY_MANIFEST
-    want = json.loads(json.dumps(history_request(cfg, item[2]), default=str))
+    want = history_request(cfg, item[2])
     old: dict[str, Any] | None = {}
     if os.path.lexists(manifest):
         try:
@@ -143,7 +148,7 @@ def _history_todo(cfg: BenchGenerateConfig, out: Path, item: tuple[str, int, str
     if foreign and not cfg.overwrite:
         raise ConfigError(f"{foreign[0]}: exists and was not written by prefcli (no {HISTORY_MANIFEST} beside it lists it); "
                           f"refusing to replace it: choose another --out, or pass --overwrite to replace it")
-    same = isinstance(old, dict) and old.get("request") == want and not foreign
+    same = isinstance(old, dict) and _canon(old.get("request")) == _canon(want) and not foreign
     if not same:  # claimed before anything is made, so that a killed run's images are known as prefcli's
         write_text(manifest, json.dumps({"by": "prefcli bench generate", "request": want,
                                          "files": [p.name for p in liked + disliked]}, indent=1) + "\n")
