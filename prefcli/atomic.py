@@ -55,12 +55,19 @@ def writing(target: str | os.PathLike, work: str | os.PathLike | None = None) ->
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it over `path` on success."""
+    import errno
+
     path = Path(path)
+    if os.path.isdir(path):  # os.replace would name the temporary file, not the user's path
+        raise IsADirectoryError(errno.EISDIR, "is a folder, not a file (give a file name)", str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:  # a read-only folder: the error names the temporary name it tried
+        raise OSError(e.errno, e.strerror or str(e), str(path)) from e
     os.close(fd)
     try:
-        with writing(path):
+        with writing(path, tmp):
             yield Path(tmp)
             if os.path.exists(tmp):
                 use_default_mode(tmp)
@@ -69,6 +76,25 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def check_output_files(**named: str | os.PathLike | None) -> None:
+    """Before any work: refuse output files (by option name, e.g. out=..., log_samples=...) that are
+    folders, or two options naming the same file (the second write would silently replace the first)."""
+    from prefcli.errors import PrefcliError
+
+    seen: dict[str, str] = {}
+    for name, path in named.items():
+        if path is None:
+            continue
+        option = "--" + name.replace("_", "-")
+        if os.path.isdir(path):
+            raise PrefcliError(f"{path}: {option} is a folder; give a file name")
+        key = os.path.realpath(path)
+        if key in seen:
+            raise PrefcliError(f"{path}: {seen[key]} and {option} name the same file; the one would replace the other: "
+                               f"give them different names")
+        seen[key] = option
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:

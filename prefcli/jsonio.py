@@ -106,11 +106,11 @@ def loads(text: str | bytes, source: str, *, error: type[Exception] = DataError,
     try:
         return json.loads(text)
     except json.JSONDecodeError as e:
-        raise error(f"{source}: unreadable, not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
+        raise error(f"{source}: unreadable, invalid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
     except RecursionError:  # only above SCAN_LIMIT: smaller texts were measured first
         raise error(f"{source}: JSON nested too deeply; refused") from None
     except ValueError as e:  # e.g. an integer with more digits than Python converts
-        raise error(f"{source}: unreadable, not valid JSON ({e})") from None
+        raise error(f"{source}: unreadable, invalid JSON ({e})") from None
 
 
 def read_json(path: str | os.PathLike, *, error: type[Exception] = DataError, expect: type | tuple[type, ...] | None = None,

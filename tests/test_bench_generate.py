@@ -56,7 +56,7 @@ def test_bench_generate_limit_2_writes_table4_and_resumes(tmp_path):
         for style in ("anime", "photo"):
             assert sorted(p.name for p in (out / arm / style).iterdir()) == ["00000.jpg", "00001.jpg"]
     hist = out / "history" / "anime" / "00001"
-    assert sorted(p.name for p in hist.iterdir()) == [f"{w}-{k}.jpg" for w in ("disliked", "liked") for k in range(3)]
+    assert sorted(p.name for p in hist.iterdir()) == sorted([f"{w}-{k}.jpg" for w in ("disliked", "liked") for k in range(3)] + ["history.json"])
     side = json.loads((out / "runs" / "photo" / "00001.json").read_text())
     prompts = json.loads((prompts_dir / "photo.json").read_text())
     assert side["prompt"] == prompts[1] and side["style"] == "photo" and side["index"] == 1 and len(side["history"]) == 3

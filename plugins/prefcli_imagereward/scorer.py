@@ -24,7 +24,6 @@ checkpoint file itself with `med_config.json` beside it, or "tiny"/"tiny:SEED"
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -71,10 +70,9 @@ def load_tokenizer(directory: str | Path) -> Any:
 
 
 def _read_med_config(path: Path) -> dict:
-    try:
-        cfg = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise WeightsError(f"{path}: not a readable med_config.json ({e})") from None
+    from prefcli.jsonio import read_json
+
+    cfg = read_json(path, error=WeightsError, expect=dict, what="med_config.json")
     need = ["vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "max_position_embeddings"]
     missing = [k for k in need if k not in cfg]
     if missing:

@@ -60,15 +60,13 @@ def load_judge(weights: str, device: Any, dtype: Any) -> tuple[Any, Any, str]:
             processor = tiny.tiny_processor(d)
         model = tiny.tiny_model(processor.tokenizer, seed)
         return model.to(device=device, dtype=dtype), processor, f"tiny:{seed}"
-    import json
 
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     d = Path(W.resolve_dir(weights, allow_patterns=_FILES))
-    try:
-        model_type = json.loads((d / "config.json").read_text()).get("model_type")
-    except (OSError, ValueError) as e:
-        raise WeightsError(f"{d}: no readable config.json for vlm-judge ({e})") from e
+    from prefcli.jsonio import read_json
+
+    model_type = read_json(d / "config.json", error=WeightsError, expect=dict, what="a model config").get("model_type")
     if model_type not in SUPPORTED:
         raise WeightsError(f"{d}: vlm-judge needs a Qwen2.5-VL or Qwen2-VL checkpoint (config model_type {model_type!r})")
     W.check_safetensors_folder(d, "vlm-judge")

@@ -14,7 +14,7 @@ import typer
 
 from prefcli.bounds import seed_callback
 from prefcli.cli.generate_cmd import DTypeStrOpt, RewardOpt, ScorerOptionOpt, WeightsListOpt, _option_pairs, _pairs_command
-from prefcli.cli.options import DeviceOpt, Format, FormatOpt, ProgressOpt
+from prefcli.cli.options import DeviceOpt, Format, FormatOpt, OutputOverwriteOpt, ProgressOpt
 
 bench_generate_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, context_settings={"help_option_names": ["-h", "--help"]})
 
@@ -38,6 +38,7 @@ def bench_generate_command(
     dtype: DTypeStrOpt = "auto",
     fmt: FormatOpt = Format.table,
     show_progress: ProgressOpt = True,
+    overwrite: OutputOverwriteOpt = False,
 ) -> None:
     """The paper's table 4: HPSv2 score per style of personalized generation, beside the unguided baseline.
 
@@ -71,7 +72,7 @@ def bench_generate_command(
         prompts=None if prompts in ("hpsv2", "hf-hub") else prompts, styles=_csv(styles), limit=limit, out=str(out), model=model,
         liked_model=liked_model, disliked_model=disliked_model or model, rewards=rewards, steps=steps, seed=seed, judges=judge_list,
         weights=parse_weights(weights or []), options=parse_scorer_options(_option_pairs(option), [n for n, _ in rewards] + judge_list + ["hpsv2"]),
-        device=default_device() if device == "auto" else resolve_device(device), dtype=dtype,
+        device=default_device() if device == "auto" else resolve_device(device), dtype=dtype, overwrite=overwrite,
     )  # fmt: skip
     if "hpsv2" in [n for n, _ in rewards]:
         raise ConfigError("--reward hpsv2: HPSv2 is the benchmark's metric, so it cannot also be the reward here")

@@ -122,6 +122,9 @@ def eval_command(
 
     if offline:
         set_offline()
+    from prefcli.atomic import check_output_files
+
+    check_output_files(out=out, log_samples=log_samples)  # before the work, not after it
     spec = plugins.get_scorer_spec(scorer)  # an unknown name fails before the dataset is read
     opts = spec.parse_options(scorer_options(option))  # so does a bad -o
     dev = process_device(resolve_device(device))  # and a --device this machine lacks

@@ -9,7 +9,7 @@ from typing import Annotated, List, Optional
 import typer
 
 from prefcli.cli import app
-from prefcli.cli.options import DeviceOpt, Format, FormatOpt, ProgressOpt
+from prefcli.cli.options import DeviceOpt, Format, FormatOpt, OutputOverwriteOpt, ProgressOpt
 
 RewardOpt = Annotated[Optional[List[str]], typer.Option("--reward", "-r", help="A reward and its weight, NAME=WEIGHT (repeatable), e.g. preftoken=0.75 or hpsv2=5. Any differentiable scorer. Default: the --preset's.")]
 ScorerOptionOpt = Annotated[Optional[List[str]], typer.Option("--option", "-o", help="A scorer option, SCORER.KEY VALUE (repeatable), e.g. -o hpsv2.version 2.0.", metavar="SCORER.KEY VALUE")]
@@ -63,6 +63,7 @@ def generate_command(
     device: DeviceOpt = "auto",
     dtype: DTypeStrOpt = "auto",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Check the options, state parameters and estimated GPU memory, and stop.")] = False,
+    overwrite: OutputOverwriteOpt = False,
     fmt: FormatOpt = Format.table,
     show_progress: ProgressOpt = True,
 ) -> None:
@@ -103,7 +104,7 @@ def generate_command(
         prompt=prompt, model=model, rewards=parse_rewards(reward or []), preset=preset, steps=steps, lr=lr, seed=seed, n=n,
         out=str(out), save_every=save_every, dtype=dtype, weights=parse_weights(weights or []), judges=judges,
         likes=None if likes is None else str(likes), dislikes=None if dislikes is None else str(dislikes),
-        history_prompts=None if history_prompts is None else str(history_prompts),
+        history_prompts=None if history_prompts is None else str(history_prompts), overwrite=overwrite,
     ).resolved()  # fmt: skip
     cfg.options = parse_scorer_options(_option_pairs(option), [n for n, _ in cfg.rewards] + judges)
     from prefcli.devices import resolve_device

@@ -102,3 +102,7 @@ def _command_class():
 
 
 OptionPairsCommand = _command_class()
+
+# Outputs whose files are written one by one into --out (generate, bench generate): a file at an
+# output name that prefcli did not write is never replaced without this.
+OutputOverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace files at the output names that prefcli did not write (refused otherwise).")]

@@ -10,7 +10,6 @@ small pairing file. Prompts, when a scorer needs them, come from a prompts file
 from __future__ import annotations
 
 import csv
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,12 +86,9 @@ def _rows_from_csv(path: Path) -> list[dict[str, str]]:
 
 
 def _read_json(path: Path):
-    try:
-        return json.loads(path.read_text(encoding="utf-8-sig"))
-    except UnicodeDecodeError:
-        raise DataError(f"{path}: not a UTF-8 text file") from None
-    except json.JSONDecodeError as e:
-        raise DataError(f"{path}: invalid JSON ({e.msg} at line {e.lineno})") from None
+    from prefcli.jsonio import read_json
+
+    return read_json(path)
 
 
 def _existing_file(path: str | os.PathLike, what: str) -> Path:

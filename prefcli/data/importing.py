@@ -95,6 +95,9 @@ class Workspace:
                 pq.write_table(pairs_schema().empty_table(), tmp)
         write_text(self.root / INFO_FILE, json.dumps(info, indent=2, sort_keys=False) + "\n")
         if self.out.exists():
+            if not self.out.is_dir() or any(self.out.iterdir()):  # filled while the import ran: never replaced
+                raise DataError(f"{self.out}: --out appeared or was filled while the import ran; the finished import "
+                                f"is kept in {self.root}: move {self.out} away (or choose another --out) and rerun to finish")
             self.out.rmdir()  # an empty folder the user made: replaced by the dataset
         os.replace(self.root, self.out)  # the commit
         shutil.rmtree(self.out / WORK_DIR, ignore_errors=True)

@@ -17,7 +17,14 @@ Beside them: OUT/history/<style>/<index:05d>/{liked,disliked}-<k>.jpg, the
 sidecars OUT/runs/<style>/<index:05d>.json (one per prompt, ReNO's log), and
 the tables table4.{md,csv,json,tex}. A prompt whose sidecar says it finished with
 the same settings is not generated again; history images already on disk are
-reused.
+reused when their manifest (history.json beside them) says they were made
+from the same prompt by the same generators. What keys the reuse is the
+request (`request()`: the prompt, every generator with its revision, the
+rewards with their weights and weights identities, options, steps, lr, seed
+and dtype), checked for every prompt before anything is made; an image made
+under another request is refused with one line, never reported under the new
+settings. A file at an output name that prefcli did not write (no sidecar or
+manifest lists it) is never replaced without --overwrite.
 """
 
 from __future__ import annotations
@@ -55,6 +62,97 @@ class BenchGenerateConfig:
     options: dict[str, dict[str, Any]] = field(default_factory=dict)
     device: str = "cpu"
     dtype: str | None = None
+    overwrite: bool = False
+
+
+HISTORY_MANIFEST = "history.json"
+
+
+def _generator_identity(model: str) -> str:
+    """A generator's revision without loading it: a local folder's content revision, a hub id's cached commit."""
+    from prefcli import weights as W
+    from prefcli.generate.pipelines import GENERATORS, folder_revision
+
+    p = Path(model).expanduser()
+    if p.is_dir():
+        return f"folder:{folder_revision(p)}"
+    return W.identity(GENERATORS.get(model, model))
+
+
+def history_request(cfg: BenchGenerateConfig, prompt: str) -> dict[str, Any]:
+    """What decides a prompt's history images."""
+    return {"prompt": prompt, "liked_model": [cfg.liked_model, _generator_identity(cfg.liked_model)],
+            "disliked_model": [cfg.disliked_model, _generator_identity(cfg.disliked_model)], "dtype": cfg.dtype,
+            "seeds": [HISTORY_SEED + k for k in range(N_HISTORY)]}
+
+
+def request(cfg: BenchGenerateConfig, prompt: str) -> dict[str, Any]:
+    """Everything that decides a prompt's guided and unguided images, identified without loading a model
+    (weights by content or cached commit, as the score cache's identity does)."""
+    from prefcli import weights as W
+
+    return {**history_request(cfg, prompt), "model": [cfg.model, _generator_identity(cfg.model)],
+            "rewards": [[n, float(w)] for n, w in cfg.rewards], "weights": {k: W.identity(v) for k, v in sorted(cfg.weights.items())},
+            "options": {k: cfg.options[k] for k in sorted(cfg.options) if cfg.options[k]}, "steps": cfg.steps, "lr": cfg.lr,
+            "seed": cfg.seed}
+
+
+def _canon(value: Any) -> str:
+    """One text per value as its JSON file holds it (tuples as lists, keys sorted), for comparing requests."""
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def _differs(old: dict[str, Any], new: dict[str, Any]) -> str:
+    keys = [k for k in new if json.dumps(old.get(k), sort_keys=True, default=str) != json.dumps(new[k], sort_keys=True, default=str)]
+    return ", ".join(f"{k} {json.dumps(old.get(k), default=str)} there, {json.dumps(new[k], default=str)} now" for k in keys[:3])
+
+
+def _check_item(cfg: BenchGenerateConfig, out: Path, item: tuple[str, int, str]) -> bool:
+    """Whether the prompt's images are finished under this very request (reused as they are); ConfigError
+    when they were made under another one, or when a file at its output names is not prefcli's."""
+    from prefcli.generate.run import read_sidecar, refuse_foreign
+
+    paths = _paths(out, item[0], item[1])
+    old = read_sidecar(paths["sidecar"])
+    refuse_foreign([paths["image"], paths["unguided"]], paths["sidecar"], old, cfg.overwrite)
+    if not old or not old.get("done"):
+        return False
+    want = request(cfg, item[2])
+    have = old.get("request")
+    if _canon(have) != _canon(want):
+        why = _differs(have, want) if isinstance(have, dict) else "it records no request (an earlier prefcli made it)"
+        raise ConfigError(f"{paths['sidecar']}: its images were made under other settings ({why}); choose another --out "
+                          f"to keep both, or rerun with the settings that made them")
+    return paths["image"].is_file() and paths["unguided"].is_file()
+
+
+def _history_todo(cfg: BenchGenerateConfig, out: Path, item: tuple[str, int, str]) -> dict[str, list[Path]]:
+    """The history images of a prompt still to make ({"liked": [...], "disliked": [...]}); ConfigError for a file
+    there that prefcli did not write. Images made for another prompt or by other generators are made again."""
+    import os
+
+    from prefcli.atomic import write_text
+    from prefcli.jsonio import read_json
+
+    liked, disliked = _history_paths(out, item[0], item[1])
+    manifest = liked[0].parent / HISTORY_MANIFEST
+    want = history_request(cfg, item[2])
+    old: dict[str, Any] | None = {}
+    if os.path.lexists(manifest):
+        try:
+            old = read_json(manifest, error=ConfigError, expect=dict)
+        except ConfigError:
+            old = None
+    ours = set(old.get("files", [])) if isinstance(old, dict) and isinstance(old.get("files"), list) else set()
+    foreign = ([manifest] if old is None else []) + [p for p in liked + disliked if os.path.lexists(p) and p.name not in ours]
+    if foreign and not cfg.overwrite:
+        raise ConfigError(f"{foreign[0]}: exists and was not written by prefcli (no {HISTORY_MANIFEST} beside it lists it); "
+                          f"refusing to replace it: choose another --out, or pass --overwrite to replace it")
+    same = isinstance(old, dict) and _canon(old.get("request")) == _canon(want) and not foreign
+    if not same:  # claimed before anything is made, so that a killed run's images are known as prefcli's
+        write_text(manifest, json.dumps({"by": "prefcli bench generate", "request": want,
+                                         "files": [p.name for p in liked + disliked]}, indent=1) + "\n")
+    return {"liked": [p for p in liked if not (same and p.is_file())], "disliked": [p for p in disliked if not (same and p.is_file())]}
 
 
 def chunked_mean(scores: list[float], chunk: int = CHUNK) -> float:
@@ -85,13 +183,14 @@ def _history_paths(out: Path, style: str, idx: int) -> tuple[list[Path], list[Pa
     return [d / f"liked-{k}.jpg" for k in range(N_HISTORY)], [d / f"disliked-{k}.jpg" for k in range(N_HISTORY)]
 
 
-def _make_history(gen: Any, items: list[tuple[str, int, str]], out: Path, which: str, tick: Callable[[], None]) -> int:
-    """Sample the missing liked (or disliked) history images with `gen`; returns how many were made."""
+def _make_history(gen: Any, items: list[tuple[str, int, str]], out: Path, which: str, tick: Callable[[], None],
+                  todo: dict[tuple[str, int], dict[str, list[Path]]]) -> int:
+    """Sample the liked (or disliked) history images `todo` lists with `gen`; returns how many were made."""
     made = 0
     for style, idx, prompt in items:
         liked, disliked = _history_paths(out, style, idx)
         for k, path in enumerate(liked if which == "liked" else disliked):
-            if not path.is_file():
+            if path in todo[(style, idx)][which]:
                 save_png(gen.sample(prompt, HISTORY_SEED + k).convert("RGB"), path)  # .jpg: JPEG
                 made += 1
         tick()
@@ -123,7 +222,8 @@ def run(cfg: BenchGenerateConfig, *, progress: Callable[[str, int, int], None] |
     if set(names) & set(cfg.judges):
         raise ConfigError(f"--judges {', '.join(sorted(set(names) & set(cfg.judges)))}: a judge must be held out, but it is also a --reward")
     gcfg = grun.GenerateConfig(prompt="", model=cfg.model, rewards=list(cfg.rewards), preset="paper", steps=cfg.steps, lr=cfg.lr,
-                               device=cfg.device, dtype=cfg.dtype, weights=cfg.weights, options=cfg.options)  # fmt: skip
+                               device=cfg.device, dtype=cfg.dtype, weights=cfg.weights, options=cfg.options, seed=cfg.seed,
+                               overwrite=cfg.overwrite)  # fmt: skip
     total = len(items)
     counts = {"liked": 0, "disliked": 0, "optimized": 0, "kept": 0}
 
@@ -138,22 +238,25 @@ def run(cfg: BenchGenerateConfig, *, progress: Callable[[str, int, int], None] |
 
         return tick
 
+    # Every prompt checked before anything is made: a result of other settings is refused, never reused.
+    finished = {(s, i) for s, i, p in items if _check_item(cfg, out, (s, i, p))}
+    hist = {(s, i): _history_todo(cfg, out, (s, i, p)) for s, i, p in items}
     # Phase 1: the liked history (FLUX-schnell) for every prompt, then free that generator.
-    missing = [it for it in items if not all(p.is_file() for p in _history_paths(out, it[0], it[1])[0])]
+    missing = [it for it in items if hist[it[:2]]["liked"]]
     if missing:
         gen = load_generator(cfg.liked_model, device=cfg.device, dtype=cfg.dtype)
-        counts["liked"] = _make_history(gen, missing, out, "liked", tick_for(f"making liked history with {cfg.liked_model}"))
+        counts["liked"] = _make_history(gen, missing, out, "liked", tick_for(f"making liked history with {cfg.liked_model}"), hist)
         del gen
         _free(cfg.device)
     # Phase 2: disliked history and the optimized target, one prompt at a time.
-    todo = [it for it in items if not _finished(out, it, gcfg)]
+    todo = [it for it in items if it[:2] not in finished]
     if todo:
         target = load_generator(cfg.model, device=cfg.device, dtype=cfg.dtype)
         dis = target if cfg.disliked_model == cfg.model else None
-        need_dis = [it for it in todo if not all(p.is_file() for p in _history_paths(out, it[0], it[1])[1])]
+        need_dis = [it for it in todo if hist[it[:2]]["disliked"]]
         if need_dis:
             dis = dis or load_generator(cfg.disliked_model, device=cfg.device, dtype=cfg.dtype)
-            counts["disliked"] = _make_history(dis, need_dis, out, "disliked", tick_for(f"making disliked history with {cfg.disliked_model}"))
+            counts["disliked"] = _make_history(dis, need_dis, out, "disliked", tick_for(f"making disliked history with {cfg.disliked_model}"), hist)
         if dis is not target:
             del dis
             _free(cfg.device)
@@ -171,7 +274,7 @@ def run(cfg: BenchGenerateConfig, *, progress: Callable[[str, int, int], None] |
                     ls.state = ls.scorer.condition(history if ls.scorer.spec is None or ls.scorer.spec.uses_history else None)
             session = grun.Session(target, loaded, [], history, cfg.device)
             _, fresh = grun.generate_seed(session, gcfg, prompt, cfg.seed, out / "runs" / style, f"{idx:05d}", paths=_paths(out, style, idx),
-                                          extra={"style": style, "index": idx})  # fmt: skip
+                                          extra={"style": style, "index": idx, "request": request(cfg, prompt)})  # fmt: skip
             counts["optimized" if fresh else "kept"] += 1
             tick()
         del target
@@ -186,16 +289,6 @@ def run(cfg: BenchGenerateConfig, *, progress: Callable[[str, int, int], None] |
 def _paths(out: Path, style: str, idx: int) -> dict[str, Path]:
     return {"image": out / "guided" / style / f"{idx:05d}.jpg", "unguided": out / "unguided" / style / f"{idx:05d}.jpg",
             "sidecar": out / "runs" / style / f"{idx:05d}.json"}  # fmt: skip
-
-
-def _finished(out: Path, item: tuple[str, int, str], gcfg: Any) -> bool:
-    paths = _paths(out, item[0], item[1])
-    if not (paths["image"].is_file() and paths["unguided"].is_file() and paths["sidecar"].is_file()):
-        return False
-    try:
-        return bool(json.loads(paths["sidecar"].read_text()).get("done"))
-    except (OSError, ValueError):
-        return False
 
 
 def _free(device: str) -> None:

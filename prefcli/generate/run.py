@@ -50,6 +50,7 @@ class GenerateConfig:
     likes: str | None = None
     dislikes: str | None = None
     history_prompts: str | None = None
+    overwrite: bool = False  # replace files at the output names that prefcli did not write
 
     def resolved(self) -> "GenerateConfig":
         """The preset filled in: rewards and steps are always explicit afterwards."""
@@ -113,6 +114,36 @@ def settings_key(record: dict[str, Any]) -> str:
     """sha256 (16 hex) of everything that decides the optimized image."""
     keep = {k: record[k] for k in ("prompt", "seed", "generator", "rewards", "optimizer", "history")}
     return hashlib.sha256(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def read_sidecar(side: Path) -> dict[str, Any] | None:
+    """The prefcli sidecar at `side`: {} when there is none, None when the file there is not one prefcli wrote."""
+    import os
+
+    from prefcli.jsonio import read_json
+
+    if not os.path.lexists(side):
+        return {}
+    try:
+        old = read_json(side, error=ConfigError)
+    except ConfigError:
+        return None
+    if not isinstance(old, dict) or not isinstance(old.get("settings"), str) or "version" not in old:
+        return None
+    return old
+
+
+def refuse_foreign(targets: list[Path], side: Path, old: dict[str, Any] | None, overwrite: bool) -> None:
+    """ConfigError for the first of `targets` (or the sidecar) that exists and that no prefcli sidecar claims."""
+    import os
+
+    files = (old or {}).get("files")
+    claimed = {os.path.normpath(side.parent / f) for f in (files.values() if isinstance(files, dict) else ()) if isinstance(f, str)}
+    foreign = [side] if old is None else []
+    foreign += [p for p in targets if os.path.lexists(p) and os.path.normpath(p) not in claimed]
+    if foreign and not overwrite:
+        raise ConfigError(f"{foreign[0]}: exists and was not written by prefcli (no prefcli sidecar lists it); refusing to "
+                          f"replace it: choose another --out, or pass --overwrite to replace it")
 
 
 @dataclass
@@ -210,15 +241,17 @@ def generate_seed(
     side = paths.get("sidecar", out / f"{stem}.json")
     final_png = paths.get("image", out / f"{stem}.png")
     unguided_png = paths.get("unguided", out / f"{stem}.unguided.png")
-    if side.is_file():
-        try:
-            old = json.loads(side.read_text())
-        except (OSError, ValueError):
-            old = {}
+    strip = out / f"{stem}.strip.png"
+    old = read_sidecar(side)
+    if old:
         if old.get("settings") == record["settings"] and old.get("done") and final_png.is_file() and unguided_png.is_file():
             return old, False
-        if old.get("settings") not in (None, record["settings"]) and old.get("done"):
+        if old.get("settings") != record["settings"] and old.get("done"):
             raise ConfigError(f"{side}: holds a result made with other settings; choose another --out to keep both")
+    refuse_foreign([final_png, unguided_png] + ([strip] if cfg.save_every else []), side, old, cfg.overwrite)
+    # Claimed before anything is written: a run killed half-way leaves files the next run knows as prefcli's.
+    planned = {"image": _rel(final_png, side), "unguided": _rel(unguided_png, side)} | ({"strip": strip.name} if cfg.save_every else {})
+    write_text(side, json.dumps({**record, **(extra or {}), "files": planned, "done": False}, indent=2, default=str) + "\n")
 
     cond = gen.encode(prompt)
     terms = reward_terms(session.rewards, prompt)
@@ -234,7 +267,6 @@ def generate_seed(
     save_png(final, final_png)
     files = {"image": _rel(final_png, side), "unguided": _rel(unguided_png, side)}
     if cfg.save_every:
-        strip = out / f"{stem}.strip.png"
         _strip(res.snapshots, res.best, res.best_iteration, res.iterations, strip, f"{prompt[:60]} · seed {seed}")
         files["strip"] = strip.name
     judged = judge(session.judges, {"unguided": unguided, "final": final}, prompt) if session.judges else {}

@@ -16,10 +16,10 @@ Nothing here imports torch or prefcli.train at module level.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from prefcli.errors import WeightsError
+from prefcli.errors import DataError, WeightsError
+from prefcli.jsonio import read_json
 
 #: The shipped tiny models (files written by training, kept beside the training code).
 SHIPPED_ROOT = Path(__file__).resolve().parents[1] / "train" / "pretrained"
@@ -51,7 +51,7 @@ def shipped_path(name: str) -> Path:
 def shipped_results(name: str) -> dict:
     """The config and measured accuracies recorded beside a shipped model."""
     f = shipped_path(name) / "results.json"
-    return json.loads(f.read_text()) if f.is_file() else {}
+    return read_json(f, error=WeightsError, expect=dict, what="results.json") if f.is_file() else {}
 
 
 def _step(p: Path) -> int:
@@ -112,8 +112,8 @@ def trained_n_ref(model_dir: Path, metadata: dict) -> int | None:
         f = d / "train_config.json"
         if f.is_file():
             try:
-                n = json.loads(f.read_text()).get("data", {}).get("n_ref")
-            except (OSError, ValueError, AttributeError):
+                n = read_json(f).get("data", {}).get("n_ref")
+            except (DataError, AttributeError):
                 return None
             return int(n) if isinstance(n, int) and n > 0 else None
     return None
@@ -128,8 +128,8 @@ def reads_history(model_dir: Path, metadata: dict) -> bool:
     results = model_dir / "results.json"
     if results.is_file():
         try:
-            stages = json.loads(results.read_text()).get("trained_with", {}).get("stages")
-        except (OSError, ValueError, AttributeError):
+            stages = read_json(results).get("trained_with", {}).get("stages")
+        except (DataError, AttributeError):
             stages = None
     if stages is None and isinstance(metadata.get("train_config"), str):
         try:
