@@ -31,7 +31,7 @@ from typing import Any
 
 from prefcli.errors import WeightsError
 
-__all__ = ["Opaque", "TorchScriptError", "UnsafePickleError", "refuse_torchscript", "torch_load"]
+__all__ = ["Opaque", "TorchScriptError", "UnsafePickleError", "check_zip_size", "not_a_file", "refuse_torchscript", "torch_load"]
 
 
 class UnsafePickleError(WeightsError):
@@ -88,8 +88,48 @@ def _one_line(e: BaseException | str) -> str:
     return " ".join(str(e).split())[:200] or type(e).__name__
 
 
+#: A zip member may expand this many times its stored size before the archive is refused unread:
+#: torch.save stores its members uncompressed (ratio 1), so only a crafted archive comes near it.
+ZIP_MAX_RATIO = 20
+#: ... and however it is stored, an archive may not expand past this (an 8B model in fp32 is ~32 GB).
+ZIP_MAX_BYTES = 256 * 2**30
+_ZIP_SMALL = 16 * 2**20  # below this, any ratio: tiny archives compress well and cost nothing
+
+
+def not_a_file(path: str | os.PathLike) -> str | None:
+    """Why `path` cannot be read as a weights file ("file not found", "not a regular file (...)"), else None."""
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "file not found"
+    except OSError as e:
+        return f"cannot be read ({e.strerror or _one_line(e)})"
+    if stat.S_ISREG(mode):
+        return None
+    kind = ("a folder" if stat.S_ISDIR(mode) else "a character device" if stat.S_ISCHR(mode) else "a block device"
+            if stat.S_ISBLK(mode) else "a FIFO / named pipe" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+            else "a special file")  # fmt: skip
+    return f"not a regular file ({kind})"
+
+
+def check_zip_size(path: Path, infos: list[zipfile.ZipInfo]) -> None:
+    """Refuse an archive whose members, per its central directory, expand past the bounds, before any is read."""
+    stored = max(os.path.getsize(path), 1)
+    total = sum(max(i.file_size, 0) for i in infos)
+    if total > ZIP_MAX_BYTES:
+        raise WeightsError(f"{path}: the archive says it expands to {total:,} bytes, over prefcli's limit of "
+                           f"{ZIP_MAX_BYTES:,}; refused unread")
+    if total > _ZIP_SMALL and total > ZIP_MAX_RATIO * stored:
+        raise WeightsError(f"{path}: the archive says it expands {total / stored:,.0f}-fold ({stored:,} bytes to "
+                           f"{total:,}); a PyTorch file stores its tensors uncompressed, so this is refused unread "
+                           f"(limit {ZIP_MAX_RATIO}-fold)")
+
+
 def refuse_torchscript(path: str | os.PathLike) -> None:
-    """Raise TorchScriptError when `path` is a TorchScript archive; read only the zip's directory."""
+    """Raise TorchScriptError when `path` is a TorchScript archive, or WeightsError when it would expand past
+    the bounds (check_zip_size); read only the zip's directory."""
     path = Path(path)
     try:
         with open(path, "rb") as f:
@@ -100,9 +140,10 @@ def refuse_torchscript(path: str | os.PathLike) -> None:
         return  # not a zip: torch.load's legacy format, which weights_only reads the same way
     try:
         with zipfile.ZipFile(path) as z:
-            names = z.namelist()
+            infos = z.infolist()
     except (zipfile.BadZipFile, OSError, ValueError) as e:
         raise WeightsError(f"{path}: not a readable PyTorch file (damaged zip: {_one_line(e)})") from None
+    names = [i.filename for i in infos]
     # torch.jit.save writes <name>/constants.pkl and <name>/code/...; mobile archives bytecode.pkl.
     tails = {n.split("/", 1)[-1] for n in names}
     if tails & {"constants.pkl", "bytecode.pkl"} or any(t.startswith("code/") for t in tails):
@@ -110,6 +151,7 @@ def refuse_torchscript(path: str | os.PathLike) -> None:
             f"{path}: is a TorchScript archive (torch.jit.save); prefcli refuses it unread, because loading one "
             f"runs the code it contains; save the tensors with torch.save(module.state_dict()) or as safetensors"
         )
+    check_zip_size(path, infos)
 
 
 def _needed_globals(path: Path) -> list[str]:
@@ -140,8 +182,9 @@ def torch_load(path: str | os.PathLike, *, stand_ins: bool = False, map_location
     import torch
 
     path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"{path}: file not found")
+    why = not_a_file(path)
+    if why:
+        raise WeightsError(f"{path}: {why}")
     refuse_torchscript(path)
     extra = [(_stand_in(n), n) for n in _needed_globals(path)] if stand_ins else []
     try:

@@ -391,9 +391,14 @@ def resolve_file(
         if not filename:
             raise WeightsError(f"{path}: is a folder; name the weights file inside it")
         inner = path / filename
-        if not inner.is_file():
+        if not inner.exists():
             raise WeightsError(f"{path}: has no {filename}")
         path = inner
+    from prefcli.safe_load import not_a_file
+
+    why = not_a_file(path)
+    if why:
+        raise WeightsError(f"{spec}: {why}")
     # A file given directly wins over the expected file name (a renamed mirror is fine).
     _verify(path, sha, str(path))
     return path
@@ -417,7 +422,10 @@ def resolve_dir(spec: str, *, allow_patterns: list[str] | None = None, offline: 
     if not path.exists():
         raise WeightsError(f"{spec}: weights folder does not exist")
     if not path.is_dir():
-        raise WeightsError(f"{path}: is a file, but a folder of weights is needed here")
+        from prefcli.safe_load import not_a_file
+
+        what = not_a_file(path) or "a file"
+        raise WeightsError(f"{spec}: is {what.replace('not a regular file (', '').rstrip(')')}, but a folder of weights is needed here")
     return path
 
 
@@ -471,6 +479,8 @@ def check_safetensors(path: str | os.PathLike) -> None:
         header = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
         raise bad("its header is not JSON") from None
+    except RecursionError:
+        raise bad("its header is JSON nested too deep") from None
     if not isinstance(header, dict):
         raise bad("its header is not a JSON object")
     data_len = st.st_size - 8 - n
@@ -535,6 +545,8 @@ def hf_folder_state(directory: str | os.PathLike) -> dict[str, "torch.Tensor"] |
             shards = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
         except (OSError, ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as e:
             raise WeightsError(f"{index}: not a readable shard index ({_one_line(e)})") from None
+        except RecursionError:
+            raise WeightsError(f"{index}: not a readable shard index (JSON nested too deep)") from None
         bins = []
         for name in shards:
             shard = (d / str(name)).resolve()
@@ -578,11 +590,12 @@ def load_state_dict(path: str | os.PathLike, *, key: str | None = None, map_loca
     """
     import torch
 
-    from prefcli.safe_load import torch_load
+    from prefcli.safe_load import not_a_file, torch_load
 
     path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"{path}: weights file not found")
+    why = not_a_file(path)
+    if why:
+        raise WeightsError(f"{path}: {'weights file not found' if why == 'file not found' else why}")
     if path.suffix.lower() == ".safetensors":
         obj: Any = load_safetensors(path, device=map_location)
     else:

@@ -34,6 +34,15 @@ def tree(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+def two_images(folder: Path) -> Path:
+    from PIL import Image
+
+    folder.mkdir(parents=True)
+    for i in range(2):
+        Image.new("RGB", (40, 32), (60 + 90 * i, 50, 200)).save(folder / f"{i}.png")
+    return folder
+
+
 # --------------------------------------------------------------------------- hostile numbers on the command line
 
 GENERATE_NUMBERS = {
@@ -137,3 +146,110 @@ def test_absurd_sizes_through_train_are_one_line_and_write_nothing(case, tmp_pat
     code, _, err = run_cli(capsys, "train", "--config", path, "--out", out, "--no-progress")
     one_error_line(code, err, str(path), reason)
     assert not out.exists()
+
+
+# --------------------------------------------------------------------------- archives, deep headers, special files
+
+
+def _deflated_pth(path: Path, expands_to: int) -> Path:
+    """A real torch.save archive plus one deflated member of `expands_to` zero bytes (the issue's zip bomb)."""
+    import io
+    import zipfile
+
+    import torch
+
+    buf = io.BytesIO()
+    torch.save({"w": torch.zeros(3)}, buf)
+    src = zipfile.ZipFile(io.BytesIO(buf.getvalue()))
+    with zipfile.ZipFile(path, "w") as z:
+        for info in src.infolist():
+            z.writestr(info, src.read(info))
+        member = zipfile.ZipInfo("archive/data/9")
+        member.compress_type = zipfile.ZIP_DEFLATED
+        with z.open(member, "w", force_zip64=True) as f:
+            chunk = bytes(1 << 20)
+            for _ in range(expands_to >> 20):
+                f.write(chunk)
+    return path
+
+
+def test_a_deflated_pth_that_expands_a_thousandfold_is_refused_from_its_directory(tmp_path):
+    from prefcli.weights import load_state_dict
+    from prefcli.errors import WeightsError
+
+    bomb = _deflated_pth(tmp_path / "bomb.pth", 64 << 20)
+    assert bomb.stat().st_size < 200_000
+    with pytest.raises(WeightsError) as e:
+        load_state_dict(bomb)
+    assert str(bomb) in str(e.value) and "expands" in str(e.value) and "refused unread" in str(e.value)
+
+
+def test_the_absolute_archive_cap_holds_whatever_the_ratio(tmp_path, monkeypatch):
+    from prefcli import safe_load
+    from prefcli.errors import WeightsError
+
+    monkeypatch.setattr(safe_load, "ZIP_MAX_BYTES", 1000)
+    import torch
+
+    path = tmp_path / "plain.pth"
+    torch.save({"w": torch.zeros(1000)}, path)  # stored: ratio 1, 4,000 bytes of tensor data
+    with pytest.raises(WeightsError) as e:
+        safe_load.torch_load(path)
+    assert str(path) in str(e.value) and "over prefcli's limit of 1,000" in str(e.value)
+
+
+def test_an_ordinary_torch_save_file_still_loads(tmp_path):
+    import torch
+
+    from prefcli.weights import load_state_dict
+
+    path = tmp_path / "ok.pth"
+    torch.save({"w": torch.arange(5.0)}, path)
+    assert load_state_dict(path)["w"].tolist() == [0.0, 1.0, 2.0, 3.0, 4.0]
+
+
+def test_a_safetensors_header_nested_deep_is_one_error(tmp_path):
+    import struct
+
+    from prefcli.errors import WeightsError
+    from prefcli.weights import load_state_dict
+
+    header = b"[" * 100_000 + b"]" * 100_000
+    path = tmp_path / "deep.safetensors"
+    path.write_bytes(struct.pack("<Q", len(header)) + header)
+    with pytest.raises(WeightsError) as e:
+        load_state_dict(path)
+    assert str(path) in str(e.value) and "nested too deep" in str(e.value)
+
+
+def test_a_shard_index_nested_deep_is_one_error(tmp_path):
+    from prefcli.errors import WeightsError
+    from prefcli.weights import hf_folder_state
+
+    (tmp_path / "pytorch_model.bin.index.json").write_text('{"weight_map": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    with pytest.raises(WeightsError) as e:
+        hf_folder_state(tmp_path)
+    assert "pytorch_model.bin.index.json" in str(e.value) and "nested too deep" in str(e.value)
+
+
+@pytest.mark.parametrize("target,kind", [("/dev/zero", "a character device"), ("fifo", "a FIFO / named pipe")])
+@pytest.mark.parametrize("scorer", ["aesthetic", "hpsv2", "imagereward"])
+def test_weights_linked_to_a_device_say_what_they_are(scorer, target, kind, tmp_path, capsys):
+    import os
+
+    imgs = two_images(tmp_path / "imgs")
+    link = tmp_path / "zero.pth"
+    if target == "fifo":
+        os.mkfifo(link)
+    else:
+        link.symlink_to(target)
+    code, _, err = run_cli(capsys, "rank", imgs, "--scorer", scorer, "--weights", link, "--prompt", "x")
+    one_error_line(code, err, str(link), f"not a regular file ({kind})")
+    assert "not found" not in err
+
+
+def test_a_folder_spec_linked_to_a_device_says_what_it_is(tmp_path, capsys):
+    link = tmp_path / "zero"
+    link.symlink_to("/dev/zero")
+    code, _, err = run_cli(capsys, "rank", two_images(tmp_path / "imgs"), "--scorer", "clip", "--weights", link, "--prompt", "x")
+    one_error_line(code, err, str(link), "is a character device, but a folder of weights is needed")
