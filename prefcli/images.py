@@ -369,6 +369,38 @@ def _to_rgb(im: Image.Image) -> Image.Image:
     return im.convert("RGB")  # 1, L, P, CMYK, YCbCr, ...
 
 
+class DecodeTally:
+    """Images decoded by this process and the seconds it took (a run's stats read the difference)."""
+
+    def __init__(self) -> None:
+        self.decoded = 0
+        self.seconds = 0.0
+
+    def snapshot(self) -> tuple[int, float]:
+        return self.decoded, self.seconds
+
+
+#: Every decode_image call of this process.
+DECODES = DecodeTally()
+
+
+def _tallied(fn):
+    import functools
+    import time
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        t0 = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            DECODES.decoded += 1
+            DECODES.seconds += time.perf_counter() - t0
+
+    return wrapper
+
+
+@_tallied
 def decode_image(data: bytes, name: str = "<bytes>", *, keep_mode: bool = False) -> Image.Image:
     """Decode encoded bytes into a fully loaded 8-bit RGB image, or raise ImageError naming `name`.
 

@@ -110,3 +110,17 @@ def test_eval_decodes_each_dataset_image_once(decodes, small_dataset, capsys, sc
                              "--protocol", "1v3", "--no-cache", "--no-progress", "--format", "json")
     assert code == 0, err
     assert decodes and set(decodes.values()) == {1}, sorted(decodes.values())[-5:]
+
+
+def test_run_stats_count_decodes_and_their_seconds(folders):
+    from prefcli.harness.runner import run_scorer
+    from prefcli.plugins import load_scorer
+    from prefcli.ranking import scan_candidates
+    from prefcli.types import RankTask, UserHistory
+
+    cands, _ = scan_candidates(folders["cands"])
+    task = RankTask(task_id="t", candidates=cands, liked_index=0, history=UserHistory(), protocol="rank")
+    _, stats = run_scorer(load_scorer("aesthetic", weights="tiny", device="cpu"), [task], batch_size=4)
+    assert stats.images_decoded == len(cands) == 10
+    assert 0 < stats.decode_seconds <= stats.seconds and stats.other_seconds > 0
+    assert {"images_decoded", "decode_seconds", "other_seconds"} <= set(stats.as_dict())

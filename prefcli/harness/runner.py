@@ -54,6 +54,10 @@ class RunStats:
     seconds: float = 0.0
     #: (path, reason) of candidates that did not decode and were left out (only with skip_unreadable).
     unreadable: list = field(default_factory=list)
+    images_decoded: int = 0  # image files decoded during the run (prefcli.images.DECODES)
+    decode_seconds: float = 0.0
+    #: The rest of the run's time: preprocessing, the model, the cache (so a user sees which side bounds it).
+    other_seconds: float = 0.0
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -350,6 +354,9 @@ def run_scorer(
     if handle.cache is None:
         handle.cache = cache
     stats = RunStats()
+    from prefcli.images import DECODES
+
+    decoded0, decode_s0 = DECODES.snapshot()
     guard = None
     if skip_unreadable:
         from prefcli.harness.readable import ReadableGuard
@@ -460,6 +467,9 @@ def run_scorer(
         scores[tuple(k)] = v
     stats.loaded_model = handle.loaded
     stats.seconds = time.perf_counter() - t0
+    stats.images_decoded = DECODES.decoded - decoded0
+    stats.decode_seconds = DECODES.seconds - decode_s0
+    stats.other_seconds = max(0.0, stats.seconds - stats.decode_seconds)
     if guard is not None:
         stats.unreadable = guard.unreadable
 
