@@ -40,8 +40,13 @@ def load_scorer(name: str, weights: str | None = None, *, device: str | None = "
     return plugins.get_scorer_spec(name).load(weights, device=device, dtype=dtype, options={**(options or {}), **option_values})
 
 
-def _as_candidates(items: Any, what: str, prompt: str | None = None) -> tuple[list["Candidate"], list[tuple[str, str]]]:
-    """Candidates from a folder, one file, a PIL image, or a list of files and PIL images (bad files skipped)."""
+def _as_candidates(items: Any, what: str, prompt: str | None = None, keep_pixels: bool = False
+                   ) -> tuple[list["Candidate"], list[tuple[str, str]]]:
+    """Candidates from a folder, one file, a PIL image, or a list of files and PIL images (bad files skipped).
+
+    Files are checked by their header only and decoded once, when scored; with
+    `keep_pixels` (a history) they are decoded now, once, and keep their pixels.
+    """
     from PIL import Image
 
     from prefcli import images
@@ -71,8 +76,14 @@ def _as_candidates(items: Any, what: str, prompt: str | None = None) -> tuple[li
             good.append(c)
         elif isinstance(item, (str, os.PathLike)):
             try:
-                images.load_image(item)  # prove it decodes now (the one way in), as a folder scan does
-                good.append(Candidate.from_path(str(item), prompt=prompt))
+                data = images.read_image_file(item)
+                c = Candidate(image_id=images.content_id(data), prompt=prompt, path=str(item),
+                              loader=lambda p=item: images.load_image(p, keep_mode=True))
+                if keep_pixels:
+                    c._image, c._rgb = images.decode_kept(data, str(item))
+                else:
+                    images.check_image_bytes(data, name=str(item))
+                good.append(c)
             except ImageError as e:
                 bad.append((str(item), getattr(e, "reason", str(e))))
         else:
@@ -90,8 +101,8 @@ def _history(likes: Any, dislikes: Any) -> tuple["UserHistory", list[tuple[str, 
         from prefcli.data.folders import history_from_folders
 
         return history_from_folders(likes, dislikes)
-    liked, bad_l = _as_candidates(likes, "likes")
-    disliked, bad_d = _as_candidates(dislikes, "dislikes")
+    liked, bad_l = _as_candidates(likes, "likes", keep_pixels=True)
+    disliked, bad_d = _as_candidates(dislikes, "dislikes", keep_pixels=True)
     if len(liked) != len(disliked):
         raise HistoryError(f"a history pairs each liked image with a disliked one: got {len(liked)} liked and {len(disliked)} disliked")
     pairs = tuple(HistoryPair(liked=a, disliked=b) for a, b in zip(liked, disliked))

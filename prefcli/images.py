@@ -369,6 +369,38 @@ def _to_rgb(im: Image.Image) -> Image.Image:
     return im.convert("RGB")  # 1, L, P, CMYK, YCbCr, ...
 
 
+class DecodeTally:
+    """Images decoded by this process and the seconds it took (a run's stats read the difference)."""
+
+    def __init__(self) -> None:
+        self.decoded = 0
+        self.seconds = 0.0
+
+    def snapshot(self) -> tuple[int, float]:
+        return self.decoded, self.seconds
+
+
+#: Every decode_image call of this process.
+DECODES = DecodeTally()
+
+
+def _tallied(fn):
+    import functools
+    import time
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        t0 = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            DECODES.decoded += 1
+            DECODES.seconds += time.perf_counter() - t0
+
+    return wrapper
+
+
+@_tallied
 def decode_image(data: bytes, name: str = "<bytes>", *, keep_mode: bool = False) -> Image.Image:
     """Decode encoded bytes into a fully loaded 8-bit RGB image, or raise ImageError naming `name`.
 
@@ -416,6 +448,46 @@ def decode_image(data: bytes, name: str = "<bytes>", *, keep_mode: bool = False)
         raise _error(name, f"{reason} ({detail})" if detail else reason) from None
     except Exception as e:  # noqa: BLE001 - decoders raise odd types (struct.error, ...)
         raise _error(name, f"truncated or corrupt image data ({type(e).__name__}: {e})") from None
+
+
+def check_image_bytes(data: bytes, name: str = "<bytes>") -> tuple[int, int]:
+    """(width, height) from the header, within the limits, or ImageError naming `name`; no pixel is decoded.
+
+    What a scan checks: the pixels are decoded once, later, by the scorer that needs them
+    (a truncated file is then reported and skipped, see prefcli.harness.readable).
+    """
+    if not data:
+        raise _error(name, "empty file (0 bytes)")
+    if not _signature_ok(bytes(data[:_SIGNATURE_BYTES])):
+        raise _error(name, _not_an_image())
+    limit = max_pixels()
+    _align_pil_limit(limit)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data), formats=_formats()) as im:
+                width, height = im.size
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        m = re.search(r"\((\d+) pixels\)", str(e))
+        raise _error(name, _too_large(None, None, int(m.group(1)) if m else 0, limit)) from None
+    except UnidentifiedImageError:
+        raise _error(name, "not an image (cannot identify image format)") from None
+    except Exception as e:  # noqa: BLE001 - header parsers raise odd types (struct.error, ...)
+        detail = str(e).strip()
+        raise _error(name, f"truncated or corrupt image data ({detail})" if detail else "truncated or corrupt image data") from None
+    reason = _bad_geometry(width, height)
+    if reason is not None:
+        raise _error(name, reason)
+    return width, height
+
+
+def decode_kept(data: bytes, name: str) -> tuple[Image.Image, Image.Image]:
+    """The image as opened and as RGB, decoded once (ImageError naming `name`, the RGB conversion included)."""
+    original = decode_image(data, name=name, keep_mode=True)
+    try:
+        return original, to_rgb(original)
+    except Exception as e:  # noqa: BLE001 - a mode PIL cannot convert is a bad file, never a traceback
+        raise _error(name, f"cannot convert the image to RGB ({type(e).__name__}: {e})") from None
 
 
 def load_image(path: str | os.PathLike, *, keep_mode: bool = False) -> Image.Image:
@@ -506,15 +578,17 @@ def list_images(folder: str | os.PathLike, recursive: bool = False) -> list[Path
 
 
 def scan_folder(
-    folder: str | os.PathLike, recursive: bool = False
+    folder: str | os.PathLike, recursive: bool = False, *, keep_pixels: bool = False
 ) -> tuple[list["Candidate"], list[tuple[str, str]]]:
     """Check every image in a folder: (good candidates, [(path, reason) for each bad file]).
 
     Bad files include the entries the listing leaves out (see find_images).
 
-    Each good file is decoded once to prove it decodes, then its pixels are
-    dropped again (the candidate reloads them on demand), so a large folder
-    does not sit in memory. One bad file never stops the scan.
+    By default only each file's header is read (format, size, limits): the
+    pixels are decoded once, when a scorer needs them, and dropped after, so a
+    large folder does not sit in memory. With `keep_pixels` (a history: a few
+    images, paired now) each file is decoded now, once, and the candidate keeps
+    the pixels until it is released. One bad file never stops the scan.
     """
     from prefcli.types import Candidate
 
@@ -523,14 +597,18 @@ def scan_folder(
     for path in paths:
         try:
             data = _read_file(path)
-            decode_image(data, name=str(path))
+            if keep_pixels:
+                original, rgb = decode_kept(data, str(path))
+            else:
+                check_image_bytes(data, name=str(path))
         except ImageError as e:
             bad.append((str(path), getattr(e, "reason", str(e))))
             continue
         # Same fields as Candidate.from_path, without reading the file twice.
-        good.append(
-            Candidate(image_id=content_id(data), path=str(path), loader=lambda p=path: load_image(p, keep_mode=True))
-        )
+        c = Candidate(image_id=content_id(data), path=str(path), loader=lambda p=path: load_image(p, keep_mode=True))
+        if keep_pixels:
+            c._image, c._rgb = original, rgb
+        good.append(c)
     root = Path(folder).expanduser()
     bad.sort(key=lambda b: Path(b[0]).relative_to(root).parts if Path(b[0]).is_relative_to(root) else (b[0],))
     return good, bad

@@ -297,11 +297,25 @@ def rank_candidates(
         n = len(candidates)
         notes.append(f"scorer {name} is pairwise: ranked by round-robin wins over {n * (n - 1) // 2} comparison(s); score = wins out of {n - 1}")
     task = RankTask(task_id="rank", candidates=list(candidates), liked_index=0, history=history or UserHistory(), protocol="rank")
-    records, _ = run_scorer(handle, [task], cache=None, batch_size=batch_size, on_progress=progress or (lambda done, total: None))
+    records, stats = run_scorer(handle, [task], cache=None, batch_size=batch_size, skip_unreadable=True,
+                                on_progress=progress or (lambda done, total: None))
     scores = [float(v) for v in records[0]["scores"]]
     extras = records[0].get("extras") or [None] * len(scores)
     if records[0].get("note"):
         notes.append(records[0]["note"])
+    if stats.unreadable:
+        # Found when decoded (a scan reads headers only): skipped and reported as a scan would.
+        reason = dict(stats.unreadable)
+        why = {c.image_id: reason[c.path or c.image_id] for c in candidates if (c.path or c.image_id) in reason}
+        skipped = list(skipped) + [(c.path or c.image_id, why[c.image_id]) for c in candidates if c.image_id in why]
+        keep = [i for i, c in enumerate(candidates) if c.image_id not in why]
+        if not keep:
+            first = stats.unreadable[0]
+            raise ImageError(f"no readable image among the {len(candidates)} candidate(s) "
+                             f"({len(stats.unreadable)} could not be decoded; first: {first[0]}: {first[1]})")
+        candidates = [candidates[i] for i in keep]
+        scores = [scores[i] for i in keep]
+        extras = [extras[i] for i in keep]
 
     keys = [c.path or c.image_id for c in candidates]
     idx = order(scores, keys, higher_is_better=spec.higher_is_better)

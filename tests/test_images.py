@@ -247,20 +247,39 @@ def test_list_images(tmp_path):
 
 def test_scan_folder_separates_good_and_bad(tmp_path):
     good = _mixed_folder(tmp_path)
-    cands, bad = images.scan_folder(tmp_path)
+    # A history scan decodes each file now, once, and the candidate keeps the pixels.
+    cands, bad = images.scan_folder(tmp_path, keep_pixels=True)
     assert sorted(Path(c.path).name for c in cands) == sorted(good)
     for c in cands:
         data = good[Path(c.path).name]
         assert c.image_id == hashlib.sha256(data).hexdigest()
-        assert c._image is None  # validated, then released
+        assert c._image is not None  # decoded once, kept for the scorer
         assert c.image.mode == "RGB"
     reasons = {Path(p).name: r for p, r in bad}
     assert set(reasons) == {"empty.png", "text.jpeg", "cut.jpg"}
     assert reasons["empty.png"].startswith("empty file")
     assert reasons["text.jpeg"].startswith("not an image")
     assert reasons["cut.jpg"].startswith("truncated or corrupt")
-    cands, bad = images.scan_folder(tmp_path, recursive=True)
+    cands, bad = images.scan_folder(tmp_path, recursive=True, keep_pixels=True)
     assert len(cands) == 4 and len(bad) == 3
+
+
+def test_candidate_scan_reads_headers_only(tmp_path, monkeypatch):
+    """Candidates are decoded once, by the scorer: the scan decodes nothing and a truncated file fails later."""
+    good = _mixed_folder(tmp_path)
+    decoded = []
+    real = images.decode_image
+    monkeypatch.setattr(images, "decode_image", lambda data, name="<bytes>", **kw: decoded.append(name) or real(data, name, **kw))
+    cands, bad = images.scan_folder(tmp_path)
+    assert decoded == []
+    assert sorted(Path(c.path).name for c in cands) == sorted([*good, "cut.jpg"])
+    assert all(c._image is None for c in cands)
+    assert {Path(p).name for p, _ in bad} == {"empty.png", "text.jpeg"}
+    cut = next(c for c in cands if c.path.endswith("cut.jpg"))
+    with pytest.raises(ImageError, match="truncated or corrupt"):
+        cut.original  # noqa: B018
+    cands, bad = images.scan_folder(tmp_path, recursive=True)
+    assert len(cands) == 5 and len(bad) == 2
 
 
 def test_scan_folder_missing_or_file(tmp_path):

@@ -154,18 +154,20 @@ def _scan(folder: str | os.PathLike, what: str, recursive: bool) -> tuple[list[C
     from prefcli import images
 
     try:
-        return images.scan_folder(folder, recursive=recursive)
+        return images.scan_folder(folder, recursive=recursive, keep_pixels=True)  # a history: decoded once, now
     except ImageError as e:
         raise HistoryError(f"{what} folder {e}") from None
 
 
 def _load_one(path: Path) -> Candidate:
-    """A history image named by a pairing file, checked now (decoded once, pixels dropped)."""
+    """A history image named by a pairing file, checked now by decoding it, once: the candidate keeps the pixels."""
     from prefcli import images
 
-    image_id = images.content_id_of_file(path)
-    images.load_image(path)
-    return Candidate(image_id=image_id, path=str(path), loader=lambda p=path: images.load_image(p, keep_mode=True))
+    data = images.read_image_file(path)
+    original, rgb = images.decode_kept(data, str(path))
+    c = Candidate(image_id=images.content_id(data), path=str(path), loader=lambda p=path: images.load_image(p, keep_mode=True))
+    c._image, c._rgb = original, rgb
+    return c
 
 
 def _read_pairs(path: Path) -> list[tuple[str, str, str | None]]:

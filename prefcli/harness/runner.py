@@ -28,7 +28,7 @@ import logging
 import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from prefcli.errors import PrefcliError
@@ -52,6 +52,12 @@ class RunStats:
     embeddings_cached: int = 0
     loaded_model: bool = False
     seconds: float = 0.0
+    #: (path, reason) of candidates that did not decode and were left out (only with skip_unreadable).
+    unreadable: list = field(default_factory=list)
+    images_decoded: int = 0  # image files decoded during the run (prefcli.images.DECODES)
+    decode_seconds: float = 0.0
+    #: The rest of the run's time: preprocessing, the model, the cache (so a user sees which side bounds it).
+    other_seconds: float = 0.0
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -267,8 +273,10 @@ def resolve_device(device: str | None) -> str:
 class _CachedEmbedder:
     """Stands in for a probe's base scorer: embeddings from memory, then disk, then the model."""
 
-    def __init__(self, base: Any, store: ScoreStore | None, memory: dict, stats: RunStats, batch_size: int):
+    def __init__(self, base: Any, store: ScoreStore | None, memory: dict, stats: RunStats, batch_size: int,
+                 guard: Any = None):
         self.base, self.store, self.memory, self.stats, self.batch_size = base, store, memory, stats, batch_size
+        self.guard = guard
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.base, name)
@@ -286,6 +294,8 @@ class _CachedEmbedder:
             for k in found:
                 unique.pop(k, None)
         todo = list(unique.values())
+        if self.guard is not None:
+            todo = [c for c in todo if self.guard.ok(c)]
         for start in range(0, len(todo), self.batch_size):
             batch = todo[start : start + self.batch_size]
             vecs = np.asarray(self.base.embed_images(batch), dtype=np.float32)
@@ -323,6 +333,7 @@ def run_scorer(
     label: str | None = None,
     on_progress: Callable[[int, int], None] | None = None,
     batch_histories: bool = True,
+    skip_unreadable: bool = False,
 ) -> tuple[list[dict], RunStats]:
     """Score every task's candidates; return one record per task (in order) and what was computed.
 
@@ -331,7 +342,9 @@ def run_scorer(
     `on_progress(done, total)` replaces the progress bar with the caller's own.
     `batch_histories=False` conditions and scores history by history even when
     the scorer could batch across histories (the same numbers, slower; for
-    benches and tests that compare the two).
+    benches and tests that compare the two). `skip_unreadable` (ranking a
+    header-checked folder): a candidate that does not decode scores NaN, is
+    not cached and is listed in `stats.unreadable`; otherwise its ImageError stops the run.
     A record holds task_id, user_id, seen, protocol, n_ref, liked_index,
     candidate image ids and the scores, in candidate order.
     """
@@ -344,6 +357,14 @@ def run_scorer(
         return handle.scorer.run_tasks(tasks, cache=cache, batch_size=batch_size, progress=progress, distributed=distributed,
                                        label=label, on_progress=on_progress)
     stats = RunStats()
+    from prefcli.images import DECODES
+
+    decoded0, decode_s0 = DECODES.snapshot()
+    guard = None
+    if skip_unreadable:
+        from prefcli.harness.readable import ReadableGuard
+
+        guard = ReadableGuard()
     dist = _Dist(distributed)
     t0 = time.perf_counter()
     store = cache.store(handle.name, handle.cache_key) if cache is not None else None
@@ -385,7 +406,7 @@ def run_scorer(
                 model = handle.scorer
                 state = model.condition(None)
                 stats.conditioned += 1
-                for cands, pairs in _score_in_batches(model, mine, state, reps, store, stats, batch_size):
+                for cands, pairs in _score_in_batches(model, mine, state, reps, store, stats, batch_size, guard):
                     computed.extend(pairs)
                     for c in cands:
                         c.release()
@@ -396,7 +417,7 @@ def run_scorer(
             mine = dist.split(todo_groups)
             if mine:
                 model = handle.scorer
-                embedder = _install_embedder(handle, model, cache, stats, batch_size)
+                embedder = _install_embedder(handle, model, cache, stats, batch_size, guard)
                 try:
                     if embedder is not None:
                         # Embed every image the probes will need, in full batches, once.
@@ -411,6 +432,8 @@ def run_scorer(
                         ebar = prog.add_task(f"embedding images for {label}", total=len(imgs))
                         embedder.ensure(list(imgs.values()), on_batch=lambda n: prog.advance(ebar, n))
                         prog.update(ebar, completed=len(imgs))
+                        if guard is not None:
+                            guard.decode = False  # the probe scores from the embeddings: no pixels needed
                     # Progress counts candidates scored (a single rank task is one history).
                     mine_set = set(mine)
                     bar = prog.add_task(desc, total=sum(1 for k in missing_set if k[0] in mine_set))
@@ -425,19 +448,19 @@ def run_scorer(
                             few.append((hk, keys))
                             n_few += len(keys)
                             if n_few >= batch_size:
-                                pairs = _score_histories(model, few, groups, tasks, reps, store, stats)
+                                pairs = _score_histories(model, few, groups, tasks, reps, store, stats, guard)
                                 computed.extend(pairs)
                                 prog.advance(bar, len(pairs))
                                 few, n_few = [], 0
                             continue
                         state = model.condition(tasks[idx[0]].history)
                         stats.conditioned += 1
-                        for _, pairs in _score_in_batches(model, keys, state, reps, store, stats, batch_size):
+                        for _, pairs in _score_in_batches(model, keys, state, reps, store, stats, batch_size, guard):
                             computed.extend(pairs)
                             prog.advance(bar, len(pairs))
                         _release(tasks, idx)
                     if few:
-                        pairs = _score_histories(model, few, groups, tasks, reps, store, stats)
+                        pairs = _score_histories(model, few, groups, tasks, reps, store, stats, guard)
                         computed.extend(pairs)
                         prog.advance(bar, len(pairs))
                 finally:
@@ -447,6 +470,11 @@ def run_scorer(
         scores[tuple(k)] = v
     stats.loaded_model = handle.loaded
     stats.seconds = time.perf_counter() - t0
+    stats.images_decoded = DECODES.decoded - decoded0
+    stats.decode_seconds = DECODES.seconds - decode_s0
+    stats.other_seconds = max(0.0, stats.seconds - stats.decode_seconds)
+    if guard is not None:
+        stats.unreadable = guard.unreadable
 
     records = []
     for task, keys in zip(tasks, task_keys):
@@ -465,16 +493,24 @@ def run_scorer(
     return records, stats
 
 
-def _score_in_batches(model: Any, keys: list, state: Any, reps: dict, store: Any, stats: RunStats, batch_size: int):
+def _score_in_batches(model: Any, keys: list, state: Any, reps: dict, store: Any, stats: RunStats, batch_size: int,
+                      guard: Any = None):
     """Score `keys` under one state, a batch at a time; each batch is stored as it
     comes, so an interrupted run resumes. Yields (candidates, [(key, score)])."""
     for start in range(0, len(keys), batch_size):
         chunk = keys[start : start + batch_size]
         cands = [reps[k] for k in chunk]
-        pairs = list(zip(chunk, _score(model, cands, state, stats)))
+        pairs = list(zip(chunk, _score(model, cands, state, stats, guard)))
         if store is not None:
-            store.put_scores(pairs)
+            store.put_scores(_storable(pairs, guard))
         yield cands, pairs
+
+
+def _storable(pairs: list, guard: Any) -> list:
+    """An unreadable candidate's NaN is never cached: a rerun reports it again."""
+    if guard is None or not guard.bad:
+        return pairs
+    return [p for p in pairs if p[0][1] not in guard.bad]
 
 
 def _release(tasks: Sequence[RankTask], idx: Sequence[int]) -> None:
@@ -487,8 +523,13 @@ def _release(tasks: Sequence[RankTask], idx: Sequence[int]) -> None:
 
 
 def _score_histories(model: Any, few: list[tuple[str, list[Key]]], groups: dict[str, list[int]],
-                     tasks: Sequence[RankTask], reps: dict, store: Any, stats: RunStats) -> list[tuple[Key, float]]:
+                     tasks: Sequence[RankTask], reps: dict, store: Any, stats: RunStats, guard: Any = None
+                     ) -> list[tuple[Key, float]]:
     """Many histories' candidates in one call of a scorer that batches across histories; stored at once (resume)."""
+    unreadable: list[tuple[Key, float]] = []
+    if guard is not None:
+        unreadable = [(k, math.nan) for _, keys in few for k in keys if not guard.ok(reps[k])]
+        few = [(hk, [k for k in keys if k[1] not in guard.bad]) for hk, keys in few]
     jobs = [(tasks[groups[hk][0]].history, [reps[k] for k in keys]) for hk, keys in few]
     got = model.score_histories(jobs)
     name = getattr(getattr(model, "spec", None), "name", type(model).__name__)
@@ -506,7 +547,7 @@ def _score_histories(model: Any, few: list[tuple[str, list[Key]]], groups: dict[
         store.put_scores(pairs)
     for hk, _ in few:
         _release(tasks, groups[hk])
-    return pairs
+    return pairs + unreadable
 
 
 def score_list(model: Any, cands: Sequence[Candidate], state: Any = None, batch_size: int = 16) -> list[float]:
@@ -520,7 +561,13 @@ def score_list(model: Any, cands: Sequence[Candidate], state: Any = None, batch_
     return out
 
 
-def _score(model: Any, cands: list[Candidate], state: Any, stats: RunStats) -> list[float]:
+def _score(model: Any, cands: list[Candidate], state: Any, stats: RunStats, guard: Any = None) -> list[float]:
+    if guard is not None:
+        ok = guard.split(cands)
+        if not all(ok):
+            good = [c for c, k in zip(cands, ok) if k]
+            vals = iter(_score(model, good, state, stats) if good else [])
+            return [next(vals) if k else math.nan for k in ok]
     vals = model.score(cands, state)
     if len(vals) != len(cands):
         name = getattr(getattr(model, "spec", None), "name", type(model).__name__)
@@ -530,12 +577,13 @@ def _score(model: Any, cands: list[Candidate], state: Any, stats: RunStats) -> l
     return [float(v) if v is not None else math.nan for v in vals]
 
 
-def _install_embedder(handle: ScorerHandle, model: Any, cache: CacheDir | None, stats: RunStats, batch_size: int) -> _CachedEmbedder | None:
+def _install_embedder(handle: ScorerHandle, model: Any, cache: CacheDir | None, stats: RunStats, batch_size: int,
+                      guard: Any = None) -> _CachedEmbedder | None:
     base = getattr(model, "base", None)
     if base is None or not hasattr(base, "embed_images"):
         return None
     base_name = getattr(getattr(base, "spec", None), "name", None) or handle.probe_base or "base"
     store = cache.store(base_name, base.cache_key) if cache is not None else None
-    embedder = _CachedEmbedder(base, store, handle.embeddings, stats, batch_size)
+    embedder = _CachedEmbedder(base, store, handle.embeddings, stats, batch_size, guard)
     model.base = embedder
     return embedder

@@ -1,0 +1,126 @@
+"""Decode once (issue 23): through rank every distinct image file is decoded exactly once, scores unchanged."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cli_runner import run_cli
+from picture_factory import structured_images
+from prefcli import images
+
+
+@pytest.fixture
+def decodes(monkeypatch) -> Counter:
+    """Every decode_image call, counted by the file it names (load_image and the scans go through it)."""
+    seen: Counter = Counter()
+    real = images.decode_image
+
+    def counting(data, name="<bytes>", **kw):
+        seen[Path(name).name] += 1
+        return real(data, name, **kw)
+
+    monkeypatch.setattr(images, "decode_image", counting)
+    return seen
+
+
+@pytest.fixture
+def folders(tmp_path) -> dict[str, Path]:
+    pics = structured_images([(48, 40)] * 10 + [(40, 56)] * 4, seed=7)
+    out = {}
+    for sub, idx in (("cands", range(0, 10)), ("liked", range(10, 12)), ("disliked", range(12, 14))):
+        d = tmp_path / sub
+        d.mkdir()
+        for i in idx:
+            pics[i].save(d / f"{sub[0]}{i:02d}.png")
+        out[sub] = d
+    return out
+
+
+def _add_truncated(d: Path) -> None:
+    buf = io.BytesIO()
+    Image.effect_noise((64, 64), 60).convert("RGB").save(buf, format="JPEG", quality=95)
+    (d / "zz_cut.jpg").write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
+
+
+@pytest.mark.parametrize("scorer", ["viper", "clip-probe"])
+def test_rank_decodes_every_distinct_image_once(decodes, folders, scorer):
+    import prefcli
+    from prefcli.plugins import load_scorer
+    from prefcli.types import Candidate, HistoryPair, UserHistory
+
+    res = prefcli.rank(folders["cands"], likes=folders["liked"], dislikes=folders["disliked"], scorer=scorer,
+                       weights="tiny", device="cpu", batch_size=4)
+    files = sorted(p.name for sub in ("cands", "liked", "disliked") for p in folders[sub].iterdir())
+    assert sorted(decodes) == files
+    assert set(decodes.values()) == {1}, decodes
+    # the same numbers as the scorer on images decoded by hand
+    s = load_scorer(scorer, weights="tiny", device="cpu")
+    liked = sorted(folders["liked"].iterdir())
+    disliked = sorted(folders["disliked"].iterdir())
+    hist = UserHistory(tuple(HistoryPair(liked=Candidate.from_path(str(a)), disliked=Candidate.from_path(str(b)))
+                             for a, b in zip(liked, disliked)))
+    want = dict(zip([str(p) for p in sorted(folders["cands"].iterdir())],
+                    s.score([Candidate.from_path(str(p)) for p in sorted(folders["cands"].iterdir())], s.condition(hist))))
+    assert {r.path: r.score for r in res.ranked} == pytest.approx(want, rel=1e-6)
+
+
+def test_a_truncated_candidate_is_found_when_decoded_skipped_and_reported(decodes, folders, capsys):
+    _add_truncated(folders["cands"])
+    code, out, err = run_cli(capsys, "rank", folders["cands"], "--likes", folders["liked"], "--dislikes", folders["disliked"],
+                             "--scorer", "viper", "--weights", "tiny", "--device", "cpu", "--format", "json")
+    assert code == 0, err
+    rows = json.loads(out)
+    assert len(rows) == 10 and all(0 < r["score"] < 1 for r in rows)
+    assert any(line.startswith("skipped ") and "zz_cut.jpg" in line and "truncated or corrupt" in line for line in err.splitlines()), err
+    assert set(decodes.values()) == {1}, decodes  # the bad file too: tried once
+
+
+def test_a_folder_of_only_undecodable_candidates_is_one_line(folders, tmp_path, capsys):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    _add_truncated(bad)
+    code, out, err = run_cli(capsys, "rank", bad, "--likes", folders["liked"], "--dislikes", folders["disliked"],
+                             "--scorer", "viper", "--weights", "tiny", "--device", "cpu")
+    assert code == 2
+    assert "zz_cut.jpg" in err and "Traceback" not in err
+
+
+@pytest.fixture(scope="module")
+def small_dataset(tmp_path_factory):
+    from prefcli.data import pickapic, synthetic
+
+    root = tmp_path_factory.mktemp("decode-world")
+    cfg = synthetic.WorldConfig.from_preset("opposed", n_users=16, pairs_per_user=12, image_size=32, n_prompts=4, images_per_prompt=6)
+    synthetic.write_world(root / "world", cfg, progress=False)
+    pickapic.build(str(root / "world"), root / "ds", pickapic.BuildParams(n_ref=4, min_liked=6, test_users=6, val_users=2), progress=False)
+    return root / "ds"
+
+
+@pytest.mark.parametrize("scorer", ["viper", "clip-probe", "clip"])
+def test_eval_decodes_each_dataset_image_once(decodes, small_dataset, capsys, scorer):
+    """An image met in many tasks (as a candidate and in histories) is decoded once per run."""
+    code, out, err = run_cli(capsys, "eval", small_dataset, "--scorer", scorer, "--weights", "tiny", "--device", "cpu",
+                             "--protocol", "1v3", "--no-cache", "--no-progress", "--format", "json")
+    assert code == 0, err
+    assert decodes and set(decodes.values()) == {1}, sorted(decodes.values())[-5:]
+
+
+def test_run_stats_count_decodes_and_their_seconds(folders):
+    from prefcli.harness.runner import run_scorer
+    from prefcli.plugins import load_scorer
+    from prefcli.ranking import scan_candidates
+    from prefcli.types import RankTask, UserHistory
+
+    cands, _ = scan_candidates(folders["cands"])
+    task = RankTask(task_id="t", candidates=cands, liked_index=0, history=UserHistory(), protocol="rank")
+    _, stats = run_scorer(load_scorer("aesthetic", weights="tiny", device="cpu"), [task], batch_size=4)
+    assert stats.images_decoded == len(cands) == 10
+    assert 0 < stats.decode_seconds <= stats.seconds and stats.other_seconds > 0
+    assert {"images_decoded", "decode_seconds", "other_seconds"} <= set(stats.as_dict())
