@@ -85,3 +85,23 @@ def test_a_missing_extra_is_one_line_naming_it(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "uvicorn", None)  # import fails as if not installed
     code, out, err = run_cli(capsys, "label", make_pool(tmp_path / "pool"), "--out", tmp_path / "me")
     assert code == 2 and "pip install 'prefcli[label]'" in err and err.count("\n") == 1
+
+
+def test_the_pool_is_embedded_once_and_then_read_from_the_cache(tmp_path, monkeypatch):
+    import numpy as np
+
+    import prefcli.label.embed as embed
+    from prefcli.label.pool import load_pool
+
+    pool = load_pool(make_pool(tmp_path / "pool"))
+    first, scorer = embed.embed_pool(pool, "clip-probe", "tiny", "cpu", cache_dir=tmp_path / "c", progress=False)
+    assert first.shape[0] == len(pool.images) and scorer.startswith("clip-probe")
+
+    def no_reading(path):
+        raise AssertionError(f"read {path} again")
+
+    monkeypatch.setattr(embed, "_load", no_reading)
+    again, _ = embed.embed_pool(pool, "clip-probe", "tiny", "cpu", cache_dir=tmp_path / "c", progress=False)
+    assert np.array_equal(first, again)
+    with pytest.raises(Exception, match="per-person probe"):
+        embed.embed_pool(pool, "aesthetic", "tiny", "cpu", cache_dir=tmp_path / "c", progress=False)
