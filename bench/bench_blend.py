@@ -4,7 +4,7 @@ blend at the best fixed w in hindsight, per preset and N_ref, ± standard error 
 What runs (cheap enough for a shared 2-core machine; nothing is trained but a logistic regression):
 - the worlds: presets `opposed` (test users balanced), `default` (4 groups), `default --groups 6`,
   `consensus`, each with a world seed no tuning used (401–404); training users (user seed 0)
-  fit the population model, validation users (user seed 2) fit the population w, unseen test
+  fit the population model, validation users (user seed 2) fit the population w (one per N_ref), unseen test
   users (user seed 1, `--users`, default 160) are measured; each user's first 8 pairs are the
   history (N_ref 1, 2, 4, 8 are its prefixes), the other pairs are 1-vs-1 targets;
 - images enter as the world's true visual features φ (12 numbers; `prefcli.data.synthetic`),
@@ -157,10 +157,11 @@ def measure(name: str, preset: str, overrides: dict, seed: int, n_users: int, ca
     POPULATION[w] = fit_population(train)
     parts = {"general": "world-population", "personal": "world-features-probe", "general_weights": w, "personal_weights": w}
 
-    # The population w: the fixed w with the best mean top-1 over N_ref on the validation users.
+    # The population w, one per N_ref (how much a history of that length can be trusted): the fixed w
+    # with the best top-1 on the validation users (ties: the smaller w). Test users never enter it.
     val_records = {n: run("blend", w, tasks_for(val, n), cache, n, **parts)[1] for n in N_REFS}
-    val_acc = {g: float(np.mean([top1(at_weight(val_records[n], g, n, ""))[0] for n in N_REFS])) for g in weighting.GRID}
-    w0 = max(val_acc, key=lambda g: (val_acc[g], -g))
+    val_acc = {n: {g: top1(at_weight(val_records[n], g, n, ""))[0] for g in weighting.GRID} for n in N_REFS}
+    w0s = {n: max(val_acc[n], key=lambda g: (val_acc[n][g], -g)) for n in N_REFS}
 
     runs = []
     for n in N_REFS:
@@ -168,7 +169,8 @@ def measure(name: str, preset: str, overrides: dict, seed: int, n_users: int, ca
         if n == N_REFS[0]:
             runs.append(run("world-population", w, tasks, cache, n, label="general (population model)")[0])
         runs.append(run("world-features-probe", w, tasks, cache, n, label="personal (probe)")[0])
-        auto, records = run("blend", w, tasks, cache, n, label="blend auto", population_weight=str(w0), **parts)
+        auto, records = run("blend", w, tasks, cache, n, label="blend auto", population_weight=str(w0s[n]), **parts)
+        auto["population_w"] = w0s[n]
         runs.append(auto)
         fixed = [at_weight(records, g, n, "blend best fixed w") for g in weighting.GRID]
         best = max(fixed, key=lambda r: top1(r)[0])
@@ -176,7 +178,8 @@ def measure(name: str, preset: str, overrides: dict, seed: int, n_users: int, ca
         runs.append(best)
         chosen = [r["extras"][0]["weight"] for r in records]
         auto["chosen_w"] = {"mean": float(np.mean(chosen)), "median": float(np.median(chosen))}
-    return runs, {"population_w": w0, "validation_top1_by_w": {str(k): v for k, v in val_acc.items()},
+    return runs, {"population_w": {str(n): g for n, g in w0s.items()},
+                  "validation_top1_by_w": {str(n): {str(g): v for g, v in acc.items()} for n, acc in val_acc.items()},
                   "population_model": POPULATION[w].tolist(), "test_users": n_users, "world_seed": seed}
 
 
@@ -247,7 +250,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             runs, info = measure(name, preset, overrides, seed, args.users, cache)
             stem = name.replace(" --groups ", "-g")
             table = tables.nref_table(runs)
-            table.title = f"{name} (world seed {seed}, {args.users} unseen users, population w {info['population_w']:g}): top-1 vs N_ref"
+            w0s = ", ".join(f"{g:g}" for g in info["population_w"].values())
+            table.title = f"{name} (world seed {seed}, {args.users} unseen users, population w at N_ref 1/2/4/8: {w0s}): top-1 vs N_ref"
             # The general scorer reads no history: one row, beside the N_ref sweep.
             g = top1(runs[0])
             print(table.render("markdown") if hasattr(table, "render") else table)

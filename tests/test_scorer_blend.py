@@ -17,7 +17,7 @@ from prefcli.harness.runner import ScorerHandle, run_scorer
 from prefcli.hookspecs import hookimpl
 from prefcli.scorer import Scorer, ScorerSpec
 from prefcli.types import Candidate, HistoryPair, RankTask, UserHistory
-from prefcli_blend import weighting
+from prefcli_blend import POPULATION_WEIGHT, weighting
 
 #: (history image ids the personal scorer was conditioned on, candidate ids it then scored)
 SEEN: list[tuple[frozenset, tuple]] = []
@@ -150,7 +150,7 @@ def test_auto_weight_leans_on_whoever_ordered_this_persons_history(mocks, genera
 def test_fixed_weight_and_a_one_pair_history(mocks):
     task = _task(_history(True, n=1), n_cand=1)
     rec = run_scorer(_blend(), [task])[0][0]
-    assert rec["blend"]["loo_pairs"] == 0 and rec["blend"]["weight"] == 1.0  # the population w
+    assert rec["blend"]["loo_pairs"] == 0 and rec["blend"]["weight"] == POPULATION_WEIGHT
     assert len(rec["scores"]) == 1 and np.isfinite(rec["scores"][0])
     rec = run_scorer(_blend(weight="0.25"), [_task(_history(False, n=4))])[0][0]
     assert rec["blend"]["mode"] == "fixed" and rec["blend"]["weight"] == 0.25
@@ -175,8 +175,8 @@ def test_identity_holds_both_parts_and_the_population_weight(mocks):
     a = plugins.load_scorer("blend", device="cpu", general="mock-free", personal="spy-personal")
     ident = a.identity
     assert ident["general"]["scorer"] == "mock-free" and ident["personal"]["scorer"] == "spy-personal"
-    assert ident["options"]["population_weight"] == 1.0
-    b = plugins.load_scorer("blend", device="cpu", general="mock-free", personal="spy-personal", population_weight=0.5)
+    assert ident["options"]["population_weight"] == POPULATION_WEIGHT
+    b = plugins.load_scorer("blend", device="cpu", general="mock-free", personal="spy-personal", population_weight=0.25)
     c = plugins.load_scorer("blend", device="cpu", general="mock-free", personal="mock-hist")
     d = plugins.load_scorer("blend", "other-w", device="cpu", general="mock-free", personal="spy-personal")
     assert len({a.cache_key, b.cache_key, c.cache_key, d.cache_key}) == 4

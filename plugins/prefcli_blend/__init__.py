@@ -16,8 +16,9 @@ from prefcli.options import Options, extend, option
 from prefcli.scorer import ScorerSpec
 
 #: The population w: what a person's w is shrunk toward, and the w of a history too short to grade.
-#: Chosen by bench/bench_blend.py (see docs/scorers/blend.md for the measurement).
-POPULATION_WEIGHT = 1.0
+#: A judgement, not a fit on real people (docs/scorers/blend.md, "The population w"): leaning general,
+#: as real users' choices do and as three of bench/bench_blend.py's four worlds fit it.
+POPULATION_WEIGHT = 0.5
 #: How many history pairs the population w is worth in the shrinkage.
 SHRINKAGE = 4.0
 
