@@ -181,7 +181,7 @@ def learn_user_pref(src: str | os.PathLike, out: str | os.PathLike, *, base: str
     out = Path(out)
     check_output_dir(out, overwrite=overwrite)  # before any work: never clobber a folder prefcli did not write
     src_s = str(src)
-    root = Path(resolve_dir(src_s, allow_patterns=RELEASE_PATTERNS, offline=offline))
+    root = Path(resolve_dir(src_s, allow_patterns=RELEASE_PATTERNS, offline=offline, flag="SRC"))  # `convert learn-user-pref` takes it as its SRC argument
     source = parse(src_s).describe()
 
     pool = _find_one(root, PROMPT_POOL_FILE)

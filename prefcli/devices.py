@@ -43,19 +43,19 @@ def resolve_device(name: str | None = "auto") -> str:
         return found
     m = _DEVICE.match(raw)
     if m is None:
-        raise DeviceError(f"--device {name}: not a device; use one of {', '.join(DEVICE_NAMES)}")
+        raise DeviceError(name, f"not a device; one of {', '.join(DEVICE_NAMES)}")
     kind, index = m.group(1), m.group(2)
     if kind == "cuda":
         if not torch.cuda.is_available():
-            raise DeviceError(f"--device {name}: this machine has no CUDA device (torch {torch.__version__}); use --device cpu or auto")
+            raise DeviceError(name, f"this machine has no CUDA device (torch {torch.__version__})", use=("cpu", "auto"))
         if index is not None and int(index) >= torch.cuda.device_count():
-            raise DeviceError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) here (cuda:0 to cuda:{torch.cuda.device_count() - 1})")
+            raise DeviceError(name, f"only {torch.cuda.device_count()} CUDA device(s) here (cuda:0 to cuda:{torch.cuda.device_count() - 1})")
     if kind == "mps":
         mps = getattr(torch.backends, "mps", None)
         if mps is None or not mps.is_available():
-            raise DeviceError(f"--device {name}: this machine has no Apple MPS device; use --device cpu or auto")
+            raise DeviceError(name, "this machine has no Apple MPS device", use=("cpu", "auto"))
     if kind == "cpu" and index is not None:
-        raise DeviceError(f"--device {name}: the cpu device has no index; use --device cpu")
+        raise DeviceError(name, "the cpu device has no index", use=("cpu",))
     return raw
 
 
@@ -64,7 +64,7 @@ def check_device_name(name: str | None) -> str:
     raw = "auto" if name is None else str(name).strip().lower()
     if raw in ("", "auto") or _DEVICE.match(raw):
         return raw or "auto"
-    raise DeviceError(f"--device {name}: not a device; use one of {', '.join(DEVICE_NAMES)}")
+    raise DeviceError(name, f"not a device; one of {', '.join(DEVICE_NAMES)}")
 
 
 def normalize_dtype(name: str | None) -> str | None:

@@ -2,7 +2,14 @@
 
 
 class PrefcliError(Exception):
-    """Base for errors whose message is meant for the user as-is."""
+    """Base for errors whose message is meant for the user as-is.
+
+    The message names what a Python caller passed (a parameter); `cli_message()` is the same
+    message as the command line says it, with the flag names (the CLI prints that one).
+    """
+
+    def cli_message(self) -> str:
+        return str(self)
 
 
 class ImageError(PrefcliError):
@@ -38,4 +45,22 @@ class OptionError(PrefcliError, ValueError):
 
 
 class DeviceError(PrefcliError):
-    """A --device that does not exist here (no CUDA, no MPS) or is not a device at all."""
+    """A device that does not exist here (no CUDA, no MPS) or is not a device at all.
+
+    `DeviceError(value, reason, use)`: the Python API reads "device='cuda': <reason>; use device='cpu' or
+    device='auto'", the CLI "--device cuda: <reason>; use --device cpu or --device auto".
+    """
+
+    def __init__(self, value: object, reason: str = "", use: tuple[str, ...] = ()):
+        self.value, self.reason, self.use = value, reason, tuple(use)
+        super().__init__(self._render(cli=False) if reason else str(value))
+
+    def _render(self, cli: bool) -> str:
+        def spell(v: object) -> str:
+            return f"--device {v}" if cli else f"device={str(v)!r}"
+
+        alternatives = f"; use {' or '.join(spell(u) for u in self.use)}" if self.use else ""
+        return f"{spell(self.value)}: {self.reason}{alternatives}"
+
+    def cli_message(self) -> str:
+        return self._render(cli=True) if self.reason else str(self)

@@ -183,8 +183,9 @@ class Options:
                 if m.get("parse") is not None and value is not None:
                     value = m["parse"](value)
             except ValueError as e:
-                allowed = f"; allowed: {', '.join(str(c) for c in m['choices'])}" if m.get("choices") else ""
-                raise OptionError(f"{who}option {name} = {raw!r}: {e}{allowed}") from None
+                if m.get("choices"):  # the allowed values say it all, once (a parser's own reason would list them again)
+                    raise OptionError(f"{who}option {name} = {raw!r} is not allowed; allowed: {', '.join(str(c) for c in m['choices'])}") from None
+                raise OptionError(f"{who}option {name} = {raw!r}: {e}") from None
             if m.get("choices") is not None and value is not None and value not in m["choices"]:
                 raise OptionError(f"{who}option {name} = {raw!r} is not allowed; allowed: {', '.join(str(c) for c in m['choices'])}")
             if m.get("min") is not None and value is not None and value < m["min"]:
@@ -210,6 +211,36 @@ def extend(base: type[Options], name: str, **fields: tuple[Any, Any]) -> type[Op
     return dataclasses.make_dataclass(name, [(k, tp, f) for k, (tp, f) in fields.items()], bases=(base,), frozen=True)
 
 
+def scoped(pairs: Mapping[str, Any], scorers: Sequence[str], *, among: str = "the scorers here") -> dict[str, dict[str, Any]]:
+    """`-o SCORER.KEY VALUE` → {scorer: {KEY: VALUE}}; a bare KEY goes to every scorer in `scorers` that declares it.
+
+    The one reading of `-o` where a command loads several scorers (bench, generate, bench generate).
+    A scorer not in `scorers`, or a bare KEY none of them has, is an OptionError (a typo must not be
+    ignored silently); `among` names the scorers in that message. Per-scorer settings win over bare ones
+    whatever their order on the command line.
+    """
+    from prefcli import plugins
+
+    out: dict[str, dict[str, Any]] = {s: {} for s in scorers}
+    listing = ", ".join(scorers) or "none"
+    for key, value in pairs.items():
+        name, dot, opt = str(key).rpartition(".")
+        if dot:
+            if name not in out:
+                raise OptionError(f"-o {key}: {name!r} is not one of {among} ({listing}); write -o SCORER.KEY VALUE")
+            continue
+        takers = [s for s in scorers if str(key).replace("-", "_") in plugins.get_scorer_spec(s).options.names()]
+        if not takers:
+            raise OptionError(f"-o {key}: none of {among} ({listing}) has this option; see `prefcli scorers NAME`")
+        for s in takers:
+            out[s][key] = value
+    for key, value in pairs.items():
+        name, dot, opt = str(key).rpartition(".")
+        if dot:
+            out[name][opt] = value
+    return {s: o for s, o in out.items() if o}
+
+
 def parse_pairs(pairs: Sequence[Sequence[str]] | None) -> dict[str, str]:
     """[(KEY, VALUE), ...] from `-o KEY VALUE` into a dict; a repeated key keeps the last value."""
     out: dict[str, str] = {}
@@ -219,4 +250,4 @@ def parse_pairs(pairs: Sequence[Sequence[str]] | None) -> dict[str, str]:
     return out
 
 
-__all__ = ["Options", "OptionInfo", "option", "extend", "parse_pairs", "Optional"]
+__all__ = ["Options", "OptionInfo", "option", "extend", "parse_pairs", "scoped", "Optional"]

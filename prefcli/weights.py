@@ -32,7 +32,7 @@ import sys
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 from prefcli.atomic import atomic_path
 from prefcli.errors import WeightsError
@@ -199,24 +199,49 @@ def _hf_cache() -> Path:
     return Path(constants.HF_HUB_CACHE)
 
 
-def _offline_miss(src: WeightsSource, filename: str | None, cache: Path, flag: str = "--weights") -> WeightsError:
+def split_specs(entries: Sequence[str], scorers: Sequence[str] | None = None) -> tuple[str | None, dict[str, str]]:
+    """`--weights SPEC` (every scorer) and `--weights NAME=SPEC` (one) → (default, {name: spec}); the one reading of a
+    repeated --weights (bench, generate, bench generate). At most one SPEC without a name; with `scorers`, a NAME
+    must be one of them. A spec that holds "=" (a URL's query) is told apart by its "/" or ":"."""
+    default: str | None = None
+    per: dict[str, str] = {}
+    for e in entries:
+        name, sep, spec = str(e).partition("=")
+        name, spec = name.strip(), spec.strip()
+        if sep and name and "/" not in name and ":" not in name and "." not in name:
+            if scorers is not None and name not in scorers:
+                raise WeightsError(f"--weights {e!r}: {name!r} is not one of the scorers here ({', '.join(scorers)})")
+            per[name] = spec
+        elif sep and scorers is not None and name in scorers:
+            per[name] = spec
+        else:
+            if default is not None:
+                raise WeightsError(f"--weights given twice without a scorer name ({default!r}, {e!r}); use NAME=SPEC for one scorer")
+            default = str(e).strip()
+    return default, per
+
+
+def _give(flag: str) -> str:
+    """How the user hands a downloaded folder back: a flag takes it (`--weights DIR`), a positional argument is it."""
+    return f"{flag} DIR" if flag.startswith("-") else f"DIR as {flag}"
+
+
+def _offline_miss(src: WeightsSource, filename: str | None, cache: Path, flag: str = "--weights",
+                  also: Sequence[str] = (), then: str = "") -> WeightsError:
     repo = src.repo_id
     rev = f" --revision {src.revision}" if src.revision else ""
     what = f"hf-hub:{repo}" + (f"@{src.revision}" if src.revision else "")
-    if filename:
-        return WeightsError(
-            f"weights {what} ({filename}) are not in the local Hugging Face cache ({cache}) and offline mode is on; "
-            f"on a machine with network run `hf download {repo} {filename}{rev}` (set HF_HOME to share that cache), "
-            f"or pass a local path with {flag} PATH"
-        )
+    files = [f for f in dict.fromkeys([*([filename] if filename else []), *also]) if f]
+    command = f"hf download {repo}{''.join(' ' + f for f in files)}{rev} --local-dir DIR" + (f" && {then}" if then else "")
     return WeightsError(
-        f"weights {what} are not in the local Hugging Face cache ({cache}) and offline mode is on; "
-        f"on a machine with network run `hf download {repo}{rev}` (set HF_HOME to share that cache), "
-        f"or pass a local folder with {flag} PATH"
+        f"weights {what}{f' ({filename})' if filename else ''} are not in the local Hugging Face cache ({cache}) and offline "
+        f"mode is on; on a machine with network run `{command}` and pass {_give(flag)} "
+        f"(or run it without --local-dir, with HF_HOME set to share that cache)"
     )
 
 
-def _hub_call(src: WeightsSource, file: str | None, offline: bool, fn, flag: str = "--weights", **kwargs) -> Path:
+def _hub_call(src: WeightsSource, file: str | None, offline: bool, fn, flag: str = "--weights", also: Sequence[str] = (),
+              then: str = "", **kwargs) -> Path:
     """Call hf_hub_download / snapshot_download and turn every failure into one WeightsError."""
     from huggingface_hub import constants as hf_constants
     from huggingface_hub import errors as hf_errors
@@ -236,15 +261,15 @@ def _hub_call(src: WeightsSource, file: str | None, offline: bool, fn, flag: str
     except hf_errors.LocalEntryNotFoundError:
         # Raised both in offline mode and when the hub cannot be reached.
         if told_offline:
-            raise _offline_miss(src, file, cache, flag) from None
+            raise _offline_miss(src, file, cache, flag, also, then) from None
         raise WeightsError(
             f"{what}: not in the local Hugging Face cache ({cache}) and the hub could not be reached; "
-            f"check the network, or pass a local path with {flag} PATH"
+            f"check the network, or pass {_give(flag)} with the downloaded files"
         ) from None
     except hf_errors.EntryNotFoundError:
         raise WeightsError(f"{what}: no such file in the repository") from None
     except getattr(hf_errors, "OfflineModeIsEnabled", ()):  # HF_HUB_OFFLINE set while we were told online
-        raise _offline_miss(src, file, cache, flag) from None
+        raise _offline_miss(src, file, cache, flag, also, then) from None
     except hf_errors.HfHubHTTPError as e:
         raise WeightsError(f"{what}: download from the Hugging Face Hub failed ({_one_line(e)})") from None
     except (OSError, ValueError) as e:
@@ -338,7 +363,8 @@ class _progress:
 
 
 def resolve_file(
-    spec: str, filename: str | None = None, *, sha256: str | None = None, offline: bool | None = None, flag: str = "--weights"
+    spec: str, filename: str | None = None, *, sha256: str | None = None, offline: bool | None = None, flag: str = "--weights",
+    also: Sequence[str] = (), then: str = "",
 ) -> Path:
     """A local path to one weights file named by `spec` (and `filename` inside a repo or folder).
 
@@ -346,7 +372,9 @@ def resolve_file(
     downloaded once into ``cache_dir()/urls``; `sha256`, when given, is
     checked. Raises WeightsError with what failed and what to do about it;
     `flag` is how the user gave this spec (`--weights`, or `-o base` for a
-    scorer option), so the advice names the right one.
+    scorer option, or a positional argument's name), so the advice names the right one;
+    `also` (other files of the same repository) and `then` (another download command) complete
+    the download advice with everything the caller needs besides this file.
     """
     src = parse(spec)
     off = is_offline(offline)
@@ -362,7 +390,7 @@ def resolve_file(
             raise WeightsError(f"{src.describe()}: a file name inside the repository is needed")
         from huggingface_hub import hf_hub_download
 
-        path = _hub_call(src, filename, off, hf_hub_download, flag=flag, filename=filename)
+        path = _hub_call(src, filename, off, hf_hub_download, flag=flag, also=also, then=then, filename=filename)
         _verify(path, sha, f"{src.describe()} ({filename})")
         return path
 
@@ -376,7 +404,7 @@ def resolve_file(
         if off:
             raise WeightsError(
                 f"{src.url} is not in the prefcli cache ({target.parent}) and offline mode is on; "
-                f"download it on a machine with network and pass it with {flag} PATH, "
+                f"download it on a machine with network and pass {_give(flag).replace('DIR', 'PATH')}, "
                 f"or copy it to {target}"
             )
         _download(src.url or "", target, sha)
@@ -416,7 +444,8 @@ def resolve_dir(spec: str, *, allow_patterns: list[str] | None = None, offline: 
     if src.kind == "hub":
         from huggingface_hub import snapshot_download
 
-        return _hub_call(src, None, off, snapshot_download, flag=flag, allow_patterns=allow_patterns)
+        plain = [p for p in allow_patterns or [] if not any(ch in p for ch in "*?[")]  # names the hint can list
+        return _hub_call(src, None, off, snapshot_download, flag=flag, also=plain, allow_patterns=allow_patterns)
     path = src.path
     assert path is not None
     if not path.exists():

@@ -239,7 +239,7 @@ def test_cli_errors_are_one_line(colours, tmp_path, capsys):
         (["--reward", "red=1", "--judge", "red"], "held out"),
         (["--reward", "taste=1"], "--likes DIR and --dislikes DIR"),
         (["--reward", "red=x"], "not a number"),
-        (["--reward", "red=1", "-o", "blue.k", "1"], "neither a reward nor a judge"),
+        (["--reward", "red=1", "-o", "blue.k", "1"], "'blue' is not one of the rewards and judges here"),
         (["--reward", "red=1", "--model", str(tmp_path)], "model_index.json"),
     ]:
         code, err = run_main(capsys, "generate", "p", "--model", "tiny", "--out", tmp_path / "o", *args)

@@ -249,8 +249,8 @@ def test_offline_hub_miss_is_explained(empty_hf_home):
     msg = str(e.value)
     assert "hf-hub:xswu/HPSv2 (HPS_v2_compressed.pt) are not in the local Hugging Face cache" in msg
     assert "offline mode is on" in msg
-    assert "`hf download xswu/HPSv2 HPS_v2_compressed.pt`" in msg
-    assert "--weights PATH" in msg and "HF_HOME" in msg and str(empty_hf_home / "hub") in msg
+    assert "`hf download xswu/HPSv2 HPS_v2_compressed.pt --local-dir DIR` and pass --weights DIR" in msg
+    assert "HF_HOME" in msg and str(empty_hf_home / "hub") in msg
 
     with pytest.raises(WeightsError, match=r"hf-hub:EPFL-VILAB/Metric-ViPer@main are not in the local Hugging Face cache.*hf download EPFL-VILAB/Metric-ViPer --revision main"):
         weights.resolve_dir("EPFL-VILAB/Metric-ViPer@main", allow_patterns=["*.safetensors"], offline=True)

@@ -143,7 +143,9 @@ class ImageRewardScorer(Scorer):
             if not med.is_file():
                 raise WeightsError(f"{src.path}: no {MED_CONFIG_FILE} beside the checkpoint (it defines the text encoder)")
             return src.path, med
-        return Path(W.resolve_file(weights, CHECKPOINT_FILE)), Path(W.resolve_file(weights, MED_CONFIG_FILE))
+        # The download advice names every file a folder needs: both of ImageReward's and the BERT vocabulary.
+        need = {"also": [CHECKPOINT_FILE, MED_CONFIG_FILE], "then": f"hf download {DEFAULT_TOKENIZER} vocab.txt --local-dir DIR"}
+        return Path(W.resolve_file(weights, CHECKPOINT_FILE, **need)), Path(W.resolve_file(weights, MED_CONFIG_FILE, **need))
 
     @property
     def weights_id(self) -> str:

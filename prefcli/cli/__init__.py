@@ -57,23 +57,19 @@ for _name in COMMAND_MODULES:
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: user-facing errors become one line, not a traceback."""
-    import warnings
-
-    from prefcli.errors import PrefcliError
-
-    def _show(message, category, filename, lineno, file=None, line=None):
-        print(f"prefcli: warning: {message}", file=sys.stderr)
-
-    warnings.showwarning = _show  # one plain line per warning, not a source excerpt
     import logging
+
+    from prefcli import messages
+    from prefcli.errors import PrefcliError
 
     # Library modules log through `logging`; PREFCLI_LOG=info (or debug) shows it on stderr.
     level = getattr(logging, os.environ.get("PREFCLI_LOG", "WARNING").strip().upper(), logging.WARNING)
     logging.basicConfig(level=level if isinstance(level, int) else logging.WARNING, format="prefcli: %(levelname)s: %(name)s: %(message)s")
+    messages.install()  # one plain line per warning, once per run, not a source excerpt
     try:
         app(args=argv, prog_name="prefcli")
     except PrefcliError as e:
-        print(f"prefcli: error: {e}", file=sys.stderr)
+        print(f"prefcli: error: {e.cli_message()}", file=sys.stderr)  # the library names parameters, the CLI its flags
         if os.environ.get("PREFCLI_DEBUG"):
             raise
         sys.exit(2)
@@ -88,3 +84,5 @@ def main(argv: list[str] | None = None) -> None:
         if os.environ.get("PREFCLI_DEBUG"):
             raise
         sys.exit(2)
+    finally:
+        messages.finish()  # a count for each warning that recurred

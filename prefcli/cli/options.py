@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
@@ -58,8 +59,22 @@ DTypeOpt = Annotated[DType, typer.Option("--dtype", help="Model precision: auto 
 ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress on stderr: a bar on a terminal, a plain line every few seconds in a log (PREFCLI_PROGRESS_INTERVAL).")]
 
 
+_NUMBER = re.compile(r"^-\.?[0-9]")
+
+
+def _is_flag(word: str) -> bool:
+    """A word that starts another option (`--weights`, `-w`), not a value; a negative number is a value."""
+    return word.startswith("-") and len(word) > 1 and not _NUMBER.match(word)
+
+
 def join_option_pairs(args: list[str]) -> list[str]:
-    """`-o KEY VALUE` → `--option KEY<sep>VALUE`, so Typer sees one value per option."""
+    """`-o KEY VALUE` → `--option KEY<sep>VALUE`, so Typer sees one value per option.
+
+    Every `-o` takes exactly two words, a bool too (`-o percent true`): a KEY with no VALUE
+    (the end of the line, or another option next) is an OptionError naming it, never the next word taken as its value.
+    """
+    from prefcli.errors import OptionError
+
     out: list[str] = []
     i = 0
     while i < len(args):
@@ -67,8 +82,13 @@ def join_option_pairs(args: list[str]) -> list[str]:
         if a == "--":
             out.extend(args[i:])
             break
-        if a in OPTION_FLAGS and i + 2 < len(args):
-            out.extend(["--option", f"{args[i + 1]}{_PAIR_SEP}{args[i + 2]}"])
+        if a in OPTION_FLAGS:
+            if i + 1 >= len(args) or _is_flag(args[i + 1]):
+                raise OptionError(f"{a}: no KEY VALUE after it (e.g. {a} batch_size 8)")
+            key = args[i + 1]
+            if i + 2 >= len(args) or _is_flag(args[i + 2]):
+                raise OptionError(f"{a} {key}: no value (every {a} takes KEY VALUE, e.g. {a} batch_size 8; a bool takes true or false)")
+            out.extend(["--option", f"{key}{_PAIR_SEP}{args[i + 2]}"])
             i += 3
             continue
         out.append(a)

@@ -99,7 +99,7 @@ def _download(repo: str, revision: str | None, subset: str, dest: Path) -> Path:
     if _offline():
         raise DataError(
             f"{repo}: cannot download from the Hugging Face hub in offline mode (HF_HUB_OFFLINE is set); "
-            f"download it first (huggingface-cli download {repo} --repo-type dataset --local-dir DIR) and pass --source DIR"
+            f"download it first (hf download {repo} --repo-type dataset --local-dir DIR) and pass --source DIR"
         )
     try:
         from huggingface_hub import snapshot_download

@@ -37,27 +37,30 @@ def _string_list(data, path: Path) -> list[str]:
     return data
 
 
-def _hub_file(filename: str) -> Path:
+def _hpsv2_download_hint(flag: str) -> str:
+    files = " ".join(f"{HPSV2_HUB_FOLDER}/{s}.json" for s in HPSV2_STYLES)
+    return (f"on a machine with network run `hf download {HPSV2_HUB_REPO} {files} --repo-type dataset --local-dir DIR` "
+            f"and pass {flag} DIR (a folder with anime.json, concept-art.json, paintings.json, photo.json)")
+
+
+def _hub_file(filename: str, flag: str = "--source") -> Path:
     if _offline():
-        raise DataError(
-            f"hf-hub:{HPSV2_HUB_REPO}/{filename}: offline mode is set (HF_HUB_OFFLINE); "
-            "pass --source DIR with the four benchmark JSON files (anime.json, concept-art.json, paintings.json, photo.json)"
-        )
+        raise DataError(f"hf-hub:{HPSV2_HUB_REPO}/{filename}: offline mode is set (HF_HUB_OFFLINE); {_hpsv2_download_hint(flag)}")
     try:
         from huggingface_hub import hf_hub_download
 
         return Path(hf_hub_download(HPSV2_HUB_REPO, filename, repo_type="dataset"))
     except Exception as e:  # noqa: BLE001 - network and hub errors come in many types
         raise DataError(
-            f"hf-hub:{HPSV2_HUB_REPO}/{filename}: cannot download ({type(e).__name__}: {e}); "
-            "pass --source DIR with the benchmark JSON files instead"
+            f"hf-hub:{HPSV2_HUB_REPO}/{filename}: cannot download ({type(e).__name__}: {e}); {_hpsv2_download_hint(flag)}"
         ) from None
 
 
-def load_hpsv2_prompts(source: str | os.PathLike | None = None, styles=None) -> dict[str, list[str]]:
+def load_hpsv2_prompts(source: str | os.PathLike | None = None, styles=None, *, flag: str = "--source") -> dict[str, list[str]]:
     """{style: prompts} for the HPSv2 benchmark, from a local folder or (source None / 'hf-hub') the hub.
 
-    `source` may also name one of the style files, or `hf-hub:zhwang/HPDv2`.
+    `source` may also name one of the style files, or `hf-hub:zhwang/HPDv2`. `flag` is how the
+    command takes `source` (`--source`, bench generate's `--prompts`), for the hints.
     """
     styles = tuple(styles) if styles else HPSV2_STYLES
     unknown = [s for s in styles if s not in HPSV2_STYLES]
@@ -67,7 +70,7 @@ def load_hpsv2_prompts(source: str | os.PathLike | None = None, styles=None) -> 
     hub = source is None or str(source) in ("hf-hub", f"hf-hub:{HPSV2_HUB_REPO}")
     if hub:
         for s in styles:
-            path = _hub_file(f"{HPSV2_HUB_FOLDER}/{s}.json")
+            path = _hub_file(f"{HPSV2_HUB_FOLDER}/{s}.json", flag)
             out[s] = _string_list(_read_json(path), path)
         return out
     root = Path(source).expanduser()

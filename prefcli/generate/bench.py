@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from prefcli import messages
 from prefcli.errors import ConfigError
 from prefcli.generate.run import save_png
 
@@ -174,7 +175,7 @@ def _prompts(cfg: BenchGenerateConfig) -> dict[str, list[tuple[int, str]]]:
 
     if cfg.limit is not None and cfg.limit < 1:
         raise ConfigError(f"--limit must be at least 1, got {cfg.limit}")
-    sets = load_hpsv2_prompts(cfg.prompts, styles=cfg.styles or None)
+    sets = load_hpsv2_prompts(cfg.prompts, styles=cfg.styles or None, flag="--prompts")
     return {s: list(enumerate(ps))[: cfg.limit] if cfg.limit else list(enumerate(ps)) for s, ps in sets.items()}
 
 
@@ -208,6 +209,7 @@ def _history(out: Path, style: str, idx: int, prompt: str) -> Any:
     return UserHistory(pairs=pairs, user_id=f"{style}-{idx:05d}")
 
 
+@messages.on_purpose_when("history_length")  # the protocol's history is 3 pairs, whatever the model was trained with
 def run(cfg: BenchGenerateConfig, *, progress: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
     """Generate what is missing, score every image, return the table's data (and write it)."""
     from prefcli.generate import run as grun

@@ -51,6 +51,9 @@ def _import_diffusers() -> Any:
         import diffusers
     except ImportError as e:
         raise ConfigError(f"prefcli generate needs diffusers: pip install 'prefcli[generate]' ({e})") from None
+    from prefcli import messages
+
+    messages.watch("diffusers")  # its own log handler: CLIP's per-prompt truncation note, once per run
     return diffusers
 
 

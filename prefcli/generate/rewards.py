@@ -77,28 +77,22 @@ def _literal(value: str) -> Any:
 
 
 def parse_scorer_options(pairs: Sequence[tuple[str, str]], known: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """-o SCORER.KEY VALUE pairs -> {scorer: {key: value}}; the scorer must be one of `known`."""
-    out: dict[str, dict[str, Any]] = {}
-    for key, value in pairs:
-        scorer, dot, opt = key.partition(".")
-        if not dot or not opt:
-            raise ConfigError(f"-o {key}: expected SCORER.KEY VALUE, e.g. -o hpsv2.version 2.0")
-        if scorer not in known:
-            raise ConfigError(f"-o {key}: {scorer} is neither a reward nor a judge here ({', '.join(known)})")
-        out.setdefault(scorer, {})[opt] = _literal(value)
-    return out
+    """-o SCORER.KEY VALUE (or a bare KEY, for every reward and judge that has it) -> {scorer: {key: value}}.
+
+    The same reading as bench's (prefcli.options.scoped); values are kept typed for the sidecar.
+    """
+    from prefcli.options import scoped
+
+    scopes = scoped(dict(pairs), list(dict.fromkeys(known)), among="the rewards and judges here")
+    return {name: {k: _literal(v) for k, v in opts.items()} for name, opts in scopes.items()}
 
 
 def parse_weights(values: Sequence[str]) -> dict[str, str]:
-    """--weights SPEC (every scorer) or NAME=SPEC (one); the key '*' holds the default."""
-    out: dict[str, str] = {}
-    for v in values:
-        name, sep, spec = v.partition("=")
-        if sep and name and "/" not in name and ":" not in name:
-            out[name.strip()] = spec.strip()
-        else:
-            out["*"] = v.strip()
-    return out
+    """--weights SPEC (every scorer) or NAME=SPEC (one); the key '*' holds the default (prefcli.weights.split_specs)."""
+    from prefcli.weights import split_specs
+
+    default, per = split_specs(values)
+    return {**({"*": default} if default is not None else {}), **per}
 
 
 def call_reward(scorer: Any, pixels: Any, prompts: Sequence[str], state: Any) -> Any:

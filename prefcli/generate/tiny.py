@@ -46,6 +46,10 @@ def build_tiny_sd(seed: int = 0) -> Any:
     from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
+    from prefcli import messages
+
+    messages.watch("diffusers")  # its own log handler: CLIP's per-prompt truncation note, once per run
+
     tok = tiny_tokenizer()
     gen_state = torch.random.get_rng_state()
     try:

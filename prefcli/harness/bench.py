@@ -27,20 +27,10 @@ from prefcli.harness import metrics
 
 
 def parse_weights(entries: Sequence[str], scorers: Sequence[str]) -> tuple[str | None, dict[str, str]]:
-    """`--weights tiny` (every scorer) and `--weights clip=path` (one scorer) → (default, per-scorer)."""
-    default: str | None = None
-    per: dict[str, str] = {}
-    for e in entries:
-        name, sep, spec = e.partition("=")
-        if sep and name in scorers:
-            per[name] = spec
-        elif sep and name and "/" not in name and ":" not in name and "." not in name:
-            raise ConfigError(f"--weights {e!r}: {name!r} is not one of the benchmarked scorers ({', '.join(scorers)})")
-        else:
-            if default is not None:
-                raise ConfigError(f"--weights given twice without a scorer name ({default!r}, {e!r}); use NAME=SPEC for one scorer")
-            default = e
-    return default, per
+    """`--weights tiny` (every scorer) and `--weights clip=path` (one scorer) → (default, per-scorer); prefcli.weights.split_specs."""
+    from prefcli.weights import split_specs
+
+    return split_specs(entries, scorers)
 
 
 def weights_for(name: str, default: str | None, per: dict[str, str], base: str | None = None) -> str | None:
@@ -53,33 +43,10 @@ def weights_for(name: str, default: str | None, per: dict[str, str], base: str |
 
 
 def scoped_options(pairs: dict[str, str], scorers: Sequence[str]) -> dict[str, dict[str, str]]:
-    """`-o SCORER.KEY VALUE` → {scorer: {KEY: VALUE}}; a bare KEY goes to every scorer that declares it.
+    """`-o SCORER.KEY VALUE` → {scorer: {KEY: VALUE}}; a bare KEY goes to every scorer that declares it (prefcli.options.scoped)."""
+    from prefcli.options import scoped
 
-    A scorer that is not benchmarked, or a bare KEY no benchmarked scorer has,
-    is an error (a typo must not be ignored silently).
-    """
-    from prefcli import plugins
-    from prefcli.errors import OptionError
-
-    out: dict[str, dict[str, str]] = {s: {} for s in scorers}
-    for key, value in pairs.items():
-        name, dot, opt = key.rpartition(".")
-        if dot:
-            if name not in out:
-                raise OptionError(f"-o {key}: {name!r} is not one of the benchmarked scorers ({', '.join(scorers)}); write -o SCORER.KEY VALUE")
-            out[name][opt] = value
-            continue
-        takers = [s for s in scorers if key.replace("-", "_") in plugins.get_scorer_spec(s).options.names()]
-        if not takers:
-            raise OptionError(f"-o {key}: no benchmarked scorer has this option ({', '.join(scorers)}); see `prefcli scorers NAME`")
-        for s in takers:
-            out[s].setdefault(key, value)
-    # Per-scorer settings win over bare ones whatever their order on the command line.
-    for key, value in pairs.items():
-        name, dot, opt = key.rpartition(".")
-        if dot:
-            out[name][opt] = value
-    return {s: o for s, o in out.items() if o}
+    return scoped(pairs, scorers, among="the benchmarked scorers")
 
 
 @dataclass

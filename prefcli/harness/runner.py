@@ -31,6 +31,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
+from prefcli import messages
 from prefcli.errors import PrefcliError
 from prefcli.harness.cache import CacheDir, ScoreStore
 from prefcli.types import Candidate, RankTask
@@ -322,6 +323,7 @@ class _CachedEmbedder:
 # -- the run -------------------------------------------------------------------
 
 
+@messages.on_purpose_when("history_length", lambda scorer, tasks, **kw: bool(tasks) and all(t.n_ref is not None for t in tasks))
 def run_scorer(
     scorer: Any,
     tasks: Sequence[RankTask],

@@ -586,6 +586,10 @@ def _lora_config(spec: VLMSpec) -> Any:
 def _bnb_config(spec: VLMSpec) -> Any:
     from transformers import BitsAndBytesConfig
 
+    from prefcli import messages
+
+    messages.allow_bitsandbytes()  # quantizing: what bitsandbytes says now concerns this run
+
     compute = torch.bfloat16 if spec.torch_dtype == torch.float32 else spec.torch_dtype
     return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=compute,
                               llm_int8_skip_modules=list(QLORA_SKIP_MODULES))

@@ -28,6 +28,7 @@ from typing import Any, ClassVar, Sequence
 
 import torch
 
+from prefcli import messages
 from prefcli.errors import HistoryError
 from prefcli.scorer import Scorer
 from prefcli.types import Candidate
@@ -157,7 +158,7 @@ class CachedVLMScorer(Scorer):
                 f"Give --likes DIR and --dislikes DIR with the same number of images"
             )
         require_balanced(pairs, source=f"scorer {self.name}: history")
-        if self.warn_short_history and len(pairs) < self.n_ref:
+        if self.warn_short_history and len(pairs) < self.n_ref and not messages.asked("history_length"):
             self._note(
                 f"short:{len(pairs)}",
                 f"scorer {self.name}: the history has {len(pairs)} liked/disliked pair(s) but the model was trained "
@@ -168,10 +169,13 @@ class CachedVLMScorer(Scorer):
     def _prompt(self, prompt: str | None, what: str) -> str:
         if prompt:
             return prompt
+        # Say what gives the missing prompts: a candidate's prompt and the history's prompts come from different inputs.
+        fix = ("the history images' prompts (--history-prompts FILE, or prompts.json beside the likes/dislikes folders)"
+               if what == "history pairs" else "their prompt (rank: --prompt TEXT or --prompts FILE)")
         self._note(
             f"prompt:{what}",
             f"scorer {self.name}: {what} without a prompt are scored with an empty prompt "
-            f"(the model reads \"The prompt is '...'\"; give --prompt TEXT or --prompts FILE for the trained setting)",
+            f"(the model reads \"The prompt is '...'\"; give {fix} for the trained setting)",
         )
         return ""
 
