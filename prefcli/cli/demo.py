@@ -40,13 +40,15 @@ def demo_command(
     import sys
 
     from prefcli.demo import DemoConfig, run_demo
-    from prefcli.output import to_json
 
     quiet = fmt.value != "table"
     log = (lambda m: print(m, file=sys.stderr)) if quiet else print
     result = run_demo(DemoConfig(out=out, limit=limit, train_steps=train_steps, progress=sys.stderr.isatty()), log=log)
     if fmt.value == "json":
-        print(to_json({k: v for k, v in result.items() if k != "tables"} | {"tables": [t.to_dict() for t in result["tables"]]}))
+        from prefcli import envelope
+
+        res = {k: v for k, v in result.items() if k != "tables"} | {"tables": [t.to_dict() for t in result["tables"]]}
+        envelope.print_doc(envelope.envelope("demo", res, options={"out": str(out), "limit": limit, "train_steps": train_steps}))
         return
     for t in result["tables"]:
         t.print(fmt.value)

@@ -88,7 +88,7 @@ def train_command(
         for name in shipped_configs():
             c = load_config(name)
             rows.append({"config": name, "steps": c.total_steps, "description": c.description})
-        output.emit(rows, fmt.value, columns=["config", "steps", "description"], title="shipped configs")
+        output.emit(rows, fmt.value, columns=["config", "steps", "description"], title="shipped configs", command="train")
         return
     cfg = load_config(config, {"run": {"num_threads": threads}} if threads else None)
     if dry_run:
@@ -99,7 +99,10 @@ def train_command(
 
         res = run_dry(cfg, num_processes=num_processes or 1)
         if fmt is Format.json:
-            sys.stdout.write(output.to_json(res) + "\n")
+            from prefcli import envelope
+
+            envelope.print_doc(envelope.envelope("train", res, options={"config": cfg.name, "dry_run": True,
+                                                                         "num_processes": num_processes or 1}))
             return
         output.emit(_dry_run_rows(res) if fmt is Format.table else res["parameters"], fmt.value,
                     title=f"{cfg.name}: parameters per part (total / trainable per stage)")
@@ -128,7 +131,10 @@ def train_command(
     row = res.as_dict()
     row["config"] = cfg.name
     if fmt is Format.json:
-        sys.stdout.write(output.to_json(row) + "\n")
+        from prefcli import envelope
+
+        envelope.print_doc(envelope.envelope("train", row, options={"config": cfg.name, "data": str(data), "out": str(out),
+                                                                    "resume": resume, "max_steps": max_steps}))
     else:
         output.emit([row], fmt.value, columns=["config", "steps", "stopped_early", "final_val_acc", "samples_per_s",
                                                "seconds", "out_dir", "model_dir"], title="training run")
