@@ -123,9 +123,10 @@ def print_doc(doc: Mapping[str, Any]) -> None:
 
 
 def write(path: str | os.PathLike, doc: Mapping[str, Any]) -> Path:
-    from prefcli import atomic
+    """Write atomically, through the harness's one result writer (the point tests cut to simulate a full disk)."""
+    from prefcli.harness import results
 
-    atomic.write_text(path, dumps(doc))
+    results.write_json(path, _clean(doc))
     return Path(path)
 
 

@@ -133,7 +133,7 @@ def train_command(
     if fmt is Format.json:
         from prefcli import envelope
 
-        envelope.print_doc(envelope.envelope("train", row, options={"config": cfg.name, "data": str(data), "out": str(out),
+        envelope.print_doc(envelope.envelope("train", row, options={"config": cfg.name, "data": None if data is None else str(data), "out": str(out),
                                                                     "resume": resume, "max_steps": max_steps}))
     else:
         output.emit([row], fmt.value, columns=["config", "steps", "stopped_early", "final_val_acc", "samples_per_s",
