@@ -171,6 +171,11 @@ def test_data_synthetic_pickapic_info(capsys, tmp_path):
                      "--test-users", "4", "--no-progress", "--format", "json"), "data pickapic")
     doc = validate_text(ok(capsys, "data", "info", ds, "--format", "json"), "data info")
     assert doc["scorer"] is None and doc["results"]["splits"][0]["split"] == "train"
+    # One table per CSV: the splits, or the build parameters with --table build (before: both, one after the other).
+    code, out, err = run(capsys, "data", "info", ds, "--format", "csv")
+    assert code == 0 and out.splitlines()[0].startswith("split,") and "key,value" not in out and "--table NAME" in err
+    code, out, err = run(capsys, "data", "info", ds, "--format", "csv", "--table", "build")
+    assert code == 0 and out.splitlines()[0] == "key,value" and "split," not in out
 
 
 # --- one table per CSV ----------------------------------------------------------------------
