@@ -199,3 +199,17 @@ def test_bench_csv_prints_one_table_and_table_picks_another(capsys, mocks, tmp_p
     assert out == (tmp_path / "b" / "table2_1v3.csv").read_text() and "top3" in out.splitlines()[0]
     code, out, err = run(capsys, *base, "--format", "csv", "--table", "nope")
     assert code == 2 and "--table nope: no such table here; choose from table1_1v1, table2_1v3" in err
+
+
+def test_demo_csv_prints_one_table(capsys, monkeypatch, tmp_path):
+    """The demo prints Table 1 and Table 3: as CSV, one of them (run_demo itself is test_demo's)."""
+    import prefcli.demo
+    from prefcli.harness.tables import Column, Table
+
+    tabs = [Table("table1_1v1", "Table 1", [Column("scorer", "scorer")], [{"scorer": "a"}]),
+            Table("table3_seen_unseen", "Table 3", [Column("gap", "gap")], [{"gap": 0.1}])]
+    monkeypatch.setattr(prefcli.demo, "run_demo", lambda cfg, log: {"tables": tabs})
+    code, out, err = run(capsys, "demo", "--out", tmp_path, "--format", "csv")
+    assert code == 0 and out == "scorer\na\n" and "table3_seen_unseen" in err
+    code, out, err = run(capsys, "demo", "--out", tmp_path, "--format", "csv", "--table", "table3_seen_unseen")
+    assert code == 0 and out == "gap\n0.1\n"

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from prefcli.cli import app
+from prefcli.cli.table_choice import TableOpt
 from prefcli.cli.options import Format, FormatOpt
 
 
@@ -17,6 +18,7 @@ def demo_command(
     limit: Annotated[Optional[int], typer.Option("--limit", help="Score at most this many test tasks per model (default: all).")] = None,
     train_steps: Annotated[int, typer.Option("--train-steps", help="Steps of the short training run's history stage.")] = 200,
     fmt: FormatOpt = Format.table,
+    table: TableOpt = None,
 ) -> None:
     """Run prefcli end to end on the built-in synthetic taste world, offline.
 
@@ -50,8 +52,9 @@ def demo_command(
         res = {k: v for k, v in result.items() if k != "tables"} | {"tables": [t.to_dict() for t in result["tables"]]}
         envelope.print_doc(envelope.envelope("demo", res, options={"out": str(out), "limit": limit, "train_steps": train_steps}))
         return
-    for t in result["tables"]:
-        t.print(fmt.value)
+    from prefcli.cli.table_choice import print_tables
+
+    print_tables([(t.name, t.print) for t in result["tables"]], fmt.value, table, files=f"{out}/bench/<table>.csv")
     if quiet:
         return
     tr, nu = result["training"], result["new_user"]
