@@ -104,7 +104,7 @@ def time_cli(args: argparse.Namespace, data: Path, checkout: Path | None = None)
     doc = json.loads(proc.stdout)
     return {"command": " ".join(["prefcli", *cmd[3:]]), "wall_s": wall,
             "cpu_s": (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime),
-            "stats": doc["run"]["stats"], "top1": doc["run"]["metrics"]}
+            "stats": doc["results"]["stats"], "top1": doc["results"]["metrics"]}
 
 
 def main() -> None:

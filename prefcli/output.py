@@ -47,15 +47,22 @@ def to_json(obj: Any) -> str:
 
 def emit(
     rows: Sequence[dict], fmt: str = "table", columns: Sequence[str] | None = None, title: str | None = None,
-    digits: int = 4, console=None, headers: dict[str, str] | None = None,
+    digits: int = 4, console=None, headers: dict[str, str] | None = None, command: str | None = None,
+    about: dict[str, Any] | None = None,
 ) -> None:
-    """Print rows in the requested format to stdout; `headers` relabels terminal-table columns."""
+    """Print rows in the requested format to stdout; `headers` relabels terminal-table columns.
+
+    JSON is the one envelope (prefcli/envelope.py) with the rows as ``results.rows``; `command`
+    defaults to the running CLI command, `about` gives the envelope's other keys (scorer, options ...).
+    """
     import sys
 
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
     if fmt == "json":
-        sys.stdout.write(to_json(list(rows)) + "\n")
+        from prefcli import envelope
+
+        envelope.print_doc(envelope.envelope(command or envelope.current_command(), envelope.rows_results(rows), **(about or {})))
     elif fmt == "csv":
         sys.stdout.write(to_csv(rows, columns))
     elif fmt == "markdown":
@@ -110,3 +117,18 @@ def print_rich_table(table, console=None) -> None:
 def iter_chunks(items: Sequence, size: int) -> Iterable[Sequence]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
+
+
+def separating_digits(values: Sequence[float], least: int = 4, most: int = 17) -> int:
+    """The fewest decimals (at least `least`) at which neighbouring distinct values print differently.
+
+    Seven scores of 0.49321.. that differ in the sixth decimal must not all
+    print as 0.4932 in an order the reader cannot see; equal values stay equal
+    (they are ties, marked as such by the caller).
+    """
+    vals = [float(v) for v in values if v is not None and not math.isnan(float(v)) and not math.isinf(float(v))]
+    pairs = [(a, b) for a, b in zip(vals, vals[1:]) if a != b]
+    for d in range(least, most + 1):
+        if all(f"{a:.{d}f}" != f"{b:.{d}f}" for a, b in pairs):
+            return d
+    return most

@@ -40,9 +40,11 @@ class RankedImage:
     prompt: str | None = None
     #: What a composite scorer (blend) says about this candidate: its parts' scores, the w and its evidence.
     extras: dict[str, Any] | None = None
+    tie: bool = False  # the same score as a neighbour: the order between them is by path only
 
     def as_row(self) -> dict[str, Any]:
-        row = {"rank": self.rank, "score": self.score, "path": self.path, "image_id": self.image_id, "prompt": self.prompt}
+        row = {"rank": self.rank, "score": self.score, "tie": self.tie, "path": self.path, "image_id": self.image_id,
+               "prompt": self.prompt}
         if self.extras:
             row.update(self.extras)
         return row
@@ -60,6 +62,27 @@ class RankResult:
     history_pairs: int = 0
     total: int = 0  # readable candidates scored (ranked may be cut by `top`)
     sheet: str | None = None
+    weights: str | None = None  # as given (None: the scorer's default)
+    identity: dict[str, Any] = field(default_factory=dict)  # what produced the scores: options, dtype, device kind
+    kind: str = "pointwise"
+    higher_is_better: bool = True
+    comparisons: int | None = None  # pairwise scorers: comparisons asked, and how many got no answer
+    no_answer: int | None = None
+
+    def score_format(self) -> str:
+        """One format for every score of this ranking: wins as integers, else enough decimals to tell them apart."""
+        from prefcli.output import separating_digits
+
+        scores = [r.score for r in self.ranked]
+        if self.kind == "pairwise" and all(math.isnan(s) or float(2 * s).is_integer() for s in scores):
+            return ".0f" if all(math.isnan(s) or float(s).is_integer() for s in scores) else ".1f"  # a tie is half a win
+        return f".{separating_digits(scores)}f"
+
+    def format_score(self, score: float) -> str:
+        return "nan" if math.isnan(score) else format(score, self.score_format())
+
+    def ties(self) -> int:
+        return sum(1 for r in self.ranked if r.tie)
 
     def rows(self) -> list[dict[str, Any]]:
         return [r.as_row() for r in self.ranked]
@@ -222,11 +245,13 @@ def rank_folder(
                              scorer_options=opts if isinstance(scorer, str) else None, batch_size=batch_size, top=top,
                              progress=progress, skipped=skipped, notes=notes)
     if sheet is not None:
-        title = sheet_title or f"prefcli rank · {name} · {Path(candidates).resolve().name}"
+        # The title names what scored the sheet: one made with random `tiny` weights must say so.
+        title = f"{sheet_title or 'prefcli rank · ' + Path(candidates).resolve().name} · {name} · weights {result.weights_id or '?'}"
         opts = dict(sheet_options or {})
         shown_history = history if opts.pop("history", False) else None
         shown_prompt = prompt if opts.pop("prompt", False) else None
-        result.sheet = str(write_rank_sheet(result.ranked, sheet, title=title, history=shown_history, prompt=shown_prompt, **opts))
+        result.sheet = str(write_rank_sheet(result.ranked, sheet, title=title, history=shown_history, prompt=shown_prompt,
+                                            score_format=result.score_format(), **opts))
     return result
 
 
@@ -316,17 +341,27 @@ def rank_candidates(
         candidates = [candidates[i] for i in keep]
         scores = [scores[i] for i in keep]
         extras = [extras[i] for i in keep]
+    comps = records[0].get("comparisons") if spec.pairwise else None
+    no_answer = None if comps is None else sum(1 for c in comps if c.get("winner") is None)
+    if no_answer:
+        notes.append(f"{no_answer} of {len(comps)} comparison(s) got no answer from {name} (no win to either image)")
 
     keys = [c.path or c.image_id for c in candidates]
-    idx = order(scores, keys, higher_is_better=spec.higher_is_better)
-    if top is not None:
-        idx = idx[:top]
+    full = order(scores, keys, higher_is_better=spec.higher_is_better)
+    tied = _tied(scores, full)
+    idx = full[:top] if top is not None else full
     ranked = [
         RankedImage(rank=r, score=scores[i], path=candidates[i].path or "", image_id=candidates[i].image_id, prompt=candidates[i].prompt,
-                    extras=extras[i])
+                    extras=extras[i], tie=i in tied)
         for r, i in enumerate(idx, start=1)
     ]
     return RankResult(
+        weights=handle.weights,
+        identity=dict(handle.identity),
+        kind=spec.kind,
+        higher_is_better=spec.higher_is_better,
+        comparisons=None if comps is None else len(comps),
+        no_answer=no_answer,
         ranked=ranked,
         skipped=list(skipped),
         notes=notes,
@@ -337,6 +372,16 @@ def rank_candidates(
     )
 
 
+def _tied(scores: Sequence[float], idx: Sequence[int]) -> set[int]:
+    """Indices whose score equals a neighbour's in the order `idx` (NaN ties with NaN)."""
+    same = lambda a, b: a == b or (math.isnan(a) and math.isnan(b))  # noqa: E731
+    out: set[int] = set()
+    for i, j in zip(idx, idx[1:]):
+        if same(scores[i], scores[j]):
+            out.update((i, j))
+    return out
+
+
 def format_score(score: float) -> str:
     if math.isnan(score):
         return "nan"
@@ -344,11 +389,13 @@ def format_score(score: float) -> str:
 
 
 def write_rank_sheet(ranked: Sequence[RankedImage], path: str | os.PathLike, *, title: str | None = None, thumb: int = 192,
-                     columns: int | None = None, history: "UserHistory | None" = None, prompt: str | None = None) -> Path:
+                     columns: int | None = None, history: "UserHistory | None" = None, prompt: str | None = None,
+                     score_format: str | None = None) -> Path:
     """A contact sheet of ranked images: thumbnails in rank order captioned '#rank  score' and the file name.
 
     With `history`, a strip of the person's liked and disliked images sits above the grid; with
-    `prompt`, the prompt is a line under the title.
+    `prompt`, the prompt is a line under the title. `score_format` (a format spec such as ".6f")
+    gives every score on the sheet one format; a tie is marked '#3='.
     """
     from prefcli import images
     from prefcli.sheet import contact_sheet
@@ -357,7 +404,8 @@ def write_rank_sheet(ranked: Sequence[RankedImage], path: str | os.PathLike, *, 
     for r in ranked:
         image = images.load_image(r.path)
         image.thumbnail((thumb * 2, thumb * 2))  # keep memory small for big folders of big images
-        items.append((image, f"#{r.rank}  {format_score(r.score)}\n{Path(r.path).name}"))
+        shown = format_score(r.score) if score_format is None or math.isnan(r.score) else format(r.score, score_format)
+        items.append((image, f"#{r.rank}{'=' if r.tie else ''}  {shown}\n{Path(r.path).name}"))
     strip = []
     for p in (history.pairs if history is not None else []):
         for cand, liked in ((p.liked, True), (p.disliked, False)):

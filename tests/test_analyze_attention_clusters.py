@@ -11,8 +11,9 @@ import pytest
 from typer.testing import CliRunner
 
 from prefcli.cli import app
+from json_schemas import validate  # docs/schemas/: every command's JSON
 
-ENVELOPE = {"command", "results", "scorer", "weights", "revision", "options", "skipped", "provenance"}
+ENVELOPE = {"command", "prefcli_version", "results", "scorer", "weights", "revision", "options", "skipped", "provenance"}
 
 
 def invoke(*args, code: int = 0):
@@ -66,7 +67,7 @@ def test_attention_command_writes_heatmap_npz_and_json(world_ds, tmp_path):
     out = tmp_path / "att"
     res = invoke("analyze", "attention", "tiny-opposed-tokens", world_ds, "--users", ",".join(two), "--orders", "2",
                  "--layer", "1", "--head", "0", "--out", out, "--no-progress", "--format", "json")
-    doc = json.loads(res.stdout)
+    doc = validate(json.loads(res.stdout))
     assert set(doc) == ENVELOPE and doc["results"]["users"] == two and doc["results"]["head"] == 0
     assert doc["results"]["shape"]["pref"] == [2, 2, 1, 10]
     z = np.load(out / "attention.npz")
@@ -109,7 +110,7 @@ def test_clusters_command_recovers_the_true_taste_groups(world_ds, tmp_path):
     """On the synthetic world, the shipped tokens model's user embeddings split by true group."""
     out = tmp_path / "clu"
     res = invoke("analyze", "clusters", "tiny-opposed-tokens", world_ds, "--out", out, "--no-progress", "--format", "json", "--max-k", "4")
-    doc = json.loads(res.stdout)
+    doc = validate(json.loads(res.stdout))
     r = doc["results"]
     assert set(doc) == ENVELOPE and r["k"] == 2 and r["n_users"] == 12 and r["world"]
     assert [s["k"] for s in r["sweep"]] == [2, 3, 4]

@@ -11,8 +11,9 @@ import pytest
 from typer.testing import CliRunner
 
 from prefcli.cli import app
+from json_schemas import validate  # docs/schemas/: every command's JSON
 
-ENVELOPE = {"command", "results", "scorer", "weights", "revision", "options", "skipped", "provenance"}
+ENVELOPE = {"command", "prefcli_version", "results", "scorer", "weights", "revision", "options", "skipped", "provenance"}
 
 
 def invoke(*args, code: int = 0):
@@ -55,7 +56,7 @@ def test_nearest_tokens_are_the_euclidean_nearest_rows():
 def test_tokens_command_writes_table7_and_the_json_shape(tmp_path):
     out = tmp_path / "tok"
     res = invoke("analyze", "tokens", "tiny-opposed-tokens", "--k", "3", "--out", out, "--format", "json", "--no-progress")
-    doc = json.loads(res.stdout)
+    doc = validate(json.loads(res.stdout))
     assert set(doc) == ENVELOPE and doc["scorer"] == "preftoken" and doc["weights"] == "tiny-opposed-tokens"
     assert len(doc["revision"]) == 12 and doc["options"]["k"] == 3
     assert json.loads((out / "tokens.json").read_text())["results"]["k"] == 3

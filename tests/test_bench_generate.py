@@ -15,6 +15,7 @@ from typer.testing import CliRunner  # noqa: E402
 
 from prefcli.cli import app  # noqa: E402
 from prefcli.generate import bench  # noqa: E402
+from json_schemas import validate  # docs/schemas/: every command's JSON
 
 
 def test_chunked_mean_is_hpsv2s_style_score():
@@ -50,7 +51,7 @@ def test_bench_generate_limit_2_writes_table4_and_resumes(tmp_path):
             "--judges", "imagereward", "--device", "cpu", "--format", "json"]
     res = CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
     assert res.exit_code == 0, res.output
-    doc = json.loads(res.stdout)
+    doc = validate(json.loads(res.stdout))["results"]
     for arm in ("unguided", "guided"):
         assert sorted(p.name for p in (out / arm).iterdir()) == ["anime", "photo"]
         for style in ("anime", "photo"):
@@ -61,14 +62,16 @@ def test_bench_generate_limit_2_writes_table4_and_resumes(tmp_path):
     prompts = json.loads((prompts_dir / "photo.json").read_text())
     assert side["prompt"] == prompts[1] and side["style"] == "photo" and side["index"] == 1 and len(side["history"]) == 3
     assert side["rewards"][0]["name"] == "preftoken" and side["rewards"][0]["weight"] == 0.75
-    assert [r["style"] for r in doc["rows"]] == ["Animation", "Photo", "Average"]
-    row = doc["rows"][2]
-    assert row["n"] == 4
-    assert set(row) >= {"hpsv2 unguided", "hpsv2 guided", "imagereward unguided", "imagereward guided", "hpsv2 guided se"}
+    # Structured rows, one per (style, metric, arm): no keys like "hpsv2 unguided se".
+    assert [r["style"] for r in doc["rows"] if (r["metric"], r["arm"]) == ("hpsv2", "guided")] == ["anime", "photo", "average"]
+    avg = {(r["metric"], r["arm"]): r for r in doc["rows"] if r["style"] == "average"}
+    assert set(avg) == {(m, a) for m in ("hpsv2", "imagereward") for a in ("unguided", "guided")}
+    assert avg["hpsv2", "guided"]["n"] == 4 and avg["hpsv2", "guided"]["se"] is not None and avg["imagereward", "guided"]["judge"]
     # The average is the mean over all images; a style's score is its chunk mean.
-    table = json.loads((out / "table4.json").read_text())
-    all_guided = table["scores"]["hpsv2"]["guided"]["anime"] + table["scores"]["hpsv2"]["guided"]["photo"]
-    assert row["hpsv2 guided"] == pytest.approx(sum(all_guided) / 4)
+    table = validate(json.loads((out / "table4.json").read_text()))
+    assert table["command"] == "bench generate" and table["results"]["rows"] == doc["rows"]
+    all_guided = table["results"]["scores"]["hpsv2"]["guided"]["anime"] + table["results"]["scores"]["hpsv2"]["guided"]["photo"]
+    assert avg["hpsv2", "guided"]["value"] == pytest.approx(sum(all_guided) / 4)
     assert (out / "table4.md").read_text().count("|") > 10 and "HPSv2 guided" in (out / "table4.md").read_text()
     assert doc["counts"] == {"liked": 12, "disliked": 12, "optimized": 4, "kept": 0}
     from test_latex import PDFLATEX, compile_file
@@ -80,9 +83,9 @@ def test_bench_generate_limit_2_writes_table4_and_resumes(tmp_path):
     before = {p: p.stat().st_mtime_ns for p in out.rglob("*.jpg")}
     res = CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
     assert res.exit_code == 0, res.output
-    assert json.loads(res.stdout)["counts"] == {"liked": 0, "disliked": 0, "optimized": 0, "kept": 4}
+    assert json.loads(res.stdout)["results"]["counts"] == {"liked": 0, "disliked": 0, "optimized": 0, "kept": 4}
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*.jpg")} == before
-    assert json.loads(res.stdout)["rows"] == doc["rows"]  # same images, same scores
+    assert json.loads(res.stdout)["results"]["rows"] == doc["rows"]  # same images, same scores
 
 
 def test_bench_without_generate_is_unchanged():

@@ -103,9 +103,9 @@ def test_rank_takes_options_and_dtype(capsys, tmp_path):
     code, out, err = run(capsys, "rank", tmp_path / "c", "--scorer", "hpsv2", "--weights", "tiny", "--prompt", "a fox",
                          "-o", "percent", "true", "--dtype", "fp32", "--format", "json")
     assert code == 0, err
-    pct = [r["score"] for r in json.loads(out)]
+    pct = [r["score"] for r in json.loads(out)["results"]["ranking"]]
     code, out, err = run(capsys, "rank", tmp_path / "c", "--scorer", "hpsv2", "--weights", "tiny", "--prompt", "a fox", "--format", "json")
-    cos = [r["score"] for r in json.loads(out)]
+    cos = [r["score"] for r in json.loads(out)["results"]["ranking"]]
     assert pytest.approx(sorted(pct)) == sorted(100 * c for c in cos)
     code, out, err = run(capsys, "rank", tmp_path / "c", "--scorer", "hpsv2", "--weights", "tiny", "--prompt", "a fox", "-o", "version", "3")
     assert code == 2 and "version" in err and "allowed: 2.0, 2.1" in err

@@ -18,6 +18,7 @@ from prefcli.convert import (
     safe_torch_load,
 )
 from prefcli.errors import WeightsError
+from json_schemas import validate  # docs/schemas/: every command's JSON
 
 #: Appended to by PromptPool.__setstate__: if it ever grows, code from a pickle ran.
 EXECUTED: list[str] = []
@@ -202,7 +203,7 @@ def test_cli_convert_and_clear_errors(release, tmp_path, monkeypatch):
     res = CliRunner().invoke(app, ["convert", "learn-user-pref", str(root / "rel"), "--out", str(tmp_path / "m"),
                                    "--base", str(root / "base"), "--format", "json"], catch_exceptions=False)
     assert res.exit_code == 0, res.output
-    rows = {r["item"]: r["value"] for r in json.loads(res.stdout)}
+    rows = {r["item"]: r["value"] for r in validate(json.loads(res.stdout))["results"]["rows"]}
     assert rows["preference tokens"].startswith("10 x ")
     assert (tmp_path / "m" / "pref_tokens.safetensors").is_file()
 

@@ -7,6 +7,7 @@ import json
 from PIL import Image
 
 from prefcli.cli import main
+from json_schemas import validate  # docs/schemas/: every command's JSON
 
 
 def test_demo_end_to_end_small(tmp_path, capsys):
@@ -15,17 +16,17 @@ def test_demo_end_to_end_small(tmp_path, capsys):
         main(["demo", "--out", str(out), "--limit", "60", "--train-steps", "20", "--format", "json"])
     except SystemExit as e:
         assert e.code in (0, None)
-    result = json.loads(capsys.readouterr().out)
+    result = validate(json.loads(capsys.readouterr().out))["results"]
     acc = result["accuracy"]
     assert {"clip (tiny, history-free)", "clip-probe (tiny CLIP)", "population model"} <= set(acc)
     assert all(0.0 <= v <= 1.0 for v in acc.values())
     # The printed numbers are the ones in this run's bench files.
-    written = json.loads((out / "bench" / "results.json").read_text())
-    headline = {r["scorer"]: r for r in written["runs"] if r["n_ref"] in (None, 8)}
+    written = validate(json.loads((out / "bench" / "results.json").read_text()))
+    headline = {r["scorer"]: r for r in written["results"]["runs"] if r["n_ref"] in (None, 8)}
     assert {s: r["metrics"]["all"]["top1"]["value"] for s, r in headline.items()} == acc
-    assert all(r["n_tasks"] == 60 for r in written["runs"])
+    assert all(r["n_tasks"] == 60 for r in written["results"]["runs"])
     # History models run the N_ref sweep, so the N_ref figure has a curve, not a point.
-    assert {r["n_ref"] for r in written["runs"] if r["scorer"] == "clip-probe (tiny CLIP)"} == {1, 2, 4, 8}
+    assert {r["n_ref"] for r in written["results"]["runs"] if r["scorer"] == "clip-probe (tiny CLIP)"} == {1, 2, 4, 8}
     for ext in ("png", "pdf", "svg"):
         assert (out / "bench" / f"nref_top1.{ext}").is_file()
     # The short training run logged a loss curve from this run.

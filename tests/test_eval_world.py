@@ -27,7 +27,7 @@ def _eval(ds, weights, *extra):
     r = CliRunner().invoke(app, ["eval", str(ds), "--scorer", "preftoken", "--weights", weights, "--no-cache",
                                  "--no-progress", "--bootstrap", "10", "--format", "json", *extra])
     assert r.exit_code == 0, r.output
-    return json.loads(r.stdout[r.stdout.index("{"):])["run"]
+    return json.loads(r.stdout[r.stdout.index("{"):])["results"]
 
 
 def test_eval_reports_balanced_swap_and_references(new_users):

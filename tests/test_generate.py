@@ -22,6 +22,7 @@ from prefcli.generate import reno  # noqa: E402
 from prefcli.generate.pipelines import OneStepFlux, load_generator  # noqa: E402
 from prefcli.generate.reno import RewardTerm  # noqa: E402
 from prefcli.generate.rewards import PRESETS  # noqa: E402
+from json_schemas import validate  # noqa: E402 - docs/schemas/: every command's JSON
 
 
 @pytest.fixture
@@ -187,7 +188,7 @@ def test_cli_writes_image_sidecar_strip_and_resumes(colours, tmp_path):
     out = tmp_path / "out"
     res = invoke("generate", "a red fox", "--model", "tiny", "--reward", "red=50", "--judge", "green", "--steps", "7",
                  "--save-every", "3", "--seed", "5", "--out", out, "--format", "json")
-    (rec,) = json.loads(res.stdout)
+    (rec,) = validate(json.loads(res.stdout))["results"]["images"]
     stem = "a-red-fox-seed5"
     assert sorted(p.name for p in out.iterdir()) == sorted(f"{stem}{s}" for s in (".json", ".png", ".unguided.png", ".strip.png"))
     side = json.loads((out / f"{stem}.json").read_text())

@@ -41,13 +41,13 @@ def test_eval_json_and_out_file(mocks, tmp_path):
     doc = json.loads(res.stdout)
     tasks = fakes.make_tasks(6, 3, "1v3", 8)
     want = sum(metrics.liked_rank([fakes.quality(c.image_id) for c in t.candidates], t.liked_index) == 1 for t in tasks) / len(tasks)
-    assert doc["run"]["metrics"]["all"]["top1"]["value"] == pytest.approx(want)
-    assert set(doc["run"]["metrics"]) == {"all", "seen", "unseen"}
-    assert set(doc["run"]["metrics"]["all"]) == {"top1", "top2", "top3"}
+    assert doc["results"]["metrics"]["all"]["top1"]["value"] == pytest.approx(want)
+    assert set(doc["results"]["metrics"]) == {"all", "seen", "unseen"}
+    assert set(doc["results"]["metrics"]["all"]) == {"top1", "top2", "top3"}
     assert doc["provenance"]["seeds"] == {"bootstrap": 0}
     assert doc["provenance"]["scorers"]["mock-free"]["weights_id"] == "mock-w"
     saved = json.loads(out.read_text())
-    assert len(saved["tasks"]) == 18 and saved["provenance"]["dataset"]["name"] == "fake"
+    assert len(saved["results"]["tasks"]) == 18 and saved["provenance"]["dataset"]["name"] == "fake"
     assert "prefcli" in saved["provenance"]["versions"]
 
 
@@ -96,15 +96,15 @@ def test_bench_writes_every_table_plot_and_provenance(mocks, tmp_path):
     assert prov["config"]["n_refs"] == [1, 2, 4] and prov["seeds"] == {"bootstrap": 0}
     assert {"versions", "git_commit", "dataset", "python"} <= set(prov)
     # history-free: once per protocol; history-conditioned: per protocol and N_ref.
-    assert len(doc["runs"]) == 2 + 2 * 3 * 2
+    assert len(doc["results"]["runs"]) == 2 + 2 * 3 * 2
     assert "Table 2" in res.stdout and "Random" in res.stdout
     # A rerun recomputes nothing and loads no model.
     fakes.reset()
     invoke(*args)
     assert fakes.CALLS["mock-free.score"] == fakes.CALLS["mock-hist.score"] == fakes.CALLS["mock-emb.embed"] == 0
     doc2 = json.loads((out / "results.json").read_text())
-    assert [r["metrics"] for r in doc2["runs"]] == [r["metrics"] for r in doc["runs"]]
-    assert all(not r["stats"]["loaded_model"] for r in doc2["runs"])
+    assert [r["metrics"] for r in doc2["results"]["runs"]] == [r["metrics"] for r in doc["results"]["runs"]]
+    assert all(not r["stats"]["loaded_model"] for r in doc2["results"]["runs"])
 
 
 def test_bench_rejects_weights_for_an_unbenchmarked_scorer(mocks, tmp_path):

@@ -29,7 +29,7 @@ def test_bench_on_synthetic_dataset_with_tiny_scorers_and_cached_rerun(synthetic
     first = CliRunner().invoke(app, args, catch_exceptions=False)
     assert first.exit_code == 0, first.output
     doc = json.loads((out / "results.json").read_text())
-    runs = doc["runs"]
+    runs = doc["results"]["runs"]
     assert {(r["scorer"], r["protocol"], r["n_ref"]) for r in runs} == {
         ("clip", "1v1", None), ("clip", "1v3", None), ("aesthetic", "1v1", None), ("aesthetic", "1v3", None),
         ("clip-probe", "1v1", 1), ("clip-probe", "1v1", 4), ("clip-probe", "1v3", 1), ("clip-probe", "1v3", 4),
@@ -43,7 +43,7 @@ def test_bench_on_synthetic_dataset_with_tiny_scorers_and_cached_rerun(synthetic
     # The rerun is answered from the cache: nothing scored, no model built, same numbers.
     second = CliRunner().invoke(app, args, catch_exceptions=False)
     assert second.exit_code == 0, second.output
-    again = json.loads((out / "results.json").read_text())["runs"]
+    again = json.loads((out / "results.json").read_text())["results"]["runs"]
     assert all(r["stats"]["candidates_scored"] == 0 and not r["stats"]["loaded_model"] for r in again)
     assert [r["metrics"] for r in again] == [r["metrics"] for r in runs]
 
@@ -53,7 +53,7 @@ def test_eval_on_synthetic_dataset(synthetic_dataset, tmp_path):
     res = CliRunner().invoke(app, ["eval", str(synthetic_dataset), "--scorer", "clip-probe", "--weights", "tiny", "--protocol", "1v3",
                                    "--no-cache", "--no-progress", "--format", "json", "--bootstrap", "50", "--device", "cpu"], catch_exceptions=False)
     assert res.exit_code == 0, res.output
-    run = json.loads(res.stdout)["run"]
+    run = json.loads(res.stdout)["results"]
     assert run["n_ref"] == 4  # the dataset's build N_ref
     from prefcli.data.dataset import Dataset
 

@@ -291,7 +291,7 @@ def test_widened_integer_columns_still_read(good_ds, tmp_path, capsys, mocks):
         t.schema.get_field_index("task_id"), "task_id", t["task_id"].cast(pa.large_string())))
     code, out, err = _cli(capsys, "eval", ds, "--scorer", "mock-free", "--no-progress", "--no-cache", "--format", "json")
     assert code == 0, err
-    assert json.loads(out[out.index("{"):])["run"]["n_tasks"] > 0
+    assert json.loads(out[out.index("{"):])["results"]["n_tasks"] > 0
 
 
 # --------------------------------------------------------------------------- training configs
@@ -429,7 +429,7 @@ def test_resume_with_the_same_config_but_another_thread_count_goes_on(trained_ru
     code, out, err = _cli(capsys, "train", "--config", cfg, "--data", good_ds, "--out", run, "--resume", "--no-progress",
                           "--threads", "1", "--format", "json")
     assert code == 0, err
-    assert json.loads(out[out.index("{"):])["steps"] == 2
+    assert json.loads(out[out.index("{"):])["results"]["steps"] == 2
     recs = [json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in recs if "loss" in r] == [1, 2]
 

@@ -117,7 +117,7 @@ def skipped_lines(err: str) -> dict[str, str]:
 
 
 def ranked_files(out: str) -> list[str]:
-    return [Path(r["path"]).name for r in json.loads(out)]
+    return [Path(r["path"]).name for r in json.loads(out)["results"]["ranking"]]
 
 
 # --- images: bounded before any pixel is decoded ---------------------------------
@@ -286,7 +286,7 @@ def test_hostile_entries_in_history_folders_and_pairs_files(capsys, tmp_path):
     assert code == 0 and "Traceback" not in err, err
     assert f"skipped {likes / 'pipe.png'}: not a regular file (a FIFO" in err
     assert f"skipped {dislikes / 'zero.png'}: not a regular file (a character device)" in err
-    assert "history of 2 pair(s)" in err and len(json.loads(out)) == 2
+    assert "history of 2 pair(s)" in err and len(json.loads(out)["results"]["ranking"]) == 2
     # A pairs file naming the FIFO and the device: those pairs are skipped, never opened.
     pairs = tmp_path / "pairs.csv"
     pairs.write_text("liked,disliked\npipe.png,good0.png\ngood0.png,zero.png\ngood1.png,good1.png\n")
@@ -375,7 +375,8 @@ def test_plain_pytorch_model_bin_loads_through_the_restricted_loader(capsys, tmp
     assert calls == ["pytorch_model.bin"]
     code, out_st, err = _rank_with(capsys, tmp_path, "clip", [], clip_folder)
     assert code == 0, err
-    assert [r["score"] for r in json.loads(out_bin)] == pytest.approx([r["score"] for r in json.loads(out_st)], rel=1e-5)
+    assert [r["score"] for r in json.loads(out_bin)["results"]["ranking"]] == pytest.approx(
+        [r["score"] for r in json.loads(out_st)["results"]["ranking"]], rel=1e-5)
 
 
 @pytest.mark.parametrize("scorer,extra", CLIP_FOLDER_SCORERS, ids=[s for s, _ in CLIP_FOLDER_SCORERS])

@@ -31,6 +31,7 @@ from prefcli.harness import rating_metrics
 from prefcli.hookspecs import hookimpl
 from prefcli.scorer import EmbeddingScorer, ScorerSpec
 from prefcli.types import Candidate
+from json_schemas import validate  # docs/schemas/: every command's JSON
 
 WORLD = dict(n_users=16, n_prompts=4, images_per_prompt=16, image_size=16, pairs_per_user=8)
 
@@ -233,7 +234,7 @@ def test_bench_on_ratings_probe_fits_ratings(rated, phi_scorer, tmp_path):
     res = CliRunner().invoke(app, ["bench", str(ds_path), "--scorers", "phi-emb,phi-emb-probe", "--out", str(out), "--no-progress",
                                    "--bootstrap", "50", "--format", "json", "--n-ref", "16"], catch_exceptions=False)
     assert res.exit_code == 0, res.output
-    tabs = {t["name"]: t for t in json.loads(res.stdout)["results"]["tables"]}  # bench's one JSON shape (docs/outputs.md)
+    tabs = {t["name"]: t for t in validate(json.loads(res.stdout))["results"]["tables"]}  # bench's one JSON shape (docs/outputs.md)
     assert {"table1_1v1", "table_ratings", "table3_seen_unseen"} <= set(tabs)
     rows = {r["scorer"]: r for r in tabs["table_ratings"]["rows"]}
     probe, free = rows["phi-emb-probe"], rows["phi-emb"]
@@ -247,7 +248,7 @@ def test_bench_on_ratings_probe_fits_ratings(rated, phi_scorer, tmp_path):
     assert frac(t1["phi-emb-probe"]["top1"]) > 0.65
     assert not any(r.get("quoted") for r in tabs["table1_1v1"]["rows"])  # no published rows for PAMELA
     doc = json.loads((out / "results.json").read_text())
-    run = next(r for r in doc["runs"] if r["scorer"] == "phi-emb-probe" and r["protocol"] == "rating")
+    run = next(r for r in doc["results"]["runs"] if r["scorer"] == "phi-emb-probe" and r["protocol"] == "rating")
     assert set(run["metrics"]["all"]) == set(rating_metrics.METRICS)
     res = CliRunner().invoke(app, ["eval", str(ds_path), "--scorer", "phi-emb-probe", "--protocol", "rating", "--no-progress", "--bootstrap", "20"],
                              catch_exceptions=False)
@@ -305,12 +306,12 @@ def test_cli_synthetic_ratings_then_pamela(tmp_path):
     r = CliRunner().invoke(app, ["data", "synthetic-ratings", "--out", str(tmp_path / "w"), "--users", "8", "--ratings-per-user", "12",
                                  "--image-size", "16", "--format", "json"], catch_exceptions=False)
     assert r.exit_code == 0, r.output
-    counts = {row["split"]: row["ratings"] for row in json.loads(r.stdout)}
+    counts = {row["split"]: row["ratings"] for row in validate(json.loads(r.stdout))["results"]["rows"]}
     assert sum(counts.values()) == 8 * 12 and counts["pamela_test_unseen"] == 12  # 2 unseen people: one in val, one in test
     r = CliRunner().invoke(app, ["data", "pamela", "--source", str(tmp_path / "w"), "--out", str(tmp_path / "ds"), "--n-ref", "4",
                                  "--no-progress", "--format", "json"], catch_exceptions=False)
     assert r.exit_code == 0, r.output
-    rows = {row["split"]: row for row in json.loads(r.stdout)}
+    rows = {row["split"]: row for row in validate(json.loads(r.stdout))["results"]["rows"]}
     assert rows["test"]["ratings"] == counts["pamela_test_seen"] + counts["pamela_test_unseen"] and rows["test"]["tasks_rating"] == 7
     r = CliRunner().invoke(app, ["data", "info", str(tmp_path / "ds"), "--format", "csv"], catch_exceptions=False)
     assert r.exit_code == 0 and r.stdout.splitlines()[0].endswith("ratings,tasks_rating")

@@ -50,7 +50,7 @@ def _image_sets(pairs) -> dict[str, set[str]]:
 def test_counts_in_dataset_json_match_data_info_and_the_files(built):
     res = CliRunner().invoke(app, ["data", "info", str(built), "--format", "json"], catch_exceptions=False)
     assert res.exit_code == 0, res.output
-    shown = json.loads(res.stdout)
+    shown = json.loads(res.stdout)["results"]
     info = json.loads((built / "dataset.json").read_text())
     assert shown["counts"] == info["counts"]
     assert shown["build"]["n_ref"] == 4 and shown["build"]["min_liked"] == 10
@@ -222,7 +222,7 @@ def test_truncated_shard_and_broken_image_are_reported_and_skipped(tmp_path):
     res = CliRunner().invoke(app, ["data", "pickapic", "--source", str(src), "--out", str(out), "--n-ref", "4", "--min-liked", "10",
                                    "--val-users", "2", "--test-users", "4", "--no-progress", "--format", "json"], catch_exceptions=False)  # fmt: skip
     assert res.exit_code == 0, res.output
-    rows_shown = json.loads(res.stdout)
+    rows_shown = json.loads(res.stdout)["results"]["rows"]
     assert [r["split"] for r in rows_shown] == ["train", "val", "test"]
     assert "problem(s) met and skipped" in res.stderr and paths[3].name in res.stderr
     info = json.loads((out / "dataset.json").read_text())

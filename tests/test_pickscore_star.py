@@ -81,7 +81,7 @@ def tiny_config(tmp_path_factory):
 def _train(cfg, out, *extra):
     res = CliRunner().invoke(app, ["train", "--config", str(cfg), "--out", str(out), "--no-progress", "--format", "json", *extra], catch_exceptions=False)
     assert res.exit_code == 0, res.output
-    return json.loads(res.stdout[res.stdout.index("{") :])
+    return json.loads(res.stdout[res.stdout.index("{") :])["results"]
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +150,7 @@ def test_trained_folder_is_a_bench_row_beside_pickscore(trained, tmp_path):
     rows = {r["scorer"]: r for r in json.loads((out / "table1_1v1.json").read_text())["rows"]}
     assert {"pickscore", "pickscore-star", "Random"} <= set(rows)
     assert rows["pickscore-star"]["n_tasks"] == rows["pickscore"]["n_tasks"] > 0
-    runs = json.loads((out / "results.json").read_text())["runs"]
+    runs = json.loads((out / "results.json").read_text())["results"]["runs"]
     star = next(r for r in runs if r["scorer"] == "pickscore-star")
     assert star["weights_id"].startswith("pickscore-star:") and "#sha256=" in star["weights_id"]
     # The same folder also loads as plain `pickscore` weights and scores the same.
@@ -177,7 +177,7 @@ def test_pickscore_star_needs_a_trained_folder(tmp_path):
 def test_dry_run_counts_clip_h(capsys):
     res = CliRunner().invoke(app, ["train", "--config", "pickscore-star", "--dry-run", "--format", "json"], catch_exceptions=False)
     assert res.exit_code == 0, res.output
-    doc = json.loads(res.stdout)
+    doc = json.loads(res.stdout)["results"]
     total = next(r for r in doc["parameters"] if r["part"] == "all")
     assert total["total"] == total["trainable:main"] == 986_109_441  # CLIP ViT-H/14: open_clip lists 986.11M
     assert doc["batch"] == {"per_device_pairs": 8, "grad_accum": 8, "processes": 1, "global_pairs": 64}

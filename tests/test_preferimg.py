@@ -26,6 +26,7 @@ from prefcli.cli import app
 from prefcli.data import importing, preferimg
 from prefcli.data.dataset import TASKS_V2_COLUMNS, Dataset
 from prefcli.errors import DataError
+from json_schemas import validate  # docs/schemas/: every command's JSON
 
 
 def _png(seed: int) -> bytes:
@@ -203,9 +204,10 @@ def mocks(monkeypatch, tmp_path):
 
 def test_bench_runs_every_scorer_kind_and_prints_quoted_rows(bench_src, tmp_path, mocks):
     src, want = bench_src
-    res = CliRunner().invoke(app, ["data", "preferimg", "--source", str(src), "--out", str(tmp_path / "ds"), "--no-progress"])
+    res = CliRunner().invoke(app, ["data", "preferimg", "--source", str(src), "--out", str(tmp_path / "ds"), "--no-progress", "--format", "json"])
     assert res.exit_code == 0, res.output
     assert "record 10" in res.output  # problems are printed
+    assert validate(json.loads(res.stdout))["command"] == "data preferimg"
     out = tmp_path / "bench"
     res = CliRunner().invoke(app, ["bench", str(tmp_path / "ds"), "--scorers", "mock-free,mock-emb-probe", "--out", str(out),
                                    "--no-progress", "--bootstrap", "50", "--cache-dir", str(tmp_path / "cache"), "--format", "json"])

@@ -29,9 +29,9 @@ def test_hpsv2_cli(shared_data):
     src = str(shared_data / "hpsv2_benchmark")
     res = CliRunner().invoke(app, ["data", "prompts", "--source", src, "--format", "json"], catch_exceptions=False)
     assert res.exit_code == 0, res.output
-    assert {r["style"]: r["prompts"] for r in json.loads(res.stdout)} == {s: 800 for s in HPSV2_STYLES}
+    assert {r["style"]: r["prompts"] for r in json.loads(res.stdout)["results"]["rows"]} == {s: 800 for s in HPSV2_STYLES}
     res = CliRunner().invoke(app, ["data", "prompts", "--source", src, "--style", "anime", "--format", "json"], catch_exceptions=False)
-    rows = json.loads(res.stdout)
+    rows = json.loads(res.stdout)["results"]["rows"]
     assert len(rows) == 800 and rows[57]["index"] == 57 and rows[57]["prompt"].startswith("A hyena fursona")
 
 

@@ -18,6 +18,11 @@ from prefcli.ranking import order, rank_folder
 from prefcli.scorer import Scorer, ScorerSpec
 
 
+def ranking(text: str) -> list[dict]:
+    """The rows of `rank --format json` (the envelope's results.ranking)."""
+    return json.loads(text)["results"]["ranking"]
+
+
 # --- mock scorers (the simonw/llm MockModel pattern) -------------------------
 
 
@@ -131,7 +136,7 @@ def test_viper_examples_rank_with_clip_probe_tiny(capsys, viper_examples):
     v = viper_examples
     code, out, err = run(capsys, "rank", v, "--likes", v / "liked", "--dislikes", v / "disliked", "--scorer", "clip-probe", "--weights", "tiny", "--format", "json")
     assert code == 0, err
-    rows = json.loads(out)
+    rows = ranking(out)
     assert sorted(Path(r["path"]).name for r in rows) == ["query1.png", "query2.png", "query3.png", "query4.png"]
     assert [r["rank"] for r in rows] == [1, 2, 3, 4]
     scores = [r["score"] for r in rows]
@@ -146,7 +151,7 @@ def test_mixed_folder_ranks_good_and_names_bad(capsys, mocks, mixed, history, sc
     likes, dislikes = history
     code, out, err = run(capsys, "rank", mixed, "--scorer", scorer, "--weights", "tiny", "--likes", likes, "--dislikes", dislikes, "--format", "json")
     assert code == 0, err
-    ranked = sorted(Path(r["path"]).name for r in json.loads(out))
+    ranked = sorted(Path(r["path"]).name for r in ranking(out))
     assert ranked == ["a_dark.png", "b_bright.jpg", "c_mid.webp", "d_cmyk.jpg"]
     skipped = {line.split(":")[0].removeprefix("skipped ").strip(): line for line in err.splitlines() if line.startswith("skipped ")}
     assert set(map(lambda p: Path(p).name, skipped)) == {"e_truncated.jpg", "f_empty.jpg", "g_text.jpg"}
@@ -161,7 +166,7 @@ def test_brightness_order_is_best_first_and_history_free_notes_ignored_history(c
     likes, dislikes = history
     code, out, err = run(capsys, "rank", mixed, "--scorer", "rank-bright", "--likes", likes, "--dislikes", dislikes, "--format", "json")
     assert code == 0
-    names = [Path(r["path"]).name for r in json.loads(out)]
+    names = [Path(r["path"]).name for r in ranking(out)]
     assert names.index("b_bright.jpg") == 0 and names[-1] == "a_dark.png"
     assert "note: scorer rank-bright uses no history" in err
 
@@ -264,7 +269,7 @@ def test_prompts_file(tmp_path, mocks, capsys, kind):
         f.write_text('file,prompt\na.png,short\nb.png,"a much longer prompt, with a comma"\n')
     code, out, err = run(capsys, "rank", d, "--scorer", "rank-prompt", "--prompts", f, "--format", "json")
     assert code == 0, err
-    rows = json.loads(out)
+    rows = ranking(out)
     assert Path(rows[0]["path"]).name == "b.png" and rows[0]["prompt"].startswith("a much longer prompt")
     assert rows[1]["prompt"] == "short"
 
@@ -279,7 +284,7 @@ def test_formats_parse_and_agree(capsys, mocks, mixed):
     _, md, _ = run(capsys, *base, "--format", "markdown")
     code, table, _ = run(capsys, *base)
     assert code == 0
-    rows = json.loads(js)
+    rows = ranking(js)
     assert {"path", "score", "rank", "image_id", "prompt"} <= set(rows[0])
     csv_rows = list(csv.DictReader(io.StringIO(cs)))
     assert [r["path"] for r in csv_rows] == [r["path"] for r in rows]
@@ -293,7 +298,7 @@ def test_formats_parse_and_agree(capsys, mocks, mixed):
 def test_top_k(capsys, mocks, mixed):
     code, out, _ = run(capsys, "rank", mixed, "--scorer", "rank-bright", "--top", "2", "--format", "json")
     assert code == 0
-    rows = json.loads(out)
+    rows = ranking(out)
     assert [r["rank"] for r in rows] == [1, 2]
     assert Path(rows[0]["path"]).name == "b_bright.jpg"
     code, _, err = run(capsys, "rank", mixed, "--scorer", "rank-bright", "--top", "0")

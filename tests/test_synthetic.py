@@ -267,7 +267,7 @@ def test_cli_writes_world_and_folders(tmp_path):
             "--user-folders", str(folders), "--history", "3", "--candidates", "4", "--no-progress", "--format", "json"]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
-    rows = json.loads(res.stdout)
+    rows = json.loads(res.stdout)["results"]["rows"]
     assert rows[0]["rows"] == 20 and rows[0]["users_per_group"] == "2/2" and rows[0]["shards"] == 1
     assert len(list((folders / "liked").glob("*.png"))) == 3
     world = json.loads((out / "world.json").read_text())

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from prefcli.train.config import load_config
+from json_schemas import validate  # docs/schemas/: every command's JSON
 
 WORLD = {"preset": "opposed", "n_users": 24, "pairs_per_user": 16, "image_size": 32, "n_prompts": 8,
          "images_per_prompt": 16, "world_seed": 3, "user_seed": 3}
@@ -167,7 +168,7 @@ def test_train_cli_with_max_steps(tmp_path, dataset_dir, config_file):
     r = CliRunner().invoke(app, ["train", "--config", str(config_file), "--data", str(dataset_dir), "--out", str(out),
                                  "--max-steps", "2", "--no-progress", "--format", "json"])
     assert r.exit_code == 0, r.output
-    row = json.loads(r.stdout[r.stdout.index("{"):])
+    row = validate(json.loads(r.stdout[r.stdout.index("{"):]))["results"]
     assert row["steps"] == 2 and row["stopped_early"] is True
     lines = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
     assert [l["step"] for l in lines if "loss_attributes" in l] == [1, 2]

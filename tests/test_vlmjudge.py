@@ -469,9 +469,17 @@ def test_cli_rank_and_eval_run_the_tiny_judge(record, tmp_path):
     res = CliRunner().invoke(app, ["rank", str(cands), "--likes", str(likes), "--dislikes", str(dislikes), "--scorer", "vlm-judge",
                                    "--weights", "tiny", "-o", "max_new_tokens", "4", "--device", "cpu", "--format", "json"], catch_exceptions=False)
     assert res.exit_code == 0, res.output
-    rows = json.loads(res.stdout)
+    doc = json.loads(res.stdout)
+    rows = doc["results"]["ranking"]
     assert len(rows) == 3 and all(r["score"] == 0.0 for r in rows)  # no answers from random weights: no wins
     assert "round-robin wins over 3 comparison(s)" in res.stderr
+    # Said as eval says it: how many comparisons went unanswered.
+    assert doc["results"]["comparisons"] == 3 and doc["results"]["no_answer"] == 3
+    assert "3 of 3 comparison(s) got no answer from vlm-judge" in res.stderr
+    res = CliRunner().invoke(app, ["rank", str(cands), "--likes", str(likes), "--dislikes", str(dislikes), "--scorer", "vlm-judge",
+                                   "--weights", "tiny", "-o", "max_new_tokens", "4", "--device", "cpu", "--format", "markdown"], catch_exceptions=False)
+    scores = [line.split("|")[2].strip() for line in [x for x in res.stdout.splitlines() if x.startswith("|")][2:]]
+    assert scores == ["0", "0", "0"], res.stdout  # integer wins, not 0.0000
 
     synthetic.write_world(tmp_path / "world", synthetic.WorldConfig.from_preset("opposed", n_users=12, pairs_per_user=12, image_size=32, n_prompts=4, images_per_prompt=6), progress=False)
     pickapic.build(str(tmp_path / "world"), tmp_path / "ds", pickapic.BuildParams(n_ref=4, min_liked=6, test_users=4, val_users=2), progress=False)
@@ -480,8 +488,8 @@ def test_cli_rank_and_eval_run_the_tiny_judge(record, tmp_path):
                                    "--protocol", "1v1", "--limit", "2", "--no-cache", "--no-progress", "--device", "cpu", "--bootstrap", "10",
                                    "--format", "json", "--out", str(out)], catch_exceptions=False)  # fmt: skip
     assert res.exit_code == 0, res.output
-    run = json.loads(res.stdout)["run"]
+    run = json.loads(res.stdout)["results"]
     assert run["kind"] == "pairwise" and run["pairwise"] == {"comparisons": 2, "no_answer": 2}
     assert run["metrics"]["all"]["top1"]["value"] == 0.0
-    tasks = json.loads(out.read_text())["tasks"]
+    tasks = json.loads(out.read_text())["results"]["tasks"]
     assert all(c["winner"] is None and "no answer" in c["error"] for t in tasks for c in t["comparisons"])

@@ -17,13 +17,13 @@ from prefcli.errors import DataError
 
 def read_runs(path: str | os.PathLike) -> tuple[list[dict], dict]:
     """(runs, provenance) of a bench results file; one clear error for anything else."""
+    from prefcli import envelope
+
     p = Path(path)
     if not p.is_file():
         raise DataError(f"{p}: not found (give the results.json that `prefcli bench --out DIR` wrote)")
-    from prefcli.jsonio import read_json
-
-    doc = read_json(p)
-    runs = doc.get("runs") if isinstance(doc, dict) else None
+    doc = envelope.read(p, "bench")  # today's envelope, or the shape earlier versions wrote
+    runs = (doc.get("results") or {}).get("runs")
     if not isinstance(runs, list) or not all(isinstance(r, dict) and "metrics" in r for r in runs):
         raise DataError(f"{p}: not a `prefcli bench` results file (no 'runs' list of run records)")
     for i, r in enumerate(runs):

@@ -55,33 +55,17 @@ def load_model(ckpt: str | os.PathLike, device: str = "cpu", **overrides: Any) -
 
 
 def envelope(command: str, results: Any, *, model: dict | None = None, options: dict | None = None,
-             skipped: list | None = None, scorer: str | None = "preftoken", **extra: Any) -> dict:
-    from prefcli.harness.results import git_commit, package_versions
+             skipped: list | None = None, scorer: str | None = "preftoken") -> dict:
+    """The command's document in the one envelope of every command (prefcli/envelope.py)."""
+    from prefcli import envelope as env
 
-    import datetime as _dt
-    import sys
-
-    doc = {
-        "command": command,
-        "results": results,
-        "scorer": scorer,
-        "weights": (model or {}).get("weights"),
-        "revision": (model or {}).get("revision"),
-        "options": dict(options or {}),
-        "skipped": list(skipped or []),
-    }
-    doc.update(extra)
-    doc["provenance"] = {
-        "versions": package_versions(("prefcli", "torch", "transformers", "numpy", "scikit-learn", "matplotlib")),
-        "git_commit": git_commit(),
-        "argv": list(sys.argv),
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-    }
-    return doc
+    prov = env.provenance()
+    prov["versions"] = {**prov["versions"], **env.package_versions_extra(("matplotlib",))}
+    return env.envelope(command, results, scorer=scorer, weights=(model or {}).get("weights"),
+                        revision=(model or {}).get("revision"), options=options, skipped=skipped, provenance=prov)
 
 
 def write(path: str | os.PathLike, doc: dict) -> Path:
-    from prefcli.harness.results import write_json
+    from prefcli import envelope as env
 
-    write_json(path, doc)
-    return Path(path)
+    return env.write(path, doc)

@@ -27,10 +27,9 @@ ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="Sho
 
 def _print_table(table, fmt: Format, doc: dict) -> None:
     if fmt is Format.json:
-        from prefcli.output import to_json
-        from prefcli.harness.results import clean_nan
+        from prefcli import envelope
 
-        sys.stdout.write(to_json(clean_nan(doc)) + "\n")
+        envelope.print_doc(doc)
     else:
         table.print(fmt.value)
 

@@ -21,6 +21,7 @@ from prefcli.cli.options import (
     SeedOpt,
     scorer_options,
 )
+from prefcli.cli.table_choice import TableOpt, print_tables
 
 
 def _csv_list(value: str) -> list[str]:
@@ -57,6 +58,7 @@ def bench_command(
     dtype: DTypeOpt = DType.auto,
     offline: OfflineOpt = False,
     fmt: FormatOpt = Format.table,
+    table: TableOpt = None,
     cache_dir: CacheDirOpt = None,
     no_cache: NoCacheOpt = False,
     seed: SeedOpt = 0,
@@ -129,18 +131,12 @@ def bench_command(
     written = bench.write_outputs(runs, prov, out)
     tabs = tables.bench_tables(runs, references=prov.get("references"))
     if fmt is Format.json:
-        from prefcli.output import to_json
+        from prefcli import envelope
 
-        from prefcli.harness.results import clean_nan
-
-        # The one JSON shape of bench (docs/outputs.md).
-        doc = {"command": "bench", "results": {"tables": [t.to_dict() for t in tabs], "runs": runs},
-               "scorers": {n: {"weights": s["weights"], "revision": s["weights_id"]} for n, s in prov["scorers"].items()},
-               "options": prov["config"], "skipped": [], "provenance": prov}
-        sys.stdout.write(to_json(clean_nan(doc)) + "\n")
+        # The one JSON shape of every command (prefcli/envelope.py, docs/schemas/bench.schema.json).
+        envelope.print_doc(envelope.bench_document(runs, tabs, prov))
     else:
-        for t in tabs:
-            t.print(fmt.value)
-            if fmt is not Format.table:
-                sys.stdout.write("\n")
+        print_tables([(t.name, t.print) for t in tabs], fmt.value, table, files=f"{out}/<table>.csv")
+        if fmt is Format.markdown:
+            sys.stdout.write("\n")
     print(f"wrote {len(written)} files to {out}", file=sys.stderr)

@@ -98,10 +98,10 @@ def bench_generate_command(
     print(f"made {c['liked']} liked and {c['disliked']} disliked history images, optimized {c['optimized']} prompt(s), "
           f"kept {c['kept']} finished before; wrote {out}/table4.md, .csv, .json, .tex", file=sys.stderr)  # fmt: skip
     if fmt is Format.json:
-        from prefcli.generate.bench import table_rows
-        from prefcli.output import to_json
+        from prefcli import envelope
+        from prefcli.generate.bench import table4_document
 
-        sys.stdout.write(to_json({"rows": table_rows(data), "metrics": data["metrics"], "counts": c}) + "\n")
+        envelope.print_doc(table4_document(data))
         return
     from prefcli import output
 

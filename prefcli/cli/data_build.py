@@ -12,6 +12,7 @@ import typer
 from prefcli.bounds import seed_callback
 from prefcli.cli.data import data_app
 from prefcli.cli.options import Format, FormatOpt
+from prefcli.cli.table_choice import TableOpt
 
 _COUNT_COLUMNS = ["split", "users", "pairs", "images", "seen_users", "unseen_users", "seen_images", "unseen_images", "tasks_1v1", "tasks_1v3"]
 
@@ -119,6 +120,7 @@ def pickapic_command(
 def info_command(
     path: Annotated[Path, typer.Argument(help="A dataset folder (made by `prefcli data pickapic`).")],
     fmt: FormatOpt = Format.table,
+    table: TableOpt = None,
 ) -> None:
     """Show a dataset's counts per split (users, pairs, images, seen/unseen, tasks) and how it was built.
 
@@ -149,17 +151,21 @@ def info_command(
             "source_stats": info.get("source_stats", {}),
             "problems_total": info.get("problems_total", 0),
         }
-        sys.stdout.write(output.to_json(obj) + "\n")
+        from prefcli import envelope
+
+        envelope.print_doc(envelope.envelope("data info", obj, options={"path": str(path)}))
         return
     rated = ["ratings", "tasks_rating"] if any(r.get("ratings") for r in rows) else []  # format-2 rated datasets
-    output.emit(rows, fmt.value, columns=_COUNT_COLUMNS + rated, title=f"dataset {info.get('name')} ({path})")
     src = info.get("source", {})
     params = [{"key": "source", "value": f"{src.get('kind')}: {src.get('location')}" + (f"@{src['revision']}" if src.get("revision") else "")}]
     params.append({"key": "eligible_users", "value": info.get("counts", {}).get("eligible_users")})
     params += [{"key": k, "value": v} for k, v in info.get("build", {}).items()]
     params += [{"key": k, "value": v} for k, v in info.get("source_stats", {}).items()]
     params.append({"key": "problems_skipped", "value": info.get("problems_total", 0)})
-    output.emit(params, fmt.value, columns=["key", "value"], title="build")
+    from prefcli.cli.table_choice import print_tables
+
+    print_tables([("splits", lambda f: output.emit(rows, f, columns=_COUNT_COLUMNS + rated, title=f"dataset {info.get('name')} ({path})")),
+                  ("build", lambda f: output.emit(params, f, columns=["key", "value"], title="build"))], fmt.value, table)
 
 
 class PromptSet(str, Enum):

@@ -9,6 +9,7 @@ import typer
 
 from prefcli.cli import app
 from prefcli.cli.options import Format, FormatOpt, ProgressOpt
+from prefcli.cli.table_choice import TableOpt
 
 
 @app.command("demo")
@@ -18,6 +19,7 @@ def demo_command(
     train_steps: Annotated[int, typer.Option("--train-steps", help="Steps of the short training run's history stage.")] = 200,
     fmt: FormatOpt = Format.table,
     show_progress: ProgressOpt = True,
+    table: TableOpt = None,
 ) -> None:
     """Run prefcli end to end on the built-in synthetic taste world, offline.
 
@@ -41,16 +43,19 @@ def demo_command(
     import sys
 
     from prefcli.demo import DemoConfig, run_demo
-    from prefcli.output import to_json
 
     quiet = fmt.value != "table"
     log = (lambda m: print(m, file=sys.stderr)) if quiet else print
     result = run_demo(DemoConfig(out=out, limit=limit, train_steps=train_steps, progress=show_progress), log=log)
     if fmt.value == "json":
-        print(to_json({k: v for k, v in result.items() if k != "tables"} | {"tables": [t.to_dict() for t in result["tables"]]}))
+        from prefcli import envelope
+
+        res = {k: v for k, v in result.items() if k != "tables"} | {"tables": [t.to_dict() for t in result["tables"]]}
+        envelope.print_doc(envelope.envelope("demo", res, options={"out": str(out), "limit": limit, "train_steps": train_steps}))
         return
-    for t in result["tables"]:
-        t.print(fmt.value)
+    from prefcli.cli.table_choice import print_tables
+
+    print_tables([(t.name, t.print) for t in result["tables"]], fmt.value, table, files=f"{out}/bench/<table>.csv")
     if quiet:
         return
     tr, nu = result["training"], result["new_user"]

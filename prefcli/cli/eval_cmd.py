@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from prefcli.cli import app
+from prefcli.cli.table_choice import TableOpt
 from prefcli.cli.options import (  # noqa: F401 - DType/DTypeOpt are re-exported for bench
     DeviceOpt,
     DType,
@@ -69,6 +70,7 @@ def eval_command(
     dtype: DTypeOpt = DType.auto,
     offline: OfflineOpt = False,
     fmt: FormatOpt = Format.table,
+    table: TableOpt = None,
     out: Annotated[Optional[Path], typer.Option("--out", help="Also write the result, its provenance and every task's scores to this JSON file.")] = None,
     cache_dir: CacheDirOpt = None,
     no_cache: NoCacheOpt = False,
@@ -165,22 +167,21 @@ def eval_command(
         scorers={handle.name: {"weights": handle.weights, "weights_id": identity["weights"], "identity": identity}},
         dataset=results.dataset_provenance(getattr(ds, "info", None), dataset),
     )  # fmt: skip
-    # The one JSON shape of eval (docs/outputs.md); "run" repeats "results" for older readers.
-    doc = {"command": "eval", "results": run, "scorer": handle.name, "weights": handle.weights, "revision": handle.weights_id,
-           "options": prov["config"], "skipped": [], "provenance": prov, "run": run}
+    # The one JSON shape of every command (prefcli/envelope.py, docs/schemas/eval.schema.json).
+    from prefcli import envelope
+
+    doc = envelope.envelope("eval", run, scorer=handle.name, weights=handle.weights, revision=handle.weights_id,
+                            options=prov["config"], provenance=prov)  # fmt: skip
     if out is not None:
-        results.write_json(out, {**doc, "tasks": records})
+        envelope.write(out, {**doc, "results": {**run, "tasks": records}})
     if log_samples is not None:
         from prefcli.harness.samples import write_samples
 
         write_samples(log_samples, records, handle.spec.higher_is_better, handle.name)
     if fmt is Format.json:
-        import sys
-
-        from prefcli.output import to_json
-
-        sys.stdout.write(to_json(results.clean_nan(doc)) + "\n")
+        envelope.print_doc(doc)
     else:
-        tables.eval_table(run).print(fmt.value)
-        if world_rep is not None:
-            world_mod.world_table(world_rep, handle.name).print(fmt.value)
+        from prefcli.cli.table_choice import print_tables
+
+        shown = [tables.eval_table(run)] + ([world_mod.world_table(world_rep, handle.name)] if world_rep is not None else [])
+        print_tables([(t.name, t.print) for t in shown], fmt.value, table)

@@ -163,9 +163,14 @@ def _run(cfg, fmt: Format, show_progress: bool = True) -> None:
         if started:
             bar.stop()
     if fmt is Format.json:
-        from prefcli.output import to_json
+        from prefcli import envelope
 
-        sys.stdout.write(to_json([{k: v for k, v in r.items() if k != "iterations"} for r in records]) + "\n")
+        images = [{k: v for k, v in r.items() if k != "iterations"} for r in records]
+        used = {s["name"]: s for r in records for s in [*r.get("rewards", []), *r.get("judges", [])]}
+        given = cfg.weights or {}
+        envelope.print_doc(envelope.envelope(
+            "generate", {"images": images}, options={k: v for k, v in cfg.__dict__.items() if k != "weights"},
+            scorers={n: {"weights": given.get(n), "revision": s.get("weights")} for n, s in used.items()}))
         return
     rows = []
     for r in records:

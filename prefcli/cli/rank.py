@@ -132,15 +132,31 @@ def rank_command(
     summary += f"; showing the best {len(result.ranked)}" if len(result.ranked) < result.total else ""
     print(summary, file=sys.stderr)
 
+    if result.ties():
+        print(f"note: {result.ties()} image(s) tie with a neighbour (rank marked '='); tied images are ordered by path", file=sys.stderr)
+
     rows = result.rows()
-    if fmt.value == "table":
-        # Paths relative to the folder keep the table narrow; json/csv keep them whole.
+    if fmt.value == "json":
+        from prefcli import envelope
+        from prefcli.cli.rank_json import rank_document
+
+        envelope.print_doc(rank_document(result, candidates=candidates, likes=likes, dislikes=dislikes, pairs=pairs, prompt=prompt,
+                                         prompts=prompts, top=top, recursive=recursive, batch_size=batch_size))
+    elif fmt.value in ("table", "markdown"):
+        # Paths relative to the folder keep the table narrow; json/csv keep them whole. Scores get one
+        # format with enough decimals to show what decides the order; a tie's rank is marked '='.
+        shown = []
         for r in rows:
-            r["file"] = os.path.relpath(r["path"], candidates)
+            shown.append({"rank": f"{r['rank']}{'=' if r['tie'] else ''}", "score": result.format_score(r["score"]),
+                          "file": os.path.relpath(r["path"], candidates), "path": r["path"], "image_id": r["image_id"],
+                          "prompt": r["prompt"]})
         columns = ["rank", "score", "file"] + (["prompt"] if any(r["prompt"] for r in rows) else [])
-        output.emit(rows, "table", columns=columns, title=result.scorer)
+        if fmt.value == "markdown":
+            columns = ["rank", "score", "path", "image_id", "prompt"]
+        wins = " (wins)" if result.kind == "pairwise" else ""
+        output.emit(shown, fmt.value, columns=columns, title=f"{result.scorer}{wins} · weights {result.weights_id or '?'}")
     else:
-        extra = list(dict.fromkeys(k for r in rows for k in r if k not in ("rank", "score", "path", "image_id", "prompt")))
-        output.emit(rows, fmt.value, columns=["rank", "score", "path", "image_id", "prompt"] + extra)
+        extra = list(dict.fromkeys(k for r in rows for k in r if k not in ("rank", "score", "tie", "path", "image_id", "prompt")))
+        output.emit(rows, fmt.value, columns=["rank", "score", "tie", "path", "image_id", "prompt"] + extra)
     if result.sheet:
         print(f"wrote contact sheet {result.sheet}", file=sys.stderr)

@@ -21,7 +21,6 @@ def describe_scorer(name: str, fmt: str) -> None:
     import sys
 
     from prefcli import output, plugins
-    from prefcli.output import to_json
 
     spec = plugins.get_scorer_spec(name)
     opts = [o.as_row() for o in spec.options.info()]
@@ -33,7 +32,12 @@ def describe_scorer(name: str, fmt: str) -> None:
         "options": opts, "plugin": spec.plugin, "missing": spec.missing_requirements(),
     }
     if fmt == "json":
-        sys.stdout.write(to_json(info) + "\n")
+        from prefcli import envelope
+        from prefcli.weights_here import availability
+
+        have = availability(spec.default_weights)
+        info.update(weights_here=have.state, weights_where=have.where)
+        envelope.print_doc(envelope.envelope("scorers", info, scorer=spec.name, weights=spec.default_weights or None))
         return
     if fmt == "table":
         print(f"{spec.name}: {spec.description}")
@@ -79,26 +83,47 @@ def scorers_command(
         describe_scorer(name, fmt.value)
         return
 
+    from prefcli.weights import is_offline
+    from prefcli.weights_here import DOWNLOAD, availability
+
+    offline = is_offline()
     rows = []
     for name, spec in sorted(plugins.scorers().items()):
         missing = spec.missing_requirements()
+        have = availability(spec.default_weights)
+        # "yes" only when the code is installed and the default weights are here; never guessed from imports alone.
+        if missing:
+            runs = "no"
+        elif have.usable_now:
+            runs = "yes"
+        elif have.state == DOWNLOAD:
+            runs = "no (offline)" if offline else "after download"
+        else:
+            runs = "with --weights" if not spec.default_weights else "no"
         rows.append(
             {
                 "name": name,
-                "aliases": ", ".join(spec.aliases),
+                "aliases": list(spec.aliases),
                 "needs": "+".join(n for n in ("image", "prompt", "history") if n in spec.needs),
                 "kind": spec.kind,
                 "differentiable": spec.differentiable,
                 "trainable": spec.trainable,
                 "default_weights": spec.default_weights,
-                "runs_here": not missing,
+                "installed": not missing,
+                "weights_here": have.state,
+                "weights_where": have.where,
+                "runs_here": runs,
                 "missing": ", ".join(missing) + (f" ({spec.install_hint})" if missing and spec.install_hint else ""),
                 "plugin": spec.plugin,
                 "description": spec.description,
             }
         )
-    columns = ["name", "kind", "needs", "differentiable", "trainable", "runs_here", "default_weights"]
+    columns = ["name", "kind", "needs", "differentiable", "trainable", "runs_here", "weights_here", "default_weights"]
     if any(r["missing"] for r in rows):
         columns.append("missing")
-    headers = {"differentiable": "grad", "trainable": "train", "runs_here": "runs here", "default_weights": "default weights"}
-    output.emit(rows, fmt.value, columns=None if fmt.value == "json" else columns, title="prefcli scorers", headers=headers)
+    headers = {"differentiable": "grad", "trainable": "train", "runs_here": "runs here", "weights_here": "weights here",
+               "default_weights": "default weights"}
+    if fmt.value != "json":
+        rows = [{**r, "aliases": ", ".join(r["aliases"])} for r in rows]
+    output.emit(rows, fmt.value, columns=None if fmt.value == "json" else columns, title="prefcli scorers", headers=headers,
+                about={"options": {"offline": offline}})

@@ -89,7 +89,7 @@ def train_command(
         for name in shipped_configs():
             c = load_config(name)
             rows.append({"config": name, "steps": c.total_steps, "description": c.description})
-        output.emit(rows, fmt.value, columns=["config", "steps", "description"], title="shipped configs")
+        output.emit(rows, fmt.value, columns=["config", "steps", "description"], title="shipped configs", command="train")
         return
     cfg = load_config(config, {"run": {"num_threads": threads}} if threads else None)
     if dry_run:
@@ -100,7 +100,10 @@ def train_command(
 
         res = run_dry(cfg, num_processes=num_processes or 1)
         if fmt is Format.json:
-            sys.stdout.write(output.to_json(res) + "\n")
+            from prefcli import envelope
+
+            envelope.print_doc(envelope.envelope("train", res, options={"config": cfg.name, "dry_run": True,
+                                                                         "num_processes": num_processes or 1}))
             return
         output.emit(_dry_run_rows(res) if fmt is Format.table else res["parameters"], fmt.value,
                     title=f"{cfg.name}: parameters per part (total / trainable per stage)")
@@ -133,7 +136,10 @@ def train_command(
     row = res.as_dict()
     row["config"] = cfg.name
     if fmt is Format.json:
-        sys.stdout.write(output.to_json(row) + "\n")
+        from prefcli import envelope
+
+        envelope.print_doc(envelope.envelope("train", row, options={"config": cfg.name, "data": None if data is None else str(data), "out": str(out),
+                                                                    "resume": resume, "max_steps": max_steps}))
     else:
         if fmt in (Format.table, Format.markdown):
             row = {**row, "final_val_acc": "" if row["final_val_acc"] is None else f"{row['final_val_acc']:.3f}",

@@ -352,6 +352,30 @@ def table_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def long_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """Table 4 as one row per (style, metric, arm): {"style", "n", "metric", "arm", "value", "se"} (styles plus "average")."""
+    out = []
+    for r, style in zip(table_rows(data), data["styles"] + ["average"]):
+        for metric in data["scores"]:
+            for arm in ("unguided", "guided"):
+                out.append({"style": style, "n": r["n"], "metric": metric, "judge": metric != "hpsv2", "arm": arm,
+                            "value": r[f"{metric} {arm}"], "se": r[f"{metric} {arm} se"]})
+    return out
+
+
+def table4_document(data: dict[str, Any]) -> dict[str, Any]:
+    """`bench generate`'s document (prefcli/envelope.py): printed with --format json and written as table4.json."""
+    from prefcli import envelope
+
+    results = {"rows": long_rows(data), "styles": data["styles"], "n": data["n"], "scores": data["scores"],
+               "counts": data.get("counts")}
+    cfg = dict(data.get("config") or {})
+    return envelope.envelope("bench generate", results,
+                             scorers={n: {"weights": (cfg.get("weights") or {}).get(n), "revision": (m or {}).get("weights")}
+                                      for n, m in data["metrics"].items()},
+                             options=cfg)  # fmt: skip
+
+
 def _cell(v: float, se: float | None) -> str:
     return f"{v:.2f}" if se is None else f"{v:.2f} ± {se:.2f}"
 
@@ -388,13 +412,13 @@ def latex_table(data: dict[str, Any]):
 
 
 def write_tables(data: dict[str, Any], out: Path) -> list[Path]:
-    from prefcli import output
+    from prefcli import envelope, output
     from prefcli.atomic import write_text
 
     rows, cols = display_rows(data)
     written = []
     for suffix, text in (("md", output.to_markdown(rows, cols)), ("csv", output.to_csv(table_rows(data))),
-                         ("json", output.to_json({"rows": table_rows(data), **data})), ("tex", latex_table(data).to_latex())):  # fmt: skip
+                         ("json", envelope.dumps(table4_document(data))), ("tex", latex_table(data).to_latex())):  # fmt: skip
         path = out / f"table4.{suffix}"
         write_text(path, text if text.endswith("\n") else text + "\n")
         written.append(path)

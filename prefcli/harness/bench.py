@@ -167,7 +167,9 @@ def write_outputs(runs: Sequence[dict], prov: dict, out_dir: str | os.PathLike) 
         top1_runs = [r for r in runs if r.get("protocol") != "rating"]  # the figures are of top-1 runs only
         for p in plots.nref_plot(top1_runs, work / "nref_top1") + plots.gap_plot(top1_runs, work / "seen_unseen_gap"):
             names.append(p.name)
-        results.write_json(work / "results.json", {"provenance": prov, "runs": list(runs), "tables": [t.to_dict() for t in tabs]})
+        from prefcli import envelope
+
+        envelope.write(work / "results.json", envelope.bench_document(runs, tabs, prov))
         names.append("results.json")
         atomic.replace_dir(work, out, by="prefcli bench", overwrite=True)
     except BaseException:
