@@ -9,7 +9,8 @@
 - Third-party noise: a deprecation inside a library that says nothing about
   the user's input is silenced; bitsandbytes' start-up warnings are silenced
   unless prefcli quantizes (`allow_bitsandbytes()`); CLIP's "part of your
-  input was truncated" (once per prompt and text encoder) becomes one line
+  input was truncated" (once per prompt and text encoder) and the
+  tokenizer's "sequence length is longer than the maximum" become one line
   saying that prompts longer than the encoder's tokens are cut, counted.
 
 The CLI calls `install()` before a command and `finish()` after it; the
@@ -36,7 +37,12 @@ _SILENCED_WARNINGS = (
     # peft's get_peft_model reads transformers' deprecated `is_gradient_checkpointing` property.
     (FutureWarning, r"`is_gradient_checkpointing` is deprecated"),
 )
-_CLIP_TRUNCATED = re.compile(r"^The following part of your input was truncated because CLIP can only handle sequences up to (\d+) tokens")
+# Two notes of one event, a prompt longer than the text encoder reads: diffusers' (once per prompt and
+# encoder) and the tokenizer's (once per tokenizer). Both become one line in prefcli's words.
+_PROMPT_TOO_LONG = (
+    re.compile(r"^The following part of your input was truncated because CLIP can only handle sequences up to (\d+) tokens"),
+    re.compile(r"^Token indices sequence length is longer than the specified maximum sequence length for this model \(\d+ > (\d+)\)"),
+)
 
 _on_purpose: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar("prefcli_on_purpose", default=frozenset())
 
@@ -107,10 +113,11 @@ _said: Said | None = None
 def _plain(message: object) -> tuple[str, str]:
     """(key, text) of a message: CLIP's per-prompt truncation note becomes one kind of message."""
     text = str(message).strip()
-    m = _CLIP_TRUNCATED.match(text)
-    if m:
-        return "clip-truncated", (f"a prompt longer than the CLIP text encoder's {m.group(1)} tokens was cut to "
-                                  f"{m.group(1)} tokens (the generator reads no more)")
+    for pattern in _PROMPT_TOO_LONG:
+        m = pattern.match(text)
+        if m:
+            return "prompt-too-long", (f"a prompt is longer than the text encoder's {m.group(1)} tokens; "
+                                       f"it reads the first {m.group(1)} and the rest is cut")
     return text, text
 
 
@@ -129,7 +136,7 @@ class _OncePerRun(logging.Filter):
         if _said is None or record.levelno != logging.WARNING:
             return True
         key, text = _plain(record.getMessage())
-        if key == "clip-truncated":
+        if key == "prompt-too-long":
             _said.say(key, text)  # said in prefcli's words, once
             return False
         n = _said.counts.get(f"log:{key}", 0)
@@ -144,11 +151,20 @@ _BNB = "bitsandbytes"
 _bnb_level: int | None = None
 
 
-def watch(logger_name: str) -> None:
-    """Pass a library's own log handlers (diffusers and transformers keep theirs) through the once-per-run filter."""
-    for h in logging.getLogger(logger_name).handlers:
-        if _FILTER not in h.filters:
-            h.addFilter(_FILTER)
+def watch(logger_name: str | None = None) -> None:
+    """Pass log handlers through the once-per-run filter: one logger's, or (no name) every logger's that has its own.
+
+    Libraries such as diffusers and transformers make their own handler when they are first imported, after
+    `install()`; code that has just imported one calls this.
+    """
+    if logger_name is not None:
+        loggers = [logging.getLogger(logger_name)]
+    else:
+        loggers = [logging.getLogger()] + [lg for lg in list(logging.Logger.manager.loggerDict.values()) if isinstance(lg, logging.Logger)]
+    for lg in loggers:
+        for h in lg.handlers:
+            if _FILTER not in h.filters:
+                h.addFilter(_FILTER)
 
 
 def install(stream: TextIO | None = None) -> None:
@@ -158,8 +174,7 @@ def install(stream: TextIO | None = None) -> None:
     warnings.showwarning = _show
     for category, pattern in _SILENCED_WARNINGS:
         warnings.filterwarnings("ignore", message=pattern, category=category)
-    for name in ("", "diffusers", "transformers"):
-        watch(name)
+    watch()
     # bitsandbytes logs CUDA-library notes when it is imported, even when nothing is quantized.
     if _bnb_level is None:
         _bnb_level = logging.getLogger(_BNB).level

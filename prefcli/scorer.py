@@ -112,6 +112,9 @@ class ScorerSpec:
                      spec=self, **opts.as_kwargs())
         scorer.spec = self
         scorer.options = opts
+        from prefcli import messages
+
+        messages.watch()  # the libraries it imported log through their own handlers: once per run in the CLI
         return scorer
 
 

@@ -53,7 +53,7 @@ def _import_diffusers() -> Any:
         raise ConfigError(f"prefcli generate needs diffusers: pip install 'prefcli[generate]' ({e})") from None
     from prefcli import messages
 
-    messages.watch("diffusers")  # its own log handler: CLIP's per-prompt truncation note, once per run
+    messages.watch()  # diffusers' and transformers' own log handlers: CLIP's per-prompt truncation note, once per run
     return diffusers
 
 

@@ -48,7 +48,7 @@ def build_tiny_sd(seed: int = 0) -> Any:
 
     from prefcli import messages
 
-    messages.watch("diffusers")  # its own log handler: CLIP's per-prompt truncation note, once per run
+    messages.watch()  # diffusers' and transformers' own log handlers: CLIP's per-prompt truncation note, once per run
 
     tok = tiny_tokenizer()
     gen_state = torch.random.get_rng_state()
