@@ -311,6 +311,9 @@ def test_the_json_reader_bounds_depth_size_kind_and_encoding(tmp_path, monkeypat
             jsonio.read_json(p)
     (tmp_path / "ok.json").write_text('{"a": "[[[[x"}')
     assert jsonio.read_json(tmp_path / "ok.json") == {"a": "[[[[x"}  # brackets inside strings do not count
+    # Escapes: an escaped quote does not end a string, an escaped backslash does not escape the quote after it.
+    assert jsonio.nesting_depth(r'["a\"[[[", 2]') == 1 and jsonio.nesting_depth(r'["\\", [[1]]]') == 3
+    assert jsonio.nesting_depth('"[[["') == 0 and jsonio.nesting_depth('{"é": [{}]}') == 3
     (tmp_path / "bom.json").write_bytes(b"\xef\xbb\xbf[1]")
     assert jsonio.read_json(tmp_path / "bom.json") == [1]
     monkeypatch.setenv(jsonio.MAX_BYTES_ENV, "10")
