@@ -188,14 +188,17 @@ def _walk_files(root: Path) -> set[str]:
 
 def written_by_prefcli(out: str | os.PathLike) -> set[str] | None:
     """The files the marker in `out` lists, or None when there is no readable marker."""
-    import json
+    from prefcli.errors import DataError
+    from prefcli.jsonio import read_json
 
-    try:
-        data = json.loads((Path(out) / MARKER).read_text())
+    if not os.path.lexists(Path(out) / MARKER):
+        return None
+    try:  # the bounded reader: a marker planted nested 100k deep is no marker, not a RecursionError
+        data = read_json(Path(out) / MARKER)
         files = data.get("files") if isinstance(data, dict) else None
         if isinstance(files, list) and all(isinstance(f, str) for f in files):
             return set(files)
-    except (OSError, ValueError):
+    except DataError:
         pass
     return None
 

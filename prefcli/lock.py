@@ -45,10 +45,13 @@ def _alive(pid: int) -> bool:
 
 
 def _read(path: Path) -> dict | None:
-    try:
-        data = json.loads(path.read_text())
+    from prefcli.errors import DataError
+    from prefcli.jsonio import read_json
+
+    try:  # the bounded reader: a lock file planted nested 100k deep is "unreadable", not a RecursionError
+        data = read_json(path, limit=1 << 16)
         return data if isinstance(data, dict) else None
-    except (OSError, ValueError):
+    except DataError:
         return None
 
 

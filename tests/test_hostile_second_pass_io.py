@@ -279,6 +279,23 @@ def test_eval_never_scores_an_image_linked_out_of_the_dataset(tmp_path):
     assert secret.read_bytes() == _png(4242)
 
 
+def test_cli_eval_on_a_dataset_with_a_link_out_is_one_line(tmp_path, capsys):
+    from prefcli.data import preferimg
+    from prefcli.data.dataset import Dataset, image_relpath
+
+    src = tmp_path / "src"
+    records_file, records = _preferimg_source(src, n=2)
+    _write(records_file, [{**r, "prompt": "a fox"} for r in records])  # clip reads the prompt
+    preferimg.build(str(src), tmp_path / "ds", progress=False)
+    cand = Dataset.open(tmp_path / "ds").tasks("test", "1v1")[0].candidates[1]
+    p = tmp_path / "ds" / image_relpath(cand.image_id)
+    p.unlink()
+    (tmp_path / "secret.png").write_bytes(_png(4243))
+    p.symlink_to(tmp_path / "secret.png")
+    line = _one_error(capsys, "eval", tmp_path / "ds", "--scorer", "clip", "--weights", "tiny", "--no-progress", "--no-cache")
+    assert f"{p}: links outside the dataset's image store" in line, line
+
+
 # --------------------------------------------------------------------------- the bounded JSON reader
 
 
@@ -294,6 +311,9 @@ def test_the_json_reader_bounds_depth_size_kind_and_encoding(tmp_path, monkeypat
             jsonio.read_json(p)
     (tmp_path / "ok.json").write_text('{"a": "[[[[x"}')
     assert jsonio.read_json(tmp_path / "ok.json") == {"a": "[[[[x"}  # brackets inside strings do not count
+    # Escapes: an escaped quote does not end a string, an escaped backslash does not escape the quote after it.
+    assert jsonio.nesting_depth(r'["a\"[[[", 2]') == 1 and jsonio.nesting_depth(r'["\\", [[1]]]') == 3
+    assert jsonio.nesting_depth('"[[["') == 0 and jsonio.nesting_depth('{"é": [{}]}') == 3
     (tmp_path / "bom.json").write_bytes(b"\xef\xbb\xbf[1]")
     assert jsonio.read_json(tmp_path / "bom.json") == [1]
     monkeypatch.setenv(jsonio.MAX_BYTES_ENV, "10")
@@ -314,9 +334,8 @@ def test_the_json_reader_bounds_depth_size_kind_and_encoding(tmp_path, monkeypat
 def test_every_json_read_in_the_package_goes_through_the_bounded_reader():
     """grep: json.load/json.loads only where prefcli reads what it wrote itself, or in jsonio."""
     root = Path(__file__).resolve().parents[1]
-    # Files prefcli writes and reads back itself (locks, journals, its markers, sidecars of its own
-    # runs), and the two weights readers that helper "hostval" bounds (safetensors header, shard index).
-    own = {"prefcli/jsonio.py", "prefcli/lock.py", "prefcli/atomic.py", "prefcli/harness/runner.py", "prefcli/demo.py",
+    # Files prefcli writes and reads back itself (journals, configs and logs of its own runs), and the two weights readers that helper "hostval" bounds (safetensors header, shard index).
+    own = {"prefcli/jsonio.py", "prefcli/harness/runner.py", "prefcli/demo.py",
            "prefcli/train/loop.py", "prefcli/train/checkpoint.py", "prefcli/cli/data_synthetic.py", "prefcli/data/synthetic.py",
            "prefcli/data/pickapic.py", "prefcli/data/synthetic_ratings.py", "prefcli/vlm/model.py", "prefcli/vlm/folders.py",
            "prefcli/weights.py", "prefcli/convert.py"}
@@ -475,7 +494,7 @@ def _prompts(tmp_path: Path) -> Path:
 def test_bench_generate_never_replaces_a_file_it_did_not_write(tmp_path, capsys):
     pytest.importorskip("diffusers")
     out = tmp_path / "bg"
-    for rel in ("guided/anime/00000.jpg", "history/anime/00000/liked-0.jpg"):
+    for rel in ("guided/anime/00000.jpg", "history/anime/00000/liked-0.jpg", "table4.md"):
         (out / rel).parent.mkdir(parents=True, exist_ok=True)
         (out / rel).write_bytes(_png(6))
         before = _snapshot(out)
@@ -573,3 +592,22 @@ def test_an_out_filled_while_the_import_ran_is_never_replaced(tmp_path, capsys, 
     shutil.move(str(out), tmp_path / "moved")
     code, _, err = run_cli(capsys, "data", "preferimg", "--source", src, "--out", out, "--no-progress")
     assert code == 0 and (out / "dataset.json").is_file() and not (tmp_path / "ds.partial").exists(), err
+
+
+def test_a_planted_lock_or_marker_nested_deep_is_unreadable_not_a_traceback(tmp_path, capsys):
+    from prefcli import atomic, lock
+
+    out = tmp_path / "ds"
+    lock.lock_path(out).write_text(DEEP)
+    os.utime(lock.lock_path(out), (1, 1))  # old: a half-written lock of a killed process, taken over
+    src = tmp_path / "src"
+    records_file, records = _preferimg_source(src, n=2)
+    _write(records_file, records)
+    code, _, err = run_cli(capsys, "data", "preferimg", "--source", src, "--out", out, "--no-progress")
+    assert code == 0 and "Traceback" not in err, err
+    d = tmp_path / "folder"
+    d.mkdir()
+    (d / atomic.MARKER).write_text(DEEP)
+    (d / "theirs.png").write_bytes(_png(1))
+    assert atomic.written_by_prefcli(d) is None
+    assert atomic.foreign_entries(d) == ["theirs.png"]  # every file there counts as not prefcli's

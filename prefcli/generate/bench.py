@@ -156,6 +156,27 @@ def _history_todo(cfg: BenchGenerateConfig, out: Path, item: tuple[str, int, str
     return {"liked": [p for p in liked if not (same and p.is_file())], "disliked": [p for p in disliked if not (same and p.is_file())]}
 
 
+TABLES = tuple(f"table4.{suffix}" for suffix in ("md", "csv", "json", "tex"))
+
+
+def _check_tables(out: Path, overwrite: bool) -> None:
+    """The tables are prefcli's when its marker in OUT lists them (or, written by an earlier prefcli
+    without one, when OUT/runs/ holds its sidecars); any other file at their names is not replaced."""
+    import os
+
+    from prefcli.atomic import written_by_prefcli
+    from prefcli.generate.run import read_sidecar
+
+    ours = written_by_prefcli(out)
+    if ours is None:
+        legacy = next(iter(sorted((out / "runs").glob("*/*.json"))), None) if (out / "runs").is_dir() else None
+        ours = set(TABLES) if legacy is not None and read_sidecar(legacy) else set()
+    foreign = [out / t for t in TABLES if os.path.lexists(out / t) and t not in ours]
+    if foreign and not overwrite:
+        raise ConfigError(f"{foreign[0]}: exists and was not written by prefcli; refusing to replace it: choose another --out, "
+                          f"or pass --overwrite to replace it")
+
+
 def chunked_mean(scores: list[float], chunk: int = CHUNK) -> float:
     """hpsv2/evaluation.py line 148: the mean of the means of consecutive `chunk`-image slices."""
     means = [sum(scores[i : i + chunk]) / len(scores[i : i + chunk]) for i in range(0, len(scores), chunk)]
@@ -241,6 +262,7 @@ def run(cfg: BenchGenerateConfig, *, progress: Callable[[str, int, int], None] |
         return tick
 
     # Every prompt checked before anything is made: a result of other settings is refused, never reused.
+    _check_tables(out, cfg.overwrite)
     finished = {(s, i) for s, i, p in items if _check_item(cfg, out, (s, i, p))}
     hist = {(s, i): _history_todo(cfg, out, (s, i, p)) for s, i, p in items}
     # Phase 1: the liked history (FLUX-schnell) for every prompt, then free that generator.
@@ -413,7 +435,7 @@ def latex_table(data: dict[str, Any]):
 
 def write_tables(data: dict[str, Any], out: Path) -> list[Path]:
     from prefcli import envelope, output
-    from prefcli.atomic import write_text
+    from prefcli.atomic import MARKER, write_text, written_by_prefcli
 
     rows, cols = display_rows(data)
     written = []
@@ -422,4 +444,7 @@ def write_tables(data: dict[str, Any], out: Path) -> list[Path]:
         path = out / f"table4.{suffix}"
         write_text(path, text if text.endswith("\n") else text + "\n")
         written.append(path)
+    # The tables are claimed as prefcli's; images and history are claimed by their sidecars and manifests.
+    files = sorted((written_by_prefcli(out) or set()) | set(TABLES))
+    write_text(out / MARKER, json.dumps({"by": "prefcli bench generate", "files": files}, indent=1) + "\n")
     return written
