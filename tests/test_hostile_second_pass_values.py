@@ -253,3 +253,55 @@ def test_a_folder_spec_linked_to_a_device_says_what_it_is(tmp_path, capsys):
     link.symlink_to("/dev/zero")
     code, _, err = run_cli(capsys, "rank", two_images(tmp_path / "imgs"), "--scorer", "clip", "--weights", link, "--prompt", "x")
     one_error_line(code, err, str(link), "is a character device, but a folder of weights is needed")
+
+
+# --------------------------------------------------------------------------- convert learn-user-pref: hostile adapter_config.json
+
+LORA_KEY = "base_model.model.model.text_model.layers.0.self_attn.q_proj"
+
+
+def _release(folder: Path, config_text: str, r: int = 8) -> Path:
+    """A release in the authors' layout, small: an adapter (r x 16 and 16 x r) and a 10 x 16 token tensor."""
+    import torch
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True)
+    (folder / "adapter_config.json").write_text(config_text)
+    save_file({f"{LORA_KEY}.lora_A.weight": torch.zeros(r, 16), f"{LORA_KEY}.lora_B.weight": torch.zeros(16, r)},
+              str(folder / "adapter_model.safetensors"))
+    torch.save({"prompt": torch.zeros(10, 16)}, folder / "prompt_pool.pt")
+    return folder
+
+
+ADAPTER_CASES = {
+    "r_word": ('{"peft_type": "LORA", "r": "eight", "lora_alpha": 8}', "r (the LoRA rank): expected a whole number, got str 'eight'"),
+    "r_1e999": ('{"peft_type": "LORA", "r": 1e999, "lora_alpha": 8}', "r (the LoRA rank): expected a whole number, got inf"),
+    "r_null": ('{"peft_type": "LORA", "r": null, "lora_alpha": 8}', "r (the LoRA rank): expected a whole number, got NoneType"),
+    "r_negative": ('{"peft_type": "LORA", "r": -4, "lora_alpha": 8}', "r (the LoRA rank): -4 is out of range"),
+    "r_zero": ('{"peft_type": "LORA", "r": 0, "lora_alpha": 8}', "r (the LoRA rank): 0 is out of range"),
+    "r_true": ('{"peft_type": "LORA", "r": true, "lora_alpha": 8}', "r (the LoRA rank): expected a whole number, got bool"),
+    "r_lies": ('{"peft_type": "LORA", "r": 4, "lora_alpha": 8}', "says r 4, but the adapter's"),
+    "alpha_list": ('{"peft_type": "LORA", "r": 8, "lora_alpha": [1]}', "lora_alpha: expected a whole number, got list"),
+    "alpha_nan": ('{"peft_type": "LORA", "r": 8, "lora_alpha": NaN}', "lora_alpha: expected a whole number, got nan"),
+    "dropout_word": ('{"peft_type": "LORA", "r": 8, "lora_alpha": 8, "lora_dropout": "x"}', "lora_dropout: expected a number, got str 'x'"),
+    "dropout_one": ('{"peft_type": "LORA", "r": 8, "lora_alpha": 8, "lora_dropout": 1.5}', "lora_dropout: 1.5 is out of range"),
+    "dropout_inf": ('{"peft_type": "LORA", "r": 8, "lora_alpha": 8, "lora_dropout": Infinity}', "lora_dropout: inf is not a finite number"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ADAPTER_CASES))
+def test_convert_refuses_a_hostile_adapter_config_and_writes_nothing(case, tmp_path, capsys):
+    text, reason = ADAPTER_CASES[case]
+    rel = _release(tmp_path / "rel", text)
+    out = tmp_path / "out"
+    code, _, err = run_cli(capsys, "convert", "learn-user-pref", rel, "--out", out, "--base", tmp_path / "base")
+    one_error_line(code, err, str(rel / "adapter_config.json"), reason)
+    assert not out.exists() and not list(tmp_path.glob("*.partial*")) and sorted(p.name for p in tmp_path.iterdir()) == ["rel"]
+
+
+def test_convert_still_takes_an_honest_small_adapter(tmp_path, capsys):
+    rel = _release(tmp_path / "rel", '{"peft_type": "LORA", "r": 8, "lora_alpha": 16, "lora_dropout": null}')
+    code, _, err = run_cli(capsys, "convert", "learn-user-pref", rel, "--out", tmp_path / "out", "--base", tmp_path / "base")
+    assert code == 0, err
+    spec = json.loads((tmp_path / "out" / "vlm_spec.json").read_text())["spec"]
+    assert (spec["lora_r"], spec["lora_alpha"], spec["lora_dropout"]) == (8, 16, 0.0)
