@@ -305,3 +305,173 @@ def test_convert_still_takes_an_honest_small_adapter(tmp_path, capsys):
     assert code == 0, err
     spec = json.loads((tmp_path / "out" / "vlm_spec.json").read_text())["spec"]
     assert (spec["lora_r"], spec["lora_alpha"], spec["lora_dropout"]) == (8, 16, 0.0)
+
+
+# --------------------------------------------------------------------------- importers: infinite ratings, absurd history sizes
+
+
+def _png(seed: int) -> bytes:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(seed).integers(30, 225, (10, 10, 3), dtype=np.uint8)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("rating", ["inf", "-inf", "1e999", "-1e999", "Infinity"])
+def test_pamela_skips_an_infinite_rating_and_dataset_json_stays_json(rating, tmp_path):
+    import csv
+
+    from prefcli.data import pamela
+
+    src = tmp_path / "src"
+    (src / "images").mkdir(parents=True)
+    with open(src / "pamela_test_unseen.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["participant_id", "file_name", "score"])
+        for u in range(2):
+            for i in range(6):
+                name = f"im{u}_{i}.png"
+                (src / "images" / name).write_bytes(_png(u * 100 + i))
+                w.writerow([f"p{u}", name, rating if (u, i) == (0, 0) else 1 + (i + u) % 5])
+    res = pamela.build(str(src), tmp_path / "ds", pamela.PamelaParams(n_ref=2, pairs_per_user=2), progress=False)
+    reasons = {p["where"]: p["reason"] for p in res.problems}
+    assert reasons["pamela_test_unseen.csv row 0"] == f"rating {rating!r} is not a finite number"
+    info = json.loads((tmp_path / "ds" / "dataset.json").read_text(), parse_constant=lambda c: pytest.fail(f"{c} in dataset.json"))
+    assert info["rating_scale"]["max"] == 5.0 and info["rating_scale"]["min"] == 1.0
+
+
+def test_preferimg_refuses_an_absurd_num_history_before_reading(tmp_path, capsys):
+    src = tmp_path / "PICKAPIC.json"
+    src.write_text("[]")
+    out = tmp_path / "pp"
+    code, _, err = run_cli(capsys, "data", "preferimg", "--source", src, "--out", out, "--num-history", str(10**30))
+    one_error_line(code, err, f"--num-history: {10**30} is out of range (expected 1 to 1000)")
+    assert not out.exists() and not list(tmp_path.glob("pp*"))
+
+
+# --------------------------------------------------------------------------- preference tokens: NaN, wrong width
+
+
+def _tiny_model_folder(tmp_path: Path) -> Path:
+    from prefcli.vlm.checkpoint import save_vlm
+    from prefcli.vlm.model import tiny_vlm
+    from prefcli.vlm.pref_tokens import PreferenceTokens
+
+    m = tiny_vlm(template="preftoken", seed=3).eval()
+    m.set_pref_tokens(PreferenceTokens(4, m.text_model.get_input_embeddings().weight.shape[1]))
+    save_vlm(m, tmp_path / "model")
+    return tmp_path / "model"
+
+
+@pytest.mark.parametrize("bad", ["nan", "inf", "wide", "int"])
+def test_hostile_preference_tokens_name_their_file(bad, tmp_path):
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from prefcli.errors import WeightsError
+    from prefcli.vlm.checkpoint import load_vlm
+
+    folder = _tiny_model_folder(tmp_path)
+    tok_file = folder / "pref_tokens.safetensors"
+    w = load_file(str(tok_file))["pref_tokens"]
+    if bad == "nan":
+        w[0, 0] = float("nan")
+    elif bad == "inf":
+        w[1, 2] = float("inf")
+    elif bad == "wide":
+        w = torch.zeros(w.shape[0], w.shape[1] + 3)
+    else:
+        w = torch.zeros(w.shape, dtype=torch.int32)
+    save_file({"pref_tokens": w}, str(tok_file))
+    reason = {"nan": "NaN or infinite", "inf": "NaN or infinite", "wide": "dimension", "int": "floating point"}[bad]
+    with pytest.raises(WeightsError) as e:
+        load_vlm(folder)
+    assert str(tok_file) in str(e.value) and reason in str(e.value), str(e.value)
+
+
+# --------------------------------------------------------------------------- resume: garbage scheduler and optimizer state
+
+RESUME_CONFIG = """
+name: hostile-resume
+model: {tiny: {latents: 1, text_layers: 1, vision_layers: 1}, template: compact}
+data: {n_ref: 2, val_max_tasks: 4, pixel_cache_mb: 16}
+optim: {lr: 3.0e-3, warmup_steps: 0}
+run: {per_device_batch: 2, grad_accum: 1, log_every: 1, eval_every: 0, checkpoint_every: 1, keep_last: 3, num_threads: 1, device: cpu}
+stages:
+  - {name: main, steps: 3, loss_base: true, loss_cp: true, train_base: true, train_lora: false}
+"""
+
+
+@pytest.fixture(scope="module")
+def interrupted_run(tmp_path_factory):
+    """A dataset, a config and a run stopped after its first checkpoint (`--max-steps 1`)."""
+    import pytest as _pytest
+
+    from _pickapic_fixture import write_shards
+
+    from prefcli.data import pickapic
+    from prefcli.train.loop import train
+    from prefcli.train.config import load_config
+
+    root = tmp_path_factory.mktemp("resume")
+    write_shards(root / "src", seed=5, n_shards=1)
+    pickapic.build(str(root / "src"), root / "ds", pickapic.BuildParams(n_ref=2, min_liked=10, val_users=2, test_users=3,
+                                                                       seen_test_frac=0.5, name="hostile"), progress=False)
+    (root / "cfg.yaml").write_text(RESUME_CONFIG)
+    with _pytest.MonkeyPatch.context() as mp:
+        mp.setenv("OMP_NUM_THREADS", "1")
+        train(load_config(root / "cfg.yaml"), data=root / "ds", out=root / "run", max_steps=1, progress=False)
+    assert (root / "run" / "checkpoints" / "step-00000001" / "trainer_state.json").is_file()
+    return root
+
+
+def _sched(change):
+    def edit(ck: Path) -> None:
+        p = ck / "trainer_state.json"
+        s = json.loads(p.read_text())
+        change(s)
+        p.write_text(json.dumps(s))
+    return edit
+
+
+def _wrong_moment(ck: Path) -> None:
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    p = ck / "optimizer.safetensors"
+    with safe_open(str(p), "pt") as f:
+        meta = f.metadata()
+    t = load_file(str(p))
+    key = next(k for k in sorted(t) if t[k].ndim > 1)
+    t[key] = torch.zeros(3, 3)
+    save_file(t, str(p), metadata=meta)
+
+
+RESUME_CASES = {
+    "scheduler_missing": (_sched(lambda s: s.pop("scheduler")), "trainer_state.json: no scheduler state"),
+    "scheduler_garbage": (_sched(lambda s: s.__setitem__("scheduler", {"foo": 1})), "trainer_state.json: scheduler last_epoch None"),
+    "scheduler_nan_lr": (_sched(lambda s: s["scheduler"].__setitem__("base_lrs", [float("nan")])), "trainer_state.json: scheduler base_lrs [nan]"),
+    "optimizer_wrong_shape": (_wrong_moment, "optimizer.safetensors: optimizer state exp_avg of parameter"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(RESUME_CASES))
+def test_resume_from_a_hostile_checkpoint_is_one_line_and_leaves_the_run_byte_identical(case, interrupted_run, tmp_path, capsys, monkeypatch):
+    import shutil
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    change, reason = RESUME_CASES[case]
+    run = tmp_path / "run"
+    shutil.copytree(interrupted_run / "run", run)
+    ck = run / "checkpoints" / "step-00000001"
+    change(ck)
+    before = tree(run)
+    code, _, err = run_cli(capsys, "train", "--config", interrupted_run / "cfg.yaml", "--data", interrupted_run / "ds",
+                           "--out", run, "--resume", "--no-progress", "--max-steps", "2")
+    one_error_line(code, err, str(ck), reason)
+    assert tree(run) == before

@@ -593,7 +593,7 @@ def _train(cfg: TrainConfig, *, data: Any, out: Path, resume: bool, max_steps: i
     state: dict[str, Any] = {}
     if last is not None:
         state = ck.restore_checkpoint(last, vlm, optimizer, acc.process_index, aux=probe[0])
-        scheduler.load_state_dict(state["scheduler"])
+        ck.restore_scheduler(scheduler, state, last)
         say(f"resumed from {last} (step {start}, stage {cfg.stages[stage_idx].name})")
     model, optimizer = acc.prepare(module, optimizer)
 

@@ -136,7 +136,10 @@ def load_vlm(model_dir: str | os.PathLike, *, device: str | None = None, offline
     except RuntimeError as e:
         raise WeightsError(f"{root}: weights do not fit the model ({e})") from e
     if (root / PREF_FILE).is_file():
-        vlm.set_pref_tokens(load_pref_tokens(root / PREF_FILE))
+        try:
+            vlm.set_pref_tokens(load_pref_tokens(root / PREF_FILE))
+        except WeightsError as e:
+            raise WeightsError(e if str(root / PREF_FILE) in str(e) else f"{root / PREF_FILE}: {e}") from None
         vlm.spec = dataclasses.replace(vlm.spec, n_pref_tokens=vlm.n_pref_tokens)
     vlm.to(torch.device(spec.device)) if not spec.qlora else None
     return vlm.eval()
