@@ -569,3 +569,34 @@ def test_real_generator_configs_are_within_the_bounds(tmp_path):
         path = tmp_path / f"{name}.json"
         path.write_text(json.dumps(cfg))
         check_component_config(path)
+
+
+# --------------------------------------------------------------------------- model folders: vlm_spec.json sizes
+
+SPEC_CASES = {
+    "tiny_negative": (lambda s: s["tiny"].__setitem__("text_hidden", -64), "spec.tiny.text_hidden: -64 is out of range"),
+    "tiny_huge": (lambda s: s["tiny"].__setitem__("vision_hidden", 2**40), "spec.tiny.vision_hidden: 1099511627776 is out of range"),
+    "tiny_float": (lambda s: s["tiny"].__setitem__("text_layers", 1.5), "spec.tiny.text_layers: expected a whole number, got 1.5"),
+    "n_pref_tokens_huge": (lambda s: s.__setitem__("n_pref_tokens", 10**9), "spec.n_pref_tokens: 1000000000 is out of range"),
+    "lora_r_negative": (lambda s: s.__setitem__("lora_r", -8), "spec.lora_r: -8 is out of range"),
+    "max_prompt_tokens_zero": (lambda s: s.__setitem__("max_prompt_tokens", 0), "spec.max_prompt_tokens: 0 is out of range"),
+    "dropout_nan": (lambda s: s.__setitem__("lora_dropout", float("nan")), "spec.lora_dropout: nan is not a finite number"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SPEC_CASES))
+def test_a_vlm_spec_with_hostile_sizes_is_one_line_before_building(case, tmp_path, capsys):
+    import shutil
+
+    from prefcli.train import pretrained
+
+    change, reason = SPEC_CASES[case]
+    folder = tmp_path / "model"
+    shutil.copytree(pretrained.path("tiny-opposed-cp"), folder)
+    spec_file = next(folder.rglob("vlm_spec.json"))
+    data = json.loads(spec_file.read_text())
+    change(data["spec"])
+    spec_file.write_text(json.dumps(data))
+    code, _, err = run_cli(capsys, "rank", two_images(tmp_path / "imgs"), "--scorer", "preftoken", "--weights", spec_file.parent,
+                           "--prompt", "a fox", "--likes", two_images(tmp_path / "likes"), "--dislikes", two_images(tmp_path / "dislikes"))
+    one_error_line(code, err, str(spec_file), reason)

@@ -92,9 +92,24 @@ def read_spec(model_dir: str | os.PathLike) -> tuple[VLMSpec, dict[str, Any]]:
         unknown = sorted(set(d) - known)
         if unknown:
             raise WeightsError(f"{path}: unknown spec keys {unknown}")
-        return VLMSpec(**d), data.get("metadata", {})
+        spec = VLMSpec(**d)
     except (KeyError, TypeError, json.JSONDecodeError) as e:
         raise WeightsError(f"{path}: malformed model spec ({e})") from e
+    check_spec_sizes(spec, path)
+    return spec, data.get("metadata", {})
+
+
+def check_spec_sizes(spec: VLMSpec, path: Path) -> None:
+    """Every size a spec gives, within sane bounds, before a model is built from it (a negative or 2**40
+    dimension is otherwise a RuntimeError or an allocator failure inside torch)."""
+    from prefcli.bounds import TINY_SIZE_MAX, check_finite, check_int
+
+    for f in dataclasses.fields(spec.tiny):
+        check_int(getattr(spec.tiny, f.name), f"{path}: spec.tiny.{f.name}", low=1, high=TINY_SIZE_MAX, error=WeightsError)
+    for key, low, high in (("n_pref_tokens", 0, 4096), ("lora_r", 1, 4096), ("lora_alpha", 1, 10**6),
+                           ("max_prompt_tokens", 1, 100_000), ("seed", 0, 2**32 - 1)):
+        check_int(getattr(spec, key), f"{path}: spec.{key}", low=low, high=high, error=WeightsError)
+    check_finite(spec.lora_dropout, f"{path}: spec.lora_dropout", low=0.0, high=0.999, error=WeightsError)
 
 
 def load_vlm(model_dir: str | os.PathLike, *, device: str | None = None, offline: bool | None = None,
