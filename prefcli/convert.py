@@ -237,7 +237,7 @@ def learn_user_pref(src: str | os.PathLike, out: str | os.PathLike, *, base: str
     }
     tmp = tmp_dir_beside(out)
     try:
-        (tmp / "vlm_spec.json").write_text(json.dumps({"spec": dataclasses.asdict(spec), "metadata": metadata}, indent=2))
+        (tmp / "vlm_spec.json").write_text(json.dumps({"spec": dataclasses.asdict(spec), "metadata": metadata}, indent=2, allow_nan=False))
         (tmp / "adapter").mkdir()
         shutil.copyfile(cfg_file, tmp / "adapter" / ADAPTER_CONFIG)
         save_state_dict(state, tmp / "adapter" / ADAPTER_SAFETENSORS)

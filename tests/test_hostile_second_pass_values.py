@@ -600,3 +600,40 @@ def test_a_vlm_spec_with_hostile_sizes_is_one_line_before_building(case, tmp_pat
     code, _, err = run_cli(capsys, "rank", two_images(tmp_path / "imgs"), "--scorer", "preftoken", "--weights", spec_file.parent,
                            "--prompt", "a fox", "--likes", two_images(tmp_path / "likes"), "--dislikes", two_images(tmp_path / "dislikes"))
     one_error_line(code, err, str(spec_file), reason)
+
+
+# --------------------------------------------------------------------------- JSON files prefcli writes are JSON
+
+
+def _strict(text: str) -> object:
+    return json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} written into a JSON file"))
+
+
+def test_a_diverged_loss_is_null_in_metrics_jsonl(tmp_path):
+    from prefcli.train.loop import _Metrics
+
+    m = _Metrics(tmp_path / "metrics.jsonl", True, None)
+    m.log({"step": 1, "loss": float("nan"), "lr": float("inf"), "grad_norm": float("-inf")})
+    m.log({"step": 2, "loss": 0.5})
+    rows = [_strict(ln) for ln in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert rows == [{"step": 1, "loss": None, "lr": None, "grad_norm": None}, {"step": 2, "loss": 0.5}]
+
+
+def test_result_files_and_sample_logs_hold_no_infinity(tmp_path):
+    from prefcli.harness.results import write_json
+    from prefcli.harness.samples import sample_lines
+
+    write_json(tmp_path / "r.json", {"accuracy": float("inf"), "se": float("nan"), "rows": [1.0, float("-inf")]})
+    assert _strict((tmp_path / "r.json").read_text()) == {"accuracy": None, "se": None, "rows": [1.0, None]}
+    line = sample_lines([{"scores": [float("inf"), 0.2], "liked_index": 1}])[0]
+    assert _strict(line)["scores"] == [None, 0.2]
+
+
+def test_a_json_writer_refuses_nan_rather_than_write_it(tmp_path):
+    """A value that slipped past validation fails loudly at the writer instead of producing a file no reader accepts."""
+    from prefcli.vlm.pref_tokens import save_pref_tokens
+
+    import torch
+
+    with pytest.raises(ValueError, match="Out of range float values are not JSON compliant"):
+        save_pref_tokens(torch.zeros(2, 4), tmp_path / "t.safetensors", metadata={"lr": float("nan")})

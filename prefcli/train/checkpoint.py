@@ -104,7 +104,7 @@ def _save_tensors(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, 
 
     clean = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
     with atomic_path(path) as tmp:
-        save_file(clean, str(tmp), metadata={k: json.dumps(v) for k, v in meta.items()})
+        save_file(clean, str(tmp), metadata={k: json.dumps(v, allow_nan=False) for k, v in meta.items()})
 
 
 def _load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -296,7 +296,7 @@ def save_checkpoint(root: str | os.PathLike, step: int, vlm: Any, optimizer: Any
                 _save_tensors(tmp / AUX_FILE, dict(aux.state_dict()), {})
             t, m = rng_state()
             _save_tensors(tmp / f"rng-{process_index}.safetensors", t, m)
-            write_text(tmp / STATE_FILE, json.dumps(state, indent=2, default=str))
+            write_text(tmp / STATE_FILE, json.dumps(state, indent=2, default=str, allow_nan=False))
             # A swap that a kill cannot leave without this step (the old copy is put back on the next run).
             replace_dir(tmp, final)
     except BaseException:

@@ -66,7 +66,7 @@ def _write_parts(vlm: PrefVLM, tmp: Path, metadata: dict[str, Any] | None) -> No
 
     spec = dataclasses.asdict(vlm.spec)
     spec["n_pref_tokens"] = vlm.n_pref_tokens  # tokens may have been added after building
-    (tmp / SPEC_FILE).write_text(json.dumps({"spec": spec, "metadata": metadata or {}}, indent=2))
+    (tmp / SPEC_FILE).write_text(json.dumps({"spec": spec, "metadata": metadata or {}}, indent=2, allow_nan=False))
     vlm.tokenizer.save_pretrained(str(tmp / TOKENIZER_DIR))
     if _uses_adapter(vlm.spec):
         vlm.hf_model.save_pretrained(str(tmp / ADAPTER_DIR))

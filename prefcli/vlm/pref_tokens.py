@@ -87,7 +87,7 @@ def save_pref_tokens(tokens: Any, path: str | os.PathLike, metadata: dict[str, A
     if hasattr(tokens, "init_method"):
         meta["init"] = tokens.init_method
     for k, v in (metadata or {}).items():
-        meta[str(k)] = v if isinstance(v, str) else json.dumps(v)
+        meta[str(k)] = v if isinstance(v, str) else json.dumps(v, allow_nan=False)
     path = Path(path)
     with atomic_path(path) as tmp:
         save_file({TENSOR_KEY: w}, str(tmp), metadata=meta)
