@@ -233,7 +233,7 @@ def write_marker(folder: str | os.PathLike, by: str) -> None:
     import json
 
     folder = Path(folder)
-    write_text(folder / MARKER, json.dumps({"by": by, "files": sorted(_walk_files(folder))}, indent=1) + "\n")
+    write_text(folder / MARKER, json.dumps({"by": by, "files": sorted(_walk_files(folder))}, indent=1, allow_nan=False) + "\n")
 
 
 def replace_dir(tmp: str | os.PathLike, out: str | os.PathLike, *, by: str | None = None, overwrite: bool = False) -> None:
@@ -310,4 +310,4 @@ def claim_folder(out: str | os.PathLike, planned: list[str], by: str, *, overwri
         with contextlib.suppress(OSError):
             (out / rel).unlink()
     out.mkdir(parents=True, exist_ok=True)
-    write_text(out / MARKER, json.dumps({"by": by, "files": sorted(set(planned))}, indent=1) + "\n")
+    write_text(out / MARKER, json.dumps({"by": by, "files": sorted(set(planned))}, indent=1, allow_nan=False) + "\n")

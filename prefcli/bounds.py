@@ -16,7 +16,10 @@ from typing import Any
 
 from prefcli.errors import ConfigError, PrefcliError
 
-__all__ = ["SEED_MAX", "check_finite", "check_int", "check_seed", "seed_callback"]
+__all__ = ["SEED_MAX", "TINY_SIZE_MAX", "check_finite", "check_int", "check_seed", "seed_callback"]
+
+#: Any size of a tiny (random, test-scale) model: tiny by definition, so 2**40 is an allocator bomb, not a model.
+TINY_SIZE_MAX = 16_384
 
 #: torch.Generator.manual_seed takes 64 bits, numpy's default_rng non-negative integers: a seed fits both.
 SEED_MAX = 2**63 - 1

@@ -163,6 +163,22 @@ def _adapter_state(adapter_dir: Path) -> tuple[dict[str, Any], Path]:
     raise WeightsError(f"{adapter_dir}: no {ADAPTER_SAFETENSORS} or {ADAPTER_BIN} beside {ADAPTER_CONFIG}")
 
 
+def adapter_numbers(cfg: dict[str, Any], cfg_file: Path, state: dict[str, Any]) -> tuple[int, int, float]:
+    """(r, lora_alpha, lora_dropout) of a peft adapter config, checked against sane bounds and against the
+    adapter's own tensors (lora_A is r x in, lora_B out x r): a release whose config lies is refused here."""
+    from prefcli.bounds import check_finite, check_int
+
+    r = check_int(cfg.get("r", 8), f"{cfg_file}: r (the LoRA rank)", low=1, high=4096, error=WeightsError)
+    alpha = check_int(cfg.get("lora_alpha", r), f"{cfg_file}: lora_alpha", low=1, high=10**6, error=WeightsError)
+    raw = cfg.get("lora_dropout", 0.1)
+    dropout = 0.0 if raw is None else check_finite(raw, f"{cfg_file}: lora_dropout", low=0.0, high=0.999, error=WeightsError)
+    for k, v in state.items():
+        dim = 0 if ".lora_A" in k else 1 if ".lora_B" in k else None
+        if dim is not None and (v.ndim != 2 or v.shape[dim] != r):
+            raise WeightsError(f"{cfg_file}: says r {r}, but the adapter's {k} has shape {tuple(v.shape)}")
+    return r, alpha, dropout
+
+
 def _check_lora_targets(keys: list[str]) -> list[str]:
     """Adapter modules that prefcli's LoRA layout (text model, connector, perceiver) would not load."""
     from prefcli.vlm.model import LORA_TARGET_REGEX
@@ -200,8 +216,7 @@ def learn_user_pref(src: str | os.PathLike, out: str | os.PathLike, *, base: str
     state, weights_file = _adapter_state(cfg_file.parent)
     if not any(".lora_" in k for k in state):
         raise WeightsError(f"{weights_file}: holds no LoRA tensors (keys like '...lora_A.weight')")
-    r = int(adapter_cfg.get("r", 8))
-    alpha = int(adapter_cfg.get("lora_alpha", r))
+    r, alpha, dropout = adapter_numbers(adapter_cfg, cfg_file, state)
     notes: list[str] = []
     outside = _check_lora_targets(list(state))
     if outside:
@@ -213,7 +228,7 @@ def learn_user_pref(src: str | os.PathLike, out: str | os.PathLike, *, base: str
 
     spec = VLMSpec(base=base, weights="pretrained", template="preftoken", n_pref_tokens=int(tokens.shape[0]),
                    pref_init="uniform", lora=True, lora_r=r, lora_alpha=alpha,
-                   lora_dropout=float(adapter_cfg.get("lora_dropout", 0.1) or 0.0), train_vision=False)
+                   lora_dropout=dropout, train_vision=False)
     metadata = {
         "converted_from": source,
         "converter": "prefcli convert learn-user-pref",
@@ -222,7 +237,7 @@ def learn_user_pref(src: str | os.PathLike, out: str | os.PathLike, *, base: str
     }
     tmp = tmp_dir_beside(out)
     try:
-        (tmp / "vlm_spec.json").write_text(json.dumps({"spec": dataclasses.asdict(spec), "metadata": metadata}, indent=2))
+        (tmp / "vlm_spec.json").write_text(json.dumps({"spec": dataclasses.asdict(spec), "metadata": metadata}, indent=2, allow_nan=False))
         (tmp / "adapter").mkdir()
         shutil.copyfile(cfg_file, tmp / "adapter" / ADAPTER_CONFIG)
         save_state_dict(state, tmp / "adapter" / ADAPTER_SAFETENSORS)

@@ -96,7 +96,7 @@ def output_lock(out: str | os.PathLike, command: str | None = None) -> Iterator[
             ) from None
         try:
             with os.fdopen(fd, "w") as f:
-                f.write(json.dumps(me))
+                f.write(json.dumps(me, allow_nan=False))
         except OSError as e:  # a full disk: no empty lock left behind, and the message names the file
             with contextlib.suppress(OSError):
                 os.unlink(path)

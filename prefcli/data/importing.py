@@ -93,7 +93,7 @@ class Workspace:
         if not (self.root / PAIRS_FILE).is_file():
             with atomic_path(self.root / PAIRS_FILE) as tmp:
                 pq.write_table(pairs_schema().empty_table(), tmp)
-        write_text(self.root / INFO_FILE, json.dumps(info, indent=2, sort_keys=False) + "\n")
+        write_text(self.root / INFO_FILE, json.dumps(info, indent=2, sort_keys=False, allow_nan=False) + "\n")
         if self.out.exists():
             if not self.out.is_dir() or any(self.out.iterdir()):  # filled while the import ran: never replaced
                 raise DataError(f"{self.out}: --out appeared or was filled while the import ran; the finished import "

@@ -99,10 +99,12 @@ def read_rows(root: Path) -> tuple[list[dict], list[dict], dict]:
                     raise DataError("no user id")
                 try:
                     rating = float(r.get(cols["rating"]))
-                except (TypeError, ValueError):
+                except (TypeError, ValueError, OverflowError):
                     raise DataError(f"rating {r.get(cols['rating'])!r} is not a number") from None
                 if math.isnan(rating):
                     raise DataError("rating is missing")
+                if math.isinf(rating):  # would reach dataset.json's rating scale as Infinity, which is not JSON
+                    raise DataError(f"rating {r.get(cols['rating'])!r} is not a finite number")
                 key, ref = _image_key(path, r.get(cols["image"]))
             except DataError as e:
                 problems.append({"where": where, "reason": str(e)})

@@ -259,7 +259,7 @@ class _Journal:
     def save(self) -> None:
         from prefcli.atomic import write_text
 
-        write_text(self.path, json.dumps(self.data, indent=1, sort_keys=True))
+        write_text(self.path, json.dumps(self.data, indent=1, sort_keys=True, allow_nan=False))
 
 
 # ---------------------------------------------------------------- shard identity
@@ -1045,7 +1045,7 @@ def _build(source: str, out: str | os.PathLike, params: BuildParams | None, prog
         "problems_total": len(problems),
         "problems": problems[:MAX_PROBLEMS_RECORDED],
     }
-    write_text(work_root / INFO_FILE, json.dumps(info, indent=2, sort_keys=False) + "\n")
+    write_text(work_root / INFO_FILE, json.dumps(info, indent=2, sort_keys=False, allow_nan=False) + "\n")
     # Nothing half-written goes into the finished dataset (a killed finalize's .pairs.parquet.*.tmp).
     _remove_stale_temporaries(work_root / IMAGES_DIR)
     _remove_stale_temporaries(work_root, recursive=False)

@@ -39,6 +39,7 @@ import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from prefcli.bounds import check_int
 from prefcli.data.dataset import FORMAT_VERSION, TASKS_FILE, n_ref_variants, tasks_schema
 from prefcli.data.importing import MAX_PROBLEMS_RECORDED, ImportResult, Workspace, already_built, confined, file_sha256, image_store_counts
 from prefcli.errors import DataError
@@ -48,6 +49,7 @@ SUBSETS = ("TEST_SP_ID", "TEST_SP_OD", "TEST_MP_ID", "TEST_MP_OD", "TEST_PICKAPI
 SUBSET_SIZES = {"TEST_SP_ID": 500, "TEST_SP_OD": 500, "TEST_MP_ID": 250, "TEST_MP_OD": 250, "TEST_PICKAPIC": 894}
 ANSWERS = {"Image A": 0, "Image B": 1}
 NUM_HISTORY = 5  # eval_PreferThinker.py's --num_history default
+NUM_HISTORY_MAX = 1000
 CHUNK_RECORDS = 64
 PROMPT_FIELDS = ("prompt", "caption")  # not in the script; used for both candidates when a record has one
 
@@ -62,6 +64,8 @@ class PreferImgParams:
     def validate(self) -> None:
         if self.num_history < 1:
             raise DataError(f"preferimg import: --num-history must be at least 1, got {self.num_history}")
+        # An n_ref column is int64 and every task lists its history: 10^30 overflowed there, late.
+        check_int(self.num_history, "preferimg import: --num-history", low=1, high=NUM_HISTORY_MAX, error=DataError)
         if not re.fullmatch(r"[A-Za-z0-9_.-]+", self.subset or ""):
             raise DataError(f"preferimg import: --subset {self.subset!r} is not a subset name (e.g. {', '.join(SUBSETS)})")
 

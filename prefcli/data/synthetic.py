@@ -675,7 +675,7 @@ def write_world(out_dir: str | os.PathLike, config: WorldConfig, progress: bool 
             keep_existing = False
     for stale in [world_json, out / "users.parquet", out / "images.parquet"] + ([] if keep_existing else sorted(out.glob("shard-*.parquet"))):
         stale.unlink(missing_ok=True)
-    atomic.write_text(partial_json, json.dumps({"config": cfg_dict}, indent=2))
+    atomic.write_text(partial_json, json.dumps({"config": cfg_dict}, indent=2, allow_nan=False))
 
     pool = world_pool(cfg)
     W = group_weight_vectors(cfg)
@@ -769,7 +769,7 @@ def write_world(out_dir: str | os.PathLike, config: WorldConfig, progress: bool 
         "shards": [shard_name(i) for i in range(n_shards)],
         "summary": summary,
     }
-    atomic.write_text(world_json, json.dumps(world, indent=2) + "\n")
+    atomic.write_text(world_json, json.dumps(world, indent=2, allow_nan=False) + "\n")
     partial_json.unlink(missing_ok=True)
     return dict(summary, skipped=False)
 
@@ -951,6 +951,6 @@ def write_user_folders(
         "history": history,
         "config": cfg.to_dict(),
     }
-    atomic.write_text(out / "truth.json", json.dumps(truth, indent=2) + "\n")
-    atomic.write_text(out / "prompts.json", json.dumps(prompts, indent=2) + "\n")
+    atomic.write_text(out / "truth.json", json.dumps(truth, indent=2, allow_nan=False) + "\n")
+    atomic.write_text(out / "prompts.json", json.dumps(prompts, indent=2, allow_nan=False) + "\n")
     return out

@@ -118,7 +118,7 @@ def write_rating_world(out_dir: str | os.PathLike, world, ratings: RatingConfig 
                 wr = csv.DictWriter(f, fieldnames=["user_id", "image", "rating", "prompt"])
                 wr.writeheader()
                 wr.writerows(rs)
-    atomic.write_text(out / "truth.json", json.dumps(truth) + "\n")
+    atomic.write_text(out / "truth.json", json.dumps(truth, allow_nan=False) + "\n")
     return {"users": world.n_users, "unseen_users": n_unseen, "images": len(used), "ratings": {k: len(v) for k, v in rows.items()}}
 
 

@@ -307,6 +307,9 @@ def load_generator(model: str, *, device: str = "cpu", dtype: str | None = None,
         raise WeightsError(f"--model {model}: " + str(e).replace("--weights PATH", "--model PATH")) from None
     if not (folder / "model_index.json").is_file():
         raise WeightsError(f"{folder}: not a diffusers pipeline folder (no model_index.json)")
+    from prefcli.generate.folder_check import check_pipeline_folder
+
+    check_pipeline_folder(folder)
     tdtype = _torch_dtype(dtype, device)
     if "flux" in spec.lower() and dtype in (None, "auto") and str(device).startswith("cuda"):
         import torch
@@ -316,6 +319,11 @@ def load_generator(model: str, *, device: str = "cpu", dtype: str | None = None,
         pipe = diffusers.DiffusionPipeline.from_pretrained(str(folder), torch_dtype=tdtype)
     except (OSError, ValueError, EnvironmentError) as e:
         raise WeightsError(f"{folder}: cannot load the pipeline: {str(e).splitlines()[0]}") from None
+    except (KeyError, TypeError, AttributeError, IndexError, RuntimeError, MemoryError, RecursionError) as e:
+        # A crafted tokenizer or config file fails inside diffusers/transformers in many ways (a KeyError for a
+        # garbage tokenizer.json): one line naming the folder, not a traceback.
+        first = (str(e).splitlines() or [""])[0][:160]
+        raise WeightsError(f"{folder}: cannot load the pipeline ({type(e).__name__}: {first})") from None
     pipe = pipe.to(device)
     ident = GeneratorId(model, spec, folder_revision(folder), "?", str(tdtype).replace("torch.", ""))
     return _wrap(pipe, ident, device, checkpointing=str(device).startswith("cuda"))

@@ -223,6 +223,7 @@ def generate_seed(
     from prefcli import __version__
     from prefcli.atomic import write_text
     from prefcli.generate.rewards import judge, reward_terms
+    from prefcli.harness.results import clean_nan
 
     gen = session.generator
     record: dict[str, Any] = {
@@ -285,7 +286,7 @@ def generate_seed(
         done=True,
         **(extra or {}),
     )
-    write_text(side, json.dumps(record, indent=2, default=str) + "\n")
+    write_text(side, json.dumps(clean_nan(record), indent=2, default=str, allow_nan=False) + "\n")
     return record, True
 
 

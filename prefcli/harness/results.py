@@ -74,10 +74,10 @@ def provenance(*, command: str, config: dict, seeds: dict, scorers: dict, datase
 
 
 def clean_nan(obj: Any) -> Any:
-    """NaN is not JSON: write null instead, so every reader can load the file."""
+    """NaN and infinity are not JSON: write null instead, so every reader can load the file."""
     import math
 
-    if isinstance(obj, float) and math.isnan(obj):
+    if isinstance(obj, float) and not math.isfinite(obj):
         return None
     if isinstance(obj, dict):
         return {k: clean_nan(v) for k, v in obj.items()}
@@ -87,4 +87,4 @@ def clean_nan(obj: Any) -> Any:
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
-    atomic.write_text(path, json.dumps(clean_nan(obj), indent=2, default=str, ensure_ascii=False) + "\n")
+    atomic.write_text(path, json.dumps(clean_nan(obj), indent=2, default=str, ensure_ascii=False, allow_nan=False) + "\n")

@@ -21,7 +21,7 @@ from prefcli.harness import metrics
 def sample_lines(records: Iterable[dict], higher_is_better: bool = True, scorer: str | None = None) -> list[str]:
     out = []
     for r in records:
-        scores = [None if (isinstance(s, float) and math.isnan(s)) else s for s in r["scores"]]
+        scores = [None if (isinstance(s, float) and not math.isfinite(s)) else s for s in r["scores"]]
         n = len(r["scores"])
         rank = metrics.liked_rank(r["scores"], r["liked_index"], higher_is_better)
         ks = metrics.ks_for(n)
@@ -31,7 +31,7 @@ def sample_lines(records: Iterable[dict], higher_is_better: bool = True, scorer:
             "candidates": list(r.get("candidates") or []), "scores": scores, "liked_index": r["liked_index"],
             "rank": rank, "hit": rank == 1, "hits": {f"top{k}": rank <= k for k in ks},
         }
-        out.append(json.dumps(line, ensure_ascii=False))
+        out.append(json.dumps(line, ensure_ascii=False, allow_nan=False))
     return out
 
 

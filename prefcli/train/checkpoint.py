@@ -104,7 +104,7 @@ def _save_tensors(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, 
 
     clean = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
     with atomic_path(path) as tmp:
-        save_file(clean, str(tmp), metadata={k: json.dumps(v) for k, v in meta.items()})
+        save_file(clean, str(tmp), metadata={k: json.dumps(v, allow_nan=False) for k, v in meta.items()})
 
 
 def _load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -138,19 +138,58 @@ def save_optimizer(optimizer: Any, path: Path) -> None:
 def load_optimizer(optimizer: Any, path: Path) -> None:
     tensors, meta = _load_tensors(path)
     state: dict[int, dict] = {}
-    for key, v in tensors.items():
-        _, idx, name = key.split(".", 2)
-        state.setdefault(int(idx), {})[name] = v
-    for idx, d in meta.get("extra_state", {}).items():
-        state.setdefault(int(idx), {}).update(d)
-    groups = meta["param_groups"]
-    for g in groups:
-        if "betas" in g and isinstance(g["betas"], list):
-            g["betas"] = tuple(g["betas"])
+    try:
+        for key, v in tensors.items():
+            _, idx, name = key.split(".", 2)
+            state.setdefault(int(idx), {})[name] = v
+        for idx, d in meta.get("extra_state", {}).items():
+            state.setdefault(int(idx), {}).update(d)
+        groups = meta["param_groups"]
+        for g in groups:
+            if "betas" in g and isinstance(g["betas"], list):
+                g["betas"] = tuple(g["betas"])
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise WeightsError(f"{path}: not an optimizer state prefcli wrote ({type(e).__name__}: {e})") from None
+    _check_moment_shapes(optimizer, state, path)
     try:
         optimizer.load_state_dict({"state": state, "param_groups": groups})
-    except (ValueError, KeyError) as e:
+    except (ValueError, KeyError, TypeError) as e:
         raise WeightsError(f"{path}: optimizer state does not fit this run's parameters ({e})") from e
+
+
+def _check_moment_shapes(optimizer: Any, state: dict[int, dict], path: Path) -> None:
+    """torch's load_state_dict takes moments of any shape and the first step fails on them: refuse them here."""
+    params = [p for g in optimizer.param_groups for p in g["params"]]
+    for idx, d in state.items():
+        if not 0 <= idx < len(params):
+            raise WeightsError(f"{path}: optimizer state for parameter {idx}, but this run has {len(params)}")
+        for name, v in d.items():
+            if isinstance(v, torch.Tensor) and v.ndim > 0 and v.shape != params[idx].shape:
+                raise WeightsError(f"{path}: optimizer state {name} of parameter {idx} has shape {tuple(v.shape)}, "
+                                   f"the parameter {tuple(params[idx].shape)}")
+
+
+def restore_scheduler(scheduler: Any, state: dict[str, Any], ckpt: Path) -> None:
+    """The checkpoint's scheduler state into `scheduler`, checked against the state this run's own scheduler has."""
+    import math
+
+    path = Path(ckpt) / STATE_FILE
+    saved = state.get("scheduler")
+    mine = scheduler.state_dict()
+    if not isinstance(saved, dict):
+        raise WeightsError(f"{path}: no scheduler state (expected a JSON object under 'scheduler')")
+    epoch = saved.get("last_epoch")
+    if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
+        raise WeightsError(f"{path}: scheduler last_epoch {epoch!r} is not a step count")
+    for key in ("base_lrs", "_last_lr"):
+        v = saved.get(key)
+        if not (isinstance(v, list) and len(v) == len(mine.get(key, v))
+                and all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in v)):
+            raise WeightsError(f"{path}: scheduler {key} {v!r} is not one finite learning rate per parameter group")
+    unknown = sorted(set(saved) - set(mine))
+    if unknown:
+        raise WeightsError(f"{path}: scheduler state has keys this run's scheduler does not ({', '.join(map(str, unknown[:5]))})")
+    scheduler.load_state_dict(saved)
 
 
 def rng_state() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -218,8 +257,12 @@ def load_weights_into(vlm: Any, model_dir: Path) -> None:
     if tok_file.is_file():
         if vlm.pref_tokens is None:
             raise WeightsError(f"{tok_file}: the checkpoint has preference tokens but the model has none")
+        loaded = load_pref_tokens(tok_file).weight
+        if loaded.shape != vlm.pref_tokens.weight.shape:
+            raise WeightsError(f"{tok_file}: preference tokens of shape {tuple(loaded.shape)}, the model's are "
+                               f"{tuple(vlm.pref_tokens.weight.shape)}")
         with torch.no_grad():
-            vlm.pref_tokens.weight.copy_(load_pref_tokens(tok_file).weight.to(vlm.pref_tokens.weight.dtype))
+            vlm.pref_tokens.weight.copy_(loaded.to(vlm.pref_tokens.weight.dtype))
 
 
 # ---------------------------------------------------------------------------
@@ -253,7 +296,7 @@ def save_checkpoint(root: str | os.PathLike, step: int, vlm: Any, optimizer: Any
                 _save_tensors(tmp / AUX_FILE, dict(aux.state_dict()), {})
             t, m = rng_state()
             _save_tensors(tmp / f"rng-{process_index}.safetensors", t, m)
-            write_text(tmp / STATE_FILE, json.dumps(state, indent=2, default=str))
+            write_text(tmp / STATE_FILE, json.dumps(state, indent=2, default=str, allow_nan=False))
             # A swap that a kill cannot leave without this step (the old copy is put back on the next run).
             replace_dir(tmp, final)
     except BaseException:

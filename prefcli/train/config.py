@@ -464,7 +464,6 @@ SIZE_BOUNDS = {
     "run.global_batch": 10**7, "run.log_every": 10**9, "run.eval_every": 10**9, "run.checkpoint_every": 10**9,
     "run.keep_last": 10_000, "run.num_threads": 4096,
 }
-TINY_MAX = 16_384  # any model.tiny.* size: a tiny model is small by definition
 STAGE_STEPS_MAX = 10**9
 #: Accelerate's trackers (accelerate.tracking.LOGGER_TYPE_TO_CLASS) and the module each needs.
 TRACKERS = {"tensorboard": ("tensorboard", "tensorboardX"), "wandb": ("wandb",), "comet_ml": ("comet_ml",),
@@ -475,7 +474,7 @@ TRACKERS = {"tensorboard": ("tensorboard", "tensorboardX"), "wandb": ("wandb",),
 def _check_sizes(cfg: TrainConfig, bad: Any) -> None:
     import importlib.util
 
-    from prefcli.bounds import check_finite, check_int
+    from prefcli.bounds import TINY_SIZE_MAX, check_finite, check_int
 
     def within(key: str, value: Any, low: int, high: int) -> None:
         try:
@@ -490,7 +489,7 @@ def _check_sizes(cfg: TrainConfig, bad: Any) -> None:
         if value is not None:
             within(key, value, 0, high)
     for k, v in cfg.model.tiny.items():
-        within(f"model.tiny.{k}", v, 1, TINY_MAX)
+        within(f"model.tiny.{k}", v, 1, TINY_SIZE_MAX)
     for key, value, high in (("optim.lr", cfg.optim.lr, 1e3), ("model.lora_alpha", cfg.model.lora_alpha, 1e6)):
         try:
             check_finite(value, "", high=high)

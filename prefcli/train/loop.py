@@ -392,11 +392,12 @@ class _Metrics:
         self.records.append(rec)
         if self.enabled:
             from prefcli.atomic import writing
+            from prefcli.harness.results import clean_nan
 
             size = self.path.stat().st_size if self.path.exists() else 0
             try:
                 with writing(self.path), self.path.open("a") as f:
-                    f.write(json.dumps(rec) + "\n")
+                    f.write(json.dumps(clean_nan(rec), allow_nan=False) + "\n")  # a diverged loss is null, not NaN
             except OSError:
                 # A full disk may have kept part of the line: cut it, so the history stays whole.
                 with contextlib.suppress(OSError), self.path.open("r+b") as f:
@@ -611,7 +612,7 @@ def _train(cfg: TrainConfig, *, data: Any, out: Path, resume: bool, max_steps: i
     state: dict[str, Any] = {}
     if last is not None:
         state = ck.restore_checkpoint(last, vlm, optimizer, acc.process_index, aux=probe[0])
-        scheduler.load_state_dict(state["scheduler"])
+        ck.restore_scheduler(scheduler, state, last)
         say(f"resumed from {last} (step {start}, stage {cfg.stages[stage_idx].name})")
     model, optimizer = acc.prepare(module, optimizer)
 
@@ -622,7 +623,7 @@ def _train(cfg: TrainConfig, *, data: Any, out: Path, resume: bool, max_steps: i
         saved = json.loads(json.dumps(trained_on_record(cfg, ds, ds_path, world_dir, data), default=str))
         if last is not None:
             _check_resume_config(out, saved, cfg, ck.CONFIG_FILE)
-        write_text(out / ck.CONFIG_FILE, json.dumps(saved, indent=2))
+        write_text(out / ck.CONFIG_FILE, json.dumps(saved, indent=2, allow_nan=False))
         if r.trackers:
             acc.init_trackers(cfg.name, config={"lr": cfg.optim.lr, "steps": total})
     metrics = _Metrics(out / "metrics.jsonl", main, start if last is not None else None)

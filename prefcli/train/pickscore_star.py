@@ -135,7 +135,7 @@ def save_model_folder(bundle: Any, path: Path, meta: dict) -> Path:
     bundle.model.save_pretrained(str(path), safe_serialization=True)
     bundle.tokenizer.save_pretrained(str(path))
     bundle.processor.save_pretrained(str(path))
-    (path / MODEL_INFO).write_text(json.dumps(meta, indent=2))
+    (path / MODEL_INFO).write_text(json.dumps(meta, indent=2, allow_nan=False))
     return path
 
 
@@ -263,7 +263,7 @@ def train_pickscore(cfg: TrainConfig, *, data: str | os.PathLike | None = None, 
         out.mkdir(parents=True, exist_ok=True)
         from prefcli.atomic import write_text
 
-        write_text(out / ck.CONFIG_FILE, json.dumps({**cfg.to_dict(), "_source": cfg.source, "_dataset": str(ds_path)}, indent=2))
+        write_text(out / ck.CONFIG_FILE, json.dumps({**cfg.to_dict(), "_source": cfg.source, "_dataset": str(ds_path)}, indent=2, allow_nan=False))
     metrics = _Metrics(out / "metrics.jsonl", main, start if last is not None else None)
     meta = {"trainer": "pickscore", "train_config": cfg.name, "dataset": str(ds_path), "base": cfg.model.base,
             "loss": "PickScore (clip_criterion, in_batch_negatives=False)"}
@@ -278,7 +278,7 @@ def train_pickscore(cfg: TrainConfig, *, data: str | os.PathLike | None = None, 
             save_model_folder(bundle, tmp / ck.MODEL_DIR, {**meta, "step": step})
             ck.save_optimizer(optimizer, tmp / ck.OPTIMIZER_FILE)
             ck._save_tensors(tmp / "rng-0.safetensors", *ck.rng_state())
-            (tmp / ck.STATE_FILE).write_text(json.dumps(st, indent=2))
+            (tmp / ck.STATE_FILE).write_text(json.dumps(st, indent=2, allow_nan=False))
 
         path = _atomic_folder(ckpt_root / ck.checkpoint_name(step), fill)
         ck.prune_checkpoints(ckpt_root, r.keep_last)

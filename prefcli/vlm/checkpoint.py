@@ -66,7 +66,7 @@ def _write_parts(vlm: PrefVLM, tmp: Path, metadata: dict[str, Any] | None) -> No
 
     spec = dataclasses.asdict(vlm.spec)
     spec["n_pref_tokens"] = vlm.n_pref_tokens  # tokens may have been added after building
-    (tmp / SPEC_FILE).write_text(json.dumps({"spec": spec, "metadata": metadata or {}}, indent=2))
+    (tmp / SPEC_FILE).write_text(json.dumps({"spec": spec, "metadata": metadata or {}}, indent=2, allow_nan=False))
     vlm.tokenizer.save_pretrained(str(tmp / TOKENIZER_DIR))
     if _uses_adapter(vlm.spec):
         vlm.hf_model.save_pretrained(str(tmp / ADAPTER_DIR))
@@ -96,9 +96,24 @@ def read_spec(model_dir: str | os.PathLike) -> tuple[VLMSpec, dict[str, Any]]:
         unknown = sorted(set(d) - known)
         if unknown:
             raise WeightsError(f"{path}: unknown spec keys {unknown}")
-        return VLMSpec(**d), data.get("metadata", {})
+        spec = VLMSpec(**d)
     except (KeyError, TypeError, json.JSONDecodeError) as e:
         raise WeightsError(f"{path}: malformed model spec ({e})") from e
+    check_spec_sizes(spec, path)
+    return spec, data.get("metadata", {})
+
+
+def check_spec_sizes(spec: VLMSpec, path: Path) -> None:
+    """Every size a spec gives, within sane bounds, before a model is built from it (a negative or 2**40
+    dimension is otherwise a RuntimeError or an allocator failure inside torch)."""
+    from prefcli.bounds import TINY_SIZE_MAX, check_finite, check_int
+
+    for f in dataclasses.fields(spec.tiny):
+        check_int(getattr(spec.tiny, f.name), f"{path}: spec.tiny.{f.name}", low=1, high=TINY_SIZE_MAX, error=WeightsError)
+    for key, low, high in (("n_pref_tokens", 0, 4096), ("lora_r", 1, 4096), ("lora_alpha", 1, 10**6),
+                           ("max_prompt_tokens", 1, 100_000), ("seed", 0, 2**32 - 1)):
+        check_int(getattr(spec, key), f"{path}: spec.{key}", low=low, high=high, error=WeightsError)
+    check_finite(spec.lora_dropout, f"{path}: spec.lora_dropout", low=0.0, high=0.999, error=WeightsError)
 
 
 def load_vlm(model_dir: str | os.PathLike, *, device: str | None = None, offline: bool | None = None,
@@ -140,7 +155,10 @@ def load_vlm(model_dir: str | os.PathLike, *, device: str | None = None, offline
     except RuntimeError as e:
         raise WeightsError(f"{root}: weights do not fit the model ({e})") from e
     if (root / PREF_FILE).is_file():
-        vlm.set_pref_tokens(load_pref_tokens(root / PREF_FILE))
+        try:
+            vlm.set_pref_tokens(load_pref_tokens(root / PREF_FILE))
+        except WeightsError as e:
+            raise WeightsError(e if str(root / PREF_FILE) in str(e) else f"{root / PREF_FILE}: {e}") from None
         vlm.spec = dataclasses.replace(vlm.spec, n_pref_tokens=vlm.n_pref_tokens)
     vlm.to(torch.device(spec.device)) if not spec.qlora else None
     return vlm.eval()

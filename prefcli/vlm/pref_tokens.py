@@ -87,7 +87,7 @@ def save_pref_tokens(tokens: Any, path: str | os.PathLike, metadata: dict[str, A
     if hasattr(tokens, "init_method"):
         meta["init"] = tokens.init_method
     for k, v in (metadata or {}).items():
-        meta[str(k)] = v if isinstance(v, str) else json.dumps(v)
+        meta[str(k)] = v if isinstance(v, str) else json.dumps(v, allow_nan=False)
     path = Path(path)
     with atomic_path(path) as tmp:
         save_file({TENSOR_KEY: w}, str(tmp), metadata=meta)
@@ -115,6 +115,10 @@ def load_pref_tokens(path: str | os.PathLike, dtype: Any = None) -> Any:
         raise WeightsError(f"{path}: not a readable safetensors file ({e})") from e
     if w.ndim != 2:
         raise WeightsError(f"{path}: preference tokens must be a 2-D (L_p, D) tensor, got shape {tuple(w.shape)}")
+    if not w.is_floating_point():
+        raise WeightsError(f"{path}: preference tokens must be floating point, got {w.dtype}")
+    if not bool(torch.isfinite(w).all()):  # NaN tokens score NaN everywhere and break every plot downstream
+        raise WeightsError(f"{path}: preference tokens hold NaN or infinite values")
     mod = PreferenceTokens(w.shape[0], w.shape[1], dtype=dtype or w.dtype)
     with torch.no_grad():
         mod.weight.copy_(w.to(mod.weight.dtype))
