@@ -124,3 +124,17 @@ def test_run_stats_count_decodes_and_their_seconds(folders):
     assert stats.images_decoded == len(cands) == 10
     assert 0 < stats.decode_seconds <= stats.seconds and stats.other_seconds > 0
     assert {"images_decoded", "decode_seconds", "other_seconds"} <= set(stats.as_dict())
+
+
+def test_generate_decodes_the_history_once(decodes, folders, tmp_path):
+    """`generate --likes --dislikes` with a personalized reward: each history file decoded once for the whole run."""
+    pytest.importorskip("diffusers")
+    from prefcli.generate.pipelines import load_generator
+    from prefcli.generate.run import GenerateConfig, generate
+
+    cfg = GenerateConfig("a fox", model="tiny", rewards=[("viper", 1.0)], weights={"*": "tiny"}, steps=3, n=2,
+                         out=str(tmp_path / "out"), likes=str(folders["liked"]), dislikes=str(folders["disliked"]))
+    generate(cfg, generator=load_generator("tiny", device="cpu"))
+    history = sorted(p.name for sub in ("liked", "disliked") for p in folders[sub].iterdir())
+    assert sorted(n for n in decodes if n in history) == history
+    assert {decodes[n] for n in history} == {1}, decodes
