@@ -131,6 +131,7 @@ def rank_folder(
     sheet_options: dict[str, Any] | None = None,
     progress: ProgressFn | None = None,
     scorer_options: dict[str, Any] | None = None,
+    workers: int = 0,
 ) -> RankResult:
     """Score every image in `candidates` with `scorer` and return them best first.
 
@@ -208,7 +209,7 @@ def rank_folder(
 
     result = rank_candidates(good, scorer=scorer, history=history, weights=weights, device=device, dtype=dtype,
                              scorer_options=opts if isinstance(scorer, str) else None, batch_size=batch_size, top=top,
-                             progress=progress, skipped=skipped, notes=notes)
+                             progress=progress, skipped=skipped, notes=notes, workers=workers)
     if sheet is not None:
         title = sheet_title or f"prefcli rank · {name} · {Path(candidates).resolve().name}"
         opts = dict(sheet_options or {})
@@ -232,6 +233,7 @@ def rank_candidates(
     progress: ProgressFn | None = None,
     skipped: Sequence[tuple[str, str]] = (),
     notes: Sequence[str] = (),
+    workers: int = 0,
 ) -> RankResult:
     """Score `candidates` through the harness's runner (the one scoring loop) and order them best first.
 
@@ -259,7 +261,7 @@ def rank_candidates(
         n = len(candidates)
         notes.append(f"scorer {name} is pairwise: ranked by round-robin wins over {n * (n - 1) // 2} comparison(s); score = wins out of {n - 1}")
     task = RankTask(task_id="rank", candidates=list(candidates), liked_index=0, history=history or UserHistory(), protocol="rank")
-    records, stats = run_scorer(handle, [task], cache=None, batch_size=batch_size, skip_unreadable=True,
+    records, stats = run_scorer(handle, [task], cache=None, batch_size=batch_size, skip_unreadable=True, workers=workers,
                                 on_progress=progress or (lambda done, total: None))
     scores = [float(v) for v in records[0]["scores"]]
     if stats.unreadable:
