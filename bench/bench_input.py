@@ -8,7 +8,9 @@ Ranks N distinct PNG candidates (default 64, 1024 px) for one person with an
   decode-once), emulated by swapping the header check for a full decode and
   the history's kept pixels for a dropped decode;
 - "after": what prefcli does now (headers at scan, one decode when scored,
-  the history decoded once and kept).
+  the history decoded once and kept), with --workers 0 and with --workers N
+  (threads decoding the next batch while one is scored; decode seconds then
+  overlap the model's, so decode + other exceeds the wall time).
 
 Both in one run, on the same files; it prints decodes per distinct image,
 seconds decoding vs the rest, wall time and the ratio. With --viper-dir (a
@@ -77,13 +79,13 @@ def before_decode_once():
         images.check_image_bytes, images.scan_folder = saved
 
 
-def time_rank(scorer, folders: dict[str, Path], n_files: int) -> dict:
+def time_rank(scorer, folders: dict[str, Path], n_files: int, workers: int = 0) -> dict:
     import prefcli
     from prefcli.images import DECODES
 
     d0, s0 = DECODES.snapshot()
     t0 = time.perf_counter()
-    res = prefcli.rank(folders["cands"], likes=folders["liked"], dislikes=folders["disliked"], scorer=scorer)
+    res = prefcli.rank(folders["cands"], likes=folders["liked"], dislikes=folders["disliked"], scorer=scorer, workers=workers)
     wall = time.perf_counter() - t0
     decoded, dsec = DECODES.decoded - d0, DECODES.seconds - s0
     return {"wall": wall, "decodes_per_image": decoded / n_files, "decode_s": dsec, "other_s": wall - dsec,
@@ -123,6 +125,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--scorers", default="viper,preftoken,clip-probe")
     ap.add_argument("--viper-dir", default=None, help="a checkout of EPFL-VILAB/ViPer (metric.py), for the upstream ratio")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--workers", type=int, default=2, help="decode threads of the third run")
     args = ap.parse_args(argv)
 
     import torch
@@ -136,7 +139,7 @@ def main(argv: list[str] | None = None) -> None:
         n_files = args.n + 16
         print(f"{args.n} candidates + 8/8 history, {args.size} px PNG, torch threads {args.threads}, "
               f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-        print(f"{'scorer':<11} {'run':<7} {'decodes/img':>11} {'decode s':>9} {'other s':>8} {'wall s':>7}")
+        print(f"{'scorer':<11} {'run':<20} {'decodes/img':>11} {'decode s':>9} {'other s':>8} {'wall s':>7}")
         for name in args.scorers.split(","):
             # viper with the real IDEFICS2 tokenizer (built offline): ViPer's loop reads the logits of ids 648 and 387
             extra = {"tokenizer": "idefics2"} if name == "viper" else {}
@@ -145,10 +148,12 @@ def main(argv: list[str] | None = None) -> None:
             with before_decode_once():
                 before = time_rank(scorer, folders, n_files)
             after = time_rank(scorer, folders, n_files)
-            for label, r in (("before", before), ("after", after)):
-                print(f"{name:<11} {label:<7} {r['decodes_per_image']:>11.2f} {r['decode_s']:>9.2f} {r['other_s']:>8.2f} {r['wall']:>7.2f}")
-            same = before["scores"] == after["scores"]
-            print(f"{name:<11} before/after wall ratio {before['wall'] / after['wall']:.2f}x; scores identical: {same}")
+            after2 = time_rank(scorer, folders, n_files, workers=args.workers)
+            for label, r in (("before", before), ("after", after), (f"after, --workers {args.workers}", after2)):
+                print(f"{name:<11} {label:<20} {r['decodes_per_image']:>11.2f} {r['decode_s']:>9.2f} {r['other_s']:>8.2f} {r['wall']:>7.2f}")
+            same = before["scores"] == after["scores"] == after2["scores"]
+            print(f"{name:<11} before/after wall ratio {before['wall'] / after['wall']:.2f}x "
+                  f"({before['wall'] / after2['wall']:.2f}x with --workers {args.workers}); scores identical: {same}")
             if name == "viper" and args.viper_dir:
                 upstream = time_viper_loop(args.viper_dir, scorer, folders)
                 print(f"viper       ViPer's loop (load_context_images + calculate_score per candidate): {upstream:.2f} s; "
