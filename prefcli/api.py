@@ -111,7 +111,8 @@ def _history(likes: Any, dislikes: Any) -> tuple["UserHistory", list[tuple[str, 
 
 def rank(images: Any, *, scorer: "str | Scorer | None" = None, likes: Any = None, dislikes: Any = None,
          prompt: str | None = None, weights: str | None = None, device: str | None = "auto", dtype: str | None = None,
-         top: int | None = None, batch_size: int = 16, options: dict | None = None, **option_values: Any) -> "RankResult":
+         top: int | None = None, batch_size: int = 16, options: dict | None = None, workers: int = 0,
+         **option_values: Any) -> "RankResult":
     """Rank images for one person, best first; returns a RankResult (`.ranked`, `.skipped`, `.rows()`).
 
     `images`: a folder, image files, PIL images, or a list mixing files and
@@ -120,7 +121,8 @@ def rank(images: Any, *, scorer: "str | Scorer | None" = None, likes: Any = None
     history the default scorer is blend (a general scorer plus clip-probe, weighted per
     person; docs/scorers/blend.md), else aesthetic. `prompt`: one
     prompt for every image (scorers such as clip need one). Files that cannot
-    be read are skipped and listed in `.skipped`.
+    be read are skipped and listed in `.skipped`. `workers`: threads decoding
+    the next batch of candidates while one is scored (0: in turn).
     """
     from prefcli.ranking import DEFAULT_PERSONAL_SCORER, DEFAULT_SCORER, rank_candidates
 
@@ -132,4 +134,4 @@ def rank(images: Any, *, scorer: "str | Scorer | None" = None, likes: Any = None
     history, bad_h = _history(likes, dislikes) if personal else (None, [])
     return rank_candidates(cands, scorer=scorer, history=history, weights=weights, device=device, dtype=dtype,
                            top=top, batch_size=batch_size, scorer_options={**(options or {}), **option_values},
-                           skipped=bad + bad_h)
+                           skipped=bad + bad_h, workers=workers)

@@ -162,6 +162,7 @@ def rank_folder(
     sheet_options: dict[str, Any] | None = None,
     progress: ProgressFn | None = None,
     scorer_options: dict[str, Any] | None = None,
+    workers: int = 0,
 ) -> RankResult:
     """Score every image in `candidates` with `scorer` and return them best first.
 
@@ -243,7 +244,7 @@ def rank_folder(
         notes.append(f"blend of {general} (general: {why}) and {opts.personal} (personal); -o general NAME chooses another")
     result = rank_candidates(good, scorer=scorer, history=history, weights=weights, device=device, dtype=dtype,
                              scorer_options=opts if isinstance(scorer, str) else None, batch_size=batch_size, top=top,
-                             progress=progress, skipped=skipped, notes=notes)
+                             progress=progress, skipped=skipped, notes=notes, workers=workers)
     if sheet is not None:
         # The title names what scored the sheet: one made with random `tiny` weights must say so.
         title = f"{sheet_title or 'prefcli rank · ' + Path(candidates).resolve().name} · {name} · weights {result.weights_id or '?'}"
@@ -287,6 +288,7 @@ def rank_candidates(
     progress: ProgressFn | None = None,
     skipped: Sequence[tuple[str, str]] = (),
     notes: Sequence[str] = (),
+    workers: int = 0,
 ) -> RankResult:
     """Score `candidates` through the harness's runner (the one scoring loop) and order them best first.
 
@@ -322,7 +324,7 @@ def rank_candidates(
         n = len(candidates)
         notes.append(f"scorer {name} is pairwise: ranked by round-robin wins over {n * (n - 1) // 2} comparison(s); score = wins out of {n - 1}")
     task = RankTask(task_id="rank", candidates=list(candidates), liked_index=0, history=history or UserHistory(), protocol="rank")
-    records, stats = run_scorer(handle, [task], cache=None, batch_size=batch_size, skip_unreadable=True,
+    records, stats = run_scorer(handle, [task], cache=None, batch_size=batch_size, skip_unreadable=True, workers=workers,
                                 on_progress=progress or (lambda done, total: None))
     scores = [float(v) for v in records[0]["scores"]]
     extras = records[0].get("extras") or [None] * len(scores)

@@ -124,3 +124,41 @@ def test_run_stats_count_decodes_and_their_seconds(folders):
     assert stats.images_decoded == len(cands) == 10
     assert 0 < stats.decode_seconds <= stats.seconds and stats.other_seconds > 0
     assert {"images_decoded", "decode_seconds", "other_seconds"} <= set(stats.as_dict())
+
+
+def test_generate_decodes_the_history_once(decodes, folders, tmp_path):
+    """`generate --likes --dislikes` with a personalized reward: each history file decoded once for the whole run."""
+    pytest.importorskip("diffusers")
+    from prefcli.generate.pipelines import load_generator
+    from prefcli.generate.run import GenerateConfig, generate
+
+    cfg = GenerateConfig("a fox", model="tiny", rewards=[("viper", 1.0)], weights={"*": "tiny"}, steps=3, n=2,
+                         out=str(tmp_path / "out"), likes=str(folders["liked"]), dislikes=str(folders["disliked"]))
+    generate(cfg, generator=load_generator("tiny", device="cpu"))
+    history = sorted(p.name for sub in ("liked", "disliked") for p in folders[sub].iterdir())
+    assert sorted(n for n in decodes if n in history) == history
+    assert {decodes[n] for n in history} == {1}, decodes
+
+
+@pytest.mark.parametrize("scorer", ["viper", "aesthetic"])
+def test_workers_decode_ahead_with_identical_scores_and_one_decode_each(decodes, folders, scorer):
+    import prefcli
+
+    _add_truncated(folders["cands"])
+    kw = dict(likes=folders["liked"], dislikes=folders["disliked"]) if scorer == "viper" else {}
+    runs = {}
+    for w in (0, 2):
+        decodes.clear()
+        res = prefcli.rank(folders["cands"], scorer=scorer, weights="tiny", device="cpu", batch_size=3, workers=w, **kw)
+        runs[w] = ([(r.path, r.score) for r in res.ranked], res.skipped)
+        assert set(decodes.values()) == {1}, (w, decodes)
+    assert runs[0] == runs[2]  # the same order, the same floats, the same skipped file
+    assert [Path(p).name for p, _ in runs[2][1]] == ["zz_cut.jpg"]
+
+
+def test_rank_cli_takes_workers(folders, capsys):
+    args = ["rank", folders["cands"], "--scorer", "aesthetic", "--weights", "tiny", "--device", "cpu", "--format", "json"]
+    code0, out0, err0 = run_cli(capsys, *args, "--workers", "0", "--batch-size", "4")
+    code2, out2, err2 = run_cli(capsys, *args, "--workers", "2", "--batch-size", "4")
+    assert code0 == code2 == 0, err0 + err2
+    assert [(r["path"], r["score"]) for r in json.loads(out0)] == [(r["path"], r["score"]) for r in json.loads(out2)]

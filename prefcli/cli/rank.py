@@ -40,6 +40,7 @@ def rank_command(
     sheet_history: Annotated[bool, typer.Option("--sheet-history", help="Contact sheet: also show the person's liked (+) and disliked (-) history as a strip.")] = False,
     sheet_prompt: Annotated[bool, typer.Option("--sheet-prompt", help="Contact sheet: also show the --prompt under the title.")] = False,
     show_progress: ProgressOpt = True,
+    workers: Annotated[int, typer.Option("--workers", min=0, help="Threads decoding the next batch of images while one is scored (0: decode in turn).")] = 0,
 ) -> None:
     """Rank every image in a folder for one person, best first.
 
@@ -111,6 +112,7 @@ def rank_command(
             prompts=prompts,
             history_prompts=history_prompts,
             batch_size=batch_size,
+            workers=workers,
             top=top,
             recursive=recursive,
             sheet=sheet,

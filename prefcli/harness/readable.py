@@ -18,21 +18,48 @@ from prefcli.types import Candidate
 
 
 class ReadableGuard:
-    """Which candidates decode; unreadable ones remembered by image id with (path, reason)."""
+    """Which candidates decode; unreadable ones remembered by image id with (path, reason).
 
-    def __init__(self) -> None:
+    With `workers` > 0 the next batch is decoded by a thread pool while the
+    scorer works on this one (``prefetch``): Pillow releases the GIL while it
+    decodes, so threads decode in parallel, and the decoded image lands in the
+    very Candidate every consumer reads (a process pool would copy each
+    decoded image back through a pipe, about what decoding it costs, and could
+    not share it). At most the batch being scored and the next are held.
+    """
+
+    def __init__(self, workers: int = 0) -> None:
         self.bad: dict[str, tuple[str, str]] = {}
         #: False once every image the scorer reads has been decoded elsewhere (a probe's embeddings).
         self.decode = True
+        self._pool = None
+        self._pending: dict[int, object] = {}  # id(candidate) -> future of its decode
+        if workers > 0:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(max_workers=int(workers), thread_name_prefix="prefcli-decode")
+
+    def prefetch(self, cands: Sequence[Candidate]) -> None:
+        """Start decoding `cands` in the background (no-op without workers)."""
+        if self._pool is None or not self.decode:
+            return
+        for c in cands:
+            if id(c) not in self._pending and c.image_id not in self.bad and c._image is None:
+                self._pending[id(c)] = self._pool.submit(_decode, c)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
 
     def ok(self, c: Candidate) -> bool:
         if c.image_id in self.bad:
             return False
         if self.decode:
-            try:
-                c.original  # noqa: B018 - decodes now and keeps the pixels for the scorer
-            except ImageError as e:
-                self.bad[c.image_id] = (c.path or c.image_id, getattr(e, "reason", str(e)))
+            pending = self._pending.pop(id(c), None)
+            err = pending.result() if pending is not None else _decode(c)
+            if err is not None:
+                self.bad[c.image_id] = (c.path or c.image_id, err)
                 return False
         return True
 
@@ -42,3 +69,12 @@ class ReadableGuard:
     @property
     def unreadable(self) -> list[tuple[str, str]]:
         return list(self.bad.values())
+
+
+def _decode(c: Candidate) -> str | None:
+    """Decode `c` (it keeps the pixels); the reason it cannot be decoded, or None."""
+    try:
+        c.original  # noqa: B018
+    except ImageError as e:
+        return getattr(e, "reason", str(e))
+    return None

@@ -336,6 +336,7 @@ def run_scorer(
     on_progress: Callable[[int, int], None] | None = None,
     batch_histories: bool = True,
     skip_unreadable: bool = False,
+    workers: int = 0,
 ) -> tuple[list[dict], RunStats]:
     """Score every task's candidates; return one record per task (in order) and what was computed.
 
@@ -347,6 +348,7 @@ def run_scorer(
     benches and tests that compare the two). `skip_unreadable` (ranking a
     header-checked folder): a candidate that does not decode scores NaN, is
     not cached and is listed in `stats.unreadable`; otherwise its ImageError stops the run.
+    `workers` (with `skip_unreadable`): threads decoding the next batch while this one is scored.
     A record holds task_id, user_id, seen, protocol, n_ref, liked_index,
     candidate image ids and the scores, in candidate order.
     """
@@ -366,7 +368,7 @@ def run_scorer(
     if skip_unreadable:
         from prefcli.harness.readable import ReadableGuard
 
-        guard = ReadableGuard()
+        guard = ReadableGuard(workers)
     dist = _Dist(distributed)
     t0 = time.perf_counter()
     store = cache.store(handle.name, handle.cache_key) if cache is not None else None
@@ -476,6 +478,7 @@ def run_scorer(
     stats.decode_seconds = DECODES.seconds - decode_s0
     stats.other_seconds = max(0.0, stats.seconds - stats.decode_seconds)
     if guard is not None:
+        guard.close()
         stats.unreadable = guard.unreadable
 
     records = []
@@ -502,6 +505,9 @@ def _score_in_batches(model: Any, keys: list, state: Any, reps: dict, store: Any
     for start in range(0, len(keys), batch_size):
         chunk = keys[start : start + batch_size]
         cands = [reps[k] for k in chunk]
+        if guard is not None:
+            guard.prefetch(cands)
+            guard.prefetch([reps[k] for k in keys[start + batch_size : start + 2 * batch_size]])  # the next batch, meanwhile
         pairs = list(zip(chunk, _score(model, cands, state, stats, guard)))
         if store is not None:
             store.put_scores(_storable(pairs, guard))
@@ -530,6 +536,7 @@ def _score_histories(model: Any, few: list[tuple[str, list[Key]]], groups: dict[
     """Many histories' candidates in one call of a scorer that batches across histories; stored at once (resume)."""
     unreadable: list[tuple[Key, float]] = []
     if guard is not None:
+        guard.prefetch([reps[k] for _, keys in few for k in keys])
         unreadable = [(k, math.nan) for _, keys in few for k in keys if not guard.ok(reps[k])]
         few = [(hk, [k for k in keys if k[1] not in guard.bad]) for hk, keys in few]
     jobs = [(tasks[groups[hk][0]].history, [reps[k] for k in keys]) for hk, keys in few]
