@@ -186,7 +186,8 @@ def main(argv=None) -> int:
         match = next((k for k in ks_all if mean["active"][ks_all.index(k)] >= target), None)
         worst = min(float((mean["active"][ks_all.index(k)] - mean["random"][ks_all.index(k)])
                           / max(se["random"][ks_all.index(k)], 1e-12)) for k in KS)
-        summary.append((label, match, target, worst))
+        at = {k: float(mean["active"][ks_all.index(k)]) for k in ks_all}
+        summary.append((label, match, target, worst, at))
 
     table = Table(name="label_strategies", title=f"label: personal-probe top-1 on held-out pairs after k labels ({args.users} users per preset)",
                   columns=[Column("preset", "preset"), Column("k", "k labels"),
@@ -194,9 +195,10 @@ def main(argv=None) -> int:
                            Column("diff", "active − random (paired)", pm=True, percent=True)],
                   rows=rows, note="mean ± standard error over users")
     table.print(args.format)
-    for label, match, target, worst in summary:
+    for label, match, target, worst, at in summary:
         got = f"{match}" if match is not None else "not within 16"
-        print(f"{label}: labels to match random@16 ({100 * target:.1f}%): {got}; "
+        near = ", ".join(f"{100 * at[k]:.1f}% at {k}" for k in (9, 10, 11, 12) if k in at)
+        print(f"{label}: labels to match random@16 ({100 * target:.1f}%): {got} (active {near}); "
               f"worst active − random over k in {KS}: {worst:+.2f} random SE")
 
     plt = figures.pyplot()

@@ -22,7 +22,8 @@ pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="headless Chro
 
 
 @pytest.fixture
-def browser(tmp_path):
+def browser(tmp_path, monkeypatch):
+    monkeypatch.setenv("SE_OFFLINE", "true")  # Selenium Manager, should anything call it, must not download
     webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install 'prefcli[test]')")
     from selenium.webdriver.chrome.service import Service
 

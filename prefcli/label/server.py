@@ -15,13 +15,13 @@ import hmac
 import json
 import re
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from prefcli.errors import PrefcliError
 from prefcli.label.session import LabelSession
 
 ID_PATTERN = re.compile(r"^[0-9a-f]{64}$")
-STATIC = ("page.html", "page.js", "page.css")
 MEDIA = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp", ".gif": "image/gif",
          ".bmp": "image/bmp", ".tif": "image/tiff", ".tiff": "image/tiff"}
 HEADERS = {"Referrer-Policy": "no-referrer", "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store",
@@ -100,7 +100,6 @@ def make_app(session: LabelSession, token: str):
             return PlainTextResponse("no such image in the pool", 404, headers=HEADERS)
         from prefcli import images
         from prefcli.errors import ImageError
-        from pathlib import Path
 
         try:
             data = images.read_image_file(im.path)
