@@ -167,7 +167,7 @@ def measure(name: str, preset: str, overrides: dict, seed: int, n_users: int, ca
     for n in N_REFS:
         tasks = tasks_for(test, n)
         if n == N_REFS[0]:
-            runs.append(run("world-population", w, tasks, cache, n, label="general (population model)")[0])
+            runs.append(run("world-population", w, tasks, cache, n, label="general: population model")[0])
         runs.append(run("world-features-probe", w, tasks, cache, n, label="personal (probe)")[0])
         auto, records = run("blend", w, tasks, cache, n, label="blend auto", population_weight=str(w0s[n]), **parts)
         auto["population_w"] = w0s[n]
@@ -255,7 +255,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             # The general scorer reads no history: one row, beside the N_ref sweep.
             g = top1(runs[0])
             print(table.render("markdown") if hasattr(table, "render") else table)
-            print(f"general (population model), no history: {100 * g[0]:.1f} ± {100 * g[1]:.1f}")
+            print(f"general (population model, no history): {100 * g[0]:.1f} ± {100 * g[1]:.1f}")
             tg = targets(runs)
             for r in runs:
                 if r.get("chosen_w"):

@@ -103,15 +103,19 @@ class BlendScorer(Scorer):
     # -- the run ------------------------------------------------------------------------
     def run_tasks(self, tasks: Sequence[RankTask], *, cache: Any = None, batch_size: int = 32, progress: bool = False,
                   distributed: bool | None = None, label: str | None = None,
-                  on_progress: Callable[[int, int], None] | None = None) -> tuple[list[dict], Any]:
-        """One record per task, as `run_scorer` gives them, plus `extras` (per candidate) and `blend` (the evidence)."""
+                  on_progress: Callable[[int, int], None] | None = None, **run_options: Any) -> tuple[list[dict], Any]:
+        """One record per task, as `run_scorer` gives them, plus `extras` (per candidate) and `blend` (the evidence).
+
+        `run_options`: further `run_scorer` keywords, given to both parts as they are.
+        """
         import numpy as np
 
         from prefcli.harness.runner import RunStats, run_scorer
 
         label = label or "blend"
         stats = RunStats()
-        common = dict(cache=cache, batch_size=batch_size, progress=progress, distributed=distributed, on_progress=on_progress)
+        common = dict(cache=cache, batch_size=batch_size, progress=progress, distributed=distributed, on_progress=on_progress,
+                      **run_options)
 
         # General: each task's candidates and its history's pair images (history-free: shared across tasks).
         hist_images = {}
