@@ -227,12 +227,14 @@ def _give(flag: str) -> str:
 
 
 def _offline_miss(src: WeightsSource, filename: str | None, cache: Path, flag: str = "--weights",
-                  also: Sequence[str] = (), then: str = "") -> WeightsError:
+                  also: Sequence[str] = (), then: str = "", include: Sequence[str] = ()) -> WeightsError:
     repo = src.repo_id
     rev = f" --revision {src.revision}" if src.revision else ""
     what = f"hf-hub:{repo}" + (f"@{src.revision}" if src.revision else "")
     files = [f for f in dict.fromkeys([*([filename] if filename else []), *also]) if f]
-    command = f"hf download {repo}{''.join(' ' + f for f in files)}{rev} --local-dir DIR" + (f" && {then}" if then else "")
+    # A folder given by patterns: listing only its plain names would download only those files.
+    patterns = "".join(f" --include '{p}'" for p in include)
+    command = f"hf download {repo}{''.join(' ' + f for f in files)}{rev}{patterns} --local-dir DIR" + (f" && {then}" if then else "")
     return WeightsError(
         f"weights {what}{f' ({filename})' if filename else ''} are not in the local Hugging Face cache ({cache}) and offline "
         f"mode is on; on a machine with network run `{command}` and pass {_give(flag)} "
@@ -241,7 +243,7 @@ def _offline_miss(src: WeightsSource, filename: str | None, cache: Path, flag: s
 
 
 def _hub_call(src: WeightsSource, file: str | None, offline: bool, fn, flag: str = "--weights", also: Sequence[str] = (),
-              then: str = "", **kwargs) -> Path:
+              then: str = "", include: Sequence[str] = (), **kwargs) -> Path:
     """Call hf_hub_download / snapshot_download and turn every failure into one WeightsError."""
     from huggingface_hub import constants as hf_constants
     from huggingface_hub import errors as hf_errors
@@ -261,7 +263,7 @@ def _hub_call(src: WeightsSource, file: str | None, offline: bool, fn, flag: str
     except hf_errors.LocalEntryNotFoundError:
         # Raised both in offline mode and when the hub cannot be reached.
         if told_offline:
-            raise _offline_miss(src, file, cache, flag, also, then) from None
+            raise _offline_miss(src, file, cache, flag, also, then, include) from None
         raise WeightsError(
             f"{what}: not in the local Hugging Face cache ({cache}) and the hub could not be reached; "
             f"check the network, or pass {_give(flag)} with the downloaded files"
@@ -269,7 +271,7 @@ def _hub_call(src: WeightsSource, file: str | None, offline: bool, fn, flag: str
     except hf_errors.EntryNotFoundError:
         raise WeightsError(f"{what}: no such file in the repository") from None
     except getattr(hf_errors, "OfflineModeIsEnabled", ()):  # HF_HUB_OFFLINE set while we were told online
-        raise _offline_miss(src, file, cache, flag, also, then) from None
+        raise _offline_miss(src, file, cache, flag, also, then, include) from None
     except hf_errors.HfHubHTTPError as e:
         raise WeightsError(f"{what}: download from the Hugging Face Hub failed ({_one_line(e)})") from None
     except (OSError, ValueError) as e:
@@ -444,8 +446,8 @@ def resolve_dir(spec: str, *, allow_patterns: list[str] | None = None, offline: 
     if src.kind == "hub":
         from huggingface_hub import snapshot_download
 
-        plain = [p for p in allow_patterns or [] if not any(ch in p for ch in "*?[")]  # names the hint can list
-        return _hub_call(src, None, off, snapshot_download, flag=flag, also=plain, allow_patterns=allow_patterns)
+        patterns = list(allow_patterns or [])
+        return _hub_call(src, None, off, snapshot_download, flag=flag, include=patterns, allow_patterns=allow_patterns)
     path = src.path
     assert path is not None
     if not path.exists():

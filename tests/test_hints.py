@@ -41,7 +41,9 @@ def test_convert_hint_names_its_argument_not_weights(offline_empty_cache, capsys
     """Before: "pass a local folder with --weights PATH", a flag `convert learn-user-pref` does not have."""
     code, out, err = run(capsys, "convert", "learn-user-pref", "wenyii/learn-user-pref", "--out", offline_empty_cache / "m", "--offline")
     assert code == 2 and err.count("\n") == 1, err
-    assert "hf download wenyii/learn-user-pref --local-dir DIR` and pass DIR as SRC" in err and "--weights" not in err
+    # The folder's own patterns, so that the command fetches every file the conversion reads and nothing else.
+    include = " ".join(f"--include '{p}'" for p in ("*.json", "*.safetensors", "*.bin", "*.pt", "*.md", "*.txt"))
+    assert f"hf download wenyii/learn-user-pref {include} --local-dir DIR` and pass DIR as SRC" in err and "--weights" not in err
 
 
 def test_bench_generate_hint_names_prompts_not_source(offline_empty_cache):

@@ -245,7 +245,7 @@ def test_rank_cli_with_a_local_base_and_adapter_offline(local_weights, tmp_path,
               "--scorer", "viper", "-o", "base", str(root / "base"), "--weights", str(root / "adapter"), "--offline",
               "--device", "cpu", "--format", "json"])
     assert done.value.code in (0, None)
-    rows = json.loads(capsys.readouterr().out)
+    rows = json.loads(capsys.readouterr().out)["results"]["ranking"]  # the one JSON envelope (docs/outputs.md)
     assert len(rows) == 3 and all(0.0 < r["score"] < 1.0 for r in rows)
     # the same numbers as the scorer built directly from the two folders
     viper = load_scorer("viper", weights=str(root / "adapter"), base=str(root / "base"))
@@ -259,7 +259,7 @@ def test_rank_cli_with_a_local_base_and_adapter_offline(local_weights, tmp_path,
 
 def test_offline_advice_for_the_base_names_the_base_option(local_weights, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    with pytest.raises(WeightsError, match=r"HuggingFaceM4/idefics2-8b.*-o base PATH"):
+    with pytest.raises(WeightsError, match=r"HuggingFaceM4/idefics2-8b.*-o base DIR"):
         load_scorer("viper", weights=str(local_weights["root"] / "adapter"), offline=True)
 
 

@@ -359,7 +359,8 @@ def run_scorer(
         handle.cache = cache
     if handle.spec.kind == "composite":  # a scorer of scorers runs its parts through this loop itself
         return handle.scorer.run_tasks(tasks, cache=cache, batch_size=batch_size, progress=progress, distributed=distributed,
-                                       label=label, on_progress=on_progress)
+                                       label=label, on_progress=on_progress, batch_histories=batch_histories,
+                                       skip_unreadable=skip_unreadable, workers=workers)
     stats = RunStats()
     from prefcli.images import DECODES
 
