@@ -135,4 +135,4 @@ def test_keys_in_a_real_browser_write_what_rank_reads(browser, served, capsys):
                                    "--scorer", "clip-probe", "--weights", "tiny", "--format", "json")
     assert code == 0, stderr
     assert "history of 4 pair(s)" in stderr
-    assert len(json.loads(stdout)) == 10
+    assert len(json.loads(stdout)["results"]["ranking"]) == 10

@@ -6,6 +6,7 @@ import json
 
 from cli_runner import run_cli
 from label_fixtures import make_pool, make_session
+from json_schemas import validate_text  # docs/schemas/: every command's JSON
 
 
 def _label(pool, out, choices, user_seed):
@@ -40,7 +41,7 @@ def test_two_label_folders_become_a_dataset_eval_can_read(tmp_path, capsys):
         own = {p.liked_image_id for p in by_user[t.user_id]} | {p.disliked_image_id for p in by_user[t.user_id]}
         assert {c.image_id for c in t.candidates} <= own  # held out per person
         assert all(h.liked.image_id in own for h in t.history.pairs)
-    rows = json.loads(out)
+    rows = validate_text(out, "data labels")["results"]["rows"]  # docs/schemas/data-labels.schema.json
     test_row = next(r for r in rows if r["split"] == "test")
     assert test_row["users"] == 2 and test_row["pairs"] == 9
     # a rerun reports the built dataset; a folder that is not a label folder is one line

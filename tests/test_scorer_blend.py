@@ -225,7 +225,7 @@ def test_rank_defaults_to_blend_with_a_history_and_shows_why(capsys, tmp_path):
     assert code == 0, err
     assert "with blend" in err and "blend of pickscore (general: every image has a prompt) and clip-probe" in err
     assert "leave-one-out over 3 history pair(s)" in err
-    rows = json.loads(out)
+    rows = json.loads(out)["results"]["ranking"]  # the one JSON envelope
     assert len(rows) == 2
     for r in rows:
         assert {"general", "personal", "z_general", "z_personal", "weight", "loo_pairs", "loo_general", "loo_personal"} <= set(r)

@@ -75,7 +75,7 @@ class BlendScorer(Scorer):
     def identity(self) -> dict[str, Any]:
         """The blend's own options (w, population w, shrinkage) and both parts' full identities."""
         ident = dict(super().identity)
-        ident["weights"] = ""
+        ident["weights"] = self.weights_id  # what a title or provenance line shows: both parts' weights
         ident["general"] = self.general.identity
         ident["personal"] = self.personal.identity
         return ident
