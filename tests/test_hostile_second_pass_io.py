@@ -279,20 +279,57 @@ def test_eval_never_scores_an_image_linked_out_of_the_dataset(tmp_path):
     assert secret.read_bytes() == _png(4242)
 
 
-def test_cli_eval_on_a_dataset_with_a_link_out_is_one_line(tmp_path, capsys):
+def _pixel_mean_class():
+    from prefcli.scorer import Scorer
+
+    class PixelMean(Scorer):
+        """Reads every candidate's pixels (as a real scorer does) without loading a model."""
+
+        def score(self, candidates, state=None):
+            return [float(np.asarray(c.image).mean()) for c in candidates]
+
+    return PixelMean
+
+
+PixelMean = _pixel_mean_class()
+
+
+class _PixelPlugin:
+    from prefcli.hookspecs import hookimpl
+
+    @hookimpl
+    def register_scorers(self, register):
+        from prefcli.scorer import ScorerSpec
+
+        register(ScorerSpec(name="pixel-mean", factory="test_hostile_second_pass_io:PixelMean", needs=frozenset({"image"}),
+                            default_weights="none"))
+
+
+@pytest.fixture
+def pixel_scorer():
+    from prefcli import plugins
+
+    plugins.register_plugin(_PixelPlugin(), name="hostio-pixel")
+    yield "pixel-mean"
+    plugins.unregister_plugin(name="hostio-pixel")
+
+
+def test_cli_eval_on_a_dataset_with_a_link_out_is_one_line(tmp_path, capsys, pixel_scorer):
     from prefcli.data import preferimg
     from prefcli.data.dataset import Dataset, image_relpath
 
     src = tmp_path / "src"
     records_file, records = _preferimg_source(src, n=2)
-    _write(records_file, [{**r, "prompt": "a fox"} for r in records])  # clip reads the prompt
+    _write(records_file, records)
     preferimg.build(str(src), tmp_path / "ds", progress=False)
+    code, _, err = run_cli(capsys, "eval", tmp_path / "ds", "--scorer", pixel_scorer, "--no-progress", "--no-cache")
+    assert code == 0, err  # the scorer reads pixels: it works on the intact dataset
     cand = Dataset.open(tmp_path / "ds").tasks("test", "1v1")[0].candidates[1]
     p = tmp_path / "ds" / image_relpath(cand.image_id)
     p.unlink()
     (tmp_path / "secret.png").write_bytes(_png(4243))
     p.symlink_to(tmp_path / "secret.png")
-    line = _one_error(capsys, "eval", tmp_path / "ds", "--scorer", "clip", "--weights", "tiny", "--no-progress", "--no-cache")
+    line = _one_error(capsys, "eval", tmp_path / "ds", "--scorer", pixel_scorer, "--no-progress", "--no-cache")
     assert f"{p}: links outside the dataset's image store" in line, line
 
 
