@@ -186,7 +186,7 @@ def test_bench_csv_prints_one_table_and_table_picks_another(capsys, mocks, tmp_p
     import csv
     import io
 
-    base = ("bench", tmp_path / "ds", "--scorers", "mock-free,mock-hist", "--n-ref", "2,4", "--protocols", "1v1,1v3", "--out", tmp_path / "b",
+    base = ("bench", tmp_path / "ds", "--scorers", "mock-free", "--protocols", "1v1,1v3", "--out", tmp_path / "b",
             "--no-cache", "--no-progress", "--bootstrap", "10")
     code, out, err = run(capsys, *base, "--format", "csv")
     assert code == 0, err
