@@ -373,8 +373,16 @@ class DecodeTally:
     """Images decoded by this process and the seconds it took (a run's stats read the difference)."""
 
     def __init__(self) -> None:
+        import threading
+
         self.decoded = 0
         self.seconds = 0.0
+        self._lock = threading.Lock()  # decode threads (rank --workers) add concurrently
+
+    def add(self, seconds: float) -> None:
+        with self._lock:
+            self.decoded += 1
+            self.seconds += seconds
 
     def snapshot(self) -> tuple[int, float]:
         return self.decoded, self.seconds
@@ -394,8 +402,7 @@ def _tallied(fn):
         try:
             return fn(*args, **kwargs)
         finally:
-            DECODES.decoded += 1
-            DECODES.seconds += time.perf_counter() - t0
+            DECODES.add(time.perf_counter() - t0)
 
     return wrapper
 
