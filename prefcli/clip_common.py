@@ -21,7 +21,7 @@ makes it different:
   differentiable scoring of B×3×H×W tensors in [0, 1].
 - `image_features` / `text_features`: projected embeddings, the same on
   transformers 4 (tensors) and 5 (output objects).
-- `torch_device`, `torch_dtype`, `batched`: option parsing and batching.
+- `batched`: batching (devices and dtypes: `prefcli.devices`).
 
 Nothing here is imported by `prefcli --help`; torch is imported inside
 functions all the same, so importing this module stays cheap.
@@ -61,38 +61,6 @@ def batched(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
         raise ValueError(f"batch size must be at least 1, got {size}")
     for start in range(0, len(items), size):
         yield items[start : start + size]
-
-
-def torch_device(name: str | None) -> "torch.device":
-    """'cpu', 'cuda', 'cuda:1', 'mps' or 'auto' (the first accelerator found)."""
-    import torch
-
-    if name in (None, "", "auto"):
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    return torch.device(name)
-
-
-_DTYPES = {
-    "float32": "float32", "fp32": "float32", "float": "float32",
-    "float16": "float16", "fp16": "float16", "half": "float16",
-    "bfloat16": "bfloat16", "bf16": "bfloat16",
-}  # fmt: skip
-
-
-def torch_dtype(name: str | None, device: "torch.device | None" = None) -> "torch.dtype":
-    """A dtype option as a torch dtype; None or 'auto' is fp16 on CUDA, else fp32."""
-    import torch
-
-    if name in (None, "", "auto"):
-        return torch.float16 if device is not None and device.type == "cuda" else torch.float32
-    key = _DTYPES.get(str(name).lower())
-    if key is None:
-        raise ValueError(f"unknown dtype {name!r}; use one of {sorted(set(_DTYPES))} or 'auto'")
-    return getattr(torch, key)
 
 
 def tiny_clip_config(projection_dim: int = 16, image_size: int = 32, patch_size: int = 8, hidden_size: int = 32) -> Any:

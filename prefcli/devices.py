@@ -3,9 +3,15 @@
 `--device auto` (the default everywhere) is the first of cuda, mps, cpu that
 this machine has. An explicit device that is not here (`cuda` without CUDA,
 `mps` without Metal) or is not a device at all is a DeviceError: one line,
-exit 2. `--dtype auto` leaves the choice to the scorer; the dtype it actually
-used is read back from its weights for provenance and the cache key, so
-`auto` is never recorded.
+exit 2. `--dtype auto` leaves the choice to the scorer: `torch_dtype` makes it
+float32, except on CUDA, where it is the dtype the scorer's spec declares
+(`ScorerSpec.cuda_dtype`, float16 unless a scorer says otherwise); scorers
+whose checkpoint records its dtype (the VLM ones) keep that. The dtype a
+scorer actually used is read back from its weights for provenance and the
+cache key, so `auto` is never recorded.
+
+This module is the only place that maps dtype names to torch dtypes or picks
+a device for `auto` (tests/test_devices_single_rule.py checks it).
 
 torch is imported inside the functions, so importing this module is cheap.
 """
@@ -14,9 +20,12 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prefcli.errors import DeviceError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +89,31 @@ def normalize_dtype(name: str | None) -> str | None:
     if raw not in DTYPES:
         raise DeviceError(f"--dtype {name}: unknown dtype; use auto, fp32, bf16 or fp16")
     return DTYPES[raw]
+
+
+#: What `dtype=auto` means on a CUDA device unless a scorer's spec says otherwise (`ScorerSpec.cuda_dtype`);
+#: on every other device auto is float32.
+CUDA_DTYPE = "float16"
+
+
+def torch_device(name: Any = "auto") -> "torch.device":
+    """`resolve_device(name)` as a torch.device (a torch.device passes through)."""
+    import torch
+
+    if isinstance(name, torch.device):
+        return name
+    return torch.device(resolve_device(name))
+
+
+def torch_dtype(name: Any, device: Any = None, cuda: str | None = None) -> "torch.dtype":
+    """A dtype name (or alias) as a torch dtype; None or 'auto' is `cuda` (default CUDA_DTYPE) on CUDA, else float32."""
+    import torch
+
+    canonical = normalize_dtype(name)
+    if canonical is None:
+        on_cuda = device is not None and device_kind(getattr(device, "type", device)) == "cuda"
+        canonical = normalize_dtype(cuda or CUDA_DTYPE) if on_cuda else "float32"
+    return getattr(torch, canonical)
 
 
 def device_kind(device: Any) -> str:

@@ -55,6 +55,8 @@ class ScorerSpec:
     # "composite" (scores whole rankings from other scorers' scores: its class has `run_tasks`, which
     # the runner calls instead of its own loop; see plugins/prefcli_blend).
     kind: str = "pointwise"
+    #: What `dtype=auto` loads on a CUDA device (float32 on every other device); see prefcli.devices.torch_dtype.
+    cuda_dtype: str = "float16"
 
     def __post_init__(self) -> None:
         unknown = set(self.needs) - set(INPUTS)
@@ -68,6 +70,10 @@ class ScorerSpec:
             raise ValueError(f"scorer {self.name!r}: options must be a subclass of prefcli.options.Options")
         if int(self.version) < 1:
             raise ValueError(f"scorer {self.name!r}: version must be a positive integer")
+        from prefcli.devices import DTYPES
+
+        if self.cuda_dtype not in DTYPES:
+            raise ValueError(f"scorer {self.name!r}: cuda_dtype must be one of {sorted(DTYPES)}, got {self.cuda_dtype!r}")
 
     @property
     def uses_history(self) -> bool:

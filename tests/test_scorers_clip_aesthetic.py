@@ -101,10 +101,13 @@ def test_batched_and_options():
     assert [list(b) for b in clip_common.batched([1, 2, 3, 4, 5], 2)] == [[1, 2], [3, 4], [5]]
     with pytest.raises(ValueError):
         list(clip_common.batched([1], 0))
-    assert clip_common.torch_dtype("bf16") is torch.bfloat16
-    assert clip_common.torch_dtype(None, torch.device("cpu")) is torch.float32
-    with pytest.raises(ValueError):
-        clip_common.torch_dtype("float8")
+    from prefcli import devices
+    from prefcli.errors import DeviceError
+
+    assert devices.torch_dtype("bf16") is torch.bfloat16
+    assert devices.torch_dtype(None, torch.device("cpu")) is torch.float32
+    with pytest.raises(DeviceError):
+        devices.torch_dtype("float8")
 
 
 # --------------------------------------------------------------------------- clip

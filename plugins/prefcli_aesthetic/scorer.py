@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from prefcli import clip_common
+from prefcli import clip_common, devices
 from prefcli.errors import WeightsError
 from prefcli.scorer import EmbeddingScorer
 from prefcli.types import Candidate
@@ -70,8 +70,8 @@ class AestheticScorer(EmbeddingScorer):
         from prefcli_aesthetic.mlp import tiny_mlp
 
         self.batch_size = int(batch_size)
-        dev = clip_common.torch_device(device)
-        tdtype = clip_common.torch_dtype(dtype, dev)
+        dev = devices.torch_device(device)
+        tdtype = devices.torch_dtype(dtype, dev, getattr(self.spec, "cuda_dtype", None))
         if W.is_tiny(self.weights):
             head = tiny_mlp(W.tiny_seed(self.weights))
             clip_weights = clip_weights or self.weights

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefcli import clip_common
+from prefcli import clip_common, devices
 
 DEFAULT_WEIGHTS = "openai/clip-vit-large-patch14"
 
@@ -29,8 +29,8 @@ class ClipScorer(clip_common.ClipBundleScorer):
     def __init__(self, weights: str | None = None, device: str = "cpu", dtype: str | None = None, *, batch_size: int = 16, **options: Any):
         super().__init__(weights=weights or DEFAULT_WEIGHTS, device=device, dtype=dtype, **options)
         self.batch_size = int(batch_size)
-        dev = clip_common.torch_device(device)
-        self.bundle = clip_common.load_clip(self.weights, device=dev, dtype=clip_common.torch_dtype(dtype, dev))
+        dev = devices.torch_device(device)
+        self.bundle = clip_common.load_clip(self.weights, device=dev, dtype=devices.torch_dtype(dtype, dev, getattr(self.spec, "cuda_dtype", None)))
 
     def scale(self, model: Any) -> Any:
         return 100.0

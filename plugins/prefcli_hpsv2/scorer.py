@@ -35,7 +35,7 @@ import logging
 from pathlib import Path
 from typing import Any, Sequence
 
-from prefcli import clip_common
+from prefcli import clip_common, devices
 from prefcli.errors import WeightsError
 from prefcli.scorer import EmbeddingScorer, broadcast_prompts, require_prompt
 from prefcli.types import Candidate
@@ -240,8 +240,8 @@ class HPSv2Scorer(EmbeddingScorer):
         self.antialias = _as_bool(antialias, "antialias")
         self.percent = bool(percent)
         self.batch_size = int(batch_size)
-        dev = clip_common.torch_device(device)
-        tdtype = clip_common.torch_dtype(dtype, dev)
+        dev = devices.torch_device(device)
+        tdtype = devices.torch_dtype(dtype, dev, getattr(self.spec, "cuda_dtype", None))
         if W.is_tiny(self.weights):
             self.arch, seed = TINY_ARCH, W.tiny_seed(self.weights)
             # The random weights go through the same strict loading as a real checkpoint.

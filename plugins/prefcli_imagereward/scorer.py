@@ -96,7 +96,7 @@ class ImageRewardScorer(Scorer):
     ):
         import tempfile
 
-        from prefcli import clip_common
+        from prefcli import clip_common, devices
         from prefcli import weights as W
         from prefcli_imagereward import tiny
         from prefcli_imagereward.model import build_from_official
@@ -104,8 +104,8 @@ class ImageRewardScorer(Scorer):
         super().__init__(weights=weights or DEFAULT_WEIGHTS, device=device, dtype=dtype, **options)
         self.batch_size = int(batch_size)
         self.tokenizer_spec = tokenizer
-        dev = clip_common.torch_device(device)
-        tdtype = clip_common.torch_dtype(dtype, dev)
+        dev = devices.torch_device(device)
+        tdtype = devices.torch_dtype(dtype, dev, getattr(self.spec, "cuda_dtype", None))
 
         if W.is_tiny(self.weights):
             seed = W.tiny_seed(self.weights)

@@ -20,7 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from prefcli import clip_common
+from prefcli import clip_common, devices
 from prefcli.errors import WeightsError
 
 DEFAULT_WEIGHTS = "yuvalkirstain/PickScore_v1"
@@ -108,8 +108,8 @@ class PickScoreScorer(clip_common.ClipBundleScorer):
         super().__init__(weights=weights or DEFAULT_WEIGHTS, device=device, dtype=dtype, **options)
         self.batch_size = int(batch_size)
         self.processor_spec = processor
-        dev = clip_common.torch_device(device)
-        self.bundle = load_pickscore(self.weights, processor, device=dev, dtype=clip_common.torch_dtype(dtype, dev))
+        dev = devices.torch_device(device)
+        self.bundle = load_pickscore(self.weights, processor, device=dev, dtype=devices.torch_dtype(dtype, dev, getattr(self.spec, "cuda_dtype", None)))
 
     @property
     def logit_scale(self) -> float:

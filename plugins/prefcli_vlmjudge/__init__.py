@@ -41,6 +41,7 @@ def register_scorers(register):
             install_hint="pip install torch transformers",
             requires=("torch", "transformers"),
             options=VlmJudgeOptions,
+            cuda_dtype="bfloat16",  # Qwen2.5-VL checkpoints are published in bf16; fp16 is not the judge's auto
             weights_forms=(
                 f"{DEFAULT_WEIGHTS} (default: a zero-shot judge) or another hub id of a Qwen2.5-VL / Qwen2-VL checkpoint",
                 "a local checkpoint folder (config.json, *.safetensors, the processor and its chat template), e.g. PreferThinker's",

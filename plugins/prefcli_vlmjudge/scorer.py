@@ -37,17 +37,6 @@ SUPPORTED = ("qwen2_5_vl", "qwen2_vl")
 _FILES = ["*.json", "*.txt", "*.jinja", "*.safetensors"]
 
 
-def _torch_dtype(dtype: str | None, device: Any) -> Any:
-    import torch
-
-    if dtype in (None, "", "auto"):
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
-    table = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16}
-    if dtype not in table:
-        raise WeightsError(f"vlm-judge: unknown dtype {dtype!r}; use fp32, bf16 or fp16")
-    return table[dtype]
-
-
 def load_judge(weights: str, device: Any, dtype: Any) -> tuple[Any, Any, str]:
     """(model, processor, source) for a weights spec; a non-Qwen-VL checkpoint is an error."""
     from prefcli import weights as W
@@ -108,7 +97,7 @@ class VlmJudge(PairwiseScorer):
         **options: Any,
     ):
         super().__init__(weights=weights or DEFAULT_WEIGHTS, device=device, dtype=dtype, **options)
-        from prefcli.clip_common import torch_device
+        from prefcli import devices
 
         self.max_new_tokens, self.repetition_penalty = int(max_new_tokens), float(repetition_penalty)
         self.num_history, self.min_pixels, self.max_pixels = int(num_history), int(min_pixels), int(max_pixels)
@@ -120,8 +109,9 @@ class VlmJudge(PairwiseScorer):
             raise ValueError(f"vlm-judge: max_pixels ({self.max_pixels}) is below min_pixels ({self.min_pixels})")
         if self.repetition_penalty <= 0:
             raise ValueError(f"vlm-judge option repetition_penalty must be positive, got {self.repetition_penalty}")
-        self.torch_device = torch_device(device)
-        self.model, self.processor, self.source = load_judge(self.weights, self.torch_device, _torch_dtype(dtype, self.torch_device))
+        self.torch_device = devices.torch_device(device)
+        tdtype = devices.torch_dtype(dtype, self.torch_device, getattr(self.spec, "cuda_dtype", None))
+        self.model, self.processor, self.source = load_judge(self.weights, self.torch_device, tdtype)
 
     @property
     def weights_id(self) -> str:

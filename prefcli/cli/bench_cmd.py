@@ -99,7 +99,8 @@ def bench_command(
 
     from prefcli.errors import ConfigError
     from prefcli.harness import bench, tables
-    from prefcli.harness.runner import is_main_process, process_device, resolve_device
+    from prefcli.devices import resolve_device
+    from prefcli.harness.runner import is_main_process, process_device
 
     if offline:
         set_offline()

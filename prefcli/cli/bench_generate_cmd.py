@@ -60,7 +60,6 @@ def bench_generate_command(
     from prefcli.errors import ConfigError
     from prefcli.generate.bench import BenchGenerateConfig, display_rows, run
     from prefcli.devices import resolve_device
-    from prefcli.generate.pipelines import default_device
     from prefcli.generate.rewards import parse_rewards, parse_scorer_options, parse_weights
 
     from prefcli.generate.run import check_generate_numbers
@@ -72,7 +71,7 @@ def bench_generate_command(
         prompts=None if prompts in ("hpsv2", "hf-hub") else prompts, styles=_csv(styles), limit=limit, out=str(out), model=model,
         liked_model=liked_model, disliked_model=disliked_model or model, rewards=rewards, steps=steps, seed=seed, judges=judge_list,
         weights=parse_weights(weights or []), options=parse_scorer_options(_option_pairs(option), [n for n, _ in rewards] + judge_list + ["hpsv2"]),
-        device=default_device() if device == "auto" else resolve_device(device), dtype=dtype, overwrite=overwrite,
+        device=resolve_device(device), dtype=dtype, overwrite=overwrite,
     )  # fmt: skip
     if "hpsv2" in [n for n, _ in rewards]:
         raise ConfigError("--reward hpsv2: HPSv2 is the benchmark's metric, so it cannot also be the reward here")

@@ -118,7 +118,8 @@ def eval_command(
     from prefcli.harness import evaluate as ev
     from prefcli.harness import results, source, tables
     from prefcli.harness import world as world_mod
-    from prefcli.harness.runner import ScorerHandle, is_main_process, process_device, resolve_device
+    from prefcli.devices import resolve_device
+    from prefcli.harness.runner import ScorerHandle, is_main_process, process_device
 
     from prefcli import plugins
 

@@ -108,9 +108,8 @@ def generate_command(
     ).resolved()  # fmt: skip
     cfg.options = parse_scorer_options(_option_pairs(option), [n for n, _ in cfg.rewards] + judges)
     from prefcli.devices import resolve_device
-    from prefcli.generate.pipelines import default_device
 
-    cfg.device = default_device() if device == "auto" else resolve_device(device)
+    cfg.device = resolve_device(device)
     if dry_run:
         from prefcli.generate.dryrun import dry_run as plan
 

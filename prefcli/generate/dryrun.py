@@ -33,14 +33,16 @@ def _bytes_per(dtype: str) -> float:
 
 def dry_run(cfg: Any) -> list[dict[str, Any]]:
     from prefcli import weights as wt
+    from prefcli.devices import torch_dtype
     from prefcli.generate.pipelines import KNOWN_PARAMS, count_params, load_generator
     from prefcli.plugins import get_scorer_spec
 
     gpu = str(cfg.device).startswith("cuda")
-    dt = cfg.dtype if cfg.dtype not in (None, "auto") else ("float16" if gpu else "float32")
+    # The dtypes load_generator would pick (prefcli.devices' rule; FLUX prefers bf16 on CUDA).
+    dt = str(torch_dtype(cfg.dtype, cfg.device)).replace("torch.", "")
     rows: list[dict[str, Any]] = []
     if cfg.model in KNOWN_PARAMS:
-        gdt = "bfloat16" if cfg.model == "flux-schnell" and cfg.dtype in (None, "auto") and gpu else dt
+        gdt = str(torch_dtype(cfg.dtype, cfg.device, "bfloat16" if cfg.model == "flux-schnell" else None)).replace("torch.", "")
         for part, n in KNOWN_PARAMS[cfg.model].items():
             rows.append({"part": "generator", "name": f"{cfg.model}/{part}", "parameters": int(n), "dtype": gdt, "note": "published config"})
     else:

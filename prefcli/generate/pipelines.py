@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from prefcli import devices
 from prefcli.errors import ConfigError, WeightsError
 
 #: Short names for the generators ReNO supports and the paper uses.
@@ -55,18 +56,6 @@ def _import_diffusers() -> Any:
 
     messages.watch()  # diffusers' and transformers' own log handlers: CLIP's per-prompt truncation note, once per run
     return diffusers
-
-
-def _torch_dtype(dtype: str | None, device: str) -> Any:
-    import torch
-
-    if dtype in (None, "auto"):
-        return torch.float16 if str(device).startswith("cuda") else torch.float32
-    try:
-        return {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
-                "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}[dtype]  # fmt: skip
-    except KeyError:
-        raise ConfigError(f"--dtype: expected auto, float32, float16 or bfloat16, got {dtype!r}") from None
 
 
 def folder_revision(path: Path) -> str:
@@ -310,11 +299,8 @@ def load_generator(model: str, *, device: str = "cpu", dtype: str | None = None,
     from prefcli.generate.folder_check import check_pipeline_folder
 
     check_pipeline_folder(folder)
-    tdtype = _torch_dtype(dtype, device)
-    if "flux" in spec.lower() and dtype in (None, "auto") and str(device).startswith("cuda"):
-        import torch
-
-        tdtype = torch.bfloat16  # FLUX is released and run in bf16 (ReNO models/utils.py line 117)
+    # FLUX is released and run in bf16 (ReNO models/utils.py line 117); the other generators in fp16.
+    tdtype = devices.torch_dtype(dtype, device, "bfloat16" if "flux" in spec.lower() else None)
     try:
         pipe = diffusers.DiffusionPipeline.from_pretrained(str(folder), torch_dtype=tdtype)
     except (OSError, ValueError, EnvironmentError) as e:
@@ -333,12 +319,4 @@ def count_params(gen: OneStep) -> int:
     return sum(p.numel() for m in gen.modules for p in m.parameters())
 
 
-def default_device() -> str:
-    import torch
-
-    if torch.cuda.is_available():
-        return "cuda"
-    return "cpu"
-
-
-__all__ = ["GENERATORS", "OneStep", "load_generator", "folder_revision", "count_params", "default_device"]
+__all__ = ["GENERATORS", "OneStep", "load_generator", "folder_revision", "count_params"]

@@ -264,13 +264,6 @@ def process_device(default: str) -> str:
     return default
 
 
-def resolve_device(device: str | None) -> str:
-    """The one device rule (prefcli.devices): auto → cuda, else mps, else cpu; a device not here is an error."""
-    from prefcli.devices import resolve_device as _resolve
-
-    return _resolve(device)
-
-
 class _CachedEmbedder:
     """Stands in for a probe's base scorer: embeddings from memory, then disk, then the model."""
 

@@ -496,6 +496,7 @@ def _train(cfg: TrainConfig, *, data: Any, out: Path, resume: bool, max_steps: i
     from accelerate.utils import set_seed
 
     from prefcli.data.dataset import Dataset
+    from prefcli.devices import device_kind, resolve_device
     from prefcli.readable import per_second
     from prefcli.train import checkpoint as ck
     from prefcli.train.data import PixelStore, TrainSampler, collate_pairs, load_eval_tasks
@@ -505,7 +506,7 @@ def _train(cfg: TrainConfig, *, data: Any, out: Path, resume: bool, max_steps: i
     from prefcli.vlm.model import build_model
 
     r = cfg.run
-    cpu = r.device == "cpu" or (r.device == "auto" and not torch.cuda.is_available())
+    cpu = device_kind(resolve_device(r.device)) == "cpu"
     acc = Accelerator(cpu=cpu, mixed_precision=r.mixed_precision,
                       log_with=list(r.trackers) or None, project_dir=str(out))
     main = acc.is_main_process

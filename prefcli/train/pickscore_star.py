@@ -209,6 +209,7 @@ def train_pickscore(cfg: TrainConfig, *, data: str | os.PathLike | None = None, 
     from accelerate.utils import set_seed
 
     from prefcli.data.dataset import Dataset
+    from prefcli.devices import device_kind, resolve_device
     from prefcli.train import checkpoint as ck
     from prefcli.train.data import PixelStore, load_eval_tasks
     from prefcli.readable import per_second
@@ -219,7 +220,7 @@ def train_pickscore(cfg: TrainConfig, *, data: str | os.PathLike | None = None, 
     r = cfg.run
     if r.num_threads:
         torch.set_num_threads(r.num_threads)
-    cpu = r.device == "cpu" or (r.device == "auto" and not torch.cuda.is_available())
+    cpu = device_kind(resolve_device(r.device)) == "cpu"
     acc = Accelerator(cpu=cpu, mixed_precision=r.mixed_precision if not cpu else "no", project_dir=str(out))
     main = acc.is_main_process
     accum = cfg.grad_accum_for(acc.num_processes)

@@ -26,6 +26,7 @@ from typing import Any, Sequence
 import torch
 import torch.nn as nn
 
+from prefcli import devices
 from prefcli.errors import ConfigError, WeightsError
 from prefcli.vlm.preprocess import ImagePreprocessor, stack_padded
 from prefcli.vlm.pref_tokens import INITS, PreferenceTokens, new_preference_tokens
@@ -45,8 +46,6 @@ LORA_TARGET_REGEX = (
 WEIGHT_FILE_PATTERNS = ["*.json", "*.safetensors", "tokenizer.model", "*.txt"]
 # QLoRA quantizes the language model only; these prefixes stay in full precision.
 QLORA_SKIP_MODULES = ["model.vision_model", "model.connector", "lm_head"]
-_DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
-           "float16": torch.float16, "fp16": torch.float16}
 
 
 @dataclass
@@ -120,8 +119,8 @@ class VLMSpec:
             raise ConfigError(f"template must be one of {STYLES}, got {self.template!r}")
         if self.pref_init not in INITS:
             raise ConfigError(f"pref_init must be one of {INITS}, got {self.pref_init!r}")
-        if self.dtype not in _DTYPES:
-            raise ConfigError(f"dtype must be one of {sorted(_DTYPES)}, got {self.dtype!r}")
+        if self.dtype not in devices.DTYPES:
+            raise ConfigError(f"dtype must be one of {sorted(devices.DTYPES)}, got {self.dtype!r}")
         if self.qlora and not self.lora:
             raise ConfigError("qlora needs lora: a quantized model trains only through adapters")
         if self.n_pref_tokens < 0:
@@ -134,7 +133,7 @@ class VLMSpec:
 
     @property
     def torch_dtype(self) -> torch.dtype:
-        return _DTYPES[self.dtype]
+        return devices.torch_dtype(self.dtype)
 
     @property
     def is_tiny(self) -> bool:
