@@ -119,6 +119,10 @@ def test_history_command_draws_curves_and_gap_per_nref(tmp_path):
     csv_text = (out / "history.csv").read_text()
     assert "–" not in csv_text and "0.58" in csv_text
     assert (out / "history.tex").read_text().count("\\\\") >= 10
+    from test_latex import PDFLATEX, compile_file
+
+    if PDFLATEX:  # the whole .tex, as written, compiles in a plain article + booktabs
+        compile_file(out / "history.tex", tmp_path)
 
 
 def test_history_with_one_nref_says_so_and_bad_input_is_one_line(tmp_path):
