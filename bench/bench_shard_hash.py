@@ -32,6 +32,7 @@ def main() -> None:
     import _pickapic_fixture as fx
 
     from prefcli.data import pickapic
+    from prefcli.weights import sha256_file
 
     # ~49 KB per random 128 px PNG; a fixture user's rows hold ~2.35 MB of them (measured).
     per_user_mb = 2.35
@@ -51,7 +52,7 @@ def main() -> None:
                 times.append(time.perf_counter() - t)
             return min(times)
 
-        whole = best(lambda: pickapic._file_sha256(shard))
+        whole = best(lambda: sha256_file(shard))
         head_tail = best(lambda: pickapic._head_tail_sha256(shard, size))
         params = pickapic.BuildParams(n_ref=4, min_liked=10, val_users=2, test_users=2, seen_test_frac=0.5)
         t = time.perf_counter()

@@ -30,7 +30,6 @@ OUT`` loads it.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import re
@@ -42,6 +41,7 @@ from typing import Any
 from prefcli.atomic import check_output_dir, replace_dir, tmp_dir_beside
 from prefcli.errors import WeightsError
 from prefcli.safe_load import Opaque, TorchScriptError, UnsafePickleError, torch_load
+from prefcli.weights import sha256_file
 
 __all__ = ["Opaque", "TorchScriptError", "UnsafePickleError", "checkpoint_to_safetensors", "learn_user_pref",
            "load_prompt_pool_tokens", "safe_torch_load"]
@@ -140,14 +140,6 @@ def _find_one(root: Path, name: str) -> Path | None:
     return found[0] if found else None
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _adapter_state(adapter_dir: Path) -> tuple[dict[str, Any], Path]:
     from prefcli.weights import load_state_dict
 
@@ -233,7 +225,7 @@ def learn_user_pref(src: str | os.PathLike, out: str | os.PathLike, *, base: str
         "converted_from": source,
         "converter": "prefcli convert learn-user-pref",
         "n_ref": int(n_ref),
-        "sha256": {PROMPT_POOL_FILE: _sha256(pool), weights_file.name: _sha256(weights_file)},
+        "sha256": {PROMPT_POOL_FILE: sha256_file(pool), weights_file.name: sha256_file(weights_file)},
     }
     tmp = tmp_dir_beside(out)
     try:

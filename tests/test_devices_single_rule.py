@@ -155,3 +155,25 @@ def test_each_scorer_keeps_its_cuda_dtype():
 def test_a_spec_with_an_unknown_cuda_dtype_is_refused():
     with pytest.raises(ValueError, match="cuda_dtype must be one of"):
         ScorerSpec(name="x", factory="m:C", cuda_dtype="int8")
+
+
+@pytest.mark.parametrize(("scorer", "module", "loader", "want"), [
+    ("vlm-judge", "prefcli_vlmjudge.scorer", "load_judge", torch.bfloat16),
+    ("clip", "prefcli.clip_common", "load_clip", torch.float16),
+])
+def test_a_scorer_loads_its_declared_cuda_dtype_for_auto(monkeypatch, scorer, module, loader, want):
+    # No CUDA needed: the device is stood in for and the loader records what it was asked for.
+    import importlib
+
+    asked = {}
+
+    def fake_loader(weights, device=None, dtype=None, **_):
+        asked.update(device=device, dtype=dtype)
+        return (None, None, "fake") if loader == "load_judge" else None
+
+    monkeypatch.setattr(devices, "torch_device", lambda name="auto": torch.device("cuda"))
+    monkeypatch.setattr(importlib.import_module(module), loader, fake_loader)
+    get_scorer_spec(scorer).load("tiny", device="cpu")
+    assert asked == {"device": torch.device("cuda"), "dtype": want}
+    get_scorer_spec(scorer).load("tiny", device="cpu", dtype="fp32")
+    assert asked["dtype"] is torch.float32

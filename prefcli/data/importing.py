@@ -131,13 +131,3 @@ def confined(root: Path, rel: str, what: str) -> Path:
     from prefcli.paths import inside_root
 
     return inside_root(root, rel, what, root_name="the image root")
-
-
-def file_sha256(path: Path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()

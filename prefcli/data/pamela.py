@@ -27,8 +27,9 @@ from pathlib import Path
 
 from prefcli.data import pamela_format as fmt
 from prefcli.data.dataset import FORMAT_VERSION, RATING_PROTOCOL, RATINGS_FILE, SPLITS, TASKS_FILE, ratings_schema, tasks_schema
-from prefcli.data.importing import MAX_PROBLEMS_RECORDED, ImportResult, Workspace, already_built, file_sha256, image_store_counts
+from prefcli.data.importing import MAX_PROBLEMS_RECORDED, ImportResult, Workspace, already_built, image_store_counts
 from prefcli.errors import DataError
+from prefcli.weights import sha256_file
 
 CHUNK_IMAGES = 256
 
@@ -52,10 +53,10 @@ def resolve(source: str, work: Path) -> tuple[Path, dict]:
     if p.is_dir():
         return p, {"kind": "local", "location": str(p.resolve()), "revision": None}
     if re.fullmatch(r"(hf-hub:)?[A-Za-z0-9][\w.-]*/[\w.-]+(@[\w.-]+)?", source) and not source.startswith("."):
-        from prefcli.data.pickapic import _offline
+        from prefcli.weights import is_offline
 
         repo, _, rev = source.removeprefix("hf-hub:").partition("@")
-        if _offline():
+        if is_offline():
             raise DataError(f"{repo}: cannot download from the Hugging Face hub in offline mode (HF_HUB_OFFLINE is set); "
                             f"download it first (hf download {repo} --repo-type dataset --local-dir DIR) and pass --source DIR")
         try:
@@ -90,7 +91,7 @@ def read_rows(root: Path) -> tuple[list[dict], list[dict], dict]:
         table = fmt.read_table(path)
         cols = fmt.columns_of(path, table)
         split, seen = fmt.SPLITS[split_name]
-        file_info[split_name] = {"file": path.relative_to(root).as_posix(), "rows": len(table), "columns": cols, "sha256": file_sha256(path)}
+        file_info[split_name] = {"file": path.relative_to(root).as_posix(), "rows": len(table), "columns": cols, "sha256": sha256_file(path)}
         for i, r in enumerate(table):
             where = f"{path.name} row {i}"
             try:

@@ -48,6 +48,7 @@ from prefcli.data.dataset import (
 )
 from prefcli.data.importing import ImportResult
 from prefcli.errors import DataError, ImageError
+from prefcli.weights import is_offline, sha256_file
 
 HUB_REPO = "yuvalkirstain/pickapic_v2"
 HUB_DEFAULT_INCLUDE = "data/*.parquet"
@@ -165,10 +166,6 @@ class LocalSource:
         return open(self.root / name, "rb")
 
 
-def _offline() -> bool:
-    return any(os.environ.get(k, "").strip().lower() in ("1", "true", "yes", "on") for k in ("HF_HUB_OFFLINE", "PREFCLI_OFFLINE"))
-
-
 class HubSource:
     """A hub dataset's parquet files, read with HTTP range requests (only the columns a pass needs)."""
 
@@ -188,7 +185,7 @@ class HubSource:
         )
 
     def shards(self) -> list[str]:
-        if _offline():
+        if is_offline():
             raise DataError(f"{self.repo_id}: cannot stream from the Hugging Face hub in offline mode (HF_HUB_OFFLINE is set); {self._hint()}")
         try:
             from huggingface_hub import HfApi
@@ -207,7 +204,7 @@ class HubSource:
         return [n for n in names if fnmatch.fnmatch(n, HUB_DEFAULT_INCLUDE) and "_unique" not in n]
 
     def open(self, name: str) -> IO[bytes]:
-        if _offline():
+        if is_offline():
             raise DataError(f"{self.repo_id}: offline mode is set; cannot read {name}")
         from huggingface_hub import HfFileSystem
 
@@ -265,17 +262,6 @@ class _Journal:
 # ---------------------------------------------------------------- shard identity
 
 IDENTITY_TAIL_BYTES = 1 << 20
-_HASH_CHUNK = 1 << 20
-
-
-def _file_sha256(path: Path) -> str:
-    """sha256 of the whole file, streamed (bench/bench_shard_hash.py: ~370 MB/s here, a few
-    percent of what building from the shard costs)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_HASH_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _head_tail_sha256(path: Path, size: int) -> str:
@@ -306,7 +292,7 @@ def _shard_identity(source, name: str, full: bool = True) -> dict:
         size = path.stat().st_size
         ident = {"size": size, "sha256_head_tail": _head_tail_sha256(path, size)}
         if full:
-            ident["sha256"] = _file_sha256(path)
+            ident["sha256"] = sha256_file(path)  # bench/bench_shard_hash.py: a few % of building from the shard
     except OSError as e:
         raise _io_failure(e, f"the journal entry of {name}") from None
     return ident

@@ -41,8 +41,9 @@ from pathlib import Path
 
 from prefcli.bounds import check_int
 from prefcli.data.dataset import FORMAT_VERSION, TASKS_FILE, n_ref_variants, tasks_schema
-from prefcli.data.importing import MAX_PROBLEMS_RECORDED, ImportResult, Workspace, already_built, confined, file_sha256, image_store_counts
+from prefcli.data.importing import MAX_PROBLEMS_RECORDED, ImportResult, Workspace, already_built, confined, image_store_counts
 from prefcli.errors import DataError
+from prefcli.weights import sha256_file
 
 HUB_REPO = "ZhouSimple/PreferImg-Bench"
 SUBSETS = ("TEST_SP_ID", "TEST_SP_OD", "TEST_MP_ID", "TEST_MP_OD", "TEST_PICKAPIC")
@@ -98,9 +99,9 @@ def find_subset_file(root: Path, subset: str) -> Path:
 
 
 def _download(repo: str, revision: str | None, subset: str, dest: Path) -> Path:
-    from prefcli.data.pickapic import _offline
+    from prefcli.weights import is_offline
 
-    if _offline():
+    if is_offline():
         raise DataError(
             f"{repo}: cannot download from the Hugging Face hub in offline mode (HF_HUB_OFFLINE is set); "
             f"download it first (hf download {repo} --repo-type dataset --local-dir DIR) and pass --source DIR"
@@ -314,7 +315,7 @@ def _build(source: str, out: Path, params: PreferImgParams, progress: bool) -> I
         "importer": "preferimg",
         "params": asdict(params),
         "records_file": desc["location"] if desc["kind"] == "hub" else str(records_path.resolve()),
-        "records_sha256": file_sha256(records_path),
+        "records_sha256": sha256_file(records_path),
         "image_root": str(image_root.resolve()),
     }
     ws = Workspace(out, fingerprint)

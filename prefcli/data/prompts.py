@@ -11,16 +11,13 @@ import os
 from pathlib import Path
 
 from prefcli.errors import DataError
+from prefcli.weights import is_offline
 
 HPSV2_STYLES = ("anime", "concept-art", "paintings", "photo")
 HPSV2_HUB_REPO = "zhwang/HPDv2"
 HPSV2_HUB_FOLDER = "benchmark"
 IMAGEREWARD_FILE = "benchmark-prompts.json"
 IMAGEREWARD_URL = "https://raw.githubusercontent.com/THUDM/ImageReward/main/benchmark/benchmark-prompts.json"
-
-
-def _offline() -> bool:
-    return any(os.environ.get(k, "").strip().lower() in ("1", "true", "yes", "on") for k in ("HF_HUB_OFFLINE", "PREFCLI_OFFLINE"))
 
 
 def _read_json(path: Path):
@@ -44,7 +41,7 @@ def _hpsv2_download_hint(flag: str) -> str:
 
 
 def _hub_file(filename: str, flag: str = "--source") -> Path:
-    if _offline():
+    if is_offline():
         raise DataError(f"hf-hub:{HPSV2_HUB_REPO}/{filename}: offline mode is set (HF_HUB_OFFLINE); {_hpsv2_download_hint(flag)}")
     try:
         from huggingface_hub import hf_hub_download
@@ -91,7 +88,7 @@ def load_hpsv2_prompts(source: str | os.PathLike | None = None, styles=None, *, 
 def load_imagereward_prompts(source: str | os.PathLike | None = None) -> list[dict]:
     """ImageReward's benchmark prompts: [{"id", "prompt"}] from a local file/folder, or the GitHub file when online."""
     if source is None:
-        if _offline():
+        if is_offline():
             raise DataError(f"{IMAGEREWARD_URL}: offline mode is set; pass --source with {IMAGEREWARD_FILE}")
         import urllib.request
 
