@@ -110,7 +110,7 @@ TRAIN_SIZES = {
     "world_build_bad": ({"data": {"world_build": {"n_ref": 0}}}, "data.world_build: pickapic build: --n-ref must be at least 1"),
     "text_hidden_2_40": ({"model": {"tiny": {"text_hidden": 2**40}}}, "model.tiny.text_hidden: 1099511627776 is out of range"),
     "n_tokens_huge": ({"tokens": {"n_tokens": 10**9}}, "tokens.n_tokens:"),
-    "n_ref_huge": ({"data": {"n_ref": 10**6}}, "data.n_ref:"),
+    "n_ref_huge": ({"data": {"n_ref": 10**6}}, "data.n_ref: 1000000 is out of range"),
     "steps_huge": ({"stages": [{"name": "main", "steps": 10**15, "train_base": True}]}, "stages[0].steps:"),
     "lora_r_huge": ({"model": {"lora_r": 10**7}}, "model.lora_r:"),
     "tracker_unknown": ({"run": {"trackers": ["nope"]}}, "run.trackers: unknown tracker 'nope'"),

@@ -459,7 +459,7 @@ def validate(cfg: TrainConfig) -> None:
 # 2**40-wide layer otherwise runs (and reports absurd throughput) or dies in the allocator late.
 SIZE_BOUNDS = {
     "model.max_prompt_tokens": 100_000, "model.lora_r": 4096, "tokens.n_tokens": 4096,
-    "data.n_ref": 256, "data.val_max_tasks": 10**9, "data.pixel_cache_mb": 10**7, "data.attributes_batch": 65_536,
+    "data.n_ref": 10_000, "data.val_max_tasks": 10**9, "data.pixel_cache_mb": 10**7, "data.attributes_batch": 65_536,
     "optim.warmup_steps": 10**9, "run.per_device_batch": 65_536, "run.grad_accum": 65_536,
     "run.global_batch": 10**7, "run.log_every": 10**9, "run.eval_every": 10**9, "run.checkpoint_every": 10**9,
     "run.keep_last": 10_000, "run.num_threads": 4096,
