@@ -181,6 +181,10 @@ def read(path: str | os.PathLike, command: str) -> dict:
             raise DataError(f"{p}: a prefcli {doc.get('command')!r} result (prefcli {doc['prefcli_version']}), not a {command} result")
         return doc
     # Shapes written before the envelope (prefcli 0.1.0 up to this change).
+    if not isinstance(doc.get("provenance", {}), dict):
+        raise DataError(f"{p}: 'provenance' must be a JSON object")
+    if command == "bench" and "runs" in doc and not isinstance(doc["runs"], list):
+        raise DataError(f"{p}: not a `prefcli bench` results file (no 'runs' list of run records)")
     if command == "bench" and isinstance(doc.get("runs"), list):
         return envelope("bench", {"runs": doc["runs"], "tables": doc.get("tables", [])},
                         scorers={n: s for n, s in (doc.get("provenance") or {}).get("scorers", {}).items()},

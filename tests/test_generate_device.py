@@ -23,7 +23,7 @@ def test_a_missing_cuda_device_is_one_line_and_exit_2(capsys, no_cuda, args):
     code, out, err = run_cli(capsys, *args)
     assert code == 2, err
     assert err.splitlines() == [f"prefcli: error: --device {args[-1]}: this machine has no CUDA device"
-                                f" (torch {__import__('torch').__version__}); use --device cpu or auto"]
+                                f" (torch {__import__('torch').__version__}); use --device cpu or --device auto"]
     assert out == ""
 
 

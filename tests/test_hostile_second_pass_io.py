@@ -566,7 +566,7 @@ def test_bench_generate_never_reuses_images_made_under_other_settings(tmp_path, 
     assert "prompt" in line and "a different fox" in line, line
     (prompts / "anime.json").write_text(json.dumps(["an anime fox", "an anime cat"]))
     code, outp, err = run_cli(capsys, "bench", "generate", "--prompts", prompts, "--out", out, *BENCH, "--format", "json")
-    assert code == 0 and json.loads(outp)["counts"] == {"liked": 0, "disliked": 0, "optimized": 0, "kept": 1}, err
+    assert code == 0 and json.loads(outp)["results"]["counts"] == {"liked": 0, "disliked": 0, "optimized": 0, "kept": 1}, err
 
 
 # --------------------------------------------------------------------------- messages name the user's path

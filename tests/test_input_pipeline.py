@@ -76,7 +76,7 @@ def test_a_truncated_candidate_is_found_when_decoded_skipped_and_reported(decode
     code, out, err = run_cli(capsys, "rank", folders["cands"], "--likes", folders["liked"], "--dislikes", folders["disliked"],
                              "--scorer", "viper", "--weights", "tiny", "--device", "cpu", "--format", "json")
     assert code == 0, err
-    rows = json.loads(out)
+    rows = json.loads(out)["results"]["ranking"]  # the one JSON envelope
     assert len(rows) == 10 and all(0 < r["score"] < 1 for r in rows)
     assert any(line.startswith("skipped ") and "zz_cut.jpg" in line and "truncated or corrupt" in line for line in err.splitlines()), err
     assert set(decodes.values()) == {1}, decodes  # the bad file too: tried once
@@ -161,4 +161,5 @@ def test_rank_cli_takes_workers(folders, capsys):
     code0, out0, err0 = run_cli(capsys, *args, "--workers", "0", "--batch-size", "4")
     code2, out2, err2 = run_cli(capsys, *args, "--workers", "2", "--batch-size", "4")
     assert code0 == code2 == 0, err0 + err2
-    assert [(r["path"], r["score"]) for r in json.loads(out0)] == [(r["path"], r["score"]) for r in json.loads(out2)]
+    ranking = lambda out: [(r["path"], r["score"]) for r in json.loads(out)["results"]["ranking"]]  # noqa: E731
+    assert ranking(out0) == ranking(out2)

@@ -142,7 +142,7 @@ def test_version_picks_the_file_and_is_part_of_the_weights_id(hps_dir, images, o
     ref20 = oracle_scores(oracle_models, "2.0", images)
     assert rel_err(v20.score(_cands(images)), ref20) < PARITY_RTOL
     assert rel_err(ref20, reference_scores) > 0.01  # the two files really hold different weights
-    with pytest.raises(ValueError, match="unknown HPS version"):
+    with pytest.raises(ValueError, match=r"option version = '3' is not allowed; allowed: 2\.0, 2\.1"):
         load_scorer("hpsv2", weights=str(hps_dir), arch="tiny", version="3")
 
 

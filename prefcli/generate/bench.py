@@ -394,7 +394,7 @@ def table4_document(data: dict[str, Any]) -> dict[str, Any]:
     cfg = dict(data.get("config") or {})
     return envelope.envelope("bench generate", results,
                              scorers={n: {"weights": (cfg.get("weights") or {}).get(n), "revision": (m or {}).get("weights")}
-                                      for n, m in data["metrics"].items()},
+                                      for n, m in (data.get("metrics") or {}).items()},
                              options=cfg)  # fmt: skip
 
 

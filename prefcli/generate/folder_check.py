@@ -33,10 +33,9 @@ _COUNT_KEY = re.compile(r"(^|_)(layers|heads|groups|blocks|per_block|experts|num
 
 
 def _read_object(path: Path, what: str) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
-        raise WeightsError(f"{path}: not a readable {what} ({type(e).__name__}: {' '.join(str(e).split())[:120]})") from None
+    from prefcli.jsonio import read_json
+
+    data = read_json(path, error=WeightsError)  # bounded in size and depth; one line naming the file
     if not isinstance(data, dict):
         raise WeightsError(f"{path}: not a {what} (expected a JSON object, got {type(data).__name__})")
     return data

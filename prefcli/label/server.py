@@ -12,7 +12,6 @@ a content security policy allowing only this origin.
 from __future__ import annotations
 
 import hmac
-import json
 import re
 from importlib import resources
 from pathlib import Path
@@ -62,9 +61,12 @@ def make_app(session: LabelSession, token: str):
         return JSONResponse(session.view(), headers=HEADERS)
 
     async def _body(request: Request) -> dict[str, Any]:
-        try:
-            data = json.loads(await request.body() or b"{}")
-        except ValueError:
+        from prefcli.errors import DataError
+        from prefcli.jsonio import loads
+
+        try:  # a client's body: bounded in depth like every JSON prefcli reads
+            data = loads(await request.body() or b"{}", "request body")
+        except DataError:
             data = None
         return data if isinstance(data, dict) else {}
 

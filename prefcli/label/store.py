@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from prefcli.errors import DataError, PrefcliError
+from prefcli.jsonio import loads
 
 LOG = "labels.jsonl"
 LIKED = "liked"
@@ -74,8 +75,8 @@ def read_log(path: Path) -> tuple[list[dict], int]:
         if not line.strip():
             continue
         try:
-            r = json.loads(line)
-        except (ValueError, UnicodeDecodeError):
+            r = loads(line, f"{path}: line {i}")
+        except DataError:
             raise DataError(f"{path}: line {i} is not a JSON object; the log is written by "
                             "prefcli label only (fix or remove that line)") from None
         if not _valid(r):
