@@ -509,6 +509,7 @@ PIPELINE_CASES = {
     "unet_huge_channels": ("unet/config.json", lambda p: _edit_json(p, _set("block_out_channels", [2**40, 16])), "block_out_channels[0] is 1,099,511,627,776, outside"),
     "unet_negative_cross_attention": ("unet/config.json", lambda p: _edit_json(p, _set("cross_attention_dim", -1)), "cross_attention_dim is -1"),
     "unet_huge_groups": ("unet/config.json", lambda p: _edit_json(p, _set("norm_num_groups", 10**9)), "norm_num_groups is 1,000,000,000"),
+    "text_encoder_huge_heads": ("text_encoder/config.json", lambda p: _edit_json(p, _set("num_attention_heads", 4096)), "num_attention_heads is 4,096, outside the sane range 0 to 1,024"),
     "unet_huge_layers": ("unet/config.json", lambda p: _edit_json(p, _set("layers_per_block", 10**6)), "layers_per_block is 1,000,000"),
     "unet_config_a_list": ("unet/config.json", lambda p: p.write_text("[]"), "not a model config (expected a JSON object, got list)"),
     "vae_nan_scaling": ("vae/config.json", lambda p: p.write_text(p.read_text().replace('"scaling_factor": 0.18215', '"scaling_factor": NaN')), "scaling_factor is nan, not a finite number"),

@@ -29,7 +29,8 @@ LARGE_SIZE_MAX = {"vocab_size": 2**20, "max_position_embeddings": 2**20, "num_tr
                   "intermediate_size": 2**18, "d_ff": 2**18, "sample_size": 2**14, "image_size": 2**14}  # fmt: skip
 COUNT_MAX = 1024  # layers, heads, blocks, groups
 _SIZE_KEY = re.compile(r"(^|_)(dim|dims|channels|size|sizes|kernel|d_model|d_kv|d_ff|embeddings|length|len)$")
-_COUNT_KEY = re.compile(r"(^|_)(layers|heads|groups|blocks|per_block|experts|num_[a-z_]+)$|^num_|^n_")
+_COUNT_KEY = re.compile(r"(^|_)(layers|heads|groups|blocks|per_block|experts)$")
+_NUMBER_KEY = re.compile(r"^(num|n)_")  # num_class_embeds, n_positions, ...: some count, sized like a dimension
 
 
 def _read_object(path: Path, what: str) -> dict[str, Any]:
@@ -46,8 +47,8 @@ def _bound(key: str) -> tuple[int, int] | None:
     if key in LARGE_SIZE_MAX:
         return 0, LARGE_SIZE_MAX[key]
     if _COUNT_KEY.search(key):
-        return 0, max(COUNT_MAX, SIZE_MAX if key.startswith(("num_", "n_")) else COUNT_MAX)
-    if _SIZE_KEY.search(key):
+        return 0, COUNT_MAX
+    if _SIZE_KEY.search(key) or _NUMBER_KEY.search(key) or key.endswith("_num_buckets"):
         return 0, SIZE_MAX
     return None
 
