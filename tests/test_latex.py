@@ -158,4 +158,4 @@ def test_table4_tex_compiles(tmp_path):
 
     bench.write_tables(_table4_data(), tmp_path / "out")
     compile_file(tmp_path / "out" / "table4.tex", tmp_path)
-    assert json.loads((tmp_path / "out" / "table4.json").read_text())["styles"] == ["anime", "photo"]
+    assert json.loads((tmp_path / "out" / "table4.json").read_text())["results"]["styles"] == ["anime", "photo"]
