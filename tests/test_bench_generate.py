@@ -17,6 +17,8 @@ from prefcli.cli import app  # noqa: E402
 from prefcli.generate import bench  # noqa: E402
 from json_schemas import validate  # docs/schemas/: every command's JSON
 
+pytestmark = pytest.mark.slow  # end to end: `make test-fast` leaves it out, `make test` (CI) runs it
+
 
 def test_chunked_mean_is_hpsv2s_style_score():
     """hpsv2/evaluation.py line 148: [np.mean(res[i:i+80]) for i in range(0, len(res), 80)], then their mean;

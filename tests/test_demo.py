@@ -8,6 +8,9 @@ from PIL import Image
 
 from prefcli.cli import main
 from json_schemas import validate  # docs/schemas/: every command's JSON
+import pytest
+
+pytestmark = pytest.mark.slow  # end to end: `make test-fast` leaves it out, `make test` (CI) runs it
 
 
 def test_demo_end_to_end_small(tmp_path, capsys):

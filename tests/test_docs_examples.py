@@ -21,6 +21,8 @@ import pytest
 
 import prefcli
 
+pytestmark = pytest.mark.slow  # end to end: `make test-fast` leaves it out, `make test` (CI) runs it
+
 REPO = Path(prefcli.__file__).resolve().parents[1]
 DOCS = REPO / "docs"
 PAGES = sorted(DOCS.rglob("*.md")) + [REPO / "README.md"]

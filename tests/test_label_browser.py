@@ -17,8 +17,9 @@ import pytest
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")
-pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="headless Chromium and chromedriver are not installed "
-                                "(Debian: apt-get install chromium chromium-driver)")
+pytestmark = [pytest.mark.slow,  # end to end: `make test-fast` leaves it out, `make test` (CI) runs it
+              pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="headless Chromium and chromedriver are not installed "
+                                 "(Debian: apt-get install chromium chromium-driver)")]
 
 
 @pytest.fixture

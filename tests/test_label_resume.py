@@ -16,6 +16,8 @@ httpx = pytest.importorskip("httpx")
 
 from label_fixtures import make_pool  # noqa: E402
 
+pytestmark = pytest.mark.slow  # end to end: `make test-fast` leaves it out, `make test` (CI) runs it
+
 HELPER = Path(__file__).with_name("label_fixtures.py")
 
 
