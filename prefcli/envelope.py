@@ -16,7 +16,6 @@ what produced it. Kept import-light: no torch, no numpy.
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import math
 import os
@@ -32,19 +31,9 @@ KEYS = ("command", "prefcli_version", "results", "scorer", "scorers", "weights",
 
 def provenance(**extra: Any) -> dict:
     """What every document carries about the run: versions, git commit, command line, time (and `extra`)."""
-    import platform
+    from prefcli.harness.results import run_facts
 
-    from prefcli.harness.results import git_commit, package_versions
-
-    base = {
-        "versions": package_versions(),
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "git_commit": git_commit(),
-        "argv": list(sys.argv),
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-    }
-    return {**base, **extra}
+    return {**run_facts(), **extra}
 
 
 def package_versions_extra(names: Sequence[str]) -> dict:

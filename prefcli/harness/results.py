@@ -56,6 +56,18 @@ def dataset_provenance(info: dict | None, path: str | os.PathLike | None = None)
     return keep
 
 
+def run_facts() -> dict:
+    """What every provenance block says about the run itself: versions, git commit, command line, time."""
+    return {
+        "versions": package_versions(),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "git_commit": git_commit(),
+        "argv": list(sys.argv),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
 def provenance(*, command: str, config: dict, seeds: dict, scorers: dict, dataset: dict | None = None) -> dict:
     """The provenance block every result file carries."""
     return {
@@ -64,12 +76,7 @@ def provenance(*, command: str, config: dict, seeds: dict, scorers: dict, datase
         "seeds": seeds,
         "scorers": scorers,  # name -> {"weights": spec, "weights_id": id}
         "dataset": dataset or {},
-        "versions": package_versions(),
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "git_commit": git_commit(),
-        "argv": list(sys.argv),
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        **run_facts(),
     }
 
 
