@@ -247,7 +247,7 @@ def rank_folder(
                              progress=progress, skipped=skipped, notes=notes, workers=workers)
     if sheet is not None:
         # The title names what scored the sheet: one made with random `tiny` weights must say so.
-        title = f"{sheet_title or 'prefcli rank · ' + Path(candidates).resolve().name} · {name} · weights {result.weights_id or '?'}"
+        title = f"{sheet_title or 'prefcli rank · ' + Path(candidates).resolve().name} · {name} · weights {short_id(result.weights_id) or '?'}"
         opts = dict(sheet_options or {})
         shown_history = history if opts.pop("history", False) else None
         shown_prompt = prompt if opts.pop("prompt", False) else None
@@ -273,6 +273,13 @@ def default_blend_general(candidates: Sequence["Candidate"]) -> tuple[str, str]:
         return with_prompts, "every image has a prompt"
     return without, "not every candidate and history image has a prompt"
 
+
+
+def short_id(weights_id: str) -> str:
+    """A weights id fit for a picture's title: content hashes cut to 12 hex digits (the JSON keeps them whole)."""
+    import re
+
+    return re.sub(r"\b([0-9a-f]{12})[0-9a-f]{28,}\b", r"\1…", weights_id or "")
 
 def rank_candidates(
     candidates: Sequence["Candidate"],

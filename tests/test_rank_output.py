@@ -127,3 +127,12 @@ def test_sheet_names_scorer_and_weights_and_uses_one_number_format(capsys, mocks
     assert "out-close" in seen["title"] and "weights tiny:7" in seen["title"]
     numbers = [c.split("\n")[0].split()[1] for c in seen["captions"]]
     assert len(set(numbers)) == 7 and len({len(n) for n in numbers}) == 1, numbers
+
+
+def test_a_content_hash_in_a_sheet_title_is_cut_to_12_hex_digits():
+    """The demo's sheet title lost its scorer to a 64-digit fingerprint cut in the middle; the JSON keeps it whole."""
+    from prefcli.ranking import short_id
+
+    digest = "9f564102f2ae9c728d681ae8578d29c47a77783303aa11bb22cc33dd44ee55ff"
+    assert short_id(f"sha256:{digest}") == "sha256:9f564102f2ae…"
+    assert short_id("tiny:7") == "tiny:7" and short_id("") == ""
