@@ -15,3 +15,14 @@ def run_cli(capsys, *args) -> tuple[int, str, str]:
         code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     out, err = capsys.readouterr()
     return code, out, err
+
+
+def one_error_line(code: int, err: str, *needles: str) -> str:
+    """Exit 2, exactly one `prefcli: error:` line holding every needle, no traceback."""
+    assert code == 2, err
+    assert "Traceback" not in err, err
+    lines = [ln for ln in err.splitlines() if ln.startswith("prefcli: error:")]
+    assert len(lines) == 1, err
+    for n in needles:
+        assert n in lines[0], lines[0]
+    return lines[0]

@@ -28,26 +28,13 @@ from PIL import Image, ImageFile
 
 from picture_factory import structured_images
 from prefcli import images
-from cli_runner import run_cli as run
+from cli_runner import one_error_line, run_cli as run
 from prefcli.errors import ImageError, WeightsError
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="FIFOs, devices and symlinks as POSIX has them")
 
 
 # --- helpers ------------------------------------------------------------------
-
-
-
-
-def one_error_line(code: int, err: str, *needles: str) -> str:
-    """Exit 2, exactly one `prefcli: error:` line holding every needle, no traceback."""
-    assert code == 2, err
-    assert "Traceback" not in err, err
-    lines = [ln for ln in err.splitlines() if ln.startswith("prefcli: error:")]
-    assert len(lines) == 1, err
-    for n in needles:
-        assert n in lines[0], lines[0]
-    return lines[0]
 
 
 @contextlib.contextmanager

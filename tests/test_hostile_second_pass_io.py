@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cli_runner import run_cli
+from cli_runner import one_error_line, run_cli
 from prefcli.errors import DataError
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="symlinks as POSIX has them")
@@ -60,10 +60,7 @@ def _snapshot(root: Path) -> dict[str, str]:
 
 def _one_error(capsys, *args) -> str:
     code, _, err = run_cli(capsys, *args)
-    assert "Traceback" not in err, err
-    lines = [ln for ln in err.strip().splitlines() if ln.startswith("prefcli: error: ")]
-    assert code == 2 and len(lines) == 1, (code, err)
-    return lines[0]
+    return one_error_line(code, err)
 
 
 def _stored_ids(ds: Path) -> set[str]:

@@ -14,19 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from cli_runner import run_cli
+from cli_runner import one_error_line, run_cli
 from prefcli.errors import ConfigError, PrefcliError
-
-
-def one_error_line(code: int, err: str, *needles: str) -> str:
-    """Exit 2, exactly one `prefcli: error:` line holding every needle, no traceback."""
-    assert code == 2, err
-    assert "Traceback" not in err, err
-    lines = [ln for ln in err.splitlines() if ln.startswith("prefcli: error:")]
-    assert len(lines) == 1, err
-    for n in needles:
-        assert n in lines[0], lines[0]
-    return lines[0]
 
 
 def tree(folder: Path) -> dict[str, bytes]:
