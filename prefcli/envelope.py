@@ -36,12 +36,6 @@ def provenance(**extra: Any) -> dict:
     return {**run_facts(), **extra}
 
 
-def package_versions_extra(names: Sequence[str]) -> dict:
-    from prefcli.harness.results import package_versions
-
-    return package_versions(names)
-
-
 def skipped_items(items: Iterable[Any]) -> list[dict]:
     """``[{"item", "reason"}]`` from (item, reason) pairs or dicts already in that shape."""
     out = []

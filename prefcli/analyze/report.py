@@ -58,9 +58,10 @@ def envelope(command: str, results: Any, *, model: dict | None = None, options: 
              skipped: list | None = None, scorer: str | None = "preftoken") -> dict:
     """The command's document in the one envelope of every command (prefcli/envelope.py)."""
     from prefcli import envelope as env
+    from prefcli.harness.results import package_versions
 
     prov = env.provenance()
-    prov["versions"] = {**prov["versions"], **env.package_versions_extra(("matplotlib",))}
+    prov["versions"] = {**prov["versions"], **package_versions(("matplotlib",))}
     return env.envelope(command, results, scorer=scorer, weights=(model or {}).get("weights"),
                         revision=(model or {}).get("revision"), options=options, skipped=skipped, provenance=prov)
 
