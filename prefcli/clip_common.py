@@ -216,7 +216,7 @@ def pil_image_processor_class() -> Any:
     few 1/255 per pixel away from the PIL resize of transformers 4, whose
     processor made PickScore's published numbers (its requirements pin
     transformers 4.27.3). The PIL-backed class gives identical pixel values
-    (0 difference, measured against 4.27.3 itself in tests/test_scorer_pickscore.py).
+    (0 difference, measured against 4.27.3 itself in tests/scorers/test_scorer_pickscore.py).
     """
     try:
         from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil

@@ -11,7 +11,7 @@ scorer actually used is read back from its weights for provenance and the
 cache key, so `auto` is never recorded.
 
 This module is the only place that maps dtype names to torch dtypes or picks
-a device for `auto` (tests/test_devices_single_rule.py checks it).
+a device for `auto` (tests/core/test_devices_single_rule.py checks it).
 
 torch is imported inside the functions, so importing this module is cheap.
 """

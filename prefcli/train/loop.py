@@ -17,7 +17,7 @@ Exactness of ``--resume``: checkpoints hold the weights, the optimizer
 moments, the scheduler state and every RNG state; the data position is the
 step counter itself (batches are a pure function of seed, process, step and
 micro-step). An interrupted run continued with ``--resume`` ends with the
-same weights as an uninterrupted one (tests/test_train_loop.py).
+same weights as an uninterrupted one (tests/train/test_train_loop.py).
 """
 
 from __future__ import annotations

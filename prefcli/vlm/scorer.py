@@ -233,7 +233,7 @@ class CachedVLMScorer(Scorer):
         the vision tower once per scorer (features kept by image id), up to
         ``batch_size`` histories share a prefix pass and up to ``batch_size``
         candidates a candidate pass. The numbers are those of ``condition`` +
-        ``score`` to fp32 rounding (tests/test_vlm_batched_scoring.py).
+        ``score`` to fp32 rounding (tests/vlm/test_vlm_batched_scoring.py).
         """
         prepared = []
         for history, candidates in jobs:

@@ -17,7 +17,7 @@ to an image root), so the tests can hold prefcli's `vlm-judge` against it:
 
 The prompt strings are imported from the plugin: their equality with the
 upstream file is pinned separately, by the length and sha256 of each string as
-the upstream file holds it (tests/test_vlmjudge.py).
+the upstream file holds it (tests/scorers/test_vlmjudge.py).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""ViPer's own calculate_score run on the tiny fixture of tests/test_scorer_viper.py: prints the reference numbers.
+"""ViPer's own calculate_score run on the tiny fixture of tests/scorers/test_scorer_viper.py: prints the reference numbers.
 
     git clone https://github.com/EPFL-VILAB/ViPer /tmp/ViPer   # commit 099a539 recorded
     HF_HUB_OFFLINE=1 .venv/bin/python tests/reference/viper_metric_oracle.py /tmp/ViPer

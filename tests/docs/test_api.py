@@ -10,7 +10,7 @@ import pytest
 import prefcli
 from picture_factory import structured_images
 
-DOCS = Path(__file__).resolve().parents[1] / "docs"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
 def _blocks() -> list[str]:

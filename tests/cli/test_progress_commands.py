@@ -83,7 +83,7 @@ def test_bench_generate_logs_its_phases(log_lines, tmp_path):
 
 
 def test_data_preferimg_logs_its_import(log_lines, tmp_path):
-    from test_preferimg import write_benchmark
+    from tests.data.test_preferimg import write_benchmark
 
     write_benchmark(tmp_path / "PreferImg-Bench")
     lines, _ = log_lines("data", "preferimg", "--source", tmp_path / "PreferImg-Bench", "--out", tmp_path / "ds")

@@ -388,7 +388,7 @@ def test_reward_keeps_the_aspect_ratio_as_vipers_processor_does(sensitive_viper)
     state = s.condition(history)
     proc = _vipers_processor(s.vlm, s.vlm.preprocess.size)
     # 32x27 and 27x32 pass the tiny processor unresized (exact); 96x40 is squashed to 32x27 by a
-    # float resize here, a uint8 one in the processor (2e-3, as tests/test_scorer_contract.py allows).
+    # float resize here, a uint8 one in the processor (2e-3, as tests/scorers/test_scorer_contract.py allows).
     for (w, h), tol in (((32, 27), 1e-5), ((27, 32), 1e-5), ((96, 40), 2e-3)):
         q = _blocks(300 + w, w, h)
         want = _vipers_calculate_score(s.vlm, proc, context, q)

@@ -76,7 +76,7 @@ def test_bench_generate_limit_2_writes_table4_and_resumes(tmp_path):
     assert avg["hpsv2", "guided"]["value"] == pytest.approx(sum(all_guided) / 4)
     assert (out / "table4.md").read_text().count("|") > 10 and "HPSv2 guided" in (out / "table4.md").read_text()
     assert doc["counts"] == {"liked": 12, "disliked": 12, "optimized": 4, "kept": 0}
-    from test_latex import PDFLATEX, compile_file
+    from tests.core.test_latex import PDFLATEX, compile_file
 
     assert "\\caption{HPSv2 of personalized generation}" in (out / "table4.tex").read_text()
     if PDFLATEX:

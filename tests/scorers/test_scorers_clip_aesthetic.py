@@ -3,7 +3,7 @@
 Everything runs on tiny, seeded, random CLIP models; the aesthetic head is
 checked for parity against the LAION reference module. Parity of the
 preprocessing and tokenization with OpenAI's `clip` package itself is
-tests/test_scorer_clip_aesthetic_parity.py.
+tests/scorers/test_scorer_clip_aesthetic_parity.py.
 """
 
 from __future__ import annotations
@@ -131,7 +131,7 @@ def test_clip_batch_equals_one_by_one(candidates):
 def test_clip_score_is_100_cos_by_hand(clip_tiny, candidates):
     model, bundle = clip_tiny.bundle.model, clip_tiny.bundle
     with torch.no_grad():
-        # The scorer's own preprocessing (its parity with OpenAI's is tests/test_scorer_clip_aesthetic_parity.py).
+        # The scorer's own preprocessing (its parity with OpenAI's is tests/scorers/test_scorer_clip_aesthetic_parity.py).
         px = bundle.pixel_values([c.original for c in candidates])
         img = model.vision_model(pixel_values=px).pooler_output @ model.visual_projection.weight.T
         tok = bundle.tokenizer([c.prompt for c in candidates], padding="max_length", max_length=77, truncation=True, return_tensors="pt")

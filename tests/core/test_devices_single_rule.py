@@ -25,7 +25,7 @@ from prefcli.errors import DeviceError
 from prefcli.plugins import get_scorer_spec, scorers
 from prefcli.scorer import ScorerSpec
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 OWNER = ROOT / "prefcli" / "devices.py"
 NAMES = set(devices.DTYPES)
 CANONICAL = set(devices.DTYPES.values())

@@ -66,7 +66,7 @@ def test_tokens_command_writes_table7_and_the_json_shape(tmp_path):
     assert "| P1 |" in md and "#3 (distance)" in md
     tex = (out / "tokens.tex").read_text()
     assert "\\toprule" in tex and "\\bottomrule" in tex and "P10" in tex
-    from test_latex import PDFLATEX, compile_file
+    from tests.core.test_latex import PDFLATEX, compile_file
 
     if PDFLATEX:  # the whole .tex, as written, compiles in a plain article + booktabs
         compile_file(out / "tokens.tex", tmp_path)
@@ -119,7 +119,7 @@ def test_history_command_draws_curves_and_gap_per_nref(tmp_path):
     csv_text = (out / "history.csv").read_text()
     assert "–" not in csv_text and "0.58" in csv_text
     assert (out / "history.tex").read_text().count("\\\\") >= 10
-    from test_latex import PDFLATEX, compile_file
+    from tests.core.test_latex import PDFLATEX, compile_file
 
     if PDFLATEX:  # the whole .tex, as written, compiles in a plain article + booktabs
         compile_file(out / "history.tex", tmp_path)

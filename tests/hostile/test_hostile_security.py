@@ -21,7 +21,7 @@ import torch
 
 from prefcli.errors import DataError, WeightsError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 # A TorchScript module whose __setstate__ (run by torch.jit.load) maps - and so creates - any file.
 _TS_SOURCE = textwrap.dedent('''

@@ -602,7 +602,7 @@ def _on_a_full_disk(tmp_path: Path, spec: dict, size_mb: int = 64) -> dict:
     mnt = tmp_path / "mnt"
     mnt.mkdir()
     driver = tmp_path / "driver.py"
-    driver.write_text(DRIVER.format(tests=str(Path(__file__).parent)))
+    driver.write_text(DRIVER.format(tests=str(Path(__file__).resolve().parents[1])))
     spec_path = tmp_path / "spec.json"
     spec_path.write_text(json.dumps(spec, default=str))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "PREFCLI_TESTING": "1",

@@ -430,7 +430,7 @@ def test_prompt_on_an_imported_preferimg_task_equals_the_scripts(tmp_path):
     from prefcli.data import preferimg
     from prefcli.data.dataset import Dataset
     from reference.preferthinker import upstream_inputs, upstream_messages
-    from test_preferimg import write_benchmark
+    from tests.data.test_preferimg import write_benchmark
 
     src = tmp_path / "PreferImg-Bench"
     write_benchmark(src)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from prefcli import hookspecs
 
-DOCS = Path(__file__).resolve().parents[1] / "docs"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
 def test_every_hook_is_documented_with_its_signature():

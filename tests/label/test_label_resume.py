@@ -18,7 +18,7 @@ from label_fixtures import make_pool  # noqa: E402
 
 pytestmark = pytest.mark.slow  # end to end: `make test-fast` leaves it out, `make test` (CI) runs it
 
-HELPER = Path(__file__).with_name("label_fixtures.py")
+HELPER = Path(__file__).resolve().parents[1] / "label_fixtures.py"
 
 
 def _start(pool, out):

@@ -24,7 +24,7 @@ from prefcli import plugins
 from prefcli.hookspecs import hookimpl
 from prefcli.scorer import Scorer, ScorerSpec
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 
 
 def ok(capsys, *argv) -> str:

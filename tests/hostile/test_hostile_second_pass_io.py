@@ -71,7 +71,7 @@ def _stored_ids(ds: Path) -> set[str]:
 
 
 def _preferimg_source(root: Path, n: int = 4) -> tuple[Path, list[dict]]:
-    """A TEST_PICKAPIC subset in the published layout (see tests/test_preferimg.py), `n` good records."""
+    """A TEST_PICKAPIC subset in the published layout (see tests/data/test_preferimg.py), `n` good records."""
     sub = root / "data" / "PICKAPIC"
     img = sub / "images"
     img.mkdir(parents=True)
@@ -367,7 +367,7 @@ def test_the_json_reader_bounds_depth_size_kind_and_encoding(tmp_path, monkeypat
 
 def test_every_json_read_in_the_package_goes_through_the_bounded_reader():
     """grep: json.load/json.loads only where prefcli reads what it wrote itself, or in jsonio."""
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     # Files prefcli writes and reads back itself (journals, configs and logs of its own runs), and the two weights readers that helper "hostval" bounds (safetensors header, shard index).
     own = {"prefcli/jsonio.py", "prefcli/harness/runner.py", "prefcli/demo.py",
            "prefcli/train/loop.py", "prefcli/train/checkpoint.py", "prefcli/cli/data_synthetic.py", "prefcli/data/synthetic.py",

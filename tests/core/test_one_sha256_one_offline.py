@@ -22,7 +22,7 @@ import pytest
 from prefcli import weights
 from prefcli.errors import DataError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 OWNER = ROOT / "prefcli" / "weights.py"
 ENVS = set(weights.OFFLINE_ENVS)
 

@@ -41,7 +41,7 @@ RULES = [
      "needs downloaded or trained weights"),
     (r"^(make|\.|pip) ", "sets up the environment"),
     (r"prefcli label |\balice\b|\bbob\b", "serves a page until a person stops it, or reads what they labelled there "
-                                           "(tests/test_label_browser.py drives it in headless Chromium)"),
+                                           "(tests/label/test_label_browser.py drives it in headless Chromium)"),
 ]
 SLOW_RULES = [(r"bench/bench_|prefcli demo|prefcli train --config tiny", "takes minutes of CPU")]
 SHIPPED = ("tiny", "tiny-opposed-")

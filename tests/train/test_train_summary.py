@@ -8,7 +8,7 @@ import re
 from typer.testing import CliRunner
 
 from prefcli.cli import app
-from test_train_loop import config_file, dataset_dir  # noqa: F401 - the tiny world and config fixtures
+from tests.train.test_train_loop import config_file, dataset_dir  # noqa: F401 - the tiny world and config fixtures
 
 
 def _few_digits(s: str) -> bool:

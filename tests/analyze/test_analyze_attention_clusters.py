@@ -124,7 +124,7 @@ def test_clusters_command_recovers_the_true_taste_groups(world_ds, tmp_path):
     for ext in ("png", "pdf", "svg", "md", "tex", "csv", "json"):
         assert (out / f"clusters.{ext}").is_file(), ext
     assert "\\textbf" in (out / "clusters.tex").read_text()
-    from test_latex import PDFLATEX, compile_file
+    from tests.core.test_latex import PDFLATEX, compile_file
 
     if PDFLATEX:  # the whole .tex, as written, compiles in a plain article + booktabs
         compile_file(out / "clusters.tex", tmp_path)

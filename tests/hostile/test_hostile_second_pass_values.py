@@ -4,7 +4,7 @@ exit 2, no traceback, nothing written.
 
 Every hostile input is built here at test time; nothing is shipped. Run:
 
-    HF_HUB_OFFLINE=1 PREFCLI_TESTING=1 pytest -q tests/test_hostile_second_pass_values.py
+    HF_HUB_OFFLINE=1 PREFCLI_TESTING=1 pytest -q tests/hostile/test_hostile_second_pass_values.py
 """
 
 from __future__ import annotations
