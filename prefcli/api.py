@@ -17,6 +17,7 @@ from prefcli.errors import HistoryError, ImageError
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
 
+    from prefcli.multirank import MultiRankResult
     from prefcli.ranking import RankResult
     from prefcli.scorer import Scorer
     from prefcli.types import Candidate, UserHistory
@@ -109,10 +110,10 @@ def _history(likes: Any, dislikes: Any) -> tuple["UserHistory", list[tuple[str, 
     return UserHistory(pairs=pairs), bad_l + bad_d
 
 
-def rank(images: Any, *, scorer: "str | Scorer | None" = None, likes: Any = None, dislikes: Any = None,
-         prompt: str | None = None, weights: str | None = None, device: str | None = "auto", dtype: str | None = None,
-         top: int | None = None, batch_size: int = 16, options: dict | None = None, workers: int = 0,
-         **option_values: Any) -> "RankResult":
+def rank(images: Any, *, scorer: "str | Scorer | Sequence[str] | None" = None, likes: Any = None, dislikes: Any = None,
+         prompt: str | None = None, weights: "str | dict[str, str] | None" = None, device: str | None = "auto",
+         dtype: str | None = None, top: int | None = None, batch_size: int = 16, options: dict | None = None, workers: int = 0,
+         combine: str = "mean-rank", **option_values: Any) -> "RankResult | MultiRankResult":
     """Rank images for one person, best first; returns a RankResult (`.ranked`, `.skipped`, `.rows()`).
 
     `images`: a folder, image files, PIL images, or a list mixing files and
@@ -123,8 +124,19 @@ def rank(images: Any, *, scorer: "str | Scorer | None" = None, likes: Any = None
     prompt for every image (scorers such as clip need one). Files that cannot
     be read are skipped and listed in `.skipped`. `workers`: threads decoding
     the next batch of candidates while one is scored (0: in turn).
+
+    A list of scorers (`["pickscore", "hpsv2=2"]`, NAME=WEIGHT as `rank --scorer`)
+    scores with each and orders by `combine` ("mean-rank" or "z-mean"); it
+    returns a MultiRankResult (`.ranked` rows hold `.scores` and `.ranks` per
+    scorer, `.results` each scorer's own RankResult). Then `weights` is one spec
+    for every scorer or {name: spec}, and `options` is {name: {key: value}}.
     """
     from prefcli.ranking import DEFAULT_PERSONAL_SCORER, DEFAULT_SCORER, rank_candidates
+
+    if isinstance(scorer, (list, tuple)):
+        return _rank_several(images, list(scorer), likes=likes, dislikes=dislikes, prompt=prompt, weights=weights, device=device,
+                             dtype=dtype, top=top, batch_size=batch_size, options=options, workers=workers, combine=combine,
+                             option_values=option_values)  # fmt: skip
 
     personal = likes is not None or dislikes is not None
     if personal and (likes is None or dislikes is None):
@@ -135,3 +147,24 @@ def rank(images: Any, *, scorer: "str | Scorer | None" = None, likes: Any = None
     return rank_candidates(cands, scorer=scorer, history=history, weights=weights, device=device, dtype=dtype,
                            top=top, batch_size=batch_size, scorer_options={**(options or {}), **option_values},
                            skipped=bad + bad_h, workers=workers)
+
+
+def _rank_several(images: Any, scorers: list[str], *, likes: Any, dislikes: Any, prompt: str | None, weights: Any,
+                  options: dict | None, option_values: dict, combine: str, top: int | None, **common: Any) -> "MultiRankResult":
+    from prefcli.errors import ConfigError
+    from prefcli.multirank import parse_scorers, rank_candidates_multi
+
+    chosen = parse_scorers(scorers)
+    names = [n for n, _ in chosen]
+    if option_values:
+        raise ConfigError(f"with several scorers give options as options={{name: {{key: value}}}}, not as keywords ({', '.join(option_values)})")
+    unknown = sorted(set(options or {}) - set(names)) + sorted(set(weights if isinstance(weights, dict) else {}) - set(names))
+    if unknown:
+        raise ConfigError(f"options/weights for {', '.join(unknown)}: not one of the scorers here ({', '.join(names)})")
+    if likes is not None and dislikes is None or likes is None and dislikes is not None:
+        raise HistoryError("give both likes and dislikes")
+    cands, bad = _as_candidates(images, "images", prompt=prompt)
+    history, bad_h = _history(likes, dislikes) if likes is not None else (None, [])
+    per_weights = dict(weights) if isinstance(weights, dict) else {n: weights for n in names}
+    return rank_candidates_multi(cands, scorers=chosen, method=combine, weights=per_weights, scorer_options=options or {},
+                                 top=top, skipped=bad + bad_h, history=history, **common)

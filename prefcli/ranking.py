@@ -399,22 +399,24 @@ def format_score(score: float) -> str:
 
 def write_rank_sheet(ranked: Sequence[RankedImage], path: str | os.PathLike, *, title: str | None = None, thumb: int = 192,
                      columns: int | None = None, history: "UserHistory | None" = None, prompt: str | None = None,
-                     score_format: str | None = None) -> Path:
+                     score_format: str | None = None, extra_lines: Sequence[str] | None = None) -> Path:
     """A contact sheet of ranked images: thumbnails in rank order captioned '#rank  score' and the file name.
 
     With `history`, a strip of the person's liked and disliked images sits above the grid; with
     `prompt`, the prompt is a line under the title. `score_format` (a format spec such as ".6f")
-    gives every score on the sheet one format; a tie is marked '#3='.
+    gives every score on the sheet one format; a tie is marked '#3='. `extra_lines` (one per image)
+    go between the score and the file name (several scorers' numbers, prefcli.multirank).
     """
     from prefcli import images
     from prefcli.sheet import contact_sheet
 
     items = []
-    for r in ranked:
+    for k, r in enumerate(ranked):
         image = images.load_image(r.path)
         image.thumbnail((thumb * 2, thumb * 2))  # keep memory small for big folders of big images
         shown = format_score(r.score) if score_format is None or math.isnan(r.score) else format(r.score, score_format)
-        items.append((image, f"#{r.rank}{'=' if r.tie else ''}  {shown}\n{Path(r.path).name}"))
+        extra = f"{extra_lines[k]}\n" if extra_lines is not None else ""
+        items.append((image, f"#{r.rank}{'=' if r.tie else ''}  {shown}\n{extra}{Path(r.path).name}"))
     strip = []
     for p in (history.pairs if history is not None else []):
         for cand, liked in ((p.liked, True), (p.disliked, False)):

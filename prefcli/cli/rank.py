@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, List, Optional
 
 import typer
 
 from prefcli.cli import app
-from prefcli.cli.options import DeviceOpt, DType, DTypeOpt, Format, FormatOpt, OfflineOpt, OptionPairsCommand, ProgressOpt, ScorerOptionsOpt, WeightsOpt, scorer_options
+from prefcli.cli.options import DeviceOpt, DType, DTypeOpt, Format, FormatOpt, OfflineOpt, OptionPairsCommand, ProgressOpt, ScorerOptionsOpt, scorer_options
 
 from prefcli.ranking import DEFAULT_PERSONAL_SCORER, DEFAULT_SCORER  # noqa: E402 - light: no torch at import
 
@@ -24,8 +24,9 @@ def rank_command(
     prompt: Annotated[Optional[str], typer.Option("--prompt", help="One prompt for every candidate (for scorers that need a prompt).")] = None,
     prompts: Annotated[Optional[Path], typer.Option("--prompts", help="One prompt per file: JSON {file: prompt} or CSV with columns file,prompt. Also used for history images.")] = None,
     history_prompts: Annotated[Optional[Path], typer.Option("--history-prompts", help="Prompts of the history images (JSON or CSV as --prompts). Default: prompts.json/prompts.csv inside or beside the likes/dislikes folders.")] = None,
-    scorer: Annotated[Optional[str], typer.Option("--scorer", "-s", help=f"Scorer name (see `prefcli scorers`). Default: {DEFAULT_PERSONAL_SCORER} with a history, else {DEFAULT_SCORER}.")] = None,
-    weights: WeightsOpt = None,
+    scorer: Annotated[Optional[List[str]], typer.Option("--scorer", "-s", help=f"Scorer name (see `prefcli scorers`). Default: {DEFAULT_PERSONAL_SCORER} with a history, else {DEFAULT_SCORER}. Repeat it to rank by several scorers at once, NAME=WEIGHT to weigh one in the combination (see --combine).")] = None,
+    combine: Annotated[str, typer.Option("--combine", help="With several --scorer: mean-rank (each scorer's rank of the image, averaged; lower is better) or z-mean (each scorer's z-score, averaged; higher is better), weighted by NAME=WEIGHT.")] = "mean-rank",
+    weights: Annotated[Optional[List[str]], typer.Option("--weights", "-w", help="Weights: 'tiny' (random, offline), a local path, 'hf-hub:org/name' (optionally '@revision') or an https URL; NAME=SPEC for one of several scorers (repeatable). Default: the scorer's official weights.")] = None,
     option: ScorerOptionsOpt = None,
     device: DeviceOpt = "auto",
     dtype: DTypeOpt = DType.auto,
@@ -73,6 +74,8 @@ def rank_command(
         prefcli rank ./candidates --scorer aesthetic --format csv > scores.csv
 
         prefcli rank ./candidates --likes ./liked --dislikes ./disliked --scorer viper -o base ./idefics2-8b --weights ./metric-viper --offline
+
+        prefcli rank ./candidates --prompts prompts.json --scorer pickscore --scorer hpsv2=2 --scorer clip-probe --likes ./liked --dislikes ./disliked --combine z-mean
     """
     from prefcli import output
     from prefcli.progress import progress_bar
@@ -82,8 +85,23 @@ def rank_command(
         # Read by prefcli.weights (and huggingface_hub) when weights are resolved.
         os.environ["PREFCLI_OFFLINE"] = "1"
         os.environ["HF_HUB_OFFLINE"] = "1"
+    from prefcli.multirank import parse_scorers
+    from prefcli.weights import split_specs
+
     personal = likes is not None or dislikes is not None or pairs is not None
-    name = scorer or (DEFAULT_PERSONAL_SCORER if personal else DEFAULT_SCORER)
+    chosen = parse_scorers(scorer or []) or [(DEFAULT_PERSONAL_SCORER if personal else DEFAULT_SCORER, 1.0)]
+    default_weights, named_weights = split_specs(weights or [], [n for n, _ in chosen])
+    if len(chosen) > 1:
+        from prefcli.cli.rank_multi import rank_several
+
+        return rank_several(chosen, combine, default_weights, named_weights, option, candidates=candidates, device=device,
+                            dtype=dtype.value, likes=likes, dislikes=dislikes, pairs=pairs, prompt=prompt, prompts=prompts,
+                            history_prompts=history_prompts, batch_size=batch_size, workers=workers, top=top, recursive=recursive,
+                            sheet=sheet, sheet_options={"thumb": sheet_thumb, "columns": sheet_columns, "history": sheet_history,
+                                                        "prompt": sheet_prompt},
+                            fmt=fmt.value, show_progress=show_progress)  # fmt: skip
+    name = chosen[0][0]
+    weights = named_weights.get(name, default_weights)
 
     # The bar starts with the first scored batch, so an error found while
     # checking the input is one clean line with no bar residue around it.

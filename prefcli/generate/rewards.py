@@ -43,21 +43,23 @@ PRESETS: dict[str, Preset] = {
 }
 
 
-def parse_rewards(values: Sequence[str]) -> list[tuple[str, float]]:
-    """['preftoken=0.75', 'hpsv2=5'] -> [('preftoken', 0.75), ('hpsv2', 5.0)]; a bare name weighs 1."""
+def parse_rewards(values: Sequence[str], flag: str = "--reward") -> list[tuple[str, float]]:
+    """['preftoken=0.75', 'hpsv2=5'] -> [('preftoken', 0.75), ('hpsv2', 5.0)]; a bare name weighs 1.
+
+    The one NAME=WEIGHT reading: `flag` names the option in errors (rank's `--scorer hpsv2=5` too)."""
     out: list[tuple[str, float]] = []
     for v in values:
         name, sep, w = v.partition("=")
         name = name.strip()
         if not name:
-            raise ConfigError(f"--reward {v!r}: expected NAME=WEIGHT, e.g. preftoken=0.75")
+            raise ConfigError(f"{flag} {v!r}: expected NAME=WEIGHT, e.g. preftoken=0.75")
         try:
             weight = float(w) if sep else 1.0
         except ValueError:
-            raise ConfigError(f"--reward {v!r}: the weight {w!r} is not a number") from None
-        check_finite(weight, f"--reward {v}", low=-1e6, high=1e6)
+            raise ConfigError(f"{flag} {v!r}: the weight {w!r} is not a number") from None
+        check_finite(weight, f"{flag} {v}", low=-1e6, high=1e6)
         if any(n == name for n, _ in out):
-            raise ConfigError(f"--reward {name}: given twice")
+            raise ConfigError(f"{flag} {name}: given twice")
         out.append((name, weight))
     return out
 
