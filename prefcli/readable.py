@@ -24,3 +24,14 @@ def seconds(v: float | None) -> str:
     if v is None:
         return ""
     return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.1f}"
+
+
+def size(v: int | None) -> str:
+    """A byte count with its unit, three significant figures at most: 1.71 GB, 340 MB, 12 KB."""
+    if v is None:
+        return ""
+    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if v >= scale:
+            x = v / scale
+            return f"{x:.3g} {unit}" if x < 100 else f"{x:.0f} {unit}"
+    return f"{v} B"

@@ -28,7 +28,6 @@ import hashlib
 import logging
 import os
 import re
-import sys
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
@@ -245,6 +244,13 @@ def _offline_miss(src: WeightsSource, filename: str | None, cache: Path, flag: s
 def _hub_call(src: WeightsSource, file: str | None, offline: bool, fn, flag: str = "--weights", also: Sequence[str] = (),
               then: str = "", include: Sequence[str] = (), **kwargs) -> Path:
     """Call hf_hub_download / snapshot_download and turn every failure into one WeightsError."""
+    return Path(hub_call(src, file, offline, fn, flag=flag, also=also, then=then, include=include, **kwargs))
+
+
+def hub_call(src: WeightsSource, file: str | None, offline: bool, fn, flag: str = "--weights", also: Sequence[str] = (),
+             then: str = "", include: Sequence[str] = (), **kwargs) -> Any:
+    """`fn(repo_id, revision=, cache_dir=, local_files_only=, **kwargs)` (a huggingface_hub call) with every failure
+    turned into one WeightsError that says what to do; `flag` names the user's own option in that advice."""
     from huggingface_hub import constants as hf_constants
     from huggingface_hub import errors as hf_errors
 
@@ -253,7 +259,7 @@ def _hub_call(src: WeightsSource, file: str | None, offline: bool, fn, flag: str
     told_offline = offline or bool(getattr(hf_constants, "HF_HUB_OFFLINE", False))
     what = src.describe() + (f" ({file})" if file else "")
     try:
-        return Path(fn(src.repo_id, revision=src.revision, cache_dir=str(cache), local_files_only=offline, **kwargs))
+        return fn(src.repo_id, revision=src.revision, cache_dir=str(cache), local_files_only=offline, **kwargs)
     except hf_errors.GatedRepoError:
         raise WeightsError(f"{what}: the repository is gated; accept its terms on huggingface.co and log in with `hf auth login`") from None
     except hf_errors.RepositoryNotFoundError:
@@ -336,20 +342,14 @@ def _download(url: str, target: Path, sha: str | None) -> None:
 
 
 class _progress:
-    """A rich progress bar on stderr for large downloads; silent otherwise."""
+    """Progress of a large download through prefcli.progress (a rich bar on a terminal, plain lines in a log)."""
 
     def __init__(self, name: str, total: int | None):
         self.name, self.total, self.bar = name, total, None
 
     def __enter__(self):
-        if sys.stderr.isatty() and (self.total is None or self.total > 8 * _CHUNK):
-            from rich.console import Console
-            from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
-
-            self.bar = Progress(
-                TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                console=Console(stderr=True), transient=True,
-            )
+        if self.total is None or self.total > 8 * _CHUNK:
+            self.bar = download_progress()
             self.bar.start()
             task = self.bar.add_task(f"downloading {self.name}", total=self.total)
             return lambda n: self.bar.advance(task, n)
@@ -359,6 +359,18 @@ class _progress:
         if self.bar is not None:
             self.bar.stop()
         return False
+
+
+def download_progress() -> Any:
+    """The one progress display of downloads (URL files here, hub files in `prefcli weights pull`): bytes and speed."""
+    from prefcli.progress import progress_bar, use_plain
+
+    if use_plain():
+        return progress_bar(True)
+    from rich.progress import BarColumn, DownloadColumn, TextColumn, TransferSpeedColumn
+
+    return progress_bar(True, columns=[TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn()],
+                        transient=True)
 
 
 # --------------------------------------------------------------------------- resolve
@@ -394,6 +406,7 @@ def resolve_file(
 
         path = _hub_call(src, filename, off, hf_hub_download, flag=flag, also=also, then=then, filename=filename)
         _verify(path, sha, f"{src.describe()} ({filename})")
+        _used(spec)
         return path
 
     if src.kind == "url":
@@ -402,7 +415,13 @@ def resolve_file(
         sha = sha or src.sha256
         target = _url_target(src, sha)
         if target.is_file():
+            _used(spec)
             return target  # only a complete, verified download is ever renamed into place
+        by_url = _url_target(src, None)
+        if sha and by_url.is_file() and sha256_file(by_url) == sha:
+            # Fetched before without its sha256 (`prefcli weights pull URL`); the pinned hash now vouches for it.
+            _used(spec)
+            return by_url
         if off:
             raise WeightsError(
                 f"{src.url} is not in the prefcli cache ({target.parent}) and offline mode is on; "
@@ -410,6 +429,7 @@ def resolve_file(
                 f"or copy it to {target}"
             )
         _download(src.url or "", target, sha)
+        _used(spec)
         return target
 
     # local
@@ -431,6 +451,7 @@ def resolve_file(
         raise WeightsError(f"{spec}: {why}")
     # A file given directly wins over the expected file name (a renamed mirror is fine).
     _verify(path, sha, str(path))
+    _used(spec)
     return path
 
 
@@ -447,7 +468,9 @@ def resolve_dir(spec: str, *, allow_patterns: list[str] | None = None, offline: 
         from huggingface_hub import snapshot_download
 
         patterns = list(allow_patterns or [])
-        return _hub_call(src, None, off, snapshot_download, flag=flag, include=patterns, allow_patterns=allow_patterns)
+        folder = _hub_call(src, None, off, snapshot_download, flag=flag, include=patterns, allow_patterns=allow_patterns)
+        _used(spec)
+        return folder
     path = src.path
     assert path is not None
     if not path.exists():
@@ -457,7 +480,15 @@ def resolve_dir(spec: str, *, allow_patterns: list[str] | None = None, offline: 
 
         what = not_a_file(path) or "a file"
         raise WeightsError(f"{spec}: is {what.replace('not a regular file (', '').rstrip(')')}, but a folder of weights is needed here")
+    _used(spec)
     return path
+
+
+def _used(spec: str) -> None:
+    """Remember the spec for `prefcli weights ls` (prefcli.weights_used; never fails a load)."""
+    from prefcli import weights_used
+
+    weights_used.record(spec)
 
 
 # --------------------------------------------------------------------------- load / save

@@ -70,3 +70,87 @@ def availability(spec: str | None) -> Availability:
     if snap is not None:
         return Availability(CACHED, str(snap))
     return Availability(DOWNLOAD, f"hf download {src.repo_id}" + (f" --revision {src.revision}" if src.revision else ""))
+
+
+# --------------------------------------------------------------------------- what `prefcli weights ls` shows
+
+
+@dataclass(frozen=True)
+class Facts:
+    """One spec's facts for `prefcli weights ls`: `availability` plus size, revision and what prefcli may remove."""
+
+    spec: str  # as `weights ls` names it (hub ids with hf-hub:, local paths resolved)
+    kind: str  # tiny | hub | url | local | invalid
+    state: str
+    where: str
+    size_bytes: int | None  # of what is here; None when nothing is
+    revision: str | None  # the cached commit (hub), the sha256 (url), None otherwise
+    #: The download folder `prefcli weights rm` would delete (hub repository or URL folder); None for a user's own files.
+    removable: Path | None
+
+    @property
+    def present(self) -> bool:
+        return self.state in (BUILT_IN, LOCAL, CACHED)
+
+
+def _tree_size(path: Path) -> int:
+    """Bytes of a file or of every file under a folder (links followed: a hub snapshot links into its blobs)."""
+    if path.is_file():
+        return path.stat().st_size
+    total = 0
+    for p in path.rglob("*"):
+        try:
+            if p.is_file():
+                total += p.stat().st_size
+        except OSError:
+            continue
+    return total
+
+
+def hub_repo_folder(repo_id: str) -> Path:
+    """The Hugging Face cache folder of a model repository (its id is validated by prefcli.weights.parse)."""
+    from prefcli.weights import _hf_cache
+
+    return _hf_cache() / f"models--{repo_id.replace('/', '--')}"
+
+
+def facts(spec: str) -> Facts:
+    """Where the weights named by `spec` are, how large, at which revision: read from the file system only."""
+    from prefcli import weights
+    from prefcli.errors import WeightsError
+
+    have = availability(spec)
+    try:
+        src = weights.parse(spec)
+    except WeightsError:
+        return Facts(spec, "invalid", have.state, have.where, None, None, None)
+    name = src.spec if src.kind == "url" else src.describe()
+    if src.kind == "tiny" or not have.usable_now:
+        return Facts(name, src.kind, have.state, have.where, None, None, None)
+    where = Path(have.where)
+    if src.kind == "hub":
+        return Facts(name, "hub", have.state, have.where, _tree_size(where), where.name, hub_repo_folder(src.repo_id or ""))
+    if src.kind == "url":
+        return Facts(name, "url", have.state, have.where, _tree_size(where), src.sha256 or weights.file_fingerprint(where),
+                     where.parent)
+    return Facts(name, "local", have.state, have.where, _tree_size(where), None, None)
+
+
+def scorer_weights(spec) -> list[tuple[str, str]]:
+    """(weights spec, how the scorer takes it) for a ScorerSpec: its default weights, then every option whose default
+    names hub or URL weights (`-o base`, `-o processor` ...), so listing and pulling a scorer covers what it loads."""
+    from prefcli import weights
+    from prefcli.errors import WeightsError
+
+    out = [(spec.default_weights, "--weights")] if spec.default_weights else []
+    for o in spec.options.info():
+        row = o.as_row()
+        default = row.get("default")
+        if not isinstance(default, str) or not ("/" in default or default.startswith("hf-hub:")):
+            continue
+        try:
+            if weights.parse(default).kind in ("hub", "url"):
+                out.append((default, f"-o {row['option']}"))
+        except WeightsError:
+            continue
+    return out

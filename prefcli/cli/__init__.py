@@ -49,6 +49,7 @@ COMMAND_MODULES = (
     "prefcli.cli.generate_cmd",
     "prefcli.cli.analyze_cmd",
     "prefcli.cli.label_cmd",
+    "prefcli.cli.weights_cmd",
 )
 
 for _name in COMMAND_MODULES:

@@ -34,7 +34,7 @@ COMMANDS = ("prefcli", "hf", "huggingface-cli", "accelerate", "python", ".venv/b
 
 # (pattern, why it cannot run in an offline test), checked in order.
 RULES = [
-    (r"\bhf download\b|huggingface-cli", "downloads from the Hugging Face Hub"),
+    (r"\bhf download\b|huggingface-cli|prefcli weights pull", "downloads from the Hugging Face Hub"),
     (r"--device cuda|accelerate launch|--num-processes \d+(?! --format)", "needs GPUs"),
     (r"data/pickapic|pickapic_v2|yuvalkirstain/|hf-hub:", "needs the Pick-a-Pic data or the hub"),
     (r"~/models|/mirror/|wenyii/|\./downloads/|ours-paper|runs/|\./my-clip|sac\+logos|HPS_v2|hps_v2|prefcli_hpsv2\.convert",

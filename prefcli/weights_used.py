@@ -1,0 +1,109 @@
+"""The record of weights specs prefcli has loaded, for `prefcli weights ls`.
+
+One small JSON file under prefcli's cache root, ``weights-used.json``::
+
+    {"format": 1, "specs": [{"spec": "hf-hub:xswu/HPSv2", "kind": "hub", "last_used": "2026-...Z"}, ...]}
+
+Bounded on both sides: at most `MAX_ENTRIES` specs are kept (the least
+recently used are dropped) and the file is read through the bounded JSON
+reader with a small size limit, so a corrupted or hostile file costs an
+empty list, never a crash or a load of gigabytes. Writes are atomic and made
+under the cache's lock; a read-only cache only costs the record.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+FILE_NAME = "weights-used.json"
+FORMAT = 1
+MAX_ENTRIES = 200
+MAX_SPEC_CHARS = 4096
+#: 200 entries of at most ~4 KB each, with room to spare.
+MAX_FILE_BYTES = 2 * 1024 * 1024
+
+
+def record_file() -> Path:
+    from prefcli.weights import cache_dir
+
+    return cache_dir() / FILE_NAME
+
+
+def read() -> list[dict]:
+    """The recorded specs, most recent first; an unreadable or malformed file reads as empty (and is logged)."""
+    from prefcli import jsonio
+    from prefcli.errors import DataError
+
+    path = record_file()
+    if not path.is_file():
+        return []
+    try:
+        doc = jsonio.read_json(path, expect=dict, limit=MAX_FILE_BYTES, max_depth=8)
+    except DataError as e:
+        log.warning("%s", e)
+        return []
+    entries = doc.get("specs") if doc.get("format") == FORMAT else None
+    if not isinstance(entries, list):
+        return []
+    out = []
+    for e in entries[:MAX_ENTRIES]:
+        if (isinstance(e, dict) and isinstance(e.get("spec"), str) and 0 < len(e["spec"]) <= MAX_SPEC_CHARS
+                and isinstance(e.get("kind"), str) and isinstance(e.get("last_used"), str)):
+            out.append({"spec": e["spec"], "kind": e["kind"], "last_used": e["last_used"][:40]})
+    return sorted(out, key=lambda e: e["last_used"], reverse=True)
+
+
+def _key(spec: str) -> str:
+    """The spec as `prefcli weights` names it: hub ids with their hf-hub: prefix, local paths resolved."""
+    from prefcli.weights import parse
+
+    src = parse(spec)
+    if src.kind == "url":
+        return src.spec
+    return src.describe()
+
+
+def record(spec: str) -> None:
+    """Remember that `spec` was loaded now. Never raises: the record is a convenience, not part of loading."""
+    try:
+        from prefcli.weights import is_tiny, parse
+
+        if not spec or is_tiny(spec) or len(spec) > MAX_SPEC_CHARS:
+            return
+        key, kind = _key(spec), parse(spec).kind
+        now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+        path = record_file()
+        from prefcli.lock import output_lock
+
+        with output_lock(path, command="prefcli (weights record)"):
+            entries = [e for e in read() if e["spec"] != key]
+            entries.insert(0, {"spec": key, "kind": kind, "last_used": now})
+            _write(path, entries[:MAX_ENTRIES])
+    except Exception as e:  # noqa: BLE001 - a read-only or locked cache must not stop a scorer from loading
+        log.debug("weights record not updated: %s", e)
+
+
+def forget(keys: set[str]) -> None:
+    """Drop these specs from the record (after `prefcli weights rm`)."""
+    path = record_file()
+    if not path.is_file():
+        return
+    from prefcli.lock import output_lock
+
+    with output_lock(path, command="prefcli weights rm"):
+        entries = read()
+        kept = [e for e in entries if e["spec"] not in keys]
+        if len(kept) != len(entries):
+            _write(path, kept)
+
+
+def _write(path: Path, entries: list[dict]) -> None:
+    import json
+
+    from prefcli.atomic import write_text
+
+    write_text(path, json.dumps({"format": FORMAT, "specs": entries}, indent=1, ensure_ascii=False) + "\n")
