@@ -42,12 +42,29 @@ def _merge_stats(into: Any, more: Any) -> None:
             setattr(into, k, getattr(into, k) + v)
 
 
+def _population(value: str | float) -> tuple[float, dict | None]:
+    """(w₀, None) for a number; (w₀, {path, fitted_on, general, personal}) for a file of eval --fit-blend."""
+    try:
+        return float(value), None
+    except ValueError:
+        pass
+    from prefcli_blend import population
+
+    path = str(value)
+    try:
+        doc = population.read(path)
+    except ValueError as e:
+        raise OptionError(f"scorer blend: option population_weight = {path!r}: {e}") from None
+    return float(doc["population_weight"]), {"path": path, "fitted_on": doc.get("fitted_on"), "general": doc["general"],
+                                             "personal": doc["personal"]}
+
+
 class BlendScorer(Scorer):
     min_history = 1
 
     def __init__(self, weights: str | None = None, device: str = "cpu", dtype: str | None = None, *,
                  spec: ScorerSpec | None = None, general: str = "pickscore", personal: str = "clip-probe",
-                 weight: str = "auto", population_weight: float = 1.0, shrinkage: float = 4.0,
+                 weight: str = "auto", population_weight: str | float = "0.5", shrinkage: float = 4.0,
                  general_weights: str | None = None, personal_weights: str | None = None, batch_size: int = 16):
         super().__init__(weights=weights, device=device, dtype=dtype, spec=spec, batch_size=batch_size)
         from prefcli.harness.runner import ScorerHandle
@@ -64,7 +81,8 @@ class BlendScorer(Scorer):
         self.general = ScorerHandle(gspec.name, general_weights or weights, device=device, dtype=dtype, options=opts)
         self.personal = ScorerHandle(pspec.name, personal_weights or weights, device=device, dtype=dtype, options=opts)
         self.weight = str(weight)
-        self.population_weight = float(population_weight)
+        self.population_weight, self.population_file = _population(population_weight)
+        self._population_checked = self.population_file is None
         self.shrinkage = float(shrinkage)
 
     @property
@@ -78,7 +96,25 @@ class BlendScorer(Scorer):
         ident["weights"] = self.weights_id  # what a title or provenance line shows: both parts' weights
         ident["general"] = self.general.identity
         ident["personal"] = self.personal.identity
+        self._check_population()
+        # The w itself, not the file that held it: the same w from a file or typed gives the same scores.
+        ident["options"] = {**ident.get("options", {}), "population_weight": self.population_weight}
+        if self.population_file is not None:
+            ident["population_weight_file"] = {"path": self.population_file["path"], "fitted_on": self.population_file["fitted_on"]}
         return ident
+
+    def _check_population(self) -> None:
+        """A population w from a file must have been fitted for these parts (names and weights)."""
+        if self._population_checked:
+            return
+        from prefcli_blend import population
+
+        doc = self.population_file
+        try:
+            population.check_parts(doc, doc["path"], self.general.identity, self.personal.identity)
+        except ValueError as e:
+            raise OptionError(f"scorer blend: option population_weight = {doc['path']!r}: {e}") from None
+        self._population_checked = True
 
     # -- the Scorer contract, for direct use (the runner calls run_tasks) -----------------
     def condition(self, history: UserHistory | None) -> Any:
@@ -100,6 +136,19 @@ class BlendScorer(Scorer):
         records, _ = self.run_tasks([task], batch_size=self.batch_size)
         return weighting.Evidence(**records[0]["blend"])
 
+    def write_population_fit(self, path: Any, records: Sequence[dict], *, fitted_on: dict, provenance: dict) -> dict:
+        """`prefcli eval --fit-blend PATH`: the fixed w with the best top-1 over `records` (this blend's run on
+        validation users), written atomically with what it was fitted for; returns the document plus its top-1."""
+        from prefcli_blend import population
+
+        if not records or any("extras" not in r for r in records):
+            raise ValueError("--fit-blend needs the records of a blend run")
+        opts = {"weight": self.weight, "population_weight": self.population_weight, "shrinkage": self.shrinkage}
+        doc = population.document(records, general=self.general.identity, personal=self.personal.identity,
+                                  fitted_on=fitted_on, options=opts, provenance=provenance)
+        population.write(path, doc)
+        return {**doc, "top1": doc["top1_by_weight"][repr(float(doc["population_weight"]))]}
+
     # -- the run ------------------------------------------------------------------------
     def run_tasks(self, tasks: Sequence[RankTask], *, cache: Any = None, batch_size: int = 32, progress: bool = False,
                   distributed: bool | None = None, label: str | None = None,
@@ -113,6 +162,7 @@ class BlendScorer(Scorer):
         from prefcli.harness.runner import RunStats, run_scorer
 
         label = label or "blend"
+        self._check_population()
         stats = RunStats()
         common = dict(cache=cache, batch_size=batch_size, progress=progress, distributed=distributed, on_progress=on_progress,
                       **run_options)
