@@ -37,13 +37,28 @@ def _weight(value: str) -> str:
     return repr(w)
 
 
+def _population_weight(value: str) -> str:
+    """A number ≥ 0 (kept as its canonical text), or a population-w file written by `eval --fit-blend` (checked now)."""
+    text = str(value).strip()
+    try:
+        w = float(text)
+    except ValueError:
+        from prefcli_blend import population
+
+        population.read(text)  # ValueError naming the file and the reason
+        return text
+    if not w >= 0 or w == float("inf"):
+        raise ValueError("expected a finite number ≥ 0 or a file written by prefcli eval --fit-blend")
+    return repr(w)
+
+
 BlendOptions = extend(
     Options,
     "BlendOptions",
     general=(str, option("pickscore", "The general (history-free, pointwise) scorer: pickscore, hpsv2, imagereward, aesthetic, clip, a trained population model (preftoken with its weights), ...")),
     personal=(str, option("clip-probe", "The personal scorer (reads the history): clip-probe or another probe, preftoken, viper, idefics.")),
     weight=(str, option("auto", "w in z(general) + w·z(personal): auto (per person, leave-one-out over the history pairs, shrunk toward population_weight) or a number ≥ 0.", parse=_weight)),
-    population_weight=(float, option(POPULATION_WEIGHT, "The population w: auto shrinks each person's w toward it; also the w when the history has fewer than 2 pairs.", min=0.0)),
+    population_weight=(str, option(repr(POPULATION_WEIGHT), "The population w: auto shrinks each person's w toward it; also the w when the history has fewer than 2 pairs. A number, or a file written by prefcli eval --fit-blend.", parse=_population_weight)),
     shrinkage=(float, option(SHRINKAGE, "How many history pairs the population w counts as (0: the person's leave-one-out w alone).", min=0.0)),
     general_weights=(Optional[str], option(None, "Weights of the general scorer (default: --weights, else its own default).", weights=True)),
     personal_weights=(Optional[str], option(None, "Weights of the personal scorer (default: --weights, else its own default).", weights=True)),

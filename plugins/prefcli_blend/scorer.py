@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable, Sequence
 
-from prefcli.errors import OptionError
+from prefcli.errors import ConfigError, OptionError
 from prefcli.scorer import Scorer, ScorerSpec
 from prefcli.types import Candidate, RankTask, UserHistory
 
@@ -42,12 +42,43 @@ def _merge_stats(into: Any, more: Any) -> None:
             setattr(into, k, getattr(into, k) + v)
 
 
+def _z(values: Any, pool: Any) -> Any:
+    """`weighting.standardize` in torch: over `values` and the constant `pool` together, gradients through all of it."""
+    import torch
+
+    pool_t = torch.as_tensor(pool, dtype=values.dtype, device=values.device)
+    both = torch.cat([values, pool_t[torch.isfinite(pool_t)]])
+    if both.numel() < 2:
+        return torch.zeros_like(values)
+    sd = both.std(correction=0)
+    if not float(sd.detach()) > 1e-12:
+        return torch.zeros_like(values)
+    return (values - both.mean()) / sd
+
+
+def _population(value: str | float) -> tuple[float, dict | None]:
+    """(w₀, None) for a number; (w₀, {path, fitted_on, general, personal}) for a file of eval --fit-blend."""
+    try:
+        return float(value), None
+    except ValueError:
+        pass
+    from prefcli_blend import population
+
+    path = str(value)
+    try:
+        doc = population.read(path)
+    except ValueError as e:
+        raise OptionError(f"scorer blend: option population_weight = {path!r}: {e}") from None
+    return float(doc["population_weight"]), {"path": path, "fitted_on": doc.get("fitted_on"), "general": doc["general"],
+                                             "personal": doc["personal"]}
+
+
 class BlendScorer(Scorer):
     min_history = 1
 
     def __init__(self, weights: str | None = None, device: str = "cpu", dtype: str | None = None, *,
                  spec: ScorerSpec | None = None, general: str = "pickscore", personal: str = "clip-probe",
-                 weight: str = "auto", population_weight: float = 1.0, shrinkage: float = 4.0,
+                 weight: str = "auto", population_weight: str | float = "0.5", shrinkage: float = 4.0,
                  general_weights: str | None = None, personal_weights: str | None = None, batch_size: int = 16):
         super().__init__(weights=weights, device=device, dtype=dtype, spec=spec, batch_size=batch_size)
         from prefcli.harness.runner import ScorerHandle
@@ -64,7 +95,8 @@ class BlendScorer(Scorer):
         self.general = ScorerHandle(gspec.name, general_weights or weights, device=device, dtype=dtype, options=opts)
         self.personal = ScorerHandle(pspec.name, personal_weights or weights, device=device, dtype=dtype, options=opts)
         self.weight = str(weight)
-        self.population_weight = float(population_weight)
+        self.population_weight, self.population_file = _population(population_weight)
+        self._population_checked = self.population_file is None
         self.shrinkage = float(shrinkage)
 
     @property
@@ -78,7 +110,67 @@ class BlendScorer(Scorer):
         ident["weights"] = self.weights_id  # what a title or provenance line shows: both parts' weights
         ident["general"] = self.general.identity
         ident["personal"] = self.personal.identity
+        self._check_population()
+        # The w itself, not the file that held it: the same w from a file or typed gives the same scores.
+        ident["options"] = {**ident.get("options", {}), "population_weight": self.population_weight}
+        if self.population_file is not None:
+            ident["population_weight_file"] = {"path": self.population_file["path"], "fitted_on": self.population_file["fitted_on"]}
         return ident
+
+    def _check_population(self) -> None:
+        """A population w from a file must have been fitted for these parts (names and weights)."""
+        if self._population_checked:
+            return
+        from prefcli_blend import population
+
+        doc = self.population_file
+        try:
+            population.check_parts(doc, doc["path"], self.general.identity, self.personal.identity)
+        except ValueError as e:
+            raise OptionError(f"scorer blend: option population_weight = {doc['path']!r}: {e}") from None
+        self._population_checked = True
+
+    # -- as a generate reward (both parts differentiable) ------------------------------------
+    def check_reward(self) -> None:
+        """Before generation: a part that cannot give gradients makes the blend unable to steer; say which."""
+        for role, part in (("general", self.general), ("personal", self.personal)):
+            if not (part.spec.differentiable and hasattr(part.spec.load_class(), "reward")):
+                raise ConfigError(f"--reward blend: its {role} part {part.name} is not differentiable, so the blend cannot steer "
+                                  f"generation; give it one that is (-o blend.{role} NAME; see `prefcli scorers`, column grad)")
+
+    def parts(self) -> list[Any]:
+        """Both parts, loaded (generate freezes their parameters)."""
+        return [self.general.scorer, self.personal.scorer]
+
+    def reward(self, pixels: Any, prompts: Sequence[str] | str | None = None, state: Any = None) -> Any:
+        """z(general) + w·z(personal) of a batch of images, with gradients.
+
+        As in a ranking, each part is standardised over the batch together with the person's history
+        images (the general part's scores of them, the personal part's leave-one-out scores), so a batch
+        of one image keeps a scale; w is the person's, fixed from their history (leave-one-out and
+        shrinkage, as `rank` chooses it). Both are computed once per history and reused every iteration.
+        """
+        from prefcli.generate.rewards import call_reward
+
+        if state is None:
+            raise ValueError("blend must be conditioned on a history first")
+        w, g_hist, p_hist, g_state, p_state = self._reward_state(state)
+        gsign = 1.0 if self.general.spec.higher_is_better else -1.0
+        psign = 1.0 if self.personal.spec.higher_is_better else -1.0
+        g = gsign * call_reward(self.general.scorer, pixels, prompts, g_state).reshape(-1)
+        p = psign * call_reward(self.personal.scorer, pixels, prompts, p_state).reshape(-1)
+        return _z(g, g_hist) + w * _z(p, p_hist)
+
+    def _reward_state(self, history: UserHistory) -> tuple:
+        """(w, general history scores, personal leave-one-out scores, each part's state), once per history."""
+        key = history.key()
+        cached = self.__dict__.setdefault("_reward_states", {})
+        if key not in cached:
+            task = RankTask(task_id="reward", candidates=[], liked_index=-1, history=history)
+            _, _, evidence = self._run([task], batch_size=self.batch_size)
+            ev, g_hist, p_hist = evidence[key]
+            cached[key] = (ev.weight, g_hist, p_hist, self.general.scorer.condition(None), self.personal.scorer.condition(history))
+        return cached[key]
 
     # -- the Scorer contract, for direct use (the runner calls run_tasks) -----------------
     def condition(self, history: UserHistory | None) -> Any:
@@ -100,6 +192,19 @@ class BlendScorer(Scorer):
         records, _ = self.run_tasks([task], batch_size=self.batch_size)
         return weighting.Evidence(**records[0]["blend"])
 
+    def write_population_fit(self, path: Any, records: Sequence[dict], *, fitted_on: dict, provenance: dict) -> dict:
+        """`prefcli eval --fit-blend PATH`: the fixed w with the best top-1 over `records` (this blend's run on
+        validation users), written atomically with what it was fitted for; returns the document plus its top-1."""
+        from prefcli_blend import population
+
+        if not records or any("extras" not in r for r in records):
+            raise ValueError("--fit-blend needs the records of a blend run")
+        opts = {"weight": self.weight, "population_weight": self.population_weight, "shrinkage": self.shrinkage}
+        doc = population.document(records, general=self.general.identity, personal=self.personal.identity,
+                                  fitted_on=fitted_on, options=opts, provenance=provenance)
+        population.write(path, doc)
+        return {**doc, "top1": doc["top1_by_weight"][repr(float(doc["population_weight"]))]}
+
     # -- the run ------------------------------------------------------------------------
     def run_tasks(self, tasks: Sequence[RankTask], *, cache: Any = None, batch_size: int = 32, progress: bool = False,
                   distributed: bool | None = None, label: str | None = None,
@@ -108,11 +213,21 @@ class BlendScorer(Scorer):
 
         `run_options`: further `run_scorer` keywords, given to both parts as they are.
         """
+        records, stats, _ = self._run(tasks, cache=cache, batch_size=batch_size, progress=progress, distributed=distributed,
+                                      label=label, on_progress=on_progress, **run_options)
+        return records, stats
+
+    def _run(self, tasks: Sequence[RankTask], *, cache: Any = None, batch_size: int = 32, progress: bool = False,
+             distributed: bool | None = None, label: str | None = None,
+             on_progress: Callable[[int, int], None] | None = None, **run_options: Any) -> tuple[list[dict], Any, dict]:
+        """`run_tasks`, plus per history key (evidence, the general part's history scores, the personal part's
+        leave-one-out history scores): the pools that give each part its scale."""
         import numpy as np
 
         from prefcli.harness.runner import RunStats, run_scorer
 
         label = label or "blend"
+        self._check_population()
         stats = RunStats()
         common = dict(cache=cache, batch_size=batch_size, progress=progress, distributed=distributed, on_progress=on_progress,
                       **run_options)
@@ -172,7 +287,7 @@ class BlendScorer(Scorer):
             rec["blend"] = ev.as_dict()
             rec["note"] = ev.sentence()
             records.append(rec)
-        return records, stats
+        return records, stats, evidence
 
     def _evidence(self, g_hist: "Any", p_hist: "Any") -> weighting.Evidence:
         if self.weight != "auto":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
@@ -42,6 +43,19 @@ LimitOpt = Annotated[Optional[int], typer.Option("--limit", min=1, help="Only th
 ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar on stderr.")]
 
 
+def check_fit_blend(spec, split: str, protocol: str) -> None:
+    """--fit-blend, before any work: a scorer with a population w to fit, validation users, ranked tasks."""
+    from prefcli.errors import ConfigError
+
+    if not hasattr(spec.load_class(), "write_population_fit"):
+        raise ConfigError(f"--fit-blend: scorer {spec.name} has no population w to fit; use --scorer blend")
+    if split != "val":
+        raise ConfigError(f"--fit-blend fits on validation users, not {split!r} ones: add --split val (fitting on the "
+                          "users it is then measured on would leak them into the result)")
+    if protocol == "rating":
+        raise ConfigError("--fit-blend needs ranked tasks (--protocol 1v1 or 1v3), not ratings")
+
+
 def set_offline() -> None:
     """--offline: read by prefcli.weights (and huggingface_hub) when weights are resolved."""
     import os
@@ -80,6 +94,7 @@ def eval_command(
     progress: ProgressOpt = True,
     log_samples: Annotated[Optional[Path], typer.Option("--log-samples", help="Write one JSON line per task (task id, user, candidates, scores, rank, hit) to this .jsonl file.")] = None,
     no_world: Annotated[bool, typer.Option("--no-world", help="On a synthetic world, skip the group-balanced accuracy, history swap and ground-truth references.")] = False,
+    fit_blend: Annotated[Optional[Path], typer.Option("--fit-blend", help="With --scorer blend --split val: fit the population w on these validation users and write it to this JSON file (read back by -o population_weight FILE).")] = None,
 ) -> None:
     """Evaluate one scorer on a dataset's materialized tasks and report top-k accuracy.
 
@@ -114,6 +129,8 @@ def eval_command(
         prefcli eval data/pickapic --scorer hpsv2 -o version 2.0 -o percent true
 
         prefcli eval data/synthetic --scorer clip-probe --weights tiny --log-samples samples.jsonl
+
+        prefcli eval data/synthetic --scorer blend --weights tiny --split val --fit-blend population-w.json
     """
     from prefcli.harness import evaluate as ev
     from prefcli.harness import results, source, tables
@@ -127,8 +144,10 @@ def eval_command(
         set_offline()
     from prefcli.atomic import check_output_files
 
-    check_output_files(out=out, log_samples=log_samples)  # before the work, not after it
+    check_output_files(out=out, log_samples=log_samples, fit_blend=fit_blend)  # before the work, not after it
     spec = plugins.get_scorer_spec(scorer)  # an unknown name fails before the dataset is read
+    if fit_blend is not None:
+        check_fit_blend(spec, split, protocol.value)
     opts = spec.parse_options(scorer_options(option))  # so does a bad -o
     dev = process_device(resolve_device(device))  # and a --device this machine lacks
     ds = source.open_dataset(dataset)
@@ -168,6 +187,12 @@ def eval_command(
         scorers={handle.name: {"weights": handle.weights, "weights_id": identity["weights"], "identity": identity}},
         dataset=results.dataset_provenance(getattr(ds, "info", None), dataset),
     )  # fmt: skip
+    if fit_blend is not None:
+        fit = handle.scorer.write_population_fit(fit_blend, records, fitted_on={
+            "dataset": str(dataset), "dataset_info": prov["dataset"], "split": split, "protocol": protocol.value, "n_ref": n_ref,
+            "limit": limit}, provenance=prov)  # fmt: skip
+        print(f"population w {fit['population_weight']:g} (top-1 {fit['top1']:.3f} on {fit['fitted_on']['users']} validation "
+              f"users at N_ref {n_ref}) written to {fit_blend}; use it with -o population_weight {fit_blend}", file=sys.stderr)
     # The one JSON shape of every command (prefcli/envelope.py, docs/schemas/eval.schema.json).
     from prefcli import envelope
 

@@ -139,8 +139,17 @@ def load_scorers(
     from prefcli.plugins import get_scorer_spec
 
     specs = [get_scorer_spec(n) for n in names]
+    built: dict[str, Any] = {}
     for spec in specs:
-        if need_differentiable and not (spec.differentiable and hasattr(spec.load_class(), "reward")):
+        if need_differentiable and spec.kind == "composite":
+            # A scorer of scorers is differentiable when its parts are, which its options decide: build it
+            # (its parts load later, lazily) and let it say which part is not, before any model loads.
+            built[spec.name] = _load(spec, weights, options, device)
+            check = getattr(built[spec.name], "check_reward", None)
+            if check is None:
+                raise ConfigError(f"--reward {spec.name}: this scorer is not differentiable, so it cannot steer generation")
+            check()
+        elif need_differentiable and not (spec.differentiable and hasattr(spec.load_class(), "reward")):
             raise ConfigError(f"--reward {spec.name}: this scorer is not differentiable, so it cannot steer generation "
                               "(see `prefcli scorers`, column grad)")  # fmt: skip
         if spec.uses_history and history is None:
@@ -151,16 +160,20 @@ def load_scorers(
     out = []
     for spec in specs:
         opts = dict(options.get(spec.name, {}))
-        w = weights.get(spec.name, weights.get("*"))
-        try:
-            scorer = spec.load(weights=w, device=device, **opts)
-        except TypeError as e:
-            raise ConfigError(f"-o {spec.name}.*: {e}") from None
-        for p in _parameters(scorer):
+        scorer = built.get(spec.name) or _load(spec, weights, options, device)
+        frozen = [scorer] + (list(scorer.parts()) if need_differentiable and hasattr(scorer, "parts") else [])
+        for p in (p for s in frozen for p in _parameters(s)):
             p.requires_grad_(False)  # frozen: gradients reach the latent only
         state = scorer.condition(history if spec.uses_history else None)
         out.append(LoadedScorer(spec.name, scorer, state, options=opts))
     return out
+
+
+def _load(spec: Any, weights: dict[str, str], options: dict[str, dict[str, Any]], device: str) -> Any:
+    try:
+        return spec.load(weights=weights.get(spec.name, weights.get("*")), device=device, **dict(options.get(spec.name, {})))
+    except TypeError as e:
+        raise ConfigError(f"-o {spec.name}.*: {e}") from None
 
 
 def _parameters(scorer: Any) -> list[Any]:
