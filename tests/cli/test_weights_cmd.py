@@ -12,7 +12,7 @@ import pytest
 from cli_runner import run_cli as run
 from json_schemas import validate_text
 from prefcli import weights, weights_used
-from test_weights import http_root  # noqa: F401 - the loopback https server fixture
+from tests.core.test_weights import http_root  # noqa: F401 - the loopback https server fixture
 
 COMMIT = "c" * 40
 
