@@ -46,13 +46,13 @@ class BlendScorer(Scorer):
     min_history = 1
 
     def __init__(self, weights: str | None = None, device: str = "cpu", dtype: str | None = None, *,
-                 spec: ScorerSpec | None = None, general: str = "pickscore", personal: str = "clip-probe",
-                 weight: str = "auto", population_weight: float = 1.0, shrinkage: float = 4.0,
-                 general_weights: str | None = None, personal_weights: str | None = None, batch_size: int = 16):
-        super().__init__(weights=weights, device=device, dtype=dtype, spec=spec, batch_size=batch_size)
+                 spec: ScorerSpec | None = None, options: Any = None):
+        super().__init__(weights, device, dtype, spec=spec, options=options)
         from prefcli.harness.runner import ScorerHandle
         from prefcli.plugins import get_scorer_spec
 
+        o = self.options
+        general, personal = o.general, o.personal
         gspec, pspec = get_scorer_spec(general), get_scorer_spec(personal)
         if gspec.uses_history or gspec.kind != "pointwise":
             raise OptionError(f"scorer blend: option general = {general!r} must be a history-free pointwise scorer "
@@ -60,12 +60,9 @@ class BlendScorer(Scorer):
         if not pspec.uses_history or pspec.kind != "pointwise":
             raise OptionError(f"scorer blend: option personal = {personal!r} must be a pointwise scorer that reads the history "
                               "(clip-probe, preftoken, viper, idefics, ...)")
-        opts = {"batch_size": batch_size}
-        self.general = ScorerHandle(gspec.name, general_weights or weights, device=device, dtype=dtype, options=opts)
-        self.personal = ScorerHandle(pspec.name, personal_weights or weights, device=device, dtype=dtype, options=opts)
-        self.weight = str(weight)
-        self.population_weight = float(population_weight)
-        self.shrinkage = float(shrinkage)
+        opts = {"batch_size": o.batch_size}
+        self.general = ScorerHandle(gspec, o.general_weights or weights, device=device, dtype=dtype, options=opts)
+        self.personal = ScorerHandle(pspec, o.personal_weights or weights, device=device, dtype=dtype, options=opts)
 
     @property
     def weights_id(self) -> str:
@@ -175,9 +172,10 @@ class BlendScorer(Scorer):
         return records, stats
 
     def _evidence(self, g_hist: "Any", p_hist: "Any") -> weighting.Evidence:
-        if self.weight != "auto":
-            return weighting.fixed(float(self.weight), self.population_weight, self.shrinkage)
+        o = self.options
+        if o.weight != "auto":
+            return weighting.fixed(float(o.weight), o.population_weight, o.shrinkage)
         zg = weighting.standardize(g_hist, g_hist)
         zp = weighting.standardize(p_hist, p_hist)
         return weighting.choose_weight(zg[0::2] - zg[1::2], zp[0::2] - zp[1::2],
-                                       population_weight=self.population_weight, shrinkage=self.shrinkage)
+                                       population_weight=o.population_weight, shrinkage=o.shrinkage)
