@@ -75,6 +75,7 @@ def rank_command(
         prefcli rank ./candidates --likes ./liked --dislikes ./disliked --scorer viper -o base ./idefics2-8b --weights ./metric-viper --offline
     """
     from prefcli import output
+    from prefcli.harness.handle import ScorerHandle
     from prefcli.progress import progress_bar
     from prefcli.ranking import rank_folder
 
@@ -97,14 +98,12 @@ def rank_command(
             task = bar.add_task(f"scoring with {name}", total=total)
         bar.update(task, completed=done, total=total)
 
+    # The scorer, its options and the device, resolved once (a bad one fails before any image is read).
+    handle = ScorerHandle(name, weights, device=device, dtype=dtype.value, options=scorer_options(option))
     try:
         result = rank_folder(
             candidates,
-            scorer=name,
-            weights=weights,
-            device=device,
-            dtype=dtype.value,
-            scorer_options=scorer_options(option),
+            scorer=handle,
             likes=likes,
             dislikes=dislikes,
             pairs=pairs,
