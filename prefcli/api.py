@@ -131,6 +131,7 @@ def rank(images: Any, *, scorer: "str | Scorer | Sequence[str] | None" = None, l
     scorer, `.results` each scorer's own RankResult). Then `weights` is one spec
     for every scorer or {name: spec}, and `options` is {name: {key: value}}.
     """
+    from prefcli.harness.handle import ScorerHandle
     from prefcli.ranking import DEFAULT_PERSONAL_SCORER, DEFAULT_SCORER, rank_candidates
 
     if isinstance(scorer, (list, tuple)):
@@ -142,10 +143,11 @@ def rank(images: Any, *, scorer: "str | Scorer | Sequence[str] | None" = None, l
     if personal and (likes is None or dislikes is None):
         raise HistoryError("give both likes and dislikes")
     scorer = scorer or (DEFAULT_PERSONAL_SCORER if personal else DEFAULT_SCORER)
+    if isinstance(scorer, str):  # resolved once, before any image is read
+        scorer = ScorerHandle(scorer, weights, device=device, dtype=dtype, options={**(options or {}), **option_values})
     cands, bad = _as_candidates(images, "images", prompt=prompt)
     history, bad_h = _history(likes, dislikes) if personal else (None, [])
-    return rank_candidates(cands, scorer=scorer, history=history, weights=weights, device=device, dtype=dtype,
-                           top=top, batch_size=batch_size, scorer_options={**(options or {}), **option_values},
+    return rank_candidates(cands, scorer=scorer, history=history, top=top, batch_size=batch_size,
                            skipped=bad + bad_h, workers=workers)
 
 

@@ -460,7 +460,6 @@ class ClipBundleScorer(EmbeddingScorer):
     name: str = "clip"
     text_max_length: int = CLIP_CONTEXT_LENGTH
     bundle: ClipBundle
-    batch_size: int = 16
     # OpenAI's prompt cleaning before the HF tokenizer (clip), or none (pickscore: its
     # upstream tokenizer was HF's, which neither unescapes HTML nor runs ftfy).
     clean_text: Any = None
@@ -471,6 +470,9 @@ class ClipBundleScorer(EmbeddingScorer):
 
     def scale(self, model: Any) -> Any:
         raise NotImplementedError
+
+    def modules(self) -> Any:
+        return (self.bundle.model,)
 
     def embed_images(self, candidates: Sequence[Any]) -> Any:
         """(N, D) float32 numpy array of L2-normalized image embeddings."""

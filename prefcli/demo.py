@@ -136,6 +136,7 @@ def short_training(cfg: DemoConfig, dataset: Path, log=None) -> dict:
 def rank_new_user(cfg: DemoConfig, log=None) -> dict:
     """Draw a new person from the same population and rank fresh candidates for them."""
     from prefcli.data.synthetic import WorldConfig, write_user_folders
+    from prefcli.harness.handle import ScorerHandle
     from prefcli.ranking import rank_folder
     from prefcli.train.config import load_config
 
@@ -147,7 +148,7 @@ def rank_new_user(cfg: DemoConfig, log=None) -> dict:
     sheet = cfg.out / "ranked.jpg"
     scorer, weights = ("preftoken", model) if model else ("clip-probe", "tiny")
     ranked = rank_folder(
-        user_dir / "candidates", scorer=scorer, weights=weights, likes=user_dir / "liked", dislikes=user_dir / "disliked",
+        user_dir / "candidates", scorer=ScorerHandle(scorer, weights), likes=user_dir / "liked", dislikes=user_dir / "disliked",
         prompts=user_dir / "prompts.json", sheet=sheet, sheet_title=f"{label}: a new user's candidates, best first",
     )  # fmt: skip
     truth = json.loads((user_dir / "truth.json").read_text())

@@ -121,25 +121,12 @@ def device_kind(device: Any) -> str:
     return str(device).split(":", 1)[0]
 
 
-def used_dtype_device(obj: Any, _depth: int = 0) -> tuple[str | None, str | None]:
-    """(dtype, device) of the first weights found on a scorer (its model, net, vlm, bundle or base).
+def used_dtype_device(scorer: Any) -> tuple[str | None, str | None]:
+    """(dtype, device) of the first parameter of the modules the scorer declares (`Scorer.modules()`).
 
     Read back after loading, so provenance says what ran, never 'auto'.
     """
-    if obj is None or _depth > 3:
-        return None, None
-    params = getattr(obj, "parameters", None)
-    if callable(params) and not isinstance(obj, type):
-        try:
-            p = next(iter(params()))
-        except (StopIteration, TypeError):
-            p = None
-        if p is not None and hasattr(p, "dtype"):
+    for module in scorer.modules():
+        for p in module.parameters():
             return str(p.dtype).replace("torch.", ""), str(p.device)
-    for attr in ("model", "bundle", "net", "vlm", "base", "core"):
-        child = getattr(obj, attr, None) if attr in getattr(obj, "__dict__", {}) or hasattr(type(obj), attr) else None
-        if child is not None and child is not obj:
-            found = used_dtype_device(child, _depth + 1)
-            if found[0] is not None:
-                return found
     return None, None

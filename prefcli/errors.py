@@ -1,15 +1,31 @@
 """Errors a user can act on. The CLI prints them as one line, never a traceback."""
 
 
+#: How the command line spells the parameters of the Python API that errors name.
+FLAGS = {"weights": "--weights", "options": "-o", "device": "--device", "dtype": "--dtype", "top": "--top",
+         "batch_size": "--batch-size", "prompt": "--prompt", "prompts": "--prompts", "likes": "--likes",
+         "dislikes": "--dislikes", "workers": "--workers"}
+
+
 class PrefcliError(Exception):
     """Base for errors whose message is meant for the user as-is.
 
     The message names what a Python caller passed (a parameter); `cli_message()` is the same
-    message as the command line says it, with the flag names (the CLI prints that one).
+    message as the command line says it, with the flag names (the CLI prints that one): give it
+    as `cli=` when the two differ (`bad_value` builds both).
     """
 
+    def __init__(self, *args: object, cli: str | None = None):
+        super().__init__(*args)
+        self._cli = cli
+
     def cli_message(self) -> str:
-        return str(self)
+        return self._cli if self._cli is not None else str(self)
+
+
+def bad_value(param: str, value: object, reason: str, error: type[PrefcliError] = PrefcliError) -> PrefcliError:
+    """`top=0: must be at least 1` for a Python caller, `--top 0: must be at least 1` on the command line."""
+    return error(f"{param}={value!r}: {reason}", cli=f"{FLAGS.get(param, param)} {value}: {reason}")
 
 
 class ImageError(PrefcliError):

@@ -13,6 +13,7 @@ Environment:
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import logging
 import os
@@ -80,7 +81,7 @@ def _register(spec: ScorerSpec, plugin_name: str = "") -> None:
         warnings.warn(f"scorer {spec.name!r} registered twice; keeping the first ({_scorers[spec.name].plugin})", PluginLoadWarning, stacklevel=3)
         return
     if plugin_name and not spec.plugin:
-        object.__setattr__(spec, "plugin", plugin_name)
+        spec = dataclasses.replace(spec, plugin=plugin_name)  # a new spec: the plugin's own is never changed
     _scorers[spec.name] = spec
     for alias in spec.aliases:
         _aliases[alias] = spec.name

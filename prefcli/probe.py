@@ -40,6 +40,7 @@ def probe_specs(specs: list[ScorerSpec]) -> list[ScorerSpec]:
                 # The probe's own code and its base's both decide the score.
                 version=spec.version,
                 base=spec.name,
+                base_spec=spec,
                 weights_forms=spec.weights_forms,
             )
         )
@@ -47,18 +48,24 @@ def probe_specs(specs: list[ScorerSpec]) -> list[ScorerSpec]:
 
 
 class ProbeScorer(Scorer):
+    """A per-user probe on the embeddings of `embedder`, the scorer it derives from (built by the loader,
+    `ScorerSpec.load`, from the spec's `base_spec`)."""
+
     min_history = 1
 
     def __init__(self, weights: str | None = None, device: str = "cpu", dtype: str | None = None, *,
-                 spec: ScorerSpec | None = None, base: str | None = None, C: float = 1.0, **options: Any):
-        super().__init__(weights=weights, device=device, dtype=dtype, spec=spec, batch_size=options.get("batch_size", 16))
-        from prefcli.plugins import get_scorer_spec
+                 spec: ScorerSpec | None = None, options: Any = None, embedder: EmbeddingScorer | None = None):
+        super().__init__(weights, device, dtype, spec=spec, options=options)
+        if embedder is None:
+            raise ValueError("a probe needs its base embedding scorer (embedder=); load it with ScorerSpec.load")
+        self.base = embedder
 
-        base = base or (spec.base if spec is not None else None)
-        if not base:
-            raise ValueError("a probe needs the name of its base embedding scorer")
-        self.base: EmbeddingScorer = get_scorer_spec(base).load(weights, device=device, dtype=dtype, options=options)
-        self.C = float(C)
+    def with_embedder(self, embedder: Any) -> "ProbeScorer":
+        """This probe on another embedder (the runner's cached one); this probe itself is left as it is."""
+        return type(self)(self.weights, self.device, self.dtype, spec=self.spec, options=self.options, embedder=embedder)
+
+    def modules(self) -> Any:
+        return self.base.modules()
 
     @property
     def weights_id(self) -> str:
@@ -83,7 +90,7 @@ class ProbeScorer(Scorer):
         from sklearn.linear_model import LogisticRegression
 
         mean, std = x.mean(0), x.std(0) + 1e-6
-        clf = LogisticRegression(C=self.C, max_iter=2000).fit((x - mean) / std, y)
+        clf = LogisticRegression(C=self.options.C, max_iter=2000).fit((x - mean) / std, y)
         return ("logistic", clf, mean, std)
 
     def _fit_ratings(self, history: UserHistory) -> Any:
@@ -96,7 +103,7 @@ class ProbeScorer(Scorer):
         if np.ptp(y) == 0:
             return ("constant", float(y[0]))
         mean, std = x.mean(0), x.std(0) + 1e-6
-        reg = Ridge(alpha=1.0 / self.C).fit((x - mean) / std, y)
+        reg = Ridge(alpha=1.0 / self.options.C).fit((x - mean) / std, y)
         return ("ridge", reg, mean, std)
 
     def score(self, candidates: Sequence[Candidate], state: Any = None) -> list[float]:

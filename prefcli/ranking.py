@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from prefcli.errors import HistoryError, ImageError, PrefcliError
+from prefcli.errors import HistoryError, ImageError, PrefcliError, bad_value
 
 if TYPE_CHECKING:  # pragma: no cover
+    from prefcli.harness.handle import ScorerHandle
     from prefcli.scorer import Scorer
     from prefcli.types import Candidate, UserHistory
 
@@ -136,17 +137,22 @@ def scan_candidates(
     return good, bad
 
 
-def _scorer_name(scorer: "Scorer") -> str:
-    return scorer.spec.name if getattr(scorer, "spec", None) is not None else type(scorer).__name__
+def as_handle(scorer: "str | Scorer | ScorerHandle") -> "ScorerHandle":
+    """A ScorerHandle for what a caller gave: a handle as it is, a loaded Scorer wrapped, a name resolved
+    (with its default weights, device auto and default options; build a ScorerHandle to choose them)."""
+    from prefcli.harness.handle import ScorerHandle
+
+    if isinstance(scorer, ScorerHandle):
+        return scorer
+    if isinstance(scorer, str):
+        return ScorerHandle(scorer)
+    return ScorerHandle.wrap(scorer)
 
 
 def rank_folder(
     candidates: str | os.PathLike,
     *,
-    scorer: "str | Scorer",
-    weights: str | None = None,
-    device: str | None = "auto",
-    dtype: str | None = None,
+    scorer: "str | Scorer | ScorerHandle",
     likes: str | os.PathLike | None = None,
     dislikes: str | os.PathLike | None = None,
     pairs: str | os.PathLike | None = None,
@@ -161,13 +167,13 @@ def rank_folder(
     sheet_title: str | None = None,
     sheet_options: dict[str, Any] | None = None,
     progress: ProgressFn | None = None,
-    scorer_options: dict[str, Any] | None = None,
     workers: int = 0,
 ) -> RankResult:
     """Score every image in `candidates` with `scorer` and return them best first.
 
-    `scorer` is a registered name (loaded with `weights`, `device`, `dtype`
-    and `scorer_options`, validated before any image is read) or an already loaded Scorer. Personalized scorers need a
+    `scorer` is a `prefcli.harness.handle.ScorerHandle` (a name with its weights, device, dtype and options,
+    resolved and validated once, when it is made: before any image is read; loaded only to score), a
+    registered name (its defaults) or an already loaded Scorer. Personalized scorers need a
     history: `history`, or `likes` + `dislikes` folders (optionally paired by
     `pairs`); history-free scorers ignore them and a note says so. `prompt`
     applies to every candidate; `prompts` (a prompts file or {file: prompt})
@@ -180,30 +186,21 @@ def rank_folder(
     from prefcli.data.folders import as_prompt_map, history_from_folders
 
     if top is not None and top < 1:
-        raise PrefcliError(f"--top must be at least 1, got {top}")
+        raise bad_value("top", top, "must be at least 1")
     if batch_size < 1:
-        raise PrefcliError(f"--batch-size must be at least 1, got {batch_size}")
+        raise bad_value("batch_size", batch_size, "must be at least 1")
     if prompt is not None and prompts is not None:
-        raise PrefcliError("give either --prompt TEXT (one prompt for all) or --prompts FILE (one per file), not both")
+        raise PrefcliError("give either prompt= (one prompt for all) or prompts= (one per file), not both",
+                           cli="give either --prompt TEXT (one prompt for all) or --prompts FILE (one per file), not both")
     if sheet is not None:
         from prefcli.sheet import sheet_format
 
         sheet_format(sheet)  # a bad suffix fails now, not after scoring
 
-    if isinstance(scorer, str):
-        from prefcli.plugins import get_scorer_spec
-
-        spec = get_scorer_spec(scorer)
-    else:
-        spec = scorer.spec
-    name = spec.name if spec is not None else _scorer_name(scorer)
-    if isinstance(scorer, str):
-        from prefcli.devices import normalize_dtype, resolve_device
-
-        opts = spec.parse_options(scorer_options)  # a bad -o or --device fails before anything is read
-        device, dtype = resolve_device(device), normalize_dtype(dtype)
-    uses_history = spec.uses_history if spec is not None else False
-    needs_prompt = "prompt" in spec.needs if spec is not None else False
+    handle = as_handle(scorer)  # a name: resolved here, once (a bad name fails before anything is read)
+    spec, name = handle.spec, handle.name
+    uses_history = spec.uses_history
+    needs_prompt = "prompt" in spec.needs
 
     notes: list[str] = []
     skipped: list[tuple[str, str]] = []
@@ -218,16 +215,16 @@ def rank_folder(
         missing = [Path(c.path).name for c in good if not c.prompt]
         if missing:
             shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
-            raise PrefcliError(
-                f"scorer {name} needs a prompt for every image; give --prompt TEXT or --prompts FILE "
-                f"(no prompt for {shown})"
-            )
+            raise PrefcliError(f"scorer {name} needs a prompt for every image; give prompt= or prompts= (no prompt for {shown})",
+                               cli=f"scorer {name} needs a prompt for every image; give --prompt TEXT or --prompts FILE "
+                                   f"(no prompt for {shown})")
 
     history_given = history is not None or likes is not None or dislikes is not None or pairs is not None
     if uses_history:
         if history is None:
             if pairs is None and (likes is None or dislikes is None):
-                raise HistoryError(f"scorer {name} is personalized: give --likes DIR and --dislikes DIR")
+                raise HistoryError(f"scorer {name} is personalized: give likes= and dislikes= (the person's liked and disliked images)",
+                               cli=f"scorer {name} is personalized: give --likes DIR and --dislikes DIR")
             from prefcli.data.folders import PromptMap
 
             hist_map = PromptMap.chain(as_prompt_map(history_prompts), prompt_map)
@@ -238,12 +235,7 @@ def rank_folder(
             notes.append(f"scorer {name} uses no history; --likes/--dislikes are ignored")
         history = None
 
-    if isinstance(scorer, str) and spec.name == DEFAULT_PERSONAL_SCORER and "general" not in dict(scorer_options or {}):
-        general, why = default_blend_general(list(good) + (history.images() if history is not None else []))
-        opts = spec.parse_options({**opts.as_kwargs(), "general": general})
-        notes.append(f"blend of {general} (general: {why}) and {opts.personal} (personal); -o general NAME chooses another")
-    result = rank_candidates(good, scorer=scorer, history=history, weights=weights, device=device, dtype=dtype,
-                             scorer_options=opts if isinstance(scorer, str) else None, batch_size=batch_size, top=top,
+    result = rank_candidates(good, scorer=handle, history=history, batch_size=batch_size, top=top,
                              progress=progress, skipped=skipped, notes=notes, workers=workers)
     if sheet is not None:
         # The title names what scored the sheet: one made with random `tiny` weights must say so.
@@ -284,12 +276,8 @@ def short_id(weights_id: str) -> str:
 def rank_candidates(
     candidates: Sequence["Candidate"],
     *,
-    scorer: "str | Scorer",
+    scorer: "str | Scorer | ScorerHandle",
     history: "UserHistory | None" = None,
-    weights: str | None = None,
-    device: str | None = "auto",
-    dtype: str | None = None,
-    scorer_options: Any = None,
     batch_size: int = 16,
     top: int | None = None,
     progress: ProgressFn | None = None,
@@ -299,32 +287,25 @@ def rank_candidates(
 ) -> RankResult:
     """Score `candidates` through the harness's runner (the one scoring loop) and order them best first.
 
-    `scorer` is a registered name (loaded with `weights`, `device`, `dtype`,
-    `scorer_options`) or a loaded Scorer. A personalized scorer conditions
-    once on `history`; a history-free one ignores it. Ties are broken by path.
+    `scorer` is a ScorerHandle (see `rank_folder`), a registered name or a loaded Scorer. A personalized
+    scorer conditions once on `history`; a history-free one ignores it. Ties are broken by path.
     """
-    from prefcli.harness.runner import ScorerHandle, run_scorer
+    from prefcli.harness.runner import run_scorer
     from prefcli.types import RankTask, UserHistory
 
     if top is not None and top < 1:
-        raise PrefcliError(f"--top must be at least 1, got {top}")
+        raise bad_value("top", top, "must be at least 1")
     notes = list(notes)
-    if isinstance(scorer, str):
-        from prefcli.options import Options
-        from prefcli.plugins import get_scorer_spec
-
-        raw = scorer_options.as_kwargs() if isinstance(scorer_options, Options) else dict(scorer_options or {})
-        if not isinstance(scorer_options, Options) and get_scorer_spec(scorer).name == DEFAULT_PERSONAL_SCORER and "general" not in raw:
-            general, why = default_blend_general(list(candidates) + (history.images() if history is not None else []))
-            scorer_options = {**raw, "general": general}
-            notes.append(f"blend of {general} (general: {why}) and {raw.get('personal', 'clip-probe')} (personal); -o general NAME chooses another")
-        handle = ScorerHandle(scorer, weights, device=device, dtype=dtype, options=scorer_options)
-    else:
-        handle = ScorerHandle.wrap(scorer)
+    handle = as_handle(scorer)
+    if handle.name == DEFAULT_PERSONAL_SCORER and not handle.loaded and "general" not in handle.explicit:
+        general, why = default_blend_general(list(candidates) + (history.images() if history is not None else []))
+        handle = handle.with_options(general=general)
+        notes.append(f"blend of {general} (general: {why}) and {handle.options.personal} (personal); -o general NAME chooses another")
     spec, name = handle.spec, handle.name
     if spec.uses_history:
         if history is None or len(history) == 0:
-            raise HistoryError(f"scorer {name} is personalized: give --likes DIR and --dislikes DIR")
+            raise HistoryError(f"scorer {name} is personalized: give likes= and dislikes= (the person's liked and disliked images)",
+                               cli=f"scorer {name} is personalized: give --likes DIR and --dislikes DIR")
     else:
         history = None
     if spec.pairwise:

@@ -5,6 +5,28 @@ nothing heavy is imported until `ScorerSpec.load()` is called. The harness owns
 data, batching, caching, seeds and metrics; a scorer only turns a batch of
 candidates (and, for personalized scorers, a conditioned history state) into one
 float per candidate, in order.
+
+The whole API of a scorer class (`Scorer`), kept small on purpose:
+
+- construction: `Scorer(weights, device, dtype, *, spec, options)`. `ScorerSpec.load`
+  resolves everything once: `weights` (the spec's `default_weights` when none is
+  given), `device` (a concrete torch device, never "auto"), `dtype` (a canonical
+  name, or None for the scorer's choice), `spec` and `options` (an instance of
+  the spec's typed Options class, already validated). A scorer reads
+  `self.options.NAME`; it never re-declares an option as an `__init__` keyword,
+  never re-parses a value and never restates its default weights
+  (tests/test_scorer_init_contract.py checks all three). Derived scorers (probes)
+  also get `embedder=`, the scorer they build on, built by the loader.
+- `condition(history) -> state` and `score(candidates, state) -> list[float]`:
+  the two a scorer implements (history-free scorers only `score`).
+- `score_histories(jobs)`: many `(history, candidates)` at once; the default
+  loops `condition`/`score`. Overriding it (the VLM family) makes
+  `batches_histories` true, and the runner then sends many short histories per call.
+- `modules()`: the torch modules the scorer runs (default: none). Provenance
+  (`used`, the dtype and device actually loaded) and `generate`'s parameter
+  freezing read it; nothing walks attribute names.
+- optional: `reward(pixels, prompts, state)` (differentiable scorers),
+  `embed_images` (EmbeddingScorer), `compare` (PairwiseScorer), `weights_id`.
 """
 
 from __future__ import annotations
@@ -47,8 +69,10 @@ class ScorerSpec:
     version: int = 1
     #: The scorer can `embed_images`; registering it also gives `<name>-probe`.
     embedding: bool = False
-    #: For derived scorers (probes): the registered scorer they build on.
+    #: For derived scorers (probes): the registered scorer they build on, by name and as its spec
+    #: (`load` builds that scorer and passes it in as `base=`).
     base: str = ""
+    base_spec: "ScorerSpec | None" = None
     #: The accepted forms of --weights, one line each, for `prefcli scorers NAME`.
     weights_forms: tuple[str, ...] = ()
     # "pointwise" (one number per candidate), "pairwise" (compares two; see prefcli.pairwise) or
@@ -107,49 +131,92 @@ class ScorerSpec:
         return self.options.parse(raw, scorer=self.name)
 
     def load(self, weights: str | None = None, *, device: str | None = "auto", dtype: str | None = None,
-             options: "Mapping[str, Any] | Options | None" = None, **more: Any) -> "Scorer":
-        """Build the scorer: options validated, device resolved (auto → cuda, mps, cpu), the spec passed in."""
+             options: "Mapping[str, Any] | Options | None" = None, embedder: "Scorer | None" = None, **more: Any) -> "Scorer":
+        """Build the scorer: options validated, device resolved (auto → cuda, mps, cpu), the spec passed in.
+
+        `build` does the rest; a derived scorer (a probe) gets `embedder`, the scorer it builds on.
+        """
         from prefcli.devices import normalize_dtype, resolve_device
 
         opts = self.parse_options(options, **more)
-        dev = resolve_device(device)
-        cls = self.load_class()
-        scorer = cls(weights=weights or self.default_weights or None, device=dev, dtype=normalize_dtype(dtype),
-                     spec=self, **opts.as_kwargs())
-        scorer.spec = self
-        scorer.options = opts
+        return self.build(weights, resolve_device(device), normalize_dtype(dtype), opts, embedder=embedder)
+
+    def build(self, weights: str | None, device: str, dtype: str | None, options: Options, *,
+              embedder: "Scorer | None" = None) -> "Scorer":
+        """Build the scorer from values already resolved: a concrete device, a canonical dtype (or None),
+        validated options (`load` and `prefcli.harness.handle.ScorerHandle` resolve them, once).
+
+        `weights` None is the spec's `default_weights`. A derived scorer (a probe) gets `embedder=`: the one
+        given, else its base spec built here with the same weights, device, dtype and the base's share of
+        the options.
+        """
+        if not isinstance(options, self.options):
+            raise TypeError(f"scorer {self.name}: options of type {type(options).__name__}, expected {self.options.__name__}")
+        weights = weights or self.default_weights or None
+        extra: dict[str, Any] = {}
+        if self.base_spec is not None:
+            extra["embedder"] = embedder if embedder is not None else self.base_spec.build(weights, device, dtype,
+                                                                                           self.base_options(options))
+        scorer = self.load_class()(weights, device, dtype, spec=self, options=options, **extra)
         from prefcli import messages
 
         messages.watch()  # the libraries it imported log through their own handlers: once per run in the CLI
         return scorer
+
+    def base_options(self, options: Options) -> Options:
+        """A derived scorer's options, less its own: what its base scorer is built with (already validated)."""
+        if self.base_spec is None:
+            raise ValueError(f"scorer {self.name!r} is not derived from another scorer")
+        return self.base_spec.options(**{n: getattr(options, n) for n in self.base_spec.options.names()})
 
 
 class Scorer:
     """Base class. Subclasses implement `score`; personalized ones also `condition`;
     differentiable ones also `reward`.
 
-    Constructor keywords understood by every scorer: `weights` (a weights spec:
-    "tiny", a local path, "hf-hub:org/name", an https URL), `device` (a
-    concrete torch device: `ScorerSpec.load` resolves "auto"), `dtype` (None
-    is the scorer's choice), `spec` (the ScorerSpec it was built from), and
-    the fields of its spec's options class.
+    Built as `Scorer(weights, device, dtype, *, spec, options)` (see the module
+    docstring): `weights` a weights spec ("tiny", a local path,
+    "hf-hub:org/name", an https URL), `device` a concrete torch device,
+    `dtype` None for the scorer's choice, `spec` the ScorerSpec it was built
+    from, `options` its validated Options (`self.options.NAME`).
     """
 
     spec: ScorerSpec | None = None
-    options: Options | None = None
+    options: Options
     #: Minimum number of history pairs a personalized scorer needs.
     min_history: ClassVar[int] = 0
 
     def __init__(self, weights: str | None = None, device: str = "cpu", dtype: str | None = None, *,
-                 spec: ScorerSpec | None = None, batch_size: int = 16, **options: Any):
-        if options:
-            raise TypeError(f"{type(self).__name__} got unknown options: {sorted(options)}")
-        self.weights = weights
-        self.device = device
-        self.dtype = dtype
-        self.batch_size = int(batch_size)
+                 spec: ScorerSpec | None = None, options: "Options | Mapping[str, Any] | None" = None):
         if spec is not None:
             self.spec = spec
+        spec = self.spec
+        if isinstance(options, Options):  # what ScorerSpec.load passes: validated once, there
+            if spec is not None and not isinstance(options, spec.options):
+                raise TypeError(f"{type(self).__name__}: options of type {type(options).__name__}, expected {spec.options.__name__}")
+            self.options = options
+        else:  # built by hand (tests, notebooks): validated here, the one time
+            self.options = spec.parse_options(options) if spec is not None else Options.parse(options)
+        self.weights = weights or (spec.default_weights if spec is not None else "") or None
+        self.device = device
+        self.dtype = dtype
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.options.batch_size)
+
+    def modules(self) -> "Sequence[torch.nn.Module]":
+        """The torch modules this scorer runs, main model first (default: none).
+
+        `used` reads the dtype and device of the first parameter found; `generate` freezes every
+        parameter of them so gradients reach only the latent. Override it when the scorer holds a model.
+        """
+        return ()
+
+    @property
+    def batches_histories(self) -> bool:
+        """True when the class overrides `score_histories`: the runner then sends it many short histories per call."""
+        return type(self).score_histories is not Scorer.score_histories
 
     @property
     def weights_id(self) -> str:
@@ -210,6 +277,13 @@ class Scorer:
 
     def score(self, candidates: Sequence[Candidate], state: Any = None) -> list[float]:
         raise NotImplementedError
+
+    def score_histories(self, jobs: "Sequence[tuple[UserHistory | None, Sequence[Candidate]]]") -> list[list[float]]:
+        """`score(candidates, condition(history))` for each `(history, candidates)` job, in order.
+
+        Scorers that can batch across histories override it (the VLM family); the numbers must be the same.
+        """
+        return [self.score(list(cands), self.condition(history)) for history, cands in jobs]
 
     def reward(self, pixels: "torch.Tensor", prompts: "Sequence[str] | str | None" = None, state: Any = None) -> "torch.Tensor":
         """The score with gradients, for reward-guided generation (scorers whose spec says `differentiable`).

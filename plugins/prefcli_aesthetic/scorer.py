@@ -54,22 +54,14 @@ def load_head(path: str) -> Any:
 class AestheticScorer(EmbeddingScorer):
     """Options: `clip_weights` (backbone spec), `batch_size` (default 16), `device`, `dtype`."""
 
-    def __init__(
-        self,
-        weights: str | None = None,
-        device: str = "cpu",
-        dtype: str | None = None,
-        *,
-        clip_weights: str | None = None,
-        batch_size: int = 16,
-        **options: Any,
-    ):
-        super().__init__(weights=weights or DEFAULT_WEIGHTS, device=device, dtype=dtype, **options)
+    def __init__(self, weights: str | None = None, device: str = "cpu", dtype: str | None = None, *, spec: Any = None,
+                 options: Any = None):
+        super().__init__(weights, device, dtype, spec=spec, options=options)
         from prefcli import weights as W
 
         from prefcli_aesthetic.mlp import tiny_mlp
 
-        self.batch_size = int(batch_size)
+        clip_weights = self.options.clip_weights
         dev = devices.torch_device(device)
         tdtype = devices.torch_dtype(dtype, dev, getattr(self.spec, "cuda_dtype", None))
         if W.is_tiny(self.weights):
@@ -95,6 +87,9 @@ class AestheticScorer(EmbeddingScorer):
         from prefcli.weights import identity
 
         return f"{identity(self.weights)}+{identity(self.clip_weights)}"
+
+    def modules(self) -> Any:
+        return (self.bundle.model, self.head)
 
     def embed_images(self, candidates: Sequence[Candidate]) -> Any:
         """(N, 768) float32 numpy array: the L2-normalized CLIP image embeddings the head reads."""

@@ -77,13 +77,13 @@ class BlendScorer(Scorer):
     min_history = 1
 
     def __init__(self, weights: str | None = None, device: str = "cpu", dtype: str | None = None, *,
-                 spec: ScorerSpec | None = None, general: str = "pickscore", personal: str = "clip-probe",
-                 weight: str = "auto", population_weight: str | float = "0.5", shrinkage: float = 4.0,
-                 general_weights: str | None = None, personal_weights: str | None = None, batch_size: int = 16):
-        super().__init__(weights=weights, device=device, dtype=dtype, spec=spec, batch_size=batch_size)
+                 spec: ScorerSpec | None = None, options: Any = None):
+        super().__init__(weights, device, dtype, spec=spec, options=options)
         from prefcli.harness.runner import ScorerHandle
         from prefcli.plugins import get_scorer_spec
 
+        o = self.options
+        general, personal = o.general, o.personal
         gspec, pspec = get_scorer_spec(general), get_scorer_spec(personal)
         if gspec.uses_history or gspec.kind != "pointwise":
             raise OptionError(f"scorer blend: option general = {general!r} must be a history-free pointwise scorer "
@@ -91,13 +91,12 @@ class BlendScorer(Scorer):
         if not pspec.uses_history or pspec.kind != "pointwise":
             raise OptionError(f"scorer blend: option personal = {personal!r} must be a pointwise scorer that reads the history "
                               "(clip-probe, preftoken, viper, idefics, ...)")
-        opts = {"batch_size": batch_size}
-        self.general = ScorerHandle(gspec.name, general_weights or weights, device=device, dtype=dtype, options=opts)
-        self.personal = ScorerHandle(pspec.name, personal_weights or weights, device=device, dtype=dtype, options=opts)
-        self.weight = str(weight)
-        self.population_weight, self.population_file = _population(population_weight)
+        opts = {"batch_size": o.batch_size}
+        self.general = ScorerHandle(gspec, o.general_weights or weights, device=device, dtype=dtype, options=opts)
+        self.personal = ScorerHandle(pspec, o.personal_weights or weights, device=device, dtype=dtype, options=opts)
+        # The option is a number or an --fit-blend file; the number the weighting uses is read from it once, here.
+        self.population_weight, self.population_file = _population(o.population_weight)
         self._population_checked = self.population_file is None
-        self.shrinkage = float(shrinkage)
 
     @property
     def weights_id(self) -> str:
@@ -199,7 +198,7 @@ class BlendScorer(Scorer):
 
         if not records or any("extras" not in r for r in records):
             raise ValueError("--fit-blend needs the records of a blend run")
-        opts = {"weight": self.weight, "population_weight": self.population_weight, "shrinkage": self.shrinkage}
+        opts = {"weight": self.options.weight, "population_weight": self.population_weight, "shrinkage": self.options.shrinkage}
         doc = population.document(records, general=self.general.identity, personal=self.personal.identity,
                                   fitted_on=fitted_on, options=opts, provenance=provenance)
         population.write(path, doc)
@@ -290,9 +289,10 @@ class BlendScorer(Scorer):
         return records, stats, evidence
 
     def _evidence(self, g_hist: "Any", p_hist: "Any") -> weighting.Evidence:
-        if self.weight != "auto":
-            return weighting.fixed(float(self.weight), self.population_weight, self.shrinkage)
+        o = self.options
+        if o.weight != "auto":
+            return weighting.fixed(float(o.weight), self.population_weight, o.shrinkage)
         zg = weighting.standardize(g_hist, g_hist)
         zp = weighting.standardize(p_hist, p_hist)
         return weighting.choose_weight(zg[0::2] - zg[1::2], zp[0::2] - zp[1::2],
-                                       population_weight=self.population_weight, shrinkage=self.shrinkage)
+                                       population_weight=self.population_weight, shrinkage=o.shrinkage)

@@ -11,9 +11,6 @@ from typing import Any
 
 from prefcli import clip_common, devices
 
-DEFAULT_WEIGHTS = "openai/clip-vit-large-patch14"
-
-
 class ClipScorer(clip_common.ClipBundleScorer):
     """Options: `batch_size` (images per forward pass, default 16), `device`, `dtype`.
 
@@ -26,9 +23,9 @@ class ClipScorer(clip_common.ClipBundleScorer):
     name = "clip"
     clean_text = staticmethod(clip_common.openai_clean_text)
 
-    def __init__(self, weights: str | None = None, device: str = "cpu", dtype: str | None = None, *, batch_size: int = 16, **options: Any):
-        super().__init__(weights=weights or DEFAULT_WEIGHTS, device=device, dtype=dtype, **options)
-        self.batch_size = int(batch_size)
+    def __init__(self, weights: str | None = None, device: str = "cpu", dtype: str | None = None, *, spec: Any = None,
+                 options: Any = None):
+        super().__init__(weights, device, dtype, spec=spec, options=options)
         dev = devices.torch_device(device)
         self.bundle = clip_common.load_clip(self.weights, device=dev, dtype=devices.torch_dtype(dtype, dev, getattr(self.spec, "cuda_dtype", None)))
 

@@ -40,27 +40,13 @@ from prefcli.errors import WeightsError
 from prefcli.scorer import EmbeddingScorer, broadcast_prompts, require_prompt
 from prefcli.types import Candidate
 
-from prefcli_hpsv2 import normalize_version  # noqa: F401 - one rule for the option and the scorer
+from prefcli_hpsv2 import DEFAULT_VERSION  # noqa: F401 - declared once, with the options
 
-DEFAULT_WEIGHTS = "xswu/HPSv2"
 VERSION_FILES = {"2.0": "HPS_v2_compressed.pt", "2.1": "HPS_v2.1_compressed.pt"}
-DEFAULT_VERSION = "2.1"
-ARCH = "ViT-H-14"
 TINY_ARCH = "prefcli-hpsv2-tiny"  # open_clip config shipped next to this module
 CHECKPOINT_KEY = "state_dict"
 
 _TINY_CONFIG = Path(__file__).with_name(f"{TINY_ARCH}.json")
-
-
-def _as_bool(value: Any, name: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"option {name}: expected true or false, got {value!r}")
 
 
 def register_tiny_config() -> None:
@@ -213,33 +199,15 @@ def val_transform(image_size: int, antialias: bool = False) -> Any:
 
 
 class HPSv2Scorer(EmbeddingScorer):
-    """Options: `version` ("2.0" or "2.1", default 2.1), `percent` (report 100 · cos),
-    `arch` (open_clip architecture of a local checkpoint, default ViT-H-14; "tiny"
-    for checkpoints of the tiny config), `batch_size` (default 16), `device`, `dtype`,
-    `antialias` (antialias of the tensor resize; default False, torchvision's
-    default before 0.17, which the published HPSv2 tables were made with; True is
-    what the official code gives under torchvision >= 0.17)."""
+    """Options (`self.options`): `HPSv2Options` in prefcli_hpsv2: `version`, `percent`, `arch`, `antialias`
+    (false: torchvision's default before 0.17, which the published HPSv2 tables were made with)."""
 
-    def __init__(
-        self,
-        weights: str | None = None,
-        device: str = "cpu",
-        dtype: str | None = None,
-        *,
-        version: str = DEFAULT_VERSION,
-        percent: bool = False,
-        arch: str = ARCH,
-        batch_size: int = 16,
-        antialias: bool = False,
-        **options: Any,
-    ):
+    def __init__(self, weights: str | None = None, device: str = "cpu", dtype: str | None = None, *, spec: Any = None,
+                 options: Any = None):
         from prefcli import weights as W
 
-        super().__init__(weights=weights or DEFAULT_WEIGHTS, device=device, dtype=dtype, **options)
-        self.version = normalize_version(version)
-        self.antialias = _as_bool(antialias, "antialias")
-        self.percent = bool(percent)
-        self.batch_size = int(batch_size)
+        super().__init__(weights, device, dtype, spec=spec, options=options)
+        arch = self.options.arch
         dev = devices.torch_device(device)
         tdtype = devices.torch_dtype(dtype, dev, getattr(self.spec, "cuda_dtype", None))
         if W.is_tiny(self.weights):
@@ -249,7 +217,7 @@ class HPSv2Scorer(EmbeddingScorer):
             self.source = f"hpsv2-tiny:{seed}"
         else:
             self.arch = TINY_ARCH if arch in ("tiny", TINY_ARCH) else arch
-            path = checkpoint_file(self.weights, self.version)
+            path = checkpoint_file(self.weights, self.options.version)
             self.checkpoint = path
             state = load_checkpoint(path)
             src = W.parse(self.weights)
@@ -265,7 +233,10 @@ class HPSv2Scorer(EmbeddingScorer):
 
         self.tokenizer = open_clip.get_tokenizer(self.arch)
         self.image_size = int(self._image_size())
-        self.transform = val_transform(self.image_size, self.antialias)
+        self.transform = val_transform(self.image_size, self.options.antialias)
+
+    def modules(self) -> Any:
+        return (self.model,)
 
     def _image_size(self) -> int:
         size = getattr(self.model.visual, "image_size", 224)
@@ -288,7 +259,7 @@ class HPSv2Scorer(EmbeddingScorer):
 
     @property
     def _scale(self) -> float:
-        return 100.0 if self.percent else 1.0
+        return 100.0 if self.options.percent else 1.0
 
     def _image_features(self, images: Sequence[Any]) -> Any:
         import torch
@@ -341,7 +312,7 @@ class HPSv2Scorer(EmbeddingScorer):
         if pixels.dim() != 4 or pixels.shape[1] != 3:
             raise ValueError(f"expected pixels of shape B×3×H×W, got {tuple(pixels.shape)}")
         # The same tensor ops as `score`'s transform after its ToTensor.
-        px = normalize(resize_longest_and_pad(pixels.to(self.device_).float(), self.image_size, self.antialias)).to(self.dtype_)
+        px = normalize(resize_longest_and_pad(pixels.to(self.device_).float(), self.image_size, self.options.antialias)).to(self.dtype_)
         img = self.model.encode_image(px, normalize=True)
         txt = self._text_features(prompts)
         return self._scale * (img.float() * txt.float()).sum(-1)

@@ -31,8 +31,8 @@ from prefcli.errors import WeightsError
 from prefcli.scorer import Scorer, broadcast_prompts, require_prompt
 from prefcli.types import Candidate
 
-DEFAULT_WEIGHTS = "THUDM/ImageReward"
-DEFAULT_TOKENIZER = "google-bert/bert-base-uncased"  # the hub's current id of `bert-base-uncased`
+from prefcli_imagereward import DEFAULT_TOKENIZER
+
 CHECKPOINT_FILE = "ImageReward.pt"
 MED_CONFIG_FILE = "med_config.json"
 _TOKENIZER_FILES = ["vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"]
@@ -84,16 +84,8 @@ class ImageRewardScorer(Scorer):
     """Options: `tokenizer` (weights spec of the BERT vocabulary when the weights
     folder has no vocab.txt), `batch_size` (default 16), `device`, `dtype`."""
 
-    def __init__(
-        self,
-        weights: str | None = None,
-        device: str = "cpu",
-        dtype: str | None = None,
-        *,
-        tokenizer: str = DEFAULT_TOKENIZER,
-        batch_size: int = 16,
-        **options: Any,
-    ):
+    def __init__(self, weights: str | None = None, device: str = "cpu", dtype: str | None = None, *, spec: Any = None,
+                 options: Any = None):
         import tempfile
 
         from prefcli import clip_common, devices
@@ -101,9 +93,7 @@ class ImageRewardScorer(Scorer):
         from prefcli_imagereward import tiny
         from prefcli_imagereward.model import build_from_official
 
-        super().__init__(weights=weights or DEFAULT_WEIGHTS, device=device, dtype=dtype, **options)
-        self.batch_size = int(batch_size)
-        self.tokenizer_spec = tokenizer
+        super().__init__(weights, device, dtype, spec=spec, options=options)
         dev = devices.torch_device(device)
         tdtype = devices.torch_dtype(dtype, dev, getattr(self.spec, "cuda_dtype", None))
 
@@ -118,7 +108,7 @@ class ImageRewardScorer(Scorer):
             self._ckpt, self._med = ckpt, med_path
             self.source = str(W.parse(self.weights).describe())
             state, med = W.load_state_dict(ckpt), _read_med_config(med_path)
-            tok_dir = ckpt.parent if (ckpt.parent / "vocab.txt").is_file() else W.resolve_dir(tokenizer, allow_patterns=_TOKENIZER_FILES, flag="-o tokenizer")
+            tok_dir = ckpt.parent if (ckpt.parent / "vocab.txt").is_file() else W.resolve_dir(self.options.tokenizer, allow_patterns=_TOKENIZER_FILES, flag="-o tokenizer")
             self.tokenizer = load_tokenizer(tok_dir)
         if len(self.tokenizer) != int(med["vocab_size"]):
             raise WeightsError(
@@ -155,6 +145,9 @@ class ImageRewardScorer(Scorer):
         if self.source.startswith("imagereward-tiny"):
             return self.source
         return f"{identity(str(self._ckpt))}+{identity(str(self._med))}"
+
+    def modules(self) -> Any:
+        return (self.net,)
 
     @property
     def _device(self) -> Any:

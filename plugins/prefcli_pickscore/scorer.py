@@ -23,8 +23,8 @@ from typing import Any
 from prefcli import clip_common, devices
 from prefcli.errors import WeightsError
 
-DEFAULT_WEIGHTS = "yuvalkirstain/PickScore_v1"
-DEFAULT_PROCESSOR = "laion/CLIP-ViT-H-14-laion2B-s32B-b79K"
+from prefcli_pickscore import DEFAULT_PROCESSOR
+
 TINY_SEED_OFFSET = 7919
 MAX_LENGTH = 77  # the README tokenizes with truncation at CLIP's context length
 
@@ -95,21 +95,16 @@ class PickScoreScorer(clip_common.ClipBundleScorer):
     name = "pickscore"
     text_max_length = MAX_LENGTH
 
-    def __init__(
-        self,
-        weights: str | None = None,
-        device: str = "cpu",
-        dtype: str | None = None,
-        *,
-        processor: str = DEFAULT_PROCESSOR,
-        batch_size: int = 16,
-        **options: Any,
-    ):
-        super().__init__(weights=weights or DEFAULT_WEIGHTS, device=device, dtype=dtype, **options)
-        self.batch_size = int(batch_size)
-        self.processor_spec = processor
+    def __init__(self, weights: str | None = None, device: str = "cpu", dtype: str | None = None, *, spec: Any = None,
+                 options: Any = None):
+        super().__init__(weights, device, dtype, spec=spec, options=options)
         dev = devices.torch_device(device)
-        self.bundle = load_pickscore(self.weights, processor, device=dev, dtype=devices.torch_dtype(dtype, dev, getattr(self.spec, "cuda_dtype", None)))
+        self.bundle = load_pickscore(self.weights, self.processor, device=dev, dtype=devices.torch_dtype(dtype, dev, getattr(self.spec, "cuda_dtype", None)))
+
+    @property
+    def processor(self) -> str:
+        """Where the tokenizer and image processor come from when the model folder has none (`-o processor`)."""
+        return self.options.processor
 
     @property
     def logit_scale(self) -> float:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from prefcli.errors import WeightsError
+from prefcli_pickscore import DEFAULT_PROCESSOR
 from prefcli_pickscore.scorer import PickScoreScorer
 
 TRAINED_INFO = "prefcli_model.json"  # written by prefcli.train.pickscore_star
@@ -37,6 +38,11 @@ class PickScoreStarScorer(PickScoreScorer):
         from prefcli.weights import sha256_file
 
         self._fingerprint = sha256_file(folder / "model.safetensors")[:16]
+
+    @property
+    def processor(self) -> str:
+        # A trained folder carries its own; pickscore-star declares no `processor` option (the base model's is used).
+        return DEFAULT_PROCESSOR
 
     @property
     def weights_id(self) -> str:

@@ -37,12 +37,11 @@ class PrefTokenScorer(CachedVLMScorer):
     warn_short_history = True
 
     def __init__(self, weights: str | None = None, device: str = "cpu", dtype: str | None = None, *,
-                 batch_size: int = 16, n_ref: int | None = None, offline: bool | None = None, **options: Any):
-        self._offline = offline
+                 spec: Any = None, options: Any = None):
         self._weights_id = ""
         self._found_n_ref: int | None = None
-        super().__init__(weights=weights, device=device, dtype=dtype, batch_size=batch_size, **options)
-        self.n_ref = int(n_ref or self._found_n_ref or DEFAULT_N_REF)
+        super().__init__(weights, device, dtype, spec=spec, options=options)
+        self.n_ref = int(self.options.n_ref or self._found_n_ref or DEFAULT_N_REF)
 
     def _build(self) -> Any:
         spec = (self.weights or "").strip()
@@ -66,7 +65,7 @@ class PrefTokenScorer(CachedVLMScorer):
                             **overrides)
         from prefcli.vlm.checkpoint import load_vlm, read_spec
 
-        model_dir, label = resolve_model(spec, self._offline)
+        model_dir, label = resolve_model(spec, self.options.offline)
         _, metadata = read_spec(model_dir)
         self._found_n_ref = trained_n_ref(model_dir, metadata)
         self.reads_history = reads_history(model_dir, metadata)
@@ -74,7 +73,7 @@ class PrefTokenScorer(CachedVLMScorer):
 
         self._weights_id = f"{label}#sha256:{content_fingerprint(model_dir)}"
         self.model_dir = model_dir
-        return load_vlm(model_dir, device=self.device, offline=self._offline, **overrides)
+        return load_vlm(model_dir, device=self.device, offline=self.options.offline, **overrides)
 
     @property
     def weights_id(self) -> str:

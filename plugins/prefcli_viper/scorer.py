@@ -38,9 +38,6 @@ from prefcli.vlm.preprocess import FULL_SIZE, MEAN, PAD, STD, ImagePreprocessor
 from prefcli.vlm.scorer import CachedVLMScorer
 from prefcli.weights import is_tiny, parse, resolve_dir, tiny_seed
 
-
-IDEFICS2 = "HuggingFaceM4/idefics2-8b"
-METRIC_VIPER = "EPFL-VILAB/Metric-ViPer"
 # Only the adapter's config and safetensors weights are fetched; a .bin adapter is never unpickled.
 ADAPTER_PATTERNS = ["adapter_config.json", "adapter_model.safetensors", "*.json", "*.md"]
 
@@ -154,22 +151,17 @@ class IdeficsScorer(CachedVLMScorer):
     tiny_seed_offset = 0
 
     def __init__(self, weights: str | None = None, device: str = "cpu", dtype: str | None = None, *,
-                 batch_size: int = 16, tokenizer: str = "tiny", offline: bool | None = None, **options: Any):
-        self._offline = offline
-        self._tokenizer = tokenizer
+                 spec: Any = None, options: Any = None):
         self._weights_id = ""
-        super().__init__(weights=weights, device=device, dtype=dtype, batch_size=batch_size, **options)
-
-    def _base_spec(self) -> str:
-        return self.weights or f"hf-hub:{IDEFICS2}"
+        super().__init__(weights, device, dtype, spec=spec, options=options)
 
     def _tiny(self, spec: str) -> Any:
         from prefcli.vlm.model import tiny_vlm
 
         seed = tiny_seed(spec) + self.tiny_seed_offset
-        self._weights_id = f"tiny:{tiny_seed(spec)}/{self.default_name}" + ("" if self._tokenizer == "tiny" else f"/{self._tokenizer}")
+        self._weights_id = f"tiny:{tiny_seed(spec)}/{self.default_name}" + ("" if self.options.tokenizer == "tiny" else f"/{self.options.tokenizer}")
         kw = {"dtype": self.dtype} if self.dtype else {}
-        vlm = tiny_vlm(template="viper", tokenizer=self._tokenizer, seed=seed, device=self.device, **kw)
+        vlm = tiny_vlm(template="viper", tokenizer=self.options.tokenizer, seed=seed, device=self.device, **kw)
         vlm.preprocess = viper_preprocessor(vlm)
         return vlm
 
@@ -177,9 +169,9 @@ class IdeficsScorer(CachedVLMScorer):
         from prefcli.vlm.model import WEIGHT_FILE_PATTERNS, VLMSpec, build_model
 
         # Resolved here, by the one weights resolver, so offline advice names the flag the user gave.
-        base_src = str(resolve_dir(base, allow_patterns=WEIGHT_FILE_PATTERNS, offline=self._offline, flag=flag))
+        base_src = str(resolve_dir(base, allow_patterns=WEIGHT_FILE_PATTERNS, offline=self.options.offline, flag=flag))
         spec = VLMSpec(base=base_src, weights="pretrained", template="viper", dtype=self.dtype or "float32",
-                       device=self.device, offline=self._offline)
+                       device=self.device, offline=self.options.offline)
         vlm = build_model(spec)
         if adapter_dir is not None:
             vlm = attach_adapter(vlm, adapter_dir)
@@ -187,7 +179,7 @@ class IdeficsScorer(CachedVLMScorer):
         return vlm
 
     def _build(self) -> Any:
-        base = self._base_spec()
+        base = self.weights
         if is_tiny(base):
             return self._tiny(base)
         from prefcli.weights import identity
@@ -208,19 +200,14 @@ class ViperScorer(IdeficsScorer):
     default_name = "viper"
     tiny_seed_offset = 1000
 
-    def __init__(self, weights: str | None = None, device: str = "cpu", dtype: str | None = None, *,
-                 base: str | None = None, **options: Any):
-        self._base = base or f"hf-hub:{IDEFICS2}"
-        super().__init__(weights=weights, device=device, dtype=dtype, **options)
-
     def _build(self) -> Any:
-        adapter = self.weights or f"hf-hub:{METRIC_VIPER}"
+        adapter = self.weights
         if is_tiny(adapter):
             return self._tiny(adapter)
         # The adapter first: a missing adapter fails in a second, before 16 GB of base weights load.
-        adapter_dir = load_adapter_dir(adapter, self._offline)
+        adapter_dir = load_adapter_dir(adapter, self.options.offline)
         from prefcli.weights import identity
 
         # The adapter by content (or hub commit); the base is the `base` option, fingerprinted in the identity.
         self._weights_id = identity(str(adapter_dir)) if parse(adapter).kind == "local" else identity(adapter)
-        return self._pretrained(self._base, adapter_dir, flag="-o base")
+        return self._pretrained(self.options.base, adapter_dir, flag="-o base")

@@ -26,13 +26,12 @@ import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
-from prefcli.errors import WeightsError
+from prefcli.errors import OptionError, WeightsError
 from prefcli.pairwise import Preference
 from prefcli.scorer import PairwiseScorer
 from prefcli.types import Candidate, UserHistory
 from prefcli_vlmjudge import protocol as P
 
-DEFAULT_WEIGHTS = "Qwen/Qwen2.5-VL-7B-Instruct"
 SUPPORTED = ("qwen2_5_vl", "qwen2_vl")
 _FILES = ["*.json", "*.txt", "*.jinja", "*.safetensors"]
 
@@ -82,43 +81,26 @@ class JudgeState:
 class VlmJudge(PairwiseScorer):
     min_history = 1
 
-    def __init__(
-        self,
-        weights: str | None = None,
-        device: str = "cpu",
-        dtype: str | None = None,
-        *,
-        max_new_tokens: int = P.DEFAULT_MAX_NEW_TOKENS,
-        repetition_penalty: float = P.DEFAULT_REPETITION_PENALTY,
-        num_history: int = P.DEFAULT_NUM_HISTORY,
-        min_pixels: int = P.MIN_PIXELS,
-        max_pixels: int = P.MAX_PIXELS,
-        batch_size: int = 1,
-        **options: Any,
-    ):
-        super().__init__(weights=weights or DEFAULT_WEIGHTS, device=device, dtype=dtype, **options)
+    def __init__(self, weights: str | None = None, device: str = "cpu", dtype: str | None = None, *, spec: Any = None,
+                 options: Any = None):
+        super().__init__(weights, device, dtype, spec=spec, options=options)
         from prefcli import devices
 
-        self.max_new_tokens, self.repetition_penalty = int(max_new_tokens), float(repetition_penalty)
-        self.num_history, self.min_pixels, self.max_pixels = int(num_history), int(min_pixels), int(max_pixels)
-        self.batch_size = int(batch_size)
-        for name, v in (("max_new_tokens", self.max_new_tokens), ("num_history", self.num_history), ("batch_size", self.batch_size), ("min_pixels", self.min_pixels)):
-            if v < 1:
-                raise ValueError(f"vlm-judge option {name} must be at least 1, got {v}")
-        if self.max_pixels < self.min_pixels:
-            raise ValueError(f"vlm-judge: max_pixels ({self.max_pixels}) is below min_pixels ({self.min_pixels})")
-        if self.repetition_penalty <= 0:
-            raise ValueError(f"vlm-judge option repetition_penalty must be positive, got {self.repetition_penalty}")
+        if self.options.max_pixels < self.options.min_pixels:  # each is checked alone by VlmJudgeOptions
+            raise OptionError(f"scorer vlm-judge: option max_pixels ({self.options.max_pixels}) is below min_pixels ({self.options.min_pixels})")
         self.torch_device = devices.torch_device(device)
         tdtype = devices.torch_dtype(dtype, self.torch_device, getattr(self.spec, "cuda_dtype", None))
         self.model, self.processor, self.source = load_judge(self.weights, self.torch_device, tdtype)
+
+    def modules(self) -> Any:
+        return (self.model,)
 
     @property
     def weights_id(self) -> str:
         # Local folders and hub ids: whatever the contract's Scorer.weights_id makes of them (a content fingerprint).
         base = f"vlm-judge-{self.source}" if self.source.startswith("tiny:") else super().weights_id
-        return (f"{base}|tokens={self.max_new_tokens}|rep={self.repetition_penalty:g}|hist={self.num_history}"
-                f"|px={self.min_pixels}-{self.max_pixels}|{P.PROTOCOL_VERSION}")  # fmt: skip
+        return (f"{base}|tokens={self.options.max_new_tokens}|rep={self.options.repetition_penalty:g}|hist={self.options.num_history}"
+                f"|px={self.options.min_pixels}-{self.options.max_pixels}|{P.PROTOCOL_VERSION}")  # fmt: skip
 
     # -- the contract --------------------------------------------------------
     def condition(self, history: UserHistory | None) -> JudgeState:
@@ -129,13 +111,13 @@ class VlmJudge(PairwiseScorer):
             liked, disliked = history.liked_images(), history.disliked_images()
         else:
             liked, disliked = [p.liked for p in history.pairs], [p.disliked for p in history.pairs]
-        return JudgeState(list(liked)[: self.num_history], list(disliked)[: self.num_history])
+        return JudgeState(list(liked)[: self.options.num_history], list(disliked)[: self.options.num_history])
 
     def messages(self, a: Candidate, b: Candidate, state: JudgeState) -> list[dict]:
         """The chat turns for one comparison, images prepared as qwen_vl_utils prepares them."""
         # The image in its own mode: qwen_vl_utils does the RGB conversion its way (RGBA over white).
-        prep = lambda c: P.prepare_image(_own_mode(c), self.min_pixels, self.max_pixels)  # noqa: E731
-        return P.build_messages([prep(c) for c in state.preferred], [prep(c) for c in state.non_preferred], prep(a), prep(b), self.num_history)
+        prep = lambda c: P.prepare_image(_own_mode(c), self.options.min_pixels, self.options.max_pixels)  # noqa: E731
+        return P.build_messages([prep(c) for c in state.preferred], [prep(c) for c in state.non_preferred], prep(a), prep(b), self.options.num_history)
 
     def prompt(self, messages: list[dict]) -> str:
         return self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, add_vision_id=True)
@@ -151,8 +133,8 @@ class VlmJudge(PairwiseScorer):
         enc = self.inputs(batch).to(self.torch_device)
         with torch.inference_mode():
             out = self.model.generate(
-                **enc, use_cache=True, max_new_tokens=self.max_new_tokens, do_sample=False, num_beams=1,
-                repetition_penalty=self.repetition_penalty,
+                **enc, use_cache=True, max_new_tokens=self.options.max_new_tokens, do_sample=False, num_beams=1,
+                repetition_penalty=self.options.repetition_penalty,
             )  # fmt: skip
         trimmed = out[:, enc["input_ids"].shape[1] :]
         return self.processor.batch_decode(trimmed, skip_special_tokens=True, clean_up_tokenization_spaces=False)

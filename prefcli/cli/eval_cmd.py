@@ -135,26 +135,23 @@ def eval_command(
     from prefcli.harness import evaluate as ev
     from prefcli.harness import results, source, tables
     from prefcli.harness import world as world_mod
-    from prefcli.devices import resolve_device
     from prefcli.harness.runner import ScorerHandle, is_main_process, process_device
-
-    from prefcli import plugins
 
     if offline:
         set_offline()
     from prefcli.atomic import check_output_files
 
     check_output_files(out=out, log_samples=log_samples, fit_blend=fit_blend)  # before the work, not after it
-    spec = plugins.get_scorer_spec(scorer)  # an unknown name fails before the dataset is read
+    # An unknown name, a bad -o and a --device this machine lacks fail before the dataset is read: resolved once, here.
+    handle = ScorerHandle(scorer, weights, device=device, dtype=dtype.value, options=scorer_options(option))
+    handle.device = process_device(handle.device)  # under `accelerate launch`, this process's own GPU
     if fit_blend is not None:
-        check_fit_blend(spec, split, protocol.value)
-    opts = spec.parse_options(scorer_options(option))  # so does a bad -o
-    dev = process_device(resolve_device(device))  # and a --device this machine lacks
+        check_fit_blend(handle.spec, split, protocol.value)
     ds = source.open_dataset(dataset)
     n_ref = n_ref or source.default_n_ref(ds)
     tasks = source.load_tasks(ds, split, protocol.value, n_ref, limit)
     cache = open_cache(cache_dir, no_cache)
-    handle = ScorerHandle(scorer, weights, device=dev, dtype=dtype.value, cache=cache, options=opts)
+    handle.cache = cache
     run, records = ev.evaluate(
         handle, tasks, cache=cache, batch_size=batch_size, n_boot=bootstrap, seed=seed, progress=progress,
         split=split, protocol=protocol.value, n_ref=n_ref,
@@ -181,8 +178,8 @@ def eval_command(
     prov = results.provenance(
         command="eval",
         config={"dataset": str(dataset), "scorer": scorer, "weights": weights, "split": split, "protocol": protocol.value, "n_ref": n_ref,
-                "batch_size": batch_size, "device": dev, "dtype": identity["dtype"], "requested_dtype": dtype.value,
-                "options": opts.changed(), "cache_dir": None if cache is None else str(cache.root), "limit": limit},
+                "batch_size": batch_size, "device": handle.device, "dtype": identity["dtype"], "requested_dtype": dtype.value,
+                "options": handle.options.changed(), "cache_dir": None if cache is None else str(cache.root), "limit": limit},
         seeds={"bootstrap": seed},
         scorers={handle.name: {"weights": handle.weights, "weights_id": identity["weights"], "identity": identity}},
         dataset=results.dataset_provenance(getattr(ds, "info", None), dataset),

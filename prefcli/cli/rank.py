@@ -78,6 +78,7 @@ def rank_command(
         prefcli rank ./candidates --prompts prompts.json --scorer pickscore --scorer hpsv2=2 --scorer clip-probe --likes ./liked --dislikes ./disliked --combine z-mean
     """
     from prefcli import output
+    from prefcli.harness.handle import ScorerHandle
     from prefcli.progress import progress_bar
     from prefcli.ranking import rank_folder
 
@@ -115,14 +116,12 @@ def rank_command(
             task = bar.add_task(f"scoring with {name}", total=total)
         bar.update(task, completed=done, total=total)
 
+    # The scorer, its options and the device, resolved once (a bad one fails before any image is read).
+    handle = ScorerHandle(name, weights, device=device, dtype=dtype.value, options=scorer_options(option))
     try:
         result = rank_folder(
             candidates,
-            scorer=name,
-            weights=weights,
-            device=device,
-            dtype=dtype.value,
-            scorer_options=scorer_options(option),
+            scorer=handle,
             likes=likes,
             dislikes=dislikes,
             pairs=pairs,

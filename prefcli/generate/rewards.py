@@ -177,26 +177,11 @@ def _load(spec: Any, weights: dict[str, str], options: dict[str, dict[str, Any]]
 
 
 def _parameters(scorer: Any) -> list[Any]:
-    """Every torch parameter a scorer holds (its modules may sit in attributes or bundles)."""
-    import torch
-
+    """Every torch parameter of the modules the scorer declares (`Scorer.modules()`), each once."""
     seen: dict[int, Any] = {}
-
-    def visit(obj: Any, depth: int) -> None:
-        if depth > 3 or obj is None:
-            return
-        if isinstance(obj, torch.nn.Module):
-            for p in obj.parameters():
-                seen.setdefault(id(p), p)
-            return
-        if isinstance(obj, (str, bytes, int, float, bool, torch.Tensor)):
-            return
-        attrs = getattr(obj, "__dict__", None)
-        if isinstance(attrs, dict):
-            for v in attrs.values():
-                visit(v, depth + 1)
-
-    visit(scorer, 0)
+    for module in scorer.modules():
+        for p in module.parameters():
+            seen.setdefault(id(p), p)
     return list(seen.values())
 
 

@@ -110,7 +110,7 @@ def run_bench(cfg: BenchConfig, *, dataset: Any = None, progress: bool = False, 
     try:
         for name in cfg.scorers:
             spec = specs[name]
-            handle = ScorerHandle(name, weights_for(name, default_w, per_w, spec.base or None), device=cfg.device, dtype=cfg.dtype,
+            handle = ScorerHandle(spec, weights_for(name, default_w, per_w, spec.base or None), device=cfg.device, dtype=cfg.dtype,
                                   cache=cache, options=options[name])
             handles[name] = handle
             for protocol in protocols:

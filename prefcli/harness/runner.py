@@ -12,7 +12,7 @@ What it guarantees:
   VLM family) gets the histories with fewer than `batch_size` candidates to
   score together, about `batch_size` candidates per call: an evaluation has
   one short history per task.
-- `*-probe` scorers (anything whose `.base` can `embed_images`) have the base
+- `*-probe` scorers (specs with a `base_spec`) have the base
   embeddings of every history and candidate image computed once, in batches,
   and cached; the per-user logistic fit then costs milliseconds.
 - Scores are written to the cache after every batch, so an interrupted run
@@ -32,8 +32,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from prefcli import messages
-from prefcli.errors import PrefcliError
+from prefcli.errors import PrefcliError, bad_value
 from prefcli.harness.cache import CacheDir, ScoreStore
+from prefcli.harness.handle import ScorerHandle  # noqa: F401 - also importable from here, as before
 from prefcli.types import Candidate, RankTask
 
 log = logging.getLogger(__name__)
@@ -62,110 +63,6 @@ class RunStats:
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
-
-
-class ScorerHandle:
-    """A scorer that is loaded only when something is not in the cache.
-
-    Its options are validated and its device resolved when the handle is
-    made, so a bad `-o` or `--device` fails before any data is read. Its
-    identity (what the score cache is keyed on: name, code version, weights
-    fingerprint or commit, score-changing options, dtype, device kind) comes
-    from the loaded scorer, or from the cache's index when this exact request
-    was resolved before, so a fully cached rerun never builds the model.
-    """
-
-    def __init__(self, name: str, weights: str | None = None, *, device: str | None = "auto", dtype: str | None = None,
-                 cache: CacheDir | None = None, options: Any = None, scorer: Any = None):
-        from prefcli import plugins
-        from prefcli.devices import normalize_dtype, resolve_device
-
-        self.spec = scorer.spec if scorer is not None and getattr(scorer, "spec", None) else plugins.get_scorer_spec(name)
-        self.name = self.spec.name
-        self.weights = weights or self.spec.default_weights or None
-        if scorer is not None:
-            self.options = getattr(scorer, "options", None) or self.spec.parse_options({})
-            self.device, self.dtype = str(getattr(scorer, "device", "cpu")), getattr(scorer, "dtype", None)
-        else:
-            self.options = self.spec.parse_options(options)
-            self.device, self.dtype = resolve_device(device), normalize_dtype(dtype)
-        self.cache = cache
-        self._scorer = scorer
-        self._cache_key: str | None = scorer.cache_key if scorer is not None else None
-        # Probe base embeddings kept across runs of this handle (what --no-cache still saves).
-        self.embeddings: dict = {}
-
-    @classmethod
-    def wrap(cls, scorer: Any, cache: CacheDir | None = None) -> "ScorerHandle":
-        return cls(scorer.spec.name, getattr(scorer, "weights", None), cache=cache, scorer=scorer)
-
-    @property
-    def loaded(self) -> bool:
-        return self._scorer is not None
-
-    @property
-    def scorer(self) -> Any:
-        if self._scorer is None:
-            from prefcli import plugins
-
-            self._scorer = plugins.load_scorer(self.name, weights=self.weights, device=self.device, dtype=self.dtype,
-                                               options=self.options)
-            key = self._scorer.cache_key
-            log.info("loaded scorer %s (weights %s) on %s", self.name, self.weights, self.device)
-            self._cache_key = key  # the loaded model is the truth, should the index disagree
-            request = self.request_key()
-            if self.cache is not None and request is not None:
-                self.cache.remember_key(self.name, request, key)
-        return self._scorer
-
-    def request_key(self) -> str | None:
-        """What was asked for, identified without loading the model; None when that cannot be trusted
-        (a hub revision that is not cached here yet)."""
-        import json
-
-        from prefcli.devices import device_kind
-        from prefcli.weights import identity
-
-        opts = self.options.score_affecting()
-        for k in set(self.options.weights_options()) & set(opts):
-            if opts[k]:
-                opts[k] = identity(str(opts[k]))
-        req = {"scorer": self.name, "version": self.spec.version, "weights": identity(self.weights) if self.weights else "",
-               "options": opts, "dtype": self.dtype or "auto", "device": device_kind(self.device)}
-        text = json.dumps(req, sort_keys=True, default=str, separators=(",", ":"))
-        return None if "?unresolved" in text else text
-
-    @property
-    def cache_key(self) -> str:
-        """The scorer's identity as one string: what its scores are stored under."""
-        if self._cache_key is None and self.cache is not None:
-            request = self.request_key()
-            if request is not None:
-                self._cache_key = self.cache.remembered_key(self.name, request)
-        if self._cache_key is None:
-            self._cache_key = self.scorer.cache_key
-        return self._cache_key
-
-    @property
-    def identity(self) -> dict:
-        """What produced the scores (dtype and device as used, weights as fingerprinted), for provenance."""
-        import json
-
-        if self._scorer is not None:
-            return self._scorer.identity
-        return json.loads(self.cache_key)
-
-    @property
-    def weights_id(self) -> str:
-        return str(self.identity.get("weights", ""))
-
-    @property
-    def uses_history(self) -> bool:
-        return self.spec.uses_history
-
-    @property
-    def probe_base(self) -> str | None:
-        return self.spec.base or None
 
 
 # -- helpers -------------------------------------------------------------------
@@ -346,7 +243,7 @@ def run_scorer(
     candidate image ids and the scores, in candidate order.
     """
     if batch_size < 1:
-        raise PrefcliError(f"--batch-size must be at least 1, got {batch_size}")
+        raise bad_value("batch_size", batch_size, "must be at least 1")
     handle = scorer if isinstance(scorer, ScorerHandle) else ScorerHandle.wrap(scorer, cache)
     if handle.cache is None:
         handle.cache = cache
@@ -415,55 +312,53 @@ def run_scorer(
             mine = dist.split(todo_groups)
             if mine:
                 model = handle.scorer
-                embedder = _install_embedder(handle, model, cache, stats, batch_size, guard)
-                try:
-                    if embedder is not None:
-                        # Embed every image the probes will need, in full batches, once.
-                        imgs: dict[str, Candidate] = {}
-                        for hk in mine:
-                            for ti in groups[hk]:
-                                t = tasks[ti]
-                                for h in t.history.images():  # pairs, unpaired and rated images
-                                    imgs.setdefault(h.image_id, h)
-                                for c in t.candidates:
-                                    imgs.setdefault(c.image_id, c)
-                        ebar = prog.add_task(f"embedding images for {label}", total=len(imgs))
-                        embedder.ensure(list(imgs.values()), on_batch=lambda n: prog.advance(ebar, n))
-                        prog.update(ebar, completed=len(imgs))
-                        if guard is not None:
-                            guard.decode = False  # the probe scores from the embeddings: no pixels needed
-                    # Progress counts candidates scored (a single rank task is one history).
-                    mine_set = set(mine)
-                    bar = prog.add_task(desc, total=sum(1 for k in missing_set if k[0] in mine_set))
-                    batched = (batch_histories and embedder is None
-                               and callable(getattr(model, "score_histories", None)))
-                    few: list[tuple[str, list[Key]]] = []  # histories with few candidates, scored together
-                    n_few = 0
+                embedder = None
+                if handle.spec.base_spec is not None:  # a probe: on an embedder answering from memory, disk, then its base
+                    embedder = _cached_embedder(handle, model.base, cache, stats, batch_size, guard)
+                    model = model.with_embedder(embedder)
+                if embedder is not None:
+                    # Embed every image the probes will need, in full batches, once.
+                    imgs: dict[str, Candidate] = {}
                     for hk in mine:
-                        idx = groups[hk]
-                        keys = list(dict.fromkeys(k for ti in idx for k in task_keys[ti] if k in missing_set))
-                        if batched and len(keys) < batch_size:
-                            few.append((hk, keys))
-                            n_few += len(keys)
-                            if n_few >= batch_size:
-                                pairs = _score_histories(model, few, groups, tasks, reps, store, stats, guard)
-                                computed.extend(pairs)
-                                prog.advance(bar, len(pairs))
-                                few, n_few = [], 0
-                            continue
-                        state = model.condition(tasks[idx[0]].history)
-                        stats.conditioned += 1
-                        for _, pairs in _score_in_batches(model, keys, state, reps, store, stats, batch_size, guard):
+                        for ti in groups[hk]:
+                            t = tasks[ti]
+                            for h in t.history.images():  # pairs, unpaired and rated images
+                                imgs.setdefault(h.image_id, h)
+                            for c in t.candidates:
+                                imgs.setdefault(c.image_id, c)
+                    ebar = prog.add_task(f"embedding images for {label}", total=len(imgs))
+                    embedder.ensure(list(imgs.values()), on_batch=lambda n: prog.advance(ebar, n))
+                    prog.update(ebar, completed=len(imgs))
+                    if guard is not None:
+                        guard.decode = False  # the probe scores from the embeddings: no pixels needed
+                # Progress counts candidates scored (a single rank task is one history).
+                mine_set = set(mine)
+                bar = prog.add_task(desc, total=sum(1 for k in missing_set if k[0] in mine_set))
+                batched = batch_histories and embedder is None and model.batches_histories
+                few: list[tuple[str, list[Key]]] = []  # histories with few candidates, scored together
+                n_few = 0
+                for hk in mine:
+                    idx = groups[hk]
+                    keys = list(dict.fromkeys(k for ti in idx for k in task_keys[ti] if k in missing_set))
+                    if batched and len(keys) < batch_size:
+                        few.append((hk, keys))
+                        n_few += len(keys)
+                        if n_few >= batch_size:
+                            pairs = _score_histories(model, few, groups, tasks, reps, store, stats, guard)
                             computed.extend(pairs)
                             prog.advance(bar, len(pairs))
-                        _release(tasks, idx)
-                    if few:
-                        pairs = _score_histories(model, few, groups, tasks, reps, store, stats, guard)
+                            few, n_few = [], 0
+                        continue
+                    state = model.condition(tasks[idx[0]].history)
+                    stats.conditioned += 1
+                    for _, pairs in _score_in_batches(model, keys, state, reps, store, stats, batch_size, guard):
                         computed.extend(pairs)
                         prog.advance(bar, len(pairs))
-                finally:
-                    if embedder is not None:
-                        model.base = embedder.base
+                    _release(tasks, idx)
+                if few:
+                    pairs = _score_histories(model, few, groups, tasks, reps, store, stats, guard)
+                    computed.extend(pairs)
+                    prog.advance(bar, len(pairs))
     for k, v in dist.gather(computed):
         scores[tuple(k)] = v
     stats.loaded_model = handle.loaded
@@ -580,13 +475,8 @@ def _score(model: Any, cands: list[Candidate], state: Any, stats: RunStats, guar
     return [float(v) if v is not None else math.nan for v in vals]
 
 
-def _install_embedder(handle: ScorerHandle, model: Any, cache: CacheDir | None, stats: RunStats, batch_size: int,
-                      guard: Any = None) -> _CachedEmbedder | None:
-    base = getattr(model, "base", None)
-    if base is None or not hasattr(base, "embed_images"):
-        return None
-    base_name = getattr(getattr(base, "spec", None), "name", None) or handle.probe_base or "base"
-    store = cache.store(base_name, base.cache_key) if cache is not None else None
-    embedder = _CachedEmbedder(base, store, handle.embeddings, stats, batch_size, guard)
-    model.base = embedder
-    return embedder
+def _cached_embedder(handle: ScorerHandle, base: Any, cache: CacheDir | None, stats: RunStats, batch_size: int,
+                     guard: Any = None) -> _CachedEmbedder:
+    """A probe's base scorer behind the embedding cache (this handle's memory, then the disk cache)."""
+    store = cache.store(base.spec.name if base.spec is not None else handle.probe_base, base.cache_key) if cache is not None else None
+    return _CachedEmbedder(base, store, handle.embeddings, stats, batch_size, guard)

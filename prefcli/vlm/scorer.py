@@ -109,11 +109,8 @@ class CachedVLMScorer(Scorer):
     warn_short_history: ClassVar[bool] = False
 
     def __init__(self, weights: str | None = None, device: str = "cpu", dtype: str | None = None, *,
-                 batch_size: int = 16, **options: Any):
-        super().__init__(weights=weights, device=device, dtype=dtype, **options)
-        if int(batch_size) < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-        self.batch_size = int(batch_size)
+                 spec: Any = None, options: Any = None):
+        super().__init__(weights, device, dtype, spec=spec, options=options)
         self.n_ref = DEFAULT_N_REF
         self._noted: set[str] = set()
         #: Image features kept across `score_histories` calls (an image recurs in many histories).
@@ -128,6 +125,9 @@ class CachedVLMScorer(Scorer):
     # -- to implement --------------------------------------------------------
     def _build(self) -> Any:
         raise NotImplementedError
+
+    def modules(self) -> Any:
+        return (self.vlm,)
 
     # -- helpers ---------------------------------------------------------------
     @property

@@ -72,7 +72,7 @@ def test_the_plugin_example_in_the_docs_runs(tmp_path):
         from picture_factory import structured_images
 
         vals = scorer.score([Candidate.from_image(im) for im in structured_images([(16, 16)] * 2, seed=1)])
-        assert len(vals) == 2 and scorer.grey is False
+        assert len(vals) == 2 and scorer.options.grey is False
     finally:
         plugins.unregister_plugin(name="docs-example")
         sys.modules.pop("my_scorer", None)

@@ -155,7 +155,7 @@ def test_converted_release_scores_like_the_original_model(release, tmp_path):
     from prefcli.types import Candidate
     from prefcli.vlm import scoring
     from prefcli.vlm.template import eval_history_items
-    from prefcli_preftoken.scorer import PrefTokenScorer
+    from prefcli.plugins import load_scorer
 
     root = release["root"]
     res = learn_user_pref(root / "rel", tmp_path / "ours", base=str(root / "base"))
@@ -166,7 +166,7 @@ def test_converted_release_scores_like_the_original_model(release, tmp_path):
     meta = json.loads((tmp_path / "ours" / "vlm_spec.json").read_text())
     assert meta["spec"]["base"] == str(root / "base") and meta["metadata"]["n_ref"] == 8
 
-    s = PrefTokenScorer(weights=str(tmp_path / "ours"))
+    s = load_scorer("preftoken", weights=str(tmp_path / "ours"), device="cpu")
     assert torch.equal(s.vlm.pref_tokens.weight, release["pool"].prompt.detach())
     h = _history(2)
     cands = [Candidate.from_image(_img(50 + i), prompt=p) for i, p in enumerate(["a cat", "a red circle", "x"])]
@@ -216,9 +216,9 @@ def test_cli_convert_and_clear_errors(release, tmp_path, monkeypatch):
 
 
 def test_converted_default_base_offline_names_the_repo(release, tmp_path, monkeypatch):
-    from prefcli_preftoken.scorer import PrefTokenScorer
+    from prefcli.plugins import load_scorer
 
     learn_user_pref(release["root"] / "rel", tmp_path / "paper")  # base defaults to HuggingFaceM4/idefics2-8b
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     with pytest.raises(WeightsError, match="HuggingFaceM4/idefics2-8b"):
-        PrefTokenScorer(weights=str(tmp_path / "paper"), offline=True)
+        load_scorer("preftoken", weights=str(tmp_path / "paper"), device="cpu", offline=True)

@@ -148,7 +148,7 @@ def test_version_picks_the_file_and_is_part_of_the_weights_id(hps_dir, images, o
 
 def test_antialias_is_an_option_that_changes_scores_and_the_weights_id(hps_dir, scorer):
     on = load_scorer("hpsv2", weights=str(hps_dir), arch="tiny", antialias="true")
-    assert on.antialias is True and scorer.antialias is False
+    assert on.options.antialias is True and scorer.options.antialias is False
     assert on.cache_key != scorer.cache_key  # the same file, other numbers: never one cache entry
     files = parity_files("square")  # 300 px: a real downscale
     assert rel_err(on.score(prefcli_candidates(files, PROMPT)), scorer.score(prefcli_candidates(files, PROMPT))) > PARITY_RTOL

@@ -171,6 +171,7 @@ def test_weights_are_required_and_folders_checked(tmp_path):
 
 
 def test_rank_uses_the_scorer_with_folder_histories(tmp_path):
+    from prefcli.harness.handle import ScorerHandle
     from prefcli.ranking import rank_folder
 
     for sub, n, off in (("liked", 3, 0), ("disliked", 3, 10), ("cands", 4, 20)):
@@ -179,7 +180,7 @@ def test_rank_uses_the_scorer_with_folder_histories(tmp_path):
             _img(off + i).save(tmp_path / sub / f"{i}.png")
     with pytest.warns(UserWarning, match="trained with 8"):
         res = rank_folder(tmp_path / "cands", likes=tmp_path / "liked", dislikes=tmp_path / "disliked",
-                          scorer="preftoken", weights="tiny", prompt="a red circle")
+                          scorer=ScorerHandle("preftoken", "tiny"), prompt="a red circle")
     assert len(res.ranked) == 4 and res.history_pairs == 3
     assert [r.rank for r in res.ranked] == [1, 2, 3, 4]
 

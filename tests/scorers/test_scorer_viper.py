@@ -210,10 +210,11 @@ def test_viper_preprocessor_matches_the_reference_processor_on_square_images():
 
 
 def test_viper_example_user_ranks_end_to_end(viper_examples):
+    from prefcli.harness.handle import ScorerHandle
     from prefcli.ranking import rank_folder
 
     res = rank_folder(viper_examples, likes=viper_examples / "liked", dislikes=viper_examples / "disliked",
-                      scorer="viper", weights="tiny")
+                      scorer=ScorerHandle("viper", "tiny"))
     assert res.history_pairs == 8 and len(res.ranked) == 4
     assert all(0.0 < r.score < 1.0 for r in res.ranked)
 

@@ -366,6 +366,7 @@ def test_matches_the_numbers_recorded_from_the_upstream_run(record):
 
 def test_rank_a_folder_by_round_robin_wins(record, tmp_path, monkeypatch):
     """`rank` with the judge: every pair once, A before B in path order, answers parsed into wins."""
+    from prefcli.harness.handle import ScorerHandle
     from prefcli.ranking import rank_folder
     from prefcli_vlmjudge import scorer as S
 
@@ -375,7 +376,7 @@ def test_rank_a_folder_by_round_robin_wins(record, tmp_path, monkeypatch):
         d.mkdir()
         for n in names:
             (d / Path(n).name).write_bytes((root / n).read_bytes())
-    result = rank_folder(cands, scorer="vlm-judge", weights="tiny", device="cpu", likes=likes, dislikes=dislikes, scorer_options={"max_new_tokens": 4})
+    result = rank_folder(cands, scorer=ScorerHandle("vlm-judge", "tiny", device="cpu", options={"max_new_tokens": 4}), likes=likes, dislikes=dislikes)
     assert result.total == 3 and all(r.score == 0.0 for r in result.ranked)  # random weights: no answers, no wins
     assert any("round-robin wins over 3 comparison(s)" in n for n in result.notes)
     # With answers (the model's text stood in for), wins order the images: 00 beats both, 01 beats 02.
@@ -386,7 +387,7 @@ def test_rank_a_folder_by_round_robin_wins(record, tmp_path, monkeypatch):
         return ["<answer>Image A</answer>"] * len(batch)
 
     monkeypatch.setattr(S.VlmJudge, "generate", fake_generate)
-    result = rank_folder(cands, scorer="vlm-judge", weights="tiny", device="cpu", likes=likes, dislikes=dislikes, scorer_options={"max_new_tokens": 4})
+    result = rank_folder(cands, scorer=ScorerHandle("vlm-judge", "tiny", device="cpu", options={"max_new_tokens": 4}), likes=likes, dislikes=dislikes)
     assert [(Path(r.path).name, r.score) for r in result.ranked] == [("00.png", 2.0), ("01.png", 1.0), ("02.png", 0.0)]
     assert len(asked) == 3 and all(len(P.message_images(m)) == 2 + 2 + 2 for m in asked)  # 2 liked, 2 disliked, A, B
 
