@@ -9,8 +9,9 @@ Which imports count for cycles: every import that runs, at module level and insi
 functions alike, because a function-level import is where this project defers a heavy
 or circular dependency, and deferring does not remove the loop, it only hides it.
 Imports under `if TYPE_CHECKING:` never run and are not counted, nor is an import of a
-module's own parent package (`from prefcli import __version__`): Python has finished
-running a parent's __init__ before any of its submodules runs, so it cannot close a loop.
+module's own parent package (`from prefcli import __version__`): Python runs a package's
+__init__ before any of its submodules, so the parent is already in sys.modules when a
+child asks for it (prefcli/__init__.py imports `api` lazily, in `__getattr__`).
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """What every dataset builder shares: a resumable build folder.
 
 A build works in OUT.partial (journal, image store, finished parts) and ends
-by renaming it to OUT: that rename is the commit. The Pick-a-Pic builder
+by renaming it to OUT: that rename is the commit. The Pick-a-Pic, PAMELA and
+PreferImg builders hold OUT's lock while they work (`build_locked`). The Pick-a-Pic builder
 (prefcli.data.pickapic) uses the journal, the image store and the clean-up of
 half-written files; the benchmark importers (PreferImg-Bench, PAMELA) and the
 label dataset use the whole `Workspace`, where each chunk of records is written

@@ -53,6 +53,7 @@ from prefcli.data.importing import (
     ImportResult,
     Journal,
     already_built,
+    build_locked,
     remove_stale_temporaries,
 )
 from prefcli.errors import DataError
@@ -806,13 +807,10 @@ def build(source: str, out: str | os.PathLike, params: BuildParams | None = None
     # The system allocator returns freed batches to the OS; Arrow's default
     # (mimalloc/jemalloc) keeps them cached, and the resident set then creeps
     # up with every shard. Restored afterwards: the caller's process is its own.
-    from prefcli.lock import output_lock
-
     previous = pa.default_memory_pool()
     pa.set_memory_pool(pa.system_memory_pool())
     try:
-        with output_lock(out):  # two builds of one --out would share one .partial folder
-            return _build(source, out, params, progress)
+        return build_locked(out, lambda out: _build(source, out, params, progress))
     finally:
         pa.set_memory_pool(previous)
 
