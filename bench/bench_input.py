@@ -61,9 +61,9 @@ def make_folders(root: Path, n: int, size: int) -> dict[str, Path]:
 @contextlib.contextmanager
 def before_decode_once():
     """The scan decodes (and drops) every file; the history keeps nothing: two decodes per image."""
-    from prefcli import images
+    from prefcli import image_folder, images
 
-    saved = images.check_image_bytes, images.scan_folder
+    saved = images.check_image_bytes, image_folder.scan_folder
 
     def full_check(data, name="<bytes>"):
         im = images.decode_image(data, name=name)
@@ -72,11 +72,11 @@ def before_decode_once():
     def scan_dropping(folder, recursive=False, *, keep_pixels=False):
         return saved[1](folder, recursive)
 
-    images.check_image_bytes, images.scan_folder = full_check, scan_dropping
+    images.check_image_bytes, image_folder.scan_folder = full_check, scan_dropping
     try:
         yield
     finally:
-        images.check_image_bytes, images.scan_folder = saved
+        images.check_image_bytes, image_folder.scan_folder = saved
 
 
 def time_rank(scorer, folders: dict[str, Path], n_files: int, workers: int = 0) -> dict:

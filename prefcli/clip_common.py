@@ -288,7 +288,7 @@ def load_tokenizer(directory: str) -> Any:
         raise WeightsError(f"{directory}: no usable tokenizer files ({e})") from e
 
 
-def _projected(out: Any) -> "torch.Tensor":
+def projected(out: Any) -> "torch.Tensor":
     # transformers 4 returns the projected features; 5 returns an output object
     # whose pooler_output holds them.
     return out if hasattr(out, "dim") else out.pooler_output
@@ -296,13 +296,13 @@ def _projected(out: Any) -> "torch.Tensor":
 
 def image_features(model: "CLIPModel", pixel_values: "torch.Tensor", normalize: bool = True) -> "torch.Tensor":
     """Projected image embeddings (N, D), L2-normalized unless asked otherwise."""
-    feats = _projected(model.get_image_features(pixel_values=pixel_values))
+    feats = projected(model.get_image_features(pixel_values=pixel_values))
     return feats / feats.norm(dim=-1, keepdim=True) if normalize else feats
 
 
 def text_features(model: "CLIPModel", input_ids: "torch.Tensor", attention_mask: "torch.Tensor | None" = None, normalize: bool = True) -> "torch.Tensor":
     """Projected text embeddings (N, D), L2-normalized unless asked otherwise."""
-    feats = _projected(model.get_text_features(input_ids=input_ids, attention_mask=attention_mask))
+    feats = projected(model.get_text_features(input_ids=input_ids, attention_mask=attention_mask))
     return feats / feats.norm(dim=-1, keepdim=True) if normalize else feats
 
 

@@ -113,25 +113,6 @@ def write(path: str | os.PathLike, doc: Mapping[str, Any]) -> Path:
     return Path(path)
 
 
-def current_command(default: str = "prefcli") -> str:
-    """The running CLI command as typed after `prefcli` ("data info"), from click's context."""
-    ctx = None
-    # typer >= 0.2x runs commands under its own copy of click; older ones under click itself.
-    for mod in ("typer._click.globals", "click"):
-        try:
-            ctx = __import__(mod, fromlist=["get_current_context"]).get_current_context(silent=True)
-        except (ImportError, AttributeError):
-            continue
-        if ctx is not None:
-            break
-    names = []
-    while ctx is not None:
-        if ctx.parent is not None and ctx.info_name:
-            names.append(ctx.info_name)
-        ctx = ctx.parent
-    return " ".join(reversed(names)) or default
-
-
 def rows_results(rows: Sequence[Mapping[str, Any]], **more: Any) -> dict:
     """``results`` of a command whose output is one table: ``{"rows": [...], **more}``."""
     return {"rows": [dict(r) for r in rows], **more}

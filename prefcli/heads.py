@@ -1,7 +1,7 @@
 """The reward head shared by the LAION aesthetic predictor and ImageReward.
 
 Both publish the same MLP: 768→1024→128→64→16→1 with dropouts 0.2/0.2/0.1
-and no activations between the linears (DESIGN.md section 4). The layer
+and no activations between the linears (docs/scorers/aesthetic.md). The layer
 order fixes the state-dict indices {0, 2, 4, 6, 7} their checkpoints use.
 """
 

@@ -36,14 +36,11 @@ import stat
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Iterator
+from typing import BinaryIO, Iterator
 
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from prefcli.errors import ImageError
-
-if TYPE_CHECKING:  # pragma: no cover
-    from prefcli.types import Candidate
 
 IMAGE_SUFFIXES: frozenset[str] = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
 
@@ -82,7 +79,7 @@ _SIXTEEN_BIT_MODES = {"I;16", "I;16L", "I;16B", "I;16N"}
 _CHUNK = 1 << 20
 
 
-def _error(name: str, reason: str) -> ImageError:
+def image_error(name: str, reason: str) -> ImageError:
     """An ImageError whose `.name` and `.reason` are also kept apart for tables."""
     err = ImageError(f"{name}: {reason}")
     err.name = name  # type: ignore[attr-defined]
@@ -139,20 +136,20 @@ def _kind(mode: int) -> str:
 
 def _read_error(name: str, e: OSError, path: str | os.PathLike | None = None) -> ImageError:
     if e.errno == errno.ELOOP:
-        return _error(name, "symlink loop (too many levels of symbolic links)")
+        return image_error(name, "symlink loop (too many levels of symbolic links)")
     if isinstance(e, FileNotFoundError):
         if path is not None and os.path.islink(path):
             try:
                 target = os.readlink(path)
             except OSError:
                 target = "?"
-            return _error(name, f"dangling symlink (its target {target} does not exist)")
-        return _error(name, "file not found")
+            return image_error(name, f"dangling symlink (its target {target} does not exist)")
+        return image_error(name, "file not found")
     if isinstance(e, IsADirectoryError):
-        return _error(name, "is a folder, not an image file")
+        return image_error(name, "is a folder, not an image file")
     if isinstance(e, PermissionError):
-        return _error(name, "permission denied")
-    return _error(name, f"cannot read file ({e.strerror or e})")
+        return image_error(name, "permission denied")
+    return image_error(name, f"cannot read file ({e.strerror or e})")
 
 
 def _too_many_bytes(size: int, limit: int) -> str:
@@ -186,7 +183,7 @@ def _open_checked(path: str | os.PathLike) -> Iterator[tuple[BinaryIO, int]]:
     except OSError as e:
         raise _read_error(name, e, path) from None
     if not stat.S_ISREG(st.st_mode):
-        raise _error(name, _kind(st.st_mode))
+        raise image_error(name, _kind(st.st_mode))
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_BINARY", 0)
     try:
         fd = os.open(path, flags)
@@ -195,12 +192,12 @@ def _open_checked(path: str | os.PathLike) -> Iterator[tuple[BinaryIO, int]]:
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise _error(name, _kind(st.st_mode))
+            raise image_error(name, _kind(st.st_mode))
         if st.st_size == 0:
-            raise _error(name, "empty file (0 bytes)")
+            raise image_error(name, "empty file (0 bytes)")
         limit = max_bytes()
         if st.st_size > limit:
-            raise _error(name, _too_many_bytes(st.st_size, limit))
+            raise image_error(name, _too_many_bytes(st.st_size, limit))
         f = os.fdopen(fd, "rb")
     except BaseException:
         os.close(fd)
@@ -211,9 +208,9 @@ def _open_checked(path: str | os.PathLike) -> Iterator[tuple[BinaryIO, int]]:
         except OSError as e:
             raise _read_error(name, e, path) from None
         if not head:
-            raise _error(name, "empty file (0 bytes)")
+            raise image_error(name, "empty file (0 bytes)")
         if not _signature_ok(head):
-            raise _error(name, _not_an_image())
+            raise image_error(name, _not_an_image())
         f.seek(0)
         yield f, st.st_size
 
@@ -228,7 +225,7 @@ def _read_file(path: str | os.PathLike) -> bytes:
         except OSError as e:
             raise _read_error(name, e, path) from None
     if len(data) > limit:  # it grew after the size check
-        raise _error(name, _too_many_bytes(len(data), limit))
+        raise image_error(name, _too_many_bytes(len(data), limit))
     return data
 
 
@@ -250,7 +247,7 @@ def content_id_of_file(path: str | os.PathLike) -> str:
                 h.update(chunk)
                 size += len(chunk)
                 if size > limit:
-                    raise _error(name, _too_many_bytes(size, limit))
+                    raise image_error(name, _too_many_bytes(size, limit))
         except OSError as e:
             raise _read_error(name, e, path) from None
     return h.hexdigest()
@@ -290,7 +287,7 @@ def check_image_size(width: int, height: int, name: str = "<image>") -> None:
     """ImageError unless an image of width x height is within the pixel and aspect-ratio limits."""
     reason = _bad_geometry(int(width), int(height))
     if reason is not None:
-        raise _error(name, reason)
+        raise image_error(name, reason)
 
 
 def _align_pil_limit(limit: int) -> None:
@@ -414,9 +411,9 @@ def decode_image(data: bytes, name: str = "<bytes>", *, keep_mode: bool = False)
     With `keep_mode=True` the image keeps its own mode (see the module docstring).
     """
     if not data:
-        raise _error(name, "empty file (0 bytes)")
+        raise image_error(name, "empty file (0 bytes)")
     if not _signature_ok(bytes(data[:_SIGNATURE_BYTES])):
-        raise _error(name, _not_an_image())
+        raise image_error(name, _not_an_image())
     # Somebody else's library may have switched this on; a truncated file must
     # be reported, never silently padded with grey.
     if ImageFile.LOAD_TRUNCATED_IMAGES:
@@ -431,7 +428,7 @@ def decode_image(data: bytes, name: str = "<bytes>", *, keep_mode: bool = False)
                 width, height = im.size
                 reason = _bad_geometry(width, height)  # from the header, before any decoding
                 if reason is not None:
-                    raise _error(name, reason)
+                    raise image_error(name, reason)
                 im.load()  # an animated file stays on its first frame
                 try:
                     if im.getexif().get(0x0112, 1) not in (0, 1):  # orientation tag says "rotate"
@@ -444,17 +441,17 @@ def decode_image(data: bytes, name: str = "<bytes>", *, keep_mode: bool = False)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         m = re.search(r"\((\d+) pixels\)", str(e))
         pixels = int(m.group(1)) if m else 0
-        raise _error(name, _too_large(None, None, pixels, limit)) from None
+        raise image_error(name, _too_large(None, None, pixels, limit)) from None
     except UnidentifiedImageError:
-        raise _error(name, "not an image (cannot identify image format)") from None
+        raise image_error(name, "not an image (cannot identify image format)") from None
     except MemoryError:
-        raise _error(name, "not enough memory to decode the image") from None
+        raise image_error(name, "not enough memory to decode the image") from None
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, ZeroDivisionError) as e:
         detail = str(e).strip()
         reason = "truncated or corrupt image data"
-        raise _error(name, f"{reason} ({detail})" if detail else reason) from None
+        raise image_error(name, f"{reason} ({detail})" if detail else reason) from None
     except Exception as e:  # noqa: BLE001 - decoders raise odd types (struct.error, ...)
-        raise _error(name, f"truncated or corrupt image data ({type(e).__name__}: {e})") from None
+        raise image_error(name, f"truncated or corrupt image data ({type(e).__name__}: {e})") from None
 
 
 def check_image_bytes(data: bytes, name: str = "<bytes>") -> tuple[int, int]:
@@ -464,9 +461,9 @@ def check_image_bytes(data: bytes, name: str = "<bytes>") -> tuple[int, int]:
     (a truncated file is then reported and skipped, see prefcli.harness.readable).
     """
     if not data:
-        raise _error(name, "empty file (0 bytes)")
+        raise image_error(name, "empty file (0 bytes)")
     if not _signature_ok(bytes(data[:_SIGNATURE_BYTES])):
-        raise _error(name, _not_an_image())
+        raise image_error(name, _not_an_image())
     limit = max_pixels()
     _align_pil_limit(limit)
     try:
@@ -476,15 +473,15 @@ def check_image_bytes(data: bytes, name: str = "<bytes>") -> tuple[int, int]:
                 width, height = im.size
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         m = re.search(r"\((\d+) pixels\)", str(e))
-        raise _error(name, _too_large(None, None, int(m.group(1)) if m else 0, limit)) from None
+        raise image_error(name, _too_large(None, None, int(m.group(1)) if m else 0, limit)) from None
     except UnidentifiedImageError:
-        raise _error(name, "not an image (cannot identify image format)") from None
+        raise image_error(name, "not an image (cannot identify image format)") from None
     except Exception as e:  # noqa: BLE001 - header parsers raise odd types (struct.error, ...)
         detail = str(e).strip()
-        raise _error(name, f"truncated or corrupt image data ({detail})" if detail else "truncated or corrupt image data") from None
+        raise image_error(name, f"truncated or corrupt image data ({detail})" if detail else "truncated or corrupt image data") from None
     reason = _bad_geometry(width, height)
     if reason is not None:
-        raise _error(name, reason)
+        raise image_error(name, reason)
     return width, height
 
 
@@ -494,7 +491,7 @@ def decode_kept(data: bytes, name: str) -> tuple[Image.Image, Image.Image]:
     try:
         return original, to_rgb(original)
     except Exception as e:  # noqa: BLE001 - a mode PIL cannot convert is a bad file, never a traceback
-        raise _error(name, f"cannot convert the image to RGB ({type(e).__name__}: {e})") from None
+        raise image_error(name, f"cannot convert the image to RGB ({type(e).__name__}: {e})") from None
 
 
 def load_image(path: str | os.PathLike, *, keep_mode: bool = False) -> Image.Image:
@@ -582,40 +579,3 @@ def list_images(folder: str | os.PathLike, recursive: bool = False) -> list[Path
     """Image files in `folder` by suffix (any case), sorted, hidden files and folders skipped
     (only regular files; see find_images for what is left out and why)."""
     return find_images(folder, recursive=recursive)[0]
-
-
-def scan_folder(
-    folder: str | os.PathLike, recursive: bool = False, *, keep_pixels: bool = False
-) -> tuple[list["Candidate"], list[tuple[str, str]]]:
-    """Check every image in a folder: (good candidates, [(path, reason) for each bad file]).
-
-    Bad files include the entries the listing leaves out (see find_images).
-
-    By default only each file's header is read (format, size, limits): the
-    pixels are decoded once, when a scorer needs them, and dropped after, so a
-    large folder does not sit in memory. With `keep_pixels` (a history: a few
-    images, paired now) each file is decoded now, once, and the candidate keeps
-    the pixels until it is released. One bad file never stops the scan.
-    """
-    from prefcli.types import Candidate
-
-    good: list[Candidate] = []
-    paths, bad = find_images(folder, recursive=recursive)
-    for path in paths:
-        try:
-            data = _read_file(path)
-            if keep_pixels:
-                original, rgb = decode_kept(data, str(path))
-            else:
-                check_image_bytes(data, name=str(path))
-        except ImageError as e:
-            bad.append((str(path), getattr(e, "reason", str(e))))
-            continue
-        # Same fields as Candidate.from_path, without reading the file twice.
-        c = Candidate(image_id=content_id(data), path=str(path), loader=lambda p=path: load_image(p, keep_mode=True))
-        if keep_pixels:
-            c._image, c._rgb = original, rgb
-        good.append(c)
-    root = Path(folder).expanduser()
-    bad.sort(key=lambda b: Path(b[0]).relative_to(root).parts if Path(b[0]).is_relative_to(root) else (b[0],))
-    return good, bad

@@ -19,7 +19,7 @@ import difflib
 import types
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import Any, Callable, Collection, Mapping, Optional, Sequence
 
 from prefcli.errors import OptionError
 
@@ -211,16 +211,18 @@ def extend(base: type[Options], name: str, **fields: tuple[Any, Any]) -> type[Op
     return dataclasses.make_dataclass(name, [(k, tp, f) for k, (tp, f) in fields.items()], bases=(base,), frozen=True)
 
 
-def scoped(pairs: Mapping[str, Any], scorers: Sequence[str], *, among: str = "the scorers here") -> dict[str, dict[str, Any]]:
+def scoped(pairs: Mapping[str, Any], scorers: Sequence[str], *, declared: Callable[[str], Collection[str]],
+           among: str = "the scorers here") -> dict[str, dict[str, Any]]:
     """`-o SCORER.KEY VALUE` → {scorer: {KEY: VALUE}}; a bare KEY goes to every scorer in `scorers` that declares it.
+
+    `declared(scorer)` names the options a scorer declares; it is asked only for a bare KEY,
+    and comes from the caller (the plugin registry) so that this module stays below it.
 
     The one reading of `-o` where a command loads several scorers (bench, generate, bench generate).
     A scorer not in `scorers`, or a bare KEY none of them has, is an OptionError (a typo must not be
     ignored silently); `among` names the scorers in that message. Per-scorer settings win over bare ones
     whatever their order on the command line.
     """
-    from prefcli import plugins
-
     out: dict[str, dict[str, Any]] = {s: {} for s in scorers}
     listing = ", ".join(scorers) or "none"
     for key, value in pairs.items():
@@ -229,7 +231,7 @@ def scoped(pairs: Mapping[str, Any], scorers: Sequence[str], *, among: str = "th
             if name not in out:
                 raise OptionError(f"-o {key}: {name!r} is not one of {among} ({listing}); write -o SCORER.KEY VALUE")
             continue
-        takers = [s for s in scorers if str(key).replace("-", "_") in plugins.get_scorer_spec(s).options.names()]
+        takers = [s for s in scorers if str(key).replace("-", "_") in declared(s)]
         if not takers:
             raise OptionError(f"-o {key}: none of {among} ({listing}) has this option; see `prefcli scorers NAME`")
         for s in takers:

@@ -61,8 +61,9 @@ def emit(
         raise ValueError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
     if fmt == "json":
         from prefcli import envelope
+        from prefcli.running_command import current_command
 
-        envelope.print_doc(envelope.envelope(command or envelope.current_command(), envelope.rows_results(rows), **(about or {})))
+        envelope.print_doc(envelope.envelope(command or current_command() or "prefcli", envelope.rows_results(rows), **(about or {})))
     elif fmt == "csv":
         sys.stdout.write(to_csv(rows, columns))
     elif fmt == "markdown":

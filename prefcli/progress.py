@@ -20,7 +20,9 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
+
+from prefcli.running_command import current_command
 
 DEFAULT_INTERVAL = 5.0
 
@@ -50,21 +52,6 @@ class _Task:
         self.start_completed = completed
         self.last_print = self.start
         self.printed_done = False
-
-
-def current_command() -> str | None:
-    """The running CLI command as typed ("rank", "bench generate"), or None outside the CLI.
-
-    Read from click's context when click is already loaded (the CLI loaded it), so library
-    use neither imports click nor gets a command name it did not run. Typer 0.2x carries
-    its own copy of click, whose context stack is separate from click's.
-    """
-    for name in ("typer._click.globals", "click"):
-        getter = getattr(sys.modules.get(name), "get_current_context", None)
-        ctx = getter(silent=True) if getter is not None else None
-        if ctx is not None:
-            return " ".join(ctx.command_path.split()[1:]) or None
-    return None
 
 
 def _labels(fields: Sequence[str] | Mapping[str, str]) -> dict[str, str]:
@@ -222,3 +209,38 @@ def progress_bar(enabled: bool, columns: Sequence[Any] | None = None, fields: Se
     cols = list(columns) if columns else [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                                           TimeElapsedColumn(), TimeRemainingColumn()]
     return Progress(*cols, console=Console(stderr=True), disable=not enabled, transient=transient)
+
+
+def progress_or_callback(enabled: bool, on_progress: "Callable[[int, int], None] | None" = None) -> Any:
+    """A progress bar on stderr (stdout stays clean for --format json; plain lines in a batch log);
+    with `on_progress`, the caller's own reporter is told (done, total) instead."""
+    if on_progress is not None:
+        return CallbackProgress(on_progress)
+    return progress_bar(enabled)
+
+
+class CallbackProgress:
+    """The part of rich's Progress the scoring runners use, reporting (done, total) of the latest task to a callback."""
+
+    def __init__(self, fn: Callable[[int, int], None]):
+        self.fn, self.tasks = fn, {}
+
+    def __enter__(self) -> "CallbackProgress":
+        return self
+
+    def __exit__(self, *exc: Any) -> bool:
+        return False
+
+    def add_task(self, description: str, total: int | None = None) -> int:
+        self.tasks[len(self.tasks)] = [0, int(total or 0)]
+        return len(self.tasks) - 1
+
+    def advance(self, task: int, n: int = 1) -> None:
+        t = self.tasks[task]
+        t[0] += n
+        self.fn(t[0], t[1])
+
+    def update(self, task: int, completed: int | None = None, total: int | None = None) -> None:
+        t = self.tasks[task]
+        t[0] = t[0] if completed is None else completed
+        t[1] = t[1] if total is None else total

@@ -117,9 +117,9 @@ def scan_candidates(
     With `recursive`, images under any `exclude` folder (the history folders
     when they sit inside the candidates folder) are not candidates.
     """
-    from prefcli import images
+    from prefcli.image_folder import scan_folder
 
-    good, bad = images.scan_folder(folder, recursive=recursive)
+    good, bad = scan_folder(folder, recursive=recursive)
     if recursive and exclude:
         ex = [Path(e) for e in exclude if e is not None and Path(e).is_dir()]
         good = [c for c in good if not any(_inside(Path(c.path), e) for e in ex)]

@@ -27,9 +27,9 @@ class Availability:
 
 def _hub_snapshot(repo_id: str, revision: str | None) -> Path | None:
     """A non-empty snapshot of `repo_id` in the Hugging Face cache (the named revision when given)."""
-    from prefcli.weights import _hf_cache
+    from prefcli.weights import hf_cache
 
-    repo = _hf_cache() / f"models--{repo_id.replace('/', '--')}"
+    repo = hf_cache() / f"models--{repo_id.replace('/', '--')}"
     snaps = repo / "snapshots"
     if not snaps.is_dir():
         return None
@@ -62,7 +62,7 @@ def availability(spec: str | None) -> Availability:
     if src.kind == "local":
         return Availability(LOCAL, str(src.path)) if src.path is not None and src.path.exists() else Availability(MISSING, str(src.path))
     if src.kind == "url":
-        target = weights._url_target(src, src.sha256)
+        target = weights.url_target(src, src.sha256)
         # A scorer may pin the sha256 itself (aesthetic), which keys the download folder: any folder holding the file.
         found = [target] if target.is_file() else sorted(p for p in target.parent.parent.glob(f"*/{target.name}") if p.is_file())
         return Availability(CACHED, str(found[0])) if found else Availability(DOWNLOAD, src.url or spec)

@@ -31,7 +31,7 @@ def model_folder(ckpt: str | os.PathLike) -> Path:
     """The model folder a checkpoint argument names (run dir, checkpoint, model folder or shipped name)."""
     from prefcli.errors import WeightsError
     from prefcli.train import pretrained
-    from prefcli.train.checkpoint import _model_dir_of
+    from prefcli.vlm.folders import model_dir_of
 
     p = Path(ckpt)
     if not p.exists():
@@ -39,7 +39,7 @@ def model_folder(ckpt: str | os.PathLike) -> Path:
             p = pretrained.path(str(ckpt))
         else:
             raise WeightsError(f"{ckpt}: no such model folder (shipped tiny models: {', '.join(pretrained.names())})")
-    return _model_dir_of(p)
+    return model_dir_of(p)
 
 
 def load_model(ckpt: str | os.PathLike, device: str = "cpu", **overrides: Any) -> tuple[Any, dict]:

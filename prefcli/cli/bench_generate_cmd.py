@@ -13,13 +13,13 @@ from typing import Annotated, Optional
 import typer
 
 from prefcli.bounds import seed_callback
-from prefcli.cli.generate_cmd import DTypeStrOpt, RewardOpt, ScorerOptionOpt, WeightsListOpt, _option_pairs, _pairs_command
-from prefcli.cli.options import DeviceOpt, Format, FormatOpt, OutputOverwriteOpt, ProgressOpt
+from prefcli.cli.generate_cmd import DTypeStrOpt, RewardOpt, ScorerOptionOpt, WeightsListOpt
+from prefcli.cli.options import DeviceOpt, Format, FormatOpt, OptionPairsCommand, OutputOverwriteOpt, ProgressOpt, comma_list, scorer_options
 
 bench_generate_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, context_settings={"help_option_names": ["-h", "--help"]})
 
 
-@bench_generate_app.command("generate", cls=_pairs_command())
+@bench_generate_app.command("generate", cls=OptionPairsCommand)
 def bench_generate_command(
     prompts: Annotated[str, typer.Option("--prompts", help="hpsv2 (the benchmark's prompts from the hub, zhwang/HPDv2), or a folder holding anime.json, concept-art.json, paintings.json, photo.json.")] = "hpsv2",
     styles: Annotated[Optional[str], typer.Option("--styles", help="Comma-separated subset of anime, concept-art, paintings, photo (default: all four).")] = None,
@@ -56,7 +56,6 @@ def bench_generate_command(
 
         prefcli bench generate --prompts ../shared/data/hpsv2_benchmark --limit 2 --model tiny --liked-model tiny:1 --weights tiny --weights preftoken=tiny-opposed-cp --steps 3
     """
-    from prefcli.cli.generate_cmd import _csv
     from prefcli.errors import ConfigError
     from prefcli.generate.bench import BenchGenerateConfig, display_rows, run
     from prefcli.devices import resolve_device
@@ -66,11 +65,11 @@ def bench_generate_command(
 
     check_generate_numbers(seed=seed, dtype=dtype)
     rewards = parse_rewards(reward or []) or [("preftoken", 0.75)]
-    judge_list = _csv(judges)
+    judge_list = comma_list(judges)
     cfg = BenchGenerateConfig(
-        prompts=None if prompts in ("hpsv2", "hf-hub") else prompts, styles=_csv(styles), limit=limit, out=str(out), model=model,
+        prompts=None if prompts in ("hpsv2", "hf-hub") else prompts, styles=comma_list(styles), limit=limit, out=str(out), model=model,
         liked_model=liked_model, disliked_model=disliked_model or model, rewards=rewards, steps=steps, seed=seed, judges=judge_list,
-        weights=parse_weights(weights or []), options=parse_scorer_options(_option_pairs(option), [n for n, _ in rewards] + judge_list + ["hpsv2"]),
+        weights=parse_weights(weights or []), options=parse_scorer_options(list(scorer_options(option).items()), [n for n, _ in rewards] + judge_list + ["hpsv2"]),
         device=resolve_device(device), dtype=dtype, overwrite=overwrite,
     )  # fmt: skip
     if "hpsv2" in [n for n, _ in rewards]:

@@ -14,7 +14,8 @@ from prefcli.cli.options import Format, FormatOpt
 _COLUMNS = ["split", "users", "pairs", "ratings", "images", "seen_users", "unseen_users", "tasks_1v1", "tasks_rating"]
 
 
-def _report(result, out: Path, fmt: Format) -> None:
+def report_built(result, out: Path, fmt: Format) -> None:
+    """A built (or already built) dataset's counts, and the problems met while building it."""
     from prefcli import output
     from prefcli.data.dataset import count_rows
 
@@ -63,4 +64,4 @@ def preferimg_command(
 
     params = PreferImgParams(subset=subset, num_history=num_history, image_root=None if image_root is None else str(image_root), name=name)
     result = build(source, out, params, progress=not no_progress)
-    _report(result, out, fmt)
+    report_built(result, out, fmt)

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from prefcli.cli.data import data_app
-from prefcli.cli.data_benchmarks import _report
+from prefcli.cli.data_benchmarks import report_built
 from prefcli.cli.options import Format, FormatOpt
 
 
@@ -37,4 +37,4 @@ def labels_command(
     from prefcli.label.dataset import build
 
     result = build(people, out, n_ref=n_ref, seed=seed, name=name)
-    _report(result, out, fmt)
+    report_built(result, out, fmt)

@@ -10,7 +10,7 @@ import typer
 
 from prefcli.bounds import seed_callback
 from prefcli.cli.data import data_app
-from prefcli.cli.data_benchmarks import _report
+from prefcli.cli.data_benchmarks import report_built
 from prefcli.cli.options import Format, FormatOpt
 
 
@@ -47,7 +47,7 @@ def pamela_command(
     from prefcli.data.pamela import PamelaParams, build
 
     result = build(source, out, PamelaParams(n_ref=n_ref, pairs_per_user=pairs_per_user, seed=seed, name=name), progress=not no_progress)
-    _report(result, out, fmt)
+    report_built(result, out, fmt)
 
 
 @data_app.command("synthetic-ratings")

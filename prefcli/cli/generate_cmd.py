@@ -9,7 +9,7 @@ from typing import Annotated, List, Optional
 import typer
 
 from prefcli.cli import app
-from prefcli.cli.options import DeviceOpt, Format, FormatOpt, OutputOverwriteOpt, ProgressOpt
+from prefcli.cli.options import DeviceOpt, Format, FormatOpt, OutputOverwriteOpt, ProgressOpt, comma_list
 
 RewardOpt = Annotated[Optional[List[str]], typer.Option("--reward", "-r", help="A reward and its weight, NAME=WEIGHT (repeatable), e.g. preftoken=0.75 or hpsv2=5. Any differentiable scorer. Default: the --preset's.")]
 ScorerOptionOpt = Annotated[Optional[List[str]], typer.Option("--option", "-o", help="A scorer option, SCORER.KEY VALUE (repeatable), e.g. -o hpsv2.version 2.0.", metavar="SCORER.KEY VALUE")]
@@ -32,10 +32,6 @@ def _option_pairs(values: list[str] | None) -> list[tuple[str, str]]:
     from prefcli.cli.options import scorer_options
 
     return list(scorer_options(values).items())
-
-
-def _csv(value: str | None) -> list[str]:
-    return [v.strip() for v in (value or "").split(",") if v.strip()]
 
 
 def _terms(rewards: dict) -> str:
@@ -99,7 +95,7 @@ def generate_command(
     if steps is not None and steps < 1:
         raise ConfigError(f"--steps must be at least 1, got {steps}")
     check_generate_numbers(seed=seed, n=n, lr=lr, dtype=dtype)
-    judges = _csv(judge)
+    judges = comma_list(judge)
     cfg = GenerateConfig(
         prompt=prompt, model=model, rewards=parse_rewards(reward or []), preset=preset, steps=steps, lr=lr, seed=seed, n=n,
         out=str(out), save_every=save_every, dtype=dtype, weights=parse_weights(weights or []), judges=judges,

@@ -109,6 +109,11 @@ def scorer_options(values: Optional[list[str]]) -> dict[str, str]:
     return out
 
 
+def comma_list(value: str | None) -> list[str]:
+    """`a, b,,c` -> ["a", "b", "c"]: an option that names several things in one value."""
+    return [v.strip() for v in (value or "").split(",") if v.strip()]
+
+
 def _command_class():
     from typer.core import TyperCommand
 

@@ -385,7 +385,7 @@ class Dataset:
             return inside_root(self.root / IMAGES_DIR, Path(image_relpath(image_id)).relative_to(IMAGES_DIR), "image")
         except DataError:
             real = os.path.realpath(path)
-            raise images._error(str(path), f"links outside the dataset's image store ({real}); refused") from None
+            raise images.image_error(str(path), f"links outside the dataset's image store ({real}); refused") from None
 
     def candidate(self, image_id: str, prompt: str | None = None) -> "Candidate":
         from prefcli import images

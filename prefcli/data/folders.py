@@ -151,10 +151,10 @@ def as_prompt_map(prompts) -> PromptMap | None:
 
 
 def _scan(folder: str | os.PathLike, what: str, recursive: bool) -> tuple[list[Candidate], Bad]:
-    from prefcli import images
+    from prefcli.image_folder import scan_folder
 
     try:
-        return images.scan_folder(folder, recursive=recursive, keep_pixels=True)  # a history: decoded once, now
+        return scan_folder(folder, recursive=recursive, keep_pixels=True)  # a history: decoded once, now
     except ImageError as e:
         raise HistoryError(f"{what} folder {e}") from None
 

@@ -1,11 +1,14 @@
-"""What the benchmark importers (PreferImg-Bench, PAMELA) share: a resumable build folder.
+"""What every dataset builder shares: a resumable build folder.
 
-A build works in OUT.partial (journal, image store, finished chunks) and ends
-by renaming it to OUT, like the Pick-a-Pic builder, whose journal and image
-store these importers reuse rather than copy (prefcli.data.pickapic). Each
-chunk of records is written under a temporary name and then recorded in the
-journal, so a rerun with the same options skips what is done and gives the
-same dataset as an uninterrupted build.
+A build works in OUT.partial (journal, image store, finished parts) and ends
+by renaming it to OUT: that rename is the commit. The Pick-a-Pic, PAMELA and
+PreferImg builders hold OUT's lock while they work (`build_locked`). The Pick-a-Pic builder
+(prefcli.data.pickapic) uses the journal, the image store and the clean-up of
+half-written files; the benchmark importers (PreferImg-Bench, PAMELA) and the
+label dataset use the whole `Workspace`, where each chunk of records is written
+under a temporary name and then recorded in the journal, so a rerun with the
+same options skips what is done and gives the same dataset as an uninterrupted
+build.
 """
 
 from __future__ import annotations
@@ -17,11 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from prefcli.data.dataset import INFO_FILE, PAIRS_FILE, pairs_schema, read_info
+from prefcli.data.dataset import INFO_FILE, PAIRS_FILE, image_relpath, pairs_schema, read_info
 from prefcli.errors import DataError, ImageError
 
 WORK_DIR = ".work"
 JOURNAL = "progress.json"
+JOURNAL_VERSION = 1
 MAX_PROBLEMS_RECORDED = 1000
 
 # Tests set this to simulate a crash: called as hook(chunk_index) after a chunk is journaled.
@@ -36,20 +40,98 @@ class ImportResult:
     problems: list[dict] = field(default_factory=list)
 
 
+class Journal:
+    """OUT.partial/.work/progress.json: what is done, under the fingerprint of the options that started the build."""
+
+    def __init__(self, path: Path, data: dict):
+        self.path, self.data = path, data
+
+    @classmethod
+    def load_or_new(cls, path: Path, fingerprint: dict, fresh: dict) -> "Journal":
+        """The journal at `path`, or a new one holding `fresh` (the builder's empty records).
+
+        A journal written under another fingerprint is an error: resuming it would mix two builds.
+        """
+        if path.is_file():
+            try:
+                data = json.loads(path.read_text())
+            except (OSError, json.JSONDecodeError) as e:
+                raise DataError(f"{path}: unreadable build journal ({e}); delete {path.parent.parent} to start over") from None
+            if data.get("fingerprint") != fingerprint:
+                old = data.get("fingerprint", {})
+                diff = sorted(k for k in set(old) | set(fingerprint) if old.get(k) != fingerprint.get(k))
+                raise DataError(
+                    f"{path.parent.parent}: an unfinished build with other settings is there (differs in: {', '.join(diff)}); "
+                    f"rerun with the same options to resume, or delete {path.parent.parent} to start over"
+                )
+            return cls(path, data)
+        return cls(path, {"version": JOURNAL_VERSION, "fingerprint": fingerprint, **fresh})
+
+    def save(self) -> None:
+        from prefcli.atomic import write_text
+
+        write_text(self.path, json.dumps(self.data, indent=1, sort_keys=True, allow_nan=False))
+
+
+class ImageStore:
+    """images/ab/<sha256>: original bytes, written once, each decoded once to prove it is an image."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.bad: dict[str, str] = {}  # content id -> reason (the same bytes fail the same way)
+
+    def check(self, data: bytes | None, label: str) -> tuple[str | None, str | None]:
+        from prefcli.images import content_id, decode_image
+
+        if not data:
+            return None, "no image bytes"
+        cid = content_id(data)
+        if cid in self.bad:
+            return cid, self.bad[cid]
+        if (self.root / image_relpath(cid)).exists():
+            return cid, None
+        try:
+            decode_image(data, name=label)
+        except ImageError as e:
+            self.bad[cid] = getattr(e, "reason", str(e))
+            return cid, self.bad[cid]
+        return cid, None
+
+    def put(self, cid: str, data: bytes) -> bool:
+        from prefcli.atomic import write_bytes
+
+        path = self.root / image_relpath(cid)
+        if path.exists():
+            return False
+        write_bytes(path, data)
+        return True
+
+
+def remove_stale_temporaries(root: Path, recursive: bool = True) -> None:
+    """Half-written files of a killed run (atomic_path's `.name.*.tmp`): never part of the dataset.
+
+    `recursive`: the image store's two levels (images/ab/.cid.*.tmp); else `root` itself.
+    """
+    if not root.is_dir():
+        return
+    dirs = [d.path for d in os.scandir(root) if d.is_dir(follow_symlinks=False)] if recursive else [str(root)]
+    for d in dirs:
+        for e in os.scandir(d):
+            if e.name.startswith(".") and e.name.endswith(".tmp") and e.is_file(follow_symlinks=False):
+                os.unlink(e.path)
+
+
 class Workspace:
     """OUT.partial with its journal and content-addressed image store."""
 
     def __init__(self, out: Path, fingerprint: dict):
-        from prefcli.data.pickapic import _ImageStore, _Journal, _remove_stale_temporaries
-
         self.out = out
         self.root = out.with_name(out.name + ".partial")
         self.work = self.root / WORK_DIR
         (self.work / "parts").mkdir(parents=True, exist_ok=True)
-        self.journal = _Journal.load_or_new(self.work / JOURNAL, fingerprint)
-        self.journal.data.setdefault("chunks", {})
-        _remove_stale_temporaries(self.root / "images")
-        self.store = _ImageStore(self.root)
+        self.journal = Journal.load_or_new(self.work / JOURNAL, fingerprint, {"chunks": {}})
+        remove_stale_temporaries(self.root / "images")
+        self.store = ImageStore(self.root)
 
     def done(self, chunk: int) -> dict | None:
         return self.journal.data["chunks"].get(str(chunk))
@@ -101,6 +183,15 @@ class Workspace:
             self.out.rmdir()  # an empty folder the user made: replaced by the dataset
         os.replace(self.root, self.out)  # the commit
         shutil.rmtree(self.out / WORK_DIR, ignore_errors=True)
+
+
+def build_locked(out: str | os.PathLike, build: Callable[[Path], ImportResult]) -> ImportResult:
+    """`build(out)` while holding --out's lock: a second importer into one --out would share OUT.partial and its commit."""
+    from prefcli.lock import output_lock
+
+    out = Path(out)
+    with output_lock(out):
+        return build(out)
 
 
 def already_built(out: Path) -> ImportResult | None:

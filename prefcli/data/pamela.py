@@ -27,7 +27,7 @@ from pathlib import Path
 
 from prefcli.data import pamela_format as fmt
 from prefcli.data.dataset import FORMAT_VERSION, RATING_PROTOCOL, RATINGS_FILE, SPLITS, TASKS_FILE, ratings_schema, tasks_schema
-from prefcli.data.importing import MAX_PROBLEMS_RECORDED, ImportResult, Workspace, already_built, image_store_counts
+from prefcli.data.importing import MAX_PROBLEMS_RECORDED, ImportResult, Workspace, already_built, build_locked, image_store_counts
 from prefcli.errors import DataError
 from prefcli.weights import sha256_file
 
@@ -144,13 +144,9 @@ def _store_chunk(ws: Workspace, root: Path, items: list[tuple[str, object, Path]
 
 def build(source: str, out: str | os.PathLike, params: PamelaParams | None = None, progress: bool = True) -> ImportResult:
     """Import (or resume importing) PAMELA's ratings into a dataset at `out`."""
-    from prefcli.lock import output_lock
-
     params = params or PamelaParams()
     params.validate()
-    out = Path(out)
-    with output_lock(out):  # a second importer into one --out would share OUT.partial and its commit
-        return _build(source, out, params, progress)
+    return build_locked(out, lambda out: _build(source, out, params, progress))
 
 
 def _build(source: str, out: Path, params: PamelaParams, progress: bool) -> ImportResult:
@@ -175,9 +171,9 @@ def _build(source: str, out: Path, params: PamelaParams, progress: bool) -> Impo
         unique.setdefault(r["key"], (r["key"], r["ref"], r["table"]))
     items = list(unique.values())
     n_chunks = (len(items) + CHUNK_IMAGES - 1) // CHUNK_IMAGES
-    from prefcli.data.preferimg import _bar
+    from prefcli.progress import progress_bar
 
-    with _bar(progress) as bar:
+    with progress_bar(progress) as bar:
         t = bar.add_task("importing PAMELA images", total=len(items))
         for c in range(n_chunks):
             chunk = items[c * CHUNK_IMAGES : (c + 1) * CHUNK_IMAGES]

@@ -43,11 +43,20 @@ from prefcli.data.dataset import (
     TASKS_FILE,
     image_relpath,
     pairs_schema,
-    read_info,
     tasks_schema,
 )
-from prefcli.data.importing import ImportResult
-from prefcli.errors import DataError, ImageError
+from prefcli.data.importing import (
+    JOURNAL,
+    MAX_PROBLEMS_RECORDED,
+    WORK_DIR,
+    ImageStore,
+    ImportResult,
+    Journal,
+    already_built,
+    build_locked,
+    remove_stale_temporaries,
+)
+from prefcli.errors import DataError
 from prefcli.weights import is_offline, sha256_file
 
 HUB_REPO = "yuvalkirstain/pickapic_v2"
@@ -60,13 +69,9 @@ LIGHT_COLUMNS = ("user_id", "caption", "image_0_uid", "image_1_uid", "label_0", 
 IMAGE_COLUMNS = ("jpg_0", "jpg_1")
 REQUIRED_COLUMNS = LIGHT_COLUMNS + IMAGE_COLUMNS
 
-WORK_DIR = ".work"
-JOURNAL = "progress.json"
-JOURNAL_VERSION = 1
 LIGHT_BATCH_ROWS = 65536
 IMAGE_BATCH_ROWS = 64
 READ_BUFFER_BYTES = 8 << 20  # buffered column reads: memory per batch, not per column chunk
-MAX_PROBLEMS_RECORDED = 1000
 TASK_CHUNK_ROWS = 20000
 HOLD_OUT_SCOPES = ("seen", "all", "user")
 
@@ -227,36 +232,6 @@ def resolve_source(src: str, include: str | None = None) -> LocalSource | HubSou
     if re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", src) and not src.startswith("."):
         return HubSource(src, include)
     raise DataError(f"{src}: source not found (give a folder of Pick-a-Pic parquet shards or a hub dataset id such as {HUB_REPO})")
-
-
-# ---------------------------------------------------------------- journal
-
-
-class _Journal:
-    def __init__(self, path: Path, data: dict):
-        self.path, self.data = path, data
-
-    @classmethod
-    def load_or_new(cls, path: Path, fingerprint: dict) -> "_Journal":
-        if path.is_file():
-            try:
-                data = json.loads(path.read_text())
-            except (OSError, json.JSONDecodeError) as e:
-                raise DataError(f"{path}: unreadable build journal ({e}); delete {path.parent.parent} to start over") from None
-            if data.get("fingerprint") != fingerprint:
-                old = data.get("fingerprint", {})
-                diff = sorted(k for k in set(old) | set(fingerprint) if old.get(k) != fingerprint.get(k))
-                raise DataError(
-                    f"{path.parent.parent}: an unfinished build with other settings is there (differs in: {', '.join(diff)}); "
-                    f"rerun with the same options to resume, or delete {path.parent.parent} to start over"
-                )
-            return cls(path, data)
-        return cls(path, {"version": JOURNAL_VERSION, "fingerprint": fingerprint, "pass1": {}, "plan": None, "pass2": {}})
-
-    def save(self) -> None:
-        from prefcli.atomic import write_text
-
-        write_text(self.path, json.dumps(self.data, indent=1, sort_keys=True, allow_nan=False))
 
 
 # ---------------------------------------------------------------- shard identity
@@ -592,41 +567,7 @@ def _make_plan(work: Path, ok_shards: list[int], params: BuildParams) -> dict:
 # ---------------------------------------------------------------- pass 2
 
 
-class _ImageStore:
-    """images/ab/<sha256>: original bytes, written once, each decoded once to prove it is an image."""
-
-    def __init__(self, root: Path):
-        self.root = root
-        self.bad: dict[str, str] = {}  # content id -> reason (the same bytes fail the same way)
-
-    def check(self, data: bytes | None, label: str) -> tuple[str | None, str | None]:
-        from prefcli.images import content_id, decode_image
-
-        if not data:
-            return None, "no image bytes"
-        cid = content_id(data)
-        if cid in self.bad:
-            return cid, self.bad[cid]
-        if (self.root / image_relpath(cid)).exists():
-            return cid, None
-        try:
-            decode_image(data, name=label)
-        except ImageError as e:
-            self.bad[cid] = getattr(e, "reason", str(e))
-            return cid, self.bad[cid]
-        return cid, None
-
-    def put(self, cid: str, data: bytes) -> bool:
-        from prefcli.atomic import write_bytes
-
-        path = self.root / image_relpath(cid)
-        if path.exists():
-            return False
-        write_bytes(path, data)
-        return True
-
-
-def _process_shard(source, name: str, plan_path: Path, store: _ImageStore, on_progress: Callable[[int, int], None]):
+def _process_shard(source, name: str, plan_path: Path, store: ImageStore, on_progress: Callable[[int, int], None]):
     """Kept pairs of one shard with content ids, and the problems met (rows skipped)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -866,13 +807,10 @@ def build(source: str, out: str | os.PathLike, params: BuildParams | None = None
     # The system allocator returns freed batches to the OS; Arrow's default
     # (mimalloc/jemalloc) keeps them cached, and the resident set then creeps
     # up with every shard. Restored afterwards: the caller's process is its own.
-    from prefcli.lock import output_lock
-
     previous = pa.default_memory_pool()
     pa.set_memory_pool(pa.system_memory_pool())
     try:
-        with output_lock(out):  # two builds of one --out would share one .partial folder
-            return _build(source, out, params, progress)
+        return build_locked(out, lambda out: _build(source, out, params, progress))
     finally:
         pa.set_memory_pool(previous)
 
@@ -886,11 +824,9 @@ def _build(source: str, out: str | os.PathLike, params: BuildParams | None, prog
     params = params or BuildParams()
     params.validate()
     out = Path(out)
-    if (out / INFO_FILE).is_file():
-        shutil.rmtree(out / WORK_DIR, ignore_errors=True)  # a crash after the commit rename
-        return BuildResult(out, read_info(out), already_built=True)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise DataError(f"{out}: exists and is not a prefcli dataset; choose another --out or remove it")
+    done = already_built(out)
+    if done is not None:
+        return done
     work_root = out.with_name(out.name + ".partial")
     work = work_root / WORK_DIR
 
@@ -912,13 +848,13 @@ def _build(source: str, out: str | os.PathLike, params: BuildParams | None, prog
     }
     for d in ("meta", "plan", "parts"):
         (work / d).mkdir(parents=True, exist_ok=True)
-    journal = _Journal.load_or_new(work / JOURNAL, fingerprint)
+    journal = Journal.load_or_new(work / JOURNAL, fingerprint, {"pass1": {}, "plan": None, "pass2": {}})
     j = journal.data
     for name, entry in j["pass1"].items():  # a resume over changed sources would mix rows and images
         _check_unchanged(src, name, entry, full=False)  # the whole file is hashed again before pass 2 reads it
-    _remove_stale_temporaries(work_root / IMAGES_DIR)
-    _remove_stale_temporaries(work_root, recursive=False)
-    store = _ImageStore(work_root)
+    remove_stale_temporaries(work_root / IMAGES_DIR)
+    remove_stale_temporaries(work_root, recursive=False)
+    store = ImageStore(work_root)
 
     with _progress_bar(progress) as bar:
         t1 = bar.add_task("reading metadata (pass 1)", total=len(shards), rows=0, what="valid pairs", n=0)
@@ -1033,8 +969,8 @@ def _build(source: str, out: str | os.PathLike, params: BuildParams | None, prog
     }
     write_text(work_root / INFO_FILE, json.dumps(info, indent=2, sort_keys=False, allow_nan=False) + "\n")
     # Nothing half-written goes into the finished dataset (a killed finalize's .pairs.parquet.*.tmp).
-    _remove_stale_temporaries(work_root / IMAGES_DIR)
-    _remove_stale_temporaries(work_root, recursive=False)
+    remove_stale_temporaries(work_root / IMAGES_DIR)
+    remove_stale_temporaries(work_root, recursive=False)
     if out.exists():
         out.rmdir()  # an empty folder the user made: replaced by the dataset
     os.replace(work_root, out)  # the commit
@@ -1048,20 +984,6 @@ def _release_memory() -> None:
     import pyarrow as pa
 
     pa.default_memory_pool().release_unused()
-
-
-def _remove_stale_temporaries(root: Path, recursive: bool = True) -> None:
-    """Half-written files of a killed run (atomic_path's `.name.*.tmp`): never part of the dataset.
-
-    `recursive`: the image store's two levels (images/ab/.cid.*.tmp); else `root` itself.
-    """
-    if not root.is_dir():
-        return
-    dirs = [d.path for d in os.scandir(root) if d.is_dir(follow_symlinks=False)] if recursive else [str(root)]
-    for d in dirs:
-        for e in os.scandir(d):
-            if e.name.startswith(".") and e.name.endswith(".tmp") and e.is_file(follow_symlinks=False):
-                os.unlink(e.path)
 
 
 def _reason(e: BaseException) -> str:

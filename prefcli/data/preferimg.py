@@ -41,7 +41,7 @@ from pathlib import Path
 
 from prefcli.bounds import check_int
 from prefcli.data.dataset import FORMAT_VERSION, TASKS_FILE, n_ref_variants, tasks_schema
-from prefcli.data.importing import MAX_PROBLEMS_RECORDED, ImportResult, Workspace, already_built, confined, image_store_counts
+from prefcli.data.importing import MAX_PROBLEMS_RECORDED, ImportResult, Workspace, already_built, build_locked, confined, image_store_counts
 from prefcli.errors import DataError
 from prefcli.weights import sha256_file
 
@@ -287,13 +287,9 @@ def _process_chunk(ws: Workspace, records: list, start: int, image_root: Path, p
 
 def build(source: str, out: str | os.PathLike, params: PreferImgParams | None = None, progress: bool = True) -> ImportResult:
     """Import (or resume importing) one PreferImg-Bench subset into a dataset at `out`."""
-    from prefcli.lock import output_lock
-
     params = params or PreferImgParams()
     params.validate()
-    out = Path(out)
-    with output_lock(out):  # a second importer into one --out would share OUT.partial and its commit
-        return _build(source, out, params, progress)
+    return build_locked(out, lambda out: _build(source, out, params, progress))
 
 
 def _build(source: str, out: Path, params: PreferImgParams, progress: bool) -> ImportResult:
@@ -302,6 +298,7 @@ def _build(source: str, out: Path, params: PreferImgParams, progress: bool) -> I
 
     from prefcli import __version__ as version
     from prefcli.atomic import atomic_path
+    from prefcli.progress import progress_bar
 
     done = already_built(out)
     if done is not None:
@@ -321,7 +318,7 @@ def _build(source: str, out: Path, params: PreferImgParams, progress: bool) -> I
     ws = Workspace(out, fingerprint)
     ids: dict = {}
     n_chunks = (len(records) + CHUNK_RECORDS - 1) // CHUNK_RECORDS
-    with _bar(progress) as bar:
+    with progress_bar(progress) as bar:
         task = bar.add_task(f"importing {params.subset} records", total=len(records))
         for c in range(n_chunks):
             start = c * CHUNK_RECORDS
@@ -411,9 +408,3 @@ def _build(source: str, out: Path, params: PreferImgParams, progress: bool) -> I
     }
     ws.commit(info)
     return ImportResult(out, info, problems=problems)
-
-
-def _bar(enabled: bool):
-    from prefcli.progress import progress_bar
-
-    return progress_bar(enabled)

@@ -76,7 +76,8 @@ PRESETS = ("default", "opposed", "consensus")
 _T_PROMPTS, _T_IMAGE, _T_GROUPS, _T_ASSIGN, _T_USER_W, _T_PAIRS, _T_FOLDER = range(1, 8)
 
 
-def _rng(*keys: int) -> np.random.Generator:
+def keyed_rng(*keys: int) -> np.random.Generator:
+    """A generator keyed by integers: each stream is the same whatever else was drawn before it."""
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence([int(k) & 0xFFFFFFFF for k in keys])))
 
 
@@ -116,7 +117,7 @@ class WorldConfig:
             raise ConfigError(f"unknown synthetic preset {name!r}; choose from {', '.join(PRESETS)}")
         base: dict[str, Any] = {"preset": name}
         if name == "opposed":
-            # The setting measured to learn at toy scale (DESIGN.md 6): two groups
+            # The setting measured to learn at toy scale (docs/architecture.md, "Toy scale"): two groups
             # with opposed graded tastes (hue, pattern, brightness), 80/20 users.
             base.update(n_groups=2, group_weights=(0.8, 0.2), sigma_individual=0.2)
         elif name == "consensus":
@@ -412,7 +413,7 @@ class PoolImage:
 
 def world_prompts(cfg: WorldConfig) -> list[tuple[str, str]]:
     """(content, prompt text) per prompt; contents cycle so every class appears, no prompt twice."""
-    rng = _rng(cfg.world_seed, _T_PROMPTS)
+    rng = keyed_rng(cfg.world_seed, _T_PROMPTS)
     contents = list(CONTENTS)
     rng.shuffle(contents)
     first_template = rng.integers(len(PROMPT_TEMPLATES), size=len(contents))
@@ -434,7 +435,7 @@ def world_pool(cfg: WorldConfig) -> list[list[PoolImage]]:
     for p, (content, prompt) in enumerate(world_prompts(cfg)):
         row = []
         for k in range(cfg.images_per_prompt):
-            a = sample_attrs(_rng(cfg.world_seed, _T_IMAGE, p, k), content)
+            a = sample_attrs(keyed_rng(cfg.world_seed, _T_IMAGE, p, k), content)
             row.append(PoolImage(_image_uid(cfg, p, k), p, prompt, a, features(a)))
         pool.append(row)
     return pool
@@ -444,7 +445,7 @@ def group_weight_vectors(cfg: WorldConfig) -> np.ndarray:
     """Taste groups (n_groups x n_features); a function of world_seed only."""
     # `consensus` draws from `default`'s stream: the same seed gives the same
     # directions, only mixed with more of the common taste.
-    rng = _rng(cfg.world_seed, _T_GROUPS, PRESETS.index("default" if cfg.preset == "consensus" else cfg.preset))
+    rng = keyed_rng(cfg.world_seed, _T_GROUPS, PRESETS.index("default" if cfg.preset == "consensus" else cfg.preset))
     D = len(FEATURE_NAMES)
     idx = {n: i for i, n in enumerate(FEATURE_NAMES)}
     W = np.zeros((cfg.n_groups, D))
@@ -483,13 +484,13 @@ def user_groups(cfg: WorldConfig) -> np.ndarray:
     order = np.argsort(-(raw - counts), kind="stable")
     counts[order[:rest]] += 1
     groups = np.repeat(np.arange(cfg.n_groups), counts)
-    _rng(cfg.world_seed, cfg.user_seed, _T_ASSIGN).shuffle(groups)
+    keyed_rng(cfg.world_seed, cfg.user_seed, _T_ASSIGN).shuffle(groups)
     return groups
 
 
 def user_weights(cfg: WorldConfig, W: np.ndarray, group: int, index: int) -> np.ndarray:
     """The group's taste plus this person's own deviation (norm ~ sigma_individual x group norm)."""
-    z = _rng(cfg.world_seed, cfg.user_seed, _T_USER_W, index).standard_normal(W.shape[1])
+    z = keyed_rng(cfg.world_seed, cfg.user_seed, _T_USER_W, index).standard_normal(W.shape[1])
     wg = W[group]
     return wg + cfg.sigma_individual * np.linalg.norm(wg) * z / math.sqrt(W.shape[1])
 
@@ -515,7 +516,7 @@ class PairRow:
 
 def user_pairs(cfg: WorldConfig, pool: list[list[PoolImage]], w: np.ndarray, index: int, n_pairs: int, tag: int = _T_PAIRS) -> Iterator[tuple[PoolImage, PoolImage, float, float]]:
     """A user's pairs: same prompt, two images the user has not seen; label sampled from the utility."""
-    rng = _rng(cfg.world_seed, cfg.user_seed, tag, index)
+    rng = keyed_rng(cfg.world_seed, cfg.user_seed, tag, index)
     unseen = [list(range(len(row))) for row in pool]
     for _ in range(n_pairs):
         open_prompts = [p for p, u in enumerate(unseen) if len(u) >= 2]
@@ -888,7 +889,7 @@ def write_user_folders(
     if n_history > cfg.n_prompts * (cfg.images_per_prompt // 2):
         raise ConfigError(f"synthetic user folders: n_history={n_history} exceeds the image pool")
     W = group_weight_vectors(cfg)
-    frng = _rng(cfg.world_seed, cfg.user_seed, _T_FOLDER, -1 if user_id is None else int(user_id))
+    frng = keyed_rng(cfg.world_seed, cfg.user_seed, _T_FOLDER, -1 if user_id is None else int(user_id))
     if user_id is None:
         index = cfg.n_users
         g = int(group) if group is not None else int(frng.choice(cfg.n_groups, p=np.asarray(cfg.shares())))
@@ -930,7 +931,7 @@ def write_user_folders(
     utilities: dict[str, float] = {}
     cand_uids: dict[str, str] = {}
     for k in range(n_candidates):
-        a = sample_attrs(_rng(cfg.world_seed, cfg.user_seed, _T_FOLDER, index, p, k), content)
+        a = sample_attrs(keyed_rng(cfg.world_seed, cfg.user_seed, _T_FOLDER, index, p, k), content)
         name = f"candidates/{k:03d}.png"
         atomic.write_bytes(out / name, png_bytes(render_image(a, cfg.image_size)))
         utilities[name] = float(w @ features(a))

@@ -83,7 +83,7 @@ def write_rating_world(out_dir: str | os.PathLike, world, ratings: RatingConfig 
     phi = np.stack([im.phi for im in pool])
     cuts = _cuts(rc.levels)
     n_unseen = int(math.floor(rc.unseen_frac * world.n_users + 0.5))
-    order = syn._rng(world.world_seed, world.user_seed, _T_SPLIT).permutation(world.n_users)
+    order = syn.keyed_rng(world.world_seed, world.user_seed, _T_SPLIT).permutation(world.n_users)
     unseen = {int(u): ("val" if i % 2 == 0 else "test") for i, u in enumerate(order[:n_unseen])}
     rows: dict[str, list[dict]] = {name: [] for name in ("pamela_train", "pamela_val_seen", "pamela_val_unseen", "pamela_test_seen", "pamela_test_unseen")}
     truth = {"users": {}, "config": {"world": world.to_dict(), "ratings": asdict(rc)}}
@@ -92,7 +92,7 @@ def write_rating_world(out_dir: str | os.PathLike, world, ratings: RatingConfig 
         w = syn.user_weights(world, W, int(groups[u]), u)
         util = phi @ w
         mu, sd = float(util.mean()), float(util.std()) or 1.0
-        rng = syn._rng(world.world_seed, world.user_seed, _T_RATE, u)
+        rng = syn.keyed_rng(world.world_seed, world.user_seed, _T_RATE, u)
         pick = rng.choice(len(pool), size=rc.ratings_per_user, replace=False)
         z = (util[pick] - mu) / sd + rc.noise * rng.standard_normal(len(pick))
         score = 1 + np.searchsorted(cuts, z)

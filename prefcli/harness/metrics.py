@@ -46,6 +46,11 @@ def liked_rank(scores: Sequence[float], liked_index: int, higher_is_better: bool
     return 1 + above
 
 
+def top1_hit(scores: Sequence[float], liked_index: int, higher_is_better: bool = True) -> bool:
+    """A top-1 hit: the liked candidate strictly beats every other (a tie for first place is a miss)."""
+    return liked_rank(scores, liked_index, higher_is_better) == 1
+
+
 def hits_at(scores: Sequence[float], liked_index: int, ks: Iterable[int], higher_is_better: bool = True) -> dict[int, bool]:
     rank = liked_rank(scores, liked_index, higher_is_better)
     return {k: rank <= k for k in ks}

@@ -26,7 +26,7 @@ def _key(handle: Any, hk: str, a: Candidate, b: Candidate) -> tuple[str, str, st
 
 def run_pairwise(handle: Any, tasks: Sequence[RankTask], *, cache: Any, batch_size: int, progress: bool, dist: Any, label: str, stats: Any,
                  on_progress: Any = None) -> list[dict]:
-    from prefcli.harness.runner import _progress
+    from prefcli.progress import progress_or_callback
 
     t0 = time.perf_counter()
     store = cache.store(handle.name, handle.cache_key) if cache is not None else None
@@ -52,7 +52,7 @@ def run_pairwise(handle: Any, tasks: Sequence[RankTask], *, cache: Any, batch_si
     computed: list[tuple[tuple, float]] = []
     todo = [hk for hk, idx in groups.items() if any(k in missing for ti in idx for _, _, k in task_keys[ti])]
     mine = dist.split(todo)
-    prog = _progress(progress and dist.is_main and bool(missing), on_progress)
+    prog = progress_or_callback(progress and dist.is_main and bool(missing), on_progress)
     with prog:
         bar = prog.add_task(f"comparing pairs with {label}", total=sum(1 for hk in mine for k in {k for ti in groups[hk] for _, _, k in task_keys[ti]} if k in missing))
         if mine:

@@ -35,6 +35,7 @@ from prefcli import messages
 from prefcli.errors import PrefcliError, bad_value
 from prefcli.harness.cache import CacheDir, ScoreStore
 from prefcli.harness.handle import ScorerHandle  # noqa: F401 - also importable from here, as before
+from prefcli.progress import progress_or_callback
 from prefcli.types import Candidate, RankTask
 
 log = logging.getLogger(__name__)
@@ -70,43 +71,6 @@ class RunStats:
 
 def _prompt_key(handle: ScorerHandle, c: Candidate) -> str:
     return (c.prompt or "") if "prompt" in handle.spec.needs else ""
-
-
-def _progress(enabled: bool, on_progress: "Callable[[int, int], None] | None" = None):
-    """A progress bar on stderr (stdout stays clean for --format json; plain lines in a batch log);
-    with `on_progress`, the caller's own reporter is told (done, total) instead."""
-    if on_progress is not None:
-        return _Callback(on_progress)
-    from prefcli.progress import progress_bar
-
-    return progress_bar(enabled)
-
-
-class _Callback:
-    """The part of rich's Progress the runner uses, reporting (done, total) of the latest task to a callback."""
-
-    def __init__(self, fn: Callable[[int, int], None]):
-        self.fn, self.tasks = fn, {}
-
-    def __enter__(self) -> "_Callback":
-        return self
-
-    def __exit__(self, *exc: Any) -> bool:
-        return False
-
-    def add_task(self, description: str, total: int | None = None) -> int:
-        self.tasks[len(self.tasks)] = [0, int(total or 0)]
-        return len(self.tasks) - 1
-
-    def advance(self, task: int, n: int = 1) -> None:
-        t = self.tasks[task]
-        t[0] += n
-        self.fn(t[0], t[1])
-
-    def update(self, task: int, completed: int | None = None, total: int | None = None) -> None:
-        t = self.tasks[task]
-        t[0] = t[0] if completed is None else completed
-        t[1] = t[1] if total is None else total
 
 
 class _Dist:
@@ -161,7 +125,7 @@ def process_device(default: str) -> str:
     return default
 
 
-class _CachedEmbedder:
+class CachedEmbedder:
     """Stands in for a probe's base scorer: embeddings from memory, then disk, then the model."""
 
     def __init__(self, base: Any, store: ScoreStore | None, memory: dict, stats: RunStats, batch_size: int,
@@ -292,7 +256,7 @@ def run_scorer(
     log.info("%s: %d unique candidate(s), %d from the cache, %d to score", label, len(reps), len(scores), len(missing))
 
     computed: list[tuple[Key, float]] = []
-    prog, desc = _progress(progress and dist.is_main and bool(missing), on_progress), f"scoring {label}"
+    prog, desc = progress_or_callback(progress and dist.is_main and bool(missing), on_progress), f"scoring {label}"
     with prog:
         if not handle.uses_history:
             mine = dist.split(missing)
@@ -476,7 +440,7 @@ def _score(model: Any, cands: list[Candidate], state: Any, stats: RunStats, guar
 
 
 def _cached_embedder(handle: ScorerHandle, base: Any, cache: CacheDir | None, stats: RunStats, batch_size: int,
-                     guard: Any = None) -> _CachedEmbedder:
+                     guard: Any = None) -> CachedEmbedder:
     """A probe's base scorer behind the embedding cache (this handle's memory, then the disk cache)."""
     store = cache.store(base.spec.name if base.spec is not None else handle.probe_base, base.cache_key) if cache is not None else None
-    return _CachedEmbedder(base, store, handle.embeddings, stats, batch_size, guard)
+    return CachedEmbedder(base, store, handle.embeddings, stats, batch_size, guard)

@@ -21,7 +21,7 @@ say more than a raw accuracy:
 - **gap fraction** = (model - population) / (Bayes from history - population):
   how much of what the history can add a model actually gets.
 
-Hits use the harness's tie rule (``metrics.liked_rank``): a tie for first is
+Hits use the harness's tie rule (``metrics.top1_hit``): a tie for first is
 a miss. Tasks can be harness ``RankTask``s or the trainer's ``EvalTask``s
 (``task_view`` reads both). Nothing here imports torch.
 """
@@ -36,7 +36,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from prefcli.harness.metrics import liked_rank
+from prefcli.harness.metrics import top1_hit
 
 REFERENCES = ("user utility", "group utility", "population utility", "history: Bayes group", "history: logistic fit")
 
@@ -65,7 +65,7 @@ def task_view(t: Any) -> TaskView:
 
 def hit(scores: Sequence[float], liked_index: int) -> bool:
     """Top-1 hit under the harness's rule (ties and NaN count against the liked image)."""
-    return liked_rank(scores, liked_index) == 1
+    return top1_hit(scores, liked_index)
 
 
 # ---------------------------------------------------------------------------

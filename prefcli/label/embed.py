@@ -14,7 +14,7 @@ def embed_pool(pool, scorer: str = "clip-probe", weights: str | None = None, dev
     import numpy as np
 
     from prefcli.harness.cache import CacheDir
-    from prefcli.harness.runner import RunStats, _CachedEmbedder
+    from prefcli.harness.runner import RunStats, CachedEmbedder
     from prefcli.plugins import get_scorer_spec
     from prefcli.progress import progress_bar
     from prefcli.types import Candidate
@@ -28,7 +28,7 @@ def embed_pool(pool, scorer: str = "clip-probe", weights: str | None = None, dev
     cache = CacheDir(cache_dir)
     try:
         store = cache.store(spec.base or base.spec.name, base.cache_key)
-        embedder = _CachedEmbedder(base, store, {}, RunStats(), batch_size)
+        embedder = CachedEmbedder(base, store, {}, RunStats(), batch_size)
         cands = [Candidate(image_id=im.image_id, path=im.path, prompt=im.prompt,
                            loader=lambda p=im.path: _load(p)) for im in pool.images]
         with progress_bar(progress) as bar:

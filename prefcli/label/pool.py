@@ -44,11 +44,11 @@ class Pool:
 
 def load_pool(folder: str | os.PathLike, prompts: str | os.PathLike | None = None) -> Pool:
     """Scan `folder` (and its subfolders) into a Pool; an empty or pairless pool is an error."""
-    from prefcli import images
     from prefcli.data.folders import load_prompts
+    from prefcli.image_folder import scan_folder
 
     root = Path(folder).expanduser()
-    good, bad = images.scan_folder(root, recursive=True)
+    good, bad = scan_folder(root, recursive=True)
     prompt_map = load_prompts(prompts) if prompts is not None else None
     resolved_root = root.resolve()
     skipped = list(bad)

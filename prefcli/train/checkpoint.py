@@ -97,7 +97,8 @@ def prune_checkpoints(root: str | os.PathLike, keep_last: int) -> list[Path]:
 # optimizer and RNG states as safetensors
 
 
-def _save_tensors(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+def save_tensors(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+    """Tensors and JSON-encoded `meta` as one safetensors file, written atomically."""
     from safetensors.torch import save_file
 
     from prefcli.atomic import atomic_path
@@ -107,7 +108,8 @@ def _save_tensors(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, 
         save_file(clean, str(tmp), metadata={k: json.dumps(v, allow_nan=False) for k, v in meta.items()})
 
 
-def _load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """What `save_tensors` wrote; a missing or unreadable file is a WeightsError naming it."""
     from safetensors import safe_open
 
     if not path.is_file():
@@ -132,11 +134,11 @@ def save_optimizer(optimizer: Any, path: Path) -> None:
             else:
                 extra.setdefault(str(idx), {})[k] = v
     groups = [{k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()} for g in sd["param_groups"]]
-    _save_tensors(path, tensors, {"param_groups": groups, "extra_state": extra})
+    save_tensors(path, tensors, {"param_groups": groups, "extra_state": extra})
 
 
 def load_optimizer(optimizer: Any, path: Path) -> None:
-    tensors, meta = _load_tensors(path)
+    tensors, meta = load_tensors(path)
     state: dict[int, dict] = {}
     try:
         for key, v in tensors.items():
@@ -293,9 +295,9 @@ def save_checkpoint(root: str | os.PathLike, step: int, vlm: Any, optimizer: Any
             if _fail_after == "optimizer":
                 raise RuntimeError("simulated crash after the optimizer was written")
             if aux is not None:  # a stage's helper module (the attributes probe)
-                _save_tensors(tmp / AUX_FILE, dict(aux.state_dict()), {})
+                save_tensors(tmp / AUX_FILE, dict(aux.state_dict()), {})
             t, m = rng_state()
-            _save_tensors(tmp / f"rng-{process_index}.safetensors", t, m)
+            save_tensors(tmp / f"rng-{process_index}.safetensors", t, m)
             write_text(tmp / STATE_FILE, json.dumps(state, indent=2, default=str, allow_nan=False))
             # A swap that a kill cannot leave without this step (the old copy is put back on the next run).
             replace_dir(tmp, final)
@@ -309,7 +311,7 @@ def save_checkpoint(root: str | os.PathLike, step: int, vlm: Any, optimizer: Any
 def save_rng_only(ckpt: Path, process_index: int) -> None:
     """Other processes add their own RNG state to a checkpoint the main process wrote."""
     t, m = rng_state()
-    _save_tensors(Path(ckpt) / f"rng-{process_index}.safetensors", t, m)
+    save_tensors(Path(ckpt) / f"rng-{process_index}.safetensors", t, m)
 
 
 def read_state(ckpt: str | os.PathLike) -> dict[str, Any]:
@@ -342,22 +344,15 @@ def restore_checkpoint(ckpt: str | os.PathLike, vlm: Any, optimizer: Any, proces
     state = read_state(ckpt)
     load_weights_into(vlm, ckpt / MODEL_DIR)
     if aux is not None:
-        t, _ = _load_tensors(ckpt / AUX_FILE)
+        t, _ = load_tensors(ckpt / AUX_FILE)
         aux.load_state_dict(t)
     load_optimizer(optimizer, ckpt / OPTIMIZER_FILE)
     rng_file = ckpt / f"rng-{process_index}.safetensors"
     if not rng_file.is_file():
         rng_file = ckpt / "rng-0.safetensors"
-    t, m = _load_tensors(rng_file)
+    t, m = load_tensors(rng_file)
     set_rng_state(t, m)
     return state
-
-
-def _model_dir_of(path: Path) -> Path:
-    """A model folder from a run directory, a checkpoint folder or a model folder (the one lookup: prefcli.vlm.folders)."""
-    from prefcli.vlm.folders import model_dir_of
-
-    return model_dir_of(path)
 
 
 def load_checkpoint(path: str | os.PathLike, device: str = "cpu", **overrides: Any) -> Any:
@@ -367,6 +362,7 @@ def load_checkpoint(path: str | os.PathLike, device: str = "cpu", **overrides: A
     The name of a shipped pretrained tiny model (``prefcli.train.pretrained``) works too.
     """
     from prefcli.vlm.checkpoint import load_vlm
+    from prefcli.vlm.folders import model_dir_of
 
     p = Path(path)
     if not p.exists():
@@ -376,4 +372,4 @@ def load_checkpoint(path: str | os.PathLike, device: str = "cpu", **overrides: A
             p = pretrained.path(str(path))
         else:
             raise WeightsError(f"{path}: no such model folder (shipped tiny models: {', '.join(pretrained.names())})")
-    return load_vlm(_model_dir_of(p), device=device, **overrides)
+    return load_vlm(model_dir_of(p), device=device, **overrides)

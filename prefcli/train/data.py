@@ -255,7 +255,7 @@ class AttributeTargets:
     """Standardized visual-attribute vectors phi(image) of a synthetic world, by dataset image id.
 
     Used by ``kind: attributes`` stages to teach a tiny vision tower what the
-    images show before it learns anyone's taste (DESIGN.md 6, "Toy scale").
+    images show before it learns anyone's taste (docs/architecture.md, "Toy scale").
     Attributes are facts about images, not preferences: no label leaks.
     """
 

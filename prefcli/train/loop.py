@@ -137,9 +137,10 @@ def score_tasks(vlm: Any, tasks: Sequence[Any], store: Any, *, history: bool = T
 
 
 def top1_correct(scores: Sequence[float], liked_index: int) -> bool:
-    """A hit only if the liked candidate strictly beats every other (ties are misses)."""
-    s = scores[liked_index]
-    return all(s > x for j, x in enumerate(scores) if j != liked_index)
+    """A hit under the harness's rule (prefcli.harness.metrics.top1_hit): ties and a NaN liked score are misses."""
+    from prefcli.harness.metrics import top1_hit
+
+    return top1_hit(scores, liked_index)
 
 
 def accuracy(vlm: Any, tasks: Sequence[Any], store: Any, **kw: Any) -> float:
@@ -261,15 +262,15 @@ def trained_on_record(cfg: TrainConfig, ds: Any, ds_path: Path, world_dir: Path 
 
 def init_weights_dir(spec: str) -> Path:
     """The model folder of ``model.init_from``: a run, checkpoint or model folder, or a shipped tiny model."""
-    from prefcli.train import checkpoint as ck
     from prefcli.train import pretrained
+    from prefcli.vlm.folders import model_dir_of
 
     p = Path(spec)
     if not p.exists() and spec in pretrained.names():
         p = pretrained.path(spec)
     if not p.exists():
         raise ConfigError(f"model.init_from: {spec}: no such model folder (shipped tiny models: {', '.join(pretrained.names())})")
-    return ck._model_dir_of(p)
+    return model_dir_of(p)
 
 
 def validation_groups(tasks: Sequence[Any], world: Any) -> list[int]:
@@ -344,81 +345,6 @@ class TrainResult:
                 "seconds": self.seconds, "model_dir": str(self.model_dir) if self.model_dir else None}
 
 
-def _checkpoint_model(ckpt_root: Path, step: int) -> Path | None:
-    from prefcli.train import checkpoint as ck
-
-    folder = Path(ckpt_root) / ck.checkpoint_name(step) / ck.MODEL_DIR
-    return folder if folder.is_dir() else None
-
-
-def _kept_metrics(path: Path, keep_until: int) -> list[str]:
-    """The lines of metrics.jsonl up to step `keep_until`; a half-written last line (a kill) is dropped."""
-    try:
-        lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{path}: unreadable ({e})") from None
-    kept = []
-    for i, ln in enumerate(lines):
-        try:
-            rec = json.loads(ln)
-        except ValueError:
-            if i == len(lines) - 1:
-                break  # the line a killed run was writing
-            raise ConfigError(f"{path}: line {i + 1} is not JSON; fix or remove the file to resume") from None
-        step = rec.get("step", 0) if isinstance(rec, dict) else None
-        if not isinstance(step, (int, float)) or isinstance(step, bool):
-            raise ConfigError(f"{path}: line {i + 1} has no numeric step; fix or remove the file to resume")
-        if step <= keep_until:
-            kept.append(ln)
-    return kept
-
-
-class _Metrics:
-    def __init__(self, path: Path, enabled: bool, keep_until: int | None) -> None:
-        self.path = path
-        self.enabled = enabled
-        self.records: list[dict] = []
-        from prefcli.atomic import write_text
-
-        if enabled and keep_until is not None and path.is_file():
-            # A resumed run drops what the interrupted one logged after its last checkpoint; the
-            # rewrite is atomic (a kill during it must not truncate the history).
-            write_text(path, "".join(ln + "\n" for ln in _kept_metrics(path, keep_until)))
-        elif enabled:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            write_text(path, "")
-
-    def log(self, rec: dict) -> None:
-        self.records.append(rec)
-        if self.enabled:
-            from prefcli.atomic import writing
-            from prefcli.harness.results import clean_nan
-
-            size = self.path.stat().st_size if self.path.exists() else 0
-            try:
-                with writing(self.path), self.path.open("a") as f:
-                    f.write(json.dumps(clean_nan(rec), allow_nan=False) + "\n")  # a diverged loss is null, not NaN
-            except OSError:
-                # A full disk may have kept part of the line: cut it, so the history stays whole.
-                with contextlib.suppress(OSError), self.path.open("r+b") as f:
-                    f.truncate(size)
-                raise
-
-
-def _progress(enabled: bool):
-    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
-
-    from prefcli.progress import progress_bar
-
-    # `acc` carries its own names ("val top-1 0.802, group-balanced 0.504"): the same words as the
-    # "validation" log line and metrics.jsonl's val_acc / val_balanced, never a bare "acc".
-    return progress_bar(enabled, [
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[acc]}"),
-        TextColumn("{task.fields[sps]} pairs/s"), TimeRemainingColumn(),
-    ], fields={"loss": "loss", "acc": "", "sps": "pairs/s"})
-
-
 def val_shown(val_acc: float | None, balanced: float | None = None, swapped: float | None = None) -> str:
     """The validation numbers as the progress bar and the log name them."""
     if val_acc is None:
@@ -456,49 +382,14 @@ def train(cfg: TrainConfig, *, data: str | os.PathLike | None = None, out: str |
         torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
 
 
-def _config_differences(old: dict, new: dict, prefix: str = "") -> list[str]:
-    """Dotted keys whose values differ between two saved configs, as 'key: old -> new'."""
-    diffs: list[str] = []
-    for k in sorted(set(old) | set(new), key=str):
-        a, b = old.get(k, "<absent>"), new.get(k, "<absent>")
-        key = f"{prefix}{k}"
-        if isinstance(a, dict) and isinstance(b, dict):
-            diffs += _config_differences(a, b, key + ".")
-        elif a != b:
-            diffs.append(f"{key}: {json.dumps(a, default=str)} -> {json.dumps(b, default=str)}")
-    return diffs
-
-
-# Settings a resumed run may change: how it runs, not what it computes.
-_RESUME_MAY_CHANGE = ("run.device", "run.num_threads", "run.trackers", "run.log_every", "run.keep_last", "_source")
-
-
-def _check_resume_config(out: Path, saved: dict, cfg: "TrainConfig", config_file: str) -> None:
-    path = out / config_file
-    try:
-        old = json.loads(path.read_text())
-    except FileNotFoundError:
-        return
-    except (OSError, UnicodeDecodeError, ValueError) as e:
-        raise ConfigError(f"{path}: unreadable ({e}); cannot check that --resume continues the same run") from None
-    if not isinstance(old, dict):
-        raise ConfigError(f"{path}: not a saved training config (expected a JSON object)")
-    diffs = [d for d in _config_differences(old, saved) if not d.startswith(_RESUME_MAY_CHANGE)]
-    if diffs:
-        shown = "; ".join(diffs[:6]) + (f"; and {len(diffs) - 6} more" if len(diffs) > 6 else "")
-        raise ConfigError(f"{out}: --resume with a different config than the run was started with ({shown}); "
-                          f"resume with the same config, or train into a new --out")
-
-
 def _train(cfg: TrainConfig, *, data: Any, out: Path, resume: bool, max_steps: int | None, progress: bool,
            say: Callable[[str], None]) -> TrainResult:
-    from accelerate import Accelerator
     from accelerate.utils import set_seed
 
     from prefcli.data.dataset import Dataset
-    from prefcli.devices import device_kind, resolve_device
     from prefcli.readable import per_second
     from prefcli.train import checkpoint as ck
+    from prefcli.train.common import MetricsLog, check_resume_config, checkpoint_model, make_accelerator, resume_point, training_progress
     from prefcli.train.data import PixelStore, TrainSampler, collate_pairs, load_eval_tasks
     from prefcli.train.toy_losses import history_contrast
     from prefcli.harness.world import swap_donors
@@ -506,19 +397,13 @@ def _train(cfg: TrainConfig, *, data: Any, out: Path, resume: bool, max_steps: i
     from prefcli.vlm.model import build_model
 
     r = cfg.run
-    cpu = device_kind(resolve_device(r.device)) == "cpu"
-    acc = Accelerator(cpu=cpu, mixed_precision=r.mixed_precision,
-                      log_with=list(r.trackers) or None, project_dir=str(out))
+    acc = make_accelerator(r, out)
     main = acc.is_main_process
     accum = cfg.grad_accum_for(acc.num_processes)
     per_step = r.per_device_batch * accum * acc.num_processes
 
     ckpt_root = out / ck.CHECKPOINTS_DIR
-    last = ck.latest_checkpoint(ckpt_root) if resume else None
-    if resume and last is None:
-        say(f"no checkpoint under {ckpt_root}: starting from step 0")
-    if not resume and main and ck.list_checkpoints(ckpt_root):
-        raise ConfigError(f"{out}: already holds checkpoints; pass --resume to continue it or choose another --out")
+    last = resume_point(out, resume=resume, main=main, say=say)
 
     ds_path = resolve_dataset(cfg, data) if main else None
     acc.wait_for_everyone()
@@ -623,11 +508,11 @@ def _train(cfg: TrainConfig, *, data: Any, out: Path, resume: bool, max_steps: i
 
         saved = json.loads(json.dumps(trained_on_record(cfg, ds, ds_path, world_dir, data), default=str))
         if last is not None:
-            _check_resume_config(out, saved, cfg, ck.CONFIG_FILE)
+            check_resume_config(out, saved, cfg, ck.CONFIG_FILE)
         write_text(out / ck.CONFIG_FILE, json.dumps(saved, indent=2, allow_nan=False))
         if r.trackers:
             acc.init_trackers(cfg.name, config={"lr": cfg.optim.lr, "steps": total})
-    metrics = _Metrics(out / "metrics.jsonl", main, start if last is not None else None)
+    metrics = MetricsLog(out / "metrics.jsonl", main, start if last is not None else None)
 
     def evaluate() -> dict:
         """Raw and group-balanced top-1 on the validation tasks, and with swapped histories (harness tie rule)."""
@@ -661,7 +546,7 @@ def _train(cfg: TrainConfig, *, data: Any, out: Path, resume: bool, max_steps: i
     run_loss: dict[str, float] = {}
     n_loss = 0
     model.train()
-    with _progress(progress and main) as bar:
+    with training_progress(progress and main) as bar:
         task = bar.add_task(f"training {cfg.name} ({cfg.stages[stage_idx].name})", total=stop, completed=start, loss="-",
                             acc=val_shown(last_val), sps="-")
         for step in range(start + 1, stop + 1):
@@ -738,7 +623,7 @@ def _train(cfg: TrainConfig, *, data: Any, out: Path, resume: bool, max_steps: i
     seconds = time.perf_counter() - t0
     finished = stop == total
     # Stopped early (--max-steps), the newest checkpoint's model/ is the model this run wrote.
-    model_dir = _checkpoint_model(ckpt_root, stop) if main and not finished else None
+    model_dir = checkpoint_model(ckpt_root, stop) if main and not finished else None
     if main and finished:
         from prefcli.vlm.checkpoint import save_vlm
 

@@ -119,10 +119,10 @@ def _tokens(tokenizer: Any, prompts: Sequence[str | None]) -> torch.Tensor:
 
 
 def _features(model: Any, input_ids: torch.Tensor, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    from prefcli.clip_common import _projected
+    from prefcli.clip_common import projected
 
-    text = _projected(model.get_text_features(input_ids=input_ids))
-    image = _projected(model.get_image_features(pixel_values=pixels))
+    text = projected(model.get_text_features(input_ids=input_ids))
+    image = projected(model.get_image_features(pixel_values=pixels))
     return text / text.norm(dim=-1, keepdim=True), image / image.norm(dim=-1, keepdim=True)
 
 
@@ -161,7 +161,9 @@ def _atomic_folder(final: Path, fill: Callable[[Path], None]) -> Path:
 
 
 def val_accuracy(bundle: Any, tasks: Sequence[Any], store: Any, device: Any, batch: int = 32) -> float:
-    """1-vs-1 top-1 on the validation tasks: the liked image must strictly win (the harness's tie rule)."""
+    """1-vs-1 top-1 on the validation tasks, a hit counted by the harness's rule (prefcli.harness.metrics.top1_hit)."""
+    from prefcli.harness.metrics import top1_hit
+
     if not tasks:
         return float("nan")
     model = bundle.model
@@ -179,8 +181,7 @@ def val_accuracy(bundle: Any, tasks: Sequence[Any], store: Any, device: Any, bat
             for t in chunk:
                 s = scores[k : k + len(t.candidates)]
                 k += len(t.candidates)
-                mine = s[t.liked_index]
-                hits += all(mine > x for j, x in enumerate(s) if j != t.liked_index)
+                hits += top1_hit(s, t.liked_index)
     model.train(was)
     return hits / len(tasks)
 
@@ -205,32 +206,26 @@ def train_pickscore(cfg: TrainConfig, *, data: str | os.PathLike | None = None, 
                     resume: bool = False, max_steps: int | None = None, progress: bool = True,
                     log: Callable[[str], None] | None = None) -> Any:
     """Fine-tune PickScore on the training pairs of a dataset; see the module docstring."""
-    from accelerate import Accelerator
     from accelerate.utils import set_seed
 
     from prefcli.data.dataset import Dataset
-    from prefcli.devices import device_kind, resolve_device
     from prefcli.train import checkpoint as ck
+    from prefcli.train.common import MetricsLog, checkpoint_model, make_accelerator, resume_point, training_progress
     from prefcli.train.data import PixelStore, load_eval_tasks
     from prefcli.readable import per_second
-    from prefcli.train.loop import TrainResult, _checkpoint_model, _Metrics, _progress, make_optimizer, resolve_dataset, val_shown
+    from prefcli.train.loop import TrainResult, make_optimizer, resolve_dataset, val_shown
 
     say = log or (lambda s: None)
     out = Path(out)
     r = cfg.run
     if r.num_threads:
         torch.set_num_threads(r.num_threads)
-    cpu = device_kind(resolve_device(r.device)) == "cpu"
-    acc = Accelerator(cpu=cpu, mixed_precision=r.mixed_precision if not cpu else "no", project_dir=str(out))
+    acc = make_accelerator(r, out, trackers=False)
     main = acc.is_main_process
     accum = cfg.grad_accum_for(acc.num_processes)
     per_step = r.per_device_batch * accum * acc.num_processes
     ckpt_root = out / ck.CHECKPOINTS_DIR
-    last = ck.latest_checkpoint(ckpt_root) if resume else None
-    if resume and last is None:
-        say(f"no checkpoint under {ckpt_root}: starting from step 0")
-    if not resume and main and ck.list_checkpoints(ckpt_root):
-        raise ConfigError(f"{out}: already holds checkpoints; pass --resume to continue it or choose another --out")
+    last = resume_point(out, resume=resume, main=main, say=say)
 
     ds_path = resolve_dataset(cfg, data)
     ds = Dataset.open(ds_path)
@@ -257,7 +252,7 @@ def train_pickscore(cfg: TrainConfig, *, data: str | os.PathLike | None = None, 
         scheduler.load_state_dict(state["scheduler"])
         rng = last / f"rng-{acc.process_index}.safetensors"
         if rng.is_file():
-            ck.set_rng_state(*ck._load_tensors(rng))
+            ck.set_rng_state(*ck.load_tensors(rng))
         say(f"resumed from {last} (step {start})")
     model, optimizer = acc.prepare(bundle.model, optimizer)
     if main:
@@ -265,7 +260,7 @@ def train_pickscore(cfg: TrainConfig, *, data: str | os.PathLike | None = None, 
         from prefcli.atomic import write_text
 
         write_text(out / ck.CONFIG_FILE, json.dumps({**cfg.to_dict(), "_source": cfg.source, "_dataset": str(ds_path)}, indent=2, allow_nan=False))
-    metrics = _Metrics(out / "metrics.jsonl", main, start if last is not None else None)
+    metrics = MetricsLog(out / "metrics.jsonl", main, start if last is not None else None)
     meta = {"trainer": "pickscore", "train_config": cfg.name, "dataset": str(ds_path), "base": cfg.model.base,
             "loss": "PickScore (clip_criterion, in_batch_negatives=False)"}
 
@@ -278,7 +273,7 @@ def train_pickscore(cfg: TrainConfig, *, data: str | os.PathLike | None = None, 
         def fill(tmp: Path) -> None:
             save_model_folder(bundle, tmp / ck.MODEL_DIR, {**meta, "step": step})
             ck.save_optimizer(optimizer, tmp / ck.OPTIMIZER_FILE)
-            ck._save_tensors(tmp / "rng-0.safetensors", *ck.rng_state())
+            ck.save_tensors(tmp / "rng-0.safetensors", *ck.rng_state())
             (tmp / ck.STATE_FILE).write_text(json.dumps(st, indent=2, allow_nan=False))
 
         path = _atomic_folder(ckpt_root / ck.checkpoint_name(step), fill)
@@ -288,7 +283,7 @@ def train_pickscore(cfg: TrainConfig, *, data: str | os.PathLike | None = None, 
     t0 = time.perf_counter()
     pairs_done, run_loss, n_loss = 0, 0.0, 0
     model.train()
-    with _progress(progress and main) as bar:
+    with training_progress(progress and main) as bar:
         task = bar.add_task(f"training {cfg.name} ({stage.name})", total=stop, completed=start, loss="-", acc=val_shown(last_val), sps="-")
         for step in range(start + 1, stop + 1):
             for micro in range(accum):
@@ -330,7 +325,7 @@ def train_pickscore(cfg: TrainConfig, *, data: str | os.PathLike | None = None, 
                 save(step)
     seconds = time.perf_counter() - t0
     finished = stop == total
-    model_dir = _checkpoint_model(ckpt_root, stop) if main and not finished else None
+    model_dir = checkpoint_model(ckpt_root, stop) if main and not finished else None
     if main and finished:
         model_dir = _atomic_folder(out / ck.MODEL_DIR, lambda tmp: save_model_folder(bundle, tmp, {**meta, "step": total, "val_acc": last_val}))
     acc.wait_for_everyone()

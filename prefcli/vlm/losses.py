@@ -1,4 +1,4 @@
-"""The training losses of the preference-token model (DESIGN.md section 6), exactly.
+"""The training losses of the preference-token model (docs/architecture.md), exactly.
 
 A training pair shares one context S and differs only in the target: the
 liked image z_pos and the disliked image z_neg. From the next-token logits at

@@ -1,4 +1,4 @@
-"""`prefcli --help` and `prefcli scorers` must not import torch (STYLE.md: llm issues 732, 915)."""
+"""`prefcli --help` and `prefcli scorers` must not import torch (simonw/llm issues 732, 915; docs/architecture.md)."""
 
 from __future__ import annotations
 

@@ -14,6 +14,7 @@ from PIL import Image, ImageFile
 
 from prefcli import images
 from prefcli.errors import ImageError
+from prefcli.image_folder import scan_folder
 
 
 def _colourful(w: int = 64, h: int = 48) -> Image.Image:
@@ -248,7 +249,7 @@ def test_list_images(tmp_path):
 def test_scan_folder_separates_good_and_bad(tmp_path):
     good = _mixed_folder(tmp_path)
     # A history scan decodes each file now, once, and the candidate keeps the pixels.
-    cands, bad = images.scan_folder(tmp_path, keep_pixels=True)
+    cands, bad = scan_folder(tmp_path, keep_pixels=True)
     assert sorted(Path(c.path).name for c in cands) == sorted(good)
     for c in cands:
         data = good[Path(c.path).name]
@@ -260,7 +261,7 @@ def test_scan_folder_separates_good_and_bad(tmp_path):
     assert reasons["empty.png"].startswith("empty file")
     assert reasons["text.jpeg"].startswith("not an image")
     assert reasons["cut.jpg"].startswith("truncated or corrupt")
-    cands, bad = images.scan_folder(tmp_path, recursive=True, keep_pixels=True)
+    cands, bad = scan_folder(tmp_path, recursive=True, keep_pixels=True)
     assert len(cands) == 4 and len(bad) == 3
 
 
@@ -270,7 +271,7 @@ def test_candidate_scan_reads_headers_only(tmp_path, monkeypatch):
     decoded = []
     real = images.decode_image
     monkeypatch.setattr(images, "decode_image", lambda data, name="<bytes>", **kw: decoded.append(name) or real(data, name, **kw))
-    cands, bad = images.scan_folder(tmp_path)
+    cands, bad = scan_folder(tmp_path)
     assert decoded == []
     assert sorted(Path(c.path).name for c in cands) == sorted([*good, "cut.jpg"])
     assert all(c._image is None for c in cands)
@@ -278,13 +279,13 @@ def test_candidate_scan_reads_headers_only(tmp_path, monkeypatch):
     cut = next(c for c in cands if c.path.endswith("cut.jpg"))
     with pytest.raises(ImageError, match="truncated or corrupt"):
         cut.original  # noqa: B018
-    cands, bad = images.scan_folder(tmp_path, recursive=True)
+    cands, bad = scan_folder(tmp_path, recursive=True)
     assert len(cands) == 5 and len(bad) == 2
 
 
 def test_scan_folder_missing_or_file(tmp_path):
     with pytest.raises(ImageError, match="nope"):
-        images.scan_folder(tmp_path / "nope")
+        scan_folder(tmp_path / "nope")
     f = tmp_path / "f.png"
     f.write_bytes(b"x")
     with pytest.raises(ImageError, match="not a folder"):

@@ -11,7 +11,7 @@ from _pickapic_fixture import make_rows, png, write_shards
 from typer.testing import CliRunner
 
 from prefcli.cli import app
-from prefcli.data import pickapic
+from prefcli.data import importing, pickapic
 from prefcli.data.dataset import Dataset, n_ref_variants
 from prefcli.errors import DataError
 
@@ -174,7 +174,7 @@ def test_interrupted_builds_resume_to_the_identical_dataset(built, source, tmp_p
     # 2: killed in the middle of a pass-2 shard, some of its images already written.
     finished: list[int] = []
     monkeypatch.setattr(pickapic, "_after_shard", lambda phase, i: finished.append(i) if phase == "pass2" else None)
-    real_put = pickapic._ImageStore.put
+    real_put = importing.ImageStore.put
     calls = {"n": 0}
 
     def flaky_put(self, cid, data):
@@ -184,13 +184,13 @@ def test_interrupted_builds_resume_to_the_identical_dataset(built, source, tmp_p
                 raise KeyboardInterrupt
         return real_put(self, cid, data)
 
-    monkeypatch.setattr(pickapic._ImageStore, "put", flaky_put)
+    monkeypatch.setattr(importing.ImageStore, "put", flaky_put)
     with pytest.raises(KeyboardInterrupt):
         pickapic.build(str(source), out, _params(), progress=False)
     journal = json.loads((tmp_path / "ds.partial" / ".work" / "progress.json").read_text())
     assert len(journal["pass1"]) == 4 and len(journal["pass2"]) == 2
     # A rerun with other settings refuses to mix them into the unfinished build.
-    monkeypatch.setattr(pickapic._ImageStore, "put", real_put)
+    monkeypatch.setattr(importing.ImageStore, "put", real_put)
     with pytest.raises(DataError, match="other settings"):
         pickapic.build(str(source), out, _params(seed=5), progress=False)
     # 3: the same command finishes it, skipping what was done.

@@ -204,11 +204,11 @@ def _params():
 def test_disk_full_while_writing_a_part_is_a_failure_to_retry_not_a_bad_shard(shards, tmp_path, monkeypatch):
     import errno
 
-    from prefcli.data import pickapic
+    from prefcli.data import importing, pickapic
     from prefcli.data.dataset import Dataset
     from prefcli.errors import DataError
 
-    real = pickapic._ImageStore.put
+    real = importing.ImageStore.put
     n = {"calls": 0}
 
     def full(self, cid, data):
@@ -217,13 +217,13 @@ def test_disk_full_while_writing_a_part_is_a_failure_to_retry_not_a_bad_shard(sh
             raise OSError(errno.ENOSPC, "No space left on device", str(self.root / "images" / cid[:2] / cid))
         return real(self, cid, data)
 
-    monkeypatch.setattr(pickapic._ImageStore, "put", full)
+    monkeypatch.setattr(importing.ImageStore, "put", full)
     out = tmp_path / "ds"
     with pytest.raises(DataError, match=r"No space left on device.*rerun the same command to resume"):
         pickapic.build(str(shards), out, _params(), progress=False)
     journal = json.loads((tmp_path / "ds.partial" / ".work" / "progress.json").read_text())
     assert all(e["status"] == "ok" for e in journal["pass2"].values())  # nothing marked bad
-    monkeypatch.setattr(pickapic._ImageStore, "put", real)
+    monkeypatch.setattr(importing.ImageStore, "put", real)
     res = pickapic.build(str(shards), out, _params(), progress=False)
     ref = pickapic.build(str(shards), tmp_path / "ref", _params(), progress=False)
     assert res.info["source_stats"]["shards_skipped"] == 0
@@ -366,12 +366,12 @@ def test_a_killed_bench_over_an_existing_out_keeps_the_old_tables_whole(tmp_path
 
 
 def test_metrics_rewrite_on_resume_is_atomic_and_drops_a_half_written_line(tmp_path, monkeypatch):
-    from prefcli.train import loop
+    from prefcli.train.common import MetricsLog, kept_metrics
 
     path = tmp_path / "metrics.jsonl"
     lines = [json.dumps({"step": s, "loss": 1.0 / s}) for s in range(1, 7)]
     path.write_text("\n".join(lines) + '\n{"step": 7, "lo')  # killed while writing line 7
-    assert loop._kept_metrics(path, 4) == lines[:4]
+    assert kept_metrics(path, 4) == lines[:4]
     before = path.read_bytes()
 
     def killed(*a, **kw):
@@ -379,10 +379,10 @@ def test_metrics_rewrite_on_resume_is_atomic_and_drops_a_half_written_line(tmp_p
 
     monkeypatch.setattr(atomic.os, "replace", killed)  # a kill during the rewrite
     with pytest.raises(KeyboardInterrupt):
-        loop._Metrics(path, True, 4)
+        MetricsLog(path, True, 4)
     monkeypatch.undo()
     assert path.read_bytes() == before  # the history is whole, not truncated
-    loop._Metrics(path, True, 4)
+    MetricsLog(path, True, 4)
     assert path.read_text().splitlines() == lines[:4]
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.jsonl"]
 

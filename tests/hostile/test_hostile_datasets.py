@@ -729,10 +729,10 @@ def test_a_safetensors_write_on_a_full_disk_is_an_oserror_naming_the_checkpoint(
 
 
 def test_a_metrics_line_cut_by_a_full_disk_is_removed(tmp_path, monkeypatch):
-    from prefcli.train import loop
+    from prefcli.train.common import MetricsLog
 
     path = tmp_path / "metrics.jsonl"
-    metrics = loop._Metrics(path, True, None)
+    metrics = MetricsLog(path, True, None)
     metrics.log({"step": 1, "loss": 0.5})
     before = path.read_bytes()
     real_open = Path.open

@@ -600,9 +600,9 @@ def _strict(text: str) -> object:
 
 
 def test_a_diverged_loss_is_null_in_metrics_jsonl(tmp_path):
-    from prefcli.train.loop import _Metrics
+    from prefcli.train.common import MetricsLog
 
-    m = _Metrics(tmp_path / "metrics.jsonl", True, None)
+    m = MetricsLog(tmp_path / "metrics.jsonl", True, None)
     m.log({"step": 1, "loss": float("nan"), "lr": float("inf"), "grad_norm": float("-inf")})
     m.log({"step": 2, "loss": 0.5})
     rows = [_strict(ln) for ln in (tmp_path / "metrics.jsonl").read_text().splitlines()]

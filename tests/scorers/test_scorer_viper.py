@@ -14,7 +14,7 @@ from prefcli.errors import HistoryError, WeightsError
 from prefcli.plugins import get_scorer_spec, load_scorer
 from prefcli.types import Candidate, HistoryPair, UserHistory
 
-# The documented template (DESIGN.md section 4, ViPer's metric.py), written out literally.
+# The documented template (docs/scorers/viper.md, ViPer's metric.py), written out literally.
 TURN = "User:<image>Score for this image?<end_of_utterance>\nAssistant: {}<end_of_utterance>\n"
 QUERY = "User:<image>Score for this image?<end_of_utterance>\nAssistant: "
 

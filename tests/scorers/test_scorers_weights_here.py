@@ -61,7 +61,7 @@ def test_a_url_download_in_prefcli_cache_is_found(empty_caches):
 
     url = "https://example.org/w/head.pth"
     assert availability(url).state == "download"
-    target = weights._url_target(weights.parse(url), "ab" * 32)  # a scorer that pins the sha256 keys the folder by it
+    target = weights.url_target(weights.parse(url), "ab" * 32)  # a scorer that pins the sha256 keys the folder by it
     target.parent.mkdir(parents=True)
     target.write_bytes(b"x")
     assert availability(url).state == "cached"

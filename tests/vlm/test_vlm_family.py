@@ -41,8 +41,8 @@ def test_viper_and_preftoken_share_the_cached_scorer_of_prefcli_vlm():
 
 
 def test_one_lookup_for_shipped_models_and_model_folders(tmp_path):
+    from prefcli.analyze.report import model_folder
     from prefcli.train import pretrained
-    from prefcli.train.checkpoint import _model_dir_of
     from prefcli.vlm import folders
 
     assert pretrained.names() == folders.shipped_names()
@@ -53,7 +53,7 @@ def test_one_lookup_for_shipped_models_and_model_folders(tmp_path):
     for step in (9, 10):
         (run / "checkpoints" / f"step-{step}" / "model").mkdir(parents=True)
         (run / "checkpoints" / f"step-{step}" / "model" / "vlm_spec.json").write_text("{}")
-    assert folders.model_dir_of(run).parent.name == "step-10" == _model_dir_of(run).parent.name  # by number, not by name
+    assert folders.model_dir_of(run).parent.name == "step-10" == model_folder(run).parent.name  # by number, not by name
     with pytest.raises(Exception, match="not a prefcli model folder"):
         folders.model_dir_of(tmp_path)
 
