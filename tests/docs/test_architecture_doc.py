@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PAGE = REPO / "docs" / "architecture.md"
 # A repository path as the page writes it: under one of these roots, a file with an extension or a folder ending in /.
 PATH = re.compile(r"(?<![\w$/.])((?:prefcli|plugins|docs|tests|bench)/[\w./-]*?)(?=[`)\s,;:]|$)")
