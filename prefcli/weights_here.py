@@ -93,12 +93,20 @@ class Facts:
         return self.state in (BUILT_IN, LOCAL, CACHED)
 
 
-def _tree_size(path: Path) -> int:
-    """Bytes of a file or of every file under a folder (links followed: a hub snapshot links into its blobs)."""
+#: `weights ls` counts at most this many files under one folder: a record naming a huge tree (a home folder
+#: given as --weights once) costs a blank size, not a walk of the whole disk.
+MAX_COUNTED_FILES = 20_000
+
+
+def _tree_size(path: Path) -> int | None:
+    """Bytes of a file or of every file under a folder (links followed: a hub snapshot links into its blobs);
+    None past MAX_COUNTED_FILES entries."""
     if path.is_file():
         return path.stat().st_size
     total = 0
-    for p in path.rglob("*"):
+    for n, p in enumerate(path.rglob("*")):
+        if n >= MAX_COUNTED_FILES:
+            return None
         try:
             if p.is_file():
                 total += p.stat().st_size

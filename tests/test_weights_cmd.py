@@ -232,3 +232,16 @@ def test_rm_url_download_removes_its_file_only(capsys, caches):
     code, out, err = run(capsys, "weights", "rm", url, "--yes")
     assert code == 0, err
     assert not target.exists() and not target.parent.exists() and keep.is_file()
+
+
+def test_ls_never_walks_a_huge_folder(capsys, caches, monkeypatch):
+    from prefcli import weights_here
+
+    big = caches / "home"
+    big.mkdir()
+    for i in range(5):
+        (big / f"f{i}").write_bytes(b"x")
+    weights_used.record(str(big))
+    assert _rows(run(capsys, "weights", "ls", "--format", "json")[1])[str(big)]["size_bytes"] == 5
+    monkeypatch.setattr(weights_here, "MAX_COUNTED_FILES", 3)
+    assert _rows(run(capsys, "weights", "ls", "--format", "json")[1])[str(big)]["size_bytes"] is None
