@@ -31,6 +31,8 @@ class Target:
     given: str  # as typed
     spec: str  # the weights spec it names
     scorer: str | None  # the scorer whose default it is, when a scorer was named
+    #: Hub files it needs when not told (--include); empty: the default patterns.
+    include: tuple[str, ...] = ()
 
 
 def targets(given: str) -> list[Target]:
@@ -46,7 +48,8 @@ def targets(given: str) -> list[Target]:
         if not specs:
             raise WeightsError(f"{given}: scorer {name} has no default weights (its --weights is required, or it uses "
                                "other scorers' weights); give the weights spec itself")
-        return [Target(given, s, name) for s, _ in specs]
+        # A processor or tokenizer option needs the configs and vocabulary, not the model weights beside them.
+        return [Target(given, s, name, TEXT_PATTERNS if how in ("-o processor", "-o tokenizer") else ()) for s, how in specs]
     weights.parse(given)  # one line naming it when it is neither a scorer nor a spec
     return [Target(given, given, None)]
 
@@ -70,6 +73,7 @@ def plan_line(t: Target, include: Sequence[str] = ()) -> str:
     src = weights.parse(t.spec)
     if src.kind == "url":
         return f"{src.url}" + (f" (sha256 {src.sha256[:12]}...)" if src.sha256 else "")
+    include = list(include) or list(t.include)
     files = f" files {', '.join(include)}" if include else ""
     return f"{src.describe()}{files}"
 
@@ -94,7 +98,7 @@ def pull_one(t: Target, include: Sequence[str] = ()) -> dict:
         now = facts(t.spec)
         return {**row, "action": "already here" if before.present else "fetched", "files": 1,
                 "size_bytes": path.stat().st_size, "revision": now.revision, "where": str(path)}
-    return _pull_hub(t, src, include, row)
+    return _pull_hub(t, src, list(include) or list(t.include), row)
 
 
 def _pull_hub(t: Target, src, include: Sequence[str], row: dict) -> dict:

@@ -91,6 +91,9 @@ def test_pull_offline_says_what_it_would_fetch_and_fetches_nothing(capsys, cache
     assert line.count("\n") == 0 and line.startswith("prefcli: error: offline mode is on (HF_HUB_OFFLINE or PREFCLI_OFFLINE is set)")
     assert "would fetch: hf-hub:xswu/HPSv2; https://example.org/w.pth (sha256 aaaaaaaaaaaa...)" in line
     assert not (caches / "hf").exists() and not (caches / "prefcli" / "urls").exists()
+    # a scorer's processor option needs the processor's configs and vocabulary, not the CLIP-H weights beside them
+    err = run(capsys, "weights", "pull", "pickscore")[2]
+    assert "hf-hub:yuvalkirstain/PickScore_v1; hf-hub:laion/CLIP-ViT-H-14-laion2B-s32B-b79K files *.json, *.txt," in err
     # already here: nothing to fetch, so offline is fine
     _hub_repo(caches / "hf", "xswu/HPSv2", {"HPS_v2.1_compressed.pt": b"z"})
     code, out, err = run(capsys, "weights", "pull", "hpsv2", "--format", "json")
@@ -186,13 +189,15 @@ def fake_hub(caches, monkeypatch):
         server.server_close()
 
 
-def test_pull_hub_fetches_configs_and_safetensors_only(capsys, fake_hub):
+def test_pull_hub_fetches_configs_and_safetensors_only(capsys, fake_hub, monkeypatch):
+    monkeypatch.setenv("PREFCLI_PROGRESS", "plain")
     code, out, err = run(capsys, "weights", "pull", "hf-hub:org/tiny-model", "--format", "json")
     assert code == 0, err
     row = validate_text(out, "weights pull")["results"]["rows"][0]
     snap = fake_hub / "hf" / "models--org--tiny-model" / "snapshots" / COMMIT
     assert sorted(p.name for p in snap.iterdir()) == ["config.json", "model.safetensors"]  # no pickle, no TF weights
     assert (row["action"], row["files"], row["size_bytes"], row["revision"], row["where"]) == ("fetched", 2, 66, COMMIT, str(snap))
+    assert "[weights pull 66/66] pulling hf-hub:org/tiny-model · 100.0%" in err  # prefcli.progress's plain line in a log
     assert (snap / "model.safetensors").read_bytes() == b"s" * 64
     row = json.loads(run(capsys, "weights", "pull", "org/tiny-model", "--format", "json")[1])["results"]["rows"][0]
     assert row["action"] == "already here"
