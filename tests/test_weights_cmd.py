@@ -84,13 +84,17 @@ def test_the_used_record_is_bounded_and_a_bad_file_reads_as_empty(caches):
     assert weights_used.read() == [{"spec": "hf-hub:a/b", "kind": "hub", "last_used": "t"}]
 
 
-def test_pull_offline_says_what_it_would_fetch_and_fetches_nothing(capsys, caches):
+def test_pull_offline_says_what_it_would_fetch_and_fetches_nothing(capsys, caches, monkeypatch):
     code, out, err = run(capsys, "weights", "pull", "hpsv2", "https://example.org/w.pth#sha256=" + "a" * 64)
     assert code == 2 and out == ""
     line = err.strip()
     assert line.count("\n") == 0 and line.startswith("prefcli: error: offline mode is on (HF_HUB_OFFLINE or PREFCLI_OFFLINE is set)")
     assert "would fetch: hf-hub:xswu/HPSv2; https://example.org/w.pth (sha256 aaaaaaaaaaaa...)" in line
     assert not (caches / "hf").exists() and not (caches / "prefcli" / "urls").exists()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    code, _, err = run(capsys, "weights", "pull", "clip", "--offline")
+    assert code == 2 and "offline mode is on (--offline)" in err and "would fetch: hf-hub:openai/clip-vit-large-patch14" in err
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     # a scorer's processor option needs the processor's configs and vocabulary, not the CLIP-H weights beside them
     err = run(capsys, "weights", "pull", "pickscore")[2]
     assert "hf-hub:yuvalkirstain/PickScore_v1; hf-hub:laion/CLIP-ViT-H-14-laion2B-s32B-b79K files *.json, *.txt," in err
