@@ -22,6 +22,7 @@ def _gpu_check():
     return mod
 
 
+@pytest.mark.slow  # importing diffusers alone takes tens of seconds on a loaded 2-core machine
 def test_sd_turbo_architecture_has_the_published_parameter_counts():
     """SD-Turbo is built from hyperparameters written in the script (no network on the GPU machine): on the meta
     device its parts must count what prefcli.generate.pipelines.KNOWN_PARAMS (the hub repository's configs) says."""

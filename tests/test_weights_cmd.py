@@ -67,12 +67,14 @@ def test_ls_lists_defaults_cached_repos_and_used_specs(capsys, caches):
     assert srows["clip"]["weights_here"] == "cached" and srows["clip"]["weights_where"] == clip["where"]
 
 
-def test_the_used_record_is_bounded_and_a_bad_file_reads_as_empty(caches):
-    for i in range(weights_used.MAX_ENTRIES + 5):
+def test_the_used_record_is_bounded_and_a_bad_file_reads_as_empty(caches, monkeypatch):
+    monkeypatch.setattr(weights_used, "MAX_ENTRIES", 10)
+    for i in range(15):
         weights_used.record(f"hf-hub:org/m{i}")
-    got = weights_used.read()
-    assert len(got) == weights_used.MAX_ENTRIES and {e["spec"] for e in got} >= {"hf-hub:org/m204"}
-    assert "hf-hub:org/m0" not in {e["spec"] for e in got}  # the least recently used went first
+    weights_used.record("hf-hub:org/m3")  # used again: first, and once
+    got = [e["spec"] for e in weights_used.read()]
+    assert len(got) == 10 and got[0] == "hf-hub:org/m3" and got.count("hf-hub:org/m3") == 1
+    assert "hf-hub:org/m0" not in got and "hf-hub:org/m4" not in got  # the least recently used went first
     weights_used.record("tiny:3")
     assert all(e["spec"] != "tiny:3" for e in weights_used.read())  # nothing to list for built-in weights
     path = weights_used.record_file()
