@@ -14,7 +14,7 @@ from __future__ import annotations
 import fnmatch
 import os
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Sequence
 
 from prefcli.errors import WeightsError
@@ -93,10 +93,11 @@ def pull_one(t: Target, include: Sequence[str] = ()) -> dict:
             raise WeightsError(f"{t.spec}: weights path does not exist (a local path is never downloaded)")
         return {**row, "action": "local", "files": None, "size_bytes": here.size_bytes, "where": here.where}
     if src.kind == "url":
-        before = facts(t.spec)
+        # Where resolve_file looks (by the URL's sha256, else by the URL): another URL's file of the same name is not it.
+        before = any(weights._url_target(src, sha).is_file() for sha in {src.sha256, None})
         path = weights.resolve_file(t.spec, offline=False, flag="TARGET")
         now = facts(t.spec)
-        return {**row, "action": "already here" if before.present else "fetched", "files": 1,
+        return {**row, "action": "already here" if before else "fetched", "files": 1,
                 "size_bytes": path.stat().st_size, "revision": now.revision, "where": str(path)}
     return _pull_hub(t, src, list(include) or list(t.include), row)
 
@@ -112,6 +113,10 @@ def _pull_hub(t: Target, src, include: Sequence[str], row: dict) -> dict:
     info = weights.hub_call(src, None, False, info_fn, flag="TARGET")
     siblings = {s.rfilename: (s.size or 0) for s in (info.siblings or [])}
     files = choose_files(sorted(siblings), include)
+    outside = [f for f in files if PurePosixPath(f).is_absolute() or ".." in PurePosixPath(f).parts or "\\" in f]
+    if outside:
+        # The names come from the server: one that climbs out of the repository's folder is refused before any download.
+        raise WeightsError(f"{src.describe()}: the hub lists a file name outside the repository ({outside[0]!r}); nothing fetched")
     if not files:
         shown = ", ".join(include) if include else "the default patterns"
         raise WeightsError(f"{src.describe()}: no file of the repository matches {shown} "

@@ -256,3 +256,10 @@ def test_ls_never_walks_a_huge_folder(capsys, caches, monkeypatch):
     assert _rows(run(capsys, "weights", "ls", "--format", "json")[1])[str(big)]["size_bytes"] == 5
     monkeypatch.setattr(weights_here, "MAX_COUNTED_FILES", 3)
     assert _rows(run(capsys, "weights", "ls", "--format", "json")[1])[str(big)]["size_bytes"] is None
+
+
+def test_pull_refuses_a_hub_file_name_outside_the_repository(capsys, fake_hub):
+    FakeHub.files = {"config.json": b"{}", "../../escaped.json": b"{}"}
+    code, out, err = run(capsys, "weights", "pull", "org/tiny-model")
+    assert code == 2 and "a file name outside the repository ('../../escaped.json'); nothing fetched" in err
+    assert not list(fake_hub.rglob("escaped.json")) and not (fake_hub / "hf" / "models--org--tiny-model" / "snapshots").exists()
