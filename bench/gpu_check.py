@@ -194,17 +194,17 @@ def part_rank(args: argparse.Namespace, ctx: dict, *, qlora: bool) -> dict:
 
     def rank_once():
         state = scorer.condition(history)
-        return scorer.score(cands, state)
+        return scorer.score(cands, state), state
 
     import torch
 
     with torch.no_grad():
-        t, scores = timed(rank_once, args.device, args.repeats)
+        t, (scores, state) = timed(rank_once, args.device, args.repeats)
     rate = len(cands) / t
     ctx["qlora_vlm" if qlora else "bf16_vlm"] = vlm
     ctx["qlora_scorer" if qlora else "bf16_scorer"] = scorer
     return {"status": "ok", "candidates": len(cands), "history_pairs": args.history, "batch_size": args.batch_size,
-            "build_seconds": build_s, "seconds_per_rank": t, "candidates_per_s": rate,
+            "prefix_tokens": int(state.length), "build_seconds": build_s, "seconds_per_rank": t, "candidates_per_s": rate,
             "compute_limit_candidates_per_s": COMPUTE_LIMIT_CAND_PER_S, "fraction_of_limit": rate / COMPUTE_LIMIT_CAND_PER_S,
             "all_finite": bool(all(s == s for s in scores)), "peak_memory_bytes": _peak(args.device),
             "weights": "random", "quantization": "nf4 (language model), LoRA r8" if qlora and not args.tiny else

@@ -59,7 +59,7 @@ def test_tiny_run_writes_one_json_with_every_part(tmp_path):
     for name in ("rank_bf16", "rank_4bit"):
         r = parts[name]
         assert r["status"] == "ok", r
-        assert r["candidates"] == 8 and r["history_pairs"] == 2 and r["all_finite"] is True
+        assert r["candidates"] == 8 and r["history_pairs"] == 2 and r["all_finite"] is True and r["prefix_tokens"] > 0
         assert positive(r["candidates_per_s"]) and r["compute_limit_candidates_per_s"] == 380.0
         assert r["fraction_of_limit"] == pytest.approx(r["candidates_per_s"] / 380.0)
     g = parts["generate"]
