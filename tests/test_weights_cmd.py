@@ -205,6 +205,10 @@ def test_pull_hub_fetches_configs_and_safetensors_only(capsys, fake_hub, monkeyp
     assert (row["action"], row["files"], row["size_bytes"], row["revision"], row["where"]) == ("fetched", 2, 66, COMMIT, str(snap))
     assert "[weights pull 66/66] pulling hf-hub:org/tiny-model · 100.0%" in err  # prefcli.progress's plain line in a log
     assert (snap / "model.safetensors").read_bytes() == b"s" * 64
+    from prefcli.weights_here import availability
+
+    assert availability("org/tiny-model").state == "cached"  # what `prefcli scorers` and `weights ls` read
+    assert weights.resolve_dir("org/tiny-model", offline=True) == snap  # and what a scorer then loads, offline
     row = json.loads(run(capsys, "weights", "pull", "org/tiny-model", "--format", "json")[1])["results"]["rows"][0]
     assert row["action"] == "already here"
     code, out, err = run(capsys, "weights", "pull", "org/tiny-model", "--include", "*.h5", "--format", "json")
