@@ -93,12 +93,20 @@ class Facts:
         return self.state in (BUILT_IN, LOCAL, CACHED)
 
 
-def _tree_size(path: Path) -> int:
-    """Bytes of a file or of every file under a folder (links followed: a hub snapshot links into its blobs)."""
+#: `weights ls` counts at most this many files under one folder: a record naming a huge tree (a home folder
+#: given as --weights once) costs a blank size, not a walk of the whole disk.
+MAX_COUNTED_FILES = 20_000
+
+
+def _tree_size(path: Path) -> int | None:
+    """Bytes of a file or of every file under a folder (links followed: a hub snapshot links into its blobs);
+    None past MAX_COUNTED_FILES entries."""
     if path.is_file():
         return path.stat().st_size
     total = 0
-    for p in path.rglob("*"):
+    for n, p in enumerate(path.rglob("*")):
+        if n >= MAX_COUNTED_FILES:
+            return None
         try:
             if p.is_file():
                 total += p.stat().st_size
@@ -137,20 +145,20 @@ def facts(spec: str) -> Facts:
 
 
 def scorer_weights(spec) -> list[tuple[str, str]]:
-    """(weights spec, how the scorer takes it) for a ScorerSpec: its default weights, then every option whose default
-    names hub or URL weights (`-o base`, `-o processor` ...), so listing and pulling a scorer covers what it loads."""
+    """(weights spec, how the scorer takes it) for a ScorerSpec: its default weights, then the default of every option
+    declared as weights (`option(..., weights=True)`: `-o base`, `-o processor` ...) that names hub or URL weights, so
+    listing and pulling a scorer covers what it loads. An option whose default is None (chosen in the scorer's code)
+    cannot be seen here."""
     from prefcli import weights
     from prefcli.errors import WeightsError
 
     out = [(spec.default_weights, "--weights")] if spec.default_weights else []
     for o in spec.options.info():
-        row = o.as_row()
-        default = row.get("default")
-        if not isinstance(default, str) or not ("/" in default or default.startswith("hf-hub:")):
+        if not o.weights or not isinstance(o.default, str) or not o.default.strip():
             continue
         try:
-            if weights.parse(default).kind in ("hub", "url"):
-                out.append((default, f"-o {row['option']}"))
+            if weights.parse(o.default).kind in ("hub", "url"):
+                out.append((o.default, f"-o {o.name}"))
         except WeightsError:
             continue
     return out

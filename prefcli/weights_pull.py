@@ -14,7 +14,7 @@ from __future__ import annotations
 import fnmatch
 import os
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Sequence
 
 from prefcli.errors import WeightsError
@@ -31,6 +31,8 @@ class Target:
     given: str  # as typed
     spec: str  # the weights spec it names
     scorer: str | None  # the scorer whose default it is, when a scorer was named
+    #: Hub files it needs when not told (--include); empty: the default patterns.
+    include: tuple[str, ...] = ()
 
 
 def targets(given: str) -> list[Target]:
@@ -46,7 +48,8 @@ def targets(given: str) -> list[Target]:
         if not specs:
             raise WeightsError(f"{given}: scorer {name} has no default weights (its --weights is required, or it uses "
                                "other scorers' weights); give the weights spec itself")
-        return [Target(given, s, name) for s, _ in specs]
+        # A processor or tokenizer option needs the configs and vocabulary, not the model weights beside them.
+        return [Target(given, s, name, TEXT_PATTERNS if how in ("-o processor", "-o tokenizer") else ()) for s, how in specs]
     weights.parse(given)  # one line naming it when it is neither a scorer nor a spec
     return [Target(given, given, None)]
 
@@ -70,6 +73,7 @@ def plan_line(t: Target, include: Sequence[str] = ()) -> str:
     src = weights.parse(t.spec)
     if src.kind == "url":
         return f"{src.url}" + (f" (sha256 {src.sha256[:12]}...)" if src.sha256 else "")
+    include = list(include) or list(t.include)
     files = f" files {', '.join(include)}" if include else ""
     return f"{src.describe()}{files}"
 
@@ -89,12 +93,13 @@ def pull_one(t: Target, include: Sequence[str] = ()) -> dict:
             raise WeightsError(f"{t.spec}: weights path does not exist (a local path is never downloaded)")
         return {**row, "action": "local", "files": None, "size_bytes": here.size_bytes, "where": here.where}
     if src.kind == "url":
-        before = facts(t.spec)
+        # Where resolve_file looks (by the URL's sha256, else by the URL): another URL's file of the same name is not it.
+        before = any(weights._url_target(src, sha).is_file() for sha in {src.sha256, None})
         path = weights.resolve_file(t.spec, offline=False, flag="TARGET")
         now = facts(t.spec)
-        return {**row, "action": "already here" if before.present else "fetched", "files": 1,
+        return {**row, "action": "already here" if before else "fetched", "files": 1,
                 "size_bytes": path.stat().st_size, "revision": now.revision, "where": str(path)}
-    return _pull_hub(t, src, include, row)
+    return _pull_hub(t, src, list(include) or list(t.include), row)
 
 
 def _pull_hub(t: Target, src, include: Sequence[str], row: dict) -> dict:
@@ -108,6 +113,10 @@ def _pull_hub(t: Target, src, include: Sequence[str], row: dict) -> dict:
     info = weights.hub_call(src, None, False, info_fn, flag="TARGET")
     siblings = {s.rfilename: (s.size or 0) for s in (info.siblings or [])}
     files = choose_files(sorted(siblings), include)
+    outside = [f for f in files if PurePosixPath(f).is_absolute() or ".." in PurePosixPath(f).parts or "\\" in f]
+    if outside:
+        # The names come from the server: one that climbs out of the repository's folder is refused before any download.
+        raise WeightsError(f"{src.describe()}: the hub lists a file name outside the repository ({outside[0]!r}); nothing fetched")
     if not files:
         shown = ", ".join(include) if include else "the default patterns"
         raise WeightsError(f"{src.describe()}: no file of the repository matches {shown} "

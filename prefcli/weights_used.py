@@ -87,20 +87,6 @@ def record(spec: str) -> None:
         log.debug("weights record not updated: %s", e)
 
 
-def forget(keys: set[str]) -> None:
-    """Drop these specs from the record (after `prefcli weights rm`)."""
-    path = record_file()
-    if not path.is_file():
-        return
-    from prefcli.lock import output_lock
-
-    with output_lock(path, command="prefcli weights rm"):
-        entries = read()
-        kept = [e for e in entries if e["spec"] not in keys]
-        if len(kept) != len(entries):
-            _write(path, kept)
-
-
 def _write(path: Path, entries: list[dict]) -> None:
     import json
 

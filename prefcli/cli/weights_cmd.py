@@ -14,7 +14,7 @@ weights_app = typer.Typer(help="List, fetch and remove scorer weights (the Huggi
                           no_args_is_help=True)
 app.add_typer(weights_app, name="weights")
 
-TargetsArg = Annotated[list[str], typer.Argument(metavar="TARGET...", help="Scorer names (their default weights) or weights specs.",
+TargetsArg = Annotated[list[str], typer.Argument(metavar="TARGET", help="Scorer names (their default weights) or weights specs.",
                                                  show_default=False)]
 HEADERS = {"size": "size", "last_used": "last used", "scorers": "default of"}
 

@@ -152,6 +152,24 @@ def test_scorers_list_and_one(capsys):
     validate_text(ok(capsys, "scorers", "hpsv2", "--format", "json"), "scorers")
 
 
+def test_weights_ls_pull_rm(capsys, tmp_path, monkeypatch):
+    """Offline, with one URL download in prefcli's cache: ls lists it, pull finds it here, rm removes it."""
+    monkeypatch.setenv("PREFCLI_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    from prefcli import weights
+
+    url = "https://example.org/w/head.pth"
+    target = weights._url_target(weights.parse(url), None)
+    target.parent.mkdir(parents=True)
+    target.write_bytes(b"abc")
+    weights.resolve_file(url, offline=True)
+    doc = validate_text(ok(capsys, "weights", "ls", "--format", "json"), "weights ls")
+    assert {"spec": url, "state": "cached", "size_bytes": 3}.items() <= next(r for r in doc["results"]["rows"] if r["spec"] == url).items()
+    validate_text(ok(capsys, "weights", "pull", url, "tiny", "--format", "json"), "weights pull")
+    doc = validate_text(ok(capsys, "weights", "rm", url, "--yes", "--format", "json"), "weights rm")
+    assert doc["results"]["rows"][0]["action"] == "removed" and not target.exists()
+
+
 def test_train_list_and_dry_run(capsys):
     validate_text(ok(capsys, "train", "--list", "--format", "json"), "train")
     doc = validate_text(ok(capsys, "train", "--config", "tiny-cpu-cp", "--dry-run", "--format", "json"), "train")

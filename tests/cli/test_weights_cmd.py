@@ -67,12 +67,14 @@ def test_ls_lists_defaults_cached_repos_and_used_specs(capsys, caches):
     assert srows["clip"]["weights_here"] == "cached" and srows["clip"]["weights_where"] == clip["where"]
 
 
-def test_the_used_record_is_bounded_and_a_bad_file_reads_as_empty(caches):
-    for i in range(weights_used.MAX_ENTRIES + 5):
+def test_the_used_record_is_bounded_and_a_bad_file_reads_as_empty(caches, monkeypatch):
+    monkeypatch.setattr(weights_used, "MAX_ENTRIES", 10)
+    for i in range(15):
         weights_used.record(f"hf-hub:org/m{i}")
-    got = weights_used.read()
-    assert len(got) == weights_used.MAX_ENTRIES and {e["spec"] for e in got} >= {"hf-hub:org/m204"}
-    assert "hf-hub:org/m0" not in {e["spec"] for e in got}  # the least recently used went first
+    weights_used.record("hf-hub:org/m3")  # used again: first, and once
+    got = [e["spec"] for e in weights_used.read()]
+    assert len(got) == 10 and got[0] == "hf-hub:org/m3" and got.count("hf-hub:org/m3") == 1
+    assert "hf-hub:org/m0" not in got and "hf-hub:org/m4" not in got  # the least recently used went first
     weights_used.record("tiny:3")
     assert all(e["spec"] != "tiny:3" for e in weights_used.read())  # nothing to list for built-in weights
     path = weights_used.record_file()
@@ -84,13 +86,20 @@ def test_the_used_record_is_bounded_and_a_bad_file_reads_as_empty(caches):
     assert weights_used.read() == [{"spec": "hf-hub:a/b", "kind": "hub", "last_used": "t"}]
 
 
-def test_pull_offline_says_what_it_would_fetch_and_fetches_nothing(capsys, caches):
+def test_pull_offline_says_what_it_would_fetch_and_fetches_nothing(capsys, caches, monkeypatch):
     code, out, err = run(capsys, "weights", "pull", "hpsv2", "https://example.org/w.pth#sha256=" + "a" * 64)
     assert code == 2 and out == ""
     line = err.strip()
     assert line.count("\n") == 0 and line.startswith("prefcli: error: offline mode is on (HF_HUB_OFFLINE or PREFCLI_OFFLINE is set)")
     assert "would fetch: hf-hub:xswu/HPSv2; https://example.org/w.pth (sha256 aaaaaaaaaaaa...)" in line
     assert not (caches / "hf").exists() and not (caches / "prefcli" / "urls").exists()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    code, _, err = run(capsys, "weights", "pull", "clip", "--offline")
+    assert code == 2 and "offline mode is on (--offline)" in err and "would fetch: hf-hub:openai/clip-vit-large-patch14" in err
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    # a scorer's processor option needs the processor's configs and vocabulary, not the CLIP-H weights beside them
+    err = run(capsys, "weights", "pull", "pickscore")[2]
+    assert "hf-hub:yuvalkirstain/PickScore_v1; hf-hub:laion/CLIP-ViT-H-14-laion2B-s32B-b79K files *.json, *.txt," in err
     # already here: nothing to fetch, so offline is fine
     _hub_repo(caches / "hf", "xswu/HPSv2", {"HPS_v2.1_compressed.pt": b"z"})
     code, out, err = run(capsys, "weights", "pull", "hpsv2", "--format", "json")
@@ -186,14 +195,20 @@ def fake_hub(caches, monkeypatch):
         server.server_close()
 
 
-def test_pull_hub_fetches_configs_and_safetensors_only(capsys, fake_hub):
+def test_pull_hub_fetches_configs_and_safetensors_only(capsys, fake_hub, monkeypatch):
+    monkeypatch.setenv("PREFCLI_PROGRESS", "plain")
     code, out, err = run(capsys, "weights", "pull", "hf-hub:org/tiny-model", "--format", "json")
     assert code == 0, err
     row = validate_text(out, "weights pull")["results"]["rows"][0]
     snap = fake_hub / "hf" / "models--org--tiny-model" / "snapshots" / COMMIT
     assert sorted(p.name for p in snap.iterdir()) == ["config.json", "model.safetensors"]  # no pickle, no TF weights
     assert (row["action"], row["files"], row["size_bytes"], row["revision"], row["where"]) == ("fetched", 2, 66, COMMIT, str(snap))
+    assert "[weights pull 66/66] pulling hf-hub:org/tiny-model · 100.0%" in err  # prefcli.progress's plain line in a log
     assert (snap / "model.safetensors").read_bytes() == b"s" * 64
+    from prefcli.weights_here import availability
+
+    assert availability("org/tiny-model").state == "cached"  # what `prefcli scorers` and `weights ls` read
+    assert weights.resolve_dir("org/tiny-model", offline=True) == snap  # and what a scorer then loads, offline
     row = json.loads(run(capsys, "weights", "pull", "org/tiny-model", "--format", "json")[1])["results"]["rows"][0]
     assert row["action"] == "already here"
     code, out, err = run(capsys, "weights", "pull", "org/tiny-model", "--include", "*.h5", "--format", "json")
@@ -232,3 +247,23 @@ def test_rm_url_download_removes_its_file_only(capsys, caches):
     code, out, err = run(capsys, "weights", "rm", url, "--yes")
     assert code == 0, err
     assert not target.exists() and not target.parent.exists() and keep.is_file()
+
+
+def test_ls_never_walks_a_huge_folder(capsys, caches, monkeypatch):
+    from prefcli import weights_here
+
+    big = caches / "home"
+    big.mkdir()
+    for i in range(5):
+        (big / f"f{i}").write_bytes(b"x")
+    weights_used.record(str(big))
+    assert _rows(run(capsys, "weights", "ls", "--format", "json")[1])[str(big)]["size_bytes"] == 5
+    monkeypatch.setattr(weights_here, "MAX_COUNTED_FILES", 3)
+    assert _rows(run(capsys, "weights", "ls", "--format", "json")[1])[str(big)]["size_bytes"] is None
+
+
+def test_pull_refuses_a_hub_file_name_outside_the_repository(capsys, fake_hub):
+    FakeHub.files = {"config.json": b"{}", "../../escaped.json": b"{}"}
+    code, out, err = run(capsys, "weights", "pull", "org/tiny-model")
+    assert code == 2 and "a file name outside the repository ('../../escaped.json'); nothing fetched" in err
+    assert not list(fake_hub.rglob("escaped.json")) and not (fake_hub / "hf" / "models--org--tiny-model" / "snapshots").exists()

@@ -40,6 +40,7 @@ RULES = [
     (r"~/models|/mirror/|wenyii/|\./downloads/|ours-paper|runs/|\./my-clip|sac\+logos|HPS_v2|hps_v2|prefcli_hpsv2\.convert",
      "needs downloaded or trained weights"),
     (r"^(make|\.|pip) ", "sets up the environment"),
+    (r"gpu_check\.sh", "needs a GPU, or with --tiny builds five models in a fresh process (tests/test_gpu_check.py runs it)"),
     (r"prefcli label |\balice\b|\bbob\b", "serves a page until a person stops it, or reads what they labelled there "
                                            "(tests/label/test_label_browser.py drives it in headless Chromium)"),
 ]
