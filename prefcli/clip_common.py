@@ -32,7 +32,7 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING, Any, Iterator, Sequence, TypeVar
 
-from prefcli.errors import WeightsError
+from prefcli.errors import WeightsError, one_line
 from prefcli.scorer import EmbeddingScorer, broadcast_prompts
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -190,13 +190,13 @@ def load_hf_clip(directory: str, device: "torch.device | str" = "cpu", dtype: "t
             model, info = CLIPModel.from_pretrained(None, config=config, state_dict=state, output_loading_info=True, dtype=dtype)
     except RuntimeError as e:
         if "mismatch" not in str(e).lower():
-            raise WeightsError(f"{directory}: not a loadable Hugging Face CLIP model ({' '.join(str(e).split())[:300]})") from None
+            raise WeightsError(f"{directory}: not a loadable Hugging Face CLIP model ({one_line(e)})") from None
         # transformers 5 refuses mis-shaped tensors itself (4.x only warns).
         raise WeightsError(f"{directory}: checkpoint does not match its CLIP config: tensors of the wrong shape") from None
     except (OSError, ValueError) as e:
-        raise WeightsError(f"{directory}: not a loadable Hugging Face CLIP model ({' '.join(str(e).split())[:300]})") from None
+        raise WeightsError(f"{directory}: not a loadable Hugging Face CLIP model ({one_line(e)})") from None
     except Exception as e:  # noqa: BLE001 - transformers and safetensors raise their own types; never a traceback
-        raise WeightsError(f"{directory}: not a loadable Hugging Face CLIP model ({type(e).__name__}: {' '.join(str(e).split())[:300]})") from None
+        raise WeightsError(f"{directory}: not a loadable Hugging Face CLIP model ({type(e).__name__}: {one_line(e)})") from None
     missing = list(info.get("missing_keys") or [])
     mismatched = [k if isinstance(k, str) else k[0] for k in info.get("mismatched_keys") or []]
     unexpected = [k for k in info.get("unexpected_keys") or [] if not k.endswith("position_ids")]

@@ -23,6 +23,11 @@ class PrefcliError(Exception):
         return self._cli if self._cli is not None else str(self)
 
 
+def one_line(e: BaseException | str, limit: int = 300) -> str:
+    """A library's exception as the tail of one error line: whitespace folded, cut at `limit` characters."""
+    return " ".join(str(e).split())[:limit] or type(e).__name__
+
+
 def bad_value(param: str, value: object, reason: str, error: type[PrefcliError] = PrefcliError) -> PrefcliError:
     """`top=0: must be at least 1` for a Python caller, `--top 0: must be at least 1` on the command line."""
     return error(f"{param}={value!r}: {reason}", cli=f"{FLAGS.get(param, param)} {value}: {reason}")

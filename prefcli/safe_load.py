@@ -32,7 +32,7 @@ import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from prefcli.errors import WeightsError
+from prefcli.errors import WeightsError, one_line
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -91,10 +91,6 @@ def _wo_reason(msg: str) -> str:
     return keep[0] if keep else (lines[-1] if lines else msg)
 
 
-def _one_line(e: BaseException | str) -> str:
-    return " ".join(str(e).split())[:200] or type(e).__name__
-
-
 #: A zip member may expand this many times its stored size before the archive is refused unread:
 #: torch.save stores its members uncompressed (ratio 1), so only a crafted archive comes near it.
 ZIP_MAX_RATIO = 20
@@ -112,7 +108,7 @@ def not_a_file(path: str | os.PathLike) -> str | None:
     except FileNotFoundError:
         return "file not found"
     except OSError as e:
-        return f"cannot be read ({e.strerror or _one_line(e)})"
+        return f"cannot be read ({e.strerror or one_line(e, 200)})"
     if stat.S_ISREG(mode):
         return None
     kind = ("a folder" if stat.S_ISDIR(mode) else "a character device" if stat.S_ISCHR(mode) else "a block device"
@@ -142,14 +138,14 @@ def refuse_torchscript(path: str | os.PathLike) -> None:
         with open(path, "rb") as f:
             magic = f.read(4)
     except OSError as e:
-        raise WeightsError(f"{path}: cannot be read ({e.strerror or _one_line(e)})") from None
+        raise WeightsError(f"{path}: cannot be read ({e.strerror or one_line(e, 200)})") from None
     if magic != b"PK\x03\x04":
         return  # not a zip: torch.load's legacy format, which weights_only reads the same way
     try:
         with zipfile.ZipFile(path) as z:
             infos = z.infolist()
     except (zipfile.BadZipFile, OSError, ValueError) as e:
-        raise WeightsError(f"{path}: not a readable PyTorch file (damaged zip: {_one_line(e)})") from None
+        raise WeightsError(f"{path}: not a readable PyTorch file (damaged zip: {one_line(e, 200)})") from None
     names = [i.filename for i in infos]
     # torch.jit.save writes <name>/constants.pkl and <name>/code/...; mobile archives bytecode.pkl.
     tails = {n.split("/", 1)[-1] for n in names}
@@ -212,11 +208,11 @@ def torch_load(path: str | os.PathLike, *, stand_ins: bool = False, map_location
             what = f" (it needs {name})" if name else ""
             raise WeightsError(f"{path}: the file holds pickled Python objects{what} that prefcli will not execute; "
                                f"{convert_hint}") from None
-        raise WeightsError(f"{path}: not a readable PyTorch file, refused by the restricted loader ({_one_line(msg)})") from None
+        raise WeightsError(f"{path}: not a readable PyTorch file, refused by the restricted loader ({one_line(msg, 200)})") from None
     except MemoryError:
         raise WeightsError(f"{path}: not a readable PyTorch file (it declares more data than fits in memory)") from None
     except Exception as e:  # noqa: BLE001 - a damaged or foreign file fails in many ways
-        raise WeightsError(f"{path}: not a readable PyTorch file ({type(e).__name__}: {_one_line(e)})") from None
+        raise WeightsError(f"{path}: not a readable PyTorch file ({type(e).__name__}: {one_line(e, 200)})") from None
 
 
 # --------------------------------------------------------------------------- safetensors and state dicts
@@ -259,7 +255,7 @@ def check_safetensors(path: str | os.PathLike) -> None:
     except FileNotFoundError:
         raise WeightsError(f"{path}: weights file not found") from None
     except OSError as e:
-        raise WeightsError(f"{path}: cannot be read ({e.strerror or _one_line(e)})") from None
+        raise WeightsError(f"{path}: cannot be read ({e.strerror or one_line(e, 200)})") from None
     try:
         header = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
@@ -297,7 +293,7 @@ def load_safetensors(path: str | os.PathLike, device: str = "cpu") -> dict[str, 
     try:
         return load_file(str(path), device=device)
     except Exception as e:  # noqa: BLE001 - SafetensorError and friends
-        raise WeightsError(f"{path}: not a valid safetensors file ({_one_line(e)})") from None
+        raise WeightsError(f"{path}: not a valid safetensors file ({one_line(e, 200)})") from None
 
 
 # pytorch_model.bin and its shards, as transformers names them.
@@ -329,7 +325,7 @@ def hf_folder_state(directory: str | os.PathLike) -> dict[str, "torch.Tensor"] |
         try:
             shards = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
         except (OSError, ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as e:
-            raise WeightsError(f"{index}: not a readable shard index ({_one_line(e)})") from None
+            raise WeightsError(f"{index}: not a readable shard index ({one_line(e, 200)})") from None
         except RecursionError:
             raise WeightsError(f"{index}: not a readable shard index (JSON nested too deep)") from None
         bins = []

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from prefcli.atomic import atomic_path
-from prefcli.errors import WeightsError
+from prefcli.errors import WeightsError, one_line
 
 # Where plugins and docs/weights.md find them (weights.load_state_dict); they live in safe_load, with the pickle rules.
 from prefcli.safe_load import (  # noqa: F401
@@ -287,15 +287,11 @@ def hub_call(src: WeightsSource, file: str | None, offline: bool, fn, flag: str 
     except getattr(hf_errors, "OfflineModeIsEnabled", ()):  # HF_HUB_OFFLINE set while we were told online
         raise _offline_miss(src, file, cache, flag, also, then, include) from None
     except hf_errors.HfHubHTTPError as e:
-        raise WeightsError(f"{what}: download from the Hugging Face Hub failed ({_one_line(e)})") from None
+        raise WeightsError(f"{what}: download from the Hugging Face Hub failed ({one_line(e)})") from None
     except (OSError, ValueError) as e:
-        raise WeightsError(f"{what}: could not be fetched ({_one_line(e)})") from None
+        raise WeightsError(f"{what}: could not be fetched ({one_line(e)})") from None
     except Exception as e:  # noqa: BLE001 - network stacks (httpx, requests) raise their own types
-        raise WeightsError(f"{what}: could not be fetched ({type(e).__name__}: {_one_line(e)})") from None
-
-
-def _one_line(e: BaseException) -> str:
-    return " ".join(str(e).split())[:300] or type(e).__name__
+        raise WeightsError(f"{what}: could not be fetched ({type(e).__name__}: {one_line(e)})") from None
 
 
 # --------------------------------------------------------------------------- URLs
@@ -346,9 +342,9 @@ def _download(url: str, target: Path, sha: str | None) -> None:
     except urllib.error.HTTPError as e:
         raise WeightsError(f"{url}: download failed (HTTP {e.code} {e.reason})") from None
     except urllib.error.URLError as e:
-        raise WeightsError(f"{url}: download failed ({_one_line(e.reason) if isinstance(e.reason, BaseException) else e.reason})") from None
+        raise WeightsError(f"{url}: download failed ({one_line(e.reason) if isinstance(e.reason, BaseException) else e.reason})") from None
     except (OSError, http.client.HTTPException, ValueError) as e:
-        raise WeightsError(f"{url}: download failed ({type(e).__name__}: {_one_line(e)})") from None
+        raise WeightsError(f"{url}: download failed ({type(e).__name__}: {one_line(e)})") from None
 
 
 class _progress:

@@ -117,9 +117,9 @@ def _tree_size(path: Path) -> int | None:
 
 def hub_repo_folder(repo_id: str) -> Path:
     """The Hugging Face cache folder of a model repository (its id is validated by prefcli.weights.parse)."""
-    from prefcli.weights import _hf_cache
+    from prefcli.weights import hf_cache
 
-    return _hf_cache() / f"models--{repo_id.replace('/', '--')}"
+    return hf_cache() / f"models--{repo_id.replace('/', '--')}"
 
 
 def facts(spec: str) -> Facts:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Sequence
 
-from prefcli.errors import WeightsError
+from prefcli.errors import WeightsError, one_line
 
 #: What `pull` fetches from a hub repository when not told (--include): configs, tokenizers and weights.
 #: Pickled weights (*.bin, *.pt, ...) only when the repository has no safetensors, which prefcli loads first.
@@ -94,7 +94,7 @@ def pull_one(t: Target, include: Sequence[str] = ()) -> dict:
         return {**row, "action": "local", "files": None, "size_bytes": here.size_bytes, "where": here.where}
     if src.kind == "url":
         # Where resolve_file looks (by the URL's sha256, else by the URL): another URL's file of the same name is not it.
-        before = any(weights._url_target(src, sha).is_file() for sha in {src.sha256, None})
+        before = any(weights.url_target(src, sha).is_file() for sha in {src.sha256, None})
         path = weights.resolve_file(t.spec, offline=False, flag="TARGET")
         now = facts(t.spec)
         return {**row, "action": "already here" if before else "fetched", "files": 1,
@@ -211,9 +211,9 @@ def _plan_hub_removal(t: Target, src, name: str) -> Removal | None:
     from prefcli import weights
 
     try:
-        info = scan_cache_dir(weights._hf_cache())
+        info = scan_cache_dir(weights.hf_cache())
     except Exception as e:  # noqa: BLE001 - CacheNotFound, a corrupted cache
-        raise WeightsError(f"{weights._hf_cache()}: the Hugging Face cache cannot be read ({weights._one_line(e)})") from None
+        raise WeightsError(f"{weights.hf_cache()}: the Hugging Face cache cannot be read ({one_line(e)})") from None
     repo = next((r for r in info.repos if r.repo_type == "model" and r.repo_id == src.repo_id), None)
     if repo is None:
         return None
@@ -240,5 +240,5 @@ def remove(r: Removal) -> dict:
         return r.row("removed")
     from huggingface_hub import scan_cache_dir
 
-    scan_cache_dir(weights._hf_cache()).delete_revisions(*r.revisions).execute()
+    scan_cache_dir(weights.hf_cache()).delete_revisions(*r.revisions).execute()
     return r.row("removed")

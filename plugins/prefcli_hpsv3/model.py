@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from prefcli.errors import WeightsError
+from prefcli.errors import WeightsError, one_line
 
 HEAD_WIDTHS = (1024, 16, 2)
 
@@ -121,7 +121,7 @@ def build(base_dir: Path, checkpoint: Path, n_tokens: int, reward_token_id: int,
     try:
         config = AutoConfig.from_pretrained(str(base_dir))
     except Exception as e:  # noqa: BLE001 - transformers raises its own types; never a traceback
-        raise WeightsError(f"{base_dir}: cannot read the Qwen2-VL config ({type(e).__name__}: {' '.join(str(e).split())[:200]})") from None
+        raise WeightsError(f"{base_dir}: cannot read the Qwen2-VL config ({type(e).__name__}: {one_line(e, 200)})") from None
     if getattr(config, "model_type", None) != "qwen2_vl":
         raise WeightsError(f"{base_dir}: HPSv3 is built on Qwen2-VL; this config's model_type is {getattr(config, 'model_type', None)!r}")
     core_state, head_state = from_official_keys(W.load_state_dict(checkpoint), str(checkpoint))

@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
-from prefcli.errors import OptionError, WeightsError
+from prefcli.errors import OptionError, WeightsError, one_line
 from prefcli.scorer import Scorer, broadcast_prompts, require_prompt
 from prefcli.types import Candidate
 
@@ -87,7 +87,7 @@ class HPSv3Scorer(Scorer):
         try:
             tok = AutoTokenizer.from_pretrained(str(base), padding_side="right")
         except Exception as e:  # noqa: BLE001 - transformers raises its own types; never a traceback
-            raise WeightsError(f"{base}: cannot load the base model's tokenizer ({type(e).__name__}: {' '.join(str(e).split())[:200]})") from None
+            raise WeightsError(f"{base}: cannot load the base model's tokenizer ({type(e).__name__}: {one_line(e, 200)})") from None
         # train.py lines 60-65: <|Reward|> is added as a special token; the checkpoint's embeddings include it.
         tok.add_special_tokens({"additional_special_tokens": [P.REWARD_TOKEN]})
         self.tokenizer = tok

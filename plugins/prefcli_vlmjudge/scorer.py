@@ -26,7 +26,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
-from prefcli.errors import OptionError, WeightsError
+from prefcli.errors import OptionError, WeightsError, one_line
 from prefcli.pairwise import Preference
 from prefcli.scorer import PairwiseScorer
 from prefcli.types import Candidate, UserHistory
@@ -66,7 +66,7 @@ def load_judge(weights: str, device: Any, dtype: Any) -> tuple[Any, Any, str]:
     try:
         model = AutoModelForImageTextToText.from_pretrained(str(d), dtype=dtype)
     except Exception as e:  # noqa: BLE001 - transformers and safetensors raise their own types; never a traceback
-        raise WeightsError(f"{d}: cannot load the vlm-judge model ({type(e).__name__}: {' '.join(str(e).split())[:300]})") from None
+        raise WeightsError(f"{d}: cannot load the vlm-judge model ({type(e).__name__}: {one_line(e)})") from None
     model = model.to(device).eval()
     return model, processor, str(weights)
 

@@ -27,7 +27,7 @@ import torch
 import torch.nn as nn
 
 from prefcli import devices
-from prefcli.errors import ConfigError, WeightsError
+from prefcli.errors import ConfigError, WeightsError, one_line
 from prefcli.vlm.preprocess import ImagePreprocessor, stack_padded
 from prefcli.vlm.pref_tokens import INITS, PreferenceTokens, new_preference_tokens
 from prefcli.vlm.template import STYLES, EncodedSequence, HistoryItem, SequenceEncoder
@@ -607,9 +607,9 @@ def _load_pretrained(path: Path, spec: VLMSpec) -> nn.Module:
     try:
         model = Idefics2ForConditionalGeneration.from_pretrained(str(path), **kw)
     except (OSError, ValueError) as e:
-        raise WeightsError(f"{path}: cannot load IDEFICS2 weights ({' '.join(str(e).split())[:300]})") from None
+        raise WeightsError(f"{path}: cannot load IDEFICS2 weights ({one_line(e)})") from None
     except Exception as e:  # noqa: BLE001 - transformers and safetensors raise their own types; never a traceback
-        raise WeightsError(f"{path}: cannot load IDEFICS2 weights ({type(e).__name__}: {' '.join(str(e).split())[:300]})") from None
+        raise WeightsError(f"{path}: cannot load IDEFICS2 weights ({type(e).__name__}: {one_line(e)})") from None
     if not spec.qlora:
         model = model.to(spec.device)
     return model
