@@ -40,11 +40,9 @@ def _read_json(path: Path) -> dict:
 
 class HPSv3Scorer(Scorer):
     def __init__(self, weights: str | None = None, device: str = "cpu", dtype: str | None = None, *,
-                 spec: Any = None, options: HPSv3Options | None = None, **values: Any):
-        # Options are declared once, in HPSv3Options; this reads the parsed object (or parses loose keywords).
-        opts = options if isinstance(options, HPSv3Options) else HPSv3Options.parse(values, scorer="hpsv3")
-        super().__init__(weights=weights, device=device, dtype=dtype, spec=spec, batch_size=opts.batch_size)
-        self.options = opts
+                 spec: Any = None, options: HPSv3Options | None = None):
+        super().__init__(weights, device, dtype, spec=spec, options=options)
+        opts = self.options
         if opts.max_pixels < opts.min_pixels:
             raise OptionError(f"scorer hpsv3: max_pixels ({opts.max_pixels}) is below min_pixels ({opts.min_pixels})")
         from prefcli import devices
@@ -102,6 +100,9 @@ class HPSv3Scorer(Scorer):
         self.image_token = "<|image_pad|>"
         self.model = M.build(base, checkpoint, len(tok), tok.convert_tokens_to_ids(P.REWARD_TOKEN), self.torch_device, dtype,
                              load_in_4bit=self.options.load_in_4bit)
+
+    def modules(self) -> Any:
+        return (self.model,)
 
     # -- identity ----------------------------------------------------------------
     @property
