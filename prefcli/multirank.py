@@ -163,11 +163,11 @@ def rank_folder_multi(
         from prefcli.sheet import sheet_format
 
         sheet_format(sheet)  # a bad suffix fails now, not after scoring
+    handles = _handles(scorers, weights, scorer_options, common)
     results = {}
-    for name, _ in scorers:
+    for (name, _), handle in zip(scorers, handles):
         tick = (lambda done, total, _n=name: progress(_n, done, total)) if progress else None
-        res = rank_folder(candidates, scorer=name, weights=(weights or {}).get(name), scorer_options=dict((scorer_options or {}).get(name, {})),
-                          progress=tick, **common)
+        res = rank_folder(candidates, scorer=handle, progress=tick, **common)
         results[res.scorer] = res
     result = combine_results(results, method=method, weights=dict(scorers), top=top)
     if sheet is not None:
@@ -180,6 +180,17 @@ def rank_folder_multi(
         shown_prompt = common.get("prompt") if opts.pop("prompt", False) else None
         result.sheet = str(write_multi_sheet(result, sheet, title=title, history=shown_history, prompt=shown_prompt, **opts))
     return result
+
+
+def _handles(scorers: Sequence[tuple[str, float]], weights: Mapping[str, str | None] | None,
+             scorer_options: Mapping[str, Mapping[str, Any]] | None, common: dict[str, Any]) -> list[Any]:
+    """Every scorer resolved (spec, options, device) before any is loaded: a bad second scorer fails before the first scores.
+    Takes `device` and `dtype` out of `common`: they belong to the handles."""
+    from prefcli.harness.handle import ScorerHandle
+
+    device, dtype = common.pop("device", "auto"), common.pop("dtype", None)
+    return [ScorerHandle(name, (weights or {}).get(name), device=device, dtype=dtype,
+                         options=dict((scorer_options or {}).get(name, {}))) for name, _ in scorers]
 
 
 def _history_of(common: Mapping[str, Any]) -> "UserHistory | None":
@@ -203,10 +214,10 @@ def rank_candidates_multi(candidates: Sequence["Candidate"], *, scorers: Sequenc
     from prefcli.ranking import rank_candidates
 
     _check(scorers, method, top)
+    handles = _handles(scorers, weights, scorer_options, common)
     results = {}
-    for name, _ in scorers:
-        res = rank_candidates(candidates, scorer=name, weights=(weights or {}).get(name),
-                              scorer_options=dict((scorer_options or {}).get(name, {})), **common)
+    for handle in handles:
+        res = rank_candidates(candidates, scorer=handle, **common)
         results[res.scorer] = res
     return combine_results(results, method=method, weights=dict(scorers), top=top, skipped=skipped)
 

@@ -19,6 +19,7 @@ import logging
 import os
 import warnings
 from importlib import metadata
+from typing import Any, Mapping, Sequence
 
 import pluggy
 
@@ -147,6 +148,14 @@ def get_scorer_spec(name: str) -> ScorerSpec:
     hint = f" Did you mean {close[0]!r}?" if close else ""
     failed = f" (plugins that failed to load: {', '.join(sorted(failures))})" if failures else ""
     raise UnknownScorerError(f"unknown scorer {name!r}.{hint} Known: {', '.join(known) or 'none'}{failed}")
+
+
+def scoped_options(pairs: Mapping[str, Any], scorers: Sequence[str], among: str) -> dict[str, dict[str, Any]]:
+    """`-o SCORER.KEY VALUE` → {scorer: {KEY: VALUE}} for a command that loads several scorers
+    (prefcli.options.scoped, with each scorer's declared options read from its registered spec)."""
+    from prefcli.options import scoped
+
+    return scoped(pairs, scorers, declared=lambda s: get_scorer_spec(s).options.names(), among=among)
 
 
 def load_scorer(name: str, weights: str | None = None, **kwargs):

@@ -15,12 +15,12 @@ def rank_several(chosen: Sequence[tuple[str, float]], method: str, default_weigh
     from prefcli.cli.options import scorer_options
     from prefcli.combine import check_method
     from prefcli.multirank import rank_folder_multi
-    from prefcli.options import scoped
+    from prefcli.plugins import scoped_options
     from prefcli.progress import progress_bar
 
     check_method(method)
     names = [n for n, _ in chosen]
-    opts = scoped(scorer_options(option), names)  # -o SCORER.KEY VALUE, or a bare KEY for every scorer that has it
+    opts = scoped_options(scorer_options(option), names, among="the ranking's scorers")  # -o SCORER.KEY VALUE, or a bare KEY for every scorer that has it
     weights = {n: named_weights.get(n, default_weights) for n in names}
 
     bar = progress_bar(show_progress, transient=True)

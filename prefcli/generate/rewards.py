@@ -83,11 +83,9 @@ def parse_scorer_options(pairs: Sequence[tuple[str, str]], known: Sequence[str])
 
     The same reading as bench's (prefcli.options.scoped); values are kept typed for the sidecar.
     """
-    from prefcli.options import scoped
-    from prefcli.plugins import get_scorer_spec
+    from prefcli.plugins import scoped_options
 
-    scopes = scoped(dict(pairs), list(dict.fromkeys(known)), declared=lambda s: get_scorer_spec(s).options.names(),
-                    among="the rewards and judges here")
+    scopes = scoped_options(dict(pairs), list(dict.fromkeys(known)), among="the rewards and judges here")
     return {name: {k: _literal(v) for k, v in opts.items()} for name, opts in scopes.items()}
 
 

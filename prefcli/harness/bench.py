@@ -44,10 +44,9 @@ def weights_for(name: str, default: str | None, per: dict[str, str], base: str |
 
 def scoped_options(pairs: dict[str, str], scorers: Sequence[str]) -> dict[str, dict[str, str]]:
     """`-o SCORER.KEY VALUE` → {scorer: {KEY: VALUE}}; a bare KEY goes to every scorer that declares it (prefcli.options.scoped)."""
-    from prefcli.options import scoped
-    from prefcli.plugins import get_scorer_spec
+    from prefcli.plugins import scoped_options as scopes
 
-    return scoped(pairs, scorers, declared=lambda s: get_scorer_spec(s).options.names(), among="the benchmarked scorers")
+    return scopes(pairs, scorers, among="the benchmarked scorers")
 
 
 @dataclass

@@ -239,7 +239,7 @@ def test_rm_removes_downloads_only_and_asks_first(capsys, caches, monkeypatch):
 
 def test_rm_url_download_removes_its_file_only(capsys, caches):
     url = "https://example.org/w/head.pth"
-    target = weights._url_target(weights.parse(url), None)
+    target = weights.url_target(weights.parse(url), None)
     target.parent.mkdir(parents=True)
     target.write_bytes(b"abc")
     keep = target.parent.parent / "someone-elses.txt"
