@@ -128,8 +128,10 @@ def score_images(items: Sequence[ImageItem], names: Sequence[str], *, weights: M
         by_path = {str(it.path): float(rec["scores"][0]) for (it, _), rec in zip(good, records)}
         scores[spec.name] = [by_path.get(str(it.path), math.nan) for it in items]
         identities[spec.name] = {"name": spec.name, "weights": handle.weights_id, "options": opts}
+        loaded = handle.loaded
         del handle
-        _free(device)
+        if loaded:  # one model at a time on the device; a run answered by the cache has nothing to free
+            _free(device)
     skipped += [(p, r) for p, r in unreadable.items()]
     return ImageScores(items, scores, identities, skipped)
 
