@@ -309,3 +309,28 @@ def test_csv_prints_one_table_and_names_the_others(capsys, mocks, tmp_path):
                          "--no-progress")
     assert code == 0, err
     assert out.splitlines()[0] == "group,n,score,score_se" and out.splitlines()[1].startswith("Animation,85,")
+
+
+def test_an_interrupted_run_resumes_where_it_stopped(mocks, tmp_path, monkeypatch):
+    """Scores reach the cache after every batch: a run stopped in its second batch is finished by the next run,
+    which scores only what the first did not."""
+    from prefcli.harness import bench_images as B
+
+    prompts, images = hpsv2_folder(tmp_path)
+    cfg = B.BenchImagesConfig(folder=str(images), prompts=str(prompts), scorers=["bi-grey"], batch_size=4,
+                              cache_dir=str(tmp_path / "scores"))
+    real = Grey.score
+
+    def stop_in_the_second_batch(self, candidates, state=None):
+        if Grey.calls >= 4:
+            raise KeyboardInterrupt
+        return real(self, candidates, state)
+
+    monkeypatch.setattr(Grey, "score", stop_in_the_second_batch)
+    with pytest.raises(KeyboardInterrupt):
+        B.run(cfg)
+    assert Grey.calls == 4
+    monkeypatch.setattr(Grey, "score", real)
+    data = B.run(cfg)
+    assert Grey.calls == 11  # the 7 distinct images the first run did not reach, and no more
+    assert {r["group"]: r["n"] for r in B.summary_rows(data)} == {"anime": 85, "photo": 3, "average": 88}
