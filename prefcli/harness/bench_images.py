@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from prefcli.errors import ConfigError, DataError, ImageError
-from prefcli.generate.bench import STYLE_LABELS, chunked_mean, std_error
 
 OUT_BY = "prefcli bench images"
 
@@ -210,6 +209,8 @@ def _person(folder: str) -> tuple[Any, list[tuple[str, str]]]:
 
 
 def group_label(layout: Layout, group: str) -> str:
+    from prefcli.generate.bench import STYLE_LABELS  # table 4's style names, so both tables read alike
+
     if layout.kind == "hpsv2":
         return STYLE_LABELS.get(group, group)
     return {"imagereward": "ImageReward benchmark", "files": "all"}[layout.kind]
@@ -217,6 +218,8 @@ def group_label(layout: Layout, group: str) -> str:
 
 def summary_rows(data: Mapping[str, Any]) -> list[dict[str, Any]]:
     """One row per (scorer, group): {"scorer", "group", "label", "n", "missing", "value", "se"}; HPSv2 adds "average"."""
+    from prefcli.generate.bench import chunked_mean, std_error  # bench generate's aggregation (hpsv2/evaluation.py line 148)
+
     layout: Layout = data["layout"]
     done = data["done"]
     rows = []
