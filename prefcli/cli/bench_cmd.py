@@ -29,7 +29,8 @@ def _csv_list(value: str) -> list[str]:
 
 
 def _bench_command_class():
-    """`bench DATASET ...` as before (with `-o` pairs); `bench generate ...` goes to prefcli.cli.bench_generate_cmd."""
+    """`bench DATASET ...` as before (with `-o` pairs); `bench generate ...` goes to prefcli.cli.bench_generate_cmd,
+    `bench images ...` to prefcli.cli.bench_images_cmd."""
     class BenchCommand(OptionPairsCommand):  # -o SCORER.KEY VALUE takes two values
         def parse_args(self, ctx, args):  # noqa: ANN001 - Click's signature
             if args and args[0] == "generate":
@@ -37,6 +38,12 @@ def _bench_command_class():
 
                 cmd = typer.main.get_command(bench_generate_app)
                 cmd.main(args=list(args[1:]), prog_name=f"{ctx.command_path} generate", standalone_mode=False)
+                ctx.exit(0)
+            if args and args[0] == "images":
+                from prefcli.cli.bench_images_cmd import bench_images_app
+
+                cmd = typer.main.get_command(bench_images_app)
+                cmd.main(args=list(args[1:]), prog_name=f"{ctx.command_path} images", standalone_mode=False)
                 ctx.exit(0)
             return super().parse_args(ctx, args)
 
@@ -84,6 +91,8 @@ def bench_command(
 
     `prefcli bench generate` is the generation benchmark (the paper's table 4,
     HPSv2 of personalized generation): see `prefcli bench generate --help`.
+    `prefcli bench images DIR` scores a folder of images made by any
+    generator on a benchmark: see `prefcli bench images --help`.
 
     Examples:
 

@@ -328,34 +328,25 @@ def _free(device: str) -> None:
 def score(cfg: BenchGenerateConfig, prompts: dict[str, list[tuple[int, str]]], out: Path) -> dict[str, Any]:
     """HPSv2 (100 · cos, v2.1 by default) and every judge on the saved JPEGs, as hpsv2's evaluation reads them.
 
-    A personalized judge is conditioned on each prompt's own history."""
-    from prefcli.generate.rewards import load_scorers
+    The scoring is `bench images`' (prefcli.harness.image_scores); a personalized judge is conditioned
+    on each prompt's own history."""
+    from prefcli.harness.image_scores import ImageItem, score_images
     from prefcli.plugins import get_scorer_spec
-    from prefcli.harness.runner import score_list
-    from prefcli.types import Candidate
 
-    first = next((s, i, p) for s, ps in prompts.items() for i, p in ps)
-    scores: dict[str, dict[str, dict[str, list[float]]]] = {}
-    ids: dict[str, Any] = {}
-    for name in ["hpsv2"] + [j for j in cfg.judges if j != "hpsv2"]:
-        opts = {**cfg.options.get(name, {}), **({"percent": True} if name == "hpsv2" else {})}
-        personal = get_scorer_spec(name).uses_history
-        (ls,) = load_scorers([name], weights=cfg.weights, options={name: opts}, device=cfg.device,
-                             history=_history(out, *first) if personal else None, need_differentiable=False, role="judge")  # fmt: skip
-        ids[name] = ls.ident()
-        for style, ps in prompts.items():
-            for arm in ("unguided", "guided"):
-                cands = [Candidate.from_path(str(out / arm / style / f"{i:05d}.jpg"), prompt=p) for i, p in ps]
-                if personal:
-                    vals = [score_list(ls.scorer, [c], ls.scorer.condition(_history(out, style, i, p)))[0]
-                            for (i, p), c in zip(ps, cands)]  # fmt: skip
-                else:
-                    vals = score_list(ls.scorer, cands, ls.state)
-                scores.setdefault(name, {}).setdefault(arm, {})[style] = [float(v) for v in vals]
-        del ls
-        _free(cfg.device)
+    names = ["hpsv2"] + [j for j in cfg.judges if j != "hpsv2"]
+    personal = any(get_scorer_spec(n).uses_history for n in names)
+    items = [ImageItem((arm, style), f"{i:05d}", out / arm / style / f"{i:05d}.jpg", p,
+                       history=_history(out, style, i, p) if personal else None)
+             for arm in ("unguided", "guided") for style, ps in prompts.items() for i, p in ps]  # fmt: skip
+    done = score_images(items, names, weights=cfg.weights, options=cfg.options, device=cfg.device)
+    if done.skipped:
+        path, reason = done.skipped[0]
+        raise ConfigError(f"{path}: {reason}; a generated image of this benchmark cannot be scored (delete it to make it again)")
+    scores = {name: {arm: {style: done.values(name, (arm, style)) for style in prompts} for arm in ("unguided", "guided")}
+              for name in done.scores}  # fmt: skip
     config = {k: v for k, v in cfg.__dict__.items()}
-    return {"styles": list(prompts), "scores": scores, "metrics": ids, "n": {s: len(ps) for s, ps in prompts.items()}, "config": config}
+    return {"styles": list(prompts), "scores": scores, "metrics": done.identities, "n": {s: len(ps) for s, ps in prompts.items()},
+            "config": config}
 
 
 def table_rows(data: dict[str, Any]) -> list[dict[str, Any]]:

@@ -64,14 +64,17 @@ def _json_commands() -> set[str]:
     walk(typer.main.get_command(app), [])
     from prefcli.cli.bench_generate_cmd import bench_generate_app
 
-    # `bench generate` is routed by bench's own command class (prefcli/cli/bench_cmd.py), not a click group.
+    from prefcli.cli.bench_images_cmd import bench_images_app
+
+    # `bench generate` and `bench images` are routed by bench's own command class (prefcli/cli/bench_cmd.py), not a click group.
     walk(typer.main.get_command(bench_generate_app), ["bench", "generate"])
+    walk(typer.main.get_command(bench_images_app), ["bench", "images"])
     return found
 
 
 def test_every_json_command_has_a_schema():
     commands = _json_commands()
-    assert {"rank", "eval", "bench", "bench generate", "scorers", "data info", "train", "demo"} <= commands
+    assert {"rank", "eval", "bench", "bench generate", "bench images", "scorers", "data info", "train", "demo"} <= commands
     wanted = {schema_file(c).name for c in commands}
     have = {p.name for p in SCHEMAS.glob("*.schema.json")} - {"envelope.schema.json"}
     assert wanted <= have, f"commands without a schema: {sorted(wanted - have)}"

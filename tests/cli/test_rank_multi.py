@@ -43,9 +43,27 @@ class Red(Scorer):
         return out
 
 
+class LikesRed(Scorer):
+    """Personalized: minus the distance of the image's mean red to the liked images' mean red."""
+
+    min_history = 1
+
+    def condition(self, history):
+        super().condition(history)
+        from PIL import ImageStat
+
+        return sum(ImageStat.Stat(p.liked.image).mean[0] for p in history.pairs) / len(history.pairs)
+
+    def score(self, candidates, state=None):
+        from PIL import ImageStat
+
+        return [-abs(ImageStat.Stat(c.image).mean[0] - state) for c in candidates]
+
+
 class Mocks:
     @hookimpl
     def register_scorers(self, register):
+        register(ScorerSpec(name="mr-likes-red", factory=f"{__name__}:LikesRed", needs=frozenset({"image", "history"})))
         register(ScorerSpec(name="mr-bright", factory=f"{__name__}:Bright"))
         register(ScorerSpec(name="mr-red", factory=f"{__name__}:Red"))
         register(ScorerSpec(name="mr-dark", factory=f"{__name__}:Bright", higher_is_better=False))
@@ -216,3 +234,24 @@ def test_api_takes_a_list(mocks, folder):
     assert result.ranked[0].scores["mr-bright"] == result.results["mr-bright"].ranked[0].score
     one = prefcli.rank(folder, scorer="mr-bright")  # a single name: the single result, as before
     assert type(one).__name__ == "RankResult"
+
+
+def test_a_personalized_scorer_beside_a_general_one(capsys, mocks, folder, tmp_path, monkeypatch):
+    from prefcli import sheet as sheet_mod
+
+    likes, dislikes = tmp_path / "liked", tmp_path / "disliked"
+    for i in range(2):
+        Image.new("RGB", (8, 8), (240, 10, 10)).save((likes.mkdir(exist_ok=True) or likes) / f"{i}.png")
+        Image.new("RGB", (8, 8), (10, 10, 240 - i)).save((dislikes.mkdir(exist_ok=True) or dislikes) / f"{i}.png")
+    strips = []
+    real = sheet_mod.contact_sheet
+    monkeypatch.setattr(sheet_mod, "contact_sheet", lambda items, path, **kw: strips.append(kw.get("history")) or real(items, path, **kw))
+    code, out, err = run(capsys, "rank", folder, "-s", "mr-likes-red", "-s", "mr-bright", "--likes", likes, "--dislikes", dislikes,
+                         "--sheet", tmp_path / "s.png", "--sheet-history", "--format", "json", "--no-progress")
+    assert code == 0, err
+    doc = validate_text(out, "rank")
+    assert doc["results"]["history_pairs"] == 2
+    assert err.count("mr-bright uses no history") == 1
+    # likes-red (liked red 240): d (250) 1, a (200) 2, c 3, b 4; bright: d 1, c 2, a 3, b 4 -> d 1, a 2.5 = c 2.5, b 4.
+    assert names(doc["results"]["ranking"]) == ["d.png", "a.png", "c.png", "b.png"]
+    assert len(strips) == 1 and len(strips[0]) == 4  # the history strip: 2 liked and 2 disliked images

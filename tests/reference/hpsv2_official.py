@@ -87,6 +87,40 @@ def open_clip_fork() -> types.ModuleType:
         gzip.open = real_open
 
 
+def evaluation() -> types.ModuleType:
+    """`hpsv2/evaluation.py` itself, for `evaluate_benchmark` (lines 116-151: the benchmark's layout and its
+    per-style and average scores). Its module-level imports of training code (`hpsv2.src.training.*`,
+    which needs einops), of `clint` and of `hpsv2.utils` (downloads) are stood in for by empty names:
+    `evaluate_benchmark`, `BenchmarkDataset` and `collate_eval` use none of them."""
+    name = f"{PACKAGE}.evaluation"
+    if name in sys.modules and hasattr(sys.modules[name], "evaluate_benchmark"):
+        return sys.modules[name]
+    spec = importlib.util.find_spec(PACKAGE)
+    root = Path(spec.origin).parent if spec is not None and spec.origin else Path(next(iter(spec.submodule_search_locations)))
+    open_clip_fork()
+    stand_ins = {"clint": {}, "clint.textui": {"progress": None}, f"{PACKAGE}.src.training": {},
+                 f"{PACKAGE}.src.training.train": {"calc_ImageReward": None, "inversion_score": None},
+                 f"{PACKAGE}.src.training.data": {"ImageRewardDataset": None, "collate_rank": None, "RankingDataset": None},
+                 f"{PACKAGE}.utils": {"root_path": "", "hps_version_map": {}}}
+    saved = {k: sys.modules.get(k) for k in stand_ins}
+    for k, attrs in stand_ins.items():
+        mod = types.ModuleType(k)
+        mod.__dict__.update(attrs)
+        sys.modules[k] = mod
+    try:
+        spec = importlib.util.spec_from_file_location(name, root / "evaluation.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        for k, old in saved.items():
+            if old is None:
+                sys.modules.pop(k, None)
+            else:
+                sys.modules[k] = old
+    sys.modules[name] = module
+    return module
+
+
 def register_config(config_json: str | Path) -> None:
     fork = open_clip_fork()
     name = Path(config_json).stem
