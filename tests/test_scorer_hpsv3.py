@@ -183,3 +183,30 @@ def test_load_in_4bit_needs_cuda():
 
     with pytest.raises(OptionError, match="load_in_4bit needs a CUDA device"):
         plugins.get_scorer_spec("hpsv3").load("tiny", device="cpu", options={"load_in_4bit": "true"})
+
+
+def test_generate_steers_with_hpsv3_and_judges_with_it(tmp_path, capsys):
+    import json
+
+    from cli_runner import run_cli
+
+    out = tmp_path / "gen"
+    code, _, err = run_cli(capsys, "generate", "a fox", "--model", "tiny", "--reward", "hpsv3=1", "--judge", "clip", "--weights", "tiny",
+                           "--steps", "1", "--device", "cpu", "--out", out)
+    assert code == 0, err
+    sidecars = [json.loads(p.read_text()) for p in out.rglob("*.json")]
+    assert any("hpsv3" in json.dumps(s) for s in sidecars)
+    code, _, err = run_cli(capsys, "generate", "a fox", "--model", "tiny", "--reward", "clip=1", "--judge", "hpsv3", "--weights", "tiny",
+                           "--steps", "1", "--device", "cpu", "--out", tmp_path / "gen2")
+    assert code == 0, err
+
+
+def test_dry_run_counts_the_default_weights_without_loading(capsys):
+    from cli_runner import run_cli
+
+    code, out, err = run_cli(capsys, "generate", "a fox", "--reward", "hpsv3=1", "--dry-run", "--device", "cpu", "--format", "json")
+    assert code == 0, err
+    import json
+
+    rows = json.loads(out)["results"]["rows"]
+    assert [r["parameters"] for r in rows if r["part"] == "reward"] == [7_750_000_000]
