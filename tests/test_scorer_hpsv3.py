@@ -55,7 +55,7 @@ def test_tiny_scores_are_mu_with_sigma_in_the_extras(scorer):
     with torch.no_grad():
         mu_sigma = scorer.mu_sigma([_tensor(scorer, c) for c in cands], [PI.SHORT_PROMPT] * 3)
     assert [float(v) for v in mu_sigma[:, 0]] == pytest.approx(scores, rel=1e-5, abs=1e-6)
-    assert [scorer.extras[c.image_id]["sigma"] for c in cands] == pytest.approx([float(v) for v in mu_sigma[:, 1]], rel=1e-5, abs=1e-6)
+    assert [e["sigma"] for e in scorer.candidate_extras(cands)] == pytest.approx([float(v) for v in mu_sigma[:, 1]], rel=1e-5, abs=1e-6)
     # the prompt reaches the score too
     other = scorer.score(PI.prefcli_candidates(PI.parity_files("non-square"), PI.LONG_PROMPT))
     assert other != pytest.approx(scores, rel=1e-6, abs=0)
@@ -150,6 +150,9 @@ def test_cli_rank_with_the_tiny_weights(tmp_path, capsys):
     rows = doc["results"]["ranking"]
     assert sorted(r["path"].rsplit("/", 1)[-1] for r in rows) == ["0.png", "1.png", "2.png", "3.png"]
     assert doc["scorer"] == "hpsv3" and "broken.png" in json.dumps(doc["skipped"])
+    # σ beside μ in every row (the per-candidate extras)
+    assert all(isinstance(r["sigma"], float) and math.isfinite(r["sigma"]) for r in rows)
+    assert len({r["sigma"] for r in rows}) == 4
 
 
 def test_a_folder_without_the_checkpoint_is_one_line(tmp_path, capsys):
