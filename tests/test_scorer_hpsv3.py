@@ -213,3 +213,32 @@ def test_dry_run_counts_the_default_weights_without_loading(capsys):
 
     rows = json.loads(out)["results"]["rows"]
     assert [r["parameters"] for r in rows if r["part"] == "reward"] == [7_750_000_000]
+
+
+def test_the_checkpoint_file_alone_takes_config_and_tokenizer_from_base(tmp_path):
+    """`--weights FILE -o base DIR`: the hub layout (HPSv3.safetensors in one repo, the base model's files in another)."""
+    import shutil
+
+    from prefcli import plugins
+    from prefcli_hpsv3 import tiny
+
+    d = tiny.save_tiny(tmp_path / "base", seed=2)
+    ckpt = tmp_path / "ckpt" / "renamed.safetensors"
+    ckpt.parent.mkdir()
+    shutil.move(d / "HPSv3.safetensors", ckpt)
+    spec = plugins.get_scorer_spec("hpsv3")
+    a = spec.load(str(ckpt), device="cpu", options={"base": str(d)})
+    b = spec.load(str(ckpt.parent), device="cpu", options={"base": str(d), "checkpoint": "renamed.safetensors"})
+    cands = PI.prefcli_candidates(PI.parity_files("palette")[:2], PI.SHORT_PROMPT)
+    assert a.score(cands) == pytest.approx(b.score(cands), rel=1e-6)
+    assert a.weights_id == b.weights_id  # the file loaded, by content
+
+
+def test_hub_weights_offline_and_not_cached_is_one_line(tmp_path, capsys, monkeypatch):
+    from cli_runner import one_error_line, run_cli
+
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    (tmp_path / "img").mkdir()
+    (tmp_path / "img" / "a.png").write_bytes(PI.parity_files("square")[0])
+    code, _, err = run_cli(capsys, "rank", tmp_path / "img", "--scorer", "hpsv3", "--prompt", "x", "--device", "cpu")
+    one_error_line(code, err, "MizzenAI/HPSv3")
