@@ -241,4 +241,6 @@ def test_hub_weights_offline_and_not_cached_is_one_line(tmp_path, capsys, monkey
     (tmp_path / "img").mkdir()
     (tmp_path / "img" / "a.png").write_bytes(PI.parity_files("square")[0])
     code, _, err = run_cli(capsys, "rank", tmp_path / "img", "--scorer", "hpsv3", "--prompt", "x", "--device", "cpu")
-    one_error_line(code, err, "MizzenAI/HPSv3")
+    # the advice fetches both: the checkpoint and the base model's small files, into one folder
+    one_error_line(code, err, "hf download MizzenAI/HPSv3 HPSv3.safetensors --local-dir DIR && hf download Qwen/Qwen2-VL-7B-Instruct "
+                   "--include '*.json' --include '*.txt' --include '*.jinja' --local-dir DIR", "--weights DIR")

@@ -65,7 +65,11 @@ class HPSv3Scorer(Scorer):
                 tiny.save_tiny(d, seed)
                 self._load(Path(d), Path(d) / P.CHECKPOINT, tdtype)
         else:
-            checkpoint = Path(W.resolve_file(self.weights, opts.checkpoint))
+            base_src = W.parse(opts.base)
+            # Both downloads into one folder: a weights folder with a config.json is its own base.
+            then = (f"hf download {base_src.repo_id}{''.join(f' --include {p!r}' for p in _BASE_FILES)} --local-dir DIR"
+                    if base_src.kind == "hub" else "")
+            checkpoint = Path(W.resolve_file(self.weights, opts.checkpoint, then=then))
             self.checkpoint = checkpoint
             src = W.parse(self.weights)
             here = src.path if src.kind == "local" and src.path is not None else None
