@@ -153,6 +153,9 @@ def test_cli_rank_with_the_tiny_weights(tmp_path, capsys):
     # σ beside μ in every row (the per-candidate extras)
     assert all(isinstance(r["sigma"], float) and math.isfinite(r["sigma"]) for r in rows)
     assert len({r["sigma"] for r in rows}) == 4
+    from json_schemas import validate
+
+    validate(doc, "rank")  # docs/schemas/rank.schema.json declares the column
 
 
 def test_a_folder_without_the_checkpoint_is_one_line(tmp_path, capsys):
