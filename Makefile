@@ -14,6 +14,8 @@ $(STAMP): pyproject.toml
 	# Test oracles only (upstream code run by the parity tests), never dependencies:
 	$(PY) -m pip install -q --no-deps image-reward==1.5 hpsv2==1.2.0 openai-clip==1.0.1 qwen-vl-utils==0.0.11
 	$(PY) -m pip install -q --no-deps --target $(VENV)/oracles/transformers-4.27.3 transformers==4.27.3
+	$(PY) -m pip install -q --no-deps --target $(VENV)/oracles/transformers-4.45.2 transformers==4.45.2
+	$(PY) -m pip install -q --no-deps --target $(VENV)/oracles/hpsv3-1.0.0 hpsv3==1.0.0 omegaconf==2.3.0 antlr4-python3-runtime==4.9.3
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -5,7 +5,8 @@
 The same tiny weights in the official formats and the same oracles as the
 parity tests (tests/reference/): the `hpsv2` package, OpenAI's `clip`
 package, transformers 4.27.3 (PickScore's README), the `image-reward`
-package. Each cell is `rel_err` (max |ours − upstream| / max |upstream|)
+package, and hpsv3 1.0.0's `HPSv3RewardInferencer` under transformers 4.45.2
+(μ; one child process for all of its cells). Each cell is `rel_err` (max |ours − upstream| / max |upstream|)
 over the three files of that kind; the long-prompt column scores the
 non-square files with a prompt longer than the context. An oracle that is
 not installed gives "n/a" (the tests skip for the same reason).
@@ -24,7 +25,7 @@ sys.path[:0] = [str(ROOT / "tests")]
 
 import torch  # noqa: E402
 
-from reference import hpsv2_official, imagereward_package, openai_clip, rel_err, transformers427  # noqa: E402
+from reference import hpsv2_official, hpsv3_inferencer, imagereward_package, openai_clip, rel_err, transformers427  # noqa: E402
 from reference.parity_images import KINDS, LONG_PROMPT, SHORT_PROMPT, parity_files, prefcli_candidates, upstream_open  # noqa: E402
 from reference.pickscore_readme import scores_from_inputs  # noqa: E402
 
@@ -135,6 +136,20 @@ def imagereward_row(tmp: Path):
     return row
 
 
+def hpsv3_row(tmp: Path):
+    if not hpsv3_inferencer.available():
+        return None
+    from prefcli_hpsv3 import tiny
+
+    d = tiny.save_tiny(tmp / "hpsv3", seed=3)
+    base = hpsv3_inferencer.base_with_weights(d, d / "HPSv3.safetensors", tmp / "hpsv3-base")
+    cases = list(_cases())
+    out = hpsv3_inferencer.rewards(base, d / "HPSv3.safetensors", [(files, [prompt] * len(files)) for _, files, prompt in cases])
+    scorer = load_scorer("hpsv3", weights=str(d), dtype="float32")
+    return {label: rel_err(scorer.score(prefcli_candidates(files, prompt)), b["rewards"][:, 0])
+            for (label, files, prompt), b in zip(cases, out["batches"])}
+
+
 def main(argv: list[str]) -> int:
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory(prefix="prefcli-parity-") as t:
@@ -144,6 +159,7 @@ def main(argv: list[str]) -> int:
         rows["pickscore"] = pickscore_row(tmp)
         rows.update(hpsv2_rows(tmp))
         rows["imagereward"] = imagereward_row(tmp)
+        rows["hpsv3"] = hpsv3_row(tmp)
     if "--json" in argv:
         print(json.dumps(rows, indent=2))
         return 0

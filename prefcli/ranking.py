@@ -39,7 +39,8 @@ class RankedImage:
     path: str
     image_id: str
     prompt: str | None = None
-    #: What a composite scorer (blend) says about this candidate: its parts' scores, the w and its evidence.
+    #: What the scorer says about this candidate besides its score: a composite scorer's (blend) parts' scores,
+    #: the w and its evidence; hpsv3's σ.
     extras: dict[str, Any] | None = None
     tie: bool = False  # the same score as a neighbour: the order between them is by path only
 
@@ -315,7 +316,7 @@ def rank_candidates(
     records, stats = run_scorer(handle, [task], cache=None, batch_size=batch_size, skip_unreadable=True, workers=workers,
                                 on_progress=progress or (lambda done, total: None))
     scores = [float(v) for v in records[0]["scores"]]
-    extras = records[0].get("extras") or [None] * len(scores)
+    extras = records[0].get("extras") or handle.scorer.candidate_extras(candidates)
     if records[0].get("note"):
         notes.append(records[0]["note"])
     if stats.unreadable:

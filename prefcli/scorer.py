@@ -285,6 +285,13 @@ class Scorer:
         """
         return [self.score(list(cands), self.condition(history)) for history, cands in jobs]
 
+    def candidate_extras(self, candidates: Sequence[Candidate]) -> list[dict[str, Any] | None]:
+        """What this scorer said about each candidate besides its score, for `rank`'s rows (None: nothing).
+
+        Asked after `score` has seen the candidates; e.g. hpsv3's σ beside its μ.
+        """
+        return [None] * len(candidates)
+
     def reward(self, pixels: "torch.Tensor", prompts: "Sequence[str] | str | None" = None, state: Any = None) -> "torch.Tensor":
         """The score with gradients, for reward-guided generation (scorers whose spec says `differentiable`).
 

@@ -5,8 +5,8 @@ inference.py lines 97-137): one user turn holding the image (see
 `prefcli_hpsv3.pixels`) and the instruction with the prompt and the
 `<|Reward|>` token (see `prefcli_hpsv3.prompt`), rendered with the base
 model's chat template and a generation prompt, padded on the right (train.py
-line 53). The network is `prefcli_hpsv3.model`. `score` returns μ and keeps σ
-in `extras` (candidate id → {"sigma": σ}) for the last call.
+line 53). The network is `prefcli_hpsv3.model`. `score` returns μ and keeps σ:
+`candidate_extras(candidates)` gives {"sigma": σ} for each candidate scored (rank's rows show it).
 
 Weights: a hub repository or a local folder holding the checkpoint file
 (`-o checkpoint`, default HPSv3.safetensors), or that file itself; config,
@@ -63,7 +63,11 @@ class HPSv3Scorer(Scorer):
                 tiny.save_tiny(d, seed)
                 self._load(Path(d), Path(d) / P.CHECKPOINT, tdtype)
         else:
-            checkpoint = Path(W.resolve_file(self.weights, opts.checkpoint))
+            base_src = W.parse(opts.base)
+            # Both downloads into one folder: a weights folder with a config.json is its own base.
+            then = (f"hf download {base_src.repo_id}{''.join(f' --include {p!r}' for p in _BASE_FILES)} --local-dir DIR"
+                    if base_src.kind == "hub" else "")
+            checkpoint = Path(W.resolve_file(self.weights, opts.checkpoint, then=then))
             self.checkpoint = checkpoint
             src = W.parse(self.weights)
             here = src.path if src.kind == "local" and src.path is not None else None
@@ -74,7 +78,7 @@ class HPSv3Scorer(Scorer):
                 base = Path(W.resolve_dir(opts.base, allow_patterns=_BASE_FILES, flag="-o base"))
             self.source = str(self.weights)
             self._load(base, checkpoint, tdtype)
-        self.extras: dict[str, dict[str, float]] = {}
+        self.sigma: dict[tuple[str, str], float] = {}  # (image id, prompt) → σ of every candidate scored
 
     def _load(self, base: Path, checkpoint: Path, dtype: Any) -> None:
         from transformers import AutoTokenizer
@@ -149,16 +153,23 @@ class HPSv3Scorer(Scorer):
         prompts = [require_prompt(c, "hpsv3") for c in candidates]
         opts = self.options
         out: list[float] = []
-        self.extras = {}
         for start in range(0, len(candidates), self.batch_size):
             chunk = candidates[start : start + self.batch_size]
             # The image as opened: upstream converts it itself (a plain convert("RGB")).
             px = [to_tensor(load_image(c.original, opts.min_pixels, opts.max_pixels)) for c in chunk]
             with torch.inference_mode():
                 ms = self.mu_sigma(px, prompts[start : start + self.batch_size]).float().cpu()
-            for c, (mu, sigma) in zip(chunk, ms.tolist()):
+            for c, p, (mu, sigma) in zip(chunk, prompts[start : start + self.batch_size], ms.tolist()):
                 out.append(float(mu))
-                self.extras[c.image_id] = {"sigma": float(sigma)}
+                self.sigma[(c.image_id, p)] = float(sigma)
+        return out
+
+    def candidate_extras(self, candidates: Sequence[Candidate]) -> list[dict[str, Any] | None]:
+        """{"sigma": σ} for each candidate `score` has seen (with its prompt), else None."""
+        out: list[dict[str, Any] | None] = []
+        for c in candidates:
+            sigma = self.sigma.get((c.image_id, c.prompt or ""))
+            out.append(None if sigma is None else {"sigma": sigma})
         return out
 
     def reward(self, pixels: Any, prompts: Sequence[str] | str | None = None, state: Any = None) -> Any:

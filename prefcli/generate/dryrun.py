@@ -21,6 +21,7 @@ DEFAULT_REWARD_PARAMS: dict[str, float] = {
     "hpsv2": 986.1e6, "pickscore": 986.1e6,  # OpenCLIP ViT-H/14
     "clip": 427.6e6, "aesthetic": 428.5e6,  # OpenAI CLIP ViT-L/14 (+ the MLP head)
     "imagereward": 447.0e6,  # BLIP ViT-L/16 + BERT-base with cross-attention
+    "hpsv3": 7.75e9,  # Qwen2-VL-7B-Instruct (8.29e9) less its lm_head (3584 × 152064), which hpsv3 does not load
 }  # fmt: skip
 
 #: ReNO's measurement: activations of one iteration ≈ this fraction of the fp16 weights (15 GB total, 9.5 GB weights).

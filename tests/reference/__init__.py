@@ -12,6 +12,8 @@
 - `imagereward_package`: the `image-reward` package itself (v1.5, installed
   with `--no-deps`), made importable on today's timm/transformers by small,
   documented shims.
+- `hpsv3_inferencer`: the hpsv3 1.0.0 wheel's `HPSv3RewardInferencer`, run
+  under transformers 4.45.2 in a child process (both `--no-deps` oracle folders).
 - `rel_err`: the one agreement measure every parity test uses.
 """
 

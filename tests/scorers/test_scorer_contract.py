@@ -24,7 +24,7 @@ from prefcli.types import Candidate, HistoryPair, UserHistory
 #: The input resolution of each differentiable scorer's tiny model. A new
 #: differentiable scorer must be added here (the first test says so).
 INPUT_SIZE = {"clip": 32, "aesthetic": 32, "pickscore": 32, "hpsv2": 32, "imagereward": 224,
-              "viper": 32, "idefics": 32, "preftoken": 32}
+              "viper": 32, "idefics": 32, "preftoken": 32, "hpsv3": 448}
 PROMPT = "a red fox in the snow"
 
 

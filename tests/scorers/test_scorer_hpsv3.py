@@ -55,7 +55,7 @@ def test_tiny_scores_are_mu_with_sigma_in_the_extras(scorer):
     with torch.no_grad():
         mu_sigma = scorer.mu_sigma([_tensor(scorer, c) for c in cands], [PI.SHORT_PROMPT] * 3)
     assert [float(v) for v in mu_sigma[:, 0]] == pytest.approx(scores, rel=1e-5, abs=1e-6)
-    assert [scorer.extras[c.image_id]["sigma"] for c in cands] == pytest.approx([float(v) for v in mu_sigma[:, 1]], rel=1e-5, abs=1e-6)
+    assert [e["sigma"] for e in scorer.candidate_extras(cands)] == pytest.approx([float(v) for v in mu_sigma[:, 1]], rel=1e-5, abs=1e-6)
     # the prompt reaches the score too
     other = scorer.score(PI.prefcli_candidates(PI.parity_files("non-square"), PI.LONG_PROMPT))
     assert other != pytest.approx(scores, rel=1e-6, abs=0)
@@ -150,6 +150,12 @@ def test_cli_rank_with_the_tiny_weights(tmp_path, capsys):
     rows = doc["results"]["ranking"]
     assert sorted(r["path"].rsplit("/", 1)[-1] for r in rows) == ["0.png", "1.png", "2.png", "3.png"]
     assert doc["scorer"] == "hpsv3" and "broken.png" in json.dumps(doc["skipped"])
+    # σ beside μ in every row (the per-candidate extras)
+    assert all(isinstance(r["sigma"], float) and math.isfinite(r["sigma"]) for r in rows)
+    assert len({r["sigma"] for r in rows}) == 4
+    from json_schemas import validate
+
+    validate(doc, "rank")  # docs/schemas/rank.schema.json declares the column
 
 
 def test_a_folder_without_the_checkpoint_is_one_line(tmp_path, capsys):
@@ -183,3 +189,61 @@ def test_load_in_4bit_needs_cuda():
 
     with pytest.raises(OptionError, match="load_in_4bit needs a CUDA device"):
         plugins.get_scorer_spec("hpsv3").load("tiny", device="cpu", options={"load_in_4bit": "true"})
+
+
+def test_generate_steers_with_hpsv3_and_judges_with_it(tmp_path, capsys):
+    import json
+
+    from cli_runner import run_cli
+
+    out = tmp_path / "gen"
+    code, _, err = run_cli(capsys, "generate", "a fox", "--model", "tiny", "--reward", "hpsv3=1", "--judge", "clip", "--weights", "tiny",
+                           "--steps", "1", "--device", "cpu", "--out", out)
+    assert code == 0, err
+    sidecars = [json.loads(p.read_text()) for p in out.rglob("*.json")]
+    assert any("hpsv3" in json.dumps(s) for s in sidecars)
+    code, _, err = run_cli(capsys, "generate", "a fox", "--model", "tiny", "--reward", "clip=1", "--judge", "hpsv3", "--weights", "tiny",
+                           "--steps", "1", "--device", "cpu", "--out", tmp_path / "gen2")
+    assert code == 0, err
+
+
+def test_dry_run_counts_the_default_weights_without_loading(capsys):
+    from cli_runner import run_cli
+
+    code, out, err = run_cli(capsys, "generate", "a fox", "--reward", "hpsv3=1", "--dry-run", "--device", "cpu", "--format", "json")
+    assert code == 0, err
+    import json
+
+    rows = json.loads(out)["results"]["rows"]
+    assert [r["parameters"] for r in rows if r["part"] == "reward"] == [7_750_000_000]
+
+
+def test_the_checkpoint_file_alone_takes_config_and_tokenizer_from_base(tmp_path):
+    """`--weights FILE -o base DIR`: the hub layout (HPSv3.safetensors in one repo, the base model's files in another)."""
+    import shutil
+
+    from prefcli import plugins
+    from prefcli_hpsv3 import tiny
+
+    d = tiny.save_tiny(tmp_path / "base", seed=2)
+    ckpt = tmp_path / "ckpt" / "renamed.safetensors"
+    ckpt.parent.mkdir()
+    shutil.move(d / "HPSv3.safetensors", ckpt)
+    spec = plugins.get_scorer_spec("hpsv3")
+    a = spec.load(str(ckpt), device="cpu", options={"base": str(d)})
+    b = spec.load(str(ckpt.parent), device="cpu", options={"base": str(d), "checkpoint": "renamed.safetensors"})
+    cands = PI.prefcli_candidates(PI.parity_files("palette")[:2], PI.SHORT_PROMPT)
+    assert a.score(cands) == pytest.approx(b.score(cands), rel=1e-6)
+    assert a.weights_id == b.weights_id  # the file loaded, by content
+
+
+def test_hub_weights_offline_and_not_cached_is_one_line(tmp_path, capsys, monkeypatch):
+    from cli_runner import one_error_line, run_cli
+
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    (tmp_path / "img").mkdir()
+    (tmp_path / "img" / "a.png").write_bytes(PI.parity_files("square")[0])
+    code, _, err = run_cli(capsys, "rank", tmp_path / "img", "--scorer", "hpsv3", "--prompt", "x", "--device", "cpu")
+    # the advice fetches both: the checkpoint and the base model's small files, into one folder
+    one_error_line(code, err, "hf download MizzenAI/HPSv3 HPSv3.safetensors --local-dir DIR && hf download Qwen/Qwen2-VL-7B-Instruct "
+                   "--include '*.json' --include '*.txt' --include '*.jinja' --local-dir DIR", "--weights DIR")

@@ -46,7 +46,7 @@ def both(tmp_path_factory):
     for files, prompts in batches:
         cands = PI.prefcli_candidates(files, prompts[0])
         mu = scorer.score(cands)
-        sigma = [scorer.extras[c.image_id]["sigma"] for c in cands]
+        sigma = [e["sigma"] for e in scorer.candidate_extras(cands)]
         px = [PI_tensor(scorer, c) for c in cands]
         with torch.no_grad():
             inputs = scorer.batch(px, prompts)
