@@ -97,7 +97,7 @@ def combine_results(results: Mapping[str, "RankResult"], *, method: str = DEFAUL
     Only images every scorer scored are combined (an image one scorer could not
     decode is skipped by all); ties in the combination are ordered by path.
     """
-    from prefcli.ranking import _tied, order
+    from prefcli.ranking import tied_positions, order
 
     names = list(results)
     key = lambda r: r.path or r.image_id  # noqa: E731
@@ -110,7 +110,7 @@ def combine_results(results: Mapping[str, "RankResult"], *, method: str = DEFAUL
     combined, per_ranks = combine(scores, method=method, weights=weights,
                                   higher={n: results[n].higher_is_better for n in names})
     full = order(combined, common, higher_is_better=higher_is_better(method))
-    tied = _tied(combined, full)
+    tied = tied_positions(combined, full)
     idx = full[:top] if top is not None else full
     first = rows[names[0]]
     ranked = [MultiRankedImage(rank=r, score=combined[i], path=first[common[i]].path, image_id=first[common[i]].image_id,

@@ -339,7 +339,7 @@ def rank_candidates(
 
     keys = [c.path or c.image_id for c in candidates]
     full = order(scores, keys, higher_is_better=spec.higher_is_better)
-    tied = _tied(scores, full)
+    tied = tied_positions(scores, full)
     idx = full[:top] if top is not None else full
     ranked = [
         RankedImage(rank=r, score=scores[i], path=candidates[i].path or "", image_id=candidates[i].image_id, prompt=candidates[i].prompt,
@@ -363,7 +363,7 @@ def rank_candidates(
     )
 
 
-def _tied(scores: Sequence[float], idx: Sequence[int]) -> set[int]:
+def tied_positions(scores: Sequence[float], idx: Sequence[int]) -> set[int]:
     """Indices whose score equals a neighbour's in the order `idx` (NaN ties with NaN)."""
     same = lambda a, b: a == b or (math.isnan(a) and math.isnan(b))  # noqa: E731
     out: set[int] = set()

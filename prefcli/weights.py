@@ -412,7 +412,7 @@ def resolve_file(
 
         path = _hub_call(src, filename, off, hf_hub_download, flag=flag, also=also, then=then, filename=filename)
         _verify(path, sha, f"{src.describe()} ({filename})")
-        _used(spec)
+        record_used(spec)
         return path
 
     if src.kind == "url":
@@ -421,12 +421,12 @@ def resolve_file(
         sha = sha or src.sha256
         target = url_target(src, sha)
         if target.is_file():
-            _used(spec)
+            record_used(spec)
             return target  # only a complete, verified download is ever renamed into place
         by_url = url_target(src, None)
         if sha and by_url.is_file() and sha256_file(by_url) == sha:
             # Fetched before without its sha256 (`prefcli weights pull URL`); the pinned hash now vouches for it.
-            _used(spec)
+            record_used(spec)
             return by_url
         if off:
             raise WeightsError(
@@ -435,7 +435,7 @@ def resolve_file(
                 f"or copy it to {target}"
             )
         _download(src.url or "", target, sha)
-        _used(spec)
+        record_used(spec)
         return target
 
     # local
@@ -457,7 +457,7 @@ def resolve_file(
         raise WeightsError(f"{spec}: {why}")
     # A file given directly wins over the expected file name (a renamed mirror is fine).
     _verify(path, sha, str(path))
-    _used(spec)
+    record_used(spec)
     return path
 
 
@@ -475,7 +475,7 @@ def resolve_dir(spec: str, *, allow_patterns: list[str] | None = None, offline: 
 
         patterns = list(allow_patterns or [])
         folder = _hub_call(src, None, off, snapshot_download, flag=flag, include=patterns, allow_patterns=allow_patterns)
-        _used(spec)
+        record_used(spec)
         return folder
     path = src.path
     assert path is not None
@@ -486,15 +486,22 @@ def resolve_dir(spec: str, *, allow_patterns: list[str] | None = None, offline: 
 
         what = not_a_file(path) or "a file"
         raise WeightsError(f"{spec}: is {what.replace('not a regular file (', '').rstrip(')')}, but a folder of weights is needed here")
-    _used(spec)
+    record_used(spec)
     return path
 
 
-def _used(spec: str) -> None:
-    """Remember the spec for `prefcli weights ls` (prefcli.weights_used; never fails a load)."""
+def record_used(spec: str) -> None:
+    """Remember the spec for `prefcli weights ls` (prefcli.weights_used; never fails a load), named as
+    `prefcli weights` names it: hub ids with their hf-hub: prefix, local paths resolved, URLs as given."""
     from prefcli import weights_used
 
-    weights_used.record(spec)
+    if not spec or is_tiny(spec):
+        return
+    try:
+        src = parse(spec)
+    except Exception:  # noqa: BLE001 - it was just loaded by this name; a record is never worth an error
+        return
+    weights_used.record(src.spec if src.kind == "url" else src.describe(), src.kind)
 
 
 # --------------------------------------------------------------------------- identity

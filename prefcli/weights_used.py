@@ -28,9 +28,9 @@ MAX_FILE_BYTES = 2 * 1024 * 1024
 
 
 def record_file() -> Path:
-    from prefcli.weights import cache_dir
+    from prefcli.paths import cache_root
 
-    return cache_dir() / FILE_NAME
+    return cache_root() / FILE_NAME
 
 
 def read() -> list[dict]:
@@ -57,24 +57,12 @@ def read() -> list[dict]:
     return sorted(out, key=lambda e: e["last_used"], reverse=True)
 
 
-def _key(spec: str) -> str:
-    """The spec as `prefcli weights` names it: hub ids with their hf-hub: prefix, local paths resolved."""
-    from prefcli.weights import parse
-
-    src = parse(spec)
-    if src.kind == "url":
-        return src.spec
-    return src.describe()
-
-
-def record(spec: str) -> None:
-    """Remember that `spec` was loaded now. Never raises: the record is a convenience, not part of loading."""
+def record(key: str, kind: str) -> None:
+    """Remember that the weights `key` (as `prefcli weights` names them: prefcli.weights names them, this module
+    only stores) of `kind` were loaded now. Never raises: the record is a convenience, not part of loading."""
     try:
-        from prefcli.weights import is_tiny, parse
-
-        if not spec or is_tiny(spec) or len(spec) > MAX_SPEC_CHARS:
+        if not key or len(key) > MAX_SPEC_CHARS:
             return
-        key, kind = _key(spec), parse(spec).kind
         now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
         path = record_file()
         from prefcli.lock import output_lock

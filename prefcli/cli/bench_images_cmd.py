@@ -12,14 +12,15 @@ from typing import Annotated, Optional
 import typer
 
 from prefcli.cli.eval_cmd import BatchOpt, CacheDirOpt, NoCacheOpt
-from prefcli.cli.generate_cmd import ScorerOptionOpt, WeightsListOpt, _option_pairs, _pairs_command
+from prefcli.cli.generate_cmd import ScorerOptionOpt, WeightsListOpt
+from prefcli.cli.options import OptionPairsCommand, comma_list, scorer_options
 from prefcli.cli.options import DeviceOpt, DType, DTypeOpt, Format, FormatOpt, OfflineOpt, OutputOverwriteOpt, ProgressOpt
 from prefcli.cli.table_choice import TableOpt
 
 bench_images_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, context_settings={"help_option_names": ["-h", "--help"]})
 
 
-@bench_images_app.command("images", cls=_pairs_command())
+@bench_images_app.command("images", cls=OptionPairsCommand)
 def bench_images_command(
     folder: Annotated[Path, typer.Argument(help="The generated images: DIR/<style>/<index:05d>.jpg (HPSv2), DIR/<id>_<k>.png (ImageReward), or the files a {file: prompt} file names.", show_default=False)],
     prompts: Annotated[str, typer.Option("--prompts", help="hpsv2 (the benchmark's prompts from the hub), a folder of HPSv2 <style>.json, imagereward (its benchmark-prompts.json from GitHub) or that file, or a {file: prompt} JSON / file,prompt CSV naming files inside DIR.")],
@@ -60,22 +61,21 @@ def bench_images_command(
         prefcli bench images ./my-images --prompts prompts.json --scorers clip,aesthetic,clip-probe --history ./alice --weights tiny
     """
     from prefcli.cli.eval_cmd import set_offline
-    from prefcli.cli.generate_cmd import _csv
     from prefcli.devices import resolve_device
     from prefcli.generate.rewards import parse_scorer_options, parse_weights
     from prefcli.harness import bench_images as B
 
     if offline:
         set_offline()
-    names = _csv(scorers)
+    names = comma_list(scorers)
     if out is not None:
         from prefcli.atomic import check_output_dir
 
         check_output_dir(out, overwrite=overwrite)  # refused before any image is scored
     cfg = B.BenchImagesConfig(
-        folder=str(folder), prompts=prompts, scorers=names, styles=_csv(styles), limit=limit,
+        folder=str(folder), prompts=prompts, scorers=names, styles=comma_list(styles), limit=limit,
         history=None if history is None else str(history), weights=parse_weights(weights or []),
-        options=parse_scorer_options(_option_pairs(option), names), device=resolve_device(device),
+        options=parse_scorer_options(list(scorer_options(option).items()), names), device=resolve_device(device),
         dtype=None if dtype is DType.auto else dtype.value, batch_size=batch_size,
         cache_dir=None if cache_dir is None else str(cache_dir), use_cache=not no_cache,
     )  # fmt: skip

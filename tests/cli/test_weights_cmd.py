@@ -70,12 +70,12 @@ def test_ls_lists_defaults_cached_repos_and_used_specs(capsys, caches):
 def test_the_used_record_is_bounded_and_a_bad_file_reads_as_empty(caches, monkeypatch):
     monkeypatch.setattr(weights_used, "MAX_ENTRIES", 10)
     for i in range(15):
-        weights_used.record(f"hf-hub:org/m{i}")
-    weights_used.record("hf-hub:org/m3")  # used again: first, and once
+        weights.record_used(f"hf-hub:org/m{i}")
+    weights.record_used("hf-hub:org/m3")  # used again: first, and once
     got = [e["spec"] for e in weights_used.read()]
     assert len(got) == 10 and got[0] == "hf-hub:org/m3" and got.count("hf-hub:org/m3") == 1
     assert "hf-hub:org/m0" not in got and "hf-hub:org/m4" not in got  # the least recently used went first
-    weights_used.record("tiny:3")
+    weights.record_used("tiny:3")
     assert all(e["spec"] != "tiny:3" for e in weights_used.read())  # nothing to list for built-in weights
     path = weights_used.record_file()
     path.write_text("[" * 10000)
@@ -256,7 +256,7 @@ def test_ls_never_walks_a_huge_folder(capsys, caches, monkeypatch):
     big.mkdir()
     for i in range(5):
         (big / f"f{i}").write_bytes(b"x")
-    weights_used.record(str(big))
+    weights.record_used(str(big))
     assert _rows(run(capsys, "weights", "ls", "--format", "json")[1])[str(big)]["size_bytes"] == 5
     monkeypatch.setattr(weights_here, "MAX_COUNTED_FILES", 3)
     assert _rows(run(capsys, "weights", "ls", "--format", "json")[1])[str(big)]["size_bytes"] is None
