@@ -43,13 +43,13 @@ PRESETS = (("opposed", {}), ("default", {"n_groups": 4}))
 
 
 def _probe():
-    """clip-probe with tiny weights; its base is replaced by an embedding memory (the harness's)."""
+    """clip-probe with tiny weights, on an embedding memory (the harness's) in front of its base."""
     from prefcli.harness.runner import RunStats, CachedEmbedder
     from prefcli.plugins import get_scorer_spec
 
     probe = get_scorer_spec("clip-probe").load("tiny", device="cpu")
     memory: dict = {}
-    probe.base = CachedEmbedder(probe.base, None, memory, RunStats(), 64)
+    probe = probe.with_embedder(CachedEmbedder(probe.base, None, memory, RunStats(), 64))
     return probe, memory
 
 

@@ -70,7 +70,7 @@ class ScorerSpec:
     #: The scorer can `embed_images`; registering it also gives `<name>-probe`.
     embedding: bool = False
     #: For derived scorers (probes): the registered scorer they build on, by name and as its spec
-    #: (`load` builds that scorer and passes it in as `base=`).
+    #: (`load` builds that scorer and passes it in as `embedder=`).
     base: str = ""
     base_spec: "ScorerSpec | None" = None
     #: The accepted forms of --weights, one line each, for `prefcli scorers NAME`.

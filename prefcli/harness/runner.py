@@ -34,7 +34,7 @@ from typing import Any, Callable, Sequence
 from prefcli import messages
 from prefcli.errors import PrefcliError, bad_value
 from prefcli.harness.cache import CacheDir, ScoreStore
-from prefcli.harness.handle import ScorerHandle  # noqa: F401 - also importable from here, as before
+from prefcli.harness.handle import ScorerHandle  # noqa: F401 - its home; still importable from here
 from prefcli.progress import progress_or_callback
 from prefcli.types import Candidate, RankTask
 

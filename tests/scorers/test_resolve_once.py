@@ -128,3 +128,25 @@ def test_rank_errors_name_parameters_in_python_and_flags_on_the_command_line(cap
     args = ("rank", folders / "cands", "--weights", "tiny", "--device", "cpu")  # (the CLI's own parser checks --top)
     one_error_line(*run_cli(capsys, *args, "--scorer", "clip-probe")[::2], "give --likes DIR and --dislikes DIR")
     one_error_line(*run_cli(capsys, *args, "--scorer", "clip")[::2], "give --prompt TEXT or --prompts FILE")
+
+
+def test_eval_resolves_once(counted, monkeypatch, tmp_path):
+    import harness_fakes as fakes
+    from typer.testing import CliRunner
+
+    from prefcli.cli import app
+    from prefcli.harness import source
+
+    plugins.register_plugin(fakes.MockPlugin(), name="harness-mocks")
+    try:
+        monkeypatch.setenv("PREFCLI_CACHE", str(tmp_path / "default-cache"))
+        monkeypatch.setattr(source, "open_dataset", lambda path: fakes.FakeDataset())
+        res = CliRunner().invoke(app, ["eval", str(tmp_path), "--scorer", "mock-hist", "--n-ref", "2", "--device", "cpu",
+                                       "-o", "batch_size", "4", "--no-cache", "--no-progress", "--format", "json"],
+                                 catch_exceptions=False)
+        assert res.exit_code == 0, res.output
+    finally:
+        plugins.unregister_plugin(name="harness-mocks")
+        fakes.reset()
+    assert counted["lookups"]["mock-hist"] == 1
+    assert sum(counted["parses"].values()) == 1 and counted["resolves"] == 1
