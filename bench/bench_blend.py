@@ -239,11 +239,13 @@ def model_dirs(trained: Path | None, name: str, shipped: tuple[str, str] | None)
         pop, cp = trained / stem / "tiny-cpu-population" / "model", trained / stem / "tiny-cpu-cp" / "model"
         if pop.is_dir() and cp.is_dir():
             return str(pop), str(cp)
+        if pop.is_dir() and shipped is None:  # the toy recipe still training: the probe can be measured already
+            return str(pop), ""
     return shipped
 
 
 def measure_trained(name: str, preset: str, overrides: dict, seed: int, models: tuple[str, str], n_users: int, n_val: int,
-                    cache) -> tuple[list[dict], dict]:
+                    cache, parts_wanted: Sequence[str] = ("toy recipe", "clip-probe")) -> tuple[list[dict], dict]:
     """general: the population model; personal: the toy recipe and clip-probe; blend auto (w₀ fitted on validation
     users per N_ref, by `prefcli eval --fit-blend`'s rule) and at the best fixed w in hindsight, for each personal part."""
     from prefcli.data import synthetic as S
@@ -254,7 +256,8 @@ def measure_trained(name: str, preset: str, overrides: dict, seed: int, models: 
     base = dict(pairs_per_user=24, world_seed=seed, image_size=32, **balanced, **overrides)
     val = trained_users(S.WorldConfig.from_preset(preset, n_users=n_val, user_seed=VAL_USER_SEED, **base))
     test = trained_users(S.WorldConfig.from_preset(preset, n_users=n_users, user_seed=TEST_USER_SEED, **base))
-    personals = [("toy recipe (tiny-cpu-cp)", "preftoken", cp), ("clip-probe (tiny)", "clip-probe", "tiny")]
+    personals = [p for p in [("toy recipe (tiny-cpu-cp)", "preftoken", cp), ("clip-probe (tiny)", "clip-probe", "tiny")]
+                 if p[0].split(" (")[0] in parts_wanted]
     runs, info = [], {"population_model": pop, "toy_recipe_model": cp, "world_seed": seed, "test_users": n_users,
                       "val_users": n_val, "user_seeds": {"val": VAL_USER_SEED, "test": TEST_USER_SEED}, "population_w": {}}
     gen = {"general": "preftoken", "general_weights": pop}
@@ -291,6 +294,8 @@ def targets_trained(runs: Sequence[dict]) -> list[dict]:
     gen = top1(next(r for r in runs if r["scorer"].startswith("general")))
     rows = []
     for short, plabel in (("toy recipe", "personal: toy recipe (tiny-cpu-cp)"), ("clip-probe", "personal: clip-probe (tiny)")):
+        if not any(r["scorer"] == plabel for r in runs):
+            continue
         for n in N_REFS:
             by = {r["scorer"]: (top1(r), r) for r in runs if r.get("n_ref") == n}
             (auto, _), (per, _), (best, brec) = by[f"blend auto ({short})"], by[plabel], by[f"blend best fixed w ({short})"]
@@ -319,7 +324,10 @@ def main_trained(args) -> None:
             print(f"{name}: no trained models under {args.trained}/{name.replace(' --groups ', '-g')}/ (train them with "
                   f"bench/bench_toy_training.py --only population,cp); skipped\n")
             continue
-        runs, info = measure_trained(name, preset, overrides, seed, models, args.users, args.val_users, cache)
+        wanted = [p.strip() for p in args.personal.split(",")]
+        if not models[1]:
+            wanted = [p for p in wanted if p != "toy recipe"]
+        runs, info = measure_trained(name, preset, overrides, seed, models, args.users, args.val_users, cache, wanted)
         stem = name.replace(" --groups ", "-g")
         table = tables.nref_table(runs)
         table.title = f"{name} (world seed {seed}, {args.users} unseen users, trained models): top-1 vs N_ref"
@@ -388,6 +396,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                          "(bench/bench_toy_training.py --out DIR/<preset> --world preset=... world_seed=S user_seed=S "
                          "--only population,cp); `opposed` falls back to the shipped tiny-opposed-* models.")
     ap.add_argument("--val-users", type=int, default=80, help="Validation users per preset (they fit the population w).")
+    ap.add_argument("--personal", default="toy recipe,clip-probe", help="With --trained: the personal parts to measure.")
     args = ap.parse_args(argv)
     if args.gap_table:
         gap_table()
