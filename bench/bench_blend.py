@@ -99,18 +99,22 @@ def fit_population(users) -> np.ndarray:
     return LogisticRegression(C=1.0, fit_intercept=False, max_iter=2000).fit(x, np.concatenate([y, 1 - y])).coef_[0]
 
 
-def tasks_for(users, n_ref: int, n_hist: int = 8) -> list:
+def tasks_for(users, n_ref: int, n_hist: int = 8, make=None) -> list:
+    """1-vs-1 tasks: each user's first `n_hist` pairs are the history (N_ref its prefix), the others targets.
+    `make(uid)`: the candidate of an image (default: its id alone, for the feature stand-ins)."""
     from prefcli.types import Candidate, HistoryPair, RankTask, UserHistory
 
+    make = make or Candidate
     tasks = []
     for uid, ps in users:
         pairs = []
         for i, (a, b, lab) in enumerate(ps[:n_hist]):
             liked, disliked = (a, b) if lab == 1.0 else (b, a)
-            pairs.append(HistoryPair(Candidate(liked), Candidate(disliked), pair_id=f"{uid}-{i}"))
+            lc, dc = make(liked), make(disliked)
+            pairs.append(HistoryPair(lc, dc, prompt=lc.prompt, pair_id=f"{uid}-{i}"))
         hist = UserHistory(pairs=tuple(pairs[:n_ref]), user_id=uid)
         for j, (a, b, lab) in enumerate(ps[n_hist:]):
-            tasks.append(RankTask(task_id=f"{uid}-{j}", candidates=[Candidate(a), Candidate(b)], liked_index=0 if lab == 1.0 else 1,
+            tasks.append(RankTask(task_id=f"{uid}-{j}", candidates=[make(a), make(b)], liked_index=0 if lab == 1.0 else 1,
                                   history=hist, user_id=uid, protocol="1v1", n_ref=n_ref))
     return tasks
 
@@ -183,6 +187,165 @@ def measure(name: str, preset: str, overrides: dict, seed: int, n_users: int, ca
                   "population_model": POPULATION[w].tolist(), "test_users": n_users, "world_seed": seed}
 
 
+# ---------------------------------------------------------------------------------------------------
+# With trained models: the images themselves, a trained population model as the general part, the
+# shipped toy recipe (tiny-cpu-cp) and clip-probe (tiny) as the personal parts.
+
+#: (name, preset, overrides, world seed, models): the models' folder under --trained, or shipped names.
+TRAINED_PRESETS = [
+    ("opposed", "opposed", {}, 0, ("tiny-opposed-population", "tiny-opposed-cp")),
+    ("default", "default", {}, 502, None),
+    ("default --groups 6", "default", {"n_groups": 6}, 503, None),
+    ("consensus", "consensus", {}, 504, None),
+]
+#: User seeds of the measured people: never a training seed (training used user seed = world seed, or 0).
+VAL_USER_SEED, TEST_USER_SEED = 1002, 1001
+IMAGES: dict[str, Any] = {}  # image uid -> (PoolImage, image size)
+
+
+def image_candidate(uid: str):
+    """The rendered picture of a pool image, as the dataset builder stores it (PNG) and the scorers open it."""
+    import io
+
+    from PIL import Image
+
+    from prefcli.data import synthetic as S
+    from prefcli.types import Candidate
+
+    im, size = IMAGES[uid]
+
+    def load():
+        return Image.open(io.BytesIO(S.png_bytes(S.render_image(im.attrs, size)))).convert("RGB")
+
+    return Candidate(uid, prompt=im.prompt, loader=load)
+
+
+def trained_users(cfg) -> list[tuple[str, list]]:
+    from prefcli.data import synthetic as S
+
+    for row in S.world_pool(cfg):
+        for im in row:
+            IMAGES[im.uid] = (im, cfg.image_size)
+    users: dict[str, list] = {}
+    for r in S.iter_pairs(cfg):
+        users.setdefault(str(r.user_id), []).append((r.image_0.uid, r.image_1.uid, r.label_0))
+    return list(users.items())
+
+
+def model_dirs(trained: Path | None, name: str, shipped: tuple[str, str] | None) -> tuple[str, str] | None:
+    """(population model, toy-recipe model): trained ones under --trained/<stem>/, else the shipped ones, else None."""
+    stem = name.replace(" --groups ", "-g")
+    if trained is not None:
+        pop, cp = trained / stem / "tiny-cpu-population" / "model", trained / stem / "tiny-cpu-cp" / "model"
+        if pop.is_dir() and cp.is_dir():
+            return str(pop), str(cp)
+        if pop.is_dir() and shipped is None:  # the toy recipe still training: the probe can be measured already
+            return str(pop), ""
+    return shipped
+
+
+def measure_trained(name: str, preset: str, overrides: dict, seed: int, models: tuple[str, str], n_users: int, n_val: int,
+                    cache, parts_wanted: Sequence[str] = ("toy recipe", "clip-probe")) -> tuple[list[dict], dict]:
+    """general: the population model; personal: the toy recipe and clip-probe; blend auto (w₀ fitted on validation
+    users per N_ref, by `prefcli eval --fit-blend`'s rule) and at the best fixed w in hindsight, for each personal part."""
+    from prefcli.data import synthetic as S
+    from prefcli_blend import population
+
+    pop, cp = models
+    balanced = {"group_weights": (0.5, 0.5)} if preset == "opposed" else {"group_weights": None}
+    base = dict(pairs_per_user=24, world_seed=seed, image_size=32, **balanced, **overrides)
+    val = trained_users(S.WorldConfig.from_preset(preset, n_users=n_val, user_seed=VAL_USER_SEED, **base))
+    test = trained_users(S.WorldConfig.from_preset(preset, n_users=n_users, user_seed=TEST_USER_SEED, **base))
+    personals = [p for p in [("toy recipe (tiny-cpu-cp)", "preftoken", cp), ("clip-probe (tiny)", "clip-probe", "tiny")]
+                 if p[0].split(" (")[0] in parts_wanted]
+    runs, info = [], {"population_model": pop, "toy_recipe_model": cp, "world_seed": seed, "test_users": n_users,
+                      "val_users": n_val, "user_seeds": {"val": VAL_USER_SEED, "test": TEST_USER_SEED}, "population_w": {}}
+    gen = {"general": "preftoken", "general_weights": pop}
+    for n in N_REFS:
+        tasks = tasks_for(test, n, make=image_candidate)
+        if n == N_REFS[0]:
+            runs.append(run("preftoken", pop, tasks, cache, n, label="general: population model")[0])
+        for label, pname, pweights in personals:
+            short = label.split(" (")[0]
+            runs.append(run(pname, pweights, tasks, cache, n, label=f"personal: {label}")[0])
+            parts = {**gen, "personal": pname, "personal_weights": pweights}
+            val_records = run("blend", None, tasks_for(val, n, make=image_candidate), cache, n, **parts)[1]
+            w0 = population.best_weight(population.top1_by_weight(val_records))
+            info["population_w"].setdefault(short, {})[str(n)] = w0
+            auto, records = run("blend", None, tasks, cache, n, label=f"blend auto ({short})", population_weight=str(w0), **parts)
+            auto["population_w"] = w0
+            chosen = [r["extras"][0]["weight"] for r in records]
+            auto["chosen_w"] = {"mean": float(np.mean(chosen)), "median": float(np.median(chosen))}
+            runs.append(auto)
+            best = max((at_weight(records, g, n, f"blend best fixed w ({short})") for g in weighting_grid()), key=lambda r: top1(r)[0])
+            best["best_w"] = best["weight"]
+            runs.append(best)
+    return runs, info
+
+
+def weighting_grid():
+    from prefcli_blend import weighting
+
+    return weighting.GRID
+
+
+def targets_trained(runs: Sequence[dict]) -> list[dict]:
+    """Issue 21's targets per personal part and N_ref, as `targets` checks them."""
+    gen = top1(next(r for r in runs if r["scorer"].startswith("general")))
+    rows = []
+    for short, plabel in (("toy recipe", "personal: toy recipe (tiny-cpu-cp)"), ("clip-probe", "personal: clip-probe (tiny)")):
+        if not any(r["scorer"] == plabel for r in runs):
+            continue
+        for n in N_REFS:
+            by = {r["scorer"]: (top1(r), r) for r in runs if r.get("n_ref") == n}
+            (auto, _), (per, _), (best, brec) = by[f"blend auto ({short})"], by[plabel], by[f"blend best fixed w ({short})"]
+            rows.append({"personal": short, "n_ref": n, "general": gen[0], "general_se": gen[1], "personal_top1": per[0],
+                         "personal_se": per[1], "auto": auto[0], "auto_se": auto[1], "best_fixed": best[0], "best_w": brec["best_w"],
+                         "auto_ge_general": auto[0] >= gen[0], "auto_ge_personal_minus_se": auto[0] >= per[0] - per[1],
+                         "auto_within_se_of_best": auto[0] >= best[0] - auto[1]})
+    return rows
+
+
+def main_trained(args) -> None:
+    from prefcli.harness import plots, tables
+    from prefcli.harness.cache import CacheDir
+    from prefcli.output import to_markdown
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    only = {s.strip() for s in args.only.split(",") if s.strip()}
+    results = {}
+    cache = CacheDir(out / "cache")  # scores of the parts: a rerun (or another preset's) recomputes nothing it has
+    for name, preset, overrides, seed, shipped in TRAINED_PRESETS:
+        if only and name not in only:
+            continue
+        models = model_dirs(Path(args.trained), name, shipped)
+        if models is None:
+            print(f"{name}: no trained models under {args.trained}/{name.replace(' --groups ', '-g')}/ (train them with "
+                  f"bench/bench_toy_training.py --only population,cp); skipped\n")
+            continue
+        wanted = [p.strip() for p in args.personal.split(",")]
+        if not models[1]:
+            wanted = [p for p in wanted if p != "toy recipe"]
+        runs, info = measure_trained(name, preset, overrides, seed, models, args.users, args.val_users, cache, wanted)
+        stem = name.replace(" --groups ", "-g")
+        table = tables.nref_table(runs)
+        table.title = f"{name} (world seed {seed}, {args.users} unseen users, trained models): top-1 vs N_ref"
+        print(table.render("markdown") if hasattr(table, "render") else table)
+        g = top1(runs[0])
+        print(f"general (population model, no history): {100 * g[0]:.1f} ± {100 * g[1]:.1f}")
+        tg = targets_trained(runs)
+        print(to_markdown(tg, ["personal", "n_ref", "general", "personal_top1", "personal_se", "auto", "auto_se", "best_fixed",
+                               "best_w", "auto_ge_general", "auto_ge_personal_minus_se", "auto_within_se_of_best"], digits=3))
+        print("population w per N_ref:", json.dumps(info["population_w"]))
+        paths = plots.nref_plot(runs, out / f"blend-trained-{stem}", formats=["png"])
+        print(f"  plot: {', '.join(str(p) for p in paths)}\n", flush=True)
+        results[name] = {"runs": runs, "targets": tg, **info}
+        (out / "results.json").write_text(json.dumps(results, indent=1, default=str))
+    cache.close()
+    print(f"wrote {out / 'results.json'}")
+
+
 def targets(runs: Sequence[dict]) -> list[dict]:
     """Issue 21's targets per N_ref: auto ≥ general, ≥ personal − 1 SE, within 1 SE of the best fixed w."""
     gen = top1(next(r for r in runs if r["scorer"].startswith("general")))
@@ -228,9 +391,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--users", type=int, default=160, help="Unseen test users per preset (≥ 120 for issue 21).")
     ap.add_argument("--only", default="", help="Comma-separated preset names (default: all four).")
     ap.add_argument("--gap-table", action="store_true", help="Print docs/synthetic.md's achievable-gap table and stop.")
+    ap.add_argument("--trained", default=None, metavar="DIR",
+                    help="With trained models instead of the feature stand-ins: DIR/<preset>/tiny-cpu-{population,cp}/model "
+                         "(bench/bench_toy_training.py --out DIR/<preset> --world preset=... world_seed=S user_seed=S "
+                         "--only population,cp); `opposed` falls back to the shipped tiny-opposed-* models.")
+    ap.add_argument("--val-users", type=int, default=80, help="Validation users per preset (they fit the population w).")
+    ap.add_argument("--personal", default="toy recipe,clip-probe", help="With --trained: the personal parts to measure.")
     args = ap.parse_args(argv)
     if args.gap_table:
         gap_table()
+        return
+    if args.trained:
+        main_trained(args)
         return
     os.environ.setdefault("PREFCLI_LOAD_PLUGINS", "blend")
     from prefcli import plugins

@@ -85,15 +85,21 @@ class BlendScorer(Scorer):
         o = self.options
         general, personal = o.general, o.personal
         gspec, pspec = get_scorer_spec(general), get_scorer_spec(personal)
-        if gspec.uses_history or gspec.kind != "pointwise":
-            raise OptionError(f"scorer blend: option general = {general!r} must be a history-free pointwise scorer "
-                              "(pickscore, hpsv2, imagereward, aesthetic, clip, ...)")
+        not_general = (f"scorer blend: option general = {general!r} must be a history-free pointwise scorer "
+                       "(pickscore, hpsv2, imagereward, aesthetic, clip, ..., or a population model: preftoken with weights "
+                       "trained without histories)")
+        if gspec.kind != "pointwise":
+            raise OptionError(not_general)
         if not pspec.uses_history or pspec.kind != "pointwise":
             raise OptionError(f"scorer blend: option personal = {personal!r} must be a pointwise scorer that reads the history "
                               "(clip-probe, preftoken, viper, idefics, ...)")
         opts = {"batch_size": o.batch_size}
         self.general = ScorerHandle(gspec, o.general_weights or weights, device=device, dtype=dtype, options=opts)
         self.personal = ScorerHandle(pspec, o.personal_weights or weights, device=device, dtype=dtype, options=opts)
+        # A history scorer whose weights read no history (a population checkpoint) is a general scorer:
+        # only the loaded model can say so.
+        if gspec.uses_history and getattr(self.general.scorer, "reads_history", True):
+            raise OptionError(not_general)
         # The option is a number or an --fit-blend file; the number the weighting uses is read from it once, here.
         self.population_weight, self.population_file = _population(o.population_weight)
         self._population_checked = self.population_file is None
