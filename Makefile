@@ -29,8 +29,9 @@ lint: $(STAMP)
 # Both cores by default (pytest-xdist); JOBS=0 runs in one process.
 JOBS ?= 2
 
+# --durations: the CI log names the slowest tests, so a slow suite says where its time went.
 test: lint
-	HF_HUB_OFFLINE=1 PREFCLI_TESTING=1 $(PY) -m pytest -n $(JOBS)
+	HF_HUB_OFFLINE=1 PREFCLI_TESTING=1 $(PY) -m pytest -n $(JOBS) --durations=20
 
 # Everything but the end-to-end tests marked `slow`.
 test-fast: lint
