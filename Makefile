@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast venv bench clean
+.PHONY: demo lint test test-fast venv bench clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -23,14 +23,20 @@ venv: $(STAMP)
 demo: $(STAMP)
 	HF_HUB_OFFLINE=1 $(VENV)/bin/prefcli demo
 
+# ruff's rules and version are in pyproject.toml; `ruff check --fix . && ruff format .` mends what it can.
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
 # Both cores by default (pytest-xdist); JOBS=0 runs in one process.
 JOBS ?= 2
 
-test: $(STAMP)
-	HF_HUB_OFFLINE=1 PREFCLI_TESTING=1 $(PY) -m pytest -n $(JOBS)
+# --durations: the CI log names the slowest tests, so a slow suite says where its time went.
+test: lint
+	HF_HUB_OFFLINE=1 PREFCLI_TESTING=1 $(PY) -m pytest -n $(JOBS) --durations=20
 
 # Everything but the end-to-end tests marked `slow`.
-test-fast: $(STAMP)
+test-fast: lint
 	HF_HUB_OFFLINE=1 PREFCLI_TESTING=1 $(PY) -m pytest -n $(JOBS) -m "not slow"
 
 clean:

@@ -34,8 +34,8 @@ def _lines(buf: io.StringIO) -> list[str]:
 
 def test_a_recurring_warning_is_said_once_then_counted(run):
     for _ in range(3):
-        warnings.warn("the same thing", UserWarning)
-    warnings.warn("another thing", UserWarning)
+        warnings.warn("the same thing", UserWarning, stacklevel=1)
+    warnings.warn("another thing", UserWarning, stacklevel=1)
     assert _lines(run) == ["prefcli: warning: the same thing", "prefcli: warning: another thing"]
     messages.finish()
     assert _lines(run)[2:] == ["prefcli: warning: said 3 times in this run (printed once above): the same thing"]
@@ -69,7 +69,7 @@ def test_clip_truncation_of_many_prompts_is_one_line_with_a_count(run):
 
 def test_library_noise_is_silenced_unless_it_concerns_the_run(run):
     warnings.warn("`is_gradient_checkpointing` is deprecated and will be removed in v6. Use `is_activation_checkpointing` instead.",
-                  FutureWarning)
+                  FutureWarning, stacklevel=1)
     assert _lines(run) == []
     bnb = logging.getLogger("bitsandbytes.cextension")
     assert not bnb.isEnabledFor(logging.WARNING)  # bitsandbytes' CUDA-library notes when nothing is quantized

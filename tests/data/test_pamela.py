@@ -209,7 +209,7 @@ class PhiEmbed(EmbeddingScorer):
 class PhiPlugin:
     @hookimpl
     def register_scorers(self, register):
-        register(ScorerSpec(name="phi-emb", factory="test_pamela:PhiEmbed", needs=frozenset({"image"}), default_weights="phi", embedding=True))
+        register(ScorerSpec(name="phi-emb", factory=f"{__name__}:PhiEmbed", needs=frozenset({"image"}), default_weights="phi", embedding=True))
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ def synthetic_dataset(tmp_path_factory):
     return root / "ds"
 
 
+@pytest.mark.slow  # end to end: `make test-fast` leaves it out, `make test` (CI) runs it
 def test_bench_on_synthetic_dataset_with_tiny_scorers_and_cached_rerun(synthetic_dataset, tmp_path):
     pytest.importorskip("open_clip")
     out = tmp_path / "bench"

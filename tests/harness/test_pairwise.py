@@ -53,7 +53,7 @@ class MockJudge(PairwiseScorer):
 class JudgePlugin:
     @hookimpl
     def register_scorers(self, register):
-        register(ScorerSpec(name="mock-judge", factory="test_pairwise:MockJudge", needs=frozenset({"image", "history"}), kind="pairwise", default_weights="j"))
+        register(ScorerSpec(name="mock-judge", factory=f"{__name__}:MockJudge", needs=frozenset({"image", "history"}), kind="pairwise", default_weights="j"))
 
 
 @pytest.fixture

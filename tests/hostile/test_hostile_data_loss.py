@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from cli_runner import run_cli
 from prefcli import atomic
 from prefcli.errors import PrefcliError
 
@@ -24,6 +25,13 @@ def _cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "PREFCLI_TESTING": "1"}
     env.pop("PREFCLI_DEBUG", None)
     return subprocess.run([sys.executable, "-m", "prefcli", *args], capture_output=True, text=True, env=env, timeout=300, cwd=cwd)
+
+
+def _run(capsys, *args: str) -> subprocess.CompletedProcess:
+    """`prefcli ARGS` in this process (no fresh interpreter importing torch each time); `_cli` where a
+    second real process is the point (locks, the parent's pid)."""
+    code, out, err = run_cli(capsys, *args)
+    return subprocess.CompletedProcess(args, code, out, err)
 
 
 def _one_line(stderr: str) -> bool:
@@ -129,56 +137,56 @@ def _tiny_release(tmp_path: Path) -> Path:
     return rel
 
 
-def test_convert_out_existing_dir_keeps_unrelated_contents(tmp_path):
+def test_convert_out_existing_dir_keeps_unrelated_contents(tmp_path, capsys):
     rel = _tiny_release(tmp_path)
     out = tmp_path / "models"
     out.mkdir()
     (out / "other-model").mkdir()
     (out / "other-model" / "weights.safetensors").write_bytes(b"precious")
     before = _snapshot(out)
-    r = _cli("convert", "learn-user-pref", str(rel), "--out", str(out))
+    r = _run(capsys, "convert", "learn-user-pref", str(rel), "--out", str(out))
     assert r.returncode == 2 and _one_line(r.stderr) and "--overwrite" in r.stderr and "other-model" in r.stderr
     assert _snapshot(out) == before
-    r = _cli("convert", "learn-user-pref", str(rel), "--out", str(out), "--overwrite")
+    r = _run(capsys, "convert", "learn-user-pref", str(rel), "--out", str(out), "--overwrite")
     assert r.returncode == 0, r.stderr
     assert (out / "other-model" / "weights.safetensors").read_bytes() == b"precious"
     assert (out / "pref_tokens.safetensors").is_file()
     # prefcli's own folder: converted again without --overwrite
-    r = _cli("convert", "learn-user-pref", str(rel), "--out", str(tmp_path / "fresh"))
-    r2 = _cli("convert", "learn-user-pref", str(rel), "--out", str(tmp_path / "fresh"))
+    r = _run(capsys, "convert", "learn-user-pref", str(rel), "--out", str(tmp_path / "fresh"))
+    r2 = _run(capsys, "convert", "learn-user-pref", str(rel), "--out", str(tmp_path / "fresh"))
     assert r.returncode == 0 and r2.returncode == 0, r2.stderr
 
 
 # --------------------------------------------------------------------------- data synthetic
 
 
-def test_user_folders_never_delete_pictures_prefcli_did_not_write(tmp_path):
+def test_user_folders_never_delete_pictures_prefcli_did_not_write(tmp_path, capsys):
     d = tmp_path / "alice"
     (d / "liked").mkdir(parents=True)
     (d / "liked" / "my-cat.png").write_bytes(b"\x89PNG not really, but mine")
     (d / "candidates").mkdir()
     (d / "candidates" / "000.png").write_bytes(b"mine too")
     before = _snapshot(d)
-    r = _cli("data", "synthetic", "--user-folders", str(d), "--history", "2", "--candidates", "2", "--image-size", "16")
+    r = _run(capsys, "data", "synthetic", "--user-folders", str(d), "--history", "2", "--candidates", "2", "--image-size", "16")
     assert r.returncode == 2 and _one_line(r.stderr) and "--overwrite" in r.stderr and "liked/my-cat.png" in r.stderr
     assert _snapshot(d) == before
-    r = _cli("data", "synthetic", "--user-folders", str(d), "--history", "2", "--candidates", "2", "--image-size", "16", "--overwrite")
+    r = _run(capsys, "data", "synthetic", "--user-folders", str(d), "--history", "2", "--candidates", "2", "--image-size", "16", "--overwrite")
     assert r.returncode == 0, r.stderr
     assert (d / "liked" / "my-cat.png").read_bytes() == b"\x89PNG not really, but mine"
     # prefcli's own folders are rewritten freely, and only prefcli's files go
     e = tmp_path / "bob"
     args = ["data", "synthetic", "--user-folders", str(e), "--candidates", "2", "--image-size", "16"]
-    assert _cli(*args, "--history", "3").returncode == 0
-    r = _cli(*args, "--history", "1")
+    assert _run(capsys, *args, "--history", "3").returncode == 0
+    r = _run(capsys, *args, "--history", "1")
     assert r.returncode == 0, r.stderr
     assert sorted(p.name for p in (e / "liked").iterdir()) == ["000.png"]
 
 
-def test_a_world_over_a_folder_of_someone_elses_shards_is_refused(tmp_path):
+def test_a_world_over_a_folder_of_someone_elses_shards_is_refused(tmp_path, capsys):
     out = tmp_path / "w"
     out.mkdir()
     (out / "shard-00000.parquet").write_bytes(b"someone's data")
-    r = _cli("data", "synthetic", "--out", str(out), "--no-progress")
+    r = _run(capsys, "data", "synthetic", "--out", str(out), "--no-progress")
     assert r.returncode == 2 and _one_line(r.stderr) and "did not write" in r.stderr
     assert (out / "shard-00000.parquet").read_bytes() == b"someone's data"
 
@@ -230,7 +238,7 @@ def test_disk_full_while_writing_a_part_is_a_failure_to_retry_not_a_bad_shard(sh
     assert len(Dataset.open(out).pairs()) == len(Dataset.open(tmp_path / "ref").pairs()) == ref.info["counts"]["splits"]["train"]["pairs"] + ref.info["counts"]["splits"]["val"]["pairs"] + ref.info["counts"]["splits"]["test"]["pairs"]
 
 
-def test_a_shard_missing_a_column_is_reported_with_shard_and_column(shards, tmp_path):
+def test_a_shard_missing_a_column_is_reported_with_shard_and_column(shards, tmp_path, capsys):
     import shutil
 
     import pyarrow.parquet as pq
@@ -241,8 +249,8 @@ def test_a_shard_missing_a_column_is_reported_with_shard_and_column(shards, tmp_
     t = pq.read_table(victim)
     pq.write_table(t.drop_columns(["jpg_1"]), victim)
     out = tmp_path / "ds"
-    r = _cli("data", "pickapic", "--source", str(src), "--out", str(out), "--n-ref", "4", "--min-liked", "10",
-             "--val-users", "2", "--test-users", "4", "--no-progress", "--format", "json")
+    r = _run(capsys, "data", "pickapic", "--source", str(src), "--out", str(out), "--n-ref", "4", "--min-liked", "10",
+                      "--val-users", "2", "--test-users", "4", "--no-progress", "--format", "json")
     assert r.returncode == 0, r.stderr
     problems = json.loads((out / "dataset.json").read_text())["problems"]
     assert any(p["shard"] == victim.name and "jpg_1" in p["reason"] for p in problems)

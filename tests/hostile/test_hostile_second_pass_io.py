@@ -271,7 +271,7 @@ def test_eval_never_scores_an_image_linked_out_of_the_dataset(tmp_path):
     task = ds.tasks("test", "1v1")[0]
     for cand in (task.candidates[0], task.history.liked[0]):
         with pytest.raises(ImageError, match="links outside the dataset's image store"):
-            cand.image
+            _ = cand.image
     assert task.candidates[1].image.size == (12, 12)  # the others still load
     assert secret.read_bytes() == _png(4242)
 
@@ -298,7 +298,7 @@ class _PixelPlugin:
     def register_scorers(self, register):
         from prefcli.scorer import ScorerSpec
 
-        register(ScorerSpec(name="pixel-mean", factory="test_hostile_second_pass_io:PixelMean", needs=frozenset({"image"}),
+        register(ScorerSpec(name="pixel-mean", factory=f"{__name__}:PixelMean", needs=frozenset({"image"}),
                             default_weights="none"))
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from cli_runner import run_cli
 from prefcli.errors import DataError, WeightsError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -148,19 +149,19 @@ def test_hpsv2_conversion_refuses_code_calls(tmp_path, fn):
     assert not marker.exists() and not (tmp_path / "out.safetensors").exists()
 
 
-def test_prefcli_convert_hpsv2_keeps_the_weights_and_drops_the_pickled_objects(tmp_path):
+def test_prefcli_convert_hpsv2_keeps_the_weights_and_drops_the_pickled_objects(tmp_path, capsys):
     import argparse
 
     from safetensors.torch import load_file
 
     state = {"visual.proj": torch.randn(4, 3), "logit_scale": torch.tensor(4.6)}
     torch.save({"state_dict": state, "args": argparse.Namespace(lr=1e-5), "epoch": 3}, tmp_path / "HPS.pt")
-    r = _cli("convert", "hpsv2", str(tmp_path / "HPS.pt"), str(tmp_path / "hps.safetensors"), "--format", "json")
+    r = _run(capsys, "convert", "hpsv2", str(tmp_path / "HPS.pt"), str(tmp_path / "hps.safetensors"), "--format", "json")
     assert r.returncode == 0, r.stderr
     back = load_file(str(tmp_path / "hps.safetensors"))
     assert back.keys() == state.keys() and all(torch.equal(back[k], state[k]) for k in state)
     # an existing output is not clobbered
-    r = _cli("convert", "hpsv2", str(tmp_path / "HPS.pt"), str(tmp_path / "hps.safetensors"))
+    r = _run(capsys, "convert", "hpsv2", str(tmp_path / "HPS.pt"), str(tmp_path / "hps.safetensors"))
     assert r.returncode == 2 and "--overwrite" in r.stderr and _one_line(r.stderr)
 
 
@@ -258,9 +259,9 @@ def test_a_symlink_in_the_image_store_does_not_lead_out(tmp_path):
         Dataset.open(root).open_image(cid)
 
 
-def test_cli_eval_on_a_crafted_dataset_is_one_line(tmp_path):
+def test_cli_eval_on_a_crafted_dataset_is_one_line(tmp_path, capsys):
     root = _crafted_dataset(tmp_path, ["../../../../../../etc/passwd", "cc" * 32])
-    r = _cli("eval", str(root), "--scorer", "clip", "--weights", "tiny", "--split", "test", "--protocol", "1v1")
+    r = _run(capsys, "eval", str(root), "--scorer", "clip", "--weights", "tiny", "--split", "test", "--protocol", "1v1")
     assert r.returncode == 2 and _one_line(r.stderr) and "image store" in r.stderr, r.stderr
 
 
@@ -271,6 +272,13 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "PREFCLI_TESTING": "1"}
     env.pop("PREFCLI_DEBUG", None)
     return subprocess.run([sys.executable, "-m", "prefcli", *args], capture_output=True, text=True, env=env, timeout=300)
+
+
+def _run(capsys, *args: str) -> subprocess.CompletedProcess:
+    """`prefcli ARGS` in this process (tests/cli_runner.py), without a fresh interpreter importing torch again;
+    `_cli` keeps a real process where a hostile archive could run code if the check failed."""
+    code, out, err = run_cli(capsys, *args)
+    return subprocess.CompletedProcess(args, code, out, err)
 
 
 def _one_line(stderr: str) -> bool:

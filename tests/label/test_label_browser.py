@@ -120,7 +120,7 @@ def test_keys_in_a_real_browser_write_what_rank_reads(browser, served, capsys):
     done_text = browser.find_element("id", "done").text
     assert "prefcli rank" in done_text and "liked" in done_text
 
-    recs = [json.loads(l) for l in (out / "labels.jsonl").read_text().splitlines()]
+    recs = [json.loads(ln) for ln in (out / "labels.jsonl").read_text().splitlines()]
     assert [r.get("choice", "undo") for r in recs] == ["right", "left", "tie", "skip", "undo", "left", "right"]
     assert recs[5]["comment"] == "more saturated, please" and recs[4]["undoes"] == recs[3]["seq"]
     assert all(r["rt_ms"] is not None and r["rt_ms"] >= 0 for r in recs if r["event"] == "label")

@@ -55,7 +55,7 @@ def test_the_command_prints_the_url_serves_the_pool_and_writes_the_folders(tmp_p
     assert out.startswith("label at http://127.0.0.1:") and "/?token=" in out
     assert "skipped" in err and "broken.png" in err
     assert "wrote" in err and "2 liked/disliked pair(s)" in err
-    recs = [json.loads(l) for l in (tmp_path / "me" / "labels.jsonl").read_text().splitlines()]
+    recs = [json.loads(ln) for ln in (tmp_path / "me" / "labels.jsonl").read_text().splitlines()]
     assert [r["choice"] for r in recs] == ["left", "right"] and recs[0]["scorer"].startswith("clip-probe")
 
 

@@ -58,7 +58,7 @@ def test_sigkill_between_two_labels_loses_nothing_and_repeats_no_pair(tmp_path):
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
         client.close()
-    recs = [json.loads(l) for l in (out / "labels.jsonl").read_text().splitlines()]
+    recs = [json.loads(ln) for ln in (out / "labels.jsonl").read_text().splitlines()]
     assert [(r["left"]["id"], r["right"]["id"], r["choice"]) for r in recs] == \
         [(p["left"], p["right"], c) for p, c in zip(first, ("left", "right", "tie"))]
     assert len(os.listdir(out / "liked")) == 2
@@ -73,7 +73,7 @@ def test_sigkill_between_two_labels_loses_nothing_and_repeats_no_pair(tmp_path):
         proc.send_signal(signal.SIGINT)
         proc.wait(20)
         client.close()
-    recs = [json.loads(l) for l in (out / "labels.jsonl").read_text().splitlines()]
+    recs = [json.loads(ln) for ln in (out / "labels.jsonl").read_text().splitlines()]
     pairs = [frozenset((r["left"]["id"], r["right"]["id"])) for r in recs]
     assert len(pairs) == len(set(pairs)) == 12  # every same-prompt pair of 2 x 4 images, each once
     assert final["exhausted"]

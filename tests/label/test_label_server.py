@@ -71,8 +71,8 @@ def test_answers_undo_and_a_stale_pair_through_the_api(client):
     assert c.post("/api/answer", headers=h, content=b"not json").status_code == 400
     u = c.post("/api/undo", headers=h).json()
     assert u["pair"]["left"] == first["left"] and u["progress"]["answered"] == 0
-    lines = [json.loads(l) for l in session.store.log_path.read_text().splitlines()]
-    assert [l["event"] for l in lines] == ["label", "undo"] and lines[0]["comment"] == "brighter"
+    lines = [json.loads(ln) for ln in session.store.log_path.read_text().splitlines()]
+    assert [rec["event"] for rec in lines] == ["label", "undo"] and lines[0]["comment"] == "brighter"
 
 
 def test_loopback_by_default_and_a_free_port():

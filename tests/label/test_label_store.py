@@ -18,7 +18,7 @@ def _answer(session, choice, comment=""):
 
 
 def _lines(out):
-    return [json.loads(l) for l in (out / LOG).read_text().splitlines()]
+    return [json.loads(ln) for ln in (out / LOG).read_text().splitlines()]
 
 
 def test_log_to_folders_pairs_by_name_and_keeps_ties_and_skips_in_the_log(tmp_path):

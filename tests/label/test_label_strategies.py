@@ -29,11 +29,11 @@ def test_warm_start_links_every_image_of_each_prompt_in_one_chain():
     links = chain(GROUPS, seed=3)
     assert len(links) == sum(len(g) - 1 for g in GROUPS)  # a chain: n - 1 links per prompt, no more
     for g in GROUPS:
-        mine = [l for l in links if l[0] in g]
-        assert all(l[1] in g for l in mine)  # only same-prompt pairs
+        mine = [link for link in links if link[0] in g]
+        assert all(link[1] in g for link in mine)  # only same-prompt pairs
         assert _connected(mine, g)
     # the prompts are taken in turn, so a short session still sees every prompt
-    assert {next(i for i, g in enumerate(GROUPS) if l[0] in g) for l in links[:3]} == {0, 1, 2}
+    assert {next(i for i, g in enumerate(GROUPS) if link[0] in g) for link in links[:3]} == {0, 1, 2}
     # the random strategy's first pairs are exactly that chain
     state, strat = LabelState(groups=GROUPS), RandomStrategy(seed=3, max_appearances=4)
     got = []

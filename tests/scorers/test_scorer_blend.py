@@ -40,7 +40,7 @@ class SpyPersonal(Scorer):
 class Plugin:
     @hookimpl
     def register_scorers(self, register):
-        register(ScorerSpec(name="spy-personal", factory="test_scorer_blend:SpyPersonal", needs=frozenset({"image", "history"}),
+        register(ScorerSpec(name="spy-personal", factory=f"{__name__}:SpyPersonal", needs=frozenset({"image", "history"}),
                             default_weights="spy-w"))
 
 

@@ -415,7 +415,7 @@ def test_eval_one_vs_one_and_one_vs_three(tmp_path, monkeypatch):
     tasks3 = source.load_tasks(ds, "test", "1v3", 4, limit=2)
     run3, rec3 = evaluate(ScorerHandle("vlm-judge", "tiny", options={"max_new_tokens": 4}), tasks3, n_boot=20, protocol="1v3", n_ref=4)
     assert run3["pairwise"] == {"comparisons": 12, "no_answer": 0}
-    for r, t in zip(rec3, tasks3):
+    for r, _t in zip(rec3, tasks3):
         assert r["scores"] == [3.0, 2.0, 1.0, 0.0]
         assert run3["metrics"]["all"]["top1"]["n_tasks"] == 2
     expected = sum(t.liked_index == 0 for t in tasks3) / 2

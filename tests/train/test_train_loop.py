@@ -154,8 +154,8 @@ def test_resume_ends_with_the_same_weights(tmp_path, dataset_dir, config_file):
     changed = [k for k in init if not torch.equal(init[k], a[k])]
     assert len(changed) > len(init) // 2
     # metrics.jsonl of the resumed run has each step once, in order
-    steps = [json.loads(l)["step"] for l in (tmp_path / "part" / "metrics.jsonl").read_text().splitlines()
-             if "loss" in json.loads(l)]
+    steps = [json.loads(ln)["step"] for ln in (tmp_path / "part" / "metrics.jsonl").read_text().splitlines()
+             if "loss" in json.loads(ln)]
     assert steps == sorted(set(steps)) and steps[-1] == 7
 
 
@@ -170,8 +170,8 @@ def test_train_cli_with_max_steps(tmp_path, dataset_dir, config_file):
     assert r.exit_code == 0, r.output
     row = validate(json.loads(r.stdout[r.stdout.index("{"):]))["results"]
     assert row["steps"] == 2 and row["stopped_early"] is True
-    lines = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
-    assert [l["step"] for l in lines if "loss_attributes" in l] == [1, 2]
+    lines = [json.loads(ln) for ln in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [rec["step"] for rec in lines if "loss_attributes" in rec] == [1, 2]
     assert (out / "checkpoints" / "step-00000002" / "trainer_state.json").is_file()
     r = CliRunner().invoke(app, ["train", "--config", "no-such-config", "--out", str(out)])
     assert r.exit_code != 0
@@ -235,8 +235,8 @@ def test_same_seed_same_machine_same_threads_gives_the_same_model_bit_for_bit(tm
     assert all(torch.equal(a[k], b[k]) for k in a), [k for k in a if not torch.equal(a[k], b[k])]
     ta, tb = (load_file(str(r / "model" / "pref_tokens.safetensors")) for r in runs)
     assert all(torch.equal(ta[k], tb[k]) for k in ta)
-    losses = [[l for l in (r / "metrics.jsonl").read_text().splitlines() if '"loss"' in l] for r in runs]
-    strip = lambda ls: [{k: v for k, v in json.loads(l).items() if k not in ("pairs_per_s", "elapsed_s")} for l in ls]  # noqa: E731
+    losses = [[ln for ln in (r / "metrics.jsonl").read_text().splitlines() if '"loss"' in ln] for r in runs]
+    strip = lambda ls: [{k: v for k, v in json.loads(ln).items() if k not in ("pairs_per_s", "elapsed_s")} for ln in ls]  # noqa: E731
     assert strip(losses[0]) == strip(losses[1])
 
 
@@ -245,7 +245,7 @@ def test_validation_reports_balanced_accuracy_and_the_history_swap(tmp_path, dat
 
     cfg = load_config(config_file, {"run": {"num_threads": 1}})
     train(cfg, data=dataset_dir, out=tmp_path / "v", progress=False)
-    vals = [json.loads(l) for l in (tmp_path / "v" / "metrics.jsonl").read_text().splitlines() if "val_acc" in l]
+    vals = [json.loads(ln) for ln in (tmp_path / "v" / "metrics.jsonl").read_text().splitlines() if "val_acc" in ln]
     assert vals and all({"val_acc", "val_balanced", "val_swap", "val_swap_balanced", "val_tasks"} <= v.keys() for v in vals)
     assert all(0 <= v["val_balanced"] <= 1 and 0 <= v["val_swap_balanced"] <= 1 for v in vals)
     # train_config.json says what was trained on: the dataset given and its world, not the config's world
@@ -266,7 +266,7 @@ def test_history_free_validation_has_no_swap(tmp_path, dataset_dir):
         "stages": [{"name": "population", "steps": 2, "history": False, "loss_cp": False, "train_base": True,
                     "train_lora": False}]})
     train(cfg, data=dataset_dir, out=tmp_path / "p", progress=False)
-    vals = [json.loads(l) for l in (tmp_path / "p" / "metrics.jsonl").read_text().splitlines() if "val_acc" in l]
+    vals = [json.loads(ln) for ln in (tmp_path / "p" / "metrics.jsonl").read_text().splitlines() if "val_acc" in ln]
     assert vals and "val_balanced" in vals[-1] and "val_swap" not in vals[-1]
 
 
@@ -286,8 +286,8 @@ def test_swap_term_trains_and_is_logged(tmp_path, dataset_dir, config_file):
     cfg = load_config(config_file, {"run": {"num_threads": 1}, "stages": [
         {"name": "main", "steps": 2, "loss_swap": 1.0, "train_base": True, "train_lora": False}]})
     train(cfg, data=dataset_dir, out=tmp_path / "s", progress=False)
-    logs = [json.loads(l) for l in (tmp_path / "s" / "metrics.jsonl").read_text().splitlines() if '"loss"' in l]
-    assert all("loss_swap" in l and l["loss"] > l["loss_swap"] for l in logs)
+    logs = [json.loads(ln) for ln in (tmp_path / "s" / "metrics.jsonl").read_text().splitlines() if '"loss"' in ln]
+    assert all("loss_swap" in rec and rec["loss"] > rec["loss_swap"] for rec in logs)
     with pytest.raises(Exception, match="loss_swap"):
         load_config(config_file, {"stages": [{"name": "m", "history": False, "loss_swap": 1.0, "train_base": True}]})
 
