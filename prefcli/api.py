@@ -112,7 +112,7 @@ def _history(likes: Any, dislikes: Any) -> tuple["UserHistory", list[tuple[str, 
 def rank(images: Any, *, scorer: "str | Scorer | None" = None, likes: Any = None, dislikes: Any = None,
          prompt: str | None = None, weights: str | None = None, device: str | None = "auto", dtype: str | None = None,
          top: int | None = None, batch_size: int = 16, options: dict | None = None, workers: int = 0,
-         **option_values: Any) -> "RankResult":
+         image_cache_mb: float | None = None, **option_values: Any) -> "RankResult":
     """Rank images for one person, best first; returns a RankResult (`.ranked`, `.skipped`, `.rows()`).
 
     `images`: a folder, image files, PIL images, or a list mixing files and
@@ -122,7 +122,9 @@ def rank(images: Any, *, scorer: "str | Scorer | None" = None, likes: Any = None
     person; docs/scorers/blend.md), else aesthetic. `prompt`: one
     prompt for every image (scorers such as clip need one). Files that cannot
     be read are skipped and listed in `.skipped`. `workers`: threads decoding
-    the next batch of candidates while one is scored (0: in turn).
+    the next batch of candidates while one is scored (0: in turn). `image_cache_mb`: decoded
+    images the run may keep for reuse (default prefcli.image_cache.DEFAULT_MB; 0: none).
+    `.stats` says what was decoded and where the seconds went.
     """
     from prefcli.ranking import DEFAULT_PERSONAL_SCORER, DEFAULT_SCORER, rank_candidates
 
@@ -134,4 +136,4 @@ def rank(images: Any, *, scorer: "str | Scorer | None" = None, likes: Any = None
     history, bad_h = _history(likes, dislikes) if personal else (None, [])
     return rank_candidates(cands, scorer=scorer, history=history, weights=weights, device=device, dtype=dtype,
                            top=top, batch_size=batch_size, scorer_options={**(options or {}), **option_values},
-                           skipped=bad + bad_h, workers=workers)
+                           skipped=bad + bad_h, workers=workers, image_cache_mb=image_cache_mb)

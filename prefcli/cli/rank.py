@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from prefcli.cli import app
-from prefcli.cli.options import DeviceOpt, DType, DTypeOpt, Format, FormatOpt, OfflineOpt, OptionPairsCommand, ProgressOpt, ScorerOptionsOpt, WeightsOpt, scorer_options
+from prefcli.cli.options import DeviceOpt, DType, DTypeOpt, Format, FormatOpt, IMAGE_CACHE_MB, ImageCacheMbOpt, OfflineOpt, OptionPairsCommand, ProgressOpt, ScorerOptionsOpt, VerboseOpt, WeightsOpt, WorkersOpt, scorer_options, workers_count
 
 from prefcli.ranking import DEFAULT_PERSONAL_SCORER, DEFAULT_SCORER  # noqa: E402 - light: no torch at import
 
@@ -40,7 +40,9 @@ def rank_command(
     sheet_history: Annotated[bool, typer.Option("--sheet-history", help="Contact sheet: also show the person's liked (+) and disliked (-) history as a strip.")] = False,
     sheet_prompt: Annotated[bool, typer.Option("--sheet-prompt", help="Contact sheet: also show the --prompt under the title.")] = False,
     show_progress: ProgressOpt = True,
-    workers: Annotated[int, typer.Option("--workers", min=0, help="Threads decoding the next batch of images while one is scored (0: decode in turn).")] = 0,
+    workers: WorkersOpt = None,
+    image_cache_mb: ImageCacheMbOpt = IMAGE_CACHE_MB,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Rank every image in a folder for one person, best first.
 
@@ -112,7 +114,8 @@ def rank_command(
             prompts=prompts,
             history_prompts=history_prompts,
             batch_size=batch_size,
-            workers=workers,
+            workers=workers_count(workers),
+            image_cache_mb=image_cache_mb,
             top=top,
             recursive=recursive,
             sheet=sheet,
@@ -133,6 +136,8 @@ def rank_command(
     summary += f", history of {result.history_pairs} pair(s)" if result.history_pairs else ""
     summary += f"; showing the best {len(result.ranked)}" if len(result.ranked) < result.total else ""
     print(summary, file=sys.stderr)
+    if verbose:
+        print(output.throughput_line(result.stats, "throughput"), file=sys.stderr)
 
     if result.ties():
         print(f"note: {result.ties()} image(s) tie with a neighbour (rank marked '='); tied images are ordered by path", file=sys.stderr)

@@ -358,6 +358,12 @@ class PrefVLM(nn.Module):
     # -- inputs ------------------------------------------------------------
     def pixels(self, images: Sequence[Any], cache: dict | None = None) -> torch.Tensor:
         """Preprocess images (PIL or Candidates); a dict `cache` keyed by image_id saves repeats."""
+        from prefcli.stage_times import PREPROCESS, timed
+
+        with timed(PREPROCESS):
+            return self._pixels(images, cache)
+
+    def _pixels(self, images: Sequence[Any], cache: dict | None) -> torch.Tensor:
         if cache is None:
             return self.preprocess(images).to(self.device)
         out, todo = [None] * len(images), []
