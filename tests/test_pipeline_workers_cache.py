@@ -262,3 +262,26 @@ def test_workers_default_to_the_cores(monkeypatch):
     assert workers_count(0) == 0 and workers_count(3) == 3
     monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1, 5}, raising=False)
     assert workers_count(None) == 3
+
+
+@pytest.mark.parametrize("scorer", ["viper", "preftoken"])
+def test_decode_threads_also_preprocess_for_the_vlms_with_the_same_scores(monkeypatch, many, scorer):
+    """With --workers the IDEFICS2 family's preprocessing runs in the decode threads too; not one float changes."""
+    import prefcli
+    from prefcli.vlm.model import PrefVLM
+
+    ahead = Counter()
+    real = PrefVLM.prepare_pixels
+
+    def counting(self, imgs):
+        ahead[threading.current_thread() is threading.main_thread()] += len(imgs)
+        return real(self, imgs)
+
+    monkeypatch.setattr(PrefVLM, "prepare_pixels", counting)
+    runs = {}
+    for w in (0, 2):
+        res = prefcli.rank(many["cands"], likes=many["liked"], dislikes=many["disliked"], scorer=scorer, weights="tiny",
+                           device="cpu", batch_size=4, workers=w)
+        runs[w] = [(r.path, r.score) for r in res.ranked]
+    assert ahead == Counter({False: 40}), ahead  # every candidate, in a decode thread, only with workers
+    assert runs[0] == runs[2]

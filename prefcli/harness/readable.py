@@ -34,6 +34,8 @@ class ReadableGuard:
         self.bad: dict[str, tuple[str, str]] = {}
         #: False once every image the scorer reads has been decoded elsewhere (a probe's embeddings).
         self.decode = True
+        #: The scorer's `prepare_images` (the IDEFICS2 family): the decode threads also preprocess.
+        self.prepare = None
         self._pool = None
         self._pending: dict[int, object] = {}  # id(candidate) -> future of its decode
         if workers > 0:
@@ -47,7 +49,7 @@ class ReadableGuard:
             return
         for c in cands:
             if id(c) not in self._pending and c.image_id not in self.bad and _undecoded(c):
-                self._pending[id(c)] = self._pool.submit(_decode, c)
+                self._pending[id(c)] = self._pool.submit(self._ahead, c)
 
     def warm(self, images: Sequence[Candidate]) -> None:
         """Start decoding images the scorer reads besides the candidates (a history), nothing remembered:
@@ -57,7 +59,17 @@ class ReadableGuard:
             return
         for c in images:
             if _undecoded(c) and c.image_id not in self.bad:
-                self._pool.submit(_decode, c)
+                self._pool.submit(self._ahead, c)
+
+    def _ahead(self, c: Candidate) -> ImageError | None:
+        """In a decode thread: decode `c`, then preprocess it when the scorer can take that ahead."""
+        err = _decode(c)
+        if err is None and self.prepare is not None:
+            try:
+                self.prepare([c])
+            except Exception:  # noqa: BLE001 - the scorer meets the same error in its own call, reported there
+                pass
+        return err
 
     def close(self) -> None:
         if self._pool is not None:

@@ -468,6 +468,8 @@ def _run(handle: ScorerHandle, tasks: Sequence[RankTask], *, cache: CacheDir | N
             if mine:
                 model = handle.scorer
                 embedder = _install_embedder(handle, model, cache, stats, batch_size, guard)
+                if guard is not None and embedder is None:
+                    guard.prepare = getattr(model, "prepare_images", None)
                 try:
                     if embedder is not None:
                         # Embed every image the probes will need, in full batches, once.

@@ -225,6 +225,10 @@ class CachedVLMScorer(Scorer):
                                            batch_size=self.batch_size)
         return scoring.q_scores(out)
 
+    def prepare_images(self, images: Sequence[Candidate]) -> None:
+        """Preprocess decoded images ahead, in the runner's decode threads (the scores do not change)."""
+        self.vlm.prepare_pixels(images)
+
     def score_histories(self, jobs: Sequence[tuple[Any, Sequence[Candidate]]]) -> list[list[float]]:
         """``score(candidates, condition(history))`` for many (history, candidates) at once, batched across histories.
 
