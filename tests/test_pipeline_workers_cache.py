@@ -285,3 +285,17 @@ def test_decode_threads_also_preprocess_for_the_vlms_with_the_same_scores(monkey
         runs[w] = [(r.path, r.score) for r in res.ranked]
     assert ahead == Counter({False: 40}), ahead  # every candidate, in a decode thread, only with workers
     assert runs[0] == runs[2]
+
+
+@pytest.mark.parametrize("scorer", ["viper", "clip"])
+def test_a_cached_candidate_is_never_decoded_even_with_workers(decodes, small_dataset, tmp_path, capsys, scorer):
+    args = ["eval", small_dataset, "--scorer", scorer, "--weights", "tiny", "--device", "cpu", "--protocol", "1v3", "--no-progress",
+            "--bootstrap", "10", "--cache-dir", tmp_path / "cache", "--workers", "2", "--format", "json"]
+    code, _, err = run_cli(capsys, *args)
+    assert code == 0, err
+    assert decodes
+    decodes.clear()
+    code, out, err = run_cli(capsys, *args)
+    assert code == 0, err
+    assert not decodes, decodes
+    assert json.loads(out)["results"]["stats"]["images_decoded"] == 0
