@@ -113,7 +113,7 @@ def _history(likes: Any, dislikes: Any) -> tuple["UserHistory", list[tuple[str, 
 def rank(images: Any, *, scorer: "str | Scorer | Sequence[str] | None" = None, likes: Any = None, dislikes: Any = None,
          prompt: str | None = None, weights: "str | dict[str, str] | None" = None, device: str | None = "auto",
          dtype: str | None = None, top: int | None = None, batch_size: int = 16, options: dict | None = None, workers: int = 0,
-         combine: str = "mean-rank", **option_values: Any) -> "RankResult | MultiRankResult":
+         image_cache_mb: float | None = None, combine: str = "mean-rank", **option_values: Any) -> "RankResult | MultiRankResult":
     """Rank images for one person, best first; returns a RankResult (`.ranked`, `.skipped`, `.rows()`).
 
     `images`: a folder, image files, PIL images, or a list mixing files and
@@ -123,7 +123,9 @@ def rank(images: Any, *, scorer: "str | Scorer | Sequence[str] | None" = None, l
     person; docs/scorers/blend.md), else aesthetic. `prompt`: one
     prompt for every image (scorers such as clip need one). Files that cannot
     be read are skipped and listed in `.skipped`. `workers`: threads decoding
-    the next batch of candidates while one is scored (0: in turn).
+    the next batch of candidates while one is scored (0: in turn). `image_cache_mb`: decoded
+    images the run may keep for reuse (default prefcli.image_cache.DEFAULT_MB; 0: none).
+    `.stats` says what was decoded and where the seconds went.
 
     A list of scorers (`["pickscore", "hpsv2=2"]`, NAME=WEIGHT as `rank --scorer`)
     scores with each and orders by `combine` ("mean-rank" or "z-mean"); it
@@ -136,7 +138,8 @@ def rank(images: Any, *, scorer: "str | Scorer | Sequence[str] | None" = None, l
 
     if isinstance(scorer, (list, tuple)):
         return _rank_several(images, list(scorer), likes=likes, dislikes=dislikes, prompt=prompt, weights=weights, device=device,
-                             dtype=dtype, top=top, batch_size=batch_size, options=options, workers=workers, combine=combine,
+                             dtype=dtype, top=top, batch_size=batch_size, options=options, workers=workers,
+                             image_cache_mb=image_cache_mb, combine=combine,
                              option_values=option_values)  # fmt: skip
 
     personal = likes is not None or dislikes is not None
@@ -148,7 +151,7 @@ def rank(images: Any, *, scorer: "str | Scorer | Sequence[str] | None" = None, l
     cands, bad = _as_candidates(images, "images", prompt=prompt)
     history, bad_h = _history(likes, dislikes) if personal else (None, [])
     return rank_candidates(cands, scorer=scorer, history=history, top=top, batch_size=batch_size,
-                           skipped=bad + bad_h, workers=workers)
+                           skipped=bad + bad_h, workers=workers, image_cache_mb=image_cache_mb)
 
 
 def _rank_several(images: Any, scorers: list[str], *, likes: Any, dislikes: Any, prompt: str | None, weights: Any,

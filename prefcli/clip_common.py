@@ -409,6 +409,12 @@ class ClipBundle:
         The sizes and mean/std are the model's processor config's; the order
         of the steps and the resize backend are the pipeline's (see PIPELINES).
         """
+        from prefcli.stage_times import PREPROCESS, timed
+
+        with timed(PREPROCESS):
+            return self._pixel_values(images)
+
+    def _pixel_values(self, images: Sequence[Any]) -> "torch.Tensor":
         import torch
 
         if self.pipeline == "openai":

@@ -41,6 +41,8 @@ from typing import BinaryIO, Iterator
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from prefcli.errors import ImageError
+from prefcli.stage_times import DECODE as DECODES  # every decode_image call: calls and seconds
+from prefcli.stage_times import timed_fn
 
 IMAGE_SUFFIXES: frozenset[str] = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
 
@@ -366,45 +368,7 @@ def _to_rgb(im: Image.Image) -> Image.Image:
     return im.convert("RGB")  # 1, L, P, CMYK, YCbCr, ...
 
 
-class DecodeTally:
-    """Images decoded by this process and the seconds it took (a run's stats read the difference)."""
-
-    def __init__(self) -> None:
-        import threading
-
-        self.decoded = 0
-        self.seconds = 0.0
-        self._lock = threading.Lock()  # decode threads (rank --workers) add concurrently
-
-    def add(self, seconds: float) -> None:
-        with self._lock:
-            self.decoded += 1
-            self.seconds += seconds
-
-    def snapshot(self) -> tuple[int, float]:
-        return self.decoded, self.seconds
-
-
-#: Every decode_image call of this process.
-DECODES = DecodeTally()
-
-
-def _tallied(fn):
-    import functools
-    import time
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        t0 = time.perf_counter()
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            DECODES.add(time.perf_counter() - t0)
-
-    return wrapper
-
-
-@_tallied
+@timed_fn(DECODES)
 def decode_image(data: bytes, name: str = "<bytes>", *, keep_mode: bool = False) -> Image.Image:
     """Decode encoded bytes into a fully loaded 8-bit RGB image, or raise ImageError naming `name`.
 

@@ -6,7 +6,7 @@ import csv
 import io
 import json
 import math
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 FORMATS = ("table", "json", "csv", "markdown")
 
@@ -133,3 +133,20 @@ def separating_digits(values: Sequence[float], least: int = 4, most: int = 17) -
         if all(f"{a:.{d}f}" != f"{b:.{d}f}" for a, b in pairs):
             return d
     return most
+
+
+def throughput_line(stats: Mapping[str, Any], label: str = "") -> str:
+    """One line from a run's stats (prefcli.harness.runner.RunStats): images decoded and where the
+    seconds went, naming the stage that took the most, so a user sees which side bounds the run."""
+    parts = {"decoding": float(stats.get("decode_seconds") or 0.0), "preprocessing": float(stats.get("preprocess_seconds") or 0.0),
+             "the model": float(stats.get("model_seconds") or 0.0), "the rest": float(stats.get("other_seconds") or 0.0)}
+    shown = ", ".join(f"{name} {secs:.2f} s" for name, secs in parts.items())
+    most = max(parts, key=parts.get) if any(parts.values()) else None
+    line = (f"{label + ': ' if label else ''}{int(stats.get('images_decoded') or 0)} image(s) decoded; {shown}; "
+            f"wall {float(stats.get('seconds') or 0.0):.2f} s with {int(stats.get('workers') or 0)} decode thread(s)")
+    hits = int(stats.get("image_cache_hits") or 0)
+    if hits:
+        line += f", {hits} decode(s) saved by the image cache"
+    if most is not None:
+        line += f"; most time in {most}"
+    return line

@@ -70,6 +70,8 @@ class RankResult:
     higher_is_better: bool = True
     comparisons: int | None = None  # pairwise scorers: comparisons asked, and how many got no answer
     no_answer: int | None = None
+    #: What the run computed and where its seconds went (prefcli.harness.runner.RunStats as a dict).
+    stats: dict[str, Any] = field(default_factory=dict)
 
     def score_format(self) -> str:
         """One format for every score of this ranking: wins as integers, else enough decimals to tell them apart."""
@@ -169,6 +171,7 @@ def rank_folder(
     sheet_options: dict[str, Any] | None = None,
     progress: ProgressFn | None = None,
     workers: int = 0,
+    image_cache_mb: float | None = None,
 ) -> RankResult:
     """Score every image in `candidates` with `scorer` and return them best first.
 
@@ -237,7 +240,7 @@ def rank_folder(
         history = None
 
     result = rank_candidates(good, scorer=handle, history=history, batch_size=batch_size, top=top,
-                             progress=progress, skipped=skipped, notes=notes, workers=workers)
+                             progress=progress, skipped=skipped, notes=notes, workers=workers, image_cache_mb=image_cache_mb)
     if sheet is not None:
         # The title names what scored the sheet: one made with random `tiny` weights must say so.
         title = f"{sheet_title or 'prefcli rank · ' + Path(candidates).resolve().name} · {name} · weights {short_id(result.weights_id) or '?'}"
@@ -285,6 +288,7 @@ def rank_candidates(
     skipped: Sequence[tuple[str, str]] = (),
     notes: Sequence[str] = (),
     workers: int = 0,
+    image_cache_mb: float | None = None,
 ) -> RankResult:
     """Score `candidates` through the harness's runner (the one scoring loop) and order them best first.
 
@@ -314,7 +318,7 @@ def rank_candidates(
         notes.append(f"scorer {name} is pairwise: ranked by round-robin wins over {n * (n - 1) // 2} comparison(s); score = wins out of {n - 1}")
     task = RankTask(task_id="rank", candidates=list(candidates), liked_index=0, history=history or UserHistory(), protocol="rank")
     records, stats = run_scorer(handle, [task], cache=None, batch_size=batch_size, skip_unreadable=True, workers=workers,
-                                on_progress=progress or (lambda done, total: None))
+                                image_cache_mb=image_cache_mb, on_progress=progress or (lambda done, total: None))
     scores = [float(v) for v in records[0]["scores"]]
     extras = records[0].get("extras") or handle.scorer.candidate_extras(candidates)
     if records[0].get("note"):
@@ -360,6 +364,7 @@ def rank_candidates(
         weights_id=handle.weights_id,
         history_pairs=len(history) if history is not None else 0,
         total=len(candidates),
+        stats={k: v for k, v in stats.as_dict().items() if k != "unreadable"},  # the skipped files are listed apart
     )
 
 

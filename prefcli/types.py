@@ -34,7 +34,9 @@ class Candidate:
         if self._image is None:
             if self.loader is None:
                 raise ValueError(f"candidate {self.image_id} has neither an image nor a loader")
-            self._image = self.loader()
+            from prefcli.image_cache import load
+
+            self._image = load(self.image_id, self.loader)  # one decode per image id while a run shares them
         return self._image
 
     @property

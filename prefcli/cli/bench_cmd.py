@@ -16,10 +16,15 @@ from prefcli.cli.options import (
     DTypeOpt,
     Format,
     FormatOpt,
+    IMAGE_CACHE_MB,
+    ImageCacheMbOpt,
     OfflineOpt,
     OptionPairsCommand,
     SeedOpt,
+    VerboseOpt,
+    WorkersOpt,
     scorer_options,
+    workers_count,
 )
 from prefcli.cli.table_choice import TableOpt, print_tables
 
@@ -73,6 +78,9 @@ def bench_command(
     limit: LimitOpt = None,
     progress: ProgressOpt = True,
     log_samples: Annotated[bool, typer.Option("--log-samples", help="Also write every task's scores, one JSON line per task, to OUT/samples/<scorer>_<protocol>[_nref<N>].jsonl.")] = False,
+    workers: WorkersOpt = None,
+    image_cache_mb: ImageCacheMbOpt = IMAGE_CACHE_MB,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Benchmark several scorers on the same tasks and write the paper's tables.
 
@@ -122,6 +130,7 @@ def bench_command(
         split=split, batch_size=batch_size, device=process_device(resolve_device(device)), dtype=None if dtype is DType.auto else dtype.value,
         options=bench.scoped_options(scorer_options(option), _csv_list(scorers)),
         seed=seed, n_boot=bootstrap, cache_dir=None if cache_dir is None else str(cache_dir), use_cache=not no_cache, limit=limit,
+        workers=workers_count(workers), image_cache_mb=image_cache_mb,
     )  # fmt: skip
 
     def log(msg: str) -> None:
@@ -138,6 +147,12 @@ def bench_command(
     runs, prov = bench.run_bench(cfg, progress=progress, log=log, on_records=on_records)
     if not is_main_process():
         return
+    if verbose:
+        from prefcli.output import throughput_line
+
+        for run in runs:
+            label = f"{run['scorer']} {run['protocol']}" + (f" N_ref {run['n_ref']}" if run.get("uses_history") else "")
+            print(throughput_line(run["stats"], label), file=sys.stderr)
     written = bench.write_outputs(runs, prov, out)
     tabs = tables.bench_tables(runs, references=prov.get("references"))
     if fmt is Format.json:

@@ -17,13 +17,18 @@ from prefcli.cli.options import (  # noqa: F401 - DType/DTypeOpt are re-exported
     DTypeOpt,
     Format,
     FormatOpt,
+    IMAGE_CACHE_MB,
+    ImageCacheMbOpt,
     OfflineOpt,
     OptionPairsCommand,
     ScorerOpt,
     ScorerOptionsOpt,
     SeedOpt,
+    VerboseOpt,
     WeightsOpt,
+    WorkersOpt,
     scorer_options,
+    workers_count,
 )
 
 
@@ -95,6 +100,9 @@ def eval_command(
     log_samples: Annotated[Optional[Path], typer.Option("--log-samples", help="Write one JSON line per task (task id, user, candidates, scores, rank, hit) to this .jsonl file.")] = None,
     no_world: Annotated[bool, typer.Option("--no-world", help="On a synthetic world, skip the group-balanced accuracy, history swap and ground-truth references.")] = False,
     fit_blend: Annotated[Optional[Path], typer.Option("--fit-blend", help="With --scorer blend --split val: fit the population w on these validation users and write it to this JSON file (read back by -o population_weight FILE).")] = None,
+    workers: WorkersOpt = None,
+    image_cache_mb: ImageCacheMbOpt = IMAGE_CACHE_MB,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Evaluate one scorer on a dataset's materialized tasks and report top-k accuracy.
 
@@ -152,18 +160,27 @@ def eval_command(
     tasks = source.load_tasks(ds, split, protocol.value, n_ref, limit)
     cache = open_cache(cache_dir, no_cache)
     handle.cache = cache
-    run, records = ev.evaluate(
-        handle, tasks, cache=cache, batch_size=batch_size, n_boot=bootstrap, seed=seed, progress=progress,
-        split=split, protocol=protocol.value, n_ref=n_ref,
-    )  # fmt: skip
-    world_rep = None
-    world_dir = world_mod.find_world(ds)
-    if world_dir is not None and not no_world:
-        world = world_mod.World(world_dir, ds.users("train") if hasattr(ds, "users") else None)
-        if all(world.knows(r["user_id"]) for r in records):
-            world_rep = world_mod.evaluate_on_world(handle, tasks, records, world, cache=cache, batch_size=batch_size,
-                                                    progress=progress)
-            run["world"] = world_rep
+    from prefcli import image_cache
+
+    with image_cache.session(image_cache_mb):  # the world's history swap meets the same images again
+        run, records = ev.evaluate(
+            handle, tasks, cache=cache, batch_size=batch_size, n_boot=bootstrap, seed=seed, progress=progress,
+            split=split, protocol=protocol.value, n_ref=n_ref, workers=workers_count(workers),
+        )  # fmt: skip
+        world_rep = None
+        world_dir = world_mod.find_world(ds)
+        if world_dir is not None and not no_world:
+            world = world_mod.World(world_dir, ds.users("train") if hasattr(ds, "users") else None)
+            if all(world.knows(r["user_id"]) for r in records):
+                world_rep = world_mod.evaluate_on_world(handle, tasks, records, world, cache=cache, batch_size=batch_size,
+                                                        progress=progress)
+                run["world"] = world_rep
+    if verbose and is_main_process():
+        import sys
+
+        from prefcli.output import throughput_line
+
+        print(throughput_line(run["stats"], f"throughput of {handle.name}"), file=sys.stderr)
     if handle.loaded and not world_mod.scorer_reads_history(handle):
         # A history-free model under a history scorer (a population checkpoint): it read no pairs.
         run["n_ref"] = None
@@ -179,7 +196,8 @@ def eval_command(
         command="eval",
         config={"dataset": str(dataset), "scorer": scorer, "weights": weights, "split": split, "protocol": protocol.value, "n_ref": n_ref,
                 "batch_size": batch_size, "device": handle.device, "dtype": identity["dtype"], "requested_dtype": dtype.value,
-                "options": handle.options.changed(), "cache_dir": None if cache is None else str(cache.root), "limit": limit},
+                "options": handle.options.changed(), "cache_dir": None if cache is None else str(cache.root), "limit": limit,
+                "workers": workers_count(workers), "image_cache_mb": image_cache_mb},
         seeds={"bootstrap": seed},
         scorers={handle.name: {"weights": handle.weights, "weights_id": identity["weights"], "identity": identity}},
         dataset=results.dataset_provenance(getattr(ds, "info", None), dataset),

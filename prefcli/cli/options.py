@@ -131,3 +131,27 @@ OptionPairsCommand = _command_class()
 # Outputs whose files are written one by one into --out (generate, bench generate): a file at an
 # output name that prefcli did not write is never replaced without this.
 OutputOverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace files at the output names that prefcli did not write (refused otherwise).")]
+
+# The input pipeline of rank, eval and bench (prefcli.harness.runner, prefcli.image_cache).
+from prefcli.image_cache import DEFAULT_MB as IMAGE_CACHE_MB  # noqa: E402 - light: no torch, no PIL
+WorkersOpt = Annotated[
+    Optional[int],
+    typer.Option("--workers", min=0, help="Threads decoding the next images while the model scores (0: decode in turn). Scores are the same. Default: the number of CPU cores."),
+]
+ImageCacheMbOpt = Annotated[
+    float,
+    typer.Option("--image-cache-mb", min=0, help="Decoded images kept for reuse within the run (a history in every task, an image in several tasks), in MB; 0 decodes at every use."),
+]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Also print where the time went (decoding, preprocessing, the model) on stderr.")]
+
+
+def workers_count(workers: Optional[int]) -> int:
+    """--workers as given, else the CPU cores this process may use."""
+    if workers is not None:
+        return int(workers)
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        return os.cpu_count() or 1

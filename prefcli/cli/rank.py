@@ -10,7 +10,7 @@ from typing import Annotated, List, Optional
 import typer
 
 from prefcli.cli import app
-from prefcli.cli.options import DeviceOpt, DType, DTypeOpt, Format, FormatOpt, OfflineOpt, OptionPairsCommand, ProgressOpt, ScorerOptionsOpt, scorer_options
+from prefcli.cli.options import DeviceOpt, DType, DTypeOpt, Format, FormatOpt, IMAGE_CACHE_MB, ImageCacheMbOpt, OfflineOpt, OptionPairsCommand, ProgressOpt, ScorerOptionsOpt, VerboseOpt, WorkersOpt, scorer_options, workers_count
 
 from prefcli.ranking import DEFAULT_PERSONAL_SCORER, DEFAULT_SCORER  # noqa: E402 - light: no torch at import
 
@@ -41,7 +41,9 @@ def rank_command(
     sheet_history: Annotated[bool, typer.Option("--sheet-history", help="Contact sheet: also show the person's liked (+) and disliked (-) history as a strip.")] = False,
     sheet_prompt: Annotated[bool, typer.Option("--sheet-prompt", help="Contact sheet: also show the --prompt under the title.")] = False,
     show_progress: ProgressOpt = True,
-    workers: Annotated[int, typer.Option("--workers", min=0, help="Threads decoding the next batch of images while one is scored (0: decode in turn).")] = 0,
+    workers: WorkersOpt = None,
+    image_cache_mb: ImageCacheMbOpt = IMAGE_CACHE_MB,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Rank every image in a folder for one person, best first.
 
@@ -97,7 +99,8 @@ def rank_command(
 
         return rank_several(chosen, combine, default_weights, named_weights, option, candidates=candidates, device=device,
                             dtype=dtype.value, likes=likes, dislikes=dislikes, pairs=pairs, prompt=prompt, prompts=prompts,
-                            history_prompts=history_prompts, batch_size=batch_size, workers=workers, top=top, recursive=recursive,
+                            history_prompts=history_prompts, batch_size=batch_size, workers=workers_count(workers),
+                            image_cache_mb=image_cache_mb, top=top, recursive=recursive,
                             sheet=sheet, sheet_options={"thumb": sheet_thumb, "columns": sheet_columns, "history": sheet_history,
                                                         "prompt": sheet_prompt},
                             fmt=fmt.value, show_progress=show_progress)  # fmt: skip
@@ -129,7 +132,8 @@ def rank_command(
             prompts=prompts,
             history_prompts=history_prompts,
             batch_size=batch_size,
-            workers=workers,
+            workers=workers_count(workers),
+            image_cache_mb=image_cache_mb,
             top=top,
             recursive=recursive,
             sheet=sheet,
@@ -150,6 +154,8 @@ def rank_command(
     summary += f", history of {result.history_pairs} pair(s)" if result.history_pairs else ""
     summary += f"; showing the best {len(result.ranked)}" if len(result.ranked) < result.total else ""
     print(summary, file=sys.stderr)
+    if verbose:
+        print(output.throughput_line(result.stats, "throughput"), file=sys.stderr)
 
     if result.ties():
         print(f"note: {result.ties()} image(s) tie with a neighbour (rank marked '='); tied images are ordered by path", file=sys.stderr)

@@ -25,6 +25,7 @@ def rank_document(result: RankResult, **inputs: Any) -> dict:
         "ties": result.ties(),
         "notes": list(result.notes),
         "sheet": result.sheet,
+        "stats": result.stats,
     }
     options = {
         "scorer_options": ident.get("options", {}),

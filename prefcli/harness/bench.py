@@ -67,6 +67,8 @@ class BenchConfig:
     limit: int | None = None
     #: Scorer options per scorer name (strings from the CLI or typed values).
     options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    workers: int = 0  # decode threads (the scores do not depend on them)
+    image_cache_mb: float | None = None  # decoded images shared by every run of the bench (None: prefcli.image_cache's default)
 
     def validate(self) -> None:
         if not self.scorers:
@@ -107,6 +109,11 @@ def run_bench(cfg: BenchConfig, *, dataset: Any = None, progress: bool = False, 
 
     runs: list[dict] = []
     handles: dict[str, ScorerHandle] = {}
+    from prefcli import image_cache
+
+    # One decode per image for the whole bench: its protocols and N_ref values meet the same images again.
+    shared_images = image_cache.session(cfg.image_cache_mb)
+    shared_images.__enter__()
     try:
         for name in cfg.scorers:
             spec = specs[name]
@@ -119,6 +126,7 @@ def run_bench(cfg: BenchConfig, *, dataset: Any = None, progress: bool = False, 
                     run, task_records = evaluate(
                         handle, tasks_for(protocol, n_ref), cache=cache, batch_size=cfg.batch_size, n_boot=cfg.n_boot,
                         seed=cfg.seed, progress=progress, split=cfg.split, protocol=protocol, n_ref=n_ref, label=label,
+                        workers=cfg.workers,
                     )  # fmt: skip
                     runs.append(run)
                     if on_records is not None:
@@ -129,6 +137,7 @@ def run_bench(cfg: BenchConfig, *, dataset: Any = None, progress: bool = False, 
         # What actually produced each scorer's numbers (dtype and device as used, weights fingerprinted).
         scorer_provenance = {n: {"weights": h.weights, "weights_id": h.weights_id, "identity": h.identity} for n, h in handles.items()}
     finally:
+        shared_images.__exit__(None, None, None)
         if cache is not None:
             cache.close()
     prov = results.provenance(

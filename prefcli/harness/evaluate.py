@@ -23,14 +23,17 @@ def evaluate(
     protocol: str | None = None,
     n_ref: int | None = None,
     label: str | None = None,
+    workers: int = 0,
 ) -> tuple[dict, list[dict]]:
     """Run and score; return (run record, per-task records).
 
     The run record holds the scorer, its weights id, the protocol and N_ref
     (None for history-free scorers: their N_ref is irrelevant), metrics per
-    group ("all", "seen", "unseen") and what was computed vs. cached.
+    group ("all", "seen", "unseen") and what was computed vs. cached, and where the seconds went
+    (`stats`). `workers`: decode threads (prefcli.harness.runner.run_scorer); the scores do not change.
     """
-    records, stats = run_scorer(handle, tasks, cache=cache, batch_size=batch_size, progress=progress, label=label)
+    records, stats = run_scorer(handle, tasks, cache=cache, batch_size=batch_size, progress=progress, label=label,
+                                workers=workers)
     higher = handle.spec.higher_is_better
     n_cand = max((len(t.candidates) for t in tasks), default=0)
     if protocol is None and tasks:

@@ -36,6 +36,7 @@ from prefcli.errors import PrefcliError, bad_value
 from prefcli.harness.cache import CacheDir, ScoreStore
 from prefcli.harness.handle import ScorerHandle  # noqa: F401 - its home; still importable from here
 from prefcli.progress import progress_or_callback
+from prefcli.stage_times import MODEL, timed
 from prefcli.types import Candidate, RankTask
 
 log = logging.getLogger(__name__)
@@ -58,9 +59,15 @@ class RunStats:
     #: (path, reason) of candidates that did not decode and were left out (only with skip_unreadable).
     unreadable: list = field(default_factory=list)
     images_decoded: int = 0  # image files decoded during the run (prefcli.images.DECODES)
+    # Where the seconds went (prefcli.stage_times), so a user sees which side bounds the run. Decodes made
+    # ahead by the decode threads overlap the model, so the stages may add up to more than `seconds`.
     decode_seconds: float = 0.0
-    #: The rest of the run's time: preprocessing, the model, the cache (so a user sees which side bounds it).
+    preprocess_seconds: float = 0.0  # images into model tensors (the CLIP and IDEFICS2 families' shared code)
+    model_seconds: float = 0.0  # inside the scorer's condition / score / embeddings, less the two above
+    #: The rest of the run's time: the cache, batching, waiting for a decode thread.
     other_seconds: float = 0.0
+    workers: int = 0  # decode threads
+    image_cache_hits: int = 0  # loads answered by the run's decoded-image cache (--image-cache-mb)
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -148,12 +155,9 @@ class CachedEmbedder:
             self.stats.embeddings_cached += len(found)
             for k in found:
                 unique.pop(k, None)
-        todo = list(unique.values())
-        if self.guard is not None:
-            todo = [c for c in todo if self.guard.ok(c)]
-        for start in range(0, len(todo), self.batch_size):
-            batch = todo[start : start + self.batch_size]
-            vecs = np.asarray(self.base.embed_images(batch), dtype=np.float32)
+        for batch in _readable_batches(list(unique.values()), self.batch_size, self.guard):
+            with timed(MODEL):
+                vecs = np.asarray(self.base.embed_images(batch), dtype=np.float32)
             ids = [c.image_id for c in batch]
             if self.store is not None:
                 self.store.put_embeddings(ids, vecs)
@@ -164,7 +168,7 @@ class CachedEmbedder:
             if on_batch:
                 on_batch(len(batch))
 
-    def embed_images(self, candidates: Sequence[Candidate]):
+    def embed_images(self, candidates: Sequence[Candidate]):  # noqa: D102 - the base scorer's
         import numpy as np
 
         candidates = list(candidates)
@@ -172,6 +176,26 @@ class CachedEmbedder:
         if not candidates:
             return np.zeros((0, 0), dtype=np.float32)
         return np.stack([self.memory[c.image_id] for c in candidates])
+
+
+def _readable_batches(todo: list[Candidate], batch_size: int, guard: Any = None):
+    """`todo` in batches of `batch_size` readable candidates (the same batches as filtering first), each
+    decoded as its turn comes, the next decoding meanwhile: a folder of 10,000 images never holds them all."""
+    if guard is None:
+        for start in range(0, len(todo), batch_size):
+            yield todo[start : start + batch_size]
+        return
+    batch: list[Candidate] = []
+    for i, c in enumerate(todo):
+        if i % batch_size == 0:
+            guard.prefetch(todo[i : i + 2 * batch_size])
+        if guard.ok(c):
+            batch.append(c)
+        if len(batch) == batch_size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 # -- the run -------------------------------------------------------------------
@@ -191,6 +215,7 @@ def run_scorer(
     batch_histories: bool = True,
     skip_unreadable: bool = False,
     workers: int = 0,
+    image_cache_mb: float | None = None,
 ) -> tuple[list[dict], RunStats]:
     """Score every task's candidates; return one record per task (in order) and what was computed.
 
@@ -202,7 +227,9 @@ def run_scorer(
     benches and tests that compare the two). `skip_unreadable` (ranking a
     header-checked folder): a candidate that does not decode scores NaN, is
     not cached and is listed in `stats.unreadable`; otherwise its ImageError stops the run.
-    `workers` (with `skip_unreadable`): threads decoding the next batch while this one is scored.
+    `workers`: threads decoding the next batch (and the next histories) while this one is scored; the
+    same scores in the same order as 0. Decoded images are shared by every task of the run through
+    prefcli.image_cache (joining the caller's session, else one bounded by `image_cache_mb`).
     A record holds task_id, user_id, seen, protocol, n_ref, liked_index,
     candidate image ids and the scores, in candidate order.
     """
@@ -211,19 +238,42 @@ def run_scorer(
     handle = scorer if isinstance(scorer, ScorerHandle) else ScorerHandle.wrap(scorer, cache)
     if handle.cache is None:
         handle.cache = cache
-    if handle.spec.kind == "composite":  # a scorer of scorers runs its parts through this loop itself
-        return handle.scorer.run_tasks(tasks, cache=cache, batch_size=batch_size, progress=progress, distributed=distributed,
-                                       label=label, on_progress=on_progress, batch_histories=batch_histories,
-                                       skip_unreadable=skip_unreadable, workers=workers)
-    stats = RunStats()
-    from prefcli.images import DECODES
+    from prefcli import image_cache
 
-    decoded0, decode_s0 = DECODES.snapshot()
+    if handle.spec.kind == "composite":  # a scorer of scorers runs its parts through this loop itself
+        with image_cache.session(image_cache_mb):  # its parts share the decoded images
+            records, stats = handle.scorer.run_tasks(tasks, cache=cache, batch_size=batch_size, progress=progress,
+                                                     distributed=distributed, label=label, on_progress=on_progress,
+                                                     batch_histories=batch_histories, skip_unreadable=skip_unreadable,
+                                                     workers=workers)
+        stats.workers = max(0, int(workers))  # the parts' runs used the same threads, one after the other
+        return records, stats
+
     guard = None
-    if skip_unreadable:
+    if skip_unreadable or workers > 0:
         from prefcli.harness.readable import ReadableGuard
 
-        guard = ReadableGuard(workers)
+        guard = ReadableGuard(workers, skip=skip_unreadable)
+    try:
+        with image_cache.session(image_cache_mb) as images:
+            hits0 = images.hits
+            records, stats = _run(handle, tasks, cache=cache, batch_size=batch_size, progress=progress, distributed=distributed,
+                                  label=label, on_progress=on_progress, batch_histories=batch_histories, guard=guard)
+            stats.image_cache_hits = images.hits - hits0
+    finally:
+        if guard is not None:
+            guard.close()  # also when the run stops on an error: no decode thread outlives it
+    stats.workers = max(0, int(workers))
+    return records, stats
+
+
+def _run(handle: ScorerHandle, tasks: Sequence[RankTask], *, cache: CacheDir | None, batch_size: int, progress: bool,
+         distributed: bool | None, label: str | None, on_progress: Callable[[int, int], None] | None,
+         batch_histories: bool, guard: Any) -> tuple[list[dict], RunStats]:
+    from prefcli.stage_times import DECODE, PREPROCESS
+
+    stats = RunStats()
+    at_start = {stage: stage.snapshot() for stage in (DECODE, PREPROCESS, MODEL)}
     dist = _Dist(distributed)
     t0 = time.perf_counter()
     store = cache.store(handle.name, handle.cache_key) if cache is not None else None
@@ -231,8 +281,9 @@ def run_scorer(
     if handle.spec.pairwise:  # a judge of two images: round-robin comparisons, scores are wins
         from prefcli.harness.pairwise_run import run_pairwise
 
-        records = run_pairwise(handle, tasks, cache=cache, batch_size=batch_size, progress=progress, dist=dist, label=label, stats=stats,
-                               on_progress=on_progress)
+        records = run_pairwise(handle, tasks, cache=cache, batch_size=batch_size, progress=progress, dist=dist, label=label,
+                               stats=stats, on_progress=on_progress)
+        _stage_stats(stats, at_start, time.perf_counter() - t0)
         return records, stats
 
     # One key per (history, candidate); history-free scorers share keys across tasks.
@@ -263,7 +314,8 @@ def run_scorer(
             bar = prog.add_task(desc, total=len(mine))
             if mine:
                 model = handle.scorer
-                state = model.condition(None)
+                with timed(MODEL):
+                    state = model.condition(None)
                 stats.conditioned += 1
                 for cands, pairs in _score_in_batches(model, mine, state, reps, store, stats, batch_size, guard):
                     computed.extend(pairs)
@@ -280,6 +332,8 @@ def run_scorer(
                 if handle.spec.base_spec is not None:  # a probe: on an embedder answering from memory, disk, then its base
                     embedder = _cached_embedder(handle, model.base, cache, stats, batch_size, guard)
                     model = model.with_embedder(embedder)
+                if guard is not None and embedder is None:
+                    guard.prepare = getattr(model, "prepare_images", None)
                 if embedder is not None:
                     # Embed every image the probes will need, in full batches, once.
                     imgs: dict[str, Candidate] = {}
@@ -301,9 +355,13 @@ def run_scorer(
                 batched = batch_histories and embedder is None and model.batches_histories
                 few: list[tuple[str, list[Key]]] = []  # histories with few candidates, scored together
                 n_few = 0
-                for hk in mine:
+                todo_keys = {hk: list(dict.fromkeys(k for ti in groups[hk] for k in task_keys[ti] if k in missing_set))
+                             for hk in mine}
+                ahead = _Ahead(guard, mine, todo_keys, groups, tasks, reps, batch_size)
+                for gi, hk in enumerate(mine):
                     idx = groups[hk]
-                    keys = list(dict.fromkeys(k for ti in idx for k in task_keys[ti] if k in missing_set))
+                    keys = todo_keys[hk]
+                    ahead.past(gi)  # the next histories decode while this one is scored
                     if batched and len(keys) < batch_size:
                         few.append((hk, keys))
                         n_few += len(keys)
@@ -313,11 +371,14 @@ def run_scorer(
                             prog.advance(bar, len(pairs))
                             few, n_few = [], 0
                         continue
-                    state = model.condition(tasks[idx[0]].history)
+                    with timed(MODEL):
+                        state = model.condition(tasks[idx[0]].history)
                     stats.conditioned += 1
-                    for _, pairs in _score_in_batches(model, keys, state, reps, store, stats, batch_size, guard):
+                    for cands, pairs in _score_in_batches(model, keys, state, reps, store, stats, batch_size, guard):
                         computed.extend(pairs)
                         prog.advance(bar, len(pairs))
+                        for c in cands:  # one history may have thousands of candidates (rank): keep two batches at most
+                            c.release()
                     _release(tasks, idx)
                 if few:
                     pairs = _score_histories(model, few, groups, tasks, reps, store, stats, guard)
@@ -326,13 +387,10 @@ def run_scorer(
     for k, v in dist.gather(computed):
         scores[tuple(k)] = v
     stats.loaded_model = handle.loaded
-    stats.seconds = time.perf_counter() - t0
-    stats.images_decoded = DECODES.decoded - decoded0
-    stats.decode_seconds = DECODES.seconds - decode_s0
-    stats.other_seconds = max(0.0, stats.seconds - stats.decode_seconds)
     if guard is not None:
-        guard.close()
+        guard.close()  # every decode ahead is done: the stage times below include them
         stats.unreadable = guard.unreadable
+    _stage_stats(stats, at_start, time.perf_counter() - t0)
 
     records = []
     for task, keys in zip(tasks, task_keys):
@@ -349,6 +407,43 @@ def run_scorer(
             }
         )
     return records, stats
+
+
+def _stage_stats(stats: RunStats, at_start: dict, seconds: float) -> None:
+    """The run's share of each stage (prefcli.stage_times) since `at_start`."""
+    from prefcli.stage_times import DECODE, MODEL, PREPROCESS
+
+    stats.seconds = seconds
+    stats.images_decoded = DECODE.snapshot()[0] - at_start[DECODE][0]
+    stats.decode_seconds = DECODE.snapshot()[1] - at_start[DECODE][1]
+    stats.preprocess_seconds = PREPROCESS.snapshot()[1] - at_start[PREPROCESS][1]
+    stats.model_seconds = MODEL.snapshot()[1] - at_start[MODEL][1]
+    stats.other_seconds = max(0.0, seconds - stats.decode_seconds - stats.preprocess_seconds - stats.model_seconds)
+
+
+class _Ahead:
+    """Starts decoding the histories and candidates of the next groups, about `batch_size` candidates
+    ahead of the one being scored (no-op without decode threads)."""
+
+    def __init__(self, guard: Any, order: list[str], keys: dict[str, list[Key]], groups: dict[str, list[int]],
+                 tasks: Sequence[RankTask], reps: dict, batch_size: int):
+        self.guard, self.order, self.keys, self.groups, self.tasks, self.reps = guard, order, keys, groups, tasks, reps
+        self.batch_size = batch_size
+        self.next = 0  # the first group not yet started
+
+    def past(self, current: int) -> None:
+        if self.guard is None or self.guard._pool is None:
+            return
+        covered = 0
+        j = current
+        while j < len(self.order) and covered < 2 * self.batch_size:
+            hk = self.order[j]
+            if j >= self.next:
+                self.guard.warm(self.tasks[self.groups[hk][0]].history.images())
+                self.guard.prefetch([self.reps[k] for k in self.keys[hk][: self.batch_size]])
+                self.next = j + 1
+            covered += min(len(self.keys[hk]), self.batch_size)
+            j += 1
 
 
 def _score_in_batches(model: Any, keys: list, state: Any, reps: dict, store: Any, stats: RunStats, batch_size: int,
@@ -393,7 +488,8 @@ def _score_histories(model: Any, few: list[tuple[str, list[Key]]], groups: dict[
         unreadable = [(k, math.nan) for _, keys in few for k in keys if not guard.ok(reps[k])]
         few = [(hk, [k for k in keys if k[1] not in guard.bad]) for hk, keys in few]
     jobs = [(tasks[groups[hk][0]].history, [reps[k] for k in keys]) for hk, keys in few]
-    got = model.score_histories(jobs)
+    with timed(MODEL):
+        got = model.score_histories(jobs)
     name = getattr(getattr(model, "spec", None), "name", type(model).__name__)
     if len(got) != len(jobs):
         raise PrefcliError(f"scorer {name} returned scores for {len(got)} histories, asked for {len(jobs)}")
@@ -430,7 +526,8 @@ def _score(model: Any, cands: list[Candidate], state: Any, stats: RunStats, guar
             good = [c for c, k in zip(cands, ok) if k]
             vals = iter(_score(model, good, state, stats) if good else [])
             return [next(vals) if k else math.nan for k in ok]
-    vals = model.score(cands, state)
+    with timed(MODEL):
+        vals = model.score(cands, state)
     if len(vals) != len(cands):
         name = getattr(getattr(model, "spec", None), "name", type(model).__name__)
         raise PrefcliError(f"scorer {name} returned {len(vals)} scores for {len(cands)} images")

@@ -358,12 +358,21 @@ class PrefVLM(nn.Module):
     # -- inputs ------------------------------------------------------------
     def pixels(self, images: Sequence[Any], cache: dict | None = None) -> torch.Tensor:
         """Preprocess images (PIL or Candidates); a dict `cache` keyed by image_id saves repeats."""
-        if cache is None:
+        from prefcli.stage_times import PREPROCESS, timed
+
+        with timed(PREPROCESS):
+            return self._pixels(images, cache)
+
+    def _pixels(self, images: Sequence[Any], cache: dict | None) -> torch.Tensor:
+        ready = self._take_ahead(images)
+        if cache is None and not ready:
             return self.preprocess(images).to(self.device)
         out, todo = [None] * len(images), []
         for i, im in enumerate(images):
             key = getattr(im, "image_id", None)
-            if key is not None and key in cache:
+            if i in ready:
+                out[i] = ready[i]
+            elif cache is not None and key is not None and key in cache:
                 out[i] = cache[key]
             else:
                 todo.append(i)
@@ -372,11 +381,53 @@ class PrefVLM(nn.Module):
             for j, i in enumerate(todo):
                 out[i] = fresh[j]
                 key = getattr(images[i], "image_id", None)
-                if key is not None:
+                if key is not None and cache is not None:
                     cache[key] = fresh[j]
         if not out:
             return self.preprocess([]).to(self.device)
         return stack_padded(out).to(self.device)
+
+    #: Images preprocessed ahead (`prepare_pixels`) and not yet taken: at most this many are kept.
+    AHEAD_MAX = 128
+
+    def prepare_pixels(self, images: Sequence[Any]) -> None:
+        """Preprocess images (Candidates) now, one by one, for a later `pixels` call to take by image id.
+
+        What the runner's decode threads call (`--workers`), so preprocessing overlaps the model. An
+        image's tensor is the same alone as in a batch: each image is resized on its own and a batch
+        only pads them onto one canvas (``stack_padded``), so the numbers do not change.
+        """
+        import threading
+        from collections import OrderedDict
+
+        from prefcli.stage_times import PREPROCESS, timed
+
+        if "_ahead" not in self.__dict__:
+            self.__dict__["_ahead"] = (OrderedDict(), threading.Lock())
+        ahead, lock = self.__dict__["_ahead"]
+        for im in images:
+            key = getattr(im, "image_id", None)
+            if key is None or key in ahead:
+                continue
+            with timed(PREPROCESS):
+                row = self.preprocess([im])[0]
+            with lock:
+                ahead[key] = row
+                while len(ahead) > self.AHEAD_MAX:  # prepared but never asked for (a model that kept the features)
+                    ahead.popitem(last=False)
+
+    def _take_ahead(self, images: Sequence[Any]) -> dict[int, torch.Tensor]:
+        """{index: tensor} of the images `prepare_pixels` made, removed from its store."""
+        if "_ahead" not in self.__dict__:
+            return {}
+        ahead, lock = self.__dict__["_ahead"]
+        got: dict[int, torch.Tensor] = {}
+        with lock:
+            for i, im in enumerate(images):
+                key = getattr(im, "image_id", None)
+                if key is not None and key in ahead:
+                    got[i] = ahead.pop(key)
+        return got
 
     def make_batch(self, seqs: Sequence[EncodedSequence], padding_side: str = "right",
                    pixel_cache: dict | None = None, pixel_values: torch.Tensor | None = None) -> Batch:

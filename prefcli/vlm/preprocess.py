@@ -60,7 +60,8 @@ class ImagePreprocessor:
     def _pil(self, img: Any) -> Any:
         if hasattr(img, "image") and not hasattr(img, "convert"):
             img = img.image  # a prefcli Candidate
-        img = img.convert("RGB")
+        if img.mode != "RGB":  # convert() of an RGB image is a full copy of the same pixels
+            img = img.convert("RGB")
         if self.pre_resize:
             img = img.resize((self.pre_resize, self.pre_resize))
         return img

@@ -225,6 +225,11 @@ class CachedVLMScorer(Scorer):
                                            batch_size=self.batch_size)
         return scoring.q_scores(out)
 
+    def prepare_images(self, images: Sequence[Candidate]) -> None:
+        """Preprocess decoded images ahead, in the runner's decode threads (the scores do not change);
+        not those whose features this scorer already keeps (an evaluation meets a history in every task)."""
+        self.vlm.prepare_pixels([im for im in images if getattr(im, "image_id", None) not in self.features])
+
     def score_histories(self, jobs: Sequence[tuple[Any, Sequence[Candidate]]]) -> list[list[float]]:
         """``score(candidates, condition(history))`` for many (history, candidates) at once, batched across histories.
 

@@ -154,6 +154,9 @@ class FeatureCache:
     def __len__(self) -> int:
         return len(self._feats)
 
+    def __contains__(self, image_id: object) -> bool:
+        return image_id in self._feats
+
     def clear(self) -> None:
         self._feats.clear()
         self._bytes = 0
