@@ -162,7 +162,7 @@ def test_weights_ls_pull_rm(capsys, tmp_path, monkeypatch):
     from prefcli import weights
 
     url = "https://example.org/w/head.pth"
-    target = weights._url_target(weights.parse(url), None)
+    target = weights.url_target(weights.parse(url), None)
     target.parent.mkdir(parents=True)
     target.write_bytes(b"abc")
     weights.resolve_file(url, offline=True)
