@@ -68,7 +68,10 @@ def test_rank_decodes_every_distinct_image_once(decodes, folders, scorer):
                              for a, b in zip(liked, disliked)))
     want = dict(zip([str(p) for p in sorted(folders["cands"].iterdir())],
                     s.score([Candidate.from_path(str(p)) for p in sorted(folders["cands"].iterdir())], s.condition(hist))))
-    assert {r.path: r.score for r in res.ranked} == pytest.approx(want, rel=1e-6)
+    # rel 1e-5, not 1e-6: the probe's embeddings are computed in other batches here than by hand (history and
+    # candidates together), which moves float32 CLIP outputs in the last bits; the probe's fit on a few pairs
+    # amplifies that to a few 1e-6 (measured on c97b3b0 as on today's code: up to 5e-6 on another fixture).
+    assert {r.path: r.score for r in res.ranked} == pytest.approx(want, rel=1e-5)
 
 
 def test_a_truncated_candidate_is_found_when_decoded_skipped_and_reported(decodes, folders, capsys):
