@@ -38,7 +38,7 @@ if [ "$which" = both ] || [ "$which" = fast ]; then
   measure test-fast "$PY" -m pytest -n "$JOBS" -m "not slow"
 fi
 if [ "$which" = both ] || [ "$which" = all ]; then
-  measure test "$PY" -m pytest -n "$JOBS"
+  measure test "$PY" -m pytest -n "$JOBS" --durations=20
 fi
 
 echo "$(nproc) cores, JOBS=$JOBS, $(date -u +%FT%TZ), commit $(git rev-parse --short HEAD 2>/dev/null)"
