@@ -18,6 +18,7 @@ name (``--config tiny-cpu-tokens``); anything else is read as a path.
 from __future__ import annotations
 
 import dataclasses
+import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -199,7 +200,7 @@ class TrainConfig:
 
 def _type_name(tp: Any) -> str:
     origin = typing.get_origin(tp)
-    if origin is typing.Union:
+    if origin is typing.Union or origin is types.UnionType:  # Optional[X] and X | None alike
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         return _type_name(args[0]) + " or null"
     return {int: "an integer", float: "a number", bool: "true or false", str: "a string", list: "a list",
@@ -208,7 +209,7 @@ def _type_name(tp: Any) -> str:
 
 def _coerce(value: Any, tp: Any, where: str, key: str) -> Any:
     origin = typing.get_origin(tp)
-    if origin is typing.Union:
+    if origin is typing.Union or origin is types.UnionType:  # Optional[X] and X | None alike
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         if value is None:
             return None
