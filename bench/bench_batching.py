@@ -67,14 +67,16 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     cands = rendered_candidates(args.images, args.image_size)
     for c in cands:
-        c.image  # decode once up front: we time scoring, not rendering
-    print(f"{args.images} images of {args.image_size} px, batch {args.batch_size}, device {args.device}, weights {args.weights}, torch threads {torch.get_num_threads()}")
+        _ = c.image  # decode once up front: we time scoring, not rendering
+    print(
+        f"{args.images} images of {args.image_size} px, batch {args.batch_size}, device {args.device}, weights {args.weights}, torch threads {torch.get_num_threads()}"
+    )
     print(f"{'scorer':<14}{'loop img/s':>12}{'batched img/s':>15}{'speed-up':>10}{'max |Δscore|':>14}")
     for name in [s.strip() for s in args.scorers.split(",") if s.strip()]:
         try:
             opts = {"device": args.device} | ({"dtype": args.dtype} if args.dtype else {})
             scorer = plugins.load_scorer(name, weights=args.weights, **opts)
-        except Exception as e:  # a scorer not built yet, or missing weights: report and go on
+        except Exception as e:  # noqa: BLE001 - a scorer not built yet, or missing weights: report and go on
             print(f"{name:<14}skipped: {type(e).__name__}: {e}")
             continue
         state = scorer.condition(None) if not scorer.spec.uses_history else None
@@ -84,19 +86,21 @@ def main(argv: list[str] | None = None) -> int:
         scorer.score(cands[:2], state)  # warm-up
 
         def loop():
-            return [scorer.score([c], state)[0] for c in cands]
+            return [scorer.score([c], state)[0] for c in cands]  # noqa: B023 - called within this iteration
 
         # The harness path: one task holding every image, scored in batches (no cache).
         task = RankTask(task_id="all", candidates=cands, liked_index=0)
 
         def batched():
-            records, _ = run_scorer(scorer, [task], cache=None, batch_size=args.batch_size)
+            records, _ = run_scorer(scorer, [task], cache=None, batch_size=args.batch_size)  # noqa: B023 - called within this iteration
             return records[0]["scores"]
 
         t_loop, s_loop = timed(loop, args.repeats)
         t_batch, s_batch = timed(batched, args.repeats)
         diff = max(abs(a - b) for a, b in zip(s_loop, s_batch))
-        print(f"{name:<14}{args.images / t_loop:>12.1f}{args.images / t_batch:>15.1f}{t_loop / t_batch:>9.2f}x{diff:>14.2e}")
+        print(
+            f"{name:<14}{args.images / t_loop:>12.1f}{args.images / t_batch:>15.1f}{t_loop / t_batch:>9.2f}x{diff:>14.2e}"
+        )
     return 0
 
 

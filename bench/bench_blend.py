@@ -27,8 +27,9 @@ import json
 import os
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -70,10 +71,23 @@ class WorldPopulation(Scorer):
 class Plugin:
     @hookimpl
     def register_scorers(self, register):
-        register(ScorerSpec(name="world-features", factory="__main__:WorldFeatures", needs=frozenset({"image"}), embedding=True,
-                            default_weights="world"))
-        register(ScorerSpec(name="world-population", factory="__main__:WorldPopulation", needs=frozenset({"image"}),
-                            default_weights="world"))
+        register(
+            ScorerSpec(
+                name="world-features",
+                factory="__main__:WorldFeatures",
+                needs=frozenset({"image"}),
+                embedding=True,
+                default_weights="world",
+            )
+        )
+        register(
+            ScorerSpec(
+                name="world-population",
+                factory="__main__:WorldPopulation",
+                needs=frozenset({"image"}),
+                default_weights="world",
+            )
+        )
 
 
 def world_users(cfg) -> list[tuple[str, list]]:
@@ -114,17 +128,30 @@ def tasks_for(users, n_ref: int, n_hist: int = 8, make=None) -> list:
             pairs.append(HistoryPair(lc, dc, prompt=lc.prompt, pair_id=f"{uid}-{i}"))
         hist = UserHistory(pairs=tuple(pairs[:n_ref]), user_id=uid)
         for j, (a, b, lab) in enumerate(ps[n_hist:]):
-            tasks.append(RankTask(task_id=f"{uid}-{j}", candidates=[make(a), make(b)], liked_index=0 if lab == 1.0 else 1,
-                                  history=hist, user_id=uid, protocol="1v1", n_ref=n_ref))
+            tasks.append(
+                RankTask(
+                    task_id=f"{uid}-{j}",
+                    candidates=[make(a), make(b)],
+                    liked_index=0 if lab == 1.0 else 1,
+                    history=hist,
+                    user_id=uid,
+                    protocol="1v1",
+                    n_ref=n_ref,
+                )
+            )
     return tasks
 
 
-def run(name: str, weights: str, tasks, cache, n_ref: int, label: str | None = None, **options) -> tuple[dict, list[dict]]:
+def run(
+    name: str, weights: str, tasks, cache, n_ref: int, label: str | None = None, **options
+) -> tuple[dict, list[dict]]:
     from prefcli.harness.evaluate import evaluate
     from prefcli.harness.runner import ScorerHandle
 
     handle = ScorerHandle(name, weights, device="cpu", cache=cache, options=options or None)
-    rec, records = evaluate(handle, tasks, cache=cache, batch_size=256, n_boot=N_BOOT, protocol="1v1", n_ref=n_ref, split="test")
+    rec, records = evaluate(
+        handle, tasks, cache=cache, batch_size=256, n_boot=N_BOOT, protocol="1v1", n_ref=n_ref, split="test"
+    )
     if label:
         rec["scorer"] = label
     return rec, records
@@ -139,8 +166,16 @@ def at_weight(records: list[dict], w: float, n_ref: int, label: str) -> dict:
     from prefcli.harness import metrics
 
     fixed = [{**r, "scores": [e["z_general"] + w * e["z_personal"] for e in r["extras"]]} for r in records]
-    return {"scorer": label, "protocol": "1v1", "n_ref": n_ref, "uses_history": True, "n_candidates": 2, "n_tasks": len(records),
-            "metrics": metrics.summarize(fixed, n_boot=N_BOOT), "weight": w}
+    return {
+        "scorer": label,
+        "protocol": "1v1",
+        "n_ref": n_ref,
+        "uses_history": True,
+        "n_candidates": 2,
+        "n_tasks": len(records),
+        "metrics": metrics.summarize(fixed, n_boot=N_BOOT),
+        "weight": w,
+    }
 
 
 def top1(rec: dict) -> tuple[float, float]:
@@ -154,12 +189,19 @@ def measure(name: str, preset: str, overrides: dict, seed: int, n_users: int, ca
 
     balanced = {"group_weights": None} if preset != "opposed" else {"group_weights": (0.5, 0.5)}
     base = dict(pairs_per_user=24, world_seed=seed, **overrides)
-    train = world_users(S.WorldConfig.from_preset(preset, n_users=300, user_seed=0, pairs_per_user=40, world_seed=seed, **overrides))
+    train = world_users(
+        S.WorldConfig.from_preset(preset, n_users=300, user_seed=0, pairs_per_user=40, world_seed=seed, **overrides)
+    )
     val = world_users(S.WorldConfig.from_preset(preset, n_users=80, user_seed=2, **balanced, **base))
     test = world_users(S.WorldConfig.from_preset(preset, n_users=n_users, user_seed=1, **balanced, **base))
     w = f"world-{preset}-{seed}-{json.dumps(overrides, sort_keys=True)}"
     POPULATION[w] = fit_population(train)
-    parts = {"general": "world-population", "personal": "world-features-probe", "general_weights": w, "personal_weights": w}
+    parts = {
+        "general": "world-population",
+        "personal": "world-features-probe",
+        "general_weights": w,
+        "personal_weights": w,
+    }
 
     # The population w, one per N_ref (how much a history of that length can be trusted): the fixed w
     # with the best top-1 on the validation users (ties: the smaller w). Test users never enter it.
@@ -182,9 +224,13 @@ def measure(name: str, preset: str, overrides: dict, seed: int, n_users: int, ca
         runs.append(best)
         chosen = [r["extras"][0]["weight"] for r in records]
         auto["chosen_w"] = {"mean": float(np.mean(chosen)), "median": float(np.median(chosen))}
-    return runs, {"population_w": {str(n): g for n, g in w0s.items()},
-                  "validation_top1_by_w": {str(n): {str(g): v for g, v in acc.items()} for n, acc in val_acc.items()},
-                  "population_model": POPULATION[w].tolist(), "test_users": n_users, "world_seed": seed}
+    return runs, {
+        "population_w": {str(n): g for n, g in w0s.items()},
+        "validation_top1_by_w": {str(n): {str(g): v for g, v in acc.items()} for n, acc in val_acc.items()},
+        "population_model": POPULATION[w].tolist(),
+        "test_users": n_users,
+        "world_seed": seed,
+    }
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -244,8 +290,17 @@ def model_dirs(trained: Path | None, name: str, shipped: tuple[str, str] | None)
     return shipped
 
 
-def measure_trained(name: str, preset: str, overrides: dict, seed: int, models: tuple[str, str], n_users: int, n_val: int,
-                    cache, parts_wanted: Sequence[str] = ("toy recipe", "clip-probe")) -> tuple[list[dict], dict]:
+def measure_trained(
+    name: str,
+    preset: str,
+    overrides: dict,
+    seed: int,
+    models: tuple[str, str],
+    n_users: int,
+    n_val: int,
+    cache,
+    parts_wanted: Sequence[str] = ("toy recipe", "clip-probe"),
+) -> tuple[list[dict], dict]:
     """general: the population model; personal: the toy recipe and clip-probe; blend auto (w₀ fitted on validation
     users per N_ref, by `prefcli eval --fit-blend`'s rule) and at the best fixed w in hindsight, for each personal part."""
     from prefcli.data import synthetic as S
@@ -256,10 +311,23 @@ def measure_trained(name: str, preset: str, overrides: dict, seed: int, models: 
     base = dict(pairs_per_user=24, world_seed=seed, image_size=32, **balanced, **overrides)
     val = trained_users(S.WorldConfig.from_preset(preset, n_users=n_val, user_seed=VAL_USER_SEED, **base))
     test = trained_users(S.WorldConfig.from_preset(preset, n_users=n_users, user_seed=TEST_USER_SEED, **base))
-    personals = [p for p in [("toy recipe (tiny-cpu-cp)", "preftoken", cp), ("clip-probe (tiny)", "clip-probe", "tiny")]
-                 if p[0].split(" (")[0] in parts_wanted]
-    runs, info = [], {"population_model": pop, "toy_recipe_model": cp, "world_seed": seed, "test_users": n_users,
-                      "val_users": n_val, "user_seeds": {"val": VAL_USER_SEED, "test": TEST_USER_SEED}, "population_w": {}}
+    personals = [
+        p
+        for p in [("toy recipe (tiny-cpu-cp)", "preftoken", cp), ("clip-probe (tiny)", "clip-probe", "tiny")]
+        if p[0].split(" (")[0] in parts_wanted
+    ]
+    runs, info = (
+        [],
+        {
+            "population_model": pop,
+            "toy_recipe_model": cp,
+            "world_seed": seed,
+            "test_users": n_users,
+            "val_users": n_val,
+            "user_seeds": {"val": VAL_USER_SEED, "test": TEST_USER_SEED},
+            "population_w": {},
+        },
+    )
     gen = {"general": "preftoken", "general_weights": pop}
     for n in N_REFS:
         tasks = tasks_for(test, n, make=image_candidate)
@@ -272,12 +340,17 @@ def measure_trained(name: str, preset: str, overrides: dict, seed: int, models: 
             val_records = run("blend", None, tasks_for(val, n, make=image_candidate), cache, n, **parts)[1]
             w0 = population.best_weight(population.top1_by_weight(val_records))
             info["population_w"].setdefault(short, {})[str(n)] = w0
-            auto, records = run("blend", None, tasks, cache, n, label=f"blend auto ({short})", population_weight=str(w0), **parts)
+            auto, records = run(
+                "blend", None, tasks, cache, n, label=f"blend auto ({short})", population_weight=str(w0), **parts
+            )
             auto["population_w"] = w0
             chosen = [r["extras"][0]["weight"] for r in records]
             auto["chosen_w"] = {"mean": float(np.mean(chosen)), "median": float(np.median(chosen))}
             runs.append(auto)
-            best = max((at_weight(records, g, n, f"blend best fixed w ({short})") for g in weighting_grid()), key=lambda r: top1(r)[0])
+            best = max(
+                (at_weight(records, g, n, f"blend best fixed w ({short})") for g in weighting_grid()),
+                key=lambda r: top1(r)[0],
+            )
             best["best_w"] = best["weight"]
             runs.append(best)
     return runs, info
@@ -293,16 +366,36 @@ def targets_trained(runs: Sequence[dict]) -> list[dict]:
     """Issue 21's targets per personal part and N_ref, as `targets` checks them."""
     gen = top1(next(r for r in runs if r["scorer"].startswith("general")))
     rows = []
-    for short, plabel in (("toy recipe", "personal: toy recipe (tiny-cpu-cp)"), ("clip-probe", "personal: clip-probe (tiny)")):
+    for short, plabel in (
+        ("toy recipe", "personal: toy recipe (tiny-cpu-cp)"),
+        ("clip-probe", "personal: clip-probe (tiny)"),
+    ):
         if not any(r["scorer"] == plabel for r in runs):
             continue
         for n in N_REFS:
             by = {r["scorer"]: (top1(r), r) for r in runs if r.get("n_ref") == n}
-            (auto, _), (per, _), (best, brec) = by[f"blend auto ({short})"], by[plabel], by[f"blend best fixed w ({short})"]
-            rows.append({"personal": short, "n_ref": n, "general": gen[0], "general_se": gen[1], "personal_top1": per[0],
-                         "personal_se": per[1], "auto": auto[0], "auto_se": auto[1], "best_fixed": best[0], "best_w": brec["best_w"],
-                         "auto_ge_general": auto[0] >= gen[0], "auto_ge_personal_minus_se": auto[0] >= per[0] - per[1],
-                         "auto_within_se_of_best": auto[0] >= best[0] - auto[1]})
+            (auto, _), (per, _), (best, brec) = (
+                by[f"blend auto ({short})"],
+                by[plabel],
+                by[f"blend best fixed w ({short})"],
+            )
+            rows.append(
+                {
+                    "personal": short,
+                    "n_ref": n,
+                    "general": gen[0],
+                    "general_se": gen[1],
+                    "personal_top1": per[0],
+                    "personal_se": per[1],
+                    "auto": auto[0],
+                    "auto_se": auto[1],
+                    "best_fixed": best[0],
+                    "best_w": brec["best_w"],
+                    "auto_ge_general": auto[0] >= gen[0],
+                    "auto_ge_personal_minus_se": auto[0] >= per[0] - per[1],
+                    "auto_within_se_of_best": auto[0] >= best[0] - auto[1],
+                }
+            )
     return rows
 
 
@@ -321,8 +414,10 @@ def main_trained(args) -> None:
             continue
         models = model_dirs(Path(args.trained), name, shipped)
         if models is None:
-            print(f"{name}: no trained models under {args.trained}/{name.replace(' --groups ', '-g')}/ (train them with "
-                  f"bench/bench_toy_training.py --only population,cp); skipped\n")
+            print(
+                f"{name}: no trained models under {args.trained}/{name.replace(' --groups ', '-g')}/ (train them with "
+                f"bench/bench_toy_training.py --only population,cp); skipped\n"
+            )
             continue
         wanted = [p.strip() for p in args.personal.split(",")]
         if not models[1]:
@@ -335,8 +430,26 @@ def main_trained(args) -> None:
         g = top1(runs[0])
         print(f"general (population model, no history): {100 * g[0]:.1f} ± {100 * g[1]:.1f}")
         tg = targets_trained(runs)
-        print(to_markdown(tg, ["personal", "n_ref", "general", "personal_top1", "personal_se", "auto", "auto_se", "best_fixed",
-                               "best_w", "auto_ge_general", "auto_ge_personal_minus_se", "auto_within_se_of_best"], digits=3))
+        print(
+            to_markdown(
+                tg,
+                [
+                    "personal",
+                    "n_ref",
+                    "general",
+                    "personal_top1",
+                    "personal_se",
+                    "auto",
+                    "auto_se",
+                    "best_fixed",
+                    "best_w",
+                    "auto_ge_general",
+                    "auto_ge_personal_minus_se",
+                    "auto_within_se_of_best",
+                ],
+                digits=3,
+            )
+        )
         print("population w per N_ref:", json.dumps(info["population_w"]))
         paths = plots.nref_plot(runs, out / f"blend-trained-{stem}", formats=["png"])
         print(f"  plot: {', '.join(str(p) for p in paths)}\n", flush=True)
@@ -354,9 +467,20 @@ def targets(runs: Sequence[dict]) -> list[dict]:
         by = {r["scorer"]: top1(r) for r in runs if r.get("n_ref") == n}
         best_w = next(r.get("best_w") for r in runs if r.get("n_ref") == n and r["scorer"] == "blend best fixed w")
         auto, per, best = by["blend auto"], by["personal (probe)"], by["blend best fixed w"]
-        rows.append({"n_ref": n, "general": gen[0], "personal": per[0], "auto": auto[0], "auto_se": auto[1], "best_fixed": best[0],
-                     "best_w": best_w, "auto_ge_general": auto[0] >= gen[0], "auto_ge_personal_minus_se": auto[0] >= per[0] - per[1],
-                     "auto_within_se_of_best": auto[0] >= best[0] - auto[1]})
+        rows.append(
+            {
+                "n_ref": n,
+                "general": gen[0],
+                "personal": per[0],
+                "auto": auto[0],
+                "auto_se": auto[1],
+                "best_fixed": best[0],
+                "best_w": best_w,
+                "auto_ge_general": auto[0] >= gen[0],
+                "auto_ge_personal_minus_se": auto[0] >= per[0] - per[1],
+                "auto_within_se_of_best": auto[0] >= best[0] - auto[1],
+            }
+        )
     return rows
 
 
@@ -365,12 +489,18 @@ def gap_table() -> None:
 
     print("| world | population utility | group utility | own utility | gap (group − population) |")
     print("|---|---|---|---|---|")
-    for name, preset, kw in [("`opposed` (balanced)", "opposed", {}), ("`default` (4 groups)", "default", {}),
-                             ("`default --groups 6`", "default", {"n_groups": 6}), ("`default --groups 8`", "default", {"n_groups": 8}),
-                             ("`consensus` (4 groups)", "consensus", {})]:
+    for name, preset, kw in [
+        ("`opposed` (balanced)", "opposed", {}),
+        ("`default` (4 groups)", "default", {}),
+        ("`default --groups 6`", "default", {"n_groups": 6}),
+        ("`default --groups 8`", "default", {"n_groups": 8}),
+        ("`consensus` (4 groups)", "consensus", {}),
+    ]:
         accs = []
         for ws in range(3):
-            cfg = S.WorldConfig.from_preset(preset, n_users=200, world_seed=ws, group_weights=(0.5, 0.5) if preset == "opposed" else None, **kw)
+            cfg = S.WorldConfig.from_preset(
+                preset, n_users=200, world_seed=ws, group_weights=(0.5, 0.5) if preset == "opposed" else None, **kw
+            )
             W = S.group_weight_vectors(cfg)
             pop = W.mean(0)
             acc, n = np.zeros(3), 0
@@ -391,12 +521,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--users", type=int, default=160, help="Unseen test users per preset (≥ 120 for issue 21).")
     ap.add_argument("--only", default="", help="Comma-separated preset names (default: all four).")
     ap.add_argument("--gap-table", action="store_true", help="Print docs/synthetic.md's achievable-gap table and stop.")
-    ap.add_argument("--trained", default=None, metavar="DIR",
-                    help="With trained models instead of the feature stand-ins: DIR/<preset>/tiny-cpu-{population,cp}/model "
-                         "(bench/bench_toy_training.py --out DIR/<preset> --world preset=... world_seed=S user_seed=S "
-                         "--only population,cp); `opposed` falls back to the shipped tiny-opposed-* models.")
-    ap.add_argument("--val-users", type=int, default=80, help="Validation users per preset (they fit the population w).")
-    ap.add_argument("--personal", default="toy recipe,clip-probe", help="With --trained: the personal parts to measure.")
+    ap.add_argument(
+        "--trained",
+        default=None,
+        metavar="DIR",
+        help="With trained models instead of the feature stand-ins: DIR/<preset>/tiny-cpu-{population,cp}/model "
+        "(bench/bench_toy_training.py --out DIR/<preset> --world preset=... world_seed=S user_seed=S "
+        "--only population,cp); `opposed` falls back to the shipped tiny-opposed-* models.",
+    )
+    ap.add_argument(
+        "--val-users", type=int, default=80, help="Validation users per preset (they fit the population w)."
+    )
+    ap.add_argument(
+        "--personal", default="toy recipe,clip-probe", help="With --trained: the personal parts to measure."
+    )
     args = ap.parse_args(argv)
     if args.gap_table:
         gap_table()
@@ -431,11 +569,15 @@ def main(argv: Sequence[str] | None = None) -> None:
             tg = targets(runs)
             for r in runs:
                 if r.get("chosen_w"):
-                    print(f"  N_ref {r['n_ref']}: blend auto's w over users: mean {r['chosen_w']['mean']:.2f}, median {r['chosen_w']['median']:.2f}")
+                    print(
+                        f"  N_ref {r['n_ref']}: blend auto's w over users: mean {r['chosen_w']['mean']:.2f}, median {r['chosen_w']['median']:.2f}"
+                    )
             for t in tg:
-                print(f"  N_ref {t['n_ref']}: auto ≥ general {'yes' if t['auto_ge_general'] else 'NO'}; "
-                      f"≥ personal − SE {'yes' if t['auto_ge_personal_minus_se'] else 'NO'}; "
-                      f"within SE of best fixed w ({t['best_w']:g}) {'yes' if t['auto_within_se_of_best'] else 'NO'}")
+                print(
+                    f"  N_ref {t['n_ref']}: auto ≥ general {'yes' if t['auto_ge_general'] else 'NO'}; "
+                    f"≥ personal − SE {'yes' if t['auto_ge_personal_minus_se'] else 'NO'}; "
+                    f"within SE of best fixed w ({t['best_w']:g}) {'yes' if t['auto_within_se_of_best'] else 'NO'}"
+                )
             paths = plots.nref_plot(runs, out / f"blend-{stem}", formats=["png"])
             print(f"  plot: {', '.join(str(p) for p in paths)}\n")
             results[name] = {"runs": runs, "targets": tg, **info}

@@ -42,7 +42,9 @@ def main() -> None:
     ap.add_argument("--rows-per-shard", type=int, default=10_000)
     ap.add_argument("--image-size", type=int, default=32)
     ap.add_argument("--pairs-per-user", type=int, default=40)
-    ap.add_argument("--workdir", type=Path, default=None, help="Where to write (default: a temporary folder, removed afterwards).")
+    ap.add_argument(
+        "--workdir", type=Path, default=None, help="Where to write (default: a temporary folder, removed afterwards)."
+    )
     args = ap.parse_args()
 
     from prefcli.data.synthetic import WorldConfig, write_world
@@ -57,21 +59,29 @@ def main() -> None:
         )  # fmt: skip
         t = time.perf_counter()
         world = write_world(work / "world", cfg, progress=False)
-        print(f"world: {world['rows']:,} pairs in {world['shards']} shards, {world['images']:,} images, written in {time.perf_counter() - t:.1f} s")
+        print(
+            f"world: {world['rows']:,} pairs in {world['shards']} shards, {world['images']:,} images, written in {time.perf_counter() - t:.1f} s"
+        )
         results = []
         for limit in (world["shards"] // 2, world["shards"]):
             out = work / f"ds-{limit}"
             shutil.rmtree(out, ignore_errors=True)
-            proc = subprocess.run([sys.executable, "-c", CHILD, str(work / "world"), str(out), str(limit)], capture_output=True, text=True)
+            proc = subprocess.run(
+                [sys.executable, "-c", CHILD, str(work / "world"), str(out), str(limit)], capture_output=True, text=True
+            )
             if proc.returncode != 0:
                 sys.exit(proc.stderr)
             r = json.loads(proc.stdout.strip().splitlines()[-1])
             r["rows_per_s"] = r["rows"] / r["seconds"]
             results.append(r)
             shutil.rmtree(out, ignore_errors=True)
-        print(f"{'shards':>6} {'rows':>9} {'pairs kept':>10} {'images':>7} {'seconds':>8} {'rows/s':>8} {'peak RSS MB':>11}")
+        print(
+            f"{'shards':>6} {'rows':>9} {'pairs kept':>10} {'images':>7} {'seconds':>8} {'rows/s':>8} {'peak RSS MB':>11}"
+        )
         for r in results:
-            print(f"{r['shards']:>6} {r['rows']:>9,} {r['pairs']:>10,} {r['images']:>7,} {r['seconds']:>8.1f} {r['rows_per_s']:>8,.0f} {r['peak_rss_mb']:>11.1f}")
+            print(
+                f"{r['shards']:>6} {r['rows']:>9,} {r['pairs']:>10,} {r['images']:>7,} {r['seconds']:>8.1f} {r['rows_per_s']:>8,.0f} {r['peak_rss_mb']:>11.1f}"
+            )
         a, b = results
         print(
             f"shards x{b['shards'] / a['shards']:.1f}, rows x{b['rows'] / a['rows']:.2f} -> peak RSS x{b['peak_rss_mb'] / a['peak_rss_mb']:.2f} "

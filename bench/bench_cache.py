@@ -28,9 +28,16 @@ SCORERS = "clip,aesthetic,pickscore,hpsv2,imagereward,clip-probe"
 def synthetic_dataset(root: Path, users: int) -> Path:
     from prefcli.data import pickapic, synthetic
 
-    cfg = synthetic.WorldConfig.from_preset("opposed", n_users=users, pairs_per_user=24, image_size=64, n_prompts=8, images_per_prompt=12)
+    cfg = synthetic.WorldConfig.from_preset(
+        "opposed", n_users=users, pairs_per_user=24, image_size=64, n_prompts=8, images_per_prompt=12
+    )
     synthetic.write_world(root / "world", cfg, progress=False)
-    res = pickapic.build(str(root / "world"), root / "ds", pickapic.BuildParams(n_ref=8, min_liked=8, test_users=max(4, users // 5), val_users=2), progress=False)
+    res = pickapic.build(
+        str(root / "world"),
+        root / "ds",
+        pickapic.BuildParams(n_ref=8, min_liked=8, test_users=max(4, users // 5), val_users=2),
+        progress=False,
+    )
     return res.path
 
 
@@ -67,9 +74,13 @@ def main(argv: list[str] | None = None) -> int:
         loaded2 = sum(r["stats"]["loaded_model"] for r in r2["runs"])
         same = [r["metrics"] for r in r1["runs"]] == [r["metrics"] for r in r2["runs"]]
         n_tasks = {(r["protocol"], r["n_ref"]): r["n_tasks"] for r in r1["runs"]}
-        print(f"dataset {dataset} ({max(n_tasks.values())} tasks per protocol/N_ref), scorers {args.scorers}, weights {args.weights or 'default'}")
+        print(
+            f"dataset {dataset} ({max(n_tasks.values())} tasks per protocol/N_ref), scorers {args.scorers}, weights {args.weights or 'default'}"
+        )
         print(f"first run : {first:7.2f} s wall, {scored1} candidates scored")
-        print(f"second run: {second:7.2f} s wall, {scored2} candidates scored, {loaded2} runs loaded a model, same metrics: {same}")
+        print(
+            f"second run: {second:7.2f} s wall, {scored2} candidates scored, {loaded2} runs loaded a model, same metrics: {same}"
+        )
         print(f"ratio first/second: {first / second:.1f}x")
     return 0
 

@@ -41,9 +41,11 @@ def main() -> None:
         t3 = time.perf_counter()
         assert first == second != third
         hash_s, memo_s, rehash_s = t1 - t0, t2 - t1, t3 - t2
-        print(f"file {args.mb} MiB: first hash {hash_s:.3f} s, memo hit {memo_s * 1000:.2f} ms "
-              f"({hash_s / max(memo_s, 1e-9):.0f}x faster), rewrite in place rehashed in {rehash_s:.3f} s "
-              f"({rehash_s / hash_s:.2f}x the first hash)")
+        print(
+            f"file {args.mb} MiB: first hash {hash_s:.3f} s, memo hit {memo_s * 1000:.2f} ms "
+            f"({hash_s / max(memo_s, 1e-9):.0f}x faster), rewrite in place rehashed in {rehash_s:.3f} s "
+            f"({rehash_s / hash_s:.2f}x the first hash)"
+        )
 
 
 if __name__ == "__main__":

@@ -31,7 +31,6 @@ HERE = Path(__file__).resolve().parent
 
 def sd_turbo_random(device: str, dtype):
     """stabilityai/sd-turbo's architecture (its unet/vae/text_encoder configs) with random weights."""
-    import torch
     from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
@@ -70,9 +69,13 @@ def child(args: argparse.Namespace) -> dict:
 
     torch.manual_seed(args.seed)
     if args.full:
-        dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}[args.dtype or "float16"]
+        dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}[
+            args.dtype or "float16"
+        ]
         pipe = sd_turbo_random(args.device, dtype)
-        gen = OneStepSD(pipe, GeneratorId("sd-turbo-random", "random", None, "sd", str(dtype)), args.device, checkpointing=True)
+        gen = OneStepSD(
+            pipe, GeneratorId("sd-turbo-random", "random", None, "sd", str(dtype)), args.device, checkpointing=True
+        )
     else:
         gen = load_generator("tiny", device=args.device)
     ns = argparse.Namespace(full=args.full, seed=args.seed, device=args.device, dtype=args.dtype, batch_size=1)
@@ -89,9 +92,11 @@ def child(args: argparse.Namespace) -> dict:
     condition_s = time.perf_counter() - t0
 
     if args.mode == "cached":
+
         def fn(px):
             return call_reward(scorer, px, [prompt], state)
     else:
+
         def fn(px):
             return call_reward(scorer, px, [prompt], scorer.condition(hist))  # what a loop without the state does
 
@@ -99,8 +104,17 @@ def child(args: argparse.Namespace) -> dict:
     if args.device.startswith("cuda"):
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
-    res = reno.optimize(lambda z: gen.forward(z, cond), gen.init_latent(args.seed), [reno.RewardTerm("preftoken", 0.75, 1.0, fn)], steps=args.steps)
-    per_it = statistics.median(it.seconds for it in res.iterations[1:]) if len(res.iterations) > 1 else res.iterations[0].seconds
+    res = reno.optimize(
+        lambda z: gen.forward(z, cond),
+        gen.init_latent(args.seed),
+        [reno.RewardTerm("preftoken", 0.75, 1.0, fn)],
+        steps=args.steps,
+    )
+    per_it = (
+        statistics.median(it.seconds for it in res.iterations[1:])
+        if len(res.iterations) > 1
+        else res.iterations[0].seconds
+    )
     out = {"mode": args.mode, "seconds_per_iteration": per_it, "condition_seconds": condition_s, "steps": args.steps,
            "final_q": res.iterations[res.best_iteration].rewards["preftoken"]}  # fmt: skip
     if args.device.startswith("cuda"):
@@ -110,11 +124,20 @@ def child(args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--steps", type=int, default=8, help="ReNO iterations per configuration (median seconds reported, first excluded)")
+    ap.add_argument(
+        "--steps",
+        type=int,
+        default=8,
+        help="ReNO iterations per configuration (median seconds reported, first excluded)",
+    )
     ap.add_argument("--history", type=int, default=8, help="history pairs")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--dtype", default=None)
-    ap.add_argument("--full", action="store_true", help="SD-Turbo architecture + full-size IDEFICS2-8B preference model, random weights, 512 px (GPU)")
+    ap.add_argument(
+        "--full",
+        action="store_true",
+        help="SD-Turbo architecture + full-size IDEFICS2-8B preference model, random weights, 512 px (GPU)",
+    )
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (1: the shared 2-core machine)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--mode", choices=["cached", "uncached"], help=argparse.SUPPRESS)
@@ -125,8 +148,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     rows = []
     for mode in ("cached", "uncached"):
-        cmd = [sys.executable, __file__, "--child", "--mode", mode] + [a for a in (argv if argv is not None else sys.argv[1:])]
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": str(args.threads or "")})
+        cmd = [sys.executable, __file__, "--child", "--mode", mode] + [
+            a for a in (argv if argv is not None else sys.argv[1:])
+        ]
+        proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": str(args.threads or "")}
+        )
         _, status, usage = os.wait4(proc.pid, 0)
         text = proc.stdout.read()
         if os.waitstatus_to_exitcode(status) != 0:
@@ -139,8 +166,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'full-size SD-Turbo + IDEFICS2-8B (random)' if args.full else 'tiny generator + tiny preftoken'}, {args.history} history pairs, "
           f"{args.steps} iterations, device {args.device}")  # fmt: skip
     for r in rows:
-        mem = f"peak GPU {r['peak_gpu_bytes'] / 2**30:.2f} GiB" if "peak_gpu_bytes" in r else f"peak RSS {r['peak_rss_mb']:.0f} MB"
-        print(f"  {r['mode']:9s} {r['seconds_per_iteration'] * 1000:9.1f} ms/iteration   {mem}   (conditioning once: {r['condition_seconds'] * 1000:.0f} ms)")
+        mem = (
+            f"peak GPU {r['peak_gpu_bytes'] / 2**30:.2f} GiB"
+            if "peak_gpu_bytes" in r
+            else f"peak RSS {r['peak_rss_mb']:.0f} MB"
+        )
+        print(
+            f"  {r['mode']:9s} {r['seconds_per_iteration'] * 1000:9.1f} ms/iteration   {mem}   (conditioning once: {r['condition_seconds'] * 1000:.0f} ms)"
+        )
     print(f"  uncached / cached time per iteration: {u['seconds_per_iteration'] / c['seconds_per_iteration']:.2f}x")
     if "peak_gpu_bytes" in c:
         print(f"  uncached / cached peak GPU memory: {u['peak_gpu_bytes'] / c['peak_gpu_bytes']:.2f}x")

@@ -98,12 +98,20 @@ def time_rank(scorer, folders: dict[str, Path], n_files: int, workers: int = 0) 
 
     at = {s: s.snapshot() for s in (DECODE, PREPROCESS, MODEL)}
     t0 = time.perf_counter()
-    res = prefcli.rank(folders["cands"], likes=folders["liked"], dislikes=folders["disliked"], scorer=scorer, workers=workers)
+    res = prefcli.rank(
+        folders["cands"], likes=folders["liked"], dislikes=folders["disliked"], scorer=scorer, workers=workers
+    )
     wall = time.perf_counter() - t0
     d = {s: (s.snapshot()[0] - at[s][0], s.snapshot()[1] - at[s][1]) for s in at}
-    return {"wall": wall, "decodes_per_image": d[DECODE][0] / n_files, "decode_s": d[DECODE][1], "pre_s": d[PREPROCESS][1],
-            "model_s": d[MODEL][1], "other_s": max(0.0, wall - d[DECODE][1] - d[PREPROCESS][1] - d[MODEL][1]),
-            "scores": [r.score for r in sorted(res.ranked, key=lambda r: r.path)]}
+    return {
+        "wall": wall,
+        "decodes_per_image": d[DECODE][0] / n_files,
+        "decode_s": d[DECODE][1],
+        "pre_s": d[PREPROCESS][1],
+        "model_s": d[MODEL][1],
+        "other_s": max(0.0, wall - d[DECODE][1] - d[PREPROCESS][1] - d[MODEL][1]),
+        "scores": [r.score for r in sorted(res.ranked, key=lambda r: r.path)],
+    }
 
 
 def gil_check(files: list[Path], workers: int) -> None:
@@ -126,8 +134,10 @@ def gil_check(files: list[Path], workers: int) -> None:
         t0 = time.perf_counter()
         list(pool.map(_decode_in_process, datas))
         procs = time.perf_counter() - t0
-    print(f"decode {len(files)} files: in turn {serial:.2f} s; {workers} threads {threads:.2f} s ({serial / threads:.2f}x); "
-          f"{workers} processes {procs:.2f} s ({serial / procs:.2f}x, the decoded images sent back)")
+    print(
+        f"decode {len(files)} files: in turn {serial:.2f} s; {workers} threads {threads:.2f} s ({serial / threads:.2f}x); "
+        f"{workers} processes {procs:.2f} s ({serial / procs:.2f}x, the decoded images sent back)"
+    )
 
 
 def _decode_in_process(data: bytes):
@@ -139,10 +149,16 @@ def _decode_in_process(data: bytes):
 def make_dataset(root: Path, size: int) -> Path:
     from prefcli.data import pickapic, synthetic
 
-    cfg = synthetic.WorldConfig.from_preset("opposed", n_users=8, pairs_per_user=12, image_size=size, n_prompts=4, images_per_prompt=6)
+    cfg = synthetic.WorldConfig.from_preset(
+        "opposed", n_users=8, pairs_per_user=12, image_size=size, n_prompts=4, images_per_prompt=6
+    )
     synthetic.write_world(root / "world", cfg, progress=False)
-    pickapic.build(str(root / "world"), root / "ds", pickapic.BuildParams(n_ref=4, min_liked=6, test_users=4, val_users=2),
-                   progress=False)
+    pickapic.build(
+        str(root / "world"),
+        root / "ds",
+        pickapic.BuildParams(n_ref=4, min_liked=6, test_users=4, val_users=2),
+        progress=False,
+    )
     return root / "ds"
 
 
@@ -157,17 +173,29 @@ def time_eval(scorer, ds_path: Path, workers: int, image_cache_mb: float | None)
     distinct = {c.image_id for t in tasks for c in list(t.candidates) + t.history.images()}
     t0 = time.perf_counter()
     with image_cache.session(image_cache_mb):
-        run, records = evaluate(ScorerHandle.wrap(scorer), tasks, batch_size=16, n_boot=10, protocol="1v3", n_ref=4, workers=workers)
+        run, records = evaluate(
+            ScorerHandle.wrap(scorer), tasks, batch_size=16, n_boot=10, protocol="1v3", n_ref=4, workers=workers
+        )
     wall = time.perf_counter() - t0
     st = run["stats"]
-    return {"wall": wall, "decodes_per_image": st["images_decoded"] / len(distinct), "decode_s": st["decode_seconds"],
-            "pre_s": st["preprocess_seconds"], "model_s": st["model_seconds"], "other_s": st["other_seconds"],
-            "scores": [r["scores"] for r in records], "images": len(distinct), "tasks": len(tasks)}
+    return {
+        "wall": wall,
+        "decodes_per_image": st["images_decoded"] / len(distinct),
+        "decode_s": st["decode_seconds"],
+        "pre_s": st["preprocess_seconds"],
+        "model_s": st["model_seconds"],
+        "other_s": st["other_seconds"],
+        "scores": [r["scores"] for r in records],
+        "images": len(distinct),
+        "tasks": len(tasks),
+    }
 
 
 def _row(name: str, label: str, r: dict) -> str:
-    return (f"{name:<11} {label:<26} {r['decodes_per_image']:>11.2f} {r['decode_s']:>9.2f} {r['pre_s']:>7.2f} {r['model_s']:>8.2f} "
-            f"{r['other_s']:>8.2f} {r['wall']:>7.2f}")
+    return (
+        f"{name:<11} {label:<26} {r['decodes_per_image']:>11.2f} {r['decode_s']:>9.2f} {r['pre_s']:>7.2f} {r['model_s']:>8.2f} "
+        f"{r['other_s']:>8.2f} {r['wall']:>7.2f}"
+    )
 
 
 HEADER = f"{'scorer':<11} {'run':<26} {'decodes/img':>11} {'decode s':>9} {'pre s':>7} {'model s':>8} {'other s':>8} {'wall s':>7}"
@@ -190,7 +218,9 @@ def time_viper_loop(viper_dir: str, scorer, folders: dict[str, Path]) -> float:
 
     vlm = scorer.vlm
     ip = Idefics2ImageProcessor(do_image_splitting=False, size=dict(vlm.preprocess.size))
-    proc = Idefics2Processor(image_processor=ip, tokenizer=copy.deepcopy(vlm.tokenizer), image_seq_len=vlm.image_seq_len)
+    proc = Idefics2Processor(
+        image_processor=ip, tokenizer=copy.deepcopy(vlm.tokenizer), image_seq_len=vlm.image_seq_len
+    )
     neg = [str(p) for p in sorted(folders["disliked"].iterdir())]
     pos = [str(p) for p in sorted(folders["liked"].iterdir())]
     t0 = time.perf_counter()
@@ -204,7 +234,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--n", type=int, default=64, help="candidates")
     ap.add_argument("--size", type=int, default=1024, help="image side in px")
     ap.add_argument("--scorers", default="viper,preftoken,clip-probe")
-    ap.add_argument("--viper-dir", default=None, help="a checkout of EPFL-VILAB/ViPer (metric.py), for the upstream ratio")
+    ap.add_argument(
+        "--viper-dir", default=None, help="a checkout of EPFL-VILAB/ViPer (metric.py), for the upstream ratio"
+    )
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--workers", type=int, default=2, help="decode threads of the third run")
     ap.add_argument("--eval-size", type=int, default=1024, help="image side of the eval dataset (0: no eval section)")
@@ -220,11 +252,13 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-input-") as tmp:
         folders = make_folders(Path(tmp), args.n, args.size)
         n_files = args.n + 16
-        print(f"{args.n} candidates + 8/8 history, {args.size} px PNG, torch threads {args.threads}, "
-              f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+        print(
+            f"{args.n} candidates + 8/8 history, {args.size} px PNG, torch threads {args.threads}, "
+            f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+        )
         gil_check(sorted(folders["cands"].iterdir()), args.workers)
         print(HEADER)
-        for name in ([] if args.skip_rank else args.scorers.split(",")):
+        for name in [] if args.skip_rank else args.scorers.split(","):
             # viper with the real IDEFICS2 tokenizer (built offline): ViPer's loop reads the logits of ids 648 and 387
             extra = {"tokenizer": "idefics2"} if name == "viper" else {}
             scorer = load_scorer(name, weights="tiny", device="cpu", **extra)
@@ -236,20 +270,26 @@ def main(argv: list[str] | None = None) -> None:
             for label, r in (("before", before), ("after", after), (f"after, --workers {args.workers}", after2)):
                 print(_row(name, "rank " + label, r))
             same = before["scores"] == after["scores"] == after2["scores"]
-            print(f"{name:<11} before/after wall ratio {before['wall'] / after['wall']:.2f}x "
-                  f"({before['wall'] / after2['wall']:.2f}x with --workers {args.workers}); scores identical: {same}")
+            print(
+                f"{name:<11} before/after wall ratio {before['wall'] / after['wall']:.2f}x "
+                f"({before['wall'] / after2['wall']:.2f}x with --workers {args.workers}); scores identical: {same}"
+            )
             if name == "viper" and args.viper_dir:
                 upstream = time_viper_loop(args.viper_dir, scorer, folders)
-                print(f"viper       ViPer's loop (load_context_images + calculate_score per candidate): {upstream:.2f} s; "
-                      f"prefcli rank is {upstream / after['wall']:.1f}x faster "
-                      f"({upstream / after2['wall']:.1f}x with --workers {args.workers})")
+                print(
+                    f"viper       ViPer's loop (load_context_images + calculate_score per candidate): {upstream:.2f} s; "
+                    f"prefcli rank is {upstream / after['wall']:.1f}x faster "
+                    f"({upstream / after2['wall']:.1f}x with --workers {args.workers})"
+                )
         if args.eval_size:
             ds = make_dataset(Path(tmp) / "eval", args.eval_size)
-            print(f"eval: synthetic dataset, {args.eval_size} px PNG, 1v3 at N_ref 4, load average {os.getloadavg()[0]:.1f}")
+            print(
+                f"eval: synthetic dataset, {args.eval_size} px PNG, 1v3 at N_ref 4, load average {os.getloadavg()[0]:.1f}"
+            )
             print(HEADER)
             for name in args.scorers.split(","):
                 # A fresh model for each run: the VLMs keep image features by image id for their lifetime.
-                fresh = lambda: load_scorer(name, weights="tiny", device="cpu")  # noqa: E731
+                fresh = lambda name=name: load_scorer(name, weights="tiny", device="cpu")  # noqa: E731
                 time_eval(fresh(), ds, 0, 0)  # warm-up (lazy imports, first-call costs), not counted
                 before = time_eval(fresh(), ds, 0, 0)
                 after = time_eval(fresh(), ds, 0, None)
@@ -257,9 +297,11 @@ def main(argv: list[str] | None = None) -> None:
                 for label, r in (("before", before), ("after", after), (f"after, --workers {args.workers}", after2)):
                     print(_row(name, "eval " + label, r))
                 same = before["scores"] == after["scores"] == after2["scores"]
-                print(f"{name:<11} eval of {after['tasks']} tasks, {after['images']} distinct images: before/after wall ratio "
-                      f"{before['wall'] / after['wall']:.2f}x ({before['wall'] / after2['wall']:.2f}x with --workers {args.workers}); "
-                      f"scores identical: {same}")
+                print(
+                    f"{name:<11} eval of {after['tasks']} tasks, {after['images']} distinct images: before/after wall ratio "
+                    f"{before['wall'] / after['wall']:.2f}x ({before['wall'] / after2['wall']:.2f}x with --workers {args.workers}); "
+                    f"scores identical: {same}"
+                )
 
 
 if __name__ == "__main__":

@@ -21,9 +21,18 @@ from pathlib import Path
 
 
 def records(n: int) -> list[dict]:
-    return [{"user_id": f"u{i}", "imageA": f"u{i}_A.png", "imageB": f"u{i}_B.png", "prompt": f"a fox [{i}] in \"snow\"",
-             "prefered_images": [f"u{i}_p{j}.png" for j in range(5)], "non_prefered_images": [f"u{i}_n{j}.png" for j in range(5)],
-             "conversations": [{"from": "gpt", "value": "Image A"}]} for i in range(n)]
+    return [
+        {
+            "user_id": f"u{i}",
+            "imageA": f"u{i}_A.png",
+            "imageB": f"u{i}_B.png",
+            "prompt": f'a fox [{i}] in "snow"',
+            "prefered_images": [f"u{i}_p{j}.png" for j in range(5)],
+            "non_prefered_images": [f"u{i}_n{j}.png" for j in range(5)],
+            "conversations": [{"from": "gpt", "value": "Image A"}],
+        }
+        for i in range(n)
+    ]
 
 
 def best(fn, repeat: int) -> float:
@@ -47,8 +56,8 @@ def main() -> None:
         for n in args.records:
             p = Path(d) / f"r{n}.json"
             p.write_text(json.dumps(records(n)))
-            plain = best(lambda: json.loads(p.read_text(encoding="utf-8")), args.repeat)
-            bounded = best(lambda: jsonio.read_json(p), args.repeat)
+            plain = best(lambda: json.loads(p.read_text(encoding="utf-8")), args.repeat)  # noqa: B023 - called within this iteration
+            bounded = best(lambda: jsonio.read_json(p), args.repeat)  # noqa: B023 - called within this iteration
             print(f"{n:>8} {p.stat().st_size / 2**20:>7.1f} {plain:>13.4f} {bounded:>12.4f} {bounded / plain:>6.2f}")
 
 

@@ -44,7 +44,7 @@ PRESETS = (("opposed", {}), ("default", {"n_groups": 4}))
 
 def _probe():
     """clip-probe with tiny weights, on an embedding memory (the harness's) in front of its base."""
-    from prefcli.harness.runner import RunStats, CachedEmbedder
+    from prefcli.harness.runner import CachedEmbedder, RunStats
     from prefcli.plugins import get_scorer_spec
 
     probe = get_scorer_spec("clip-probe").load("tiny", device="cpu")
@@ -59,7 +59,9 @@ def _accuracy(probe, answers, images, held_pairs) -> float:
     pairs = []
     for a, b, choice in answers:
         liked, disliked = (a, b) if choice == "left" else (b, a)
-        pairs.append(HistoryPair(liked=Candidate(images[liked]), disliked=Candidate(images[disliked]), pair_id=f"p{len(pairs)}"))
+        pairs.append(
+            HistoryPair(liked=Candidate(images[liked]), disliked=Candidate(images[disliked]), pair_id=f"p{len(pairs)}")
+        )
     state = probe.condition(UserHistory(pairs=tuple(pairs)))
     flat = [Candidate(i) for p in held_pairs for i in p]
     s = probe.score(flat, state)
@@ -73,8 +75,15 @@ def run_preset(preset: str, overrides: dict, n_users: int, seed: int, image_size
     from prefcli.data.synthetic import WorldConfig, world_pool
     from prefcli.progress import progress_bar
 
-    cfg = WorldConfig.from_preset(preset, n_prompts=8, images_per_prompt=32, n_users=n_users, user_seed=90_000 + seed,
-                                  image_size=image_size, **overrides)
+    cfg = WorldConfig.from_preset(
+        preset,
+        n_prompts=8,
+        images_per_prompt=32,
+        n_users=n_users,
+        user_seed=90_000 + seed,
+        image_size=image_size,
+        **overrides,
+    )
     world = world_pool(cfg)
     probe, memory = _probe()
     acc = {name: np.zeros((n_users, len(ks_all))) for name in ("active", "random")}
@@ -139,8 +148,10 @@ def _timing(n_images: int = 500, dim: int = 512, labels: int = 20, prompts: int 
     t0 = time.perf_counter()
     simulate(strategy, lab, groups, labels)
     ms = 1000 * (time.perf_counter() - t0) / labels
-    print(f"pool of {n_images} images ({prompts} prompts x {per}), {dim}-d embeddings: "
-          f"{ms:.1f} ms per label (mean of {labels}; PCA once {1000 * t_reduce:.0f} ms)")
+    print(
+        f"pool of {n_images} images ({prompts} prompts x {per}), {dim}-d embeddings: "
+        f"{ms:.1f} ms per label (mean of {labels}; PCA once {1000 * t_reduce:.0f} ms)"
+    )
     one = make_strategy("active", PairModel(z), max_appearances=n_images)
     t0 = time.perf_counter()
     simulate(one, lab, [list(range(n_images))], labels)
@@ -163,8 +174,6 @@ def main(argv=None) -> int:
     if args.timing_only:
         return 0
 
-    import numpy as np
-
     from prefcli import atomic, figures
     from prefcli.harness.tables import Column, Table
 
@@ -178,35 +187,66 @@ def main(argv=None) -> int:
         label = f"{preset}" + (f" ({over['n_groups']} groups)" if over.get("n_groups") else "")
         for k in KS:
             j = ks_all.index(k)
-            rows.append({"preset": label, "k": k, "active": float(mean["active"][j]), "active_se": float(se["active"][j]),
-                         "random": float(mean["random"][j]), "random_se": float(se["random"][j]),
-                         "diff": float(mean["active"][j] - mean["random"][j]),
-                         "diff_se": float((acc["active"][:, j] - acc["random"][:, j]).std(ddof=1) / math.sqrt(args.users))})
+            rows.append(
+                {
+                    "preset": label,
+                    "k": k,
+                    "active": float(mean["active"][j]),
+                    "active_se": float(se["active"][j]),
+                    "random": float(mean["random"][j]),
+                    "random_se": float(se["random"][j]),
+                    "diff": float(mean["active"][j] - mean["random"][j]),
+                    "diff_se": float((acc["active"][:, j] - acc["random"][:, j]).std(ddof=1) / math.sqrt(args.users)),
+                }
+            )
         target = mean["random"][ks_all.index(16)]
         match = next((k for k in ks_all if mean["active"][ks_all.index(k)] >= target), None)
-        worst = min(float((mean["active"][ks_all.index(k)] - mean["random"][ks_all.index(k)])
-                          / max(se["random"][ks_all.index(k)], 1e-12)) for k in KS)
+        worst = min(
+            float(
+                (mean["active"][ks_all.index(k)] - mean["random"][ks_all.index(k)])
+                / max(se["random"][ks_all.index(k)], 1e-12)
+            )
+            for k in KS
+        )
         at = {k: float(mean["active"][ks_all.index(k)]) for k in ks_all}
         summary.append((label, match, target, worst, at))
 
-    table = Table(name="label_strategies", title=f"label: personal-probe top-1 on held-out pairs after k labels ({args.users} users per preset)",
-                  columns=[Column("preset", "preset"), Column("k", "k labels"),
-                           Column("active", "active", pm=True, percent=True), Column("random", "random", pm=True, percent=True),
-                           Column("diff", "active − random (paired)", pm=True, percent=True)],
-                  rows=rows, note="mean ± standard error over users")
+    table = Table(
+        name="label_strategies",
+        title=f"label: personal-probe top-1 on held-out pairs after k labels ({args.users} users per preset)",
+        columns=[
+            Column("preset", "preset"),
+            Column("k", "k labels"),
+            Column("active", "active", pm=True, percent=True),
+            Column("random", "random", pm=True, percent=True),
+            Column("diff", "active − random (paired)", pm=True, percent=True),
+        ],
+        rows=rows,
+        note="mean ± standard error over users",
+    )
     table.print(args.format)
     for label, match, target, worst, at in summary:
         got = f"{match}" if match is not None else "not within 16"
         near = ", ".join(f"{100 * at[k]:.1f}% at {k}" for k in (9, 10, 11, 12) if k in at)
-        print(f"{label}: labels to match random@16 ({100 * target:.1f}%): {got} (active {near}); "
-              f"worst active − random over k in {KS}: {worst:+.2f} random SE")
+        print(
+            f"{label}: labels to match random@16 ({100 * target:.1f}%): {got} (active {near}); "
+            f"worst active − random over k in {KS}: {worst:+.2f} random SE"
+        )
 
     plt = figures.pyplot()
     fig, axes = plt.subplots(1, len(curves), figsize=(3.6 * len(curves), 2.9), squeeze=False)
     for ax, (preset, (mean, se)) in zip(axes[0], curves.items()):
         for i, name in enumerate(("active", "random")):
-            ax.errorbar([k + figures.dodge(i, 2, 0.3) for k in ks_all], 100 * mean[name], yerr=100 * se[name],
-                        capsize=2, markersize=3.5, linewidth=1.1, label=name, **figures.series_style(i))
+            ax.errorbar(
+                [k + figures.dodge(i, 2, 0.3) for k in ks_all],
+                100 * mean[name],
+                yerr=100 * se[name],
+                capsize=2,
+                markersize=3.5,
+                linewidth=1.1,
+                label=name,
+                **figures.series_style(i),
+            )
         ax.axhline(100 * mean["random"][-1], color="grey", linestyle=":", linewidth=1.0, label="random@16")
         ax.set_xticks(list(KS))
         ax.set_xlabel("labels (k)")

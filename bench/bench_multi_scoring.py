@@ -70,18 +70,31 @@ def main() -> None:
             rank_folder(flat, scorer=n, weights=args.weights, device=args.device, prompts=pm)
         singles = time.perf_counter() - t0
         t0 = time.perf_counter()
-        rank_folder_multi(flat, scorers=[(n, 1.0) for n in names], weights={n: args.weights for n in names}, device=args.device,
-                          prompts=pm)
+        rank_folder_multi(
+            flat,
+            scorers=[(n, 1.0) for n in names],
+            weights={n: args.weights for n in names},
+            device=args.device,
+            prompts=pm,
+        )
         several = time.perf_counter() - t0
-        print(f"rank, {len(pm)} images: {len(names)} single rankings {singles:.2f} s, one ranking by {'+'.join(names)} "
-              f"{several:.2f} s, ratio {several / singles:.2f}")
+        print(
+            f"rank, {len(pm)} images: {len(names)} single rankings {singles:.2f} s, one ranking by {'+'.join(names)} "
+            f"{several:.2f} s, ratio {several / singles:.2f}"
+        )
 
         prompt_dir = root / "prompts"
         prompt_dir.mkdir()
         for k, style in enumerate(("anime", "photo")):
             (prompt_dir / f"{style}.json").write_text(json.dumps(prompts[k::2]))
-        cfg = BenchImagesConfig(folder=str(root / "images"), prompts=str(prompt_dir), scorers=names, weights={"*": args.weights},
-                                device=args.device, cache_dir=str(root / "cache"))
+        cfg = BenchImagesConfig(
+            folder=str(root / "images"),
+            prompts=str(prompt_dir),
+            scorers=names,
+            weights={"*": args.weights},
+            device=args.device,
+            cache_dir=str(root / "cache"),
+        )
         t0 = time.perf_counter()
         first = run(cfg)
         cold = time.perf_counter() - t0
@@ -89,8 +102,10 @@ def main() -> None:
         again = run(cfg)
         warm = time.perf_counter() - t0
         same = summary_rows(first) == summary_rows(again)
-        print(f"bench images, {args.images} images, {len(names)} scorers: first run {cold:.2f} s, rerun from the cache {warm:.2f} s, "
-              f"ratio {warm / cold:.3f}; same table: {same}")
+        print(
+            f"bench images, {args.images} images, {len(names)} scorers: first run {cold:.2f} s, rerun from the cache {warm:.2f} s, "
+            f"ratio {warm / cold:.3f}; same table: {same}"
+        )
 
 
 if __name__ == "__main__":

@@ -30,7 +30,6 @@ def main() -> None:
     args = ap.parse_args()
 
     import _pickapic_fixture as fx
-
     from prefcli.data import pickapic
     from prefcli.weights import sha256_file
 

@@ -102,12 +102,29 @@ def train_child(args: argparse.Namespace) -> None:
     t = time.perf_counter()
     res = train(cfg, data=args.data, out=args.run_dir, progress=False, log=lambda s: print(s, flush=True))
     ru = resource.getrusage(resource.RUSAGE_SELF)
-    rec = {"config": cfg.name, "seed": cfg.run.seed, "steps": res.steps, "seconds": round(time.perf_counter() - t, 1),
-           "cpu_s": round(ru.ru_utime + ru.ru_stime, 1), "threads": args.threads,
-           "pairs_per_s": round(res.samples_per_s, 1), "final_val_acc": res.final_val_acc,
-           "peak_rss_mb": round(ru.ru_maxrss / 1024, 1),
-           "stages": [{"name": s.name, "steps": s.steps, "history": s.history, "loss_base": s.loss_base,
-                       "loss_cp": s.loss_cp, "loss_swap": s.loss_swap, "add_tokens": s.add_tokens} for s in cfg.stages]}
+    rec = {
+        "config": cfg.name,
+        "seed": cfg.run.seed,
+        "steps": res.steps,
+        "seconds": round(time.perf_counter() - t, 1),
+        "cpu_s": round(ru.ru_utime + ru.ru_stime, 1),
+        "threads": args.threads,
+        "pairs_per_s": round(res.samples_per_s, 1),
+        "final_val_acc": res.final_val_acc,
+        "peak_rss_mb": round(ru.ru_maxrss / 1024, 1),
+        "stages": [
+            {
+                "name": s.name,
+                "steps": s.steps,
+                "history": s.history,
+                "loss_base": s.loss_base,
+                "loss_cp": s.loss_cp,
+                "loss_swap": s.loss_swap,
+                "add_tokens": s.add_tokens,
+            }
+            for s in cfg.stages
+        ],
+    }
     Path(args.run_dir, "bench_train.json").write_text(json.dumps(rec, indent=2))
 
 
@@ -139,17 +156,27 @@ def evaluate_model(model_dir: Path, tasks, swapped, threads: int) -> dict:
         swap_hits = [hit(r["scores"], r["liked_index"]) for r in sw]
     else:
         swap_hits = None  # a history-free model cannot see a swap
-    return {"hits": hits, "swap_hits": swap_hits, "eval_s": round(time.perf_counter() - t0, 1),
-            "reads_history": bool(scorer.reads_history)}
+    return {
+        "hits": hits,
+        "swap_hits": swap_hits,
+        "eval_s": round(time.perf_counter() - t0, 1),
+        "reads_history": bool(scorer.reads_history),
+    }
 
 
 def row_of(name: str, rep_model: dict, rep_swap: dict | None, gap: dict | None) -> dict:
     def g(rep, split, key="balanced"):
         return rep.get(split, {}).get(key) if rep else None
 
-    return {"model": name, "seen": g(rep_model, "seen"), "unseen": g(rep_model, "unseen"),
-            "unseen_raw": g(rep_model, "unseen", "raw"), "swap_unseen": g(rep_swap, "unseen"),
-            "gap_frac_unseen": (gap or {}).get("unseen"), "gap_frac_seen": (gap or {}).get("seen")}
+    return {
+        "model": name,
+        "seen": g(rep_model, "seen"),
+        "unseen": g(rep_model, "unseen"),
+        "unseen_raw": g(rep_model, "unseen", "raw"),
+        "swap_unseen": g(rep_swap, "unseen"),
+        "gap_frac_unseen": (gap or {}).get("unseen"),
+        "gap_frac_seen": (gap or {}).get("seen"),
+    }
 
 
 def _world_overrides(items: list[str]) -> dict:
@@ -169,21 +196,35 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=Path("runs/toy-bench"))
     ap.add_argument("--data", default=None, help="a dataset built from a synthetic world (default: the configs' world)")
-    ap.add_argument("--world", nargs="*", default=None, metavar="KEY=VALUE",
-                    help="build the configs' world with these knobs changed (e.g. preset=default n_groups=4 world_seed=7)")
-    ap.add_argument("--main-steps", type=int, default=None, help="steps of each config's last stage (default: the configs')")
+    ap.add_argument(
+        "--world",
+        nargs="*",
+        default=None,
+        metavar="KEY=VALUE",
+        help="build the configs' world with these knobs changed (e.g. preset=default n_groups=4 world_seed=7)",
+    )
+    ap.add_argument(
+        "--main-steps", type=int, default=None, help="steps of each config's last stage (default: the configs')"
+    )
     ap.add_argument("--warmup-steps", type=int, default=None, help="steps of the first stage (default: the configs')")
     ap.add_argument("--eval-every", type=int, default=500)
     ap.add_argument("--threads", type=int, default=1, help="torch threads per training and for scoring")
     ap.add_argument("--jobs", type=int, default=1, help="trainings run at once")
-    ap.add_argument("--seed", type=int, default=None, help="one training seed for every model (default: the configs', 0)")
-    ap.add_argument("--seeds", default=None, help="comma-separated training seeds: every config is trained once per seed")
+    ap.add_argument(
+        "--seed", type=int, default=None, help="one training seed for every model (default: the configs', 0)"
+    )
+    ap.add_argument(
+        "--seeds", default=None, help="comma-separated training seeds: every config is trained once per seed"
+    )
     ap.add_argument("--only", default=None, help=f"comma-separated subset of: {','.join(RUNS)} (default: all)")
     ap.add_argument("--configs", default=None, help="comma-separated config names or YAML paths (instead of --only)")
     ap.add_argument("--reuse", action="store_true", help="do not retrain runs whose model/ exists")
     ap.add_argument("--markdown", type=Path, default=None, help="also write the tables to this file")
-    ap.add_argument("--ship", action="store_true",
-                    help="copy the population, base, cp and tokens models into prefcli/train/pretrained/tiny-opposed-* with their results")
+    ap.add_argument(
+        "--ship",
+        action="store_true",
+        help="copy the population, base, cp and tokens models into prefcli/train/pretrained/tiny-opposed-* with their results",
+    )
     ap.add_argument("--child-config", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--child-seed", type=int, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--run-dir", default=None, help=argparse.SUPPRESS)
@@ -237,8 +278,20 @@ def main() -> None:
                 import shutil
 
                 shutil.rmtree(rd)
-            cmd = [sys.executable, __file__, "--child-config", config, "--run-dir", str(rd), "--data", str(ds_path),
-                   "--eval-every", str(args.eval_every), "--threads", str(args.threads)]
+            cmd = [
+                sys.executable,
+                __file__,
+                "--child-config",
+                config,
+                "--run-dir",
+                str(rd),
+                "--data",
+                str(ds_path),
+                "--eval-every",
+                str(args.eval_every),
+                "--threads",
+                str(args.threads),
+            ]
             if args.main_steps is not None:
                 cmd += ["--main-steps", str(args.main_steps)]
             if args.warmup_steps is not None:
@@ -281,15 +334,27 @@ def main() -> None:
             history = any(s["history"] for s in info["stages"])
             ev = evaluate_model(rd / "model", tasks, swapped, args.threads)
             if ev["reads_history"] != history:
-                raise SystemExit(f"{rd / 'model'}: trained {'with' if history else 'without'} histories, but the scorer "
-                                 f"reads it as a {'history' if ev['reads_history'] else 'population'} model")
+                raise SystemExit(
+                    f"{rd / 'model'}: trained {'with' if history else 'without'} histories, but the scorer "
+                    f"reads it as a {'history' if ev['reads_history'] else 'population'} model"
+                )
             rep = world_report(world, tasks, ev["hits"], ev["swap_hits"], references=False)
-            gap = {s: gap_fraction(rep["model"][s]["balanced"], pop_ref[s]["balanced"], best_ref[s]["balanced"])
-                   for s in rep["model"] if s in pop_ref}
+            gap = {
+                s: gap_fraction(rep["model"][s]["balanced"], pop_ref[s]["balanced"], best_ref[s]["balanced"])
+                for s in rep["model"]
+                if s in pop_ref
+            }
             row = row_of(f"{label} ({config})", rep["model"], rep.get("swap"), gap)
-            row.update(config=config, seed=info.get("seed"), steps=info["steps"], train_s=info["seconds"],
-                       cpu_s=info.get("cpu_s"), pairs_per_s=info["pairs_per_s"], peak_rss_mb=info["peak_rss_mb"],
-                       eval_s=ev["eval_s"])
+            row.update(
+                config=config,
+                seed=info.get("seed"),
+                steps=info["steps"],
+                train_s=info["seconds"],
+                cpu_s=info.get("cpu_s"),
+                pairs_per_s=info["pairs_per_s"],
+                peak_rss_mb=info["peak_rss_mb"],
+                eval_s=ev["eval_s"],
+            )
             row["history"] = history
             rows.append(row)
     # The issue's measure: the share of the gap between the trained population model (mean over
@@ -302,16 +367,34 @@ def main() -> None:
                 r["gap_vs_pop_model"] = gap_fraction(r["unseen"], pop_model, best_ref["unseen"]["balanced"])
 
     meta = {
-        "dataset": str(ds_path), "world": world.describe(), "test_tasks": len(tasks),
-        "seen_tasks": sum(1 for t in tasks if t.seen), "unseen_tasks": sum(1 for t in tasks if not t.seen),
-        "unseen_tasks_by_group": [sum(1 for t, g in zip(tasks, groups) if not t.seen and g == k) for k in range(world.n_groups)],
-        "unseen_users": len({t.user_id for t in tasks if not t.seen}), "seen_users": len({t.user_id for t in tasks if t.seen}),
+        "dataset": str(ds_path),
+        "world": world.describe(),
+        "test_tasks": len(tasks),
+        "seen_tasks": sum(1 for t in tasks if t.seen),
+        "unseen_tasks": sum(1 for t in tasks if not t.seen),
+        "unseen_tasks_by_group": [
+            sum(1 for t, g in zip(tasks, groups) if not t.seen and g == k) for k in range(world.n_groups)
+        ],
+        "unseen_users": len({t.user_id for t in tasks if not t.seen}),
+        "seen_users": len({t.user_id for t in tasks if t.seen}),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
     }
     summary = summarize_seeds([r for r in rows if "config" in r])
     (args.out / "results.json").write_text(json.dumps({"meta": meta, "rows": rows, "summary": summary}, indent=2))
-    cols = ["model", "seed", "seen", "unseen", "unseen_raw", "swap_unseen", "gap_frac_unseen", "gap_vs_pop_model",
-            "steps", "train_s", "cpu_s", "peak_rss_mb"]
+    cols = [
+        "model",
+        "seed",
+        "seen",
+        "unseen",
+        "unseen_raw",
+        "swap_unseen",
+        "gap_frac_unseen",
+        "gap_vs_pop_model",
+        "steps",
+        "train_s",
+        "cpu_s",
+        "peak_rss_mb",
+    ]
     from prefcli.output import to_markdown
 
     md = to_markdown(rows, cols, digits=3)
@@ -319,8 +402,23 @@ def main() -> None:
     print(md)
     md_sum = ""
     if len(seeds) > 1:
-        md_sum = to_markdown(summary, ["config", "n", "unseen", "unseen_min", "unseen_max", "swap_unseen",
-                                       "gap_frac_unseen", "gap_min", "gap_max", "gap_vs_pop_model", "cpu_s"], digits=3)
+        md_sum = to_markdown(
+            summary,
+            [
+                "config",
+                "n",
+                "unseen",
+                "unseen_min",
+                "unseen_max",
+                "swap_unseen",
+                "gap_frac_unseen",
+                "gap_min",
+                "gap_max",
+                "gap_vs_pop_model",
+                "cpu_s",
+            ],
+            digits=3,
+        )
         print()
         print(md_sum)
     if args.markdown:
@@ -338,7 +436,7 @@ def summarize_seeds(rows: list[dict]) -> list[dict]:
         rs = [r for r in rows if r["config"] == config]
 
         def ms(key):
-            v = [r[key] for r in rs if r.get(key) is not None]
+            v = [r[key] for r in rs if r.get(key) is not None]  # noqa: B023 - called within this iteration
             if not v:
                 return None, None, None, None
             return float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else 0.0, min(v), max(v)
@@ -352,18 +450,39 @@ def summarize_seeds(rows: list[dict]) -> list[dict]:
         def pm(m, sd):
             return None if m is None else f"{m:.3f} ± {sd:.3f}"
 
-        out.append({"config": config, "n": len(rs), "unseen": pm(u, us), "unseen_min": umin, "unseen_max": umax,
-                    "swap_unseen": pm(s, ss), "gap_frac_unseen": pm(g, gs), "gap_min": gmin, "gap_max": gmax,
-                    "gap_vs_pop_model": pm(gp, gps), "cpu_s": c})
+        out.append(
+            {
+                "config": config,
+                "n": len(rs),
+                "unseen": pm(u, us),
+                "unseen_min": umin,
+                "unseen_max": umax,
+                "swap_unseen": pm(s, ss),
+                "gap_frac_unseen": pm(g, gs),
+                "gap_min": gmin,
+                "gap_max": gmax,
+                "gap_vs_pop_model": pm(gp, gps),
+                "cpu_s": c,
+            }
+        )
     return out
 
 
-SHIP_NAMES = {"tiny-cpu-population": "tiny-opposed-population", "tiny-cpu-base": "tiny-opposed-base",
-              "tiny-cpu-cp": "tiny-opposed-cp", "tiny-cpu-tokens": "tiny-opposed-tokens",
-              "tiny-cpu-tokens-from-start": "tiny-opposed-tokens-from-start"}
+SHIP_NAMES = {
+    "tiny-cpu-population": "tiny-opposed-population",
+    "tiny-cpu-base": "tiny-opposed-base",
+    "tiny-cpu-cp": "tiny-opposed-cp",
+    "tiny-cpu-tokens": "tiny-opposed-tokens",
+    "tiny-cpu-tokens-from-start": "tiny-opposed-tokens-from-start",
+}
 
 
-SHIPPED = ("tiny-cpu-population", "tiny-cpu-base", "tiny-cpu-cp", "tiny-cpu-tokens")  # the baseline, ViPer*-style base loss (which did not learn here), and the models that learned
+SHIPPED = (
+    "tiny-cpu-population",
+    "tiny-cpu-base",
+    "tiny-cpu-cp",
+    "tiny-cpu-tokens",
+)  # the baseline, ViPer*-style base loss (which did not learn here), and the models that learned
 
 
 def ship(args: argparse.Namespace, runs, rows, meta, base_cfg, run_dir_of, seed) -> None:
@@ -384,8 +503,11 @@ def ship(args: argparse.Namespace, runs, rows, meta, base_cfg, run_dir_of, seed)
         info = json.loads((run_dir_of(config, seed) / "bench_train.json").read_text())
         row = by_model[f"{label} ({config})"]
         results = {
-            "name": dest.name, "config": config, "trained_with": info,
-            "world": meta["world"], "dataset": meta["dataset"],
+            "name": dest.name,
+            "config": config,
+            "trained_with": info,
+            "world": meta["world"],
+            "dataset": meta["dataset"],
             "history_free": not any(s["history"] for s in info["stages"]),
             "test_1v1_top1": {k: row[k] for k in ("seen", "unseen", "unseen_raw", "swap_unseen", "gap_frac_unseen")},
             "references": {k: {"seen": v["seen"], "unseen": v["unseen"]} for k, v in refs.items()},

@@ -47,8 +47,9 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 FORMAT = 1
 #: bf16 compute limit of rank on one H100 for 64 candidates and 8 history pairs (issue 22).
@@ -148,10 +149,20 @@ def user(args: argparse.Namespace):
 
     size = 64 if args.tiny else 512
     imgs = pictures(2 * args.history, args.seed + 1, size)
-    history = UserHistory(tuple(HistoryPair(liked=Candidate.from_image(imgs[2 * i]), disliked=Candidate.from_image(imgs[2 * i + 1]),
-                                            prompt=WORDS[i % len(WORDS)]) for i in range(args.history)))
-    cands = [Candidate.from_image(im, prompt=WORDS[i % len(WORDS)])
-             for i, im in enumerate(pictures(args.candidates, args.seed + 100, size))]
+    history = UserHistory(
+        tuple(
+            HistoryPair(
+                liked=Candidate.from_image(imgs[2 * i]),
+                disliked=Candidate.from_image(imgs[2 * i + 1]),
+                prompt=WORDS[i % len(WORDS)],
+            )
+            for i in range(args.history)
+        )
+    )
+    cands = [
+        Candidate.from_image(im, prompt=WORDS[i % len(WORDS)])
+        for i, im in enumerate(pictures(args.candidates, args.seed + 100, size))
+    ]
     return history, cands
 
 
@@ -173,8 +184,19 @@ def idefics2(args: argparse.Namespace, *, qlora: bool) -> Any:
 
     base = "tiny" if args.tiny else "idefics2-8b"
     dtype = "float32" if args.device == "cpu" else "bfloat16"
-    return build_model(VLMSpec(base=base, weights="random", template="preftoken", n_pref_tokens=10, dtype=dtype,
-                               device=args.device, seed=args.seed, lora=qlora, qlora=qlora and not args.tiny))
+    return build_model(
+        VLMSpec(
+            base=base,
+            weights="random",
+            template="preftoken",
+            n_pref_tokens=10,
+            dtype=dtype,
+            device=args.device,
+            seed=args.seed,
+            lora=qlora,
+            qlora=qlora and not args.tiny,
+        )
+    )
 
 
 # --------------------------------------------------------------------------- parts
@@ -203,12 +225,24 @@ def part_rank(args: argparse.Namespace, ctx: dict, *, qlora: bool) -> dict:
     rate = len(cands) / t
     ctx["qlora_vlm" if qlora else "bf16_vlm"] = vlm
     ctx["qlora_scorer" if qlora else "bf16_scorer"] = scorer
-    return {"status": "ok", "candidates": len(cands), "history_pairs": args.history, "batch_size": args.batch_size,
-            "prefix_tokens": int(state.length), "build_seconds": build_s, "seconds_per_rank": t, "candidates_per_s": rate,
-            "compute_limit_candidates_per_s": COMPUTE_LIMIT_CAND_PER_S, "fraction_of_limit": rate / COMPUTE_LIMIT_CAND_PER_S,
-            "all_finite": bool(all(s == s for s in scores)), "peak_memory_bytes": _peak(args.device),
-            "weights": "random", "quantization": "nf4 (language model), LoRA r8" if qlora and not args.tiny else
-            ("none (tiny: no bitsandbytes on a CPU)" if qlora else "none")}
+    return {
+        "status": "ok",
+        "candidates": len(cands),
+        "history_pairs": args.history,
+        "batch_size": args.batch_size,
+        "prefix_tokens": int(state.length),
+        "build_seconds": build_s,
+        "seconds_per_rank": t,
+        "candidates_per_s": rate,
+        "compute_limit_candidates_per_s": COMPUTE_LIMIT_CAND_PER_S,
+        "fraction_of_limit": rate / COMPUTE_LIMIT_CAND_PER_S,
+        "all_finite": bool(all(s == s for s in scores)),
+        "peak_memory_bytes": _peak(args.device),
+        "weights": "random",
+        "quantization": "nf4 (language model), LoRA r8"
+        if qlora and not args.tiny
+        else ("none (tiny: no bitsandbytes on a CPU)" if qlora else "none"),
+    }
 
 
 def sd_turbo_random(device: str, dtype: Any, tiny: bool, seed: int) -> Any:
@@ -226,11 +260,24 @@ def sd_turbo_random(device: str, dtype: Any, tiny: bool, seed: int) -> Any:
     with torch.device(device):
         unet = UNet2DConditionModel(**SD_TURBO_UNET)
         vae = AutoencoderKL(**SD_TURBO_VAE)
-        text = CLIPTextModel(CLIPTextConfig(**SD_TURBO_TEXT, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-                                            pad_token_id=tok.eos_token_id))
-    pipe = StableDiffusionPipeline(vae=vae, text_encoder=text, tokenizer=tok, unet=unet,
-                                   scheduler=EulerDiscreteScheduler(**SD_TURBO_SCHEDULER), safety_checker=None,
-                                   feature_extractor=None, requires_safety_checker=False)
+        text = CLIPTextModel(
+            CLIPTextConfig(
+                **SD_TURBO_TEXT,
+                bos_token_id=tok.bos_token_id,
+                eos_token_id=tok.eos_token_id,
+                pad_token_id=tok.eos_token_id,
+            )
+        )
+    pipe = StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=text,
+        tokenizer=tok,
+        unet=unet,
+        scheduler=EulerDiscreteScheduler(**SD_TURBO_SCHEDULER),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
     return pipe.to(device, dtype)
 
 
@@ -247,8 +294,12 @@ def part_generate(args: argparse.Namespace, ctx: dict) -> dict:
     _reset_peak(args.device)
     dtype = torch.float32 if args.device == "cpu" else torch.float16  # prefcli generate's dtype for sd-turbo on cuda
     pipe = sd_turbo_random(args.device, dtype, args.tiny, args.seed)
-    gen = _wrap(pipe, GeneratorId("sd-turbo" if not args.tiny else "tiny", "random", None, "sd", str(dtype)), args.device,
-                checkpointing=args.device.startswith("cuda"))
+    gen = _wrap(
+        pipe,
+        GeneratorId("sd-turbo" if not args.tiny else "tiny", "random", None, "sd", str(dtype)),
+        args.device,
+        checkpointing=args.device.startswith("cuda"),
+    )
     history, _ = user(args)
     state = scorer.condition(history)
     prompt = WORDS[0]
@@ -260,10 +311,18 @@ def part_generate(args: argparse.Namespace, ctx: dict) -> dict:
     _sync(args.device)
     secs = [it.seconds for it in res.iterations]
     steady = secs[1:-1] or secs  # the first pays warm-up; the last has no backward pass
-    return {"status": "ok", "image_size": gen.image_size, "iterations": len(secs), "seconds_per_iteration": statistics.median(steady),
-            "first_iteration_seconds": secs[0], "peak_memory_bytes": _peak(args.device),
-            "generator_parameters": count_params(gen), "reward_weight": 0.75, "generator_dtype": str(dtype).replace("torch.", ""),
-            "all_finite": bool(all(it.loss == it.loss for it in res.iterations))}
+    return {
+        "status": "ok",
+        "image_size": gen.image_size,
+        "iterations": len(secs),
+        "seconds_per_iteration": statistics.median(steady),
+        "first_iteration_seconds": secs[0],
+        "peak_memory_bytes": _peak(args.device),
+        "generator_parameters": count_params(gen),
+        "reward_weight": 0.75,
+        "generator_dtype": str(dtype).replace("torch.", ""),
+        "all_finite": bool(all(it.loss == it.loss for it in res.iterations)),
+    }
 
 
 class _Images:
@@ -287,7 +346,11 @@ def part_train_step(args: argparse.Namespace, ctx: dict) -> dict:
     from prefcli.vlm.model import build_model
     from prefcli.vlm.template import train_history_items
 
-    overrides = {"model": {"base": "tiny", "qlora": False, "dtype": "float32"}, "data": {"n_ref": args.history}} if args.tiny else None
+    overrides = (
+        {"model": {"base": "tiny", "qlora": False, "dtype": "float32"}, "data": {"n_ref": args.history}}
+        if args.tiny
+        else None
+    )
     cfg = load_config("preftoken-idefics2-8b", overrides)
     estimate = dry_run(cfg)["memory_per_device"]
     for k in ("bf16_vlm", "bf16_scorer", "qlora_scorer"):
@@ -314,13 +377,16 @@ def part_train_step(args: argparse.Namespace, ctx: dict) -> dict:
     rng = random.Random(args.seed)
     samples = []
     for j in range(n_pairs):
-        own = names[j * 2 * (cfg.data.n_ref + 1):(j + 1) * 2 * (cfg.data.n_ref + 1)]
+        own = names[j * 2 * (cfg.data.n_ref + 1) : (j + 1) * 2 * (cfg.data.n_ref + 1)]
         hist = [HPair(own[2 * i], own[2 * i + 1], WORDS[i % len(WORDS)]) for i in range(cfg.data.n_ref)]
         samples.append(Sample(train_history_items(hist, rng), own[-2], own[-1], WORDS[j % len(WORDS)], f"u{j}"))
     store = PixelStore(_Images(ids), vlm.preprocess, cfg.data.pixel_cache_mb)
     batch = collate_pairs(vlm.encoder, samples, store).to(args.device)
-    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if args.device.startswith("cuda") and cfg.run.mixed_precision == "bf16"
-                else contextlib.nullcontext())
+    autocast = (
+        torch.autocast("cuda", dtype=torch.bfloat16)
+        if args.device.startswith("cuda") and cfg.run.mixed_precision == "bf16"
+        else contextlib.nullcontext()
+    )
 
     def step() -> float:
         opt.zero_grad(set_to_none=True)
@@ -344,12 +410,23 @@ def part_train_step(args: argparse.Namespace, ctx: dict) -> dict:
     second = time.perf_counter() - t0
     peak = _peak(args.device)
     est = int(estimate["total_bytes"])
-    return {"status": "ok", "config": cfg.name, "stage": cfg.stages[0].name, "pairs": n_pairs, "history_pairs": cfg.data.n_ref,
-            "sequence_tokens": int(batch.input_ids.shape[1]), "trainable_parameters": sum(p.numel() for p in params),
-            "first_step_seconds": first, "step_seconds": second, "peak_memory_bytes": peak,
-            "dry_run_estimate_bytes": est, "peak_over_estimate": (peak / est) if peak and est else None,
-            "loss": [loss0, loss1], "all_finite": loss0 == loss0 and loss1 == loss1,
-            "quantization": "nf4 (language model), LoRA r8" if cfg.model.qlora else "none (tiny: no bitsandbytes on a CPU)"}
+    return {
+        "status": "ok",
+        "config": cfg.name,
+        "stage": cfg.stages[0].name,
+        "pairs": n_pairs,
+        "history_pairs": cfg.data.n_ref,
+        "sequence_tokens": int(batch.input_ids.shape[1]),
+        "trainable_parameters": sum(p.numel() for p in params),
+        "first_step_seconds": first,
+        "step_seconds": second,
+        "peak_memory_bytes": peak,
+        "dry_run_estimate_bytes": est,
+        "peak_over_estimate": (peak / est) if peak and est else None,
+        "loss": [loss0, loss1],
+        "all_finite": loss0 == loss0 and loss1 == loss1,
+        "quantization": "nf4 (language model), LoRA r8" if cfg.model.qlora else "none (tiny: no bitsandbytes on a CPU)",
+    }
 
 
 def part_hpsv3(args: argparse.Namespace, ctx: dict) -> dict:
@@ -364,15 +441,23 @@ def part_hpsv3(args: argparse.Namespace, ctx: dict) -> dict:
     elif availability(specs["hpsv3"].default_weights).usable_now:
         weights = None
     else:
-        return {"status": "skipped", "reason": f"hpsv3's default weights ({specs['hpsv3'].default_weights}) are not on this "
-                                               "machine: `prefcli weights pull hpsv3` first"}
+        return {
+            "status": "skipped",
+            "reason": f"hpsv3's default weights ({specs['hpsv3'].default_weights}) are not on this "
+            "machine: `prefcli weights pull hpsv3` first",
+        }
     _reset_peak(args.device)
     scorer = plugins.load_scorer("hpsv3", weights=weights, device=args.device)
     _, cands = user(args)
     state = scorer.condition(None) if hasattr(scorer, "condition") else None
     t, scores = timed(lambda: scorer.score(cands, state), args.device, args.repeats)
-    return {"status": "ok", "weights": weights or specs["hpsv3"].default_weights, "candidates": len(cands),
-            "candidates_per_s": len(cands) / t, "peak_memory_bytes": _peak(args.device)}
+    return {
+        "status": "ok",
+        "weights": weights or specs["hpsv3"].default_weights,
+        "candidates": len(cands),
+        "candidates_per_s": len(cands) / t,
+        "peak_memory_bytes": _peak(args.device),
+    }
 
 
 def cores() -> int:
@@ -408,8 +493,15 @@ def part_input(args: argparse.Namespace, ctx: dict) -> dict:
                 list(ex.map(one, paths))
 
         t, _ = timed(run_all, "cpu", args.repeats)
-    return {"status": "ok", "candidates": n, "image_size": size, "format": "png", "workers": workers,
-            "delivered_candidates_per_s": n / t, "model_consumes_candidates_per_s": None}
+    return {
+        "status": "ok",
+        "candidates": n,
+        "image_size": size,
+        "format": "png",
+        "workers": workers,
+        "delivered_candidates_per_s": n / t,
+        "model_consumes_candidates_per_s": None,
+    }
 
 
 # --------------------------------------------------------------------------- run
@@ -435,8 +527,14 @@ def run(args: argparse.Namespace) -> dict:
     clock = Clock(args.budget_s)
     ctx: dict = {}
     results: dict[str, dict] = {}
-    fns = {"input": part_input, "rank_bf16": lambda a, c: part_rank(a, c, qlora=False), "generate": part_generate,
-           "rank_4bit": lambda a, c: part_rank(a, c, qlora=True), "train_step": part_train_step, "hpsv3": part_hpsv3}
+    fns = {
+        "input": part_input,
+        "rank_bf16": lambda a, c: part_rank(a, c, qlora=False),
+        "generate": part_generate,
+        "rank_4bit": lambda a, c: part_rank(a, c, qlora=True),
+        "train_step": part_train_step,
+        "hpsv3": part_hpsv3,
+    }
     for name in PARTS:
         if name in args.skip:
             results[name] = {"status": "skipped", "reason": "--skip"}
@@ -449,17 +547,30 @@ def run(args: argparse.Namespace) -> dict:
         try:
             results[name] = fns[name](args, ctx)
         except Exception as e:  # noqa: BLE001 - one failed part is recorded; the others still run
-            results[name] = {"status": "error", "error": f"{type(e).__name__}: {' '.join(str(e).split())[:500]}",
-                             "where": traceback.format_exc().strip().splitlines()[-3:]}
+            results[name] = {
+                "status": "error",
+                "error": f"{type(e).__name__}: {' '.join(str(e).split())[:500]}",
+                "where": traceback.format_exc().strip().splitlines()[-3:],
+            }
         results[name]["wall_seconds"] = time.perf_counter() - t0
-        print(f"gpu_check: {name} {results[name]['status']} in {results[name]['wall_seconds']:.1f} s", file=sys.stderr, flush=True)
+        print(
+            f"gpu_check: {name} {results[name]['status']} in {results[name]['wall_seconds']:.1f} s",
+            file=sys.stderr,
+            flush=True,
+        )
     if results.get("input", {}).get("status") == "ok" and results.get("rank_bf16", {}).get("status") == "ok":
         inp = results["input"]
         inp["model_consumes_candidates_per_s"] = results["rank_bf16"]["candidates_per_s"]
         inp["delivered_over_consumed"] = inp["delivered_candidates_per_s"] / inp["model_consumes_candidates_per_s"]
-    return {"format": FORMAT, "mode": "tiny" if args.tiny else "full", "budget_seconds": args.budget_s,
-            "total_seconds": time.perf_counter() - clock.t0, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "machine": _device_facts(args.device), "parts": results}
+    return {
+        "format": FORMAT,
+        "mode": "tiny" if args.tiny else "full",
+        "budget_seconds": args.budget_s,
+        "total_seconds": time.perf_counter() - clock.t0,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": _device_facts(args.device),
+        "parts": results,
+    }
 
 
 def _plain(obj: Any) -> Any:
@@ -478,10 +589,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tiny", action="store_true", help="tiny models on a CPU (the same code, in well under a minute)")
     ap.add_argument("--out", default="gpu_check.json", help="the JSON written (atomically)")
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--budget-s", type=float, default=None, help="no part starts past this (default 480 full, 300 tiny)")
-    ap.add_argument("--candidates", type=int, default=None, help=f"candidates ranked (default {N_CANDIDATES} full, 8 tiny)")
+    ap.add_argument(
+        "--budget-s", type=float, default=None, help="no part starts past this (default 480 full, 300 tiny)"
+    )
+    ap.add_argument(
+        "--candidates", type=int, default=None, help=f"candidates ranked (default {N_CANDIDATES} full, 8 tiny)"
+    )
     ap.add_argument("--history", type=int, default=None, help=f"history pairs (default {N_HISTORY} full, 2 tiny)")
-    ap.add_argument("--repeats", type=int, default=None, help="timed repeats after one warm-up (default 3 full, 1 tiny)")
+    ap.add_argument(
+        "--repeats", type=int, default=None, help="timed repeats after one warm-up (default 3 full, 1 tiny)"
+    )
     ap.add_argument("--batch-size", type=int, default=16, help="candidates per forward pass in rank")
     ap.add_argument("--generate-steps", type=int, default=None, help="ReNO iterations (default 6 full, 3 tiny)")
     ap.add_argument("--skip", default="", help=f"parts to leave out, comma-separated ({', '.join(PARTS)})")

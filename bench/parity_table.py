@@ -25,12 +25,11 @@ sys.path[:0] = [str(ROOT / "tests")]
 
 import torch  # noqa: E402
 
+from prefcli import clip_common  # noqa: E402
+from prefcli.plugins import load_scorer  # noqa: E402
 from reference import hpsv2_official, hpsv3_inferencer, imagereward_package, openai_clip, rel_err, transformers427  # noqa: E402
 from reference.parity_images import KINDS, LONG_PROMPT, SHORT_PROMPT, parity_files, prefcli_candidates, upstream_open  # noqa: E402
 from reference.pickscore_readme import scores_from_inputs  # noqa: E402
-
-from prefcli import clip_common  # noqa: E402
-from prefcli.plugins import load_scorer  # noqa: E402
 
 COLUMNS = (*KINDS, "long prompt")
 
@@ -58,7 +57,7 @@ def clip_rows(tmp: Path) -> dict:
         head = LaionMLP(768).eval()
         with torch.no_grad():
             for i, layer in enumerate(m for m in head.layers if isinstance(m, torch.nn.Linear)):
-                layer.weight.normal_(0.0, 1.0 if i == 0 else layer.in_features ** -0.5)
+                layer.weight.normal_(0.0, 1.0 if i == 0 else layer.in_features**-0.5)
     torch.save(head.state_dict(), tmp / "sac+logos+ava1-l14-linearMSE.pth")
     aes = load_scorer("aesthetic", weights=str(tmp / "sac+logos+ava1-l14-linearMSE.pth"), clip_weights="tiny")
     arow = {}
@@ -80,7 +79,9 @@ def pickscore_row(tmp: Path):
     with torch.no_grad():
         model.logit_scale.fill_(4.6052)
     model.save_pretrained(d)
-    CLIPProcessor(image_processor=clip_common.tiny_image_processor(32), tokenizer=clip_common.offline_clip_tokenizer()).save_pretrained(d)
+    CLIPProcessor(
+        image_processor=clip_common.tiny_image_processor(32), tokenizer=clip_common.offline_clip_tokenizer()
+    ).save_pretrained(d)
     clip_common.tiny_image_processor(32).save_pretrained(d)
     ref_model = CLIPModel.from_pretrained(str(d)).eval()
     scorer = load_scorer("pickscore", weights=str(d))
@@ -89,7 +90,9 @@ def pickscore_row(tmp: Path):
         out = transformers427.readme_inputs(d, files, [prompt])
         import numpy as np
 
-        _, ref = scores_from_inputs(ref_model, torch.tensor(np.stack(out["pixels"])), torch.tensor([out["input_ids"][0]]))
+        _, ref = scores_from_inputs(
+            ref_model, torch.tensor(np.stack(out["pixels"])), torch.tensor([out["input_ids"][0]])
+        )
         row[label] = rel_err(scorer.score(prefcli_candidates(files, prompt)), ref)
     return row
 
@@ -103,7 +106,9 @@ def hpsv2_rows(tmp: Path) -> dict:
     d = tmp / "hpsv2"
     d.mkdir()
     for seed, version in ((1, "2.0"), (2, "2.1")):
-        torch.save({"state_dict": hps.create_model(hps.TINY_ARCH, seed=seed).state_dict()}, d / hps.VERSION_FILES[version])
+        torch.save(
+            {"state_dict": hps.create_model(hps.TINY_ARCH, seed=seed).state_dict()}, d / hps.VERSION_FILES[version]
+        )
     hpsv2_official.register_config(hps._TINY_CONFIG)
     rows = {}
     for version in ("2.0", "2.1"):
@@ -112,7 +117,9 @@ def hpsv2_rows(tmp: Path) -> dict:
             s = load_scorer("hpsv2", weights=str(d), arch="tiny", version=version, antialias=antialias)
             row = {}
             for label, files, prompt in _cases():
-                ref = hpsv2_official.score(oracle, hps.TINY_ARCH, [upstream_open(f) for f in files], prompt, antialias=antialias)
+                ref = hpsv2_official.score(
+                    oracle, hps.TINY_ARCH, [upstream_open(f) for f in files], prompt, antialias=antialias
+                )
                 row[label] = rel_err(s.score(prefcli_candidates(files, prompt)), ref)
             rows[f"hpsv2 v{version} antialias={antialias}"] = row
     return rows
@@ -125,7 +132,11 @@ def imagereward_row(tmp: Path):
 
     d = tiny.save_tiny_checkpoint(tmp / "imagereward", seed=3)
     ref_model = imagereward_package.load_reference(
-        d / "med_config.json", d / "ImageReward.pt", d, vit=dict(img_size=224, patch_size=16, embed_dim=32, depth=2, num_heads=2), text_width=32
+        d / "med_config.json",
+        d / "ImageReward.pt",
+        d,
+        vit=dict(img_size=224, patch_size=16, embed_dim=32, depth=2, num_heads=2),
+        text_width=32,
     )
     scorer = load_scorer("imagereward", weights=str(d))
     row = {}
@@ -144,10 +155,14 @@ def hpsv3_row(tmp: Path):
     d = tiny.save_tiny(tmp / "hpsv3", seed=3)
     base = hpsv3_inferencer.base_with_weights(d, d / "HPSv3.safetensors", tmp / "hpsv3-base")
     cases = list(_cases())
-    out = hpsv3_inferencer.rewards(base, d / "HPSv3.safetensors", [(files, [prompt] * len(files)) for _, files, prompt in cases])
+    out = hpsv3_inferencer.rewards(
+        base, d / "HPSv3.safetensors", [(files, [prompt] * len(files)) for _, files, prompt in cases]
+    )
     scorer = load_scorer("hpsv3", weights=str(d), dtype="float32")
-    return {label: rel_err(scorer.score(prefcli_candidates(files, prompt)), b["rewards"][:, 0])
-            for (label, files, prompt), b in zip(cases, out["batches"])}
+    return {
+        label: rel_err(scorer.score(prefcli_candidates(files, prompt)), b["rewards"][:, 0])
+        for (label, files, prompt), b in zip(cases, out["batches"])
+    }
 
 
 def main(argv: list[str]) -> int:

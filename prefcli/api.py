@@ -9,14 +9,13 @@ every command. See docs/api.md.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from prefcli.errors import HistoryError, ImageError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from PIL import Image
-
     from prefcli.multirank import MultiRankResult
     from prefcli.ranking import RankResult
     from prefcli.scorer import Scorer
@@ -25,8 +24,15 @@ if TYPE_CHECKING:  # pragma: no cover
 ImagesLike = "str | os.PathLike | Image.Image | Iterable[str | os.PathLike | Image.Image]"
 
 
-def load_scorer(name: str, weights: str | None = None, *, device: str | None = "auto", dtype: str | None = None,
-                options: dict | None = None, **option_values: Any) -> "Scorer":
+def load_scorer(
+    name: str,
+    weights: str | None = None,
+    *,
+    device: str | None = "auto",
+    dtype: str | None = None,
+    options: dict | None = None,
+    **option_values: Any,
+) -> Scorer:
     """A ready scorer by name (see `prefcli scorers`).
 
     `weights`: "tiny", a local path, "hf-hub:org/name" or an https URL
@@ -38,11 +44,14 @@ def load_scorer(name: str, weights: str | None = None, *, device: str | None = "
     """
     from prefcli import plugins
 
-    return plugins.get_scorer_spec(name).load(weights, device=device, dtype=dtype, options={**(options or {}), **option_values})
+    return plugins.get_scorer_spec(name).load(
+        weights, device=device, dtype=dtype, options={**(options or {}), **option_values}
+    )
 
 
-def _as_candidates(items: Any, what: str, prompt: str | None = None, keep_pixels: bool = False
-                   ) -> tuple[list["Candidate"], list[tuple[str, str]]]:
+def _as_candidates(
+    items: Any, what: str, prompt: str | None = None, keep_pixels: bool = False
+) -> tuple[list[Candidate], list[tuple[str, str]]]:
     """Candidates from a folder, one file, a PIL image, or a list of files and PIL images (bad files skipped).
 
     Files are checked by their header only and decoded once, when scored; with
@@ -78,8 +87,12 @@ def _as_candidates(items: Any, what: str, prompt: str | None = None, keep_pixels
         elif isinstance(item, (str, os.PathLike)):
             try:
                 data = images.read_image_file(item)
-                c = Candidate(image_id=images.content_id(data), prompt=prompt, path=str(item),
-                              loader=lambda p=item: images.load_image(p, keep_mode=True))
+                c = Candidate(
+                    image_id=images.content_id(data),
+                    prompt=prompt,
+                    path=str(item),
+                    loader=lambda p=item: images.load_image(p, keep_mode=True),
+                )
                 if keep_pixels:
                     c._image, c._rgb = images.decode_kept(data, str(item))
                 else:
@@ -94,7 +107,7 @@ def _as_candidates(items: Any, what: str, prompt: str | None = None, keep_pixels
     return good, bad
 
 
-def _history(likes: Any, dislikes: Any) -> tuple["UserHistory", list[tuple[str, str]]]:
+def _history(likes: Any, dislikes: Any) -> tuple[UserHistory, list[tuple[str, str]]]:
     from prefcli.types import HistoryPair, UserHistory
 
     dirs = all(isinstance(x, (str, os.PathLike)) and Path(x).is_dir() for x in (likes, dislikes))
@@ -105,15 +118,31 @@ def _history(likes: Any, dislikes: Any) -> tuple["UserHistory", list[tuple[str, 
     liked, bad_l = _as_candidates(likes, "likes", keep_pixels=True)
     disliked, bad_d = _as_candidates(dislikes, "dislikes", keep_pixels=True)
     if len(liked) != len(disliked):
-        raise HistoryError(f"a history pairs each liked image with a disliked one: got {len(liked)} liked and {len(disliked)} disliked")
+        raise HistoryError(
+            f"a history pairs each liked image with a disliked one: got {len(liked)} liked and {len(disliked)} disliked"
+        )
     pairs = tuple(HistoryPair(liked=a, disliked=b) for a, b in zip(liked, disliked))
     return UserHistory(pairs=pairs), bad_l + bad_d
 
 
-def rank(images: Any, *, scorer: "str | Scorer | Sequence[str] | None" = None, likes: Any = None, dislikes: Any = None,
-         prompt: str | None = None, weights: "str | dict[str, str] | None" = None, device: str | None = "auto",
-         dtype: str | None = None, top: int | None = None, batch_size: int = 16, options: dict | None = None, workers: int = 0,
-         image_cache_mb: float | None = None, combine: str = "mean-rank", **option_values: Any) -> "RankResult | MultiRankResult":
+def rank(
+    images: Any,
+    *,
+    scorer: str | Scorer | Sequence[str] | None = None,
+    likes: Any = None,
+    dislikes: Any = None,
+    prompt: str | None = None,
+    weights: str | dict[str, str] | None = None,
+    device: str | None = "auto",
+    dtype: str | None = None,
+    top: int | None = None,
+    batch_size: int = 16,
+    options: dict | None = None,
+    workers: int = 0,
+    image_cache_mb: float | None = None,
+    combine: str = "mean-rank",
+    **option_values: Any,
+) -> RankResult | MultiRankResult:
     """Rank images for one person, best first; returns a RankResult (`.ranked`, `.skipped`, `.rows()`).
 
     `images`: a folder, image files, PIL images, or a list mixing files and
@@ -150,20 +179,44 @@ def rank(images: Any, *, scorer: "str | Scorer | Sequence[str] | None" = None, l
         scorer = ScorerHandle(scorer, weights, device=device, dtype=dtype, options={**(options or {}), **option_values})
     cands, bad = _as_candidates(images, "images", prompt=prompt)
     history, bad_h = _history(likes, dislikes) if personal else (None, [])
-    return rank_candidates(cands, scorer=scorer, history=history, top=top, batch_size=batch_size,
-                           skipped=bad + bad_h, workers=workers, image_cache_mb=image_cache_mb)
+    return rank_candidates(
+        cands,
+        scorer=scorer,
+        history=history,
+        top=top,
+        batch_size=batch_size,
+        skipped=bad + bad_h,
+        workers=workers,
+        image_cache_mb=image_cache_mb,
+    )
 
 
-def _rank_several(images: Any, scorers: list[str], *, likes: Any, dislikes: Any, prompt: str | None, weights: Any,
-                  options: dict | None, option_values: dict, combine: str, top: int | None, **common: Any) -> "MultiRankResult":
+def _rank_several(
+    images: Any,
+    scorers: list[str],
+    *,
+    likes: Any,
+    dislikes: Any,
+    prompt: str | None,
+    weights: Any,
+    options: dict | None,
+    option_values: dict,
+    combine: str,
+    top: int | None,
+    **common: Any,
+) -> MultiRankResult:
     from prefcli.errors import ConfigError
     from prefcli.multirank import parse_scorers, rank_candidates_multi
 
     chosen = parse_scorers(scorers)
     names = [n for n, _ in chosen]
     if option_values:
-        raise ConfigError(f"with several scorers give options as options={{name: {{key: value}}}}, not as keywords ({', '.join(option_values)})")
-    unknown = sorted(set(options or {}) - set(names)) + sorted(set(weights if isinstance(weights, dict) else {}) - set(names))
+        raise ConfigError(
+            f"with several scorers give options as options={{name: {{key: value}}}}, not as keywords ({', '.join(option_values)})"
+        )
+    unknown = sorted(set(options or {}) - set(names)) + sorted(
+        set(weights if isinstance(weights, dict) else {}) - set(names)
+    )
     if unknown:
         raise ConfigError(f"options/weights for {', '.join(unknown)}: not one of the scorers here ({', '.join(names)})")
     if likes is not None and dislikes is None or likes is None and dislikes is not None:
@@ -171,5 +224,14 @@ def _rank_several(images: Any, scorers: list[str], *, likes: Any, dislikes: Any,
     cands, bad = _as_candidates(images, "images", prompt=prompt)
     history, bad_h = _history(likes, dislikes) if likes is not None else (None, [])
     per_weights = dict(weights) if isinstance(weights, dict) else {n: weights for n in names}
-    return rank_candidates_multi(cands, scorers=chosen, method=combine, weights=per_weights, scorer_options=options or {},
-                                 top=top, skipped=bad + bad_h, history=history, **common)
+    return rank_candidates_multi(
+        cands,
+        scorers=chosen,
+        method=combine,
+        weights=per_weights,
+        scorer_options=options or {},
+        top=top,
+        skipped=bad + bad_h,
+        history=history,
+        **common,
+    )

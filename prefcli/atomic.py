@@ -5,8 +5,8 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 _UMASK: int | None = None
 
@@ -92,8 +92,10 @@ def check_output_files(**named: str | os.PathLike | None) -> None:
             raise PrefcliError(f"{path}: {option} is a folder; give a file name")
         key = os.path.realpath(path)
         if key in seen:
-            raise PrefcliError(f"{path}: {seen[key]} and {option} name the same file; the one would replace the other: "
-                               f"give them different names")
+            raise PrefcliError(
+                f"{path}: {seen[key]} and {option} name the same file; the one would replace the other: "
+                f"give them different names"
+            )
         seen[key] = option
 
 
@@ -223,9 +225,11 @@ def check_output_dir(out: str | os.PathLike, *, overwrite: bool = False, option:
     foreign = foreign_entries(out)
     if foreign and not overwrite:
         shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
-        raise PrefcliError(f"{out}: {option} is not empty and holds files prefcli did not write ({shown}); "
-                           f"refusing to replace it: choose an empty or new folder, or pass --overwrite "
-                           f"to write into it (its other files are kept)")
+        raise PrefcliError(
+            f"{out}: {option} is not empty and holds files prefcli did not write ({shown}); "
+            f"refusing to replace it: choose an empty or new folder, or pass --overwrite "
+            f"to write into it (its other files are kept)"
+        )
 
 
 def write_marker(folder: str | os.PathLike, by: str) -> None:
@@ -233,10 +237,14 @@ def write_marker(folder: str | os.PathLike, by: str) -> None:
     import json
 
     folder = Path(folder)
-    write_text(folder / MARKER, json.dumps({"by": by, "files": sorted(_walk_files(folder))}, indent=1, allow_nan=False) + "\n")
+    write_text(
+        folder / MARKER, json.dumps({"by": by, "files": sorted(_walk_files(folder))}, indent=1, allow_nan=False) + "\n"
+    )
 
 
-def replace_dir(tmp: str | os.PathLike, out: str | os.PathLike, *, by: str | None = None, overwrite: bool = False) -> None:
+def replace_dir(
+    tmp: str | os.PathLike, out: str | os.PathLike, *, by: str | None = None, overwrite: bool = False
+) -> None:
     """Move a finished temporary directory to `out`, replacing an older `out`.
 
     The old directory is moved aside first and deleted only once the new one
@@ -292,8 +300,9 @@ def _merge_into(tmp: Path, out: Path) -> None:
     shutil.rmtree(tmp, ignore_errors=True)
 
 
-def claim_folder(out: str | os.PathLike, planned: list[str], by: str, *, overwrite: bool = False,
-                 option: str = "--out") -> None:
+def claim_folder(
+    out: str | os.PathLike, planned: list[str], by: str, *, overwrite: bool = False, option: str = "--out"
+) -> None:
     """Before writing `planned` files (relative paths) into `out`, one by one.
 
     A folder holding files prefcli did not write is refused (unless

@@ -43,8 +43,15 @@ def check_int(value: Any, what: str, *, low: int, high: int, error: type[Prefcli
     return value
 
 
-def check_finite(value: Any, what: str, *, low: float | None = None, high: float | None = None,
-                 low_open: bool = False, error: type[PrefcliError] = ConfigError) -> float:
+def check_finite(
+    value: Any,
+    what: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    error: type[PrefcliError] = ConfigError,
+) -> float:
     """`value` as a finite float, within [low, high] (low excluded with `low_open`)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise error(f"{what}: expected a number, got {type(value).__name__} {_show(value)}")

@@ -30,7 +30,8 @@ functions all the same, so importing this module stays cheap.
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, Any, Iterator, Sequence, TypeVar
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from prefcli.errors import WeightsError, one_line
 from prefcli.scorer import EmbeddingScorer, broadcast_prompts
@@ -91,7 +92,7 @@ def tiny_clip_config(projection_dim: int = 16, image_size: int = 32, patch_size:
     return CLIPConfig(text_config=text, vision_config=vision, projection_dim=projection_dim)
 
 
-def tiny_clip_model(seed: int = 0, projection_dim: int = 16, image_size: int = 32, patch_size: int = 8) -> "CLIPModel":
+def tiny_clip_model(seed: int = 0, projection_dim: int = 16, image_size: int = 32, patch_size: int = 8) -> CLIPModel:
     """A CLIPModel with seeded random weights, in eval mode; the global RNG is left untouched."""
     import torch
     from transformers import CLIPModel
@@ -103,7 +104,7 @@ def tiny_clip_model(seed: int = 0, projection_dim: int = 16, image_size: int = 3
     return model.eval()
 
 
-def tiny_image_processor(size: int = 32, pil: bool = False) -> "CLIPImageProcessor":
+def tiny_image_processor(size: int = 32, pil: bool = False) -> CLIPImageProcessor:
     """CLIP's own preprocessing (resize, crop, OpenAI mean/std) at a tiny size (`pil`: the PIL-backed class)."""
     from transformers import CLIPImageProcessor
 
@@ -117,7 +118,7 @@ def tiny_image_processor(size: int = 32, pil: bool = False) -> "CLIPImageProcess
 
 
 @functools.lru_cache(maxsize=1)
-def offline_clip_tokenizer() -> "CLIPTokenizer":
+def offline_clip_tokenizer() -> CLIPTokenizer:
     """The OpenAI CLIP tokenizer (49,408 tokens, context 77), built without network.
 
     open_clip ships the BPE merges that OpenAI's tokenizer is made of; written
@@ -139,12 +140,18 @@ def offline_clip_tokenizer() -> "CLIPTokenizer":
     # open_clip renamed the two special tokens; HF and OpenAI use these names.
     renames = {"<start_of_text>": "<|startoftext|>", "<end_of_text>": "<|endoftext|>"}
     vocab = {renames.get(k, k): v for k, v in vocab.items()}
-    if vocab.get("<|startoftext|>") != BOS_TOKEN_ID or vocab.get("<|endoftext|>") != EOS_TOKEN_ID or len(vocab) != CLIP_VOCAB_SIZE:
+    if (
+        vocab.get("<|startoftext|>") != BOS_TOKEN_ID
+        or vocab.get("<|endoftext|>") != EOS_TOKEN_ID
+        or len(vocab) != CLIP_VOCAB_SIZE
+    ):
         raise WeightsError("open_clip's bundled CLIP vocabulary is not the expected 49,408-token OpenAI vocabulary")
     merges = sorted(simple.bpe_ranks.items(), key=lambda kv: kv[1])
     with tempfile.TemporaryDirectory(prefix="prefcli-clip-tok-") as d:
         (Path(d) / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
-        (Path(d) / "merges.txt").write_text("#version: 0.2\n" + "".join(f"{a} {b}\n" for (a, b), _ in merges), encoding="utf-8")
+        (Path(d) / "merges.txt").write_text(
+            "#version: 0.2\n" + "".join(f"{a} {b}\n" for (a, b), _ in merges), encoding="utf-8"
+        )
         (Path(d) / "tokenizer_config.json").write_text(
             json.dumps(
                 {
@@ -161,13 +168,15 @@ def offline_clip_tokenizer() -> "CLIPTokenizer":
         return CLIPTokenizer.from_pretrained(d)
 
 
-def tokenize(tokenizer: Any, prompts: Sequence[str], device: "torch.device | str" = "cpu", max_length: int = CLIP_CONTEXT_LENGTH) -> dict:
+def tokenize(
+    tokenizer: Any, prompts: Sequence[str], device: torch.device | str = "cpu", max_length: int = CLIP_CONTEXT_LENGTH
+) -> dict:
     """input_ids and attention_mask, padded to `max_length`, truncated past it."""
     enc = tokenizer(list(prompts), padding="max_length", max_length=max_length, truncation=True, return_tensors="pt")
     return {"input_ids": enc["input_ids"].to(device), "attention_mask": enc["attention_mask"].to(device)}
 
 
-def load_hf_clip(directory: str, device: "torch.device | str" = "cpu", dtype: "torch.dtype | None" = None) -> "CLIPModel":
+def load_hf_clip(directory: str, device: torch.device | str = "cpu", dtype: torch.dtype | None = None) -> CLIPModel:
     """`CLIPModel.from_pretrained(directory)`; missing or mis-shaped weights are an error.
 
     from_pretrained only warns when a checkpoint does not fit the config and
@@ -187,16 +196,22 @@ def load_hf_clip(directory: str, device: "torch.device | str" = "cpu", dtype: "t
             model, info = CLIPModel.from_pretrained(directory, output_loading_info=True, dtype=dtype)
         else:
             config = CLIPConfig.from_pretrained(directory)
-            model, info = CLIPModel.from_pretrained(None, config=config, state_dict=state, output_loading_info=True, dtype=dtype)
+            model, info = CLIPModel.from_pretrained(
+                None, config=config, state_dict=state, output_loading_info=True, dtype=dtype
+            )
     except RuntimeError as e:
         if "mismatch" not in str(e).lower():
             raise WeightsError(f"{directory}: not a loadable Hugging Face CLIP model ({one_line(e)})") from None
         # transformers 5 refuses mis-shaped tensors itself (4.x only warns).
-        raise WeightsError(f"{directory}: checkpoint does not match its CLIP config: tensors of the wrong shape") from None
+        raise WeightsError(
+            f"{directory}: checkpoint does not match its CLIP config: tensors of the wrong shape"
+        ) from None
     except (OSError, ValueError) as e:
         raise WeightsError(f"{directory}: not a loadable Hugging Face CLIP model ({one_line(e)})") from None
     except Exception as e:  # noqa: BLE001 - transformers and safetensors raise their own types; never a traceback
-        raise WeightsError(f"{directory}: not a loadable Hugging Face CLIP model ({type(e).__name__}: {one_line(e)})") from None
+        raise WeightsError(
+            f"{directory}: not a loadable Hugging Face CLIP model ({type(e).__name__}: {one_line(e)})"
+        ) from None
     missing = list(info.get("missing_keys") or [])
     mismatched = [k if isinstance(k, str) else k[0] for k in info.get("mismatched_keys") or []]
     unexpected = [k for k in info.get("unexpected_keys") or [] if not k.endswith("position_ids")]
@@ -237,7 +252,9 @@ def pil_image_processor_class() -> Any:
 PIPELINES = ("openai", "hf-pil")
 
 
-def openai_image_transform(size: int, crop: int | None = None, mean: Sequence[float] = OPENAI_CLIP_MEAN, std: Sequence[float] = OPENAI_CLIP_STD) -> Any:
+def openai_image_transform(
+    size: int, crop: int | None = None, mean: Sequence[float] = OPENAI_CLIP_MEAN, std: Sequence[float] = OPENAI_CLIP_STD
+) -> Any:
     """OpenAI CLIP's preprocessing of one PIL image (any mode) → 3×crop×crop tensor."""
     from torchvision import transforms as T
 
@@ -267,7 +284,7 @@ def openai_clean_text(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip().lower()
 
 
-def load_image_processor(directory: str) -> "CLIPImageProcessor":
+def load_image_processor(directory: str) -> CLIPImageProcessor:
     """The preprocessing saved with a model; its absence is an error, never a silent default."""
     from pathlib import Path
 
@@ -288,19 +305,21 @@ def load_tokenizer(directory: str) -> Any:
         raise WeightsError(f"{directory}: no usable tokenizer files ({e})") from e
 
 
-def projected(out: Any) -> "torch.Tensor":
+def projected(out: Any) -> torch.Tensor:
     # transformers 4 returns the projected features; 5 returns an output object
     # whose pooler_output holds them.
     return out if hasattr(out, "dim") else out.pooler_output
 
 
-def image_features(model: "CLIPModel", pixel_values: "torch.Tensor", normalize: bool = True) -> "torch.Tensor":
+def image_features(model: CLIPModel, pixel_values: torch.Tensor, normalize: bool = True) -> torch.Tensor:
     """Projected image embeddings (N, D), L2-normalized unless asked otherwise."""
     feats = projected(model.get_image_features(pixel_values=pixel_values))
     return feats / feats.norm(dim=-1, keepdim=True) if normalize else feats
 
 
-def text_features(model: "CLIPModel", input_ids: "torch.Tensor", attention_mask: "torch.Tensor | None" = None, normalize: bool = True) -> "torch.Tensor":
+def text_features(
+    model: CLIPModel, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, normalize: bool = True
+) -> torch.Tensor:
     """Projected text embeddings (N, D), L2-normalized unless asked otherwise."""
     feats = projected(model.get_text_features(input_ids=input_ids, attention_mask=attention_mask))
     return feats / feats.norm(dim=-1, keepdim=True) if normalize else feats
@@ -308,6 +327,7 @@ def text_features(model: "CLIPModel", input_ids: "torch.Tensor", attention_mask:
 
 def processor_geometry(processor: Any) -> tuple[int, int, tuple[float, ...], tuple[float, ...]]:
     """(resize shortest side, crop size, mean, std) of an HF CLIP image processor."""
+
     def field(obj: Any, name: str) -> Any:
         # dict in transformers 4, SizeDict (attributes) in 5, or a bare int.
         if isinstance(obj, (int, float)) or obj is None:
@@ -325,13 +345,13 @@ def processor_geometry(processor: Any) -> tuple[int, int, tuple[float, ...], tup
 
 
 def preprocess_pixels(
-    pixels: "torch.Tensor",
+    pixels: torch.Tensor,
     size: int = 224,
     crop: int | None = None,
     mean: Sequence[float] = OPENAI_CLIP_MEAN,
     std: Sequence[float] = OPENAI_CLIP_STD,
     offset: str = "floor",
-) -> "torch.Tensor":
+) -> torch.Tensor:
     """CLIP preprocessing in torch ops, so gradients flow back to `pixels`.
 
     `pixels` is B×3×H×W in [0, 1]. The shortest side is resized to `size`
@@ -381,7 +401,9 @@ def _plain_rgb(im: Any) -> Any:
 class ClipBundle:
     """A CLIP model with the tokenizer and image preprocessing it was trained with."""
 
-    def __init__(self, model: "CLIPModel", tokenizer: Any, processor: "CLIPImageProcessor", source: str, pipeline: str = "openai"):
+    def __init__(
+        self, model: CLIPModel, tokenizer: Any, processor: CLIPImageProcessor, source: str, pipeline: str = "openai"
+    ):
         if pipeline not in PIPELINES:
             raise ValueError(f"unknown preprocessing pipeline {pipeline!r}; use one of {PIPELINES}")
         self.model = model
@@ -392,18 +414,18 @@ class ClipBundle:
         self._openai_transform = None
 
     @property
-    def device(self) -> "torch.device":
+    def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
     @property
-    def dtype(self) -> "torch.dtype":
+    def dtype(self) -> torch.dtype:
         return next(self.model.parameters()).dtype
 
     @property
     def embed_dim(self) -> int:
         return int(self.model.config.projection_dim)
 
-    def pixel_values(self, images: Sequence[Any]) -> "torch.Tensor":
+    def pixel_values(self, images: Sequence[Any]) -> torch.Tensor:
         """PIL images as opened (any mode) → the model's input tensor, as the scorer's upstream code made it.
 
         The sizes and mean/std are the model's processor config's; the order
@@ -414,7 +436,7 @@ class ClipBundle:
         with timed(PREPROCESS):
             return self._pixel_values(images)
 
-    def _pixel_values(self, images: Sequence[Any]) -> "torch.Tensor":
+    def _pixel_values(self, images: Sequence[Any]) -> torch.Tensor:
         import torch
 
         if self.pipeline == "openai":
@@ -426,15 +448,22 @@ class ClipBundle:
             px = self.processor(images=[_plain_rgb(im) for im in images], return_tensors="pt")["pixel_values"]
         return px.to(self.device, self.dtype)
 
-    def preprocess_tensor(self, pixels: "torch.Tensor") -> "torch.Tensor":
+    def preprocess_tensor(self, pixels: torch.Tensor) -> torch.Tensor:
         """B×3×H×W in [0, 1] → model input, differentiably, with the processor's geometry and the pipeline's crop offset."""
         short, crop, mean, std = processor_geometry(self.processor)
         rounding = "round" if self.pipeline == "openai" else "floor"
-        return preprocess_pixels(pixels.to(self.device), size=short, crop=crop, mean=mean, std=std, offset=rounding).to(self.dtype)
+        return preprocess_pixels(pixels.to(self.device), size=short, crop=crop, mean=mean, std=std, offset=rounding).to(
+            self.dtype
+        )
 
 
-def load_clip(weights: str, device: "torch.device | str" = "cpu", dtype: "torch.dtype | None" = None, tiny_projection_dim: int = 16,
-              flag: str = "--weights") -> ClipBundle:
+def load_clip(
+    weights: str,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype | None = None,
+    tiny_projection_dim: int = 16,
+    flag: str = "--weights",
+) -> ClipBundle:
     """A CLIP model from a weights spec (see `prefcli.weights`).
 
     "tiny" (or a seeded tiny spec) builds `tiny_clip_model` with the offline

@@ -19,7 +19,7 @@ is the weighted mean over the scorers that did score it. Import-light.
 from __future__ import annotations
 
 import math
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from prefcli.errors import ConfigError
 
@@ -70,9 +70,13 @@ def check_method(method: str) -> str:
     return method
 
 
-def combine(scores: Mapping[str, Sequence[float]], *, method: str = DEFAULT_METHOD,
-            weights: Mapping[str, float] | None = None,
-            higher: Mapping[str, bool] | None = None) -> tuple[list[float], dict[str, list[float]]]:
+def combine(
+    scores: Mapping[str, Sequence[float]],
+    *,
+    method: str = DEFAULT_METHOD,
+    weights: Mapping[str, float] | None = None,
+    higher: Mapping[str, bool] | None = None,
+) -> tuple[list[float], dict[str, list[float]]]:
     """Each image's combined score, and each scorer's per-image ranks (for the table).
 
     `scores` maps a scorer to one score per image (the same images in the same

@@ -43,8 +43,15 @@ from prefcli.errors import WeightsError
 from prefcli.safe_load import Opaque, TorchScriptError, UnsafePickleError, torch_load
 from prefcli.weights import sha256_file
 
-__all__ = ["Opaque", "TorchScriptError", "UnsafePickleError", "checkpoint_to_safetensors", "learn_user_pref",
-           "load_prompt_pool_tokens", "safe_torch_load"]
+__all__ = [
+    "Opaque",
+    "TorchScriptError",
+    "UnsafePickleError",
+    "checkpoint_to_safetensors",
+    "learn_user_pref",
+    "load_prompt_pool_tokens",
+    "safe_torch_load",
+]
 
 LEARN_USER_PREF_REPO = "wenyii/learn-user-pref"
 DEFAULT_BASE = "HuggingFaceM4/idefics2-8b"
@@ -93,7 +100,9 @@ def prompt_tensor(obj: Any, source: str = "prompt_pool.pt") -> Any:
         if _is_tensor(c):
             t = c.detach().float().contiguous().clone()
             if t.ndim != 2:
-                raise WeightsError(f"{source}: 'prompt' must be a 2-D (tokens x dim) tensor, got shape {tuple(t.shape)}")
+                raise WeightsError(
+                    f"{source}: 'prompt' must be a 2-D (tokens x dim) tensor, got shape {tuple(t.shape)}"
+                )
             return t
     what = getattr(obj, "_pickle_global", type(obj).__name__)
     raise WeightsError(f"{source}: no 'prompt' parameter found (the file holds {what}); expected the PromptPool module")
@@ -135,8 +144,10 @@ def _find_one(root: Path, name: str) -> Path | None:
         return direct
     found = sorted(root.rglob(name))
     if len(found) > 1:
-        raise WeightsError(f"{root}: {len(found)} files named {name} ({', '.join(str(f.relative_to(root)) for f in found[:4])}); "
-                           f"point SRC at the folder that holds the one to convert")
+        raise WeightsError(
+            f"{root}: {len(found)} files named {name} ({', '.join(str(f.relative_to(root)) for f in found[:4])}); "
+            f"point SRC at the folder that holds the one to convert"
+        )
     return found[0] if found else None
 
 
@@ -163,7 +174,9 @@ def adapter_numbers(cfg: dict[str, Any], cfg_file: Path, state: dict[str, Any]) 
     r = check_int(cfg.get("r", 8), f"{cfg_file}: r (the LoRA rank)", low=1, high=4096, error=WeightsError)
     alpha = check_int(cfg.get("lora_alpha", r), f"{cfg_file}: lora_alpha", low=1, high=10**6, error=WeightsError)
     raw = cfg.get("lora_dropout", 0.1)
-    dropout = 0.0 if raw is None else check_finite(raw, f"{cfg_file}: lora_dropout", low=0.0, high=0.999, error=WeightsError)
+    dropout = (
+        0.0 if raw is None else check_finite(raw, f"{cfg_file}: lora_dropout", low=0.0, high=0.999, error=WeightsError)
+    )
     for k, v in state.items():
         dim = 0 if ".lora_A" in k else 1 if ".lora_B" in k else None
         if dim is not None and (v.ndim != 2 or v.shape[dim] != r):
@@ -179,8 +192,15 @@ def _check_lora_targets(keys: list[str]) -> list[str]:
     return sorted(m for m in mods if not re.match(LORA_TARGET_REGEX, m))
 
 
-def learn_user_pref(src: str | os.PathLike, out: str | os.PathLike, *, base: str = DEFAULT_BASE,
-                    offline: bool | None = None, n_ref: int = 8, overwrite: bool = False) -> ConversionResult:
+def learn_user_pref(
+    src: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    base: str = DEFAULT_BASE,
+    offline: bool | None = None,
+    n_ref: int = 8,
+    overwrite: bool = False,
+) -> ConversionResult:
     """Convert the authors' release (a local folder or hub id) into a prefcli model folder at `out`."""
     from prefcli.vlm.model import VLMSpec
     from prefcli.vlm.pref_tokens import save_pref_tokens
@@ -189,7 +209,9 @@ def learn_user_pref(src: str | os.PathLike, out: str | os.PathLike, *, base: str
     out = Path(out)
     check_output_dir(out, overwrite=overwrite)  # before any work: never clobber a folder prefcli did not write
     src_s = str(src)
-    root = Path(resolve_dir(src_s, allow_patterns=RELEASE_PATTERNS, offline=offline, flag="SRC"))  # `convert learn-user-pref` takes it as its SRC argument
+    root = Path(
+        resolve_dir(src_s, allow_patterns=RELEASE_PATTERNS, offline=offline, flag="SRC")
+    )  # `convert learn-user-pref` takes it as its SRC argument
     source = parse(src_s).describe()
 
     pool = _find_one(root, PROMPT_POOL_FILE)
@@ -212,15 +234,26 @@ def learn_user_pref(src: str | os.PathLike, out: str | os.PathLike, *, base: str
     notes: list[str] = []
     outside = _check_lora_targets(list(state))
     if outside:
-        notes.append(f"{len(outside)} adapter module(s) lie outside prefcli's LoRA targets (e.g. {outside[0]}); "
-                     f"loading will report them")
+        notes.append(
+            f"{len(outside)} adapter module(s) lie outside prefcli's LoRA targets (e.g. {outside[0]}); "
+            f"loading will report them"
+        )
     dim = int(tokens.shape[1])
     if base == DEFAULT_BASE and dim != 4096:
         notes.append(f"preference tokens have dimension {dim}, IDEFICS2-8B's text model 4096: loading will fail")
 
-    spec = VLMSpec(base=base, weights="pretrained", template="preftoken", n_pref_tokens=int(tokens.shape[0]),
-                   pref_init="uniform", lora=True, lora_r=r, lora_alpha=alpha,
-                   lora_dropout=dropout, train_vision=False)
+    spec = VLMSpec(
+        base=base,
+        weights="pretrained",
+        template="preftoken",
+        n_pref_tokens=int(tokens.shape[0]),
+        pref_init="uniform",
+        lora=True,
+        lora_r=r,
+        lora_alpha=alpha,
+        lora_dropout=dropout,
+        train_vision=False,
+    )
     metadata = {
         "converted_from": source,
         "converter": "prefcli convert learn-user-pref",
@@ -229,7 +262,9 @@ def learn_user_pref(src: str | os.PathLike, out: str | os.PathLike, *, base: str
     }
     tmp = tmp_dir_beside(out)
     try:
-        (tmp / "vlm_spec.json").write_text(json.dumps({"spec": dataclasses.asdict(spec), "metadata": metadata}, indent=2, allow_nan=False))
+        (tmp / "vlm_spec.json").write_text(
+            json.dumps({"spec": dataclasses.asdict(spec), "metadata": metadata}, indent=2, allow_nan=False)
+        )
         (tmp / "adapter").mkdir()
         shutil.copyfile(cfg_file, tmp / "adapter" / ADAPTER_CONFIG)
         save_state_dict(state, tmp / "adapter" / ADAPTER_SAFETENSORS)
@@ -244,8 +279,9 @@ def learn_user_pref(src: str | os.PathLike, out: str | os.PathLike, *, base: str
 # --------------------------------------------------------------------------- plain checkpoints (HPS)
 
 
-def checkpoint_to_safetensors(src: str | os.PathLike, dst: str | os.PathLike, *, key: str = "state_dict",
-                              overwrite: bool = False) -> tuple[Path, int]:
+def checkpoint_to_safetensors(
+    src: str | os.PathLike, dst: str | os.PathLike, *, key: str = "state_dict", overwrite: bool = False
+) -> tuple[Path, int]:
     """The tensors under `key` of a checkpoint (read by the restricted loader) written to `dst` as safetensors.
 
     Pickled objects beside the weights (training arguments, optimizer
@@ -263,12 +299,16 @@ def checkpoint_to_safetensors(src: str | os.PathLike, dst: str | os.PathLike, *,
     obj = safe_torch_load(src)
     state = obj.get(key, obj) if isinstance(obj, dict) else obj
     if not isinstance(state, dict):
-        raise WeightsError(f"{src}: expected a dict with a {key!r} entry, found {getattr(obj, '_pickle_global', type(obj).__name__)}")
+        raise WeightsError(
+            f"{src}: expected a dict with a {key!r} entry, found {getattr(obj, '_pickle_global', type(obj).__name__)}"
+        )
     tensors = {k: v for k, v in state.items() if isinstance(k, str) and _is_tensor(v)}
     dropped = sorted(str(k) for k in state if k not in tensors)
     if dropped or not tensors:
-        raise WeightsError(f"{src}: {key!r} holds non-tensor entries ({', '.join(dropped[:5]) or 'no tensors'}); "
-                           f"not a state dict of weights")
+        raise WeightsError(
+            f"{src}: {key!r} holds non-tensor entries ({', '.join(dropped[:5]) or 'no tensors'}); "
+            f"not a state dict of weights"
+        )
     try:
         save_state_dict(tensors, dst, metadata={"converted_from": src.name, "converter": "prefcli convert"})
     except OSError as e:

@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 #: (label in the tables, shipped model name), in the paper's ablation order.
 SHIPPED_MODELS = (
@@ -79,7 +79,9 @@ def evaluate_models(cfg: DemoConfig, dataset: Path, log=None) -> tuple[list[dict
     from prefcli.harness.bench import BenchConfig, run_bench, write_outputs
     from prefcli.train import pretrained
 
-    entries = [("clip (tiny, history-free)", "clip", "tiny"), ("clip-probe (tiny CLIP)", "clip-probe", "tiny")] + [(label, "preftoken", name) for label, name in shipped_models()]
+    entries = [("clip (tiny, history-free)", "clip", "tiny"), ("clip-probe (tiny CLIP)", "clip-probe", "tiny")] + [
+        (label, "preftoken", name) for label, name in shipped_models()
+    ]
     runs: list[dict] = []
     prov: dict = {}
     for label, scorer, weights in entries:
@@ -96,9 +98,14 @@ def evaluate_models(cfg: DemoConfig, dataset: Path, log=None) -> tuple[list[dict
             if history_free:  # the population model never reads the history: no N_ref, no sweep
                 r["n_ref"], r["uses_history"] = None, False
         runs += got
-        prov.setdefault("runs", []).append({"label": label, "scorer": scorer, "weights": weights, **p.get("scorers", {}).get(scorer, {})})
+        prov.setdefault("runs", []).append(
+            {"label": label, "scorer": scorer, "weights": weights, **p.get("scorers", {}).get(scorer, {})}
+        )
         prov.setdefault("provenance", p)
-        _say(log, f"scored {label}: {got[-1]['n_tasks']} tasks at N_ref {', '.join(map(str, n_refs))} in {time.perf_counter() - t0:.1f}s")
+        _say(
+            log,
+            f"scored {label}: {got[-1]['n_tasks']} tasks at N_ref {', '.join(map(str, n_refs))} in {time.perf_counter() - t0:.1f}s",
+        )
     files = write_outputs(runs, prov.get("provenance", {}) | {"demo_runs": prov.get("runs", [])}, cfg.out / "bench")
     return runs, prov, files
 
@@ -128,7 +135,10 @@ def short_training(cfg: DemoConfig, dataset: Path, log=None) -> dict:
     first = sum(r["loss"] for r in main[:k]) / k
     last = sum(r["loss"] for r in main[-k:]) / k
     curve = [{"step": r["step"], "loss": r["loss"]} for r in main]
-    _say(log, f"short training: {result.steps} steps in {result.seconds:.0f}s; history-stage loss {first:.3f} → {last:.3f}")
+    _say(
+        log,
+        f"short training: {result.steps} steps in {result.seconds:.0f}s; history-stage loss {first:.3f} → {last:.3f}",
+    )
     return {"steps": result.steps, "seconds": result.seconds, "loss_first": first, "loss_last": last,
             "final_val_acc": result.final_val_acc, "curve": curve, "out": str(out)}  # fmt: skip
 

@@ -58,7 +58,10 @@ def resolve_device(name: str | None = "auto") -> str:
         if not torch.cuda.is_available():
             raise DeviceError(name, f"this machine has no CUDA device (torch {torch.__version__})", use=("cpu", "auto"))
         if index is not None and int(index) >= torch.cuda.device_count():
-            raise DeviceError(name, f"only {torch.cuda.device_count()} CUDA device(s) here (cuda:0 to cuda:{torch.cuda.device_count() - 1})")
+            raise DeviceError(
+                name,
+                f"only {torch.cuda.device_count()} CUDA device(s) here (cuda:0 to cuda:{torch.cuda.device_count() - 1})",
+            )
     if kind == "mps":
         mps = getattr(torch.backends, "mps", None)
         if mps is None or not mps.is_available():
@@ -85,7 +88,7 @@ def normalize_dtype(name: str | None) -> str | None:
     if raw in ("", "auto"):
         return None
     if raw.startswith("torch."):
-        raw = raw[len("torch."):]
+        raw = raw[len("torch.") :]
     if raw not in DTYPES:
         raise DeviceError(f"--dtype {name}: unknown dtype; use auto, fp32, bf16 or fp16")
     return DTYPES[raw]
@@ -96,7 +99,7 @@ def normalize_dtype(name: str | None) -> str | None:
 CUDA_DTYPE = "float16"
 
 
-def torch_device(name: Any = "auto") -> "torch.device":
+def torch_device(name: Any = "auto") -> torch.device:
     """`resolve_device(name)` as a torch.device (a torch.device passes through)."""
     import torch
 
@@ -105,7 +108,7 @@ def torch_device(name: Any = "auto") -> "torch.device":
     return torch.device(resolve_device(name))
 
 
-def torch_dtype(name: Any, device: Any = None, cuda: str | None = None) -> "torch.dtype":
+def torch_dtype(name: Any, device: Any = None, cuda: str | None = None) -> torch.dtype:
     """A dtype name (or alias) as a torch dtype; None or 'auto' is `cuda` (default CUDA_DTYPE) on CUDA, else float32."""
     import torch
 

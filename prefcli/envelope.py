@@ -20,13 +20,25 @@ import json
 import math
 import os
 import sys
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from prefcli import __version__
 
 #: The top-level keys, in the order they are printed.
-KEYS = ("command", "prefcli_version", "results", "scorer", "scorers", "weights", "revision", "options", "skipped", "provenance")
+KEYS = (
+    "command",
+    "prefcli_version",
+    "results",
+    "scorer",
+    "scorers",
+    "weights",
+    "revision",
+    "options",
+    "skipped",
+    "provenance",
+)
 
 
 def provenance(**extra: Any) -> dict:
@@ -133,7 +145,6 @@ def read(path: str | os.PathLike, command: str) -> dict:
     still read. Anything else is refused in one line naming what it is.
     """
     from prefcli.errors import DataError
-
     from prefcli.jsonio import read_json
 
     p = Path(path)
@@ -142,7 +153,9 @@ def read(path: str | os.PathLike, command: str) -> dict:
         raise DataError(f"{p}: not a prefcli {command} result (a JSON {type(doc).__name__}, not an object)")
     if "prefcli_version" in doc and "results" in doc:
         if doc.get("command") != command:
-            raise DataError(f"{p}: a prefcli {doc.get('command')!r} result (prefcli {doc['prefcli_version']}), not a {command} result")
+            raise DataError(
+                f"{p}: a prefcli {doc.get('command')!r} result (prefcli {doc['prefcli_version']}), not a {command} result"
+            )
         return doc
     # Shapes written before the envelope (prefcli 0.1.0 up to this change).
     if not isinstance(doc.get("provenance", {}), dict):
@@ -162,5 +175,7 @@ def read(path: str | os.PathLike, command: str) -> dict:
             out["results"] = {**run, "tasks": doc["tasks"]}
         return out
     version = doc.get("prefcli_version") or (doc.get("provenance") or {}).get("versions", {}).get("prefcli")
-    raise DataError(f"{p}: not a prefcli {command} result this version ({__version__}) reads"
-                    + (f" (written by prefcli {version})" if version else " (no prefcli version in it)"))
+    raise DataError(
+        f"{p}: not a prefcli {command} result this version ({__version__}) reads"
+        + (f" (written by prefcli {version})" if version else " (no prefcli version in it)")
+    )

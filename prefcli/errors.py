@@ -1,10 +1,19 @@
 """Errors a user can act on. The CLI prints them as one line, never a traceback."""
 
-
 #: How the command line spells the parameters of the Python API that errors name.
-FLAGS = {"weights": "--weights", "options": "-o", "device": "--device", "dtype": "--dtype", "top": "--top",
-         "batch_size": "--batch-size", "prompt": "--prompt", "prompts": "--prompts", "likes": "--likes",
-         "dislikes": "--dislikes", "workers": "--workers"}
+FLAGS = {
+    "weights": "--weights",
+    "options": "-o",
+    "device": "--device",
+    "dtype": "--dtype",
+    "top": "--top",
+    "batch_size": "--batch-size",
+    "prompt": "--prompt",
+    "prompts": "--prompts",
+    "likes": "--likes",
+    "dislikes": "--dislikes",
+    "workers": "--workers",
+}
 
 
 class PrefcliError(Exception):

@@ -19,8 +19,9 @@ The house rules every prefcli figure follows:
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 FORMATS = ("png", "pdf", "svg")
 DPI = 300
@@ -37,15 +38,26 @@ def pyplot():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    plt.rcParams.update({"svg.hashsalt": "prefcli", "pdf.fonttype": 42, "ps.fonttype": 42, "font.size": 9,
-                         "axes.titlesize": 10, "legend.fontsize": 8})
+    plt.rcParams.update(
+        {
+            "svg.hashsalt": "prefcli",
+            "pdf.fonttype": 42,
+            "ps.fonttype": 42,
+            "font.size": 9,
+            "axes.titlesize": 10,
+            "legend.fontsize": 8,
+        }
+    )
     return plt
 
 
 def series_style(i: int) -> dict[str, Any]:
     """Colour, marker and line style of the i-th series (all three change together)."""
-    return {"color": PALETTE[i % len(PALETTE)], "marker": MARKERS[i % len(MARKERS)],
-            "linestyle": LINESTYLES[i % len(LINESTYLES)]}
+    return {
+        "color": PALETTE[i % len(PALETTE)],
+        "marker": MARKERS[i % len(MARKERS)],
+        "linestyle": LINESTYLES[i % len(LINESTYLES)],
+    }
 
 
 def dodge(i: int, n: int, width: float = 0.06) -> float:
@@ -71,8 +83,9 @@ def legend_outside(ax: Any, **kw: Any) -> Any:
     handles, labels = ax.get_legend_handles_labels()
     if not handles:
         return None
-    return ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0,
-                     frameon=False, **kw)
+    return ax.legend(
+        handles, labels, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, frameon=False, **kw
+    )
 
 
 def save_figure(fig: Any, stem: str | os.PathLike, formats: Sequence[str] = FORMATS, dpi: int = DPI) -> list[Path]:
@@ -87,8 +100,11 @@ def save_figure(fig: Any, stem: str | os.PathLike, formats: Sequence[str] = FORM
     written = []
     for fmt in formats:
         path = stem.with_name(f"{stem.name}.{fmt}")
-        meta = {"png": {"Software": None}, "pdf": {"CreationDate": None, "ModDate": None, "Producer": None},
-                "svg": {"Date": None}}.get(fmt, {})
+        meta = {
+            "png": {"Software": None},
+            "pdf": {"CreationDate": None, "ModDate": None, "Producer": None},
+            "svg": {"Date": None},
+        }.get(fmt, {})
         with atomic.atomic_path(path) as tmp:
             fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight", metadata=meta)
         written.append(path)

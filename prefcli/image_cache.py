@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from prefcli.errors import ImageError
 
@@ -98,8 +99,11 @@ class ImageCache:
                 self.bytes -= gone
 
     def stats(self) -> dict:
-        return {"image_cache_mb": self.max_bytes / (1024 * 1024), "image_cache_hits": self.hits,
-                "image_cache_misses": self.misses}
+        return {
+            "image_cache_mb": self.max_bytes / (1024 * 1024),
+            "image_cache_hits": self.hits,
+            "image_cache_misses": self.misses,
+        }
 
 
 def _value(v: Any) -> Any:

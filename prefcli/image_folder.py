@@ -9,14 +9,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from prefcli.errors import ImageError
 from prefcli import images
+from prefcli.errors import ImageError
 from prefcli.types import Candidate
 
 
 def scan_folder(
     folder: str | os.PathLike, recursive: bool = False, *, keep_pixels: bool = False
-) -> tuple[list["Candidate"], list[tuple[str, str]]]:
+) -> tuple[list[Candidate], list[tuple[str, str]]]:
     """Check every image in a folder: (good candidates, [(path, reason) for each bad file]).
 
     Bad files include the entries the listing leaves out (see prefcli.images.find_images).
@@ -40,7 +40,9 @@ def scan_folder(
             bad.append((str(path), getattr(e, "reason", str(e))))
             continue
         # Same fields as Candidate.from_path, without reading the file twice.
-        c = Candidate(image_id=images.content_id(data), path=str(path), loader=lambda p=path: images.load_image(p, keep_mode=True))
+        c = Candidate(
+            image_id=images.content_id(data), path=str(path), loader=lambda p=path: images.load_image(p, keep_mode=True)
+        )
         if keep_pixels:
             c._image, c._rgb = original, rgb
         good.append(c)

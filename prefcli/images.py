@@ -34,9 +34,10 @@ import os
 import re
 import stat
 import warnings
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
@@ -262,10 +263,7 @@ def _formats() -> tuple[str, ...]:
 
 def _too_large(width: int | None, height: int | None, pixels: int, limit: int) -> str:
     size = f"{width}×{height} = " if width and height else ""
-    return (
-        f"image too large: {size}{pixels:,} pixels exceeds the limit of {limit:,} "
-        f"(set {MAX_PIXELS_ENV} to raise it)"
-    )
+    return f"image too large: {size}{pixels:,} pixels exceeds the limit of {limit:,} (set {MAX_PIXELS_ENV} to raise it)"
 
 
 def _bad_geometry(width: int, height: int) -> str | None:
@@ -442,7 +440,9 @@ def check_image_bytes(data: bytes, name: str = "<bytes>") -> tuple[int, int]:
         raise image_error(name, "not an image (cannot identify image format)") from None
     except Exception as e:  # noqa: BLE001 - header parsers raise odd types (struct.error, ...)
         detail = str(e).strip()
-        raise image_error(name, f"truncated or corrupt image data ({detail})" if detail else "truncated or corrupt image data") from None
+        raise image_error(
+            name, f"truncated or corrupt image data ({detail})" if detail else "truncated or corrupt image data"
+        ) from None
     reason = _bad_geometry(width, height)
     if reason is not None:
         raise image_error(name, reason)

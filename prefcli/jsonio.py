@@ -83,8 +83,10 @@ def read_text(path: str | os.PathLike, *, error: type[Exception] = DataError, li
     if not stat.S_ISREG(st.st_mode):
         raise error(f"{path}: not a regular file (a device, a pipe or a socket); refused")
     if st.st_size > limit:
-        raise error(f"{path}: {_size_mb(st.st_size)}, more than the {_size_mb(limit)} a JSON file may have here "
-                    f"(raise {MAX_BYTES_ENV} if it is genuine)")
+        raise error(
+            f"{path}: {_size_mb(st.st_size)}, more than the {_size_mb(limit)} a JSON file may have here "
+            f"(raise {MAX_BYTES_ENV} if it is genuine)"
+        )
     try:
         with open(path, "rb") as f:
             data = f.read(limit + 1)
@@ -119,8 +121,15 @@ def loads(text: str | bytes, source: str, *, error: type[Exception] = DataError,
         raise error(f"{source}: unreadable, invalid JSON ({e})") from None
 
 
-def read_json(path: str | os.PathLike, *, error: type[Exception] = DataError, expect: type | tuple[type, ...] | None = None,
-              what: str = "JSON", max_depth: int = MAX_DEPTH, limit: int | None = None):
+def read_json(
+    path: str | os.PathLike,
+    *,
+    error: type[Exception] = DataError,
+    expect: type | tuple[type, ...] | None = None,
+    what: str = "JSON",
+    max_depth: int = MAX_DEPTH,
+    limit: int | None = None,
+):
     """The parsed content of the JSON file at `path`; with `expect`, also its top-level type checked."""
     value = loads(read_text(path, error=error, limit=limit), str(path), error=error, max_depth=max_depth)
     if expect is not None:
@@ -128,23 +137,36 @@ def read_json(path: str | os.PathLike, *, error: type[Exception] = DataError, ex
     return value
 
 
-def read_json_lines(path: str | os.PathLike, *, error: type[Exception] = DataError, max_depth: int = MAX_DEPTH,
-                    limit: int | None = None) -> list:
+def read_json_lines(
+    path: str | os.PathLike, *, error: type[Exception] = DataError, max_depth: int = MAX_DEPTH, limit: int | None = None
+) -> list:
     """One JSON value per non-empty line (JSON Lines); an error names the file and the line."""
     text = read_text(path, error=error, limit=limit)
-    return [loads(line, f"{path} line {i}", error=error, max_depth=max_depth)
-            for i, line in enumerate(text.splitlines(), 1) if line.strip()]
+    return [
+        loads(line, f"{path} line {i}", error=error, max_depth=max_depth)
+        for i, line in enumerate(text.splitlines(), 1)
+        if line.strip()
+    ]
 
 
-_NAMES = {dict: "a JSON object", list: "a JSON list", str: "a string", int: "an integer", float: "a number",
-          bool: "true or false", type(None): "null"}
+_NAMES = {
+    dict: "a JSON object",
+    list: "a JSON list",
+    str: "a string",
+    int: "an integer",
+    float: "a number",
+    bool: "true or false",
+    type(None): "null",
+}
 
 
 def type_name(value: object) -> str:
     return _NAMES.get(type(value), type(value).__name__)
 
 
-def check_type(value: object, expect: type | tuple[type, ...], source: str, what: str, *, error: type[Exception] = DataError):
+def check_type(
+    value: object, expect: type | tuple[type, ...], source: str, what: str, *, error: type[Exception] = DataError
+):
     """`value` when it is of `expect` (bool is not a number here), else `error` saying what it is instead."""
     kinds = expect if isinstance(expect, tuple) else (expect,)
     ok = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)

@@ -17,35 +17,152 @@ import unicodedata
 
 # LaTeX's own specials, and the few ASCII characters that OT1 fonts draw wrongly
 # (`|`, `<`, `>`) or that `\\` would take for its optional argument (`[`, `*`).
-_ASCII = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-          "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-          "|": r"\textbar{}", "<": r"\textless{}", ">": r"\textgreater{}", "[": "{[}", "]": "{]}", "*": "{*}"}
+_ASCII = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "|": r"\textbar{}",
+    "<": r"\textless{}",
+    ">": r"\textgreater{}",
+    "[": "{[}",
+    "]": "{]}",
+    "*": "{*}",
+}
 
-_MATH = {"↑": r"\uparrow", "↓": r"\downarrow", "→": r"\rightarrow", "←": r"\leftarrow", "↔": r"\leftrightarrow",
-         "⇒": r"\Rightarrow", "⇐": r"\Leftarrow", "⇔": r"\Leftrightarrow", "↦": r"\mapsto",
-         "±": r"\pm", "∓": r"\mp", "×": r"\times", "÷": r"\div", "·": r"\cdot", "⋅": r"\cdot", "∙": r"\cdot",
-         "•": r"\bullet", "−": "-", "≤": r"\leq", "≥": r"\geq", "≠": r"\neq", "≈": r"\approx", "∼": r"\sim",
-         "≡": r"\equiv", "∝": r"\propto", "∞": r"\infty", "∑": r"\sum", "∏": r"\prod", "∫": r"\int", "√": r"\surd",
-         "∈": r"\in", "∉": r"\notin", "⊂": r"\subset", "⊆": r"\subseteq", "∪": r"\cup", "∩": r"\cap",
-         "∂": r"\partial", "∇": r"\nabla", "∀": r"\forall", "∃": r"\exists", "¬": r"\neg", "∧": r"\wedge",
-         "∨": r"\vee", "°": r"^\circ", "′": r"\prime", "″": r"\prime\prime", "µ": r"\mu", "∅": r"\emptyset",
-         "‖": r"\|", "⟨": r"\langle", "⟩": r"\rangle", "≪": r"\ll", "≫": r"\gg"}
+_MATH = {
+    "↑": r"\uparrow",
+    "↓": r"\downarrow",
+    "→": r"\rightarrow",
+    "←": r"\leftarrow",
+    "↔": r"\leftrightarrow",
+    "⇒": r"\Rightarrow",
+    "⇐": r"\Leftarrow",
+    "⇔": r"\Leftrightarrow",
+    "↦": r"\mapsto",
+    "±": r"\pm",
+    "∓": r"\mp",
+    "×": r"\times",
+    "÷": r"\div",
+    "·": r"\cdot",
+    "⋅": r"\cdot",
+    "∙": r"\cdot",
+    "•": r"\bullet",
+    "−": "-",
+    "≤": r"\leq",
+    "≥": r"\geq",
+    "≠": r"\neq",
+    "≈": r"\approx",
+    "∼": r"\sim",
+    "≡": r"\equiv",
+    "∝": r"\propto",
+    "∞": r"\infty",
+    "∑": r"\sum",
+    "∏": r"\prod",
+    "∫": r"\int",
+    "√": r"\surd",
+    "∈": r"\in",
+    "∉": r"\notin",
+    "⊂": r"\subset",
+    "⊆": r"\subseteq",
+    "∪": r"\cup",
+    "∩": r"\cap",
+    "∂": r"\partial",
+    "∇": r"\nabla",
+    "∀": r"\forall",
+    "∃": r"\exists",
+    "¬": r"\neg",
+    "∧": r"\wedge",
+    "∨": r"\vee",
+    "°": r"^\circ",
+    "′": r"\prime",
+    "″": r"\prime\prime",
+    "µ": r"\mu",
+    "∅": r"\emptyset",
+    "‖": r"\|",
+    "⟨": r"\langle",
+    "⟩": r"\rangle",
+    "≪": r"\ll",
+    "≫": r"\gg",
+}
 
-_TEXT = {"–": "--", "—": "---", "‘": "`", "’": "'", "“": "``", "”": "''", "…": r"\ldots{}", "§": r"\S{}",
-         "¶": r"\P{}", "©": r"\copyright{}", "†": r"\dag{}", "‡": r"\ddag{}", "ß": r"\ss{}", "æ": r"\ae{}",
-         "Æ": r"\AE{}", "œ": r"\oe{}", "Œ": r"\OE{}", "ø": r"\o{}", "Ø": r"\O{}", "ł": r"\l{}", "Ł": r"\L{}",
-         "ı": r"\i{}", "¡": "!`", "¿": "?`", "\u00a0": "~",
-         "\u2581": r"\textvisiblespace{}"}  # SentencePiece's word-start mark, shown as the space it stands for
+_TEXT = {
+    "–": "--",
+    "—": "---",
+    "‘": "`",
+    "’": "'",
+    "“": "``",
+    "”": "''",
+    "…": r"\ldots{}",
+    "§": r"\S{}",
+    "¶": r"\P{}",
+    "©": r"\copyright{}",
+    "†": r"\dag{}",
+    "‡": r"\ddag{}",
+    "ß": r"\ss{}",
+    "æ": r"\ae{}",
+    "Æ": r"\AE{}",
+    "œ": r"\oe{}",
+    "Œ": r"\OE{}",
+    "ø": r"\o{}",
+    "Ø": r"\O{}",
+    "ł": r"\l{}",
+    "Ł": r"\L{}",
+    "ı": r"\i{}",
+    "¡": "!`",
+    "¿": "?`",
+    "\u00a0": "~",
+    "\u2581": r"\textvisiblespace{}",
+}  # SentencePiece's word-start mark, shown as the space it stands for
 
 # Combining marks of NFD-decomposed Latin letters → LaTeX accent commands.
-_ACCENTS = {"\u0300": "`", "\u0301": "'", "\u0302": "^", "\u0303": "~", "\u0304": "=", "\u0306": "u", "\u0307": ".",
-            "\u0308": '"', "\u030a": "r", "\u030b": "H", "\u030c": "v", "\u0327": "c", "\u0328": "k", "\u0323": "d"}
+_ACCENTS = {
+    "\u0300": "`",
+    "\u0301": "'",
+    "\u0302": "^",
+    "\u0303": "~",
+    "\u0304": "=",
+    "\u0306": "u",
+    "\u0307": ".",
+    "\u0308": '"',
+    "\u030a": "r",
+    "\u030b": "H",
+    "\u030c": "v",
+    "\u0327": "c",
+    "\u0328": "k",
+    "\u0323": "d",
+}
 
 _GREEK_CAPITAL_MACROS = {"GAMMA", "DELTA", "THETA", "LAMBDA", "XI", "PI", "SIGMA", "UPSILON", "PHI", "PSI", "OMEGA"}
-_GREEK_CAPITAL_LATIN = {"ALPHA": "A", "BETA": "B", "EPSILON": "E", "ZETA": "Z", "ETA": "H", "IOTA": "I", "KAPPA": "K",
-                        "MU": "M", "NU": "N", "OMICRON": "O", "RHO": "P", "TAU": "T", "CHI": "X"}
-_ARROW_WORDS = (("LEFT RIGHT", r"\leftrightarrow"), ("UP DOWN", r"\updownarrow"), ("LEFTWARDS", r"\leftarrow"),
-                ("RIGHTWARDS", r"\rightarrow"), ("UPWARDS", r"\uparrow"), ("DOWNWARDS", r"\downarrow"))
+_GREEK_CAPITAL_LATIN = {
+    "ALPHA": "A",
+    "BETA": "B",
+    "EPSILON": "E",
+    "ZETA": "Z",
+    "ETA": "H",
+    "IOTA": "I",
+    "KAPPA": "K",
+    "MU": "M",
+    "NU": "N",
+    "OMICRON": "O",
+    "RHO": "P",
+    "TAU": "T",
+    "CHI": "X",
+}
+_ARROW_WORDS = (
+    ("LEFT RIGHT", r"\leftrightarrow"),
+    ("UP DOWN", r"\updownarrow"),
+    ("LEFTWARDS", r"\leftarrow"),
+    ("RIGHTWARDS", r"\rightarrow"),
+    ("UPWARDS", r"\uparrow"),
+    ("DOWNWARDS", r"\downarrow"),
+)
 _CONTROL = {"\n": "n", "\r": "r", "\t": "t", "\f": "f", "\v": "v", "\b": "b", "\a": "a", "\0": "0"}
 
 
@@ -153,16 +270,24 @@ def caption(title: str) -> str:
     return escape(_TABLE_PREFIX.sub("", str(title)))
 
 
-def table(name: str, title: str, header: list[str], rows: list[list[str]], *, note: str = "",
-          rule_before: int | None = None) -> str:
+def table(
+    name: str, title: str, header: list[str], rows: list[list[str]], *, note: str = "", rule_before: int | None = None
+) -> str:
     """A booktabs `table` float (needs `\\usepackage{booktabs}`); `header` is escaped text, `rows` already LaTeX.
 
     `rule_before`: the index of the first reference row (Random), set off by a `\\midrule`.
     """
     align = "l" + "r" * (len(header) - 1)
-    out = ["\\begin{table}[t]", "\\centering", f"\\caption{{{caption(title)}}}",
-           f"\\label{{tab:{re.sub(r'[^A-Za-z0-9:_.-]', '-', name)}}}", f"\\begin{{tabular}}{{{align}}}", "\\toprule",
-           " & ".join(escape(h) for h in header) + " \\\\", "\\midrule"]
+    out = [
+        "\\begin{table}[t]",
+        "\\centering",
+        f"\\caption{{{caption(title)}}}",
+        f"\\label{{tab:{re.sub(r'[^A-Za-z0-9:_.-]', '-', name)}}}",
+        f"\\begin{{tabular}}{{{align}}}",
+        "\\toprule",
+        " & ".join(escape(h) for h in header) + " \\\\",
+        "\\midrule",
+    ]
     for i, cells in enumerate(rows):
         if rule_before is not None and i == rule_before and i > 0:
             out.append("\\midrule")

@@ -17,8 +17,8 @@ import json
 import os
 import socket
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from prefcli.errors import PrefcliError
 
@@ -76,9 +76,12 @@ def output_lock(out: str | os.PathLike, command: str | None = None) -> Iterator[
     out = Path(out)
     path = lock_path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
-    me = {"pid": os.getpid(), "host": socket.gethostname(),
-          "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-          "command": command or " ".join(["prefcli", *sys.argv[1:]])[:300]}
+    me = {
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": command or " ".join(["prefcli", *sys.argv[1:]])[:300],
+    }
     for _ in range(3):
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)

@@ -26,7 +26,8 @@ import logging
 import re
 import sys
 import warnings
-from typing import Any, Callable, Iterator, TextIO, TypeVar
+from collections.abc import Callable, Iterator
+from typing import Any, TextIO, TypeVar
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -40,8 +41,12 @@ _SILENCED_WARNINGS = (
 # Two notes of one event, a prompt longer than the text encoder reads: diffusers' (once per prompt and
 # encoder) and the tokenizer's (once per tokenizer). Both become one line in prefcli's words.
 _PROMPT_TOO_LONG = (
-    re.compile(r"^The following part of your input was truncated because CLIP can only handle sequences up to (\d+) tokens"),
-    re.compile(r"^Token indices sequence length is longer than the specified maximum sequence length for this model \(\d+ > (\d+)\)"),
+    re.compile(
+        r"^The following part of your input was truncated because CLIP can only handle sequences up to (\d+) tokens"
+    ),
+    re.compile(
+        r"^Token indices sequence length is longer than the specified maximum sequence length for this model \(\d+ > (\d+)\)"
+    ),
 )
 
 _on_purpose: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar("prefcli_on_purpose", default=frozenset())
@@ -116,8 +121,10 @@ def _plain(message: object) -> tuple[str, str]:
     for pattern in _PROMPT_TOO_LONG:
         m = pattern.match(text)
         if m:
-            return "prompt-too-long", (f"a prompt is longer than the text encoder's {m.group(1)} tokens; "
-                                       f"it reads the first {m.group(1)} and the rest is cut")
+            return "prompt-too-long", (
+                f"a prompt is longer than the text encoder's {m.group(1)} tokens; "
+                f"it reads the first {m.group(1)} and the rest is cut"
+            )
     return text, text
 
 
@@ -160,7 +167,9 @@ def watch(logger_name: str | None = None) -> None:
     if logger_name is not None:
         loggers = [logging.getLogger(logger_name)]
     else:
-        loggers = [logging.getLogger()] + [lg for lg in list(logging.Logger.manager.loggerDict.values()) if isinstance(lg, logging.Logger)]
+        loggers = [logging.getLogger()] + [
+            lg for lg in list(logging.Logger.manager.loggerDict.values()) if isinstance(lg, logging.Logger)
+        ]
     for lg in loggers:
         for h in lg.handlers:
             if _FILTER not in h.filters:

@@ -10,9 +10,10 @@ scorer's identity, the contact sheet every scorer's number under each image.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from prefcli.combine import DEFAULT_METHOD, check_method, combine, higher_is_better
 from prefcli.errors import ConfigError, ImageError
@@ -37,8 +38,16 @@ class MultiRankedImage:
     tie: bool = False
 
     def as_row(self) -> dict[str, Any]:
-        return {"rank": self.rank, "score": self.score, "tie": self.tie, "path": self.path, "image_id": self.image_id,
-                "prompt": self.prompt, "scores": dict(self.scores), "ranks": dict(self.ranks)}
+        return {
+            "rank": self.rank,
+            "score": self.score,
+            "tie": self.tie,
+            "path": self.path,
+            "image_id": self.image_id,
+            "prompt": self.prompt,
+            "scores": dict(self.scores),
+            "ranks": dict(self.ranks),
+        }
 
 
 @dataclass
@@ -46,7 +55,7 @@ class MultiRankResult:
     """The combined ranking and each scorer's own RankResult (all images, in its own order)."""
 
     ranked: list[MultiRankedImage]
-    results: dict[str, "RankResult"]
+    results: dict[str, RankResult]
     method: str = DEFAULT_METHOD
     weights: dict[str, float] = field(default_factory=dict)
     skipped: list[tuple[str, str]] = field(default_factory=list)
@@ -89,15 +98,21 @@ def parse_scorers(values: Sequence[str]) -> list[tuple[str, float]]:
     return parse_rewards(values, flag="--scorer")
 
 
-def combine_results(results: Mapping[str, "RankResult"], *, method: str = DEFAULT_METHOD,
-                    weights: Mapping[str, float] | None = None, top: int | None = None,
-                    skipped: Sequence[tuple[str, str]] = (), notes: Sequence[str] = ()) -> MultiRankResult:
+def combine_results(
+    results: Mapping[str, RankResult],
+    *,
+    method: str = DEFAULT_METHOD,
+    weights: Mapping[str, float] | None = None,
+    top: int | None = None,
+    skipped: Sequence[tuple[str, str]] = (),
+    notes: Sequence[str] = (),
+) -> MultiRankResult:
     """One ranking from several full single-scorer rankings of the same candidates.
 
     Only images every scorer scored are combined (an image one scorer could not
     decode is skipped by all); ties in the combination are ordered by path.
     """
-    from prefcli.ranking import tied_positions, order
+    from prefcli.ranking import order, tied_positions
 
     names = list(results)
     key = lambda r: r.path or r.image_id  # noqa: E731
@@ -107,25 +122,41 @@ def combine_results(results: Mapping[str, "RankResult"], *, method: str = DEFAUL
     if not common:
         raise ImageError("no image was scored by every scorer")
     scores = {n: [rows[n][k].score for k in common] for n in names}
-    combined, per_ranks = combine(scores, method=method, weights=weights,
-                                  higher={n: results[n].higher_is_better for n in names})
+    combined, per_ranks = combine(
+        scores, method=method, weights=weights, higher={n: results[n].higher_is_better for n in names}
+    )
     full = order(combined, common, higher_is_better=higher_is_better(method))
     tied = tied_positions(combined, full)
     idx = full[:top] if top is not None else full
     first = rows[names[0]]
-    ranked = [MultiRankedImage(rank=r, score=combined[i], path=first[common[i]].path, image_id=first[common[i]].image_id,
-                               prompt=first[common[i]].prompt, scores={n: scores[n][i] for n in names},
-                               ranks={n: per_ranks[n][i] for n in names}, tie=i in tied)
-              for r, i in enumerate(idx, start=1)]
+    ranked = [
+        MultiRankedImage(
+            rank=r,
+            score=combined[i],
+            path=first[common[i]].path,
+            image_id=first[common[i]].image_id,
+            prompt=first[common[i]].prompt,
+            scores={n: scores[n][i] for n in names},
+            ranks={n: per_ranks[n][i] for n in names},
+            tie=i in tied,
+        )
+        for r, i in enumerate(idx, start=1)
+    ]
     seen: dict[str, str] = {}
     for item, reason in list(skipped) + [s for res in results.values() for s in res.skipped]:
         seen.setdefault(str(item), str(reason))
     all_notes = list(notes)
     for res in results.values():
         all_notes += [n for n in res.notes if n not in all_notes]
-    return MultiRankResult(ranked=ranked, results=dict(results), method=method,
-                           weights={n: float((weights or {}).get(n, 1.0)) for n in names},
-                           skipped=list(seen.items()), notes=all_notes, total=len(common))
+    return MultiRankResult(
+        ranked=ranked,
+        results=dict(results),
+        method=method,
+        weights={n: float((weights or {}).get(n, 1.0)) for n in names},
+        skipped=list(seen.items()),
+        notes=all_notes,
+        total=len(common),
+    )
 
 
 def _check(scorers: Sequence[tuple[str, float]], method: str, top: int | None) -> None:
@@ -178,22 +209,36 @@ def rank_folder_multi(
         personal = any(r.history_pairs for r in results.values())
         shown_history = _history_of(common) if opts.pop("history", False) and personal else None
         shown_prompt = common.get("prompt") if opts.pop("prompt", False) else None
-        result.sheet = str(write_multi_sheet(result, sheet, title=title, history=shown_history, prompt=shown_prompt, **opts))
+        result.sheet = str(
+            write_multi_sheet(result, sheet, title=title, history=shown_history, prompt=shown_prompt, **opts)
+        )
     return result
 
 
-def _handles(scorers: Sequence[tuple[str, float]], weights: Mapping[str, str | None] | None,
-             scorer_options: Mapping[str, Mapping[str, Any]] | None, common: dict[str, Any]) -> list[Any]:
+def _handles(
+    scorers: Sequence[tuple[str, float]],
+    weights: Mapping[str, str | None] | None,
+    scorer_options: Mapping[str, Mapping[str, Any]] | None,
+    common: dict[str, Any],
+) -> list[Any]:
     """Every scorer resolved (spec, options, device) before any is loaded: a bad second scorer fails before the first scores.
     Takes `device` and `dtype` out of `common`: they belong to the handles."""
     from prefcli.harness.handle import ScorerHandle
 
     device, dtype = common.pop("device", "auto"), common.pop("dtype", None)
-    return [ScorerHandle(name, (weights or {}).get(name), device=device, dtype=dtype,
-                         options=dict((scorer_options or {}).get(name, {}))) for name, _ in scorers]
+    return [
+        ScorerHandle(
+            name,
+            (weights or {}).get(name),
+            device=device,
+            dtype=dtype,
+            options=dict((scorer_options or {}).get(name, {})),
+        )
+        for name, _ in scorers
+    ]
 
 
-def _history_of(common: Mapping[str, Any]) -> "UserHistory | None":
+def _history_of(common: Mapping[str, Any]) -> UserHistory | None:
     """The history the sheet shows (read again from the folders: the scorers keep no copy)."""
     from prefcli.data.folders import as_prompt_map, history_from_folders
 
@@ -201,15 +246,26 @@ def _history_of(common: Mapping[str, Any]) -> "UserHistory | None":
         return common["history"]
     if common.get("likes") is None and common.get("pairs") is None:
         return None
-    history, _ = history_from_folders(common.get("likes"), common.get("dislikes"), as_prompt_map(common.get("history_prompts")),
-                                      pairs=common.get("pairs"))
+    history, _ = history_from_folders(
+        common.get("likes"),
+        common.get("dislikes"),
+        as_prompt_map(common.get("history_prompts")),
+        pairs=common.get("pairs"),
+    )
     return history
 
 
-def rank_candidates_multi(candidates: Sequence["Candidate"], *, scorers: Sequence[tuple[str, float]],
-                          method: str = DEFAULT_METHOD, weights: Mapping[str, str | None] | None = None,
-                          scorer_options: Mapping[str, Mapping[str, Any]] | None = None, top: int | None = None,
-                          skipped: Sequence[tuple[str, str]] = (), **common: Any) -> MultiRankResult:
+def rank_candidates_multi(
+    candidates: Sequence[Candidate],
+    *,
+    scorers: Sequence[tuple[str, float]],
+    method: str = DEFAULT_METHOD,
+    weights: Mapping[str, str | None] | None = None,
+    scorer_options: Mapping[str, Mapping[str, Any]] | None = None,
+    top: int | None = None,
+    skipped: Sequence[tuple[str, str]] = (),
+    **common: Any,
+) -> MultiRankResult:
     """The Python API's several-scorer ranking: prefcli.ranking.rank_candidates once per scorer, then combined."""
     from prefcli.ranking import rank_candidates
 
@@ -226,11 +282,15 @@ def write_multi_sheet(result: MultiRankResult, path: str | os.PathLike, **kwargs
     """The contact sheet of a combined ranking: '#rank  combined', a line per scorer with its score, the file name."""
     from prefcli.ranking import RankedImage, write_rank_sheet
 
-    shown = [RankedImage(rank=r.rank, score=r.score, path=r.path, image_id=r.image_id, prompt=r.prompt, tie=r.tie)
-             for r in result.ranked]
+    shown = [
+        RankedImage(rank=r.rank, score=r.score, path=r.path, image_id=r.image_id, prompt=r.prompt, tie=r.tie)
+        for r in result.ranked
+    ]
     # One line per scorer: a caption line is cut to the thumbnail's width.
     lines = ["\n".join(f"{n} {result.format_score(n, r.scores[n])}" for n in result.scorers) for r in result.ranked]
-    return write_rank_sheet(shown, path, score_format=".3f" if result.method == "mean-rank" else ".4f", extra_lines=lines, **kwargs)
+    return write_rank_sheet(
+        shown, path, score_format=".3f" if result.method == "mean-rank" else ".4f", extra_lines=lines, **kwargs
+    )
 
 
 def multirank_document(result: MultiRankResult, **inputs: Any) -> dict:
@@ -241,7 +301,11 @@ def multirank_document(result: MultiRankResult, **inputs: Any) -> dict:
                "no_answer": r.no_answer} for n, r in result.results.items()}  # fmt: skip
     results = {
         "ranking": result.rows(),
-        "combine": {"method": result.method, "weights": dict(result.weights), "higher_is_better": result.higher_is_better},
+        "combine": {
+            "method": result.method,
+            "weights": dict(result.weights),
+            "higher_is_better": result.higher_is_better,
+        },
         "per_scorer": per,
         "total": result.total,
         "shown": len(result.ranked),

@@ -18,8 +18,9 @@ import dataclasses
 import difflib
 import types
 import typing
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Collection, Mapping, Optional, Sequence
+from typing import Any, Optional
 
 from prefcli.errors import OptionError
 
@@ -48,8 +49,14 @@ def option(
     (batch size, offline), so they stay out of the cache key. `min`: a lower
     bound for numbers.
     """
-    meta = {"help": help, "choices": tuple(choices) if choices is not None else None, "parse": parse,
-            "weights": weights, "scores": scores, "min": min}
+    meta = {
+        "help": help,
+        "choices": tuple(choices) if choices is not None else None,
+        "parse": parse,
+        "weights": weights,
+        "scores": scores,
+        "min": min,
+    }
     return field(default=default, metadata=meta)
 
 
@@ -66,9 +73,15 @@ class OptionInfo:
     scores: bool
 
     def as_row(self) -> dict:
-        return {"option": self.name, "type": self.type, "default": self.default, "help": self.help,
-                "choices": ", ".join(str(c) for c in self.choices) if self.choices else "",
-                "weights": self.weights, "changes_scores": self.scores}
+        return {
+            "option": self.name,
+            "type": self.type,
+            "default": self.default,
+            "help": self.help,
+            "choices": ", ".join(str(c) for c in self.choices) if self.choices else "",
+            "weights": self.weights,
+            "changes_scores": self.scores,
+        }
 
 
 def _type_name(tp: Any) -> str:
@@ -129,7 +142,9 @@ def _coerce(value: Any, tp: Any) -> Any:
 class Options:
     """Options every scorer understands. Subclasses add their own fields with `option(...)`."""
 
-    batch_size: int = option(16, "Images per forward pass (memory vs speed; scores do not change).", scores=False, min=1)
+    batch_size: int = option(
+        16, "Images per forward pass (memory vs speed; scores do not change).", scores=False, min=1
+    )
 
     # -- description -----------------------------------------------------------
     @classmethod
@@ -142,8 +157,17 @@ class Options:
         out = []
         for f in dataclasses.fields(cls):
             m = f.metadata
-            out.append(OptionInfo(f.name, _type_name(hints.get(f.name, str)), f.default, m.get("help", ""),
-                                  m.get("choices"), bool(m.get("weights")), bool(m.get("scores", True))))
+            out.append(
+                OptionInfo(
+                    f.name,
+                    _type_name(hints.get(f.name, str)),
+                    f.default,
+                    m.get("help", ""),
+                    m.get("choices"),
+                    bool(m.get("weights")),
+                    bool(m.get("scores", True)),
+                )
+            )
         return out
 
     @classmethod
@@ -157,7 +181,7 @@ class Options:
 
     # -- validation --------------------------------------------------------------
     @classmethod
-    def parse(cls, values: Mapping[str, Any] | None = None, *, scorer: str = "") -> "Options":
+    def parse(cls, values: Mapping[str, Any] | None = None, *, scorer: str = "") -> Options:
         """Validated options from raw values (strings from the CLI or typed values).
 
         An unknown name, a value of the wrong type, a value outside `choices`
@@ -176,18 +200,26 @@ class Options:
                 close = difflib.get_close_matches(name, list(known), n=1)
                 hint = f" Did you mean {close[0]!r}?" if close else ""
                 listing = ", ".join(sorted(known)) or "none"
-                raise OptionError(f"{who}unknown option {key!r}.{hint} Its options: {listing} (see `prefcli scorers {scorer or 'NAME'}`)")
+                raise OptionError(
+                    f"{who}unknown option {key!r}.{hint} Its options: {listing} (see `prefcli scorers {scorer or 'NAME'}`)"
+                )
             m = f.metadata
             try:
                 value = _coerce(raw, hints.get(name, str))
                 if m.get("parse") is not None and value is not None:
                     value = m["parse"](value)
             except ValueError as e:
-                if m.get("choices"):  # the allowed values say it all, once (a parser's own reason would list them again)
-                    raise OptionError(f"{who}option {name} = {raw!r} is not allowed; allowed: {', '.join(str(c) for c in m['choices'])}") from None
+                if m.get(
+                    "choices"
+                ):  # the allowed values say it all, once (a parser's own reason would list them again)
+                    raise OptionError(
+                        f"{who}option {name} = {raw!r} is not allowed; allowed: {', '.join(str(c) for c in m['choices'])}"
+                    ) from None
                 raise OptionError(f"{who}option {name} = {raw!r}: {e}") from None
             if m.get("choices") is not None and value is not None and value not in m["choices"]:
-                raise OptionError(f"{who}option {name} = {raw!r} is not allowed; allowed: {', '.join(str(c) for c in m['choices'])}")
+                raise OptionError(
+                    f"{who}option {name} = {raw!r} is not allowed; allowed: {', '.join(str(c) for c in m['choices'])}"
+                )
             if m.get("min") is not None and value is not None and value < m["min"]:
                 raise OptionError(f"{who}option {name} = {raw!r}: must be at least {m['min']}")
             kwargs[name] = value
@@ -211,8 +243,13 @@ def extend(base: type[Options], name: str, **fields: tuple[Any, Any]) -> type[Op
     return dataclasses.make_dataclass(name, [(k, tp, f) for k, (tp, f) in fields.items()], bases=(base,), frozen=True)
 
 
-def scoped(pairs: Mapping[str, Any], scorers: Sequence[str], *, declared: Callable[[str], Collection[str]],
-           among: str = "the scorers here") -> dict[str, dict[str, Any]]:
+def scoped(
+    pairs: Mapping[str, Any],
+    scorers: Sequence[str],
+    *,
+    declared: Callable[[str], Collection[str]],
+    among: str = "the scorers here",
+) -> dict[str, dict[str, Any]]:
     """`-o SCORER.KEY VALUE` → {scorer: {KEY: VALUE}}; a bare KEY goes to every scorer in `scorers` that declares it.
 
     `declared(scorer)` names the options a scorer declares; it is asked only for a bare KEY,

@@ -6,7 +6,8 @@ import csv
 import io
 import json
 import math
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 FORMATS = ("table", "json", "csv", "markdown")
 
@@ -46,8 +47,14 @@ def to_json(obj: Any) -> str:
 
 
 def emit(
-    rows: Sequence[dict], fmt: str = "table", columns: Sequence[str] | None = None, title: str | None = None,
-    digits: int = 4, console=None, headers: dict[str, str] | None = None, command: str | None = None,
+    rows: Sequence[dict],
+    fmt: str = "table",
+    columns: Sequence[str] | None = None,
+    title: str | None = None,
+    digits: int = 4,
+    console=None,
+    headers: dict[str, str] | None = None,
+    command: str | None = None,
     about: dict[str, Any] | None = None,
 ) -> None:
     """Print rows in the requested format to stdout; `headers` relabels terminal-table columns.
@@ -63,7 +70,9 @@ def emit(
         from prefcli import envelope
         from prefcli.running_command import current_command
 
-        envelope.print_doc(envelope.envelope(command or current_command() or "prefcli", envelope.rows_results(rows), **(about or {})))
+        envelope.print_doc(
+            envelope.envelope(command or current_command() or "prefcli", envelope.rows_results(rows), **(about or {}))
+        )
     elif fmt == "csv":
         sys.stdout.write(to_csv(rows, columns))
     elif fmt == "markdown":
@@ -78,7 +87,9 @@ def emit(
         columns = list(columns or (rows[0].keys() if rows else []))
         table = Table(title=escape(title) if title else None)
         for c in columns:
-            table.add_column(escape((headers or {}).get(c, str(c))), overflow="fold")  # wrap, never hide what a cell says
+            table.add_column(
+                escape((headers or {}).get(c, str(c))), overflow="fold"
+            )  # wrap, never hide what a cell says
         for r in rows:
             table.add_row(*(Text(_cell(r.get(c), digits)) for c in columns))
         print_rich_table(table, console)
@@ -138,12 +149,18 @@ def separating_digits(values: Sequence[float], least: int = 4, most: int = 17) -
 def throughput_line(stats: Mapping[str, Any], label: str = "") -> str:
     """One line from a run's stats (prefcli.harness.runner.RunStats): images decoded and where the
     seconds went, naming the stage that took the most, so a user sees which side bounds the run."""
-    parts = {"decoding": float(stats.get("decode_seconds") or 0.0), "preprocessing": float(stats.get("preprocess_seconds") or 0.0),
-             "the model": float(stats.get("model_seconds") or 0.0), "the rest": float(stats.get("other_seconds") or 0.0)}
+    parts = {
+        "decoding": float(stats.get("decode_seconds") or 0.0),
+        "preprocessing": float(stats.get("preprocess_seconds") or 0.0),
+        "the model": float(stats.get("model_seconds") or 0.0),
+        "the rest": float(stats.get("other_seconds") or 0.0),
+    }
     shown = ", ".join(f"{name} {secs:.2f} s" for name, secs in parts.items())
     most = max(parts, key=parts.get) if any(parts.values()) else None
-    line = (f"{label + ': ' if label else ''}{int(stats.get('images_decoded') or 0)} image(s) decoded; {shown}; "
-            f"wall {float(stats.get('seconds') or 0.0):.2f} s with {int(stats.get('workers') or 0)} decode thread(s)")
+    line = (
+        f"{label + ': ' if label else ''}{int(stats.get('images_decoded') or 0)} image(s) decoded; {shown}; "
+        f"wall {float(stats.get('seconds') or 0.0):.2f} s with {int(stats.get('workers') or 0)} decode thread(s)"
+    )
     hits = int(stats.get("image_cache_hits") or 0)
     if hits:
         line += f", {hits} decode(s) saved by the image cache"

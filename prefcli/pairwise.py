@@ -15,8 +15,9 @@ that is the protocol PreferThinker evaluates (its `imageA`/`imageB` as stored).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 KIND_POINTWISE = "pointwise"
 KIND_PAIRWISE = "pairwise"
@@ -39,7 +40,9 @@ class Preference:
 
     def __post_init__(self) -> None:
         if self.winner not in (None, 0, 1, 0.5):
-            raise ValueError(f"Preference.winner must be 0 (A), 1 (B), 0.5 (equal) or None (no answer), got {self.winner!r}")
+            raise ValueError(
+                f"Preference.winner must be 0 (A), 1 (B), 0.5 (equal) or None (no answer), got {self.winner!r}"
+            )
 
     @property
     def answered(self) -> bool:
@@ -51,13 +54,17 @@ class Preference:
         return math.nan if self.winner is None else 1.0 - float(self.winner)
 
     @classmethod
-    def from_value(cls, value: float | None, **details: Any) -> "Preference":
+    def from_value(cls, value: float | None, **details: Any) -> Preference:
         if value is None or math.isnan(value):
             return cls(None, details=details)
         return cls({1.0: 0, 0.0: 1, 0.5: 0.5}[float(value)], details=details)
 
     def as_dict(self) -> dict:
-        return {"winner": {0: "A", 1: "B", 0.5: "equal", None: None}[self.winner], "scores": list(self.scores), **self.details}
+        return {
+            "winner": {0: "A", 1: "B", 0.5: "equal", None: None}[self.winner],
+            "scores": list(self.scores),
+            **self.details,
+        }
 
 
 def round_robin(n: int) -> list[tuple[int, int]]:

@@ -44,8 +44,11 @@ def _deprecated() -> Path | None:
         return None
     if not _warned:
         _warned = True
-        warnings.warn(f"{DEPRECATED_ENV} is deprecated; set {CACHE_ENV} (the cache root: urls/, harness/, worlds/ under it)",
-                      DeprecationWarning, stacklevel=3)
+        warnings.warn(
+            f"{DEPRECATED_ENV} is deprecated; set {CACHE_ENV} (the cache root: urls/, harness/, worlds/ under it)",
+            DeprecationWarning,
+            stacklevel=3,
+        )
     return Path(old).expanduser()
 
 
@@ -59,8 +62,14 @@ def cache_subdir(name: str) -> Path:
     return cache_root() / name
 
 
-def inside_root(root: str | os.PathLike, name: str | os.PathLike, what: str = "path", *, error: type[Exception] | None = None,
-                root_name: str = "") -> Path:
+def inside_root(
+    root: str | os.PathLike,
+    name: str | os.PathLike,
+    what: str = "path",
+    *,
+    error: type[Exception] | None = None,
+    root_name: str = "",
+) -> Path:
     """`name` (relative to `root`, as a file or a client gave it) resolved, or an error when it leaves `root`.
 
     Every importer and dataset reader opens files through this: the name may not be
@@ -76,11 +85,15 @@ def inside_root(root: str | os.PathLike, name: str | os.PathLike, what: str = "p
         raise error(f"{what} is not a file path ({name!r})")
     rel = Path(name)
     if rel.is_absolute() or rel.drive or ".." in rel.parts:
-        raise error(f"{what} {str(name)!r} leaves {root_name or 'its root'} {root} (absolute names and '..' are refused)")
+        raise error(
+            f"{what} {str(name)!r} leaves {root_name or 'its root'} {root} (absolute names and '..' are refused)"
+        )
     real_root = os.path.realpath(root)
     real = os.path.realpath(os.path.join(real_root, rel))
     if real != real_root and not real.startswith(real_root.rstrip(os.sep) + os.sep):
-        raise error(f"{what} {str(name)!r} is a link that leads outside {root_name or 'its root'} {root} (to {real}); refused")
+        raise error(
+            f"{what} {str(name)!r} is a link that leads outside {root_name or 'its root'} {root} (to {real}); refused"
+        )
     return Path(real)
 
 

@@ -18,8 +18,9 @@ import difflib
 import logging
 import os
 import warnings
+from collections.abc import Mapping, Sequence
 from importlib import metadata
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import pluggy
 
@@ -73,13 +74,19 @@ def load_plugins() -> None:
             if _strict():
                 raise
             failures[ep.name] = f"{type(e).__name__}: {e}"
-            warnings.warn(f"prefcli plugin {ep.name!r} failed to load and was skipped: {e}", PluginLoadWarning, stacklevel=2)
+            warnings.warn(
+                f"prefcli plugin {ep.name!r} failed to load and was skipped: {e}", PluginLoadWarning, stacklevel=2
+            )
     _collect()
 
 
 def _register(spec: ScorerSpec, plugin_name: str = "") -> None:
     if spec.name in _scorers and _scorers[spec.name].factory != spec.factory:
-        warnings.warn(f"scorer {spec.name!r} registered twice; keeping the first ({_scorers[spec.name].plugin})", PluginLoadWarning, stacklevel=3)
+        warnings.warn(
+            f"scorer {spec.name!r} registered twice; keeping the first ({_scorers[spec.name].plugin})",
+            PluginLoadWarning,
+            stacklevel=3,
+        )
         return
     if plugin_name and not spec.plugin:
         spec = dataclasses.replace(spec, plugin=plugin_name)  # a new spec: the plugin's own is never changed
@@ -107,13 +114,21 @@ def _collect() -> None:
             if _strict():
                 raise
             failures[name] = f"{type(e).__name__}: {e}"
-            warnings.warn(f"prefcli plugin {name!r} failed in register_scorers and was skipped: {e}", PluginLoadWarning, stacklevel=2)
+            warnings.warn(
+                f"prefcli plugin {name!r} failed in register_scorers and was skipped: {e}",
+                PluginLoadWarning,
+                stacklevel=2,
+            )
     for plugin in pm.get_plugins():
         if plugin is not hookspecs and _unmarked(plugin):
             name = pm.get_name(plugin) or getattr(plugin, "__name__", "")
             log.warning("prefcli plugin %r defines register_scorers without @hookimpl; it was not registered", name)
-            warnings.warn(f"prefcli plugin {name!r} defines register_scorers without @hookimpl (from prefcli.hookspecs); "
-                          f"it was not registered", PluginLoadWarning, stacklevel=2)
+            warnings.warn(
+                f"prefcli plugin {name!r} defines register_scorers without @hookimpl (from prefcli.hookspecs); "
+                f"it was not registered",
+                PluginLoadWarning,
+                stacklevel=2,
+            )
     from prefcli.probe import probe_specs  # probes derive from registered embedding scorers
 
     for spec in probe_specs(list(_scorers.values())):
@@ -172,5 +187,3 @@ def _reset_for_tests() -> None:  # pragma: no cover - test helper
     failures.clear()
     _scorers.clear()
     _aliases.clear()
-
-

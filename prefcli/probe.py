@@ -10,7 +10,8 @@ registering with `embedding=True` and implementing
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from prefcli.options import extend, option
 from prefcli.scorer import EmbeddingScorer, Scorer, ScorerSpec
@@ -22,8 +23,14 @@ def probe_specs(specs: list[ScorerSpec]) -> list[ScorerSpec]:
     for spec in specs:
         if not spec.embedding or spec.uses_history:
             continue
-        opts = extend(spec.options, f"{spec.options.__name__}WithProbe",
-                      C=(float, option(1.0, "Inverse strength of the probe's L2 regularisation (smaller = simpler fit).", min=1e-12)))
+        opts = extend(
+            spec.options,
+            f"{spec.options.__name__}WithProbe",
+            C=(
+                float,
+                option(1.0, "Inverse strength of the probe's L2 regularisation (smaller = simpler fit).", min=1e-12),
+            ),
+        )
         out.append(
             ScorerSpec(
                 name=f"{spec.name}-probe",
@@ -53,16 +60,26 @@ class ProbeScorer(Scorer):
 
     min_history = 1
 
-    def __init__(self, weights: str | None = None, device: str = "cpu", dtype: str | None = None, *,
-                 spec: ScorerSpec | None = None, options: Any = None, embedder: EmbeddingScorer | None = None):
+    def __init__(
+        self,
+        weights: str | None = None,
+        device: str = "cpu",
+        dtype: str | None = None,
+        *,
+        spec: ScorerSpec | None = None,
+        options: Any = None,
+        embedder: EmbeddingScorer | None = None,
+    ):
         super().__init__(weights, device, dtype, spec=spec, options=options)
         if embedder is None:
             raise ValueError("a probe needs its base embedding scorer (embedder=); load it with ScorerSpec.load")
         self.base = embedder
 
-    def with_embedder(self, embedder: Any) -> "ProbeScorer":
+    def with_embedder(self, embedder: Any) -> ProbeScorer:
         """This probe on another embedder (the runner's cached one); this probe itself is left as it is."""
-        return type(self)(self.weights, self.device, self.dtype, spec=self.spec, options=self.options, embedder=embedder)
+        return type(self)(
+            self.weights, self.device, self.dtype, spec=self.spec, options=self.options, embedder=embedder
+        )
 
     def modules(self) -> Any:
         return self.base.modules()

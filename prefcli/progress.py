@@ -20,7 +20,8 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from prefcli.running_command import current_command
 
@@ -66,8 +67,14 @@ class PlainProgress:
     an empty label shows the value alone; `command` prefixes the count (default: the CLI command).
     """
 
-    def __init__(self, fields: Sequence[str] | Mapping[str, str] = (), disable: bool = False, stream: Any = None,
-                 interval: float | None = None, command: str | None = None) -> None:
+    def __init__(
+        self,
+        fields: Sequence[str] | Mapping[str, str] = (),
+        disable: bool = False,
+        stream: Any = None,
+        interval: float | None = None,
+        command: str | None = None,
+    ) -> None:
         self.fields = _labels(fields)
         self.command = current_command() if command is None else command
         self.disable = disable
@@ -76,7 +83,7 @@ class PlainProgress:
         self.tasks: dict[int, _Task] = {}
 
     # -- context -------------------------------------------------------------
-    def __enter__(self) -> "PlainProgress":
+    def __enter__(self) -> PlainProgress:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -86,7 +93,7 @@ class PlainProgress:
         pass
 
     def stop(self) -> None:
-        for tid, t in self.tasks.items():
+        for _tid, t in self.tasks.items():
             if not t.printed_done and t.completed > t.start_completed:
                 self._print(t)
                 t.printed_done = True
@@ -101,8 +108,16 @@ class PlainProgress:
         t = self.tasks[task_id]
         self._changed(t, t.completed + advance)
 
-    def update(self, task_id: int, *, completed: float | None = None, total: float | None = None,
-               advance: float | None = None, description: str | None = None, **fields: Any) -> None:
+    def update(
+        self,
+        task_id: int,
+        *,
+        completed: float | None = None,
+        total: float | None = None,
+        advance: float | None = None,
+        description: str | None = None,
+        **fields: Any,
+    ) -> None:
         t = self.tasks[task_id]
         if total is not None:
             t.total = total
@@ -120,11 +135,22 @@ class PlainProgress:
             return
         self._changed(t, new)
 
-    def reset(self, task_id: int, *, total: float | None = None, completed: float = 0, description: str | None = None,
-              **fields: Any) -> None:
+    def reset(
+        self,
+        task_id: int,
+        *,
+        total: float | None = None,
+        completed: float = 0,
+        description: str | None = None,
+        **fields: Any,
+    ) -> None:
         t = self.tasks[task_id]
-        self.tasks[task_id] = _Task(t.description if description is None else description,
-                                    t.total if total is None else total, completed, {**t.fields, **fields})
+        self.tasks[task_id] = _Task(
+            t.description if description is None else description,
+            t.total if total is None else total,
+            completed,
+            {**t.fields, **fields},
+        )
 
     def remove_task(self, task_id: int) -> None:
         self.tasks.pop(task_id, None)
@@ -193,8 +219,12 @@ def use_plain(stream: Any = None) -> bool:
         return True
 
 
-def progress_bar(enabled: bool, columns: Sequence[Any] | None = None, fields: Sequence[str] | Mapping[str, str] = (),
-                 transient: bool = False) -> Any:
+def progress_bar(
+    enabled: bool,
+    columns: Sequence[Any] | None = None,
+    fields: Sequence[str] | Mapping[str, str] = (),
+    transient: bool = False,
+) -> Any:
     """A rich Progress on a terminal, else PlainProgress (both disabled when not `enabled`).
 
     `columns` are rich columns (default: description, bar, M/N, elapsed, remaining);
@@ -204,14 +234,30 @@ def progress_bar(enabled: bool, columns: Sequence[Any] | None = None, fields: Se
     if use_plain():
         return PlainProgress(fields, disable=not enabled)
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
-    cols = list(columns) if columns else [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                          TimeElapsedColumn(), TimeRemainingColumn()]
+    cols = (
+        list(columns)
+        if columns
+        else [
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+        ]
+    )
     return Progress(*cols, console=Console(stderr=True), disable=not enabled, transient=transient)
 
 
-def progress_or_callback(enabled: bool, on_progress: "Callable[[int, int], None] | None" = None) -> Any:
+def progress_or_callback(enabled: bool, on_progress: Callable[[int, int], None] | None = None) -> Any:
     """A progress bar on stderr (stdout stays clean for --format json; plain lines in a batch log);
     with `on_progress`, the caller's own reporter is told (done, total) instead."""
     if on_progress is not None:
@@ -225,7 +271,7 @@ class CallbackProgress:
     def __init__(self, fn: Callable[[int, int], None]):
         self.fn, self.tasks = fn, {}
 
-    def __enter__(self) -> "CallbackProgress":
+    def __enter__(self) -> CallbackProgress:
         return self
 
     def __exit__(self, *exc: Any) -> bool:

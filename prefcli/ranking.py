@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from prefcli.errors import HistoryError, ImageError, PrefcliError, bad_value
 
@@ -45,8 +46,14 @@ class RankedImage:
     tie: bool = False  # the same score as a neighbour: the order between them is by path only
 
     def as_row(self) -> dict[str, Any]:
-        row = {"rank": self.rank, "score": self.score, "tie": self.tie, "path": self.path, "image_id": self.image_id,
-               "prompt": self.prompt}
+        row = {
+            "rank": self.rank,
+            "score": self.score,
+            "tie": self.tie,
+            "path": self.path,
+            "image_id": self.image_id,
+            "prompt": self.prompt,
+        }
         if self.extras:
             row.update(self.extras)
         return row
@@ -79,7 +86,9 @@ class RankResult:
 
         scores = [r.score for r in self.ranked]
         if self.kind == "pairwise" and all(math.isnan(s) or float(2 * s).is_integer() for s in scores):
-            return ".0f" if all(math.isnan(s) or float(s).is_integer() for s in scores) else ".1f"  # a tie is half a win
+            return (
+                ".0f" if all(math.isnan(s) or float(s).is_integer() for s in scores) else ".1f"
+            )  # a tie is half a win
         return f".{separating_digits(scores)}f"
 
     def format_score(self, score: float) -> str:
@@ -114,7 +123,7 @@ def _inside(path: Path, folder: Path) -> bool:
 
 def scan_candidates(
     folder: str | os.PathLike, *, recursive: bool = False, exclude: Sequence[str | os.PathLike] = ()
-) -> tuple[list["Candidate"], list[tuple[str, str]]]:
+) -> tuple[list[Candidate], list[tuple[str, str]]]:
     """Readable candidates in a folder and the bad files; an empty or unreadable folder is an error.
 
     With `recursive`, images under any `exclude` folder (the history folders
@@ -131,7 +140,9 @@ def scan_candidates(
         where = "or its subfolders " if recursive else ""
         if bad:
             first = f"; first: {bad[0][0]}: {bad[0][1]}"
-            raise ImageError(f"{folder}: no readable image in the folder {where}({len(bad)} file(s) could not be read{first})")
+            raise ImageError(
+                f"{folder}: no readable image in the folder {where}({len(bad)} file(s) could not be read{first})"
+            )
         raise ImageError(
             f"{folder}: no images found in the folder {where}(looked for .jpg, .jpeg, .png, .webp, .gif, .bmp, .tif"
             + ("" if recursive else "; use --recursive to include subfolders")
@@ -140,7 +151,7 @@ def scan_candidates(
     return good, bad
 
 
-def as_handle(scorer: "str | Scorer | ScorerHandle") -> "ScorerHandle":
+def as_handle(scorer: str | Scorer | ScorerHandle) -> ScorerHandle:
     """A ScorerHandle for what a caller gave: a handle as it is, a loaded Scorer wrapped, a name resolved
     (with its default weights, device auto and default options; build a ScorerHandle to choose them)."""
     from prefcli.harness.handle import ScorerHandle
@@ -155,14 +166,14 @@ def as_handle(scorer: "str | Scorer | ScorerHandle") -> "ScorerHandle":
 def rank_folder(
     candidates: str | os.PathLike,
     *,
-    scorer: "str | Scorer | ScorerHandle",
+    scorer: str | Scorer | ScorerHandle,
     likes: str | os.PathLike | None = None,
     dislikes: str | os.PathLike | None = None,
     pairs: str | os.PathLike | None = None,
     prompt: str | None = None,
     prompts=None,
     history_prompts=None,
-    history: "UserHistory | None" = None,
+    history: UserHistory | None = None,
     batch_size: int = 16,
     top: int | None = None,
     recursive: bool = False,
@@ -194,8 +205,10 @@ def rank_folder(
     if batch_size < 1:
         raise bad_value("batch_size", batch_size, "must be at least 1")
     if prompt is not None and prompts is not None:
-        raise PrefcliError("give either prompt= (one prompt for all) or prompts= (one per file), not both",
-                           cli="give either --prompt TEXT (one prompt for all) or --prompts FILE (one per file), not both")
+        raise PrefcliError(
+            "give either prompt= (one prompt for all) or prompts= (one per file), not both",
+            cli="give either --prompt TEXT (one prompt for all) or --prompts FILE (one per file), not both",
+        )
     if sheet is not None:
         from prefcli.sheet import sheet_format
 
@@ -219,16 +232,20 @@ def rank_folder(
         missing = [Path(c.path).name for c in good if not c.prompt]
         if missing:
             shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
-            raise PrefcliError(f"scorer {name} needs a prompt for every image; give prompt= or prompts= (no prompt for {shown})",
-                               cli=f"scorer {name} needs a prompt for every image; give --prompt TEXT or --prompts FILE "
-                                   f"(no prompt for {shown})")
+            raise PrefcliError(
+                f"scorer {name} needs a prompt for every image; give prompt= or prompts= (no prompt for {shown})",
+                cli=f"scorer {name} needs a prompt for every image; give --prompt TEXT or --prompts FILE "
+                f"(no prompt for {shown})",
+            )
 
     history_given = history is not None or likes is not None or dislikes is not None or pairs is not None
     if uses_history:
         if history is None:
             if pairs is None and (likes is None or dislikes is None):
-                raise HistoryError(f"scorer {name} is personalized: give likes= and dislikes= (the person's liked and disliked images)",
-                               cli=f"scorer {name} is personalized: give --likes DIR and --dislikes DIR")
+                raise HistoryError(
+                    f"scorer {name} is personalized: give likes= and dislikes= (the person's liked and disliked images)",
+                    cli=f"scorer {name} is personalized: give --likes DIR and --dislikes DIR",
+                )
             from prefcli.data.folders import PromptMap
 
             hist_map = PromptMap.chain(as_prompt_map(history_prompts), prompt_map)
@@ -239,20 +256,39 @@ def rank_folder(
             notes.append(f"scorer {name} uses no history; --likes/--dislikes are ignored")
         history = None
 
-    result = rank_candidates(good, scorer=handle, history=history, batch_size=batch_size, top=top,
-                             progress=progress, skipped=skipped, notes=notes, workers=workers, image_cache_mb=image_cache_mb)
+    result = rank_candidates(
+        good,
+        scorer=handle,
+        history=history,
+        batch_size=batch_size,
+        top=top,
+        progress=progress,
+        skipped=skipped,
+        notes=notes,
+        workers=workers,
+        image_cache_mb=image_cache_mb,
+    )
     if sheet is not None:
         # The title names what scored the sheet: one made with random `tiny` weights must say so.
         title = f"{sheet_title or 'prefcli rank · ' + Path(candidates).resolve().name} · {name} · weights {short_id(result.weights_id) or '?'}"
         opts = dict(sheet_options or {})
         shown_history = history if opts.pop("history", False) else None
         shown_prompt = prompt if opts.pop("prompt", False) else None
-        result.sheet = str(write_rank_sheet(result.ranked, sheet, title=title, history=shown_history, prompt=shown_prompt,
-                                            score_format=result.score_format(), **opts))
+        result.sheet = str(
+            write_rank_sheet(
+                result.ranked,
+                sheet,
+                title=title,
+                history=shown_history,
+                prompt=shown_prompt,
+                score_format=result.score_format(),
+                **opts,
+            )
+        )
     return result
 
 
-def default_blend_general(candidates: Sequence["Candidate"]) -> tuple[str, str]:
+def default_blend_general(candidates: Sequence[Candidate]) -> tuple[str, str]:
     """The blend's general part when none is named, and why: pickscore if every image (candidates and
     history, whose images the blend's general part also scores) has a prompt and pickscore is
     installed, else aesthetic (which needs no prompt)."""
@@ -270,18 +306,18 @@ def default_blend_general(candidates: Sequence["Candidate"]) -> tuple[str, str]:
     return without, "not every candidate and history image has a prompt"
 
 
-
 def short_id(weights_id: str) -> str:
     """A weights id fit for a picture's title: content hashes cut to 12 hex digits (the JSON keeps them whole)."""
     import re
 
     return re.sub(r"\b([0-9a-f]{12})[0-9a-f]{28,}\b", r"\1…", weights_id or "")
 
+
 def rank_candidates(
-    candidates: Sequence["Candidate"],
+    candidates: Sequence[Candidate],
     *,
-    scorer: "str | Scorer | ScorerHandle",
-    history: "UserHistory | None" = None,
+    scorer: str | Scorer | ScorerHandle,
+    history: UserHistory | None = None,
     batch_size: int = 16,
     top: int | None = None,
     progress: ProgressFn | None = None,
@@ -305,20 +341,36 @@ def rank_candidates(
     if handle.name == DEFAULT_PERSONAL_SCORER and not handle.loaded and "general" not in handle.explicit:
         general, why = default_blend_general(list(candidates) + (history.images() if history is not None else []))
         handle = handle.with_options(general=general)
-        notes.append(f"blend of {general} (general: {why}) and {handle.options.personal} (personal); -o general NAME chooses another")
+        notes.append(
+            f"blend of {general} (general: {why}) and {handle.options.personal} (personal); -o general NAME chooses another"
+        )
     spec, name = handle.spec, handle.name
     if spec.uses_history:
         if history is None or len(history) == 0:
-            raise HistoryError(f"scorer {name} is personalized: give likes= and dislikes= (the person's liked and disliked images)",
-                               cli=f"scorer {name} is personalized: give --likes DIR and --dislikes DIR")
+            raise HistoryError(
+                f"scorer {name} is personalized: give likes= and dislikes= (the person's liked and disliked images)",
+                cli=f"scorer {name} is personalized: give --likes DIR and --dislikes DIR",
+            )
     else:
         history = None
     if spec.pairwise:
         n = len(candidates)
-        notes.append(f"scorer {name} is pairwise: ranked by round-robin wins over {n * (n - 1) // 2} comparison(s); score = wins out of {n - 1}")
-    task = RankTask(task_id="rank", candidates=list(candidates), liked_index=0, history=history or UserHistory(), protocol="rank")
-    records, stats = run_scorer(handle, [task], cache=None, batch_size=batch_size, skip_unreadable=True, workers=workers,
-                                image_cache_mb=image_cache_mb, on_progress=progress or (lambda done, total: None))
+        notes.append(
+            f"scorer {name} is pairwise: ranked by round-robin wins over {n * (n - 1) // 2} comparison(s); score = wins out of {n - 1}"
+        )
+    task = RankTask(
+        task_id="rank", candidates=list(candidates), liked_index=0, history=history or UserHistory(), protocol="rank"
+    )
+    records, stats = run_scorer(
+        handle,
+        [task],
+        cache=None,
+        batch_size=batch_size,
+        skip_unreadable=True,
+        workers=workers,
+        image_cache_mb=image_cache_mb,
+        on_progress=progress or (lambda done, total: None),
+    )
     scores = [float(v) for v in records[0]["scores"]]
     extras = records[0].get("extras") or handle.scorer.candidate_extras(candidates)
     if records[0].get("note"):
@@ -331,8 +383,10 @@ def rank_candidates(
         keep = [i for i, c in enumerate(candidates) if c.image_id not in why]
         if not keep:
             first = stats.unreadable[0]
-            raise ImageError(f"no readable image among the {len(candidates)} candidate(s) "
-                             f"({len(stats.unreadable)} could not be decoded; first: {first[0]}: {first[1]})")
+            raise ImageError(
+                f"no readable image among the {len(candidates)} candidate(s) "
+                f"({len(stats.unreadable)} could not be decoded; first: {first[0]}: {first[1]})"
+            )
         candidates = [candidates[i] for i in keep]
         scores = [scores[i] for i in keep]
         extras = [extras[i] for i in keep]
@@ -346,8 +400,15 @@ def rank_candidates(
     tied = tied_positions(scores, full)
     idx = full[:top] if top is not None else full
     ranked = [
-        RankedImage(rank=r, score=scores[i], path=candidates[i].path or "", image_id=candidates[i].image_id, prompt=candidates[i].prompt,
-                    extras=extras[i], tie=i in tied)
+        RankedImage(
+            rank=r,
+            score=scores[i],
+            path=candidates[i].path or "",
+            image_id=candidates[i].image_id,
+            prompt=candidates[i].prompt,
+            extras=extras[i],
+            tie=i in tied,
+        )
         for r, i in enumerate(idx, start=1)
     ]
     return RankResult(
@@ -384,9 +445,18 @@ def format_score(score: float) -> str:
     return f"{score:.4g}"
 
 
-def write_rank_sheet(ranked: Sequence[RankedImage], path: str | os.PathLike, *, title: str | None = None, thumb: int = 192,
-                     columns: int | None = None, history: "UserHistory | None" = None, prompt: str | None = None,
-                     score_format: str | None = None, extra_lines: Sequence[str] | None = None) -> Path:
+def write_rank_sheet(
+    ranked: Sequence[RankedImage],
+    path: str | os.PathLike,
+    *,
+    title: str | None = None,
+    thumb: int = 192,
+    columns: int | None = None,
+    history: UserHistory | None = None,
+    prompt: str | None = None,
+    score_format: str | None = None,
+    extra_lines: Sequence[str] | None = None,
+) -> Path:
     """A contact sheet of ranked images: thumbnails in rank order captioned '#rank  score' and the file name.
 
     With `history`, a strip of the person's liked and disliked images sits above the grid; with
@@ -405,10 +475,17 @@ def write_rank_sheet(ranked: Sequence[RankedImage], path: str | os.PathLike, *, 
         extra = f"{extra_lines[k]}\n" if extra_lines is not None else ""
         items.append((image, f"#{r.rank}{'=' if r.tie else ''}  {shown}\n{extra}{Path(r.path).name}"))
     strip = []
-    for p in (history.pairs if history is not None else []):
+    for p in history.pairs if history is not None else []:
         for cand, liked in ((p.liked, True), (p.disliked, False)):
             im = cand.image.copy()
             im.thumbnail((thumb, thumb))
             strip.append((im, liked))
-    return contact_sheet(items, path, thumb=thumb, columns=columns, title=title,
-                         subtitle=f"prompt: {prompt}" if prompt else None, history=strip or None)
+    return contact_sheet(
+        items,
+        path,
+        thumb=thumb,
+        columns=columns,
+        title=title,
+        subtitle=f"prompt: {prompt}" if prompt else None,
+        history=strip or None,
+    )

@@ -37,8 +37,21 @@ from prefcli.errors import WeightsError, one_line
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-__all__ = ["Opaque", "TorchScriptError", "UnsafePickleError", "check_safetensors", "check_safetensors_folder", "check_zip_size",
-           "hf_folder_state", "load_safetensors", "load_state_dict", "not_a_file", "refuse_torchscript", "save_state_dict", "torch_load"]
+__all__ = [
+    "Opaque",
+    "TorchScriptError",
+    "UnsafePickleError",
+    "check_safetensors",
+    "check_safetensors_folder",
+    "check_zip_size",
+    "hf_folder_state",
+    "load_safetensors",
+    "load_state_dict",
+    "not_a_file",
+    "refuse_torchscript",
+    "save_state_dict",
+    "torch_load",
+]
 
 
 class UnsafePickleError(WeightsError):
@@ -54,7 +67,7 @@ class Opaque:
 
     _pickle_global: str = "?"
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> "Opaque":
+    def __new__(cls, *args: Any, **kwargs: Any) -> Opaque:
         obj = object.__new__(cls)
         object.__setattr__(obj, "new_args", args)
         object.__setattr__(obj, "state", None)
@@ -77,7 +90,9 @@ _STAND_INS: dict[str, type] = {}
 def _stand_in(full_name: str) -> type:
     if full_name not in _STAND_INS:
         safe = re.sub(r"\W", "_", full_name.rsplit(".", 1)[-1]) or "Global"
-        _STAND_INS[full_name] = type(safe, (Opaque,), {"_pickle_global": full_name, "__module__": "prefcli.safe_load.opaque"})
+        _STAND_INS[full_name] = type(
+            safe, (Opaque,), {"_pickle_global": full_name, "__module__": "prefcli.safe_load.opaque"}
+        )
     return _STAND_INS[full_name]
 
 
@@ -87,7 +102,9 @@ def _wo_reason(msg: str) -> str:
     if m:
         return m.group(1).strip()
     lines = [ln.strip() for ln in msg.splitlines() if ln.strip()]
-    keep = [ln for ln in lines if not ln.startswith(("Weights only load failed", "Check the documentation", "(1)", "(2)"))]
+    keep = [
+        ln for ln in lines if not ln.startswith(("Weights only load failed", "Check the documentation", "(1)", "(2)"))
+    ]
     return keep[0] if keep else (lines[-1] if lines else msg)
 
 
@@ -122,12 +139,16 @@ def check_zip_size(path: Path, infos: list[zipfile.ZipInfo]) -> None:
     stored = max(os.path.getsize(path), 1)
     total = sum(max(i.file_size, 0) for i in infos)
     if total > ZIP_MAX_BYTES:
-        raise WeightsError(f"{path}: the archive says it expands to {total:,} bytes, over prefcli's limit of "
-                           f"{ZIP_MAX_BYTES:,}; refused unread")
+        raise WeightsError(
+            f"{path}: the archive says it expands to {total:,} bytes, over prefcli's limit of "
+            f"{ZIP_MAX_BYTES:,}; refused unread"
+        )
     if total > _ZIP_SMALL and total > ZIP_MAX_RATIO * stored:
-        raise WeightsError(f"{path}: the archive says it expands {total / stored:,.0f}-fold ({stored:,} bytes to "
-                           f"{total:,}); a PyTorch file stores its tensors uncompressed, so this is refused unread "
-                           f"(limit {ZIP_MAX_RATIO}-fold)")
+        raise WeightsError(
+            f"{path}: the archive says it expands {total / stored:,.0f}-fold ({stored:,} bytes to "
+            f"{total:,}); a PyTorch file stores its tensors uncompressed, so this is refused unread "
+            f"(limit {ZIP_MAX_RATIO}-fold)"
+        )
 
 
 def refuse_torchscript(path: str | os.PathLike) -> None:
@@ -172,8 +193,13 @@ def _unsupported_global(msg: str) -> str | None:
     return m.group(1) if m else None
 
 
-def torch_load(path: str | os.PathLike, *, stand_ins: bool = False, map_location: str = "cpu",
-               convert_hint: str = "an explicit conversion to safetensors is needed (see docs/weights.md)") -> Any:
+def torch_load(
+    path: str | os.PathLike,
+    *,
+    stand_ins: bool = False,
+    map_location: str = "cpu",
+    convert_hint: str = "an explicit conversion to safetensors is needed (see docs/weights.md)",
+) -> Any:
     """Read a torch.save file with ``weights_only=True`` (TorchScript refused first); errors name the file.
 
     `stand_ins` lets classes the file names be rebuilt as inert :class:`Opaque`
@@ -201,14 +227,19 @@ def torch_load(path: str | os.PathLike, *, stand_ins: bool = False, map_location
         msg = _wo_reason(str(e))
         blocked = re.search(r"unsupported GLOBAL ([\w.]+) whose module ([\w.]+) is blocked", msg)
         if blocked:
-            raise UnsafePickleError(f"{path}: the pickle calls {blocked.group(1)} while loading (module "
-                                    f"{blocked.group(2)} is never loaded); refused") from None
+            raise UnsafePickleError(
+                f"{path}: the pickle calls {blocked.group(1)} while loading (module "
+                f"{blocked.group(2)} is never loaded); refused"
+            ) from None
         if re.search(r"Unsupported global", msg) and not stand_ins:
             name = _unsupported_global(msg)
             what = f" (it needs {name})" if name else ""
-            raise WeightsError(f"{path}: the file holds pickled Python objects{what} that prefcli will not execute; "
-                               f"{convert_hint}") from None
-        raise WeightsError(f"{path}: not a readable PyTorch file, refused by the restricted loader ({one_line(msg, 200)})") from None
+            raise WeightsError(
+                f"{path}: the file holds pickled Python objects{what} that prefcli will not execute; {convert_hint}"
+            ) from None
+        raise WeightsError(
+            f"{path}: not a readable PyTorch file, refused by the restricted loader ({one_line(msg, 200)})"
+        ) from None
     except MemoryError:
         raise WeightsError(f"{path}: not a readable PyTorch file (it declares more data than fits in memory)") from None
     except Exception as e:  # noqa: BLE001 - a damaged or foreign file fails in many ways
@@ -220,8 +251,25 @@ def torch_load(path: str | os.PathLike, *, stand_ins: bool = False, map_location
 
 # safetensors' own limit on the JSON header; a larger length field is garbage.
 _ST_MAX_HEADER = 100_000_000
-_ST_ITEMSIZE = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "F8_E8M0": 1, "U16": 2, "I16": 2, "F16": 2,
-                "BF16": 2, "U32": 4, "I32": 4, "F32": 4, "U64": 8, "I64": 8, "F64": 8, "C64": 8}
+_ST_ITEMSIZE = {
+    "BOOL": 1,
+    "U8": 1,
+    "I8": 1,
+    "F8_E5M2": 1,
+    "F8_E4M3": 1,
+    "F8_E8M0": 1,
+    "U16": 2,
+    "I16": 2,
+    "F16": 2,
+    "BF16": 2,
+    "U32": 4,
+    "I32": 4,
+    "F32": 4,
+    "U64": 8,
+    "I64": 8,
+    "F64": 8,
+    "C64": 8,
+}
 
 
 def check_safetensors(path: str | os.PathLike) -> None:
@@ -271,12 +319,19 @@ def check_safetensors(path: str | os.PathLike) -> None:
         if not isinstance(entry, dict):
             raise bad(f"tensor {name!r} has no description")
         offsets, shape, dtype = entry.get("data_offsets"), entry.get("shape"), entry.get("dtype")
-        if (not isinstance(offsets, list) or len(offsets) != 2 or not all(isinstance(o, int) for o in offsets)
-                or not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape)):
+        if (
+            not isinstance(offsets, list)
+            or len(offsets) != 2
+            or not all(isinstance(o, int) for o in offsets)
+            or not isinstance(shape, list)
+            or not all(isinstance(d, int) and d >= 0 for d in shape)
+        ):
             raise bad(f"tensor {name!r} has a malformed shape or byte range")
         begin, end = offsets
         if not 0 <= begin <= end <= data_len:
-            raise bad(f"tensor {name!r} lies at bytes {begin:,}-{end:,} but the file holds {data_len:,} bytes of data: truncated?")
+            raise bad(
+                f"tensor {name!r} lies at bytes {begin:,}-{end:,} but the file holds {data_len:,} bytes of data: truncated?"
+            )
         numel = 1
         for d in shape:
             numel *= d
@@ -285,7 +340,7 @@ def check_safetensors(path: str | os.PathLike) -> None:
             raise bad(f"tensor {name!r} ({dtype} {shape}) needs {numel * itemsize:,} bytes but has {end - begin:,}")
 
 
-def load_safetensors(path: str | os.PathLike, device: str = "cpu") -> dict[str, "torch.Tensor"]:
+def load_safetensors(path: str | os.PathLike, device: str = "cpu") -> dict[str, torch.Tensor]:
     """{name: tensor} from a safetensors file, checked first; any problem is one WeightsError naming the file."""
     from safetensors.torch import load_file
 
@@ -301,7 +356,7 @@ _HF_BIN = "pytorch_model.bin"
 _HF_BIN_INDEX = "pytorch_model.bin.index.json"
 
 
-def hf_folder_state(directory: str | os.PathLike) -> dict[str, "torch.Tensor"] | None:
+def hf_folder_state(directory: str | os.PathLike) -> dict[str, torch.Tensor] | None:
     """Check a Hugging Face model folder's weights before transformers opens it.
 
     Safetensors files present: each is checked (`check_safetensors`) and None
@@ -357,11 +412,15 @@ def check_safetensors_folder(directory: str | os.PathLike, what: str = "model") 
     for f in files:
         check_safetensors(f)
     if not files and any(d.glob("*.bin")):
-        raise WeightsError(f"{d}: holds only pickled *.bin weights; prefcli loads {what} weights from safetensors only "
-                           "(load the folder once with transformers and save_pretrained it: that writes model.safetensors)")
+        raise WeightsError(
+            f"{d}: holds only pickled *.bin weights; prefcli loads {what} weights from safetensors only "
+            "(load the folder once with transformers and save_pretrained it: that writes model.safetensors)"
+        )
 
 
-def load_state_dict(path: str | os.PathLike, *, key: str | None = None, map_location: str = "cpu") -> dict[str, "torch.Tensor"]:
+def load_state_dict(
+    path: str | os.PathLike, *, key: str | None = None, map_location: str = "cpu"
+) -> dict[str, torch.Tensor]:
     """Load a flat {name: tensor} dict without executing code from the file.
 
     ``.safetensors`` files are read with safetensors; anything else with
@@ -390,7 +449,9 @@ def load_state_dict(path: str | os.PathLike, *, key: str | None = None, map_loca
         nested = [k for k in bad if isinstance(k, str) and isinstance(obj[k], dict)]
         hint = f"; the tensors may be under {nested[0]!r} (pass key={nested[0]!r})" if nested else ""
         shown = ", ".join(repr(k) for k in bad[:5]) + (" ..." if len(bad) > 5 else "")
-        raise WeightsError(f"{path}: expected a flat dict of tensors, but {shown} {'is' if len(bad) == 1 else 'are'} not tensors{hint}")
+        raise WeightsError(
+            f"{path}: expected a flat dict of tensors, but {shown} {'is' if len(bad) == 1 else 'are'} not tensors{hint}"
+        )
     return dict(obj)
 
 

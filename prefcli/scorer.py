@@ -33,8 +33,9 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from prefcli.errors import DataError, HistoryError, OptionError
 from prefcli.options import Options
@@ -72,7 +73,7 @@ class ScorerSpec:
     #: For derived scorers (probes): the registered scorer they build on, by name and as its spec
     #: (`load` builds that scorer and passes it in as `embedder=`).
     base: str = ""
-    base_spec: "ScorerSpec | None" = None
+    base_spec: ScorerSpec | None = None
     #: The accepted forms of --weights, one line each, for `prefcli scorers NAME`.
     weights_forms: tuple[str, ...] = ()
     # "pointwise" (one number per candidate), "pairwise" (compares two; see prefcli.pairwise) or
@@ -87,7 +88,9 @@ class ScorerSpec:
         if unknown:
             raise ValueError(f"scorer {self.name!r}: unknown inputs {sorted(unknown)}; use {INPUTS}")
         if self.kind not in ("pointwise", "pairwise", "composite"):
-            raise ValueError(f"scorer {self.name!r}: kind must be 'pointwise', 'pairwise' or 'composite', got {self.kind!r}")
+            raise ValueError(
+                f"scorer {self.name!r}: kind must be 'pointwise', 'pairwise' or 'composite', got {self.kind!r}"
+            )
         if ":" not in self.factory:
             raise ValueError(f"scorer {self.name!r}: factory must look like 'module:Class', got {self.factory!r}")
         if not (isinstance(self.options, type) and issubclass(self.options, Options)):
@@ -97,7 +100,9 @@ class ScorerSpec:
         from prefcli.devices import DTYPES
 
         if self.cuda_dtype not in DTYPES:
-            raise ValueError(f"scorer {self.name!r}: cuda_dtype must be one of {sorted(DTYPES)}, got {self.cuda_dtype!r}")
+            raise ValueError(
+                f"scorer {self.name!r}: cuda_dtype must be one of {sorted(DTYPES)}, got {self.cuda_dtype!r}"
+            )
 
     @property
     def uses_history(self) -> bool:
@@ -111,7 +116,7 @@ class ScorerSpec:
         """Modules this scorer needs that are not installed (checked without importing)."""
         return [m for m in self.requires if importlib.util.find_spec(m) is None]
 
-    def load_class(self) -> type["Scorer"]:
+    def load_class(self) -> type[Scorer]:
         module, _, attr = self.factory.partition(":")
         try:
             obj = getattr(importlib.import_module(module), attr)
@@ -120,18 +125,28 @@ class ScorerSpec:
             raise ImportError(f"scorer {self.name!r} cannot be loaded: {e}{hint}") from e
         return obj
 
-    def parse_options(self, options: "Mapping[str, Any] | Options | None" = None, **more: Any) -> Options:
+    def parse_options(self, options: Mapping[str, Any] | Options | None = None, **more: Any) -> Options:
         """Validated options (CLI strings or Python values); an OptionError names the option and what is allowed."""
         if isinstance(options, Options) and not more:
             if not isinstance(options, self.options):
-                raise OptionError(f"scorer {self.name}: options of type {type(options).__name__}, expected {self.options.__name__}")
+                raise OptionError(
+                    f"scorer {self.name}: options of type {type(options).__name__}, expected {self.options.__name__}"
+                )
             return options
         raw = options.as_kwargs() if isinstance(options, Options) else dict(options or {})
         raw.update(more)
         return self.options.parse(raw, scorer=self.name)
 
-    def load(self, weights: str | None = None, *, device: str | None = "auto", dtype: str | None = None,
-             options: "Mapping[str, Any] | Options | None" = None, embedder: "Scorer | None" = None, **more: Any) -> "Scorer":
+    def load(
+        self,
+        weights: str | None = None,
+        *,
+        device: str | None = "auto",
+        dtype: str | None = None,
+        options: Mapping[str, Any] | Options | None = None,
+        embedder: Scorer | None = None,
+        **more: Any,
+    ) -> Scorer:
         """Build the scorer: options validated, device resolved (auto → cuda, mps, cpu), the spec passed in.
 
         `build` does the rest; a derived scorer (a probe) gets `embedder`, the scorer it builds on.
@@ -141,8 +156,9 @@ class ScorerSpec:
         opts = self.parse_options(options, **more)
         return self.build(weights, resolve_device(device), normalize_dtype(dtype), opts, embedder=embedder)
 
-    def build(self, weights: str | None, device: str, dtype: str | None, options: Options, *,
-              embedder: "Scorer | None" = None) -> "Scorer":
+    def build(
+        self, weights: str | None, device: str, dtype: str | None, options: Options, *, embedder: Scorer | None = None
+    ) -> Scorer:
         """Build the scorer from values already resolved: a concrete device, a canonical dtype (or None),
         validated options (`load` and `prefcli.harness.handle.ScorerHandle` resolve them, once).
 
@@ -151,12 +167,17 @@ class ScorerSpec:
         the options.
         """
         if not isinstance(options, self.options):
-            raise TypeError(f"scorer {self.name}: options of type {type(options).__name__}, expected {self.options.__name__}")
+            raise TypeError(
+                f"scorer {self.name}: options of type {type(options).__name__}, expected {self.options.__name__}"
+            )
         weights = weights or self.default_weights or None
         extra: dict[str, Any] = {}
         if self.base_spec is not None:
-            extra["embedder"] = embedder if embedder is not None else self.base_spec.build(weights, device, dtype,
-                                                                                           self.base_options(options))
+            extra["embedder"] = (
+                embedder
+                if embedder is not None
+                else self.base_spec.build(weights, device, dtype, self.base_options(options))
+            )
         scorer = self.load_class()(weights, device, dtype, spec=self, options=options, **extra)
         from prefcli import messages
 
@@ -186,14 +207,23 @@ class Scorer:
     #: Minimum number of history pairs a personalized scorer needs.
     min_history: ClassVar[int] = 0
 
-    def __init__(self, weights: str | None = None, device: str = "cpu", dtype: str | None = None, *,
-                 spec: ScorerSpec | None = None, options: "Options | Mapping[str, Any] | None" = None):
+    def __init__(
+        self,
+        weights: str | None = None,
+        device: str = "cpu",
+        dtype: str | None = None,
+        *,
+        spec: ScorerSpec | None = None,
+        options: Options | Mapping[str, Any] | None = None,
+    ):
         if spec is not None:
             self.spec = spec
         spec = self.spec
         if isinstance(options, Options):  # what ScorerSpec.load passes: validated once, there
             if spec is not None and not isinstance(options, spec.options):
-                raise TypeError(f"{type(self).__name__}: options of type {type(options).__name__}, expected {spec.options.__name__}")
+                raise TypeError(
+                    f"{type(self).__name__}: options of type {type(options).__name__}, expected {spec.options.__name__}"
+                )
             self.options = options
         else:  # built by hand (tests, notebooks): validated here, the one time
             self.options = spec.parse_options(options) if spec is not None else Options.parse(options)
@@ -205,7 +235,7 @@ class Scorer:
     def batch_size(self) -> int:
         return int(self.options.batch_size)
 
-    def modules(self) -> "Sequence[torch.nn.Module]":
+    def modules(self) -> Sequence[torch.nn.Module]:
         """The torch modules this scorer runs, main model first (default: none).
 
         `used` reads the dtype and device of the first parameter found; `generate` freezes every
@@ -278,7 +308,7 @@ class Scorer:
     def score(self, candidates: Sequence[Candidate], state: Any = None) -> list[float]:
         raise NotImplementedError
 
-    def score_histories(self, jobs: "Sequence[tuple[UserHistory | None, Sequence[Candidate]]]") -> list[list[float]]:
+    def score_histories(self, jobs: Sequence[tuple[UserHistory | None, Sequence[Candidate]]]) -> list[list[float]]:
         """`score(candidates, condition(history))` for each `(history, candidates)` job, in order.
 
         Scorers that can batch across histories override it (the VLM family); the numbers must be the same.
@@ -292,7 +322,9 @@ class Scorer:
         """
         return [None] * len(candidates)
 
-    def reward(self, pixels: "torch.Tensor", prompts: "Sequence[str] | str | None" = None, state: Any = None) -> "torch.Tensor":
+    def reward(
+        self, pixels: torch.Tensor, prompts: Sequence[str] | str | None = None, state: Any = None
+    ) -> torch.Tensor:
         """The score with gradients, for reward-guided generation (scorers whose spec says `differentiable`).
 
         `pixels`: a (B, 3, H, W) float tensor in [0, 1]; `prompts`: one per
@@ -328,7 +360,7 @@ class PairwiseScorer(Scorer):
 class EmbeddingScorer(Scorer):
     """A scorer that can also embed images; such scorers get a `<name>-probe` for free."""
 
-    def embed_images(self, candidates: Sequence[Candidate]) -> "Any":
+    def embed_images(self, candidates: Sequence[Candidate]) -> Any:
         """Return an (N, D) float numpy array of L2-normalized image embeddings."""
         raise NotImplementedError
 
@@ -337,14 +369,18 @@ def require_prompt(candidate: Candidate, scorer: str) -> str:
     """The candidate's prompt, or a clear error for scorers that judge image-text fit."""
     if candidate.prompt is None:
         where = candidate.path or candidate.image_id
-        raise DataError(f"{where}: the {scorer} scorer needs the prompt the image was made from, and this candidate has none")
+        raise DataError(
+            f"{where}: the {scorer} scorer needs the prompt the image was made from, and this candidate has none"
+        )
     return candidate.prompt
 
 
-def broadcast_prompts(prompts: "Sequence[str] | str | None", n: int) -> list[str]:
+def broadcast_prompts(prompts: Sequence[str] | str | None, n: int) -> list[str]:
     """One prompt per image for a differentiable `reward`: a single prompt serves all `n`."""
     if prompts is None:
-        raise ValueError("this scorer judges image-text fit: reward(pixels, prompts) needs a prompt per image (or one for all)")
+        raise ValueError(
+            "this scorer judges image-text fit: reward(pixels, prompts) needs a prompt per image (or one for all)"
+        )
     prompts = [prompts] if isinstance(prompts, str) else list(prompts)
     if len(prompts) == 1 and n > 1:
         prompts = prompts * n

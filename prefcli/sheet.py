@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 from prefcli.errors import PrefcliError
 
@@ -77,7 +78,7 @@ def _line_height(font) -> int:
     return int(math.ceil(bottom - min(top, 0))) + 2
 
 
-def _thumbnail(image: "Image.Image", size: int) -> "Image.Image":
+def _thumbnail(image: Image.Image, size: int) -> Image.Image:
     from PIL import Image
 
     small = image.convert("RGB")
@@ -92,14 +93,14 @@ def _thumbnail(image: "Image.Image", size: int) -> "Image.Image":
 
 
 def contact_sheet(
-    items: Sequence[tuple["Image.Image", str]],
+    items: Sequence[tuple[Image.Image, str]],
     path: str | os.PathLike,
     *,
     thumb: int = 192,
     columns: int | None = None,
     title: str | None = None,
     subtitle: str | None = None,
-    history: Sequence[tuple["Image.Image", bool]] | None = None,
+    history: Sequence[tuple[Image.Image, bool]] | None = None,
 ) -> Path:
     """Write a grid of thumbnails, each captioned, to `path` (JPEG, PNG or WebP by suffix).
 
@@ -151,14 +152,19 @@ def contact_sheet(
         draw.text((pad, pad), _fit(draw, title, title_font, width - 2 * pad), fill=_TITLE_TEXT, font=title_font)
     if subtitle:
         y_sub = title_h - line_h - (pad // 2 if title else 0)
-        draw.text((pad, y_sub), _fit(draw, subtitle, font, width - 2 * pad),
-                  fill=_TITLE_TEXT if title else _TEXT, font=font)
+        draw.text(
+            (pad, y_sub), _fit(draw, subtitle, font, width - 2 * pad), fill=_TITLE_TEXT if title else _TEXT, font=font
+        )
 
     if hist:
         y0 = title_h + pad // 2
         n_liked = sum(1 for _, liked in hist if liked)
-        draw.text((pad, y0), _fit(draw, f"history: {n_liked} liked (+), {len(hist) - n_liked} disliked (-)", font, width - 2 * pad),
-                  fill=_TEXT, font=font)
+        draw.text(
+            (pad, y0),
+            _fit(draw, f"history: {n_liked} liked (+), {len(hist) - n_liked} disliked (-)", font, width - 2 * pad),
+            fill=_TEXT,
+            font=font,
+        )
         y0 += line_h
         for j, (image, liked) in enumerate(hist):
             x0 = pad + j * (small_t + pad // 2)

@@ -8,8 +8,9 @@ over thousands of tasks does not hold thousands of decoded images.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
@@ -22,12 +23,12 @@ class Candidate:
     image_id: str
     prompt: str | None = None
     path: str | None = None
-    loader: Callable[[], "Image.Image"] | None = field(default=None, repr=False)
+    loader: Callable[[], Image.Image] | None = field(default=None, repr=False)
     _image: Any = field(default=None, repr=False)
     _rgb: Any = field(default=None, repr=False)
 
     @property
-    def original(self) -> "Image.Image":
+    def original(self) -> Image.Image:
         """The image in its own mode (palette, alpha, greyscale kept), upright: what a
         general scorer's upstream code would have opened; each scorer converts it its
         upstream's way (see prefcli.images)."""
@@ -40,7 +41,7 @@ class Candidate:
         return self._image
 
     @property
-    def image(self) -> "Image.Image":
+    def image(self) -> Image.Image:
         """The image as RGB, transparency composited onto white (as a viewer shows it)."""
         if self._rgb is None:
             from prefcli.images import to_rgb
@@ -55,19 +56,21 @@ class Candidate:
             self._rgb = None
 
     @classmethod
-    def from_image(cls, image: "Image.Image", prompt: str | None = None, image_id: str | None = None) -> "Candidate":
+    def from_image(cls, image: Image.Image, prompt: str | None = None, image_id: str | None = None) -> Candidate:
         """Wrap an in-memory image; the id hashes its pixels when no id is given."""
         if image_id is None:
             image_id = hashlib.sha256(image.tobytes() + repr((image.size, image.mode)).encode()).hexdigest()
         return cls(image_id=image_id, prompt=prompt, _image=image)
 
     @classmethod
-    def from_path(cls, path: str, prompt: str | None = None) -> "Candidate":
+    def from_path(cls, path: str, prompt: str | None = None) -> Candidate:
         """Read and check the file now (so bad files surface early), decode later."""
         from prefcli import images
 
         image_id = images.content_id_of_file(path)
-        return cls(image_id=image_id, prompt=prompt, path=str(path), loader=lambda: images.load_image(path, keep_mode=True))
+        return cls(
+            image_id=image_id, prompt=prompt, path=str(path), loader=lambda: images.load_image(path, keep_mode=True)
+        )
 
 
 @dataclass(frozen=True)
@@ -125,10 +128,15 @@ class UserHistory:
             h.update(f"R|{r.image.image_id}|{r.rating!r}|{r.image.prompt or ''}\n".encode())
         return h.hexdigest()
 
-    def truncated(self, n: int) -> "UserHistory":
+    def truncated(self, n: int) -> UserHistory:
         """The first `n` pairs, `n` unpaired images of each side and `n` ratings (the N_ref prefix)."""
-        return UserHistory(pairs=tuple(self.pairs[:n]), user_id=self.user_id, liked=tuple(self.liked[:n]),
-                           disliked=tuple(self.disliked[:n]), ratings=tuple(self.ratings[:n]))
+        return UserHistory(
+            pairs=tuple(self.pairs[:n]),
+            user_id=self.user_id,
+            liked=tuple(self.liked[:n]),
+            disliked=tuple(self.disliked[:n]),
+            ratings=tuple(self.ratings[:n]),
+        )
 
     def images(self) -> list[Candidate]:
         """Every image of the history once per mention, in stored order (what a scorer may load)."""

@@ -29,9 +29,10 @@ import logging
 import os
 import re
 import urllib.parse
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from prefcli.atomic import atomic_path
 from prefcli.errors import WeightsError, one_line
@@ -96,8 +97,10 @@ def _check_tiny(spec: str) -> None:
     m = _TINY.match(spec)
     digits = (m.group(1) or "0").lstrip("-") if m else "0"
     if len(digits) > 19 or abs(int(digits)) > _TINY_SEED_MAX:
-        raise WeightsError(f"--weights {spec[:40]}{'...' if len(spec) > 40 else ''}: the tiny seed must lie within "
-                           f"+-{_TINY_SEED_MAX} (a 64-bit integer)")
+        raise WeightsError(
+            f"--weights {spec[:40]}{'...' if len(spec) > 40 else ''}: the tiny seed must lie within "
+            f"+-{_TINY_SEED_MAX} (a 64-bit integer)"
+        )
 
 
 @dataclass(frozen=True)
@@ -146,7 +149,9 @@ def parse(spec: str) -> WeightsSource:
     if spec.startswith("hf-hub:"):
         repo, rev = _split_rev(spec[len("hf-hub:") :].strip())
         if not (_HUB_ID.match(repo) or _HUB_NAME.match(repo)):
-            raise WeightsError(f"{spec}: not a Hugging Face repository id (expected hf-hub:org/name or hf-hub:org/name@revision)")
+            raise WeightsError(
+                f"{spec}: not a Hugging Face repository id (expected hf-hub:org/name or hf-hub:org/name@revision)"
+            )
         return WeightsSource(kind="hub", spec=spec, repo_id=repo, revision=rev)
     if re.match(r"^http://", spec, re.IGNORECASE):
         # Weights over plain HTTP can be swapped in transit; a sha256 in the URL is not always given.
@@ -223,7 +228,9 @@ def split_specs(entries: Sequence[str], scorers: Sequence[str] | None = None) ->
             per[name] = spec
         else:
             if default is not None:
-                raise WeightsError(f"--weights given twice without a scorer name ({default!r}, {e!r}); use NAME=SPEC for one scorer")
+                raise WeightsError(
+                    f"--weights given twice without a scorer name ({default!r}, {e!r}); use NAME=SPEC for one scorer"
+                )
             default = str(e).strip()
     return default, per
 
@@ -233,15 +240,24 @@ def _give(flag: str) -> str:
     return f"{flag} DIR" if flag.startswith("-") else f"DIR as {flag}"
 
 
-def _offline_miss(src: WeightsSource, filename: str | None, cache: Path, flag: str = "--weights",
-                  also: Sequence[str] = (), then: str = "", include: Sequence[str] = ()) -> WeightsError:
+def _offline_miss(
+    src: WeightsSource,
+    filename: str | None,
+    cache: Path,
+    flag: str = "--weights",
+    also: Sequence[str] = (),
+    then: str = "",
+    include: Sequence[str] = (),
+) -> WeightsError:
     repo = src.repo_id
     rev = f" --revision {src.revision}" if src.revision else ""
     what = f"hf-hub:{repo}" + (f"@{src.revision}" if src.revision else "")
     files = [f for f in dict.fromkeys([*([filename] if filename else []), *also]) if f]
     # A folder given by patterns: listing only its plain names would download only those files.
     patterns = "".join(f" --include '{p}'" for p in include)
-    command = f"hf download {repo}{''.join(' ' + f for f in files)}{rev}{patterns} --local-dir DIR" + (f" && {then}" if then else "")
+    command = f"hf download {repo}{''.join(' ' + f for f in files)}{rev}{patterns} --local-dir DIR" + (
+        f" && {then}" if then else ""
+    )
     return WeightsError(
         f"weights {what}{f' ({filename})' if filename else ''} are not in the local Hugging Face cache ({cache}) and offline "
         f"mode is on; on a machine with network run `{command}` and pass {_give(flag)} "
@@ -249,14 +265,32 @@ def _offline_miss(src: WeightsSource, filename: str | None, cache: Path, flag: s
     )
 
 
-def _hub_call(src: WeightsSource, file: str | None, offline: bool, fn, flag: str = "--weights", also: Sequence[str] = (),
-              then: str = "", include: Sequence[str] = (), **kwargs) -> Path:
+def _hub_call(
+    src: WeightsSource,
+    file: str | None,
+    offline: bool,
+    fn,
+    flag: str = "--weights",
+    also: Sequence[str] = (),
+    then: str = "",
+    include: Sequence[str] = (),
+    **kwargs,
+) -> Path:
     """Call hf_hub_download / snapshot_download and turn every failure into one WeightsError."""
     return Path(hub_call(src, file, offline, fn, flag=flag, also=also, then=then, include=include, **kwargs))
 
 
-def hub_call(src: WeightsSource, file: str | None, offline: bool, fn, flag: str = "--weights", also: Sequence[str] = (),
-             then: str = "", include: Sequence[str] = (), **kwargs) -> Any:
+def hub_call(
+    src: WeightsSource,
+    file: str | None,
+    offline: bool,
+    fn,
+    flag: str = "--weights",
+    also: Sequence[str] = (),
+    then: str = "",
+    include: Sequence[str] = (),
+    **kwargs,
+) -> Any:
     """`fn(repo_id, revision=, cache_dir=, local_files_only=, **kwargs)` (a huggingface_hub call) with every failure
     turned into one WeightsError that says what to do; `flag` names the user's own option in that advice."""
     from huggingface_hub import constants as hf_constants
@@ -269,9 +303,13 @@ def hub_call(src: WeightsSource, file: str | None, offline: bool, fn, flag: str 
     try:
         return fn(src.repo_id, revision=src.revision, cache_dir=str(cache), local_files_only=offline, **kwargs)
     except hf_errors.GatedRepoError:
-        raise WeightsError(f"{what}: the repository is gated; accept its terms on huggingface.co and log in with `hf auth login`") from None
+        raise WeightsError(
+            f"{what}: the repository is gated; accept its terms on huggingface.co and log in with `hf auth login`"
+        ) from None
     except hf_errors.RepositoryNotFoundError:
-        raise WeightsError(f"{what}: repository not found on the Hugging Face Hub (or it is private and you are not logged in)") from None
+        raise WeightsError(
+            f"{what}: repository not found on the Hugging Face Hub (or it is private and you are not logged in)"
+        ) from None
     except hf_errors.RevisionNotFoundError:
         raise WeightsError(f"{what}: revision {src.revision!r} not found") from None
     except hf_errors.LocalEntryNotFoundError:
@@ -342,7 +380,9 @@ def _download(url: str, target: Path, sha: str | None) -> None:
     except urllib.error.HTTPError as e:
         raise WeightsError(f"{url}: download failed (HTTP {e.code} {e.reason})") from None
     except urllib.error.URLError as e:
-        raise WeightsError(f"{url}: download failed ({one_line(e.reason) if isinstance(e.reason, BaseException) else e.reason})") from None
+        raise WeightsError(
+            f"{url}: download failed ({one_line(e.reason) if isinstance(e.reason, BaseException) else e.reason})"
+        ) from None
     except (OSError, http.client.HTTPException, ValueError) as e:
         raise WeightsError(f"{url}: download failed ({type(e).__name__}: {one_line(e)})") from None
 
@@ -375,16 +415,25 @@ def download_progress() -> Any:
         return progress_bar(True)
     from rich.progress import BarColumn, DownloadColumn, TextColumn, TransferSpeedColumn
 
-    return progress_bar(True, columns=[TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn()],
-                        transient=True)
+    return progress_bar(
+        True,
+        columns=[TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn()],
+        transient=True,
+    )
 
 
 # --------------------------------------------------------------------------- resolve
 
 
 def resolve_file(
-    spec: str, filename: str | None = None, *, sha256: str | None = None, offline: bool | None = None, flag: str = "--weights",
-    also: Sequence[str] = (), then: str = "",
+    spec: str,
+    filename: str | None = None,
+    *,
+    sha256: str | None = None,
+    offline: bool | None = None,
+    flag: str = "--weights",
+    also: Sequence[str] = (),
+    then: str = "",
 ) -> Path:
     """A local path to one weights file named by `spec` (and `filename` inside a repo or folder).
 
@@ -461,7 +510,9 @@ def resolve_file(
     return path
 
 
-def resolve_dir(spec: str, *, allow_patterns: list[str] | None = None, offline: bool | None = None, flag: str = "--weights") -> Path:
+def resolve_dir(
+    spec: str, *, allow_patterns: list[str] | None = None, offline: bool | None = None, flag: str = "--weights"
+) -> Path:
     """A local folder for `spec`: a hub snapshot (only `allow_patterns` files) or a local folder."""
     src = parse(spec)
     off = is_offline(offline)
@@ -474,7 +525,9 @@ def resolve_dir(spec: str, *, allow_patterns: list[str] | None = None, offline: 
         from huggingface_hub import snapshot_download
 
         patterns = list(allow_patterns or [])
-        folder = _hub_call(src, None, off, snapshot_download, flag=flag, include=patterns, allow_patterns=allow_patterns)
+        folder = _hub_call(
+            src, None, off, snapshot_download, flag=flag, include=patterns, allow_patterns=allow_patterns
+        )
         record_used(spec)
         return folder
     path = src.path
@@ -485,7 +538,9 @@ def resolve_dir(spec: str, *, allow_patterns: list[str] | None = None, offline: 
         from prefcli.safe_load import not_a_file
 
         what = not_a_file(path) or "a file"
-        raise WeightsError(f"{spec}: is {what.replace('not a regular file (', '').rstrip(')')}, but a folder of weights is needed here")
+        raise WeightsError(
+            f"{spec}: is {what.replace('not a regular file (', '').rstrip(')')}, but a folder of weights is needed here"
+        )
     record_used(spec)
     return path
 
@@ -540,7 +595,9 @@ def file_fingerprint(path: str | os.PathLike, _con: Any = None) -> str:
     con = _con if _con is not None else _memo_connect()
     try:
         if con is not None:
-            row = con.execute("SELECT sha256 FROM files WHERE path=? AND size=? AND mtime_ns=? AND ctime_ns=? AND inode=?", key).fetchone()
+            row = con.execute(
+                "SELECT sha256 FROM files WHERE path=? AND size=? AND mtime_ns=? AND ctime_ns=? AND inode=?", key
+            ).fetchone()
             if row:
                 return row[0]
         log.debug("fingerprinting %s (%d bytes)", p, st.st_size)
@@ -566,7 +623,9 @@ def content_fingerprint(path: str | os.PathLike) -> str:
         if p.is_file():
             return file_fingerprint(p, con)
         h = hashlib.sha256()
-        for f in sorted(q for q in p.rglob("*") if q.is_file() and not any(part.startswith(".") for part in q.relative_to(p).parts)):
+        for f in sorted(
+            q for q in p.rglob("*") if q.is_file() and not any(part.startswith(".") for part in q.relative_to(p).parts)
+        ):
             h.update(f"{f.relative_to(p).as_posix()}\0{file_fingerprint(f, con)}\n".encode())
         return h.hexdigest()
     finally:

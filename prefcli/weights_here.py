@@ -60,16 +60,26 @@ def availability(spec: str | None) -> Availability:
     if src.kind == "tiny":
         return Availability(BUILT_IN, "random weights from a tiny config")
     if src.kind == "local":
-        return Availability(LOCAL, str(src.path)) if src.path is not None and src.path.exists() else Availability(MISSING, str(src.path))
+        return (
+            Availability(LOCAL, str(src.path))
+            if src.path is not None and src.path.exists()
+            else Availability(MISSING, str(src.path))
+        )
     if src.kind == "url":
         target = weights.url_target(src, src.sha256)
         # A scorer may pin the sha256 itself (aesthetic), which keys the download folder: any folder holding the file.
-        found = [target] if target.is_file() else sorted(p for p in target.parent.parent.glob(f"*/{target.name}") if p.is_file())
+        found = (
+            [target]
+            if target.is_file()
+            else sorted(p for p in target.parent.parent.glob(f"*/{target.name}") if p.is_file())
+        )
         return Availability(CACHED, str(found[0])) if found else Availability(DOWNLOAD, src.url or spec)
     snap = _hub_snapshot(src.repo_id or "", src.revision)
     if snap is not None:
         return Availability(CACHED, str(snap))
-    return Availability(DOWNLOAD, f"hf download {src.repo_id}" + (f" --revision {src.revision}" if src.revision else ""))
+    return Availability(
+        DOWNLOAD, f"hf download {src.repo_id}" + (f" --revision {src.revision}" if src.revision else "")
+    )
 
 
 # --------------------------------------------------------------------------- what `prefcli weights ls` shows
@@ -137,10 +147,19 @@ def facts(spec: str) -> Facts:
         return Facts(name, src.kind, have.state, have.where, None, None, None)
     where = Path(have.where)
     if src.kind == "hub":
-        return Facts(name, "hub", have.state, have.where, _tree_size(where), where.name, hub_repo_folder(src.repo_id or ""))
+        return Facts(
+            name, "hub", have.state, have.where, _tree_size(where), where.name, hub_repo_folder(src.repo_id or "")
+        )
     if src.kind == "url":
-        return Facts(name, "url", have.state, have.where, _tree_size(where), src.sha256 or weights.file_fingerprint(where),
-                     where.parent)
+        return Facts(
+            name,
+            "url",
+            have.state,
+            have.where,
+            _tree_size(where),
+            src.sha256 or weights.file_fingerprint(where),
+            where.parent,
+        )
     return Facts(name, "local", have.state, have.where, _tree_size(where), None, None)
 
 

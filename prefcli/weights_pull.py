@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import fnmatch
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Sequence
 
 from prefcli.errors import WeightsError, one_line
 
@@ -46,16 +46,21 @@ def targets(given: str) -> list[Target]:
     if name in known:
         specs = scorer_weights(known[name])
         if not specs:
-            raise WeightsError(f"{given}: scorer {name} has no default weights (its --weights is required, or it uses "
-                               "other scorers' weights); give the weights spec itself")
+            raise WeightsError(
+                f"{given}: scorer {name} has no default weights (its --weights is required, or it uses "
+                "other scorers' weights); give the weights spec itself"
+            )
         # A processor or tokenizer option needs the configs and vocabulary, not the model weights beside them.
-        return [Target(given, s, name, TEXT_PATTERNS if how in ("-o processor", "-o tokenizer") else ()) for s, how in specs]
+        return [
+            Target(given, s, name, TEXT_PATTERNS if how in ("-o processor", "-o tokenizer") else ()) for s, how in specs
+        ]
     weights.parse(given)  # one line naming it when it is neither a scorer nor a spec
     return [Target(given, given, None)]
 
 
 def choose_files(files: Sequence[str], include: Sequence[str] = ()) -> list[str]:
     """The repository files to fetch: those matching `include`, else the default patterns (see above)."""
+
     def matches(f: str, patterns: Sequence[str]) -> bool:
         return any(fnmatch.fnmatch(f, p) or fnmatch.fnmatch(os.path.basename(f), p) for p in patterns)
 
@@ -97,8 +102,14 @@ def pull_one(t: Target, include: Sequence[str] = ()) -> dict:
         before = any(weights.url_target(src, sha).is_file() for sha in {src.sha256, None})
         path = weights.resolve_file(t.spec, offline=False, flag="TARGET")
         now = facts(t.spec)
-        return {**row, "action": "already here" if before else "fetched", "files": 1,
-                "size_bytes": path.stat().st_size, "revision": now.revision, "where": str(path)}
+        return {
+            **row,
+            "action": "already here" if before else "fetched",
+            "files": 1,
+            "size_bytes": path.stat().st_size,
+            "revision": now.revision,
+            "where": str(path),
+        }
     return _pull_hub(t, src, list(include) or list(t.include), row)
 
 
@@ -116,11 +127,15 @@ def _pull_hub(t: Target, src, include: Sequence[str], row: dict) -> dict:
     outside = [f for f in files if PurePosixPath(f).is_absolute() or ".." in PurePosixPath(f).parts or "\\" in f]
     if outside:
         # The names come from the server: one that climbs out of the repository's folder is refused before any download.
-        raise WeightsError(f"{src.describe()}: the hub lists a file name outside the repository ({outside[0]!r}); nothing fetched")
+        raise WeightsError(
+            f"{src.describe()}: the hub lists a file name outside the repository ({outside[0]!r}); nothing fetched"
+        )
     if not files:
         shown = ", ".join(include) if include else "the default patterns"
-        raise WeightsError(f"{src.describe()}: no file of the repository matches {shown} "
-                           f"({len(siblings)} files there; choose with --include PATTERN)")
+        raise WeightsError(
+            f"{src.describe()}: no file of the repository matches {shown} "
+            f"({len(siblings)} files there; choose with --include PATTERN)"
+        )
     total = sum(siblings[f] for f in files)
     cached = _hub_cached_files(src, info.sha)
     folder: Path | None = None
@@ -132,8 +147,14 @@ def _pull_hub(t: Target, src, include: Sequence[str], row: dict) -> dict:
             bar.advance(task, siblings[f])
     fetched = [f for f in files if f not in cached]
     snap = _snapshot(src.repo_id or "", info.sha)
-    return {**row, "action": "fetched" if fetched else "already here", "files": len(files), "size_bytes": total,
-            "revision": info.sha, "where": str(snap if snap.is_dir() else folder)}
+    return {
+        **row,
+        "action": "fetched" if fetched else "already here",
+        "files": len(files),
+        "size_bytes": total,
+        "revision": info.sha,
+        "where": str(snap if snap.is_dir() else folder),
+    }
 
 
 def _hub_cached_files(src, commit: str | None) -> set[str]:
@@ -179,8 +200,14 @@ class Removal:
     revisions: tuple[str, ...] = ()  # hub commits, deleted through huggingface_hub
 
     def row(self, action: str) -> dict:
-        return {"target": self.target.given, "scorer": self.target.scorer, "spec": self.spec, "action": action,
-                "size_bytes": self.size_bytes, "where": ", ".join(str(p) for p in self.paths)}
+        return {
+            "target": self.target.given,
+            "scorer": self.target.scorer,
+            "spec": self.spec,
+            "action": action,
+            "size_bytes": self.size_bytes,
+            "where": ", ".join(str(p) for p in self.paths),
+        }
 
 
 def plan_removal(t: Target) -> Removal | None:
@@ -192,8 +219,10 @@ def plan_removal(t: Target) -> Removal | None:
     src = weights.parse(t.spec)
     here = facts(t.spec)
     if src.kind == "local":
-        raise WeightsError(f"{here.where}: a local path, not a download; `prefcli weights rm` removes only what was "
-                           "downloaded into the Hugging Face cache or prefcli's cache, never your own files")
+        raise WeightsError(
+            f"{here.where}: a local path, not a download; `prefcli weights rm` removes only what was "
+            "downloaded into the Hugging Face cache or prefcli's cache, never your own files"
+        )
     if src.kind == "tiny" or not here.present:
         return None
     if src.kind == "url":
@@ -217,13 +246,20 @@ def _plan_hub_removal(t: Target, src, name: str) -> Removal | None:
     repo = next((r for r in info.repos if r.repo_type == "model" and r.repo_id == src.repo_id), None)
     if repo is None:
         return None
-    revs = [r for r in repo.revisions
-            if src.revision is None or r.commit_hash == src.revision or src.revision in r.refs]
+    revs = [
+        r for r in repo.revisions if src.revision is None or r.commit_hash == src.revision or src.revision in r.refs
+    ]
     if not revs:
         return None
     strategy = info.delete_revisions(*(r.commit_hash for r in revs))
-    return Removal(t, name, "hub", tuple(sorted(strategy.snapshots)), int(strategy.expected_freed_size),
-                   tuple(r.commit_hash for r in revs))
+    return Removal(
+        t,
+        name,
+        "hub",
+        tuple(sorted(strategy.snapshots)),
+        int(strategy.expected_freed_size),
+        tuple(r.commit_hash for r in revs),
+    )
 
 
 def remove(r: Removal) -> dict:

@@ -51,8 +51,13 @@ def read() -> list[dict]:
         return []
     out = []
     for e in entries[:MAX_ENTRIES]:
-        if (isinstance(e, dict) and isinstance(e.get("spec"), str) and 0 < len(e["spec"]) <= MAX_SPEC_CHARS
-                and isinstance(e.get("kind"), str) and isinstance(e.get("last_used"), str)):
+        if (
+            isinstance(e, dict)
+            and isinstance(e.get("spec"), str)
+            and 0 < len(e["spec"]) <= MAX_SPEC_CHARS
+            and isinstance(e.get("kind"), str)
+            and isinstance(e.get("last_used"), str)
+        ):
             out.append({"spec": e["spec"], "kind": e["kind"], "last_used": e["last_used"][:40]})
     return sorted(out, key=lambda e: e["last_used"], reverse=True)
 

@@ -117,7 +117,9 @@ def _row(user_id, caption, ua, da, ub, db, l0, l1, ranking, t0, are_different=Tr
     }
 
 
-def write_shards(out: Path, seed: int = 0, n_shards: int = 4, row_group_size: int = 16, rows: list[dict] | None = None, **kw) -> list[Path]:
+def write_shards(
+    out: Path, seed: int = 0, n_shards: int = 4, row_group_size: int = 16, rows: list[dict] | None = None, **kw
+) -> list[Path]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 

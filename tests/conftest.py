@@ -13,7 +13,9 @@ import pytest
 # Never touch the network, never load third-party plugins installed in the env.
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
-os.environ.setdefault("PREFCLI_LOAD_PLUGINS", "clip,aesthetic,pickscore,hpsv2,hpsv3,imagereward,viper,preftoken,vlmjudge,blend")
+os.environ.setdefault(
+    "PREFCLI_LOAD_PLUGINS", "clip,aesthetic,pickscore,hpsv2,hpsv3,imagereward,viper,preftoken,vlmjudge,blend"
+)
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # Never the user's cache, and one per test process: pytest-xdist workers must not share a score cache.
 if "PREFCLI_CACHE" not in os.environ:

@@ -10,7 +10,8 @@ image's mean colour along that direction; it counts its `condition` and
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from prefcli.hookspecs import hookimpl
 from prefcli.scorer import Scorer, ScorerSpec
@@ -23,7 +24,9 @@ def _pixels(images: Sequence[Any]) -> Any:
     import numpy as np
     import torch
 
-    return torch.stack([torch.from_numpy(np.asarray(im.convert("RGB"), dtype="float32") / 255).permute(2, 0, 1) for im in images])
+    return torch.stack(
+        [torch.from_numpy(np.asarray(im.convert("RGB"), dtype="float32") / 255).permute(2, 0, 1) for im in images]
+    )
 
 
 def redness(pixels: Any) -> Any:
@@ -70,8 +73,15 @@ class ColourPlugin:
     def register_scorers(self, register):
         register(ScorerSpec(name="red", factory="generate_fakes:Red", differentiable=True, default_weights="none"))
         register(ScorerSpec(name="green", factory="generate_fakes:Green", default_weights="none"))
-        register(ScorerSpec(name="taste", factory="generate_fakes:Taste", needs=frozenset({"image", "history"}),
-                            differentiable=True, default_weights="none"))
+        register(
+            ScorerSpec(
+                name="taste",
+                factory="generate_fakes:Taste",
+                needs=frozenset({"image", "history"}),
+                differentiable=True,
+                default_weights="none",
+            )
+        )
 
 
 def tiny_flux(size: int = 32):
@@ -82,11 +92,11 @@ def tiny_flux(size: int = 32):
     import shutil
     import tempfile
 
+    import mistral_common
     import torch
     from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
     from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel, T5TokenizerFast
 
-    import mistral_common
     from prefcli.generate.pipelines import GeneratorId, OneStepFlux
     from prefcli.generate.tiny import tiny_tokenizer
 
@@ -95,18 +105,51 @@ def tiny_flux(size: int = 32):
         t5tok = T5TokenizerFast.from_pretrained(d, model_max_length=256, legacy=False)
     tok = tiny_tokenizer()
     torch.manual_seed(0)
-    transformer = FluxTransformer2DModel(patch_size=1, in_channels=16, num_layers=1, num_single_layers=1, attention_head_dim=16,
-                                         num_attention_heads=2, joint_attention_dim=32, pooled_projection_dim=32,
-                                         axes_dims_rope=[4, 4, 8], guidance_embeds=False)
-    clip = CLIPTextModel(CLIPTextConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=37, num_hidden_layers=2,
-                                        num_attention_heads=4, projection_dim=32, bos_token_id=tok.bos_token_id,
-                                        eos_token_id=tok.eos_token_id, pad_token_id=tok.eos_token_id))
+    transformer = FluxTransformer2DModel(
+        patch_size=1,
+        in_channels=16,
+        num_layers=1,
+        num_single_layers=1,
+        attention_head_dim=16,
+        num_attention_heads=2,
+        joint_attention_dim=32,
+        pooled_projection_dim=32,
+        axes_dims_rope=[4, 4, 8],
+        guidance_embeds=False,
+    )
+    clip = CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=len(tok),
+            hidden_size=32,
+            intermediate_size=37,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            projection_dim=32,
+            bos_token_id=tok.bos_token_id,
+            eos_token_id=tok.eos_token_id,
+            pad_token_id=tok.eos_token_id,
+        )
+    )
     t5 = T5EncoderModel(T5Config(vocab_size=len(t5tok), d_model=32, d_kv=8, d_ff=37, num_layers=2, num_heads=4))
-    vae = AutoencoderKL(block_out_channels=(8, 16), latent_channels=4, norm_num_groups=4, down_block_types=("DownEncoderBlock2D",) * 2,
-                        up_block_types=("UpDecoderBlock2D",) * 2, shift_factor=0.0609, scaling_factor=1.5035)
+    vae = AutoencoderKL(
+        block_out_channels=(8, 16),
+        latent_channels=4,
+        norm_num_groups=4,
+        down_block_types=("DownEncoderBlock2D",) * 2,
+        up_block_types=("UpDecoderBlock2D",) * 2,
+        shift_factor=0.0609,
+        scaling_factor=1.5035,
+    )
     # FLUX.1-schnell's scheduler: no dynamic shifting, shift 1.
-    pipe = FluxPipeline(scheduler=FlowMatchEulerDiscreteScheduler(shift=1.0, use_dynamic_shifting=False), vae=vae, text_encoder=clip,
-                        tokenizer=tok, text_encoder_2=t5, tokenizer_2=t5tok, transformer=transformer)
+    pipe = FluxPipeline(
+        scheduler=FlowMatchEulerDiscreteScheduler(shift=1.0, use_dynamic_shifting=False),
+        vae=vae,
+        text_encoder=clip,
+        tokenizer=tok,
+        text_encoder_2=t5,
+        tokenizer_2=t5tok,
+        transformer=transformer,
+    )
     gen = OneStepFlux(pipe, GeneratorId("tiny-flux", "tiny-flux", None, "flux", "float32"), "cpu")
     gen.size = size
     return gen
@@ -123,15 +166,48 @@ def tiny_sdxl():
 
     tok = tiny_tokenizer()
     torch.manual_seed(0)
-    unet = UNet2DConditionModel(block_out_channels=(8, 16), layers_per_block=1, sample_size=16, in_channels=4, out_channels=4,
-                                down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-                                attention_head_dim=(2, 4), use_linear_projection=True, addition_embed_type="text_time",
-                                addition_time_embed_dim=8, transformer_layers_per_block=(1, 1), projection_class_embeddings_input_dim=80,
-                                cross_attention_dim=64, norm_num_groups=4)
-    cfg = dict(vocab_size=len(tok), hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4, projection_dim=32,
-               bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.eos_token_id)
-    vae = AutoencoderKL(block_out_channels=(8, 16), latent_channels=4, norm_num_groups=4, down_block_types=("DownEncoderBlock2D",) * 2,
-                        up_block_types=("UpDecoderBlock2D",) * 2)
-    pipe = StableDiffusionXLPipeline(vae=vae, text_encoder=CLIPTextModel(CLIPTextConfig(**cfg)), text_encoder_2=CLIPTextModelWithProjection(CLIPTextConfig(**cfg)),
-                                     tokenizer=tok, tokenizer_2=tok, unet=unet, scheduler=EulerDiscreteScheduler(**SD_TURBO_SCHEDULER))
+    unet = UNet2DConditionModel(
+        block_out_channels=(8, 16),
+        layers_per_block=1,
+        sample_size=16,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        attention_head_dim=(2, 4),
+        use_linear_projection=True,
+        addition_embed_type="text_time",
+        addition_time_embed_dim=8,
+        transformer_layers_per_block=(1, 1),
+        projection_class_embeddings_input_dim=80,
+        cross_attention_dim=64,
+        norm_num_groups=4,
+    )
+    cfg = dict(
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=37,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        projection_dim=32,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.eos_token_id,
+    )
+    vae = AutoencoderKL(
+        block_out_channels=(8, 16),
+        latent_channels=4,
+        norm_num_groups=4,
+        down_block_types=("DownEncoderBlock2D",) * 2,
+        up_block_types=("UpDecoderBlock2D",) * 2,
+    )
+    pipe = StableDiffusionXLPipeline(
+        vae=vae,
+        text_encoder=CLIPTextModel(CLIPTextConfig(**cfg)),
+        text_encoder_2=CLIPTextModelWithProjection(CLIPTextConfig(**cfg)),
+        tokenizer=tok,
+        tokenizer_2=tok,
+        unet=unet,
+        scheduler=EulerDiscreteScheduler(**SD_TURBO_SCHEDULER),
+    )
     return _wrap(pipe, GeneratorId("tiny-sdxl", "tiny-sdxl", None, "?", "float32"), "cpu", checkpointing=False)

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from prefcli.hookspecs import hookimpl
 from prefcli.scorer import EmbeddingScorer, Scorer, ScorerSpec
@@ -97,10 +98,39 @@ class MockEmbed(EmbeddingScorer):
 class MockPlugin:
     @hookimpl
     def register_scorers(self, register):
-        register(ScorerSpec(name="mock-free", factory="harness_fakes:MockFree", needs=frozenset({"image", "prompt"}), default_weights="mock-w"))
-        register(ScorerSpec(name="mock-hist", factory="harness_fakes:MockHistory", needs=frozenset({"image", "history"}), default_weights="mock-w"))
-        register(ScorerSpec(name="mock-batch", factory="harness_fakes:MockBatched", needs=frozenset({"image", "history"}), default_weights="mock-w"))
-        register(ScorerSpec(name="mock-emb", factory="harness_fakes:MockEmbed", needs=frozenset({"image"}), default_weights="mock-w", embedding=True))
+        register(
+            ScorerSpec(
+                name="mock-free",
+                factory="harness_fakes:MockFree",
+                needs=frozenset({"image", "prompt"}),
+                default_weights="mock-w",
+            )
+        )
+        register(
+            ScorerSpec(
+                name="mock-hist",
+                factory="harness_fakes:MockHistory",
+                needs=frozenset({"image", "history"}),
+                default_weights="mock-w",
+            )
+        )
+        register(
+            ScorerSpec(
+                name="mock-batch",
+                factory="harness_fakes:MockBatched",
+                needs=frozenset({"image", "history"}),
+                default_weights="mock-w",
+            )
+        )
+        register(
+            ScorerSpec(
+                name="mock-emb",
+                factory="harness_fakes:MockEmbed",
+                needs=frozenset({"image"}),
+                default_weights="mock-w",
+                embedding=True,
+            )
+        )
 
 
 def cand(image_id: str, prompt: str = "a prompt") -> Candidate:
@@ -108,20 +138,35 @@ def cand(image_id: str, prompt: str = "a prompt") -> Candidate:
     return Candidate(image_id=image_id, prompt=prompt)
 
 
-def make_tasks(n_users: int = 6, per_user: int = 3, protocol: str = "1v1", n_ref: int = 4, max_ref: int = 8) -> list[RankTask]:
+def make_tasks(
+    n_users: int = 6, per_user: int = 3, protocol: str = "1v1", n_ref: int = 4, max_ref: int = 8
+) -> list[RankTask]:
     """Tasks whose targets do not depend on n_ref (as in a real dataset); half the users are seen."""
     n_cand = 2 if protocol == "1v1" else 4
     tasks = []
     for u in range(n_users):
         full = UserHistory(
-            pairs=tuple(HistoryPair(cand(f"h{u}-{j}-L"), cand(f"h{u}-{j}-D"), prompt=f"p{u}-{j}", pair_id=f"{u}-{j}") for j in range(max_ref)),
+            pairs=tuple(
+                HistoryPair(cand(f"h{u}-{j}-L"), cand(f"h{u}-{j}-D"), prompt=f"p{u}-{j}", pair_id=f"{u}-{j}")
+                for j in range(max_ref)
+            ),
             user_id=f"user{u}",
         )
         hist = full.truncated(n_ref)
         for t in range(per_user):
             cands = [cand(f"t{u}-{t}-{c}", prompt=f"prompt {u}-{t}") for c in range(n_cand)]
-            tasks.append(RankTask(task_id=f"{protocol}-{u}-{t}", candidates=cands, liked_index=(u + t) % n_cand, history=hist,
-                                  user_id=f"user{u}", protocol=protocol, seen=u % 2 == 0, n_ref=n_ref))
+            tasks.append(
+                RankTask(
+                    task_id=f"{protocol}-{u}-{t}",
+                    candidates=cands,
+                    liked_index=(u + t) % n_cand,
+                    history=hist,
+                    user_id=f"user{u}",
+                    protocol=protocol,
+                    seen=u % 2 == 0,
+                    n_ref=n_ref,
+                )
+            )
     return tasks
 
 

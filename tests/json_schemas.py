@@ -29,7 +29,7 @@ def validate(doc: Any, command: str | None = None) -> Any:
 
     if command is None:
         if not isinstance(doc, dict) or "command" not in doc:
-            raise jsonschema.ValidationError(f"not a prefcli JSON document (a {type(doc).__name__} without \"command\")")
+            raise jsonschema.ValidationError(f'not a prefcli JSON document (a {type(doc).__name__} without "command")')
         command = doc["command"]
     schema = json.loads(schema_file(command).read_text())
     jsonschema.Draft202012Validator(schema, registry=_registry()).validate(doc)
@@ -38,4 +38,4 @@ def validate(doc: Any, command: str | None = None) -> Any:
 
 def validate_text(text: str, command: str | None = None) -> dict:
     """The one document in a command's stdout, validated."""
-    return validate(json.loads(text[text.index("{"):]), command)
+    return validate(json.loads(text[text.index("{") :]), command)

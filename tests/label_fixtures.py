@@ -21,8 +21,9 @@ def make_pool(root: Path, prompts: int = 2, per_prompt: int = 5, size: int = 32,
     return root
 
 
-def make_session(pool_dir: Path, out: Path, *, strategy: str = "random", target: int = 100, seed: int = 0,
-                 max_appearances: int = 4):
+def make_session(
+    pool_dir: Path, out: Path, *, strategy: str = "random", target: int = 100, seed: int = 0, max_appearances: int = 4
+):
     """A LabelSession on `pool_dir` with random embeddings (no model to load: fast and offline)."""
     import numpy as np
 
@@ -35,7 +36,9 @@ def make_session(pool_dir: Path, out: Path, *, strategy: str = "random", target:
     pool = load_pool(pool_dir)
     z = reduce(np.random.default_rng(seed).standard_normal((len(pool.images), 8)))
     strat = make_strategy(strategy, PairModel(z), seed=seed, max_appearances=max_appearances)
-    return LabelSession(pool, LabelStore(out), strat, target=target, user="tester", scorer="random-embeddings", seed=seed)
+    return LabelSession(
+        pool, LabelStore(out), strat, target=target, user="tester", scorer="random-embeddings", seed=seed
+    )
 
 
 def serve_main(argv: list[str]) -> None:

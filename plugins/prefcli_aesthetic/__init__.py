@@ -10,14 +10,15 @@ would only repeat `clip-probe`.
 """
 
 from dataclasses import dataclass
-from typing import Optional
 
 from prefcli.hookspecs import hookimpl
 from prefcli.options import Options, option
 from prefcli.scorer import ScorerSpec
 
 WEIGHTS_FILENAME = "sac+logos+ava1-l14-linearMSE.pth"
-DEFAULT_WEIGHTS = "https://github.com/christophschuhmann/improved-aesthetic-predictor/raw/main/sac+logos+ava1-l14-linearMSE.pth"
+DEFAULT_WEIGHTS = (
+    "https://github.com/christophschuhmann/improved-aesthetic-predictor/raw/main/sac+logos+ava1-l14-linearMSE.pth"
+)
 # 3,714,759 bytes; the value many independent projects pin for this file.
 WEIGHTS_SHA256 = "21dd590f3ccdc646f0d53120778b296013b096a035a2718c9cb0d511bff0f1e0"
 DEFAULT_CLIP_WEIGHTS = "openai/clip-vit-large-patch14"
@@ -25,8 +26,9 @@ DEFAULT_CLIP_WEIGHTS = "openai/clip-vit-large-patch14"
 
 @dataclass(frozen=True)
 class AestheticOptions(Options):
-    clip_weights: Optional[str] = option(
-        None, f"The CLIP ViT-L/14 backbone: a hub id or local folder (default {DEFAULT_CLIP_WEIGHTS}; the tiny CLIP for tiny weights).",
+    clip_weights: str | None = option(
+        None,
+        f"The CLIP ViT-L/14 backbone: a hub id or local folder (default {DEFAULT_CLIP_WEIGHTS}; the tiny CLIP for tiny weights).",
         weights=True,
     )
 

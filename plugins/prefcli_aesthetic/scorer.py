@@ -12,20 +12,19 @@ The CLIP backbone comes from `clip_weights` (default
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from prefcli import clip_common, devices
 from prefcli.errors import WeightsError
 from prefcli.scorer import EmbeddingScorer
 from prefcli.types import Candidate
-
 from prefcli_aesthetic import DEFAULT_CLIP_WEIGHTS, DEFAULT_WEIGHTS, WEIGHTS_FILENAME, WEIGHTS_SHA256
 
 
 def load_head(path: str) -> Any:
     """The MLP head from a state-dict file; any key or shape mismatch is an error."""
     from prefcli import weights as W
-
     from prefcli_aesthetic.mlp import EXPECTED_KEYS, AestheticMLP
 
     # key="state_dict" reaches into Lightning-style checkpoints; flat files load as they are.
@@ -35,30 +34,40 @@ def load_head(path: str) -> Any:
     keys = set(state)
     if keys != EXPECTED_KEYS:
         for prefix in {k[: k.find("layers.")] for k in keys if "layers." in k}:
-            if prefix and {k[len(prefix):] for k in keys if k.startswith(prefix)} == EXPECTED_KEYS:
-                state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+            if prefix and {k[len(prefix) :] for k in keys if k.startswith(prefix)} == EXPECTED_KEYS:
+                state = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
                 break
     keys = set(state)
     if keys != EXPECTED_KEYS:
         missing, extra = sorted(EXPECTED_KEYS - keys), sorted(keys - EXPECTED_KEYS)
-        raise WeightsError(f"{path}: not a LAION aesthetic head: missing keys {missing[:4]}, unexpected keys {extra[:4]}")
+        raise WeightsError(
+            f"{path}: not a LAION aesthetic head: missing keys {missing[:4]}, unexpected keys {extra[:4]}"
+        )
     head = AestheticMLP(input_size=int(state["layers.0.weight"].shape[1]))
     try:
         head.load_state_dict(state, strict=True)
     except RuntimeError as e:
         first = str(e).strip().splitlines()
-        raise WeightsError(f"{path}: aesthetic head does not fit the 768→1024→128→64→16→1 MLP ({first[-1].strip() if first else e})") from e
+        raise WeightsError(
+            f"{path}: aesthetic head does not fit the 768→1024→128→64→16→1 MLP ({first[-1].strip() if first else e})"
+        ) from e
     return head.eval()
 
 
 class AestheticScorer(EmbeddingScorer):
     """Options: `clip_weights` (backbone spec), `batch_size` (default 16), `device`, `dtype`."""
 
-    def __init__(self, weights: str | None = None, device: str = "cpu", dtype: str | None = None, *, spec: Any = None,
-                 options: Any = None):
+    def __init__(
+        self,
+        weights: str | None = None,
+        device: str = "cpu",
+        dtype: str | None = None,
+        *,
+        spec: Any = None,
+        options: Any = None,
+    ):
         super().__init__(weights, device, dtype, spec=spec, options=options)
         from prefcli import weights as W
-
         from prefcli_aesthetic.mlp import tiny_mlp
 
         clip_weights = self.options.clip_weights
@@ -72,7 +81,9 @@ class AestheticScorer(EmbeddingScorer):
             head = load_head(str(W.resolve_file(self.weights, WEIGHTS_FILENAME, sha256=sha)))
             clip_weights = clip_weights or DEFAULT_CLIP_WEIGHTS
         self.clip_weights = clip_weights
-        self.bundle = clip_common.load_clip(clip_weights, device=dev, dtype=tdtype, tiny_projection_dim=head.input_size, flag="-o clip_weights")
+        self.bundle = clip_common.load_clip(
+            clip_weights, device=dev, dtype=tdtype, tiny_projection_dim=head.input_size, flag="-o clip_weights"
+        )
         if self.bundle.embed_dim != head.input_size:
             raise WeightsError(
                 f"{self.weights}: the aesthetic head takes {head.input_size}-d embeddings but the CLIP backbone "

@@ -9,8 +9,6 @@ parts load only when something is scored.
 
 from __future__ import annotations
 
-from typing import Optional
-
 from prefcli.hookspecs import hookimpl
 from prefcli.options import Options, extend, option
 from prefcli.scorer import ScorerSpec
@@ -55,13 +53,52 @@ def _population_weight(value: str) -> str:
 BlendOptions = extend(
     Options,
     "BlendOptions",
-    general=(str, option("pickscore", "The general (history-free, pointwise) scorer: pickscore, hpsv2, imagereward, aesthetic, clip, a trained population model (preftoken with its weights), ...")),
-    personal=(str, option("clip-probe", "The personal scorer (reads the history): clip-probe or another probe, preftoken, viper, idefics.")),
-    weight=(str, option("auto", "w in z(general) + w·z(personal): auto (per person, leave-one-out over the history pairs, shrunk toward population_weight) or a number ≥ 0.", parse=_weight)),
-    population_weight=(str, option(repr(POPULATION_WEIGHT), "The population w: auto shrinks each person's w toward it; also the w when the history has fewer than 2 pairs. A number, or a file written by prefcli eval --fit-blend.", parse=_population_weight)),
-    shrinkage=(float, option(SHRINKAGE, "How many history pairs the population w counts as (0: the person's leave-one-out w alone).", min=0.0)),
-    general_weights=(Optional[str], option(None, "Weights of the general scorer (default: --weights, else its own default).", weights=True)),
-    personal_weights=(Optional[str], option(None, "Weights of the personal scorer (default: --weights, else its own default).", weights=True)),
+    general=(
+        str,
+        option(
+            "pickscore",
+            "The general (history-free, pointwise) scorer: pickscore, hpsv2, imagereward, aesthetic, clip, a trained population model (preftoken with its weights), ...",
+        ),
+    ),
+    personal=(
+        str,
+        option(
+            "clip-probe",
+            "The personal scorer (reads the history): clip-probe or another probe, preftoken, viper, idefics.",
+        ),
+    ),
+    weight=(
+        str,
+        option(
+            "auto",
+            "w in z(general) + w·z(personal): auto (per person, leave-one-out over the history pairs, shrunk toward population_weight) or a number ≥ 0.",
+            parse=_weight,
+        ),
+    ),
+    population_weight=(
+        str,
+        option(
+            repr(POPULATION_WEIGHT),
+            "The population w: auto shrinks each person's w toward it; also the w when the history has fewer than 2 pairs. A number, or a file written by prefcli eval --fit-blend.",
+            parse=_population_weight,
+        ),
+    ),
+    shrinkage=(
+        float,
+        option(
+            SHRINKAGE,
+            "How many history pairs the population w counts as (0: the person's leave-one-out w alone).",
+            min=0.0,
+        ),
+    ),
+    general_weights=(
+        str | None,
+        option(None, "Weights of the general scorer (default: --weights, else its own default).", weights=True),
+    ),
+    personal_weights=(
+        str | None,
+        option(None, "Weights of the personal scorer (default: --weights, else its own default).", weights=True),
+    ),
 )
 
 

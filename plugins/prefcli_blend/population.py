@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from prefcli_blend import weighting
 
@@ -46,8 +47,15 @@ def _part(ident: Mapping[str, Any]) -> dict[str, Any]:
     return {k: ident.get(k) for k in ("scorer", "version", "weights", "options")}
 
 
-def document(records: Sequence[Mapping[str, Any]], *, general: Mapping[str, Any], personal: Mapping[str, Any],
-             fitted_on: Mapping[str, Any], options: Mapping[str, Any], provenance: Mapping[str, Any]) -> dict[str, Any]:
+def document(
+    records: Sequence[Mapping[str, Any]],
+    *,
+    general: Mapping[str, Any],
+    personal: Mapping[str, Any],
+    fitted_on: Mapping[str, Any],
+    options: Mapping[str, Any],
+    provenance: Mapping[str, Any],
+) -> dict[str, Any]:
     """The file's content: the fitted w, the evidence (top-1 per w), what it is for and where it came from."""
     if not records:
         raise ValueError("no tasks to fit the population w on")
@@ -85,16 +93,22 @@ def read(path: str | os.PathLike) -> dict[str, Any]:
     except DataError as e:
         raise ValueError(str(e)) from None
     if doc.get("format") != FORMAT:
-        raise ValueError(f"{path}: not a population-w file (no \"format\": \"{FORMAT}\"; write one with prefcli eval --fit-blend)")
+        raise ValueError(
+            f'{path}: not a population-w file (no "format": "{FORMAT}"; write one with prefcli eval --fit-blend)'
+        )
     if doc.get("version") != VERSION:
-        raise ValueError(f"{path}: population-w file version {doc.get('version')!r}; this prefcli reads version {VERSION}")
+        raise ValueError(
+            f"{path}: population-w file version {doc.get('version')!r}; this prefcli reads version {VERSION}"
+        )
     w = doc.get("population_weight")
     if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or not 0 <= w <= MAX_WEIGHT:
         raise ValueError(f"{path}: population_weight {w!r} is not a number in [0, {MAX_WEIGHT:g}]")
     for part in ("general", "personal"):
         p = doc.get(part)
         if not isinstance(p, dict) or not isinstance(p.get("scorer"), str) or not isinstance(p.get("weights"), str):
-            raise ValueError(f"{path}: no {part} part (scorer and weights) recorded; write the file with prefcli eval --fit-blend")
+            raise ValueError(
+                f"{path}: no {part} part (scorer and weights) recorded; write the file with prefcli eval --fit-blend"
+            )
     return doc
 
 
@@ -103,6 +117,8 @@ def check_parts(doc: Mapping[str, Any], path: str, general: Mapping[str, Any], p
     for role, ident in (("general", general), ("personal", personal)):
         want = doc[role]
         if (want["scorer"], want["weights"]) != (ident.get("scorer"), ident.get("weights")):
-            raise ValueError(f"{path}: fitted for the {role} part {want['scorer']} (weights {want['weights']}), but this blend's "
-                             f"is {ident.get('scorer')} (weights {ident.get('weights')}); fit it for these parts with prefcli eval "
-                             f"--scorer blend --split val --fit-blend OUT")
+            raise ValueError(
+                f"{path}: fitted for the {role} part {want['scorer']} (weights {want['weights']}), but this blend's "
+                f"is {ident.get('scorer')} (weights {ident.get('weights')}); fit it for these parts with prefcli eval "
+                f"--scorer blend --split val --fit-blend OUT"
+            )

@@ -10,12 +10,12 @@ histories by scorers that can).
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from prefcli.errors import ConfigError, OptionError
 from prefcli.scorer import Scorer, ScorerSpec
 from prefcli.types import Candidate, RankTask, UserHistory
-
 from prefcli_blend import weighting
 
 
@@ -69,15 +69,26 @@ def _population(value: str | float) -> tuple[float, dict | None]:
         doc = population.read(path)
     except ValueError as e:
         raise OptionError(f"scorer blend: option population_weight = {path!r}: {e}") from None
-    return float(doc["population_weight"]), {"path": path, "fitted_on": doc.get("fitted_on"), "general": doc["general"],
-                                             "personal": doc["personal"]}
+    return float(doc["population_weight"]), {
+        "path": path,
+        "fitted_on": doc.get("fitted_on"),
+        "general": doc["general"],
+        "personal": doc["personal"],
+    }
 
 
 class BlendScorer(Scorer):
     min_history = 1
 
-    def __init__(self, weights: str | None = None, device: str = "cpu", dtype: str | None = None, *,
-                 spec: ScorerSpec | None = None, options: Any = None):
+    def __init__(
+        self,
+        weights: str | None = None,
+        device: str = "cpu",
+        dtype: str | None = None,
+        *,
+        spec: ScorerSpec | None = None,
+        options: Any = None,
+    ):
         super().__init__(weights, device, dtype, spec=spec, options=options)
         from prefcli.harness.runner import ScorerHandle
         from prefcli.plugins import get_scorer_spec
@@ -85,14 +96,18 @@ class BlendScorer(Scorer):
         o = self.options
         general, personal = o.general, o.personal
         gspec, pspec = get_scorer_spec(general), get_scorer_spec(personal)
-        not_general = (f"scorer blend: option general = {general!r} must be a history-free pointwise scorer "
-                       "(pickscore, hpsv2, imagereward, aesthetic, clip, ..., or a population model: preftoken with weights "
-                       "trained without histories)")
+        not_general = (
+            f"scorer blend: option general = {general!r} must be a history-free pointwise scorer "
+            "(pickscore, hpsv2, imagereward, aesthetic, clip, ..., or a population model: preftoken with weights "
+            "trained without histories)"
+        )
         if gspec.kind != "pointwise":
             raise OptionError(not_general)
         if not pspec.uses_history or pspec.kind != "pointwise":
-            raise OptionError(f"scorer blend: option personal = {personal!r} must be a pointwise scorer that reads the history "
-                              "(clip-probe, preftoken, viper, idefics, ...)")
+            raise OptionError(
+                f"scorer blend: option personal = {personal!r} must be a pointwise scorer that reads the history "
+                "(clip-probe, preftoken, viper, idefics, ...)"
+            )
         opts = {"batch_size": o.batch_size}
         self.general = ScorerHandle(gspec, o.general_weights or weights, device=device, dtype=dtype, options=opts)
         self.personal = ScorerHandle(pspec, o.personal_weights or weights, device=device, dtype=dtype, options=opts)
@@ -119,7 +134,10 @@ class BlendScorer(Scorer):
         # The w itself, not the file that held it: the same w from a file or typed gives the same scores.
         ident["options"] = {**ident.get("options", {}), "population_weight": self.population_weight}
         if self.population_file is not None:
-            ident["population_weight_file"] = {"path": self.population_file["path"], "fitted_on": self.population_file["fitted_on"]}
+            ident["population_weight_file"] = {
+                "path": self.population_file["path"],
+                "fitted_on": self.population_file["fitted_on"],
+            }
         return ident
 
     def _check_population(self) -> None:
@@ -140,8 +158,10 @@ class BlendScorer(Scorer):
         """Before generation: a part that cannot give gradients makes the blend unable to steer; say which."""
         for role, part in (("general", self.general), ("personal", self.personal)):
             if not (part.spec.differentiable and hasattr(part.spec.load_class(), "reward")):
-                raise ConfigError(f"--reward blend: its {role} part {part.name} is not differentiable, so the blend cannot steer "
-                                  f"generation; give it one that is (-o blend.{role} NAME; see `prefcli scorers`, column grad)")
+                raise ConfigError(
+                    f"--reward blend: its {role} part {part.name} is not differentiable, so the blend cannot steer "
+                    f"generation; give it one that is (-o blend.{role} NAME; see `prefcli scorers`, column grad)"
+                )
 
     def parts(self) -> list[Any]:
         """Both parts, loaded (generate freezes their parameters)."""
@@ -174,7 +194,13 @@ class BlendScorer(Scorer):
             task = RankTask(task_id="reward", candidates=[], liked_index=-1, history=history)
             _, _, evidence = self._run([task], batch_size=self.batch_size)
             ev, g_hist, p_hist = evidence[key]
-            cached[key] = (ev.weight, g_hist, p_hist, self.general.scorer.condition(None), self.personal.scorer.condition(history))
+            cached[key] = (
+                ev.weight,
+                g_hist,
+                p_hist,
+                self.general.scorer.condition(None),
+                self.personal.scorer.condition(history),
+            )
         return cached[key]
 
     # -- the Scorer contract, for direct use (the runner calls run_tasks) -----------------
@@ -204,27 +230,63 @@ class BlendScorer(Scorer):
 
         if not records or any("extras" not in r for r in records):
             raise ValueError("--fit-blend needs the records of a blend run")
-        opts = {"weight": self.options.weight, "population_weight": self.population_weight, "shrinkage": self.options.shrinkage}
-        doc = population.document(records, general=self.general.identity, personal=self.personal.identity,
-                                  fitted_on=fitted_on, options=opts, provenance=provenance)
+        opts = {
+            "weight": self.options.weight,
+            "population_weight": self.population_weight,
+            "shrinkage": self.options.shrinkage,
+        }
+        doc = population.document(
+            records,
+            general=self.general.identity,
+            personal=self.personal.identity,
+            fitted_on=fitted_on,
+            options=opts,
+            provenance=provenance,
+        )
         population.write(path, doc)
         return {**doc, "top1": doc["top1_by_weight"][repr(float(doc["population_weight"]))]}
 
     # -- the run ------------------------------------------------------------------------
-    def run_tasks(self, tasks: Sequence[RankTask], *, cache: Any = None, batch_size: int = 32, progress: bool = False,
-                  distributed: bool | None = None, label: str | None = None,
-                  on_progress: Callable[[int, int], None] | None = None, **run_options: Any) -> tuple[list[dict], Any]:
+    def run_tasks(
+        self,
+        tasks: Sequence[RankTask],
+        *,
+        cache: Any = None,
+        batch_size: int = 32,
+        progress: bool = False,
+        distributed: bool | None = None,
+        label: str | None = None,
+        on_progress: Callable[[int, int], None] | None = None,
+        **run_options: Any,
+    ) -> tuple[list[dict], Any]:
         """One record per task, as `run_scorer` gives them, plus `extras` (per candidate) and `blend` (the evidence).
 
         `run_options`: further `run_scorer` keywords, given to both parts as they are.
         """
-        records, stats, _ = self._run(tasks, cache=cache, batch_size=batch_size, progress=progress, distributed=distributed,
-                                      label=label, on_progress=on_progress, **run_options)
+        records, stats, _ = self._run(
+            tasks,
+            cache=cache,
+            batch_size=batch_size,
+            progress=progress,
+            distributed=distributed,
+            label=label,
+            on_progress=on_progress,
+            **run_options,
+        )
         return records, stats
 
-    def _run(self, tasks: Sequence[RankTask], *, cache: Any = None, batch_size: int = 32, progress: bool = False,
-             distributed: bool | None = None, label: str | None = None,
-             on_progress: Callable[[int, int], None] | None = None, **run_options: Any) -> tuple[list[dict], Any, dict]:
+    def _run(
+        self,
+        tasks: Sequence[RankTask],
+        *,
+        cache: Any = None,
+        batch_size: int = 32,
+        progress: bool = False,
+        distributed: bool | None = None,
+        label: str | None = None,
+        on_progress: Callable[[int, int], None] | None = None,
+        **run_options: Any,
+    ) -> tuple[list[dict], Any, dict]:
         """`run_tasks`, plus per history key (evidence, the general part's history scores, the personal part's
         leave-one-out history scores): the pools that give each part its scale."""
         import numpy as np
@@ -234,15 +296,28 @@ class BlendScorer(Scorer):
         label = label or "blend"
         self._check_population()
         stats = RunStats()
-        common = dict(cache=cache, batch_size=batch_size, progress=progress, distributed=distributed, on_progress=on_progress,
-                      **run_options)
+        common = dict(
+            cache=cache,
+            batch_size=batch_size,
+            progress=progress,
+            distributed=distributed,
+            on_progress=on_progress,
+            **run_options,
+        )
 
         # General: each task's candidates and its history's pair images (history-free: shared across tasks).
         hist_images = {}
         for t in tasks:
             hist_images.setdefault(t.history.key(), _pair_images(t.history))
-        gtasks = [RankTask(task_id=f"{t.task_id}/general", candidates=list(t.candidates) + hist_images[t.history.key()],
-                           liked_index=0, user_id=t.user_id) for t in tasks]
+        gtasks = [
+            RankTask(
+                task_id=f"{t.task_id}/general",
+                candidates=list(t.candidates) + hist_images[t.history.key()],
+                liked_index=0,
+                user_id=t.user_id,
+            )
+            for t in tasks
+        ]
         grec, s = run_scorer(self.general, gtasks, label=f"{label}: {self.general.name}", **common)
         _merge_stats(stats, s)
 
@@ -258,11 +333,19 @@ class BlendScorer(Scorer):
             loo[hk] = []
             if len(pairs) < 2:
                 continue
-            for i, pr in enumerate(pairs):
-                rest = dataclasses.replace(t.history, pairs=tuple(pairs[:i] + pairs[i + 1:]))
+            for i, _pr in enumerate(pairs):
+                rest = dataclasses.replace(t.history, pairs=tuple(pairs[:i] + pairs[i + 1 :]))
                 loo[hk].append(len(ptasks))
-                ptasks.append(RankTask(task_id=f"{t.task_id}/loo{i}", candidates=hist_images[hk][2 * i:2 * i + 2],
-                                       liked_index=0, history=rest, user_id=t.user_id, n_ref=len(rest)))
+                ptasks.append(
+                    RankTask(
+                        task_id=f"{t.task_id}/loo{i}",
+                        candidates=hist_images[hk][2 * i : 2 * i + 2],
+                        liked_index=0,
+                        history=rest,
+                        user_id=t.user_id,
+                        n_ref=len(rest),
+                    )
+                )
         prec, s = run_scorer(self.personal, ptasks, label=f"{label}: {self.personal.name}", **common)
         _merge_stats(stats, s)
 
@@ -285,8 +368,15 @@ class BlendScorer(Scorer):
             rec["scores"] = [float(v) for v in score]
             why = {k: v for k, v in ev.as_dict().items() if k not in ("weight", "mode")}
             rec["extras"] = [
-                {"general": float(gsign * a), "personal": float(psign * b), "z_general": float(c), "z_personal": float(d),
-                 "weight": ev.weight, "weight_mode": ev.mode, **why}
+                {
+                    "general": float(gsign * a),
+                    "personal": float(psign * b),
+                    "z_general": float(c),
+                    "z_personal": float(d),
+                    "weight": ev.weight,
+                    "weight_mode": ev.mode,
+                    **why,
+                }
                 for a, b, c, d in zip(g_cand, p_cand, zg, zp)
             ]
             rec["blend"] = ev.as_dict()
@@ -294,11 +384,12 @@ class BlendScorer(Scorer):
             records.append(rec)
         return records, stats, evidence
 
-    def _evidence(self, g_hist: "Any", p_hist: "Any") -> weighting.Evidence:
+    def _evidence(self, g_hist: Any, p_hist: Any) -> weighting.Evidence:
         o = self.options
         if o.weight != "auto":
             return weighting.fixed(float(o.weight), self.population_weight, o.shrinkage)
         zg = weighting.standardize(g_hist, g_hist)
         zp = weighting.standardize(p_hist, p_hist)
-        return weighting.choose_weight(zg[0::2] - zg[1::2], zp[0::2] - zp[1::2],
-                                       population_weight=self.population_weight, shrinkage=o.shrinkage)
+        return weighting.choose_weight(
+            zg[0::2] - zg[1::2], zp[0::2] - zp[1::2], population_weight=self.population_weight, shrinkage=o.shrinkage
+        )

@@ -6,8 +6,8 @@ the rule the scorer runs, on component scores it computes cheaply.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -57,12 +57,16 @@ class Evidence:
         if self.mode == "fixed":
             return f"w = {self.weight:g} (fixed by -o weight)"
         if not self.loo_pairs:
-            return (f"w = {self.weight:.3g}: the population w (the history has fewer than 2 pairs, "
-                    f"so no pair could be graded by a personal scorer that did not see it)")
-        return (f"w = {self.weight:.3g}: leave-one-out over {self.loo_pairs} history pair(s) — general alone "
-                f"{self.loo_general:.0%} right, personal alone {self.loo_personal:.0%}, blend at w = {self.loo_best:g} "
-                f"{self.loo_blend:.0%} — shrunk toward the population w {self.population_weight:g} "
-                f"with the weight of {self.shrinkage:g} pair(s)")
+            return (
+                f"w = {self.weight:.3g}: the population w (the history has fewer than 2 pairs, "
+                f"so no pair could be graded by a personal scorer that did not see it)"
+            )
+        return (
+            f"w = {self.weight:.3g}: leave-one-out over {self.loo_pairs} history pair(s) — general alone "
+            f"{self.loo_general:.0%} right, personal alone {self.loo_personal:.0%}, blend at w = {self.loo_best:g} "
+            f"{self.loo_blend:.0%} — shrunk toward the population w {self.population_weight:g} "
+            f"with the weight of {self.shrinkage:g} pair(s)"
+        )
 
 
 def _right(d: np.ndarray) -> float:
@@ -76,8 +80,14 @@ def _share(w: float) -> float:
     return float(w) / (1.0 + float(w))
 
 
-def choose_weight(d_general: Sequence[float], d_personal: Sequence[float], *, population_weight: float,
-                  shrinkage: float, grid: Sequence[float] = GRID) -> Evidence:
+def choose_weight(
+    d_general: Sequence[float],
+    d_personal: Sequence[float],
+    *,
+    population_weight: float,
+    shrinkage: float,
+    grid: Sequence[float] = GRID,
+) -> Evidence:
     """w for one person from their leave-one-out pairs.
 
     `d_general[i]`, `d_personal[i]`: z(liked) − z(disliked) of history pair i,
@@ -112,8 +122,13 @@ def fixed(weight: float, population_weight: float, shrinkage: float) -> Evidence
     return Evidence(float(weight), "fixed", 0, None, None, None, None, float(population_weight), float(shrinkage))
 
 
-def combine(general: Sequence[float], personal: Sequence[float], weight: float,
-            pool_general: Sequence[float] = (), pool_personal: Sequence[float] = ()) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def combine(
+    general: Sequence[float],
+    personal: Sequence[float],
+    weight: float,
+    pool_general: Sequence[float] = (),
+    pool_personal: Sequence[float] = (),
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(score, z_general, z_personal) of one ranking's candidates.
 
     Each component is standardised over the ranking's candidates together with

@@ -11,6 +11,7 @@ from typing import Any
 
 from prefcli import clip_common, devices
 
+
 class ClipScorer(clip_common.ClipBundleScorer):
     """Options: `batch_size` (images per forward pass, default 16), `device`, `dtype`.
 
@@ -23,11 +24,20 @@ class ClipScorer(clip_common.ClipBundleScorer):
     name = "clip"
     clean_text = staticmethod(clip_common.openai_clean_text)
 
-    def __init__(self, weights: str | None = None, device: str = "cpu", dtype: str | None = None, *, spec: Any = None,
-                 options: Any = None):
+    def __init__(
+        self,
+        weights: str | None = None,
+        device: str = "cpu",
+        dtype: str | None = None,
+        *,
+        spec: Any = None,
+        options: Any = None,
+    ):
         super().__init__(weights, device, dtype, spec=spec, options=options)
         dev = devices.torch_device(device)
-        self.bundle = clip_common.load_clip(self.weights, device=dev, dtype=devices.torch_dtype(dtype, dev, getattr(self.spec, "cuda_dtype", None)))
+        self.bundle = clip_common.load_clip(
+            self.weights, device=dev, dtype=devices.torch_dtype(dtype, dev, getattr(self.spec, "cuda_dtype", None))
+        )
 
     def scale(self, model: Any) -> Any:
         return 100.0

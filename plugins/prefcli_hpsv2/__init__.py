@@ -17,7 +17,7 @@ DEFAULT_VERSION = "2.1"
 
 
 def normalize_version(version: str | float) -> str:
-    """"2", "v2.0", 2.0 → "2.0"; "2.1", "v2.1" → "2.1"; anything else is a ValueError."""
+    """ "2", "v2.0", 2.0 → "2.0"; "2.1", "v2.1" → "2.1"; anything else is a ValueError."""
     v = str(version).strip().lower().lstrip("v")
     v = {"2": "2.0", "2.0": "2.0", "2.1": "2.1"}.get(v, v)
     if v not in VERSIONS:
@@ -27,12 +27,19 @@ def normalize_version(version: str | float) -> str:
 
 @dataclass(frozen=True)
 class HPSv2Options(Options):
-    version: str = option(DEFAULT_VERSION, "HPS checkpoint: 2.0 (HPS_v2_compressed.pt) or 2.1 (HPS_v2.1_compressed.pt).",
-                          choices=VERSIONS, parse=normalize_version)
+    version: str = option(
+        DEFAULT_VERSION,
+        "HPS checkpoint: 2.0 (HPS_v2_compressed.pt) or 2.1 (HPS_v2.1_compressed.pt).",
+        choices=VERSIONS,
+        parse=normalize_version,
+    )
     percent: bool = option(False, "Report 100 · cos, as the HPS benchmark tables do (the ranking is the same).")
     arch: str = option("ViT-H-14", "open_clip architecture of a local checkpoint; tiny for the tiny test config.")
-    antialias: bool = option(False, "Antialias in the tensor resize: false (torchvision < 0.17's default, the published tables) "
-                                    "or true (what the official code gives under torchvision >= 0.17).")
+    antialias: bool = option(
+        False,
+        "Antialias in the tensor resize: false (torchvision < 0.17's default, the published tables) "
+        "or true (what the official code gives under torchvision >= 0.17).",
+    )
 
 
 @hookimpl

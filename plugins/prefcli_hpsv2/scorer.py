@@ -32,14 +32,14 @@ once with `prefcli convert hpsv2 SRC DST` (see docs/scorers/hpsv2.md).
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from prefcli import clip_common, devices
 from prefcli.errors import WeightsError
 from prefcli.scorer import EmbeddingScorer, broadcast_prompts, require_prompt
 from prefcli.types import Candidate
-
 from prefcli_hpsv2 import DEFAULT_VERSION  # noqa: F401 - declared once, with the options
 
 VERSION_FILES = {"2.0": "HPS_v2_compressed.pt", "2.1": "HPS_v2.1_compressed.pt"}
@@ -82,7 +82,9 @@ def create_model(arch: str, device: Any = "cpu", dtype: Any = None, seed: int | 
         with torch.random.fork_rng(devices=[]), torch.device(device):
             if seed is not None:
                 torch.manual_seed(int(seed))
-            model = open_clip.create_model(arch, pretrained=None, precision=_precision(dtype), device=device, output_dict=True)
+            model = open_clip.create_model(
+                arch, pretrained=None, precision=_precision(dtype), device=device, output_dict=True
+            )
     finally:
         root.removeFilter(quiet)
     return model.eval()
@@ -173,7 +175,9 @@ def resize_longest_and_pad(x: Any, size: int, antialias: bool) -> Any:
     return x
 
 
-def normalize(x: Any, mean: Sequence[float] = clip_common.OPENAI_CLIP_MEAN, std: Sequence[float] = clip_common.OPENAI_CLIP_STD) -> Any:
+def normalize(
+    x: Any, mean: Sequence[float] = clip_common.OPENAI_CLIP_MEAN, std: Sequence[float] = clip_common.OPENAI_CLIP_STD
+) -> Any:
     import torch
 
     m = torch.tensor(mean, dtype=x.dtype, device=x.device).view(-1, 1, 1)
@@ -202,8 +206,15 @@ class HPSv2Scorer(EmbeddingScorer):
     """Options (`self.options`): `HPSv2Options` in prefcli_hpsv2: `version`, `percent`, `arch`, `antialias`
     (false: torchvision's default before 0.17, which the published HPSv2 tables were made with)."""
 
-    def __init__(self, weights: str | None = None, device: str = "cpu", dtype: str | None = None, *, spec: Any = None,
-                 options: Any = None):
+    def __init__(
+        self,
+        weights: str | None = None,
+        device: str = "cpu",
+        dtype: str | None = None,
+        *,
+        spec: Any = None,
+        options: Any = None,
+    ):
         from prefcli import weights as W
 
         super().__init__(weights, device, dtype, spec=spec, options=options)
@@ -312,7 +323,9 @@ class HPSv2Scorer(EmbeddingScorer):
         if pixels.dim() != 4 or pixels.shape[1] != 3:
             raise ValueError(f"expected pixels of shape B×3×H×W, got {tuple(pixels.shape)}")
         # The same tensor ops as `score`'s transform after its ToTensor.
-        px = normalize(resize_longest_and_pad(pixels.to(self.device_).float(), self.image_size, self.options.antialias)).to(self.dtype_)
+        px = normalize(
+            resize_longest_and_pad(pixels.to(self.device_).float(), self.image_size, self.options.antialias)
+        ).to(self.dtype_)
         img = self.model.encode_image(px, normalize=True)
         txt = self._text_features(prompts)
         return self._scale * (img.float() * txt.float()).sum(-1)

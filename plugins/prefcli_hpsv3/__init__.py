@@ -19,14 +19,23 @@ PIXELS = 256 * 28 * 28  # inference.py lines 98-99: min_pixels = max_pixels, eve
 
 @dataclass(frozen=True)
 class HPSv3Options(Options):
-    batch_size: int = option(4, "Images per forward pass (memory vs speed; scores do not change beyond float rounding).", scores=False, min=1)
+    batch_size: int = option(
+        4, "Images per forward pass (memory vs speed; scores do not change beyond float rounding).", scores=False, min=1
+    )
     checkpoint: str = option("HPSv3.safetensors", "The reward model's file inside the weights repository or folder.")
-    base: str = option(DEFAULT_BASE, "Config, tokenizer and chat template of the base Qwen2-VL (a hub id or a local folder; "
-                                     "a weights folder holding its own config.json is used instead).", weights=True)
+    base: str = option(
+        DEFAULT_BASE,
+        "Config, tokenizer and chat template of the base Qwen2-VL (a hub id or a local folder; "
+        "a weights folder holding its own config.json is used instead).",
+        weights=True,
+    )
     min_pixels: int = option(PIXELS, "Smallest image area after the resize (upstream: 256·28·28).", min=28 * 28)
     max_pixels: int = option(PIXELS, "Largest image area after the resize (upstream: 256·28·28).", min=28 * 28)
-    load_in_4bit: bool = option(False, "Quantize the language model to 4-bit nf4 with bitsandbytes (CUDA only; the vision tower and "
-                                       "the reward head stay in full precision).")
+    load_in_4bit: bool = option(
+        False,
+        "Quantize the language model to 4-bit nf4 with bitsandbytes (CUDA only; the vision tower and "
+        "the reward head stay in full precision).",
+    )
 
 
 @hookimpl

@@ -47,7 +47,7 @@ def to_official_keys(state: dict[str, Any]) -> dict[str, Any]:
     out = {}
     for k, v in state.items():
         if k.startswith("language_model."):
-            out["model." + k[len("language_model."):]] = v
+            out["model." + k[len("language_model.") :]] = v
         elif k.startswith("visual."):
             out[k] = v
         else:
@@ -60,18 +60,22 @@ def from_official_keys(state: dict[str, Any], source: str) -> tuple[dict[str, An
     core, head, other = {}, {}, []
     for k, v in state.items():
         if k.startswith("model."):
-            core["language_model." + k[len("model."):]] = v
+            core["language_model." + k[len("model.") :]] = v
         elif k.startswith("visual."):
             core[k] = v
         elif k.startswith("rm_head."):
-            head[k[len("rm_head."):]] = v
+            head[k[len("rm_head.") :]] = v
         elif k != "lm_head.weight":
             other.append(k)
     if other:
-        raise WeightsError(f"{source}: not an HPSv3 checkpoint: {len(other)} unexpected key(s) (e.g. {sorted(other)[0]})")
+        raise WeightsError(
+            f"{source}: not an HPSv3 checkpoint: {len(other)} unexpected key(s) (e.g. {sorted(other)[0]})"
+        )
     if "lm_head.weight" not in state or not head:
         what = "rm_head.*" if not head else "lm_head.weight"
-        raise WeightsError(f"{source}: not an HPSv3 checkpoint: no {what} (the reward model's full state dict is expected)")
+        raise WeightsError(
+            f"{source}: not an HPSv3 checkpoint: no {what} (the reward model's full state dict is expected)"
+        )
     return core, head
 
 
@@ -90,11 +94,18 @@ class HPSv3Net(nn.Module):
         image = torch.cat(list(image), 0) if isinstance(image, (list, tuple)) else image
         mask = (input_ids == core.config.image_token_id).unsqueeze(-1).expand_as(embeds)
         if int(mask[..., 0].sum()) != image.shape[0]:
-            raise ValueError(f"{int(mask[..., 0].sum())} image tokens in the text but {image.shape[0]} image embeddings")
+            raise ValueError(
+                f"{int(mask[..., 0].sum())} image tokens in the text but {image.shape[0]} image embeddings"
+            )
         return embeds.masked_scatter(mask, image.to(embeds.device, embeds.dtype))
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, pixel_values: torch.Tensor,
-                image_grid_thw: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        pixel_values: torch.Tensor,
+        image_grid_thw: torch.Tensor,
+    ) -> torch.Tensor:
         embeds = self.embed(input_ids, pixel_values, image_grid_thw)
         b, n = input_ids.shape
         # 1-D positions on all three M-RoPE axes, as upstream's position_ids=None gives under transformers 4.45.2.
@@ -107,8 +118,15 @@ class HPSv3Net(nn.Module):
         return self.head(hidden[at].float())
 
 
-def build(base_dir: Path, checkpoint: Path, n_tokens: int, reward_token_id: int, device: Any, dtype: Any,
-          load_in_4bit: bool = False) -> HPSv3Net:
+def build(
+    base_dir: Path,
+    checkpoint: Path,
+    n_tokens: int,
+    reward_token_id: int,
+    device: Any,
+    dtype: Any,
+    load_in_4bit: bool = False,
+) -> HPSv3Net:
     """The network from the base folder's config.json and the checkpoint file, loaded strictly.
 
     `load_in_4bit`: the text model's linear layers become bitsandbytes nf4 (compute in `dtype`, bf16 when
@@ -121,15 +139,21 @@ def build(base_dir: Path, checkpoint: Path, n_tokens: int, reward_token_id: int,
     try:
         config = AutoConfig.from_pretrained(str(base_dir))
     except Exception as e:  # noqa: BLE001 - transformers raises its own types; never a traceback
-        raise WeightsError(f"{base_dir}: cannot read the Qwen2-VL config ({type(e).__name__}: {one_line(e, 200)})") from None
+        raise WeightsError(
+            f"{base_dir}: cannot read the Qwen2-VL config ({type(e).__name__}: {one_line(e, 200)})"
+        ) from None
     if getattr(config, "model_type", None) != "qwen2_vl":
-        raise WeightsError(f"{base_dir}: HPSv3 is built on Qwen2-VL; this config's model_type is {getattr(config, 'model_type', None)!r}")
+        raise WeightsError(
+            f"{base_dir}: HPSv3 is built on Qwen2-VL; this config's model_type is {getattr(config, 'model_type', None)!r}"
+        )
     core_state, head_state = from_official_keys(W.load_state_dict(checkpoint), str(checkpoint))
     rows = core_state.get("language_model.embed_tokens.weight")
     if rows is None or rows.shape[0] != n_tokens:
         found = None if rows is None else rows.shape[0]
-        raise WeightsError(f"{checkpoint}: the embedding table has {found} rows but the tokenizer plus {'<|Reward|>'} has {n_tokens}; "
-                           "the checkpoint and the base model's tokenizer do not belong together")
+        raise WeightsError(
+            f"{checkpoint}: the embedding table has {found} rows but the tokenizer plus {'<|Reward|>'} has {n_tokens}; "
+            "the checkpoint and the base model's tokenizer do not belong together"
+        )
     config.text_config.vocab_size = n_tokens
     config.vocab_size = n_tokens
     from transformers.initialization import no_init_weights
@@ -165,7 +189,9 @@ def quantize_text_model(core: nn.Module, compute_dtype: Any) -> None:
     try:
         import bitsandbytes as bnb
     except ImportError:
-        raise WeightsError("hpsv3: load_in_4bit needs bitsandbytes (pip install bitsandbytes, or prefcli[qlora])") from None
+        raise WeightsError(
+            "hpsv3: load_in_4bit needs bitsandbytes (pip install bitsandbytes, or prefcli[qlora])"
+        ) from None
     from prefcli import messages
 
     messages.allow_bitsandbytes()  # quantizing: what bitsandbytes says now concerns this run
@@ -173,8 +199,13 @@ def quantize_text_model(core: nn.Module, compute_dtype: Any) -> None:
         for name, child in list(parent.named_children()):
             if type(child) is not nn.Linear:
                 continue
-            q = bnb.nn.Linear4bit(child.in_features, child.out_features, bias=child.bias is not None,
-                                  compute_dtype=compute_dtype, quant_type="nf4")
+            q = bnb.nn.Linear4bit(
+                child.in_features,
+                child.out_features,
+                bias=child.bias is not None,
+                compute_dtype=compute_dtype,
+                quant_type="nf4",
+            )
             q.weight = bnb.nn.Params4bit(child.weight.data.to(compute_dtype), requires_grad=False, quant_type="nf4")
             if child.bias is not None:
                 q.bias = nn.Parameter(child.bias.data.to(compute_dtype), requires_grad=False)

@@ -22,7 +22,8 @@ image already at its smart_resize size both paths are the same numbers.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 

@@ -19,13 +19,13 @@ format (`prefcli_hpsv3.tiny`) and loads it through the same code.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from prefcli.errors import OptionError, WeightsError, one_line
 from prefcli.scorer import Scorer, broadcast_prompts, require_prompt
 from prefcli.types import Candidate
-
 from prefcli_hpsv3 import HPSv3Options
 from prefcli_hpsv3 import prompt as P
 
@@ -39,8 +39,15 @@ def _read_json(path: Path) -> dict:
 
 
 class HPSv3Scorer(Scorer):
-    def __init__(self, weights: str | None = None, device: str = "cpu", dtype: str | None = None, *,
-                 spec: Any = None, options: HPSv3Options | None = None):
+    def __init__(
+        self,
+        weights: str | None = None,
+        device: str = "cpu",
+        dtype: str | None = None,
+        *,
+        spec: Any = None,
+        options: HPSv3Options | None = None,
+    ):
         super().__init__(weights, device, dtype, spec=spec, options=options)
         opts = self.options
         if opts.max_pixels < opts.min_pixels:
@@ -65,8 +72,11 @@ class HPSv3Scorer(Scorer):
         else:
             base_src = W.parse(opts.base)
             # Both downloads into one folder: a weights folder with a config.json is its own base.
-            then = (f"hf download {base_src.repo_id}{''.join(f' --include {p!r}' for p in _BASE_FILES)} --local-dir DIR"
-                    if base_src.kind == "hub" else "")
+            then = (
+                f"hf download {base_src.repo_id}{''.join(f' --include {p!r}' for p in _BASE_FILES)} --local-dir DIR"
+                if base_src.kind == "hub"
+                else ""
+            )
             checkpoint = Path(W.resolve_file(self.weights, opts.checkpoint, then=then))
             self.checkpoint = checkpoint
             src = W.parse(self.weights)
@@ -89,21 +99,34 @@ class HPSv3Scorer(Scorer):
         try:
             tok = AutoTokenizer.from_pretrained(str(base), padding_side="right")
         except Exception as e:  # noqa: BLE001 - transformers raises its own types; never a traceback
-            raise WeightsError(f"{base}: cannot load the base model's tokenizer ({type(e).__name__}: {one_line(e, 200)})") from None
+            raise WeightsError(
+                f"{base}: cannot load the base model's tokenizer ({type(e).__name__}: {one_line(e, 200)})"
+            ) from None
         # train.py lines 60-65: <|Reward|> is added as a special token; the checkpoint's embeddings include it.
         tok.add_special_tokens({"additional_special_tokens": [P.REWARD_TOKEN]})
         self.tokenizer = tok
         template = base / "chat_template.json"
-        self.chat_template = _read_json(template).get("chat_template") if template.is_file() else getattr(tok, "chat_template", None)
+        self.chat_template = (
+            _read_json(template).get("chat_template") if template.is_file() else getattr(tok, "chat_template", None)
+        )
         if not self.chat_template:
-            raise WeightsError(f"{base}: no chat template (chat_template.json or the tokenizer's); HPSv3's prompt is rendered with it")
+            raise WeightsError(
+                f"{base}: no chat template (chat_template.json or the tokenizer's); HPSv3's prompt is rendered with it"
+            )
         pre = base / "preprocessor_config.json"
         if not pre.is_file():
             raise WeightsError(f"{base}: no preprocessor_config.json (the Qwen2-VL image processor's settings)")
         self.patches = PatchRule(_read_json(pre))
         self.image_token = "<|image_pad|>"
-        self.model = M.build(base, checkpoint, len(tok), tok.convert_tokens_to_ids(P.REWARD_TOKEN), self.torch_device, dtype,
-                             load_in_4bit=self.options.load_in_4bit)
+        self.model = M.build(
+            base,
+            checkpoint,
+            len(tok),
+            tok.convert_tokens_to_ids(P.REWARD_TOKEN),
+            self.torch_device,
+            dtype,
+            load_in_4bit=self.options.load_in_4bit,
+        )
 
     def modules(self) -> Any:
         return (self.model,)
@@ -121,7 +144,9 @@ class HPSv3Scorer(Scorer):
         rendered = self.tokenizer.apply_chat_template(P.messages(prompt), chat_template=self.chat_template, tokenize=False,
                                                       add_generation_prompt=True)  # fmt: skip
         if rendered.count(self.image_token) != 1:
-            raise ValueError(f"the chat template rendered {rendered.count(self.image_token)} image placeholders, expected 1")
+            raise ValueError(
+                f"the chat template rendered {rendered.count(self.image_token)} image placeholders, expected 1"
+            )
         return rendered.replace(self.image_token, self.image_token * n_image_tokens)
 
     def batch(self, pixels: Sequence[Any], prompts: Sequence[str]) -> dict[str, Any]:

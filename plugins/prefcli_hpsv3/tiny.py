@@ -48,7 +48,13 @@ def _special_tokens() -> tuple[str, ...]:
 def _training_text() -> list[str]:
     from prefcli_vlmjudge.tiny import CHAT_TEMPLATE
 
-    return [P.INSTRUCTION, P.REWARD_SUFFIX, P.PLAIN_SUFFIX, CHAT_TEMPLATE, "system user assistant You are a helpful assistant."]
+    return [
+        P.INSTRUCTION,
+        P.REWARD_SUFFIX,
+        P.PLAIN_SUFFIX,
+        CHAT_TEMPLATE,
+        "system user assistant You are a helpful assistant.",
+    ]
 
 
 def write_tokenizer(directory: Path) -> dict[str, int]:
@@ -60,7 +66,9 @@ def write_tokenizer(directory: Path) -> dict[str, int]:
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=VOCAB_SIZE, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=VOCAB_SIZE, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
+    )
     bpe.train_from_iterator(_training_text(), trainer)
     bpe.model.save(str(directory))
     n = bpe.get_vocab_size()

@@ -16,8 +16,11 @@ DEFAULT_TOKENIZER = "google-bert/bert-base-uncased"  # the hub's current id of `
 
 @dataclass(frozen=True)
 class ImageRewardOptions(Options):
-    tokenizer: str = option(DEFAULT_TOKENIZER, "BERT vocabulary (hub id or local folder), used when the weights folder has no vocab.txt.",
-                            weights=True)
+    tokenizer: str = option(
+        DEFAULT_TOKENIZER,
+        "BERT vocabulary (hub id or local folder), used when the weights folder has no vocab.txt.",
+        weights=True,
+    )
 
 
 @hookimpl

@@ -76,7 +76,9 @@ def text_config(med_config: dict, encoder_width: int) -> Any:
     from transformers import BlipTextConfig
 
     if not med_config.get("add_cross_attention", False):
-        raise WeightsError("med_config.json: add_cross_attention must be true for ImageReward (the text encoder attends to the image)")
+        raise WeightsError(
+            "med_config.json: add_cross_attention must be true for ImageReward (the text encoder attends to the image)"
+        )
     if med_config.get("position_embedding_type", "absolute") != "absolute":
         raise WeightsError("med_config.json: only absolute position embeddings are supported")
     return BlipTextConfig(
@@ -153,7 +155,12 @@ def infer_vit(state: dict, source: str) -> str:
     depth = len({k[len(blocks) :].split(".")[0] for k in state if k.startswith(blocks)})
     for name, cfg in VIT_CONFIGS.items():
         tokens = (cfg["img_size"] // cfg["patch_size"]) ** 2 + 1
-        if (pos.shape[-1], pos.shape[-2], patch.shape[-1], depth) == (cfg["embed_dim"], tokens, cfg["patch_size"], cfg["depth"]):
+        if (pos.shape[-1], pos.shape[-2], patch.shape[-1], depth) == (
+            cfg["embed_dim"],
+            tokens,
+            cfg["patch_size"],
+            cfg["depth"],
+        ):
             return name
     raise WeightsError(
         f"{source}: its ViT (width {pos.shape[-1]}, {depth} blocks, {pos.shape[-2]} tokens) is none of "
@@ -176,7 +183,9 @@ def map_official_state_dict(state: dict, model: Any, source: str) -> dict:
         mapped[ours] = value
     missing = sorted(k for k in own if k not in mapped)
     wrong = sorted(
-        f"{k} {tuple(mapped[k].shape)} vs {tuple(own[k].shape)}" for k in mapped if tuple(mapped[k].shape) != tuple(own[k].shape)
+        f"{k} {tuple(mapped[k].shape)} vs {tuple(own[k].shape)}"
+        for k in mapped
+        if tuple(mapped[k].shape) != tuple(own[k].shape)
     )
     if missing or unexpected or wrong:
         parts = []

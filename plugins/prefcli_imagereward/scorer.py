@@ -24,13 +24,13 @@ checkpoint file itself with `med_config.json` beside it, or "tiny"/"tiny:SEED"
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from prefcli.errors import WeightsError
 from prefcli.scorer import Scorer, broadcast_prompts, require_prompt
 from prefcli.types import Candidate
-
 from prefcli_imagereward import DEFAULT_TOKENIZER
 
 CHECKPOINT_FILE = "ImageReward.pt"
@@ -73,7 +73,14 @@ def _read_med_config(path: Path) -> dict:
     from prefcli.jsonio import read_json
 
     cfg = read_json(path, error=WeightsError, expect=dict, what="med_config.json")
-    need = ["vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "max_position_embeddings"]
+    need = [
+        "vocab_size",
+        "hidden_size",
+        "num_hidden_layers",
+        "num_attention_heads",
+        "intermediate_size",
+        "max_position_embeddings",
+    ]
     missing = [k for k in need if k not in cfg]
     if missing:
         raise WeightsError(f"{path}: med_config.json lacks {', '.join(missing)}")
@@ -84,11 +91,18 @@ class ImageRewardScorer(Scorer):
     """Options: `tokenizer` (weights spec of the BERT vocabulary when the weights
     folder has no vocab.txt), `batch_size` (default 16), `device`, `dtype`."""
 
-    def __init__(self, weights: str | None = None, device: str = "cpu", dtype: str | None = None, *, spec: Any = None,
-                 options: Any = None):
+    def __init__(
+        self,
+        weights: str | None = None,
+        device: str = "cpu",
+        dtype: str | None = None,
+        *,
+        spec: Any = None,
+        options: Any = None,
+    ):
         import tempfile
 
-        from prefcli import clip_common, devices
+        from prefcli import devices
         from prefcli import weights as W
         from prefcli_imagereward import tiny
         from prefcli_imagereward.model import build_from_official
@@ -108,7 +122,11 @@ class ImageRewardScorer(Scorer):
             self._ckpt, self._med = ckpt, med_path
             self.source = str(W.parse(self.weights).describe())
             state, med = W.load_state_dict(ckpt), _read_med_config(med_path)
-            tok_dir = ckpt.parent if (ckpt.parent / "vocab.txt").is_file() else W.resolve_dir(self.options.tokenizer, allow_patterns=_TOKENIZER_FILES, flag="-o tokenizer")
+            tok_dir = (
+                ckpt.parent
+                if (ckpt.parent / "vocab.txt").is_file()
+                else W.resolve_dir(self.options.tokenizer, allow_patterns=_TOKENIZER_FILES, flag="-o tokenizer")
+            )
             self.tokenizer = load_tokenizer(tok_dir)
         if len(self.tokenizer) != int(med["vocab_size"]):
             raise WeightsError(
@@ -131,11 +149,18 @@ class ImageRewardScorer(Scorer):
         if src.kind == "local" and src.path is not None and src.path.is_file():
             med = src.path.parent / MED_CONFIG_FILE
             if not med.is_file():
-                raise WeightsError(f"{src.path}: no {MED_CONFIG_FILE} beside the checkpoint (it defines the text encoder)")
+                raise WeightsError(
+                    f"{src.path}: no {MED_CONFIG_FILE} beside the checkpoint (it defines the text encoder)"
+                )
             return src.path, med
         # The download advice names every file a folder needs: both of ImageReward's and the BERT vocabulary.
-        need = {"also": [CHECKPOINT_FILE, MED_CONFIG_FILE], "then": f"hf download {DEFAULT_TOKENIZER} vocab.txt --local-dir DIR"}
-        return Path(W.resolve_file(weights, CHECKPOINT_FILE, **need)), Path(W.resolve_file(weights, MED_CONFIG_FILE, **need))
+        need = {
+            "also": [CHECKPOINT_FILE, MED_CONFIG_FILE],
+            "then": f"hf download {DEFAULT_TOKENIZER} vocab.txt --local-dir DIR",
+        }
+        return Path(W.resolve_file(weights, CHECKPOINT_FILE, **need)), Path(
+            W.resolve_file(weights, MED_CONFIG_FILE, **need)
+        )
 
     @property
     def weights_id(self) -> str:
@@ -160,7 +185,9 @@ class ImageRewardScorer(Scorer):
     def _tokens(self, prompts: Sequence[str]) -> tuple[Any, Any]:
         from prefcli_imagereward.model import MAX_TEXT_LENGTH
 
-        enc = self.tokenizer(list(prompts), padding="max_length", truncation=True, max_length=MAX_TEXT_LENGTH, return_tensors="pt")
+        enc = self.tokenizer(
+            list(prompts), padding="max_length", truncation=True, max_length=MAX_TEXT_LENGTH, return_tensors="pt"
+        )
         return enc["input_ids"].to(self._device), enc["attention_mask"].to(self._device)
 
     def score(self, candidates: Sequence[Candidate], state: Any = None) -> list[float]:
@@ -184,6 +211,8 @@ class ImageRewardScorer(Scorer):
 
         prompts = broadcast_prompts(prompts, pixels.shape[0])
         # torchvision's CenterCrop rounds the offset, as the package's transform does.
-        px = clip_common.preprocess_pixels(pixels.to(self._device), size=224, mean=OPENAI_CLIP_MEAN, std=OPENAI_CLIP_STD, offset="round")
+        px = clip_common.preprocess_pixels(
+            pixels.to(self._device), size=224, mean=OPENAI_CLIP_MEAN, std=OPENAI_CLIP_STD, offset="round"
+        )
         ids, mask = self._tokens(prompts)
         return self.net(px.to(self._dtype), ids, mask)

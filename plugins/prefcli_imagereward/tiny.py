@@ -73,7 +73,11 @@ def randomize_(model: Any, seed: int) -> Any:
                 fan_in = p[0].numel()
                 p.copy_(torch.randn(p.shape, generator=gen) / fan_in**0.5)
             elif "norm" in name.lower() or "LayerNorm" in name:
-                p.copy_(1.0 + 0.1 * torch.randn(p.shape, generator=gen) if name.endswith("weight") else 0.1 * torch.randn(p.shape, generator=gen))
+                p.copy_(
+                    1.0 + 0.1 * torch.randn(p.shape, generator=gen)
+                    if name.endswith("weight")
+                    else 0.1 * torch.randn(p.shape, generator=gen)
+                )
             else:
                 p.copy_(0.1 * torch.randn(p.shape, generator=gen))
     return model

@@ -19,7 +19,8 @@ DEFAULT_PROCESSOR = "laion/CLIP-ViT-H-14-laion2B-s32B-b79K"
 @dataclass(frozen=True)
 class PickScoreOptions(Options):
     processor: str = option(
-        DEFAULT_PROCESSOR, "Tokenizer and image processor (hub id or local folder), used when the model folder has none.",
+        DEFAULT_PROCESSOR,
+        "Tokenizer and image processor (hub id or local folder), used when the model folder has none.",
         weights=True,
     )
 

@@ -22,7 +22,6 @@ from typing import Any
 
 from prefcli import clip_common, devices
 from prefcli.errors import WeightsError
-
 from prefcli_pickscore import DEFAULT_PROCESSOR
 
 TINY_SEED_OFFSET = 7919
@@ -60,7 +59,9 @@ def _has_weights(directory: Path) -> bool:
     return any(directory.glob("*.safetensors")) or any(directory.glob("pytorch_model*.bin"))
 
 
-def load_pickscore(weights: str, processor: str = DEFAULT_PROCESSOR, device: Any = "cpu", dtype: Any = None) -> clip_common.ClipBundle:
+def load_pickscore(
+    weights: str, processor: str = DEFAULT_PROCESSOR, device: Any = "cpu", dtype: Any = None
+) -> clip_common.ClipBundle:
     """The PickScore model with the tokenizer and image preprocessing it expects."""
     from prefcli import weights as W
 
@@ -70,7 +71,13 @@ def load_pickscore(weights: str, processor: str = DEFAULT_PROCESSOR, device: Any
         model = clip_common.tiny_clip_model(seed + TINY_SEED_OFFSET)
         model = model.to(device=device, dtype=dtype) if dtype is not None else model.to(device)
         size = int(model.config.vision_config.image_size)
-        return clip_common.ClipBundle(model, clip_common.offline_clip_tokenizer(), clip_common.tiny_image_processor(size, pil=True), f"tiny:{seed}", pipeline="hf-pil")
+        return clip_common.ClipBundle(
+            model,
+            clip_common.offline_clip_tokenizer(),
+            clip_common.tiny_image_processor(size, pil=True),
+            f"tiny:{seed}",
+            pipeline="hf-pil",
+        )
     model_dir = Path(W.resolve_dir(weights, allow_patterns=_MODEL_FILES))
     if not _has_weights(model_dir) and W.parse(weights).kind == "hub":
         # Older hub repos ship only pytorch_model.bin (read with weights_only=True by transformers).
@@ -80,7 +87,9 @@ def load_pickscore(weights: str, processor: str = DEFAULT_PROCESSOR, device: Any
     # PickScore is published as a model used with the processor of the model it was
     # tuned from: hub weights take `processor`; a local folder may carry its own.
     own = W.parse(weights).kind == "local" and _has_processor(model_dir)
-    proc_dir = model_dir if own else Path(W.resolve_dir(processor, allow_patterns=_PROCESSOR_FILES, flag="-o processor"))
+    proc_dir = (
+        model_dir if own else Path(W.resolve_dir(processor, allow_patterns=_PROCESSOR_FILES, flag="-o processor"))
+    )
     image_processor = _load_image_processor(proc_dir)
     tokenizer = clip_common.load_tokenizer(str(proc_dir))
     model = clip_common.load_hf_clip(str(model_dir), device=device, dtype=dtype)
@@ -95,11 +104,23 @@ class PickScoreScorer(clip_common.ClipBundleScorer):
     name = "pickscore"
     text_max_length = MAX_LENGTH
 
-    def __init__(self, weights: str | None = None, device: str = "cpu", dtype: str | None = None, *, spec: Any = None,
-                 options: Any = None):
+    def __init__(
+        self,
+        weights: str | None = None,
+        device: str = "cpu",
+        dtype: str | None = None,
+        *,
+        spec: Any = None,
+        options: Any = None,
+    ):
         super().__init__(weights, device, dtype, spec=spec, options=options)
         dev = devices.torch_device(device)
-        self.bundle = load_pickscore(self.weights, self.processor, device=dev, dtype=devices.torch_dtype(dtype, dev, getattr(self.spec, "cuda_dtype", None)))
+        self.bundle = load_pickscore(
+            self.weights,
+            self.processor,
+            device=dev,
+            dtype=devices.torch_dtype(dtype, dev, getattr(self.spec, "cuda_dtype", None)),
+        )
 
     @property
     def processor(self) -> str:

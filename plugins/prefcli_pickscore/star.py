@@ -24,7 +24,9 @@ class PickScoreStarScorer(PickScoreScorer):
 
     def __init__(self, weights: str | None = None, *args: Any, **kwargs: Any):
         if not weights:
-            raise WeightsError("pickscore-star needs --weights RUN/model: a folder written by `prefcli train --config pickscore-star`")
+            raise WeightsError(
+                "pickscore-star needs --weights RUN/model: a folder written by `prefcli train --config pickscore-star`"
+            )
         from prefcli import weights as W
 
         if W.is_tiny(weights):  # the tiny random PickScore a toy PickScore* starts from (tests, offline)
@@ -33,7 +35,9 @@ class PickScoreStarScorer(PickScoreScorer):
             return
         folder = Path(weights).expanduser()
         if not (folder / TRAINED_INFO).is_file():
-            raise WeightsError(f"{weights}: not a PickScore* model folder (no {TRAINED_INFO}); train one with `prefcli train --config pickscore-star`")
+            raise WeightsError(
+                f"{weights}: not a PickScore* model folder (no {TRAINED_INFO}); train one with `prefcli train --config pickscore-star`"
+            )
         super().__init__(str(folder), *args, **kwargs)
         from prefcli.weights import sha256_file
 

@@ -10,7 +10,6 @@ train` or `prefcli convert learn-user-pref`, a shipped tiny model's name, or
 """
 
 from dataclasses import dataclass
-from typing import Optional
 
 from prefcli.hookspecs import hookimpl
 from prefcli.options import Options, option
@@ -19,9 +18,13 @@ from prefcli.scorer import ScorerSpec
 
 @dataclass(frozen=True)
 class PrefTokenOptions(Options):
-    n_ref: Optional[int] = option(None, "History length the model was trained with (for the short-history note; default: read from the model, else 8).",
-                                  scores=False, min=1)
-    offline: Optional[bool] = option(None, "Never touch the network (default: --offline / HF_HUB_OFFLINE).", scores=False)
+    n_ref: int | None = option(
+        None,
+        "History length the model was trained with (for the short-history note; default: read from the model, else 8).",
+        scores=False,
+        min=1,
+    )
+    offline: bool | None = option(None, "Never touch the network (default: --offline / HF_HUB_OFFLINE).", scores=False)
 
 
 @hookimpl

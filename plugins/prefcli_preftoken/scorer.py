@@ -36,8 +36,15 @@ class PrefTokenScorer(CachedVLMScorer):
     default_name = "preftoken"
     warn_short_history = True
 
-    def __init__(self, weights: str | None = None, device: str = "cpu", dtype: str | None = None, *,
-                 spec: Any = None, options: Any = None):
+    def __init__(
+        self,
+        weights: str | None = None,
+        device: str = "cpu",
+        dtype: str | None = None,
+        *,
+        spec: Any = None,
+        options: Any = None,
+    ):
         self._weights_id = ""
         self._found_n_ref: int | None = None
         super().__init__(weights, device, dtype, spec=spec, options=options)
@@ -61,8 +68,9 @@ class PrefTokenScorer(CachedVLMScorer):
 
             seed = tiny_seed(spec)
             self._weights_id = f"tiny:{seed}/preftoken-L{TINY_PREF_TOKENS}"
-            return tiny_vlm(template="preftoken", n_pref_tokens=TINY_PREF_TOKENS, seed=seed, device=self.device,
-                            **overrides)
+            return tiny_vlm(
+                template="preftoken", n_pref_tokens=TINY_PREF_TOKENS, seed=seed, device=self.device, **overrides
+            )
         from prefcli.vlm.checkpoint import load_vlm, read_spec
 
         model_dir, label = resolve_model(spec, self.options.offline)

@@ -7,7 +7,6 @@ Nothing heavy is imported here; the models load in `prefcli_viper.scorer`.
 """
 
 from dataclasses import dataclass
-from typing import Optional
 
 from prefcli.hookspecs import hookimpl
 from prefcli.options import Options, option
@@ -19,13 +18,19 @@ METRIC_VIPER = "EPFL-VILAB/Metric-ViPer"
 
 @dataclass(frozen=True)
 class IdeficsOptions(Options):
-    tokenizer: str = option("tiny", "Tokenizer of tiny models: tiny, or idefics2 (the real one, built offline).", choices=("tiny", "idefics2"))
-    offline: Optional[bool] = option(None, "Never touch the network (default: --offline / HF_HUB_OFFLINE).", scores=False)
+    tokenizer: str = option(
+        "tiny",
+        "Tokenizer of tiny models: tiny, or idefics2 (the real one, built offline).",
+        choices=("tiny", "idefics2"),
+    )
+    offline: bool | None = option(None, "Never touch the network (default: --offline / HF_HUB_OFFLINE).", scores=False)
 
 
 @dataclass(frozen=True)
 class ViperOptions(IdeficsOptions):
-    base: str = option(f"hf-hub:{IDEFICS2}", "The IDEFICS2 base model the adapter goes on: a hub id or a local folder.", weights=True)
+    base: str = option(
+        f"hf-hub:{IDEFICS2}", "The IDEFICS2 base model the adapter goes on: a hub id or a local folder.", weights=True
+    )
 
 
 @hookimpl

@@ -8,7 +8,7 @@ history is a chat, each pair disliked first, then liked::
     User:<image>Score for this image?<end_of_utterance>\\nAssistant: -<end_of_utterance>\\n
     User:<image>Score for this image?<end_of_utterance>\\nAssistant: +<end_of_utterance>\\n
     ...
-    User:<image>Score for this image?<end_of_utterance>\\nAssistant: 
+    User:<image>Score for this image?<end_of_utterance>\\nAssistant:
 
 and the score is exp(l+) / (exp(l+) + exp(l-)) over the next-token logits of
 "+" and "-" (ids taken from the tokenizer, not hard-coded). ``idefics`` is the
@@ -30,8 +30,9 @@ a tiny random model with ViPer's template (option ``tokenizer``: "tiny" or
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from prefcli.errors import WeightsError
 from prefcli.vlm.preprocess import FULL_SIZE, MEAN, PAD, STD, ImagePreprocessor
@@ -55,12 +56,14 @@ class ViperPreprocessor(ImagePreprocessor):
     scale (``scaled``).
     """
 
-    def __init__(self, longest_edge: int = FULL_SIZE["longest_edge"], shortest_edge: int = FULL_SIZE["shortest_edge"]) -> None:
+    def __init__(
+        self, longest_edge: int = FULL_SIZE["longest_edge"], shortest_edge: int = FULL_SIZE["shortest_edge"]
+    ) -> None:
         super().__init__(image_size=longest_edge, pre_resize=None, use_hf_processor=True)
         self.size = {"longest_edge": int(longest_edge), "shortest_edge": int(shortest_edge)}
 
     @classmethod
-    def scaled(cls, image_size: int) -> "ViperPreprocessor":
+    def scaled(cls, image_size: int) -> ViperPreprocessor:
         """ViPer's 448 / 378 at a tiny model's image size (32 -> 32 / 27: 378/448 = 27/32 exactly)."""
         return cls(image_size, round(image_size * FULL_SIZE["shortest_edge"] / FULL_SIZE["longest_edge"]))
 
@@ -113,8 +116,11 @@ def load_adapter_dir(spec: str, offline: bool | None = None) -> Path:
     if not (d / "adapter_config.json").is_file():
         raise WeightsError(f"{spec}: no adapter_config.json in {d}; expected a peft LoRA adapter folder")
     if not (d / "adapter_model.safetensors").is_file():
-        extra = " (only adapter_model.bin: prefcli does not unpickle it; re-save it as safetensors)" \
-            if (d / "adapter_model.bin").is_file() else ""
+        extra = (
+            " (only adapter_model.bin: prefcli does not unpickle it; re-save it as safetensors)"
+            if (d / "adapter_model.bin").is_file()
+            else ""
+        )
         raise WeightsError(f"{spec}: no adapter_model.safetensors in {d}{extra}")
     return d
 
@@ -124,16 +130,19 @@ def attach_adapter(vlm: Any, adapter_dir: Path) -> Any:
     from peft import PeftModel
 
     from prefcli.vlm.model import PrefVLM
-
     from prefcli.weights import check_safetensors_folder
 
     check_safetensors_folder(adapter_dir, "LoRA adapter")  # a garbage file is one line naming it
     try:
         peft_model = PeftModel.from_pretrained(vlm.core, str(adapter_dir), is_trainable=False)
     except (OSError, ValueError, KeyError, RuntimeError) as e:
-        raise WeightsError(f"{adapter_dir}: cannot load the LoRA adapter onto IDEFICS2 ({' '.join(str(e).split())[:300]})") from None
+        raise WeightsError(
+            f"{adapter_dir}: cannot load the LoRA adapter onto IDEFICS2 ({' '.join(str(e).split())[:300]})"
+        ) from None
     except Exception as e:  # noqa: BLE001 - peft and safetensors raise their own types; never a traceback
-        raise WeightsError(f"{adapter_dir}: cannot load the LoRA adapter onto IDEFICS2 ({type(e).__name__}: {' '.join(str(e).split())[:300]})") from None
+        raise WeightsError(
+            f"{adapter_dir}: cannot load the LoRA adapter onto IDEFICS2 ({type(e).__name__}: {' '.join(str(e).split())[:300]})"
+        ) from None
     merged = peft_model.merge_and_unload()
     merged.eval()
     return PrefVLM(merged, merged, vlm.tokenizer, vlm.spec, vlm.pref_tokens)
@@ -150,8 +159,15 @@ class IdeficsScorer(CachedVLMScorer):
     #: Tiny viper and tiny idefics are different random networks (as the real ones differ by the adapter).
     tiny_seed_offset = 0
 
-    def __init__(self, weights: str | None = None, device: str = "cpu", dtype: str | None = None, *,
-                 spec: Any = None, options: Any = None):
+    def __init__(
+        self,
+        weights: str | None = None,
+        device: str = "cpu",
+        dtype: str | None = None,
+        *,
+        spec: Any = None,
+        options: Any = None,
+    ):
         self._weights_id = ""
         super().__init__(weights, device, dtype, spec=spec, options=options)
 
@@ -159,7 +175,9 @@ class IdeficsScorer(CachedVLMScorer):
         from prefcli.vlm.model import tiny_vlm
 
         seed = tiny_seed(spec) + self.tiny_seed_offset
-        self._weights_id = f"tiny:{tiny_seed(spec)}/{self.default_name}" + ("" if self.options.tokenizer == "tiny" else f"/{self.options.tokenizer}")
+        self._weights_id = f"tiny:{tiny_seed(spec)}/{self.default_name}" + (
+            "" if self.options.tokenizer == "tiny" else f"/{self.options.tokenizer}"
+        )
         kw = {"dtype": self.dtype} if self.dtype else {}
         vlm = tiny_vlm(template="viper", tokenizer=self.options.tokenizer, seed=seed, device=self.device, **kw)
         vlm.preprocess = viper_preprocessor(vlm)
@@ -170,8 +188,14 @@ class IdeficsScorer(CachedVLMScorer):
 
         # Resolved here, by the one weights resolver, so offline advice names the flag the user gave.
         base_src = str(resolve_dir(base, allow_patterns=WEIGHT_FILE_PATTERNS, offline=self.options.offline, flag=flag))
-        spec = VLMSpec(base=base_src, weights="pretrained", template="viper", dtype=self.dtype or "float32",
-                       device=self.device, offline=self.options.offline)
+        spec = VLMSpec(
+            base=base_src,
+            weights="pretrained",
+            template="viper",
+            dtype=self.dtype or "float32",
+            device=self.device,
+            offline=self.options.offline,
+        )
         vlm = build_model(spec)
         if adapter_dir is not None:
             vlm = attach_adapter(vlm, adapter_dir)

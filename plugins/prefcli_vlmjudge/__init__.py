@@ -20,11 +20,20 @@ DEFAULT_WEIGHTS = "Qwen/Qwen2.5-VL-7B-Instruct"
 class VlmJudgeOptions(Options):
     # The defaults are eval_PreferThinker.py's (lines 181, 261, 262) and qwen_vl_utils 0.0.11's.
     max_new_tokens: int = option(4096, "Most tokens generated per comparison (PreferThinker: 4096).", min=1)
-    repetition_penalty: float = option(1.15, "Repetition penalty of the greedy decoding (PreferThinker: 1.15).", min=0.01)
-    num_history: int = option(5, "At most this many liked and this many disliked images are shown (PreferThinker: 5).", min=1)
+    repetition_penalty: float = option(
+        1.15, "Repetition penalty of the greedy decoding (PreferThinker: 1.15).", min=0.01
+    )
+    num_history: int = option(
+        5, "At most this many liked and this many disliked images are shown (PreferThinker: 5).", min=1
+    )
     min_pixels: int = option(4 * 28 * 28, "Smallest image area after qwen_vl_utils' resize.", min=1)
     max_pixels: int = option(16384 * 28 * 28, "Largest image area after qwen_vl_utils' resize.", min=1)
-    batch_size: int = option(1, "Comparisons per generate call, left-padded as upstream (batched greedy decoding is not bit-identical).", scores=False, min=1)
+    batch_size: int = option(
+        1,
+        "Comparisons per generate call, left-padded as upstream (batched greedy decoding is not bit-identical).",
+        scores=False,
+        min=1,
+    )
 
 
 @hookimpl

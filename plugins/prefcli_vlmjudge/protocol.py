@@ -38,7 +38,8 @@ from __future__ import annotations
 
 import math
 import re
-from typing import TYPE_CHECKING, Any, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
@@ -60,20 +61,20 @@ SYSTEM_PROMPT = (
     "Below are some output examples:\n"
     "\n"
     "output example 1:\n"
-    "\"<visual preference profile>\n"
-    "\"Art Styles\": \"Mesoamerican Art\",\n"
-    "\"Color\": \"Pink\",\n"
-    "\"Artistic Medium\": \"Coiling\",\n"
-    "\"Saturation\": \"Muted\",\n"
-    "\"Detail\": \"Realistic\"\n"
+    '"<visual preference profile>\n'
+    '"Art Styles": "Mesoamerican Art",\n'
+    '"Color": "Pink",\n'
+    '"Artistic Medium": "Coiling",\n'
+    '"Saturation": "Muted",\n'
+    '"Detail": "Realistic"\n'
     "</visual preference profile>\n"
     "\n"
     "<visual non-preference profile>\n"
-    "\"Art Styles\": \"Pixel Art\",  \n"
-    "\"Color\": \"Jungle Green\",\n"
-    "\"Artistic Medium\": \"Digital Painting\",\n"
-    "\"Saturation\": \"Mid-tone\",\n"
-    "\"Detail\": \"Selective\"\n"
+    '"Art Styles": "Pixel Art",  \n'
+    '"Color": "Jungle Green",\n'
+    '"Artistic Medium": "Digital Painting",\n'
+    '"Saturation": "Mid-tone",\n'
+    '"Detail": "Selective"\n'
     "</visual non-preference profile>\n"
     "\n"
     "<think>\n"
@@ -90,7 +91,7 @@ SYSTEM_PROMPT = (
     "\n"
     "2. Color: \n"
     "Image A(1) - The predominant jungle green palette with varying shades of emerald and forest green throughout "
-    "the botanical elements directly aligns with the non-preferred \"Jungle Green\" attribute. The monochromatic "
+    'the botanical elements directly aligns with the non-preferred "Jungle Green" attribute. The monochromatic '
     "green scheme lacks the warmth and vibrancy associated with the preferred pink tones, creating a cool visual "
     "temperature that contradicts the user's color preferences; \n"
     "Image B(5) - The vibrant pink background creates an immediate visual harmony with the preferred color "
@@ -102,7 +103,7 @@ SYSTEM_PROMPT = (
     "Image A(2) - The smooth gradients and precise edges of the plant structures reveal digital painting "
     "techniques with algorithmic precision in the leaf arrangements. The technical execution shows clear digital "
     "origin with its perfect symmetry and computer-generated texture mapping, closely resembling the non-preferred "
-    "\"Digital Painting\" medium rather than the organic irregularities of coiled materials; \n"
+    '"Digital Painting" medium rather than the organic irregularities of coiled materials; \n'
     "Image B(4) - The textured rendering of the fruit-like structures suggests dimensional craftsmanship "
     "reminiscent of coiling techniques. The visible brush texture and canvas grain beneath the illustration "
     "creates a handcrafted quality that references traditional media, though not fully achieving the "
@@ -115,7 +116,7 @@ SYSTEM_PROMPT = (
     "saturation territory, placing it in a neutral position between preferences; \n"
     "Image B(4) - The pink background demonstrates a restrained saturation that avoids overwhelming vibrancy while "
     "maintaining color identity. The fruit structures display a gradual desaturation from center to edges, "
-    "creating a subdued color presence that aligns with the preferred \"Muted\" attribute while retaining necessary "
+    'creating a subdued color presence that aligns with the preferred "Muted" attribute while retaining necessary '
     "definition.\n"
     "\n"
     "5. Detail: \n"
@@ -133,24 +134,24 @@ SYSTEM_PROMPT = (
     "Image B: total_score=5+5+4+4+4=22\n"
     "</think>\n"
     "\n"
-    "<answer>Image B</answer>\"\n"
+    '<answer>Image B</answer>"\n'
     "\n"
     "\n"
     "output example 2:\n"
-    "\"<visual preference profile>\n"
-    "\"Art Styles\": \"Oceanic Art\",\n"
-    "\"Color\": \"Alloy Silver\",\n"
-    "\"Artistic Medium\": \"Silkscreen\",\n"
-    "\"Saturation\": \"Pastel\",\n"
-    "\"Detail\": \"Smooth\"\n"
+    '"<visual preference profile>\n'
+    '"Art Styles": "Oceanic Art",\n'
+    '"Color": "Alloy Silver",\n'
+    '"Artistic Medium": "Silkscreen",\n'
+    '"Saturation": "Pastel",\n'
+    '"Detail": "Smooth"\n'
     "</visual preference profile>\n"
     "\n"
     "<visual non-preference profile>\n"
-    "\"Art Styles\": \"Romanticism\",\n"
-    "\"Color\": \"Charcoal Gray\",\n"
-    "\"Artistic Medium\": \"3D Modeling\",\n"
-    "\"Saturation\": \"Intense\",\n"
-    "\"Detail\": \"Fine\"\n"
+    '"Art Styles": "Romanticism",\n'
+    '"Color": "Charcoal Gray",\n'
+    '"Artistic Medium": "3D Modeling",\n'
+    '"Saturation": "Intense",\n'
+    '"Detail": "Fine"\n'
     "</visual non-preference profile>\n"
     "\n"
     "<think>\n"
@@ -201,7 +202,7 @@ SYSTEM_PROMPT = (
     "Image B: total_score=3+2+2+2+3=12\n"
     "</think>\n"
     "\n"
-    "<answer>Image A</answer>\"\n"
+    '<answer>Image A</answer>"\n'
 )
 
 # Line 106: before the preferred images.
@@ -221,9 +222,7 @@ NON_PREFERRED_INTRO = (
 )
 
 # Line 134 (two spaces before 'two', as upstream).
-CANDIDATES_INTRO = (
-    "Then, given the following  two candidate images: Image A and Image B."
-)
+CANDIDATES_INTRO = "Then, given the following  two candidate images: Image A and Image B."
 
 # Line 148: the closing instruction with the answer tags.
 FINAL_INSTRUCTION = (
@@ -252,7 +251,13 @@ MAX_RATIO = 200
 # -- the question ----------------------------------------------------------------
 
 
-def build_messages(preferred: Sequence[Any], non_preferred: Sequence[Any], image_a: Any, image_b: Any, num_history: int = DEFAULT_NUM_HISTORY) -> list[dict]:
+def build_messages(
+    preferred: Sequence[Any],
+    non_preferred: Sequence[Any],
+    image_a: Any,
+    image_b: Any,
+    num_history: int = DEFAULT_NUM_HISTORY,
+) -> list[dict]:
     """The two chat turns of lines 94-154 with the given image objects in place of `file://` paths."""
     preferred = list(preferred)[:num_history]
     non_preferred = list(non_preferred)[:num_history]
@@ -260,22 +265,45 @@ def build_messages(preferred: Sequence[Any], non_preferred: Sequence[Any], image
     if preferred and non_preferred:  # line 103: no history block unless both kinds exist
         content.append({"type": "text", "text": PREFERRED_INTRO})
         for i, img in enumerate(preferred):
-            content.append({"type": "image", "image": img, "text": f"Preferred Image {i + 1}.", "label": f"Preferred Image {i + 1}."})
+            content.append(
+                {
+                    "type": "image",
+                    "image": img,
+                    "text": f"Preferred Image {i + 1}.",
+                    "label": f"Preferred Image {i + 1}.",
+                }
+            )
         content.append({"type": "text", "text": NON_PREFERRED_INTRO})
         for i, img in enumerate(non_preferred):
-            content.append({"type": "image", "image": img, "text": f"Non-Preferred Image {i + 1}.", "label": f"Non-Preferred Image {i + 1}."})
+            content.append(
+                {
+                    "type": "image",
+                    "image": img,
+                    "text": f"Non-Preferred Image {i + 1}.",
+                    "label": f"Non-Preferred Image {i + 1}.",
+                }
+            )
     content.append({"type": "text", "text": CANDIDATES_INTRO})
     content.append({"type": "text", "text": "Image A"})
     content.append({"type": "image", "image": image_a})
     content.append({"type": "text", "text": "Image B"})
     content.append({"type": "image", "image": image_b})
     content.append({"type": "text", "text": FINAL_INSTRUCTION})
-    return [{"role": "system", "content": [{"type": "text", "text": SYSTEM_PROMPT}]}, {"role": "user", "content": content}]
+    return [
+        {"role": "system", "content": [{"type": "text", "text": SYSTEM_PROMPT}]},
+        {"role": "user", "content": content},
+    ]
 
 
 def message_images(messages: Sequence[dict]) -> list[Any]:
     """The image objects in the order the chat template places them (what process_vision_info returns)."""
-    return [c["image"] for m in messages if isinstance(m["content"], list) for c in m["content"] if "image" in c or c.get("type") == "image"]
+    return [
+        c["image"]
+        for m in messages
+        if isinstance(m["content"], list)
+        for c in m["content"]
+        if "image" in c or c.get("type") == "image"
+    ]
 
 
 # -- the pixels ------------------------------------------------------------------
@@ -285,10 +313,14 @@ def _round_by(x: float, f: int) -> int:
     return round(x / f) * f
 
 
-def smart_resize(height: int, width: int, factor: int = IMAGE_FACTOR, min_pixels: int = MIN_PIXELS, max_pixels: int = MAX_PIXELS) -> tuple[int, int]:
+def smart_resize(
+    height: int, width: int, factor: int = IMAGE_FACTOR, min_pixels: int = MIN_PIXELS, max_pixels: int = MAX_PIXELS
+) -> tuple[int, int]:
     """qwen_vl_utils' size rule: sides multiples of `factor`, area within [min_pixels, max_pixels], aspect kept."""
     if max(height, width) / min(height, width) > MAX_RATIO:
-        raise ValueError(f"absolute aspect ratio must be smaller than {MAX_RATIO}, got {max(height, width) / min(height, width):.1f}")
+        raise ValueError(
+            f"absolute aspect ratio must be smaller than {MAX_RATIO}, got {max(height, width) / min(height, width):.1f}"
+        )
     h_bar = max(factor, _round_by(height, factor))
     w_bar = max(factor, _round_by(width, factor))
     if h_bar * w_bar > max_pixels:
@@ -302,7 +334,7 @@ def smart_resize(height: int, width: int, factor: int = IMAGE_FACTOR, min_pixels
     return h_bar, w_bar
 
 
-def prepare_image(image: "Image.Image", min_pixels: int = MIN_PIXELS, max_pixels: int = MAX_PIXELS) -> "Image.Image":
+def prepare_image(image: Image.Image, min_pixels: int = MIN_PIXELS, max_pixels: int = MAX_PIXELS) -> Image.Image:
     """What qwen_vl_utils 0.0.11 `fetch_image` hands the processor: RGB (RGBA over white), resized by smart_resize."""
     from PIL import Image
 
@@ -356,13 +388,19 @@ def parse_output(text: str) -> dict:
     answers = re.findall(r"<answer>(.*?)</answer>", text, re.DOTALL)
     answer = answers[-1].strip() if answers else None
     has_pref = re.search(r"<visual preference profile>(.*?)</visual preference profile>", text, re.DOTALL) is not None
-    has_non = re.search(r"<visual non-preference profile>(.*?)</visual non-preference profile>", text, re.DOTALL) is not None
+    has_non = (
+        re.search(r"<visual non-preference profile>(.*?)</visual non-preference profile>", text, re.DOTALL) is not None
+    )
     out: dict = {
         "winner": ANSWERS.index(answer) if answer in ANSWERS else None,
         "answer": answer,
         "total_scores": list(parse_total_scores(text)),
-        "preference_profile": clean_attributes_string(extract_attributes(text, "visual preference profile")) if has_pref else None,
-        "non_preference_profile": clean_attributes_string(extract_attributes(text, "visual non-preference profile")) if has_non else None,
+        "preference_profile": clean_attributes_string(extract_attributes(text, "visual preference profile"))
+        if has_pref
+        else None,
+        "non_preference_profile": clean_attributes_string(extract_attributes(text, "visual non-preference profile"))
+        if has_non
+        else None,
     }
     if answer is None:
         out["error"] = "no answer: the output has no <answer>…</answer> tag"

@@ -23,8 +23,9 @@ decoding of padded sequences is not bit-identical to one at a time).
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from prefcli.errors import OptionError, WeightsError, one_line
 from prefcli.pairwise import Preference
@@ -56,13 +57,17 @@ def load_judge(weights: str, device: Any, dtype: Any) -> tuple[Any, Any, str]:
 
     model_type = read_json(d / "config.json", error=WeightsError, expect=dict, what="a model config").get("model_type")
     if model_type not in SUPPORTED:
-        raise WeightsError(f"{d}: vlm-judge needs a Qwen2.5-VL or Qwen2-VL checkpoint (config model_type {model_type!r})")
+        raise WeightsError(
+            f"{d}: vlm-judge needs a Qwen2.5-VL or Qwen2-VL checkpoint (config model_type {model_type!r})"
+        )
     W.check_safetensors_folder(d, "vlm-judge")
     if not any(d.glob("*.safetensors")):
         raise WeightsError(f"{d}: no *.safetensors weights for vlm-judge")
     processor = AutoProcessor.from_pretrained(str(d))
     if not getattr(processor, "chat_template", None):
-        raise WeightsError(f"{d}: the processor has no chat template (chat_template.json or .jinja); vlm-judge asks through it")
+        raise WeightsError(
+            f"{d}: the processor has no chat template (chat_template.json or .jinja); vlm-judge asks through it"
+        )
     try:
         model = AutoModelForImageTextToText.from_pretrained(str(d), dtype=dtype)
     except Exception as e:  # noqa: BLE001 - transformers and safetensors raise their own types; never a traceback
@@ -81,13 +86,22 @@ class JudgeState:
 class VlmJudge(PairwiseScorer):
     min_history = 1
 
-    def __init__(self, weights: str | None = None, device: str = "cpu", dtype: str | None = None, *, spec: Any = None,
-                 options: Any = None):
+    def __init__(
+        self,
+        weights: str | None = None,
+        device: str = "cpu",
+        dtype: str | None = None,
+        *,
+        spec: Any = None,
+        options: Any = None,
+    ):
         super().__init__(weights, device, dtype, spec=spec, options=options)
         from prefcli import devices
 
         if self.options.max_pixels < self.options.min_pixels:  # each is checked alone by VlmJudgeOptions
-            raise OptionError(f"scorer vlm-judge: option max_pixels ({self.options.max_pixels}) is below min_pixels ({self.options.min_pixels})")
+            raise OptionError(
+                f"scorer vlm-judge: option max_pixels ({self.options.max_pixels}) is below min_pixels ({self.options.min_pixels})"
+            )
         self.torch_device = devices.torch_device(device)
         tdtype = devices.torch_dtype(dtype, self.torch_device, getattr(self.spec, "cuda_dtype", None))
         self.model, self.processor, self.source = load_judge(self.weights, self.torch_device, tdtype)
@@ -107,7 +121,9 @@ class VlmJudge(PairwiseScorer):
         super().condition(history)
         if history is None:
             return JudgeState([], [])
-        if hasattr(history, "liked_images"):  # histories that also hold unpaired liked/disliked images (PreferImg-Bench)
+        if hasattr(
+            history, "liked_images"
+        ):  # histories that also hold unpaired liked/disliked images (PreferImg-Bench)
             liked, disliked = history.liked_images(), history.disliked_images()
         else:
             liked, disliked = [p.liked for p in history.pairs], [p.disliked for p in history.pairs]
@@ -117,10 +133,18 @@ class VlmJudge(PairwiseScorer):
         """The chat turns for one comparison, images prepared as qwen_vl_utils prepares them."""
         # The image in its own mode: qwen_vl_utils does the RGB conversion its way (RGBA over white).
         prep = lambda c: P.prepare_image(_own_mode(c), self.options.min_pixels, self.options.max_pixels)  # noqa: E731
-        return P.build_messages([prep(c) for c in state.preferred], [prep(c) for c in state.non_preferred], prep(a), prep(b), self.options.num_history)
+        return P.build_messages(
+            [prep(c) for c in state.preferred],
+            [prep(c) for c in state.non_preferred],
+            prep(a),
+            prep(b),
+            self.options.num_history,
+        )
 
     def prompt(self, messages: list[dict]) -> str:
-        return self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, add_vision_id=True)
+        return self.processor.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=True, add_vision_id=True
+        )
 
     def inputs(self, batch: Sequence[list[dict]]) -> Any:
         texts = [self.prompt(m) for m in batch]

@@ -17,7 +17,8 @@ Arrays (in ``attention.npz`` and the JSON):
 from __future__ import annotations
 
 import random
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from prefcli.errors import ConfigError
 
@@ -29,8 +30,9 @@ def _positions(vlm: Any, seq: Any) -> list[int]:
     return [L + n + i for i, t in enumerate(seq.suffix.ids) if t == vlm.image_token_id]
 
 
-def attention_rows(vlm: Any, items: Sequence[Any], target: Any, prompt: str | None, layer: int,
-                   head: int | None) -> tuple[Any, list[int]]:
+def attention_rows(
+    vlm: Any, items: Sequence[Any], target: Any, prompt: str | None, layer: int, head: int | None
+) -> tuple[Any, list[int]]:
     """(rows (target tokens, T) of layer `layer`'s attention, the target token positions)."""
     import torch
 
@@ -41,16 +43,26 @@ def attention_rows(vlm: Any, items: Sequence[Any], target: Any, prompt: str | No
     with torch.no_grad():
         emb = vlm.embed(batch.input_ids, batch.pixel_values)
         emb, mask = vlm.with_pref_tokens(emb, batch.attention_mask)
-        out = vlm.text_model(inputs_embeds=emb, attention_mask=mask, position_ids=positions_from_mask(mask),
-                             output_attentions=True)
+        out = vlm.text_model(
+            inputs_embeds=emb, attention_mask=mask, position_ids=positions_from_mask(mask), output_attentions=True
+        )
     att = out.attentions[layer][0].float()  # (heads, T, T)
     att = att.mean(0) if head is None else att[head]
     pos = _positions(vlm, seq)
     return att[pos].cpu(), pos
 
 
-def user_attention(vlm: Any, users: Sequence[Any], target: Any, *, orders: int = 5, layer: int = -1,
-                   head: int | None = None, seed: int = 0, progress: Callable[[int], None] | None = None) -> dict:
+def user_attention(
+    vlm: Any,
+    users: Sequence[Any],
+    target: Any,
+    *,
+    orders: int = 5,
+    layer: int = -1,
+    head: int | None = None,
+    seed: int = 0,
+    progress: Callable[[int], None] | None = None,
+) -> dict:
     import numpy as np
 
     from prefcli.vlm.template import train_history_items
@@ -61,7 +73,9 @@ def user_attention(vlm: Any, users: Sequence[Any], target: Any, *, orders: int =
     n_layers = len(vlm.text_model.layers)
     n_heads = int(vlm.text_model.config.num_attention_heads)
     if not -n_layers <= layer < n_layers:
-        raise ConfigError(f"--layer {layer}: the language model has {n_layers} layers (0..{n_layers - 1}, or -1 for the last)")
+        raise ConfigError(
+            f"--layer {layer}: the language model has {n_layers} layers (0..{n_layers - 1}, or -1 for the last)"
+        )
     if head is not None and not 0 <= head < n_heads:
         raise ConfigError(f"--head {head}: the language model has {n_heads} heads (0..{n_heads - 1})")
     if orders < 1:
@@ -105,9 +119,16 @@ def summary_rows(users: Sequence[Any], res: dict) -> list[dict]:
     for i, u in enumerate(users):
         mean_tok = res["pref"][i].mean(axis=(0, 1))  # (L,)
         mass = res["mass"][i].mean(axis=1)  # per order
-        rows.append({"user": u.user_id, "seen": u.seen, "mass": float(mass.mean()),
-                     "mass_sd": float(mass.std(ddof=1)) if len(mass) > 1 else None,
-                     "top_token": f"P{int(np.argmax(mean_tok)) + 1}", "top_weight": float(mean_tok.max())})
+        rows.append(
+            {
+                "user": u.user_id,
+                "seen": u.seen,
+                "mass": float(mass.mean()),
+                "mass_sd": float(mass.std(ddof=1)) if len(mass) > 1 else None,
+                "top_token": f"P{int(np.argmax(mean_tok)) + 1}",
+                "top_weight": float(mean_tok.max()),
+            }
+        )
     return rows
 
 
@@ -115,11 +136,20 @@ def attention_table(rows: list[dict], res: dict):
     from prefcli.harness.tables import Column, Table
 
     head = "mean of heads" if res["head"] is None else f"head {res['head']}"
-    cols = [Column("user", "User"), Column("mass", "Attention on P (%)", pm=True, percent=True, digits=2),
-            Column("top_token", "Most attended"), Column("top_weight", "Its weight (%)", percent=True, digits=2)]
+    cols = [
+        Column("user", "User"),
+        Column("mass", "Attention on P (%)", pm=True, percent=True, digits=2),
+        Column("top_token", "Most attended"),
+        Column("top_weight", "Its weight (%)", percent=True, digits=2),
+    ]
     t_rows = [dict(r, mass_se=r["mass_sd"]) for r in rows]
-    return Table("attention", f"Target image → preference tokens (layer {res['layer']}, {head})", cols, t_rows,
-                 note="± standard deviation over the random history orders")
+    return Table(
+        "attention",
+        f"Target image → preference tokens (layer {res['layer']}, {head})",
+        cols,
+        t_rows,
+        note="± standard deviation over the random history orders",
+    )
 
 
 def attention_figure(users: Sequence[Any], res: dict, stem: Any) -> list:
@@ -157,7 +187,9 @@ def attention_figure(users: Sequence[Any], res: dict, stem: Any) -> list:
         else:
             ax.set_ylabel("target image token")
         seen = users[i].seen
-        ax.set_title(f"user {users[i].user_id}" + ("" if seen is None else (" (seen)" if seen else " (unseen)")), loc="left")
+        ax.set_title(
+            f"user {users[i].user_id}" + ("" if seen is None else (" (seen)" if seen else " (unseen)")), loc="left"
+        )
     axes[-1, 0].set_xlabel("preference token")
     head = "mean of heads" if res["head"] is None else f"head {res['head']}"
     fig.suptitle(f"attention of the target image to the preference tokens · layer {res['layer']}, {head}", fontsize=9)

@@ -12,13 +12,15 @@ and groups says whether the model separates people the way the world does
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from prefcli.errors import ConfigError
 
 
-def final_token_embeddings(vlm: Any, users: Sequence[Any], target: Any, batch_size: int = 16,
-                           progress: Callable[[int], None] | None = None) -> Any:
+def final_token_embeddings(
+    vlm: Any, users: Sequence[Any], target: Any, batch_size: int = 16, progress: Callable[[int], None] | None = None
+) -> Any:
     """(users, D) float64: the last layer's hidden state at each sequence's last real token."""
     import numpy as np
     import torch
@@ -53,8 +55,12 @@ def cluster_scores(X: Any, k: int, seed: int = 0) -> dict:
     labels = KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(X)
     if len(set(labels.tolist())) < 2:
         return {"k": k, "labels": labels.tolist(), "silhouette": None, "davies_bouldin": None}
-    return {"k": k, "labels": labels.tolist(), "silhouette": float(silhouette_score(X, labels)),
-            "davies_bouldin": float(davies_bouldin_score(X, labels))}
+    return {
+        "k": k,
+        "labels": labels.tolist(),
+        "silhouette": float(silhouette_score(X, labels)),
+        "davies_bouldin": float(davies_bouldin_score(X, labels)),
+    }
 
 
 def agreement(labels: Sequence[int], truth: Sequence[int]) -> float:
@@ -86,8 +92,11 @@ def k_sweep(X: Any, ks: Sequence[int], seed: int = 0, truth: Sequence[int] | Non
 def clusters_table(rows: list[dict], has_truth: bool):
     from prefcli.harness.tables import Column, Table
 
-    cols = [Column("k", "K"), Column("silhouette", "Silhouette ↑", digits=3, better="max"),
-            Column("davies_bouldin", "Davies–Bouldin ↓", digits=3, better="min")]
+    cols = [
+        Column("k", "K"),
+        Column("silhouette", "Silhouette ↑", digits=3, better="max"),
+        Column("davies_bouldin", "Davies–Bouldin ↓", digits=3, better="min"),
+    ]
     if has_truth:
         cols.append(Column("ari", "ARI with true groups ↑", digits=3, better="max"))
     note = "K-means on the final-token embedding of one fixed target across users (scikit-learn)"
@@ -96,8 +105,9 @@ def clusters_table(rows: list[dict], has_truth: bool):
     return Table("clusters", "User clustering", cols, [dict(r) for r in rows], note=note)
 
 
-def clusters_figure(Y: Any, var: Sequence[float], labels: Sequence[int], truth: Sequence[int] | None,
-                    ari: float | None, stem: Any) -> list:
+def clusters_figure(
+    Y: Any, var: Sequence[float], labels: Sequence[int], truth: Sequence[int] | None, ari: float | None, stem: Any
+) -> list:
     """The 2-D projection coloured (and marked) by cluster, and beside it by true group."""
     import numpy as np
 
@@ -113,8 +123,17 @@ def clusters_figure(Y: Any, var: Sequence[float], labels: Sequence[int], truth: 
         for j, v in enumerate(sorted(set(lab.tolist()))):
             st = figures.series_style(j)
             sel = lab == v
-            ax.scatter(Y[sel, 0], Y[sel, 1], s=22, color=st["color"], marker=st["marker"], edgecolors="black",
-                       linewidths=0.4, label=f"{word} {v}", alpha=0.85)
+            ax.scatter(
+                Y[sel, 0],
+                Y[sel, 1],
+                s=22,
+                color=st["color"],
+                marker=st["marker"],
+                edgecolors="black",
+                linewidths=0.4,
+                label=f"{word} {v}",
+                alpha=0.85,
+            )
         ax.set_title(title)
         ax.set_xlabel(f"PC 1 ({100 * var[0]:.0f}% of variance)")
         ax.set_ylabel(f"PC 2 ({100 * var[1]:.0f}% of variance)")

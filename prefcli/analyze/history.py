@@ -40,8 +40,13 @@ def _check_run(p: Path, i: int, run: dict) -> None:
 
     where = f"{p}: runs[{i}]"
     check_type(run["metrics"], dict, where, "'metrics'")
-    for key, kinds in (("scorer", (str, type(None))), ("protocol", (str, type(None))), ("n_ref", (int, type(None))),
-                       ("n_tasks", (int, type(None))), ("uses_history", (bool, type(None)))):
+    for key, kinds in (
+        ("scorer", (str, type(None))),
+        ("protocol", (str, type(None))),
+        ("n_ref", (int, type(None))),
+        ("n_tasks", (int, type(None))),
+        ("uses_history", (bool, type(None))),
+    ):
         check_type(run.get(key), kinds, where, f"'{key}'")
     for g in ("all", "seen", "unseen"):
         group = check_type(run["metrics"].get(g, {}), dict, where, f"metrics.{g}")
@@ -63,15 +68,22 @@ def curve_rows(runs: list[dict]) -> list[dict]:
     """One row per run: top-1 for all, seen and unseen users, the gap, each with its SE (fractions)."""
     rows = []
     for r in runs:
-        row: dict[str, Any] = {"scorer": r.get("scorer"), "protocol": r.get("protocol"),
-                               "n_ref": r.get("n_ref") if r.get("uses_history") else None,
-                               "uses_history": bool(r.get("uses_history")), "n_tasks": r.get("n_tasks")}
+        row: dict[str, Any] = {
+            "scorer": r.get("scorer"),
+            "protocol": r.get("protocol"),
+            "n_ref": r.get("n_ref") if r.get("uses_history") else None,
+            "uses_history": bool(r.get("uses_history")),
+            "n_tasks": r.get("n_tasks"),
+        }
         for g, key in (("all", "top1"), ("seen", "seen"), ("unseen", "unseen")):
             row[key], row[f"{key}_se"] = _frac(r, g)
         if row["seen"] is not None and row["unseen"] is not None:
             row["gap"] = abs(row["seen"] - row["unseen"])
-            row["gap_se"] = (math.hypot(row["seen_se"], row["unseen_se"])
-                             if row["seen_se"] is not None and row["unseen_se"] is not None else None)
+            row["gap_se"] = (
+                math.hypot(row["seen_se"], row["unseen_se"])
+                if row["seen_se"] is not None and row["unseen_se"] is not None
+                else None
+            )
         else:
             row["gap"] = row["gap_se"] = None
         rows.append(row)
@@ -82,12 +94,23 @@ def curve_rows(runs: list[dict]) -> list[dict]:
 def history_table(rows: list[dict]):
     from prefcli.harness.tables import Column, Table
 
-    cols = [Column("scorer", "Scorer"), Column("protocol", "Protocol"), Column("n_ref", "N_ref"),
-            Column("top1", "Top-1 (%) ↑", pm=True, percent=True), Column("seen", "Seen (%) ↑", pm=True, percent=True),
-            Column("unseen", "Unseen (%) ↑", pm=True, percent=True), Column("gap", "|Δ| ↓", pm=True, percent=True)]
-    return Table("history", "Top-1 against N_ref, and the seen/unseen gap", cols, [dict(r) for r in rows],
-                 note="± bootstrap standard error over users; |Δ| = |seen − unseen|, errors added in quadrature; "
-                      "N_ref – : history-free scorer")
+    cols = [
+        Column("scorer", "Scorer"),
+        Column("protocol", "Protocol"),
+        Column("n_ref", "N_ref"),
+        Column("top1", "Top-1 (%) ↑", pm=True, percent=True),
+        Column("seen", "Seen (%) ↑", pm=True, percent=True),
+        Column("unseen", "Unseen (%) ↑", pm=True, percent=True),
+        Column("gap", "|Δ| ↓", pm=True, percent=True),
+    ]
+    return Table(
+        "history",
+        "Top-1 against N_ref, and the seen/unseen gap",
+        cols,
+        [dict(r) for r in rows],
+        note="± bootstrap standard error over users; |Δ| = |seen − unseen|, errors added in quadrature; "
+        "N_ref – : history-free scorer",
+    )
 
 
 def analyze_history(path: str | os.PathLike, out_dir: str | os.PathLike) -> tuple[dict, list[Path], list[str]]:
@@ -106,7 +129,14 @@ def analyze_history(path: str | os.PathLike, out_dir: str | os.PathLike) -> tupl
     files = plots.nref_plot(runs, out / "nref_top1") + plots.gap_plot(runs, out / "seen_unseen_gap")
     if nrefs and not any(r["gap"] is not None for r in rows if r["n_ref"] is not None):
         notes.append("no run has both seen and unseen users: the gap figure is not drawn")
-    results = {"rows": rows, "n_refs": nrefs, "source": str(path),
-               "bench": {"dataset": (prov.get("dataset") or {}).get("name"), "git_commit": prov.get("git_commit"),
-                         "scorers": prov.get("scorers")}}
+    results = {
+        "rows": rows,
+        "n_refs": nrefs,
+        "source": str(path),
+        "bench": {
+            "dataset": (prov.get("dataset") or {}).get("name"),
+            "git_commit": prov.get("git_commit"),
+            "scorers": prov.get("scorers"),
+        },
+    }
     return results, files, notes

@@ -8,9 +8,10 @@ every user, so differences between users come from their histories alone.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from prefcli.errors import ConfigError, DataError
 
@@ -29,8 +30,9 @@ class Target:
     source: str  # "dataset image <id>", a file path, or "first task of user <u>"
 
 
-def user_inputs(ds: Any, split: str, n_ref: int | None, users: Sequence[str] | None = None,
-                max_users: int | None = None) -> tuple[list[UserInput], list[dict]]:
+def user_inputs(
+    ds: Any, split: str, n_ref: int | None, users: Sequence[str] | None = None, max_users: int | None = None
+) -> tuple[list[UserInput], list[dict]]:
     """(one UserInput per user, skipped [{"item", "reason"}]); `users` picks and orders them."""
     tasks = ds.tasks(split, "1v1", n_ref)
     first: dict[str, Any] = {}

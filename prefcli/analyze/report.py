@@ -54,16 +54,31 @@ def load_model(ckpt: str | os.PathLike, device: str = "cpu", **overrides: Any) -
     return vlm, {"weights": str(ckpt), "revision": folder_fingerprint(folder), "model_dir": str(folder)}
 
 
-def envelope(command: str, results: Any, *, model: dict | None = None, options: dict | None = None,
-             skipped: list | None = None, scorer: str | None = "preftoken") -> dict:
+def envelope(
+    command: str,
+    results: Any,
+    *,
+    model: dict | None = None,
+    options: dict | None = None,
+    skipped: list | None = None,
+    scorer: str | None = "preftoken",
+) -> dict:
     """The command's document in the one envelope of every command (prefcli/envelope.py)."""
     from prefcli import envelope as env
     from prefcli.harness.results import package_versions
 
     prov = env.provenance()
     prov["versions"] = {**prov["versions"], **package_versions(("matplotlib",))}
-    return env.envelope(command, results, scorer=scorer, weights=(model or {}).get("weights"),
-                        revision=(model or {}).get("revision"), options=options, skipped=skipped, provenance=prov)
+    return env.envelope(
+        command,
+        results,
+        scorer=scorer,
+        weights=(model or {}).get("weights"),
+        revision=(model or {}).get("revision"),
+        options=options,
+        skipped=skipped,
+        provenance=prov,
+    )
 
 
 def write(path: str | os.PathLike, doc: dict) -> Path:

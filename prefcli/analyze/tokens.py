@@ -44,7 +44,9 @@ def nearest_tokens(vlm: Any, k: int = 5, include_special: bool = False, progress
     import torch
 
     if vlm.pref_tokens is None:
-        raise ConfigError("this checkpoint has no preference tokens (train a stage with add_tokens, or use one that has them)")
+        raise ConfigError(
+            "this checkpoint has no preference tokens (train a stage with add_tokens, or use one that has them)"
+        )
     if k < 1:
         raise ConfigError(f"--k must be at least 1, got {k}")
     rows, ids = vocabulary(vlm, include_special)
@@ -61,14 +63,28 @@ def nearest_tokens(vlm: Any, k: int = 5, include_special: bool = False, progress
             tid = ids[j]
             piece = tok.convert_ids_to_tokens(tid)
             text = tok.convert_tokens_to_string([piece]) if piece is not None else ""
-            neigh.append({"rank": r, "id": tid, "piece": piece, "text": text.strip() or piece,
-                          "script": script_of(piece or "", special=tid in specials), "distance": dist})
+            neigh.append(
+                {
+                    "rank": r,
+                    "id": tid,
+                    "piece": piece,
+                    "text": text.strip() or piece,
+                    "script": script_of(piece or "", special=tid in specials),
+                    "distance": dist,
+                }
+            )
         out.append({"index": i, "norm": float(P[i].norm()), "neighbours": neigh})
         if progress:
             progress(1)
-    return {"tokens": out, "k": k, "vocabulary_size": len(ids), "dim": int(P.shape[1]),
-            "scale": {"vocab_nearest_neighbour_median": nn_scale(rows)},
-            "distance": "euclidean", "include_special": include_special}
+    return {
+        "tokens": out,
+        "k": k,
+        "vocabulary_size": len(ids),
+        "dim": int(P.shape[1]),
+        "scale": {"vocab_nearest_neighbour_median": nn_scale(rows)},
+        "distance": "euclidean",
+        "include_special": include_special,
+    }
 
 
 def tokens_table(res: dict):
@@ -84,15 +100,28 @@ def tokens_table(res: dict):
             row[f"n{n['rank']}"] = f"{display(n['text'], n['script'], n['piece'])} ({n['distance']:.3f})"
         rows.append(row)
     scale = res["scale"]["vocab_nearest_neighbour_median"]
-    note = (f"Euclidean distance in the input-embedding space (D = {res['dim']}); for scale, a vocabulary token's "
-            f"nearest other token is {scale:.3f} away (median). [script] marks a token not in Latin script.")
+    note = (
+        f"Euclidean distance in the input-embedding space (D = {res['dim']}); for scale, a vocabulary token's "
+        f"nearest other token is {scale:.3f} away (median). [script] marks a token not in Latin script."
+    )
     return Table("tokens", "Preference tokens → nearest vocabulary tokens", cols, rows, note=note)
 
 
 def long_rows(res: dict) -> list[dict]:
     """One CSV row per (preference token, neighbour)."""
-    return [{"token": t["index"], "rank": n["rank"], "id": n["id"], "piece": n["piece"], "text": n["text"],
-             "script": n["script"], "distance": n["distance"]} for t in res["tokens"] for n in t["neighbours"]]
+    return [
+        {
+            "token": t["index"],
+            "rank": n["rank"],
+            "id": n["id"],
+            "piece": n["piece"],
+            "text": n["text"],
+            "script": n["script"],
+            "distance": n["distance"],
+        }
+        for t in res["tokens"]
+        for n in t["neighbours"]
+    ]
 
 
 def tokens_figure(res: dict, stem: Any) -> list:
@@ -109,13 +138,30 @@ def tokens_figure(res: dict, stem: Any) -> list:
         y = L - 1 - i
         xs = [n["distance"] for n in t["neighbours"]]
         ax.plot(xs, [y] * len(xs), color="#999999", linewidth=0.8, zorder=1)
-        ax.scatter(xs[:1], [y], marker="o", s=28, color=figures.PALETTE[0], zorder=3, label="nearest" if i == 0 else None)
+        ax.scatter(
+            xs[:1], [y], marker="o", s=28, color=figures.PALETTE[0], zorder=3, label="nearest" if i == 0 else None
+        )
         if len(xs) > 1:
-            ax.scatter(xs[1:], [y] * (len(xs) - 1), marker="s", s=14, facecolors="white", edgecolors=figures.PALETTE[1],
-                       zorder=3, label=f"#2–#{k}" if i == 0 else None)
+            ax.scatter(
+                xs[1:],
+                [y] * (len(xs) - 1),
+                marker="s",
+                s=14,
+                facecolors="white",
+                edgecolors=figures.PALETTE[1],
+                zorder=3,
+                label=f"#2–#{k}" if i == 0 else None,
+            )
         n1 = t["neighbours"][0]
-        ax.annotate(display(n1["text"], n1["script"], n1["piece"]), (xs[0], y), xytext=(-4, 0), textcoords="offset points",
-                    ha="right", va="center", fontsize=7)
+        ax.annotate(
+            display(n1["text"], n1["script"], n1["piece"]),
+            (xs[0], y),
+            xytext=(-4, 0),
+            textcoords="offset points",
+            ha="right",
+            va="center",
+            fontsize=7,
+        )
     scale = res["scale"]["vocab_nearest_neighbour_median"]
     ax.axvline(scale, linestyle="--", color="black", linewidth=1, label="vocabulary token ↔ its nearest token (median)")
     ax.set_yticks(range(L))

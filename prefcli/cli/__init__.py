@@ -21,6 +21,7 @@ app = typer.Typer(
     add_completion=False,
 )
 
+
 def _version(value: bool) -> None:
     if value:
         from prefcli import __version__
@@ -31,7 +32,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
 ) -> None:
     """Personalized image-preference prediction: rank, evaluate, train and generate for one person's taste."""
 
@@ -65,7 +68,10 @@ def main(argv: list[str] | None = None) -> None:
 
     # Library modules log through `logging`; PREFCLI_LOG=info (or debug) shows it on stderr.
     level = getattr(logging, os.environ.get("PREFCLI_LOG", "WARNING").strip().upper(), logging.WARNING)
-    logging.basicConfig(level=level if isinstance(level, int) else logging.WARNING, format="prefcli: %(levelname)s: %(name)s: %(message)s")
+    logging.basicConfig(
+        level=level if isinstance(level, int) else logging.WARNING,
+        format="prefcli: %(levelname)s: %(name)s: %(message)s",
+    )
     messages.install()  # one plain line per warning, once per run, not a source excerpt
     try:
         app(args=argv, prog_name="prefcli")

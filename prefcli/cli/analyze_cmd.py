@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -19,10 +19,28 @@ analyze_app = typer.Typer(
 )
 app.add_typer(analyze_app, name="analyze")
 
-CkptArg = Annotated[str, typer.Argument(help="A model folder, training run or checkpoint folder, or a shipped tiny model's name (e.g. tiny-opposed-tokens).", show_default=False)]
-DatasetArg = Annotated[Path, typer.Argument(help="A prefcli dataset directory (holds dataset.json).", show_default=False)]
-AnalysisOutOpt = Annotated[Path, typer.Option("--out", help="Directory for the figure (PNG/PDF/SVG), the tables (.md/.tex/.csv) and the JSON document.")]
-ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress on stderr (plain lines when stderr is not a terminal).")]
+CkptArg = Annotated[
+    str,
+    typer.Argument(
+        help="A model folder, training run or checkpoint folder, or a shipped tiny model's name (e.g. tiny-opposed-tokens).",
+        show_default=False,
+    ),
+]
+DatasetArg = Annotated[
+    Path, typer.Argument(help="A prefcli dataset directory (holds dataset.json).", show_default=False)
+]
+AnalysisOutOpt = Annotated[
+    Path,
+    typer.Option(
+        "--out", help="Directory for the figure (PNG/PDF/SVG), the tables (.md/.tex/.csv) and the JSON document."
+    ),
+]
+ProgressOpt = Annotated[
+    bool,
+    typer.Option(
+        "--progress/--no-progress", help="Show progress on stderr (plain lines when stderr is not a terminal)."
+    ),
+]
 
 
 def _print_table(table, fmt: Format, doc: dict) -> None:
@@ -34,14 +52,19 @@ def _print_table(table, fmt: Format, doc: dict) -> None:
         table.print(fmt.value)
 
 
-def _write_tables(out: Path, stem: str, table, csv_rows: list[dict] | None = None, csv_columns: list[str] | None = None) -> list[Path]:
+def _write_tables(
+    out: Path, stem: str, table, csv_rows: list[dict] | None = None, csv_columns: list[str] | None = None
+) -> list[Path]:
     from prefcli import atomic
     from prefcli.output import to_csv
 
     out.mkdir(parents=True, exist_ok=True)
     paths = []
-    for ext, text in (("md", table.to_markdown()), ("tex", table.to_latex()),
-                      ("csv", to_csv(csv_rows, csv_columns) if csv_rows is not None else table.to_csv())):
+    for ext, text in (
+        ("md", table.to_markdown()),
+        ("tex", table.to_latex()),
+        ("csv", to_csv(csv_rows, csv_columns) if csv_rows is not None else table.to_csv()),
+    ):
         p = out / f"{stem}.{ext}"
         atomic.write_text(p, text)
         paths.append(p)
@@ -56,7 +79,12 @@ def _done(paths: list[Path], out: Path) -> None:
 def tokens_command(
     ckpt: CkptArg,
     k: Annotated[int, typer.Option("--k", "-k", min=1, help="Nearest vocabulary tokens per preference token.")] = 5,
-    include_special: Annotated[bool, typer.Option("--include-special", help="Also consider special tokens (<image>, padding, ...), which are not words.")] = False,
+    include_special: Annotated[
+        bool,
+        typer.Option(
+            "--include-special", help="Also consider special tokens (<image>, padding, ...), which are not words."
+        ),
+    ] = False,
     out: AnalysisOutOpt = Path("analysis/tokens"),
     device: DeviceOpt = "cpu",
     fmt: FormatOpt = Format.table,
@@ -102,7 +130,9 @@ def tokens_command(
 
 @analyze_app.command("history")
 def history_command(
-    results: Annotated[Path, typer.Argument(help="The results.json written by `prefcli bench --out DIR`.", show_default=False)],
+    results: Annotated[
+        Path, typer.Argument(help="The results.json written by `prefcli bench --out DIR`.", show_default=False)
+    ],
     out: AnalysisOutOpt = Path("analysis/history"),
     fmt: FormatOpt = Format.table,
 ) -> None:
@@ -129,8 +159,13 @@ def history_command(
 
     res, figs, notes = history.analyze_history(results, out)
     table = history.history_table(res["rows"])
-    doc = report.envelope("analyze history", res, scorer=None, options={"results": str(results)},
-                          model={"weights": None, "revision": None})
+    doc = report.envelope(
+        "analyze history",
+        res,
+        scorer=None,
+        options={"results": str(results)},
+        model={"weights": None, "revision": None},
+    )
     paths = _write_tables(out, "history", table) + figs
     paths.append(report.write(out / "history.json", doc))
     for n in notes:
@@ -144,18 +179,30 @@ def _csv(value: str | None) -> list[str]:
 
 
 SplitOpt = Annotated[str, typer.Option("--split", help="Which split's users: test or val.")]
-NRefOpt = Annotated[Optional[int], typer.Option("--n-ref", min=1, help="History pairs per user (default: the dataset's, usually 8).")]
-TargetOpt = Annotated[Optional[str], typer.Option("--target", help="The fixed target: an image file or a dataset image id (default: the first candidate of the split's first task).")]
+NRefOpt = Annotated[
+    int | None, typer.Option("--n-ref", min=1, help="History pairs per user (default: the dataset's, usually 8).")
+]
+TargetOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--target",
+        help="The fixed target: an image file or a dataset image id (default: the first candidate of the split's first task).",
+    ),
+]
 
 
 @analyze_app.command("attention")
 def attention_command(
     ckpt: CkptArg,
     dataset: DatasetArg,
-    users: Annotated[Optional[str], typer.Option("--users", help="Comma-separated user ids (default: the split's first two users).")] = None,
+    users: Annotated[
+        str | None, typer.Option("--users", help="Comma-separated user ids (default: the split's first two users).")
+    ] = None,
     target: TargetOpt = None,
     layer: Annotated[int, typer.Option("--layer", help="Language-model layer (0 = first, -1 = last).")] = -1,
-    head: Annotated[Optional[int], typer.Option("--head", min=0, help="One attention head (default: the mean of all heads).")] = None,
+    head: Annotated[
+        int | None, typer.Option("--head", min=0, help="One attention head (default: the mean of all heads).")
+    ] = None,
     orders: Annotated[int, typer.Option("--orders", min=1, help="Random orders of each user's history.")] = 5,
     split: SplitOpt = "test",
     n_ref: NRefOpt = None,
@@ -202,22 +249,49 @@ def attention_command(
     vlm, model = report.load_model(ckpt, device=device, attn_implementation="eager")
     with progress_bar(progress) as bar:
         task = bar.add_task("reading attention", total=len(picked) * orders)
-        res = attention.user_attention(vlm, picked, tgt, orders=orders, layer=layer, head=head, seed=seed,
-                                       progress=lambda n: bar.advance(task, n))
+        res = attention.user_attention(
+            vlm, picked, tgt, orders=orders, layer=layer, head=head, seed=seed, progress=lambda n: bar.advance(task, n)
+        )
     rows = attention.summary_rows(picked, res)
     table = attention.attention_table(rows, res)
     out.mkdir(parents=True, exist_ok=True)
     with atomic.atomic_path(out / "attention.npz") as tmp:
         with open(tmp, "wb") as f:
-            np.savez(f, pref=res["pref"], mass=res["mass"], row_sums=res["row_sums"],
-                     users=np.asarray([u.user_id for u in picked]))
-    results = {"users": [u.user_id for u in picked], "target": tgt.source, "layer": res["layer"], "head": res["head"],
-               "n_layers": res["n_layers"], "n_heads": res["n_heads"], "orders": orders, "n_ref": n_ref,
-               "shape": {"pref": list(res["pref"].shape), "axes": ["user", "order", "target_token", "pref_token"]},
-               "pref": res["pref"].tolist(), "mass": res["mass"].tolist(), "row_sums": res["row_sums"].tolist(),
-               "history_labels": res["labels"], "summary": rows}
-    opts = {"users": [u.user_id for u in picked], "target": target, "layer": layer, "head": head, "orders": orders,
-            "split": split, "n_ref": n_ref, "seed": seed, "device": device, "dataset": str(dataset)}
+            np.savez(
+                f,
+                pref=res["pref"],
+                mass=res["mass"],
+                row_sums=res["row_sums"],
+                users=np.asarray([u.user_id for u in picked]),
+            )
+    results = {
+        "users": [u.user_id for u in picked],
+        "target": tgt.source,
+        "layer": res["layer"],
+        "head": res["head"],
+        "n_layers": res["n_layers"],
+        "n_heads": res["n_heads"],
+        "orders": orders,
+        "n_ref": n_ref,
+        "shape": {"pref": list(res["pref"].shape), "axes": ["user", "order", "target_token", "pref_token"]},
+        "pref": res["pref"].tolist(),
+        "mass": res["mass"].tolist(),
+        "row_sums": res["row_sums"].tolist(),
+        "history_labels": res["labels"],
+        "summary": rows,
+    }
+    opts = {
+        "users": [u.user_id for u in picked],
+        "target": target,
+        "layer": layer,
+        "head": head,
+        "orders": orders,
+        "split": split,
+        "n_ref": n_ref,
+        "seed": seed,
+        "device": device,
+        "dataset": str(dataset),
+    }
     doc = report.envelope("analyze attention", results, model=model, options=opts, skipped=skipped)
     paths = _write_tables(out, "attention", table) + attention.attention_figure(picked, res, out / "attention")
     paths += [out / "attention.npz", report.write(out / "attention.json", doc)]
@@ -231,11 +305,24 @@ def attention_command(
 def clusters_command(
     ckpt: CkptArg,
     dataset: DatasetArg,
-    n_users: Annotated[Optional[int], typer.Option("--users", min=3, help="Cluster the split's first N users (default: all of them).")] = None,
-    k: Annotated[Optional[int], typer.Option("--k", min=2, help="Clusters in the figure (default: the synthetic world's number of taste groups, else 2).")] = None,
+    n_users: Annotated[
+        int | None, typer.Option("--users", min=3, help="Cluster the split's first N users (default: all of them).")
+    ] = None,
+    k: Annotated[
+        int | None,
+        typer.Option(
+            "--k", min=2, help="Clusters in the figure (default: the synthetic world's number of taste groups, else 2)."
+        ),
+    ] = None,
     max_k: Annotated[int, typer.Option("--max-k", min=2, help="The table scores every K from 2 to this.")] = 6,
     target: TargetOpt = None,
-    world: Annotated[Optional[Path], typer.Option("--world", help="The synthetic world of the dataset, for its true taste groups (default: the dataset's recorded source, when it is one).")] = None,
+    world: Annotated[
+        Path | None,
+        typer.Option(
+            "--world",
+            help="The synthetic world of the dataset, for its true taste groups (default: the dataset's recorded source, when it is one).",
+        ),
+    ] = None,
     split: SplitOpt = "test",
     n_ref: NRefOpt = None,
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Users per forward pass.")] = 16,
@@ -310,14 +397,42 @@ def clusters_command(
     with atomic.atomic_path(out / "embeddings.npy") as tmp:
         with open(tmp, "wb") as f:
             np.save(f, X)
-    per_user = [{"user": u.user_id, "seen": u.seen, "cluster": int(c), "group": None if truth is None else int(truth[i]),
-                 "x": float(Y[i, 0]), "y": float(Y[i, 1])} for i, (u, c) in enumerate(zip(picked, main["labels"]))]
-    results = {"k": k, "silhouette": main["silhouette"], "davies_bouldin": main["davies_bouldin"], "ari": ari,
-               "n_users": len(picked), "dim": int(X.shape[1]), "target": tgt.source,
-               "world": None if world_dir is None else str(world_dir), "sweep": sweep,
-               "projection": {"method": "pca", "explained_variance": var}, "users": per_user}
-    opts = {"users": n_users, "k": k, "max_k": max_k, "target": target, "split": split, "n_ref": n_ref,
-            "seed": seed, "device": device, "dataset": str(dataset), "world": None if world is None else str(world)}
+    per_user = [
+        {
+            "user": u.user_id,
+            "seen": u.seen,
+            "cluster": int(c),
+            "group": None if truth is None else int(truth[i]),
+            "x": float(Y[i, 0]),
+            "y": float(Y[i, 1]),
+        }
+        for i, (u, c) in enumerate(zip(picked, main["labels"]))
+    ]
+    results = {
+        "k": k,
+        "silhouette": main["silhouette"],
+        "davies_bouldin": main["davies_bouldin"],
+        "ari": ari,
+        "n_users": len(picked),
+        "dim": int(X.shape[1]),
+        "target": tgt.source,
+        "world": None if world_dir is None else str(world_dir),
+        "sweep": sweep,
+        "projection": {"method": "pca", "explained_variance": var},
+        "users": per_user,
+    }
+    opts = {
+        "users": n_users,
+        "k": k,
+        "max_k": max_k,
+        "target": target,
+        "split": split,
+        "n_ref": n_ref,
+        "seed": seed,
+        "device": device,
+        "dataset": str(dataset),
+        "world": None if world is None else str(world),
+    }
     doc = report.envelope("analyze clusters", results, model=model, options=opts, skipped=skipped)
     paths = _write_tables(out, "clusters", table)
     paths += clusters.clusters_figure(Y, var, main["labels"], truth, ari, out / "clusters")

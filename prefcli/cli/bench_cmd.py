@@ -3,20 +3,30 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, List, Optional
+from typing import Annotated
 
 import typer
 
 from prefcli.cli import app
-from prefcli.cli.eval_cmd import BatchOpt, BootOpt, CacheDirOpt, DatasetArg, LimitOpt, NoCacheOpt, ProgressOpt, SplitOpt, set_offline
+from prefcli.cli.eval_cmd import (
+    BatchOpt,
+    BootOpt,
+    CacheDirOpt,
+    DatasetArg,
+    LimitOpt,
+    NoCacheOpt,
+    ProgressOpt,
+    SplitOpt,
+    set_offline,
+)
 from prefcli.cli.options import (
+    IMAGE_CACHE_MB,
     BenchOptionsOpt,
     DeviceOpt,
     DType,
     DTypeOpt,
     Format,
     FormatOpt,
-    IMAGE_CACHE_MB,
     ImageCacheMbOpt,
     OfflineOpt,
     OptionPairsCommand,
@@ -36,6 +46,7 @@ def _csv_list(value: str) -> list[str]:
 def _bench_command_class():
     """`bench DATASET ...` as before (with `-o` pairs); `bench generate ...` goes to prefcli.cli.bench_generate_cmd,
     `bench images ...` to prefcli.cli.bench_images_cmd."""
+
     class BenchCommand(OptionPairsCommand):  # -o SCORER.KEY VALUE takes two values
         def parse_args(self, ctx, args):  # noqa: ANN001 - Click's signature
             if args and args[0] == "generate":
@@ -58,13 +69,35 @@ def _bench_command_class():
 @app.command("bench", cls=_bench_command_class())
 def bench_command(
     dataset: DatasetArg,
-    scorers: Annotated[str, typer.Option("--scorers", "-s", help="Comma-separated scorer names, e.g. clip,aesthetic,clip-probe.")],
-    weights: Annotated[Optional[List[str]], typer.Option("--weights", "-w", help="Weights for every scorer ('tiny', a path, hf-hub:...) or NAME=SPEC for one; repeatable. A probe inherits its base scorer's.")] = None,
+    scorers: Annotated[
+        str, typer.Option("--scorers", "-s", help="Comma-separated scorer names, e.g. clip,aesthetic,clip-probe.")
+    ],
+    weights: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--weights",
+            "-w",
+            help="Weights for every scorer ('tiny', a path, hf-hub:...) or NAME=SPEC for one; repeatable. A probe inherits its base scorer's.",
+        ),
+    ] = None,
     option: BenchOptionsOpt = None,
-    protocols: Annotated[Optional[str], typer.Option("--protocols", help="Comma-separated: 1v1, 1v3, rating (default: every protocol the dataset has).")] = None,
-    n_ref: Annotated[Optional[str], typer.Option("--n-ref", help="Comma-separated N_ref values for history-conditioned scorers (default: every N_ref the dataset materialized, e.g. 1,2,4,8).")] = None,
+    protocols: Annotated[
+        str | None,
+        typer.Option(
+            "--protocols", help="Comma-separated: 1v1, 1v3, rating (default: every protocol the dataset has)."
+        ),
+    ] = None,
+    n_ref: Annotated[
+        str | None,
+        typer.Option(
+            "--n-ref",
+            help="Comma-separated N_ref values for history-conditioned scorers (default: every N_ref the dataset materialized, e.g. 1,2,4,8).",
+        ),
+    ] = None,
     split: SplitOpt = "test",
-    out: Annotated[Path, typer.Option("--out", help="Directory for the tables (.md/.csv/.json), the N_ref plot and results.json.")] = Path("bench-results"),
+    out: Annotated[
+        Path, typer.Option("--out", help="Directory for the tables (.md/.csv/.json), the N_ref plot and results.json.")
+    ] = Path("bench-results"),
     batch_size: BatchOpt = 32,
     device: DeviceOpt = "auto",
     dtype: DTypeOpt = DType.auto,
@@ -77,7 +110,13 @@ def bench_command(
     bootstrap: BootOpt = 1000,
     limit: LimitOpt = None,
     progress: ProgressOpt = True,
-    log_samples: Annotated[bool, typer.Option("--log-samples", help="Also write every task's scores, one JSON line per task, to OUT/samples/<scorer>_<protocol>[_nref<N>].jsonl.")] = False,
+    log_samples: Annotated[
+        bool,
+        typer.Option(
+            "--log-samples",
+            help="Also write every task's scores, one JSON line per task, to OUT/samples/<scorer>_<protocol>[_nref<N>].jsonl.",
+        ),
+    ] = False,
     workers: WorkersOpt = None,
     image_cache_mb: ImageCacheMbOpt = IMAGE_CACHE_MB,
     verbose: VerboseOpt = False,
@@ -114,9 +153,9 @@ def bench_command(
     """
     import sys
 
+    from prefcli.devices import resolve_device
     from prefcli.errors import ConfigError
     from prefcli.harness import bench, tables
-    from prefcli.devices import resolve_device
     from prefcli.harness.runner import is_main_process, process_device
 
     if offline:
@@ -142,7 +181,9 @@ def bench_command(
         from prefcli.harness.samples import samples_name, write_samples
 
         def on_records(run: dict, records: list) -> None:  # written as each run ends: an interrupted bench keeps them
-            write_samples(out / "samples" / samples_name(run), records, run.get("higher_is_better", True), run["scorer"])
+            write_samples(
+                out / "samples" / samples_name(run), records, run.get("higher_is_better", True), run["scorer"]
+            )
 
     runs, prov = bench.run_bench(cfg, progress=progress, log=log, on_records=on_records)
     if not is_main_process():

@@ -8,30 +8,78 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from prefcli.bounds import seed_callback
 from prefcli.cli.generate_cmd import DTypeStrOpt, RewardOpt, ScorerOptionOpt, WeightsListOpt
-from prefcli.cli.options import DeviceOpt, Format, FormatOpt, OptionPairsCommand, OutputOverwriteOpt, ProgressOpt, comma_list, scorer_options
+from prefcli.cli.options import (
+    DeviceOpt,
+    Format,
+    FormatOpt,
+    OptionPairsCommand,
+    OutputOverwriteOpt,
+    ProgressOpt,
+    comma_list,
+    scorer_options,
+)
 
-bench_generate_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, context_settings={"help_option_names": ["-h", "--help"]})
+bench_generate_app = typer.Typer(
+    add_completion=False, pretty_exceptions_enable=False, context_settings={"help_option_names": ["-h", "--help"]}
+)
 
 
 @bench_generate_app.command("generate", cls=OptionPairsCommand)
 def bench_generate_command(
-    prompts: Annotated[str, typer.Option("--prompts", help="hpsv2 (the benchmark's prompts from the hub, zhwang/HPDv2), or a folder holding anime.json, concept-art.json, paintings.json, photo.json.")] = "hpsv2",
-    styles: Annotated[Optional[str], typer.Option("--styles", help="Comma-separated subset of anime, concept-art, paintings, photo (default: all four).")] = None,
-    limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Only the first N prompts of each style.")] = None,
-    out: Annotated[Path, typer.Option("--out", help="Output folder: unguided/ and guided/ in hpsv2's layout, history/, runs/ (sidecars), table4.{md,csv,json,tex}.")] = Path("bench-generate"),
-    model: Annotated[str, typer.Option("--model", "-m", help="The generator that is optimized (and makes the disliked history).")] = "sd-turbo",
-    liked_model: Annotated[str, typer.Option("--liked-model", help="The generator of the liked history images.")] = "flux-schnell",
-    disliked_model: Annotated[Optional[str], typer.Option("--disliked-model", help="The generator of the disliked history images (default: --model).")] = None,
+    prompts: Annotated[
+        str,
+        typer.Option(
+            "--prompts",
+            help="hpsv2 (the benchmark's prompts from the hub, zhwang/HPDv2), or a folder holding anime.json, concept-art.json, paintings.json, photo.json.",
+        ),
+    ] = "hpsv2",
+    styles: Annotated[
+        str | None,
+        typer.Option(
+            "--styles", help="Comma-separated subset of anime, concept-art, paintings, photo (default: all four)."
+        ),
+    ] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Only the first N prompts of each style.")] = None,
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            help="Output folder: unguided/ and guided/ in hpsv2's layout, history/, runs/ (sidecars), table4.{md,csv,json,tex}.",
+        ),
+    ] = Path("bench-generate"),
+    model: Annotated[
+        str, typer.Option("--model", "-m", help="The generator that is optimized (and makes the disliked history).")
+    ] = "sd-turbo",
+    liked_model: Annotated[
+        str, typer.Option("--liked-model", help="The generator of the liked history images.")
+    ] = "flux-schnell",
+    disliked_model: Annotated[
+        str | None,
+        typer.Option("--disliked-model", help="The generator of the disliked history images (default: --model)."),
+    ] = None,
     reward: RewardOpt = None,
     steps: Annotated[int, typer.Option("--steps", min=1, help="Iterations per prompt (the paper: 30).")] = 30,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of every target's initial noise (history images use seeds 1000-1002).", callback=seed_callback)] = 0,
-    judges: Annotated[Optional[str], typer.Option("--judges", help="More held-out scorers as columns beside HPSv2 (comma-separated), e.g. imagereward,pickscore.")] = None,
+    seed: Annotated[
+        int,
+        typer.Option(
+            "--seed",
+            help="Seed of every target's initial noise (history images use seeds 1000-1002).",
+            callback=seed_callback,
+        ),
+    ] = 0,
+    judges: Annotated[
+        str | None,
+        typer.Option(
+            "--judges",
+            help="More held-out scorers as columns beside HPSv2 (comma-separated), e.g. imagereward,pickscore.",
+        ),
+    ] = None,
     option: ScorerOptionOpt = None,
     weights: WeightsListOpt = None,
     device: DeviceOpt = "auto",
@@ -56,11 +104,10 @@ def bench_generate_command(
 
         prefcli bench generate --prompts ../shared/data/hpsv2_benchmark --limit 2 --model tiny --liked-model tiny:1 --weights tiny --weights preftoken=tiny-opposed-cp --steps 3
     """
+    from prefcli.devices import resolve_device
     from prefcli.errors import ConfigError
     from prefcli.generate.bench import BenchGenerateConfig, display_rows, run
-    from prefcli.devices import resolve_device
     from prefcli.generate.rewards import parse_rewards, parse_scorer_options, parse_weights
-
     from prefcli.generate.run import check_generate_numbers
 
     check_generate_numbers(seed=seed, dtype=dtype)

@@ -7,27 +7,71 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from prefcli.cli.eval_cmd import BatchOpt, CacheDirOpt, NoCacheOpt
 from prefcli.cli.generate_cmd import ScorerOptionOpt, WeightsListOpt
-from prefcli.cli.options import OptionPairsCommand, comma_list, scorer_options
-from prefcli.cli.options import DeviceOpt, DType, DTypeOpt, Format, FormatOpt, OfflineOpt, OutputOverwriteOpt, ProgressOpt
+from prefcli.cli.options import (
+    DeviceOpt,
+    DType,
+    DTypeOpt,
+    Format,
+    FormatOpt,
+    OfflineOpt,
+    OptionPairsCommand,
+    OutputOverwriteOpt,
+    ProgressOpt,
+    comma_list,
+    scorer_options,
+)
 from prefcli.cli.table_choice import TableOpt
 
-bench_images_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, context_settings={"help_option_names": ["-h", "--help"]})
+bench_images_app = typer.Typer(
+    add_completion=False, pretty_exceptions_enable=False, context_settings={"help_option_names": ["-h", "--help"]}
+)
 
 
 @bench_images_app.command("images", cls=OptionPairsCommand)
 def bench_images_command(
-    folder: Annotated[Path, typer.Argument(help="The generated images: DIR/<style>/<index:05d>.jpg (HPSv2), DIR/<id>_<k>.png (ImageReward), or the files a {file: prompt} file names.", show_default=False)],
-    prompts: Annotated[str, typer.Option("--prompts", help="hpsv2 (the benchmark's prompts from the hub), a folder of HPSv2 <style>.json, imagereward (its benchmark-prompts.json from GitHub) or that file, or a {file: prompt} JSON / file,prompt CSV naming files inside DIR.")],
-    scorers: Annotated[str, typer.Option("--scorers", "-s", help="Comma-separated scorers, a table each, e.g. hpsv2,pickscore,imagereward.")],
-    history: Annotated[Optional[Path], typer.Option("--history", help="A person's folder holding liked/ and disliked/: personalized scorers (clip-probe, preftoken, ...) then join the table.")] = None,
-    styles: Annotated[Optional[str], typer.Option("--styles", help="HPSv2: comma-separated subset of anime, concept-art, paintings, photo (default: the style folders in DIR).")] = None,
-    limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Only the first N prompts (of each style).")] = None,
+    folder: Annotated[
+        Path,
+        typer.Argument(
+            help="The generated images: DIR/<style>/<index:05d>.jpg (HPSv2), DIR/<id>_<k>.png (ImageReward), or the files a {file: prompt} file names.",
+            show_default=False,
+        ),
+    ],
+    prompts: Annotated[
+        str,
+        typer.Option(
+            "--prompts",
+            help="hpsv2 (the benchmark's prompts from the hub), a folder of HPSv2 <style>.json, imagereward (its benchmark-prompts.json from GitHub) or that file, or a {file: prompt} JSON / file,prompt CSV naming files inside DIR.",
+        ),
+    ],
+    scorers: Annotated[
+        str,
+        typer.Option(
+            "--scorers", "-s", help="Comma-separated scorers, a table each, e.g. hpsv2,pickscore,imagereward."
+        ),
+    ],
+    history: Annotated[
+        Path | None,
+        typer.Option(
+            "--history",
+            help="A person's folder holding liked/ and disliked/: personalized scorers (clip-probe, preftoken, ...) then join the table.",
+        ),
+    ] = None,
+    styles: Annotated[
+        str | None,
+        typer.Option(
+            "--styles",
+            help="HPSv2: comma-separated subset of anime, concept-art, paintings, photo (default: the style folders in DIR).",
+        ),
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", min=1, help="Only the first N prompts (of each style).")
+    ] = None,
     weights: WeightsListOpt = None,
     option: ScorerOptionOpt = None,
     device: DeviceOpt = "auto",
@@ -36,7 +80,12 @@ def bench_images_command(
     batch_size: BatchOpt = 16,
     cache_dir: CacheDirOpt = None,
     no_cache: NoCacheOpt = False,
-    out: Annotated[Optional[Path], typer.Option("--out", help="Also write every table as <scorer>.md/.csv/.tex, tables.md/.tex and results.json here.")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", help="Also write every table as <scorer>.md/.csv/.tex, tables.md/.tex and results.json here."
+        ),
+    ] = None,
     overwrite: OutputOverwriteOpt = False,
     fmt: FormatOpt = Format.table,
     table: TableOpt = None,
@@ -102,7 +151,10 @@ def bench_images_command(
     layout = data["layout"]
     for group, n in layout.missing.items():
         where = f"style {group}" if layout.kind == "hpsv2" else str(folder)
-        print(f"note: {n} prompt(s) of {where} have no image in {folder}; left out, as the benchmark's own code does", file=sys.stderr)
+        print(
+            f"note: {n} prompt(s) of {where} have no image in {folder}; left out, as the benchmark's own code does",
+            file=sys.stderr,
+        )
     print(f"scored {len(layout.items)} image(s) in {folder} ({layout.kind} layout, prompts {layout.source}) with {', '.join(data['done'].scores)}"
           + (f", history of {data['history_pairs']} pair(s)" if data["history_pairs"] else ""), file=sys.stderr)  # fmt: skip
     if out is not None:
@@ -116,4 +168,6 @@ def bench_images_command(
     from prefcli.cli.table_choice import print_tables
 
     tabs = B.tables(data)
-    print_tables([(t.name, t.print) for t in tabs], fmt.value, table, files=f"{out}/<table>.csv" if out is not None else None)
+    print_tables(
+        [(t.name, t.print) for t in tabs], fmt.value, table, files=f"{out}/<table>.csv" if out is not None else None
+    )

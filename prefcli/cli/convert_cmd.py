@@ -16,15 +16,43 @@ convert_app = typer.Typer(
 )
 app.add_typer(convert_app, name="convert")
 
-OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Write into an output that holds files prefcli did not write (those files are kept unless an output file has their name).")]
+OverwriteOpt = Annotated[
+    bool,
+    typer.Option(
+        "--overwrite",
+        help="Write into an output that holds files prefcli did not write (those files are kept unless an output file has their name).",
+    ),
+]
 
 
 @convert_app.command("learn-user-pref")
 def learn_user_pref_command(
-    src: Annotated[str, typer.Argument(help="The release: a local folder, or a hub id such as wenyii/learn-user-pref (hf-hub:org/name, optionally @revision).")],
-    out: Annotated[Path, typer.Option("--out", help="Write the prefcli model folder here (a folder prefcli wrote is replaced atomically; any other non-empty folder needs --overwrite).")],
-    base: Annotated[str, typer.Option("--base", help="The IDEFICS2 base model the adapter belongs to (hub id or local folder), recorded in the folder and loaded by the scorer.")] = "HuggingFaceM4/idefics2-8b",
-    n_ref: Annotated[int, typer.Option("--n-ref", help="History pairs the model was trained with (recorded; the scorer notes shorter histories).")] = 8,
+    src: Annotated[
+        str,
+        typer.Argument(
+            help="The release: a local folder, or a hub id such as wenyii/learn-user-pref (hf-hub:org/name, optionally @revision)."
+        ),
+    ],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            help="Write the prefcli model folder here (a folder prefcli wrote is replaced atomically; any other non-empty folder needs --overwrite).",
+        ),
+    ],
+    base: Annotated[
+        str,
+        typer.Option(
+            "--base",
+            help="The IDEFICS2 base model the adapter belongs to (hub id or local folder), recorded in the folder and loaded by the scorer.",
+        ),
+    ] = "HuggingFaceM4/idefics2-8b",
+    n_ref: Annotated[
+        int,
+        typer.Option(
+            "--n-ref", help="History pairs the model was trained with (recorded; the scorer notes shorter histories)."
+        ),
+    ] = 8,
     offline: OfflineOpt = False,
     overwrite: OverwriteOpt = False,
     fmt: FormatOpt = Format.table,
@@ -60,7 +88,12 @@ def learn_user_pref_command(
 
 @convert_app.command("hpsv2")
 def hpsv2_command(
-    src: Annotated[Path, typer.Argument(help="The HPS checkpoint (e.g. HPS_v2.1_compressed.pt) that holds pickled objects beside its weights.")],
+    src: Annotated[
+        Path,
+        typer.Argument(
+            help="The HPS checkpoint (e.g. HPS_v2.1_compressed.pt) that holds pickled objects beside its weights."
+        ),
+    ],
     dst: Annotated[Path, typer.Argument(help="Write the weights here, as a .safetensors file.")],
     overwrite: OverwriteOpt = False,
     fmt: FormatOpt = Format.table,
@@ -84,5 +117,13 @@ def hpsv2_command(
     from prefcli.convert import checkpoint_to_safetensors
 
     out, n = checkpoint_to_safetensors(src, dst, key="state_dict", overwrite=overwrite)
-    output.emit([{"item": "weights", "value": str(out)}, {"item": "source", "value": str(src)},
-                 {"item": "tensors", "value": n}], fmt.value, columns=["item", "value"], title="converted hpsv2")
+    output.emit(
+        [
+            {"item": "weights", "value": str(out)},
+            {"item": "source", "value": str(src)},
+            {"item": "tensors", "value": n},
+        ],
+        fmt.value,
+        columns=["item", "value"],
+        title="converted hpsv2",
+    )

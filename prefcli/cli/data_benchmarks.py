@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -21,10 +21,15 @@ def report_built(result, out: Path, fmt: Format) -> None:
 
     if result.already_built:
         print(f"prefcli: {out} is already built (delete it to rebuild); its counts:", file=sys.stderr)
-    output.emit(count_rows(result.info), fmt.value, columns=_COLUMNS, title=f"dataset {result.info.get('name')} ({out})")
+    output.emit(
+        count_rows(result.info), fmt.value, columns=_COLUMNS, title=f"dataset {result.info.get('name')} ({out})"
+    )
     problems = [] if result.already_built else result.problems
     if problems:
-        print(f"prefcli: {len(problems)} problem(s) met and skipped (all recorded in {out / 'dataset.json'}):", file=sys.stderr)
+        print(
+            f"prefcli: {len(problems)} problem(s) met and skipped (all recorded in {out / 'dataset.json'}):",
+            file=sys.stderr,
+        )
         for p in problems[:20]:
             where = p.get("where") or (f"record {p['record']}" if p.get("record") is not None else "")
             print(f"  {where}: {p['reason']}", file=sys.stderr)
@@ -34,12 +39,36 @@ def report_built(result, out: Path, fmt: Format) -> None:
 
 @data_app.command("preferimg")
 def preferimg_command(
-    source: Annotated[str, typer.Option("--source", help="A local copy of PreferImg-Bench (folder), one subset's JSON file, or the hub id ZhouSimple/PreferImg-Bench.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Dataset folder to create (work happens in OUT.partial until the end).")],
-    subset: Annotated[str, typer.Option("--subset", help="TEST_SP_ID, TEST_SP_OD, TEST_MP_ID, TEST_MP_OD or TEST_PICKAPIC.")] = "TEST_PICKAPIC",
-    num_history: Annotated[int, typer.Option("--num-history", help="Preferred and non-preferred history images kept per sample, each (eval_PreferThinker.py's --num_history).")] = 5,
-    image_root: Annotated[Optional[Path], typer.Option("--image-root", help="Folder the records' image paths are relative to (default: images/ beside the JSON file).")] = None,
-    name: Annotated[Optional[str], typer.Option("--name", help="Dataset name recorded in dataset.json (default: the folder name).")] = None,
+    source: Annotated[
+        str,
+        typer.Option(
+            "--source",
+            help="A local copy of PreferImg-Bench (folder), one subset's JSON file, or the hub id ZhouSimple/PreferImg-Bench.",
+        ),
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Dataset folder to create (work happens in OUT.partial until the end).")
+    ],
+    subset: Annotated[
+        str, typer.Option("--subset", help="TEST_SP_ID, TEST_SP_OD, TEST_MP_ID, TEST_MP_OD or TEST_PICKAPIC.")
+    ] = "TEST_PICKAPIC",
+    num_history: Annotated[
+        int,
+        typer.Option(
+            "--num-history",
+            help="Preferred and non-preferred history images kept per sample, each (eval_PreferThinker.py's --num_history).",
+        ),
+    ] = 5,
+    image_root: Annotated[
+        Path | None,
+        typer.Option(
+            "--image-root",
+            help="Folder the records' image paths are relative to (default: images/ beside the JSON file).",
+        ),
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", help="Dataset name recorded in dataset.json (default: the folder name).")
+    ] = None,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="Do not show the progress bar.")] = False,
     fmt: FormatOpt = Format.table,
 ) -> None:
@@ -62,6 +91,8 @@ def preferimg_command(
     """
     from prefcli.data.preferimg import PreferImgParams, build
 
-    params = PreferImgParams(subset=subset, num_history=num_history, image_root=None if image_root is None else str(image_root), name=name)
+    params = PreferImgParams(
+        subset=subset, num_history=num_history, image_root=None if image_root is None else str(image_root), name=name
+    )
     result = build(source, out, params, progress=not no_progress)
     report_built(result, out, fmt)

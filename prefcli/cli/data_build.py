@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -14,7 +14,18 @@ from prefcli.cli.data import data_app
 from prefcli.cli.options import Format, FormatOpt
 from prefcli.cli.table_choice import TableOpt
 
-_COUNT_COLUMNS = ["split", "users", "pairs", "images", "seen_users", "unseen_users", "seen_images", "unseen_images", "tasks_1v1", "tasks_1v3"]
+_COUNT_COLUMNS = [
+    "split",
+    "users",
+    "pairs",
+    "images",
+    "seen_users",
+    "unseen_users",
+    "seen_images",
+    "unseen_images",
+    "tasks_1v1",
+    "tasks_1v3",
+]
 
 
 class HoldOut(str, Enum):
@@ -37,21 +48,71 @@ def _print_problems(problems: list[dict], total: int, where: str) -> None:
 @data_app.command("pickapic")
 def pickapic_command(
     ctx: typer.Context,
-    source: Annotated[str, typer.Option("--source", help="A folder of Pick-a-Pic v2 parquet shards, or the hub dataset id yuvalkirstain/pickapic_v2 (streamed).")],
-    out: Annotated[Path, typer.Option("--out", help="Dataset folder to create (work happens in OUT.partial until the end).")],
-    n_ref: Annotated[int, typer.Option("--n-ref", help="History pairs per evaluation task; the variants 1, 2, 4 below it are materialized too.")] = 8,
-    min_liked: Annotated[int, typer.Option("--min-liked", help="Keep users with at least this many unique liked images.")] = 11,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the user split and the task sampling.", callback=seed_callback)] = 0,
-    limit_shards: Annotated[Optional[int], typer.Option("--limit-shards", help="Read only the first K shards (in sorted order).")] = None,
-    val_users: Annotated[Optional[int], typer.Option("--val-users", help="Number of validation users (default: --val-frac of the eligible users).")] = None,
-    test_users: Annotated[Optional[int], typer.Option("--test-users", help="Number of test users (default: --test-frac of the eligible users).")] = None,
-    val_frac: Annotated[float, typer.Option("--val-frac", help="Share of eligible users for validation (paper: 89 of 2,426).")] = 0.0367,
-    test_frac: Annotated[float, typer.Option("--test-frac", help="Share of eligible users for test (paper: 70 of 2,426).")] = 0.0289,
-    seen_frac: Annotated[float, typer.Option("--seen-frac", help="Share of test users who are 'seen' (they also have training pairs).")] = 0.5,
-    seen_test_frac: Annotated[float, typer.Option("--seen-test-frac", help="Share of a seen user's pairs held out for test (at least N_ref + 4 pairs).")] = 0.25,
-    hold_out: Annotated[Optional[HoldOut], typer.Option("--hold-out", help="Images kept out of training pairs: 'seen' = seen test users' test images; 'all' = every val/test image; 'user' = a seen user's test images stay out of that user's own training pairs only. Default: 'user' for a synthetic world (shared image pool), else 'seen'.")] = None,
-    include: Annotated[Optional[str], typer.Option("--include", help="Only shards whose path matches this glob (hub default: data/*.parquet without the *_unique splits).")] = None,
-    name: Annotated[Optional[str], typer.Option("--name", help="Dataset name recorded in dataset.json (default: the folder name).")] = None,
+    source: Annotated[
+        str,
+        typer.Option(
+            "--source",
+            help="A folder of Pick-a-Pic v2 parquet shards, or the hub dataset id yuvalkirstain/pickapic_v2 (streamed).",
+        ),
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", help="Dataset folder to create (work happens in OUT.partial until the end).")
+    ],
+    n_ref: Annotated[
+        int,
+        typer.Option(
+            "--n-ref", help="History pairs per evaluation task; the variants 1, 2, 4 below it are materialized too."
+        ),
+    ] = 8,
+    min_liked: Annotated[
+        int, typer.Option("--min-liked", help="Keep users with at least this many unique liked images.")
+    ] = 11,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Seed of the user split and the task sampling.", callback=seed_callback)
+    ] = 0,
+    limit_shards: Annotated[
+        int | None, typer.Option("--limit-shards", help="Read only the first K shards (in sorted order).")
+    ] = None,
+    val_users: Annotated[
+        int | None,
+        typer.Option("--val-users", help="Number of validation users (default: --val-frac of the eligible users)."),
+    ] = None,
+    test_users: Annotated[
+        int | None,
+        typer.Option("--test-users", help="Number of test users (default: --test-frac of the eligible users)."),
+    ] = None,
+    val_frac: Annotated[
+        float, typer.Option("--val-frac", help="Share of eligible users for validation (paper: 89 of 2,426).")
+    ] = 0.0367,
+    test_frac: Annotated[
+        float, typer.Option("--test-frac", help="Share of eligible users for test (paper: 70 of 2,426).")
+    ] = 0.0289,
+    seen_frac: Annotated[
+        float, typer.Option("--seen-frac", help="Share of test users who are 'seen' (they also have training pairs).")
+    ] = 0.5,
+    seen_test_frac: Annotated[
+        float,
+        typer.Option(
+            "--seen-test-frac", help="Share of a seen user's pairs held out for test (at least N_ref + 4 pairs)."
+        ),
+    ] = 0.25,
+    hold_out: Annotated[
+        HoldOut | None,
+        typer.Option(
+            "--hold-out",
+            help="Images kept out of training pairs: 'seen' = seen test users' test images; 'all' = every val/test image; 'user' = a seen user's test images stay out of that user's own training pairs only. Default: 'user' for a synthetic world (shared image pool), else 'seen'.",
+        ),
+    ] = None,
+    include: Annotated[
+        str | None,
+        typer.Option(
+            "--include",
+            help="Only shards whose path matches this glob (hub default: data/*.parquet without the *_unique splits).",
+        ),
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", help="Dataset name recorded in dataset.json (default: the folder name).")
+    ] = None,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="Do not show the progress bar.")] = False,
     fmt: FormatOpt = Format.table,
 ) -> None:
@@ -103,15 +164,26 @@ def pickapic_command(
 
         # Handing back a dataset built with other options the user asked for explicitly
         # would silently give the wrong N_ref, split, ...; a plain rerun just reports it.
-        given = {k for k in ctx.params if getattr(ctx.get_parameter_source(k), "name", "DEFAULT") not in ("DEFAULT", "DEFAULT_MAP")}
+        given = {
+            k
+            for k in ctx.params
+            if getattr(ctx.get_parameter_source(k), "name", "DEFAULT") not in ("DEFAULT", "DEFAULT_MAP")
+        }
         recorded = result.info.get("build") or {}
-        differ = [f"{k}={v!r} (built with {recorded[k]!r})" for k, v in dataclasses.asdict(params).items()
-                  if k in given and v is not None and k in recorded and recorded[k] != v]
+        differ = [
+            f"{k}={v!r} (built with {recorded[k]!r})"
+            for k, v in dataclasses.asdict(params).items()
+            if k in given and v is not None and k in recorded and recorded[k] != v
+        ]
         if differ:
-            raise DataError(f"{out}: already built with other options: {', '.join(differ)}; "
-                            "delete it or choose another --out to build with the new ones")
+            raise DataError(
+                f"{out}: already built with other options: {', '.join(differ)}; "
+                "delete it or choose another --out to build with the new ones"
+            )
         print(f"prefcli: {out} is already built (delete it to rebuild); its counts:", file=sys.stderr)
-    output.emit(count_rows(result.info), fmt.value, columns=_COUNT_COLUMNS, title=f"dataset {result.info.get('name')} ({out})")
+    output.emit(
+        count_rows(result.info), fmt.value, columns=_COUNT_COLUMNS, title=f"dataset {result.info.get('name')} ({out})"
+    )
     if not result.already_built:
         _print_problems(result.problems, len(result.problems), str(Path(out) / "dataset.json"))
 
@@ -157,15 +229,32 @@ def info_command(
         return
     rated = ["ratings", "tasks_rating"] if any(r.get("ratings") for r in rows) else []  # format-2 rated datasets
     src = info.get("source", {})
-    params = [{"key": "source", "value": f"{src.get('kind')}: {src.get('location')}" + (f"@{src['revision']}" if src.get("revision") else "")}]
+    params = [
+        {
+            "key": "source",
+            "value": f"{src.get('kind')}: {src.get('location')}"
+            + (f"@{src['revision']}" if src.get("revision") else ""),
+        }
+    ]
     params.append({"key": "eligible_users", "value": info.get("counts", {}).get("eligible_users")})
     params += [{"key": k, "value": v} for k, v in info.get("build", {}).items()]
     params += [{"key": k, "value": v} for k, v in info.get("source_stats", {}).items()]
     params.append({"key": "problems_skipped", "value": info.get("problems_total", 0)})
     from prefcli.cli.table_choice import print_tables
 
-    print_tables([("splits", lambda f: output.emit(rows, f, columns=_COUNT_COLUMNS + rated, title=f"dataset {info.get('name')} ({path})")),
-                  ("build", lambda f: output.emit(params, f, columns=["key", "value"], title="build"))], fmt.value, table)
+    print_tables(
+        [
+            (
+                "splits",
+                lambda f: output.emit(
+                    rows, f, columns=_COUNT_COLUMNS + rated, title=f"dataset {info.get('name')} ({path})"
+                ),
+            ),
+            ("build", lambda f: output.emit(params, f, columns=["key", "value"], title="build")),
+        ],
+        fmt.value,
+        table,
+    )
 
 
 class PromptSet(str, Enum):
@@ -175,9 +264,23 @@ class PromptSet(str, Enum):
 
 @data_app.command("prompts")
 def prompts_command(
-    source: Annotated[Optional[str], typer.Option("--source", help="Local folder (or file) with the prompt JSON files; default: the hub (hpsv2: zhwang/HPDv2, benchmark/).")] = None,
-    style: Annotated[Optional[list[str]], typer.Option("--style", help="HPSv2 style(s) to list: anime, concept-art, paintings, photo. Without it: a count per style.")] = None,
-    prompt_set: Annotated[PromptSet, typer.Option("--set", help="Which benchmark: hpsv2 (4 styles x 800) or imagereward (100 prompts).")] = PromptSet.hpsv2,
+    source: Annotated[
+        str | None,
+        typer.Option(
+            "--source",
+            help="Local folder (or file) with the prompt JSON files; default: the hub (hpsv2: zhwang/HPDv2, benchmark/).",
+        ),
+    ] = None,
+    style: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--style",
+            help="HPSv2 style(s) to list: anime, concept-art, paintings, photo. Without it: a count per style.",
+        ),
+    ] = None,
+    prompt_set: Annotated[
+        PromptSet, typer.Option("--set", help="Which benchmark: hpsv2 (4 styles x 800) or imagereward (100 prompts).")
+    ] = PromptSet.hpsv2,
     fmt: FormatOpt = Format.table,
 ) -> None:
     """List benchmark prompts: the HPSv2 benchmark (anime, concept-art, paintings, photo; 800 each) or ImageReward's 100.

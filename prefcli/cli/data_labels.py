@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -14,11 +14,19 @@ from prefcli.cli.options import Format, FormatOpt
 
 @data_app.command("labels")
 def labels_command(
-    people: Annotated[list[Path], typer.Argument(help="Label folders written by `prefcli label --out PERSON`.", show_default=False)],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Dataset folder to create (work happens in OUT.partial until the end).")],
-    n_ref: Annotated[int, typer.Option("--n-ref", help="History pairs per evaluation task (the variants 1, 2, 4, ... below it too).")] = 4,
+    people: Annotated[
+        list[Path], typer.Argument(help="Label folders written by `prefcli label --out PERSON`.", show_default=False)
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Dataset folder to create (work happens in OUT.partial until the end).")
+    ],
+    n_ref: Annotated[
+        int, typer.Option("--n-ref", help="History pairs per evaluation task (the variants 1, 2, 4, ... below it too).")
+    ] = 4,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the history draws and candidate order.")] = 0,
-    name: Annotated[Optional[str], typer.Option("--name", help="Dataset name recorded in dataset.json (default: the folder name).")] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", help="Dataset name recorded in dataset.json (default: the folder name).")
+    ] = None,
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Turn one or more people's label folders into a prefcli dataset.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -14,9 +14,15 @@ from prefcli.cli.table_choice import TableOpt
 
 @app.command("demo")
 def demo_command(
-    out: Annotated[Path, typer.Option("--out", help="Where the world, dataset, results, training run and sheet go.")] = Path("demo-out"),
-    limit: Annotated[Optional[int], typer.Option("--limit", help="Score at most this many test tasks per model (default: all).")] = None,
-    train_steps: Annotated[int, typer.Option("--train-steps", help="Steps of the short training run's history stage.")] = 200,
+    out: Annotated[
+        Path, typer.Option("--out", help="Where the world, dataset, results, training run and sheet go.")
+    ] = Path("demo-out"),
+    limit: Annotated[
+        int | None, typer.Option("--limit", help="Score at most this many test tasks per model (default: all).")
+    ] = None,
+    train_steps: Annotated[
+        int, typer.Option("--train-steps", help="Steps of the short training run's history stage.")
+    ] = 200,
     fmt: FormatOpt = Format.table,
     show_progress: ProgressOpt = True,
     table: TableOpt = None,
@@ -51,7 +57,9 @@ def demo_command(
         from prefcli import envelope
 
         res = {k: v for k, v in result.items() if k != "tables"} | {"tables": [t.to_dict() for t in result["tables"]]}
-        envelope.print_doc(envelope.envelope("demo", res, options={"out": str(out), "limit": limit, "train_steps": train_steps}))
+        envelope.print_doc(
+            envelope.envelope("demo", res, options={"out": str(out), "limit": limit, "train_steps": train_steps})
+        )
         return
     from prefcli.cli.table_choice import print_tables
 
@@ -59,8 +67,14 @@ def demo_command(
     if quiet:
         return
     tr, nu = result["training"], result["new_user"]
-    print(f"\nShort training run ({tr['steps']} steps, {tr['seconds']:.0f}s): history-stage loss {tr['loss_first']:.3f} → {tr['loss_last']:.3f}")
-    print(f"A new user: {nu['model']} ranked {nu['top_pick']} first, their true #{nu['true_rank_of_top_pick']} of {nu['n_candidates']}.")
+    print(
+        f"\nShort training run ({tr['steps']} steps, {tr['seconds']:.0f}s): history-stage loss {tr['loss_first']:.3f} → {tr['loss_last']:.3f}"
+    )
+    print(
+        f"A new user: {nu['model']} ranked {nu['top_pick']} first, their true #{nu['true_rank_of_top_pick']} of {nu['n_candidates']}."
+    )
     if result["missing_models"]:
         print(f"Shipped models not found (not in the tables): {', '.join(result['missing_models'])}")
-    print(f"Contact sheet: {result['sheet']}\nTables, CSV, JSON and plot: {out / 'bench'}\nDone in {result['seconds']:.0f}s.")
+    print(
+        f"Contact sheet: {result['sheet']}\nTables, CSV, JSON and plot: {out / 'bench'}\nDone in {result['seconds']:.0f}s."
+    )

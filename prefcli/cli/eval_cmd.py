@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from prefcli.cli import app
-from prefcli.cli.table_choice import TableOpt
 from prefcli.cli.options import (  # noqa: F401 - DType/DTypeOpt are re-exported for bench
+    IMAGE_CACHE_MB,
     DeviceOpt,
     DType,
     DTypeOpt,
     Format,
     FormatOpt,
-    IMAGE_CACHE_MB,
     ImageCacheMbOpt,
     OfflineOpt,
     OptionPairsCommand,
@@ -30,6 +28,7 @@ from prefcli.cli.options import (  # noqa: F401 - DType/DTypeOpt are re-exported
     scorer_options,
     workers_count,
 )
+from prefcli.cli.table_choice import TableOpt
 
 
 class Protocol(str, Enum):
@@ -38,13 +37,26 @@ class Protocol(str, Enum):
     rating = "rating"
 
 
-DatasetArg = Annotated[Path, typer.Argument(help="A prefcli dataset directory (holds dataset.json).", show_default=False)]
+DatasetArg = Annotated[
+    Path, typer.Argument(help="A prefcli dataset directory (holds dataset.json).", show_default=False)
+]
 SplitOpt = Annotated[str, typer.Option("--split", help="Which split's tasks: test or val.")]
 BatchOpt = Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Candidates per scorer call.")]
-CacheDirOpt = Annotated[Optional[Path], typer.Option("--cache-dir", help="Score/embedding cache directory (default: $PREFCLI_CACHE/harness, else ~/.cache/prefcli/harness).")]
-NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the score cache (an interrupted run then starts over).")]
-BootOpt = Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap replicates for the standard errors (resampling users).")]
-LimitOpt = Annotated[Optional[int], typer.Option("--limit", min=1, help="Only the first N tasks (a quick smoke run).")]
+CacheDirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--cache-dir",
+        help="Score/embedding cache directory (default: $PREFCLI_CACHE/harness, else ~/.cache/prefcli/harness).",
+    ),
+]
+NoCacheOpt = Annotated[
+    bool,
+    typer.Option("--no-cache", help="Neither read nor write the score cache (an interrupted run then starts over)."),
+]
+BootOpt = Annotated[
+    int, typer.Option("--bootstrap", min=0, help="Bootstrap replicates for the standard errors (resampling users).")
+]
+LimitOpt = Annotated[int | None, typer.Option("--limit", min=1, help="Only the first N tasks (a quick smoke run).")]
 ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar on stderr.")]
 
 
@@ -55,8 +67,10 @@ def check_fit_blend(spec, split: str, protocol: str) -> None:
     if not hasattr(spec.load_class(), "write_population_fit"):
         raise ConfigError(f"--fit-blend: scorer {spec.name} has no population w to fit; use --scorer blend")
     if split != "val":
-        raise ConfigError(f"--fit-blend fits on validation users, not {split!r} ones: add --split val (fitting on the "
-                          "users it is then measured on would leak them into the result)")
+        raise ConfigError(
+            f"--fit-blend fits on validation users, not {split!r} ones: add --split val (fitting on the "
+            "users it is then measured on would leak them into the result)"
+        )
     if protocol == "rating":
         raise ConfigError("--fit-blend needs ranked tasks (--protocol 1v1 or 1v3), not ratings")
 
@@ -69,7 +83,7 @@ def set_offline() -> None:
     os.environ["HF_HUB_OFFLINE"] = "1"
 
 
-def open_cache(cache_dir: Optional[Path], no_cache: bool):
+def open_cache(cache_dir: Path | None, no_cache: bool):
     from prefcli.harness.cache import CacheDir
 
     return None if no_cache else CacheDir(cache_dir)
@@ -82,24 +96,59 @@ def eval_command(
     weights: WeightsOpt = None,
     option: ScorerOptionsOpt = None,
     split: SplitOpt = "test",
-    protocol: Annotated[Protocol, typer.Option("--protocol", "-p", help="1v1 (liked vs disliked), 1v3 (one liked among four) or rating (predict each user's ratings).")] = Protocol.one_vs_one,
-    n_ref: Annotated[Optional[int], typer.Option("--n-ref", min=1, help="History pairs per user (ignored by history-free scorers; default: the dataset's, usually 8).")] = None,
+    protocol: Annotated[
+        Protocol,
+        typer.Option(
+            "--protocol",
+            "-p",
+            help="1v1 (liked vs disliked), 1v3 (one liked among four) or rating (predict each user's ratings).",
+        ),
+    ] = Protocol.one_vs_one,
+    n_ref: Annotated[
+        int | None,
+        typer.Option(
+            "--n-ref",
+            min=1,
+            help="History pairs per user (ignored by history-free scorers; default: the dataset's, usually 8).",
+        ),
+    ] = None,
     batch_size: BatchOpt = 32,
     device: DeviceOpt = "auto",
     dtype: DTypeOpt = DType.auto,
     offline: OfflineOpt = False,
     fmt: FormatOpt = Format.table,
     table: TableOpt = None,
-    out: Annotated[Optional[Path], typer.Option("--out", help="Also write the result, its provenance and every task's scores to this JSON file.")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Also write the result, its provenance and every task's scores to this JSON file."),
+    ] = None,
     cache_dir: CacheDirOpt = None,
     no_cache: NoCacheOpt = False,
     seed: SeedOpt = 0,
     bootstrap: BootOpt = 1000,
     limit: LimitOpt = None,
     progress: ProgressOpt = True,
-    log_samples: Annotated[Optional[Path], typer.Option("--log-samples", help="Write one JSON line per task (task id, user, candidates, scores, rank, hit) to this .jsonl file.")] = None,
-    no_world: Annotated[bool, typer.Option("--no-world", help="On a synthetic world, skip the group-balanced accuracy, history swap and ground-truth references.")] = False,
-    fit_blend: Annotated[Optional[Path], typer.Option("--fit-blend", help="With --scorer blend --split val: fit the population w on these validation users and write it to this JSON file (read back by -o population_weight FILE).")] = None,
+    log_samples: Annotated[
+        Path | None,
+        typer.Option(
+            "--log-samples",
+            help="Write one JSON line per task (task id, user, candidates, scores, rank, hit) to this .jsonl file.",
+        ),
+    ] = None,
+    no_world: Annotated[
+        bool,
+        typer.Option(
+            "--no-world",
+            help="On a synthetic world, skip the group-balanced accuracy, history swap and ground-truth references.",
+        ),
+    ] = False,
+    fit_blend: Annotated[
+        Path | None,
+        typer.Option(
+            "--fit-blend",
+            help="With --scorer blend --split val: fit the population w on these validation users and write it to this JSON file (read back by -o population_weight FILE).",
+        ),
+    ] = None,
     workers: WorkersOpt = None,
     image_cache_mb: ImageCacheMbOpt = IMAGE_CACHE_MB,
     verbose: VerboseOpt = False,
@@ -172,8 +221,9 @@ def eval_command(
         if world_dir is not None and not no_world:
             world = world_mod.World(world_dir, ds.users("train") if hasattr(ds, "users") else None)
             if all(world.knows(r["user_id"]) for r in records):
-                world_rep = world_mod.evaluate_on_world(handle, tasks, records, world, cache=cache, batch_size=batch_size,
-                                                        progress=progress)
+                world_rep = world_mod.evaluate_on_world(
+                    handle, tasks, records, world, cache=cache, batch_size=batch_size, progress=progress
+                )
                 run["world"] = world_rep
     if verbose and is_main_process():
         import sys
@@ -206,8 +256,11 @@ def eval_command(
         fit = handle.scorer.write_population_fit(fit_blend, records, fitted_on={
             "dataset": str(dataset), "dataset_info": prov["dataset"], "split": split, "protocol": protocol.value, "n_ref": n_ref,
             "limit": limit}, provenance=prov)  # fmt: skip
-        print(f"population w {fit['population_weight']:g} (top-1 {fit['top1']:.3f} on {fit['fitted_on']['users']} validation "
-              f"users at N_ref {n_ref}) written to {fit_blend}; use it with -o population_weight {fit_blend}", file=sys.stderr)
+        print(
+            f"population w {fit['population_weight']:g} (top-1 {fit['top1']:.3f} on {fit['fitted_on']['users']} validation "
+            f"users at N_ref {n_ref}) written to {fit_blend}; use it with -o population_weight {fit_blend}",
+            file=sys.stderr,
+        )
     # The one JSON shape of every command (prefcli/envelope.py, docs/schemas/eval.schema.json).
     from prefcli import envelope
 
@@ -224,5 +277,7 @@ def eval_command(
     else:
         from prefcli.cli.table_choice import print_tables
 
-        shown = [tables.eval_table(run)] + ([world_mod.world_table(world_rep, handle.name)] if world_rep is not None else [])
+        shown = [tables.eval_table(run)] + (
+            [world_mod.world_table(world_rep, handle.name)] if world_rep is not None else []
+        )
         print_tables([(t.name, t.print) for t in shown], fmt.value, table)

@@ -2,22 +2,68 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
-from typing import Annotated, List, Optional
+from typing import Annotated
 
 import typer
 
 from prefcli.cli import app
 from prefcli.cli.options import DeviceOpt, Format, FormatOpt, OutputOverwriteOpt, ProgressOpt, comma_list
 
-RewardOpt = Annotated[Optional[List[str]], typer.Option("--reward", "-r", help="A reward and its weight, NAME=WEIGHT (repeatable), e.g. preftoken=0.75 or hpsv2=5. Any differentiable scorer. Default: the --preset's.")]
-ScorerOptionOpt = Annotated[Optional[List[str]], typer.Option("--option", "-o", help="A scorer option, SCORER.KEY VALUE (repeatable), e.g. -o hpsv2.version 2.0.", metavar="SCORER.KEY VALUE")]
-WeightsListOpt = Annotated[Optional[List[str]], typer.Option("--weights", "-w", help="Weights for every reward and judge ('tiny', a path, hf-hub:...) or NAME=SPEC for one; repeatable. Default: each scorer's official weights.")]
-JudgeOpt = Annotated[Optional[str], typer.Option("--judge", help="Held-out scorers (comma-separated, not among the rewards) that score the unguided and the final image, so reward hacking shows.")]
-ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Generator: sd-turbo, sdxl-turbo, flux-schnell, a hub id, a local diffusers folder, or tiny (random, offline).")]
-PresetOpt = Annotated[Optional[str], typer.Option("--preset", help="paper (preftoken 0.75, 30 iterations) or reno (HPSv2.1 5, ImageReward 1, CLIP 0.01, PickScore 0.05, 50 iterations). Default: paper with --likes/--dislikes, else reno.")]
-DTypeStrOpt = Annotated[str, typer.Option("--dtype", help="Weights dtype: auto (float16 on a GPU, bfloat16 for FLUX, float32 on the CPU), float32, float16, bfloat16. The latent and the regularizer stay float32.")]
+RewardOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--reward",
+        "-r",
+        help="A reward and its weight, NAME=WEIGHT (repeatable), e.g. preftoken=0.75 or hpsv2=5. Any differentiable scorer. Default: the --preset's.",
+    ),
+]
+ScorerOptionOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--option",
+        "-o",
+        help="A scorer option, SCORER.KEY VALUE (repeatable), e.g. -o hpsv2.version 2.0.",
+        metavar="SCORER.KEY VALUE",
+    ),
+]
+WeightsListOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--weights",
+        "-w",
+        help="Weights for every reward and judge ('tiny', a path, hf-hub:...) or NAME=SPEC for one; repeatable. Default: each scorer's official weights.",
+    ),
+]
+JudgeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--judge",
+        help="Held-out scorers (comma-separated, not among the rewards) that score the unguided and the final image, so reward hacking shows.",
+    ),
+]
+ModelOpt = Annotated[
+    str,
+    typer.Option(
+        "--model",
+        "-m",
+        help="Generator: sd-turbo, sdxl-turbo, flux-schnell, a hub id, a local diffusers folder, or tiny (random, offline).",
+    ),
+]
+PresetOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--preset",
+        help="paper (preftoken 0.75, 30 iterations) or reno (HPSv2.1 5, ImageReward 1, CLIP 0.01, PickScore 0.05, 50 iterations). Default: paper with --likes/--dislikes, else reno.",
+    ),
+]
+DTypeStrOpt = Annotated[
+    str,
+    typer.Option(
+        "--dtype",
+        help="Weights dtype: auto (float16 on a GPU, bfloat16 for FLUX, float32 on the CPU), float32, float16, bfloat16. The latent and the regularizer stay float32.",
+    ),
+]
 
 
 def _pairs_command():
@@ -41,24 +87,49 @@ def _terms(rewards: dict) -> str:
 @app.command("generate", cls=_pairs_command())
 def generate_command(
     prompt: Annotated[str, typer.Argument(help="The text prompt.", show_default=False)],
-    likes: Annotated[Optional[Path], typer.Option("--likes", help="Folder of images this person liked (their history).")] = None,
-    dislikes: Annotated[Optional[Path], typer.Option("--dislikes", help="Folder of images this person disliked (their history).")] = None,
-    history_prompts: Annotated[Optional[Path], typer.Option("--history-prompts", help="Prompts of the history images: JSON {file: prompt} or CSV file,prompt. Default: prompts.json/prompts.csv in or beside the folders.")] = None,
+    likes: Annotated[
+        Path | None, typer.Option("--likes", help="Folder of images this person liked (their history).")
+    ] = None,
+    dislikes: Annotated[
+        Path | None, typer.Option("--dislikes", help="Folder of images this person disliked (their history).")
+    ] = None,
+    history_prompts: Annotated[
+        Path | None,
+        typer.Option(
+            "--history-prompts",
+            help="Prompts of the history images: JSON {file: prompt} or CSV file,prompt. Default: prompts.json/prompts.csv in or beside the folders.",
+        ),
+    ] = None,
     model: ModelOpt = "sd-turbo",
     reward: RewardOpt = None,
     preset: PresetOpt = None,
     option: ScorerOptionOpt = None,
     weights: WeightsListOpt = None,
     judge: JudgeOpt = None,
-    steps: Annotated[Optional[int], typer.Option("--steps", help="Iterations (each generates and scores one image; the last takes no step). Default: the preset's (30 paper, 50 reno).")] = None,
+    steps: Annotated[
+        int | None,
+        typer.Option(
+            "--steps",
+            help="Iterations (each generates and scores one image; the last takes no step). Default: the preset's (30 paper, 50 reno).",
+        ),
+    ] = None,
     lr: Annotated[float, typer.Option("--lr", help="SGD learning rate (momentum 0.9, Nesterov), ReNO's 5.")] = 5.0,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the initial noise (the first one with --n).")] = 0,
     n: Annotated[int, typer.Option("--n", min=1, help="Images to make, from seeds S, S+1, ...")] = 1,
-    out: Annotated[Path, typer.Option("--out", help="Output folder (images, unguided images, JSON sidecars, strips).")] = Path("generated"),
-    save_every: Annotated[Optional[int], typer.Option("--save-every", min=1, help="Also write a strip of the image every K iterations and the best one.")] = None,
+    out: Annotated[
+        Path, typer.Option("--out", help="Output folder (images, unguided images, JSON sidecars, strips).")
+    ] = Path("generated"),
+    save_every: Annotated[
+        int | None,
+        typer.Option(
+            "--save-every", min=1, help="Also write a strip of the image every K iterations and the best one."
+        ),
+    ] = None,
     device: DeviceOpt = "auto",
     dtype: DTypeStrOpt = "auto",
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Check the options, state parameters and estimated GPU memory, and stop.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Check the options, state parameters and estimated GPU memory, and stop.")
+    ] = False,
     overwrite: OutputOverwriteOpt = False,
     fmt: FormatOpt = Format.table,
     show_progress: ProgressOpt = True,
@@ -122,13 +193,23 @@ def _emit(rows: list[dict], fmt: Format, columns: list[str], title: str) -> None
 
 
 def _run(cfg, fmt: Format, show_progress: bool = True) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+
     from prefcli.generate.run import generate
     from prefcli.progress import note, progress_bar
 
-    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
-
-    bar = progress_bar(show_progress, [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                                       TextColumn("{task.fields[terms]}")], fields={"terms": ""}, transient=True)
+    bar = progress_bar(
+        show_progress,
+        [
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[terms]}"),
+        ],
+        fields={"terms": ""},
+        transient=True,
+    )
     task = None
     started = False
     seed_no = 0
@@ -150,7 +231,10 @@ def _run(cfg, fmt: Format, show_progress: bool = True) -> None:
         nonlocal seed_no
         seed_no += 1
         done = "made" if fresh else "already made, kept"
-        note(bar, f"seed {rec['seed']}: {done} {Path(cfg.out) / rec['files']['image']} · reward loss {rec['unguided']['reward_loss']:.4g} → {rec['final']['reward_loss']:.4g} (best at iteration {rec['best_iteration']})")
+        note(
+            bar,
+            f"seed {rec['seed']}: {done} {Path(cfg.out) / rec['files']['image']} · reward loss {rec['unguided']['reward_loss']:.4g} → {rec['final']['reward_loss']:.4g} (best at iteration {rec['best_iteration']})",
+        )
 
     try:
         records = generate(cfg, on_iteration=on_iteration, on_seed=on_seed)
@@ -163,9 +247,14 @@ def _run(cfg, fmt: Format, show_progress: bool = True) -> None:
         images = [{k: v for k, v in r.items() if k != "iterations"} for r in records]
         used = {s["name"]: s for r in records for s in [*r.get("rewards", []), *r.get("judges", [])]}
         given = cfg.weights or {}
-        envelope.print_doc(envelope.envelope(
-            "generate", {"images": images}, options={k: v for k, v in cfg.__dict__.items() if k != "weights"},
-            scorers={n: {"weights": given.get(n), "revision": s.get("weights")} for n, s in used.items()}))
+        envelope.print_doc(
+            envelope.envelope(
+                "generate",
+                {"images": images},
+                options={k: v for k, v in cfg.__dict__.items() if k != "weights"},
+                scorers={n: {"weights": given.get(n), "revision": s.get("weights")} for n, s in used.items()},
+            )
+        )
         return
     rows = []
     for r in records:
@@ -177,4 +266,9 @@ def _run(cfg, fmt: Format, show_progress: bool = True) -> None:
             row[f"{name} unguided (judge)"] = v["unguided"]
             row[f"{name} final (judge)"] = v["final"]
         rows.append(row)
-    _emit(rows, fmt, list(rows[0]) if rows else [], f"prefcli generate · {cfg.preset if not cfg.rewards else ', '.join(f'{n}={w:g}' for n, w in cfg.rewards)}")
+    _emit(
+        rows,
+        fmt,
+        list(rows[0]) if rows else [],
+        f"prefcli generate · {cfg.preset if not cfg.rewards else ', '.join(f'{n}={w:g}' for n, w in cfg.rewards)}",
+    )

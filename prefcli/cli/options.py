@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import re
 from enum import Enum
-from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -22,10 +21,16 @@ class Format(str, Enum):
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output as a terminal table, JSON, CSV or Markdown.")]
 ScorerOpt = Annotated[str, typer.Option("--scorer", "-s", help="Scorer name (see `prefcli scorers`).")]
 WeightsOpt = Annotated[
-    Optional[str],
-    typer.Option("--weights", "-w", help="Weights: 'tiny' (random, offline), a local path, 'hf-hub:org/name' (optionally '@revision') or an https URL. Default: the scorer's official weights."),
+    str | None,
+    typer.Option(
+        "--weights",
+        "-w",
+        help="Weights: 'tiny' (random, offline), a local path, 'hf-hub:org/name' (optionally '@revision') or an https URL. Default: the scorer's official weights.",
+    ),
 ]
-DeviceOpt = Annotated[str, typer.Option("--device", help="Torch device: auto (cuda, else mps, else cpu), cpu, cuda, cuda:1, mps.")]
+DeviceOpt = Annotated[
+    str, typer.Option("--device", help="Torch device: auto (cuda, else mps, else cpu), cpu, cuda, cuda:1, mps.")
+]
 OfflineOpt = Annotated[bool, typer.Option("--offline", help="Never touch the network (also set by HF_HUB_OFFLINE=1).")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed.", callback=seed_callback)]
 
@@ -35,19 +40,25 @@ SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed.", callback=se
 _PAIR_SEP = "\x1f"
 OPTION_FLAGS = ("-o", "--option")
 ScorerOptionsOpt = Annotated[
-    Optional[list[str]],
+    list[str] | None,
     typer.Option(
-        "--option", "-o", metavar="KEY VALUE",
+        "--option",
+        "-o",
+        metavar="KEY VALUE",
         help="A scorer option, e.g. -o batch_size 8 or -o base ./idefics2 (repeatable; `prefcli scorers NAME` lists them).",
     ),
 ]
 BenchOptionsOpt = Annotated[
-    Optional[list[str]],
+    list[str] | None,
     typer.Option(
-        "--option", "-o", metavar="SCORER.KEY VALUE",
+        "--option",
+        "-o",
+        metavar="SCORER.KEY VALUE",
         help="A scorer option for one scorer, e.g. -o hpsv2.version 2.0 (repeatable); KEY alone sets it for every scorer that has it.",
     ),
 ]
+
+
 class DType(str, Enum):
     auto = "auto"
     fp32 = "fp32"
@@ -55,8 +66,20 @@ class DType(str, Enum):
     fp16 = "fp16"
 
 
-DTypeOpt = Annotated[DType, typer.Option("--dtype", help="Model precision: auto (the scorer's choice: fp16 on CUDA for most), fp32, bf16 or fp16. Provenance records what was used.")]
-ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress on stderr: a bar on a terminal, a plain line every few seconds in a log (PREFCLI_PROGRESS_INTERVAL).")]
+DTypeOpt = Annotated[
+    DType,
+    typer.Option(
+        "--dtype",
+        help="Model precision: auto (the scorer's choice: fp16 on CUDA for most), fp32, bf16 or fp16. Provenance records what was used.",
+    ),
+]
+ProgressOpt = Annotated[
+    bool,
+    typer.Option(
+        "--progress/--no-progress",
+        help="Show progress on stderr: a bar on a terminal, a plain line every few seconds in a log (PREFCLI_PROGRESS_INTERVAL).",
+    ),
+]
 
 
 _NUMBER = re.compile(r"^-\.?[0-9]")
@@ -87,7 +110,9 @@ def join_option_pairs(args: list[str]) -> list[str]:
                 raise OptionError(f"{a}: no KEY VALUE after it (e.g. {a} batch_size 8)")
             key = args[i + 1]
             if i + 2 >= len(args) or _is_flag(args[i + 2]):
-                raise OptionError(f"{a} {key}: no value (every {a} takes KEY VALUE, e.g. {a} batch_size 8; a bool takes true or false)")
+                raise OptionError(
+                    f"{a} {key}: no value (every {a} takes KEY VALUE, e.g. {a} batch_size 8; a bool takes true or false)"
+                )
             out.extend(["--option", f"{key}{_PAIR_SEP}{args[i + 2]}"])
             i += 3
             continue
@@ -96,7 +121,7 @@ def join_option_pairs(args: list[str]) -> list[str]:
     return out
 
 
-def scorer_options(values: Optional[list[str]]) -> dict[str, str]:
+def scorer_options(values: list[str] | None) -> dict[str, str]:
     """The `-o KEY VALUE` pairs as {KEY: VALUE} (a repeated KEY keeps the last value)."""
     from prefcli.errors import OptionError
 
@@ -130,22 +155,40 @@ OptionPairsCommand = _command_class()
 
 # Outputs whose files are written one by one into --out (generate, bench generate): a file at an
 # output name that prefcli did not write is never replaced without this.
-OutputOverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace files at the output names that prefcli did not write (refused otherwise).")]
+OutputOverwriteOpt = Annotated[
+    bool,
+    typer.Option(
+        "--overwrite", help="Replace files at the output names that prefcli did not write (refused otherwise)."
+    ),
+]
 
 # The input pipeline of rank, eval and bench (prefcli.harness.runner, prefcli.image_cache).
-from prefcli.image_cache import DEFAULT_MB as IMAGE_CACHE_MB  # noqa: E402 - light: no torch, no PIL
+
 WorkersOpt = Annotated[
-    Optional[int],
-    typer.Option("--workers", min=0, help="Threads decoding the next images while the model scores (0: decode in turn). Scores are the same. Default: the number of CPU cores."),
+    int | None,
+    typer.Option(
+        "--workers",
+        min=0,
+        help="Threads decoding the next images while the model scores (0: decode in turn). Scores are the same. Default: the number of CPU cores.",
+    ),
 ]
 ImageCacheMbOpt = Annotated[
     float,
-    typer.Option("--image-cache-mb", min=0, help="Decoded images kept for reuse within the run (a history in every task, an image in several tasks), in MB; 0 decodes at every use."),
+    typer.Option(
+        "--image-cache-mb",
+        min=0,
+        help="Decoded images kept for reuse within the run (a history in every task, an image in several tasks), in MB; 0 decodes at every use.",
+    ),
 ]
-VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Also print where the time went (decoding, preprocessing, the model) on stderr.")]
+VerboseOpt = Annotated[
+    bool,
+    typer.Option(
+        "--verbose", "-v", help="Also print where the time went (decoding, preprocessing, the model) on stderr."
+    ),
+]
 
 
-def workers_count(workers: Optional[int]) -> int:
+def workers_count(workers: int | None) -> int:
     """--workers as given, else the CPU cores this process may use."""
     if workers is not None:
         return int(workers)

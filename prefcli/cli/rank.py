@@ -5,41 +5,133 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, List, Optional
+from typing import Annotated
 
 import typer
 
 from prefcli.cli import app
-from prefcli.cli.options import DeviceOpt, DType, DTypeOpt, Format, FormatOpt, IMAGE_CACHE_MB, ImageCacheMbOpt, OfflineOpt, OptionPairsCommand, ProgressOpt, ScorerOptionsOpt, VerboseOpt, WorkersOpt, scorer_options, workers_count
-
+from prefcli.cli.options import (
+    IMAGE_CACHE_MB,
+    DeviceOpt,
+    DType,
+    DTypeOpt,
+    Format,
+    FormatOpt,
+    ImageCacheMbOpt,
+    OfflineOpt,
+    OptionPairsCommand,
+    ProgressOpt,
+    ScorerOptionsOpt,
+    VerboseOpt,
+    WorkersOpt,
+    scorer_options,
+    workers_count,
+)
 from prefcli.ranking import DEFAULT_PERSONAL_SCORER, DEFAULT_SCORER  # noqa: E402 - light: no torch at import
 
 
 @app.command("rank", cls=OptionPairsCommand)
 def rank_command(
-    candidates: Annotated[Path, typer.Argument(help="Folder of candidate images to rank (subfolders only with --recursive).", show_default=False)],
-    likes: Annotated[Optional[Path], typer.Option("--likes", help="Folder of images this person liked (their history).")] = None,
-    dislikes: Annotated[Optional[Path], typer.Option("--dislikes", help="Folder of images this person disliked (their history).")] = None,
-    pairs: Annotated[Optional[Path], typer.Option("--pairs", help="Pair history images explicitly: CSV with columns liked,disliked[,prompt] or JSON. Default: pair by sorted file name.")] = None,
-    prompt: Annotated[Optional[str], typer.Option("--prompt", help="One prompt for every candidate (for scorers that need a prompt).")] = None,
-    prompts: Annotated[Optional[Path], typer.Option("--prompts", help="One prompt per file: JSON {file: prompt} or CSV with columns file,prompt. Also used for history images.")] = None,
-    history_prompts: Annotated[Optional[Path], typer.Option("--history-prompts", help="Prompts of the history images (JSON or CSV as --prompts). Default: prompts.json/prompts.csv inside or beside the likes/dislikes folders.")] = None,
-    scorer: Annotated[Optional[List[str]], typer.Option("--scorer", "-s", help=f"Scorer name (see `prefcli scorers`). Default: {DEFAULT_PERSONAL_SCORER} with a history, else {DEFAULT_SCORER}. Repeat it to rank by several scorers at once, NAME=WEIGHT to weigh one in the combination (see --combine).")] = None,
-    combine: Annotated[str, typer.Option("--combine", help="With several --scorer: mean-rank (each scorer's rank of the image, averaged; lower is better) or z-mean (each scorer's z-score, averaged; higher is better), weighted by NAME=WEIGHT.")] = "mean-rank",
-    weights: Annotated[Optional[List[str]], typer.Option("--weights", "-w", help="Weights: 'tiny' (random, offline), a local path, 'hf-hub:org/name' (optionally '@revision') or an https URL; NAME=SPEC for one of several scorers (repeatable). Default: the scorer's official weights.")] = None,
+    candidates: Annotated[
+        Path,
+        typer.Argument(
+            help="Folder of candidate images to rank (subfolders only with --recursive).", show_default=False
+        ),
+    ],
+    likes: Annotated[
+        Path | None, typer.Option("--likes", help="Folder of images this person liked (their history).")
+    ] = None,
+    dislikes: Annotated[
+        Path | None, typer.Option("--dislikes", help="Folder of images this person disliked (their history).")
+    ] = None,
+    pairs: Annotated[
+        Path | None,
+        typer.Option(
+            "--pairs",
+            help="Pair history images explicitly: CSV with columns liked,disliked[,prompt] or JSON. Default: pair by sorted file name.",
+        ),
+    ] = None,
+    prompt: Annotated[
+        str | None, typer.Option("--prompt", help="One prompt for every candidate (for scorers that need a prompt).")
+    ] = None,
+    prompts: Annotated[
+        Path | None,
+        typer.Option(
+            "--prompts",
+            help="One prompt per file: JSON {file: prompt} or CSV with columns file,prompt. Also used for history images.",
+        ),
+    ] = None,
+    history_prompts: Annotated[
+        Path | None,
+        typer.Option(
+            "--history-prompts",
+            help="Prompts of the history images (JSON or CSV as --prompts). Default: prompts.json/prompts.csv inside or beside the likes/dislikes folders.",
+        ),
+    ] = None,
+    scorer: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--scorer",
+            "-s",
+            help=f"Scorer name (see `prefcli scorers`). Default: {DEFAULT_PERSONAL_SCORER} with a history, else {DEFAULT_SCORER}. Repeat it to rank by several scorers at once, NAME=WEIGHT to weigh one in the combination (see --combine).",
+        ),
+    ] = None,
+    combine: Annotated[
+        str,
+        typer.Option(
+            "--combine",
+            help="With several --scorer: mean-rank (each scorer's rank of the image, averaged; lower is better) or z-mean (each scorer's z-score, averaged; higher is better), weighted by NAME=WEIGHT.",
+        ),
+    ] = "mean-rank",
+    weights: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--weights",
+            "-w",
+            help="Weights: 'tiny' (random, offline), a local path, 'hf-hub:org/name' (optionally '@revision') or an https URL; NAME=SPEC for one of several scorers (repeatable). Default: the scorer's official weights.",
+        ),
+    ] = None,
     option: ScorerOptionsOpt = None,
     device: DeviceOpt = "auto",
     dtype: DTypeOpt = DType.auto,
     offline: OfflineOpt = False,
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Images scored per batch.")] = 16,
-    top: Annotated[Optional[int], typer.Option("--top", "-k", min=1, help="Show only the best K images.")] = None,
+    top: Annotated[int | None, typer.Option("--top", "-k", min=1, help="Show only the best K images.")] = None,
     fmt: FormatOpt = Format.table,
-    sheet: Annotated[Optional[Path], typer.Option("--sheet", help="Also write a contact sheet (.jpg, .png or .webp): thumbnails in rank order with rank, score and file name.")] = None,
-    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Include images in subfolders (the likes/dislikes folders are still left out).")] = False,
-    sheet_thumb: Annotated[int, typer.Option("--sheet-thumb", min=16, help="Contact sheet: thumbnail size in pixels.")] = 192,
-    sheet_columns: Annotated[Optional[int], typer.Option("--sheet-columns", min=1, help="Contact sheet: thumbnails per row (default: a roughly square grid, at most 6).")] = None,
-    sheet_history: Annotated[bool, typer.Option("--sheet-history", help="Contact sheet: also show the person's liked (+) and disliked (-) history as a strip.")] = False,
-    sheet_prompt: Annotated[bool, typer.Option("--sheet-prompt", help="Contact sheet: also show the --prompt under the title.")] = False,
+    sheet: Annotated[
+        Path | None,
+        typer.Option(
+            "--sheet",
+            help="Also write a contact sheet (.jpg, .png or .webp): thumbnails in rank order with rank, score and file name.",
+        ),
+    ] = None,
+    recursive: Annotated[
+        bool,
+        typer.Option(
+            "--recursive", "-r", help="Include images in subfolders (the likes/dislikes folders are still left out)."
+        ),
+    ] = False,
+    sheet_thumb: Annotated[
+        int, typer.Option("--sheet-thumb", min=16, help="Contact sheet: thumbnail size in pixels.")
+    ] = 192,
+    sheet_columns: Annotated[
+        int | None,
+        typer.Option(
+            "--sheet-columns",
+            min=1,
+            help="Contact sheet: thumbnails per row (default: a roughly square grid, at most 6).",
+        ),
+    ] = None,
+    sheet_history: Annotated[
+        bool,
+        typer.Option(
+            "--sheet-history",
+            help="Contact sheet: also show the person's liked (+) and disliked (-) history as a strip.",
+        ),
+    ] = False,
+    sheet_prompt: Annotated[
+        bool, typer.Option("--sheet-prompt", help="Contact sheet: also show the --prompt under the title.")
+    ] = False,
     show_progress: ProgressOpt = True,
     workers: WorkersOpt = None,
     image_cache_mb: ImageCacheMbOpt = IMAGE_CACHE_MB,
@@ -137,7 +229,12 @@ def rank_command(
             top=top,
             recursive=recursive,
             sheet=sheet,
-            sheet_options={"thumb": sheet_thumb, "columns": sheet_columns, "history": sheet_history, "prompt": sheet_prompt},
+            sheet_options={
+                "thumb": sheet_thumb,
+                "columns": sheet_columns,
+                "history": sheet_history,
+                "prompt": sheet_prompt,
+            },
             progress=progress,
         )
     finally:
@@ -158,30 +255,56 @@ def rank_command(
         print(output.throughput_line(result.stats, "throughput"), file=sys.stderr)
 
     if result.ties():
-        print(f"note: {result.ties()} image(s) tie with a neighbour (rank marked '='); tied images are ordered by path", file=sys.stderr)
+        print(
+            f"note: {result.ties()} image(s) tie with a neighbour (rank marked '='); tied images are ordered by path",
+            file=sys.stderr,
+        )
 
     rows = result.rows()
     if fmt.value == "json":
         from prefcli import envelope
         from prefcli.cli.rank_json import rank_document
 
-        envelope.print_doc(rank_document(result, candidates=candidates, likes=likes, dislikes=dislikes, pairs=pairs, prompt=prompt,
-                                         prompts=prompts, top=top, recursive=recursive, batch_size=batch_size))
+        envelope.print_doc(
+            rank_document(
+                result,
+                candidates=candidates,
+                likes=likes,
+                dislikes=dislikes,
+                pairs=pairs,
+                prompt=prompt,
+                prompts=prompts,
+                top=top,
+                recursive=recursive,
+                batch_size=batch_size,
+            )
+        )
     elif fmt.value in ("table", "markdown"):
         # Paths relative to the folder keep the table narrow; json/csv keep them whole. Scores get one
         # format with enough decimals to show what decides the order; a tie's rank is marked '='.
         shown = []
         for r in rows:
-            shown.append({"rank": f"{r['rank']}{'=' if r['tie'] else ''}", "score": result.format_score(r["score"]),
-                          "file": os.path.relpath(r["path"], candidates), "path": r["path"], "image_id": r["image_id"],
-                          "prompt": r["prompt"]})
+            shown.append(
+                {
+                    "rank": f"{r['rank']}{'=' if r['tie'] else ''}",
+                    "score": result.format_score(r["score"]),
+                    "file": os.path.relpath(r["path"], candidates),
+                    "path": r["path"],
+                    "image_id": r["image_id"],
+                    "prompt": r["prompt"],
+                }
+            )
         columns = ["rank", "score", "file"] + (["prompt"] if any(r["prompt"] for r in rows) else [])
         if fmt.value == "markdown":
             columns = ["rank", "score", "path", "image_id", "prompt"]
         wins = " (wins)" if result.kind == "pairwise" else ""
-        output.emit(shown, fmt.value, columns=columns, title=f"{result.scorer}{wins} · weights {result.weights_id or '?'}")
+        output.emit(
+            shown, fmt.value, columns=columns, title=f"{result.scorer}{wins} · weights {result.weights_id or '?'}"
+        )
     else:
-        extra = list(dict.fromkeys(k for r in rows for k in r if k not in ("rank", "score", "tie", "path", "image_id", "prompt")))
+        extra = list(
+            dict.fromkeys(k for r in rows for k in r if k not in ("rank", "score", "tie", "path", "image_id", "prompt"))
+        )
         output.emit(rows, fmt.value, columns=["rank", "score", "tie", "path", "image_id", "prompt"] + extra)
     if result.sheet:
         print(f"wrote contact sheet {result.sheet}", file=sys.stderr)

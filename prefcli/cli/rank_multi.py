@@ -4,13 +4,26 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 
-def rank_several(chosen: Sequence[tuple[str, float]], method: str, default_weights: str | None, named_weights: dict[str, str],
-                 option: list[str] | None, *, candidates: Path, fmt: str, show_progress: bool, top: int | None, sheet: Path | None,
-                 sheet_options: dict[str, Any], **common: Any) -> None:
+def rank_several(
+    chosen: Sequence[tuple[str, float]],
+    method: str,
+    default_weights: str | None,
+    named_weights: dict[str, str],
+    option: list[str] | None,
+    *,
+    candidates: Path,
+    fmt: str,
+    show_progress: bool,
+    top: int | None,
+    sheet: Path | None,
+    sheet_options: dict[str, Any],
+    **common: Any,
+) -> None:
     from prefcli import output
     from prefcli.cli.options import scorer_options
     from prefcli.combine import check_method
@@ -20,7 +33,9 @@ def rank_several(chosen: Sequence[tuple[str, float]], method: str, default_weigh
 
     check_method(method)
     names = [n for n, _ in chosen]
-    opts = scoped_options(scorer_options(option), names, among="the ranking's scorers")  # -o SCORER.KEY VALUE, or a bare KEY for every scorer that has it
+    opts = scoped_options(
+        scorer_options(option), names, among="the ranking's scorers"
+    )  # -o SCORER.KEY VALUE, or a bare KEY for every scorer that has it
     weights = {n: named_weights.get(n, default_weights) for n in names}
 
     bar = progress_bar(show_progress, transient=True)
@@ -34,8 +49,18 @@ def rank_several(chosen: Sequence[tuple[str, float]], method: str, default_weigh
         bar.update(tasks[name], completed=done, total=total)
 
     try:
-        result = rank_folder_multi(candidates, scorers=chosen, method=method, weights=weights, scorer_options=opts, top=top,
-                                   sheet=sheet, sheet_options=sheet_options, progress=progress, **common)
+        result = rank_folder_multi(
+            candidates,
+            scorers=chosen,
+            method=method,
+            weights=weights,
+            scorer_options=opts,
+            top=top,
+            sheet=sheet,
+            sheet_options=sheet_options,
+            progress=progress,
+            **common,
+        )
     finally:
         if tasks:
             bar.stop()
@@ -57,9 +82,20 @@ def rank_several(chosen: Sequence[tuple[str, float]], method: str, default_weigh
         from prefcli import envelope
         from prefcli.multirank import multirank_document
 
-        inputs = {k: common.get(k) for k in ("likes", "dislikes", "pairs", "prompt", "prompts", "recursive", "batch_size")}
-        envelope.print_doc(multirank_document(result, candidates=candidates, top=top, scorer_options=opts,
-                                              dtype=common.get("dtype"), device=common.get("device"), **inputs))
+        inputs = {
+            k: common.get(k) for k in ("likes", "dislikes", "pairs", "prompt", "prompts", "recursive", "batch_size")
+        }
+        envelope.print_doc(
+            multirank_document(
+                result,
+                candidates=candidates,
+                top=top,
+                scorer_options=opts,
+                dtype=common.get("dtype"),
+                device=common.get("device"),
+                **inputs,
+            )
+        )
         return
     arrow = "↓" if method == "mean-rank" else "↑"
     if fmt == "csv":
@@ -69,12 +105,21 @@ def rank_several(chosen: Sequence[tuple[str, float]], method: str, default_weigh
             row.update({n: r["scores"][n] for n in names})
             row.update({f"{n} rank": r["ranks"][n] for n in names})
             rows.append(row)
-        output.emit(rows, "csv", columns=["rank", "score", "tie", "path", "image_id", "prompt"] + names + [f"{n} rank" for n in names])
+        output.emit(
+            rows,
+            "csv",
+            columns=["rank", "score", "tie", "path", "image_id", "prompt"] + names + [f"{n} rank" for n in names],
+        )
     else:
         shown = []
         for r in result.ranked:
-            row = {"rank": f"{r.rank}{'=' if r.tie else ''}", method: result.format_combined(r.score),
-                   "file": os.path.relpath(r.path, candidates), "path": r.path, "prompt": r.prompt}
+            row = {
+                "rank": f"{r.rank}{'=' if r.tie else ''}",
+                method: result.format_combined(r.score),
+                "file": os.path.relpath(r.path, candidates),
+                "path": r.path,
+                "prompt": r.prompt,
+            }
             row.update({n: result.format_score(n, r.scores[n]) for n in names})
             shown.append(row)
         where = "path" if fmt == "markdown" else "file"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -18,18 +18,26 @@ COMMON = (
 
 def describe_scorer(name: str, fmt: str) -> None:
     """One scorer: what it is, its options (type, default, help), its weights forms."""
-    import sys
 
     from prefcli import output, plugins
 
     spec = plugins.get_scorer_spec(name)
     opts = [o.as_row() for o in spec.options.info()]
     info = {
-        "name": spec.name, "aliases": list(spec.aliases), "description": spec.description,
-        "needs": sorted(spec.needs), "differentiable": spec.differentiable, "trainable": spec.trainable,
-        "higher_is_better": spec.higher_is_better, "version": spec.version, "base": spec.base or None,
-        "default_weights": spec.default_weights, "weights_forms": list(spec.weights_forms),
-        "options": opts, "plugin": spec.plugin, "missing": spec.missing_requirements(),
+        "name": spec.name,
+        "aliases": list(spec.aliases),
+        "description": spec.description,
+        "needs": sorted(spec.needs),
+        "differentiable": spec.differentiable,
+        "trainable": spec.trainable,
+        "higher_is_better": spec.higher_is_better,
+        "version": spec.version,
+        "base": spec.base or None,
+        "default_weights": spec.default_weights,
+        "weights_forms": list(spec.weights_forms),
+        "options": opts,
+        "plugin": spec.plugin,
+        "missing": spec.missing_requirements(),
     }
     if fmt == "json":
         from prefcli import envelope
@@ -41,9 +49,11 @@ def describe_scorer(name: str, fmt: str) -> None:
         return
     if fmt == "table":
         print(f"{spec.name}: {spec.description}")
-        print(f"needs {'+'.join(n for n in ('image', 'prompt', 'history') if n in spec.needs)}; "
-              f"{'differentiable' if spec.differentiable else 'not differentiable'}; code version {spec.version}"
-              + (f"; aliases {', '.join(spec.aliases)}" if spec.aliases else ""))
+        print(
+            f"needs {'+'.join(n for n in ('image', 'prompt', 'history') if n in spec.needs)}; "
+            f"{'differentiable' if spec.differentiable else 'not differentiable'}; code version {spec.version}"
+            + (f"; aliases {', '.join(spec.aliases)}" if spec.aliases else "")
+        )
         none = "each part's own" if spec.kind == "composite" else "none: --weights is required"
         print(f"weights (default {spec.default_weights or none}):")
         for form in spec.weights_forms:
@@ -59,7 +69,9 @@ def describe_scorer(name: str, fmt: str) -> None:
 
 @app.command("scorers")
 def scorers_command(
-    name: Annotated[Optional[str], typer.Argument(help="Show one scorer: its options, defaults and weights forms.", show_default=False)] = None,
+    name: Annotated[
+        str | None, typer.Argument(help="Show one scorer: its options, defaults and weights forms.", show_default=False)
+    ] = None,
     fmt: FormatOpt = Format.table,
 ) -> None:
     """List every registered scorer, or show one scorer's options and weights forms.
@@ -121,9 +133,20 @@ def scorers_command(
     columns = ["name", "kind", "needs", "differentiable", "trainable", "runs_here", "weights_here", "default_weights"]
     if any(r["missing"] for r in rows):
         columns.append("missing")
-    headers = {"differentiable": "grad", "trainable": "train", "runs_here": "runs here", "weights_here": "weights here",
-               "default_weights": "default weights"}
+    headers = {
+        "differentiable": "grad",
+        "trainable": "train",
+        "runs_here": "runs here",
+        "weights_here": "weights here",
+        "default_weights": "default weights",
+    }
     if fmt.value != "json":
         rows = [{**r, "aliases": ", ".join(r["aliases"])} for r in rows]
-    output.emit(rows, fmt.value, columns=None if fmt.value == "json" else columns, title="prefcli scorers", headers=headers,
-                about={"options": {"offline": offline}})
+    output.emit(
+        rows,
+        fmt.value,
+        columns=None if fmt.value == "json" else columns,
+        title="prefcli scorers",
+        headers=headers,
+        about={"options": {"offline": offline}},
+    )

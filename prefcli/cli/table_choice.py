@@ -9,16 +9,23 @@ with `--out` also write every table as its own `<name>.csv`.
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Callable, Optional, Sequence
+from collections.abc import Callable, Sequence
+from typing import Annotated
 
 import typer
 
-TableOpt = Annotated[Optional[str], typer.Option(
-    "--table", help="Print only this table (by name). --format csv prints the first table unless one is named; JSON always holds every table.")]
+TableOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--table",
+        help="Print only this table (by name). --format csv prints the first table unless one is named; JSON always holds every table.",
+    ),
+]
 
 
-def print_tables(items: Sequence[tuple[str, Callable[[str], None]]], fmt: str, table: str | None = None, *,
-                 files: str | None = None) -> None:
+def print_tables(
+    items: Sequence[tuple[str, Callable[[str], None]]], fmt: str, table: str | None = None, *, files: str | None = None
+) -> None:
     """Print `(name, print(fmt))` tables in `fmt`: all of them, the one named by `table`, or the first as CSV.
 
     `files` says where every table is also written (e.g. "OUT/<name>.csv"), for the note.

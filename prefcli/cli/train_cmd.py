@@ -5,14 +5,16 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from prefcli.cli import app
 from prefcli.cli.options import Format, FormatOpt
 
-ConfigOpt = Annotated[str, typer.Option("--config", "-c", help="A shipped config name (see --list) or a YAML/TOML file.")]
+ConfigOpt = Annotated[
+    str, typer.Option("--config", "-c", help="A shipped config name (see --list) or a YAML/TOML file.")
+]
 
 
 def _relaunch(num_processes: int) -> None:
@@ -32,8 +34,16 @@ def _relaunch(num_processes: int) -> None:
         if a.startswith("--num-processes="):
             continue
         clean.append(a)
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(num_processes),
-           "-m", "prefcli", *clean]
+    cmd = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--num_processes",
+        str(num_processes),
+        "-m",
+        "prefcli",
+        *clean,
+    ]
     print(f"prefcli: launching {num_processes} processes: {' '.join(cmd)}", file=sys.stderr)
     raise typer.Exit(subprocess.call(cmd))
 
@@ -45,15 +55,49 @@ def _dry_run_rows(res: dict) -> list[dict]:
 @app.command("train")
 def train_command(
     config: ConfigOpt = "tiny-cpu-cp",
-    data: Annotated[Optional[Path], typer.Option("--data", "-d", help="Dataset directory (overrides the config's data.dataset; tiny-cpu configs build their synthetic world when none is given).")] = None,
-    out: Annotated[Path, typer.Option("--out", help="Run directory: checkpoints/, metrics.jsonl, model/.")] = Path("runs/train"),
-    resume: Annotated[bool, typer.Option("--resume", help="Continue from the newest checkpoint in --out (exactly where it stopped).")] = False,
-    max_steps: Annotated[Optional[int], typer.Option("--max-steps", min=1, help="Stop after this optimizer step (the schedule stays the config's, so a later --resume continues exactly).")] = None,
-    num_processes: Annotated[Optional[int], typer.Option("--num-processes", min=1, help="Re-launch under `accelerate launch` with N processes (GPUs).")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Build the full-size architecture on the meta device (offline, no weights) and print parameter counts and a GPU memory estimate.")] = False,
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data",
+            "-d",
+            help="Dataset directory (overrides the config's data.dataset; tiny-cpu configs build their synthetic world when none is given).",
+        ),
+    ] = None,
+    out: Annotated[Path, typer.Option("--out", help="Run directory: checkpoints/, metrics.jsonl, model/.")] = Path(
+        "runs/train"
+    ),
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue from the newest checkpoint in --out (exactly where it stopped).")
+    ] = False,
+    max_steps: Annotated[
+        int | None,
+        typer.Option(
+            "--max-steps",
+            min=1,
+            help="Stop after this optimizer step (the schedule stays the config's, so a later --resume continues exactly).",
+        ),
+    ] = None,
+    num_processes: Annotated[
+        int | None,
+        typer.Option("--num-processes", min=1, help="Re-launch under `accelerate launch` with N processes (GPUs)."),
+    ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Build the full-size architecture on the meta device (offline, no weights) and print parameter counts and a GPU memory estimate.",
+        ),
+    ] = False,
     list_configs: Annotated[bool, typer.Option("--list", help="List the shipped configs and exit.")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar on stderr.")] = True,
-    threads: Annotated[Optional[int], typer.Option("--threads", min=1, help="Torch CPU threads (overrides run.num_threads; the same seed, data and thread count give the same model bit for bit).")] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            "--threads",
+            min=1,
+            help="Torch CPU threads (overrides run.num_threads; the same seed, data and thread count give the same model bit for bit).",
+        ),
+    ] = None,
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Train a preference model (preference tokens, ViPer*, ablations, tiny toy models) from a config.
@@ -89,7 +133,9 @@ def train_command(
         for name in shipped_configs():
             c = load_config(name)
             rows.append({"config": name, "steps": c.total_steps, "description": c.description})
-        output.emit(rows, fmt.value, columns=["config", "steps", "description"], title="shipped configs", command="train")
+        output.emit(
+            rows, fmt.value, columns=["config", "steps", "description"], title="shipped configs", command="train"
+        )
         return
     cfg = load_config(config, {"run": {"num_threads": threads}} if threads else None)
     if dry_run:
@@ -102,22 +148,38 @@ def train_command(
         if fmt is Format.json:
             from prefcli import envelope
 
-            envelope.print_doc(envelope.envelope("train", res, options={"config": cfg.name, "dry_run": True,
-                                                                         "num_processes": num_processes or 1}))
+            envelope.print_doc(
+                envelope.envelope(
+                    "train", res, options={"config": cfg.name, "dry_run": True, "num_processes": num_processes or 1}
+                )
+            )
             return
-        output.emit(_dry_run_rows(res) if fmt is Format.table else res["parameters"], fmt.value,
-                    title=f"{cfg.name}: parameters per part (total / trainable per stage)")
+        output.emit(
+            _dry_run_rows(res) if fmt is Format.table else res["parameters"],
+            fmt.value,
+            title=f"{cfg.name}: parameters per part (total / trainable per stage)",
+        )
         mem = res["memory_per_device"]
         rows = [{"item": k.removesuffix("_gib"), "GiB": v} for k, v in mem.items() if k.endswith("_gib")]
         if fmt in (Format.table, Format.markdown):
             rows = [{**r, "GiB": gib(r["GiB"])} for r in rows]
         seq = mem["sequence_tokens"]  # a token count, not GiB: shown as one in the tables
-        rows.append({"item": res.get("sequence_label", "sequence tokens (N_ref pairs + target, 100-token prompts)"),
-                     "GiB": f"{seq:,} tokens" if fmt in (Format.table, Format.markdown) else seq})
+        rows.append(
+            {
+                "item": res.get("sequence_label", "sequence tokens (N_ref pairs + target, 100-token prompts)"),
+                "GiB": f"{seq:,} tokens" if fmt in (Format.table, Format.markdown) else seq,
+            }
+        )
         b = res["batch"]
-        output.emit(rows, fmt.value, title=(f"estimated GPU memory per device, stage {mem['stage']} "
-                                            f"({b['per_device_pairs']} pairs/device x {b['grad_accum']} accumulation "
-                                            f"x {b['processes']} process(es) = {b['global_pairs']} pairs/step)"))
+        output.emit(
+            rows,
+            fmt.value,
+            title=(
+                f"estimated GPU memory per device, stage {mem['stage']} "
+                f"({b['per_device_pairs']} pairs/device x {b['grad_accum']} accumulation "
+                f"x {b['processes']} process(es) = {b['global_pairs']} pairs/step)"
+            ),
+        )
         return
     launched = "LOCAL_RANK" in os.environ or "ACCELERATE_PROCESS_INDEX" in os.environ
     if num_processes and num_processes > 1 and not launched:
@@ -138,11 +200,39 @@ def train_command(
     if fmt is Format.json:
         from prefcli import envelope
 
-        envelope.print_doc(envelope.envelope("train", row, options={"config": cfg.name, "data": None if data is None else str(data), "out": str(out),
-                                                                    "resume": resume, "max_steps": max_steps}))
+        envelope.print_doc(
+            envelope.envelope(
+                "train",
+                row,
+                options={
+                    "config": cfg.name,
+                    "data": None if data is None else str(data),
+                    "out": str(out),
+                    "resume": resume,
+                    "max_steps": max_steps,
+                },
+            )
+        )
     else:
         if fmt in (Format.table, Format.markdown):
-            row = {**row, "final_val_acc": "" if row["final_val_acc"] is None else f"{row['final_val_acc']:.3f}",
-                   "pairs_per_s": per_second(row["pairs_per_s"]), "seconds": seconds(row["seconds"])}
-        output.emit([row], fmt.value, columns=["config", "steps", "stopped_early", "final_val_acc", "pairs_per_s",
-                                               "seconds", "out_dir", "model_dir"], title="training run")
+            row = {
+                **row,
+                "final_val_acc": "" if row["final_val_acc"] is None else f"{row['final_val_acc']:.3f}",
+                "pairs_per_s": per_second(row["pairs_per_s"]),
+                "seconds": seconds(row["seconds"]),
+            }
+        output.emit(
+            [row],
+            fmt.value,
+            columns=[
+                "config",
+                "steps",
+                "stopped_early",
+                "final_val_acc",
+                "pairs_per_s",
+                "seconds",
+                "out_dir",
+                "model_dir",
+            ],
+            title="training run",
+        )

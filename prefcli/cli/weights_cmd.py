@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from prefcli.cli import app
 from prefcli.cli.options import Format, FormatOpt, OfflineOpt
 
-weights_app = typer.Typer(help="List, fetch and remove scorer weights (the Hugging Face cache and prefcli's download cache).",
-                          no_args_is_help=True)
+weights_app = typer.Typer(
+    help="List, fetch and remove scorer weights (the Hugging Face cache and prefcli's download cache).",
+    no_args_is_help=True,
+)
 app.add_typer(weights_app, name="weights")
 
-TargetsArg = Annotated[list[str], typer.Argument(metavar="TARGET", help="Scorer names (their default weights) or weights specs.",
-                                                 show_default=False)]
+TargetsArg = Annotated[
+    list[str],
+    typer.Argument(metavar="TARGET", help="Scorer names (their default weights) or weights specs.", show_default=False),
+]
 HEADERS = {"size": "size", "last_used": "last used", "scorers": "default of"}
 
 
@@ -24,10 +28,22 @@ def _emit(rows: list[dict], fmt: str, columns: list[str], title: str, **options)
     from prefcli.weights import is_offline
 
     if fmt != "json":
-        rows = [{**r, "size": readable.size(r.get("size_bytes")),
-                 **({"scorers": ", ".join(r["scorers"])} if isinstance(r.get("scorers"), list) else {})} for r in rows]
-    output.emit(rows, fmt, columns=None if fmt == "json" else columns, title=title, headers=HEADERS,
-                about={"options": {"offline": is_offline(options.pop("offline", None)), **options}})
+        rows = [
+            {
+                **r,
+                "size": readable.size(r.get("size_bytes")),
+                **({"scorers": ", ".join(r["scorers"])} if isinstance(r.get("scorers"), list) else {}),
+            }
+            for r in rows
+        ]
+    output.emit(
+        rows,
+        fmt,
+        columns=None if fmt == "json" else columns,
+        title=title,
+        headers=HEADERS,
+        about={"options": {"offline": is_offline(options.pop("offline", None)), **options}},
+    )
 
 
 @weights_app.command("ls")
@@ -50,8 +66,20 @@ def ls_command(fmt: FormatOpt = Format.table) -> None:
 
     def add(spec: str) -> dict:
         f = facts(spec)
-        return rows.setdefault(f.spec, {"spec": f.spec, "kind": f.kind, "scorers": [], "state": f.state, "present": f.present,
-                                        "size_bytes": f.size_bytes, "revision": f.revision, "where": f.where, "last_used": None})
+        return rows.setdefault(
+            f.spec,
+            {
+                "spec": f.spec,
+                "kind": f.kind,
+                "scorers": [],
+                "state": f.state,
+                "present": f.present,
+                "size_bytes": f.size_bytes,
+                "revision": f.revision,
+                "where": f.where,
+                "last_used": None,
+            },
+        )
 
     for name, spec in sorted(plugins.scorers().items()):
         if not spec.base:  # a probe shares its base scorer's weights
@@ -59,16 +87,28 @@ def ls_command(fmt: FormatOpt = Format.table) -> None:
                 add(w)["scorers"].append(name if how == "--weights" else f"{name} ({how})")
     for e in weights_used.read():
         add(e["spec"])["last_used"] = e["last_used"]
-    _emit(list(rows.values()), fmt.value, ["spec", "scorers", "state", "size", "revision", "last_used", "where"], "prefcli weights")
+    _emit(
+        list(rows.values()),
+        fmt.value,
+        ["spec", "scorers", "state", "size", "revision", "last_used", "where"],
+        "prefcli weights",
+    )
 
 
-IncludeOpt = Annotated[Optional[list[str]], typer.Option(
-    "--include", metavar="PATTERN",
-    help="Hub files to fetch (repeatable, glob); default: configs, tokenizers and weights (safetensors, else pickles).")]
+IncludeOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--include",
+        metavar="PATTERN",
+        help="Hub files to fetch (repeatable, glob); default: configs, tokenizers and weights (safetensors, else pickles).",
+    ),
+]
 
 
 @weights_app.command("pull")
-def pull_command(target_args: TargetsArg, include: IncludeOpt = None, offline: OfflineOpt = False, fmt: FormatOpt = Format.table) -> None:
+def pull_command(
+    target_args: TargetsArg, include: IncludeOpt = None, offline: OfflineOpt = False, fmt: FormatOpt = Format.table
+) -> None:
     """Download weights: a scorer's default weights, or any weights spec.
 
     Hub repositories go into the Hugging Face cache (where every scorer
@@ -95,20 +135,36 @@ def pull_command(target_args: TargetsArg, include: IncludeOpt = None, offline: O
         missing = [t for t in todo if not facts(t.spec).present or (facts(t.spec).kind == "hub" and inc)]
         if missing:
             why = "--offline" if offline else "HF_HUB_OFFLINE or PREFCLI_OFFLINE is set"
-            raise WeightsError(f"offline mode is on ({why}); `prefcli weights pull` would fetch: "
-                               + "; ".join(plan_line(t, inc) for t in missing)
-                               + ". Run it on a machine with network and copy the Hugging Face cache and prefcli's cache across")
+            raise WeightsError(
+                f"offline mode is on ({why}); `prefcli weights pull` would fetch: "
+                + "; ".join(plan_line(t, inc) for t in missing)
+                + ". Run it on a machine with network and copy the Hugging Face cache and prefcli's cache across"
+            )
     rows = [pull_one(t, inc) if not is_offline(offline or None) else _here_row(t) for t in todo]
-    _emit(rows, fmt.value, ["target", "spec", "action", "files", "size", "where"], "prefcli weights pull",
-          offline=offline or None, include=inc)
+    _emit(
+        rows,
+        fmt.value,
+        ["target", "spec", "action", "files", "size", "where"],
+        "prefcli weights pull",
+        offline=offline or None,
+        include=inc,
+    )
 
 
 def _here_row(t) -> dict:
     from prefcli.weights_here import facts
 
     f = facts(t.spec)
-    return {"target": t.given, "scorer": t.scorer, "spec": f.spec, "action": "already here", "files": None,
-            "size_bytes": f.size_bytes, "revision": f.revision, "where": f.where}
+    return {
+        "target": t.given,
+        "scorer": t.scorer,
+        "spec": f.spec,
+        "action": "already here",
+        "files": None,
+        "size_bytes": f.size_bytes,
+        "revision": f.revision,
+        "where": f.where,
+    }
 
 
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Remove without asking.")]
@@ -138,8 +194,11 @@ def rm_command(target_args: TargetsArg, yes: YesOpt = False, fmt: FormatOpt = Fo
     found = [p for _, p in plans if p is not None]
     if found and not yes:
         if not sys.stdin.isatty():
-            raise WeightsError("`prefcli weights rm` would remove " + "; ".join(f"{p.spec} ({readable.size(p.size_bytes)})" for p in found)
-                               + "; pass --yes to remove without asking (no terminal to ask on)")
+            raise WeightsError(
+                "`prefcli weights rm` would remove "
+                + "; ".join(f"{p.spec} ({readable.size(p.size_bytes)})" for p in found)
+                + "; pass --yes to remove without asking (no terminal to ask on)"
+            )
         for p in found:
             print(f"{p.spec}: {readable.size(p.size_bytes)} in {', '.join(str(x) for x in p.paths)}", file=sys.stderr)
         if not typer.confirm(f"Remove {len(found)} download{'s' if len(found) != 1 else ''}?", err=True):
@@ -149,8 +208,16 @@ def rm_command(target_args: TargetsArg, yes: YesOpt = False, fmt: FormatOpt = Fo
         if p is None:
             from prefcli.weights_here import facts
 
-            rows.append({"target": t.given, "scorer": t.scorer, "spec": facts(t.spec).spec, "action": "not here",
-                         "size_bytes": 0, "where": ""})
+            rows.append(
+                {
+                    "target": t.given,
+                    "scorer": t.scorer,
+                    "spec": facts(t.spec).spec,
+                    "action": "not here",
+                    "size_bytes": 0,
+                    "where": "",
+                }
+            )
         else:
             rows.append(remove(p))
     _emit(rows, fmt.value, ["target", "spec", "action", "size", "where"], "prefcli weights rm", yes=yes)

@@ -28,9 +28,10 @@ import dataclasses
 import json
 import os
 import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 from prefcli.errors import DataError
 
@@ -54,7 +55,7 @@ ALL_PROTOCOLS = PROTOCOLS + (RATING_PROTOCOL,)  # what a dataset may hold
 N_REF_SWEEP = (1, 2, 4, 8)
 
 
-def pairs_schema() -> "pa.Schema":
+def pairs_schema() -> pa.Schema:
     import pyarrow as pa
 
     return pa.schema(
@@ -70,7 +71,7 @@ def pairs_schema() -> "pa.Schema":
     )
 
 
-def tasks_schema() -> "pa.Schema":
+def tasks_schema() -> pa.Schema:
     import pyarrow as pa
 
     return pa.schema(
@@ -107,7 +108,7 @@ def _tasks_v2_columns() -> list:
 TASKS_V2_COLUMNS = ("history_liked_ids", "history_disliked_ids", "history_rating_ids", "candidate_ratings")
 
 
-def ratings_schema() -> "pa.Schema":
+def ratings_schema() -> pa.Schema:
     import pyarrow as pa
 
     return pa.schema(
@@ -131,8 +132,10 @@ _IMAGE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{1,254}$")
 def check_image_id(image_id: object, where: str | os.PathLike = "dataset") -> str:
     """`image_id` when it is a plain file name for the image store, else DataError naming `where`."""
     if not isinstance(image_id, str) or not _IMAGE_ID.match(image_id) or ".." in image_id:
-        raise DataError(f"{where}: image id {str(image_id)[:80]!r} is not a plain name inside the image store "
-                        f"(a path outside the dataset?); refused")
+        raise DataError(
+            f"{where}: image id {str(image_id)[:80]!r} is not a plain name inside the image store "
+            f"(a path outside the dataset?); refused"
+        )
     return image_id
 
 
@@ -221,7 +224,9 @@ def _check_info(info: dict, info_path: Path) -> None:
     if not _is_int(version) or version < 1:
         raise DataError(f"{info_path}: format_version must be a positive integer, got {version!r}")
     if version > FORMAT_VERSION:
-        raise DataError(f"{info_path}: format version {version} is newer than this prefcli reads ({FORMAT_VERSION}); upgrade prefcli")
+        raise DataError(
+            f"{info_path}: format version {version} is newer than this prefcli reads ({FORMAT_VERSION}); upgrade prefcli"
+        )
     if "name" in info and not isinstance(info["name"], str):
         raise DataError(f"{info_path}: name must be a string, got {_shown(info['name'])}")
     for key in ("build", "counts", "source", "source_stats"):
@@ -252,12 +257,12 @@ class Dataset:
     def __init__(self, root: Path, info: dict):
         self.root = root
         self.info = info
-        self._pairs: "pa.Table | None" = None
-        self._tasks: "pa.Table | None" = None
-        self._ratings: "pa.Table | None" = None
+        self._pairs: pa.Table | None = None
+        self._tasks: pa.Table | None = None
+        self._ratings: pa.Table | None = None
 
     @classmethod
-    def open(cls, path: str | os.PathLike) -> "Dataset":
+    def open(cls, path: str | os.PathLike) -> Dataset:
         root = Path(path)
         info = read_info(root)
         for name in (PAIRS_FILE, TASKS_FILE):
@@ -278,7 +283,7 @@ class Dataset:
 
     # ------------------------------------------------------------ tables
 
-    def _read(self, name: str, schema: "pa.Schema", optional: Sequence[str] = ()) -> "pa.Table":
+    def _read(self, name: str, schema: pa.Schema, optional: Sequence[str] = ()) -> pa.Table:
         import pyarrow.parquet as pq
 
         path = self.root / name
@@ -291,20 +296,24 @@ class Dataset:
             raise DataError(f"{path}: missing column(s) {', '.join(missing)}")
         return _cast_columns(path, table, schema)
 
-    def pairs_table(self, split: str | None = None) -> "pa.Table":
+    def pairs_table(self, split: str | None = None) -> pa.Table:
         """pairs.parquet as a pyarrow Table (cached), optionally one split."""
         import pyarrow.compute as pc
 
         if self._pairs is None:
-            self._pairs = _check_ids(self.root / PAIRS_FILE, self._read(PAIRS_FILE, pairs_schema()), "pair_id",
-                                     ("pair_id", "user_id", "liked_image_id", "disliked_image_id", "split"),
-                                     ("liked_image_id", "disliked_image_id"))
+            self._pairs = _check_ids(
+                self.root / PAIRS_FILE,
+                self._read(PAIRS_FILE, pairs_schema()),
+                "pair_id",
+                ("pair_id", "user_id", "liked_image_id", "disliked_image_id", "split"),
+                ("liked_image_id", "disliked_image_id"),
+            )
         if split is None:
             return self._pairs
         _check_split(split)
         return self._pairs.filter(pc.equal(self._pairs["split"], split))
 
-    def tasks_table(self) -> "pa.Table":
+    def tasks_table(self) -> pa.Table:
         if self._tasks is None:
             self._tasks = self._read(TASKS_FILE, tasks_schema(), optional=TASKS_V2_COLUMNS)
         return self._tasks
@@ -313,14 +322,19 @@ class Dataset:
     def has_ratings(self) -> bool:
         return (self.root / RATINGS_FILE).is_file()
 
-    def ratings_table(self, split: str | None = None) -> "pa.Table":
+    def ratings_table(self, split: str | None = None) -> pa.Table:
         """ratings.parquet (format 2); an empty table for a dataset without ratings."""
         import pyarrow.compute as pc
 
         if self._ratings is None:
             if self.has_ratings:
-                self._ratings = _check_ids(self.root / RATINGS_FILE, self._read(RATINGS_FILE, ratings_schema()),
-                                           "rating_id", ("rating_id", "user_id", "image_id", "split"), ("image_id",))
+                self._ratings = _check_ids(
+                    self.root / RATINGS_FILE,
+                    self._read(RATINGS_FILE, ratings_schema()),
+                    "rating_id",
+                    ("rating_id", "user_id", "image_id", "split"),
+                    ("image_id",),
+                )
             else:
                 self._ratings = ratings_schema().empty_table()
         if split is None:
@@ -368,7 +382,7 @@ class Dataset:
         check_image_id(image_id, self.root)
         return self.root / image_relpath(image_id)
 
-    def open_image(self, image_id: str) -> "Image.Image":
+    def open_image(self, image_id: str) -> Image.Image:
         """Decode one stored image to RGB (ImageError naming the file if it is missing, broken or outside)."""
         from prefcli import images
 
@@ -387,15 +401,19 @@ class Dataset:
             real = os.path.realpath(path)
             raise images.image_error(str(path), f"links outside the dataset's image store ({real}); refused") from None
 
-    def candidate(self, image_id: str, prompt: str | None = None) -> "Candidate":
+    def candidate(self, image_id: str, prompt: str | None = None) -> Candidate:
         from prefcli import images
         from prefcli.types import Candidate
 
         path = self.image_path(image_id)
         # The image in its own mode: each scorer converts it as its upstream does. The link check is made
         # when it is loaded, so one planted link is one image skipped and reported, not the whole run.
-        return Candidate(image_id=image_id, prompt=prompt, path=str(path),
-                         loader=lambda: images.load_image(self._stored_file(image_id), keep_mode=True))
+        return Candidate(
+            image_id=image_id,
+            prompt=prompt,
+            path=str(path),
+            loader=lambda: images.load_image(self._stored_file(image_id), keep_mode=True),
+        )
 
     # ------------------------------------------------------------ histories and tasks
 
@@ -407,12 +425,12 @@ class Dataset:
         sel = t.filter(pc.is_in(t["pair_id"], value_set=pa.array(list(set(pair_ids)), pa.string())))
         return {r["pair_id"]: r for r in sel.to_pylist()}
 
-    def history(self, user_id: str | None, pair_ids: Sequence[str]) -> "UserHistory":
+    def history(self, user_id: str | None, pair_ids: Sequence[str]) -> UserHistory:
         """A UserHistory of the given pairs, in the given order (lazy image loading)."""
         lookup = self._pair_lookup(pair_ids)
         return self._history(user_id, pair_ids, lookup)
 
-    def _history(self, user_id: str | None, pair_ids: Sequence[str], lookup: dict[str, dict]) -> "UserHistory":
+    def _history(self, user_id: str | None, pair_ids: Sequence[str], lookup: dict[str, dict]) -> UserHistory:
         from prefcli.types import HistoryPair, UserHistory
 
         pairs = []
@@ -421,7 +439,9 @@ class Dataset:
             if r is None:
                 raise DataError(f"{self.root / PAIRS_FILE}: no pair with id {pid!r}")
             if user_id is not None and r["user_id"] != user_id:
-                raise DataError(f"{self.root / PAIRS_FILE}: pair {pid!r} belongs to user {r['user_id']!r}, not {user_id!r}")
+                raise DataError(
+                    f"{self.root / PAIRS_FILE}: pair {pid!r} belongs to user {r['user_id']!r}, not {user_id!r}"
+                )
             pairs.append(
                 HistoryPair(
                     liked=self.candidate(r["liked_image_id"], r["prompt"]),
@@ -432,7 +452,9 @@ class Dataset:
             )
         return UserHistory(pairs=tuple(pairs), user_id=user_id)
 
-    def task_rows(self, split: str = "test", protocol: str = "1v1", n_ref: int | None = None, seen: bool | None = None) -> list[dict]:
+    def task_rows(
+        self, split: str = "test", protocol: str = "1v1", n_ref: int | None = None, seen: bool | None = None
+    ) -> list[dict]:
         """Raw rows of tasks.parquet for one split / protocol / N_ref (default: the build's N_ref)."""
         import pyarrow.compute as pc
 
@@ -445,7 +467,9 @@ class Dataset:
         if n_ref not in variants:
             raise DataError(f"{self.root}: no tasks with N_ref={n_ref}; this dataset has N_ref in {list(variants)}")
         t = self.tasks_table()
-        mask = pc.and_(pc.and_(pc.equal(t["split"], split), pc.equal(t["protocol"], protocol)), pc.equal(t["n_ref"], n_ref))
+        mask = pc.and_(
+            pc.and_(pc.equal(t["split"], split), pc.equal(t["protocol"], protocol)), pc.equal(t["n_ref"], n_ref)
+        )
         if seen is not None:
             mask = pc.and_(mask, pc.equal(t["seen"], seen))
         rows = t.filter(mask).to_pylist()
@@ -453,7 +477,9 @@ class Dataset:
             _check_task_row(self.root / TASKS_FILE, r)
         return rows
 
-    def tasks(self, split: str = "test", protocol: str = "1v1", n_ref: int | None = None, seen: bool | None = None) -> list["RankTask"]:
+    def tasks(
+        self, split: str = "test", protocol: str = "1v1", n_ref: int | None = None, seen: bool | None = None
+    ) -> list[RankTask]:
         """Materialized evaluation tasks as RankTasks with lazily loaded candidates and history."""
         from prefcli.types import RankTask
 
@@ -510,7 +536,9 @@ class Dataset:
                 if rr is None:
                     raise DataError(f"{self.root / RATINGS_FILE}: no rating with id {rid!r}")
                 if rr["user_id"] != row["user_id"]:
-                    raise DataError(f"{self.root / RATINGS_FILE}: rating {rid!r} belongs to user {rr['user_id']!r}, not {row['user_id']!r}")
+                    raise DataError(
+                        f"{self.root / RATINGS_FILE}: rating {rid!r} belongs to user {rr['user_id']!r}, not {row['user_id']!r}"
+                    )
                 rated.append(RatedImage(self.candidate(rr["image_id"], rr["prompt"]), float(rr["rating"]), rid))
             extra["ratings"] = tuple(rated)
         return extra
@@ -524,7 +552,7 @@ def _check_split(split: str) -> None:
         raise DataError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
 
 
-def _same_kind(actual: "pa.DataType", expected: "pa.DataType") -> bool:
+def _same_kind(actual: pa.DataType, expected: pa.DataType) -> bool:
     """Whether a column written with `actual` can be read as `expected` without changing its meaning
     (int64 for int32, large_string for string, an all-null column); a string n_ref cannot."""
     import pyarrow as pa
@@ -543,7 +571,7 @@ def _same_kind(actual: "pa.DataType", expected: "pa.DataType") -> bool:
     return False
 
 
-def _cast_columns(path: Path, table: "pa.Table", schema: "pa.Schema") -> "pa.Table":
+def _cast_columns(path: Path, table: pa.Table, schema: pa.Schema) -> pa.Table:
     """`table` with each known column in the schema's type; a column of another kind is a DataError
     naming the file and the column (a string n_ref, a float liked_index would mislead every reader)."""
     import pyarrow as pa
@@ -564,7 +592,9 @@ def _cast_columns(path: Path, table: "pa.Table", schema: "pa.Schema") -> "pa.Tab
     return table
 
 
-def _check_ids(path: Path, table: "pa.Table", id_column: str, required: Sequence[str], image_columns: Sequence[str]) -> "pa.Table":
+def _check_ids(
+    path: Path, table: pa.Table, id_column: str, required: Sequence[str], image_columns: Sequence[str]
+) -> pa.Table:
     """No nulls where every reader needs a value, and image ids that are plain names of the store
     (vectorized: a crafted row fails here, naming its row id, before any image is opened)."""
     import pyarrow.compute as pc
@@ -577,12 +607,15 @@ def _check_ids(path: Path, table: "pa.Table", id_column: str, required: Sequence
         if table[col].null_count:
             raise DataError(f"{path}: column {col} is null in row {first(pc.is_null(table[col]))}")
     for col in image_columns:
-        plain = pc.and_(pc.match_substring_regex(table[col], _IMAGE_ID.pattern),
-                        pc.invert(pc.match_substring(table[col], "..")))
+        plain = pc.and_(
+            pc.match_substring_regex(table[col], _IMAGE_ID.pattern), pc.invert(pc.match_substring(table[col], ".."))
+        )
         if table.filter(pc.invert(plain)).num_rows:
             bad = table.filter(pc.invert(plain))[col][0].as_py()
-            raise DataError(f"{path}: {col} {str(bad)[:80]!r} in row {first(pc.invert(plain))} is not a plain name "
-                            f"inside the image store (a path outside the dataset?); refused")
+            raise DataError(
+                f"{path}: {col} {str(bad)[:80]!r} in row {first(pc.invert(plain))} is not a plain name "
+                f"inside the image store (a path outside the dataset?); refused"
+            )
     return table
 
 
@@ -611,8 +644,10 @@ def _check_task_row(path: Path, row: dict) -> None:
     if row["protocol"] == RATING_PROTOCOL:
         ratings = row.get("candidate_ratings")
         if ratings is None or len(ratings) != n:
-            raise DataError(f"{where}: a rating task needs one candidate rating per candidate ({n}), "
-                            f"got {'none' if ratings is None else len(ratings)}")
+            raise DataError(
+                f"{where}: a rating task needs one candidate rating per candidate ({n}), "
+                f"got {'none' if ratings is None else len(ratings)}"
+            )
         if any(x is None or x != x for x in ratings):
             raise DataError(f"{where}: a candidate rating is null or NaN")
     elif not 0 <= li < n:

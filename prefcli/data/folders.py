@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 
 from prefcli.errors import DataError, HistoryError, ImageError
 from prefcli.types import Candidate, HistoryPair, UserHistory
@@ -34,7 +34,7 @@ class PromptMap:
     prompts: dict[str, str] = field(default_factory=dict)
     base: Path | None = None
     source: str = ""
-    fallbacks: list["PromptMap"] = field(default_factory=list)
+    fallbacks: list[PromptMap] = field(default_factory=list)
 
     def _own(self, path: str | os.PathLike) -> str | None:
         p = Path(path)
@@ -61,7 +61,7 @@ class PromptMap:
         return len(self.prompts) + sum(len(f) for f in self.fallbacks)
 
     @classmethod
-    def chain(cls, *maps: "PromptMap | None") -> "PromptMap | None":
+    def chain(cls, *maps: PromptMap | None) -> PromptMap | None:
         """One map asking each given map in turn (None entries ignored)."""
         present = [m for m in maps if m is not None]
         if not present:
@@ -118,7 +118,9 @@ def load_prompts(path: str | os.PathLike) -> PromptMap:
                 raise DataError(f"{path}: line {i} has no file name")
             prompts[row["file"]] = row.get("prompt", "")
     else:
-        raise DataError(f"{path}: prompts file must be .json (an object {{file: prompt}}) or .csv (columns file,prompt)")
+        raise DataError(
+            f"{path}: prompts file must be .json (an object {{file: prompt}}) or .csv (columns file,prompt)"
+        )
     return PromptMap(prompts=prompts, base=p.parent, source=str(p))
 
 
@@ -165,7 +167,9 @@ def _load_one(path: Path) -> Candidate:
 
     data = images.read_image_file(path)
     original, rgb = images.decode_kept(data, str(path))
-    c = Candidate(image_id=images.content_id(data), path=str(path), loader=lambda p=path: images.load_image(p, keep_mode=True))
+    c = Candidate(
+        image_id=images.content_id(data), path=str(path), loader=lambda p=path: images.load_image(p, keep_mode=True)
+    )
     c._image, c._rgb = original, rgb
     return c
 
@@ -186,11 +190,15 @@ def _read_pairs(path: Path) -> list[tuple[str, str, str | None]]:
             elif isinstance(item, (list, tuple)) and 2 <= len(item) <= 3 and all(isinstance(x, str) for x in item):
                 rows.append((item[0], item[1], item[2] if len(item) == 3 else None))
             else:
-                raise DataError(f"{path}: pair {i} must be {{\"liked\": FILE, \"disliked\": FILE, \"prompt\": TEXT}} or [liked, disliked(, prompt)]")
+                raise DataError(
+                    f'{path}: pair {i} must be {{"liked": FILE, "disliked": FILE, "prompt": TEXT}} or [liked, disliked(, prompt)]'
+                )
     elif path.suffix.lower() == ".csv":
         table = _rows_from_csv(path)
         if table and not {"liked", "disliked"} <= set(table[0]):
-            raise DataError(f"{path}: a CSV pairs file needs the header 'liked,disliked[,prompt]'; found {', '.join(table[0])}")
+            raise DataError(
+                f"{path}: a CSV pairs file needs the header 'liked,disliked[,prompt]'; found {', '.join(table[0])}"
+            )
         for i, row in enumerate(table, start=2):
             if not row.get("liked") or not row.get("disliked"):
                 raise DataError(f"{path}: line {i} needs both a liked and a disliked file")
@@ -271,7 +279,14 @@ def history_from_folders(
             liked, disliked = get(liked_name, likes_dir), get(disliked_name, dislikes_dir)
             if liked is None or disliked is None:
                 continue
-            out.append(HistoryPair(liked=liked, disliked=disliked, prompt=prompt or liked.prompt or disliked.prompt, pair_id=f"pair-{i}"))
+            out.append(
+                HistoryPair(
+                    liked=liked,
+                    disliked=disliked,
+                    prompt=prompt or liked.prompt or disliked.prompt,
+                    pair_id=f"pair-{i}",
+                )
+            )
         if not out:
             raise HistoryError(f"{pairs}: none of the listed pairs has two readable images")
         return UserHistory(pairs=tuple(out), user_id=user_id), bad
@@ -282,8 +297,14 @@ def history_from_folders(
     disliked, bad_disliked = _scan(dislikes, "dislikes", recursive)
     bad = bad_liked + bad_disliked
     if not liked or not disliked:
-        empty = [f"{what} folder {folder}" for what, folder, got in (("likes", likes, liked), ("dislikes", dislikes, disliked)) if not got]
-        raise HistoryError(f"no readable images in the {' and the '.join(empty)}; a history needs at least one liked and one disliked image")
+        empty = [
+            f"{what} folder {folder}"
+            for what, folder, got in (("likes", likes, liked), ("dislikes", dislikes, disliked))
+            if not got
+        ]
+        raise HistoryError(
+            f"no readable images in the {' and the '.join(empty)}; a history needs at least one liked and one disliked image"
+        )
     if len(liked) != len(disliked):
         # Name the unreadable files: they are often why the counts differ.
         unreadable = "".join(f"; skipped {p}: {why}" for p, why in bad[:3])

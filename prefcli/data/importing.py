@@ -16,9 +16,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from prefcli.data.dataset import INFO_FILE, PAIRS_FILE, image_relpath, pairs_schema, read_info
 from prefcli.errors import DataError, ImageError
@@ -47,7 +47,7 @@ class Journal:
         self.path, self.data = path, data
 
     @classmethod
-    def load_or_new(cls, path: Path, fingerprint: dict, fresh: dict) -> "Journal":
+    def load_or_new(cls, path: Path, fingerprint: dict, fresh: dict) -> Journal:
         """The journal at `path`, or a new one holding `fresh` (the builder's empty records).
 
         A journal written under another fingerprint is an error: resuming it would mix two builds.
@@ -56,7 +56,9 @@ class Journal:
             try:
                 data = json.loads(path.read_text())
             except (OSError, json.JSONDecodeError) as e:
-                raise DataError(f"{path}: unreadable build journal ({e}); delete {path.parent.parent} to start over") from None
+                raise DataError(
+                    f"{path}: unreadable build journal ({e}); delete {path.parent.parent} to start over"
+                ) from None
             if data.get("fingerprint") != fingerprint:
                 old = data.get("fingerprint", {})
                 diff = sorted(k for k in set(old) | set(fingerprint) if old.get(k) != fingerprint.get(k))
@@ -178,8 +180,10 @@ class Workspace:
         write_text(self.root / INFO_FILE, json.dumps(info, indent=2, sort_keys=False, allow_nan=False) + "\n")
         if self.out.exists():
             if not self.out.is_dir() or any(self.out.iterdir()):  # filled while the import ran: never replaced
-                raise DataError(f"{self.out}: --out appeared or was filled while the import ran; the finished import "
-                                f"is kept in {self.root}: move {self.out} away (or choose another --out) and rerun to finish")
+                raise DataError(
+                    f"{self.out}: --out appeared or was filled while the import ran; the finished import "
+                    f"is kept in {self.root}: move {self.out} away (or choose another --out) and rerun to finish"
+                )
             self.out.rmdir()  # an empty folder the user made: replaced by the dataset
         os.replace(self.root, self.out)  # the commit
         shutil.rmtree(self.out / WORK_DIR, ignore_errors=True)
@@ -214,7 +218,11 @@ def image_store_counts(root: Path) -> dict:
                     if e.is_file() and not e.name.startswith("."):
                         n_files += 1
                         n_bytes += e.stat().st_size
-    return {"layout": "images/<first 2 hex digits>/<sha256 hex of the original bytes>", "images": n_files, "bytes": n_bytes}
+    return {
+        "layout": "images/<first 2 hex digits>/<sha256 hex of the original bytes>",
+        "images": n_files,
+        "bytes": n_bytes,
+    }
 
 
 def confined(root: Path, rel: str, what: str) -> Path:

@@ -26,8 +26,23 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from prefcli.data import pamela_format as fmt
-from prefcli.data.dataset import FORMAT_VERSION, RATING_PROTOCOL, RATINGS_FILE, SPLITS, TASKS_FILE, ratings_schema, tasks_schema
-from prefcli.data.importing import MAX_PROBLEMS_RECORDED, ImportResult, Workspace, already_built, build_locked, image_store_counts
+from prefcli.data.dataset import (
+    FORMAT_VERSION,
+    RATING_PROTOCOL,
+    RATINGS_FILE,
+    SPLITS,
+    TASKS_FILE,
+    ratings_schema,
+    tasks_schema,
+)
+from prefcli.data.importing import (
+    MAX_PROBLEMS_RECORDED,
+    ImportResult,
+    Workspace,
+    already_built,
+    build_locked,
+    image_store_counts,
+)
 from prefcli.errors import DataError
 from prefcli.weights import sha256_file
 
@@ -57,8 +72,10 @@ def resolve(source: str, work: Path) -> tuple[Path, dict]:
 
         repo, _, rev = source.removeprefix("hf-hub:").partition("@")
         if is_offline():
-            raise DataError(f"{repo}: cannot download from the Hugging Face hub in offline mode (HF_HUB_OFFLINE is set); "
-                            f"download it first (hf download {repo} --repo-type dataset --local-dir DIR) and pass --source DIR")
+            raise DataError(
+                f"{repo}: cannot download from the Hugging Face hub in offline mode (HF_HUB_OFFLINE is set); "
+                f"download it first (hf download {repo} --repo-type dataset --local-dir DIR) and pass --source DIR"
+            )
         try:
             from huggingface_hub import snapshot_download
 
@@ -66,7 +83,9 @@ def resolve(source: str, work: Path) -> tuple[Path, dict]:
         except Exception as e:  # noqa: BLE001 - network errors come in many types
             raise DataError(f"{repo}: cannot download from the Hugging Face hub ({type(e).__name__}: {e})") from None
         return Path(local), {"kind": "hub", "location": repo, "revision": rev or None}
-    raise DataError(f"{source}: source not found (give a folder holding PAMELA's split files, or the hub id {fmt.HUB_REPO})")
+    raise DataError(
+        f"{source}: source not found (give a folder holding PAMELA's split files, or the hub id {fmt.HUB_REPO})"
+    )
 
 
 def _image_key(table: Path, value) -> tuple[str, object]:
@@ -91,7 +110,12 @@ def read_rows(root: Path) -> tuple[list[dict], list[dict], dict]:
         table = fmt.read_table(path)
         cols = fmt.columns_of(path, table)
         split, seen = fmt.SPLITS[split_name]
-        file_info[split_name] = {"file": path.relative_to(root).as_posix(), "rows": len(table), "columns": cols, "sha256": sha256_file(path)}
+        file_info[split_name] = {
+            "file": path.relative_to(root).as_posix(),
+            "rows": len(table),
+            "columns": cols,
+            "sha256": sha256_file(path),
+        }
         for i, r in enumerate(table):
             where = f"{path.name} row {i}"
             try:
@@ -111,8 +135,20 @@ def read_rows(root: Path) -> tuple[list[dict], list[dict], dict]:
                 problems.append({"where": where, "reason": str(e)})
                 continue
             prompt = r.get(cols["prompt"]) if cols["prompt"] else None
-            rows.append({"rating_id": f"{split_name}:{i}", "user_id": str(user).strip(), "rating": rating, "prompt": None if prompt in (None, "") else str(prompt),
-                         "split": split, "seen": seen, "key": key, "ref": ref, "table": path, "where": where})
+            rows.append(
+                {
+                    "rating_id": f"{split_name}:{i}",
+                    "user_id": str(user).strip(),
+                    "rating": rating,
+                    "prompt": None if prompt in (None, "") else str(prompt),
+                    "split": split,
+                    "seen": seen,
+                    "key": key,
+                    "ref": ref,
+                    "table": path,
+                    "where": where,
+                }
+            )
     return rows, problems, file_info
 
 
@@ -139,10 +175,14 @@ def _store_chunk(ws: Workspace, root: Path, items: list[tuple[str, object, Path]
                 else:
                     cid, reason = ws.store_file(found[0], f"image {ref}")
         out.append({"key": key, "image_id": cid, "reason": reason})
-    return pa.Table.from_pylist(out, schema=pa.schema([("key", pa.string()), ("image_id", pa.string()), ("reason", pa.string())]))
+    return pa.Table.from_pylist(
+        out, schema=pa.schema([("key", pa.string()), ("image_id", pa.string()), ("reason", pa.string())])
+    )
 
 
-def build(source: str, out: str | os.PathLike, params: PamelaParams | None = None, progress: bool = True) -> ImportResult:
+def build(
+    source: str, out: str | os.PathLike, params: PamelaParams | None = None, progress: bool = True
+) -> ImportResult:
     """Import (or resume importing) PAMELA's ratings into a dataset at `out`."""
     params = params or PamelaParams()
     params.validate()
@@ -164,7 +204,12 @@ def _build(source: str, out: Path, params: PamelaParams, progress: bool) -> Impo
     rows, problems, file_info = read_rows(root)
     if not rows:
         raise DataError(f"{root}: no usable rating rows in {', '.join(i['file'] for i in file_info.values())}")
-    fingerprint = {"importer": "pamela", "params": asdict(params), "source": desc, "files": {k: [v["file"], v["sha256"]] for k, v in file_info.items()}}
+    fingerprint = {
+        "importer": "pamela",
+        "params": asdict(params),
+        "source": desc,
+        "files": {k: [v["file"], v["sha256"]] for k, v in file_info.items()},
+    }
     ws = Workspace(out, fingerprint)
     unique: dict[str, tuple[str, object, Path]] = {}
     for r in rows:
@@ -195,7 +240,9 @@ def _build(source: str, out: Path, params: PamelaParams, progress: bool) -> Impo
             duplicates += 1  # the same person rating the same image twice in a split: the first counts
             continue
         seen_pairs.add((r["user_id"], cid, r["split"]))
-        kept.append({k: r[k] for k in ("rating_id", "user_id", "prompt", "rating", "split", "seen")} | {"image_id": cid})
+        kept.append(
+            {k: r[k] for k in ("rating_id", "user_id", "prompt", "rating", "split", "seen")} | {"image_id": cid}
+        )
     with atomic_path(ws.root / RATINGS_FILE) as tmp:
         pq.write_table(pa.Table.from_pylist(kept, schema=ratings_schema()), tmp)
     stats: dict = {}
@@ -206,7 +253,12 @@ def _build(source: str, out: Path, params: PamelaParams, progress: bool) -> Impo
     splits: dict = {}
     for s in SPLITS:
         rs = [r for r in kept if r["split"] == s]
-        entry = {"users": len({r["user_id"] for r in rs}), "pairs": 0, "ratings": len(rs), "images": len({r["image_id"] for r in rs})}
+        entry = {
+            "users": len({r["user_id"] for r in rs}),
+            "pairs": 0,
+            "ratings": len(rs),
+            "images": len({r["image_id"] for r in rs}),
+        }
         if s != "train":
             for flag, label in ((True, "seen"), (False, "unseen")):
                 sub = [r for r in rs if r["seen"] is flag]
@@ -214,16 +266,29 @@ def _build(source: str, out: Path, params: PamelaParams, progress: bool) -> Impo
                 entry[f"{label}_ratings"] = len(sub)
                 entry[f"{label}_images"] = len({r["image_id"] for r in sub})
         splits[s] = entry
-    tasks = {s: {"1v1": stats.get(s, {}).get("1v1", 0), "1v3": 0, RATING_PROTOCOL: stats.get(s, {}).get(RATING_PROTOCOL, 0),
-                 "users_skipped": stats.get(s, {}).get("users_skipped", 0), "rows": stats.get(s, {}).get("rows", 0)} for s in ("val", "test")}
+    tasks = {
+        s: {
+            "1v1": stats.get(s, {}).get("1v1", 0),
+            "1v3": 0,
+            RATING_PROTOCOL: stats.get(s, {}).get(RATING_PROTOCOL, 0),
+            "users_skipped": stats.get(s, {}).get("users_skipped", 0),
+            "rows": stats.get(s, {}).get("rows", 0),
+        }
+        for s in ("val", "test")
+    }
     values = sorted({r["rating"] for r in kept})
     info = {
         "name": params.name or out.name,
         "format_version": FORMAT_VERSION,
         "created_by": f"prefcli {version}",
         "kind": "pamela",
-        "benchmark": {"name": "PAMELA", "hub": fmt.HUB_REPO, "paper": fmt.PAPER, "subset": None,
-                      "format_assumptions": "prefcli/data/pamela_format.py (the published layout could not be confirmed offline)"},
+        "benchmark": {
+            "name": "PAMELA",
+            "hub": fmt.HUB_REPO,
+            "paper": fmt.PAPER,
+            "subset": None,
+            "format_assumptions": "prefcli/data/pamela_format.py (the published layout could not be confirmed offline)",
+        },
         "source": {**desc, "files": file_info},
         "build": asdict(params),
         "seed": params.seed,

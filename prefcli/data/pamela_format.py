@@ -47,15 +47,39 @@ SPLITS: dict[str, tuple[str, bool | None]] = {
     "pamela_test_seen": ("test", True),
     "pamela_test_unseen": ("test", False),
 }
-PUBLISHED_RATINGS = {"pamela_train": 50_222, "pamela_val_unseen": 926, "pamela_val_seen": 6_551,
-                     "pamela_test_unseen": 2_470, "pamela_test_seen": 9_735}
+PUBLISHED_RATINGS = {
+    "pamela_train": 50_222,
+    "pamela_val_unseen": 926,
+    "pamela_val_seen": 6_551,
+    "pamela_test_unseen": 2_470,
+    "pamela_test_seen": 9_735,
+}
 PUBLISHED_TOTALS = {"ratings": 69_904, "images": 5_077, "participants": 199}
 
 TABLE_EXTENSIONS = (".parquet", ".csv", ".jsonl", ".json")
 METADATA_NAMES = tuple(f"metadata{ext}" for ext in (".csv", ".jsonl", ".parquet"))
 
-USER_COLUMNS = ("user_id", "participant_id", "participant", "rater_id", "worker_id", "subject_id", "annotator_id", "user")
-IMAGE_COLUMNS = ("file_name", "image", "image_path", "image_file", "img_path", "image_name", "filename", "image_id", "path")
+USER_COLUMNS = (
+    "user_id",
+    "participant_id",
+    "participant",
+    "rater_id",
+    "worker_id",
+    "subject_id",
+    "annotator_id",
+    "user",
+)
+IMAGE_COLUMNS = (
+    "file_name",
+    "image",
+    "image_path",
+    "image_file",
+    "img_path",
+    "image_name",
+    "filename",
+    "image_id",
+    "path",
+)
 RATING_COLUMNS = ("rating", "score", "aesthetic_rating", "aesthetic_score", "likert", "response")
 PROMPT_COLUMNS = ("prompt", "caption", "text")
 
@@ -63,7 +87,11 @@ PROMPT_COLUMNS = ("prompt", "caption", "text")
 def find_split_files(root: Path) -> dict[str, Path]:
     """{published split name: its table file}; DataError when the folder holds none of them."""
     found: dict[str, Path] = {}
-    files = sorted(p for p in root.rglob("*") if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts))
+    files = sorted(
+        p
+        for p in root.rglob("*")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
+    )
     for split in SPLITS:
         for p in files:
             if (p.stem == split or p.parent.name == split) and not is_inside(root, p):
@@ -126,7 +154,12 @@ def columns_of(path: Path, rows: list[dict]) -> dict[str, str | None]:
         lower = {c.lower(): c for c in have}
         return next((lower[o] for o in options if o in lower), None)
 
-    cols = {"user": pick(USER_COLUMNS), "image": pick(IMAGE_COLUMNS), "rating": pick(RATING_COLUMNS), "prompt": pick(PROMPT_COLUMNS)}
+    cols = {
+        "user": pick(USER_COLUMNS),
+        "image": pick(IMAGE_COLUMNS),
+        "rating": pick(RATING_COLUMNS),
+        "prompt": pick(PROMPT_COLUMNS),
+    }
     for what, options in (("user", USER_COLUMNS), ("image", IMAGE_COLUMNS), ("rating", RATING_COLUMNS)):
         if cols[what] is None:
             raise DataError(
@@ -143,6 +176,7 @@ def image_candidates(root: Path, table: Path, ref: str) -> list[Path]:
 
     rel = Path(ref)
     where = table.parent.relative_to(root) if table.parent != root else Path()
+
     def ok(name: Path) -> Path:
         return inside_root(root, name, "image path", root_name="the dataset folder")
 

@@ -31,9 +31,10 @@ import math
 import os
 import re
 import shutil
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import IO, Callable
+from typing import IO
 
 from prefcli.data.dataset import (
     FORMAT_VERSION,
@@ -191,7 +192,9 @@ class HubSource:
 
     def shards(self) -> list[str]:
         if is_offline():
-            raise DataError(f"{self.repo_id}: cannot stream from the Hugging Face hub in offline mode (HF_HUB_OFFLINE is set); {self._hint()}")
+            raise DataError(
+                f"{self.repo_id}: cannot stream from the Hugging Face hub in offline mode (HF_HUB_OFFLINE is set); {self._hint()}"
+            )
         try:
             from huggingface_hub import HfApi
 
@@ -201,7 +204,9 @@ class HubSource:
                 self.revision = api.dataset_info(self.repo_id).sha
             files = api.list_repo_files(self.repo_id, repo_type="dataset", revision=self.revision)
         except Exception as e:  # noqa: BLE001 - network errors come in many types
-            raise DataError(f"{self.repo_id}: cannot list the dataset on the Hugging Face hub ({type(e).__name__}: {e}); {self._hint()}") from None
+            raise DataError(
+                f"{self.repo_id}: cannot list the dataset on the Hugging Face hub ({type(e).__name__}: {e}); {self._hint()}"
+            ) from None
         names = sorted(f for f in files if f.endswith(".parquet"))
         if self.include:
             return [n for n in names if fnmatch.fnmatch(n, self.include)]
@@ -231,7 +236,9 @@ def resolve_source(src: str, include: str | None = None) -> LocalSource | HubSou
         raise DataError(f"{src}: not a folder of parquet shards")
     if re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", src) and not src.startswith("."):
         return HubSource(src, include)
-    raise DataError(f"{src}: source not found (give a folder of Pick-a-Pic parquet shards or a hub dataset id such as {HUB_REPO})")
+    raise DataError(
+        f"{src}: source not found (give a folder of Pick-a-Pic parquet shards or a hub dataset id such as {HUB_REPO})"
+    )
 
 
 # ---------------------------------------------------------------- shard identity
@@ -277,16 +284,24 @@ def _check_unchanged(source, name: str, entry: dict, full: bool = True) -> None:
     if "size" not in entry:
         return  # hub sources, and journals written before identities were recorded
     if not (source.root / name).is_file():
-        raise DataError(f"{source.root / name}: the shard was removed since the unfinished build read it; "
-                        f"put it back to resume, or delete the .partial folder to start over")
+        raise DataError(
+            f"{source.root / name}: the shard was removed since the unfinished build read it; "
+            f"put it back to resume, or delete the .partial folder to start over"
+        )
     full = full and "sha256" in entry  # journals from before the whole-file hash: head and tail only
     now = _shard_identity(source, name, full=full)
     changed = now["size"] != entry["size"] or now["sha256_head_tail"] != entry.get("sha256_head_tail")
     if changed or (full and now["sha256"] != entry["sha256"]):
-        what = f"size {entry['size']} -> {now['size']} bytes" if now["size"] != entry["size"] else "its content hash differs"
-        raise DataError(f"{source.root / name}: the shard changed since the unfinished build read it ({what}); "
-                        f"a resume would mix its rows with other images: restore it, or delete the .partial "
-                        f"folder to start over")
+        what = (
+            f"size {entry['size']} -> {now['size']} bytes"
+            if now["size"] != entry["size"]
+            else "its content hash differs"
+        )
+        raise DataError(
+            f"{source.root / name}: the shard changed since the unfinished build read it ({what}); "
+            f"a resume would mix its rows with other images: restore it, or delete the .partial "
+            f"folder to start over"
+        )
 
 
 # ---------------------------------------------------------------- pass 1
@@ -308,8 +323,10 @@ def _is_io_error(e: BaseException) -> bool:
 
 def _io_failure(e: OSError, what: str) -> DataError:
     where = e.filename if e.filename is not None else what
-    return DataError(f"{where}: {e.strerror or e} while building {what}; nothing was marked bad: "
-                     f"fix it (free space?) and rerun the same command to resume")
+    return DataError(
+        f"{where}: {e.strerror or e} while building {what}; nothing was marked bad: "
+        f"fix it (free space?) and rerun the same command to resume"
+    )
 
 
 def _uid_keys(values: list) -> list[int]:
@@ -465,7 +482,9 @@ def _make_plan(work: Path, ok_shards: list[int], params: BuildParams) -> dict:
 
     tables, sizes = [], []
     for i in ok_shards:
-        t = pq.read_table(work / "meta" / f"{i:05d}.parquet", columns=["pair_key", "user_id", "liked_key", "disliked_key"])
+        t = pq.read_table(
+            work / "meta" / f"{i:05d}.parquet", columns=["pair_key", "user_id", "liked_key", "disliked_key"]
+        )
         tables.append(t)
         sizes.append(t.num_rows)
     total = sum(sizes)
@@ -504,7 +523,9 @@ def _make_plan(work: Path, ok_shards: list[int], params: BuildParams) -> dict:
     n_test = params.test_users if params.test_users is not None else max(1, _round(params.test_frac * n))
     n_val = params.val_users if params.val_users is not None else max(1, _round(params.val_frac * n))
     if n_test + n_val >= n:
-        raise DataError(f"pickapic build: {n} eligible users cannot hold {n_val} val + {n_test} test users and leave any for training")
+        raise DataError(
+            f"pickapic build: {n} eligible users cannot hold {n_val} val + {n_test} test users and leave any for training"
+        )
     test_users, val_users = order[:n_test], order[n_test : n_test + n_val]
     split_of = {u: "test" for u in test_users} | {u: "val" for u in val_users}
     split_of.update({u: "train" for u in order[n_test + n_val :]})
@@ -544,7 +565,9 @@ def _make_plan(work: Path, ok_shards: list[int], params: BuildParams) -> dict:
                 s = pair_split[key]
             splits.append(s)
             seen.append((u in seen_set) if s == "test" else None)
-        meta = meta.append_column("split", pa.array(splits, pa.string())).append_column("seen", pa.array(seen, pa.bool_()))
+        meta = meta.append_column("split", pa.array(splits, pa.string())).append_column(
+            "seen", pa.array(seen, pa.bool_())
+        )
         meta = meta.filter(pc.is_valid(meta["split"])).drop_columns(["pair_key", "liked_key", "disliked_key"])
         for s in planned:
             planned[s] += int(pc.sum(pc.equal(meta["split"], s)).as_py() or 0)
@@ -605,14 +628,19 @@ def _process_shard(source, name: str, plan_path: Path, store: ImageStore, on_pro
                     where = f"{name} row {r['row']}"
                     reasons = []
                     ids = []
-                    for role, col, uid, data in (("liked", side, r["liked_uid"], liked_b), ("disliked", 1 - side, r["disliked_uid"], disliked_b)):
+                    for role, col, uid, data in (
+                        ("liked", side, r["liked_uid"], liked_b),
+                        ("disliked", 1 - side, r["disliked_uid"], disliked_b),
+                    ):
                         cid, reason = store.check(data, f"{where} jpg_{col}")
                         ids.append(cid)
                         if reason:
                             reasons.append(f"jpg_{col} ({role} image {uid}): {reason}")
                     if reasons:
                         stats["broken_rows"] += 1
-                        problems.append({"shard": name, "row": r["row"], "pair_id": r["pair_id"], "reason": "; ".join(reasons)})
+                        problems.append(
+                            {"shard": name, "row": r["row"], "pair_id": r["pair_id"], "reason": "; ".join(reasons)}
+                        )
                         continue
                     if ids[0] == ids[1]:
                         stats["identical_images"] += 1  # two uids, the same bytes: not a comparison
@@ -662,7 +690,9 @@ def _finalize(work_root: Path, work: Path, parts: list[Path], params: BuildParam
         else:
             mask = pc.and_(pc.equal(t["split"], "test"), pc.fill_null(t["seen"], False))
         t = t.filter(mask)
-        for u, a, b in zip(t["user_id"].to_pylist(), t["liked_image_id"].to_pylist(), t["disliked_image_id"].to_pylist()):
+        for u, a, b in zip(
+            t["user_id"].to_pylist(), t["liked_image_id"].to_pylist(), t["disliked_image_id"].to_pylist()
+        ):
             if params.hold_out == "user":
                 hold.update(((u, a), (u, b)))
             else:
@@ -673,11 +703,18 @@ def _finalize(work_root: Path, work: Path, parts: list[Path], params: BuildParam
     def leak_mask(t):
         train = pc.equal(t["split"], "train")
         if hold_arr is not None:
-            hit = pc.or_(pc.is_in(t["liked_image_id"], value_set=hold_arr), pc.is_in(t["disliked_image_id"], value_set=hold_arr))
+            hit = pc.or_(
+                pc.is_in(t["liked_image_id"], value_set=hold_arr), pc.is_in(t["disliked_image_id"], value_set=hold_arr)
+            )
             return pc.and_(train, hit)
         flags = [
             s == "train" and u in hold_users and ((u, a) in hold or (u, b) in hold)
-            for s, u, a, b in zip(t["split"].to_pylist(), t["user_id"].to_pylist(), t["liked_image_id"].to_pylist(), t["disliked_image_id"].to_pylist())
+            for s, u, a, b in zip(
+                t["split"].to_pylist(),
+                t["user_id"].to_pylist(),
+                t["liked_image_id"].to_pylist(),
+                t["disliked_image_id"].to_pylist(),
+            )
         ]
         return pa.array(flags, pa.bool_())
 
@@ -754,7 +791,9 @@ def _finalize(work_root: Path, work: Path, parts: list[Path], params: BuildParam
         rows = [r for r in test if r["seen"] is flag]
         splits["test"][f"{label}_users"] = len({r["user_id"] for r in rows})
         splits["test"][f"{label}_pairs"] = len(rows)
-        splits["test"][f"{label}_images"] = len({i for r in rows for i in (r["liked_image_id"], r["disliked_image_id"])})
+        splits["test"][f"{label}_images"] = len(
+            {i for r in rows for i in (r["liked_image_id"], r["disliked_image_id"])}
+        )
     tasks: dict = {}
     for s in ("val", "test"):
         st = task_stats.get(s, {})
@@ -778,7 +817,11 @@ def _finalize(work_root: Path, work: Path, parts: list[Path], params: BuildParam
     extra = {
         "train_pairs_dropped_hold_out": dropped,
         "orphan_images_removed": orphans_removed,
-        "image_store": {"layout": "images/<first 2 hex digits>/<sha256 hex of the original bytes>", "images": n_files, "bytes": n_bytes},
+        "image_store": {
+            "layout": "images/<first 2 hex digits>/<sha256 hex of the original bytes>",
+            "images": n_files,
+            "bytes": n_bytes,
+        },
     }
     return counts, extra
 
@@ -791,13 +834,17 @@ def _progress_bar(enabled: bool):
 
     from prefcli.progress import progress_bar
 
-    return progress_bar(enabled, [
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("shards · rows {task.fields[rows]:,} · {task.fields[what]} {task.fields[n]:,}"),
-        TimeElapsedColumn(),
-    ], fields={"rows": "rows", "n": "{what}"})
+    return progress_bar(
+        enabled,
+        [
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("shards · rows {task.fields[rows]:,} · {task.fields[what]} {task.fields[n]:,}"),
+            TimeElapsedColumn(),
+        ],
+        fields={"rows": "rows", "n": "{what}"},
+    )
 
 
 def build(source: str, out: str | os.PathLike, params: BuildParams | None = None, progress: bool = True) -> BuildResult:
@@ -838,7 +885,9 @@ def _build(source: str, out: str | os.PathLike, params: BuildParams | None, prog
     if params.limit_shards:
         shards = shards[: params.limit_shards]
     if not shards:
-        raise DataError(f"{source}: no parquet shards found" + (f" matching {params.include!r}" if params.include else ""))
+        raise DataError(
+            f"{source}: no parquet shards found" + (f" matching {params.include!r}" if params.include else "")
+        )
     fingerprint = {
         "params": asdict(params),
         "source_kind": src.kind,
@@ -859,7 +908,9 @@ def _build(source: str, out: str | os.PathLike, params: BuildParams | None, prog
     with _progress_bar(progress) as bar:
         t1 = bar.add_task("reading metadata (pass 1)", total=len(shards), rows=0, what="valid pairs", n=0)
         done1 = [j["pass1"][s] for s in shards if s in j["pass1"]]
-        bar.update(t1, completed=len(done1), rows=sum(d.get("rows", 0) for d in done1), n=sum(d.get("valid", 0) for d in done1))
+        bar.update(
+            t1, completed=len(done1), rows=sum(d.get("rows", 0) for d in done1), n=sum(d.get("valid", 0) for d in done1)
+        )
         for i, name in enumerate(shards):
             if name in j["pass1"]:
                 continue
@@ -932,7 +983,9 @@ def _build(source: str, out: str | os.PathLike, params: BuildParams | None, prog
         if e2 is None:
             continue
         if e2["status"] == "error":
-            problems.append({"shard": name, "row": None, "pair_id": None, "reason": f"shard skipped in pass 2: {e2['reason']}"})
+            problems.append(
+                {"shard": name, "row": None, "pair_id": None, "reason": f"shard skipped in pass 2: {e2['reason']}"}
+            )
         problems.extend(e2.get("problems", []))
     p1 = [j["pass1"][s] for s in shards]
     p2 = [j["pass2"][shards[i]] for i in ok]
@@ -942,14 +995,21 @@ def _build(source: str, out: str | os.PathLike, params: BuildParams | None, prog
         "name": params.name or out.name,
         "format_version": FORMAT_VERSION,
         "created_by": f"prefcli {version}",
-        "source": {"kind": src.kind, "location": src.location, "revision": src.revision, "shards": shards, "ignored_files": src.ignored},
+        "source": {
+            "kind": src.kind,
+            "location": src.location,
+            "revision": src.revision,
+            "shards": shards,
+            "ignored_files": src.ignored,
+        },
         "build": asdict(params),
         "seed": params.seed,
         "counts": counts,
         "source_stats": {
             "shards": len(shards),
             "shards_read": len(ok),
-            "shards_skipped": sum(1 for e in p1 if e["status"] == "error") + sum(1 for e in p2 if e["status"] == "error"),
+            "shards_skipped": sum(1 for e in p1 if e["status"] == "error")
+            + sum(1 for e in p2 if e["status"] == "error"),
             "rows": sum(e.get("rows", 0) for e in p1),
             "labelled": sum(e.get("labelled", 0) for e in p1),
             "ties": sum(e.get("ties", 0) for e in p1),

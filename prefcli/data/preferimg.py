@@ -33,7 +33,6 @@ an interrupted import resumes (prefcli.data.importing).
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from dataclasses import asdict, dataclass
@@ -41,7 +40,15 @@ from pathlib import Path
 
 from prefcli.bounds import check_int
 from prefcli.data.dataset import FORMAT_VERSION, TASKS_FILE, n_ref_variants, tasks_schema
-from prefcli.data.importing import MAX_PROBLEMS_RECORDED, ImportResult, Workspace, already_built, build_locked, confined, image_store_counts
+from prefcli.data.importing import (
+    MAX_PROBLEMS_RECORDED,
+    ImportResult,
+    Workspace,
+    already_built,
+    build_locked,
+    confined,
+    image_store_counts,
+)
 from prefcli.errors import DataError
 from prefcli.weights import sha256_file
 
@@ -68,7 +75,9 @@ class PreferImgParams:
         # An n_ref column is int64 and every task lists its history: 10^30 overflowed there, late.
         check_int(self.num_history, "preferimg import: --num-history", low=1, high=NUM_HISTORY_MAX, error=DataError)
         if not re.fullmatch(r"[A-Za-z0-9_.-]+", self.subset or ""):
-            raise DataError(f"preferimg import: --subset {self.subset!r} is not a subset name (e.g. {', '.join(SUBSETS)})")
+            raise DataError(
+                f"preferimg import: --subset {self.subset!r} is not a subset name (e.g. {', '.join(SUBSETS)})"
+            )
 
 
 # ---------------------------------------------------------------- source
@@ -110,9 +119,13 @@ def _download(repo: str, revision: str | None, subset: str, dest: Path) -> Path:
         from huggingface_hub import snapshot_download
 
         patterns = [f"data/{n}/**" for n in _names(subset)] + [f"{n}/**" for n in _names(subset)] + ["*.json"]
-        path = snapshot_download(repo, repo_type="dataset", revision=revision, allow_patterns=patterns, local_dir=str(dest))
+        path = snapshot_download(
+            repo, repo_type="dataset", revision=revision, allow_patterns=patterns, local_dir=str(dest)
+        )
     except Exception as e:  # noqa: BLE001 - network errors come in many types
-        raise DataError(f"{repo}: cannot download subset {subset} from the Hugging Face hub ({type(e).__name__}: {e})") from None
+        raise DataError(
+            f"{repo}: cannot download subset {subset} from the Hugging Face hub ({type(e).__name__}: {e})"
+        ) from None
     return Path(path)
 
 
@@ -130,12 +143,16 @@ def resolve(source: str, params: PreferImgParams, work: Path) -> tuple[Path, Pat
         records = find_subset_file(local, params.subset)
         desc = {"kind": "hub", "location": repo, "revision": rev or None}
     else:
-        raise DataError(f"{source}: source not found (give a folder holding the benchmark, a subset's JSON file, or the hub id {HUB_REPO})")
+        raise DataError(
+            f"{source}: source not found (give a folder holding the benchmark, a subset's JSON file, or the hub id {HUB_REPO})"
+        )
     if desc["kind"] == "local":
         desc["location"] = str(records.resolve())
     image_root = Path(params.image_root).expanduser() if params.image_root else records.parent / "images"
     if not image_root.is_dir():
-        raise DataError(f"{image_root}: image root not found (the images of {records.name} live there; give --image-root DIR)")
+        raise DataError(
+            f"{image_root}: image root not found (the images of {records.name} live there; give --image-root DIR)"
+        )
     return records, image_root, desc
 
 
@@ -285,7 +302,9 @@ def _process_chunk(ws: Workspace, records: list, start: int, image_root: Path, p
 # ---------------------------------------------------------------- the build
 
 
-def build(source: str, out: str | os.PathLike, params: PreferImgParams | None = None, progress: bool = True) -> ImportResult:
+def build(
+    source: str, out: str | os.PathLike, params: PreferImgParams | None = None, progress: bool = True
+) -> ImportResult:
     """Import (or resume importing) one PreferImg-Bench subset into a dataset at `out`."""
     params = params or PreferImgParams()
     params.validate()
@@ -369,7 +388,11 @@ def _build(source: str, out: Path, params: PreferImgParams, progress: bool) -> I
             f"{records_path}: none of its {len(records)} records could be imported"
             + (f" (record {first['record']}: {first['reason']})" if first else "")
             + f"; image paths are read relative to the image root {image_root}"
-            + (" (--image-root)" if params.image_root else f" (images/ beside {records_path.name}; give --image-root DIR if they live elsewhere)")
+            + (
+                " (--image-root)"
+                if params.image_root
+                else f" (images/ beside {records_path.name}; give --image-root DIR if they live elsewhere)"
+            )
             + "; nothing was written"
         )
     images = {i for t in targets for i in t["candidate_image_ids"] + t["history_liked_ids"] + t["history_disliked_ids"]}
@@ -380,9 +403,13 @@ def _build(source: str, out: Path, params: PreferImgParams, progress: bool) -> I
         "format_version": FORMAT_VERSION,
         "created_by": f"prefcli {version}",
         "kind": "preferimg",
-        "benchmark": {"name": "PreferImg-Bench", "subset": params.subset, "hub": HUB_REPO,
-                      "protocol": "eval_PreferThinker.py (github.com/Shengqi77/PreferThinker): first num_history preferred "
-                                  "and non-preferred images, candidates Image A then Image B, answer in conversations[0].value"},
+        "benchmark": {
+            "name": "PreferImg-Bench",
+            "subset": params.subset,
+            "hub": HUB_REPO,
+            "protocol": "eval_PreferThinker.py (github.com/Shengqi77/PreferThinker): first num_history preferred "
+            "and non-preferred images, candidates Image A then Image B, answer in conversations[0].value",
+        },
         "source": {**desc, "records_file": records_path.name, "image_root": str(image_root.resolve())},
         "build": {**asdict(params), "n_ref": params.num_history},
         "seed": None,
@@ -392,7 +419,10 @@ def _build(source: str, out: Path, params: PreferImgParams, progress: bool) -> I
                 "val": {"users": 0, "pairs": 0, "images": 0},
                 "test": {"users": len(users), "pairs": 0, "images": len(images), "targets": len(targets)},
             },
-            "tasks": {"val": {"1v1": 0, "1v3": 0, "rows": 0}, "test": {"1v1": len(targets), "1v3": 0, "rows": len(task_rows)}},
+            "tasks": {
+                "val": {"1v1": 0, "1v3": 0, "rows": 0},
+                "test": {"1v1": len(targets), "1v3": 0, "rows": len(task_rows)},
+            },
         },
         "source_stats": {
             "records": len(records),

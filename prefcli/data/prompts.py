@@ -36,13 +36,17 @@ def _string_list(data, path: Path) -> list[str]:
 
 def _hpsv2_download_hint(flag: str) -> str:
     files = " ".join(f"{HPSV2_HUB_FOLDER}/{s}.json" for s in HPSV2_STYLES)
-    return (f"on a machine with network run `hf download {HPSV2_HUB_REPO} {files} --repo-type dataset --local-dir DIR` "
-            f"and pass {flag} DIR (a folder with anime.json, concept-art.json, paintings.json, photo.json)")
+    return (
+        f"on a machine with network run `hf download {HPSV2_HUB_REPO} {files} --repo-type dataset --local-dir DIR` "
+        f"and pass {flag} DIR (a folder with anime.json, concept-art.json, paintings.json, photo.json)"
+    )
 
 
 def _hub_file(filename: str, flag: str = "--source") -> Path:
     if is_offline():
-        raise DataError(f"hf-hub:{HPSV2_HUB_REPO}/{filename}: offline mode is set (HF_HUB_OFFLINE); {_hpsv2_download_hint(flag)}")
+        raise DataError(
+            f"hf-hub:{HPSV2_HUB_REPO}/{filename}: offline mode is set (HF_HUB_OFFLINE); {_hpsv2_download_hint(flag)}"
+        )
     try:
         from huggingface_hub import hf_hub_download
 
@@ -53,7 +57,9 @@ def _hub_file(filename: str, flag: str = "--source") -> Path:
         ) from None
 
 
-def load_hpsv2_prompts(source: str | os.PathLike | None = None, styles=None, *, flag: str = "--source") -> dict[str, list[str]]:
+def load_hpsv2_prompts(
+    source: str | os.PathLike | None = None, styles=None, *, flag: str = "--source"
+) -> dict[str, list[str]]:
     """{style: prompts} for the HPSv2 benchmark, from a local folder or (source None / 'hf-hub') the hub.
 
     `source` may also name one of the style files, or `hf-hub:zhwang/HPDv2`. `flag` is how the
@@ -74,7 +80,9 @@ def load_hpsv2_prompts(source: str | os.PathLike | None = None, styles=None, *, 
     if root.is_file():
         root = root.parent
     if not root.is_dir():
-        raise DataError(f"{source}: prompt folder not found (it should hold {', '.join(s + '.json' for s in HPSV2_STYLES)})")
+        raise DataError(
+            f"{source}: prompt folder not found (it should hold {', '.join(s + '.json' for s in HPSV2_STYLES)})"
+        )
     for s in styles:
         path = root / f"{s}.json"
         if not path.is_file() and (root / HPSV2_HUB_FOLDER / f"{s}.json").is_file():
@@ -98,7 +106,9 @@ def load_imagereward_prompts(source: str | os.PathLike | None = None) -> list[di
 
                 data = loads(r.read(1 << 24), IMAGEREWARD_URL)
         except Exception as e:  # noqa: BLE001
-            raise DataError(f"{IMAGEREWARD_URL}: cannot download ({type(e).__name__}: {e}); pass --source with {IMAGEREWARD_FILE}") from None
+            raise DataError(
+                f"{IMAGEREWARD_URL}: cannot download ({type(e).__name__}: {e}); pass --source with {IMAGEREWARD_FILE}"
+            ) from None
         path = Path(IMAGEREWARD_URL)
     else:
         path = Path(source).expanduser()
@@ -106,7 +116,7 @@ def load_imagereward_prompts(source: str | os.PathLike | None = None) -> list[di
             path = path / IMAGEREWARD_FILE
         data = _read_json(path)
     if not isinstance(data, list) or not all(isinstance(x, dict) and isinstance(x.get("prompt"), str) for x in data):
-        raise DataError(f"{path}: expected a JSON list of {{\"id\", \"prompt\"}} objects")
+        raise DataError(f'{path}: expected a JSON list of {{"id", "prompt"}} objects')
     if not data:
         raise DataError(f"{path}: the prompt list is empty")
     return [{"id": str(x.get("id", i)), "prompt": x["prompt"]} for i, x in enumerate(data)]

@@ -24,7 +24,7 @@ from __future__ import annotations
 import itertools
 import random
 from collections import defaultdict
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 from prefcli.data.dataset import RATING_PROTOCOL, n_ref_variants
 
@@ -33,7 +33,9 @@ def _rng(seed: int, split: str, what: str, user: str) -> random.Random:
     return random.Random(f"{seed}|{split}|{what}|{user}")
 
 
-def iter_rating_tasks(ratings: Iterable[dict], n_ref: int, pairs_per_user: int, seed: int, stats: dict) -> Iterator[dict]:
+def iter_rating_tasks(
+    ratings: Iterable[dict], n_ref: int, pairs_per_user: int, seed: int, stats: dict
+) -> Iterator[dict]:
     """tasks.parquet rows from ratings.parquet rows; `stats` gets per-split counts as they go."""
     variants = n_ref_variants(n_ref)
     train: dict[str, list[dict]] = defaultdict(list)
@@ -63,23 +65,43 @@ def iter_rating_tasks(ratings: Iterable[dict], n_ref: int, pairs_per_user: int, 
             rng.shuffle(order)
             history = order[:n_ref]
             hist_images = {r["image_id"] for r in history}
-            targets = sorted((r for r in order[n_ref:] if r["image_id"] not in hist_images), key=lambda r: r["rating_id"])
+            targets = sorted(
+                (r for r in order[n_ref:] if r["image_id"] not in hist_images), key=lambda r: r["rating_id"]
+            )
         if len(targets) < 2:
             s["users_skipped"] += 1
             continue
         hist_ids = [r["rating_id"] for r in history]
-        base = {"split": split, "user_id": user, "seen": seen, "target_pair_id": None, "history_pair_ids": [],
-                "history_liked_ids": [], "history_disliked_ids": []}
+        base = {
+            "split": split,
+            "user_id": user,
+            "seen": seen,
+            "target_pair_id": None,
+            "history_pair_ids": [],
+            "history_liked_ids": [],
+            "history_disliked_ids": [],
+        }
         target_id = f"{split}-{RATING_PROTOCOL}-{user}"
         s[RATING_PROTOCOL] += 1
         for k in variants:
             s["rows"] += 1
             yield {
-                **base, "task_id": f"{target_id}-n{k}", "target_id": target_id, "protocol": RATING_PROTOCOL, "n_ref": k,
-                "candidate_image_ids": [r["image_id"] for r in targets], "candidate_prompts": [r["prompt"] for r in targets],
-                "liked_index": -1, "history_rating_ids": hist_ids[:k], "candidate_ratings": [float(r["rating"]) for r in targets],
+                **base,
+                "task_id": f"{target_id}-n{k}",
+                "target_id": target_id,
+                "protocol": RATING_PROTOCOL,
+                "n_ref": k,
+                "candidate_image_ids": [r["image_id"] for r in targets],
+                "candidate_prompts": [r["prompt"] for r in targets],
+                "liked_index": -1,
+                "history_rating_ids": hist_ids[:k],
+                "candidate_ratings": [float(r["rating"]) for r in targets],
             }
-        pairs = [(a, b) for a, b in itertools.combinations(targets, 2) if a["rating"] != b["rating"] and a["image_id"] != b["image_id"]]
+        pairs = [
+            (a, b)
+            for a, b in itertools.combinations(targets, 2)
+            if a["rating"] != b["rating"] and a["image_id"] != b["image_id"]
+        ]
         prng = _rng(seed, split, "1v1", user)
         for i, (a, b) in enumerate(prng.sample(pairs, min(pairs_per_user, len(pairs)))):
             liked, disliked = (a, b) if a["rating"] > b["rating"] else (b, a)
@@ -91,7 +113,14 @@ def iter_rating_tasks(ratings: Iterable[dict], n_ref: int, pairs_per_user: int, 
             for k in variants:
                 s["rows"] += 1
                 yield {
-                    **base, "task_id": f"{target_id}-n{k}", "target_id": target_id, "protocol": "1v1", "n_ref": k,
-                    "candidate_image_ids": [c["image_id"] for c in cands], "candidate_prompts": [c["prompt"] for c in cands],
-                    "liked_index": cands.index(liked), "history_rating_ids": hist_ids[:k], "candidate_ratings": None,
+                    **base,
+                    "task_id": f"{target_id}-n{k}",
+                    "target_id": target_id,
+                    "protocol": "1v1",
+                    "n_ref": k,
+                    "candidate_image_ids": [c["image_id"] for c in cands],
+                    "candidate_prompts": [c["prompt"] for c in cands],
+                    "liked_index": cands.index(liked),
+                    "history_rating_ids": hist_ids[:k],
+                    "candidate_ratings": None,
                 }

@@ -27,9 +27,10 @@ import json
 import math
 import os
 from collections import OrderedDict
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -42,8 +43,18 @@ WORLD_FORMAT_VERSION = 1
 MODEL_NAME = "synthetic-v1"
 
 CONTENTS = (
-    "circle", "square", "triangle", "star", "house", "tree",
-    "fish", "heart", "moon", "flower", "diamond", "cloud",
+    "circle",
+    "square",
+    "triangle",
+    "star",
+    "house",
+    "tree",
+    "fish",
+    "heart",
+    "moon",
+    "flower",
+    "diamond",
+    "cloud",
 )
 PROMPT_TEMPLATES = (
     "a {c}",
@@ -64,7 +75,13 @@ SCALE_RANGE = (0.4, 0.85)
 OFFSET_RANGE = (0.10, 0.22)
 
 FEATURE_NAMES = (
-    "hue_cos", "hue_sin", "saturation", "brightness", "scale", "off_center", "detail",
+    "hue_cos",
+    "hue_sin",
+    "saturation",
+    "brightness",
+    "scale",
+    "off_center",
+    "detail",
     *(f"pattern_{p}" for p in PATTERNS),
 )
 GRADED_FEATURES = FEATURE_NAMES[:7]
@@ -111,7 +128,7 @@ class WorldConfig:
     cache_images: int = 4096  # rendered PNGs kept in memory (bounded)
 
     @classmethod
-    def from_preset(cls, name: str = "default", **overrides: Any) -> "WorldConfig":
+    def from_preset(cls, name: str = "default", **overrides: Any) -> WorldConfig:
         """A preset's knobs with `overrides` on top (None values are ignored)."""
         if name not in PRESETS:
             raise ConfigError(f"unknown synthetic preset {name!r}; choose from {', '.join(PRESETS)}")
@@ -133,7 +150,7 @@ class WorldConfig:
         return cfg
 
     @classmethod
-    def from_dict(cls, d: dict) -> "WorldConfig":
+    def from_dict(cls, d: dict) -> WorldConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - known
         if unknown:
@@ -162,7 +179,15 @@ class WorldConfig:
 
         if self.preset not in PRESETS:
             raise bad(f"unknown preset {self.preset!r}; choose from {', '.join(PRESETS)}")
-        for name in ("n_users", "n_groups", "pairs_per_user", "n_prompts", "images_per_prompt", "rows_per_shard", "cache_images"):
+        for name in (
+            "n_users",
+            "n_groups",
+            "pairs_per_user",
+            "n_prompts",
+            "images_per_prompt",
+            "rows_per_shard",
+            "cache_images",
+        ):
             v = getattr(self, name)
             if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
                 raise bad(f"{name} must be a positive integer, got {v!r}")
@@ -171,9 +196,18 @@ class WorldConfig:
         for name, high in WORLD_SIZE_MAX.items():
             if getattr(self, name) > high:
                 raise bad(f"{name} must be at most {high:,}, got {getattr(self, name)!r}")
-        for name in ("temperature", "taste_strength", "shared_taste", "sigma_individual", *(("group_weights",) if self.group_weights else ())):
+        for name in (
+            "temperature",
+            "taste_strength",
+            "shared_taste",
+            "sigma_individual",
+            *(("group_weights",) if self.group_weights else ()),
+        ):
             values = getattr(self, name) if name == "group_weights" else (getattr(self, name),)
-            if not all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool) and np.isfinite(v) and abs(v) <= 1e6 for v in values):
+            if not all(
+                isinstance(v, (int, float, np.number)) and not isinstance(v, bool) and np.isfinite(v) and abs(v) <= 1e6
+                for v in values
+            ):
                 raise bad(f"{name} must be a finite number of at most 1e6, got {getattr(self, name)!r}")
         if not self.temperature > 0:
             raise bad(f"temperature (noise) must be > 0, got {self.temperature}")
@@ -226,7 +260,7 @@ class ImageAttrs:
     detail_seed: int
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ImageAttrs":
+    def from_dict(cls, d: dict) -> ImageAttrs:
         return cls(**{f.name: d[f.name] for f in dataclasses.fields(cls)})
 
 
@@ -239,7 +273,8 @@ def features(attrs: ImageAttrs) -> np.ndarray:
     a = 2.0 * math.pi * attrs.hue
     off = 1.0 if (attrs.offset_x or attrs.offset_y) else -1.0
     graded = [
-        math.cos(a), math.sin(a),
+        math.cos(a),
+        math.sin(a),
         _norm(attrs.saturation, *SAT_RANGE),
         _norm(attrs.brightness, *BRIGHT_RANGE),
         _norm(attrs.scale, *SCALE_RANGE),
@@ -264,8 +299,18 @@ def sample_attrs(rng: np.random.Generator, content: str) -> ImageAttrs:
         m = float(rng.uniform(*OFFSET_RANGE))
         ox, oy = m * math.cos(theta), m * math.sin(theta)
     detail = int(rng.integers(0, MAX_DETAIL + 1))
-    return ImageAttrs(content, round(hue, 6), round(sat, 6), round(bright, 6), pattern, round(scale, 6),
-                      round(ox, 6), round(oy, 6), detail, int(rng.integers(2**31)))
+    return ImageAttrs(
+        content,
+        round(hue, 6),
+        round(sat, 6),
+        round(bright, 6),
+        pattern,
+        round(scale, 6),
+        round(ox, 6),
+        round(oy, 6),
+        detail,
+        int(rng.integers(2**31)),
+    )
 
 
 def _rgb(h: float, s: float, v: float) -> tuple[int, int, int]:
@@ -291,20 +336,34 @@ def _draw_content(d, content: str, cx: float, cy: float, r: float, fill, line, b
         k = r * 0.85
         d.rectangle((cx - k, cy - k, cx + k, cy + k), fill=fill, outline=line, width=lw)
     elif content == "triangle":
-        d.polygon([(cx, cy - r), (cx + r * 0.95, cy + r * 0.8), (cx - r * 0.95, cy + r * 0.8)], fill=fill, outline=line, width=lw)
+        d.polygon(
+            [(cx, cy - r), (cx + r * 0.95, cy + r * 0.8), (cx - r * 0.95, cy + r * 0.8)],
+            fill=fill,
+            outline=line,
+            width=lw,
+        )
     elif content == "star":
         d.polygon(_star(cx, cy, r), fill=fill, outline=line, width=lw)
     elif content == "diamond":
-        d.polygon([(cx, cy - r), (cx + r * 0.7, cy), (cx, cy + r), (cx - r * 0.7, cy)], fill=fill, outline=line, width=lw)
+        d.polygon(
+            [(cx, cy - r), (cx + r * 0.7, cy), (cx, cy + r), (cx - r * 0.7, cy)], fill=fill, outline=line, width=lw
+        )
     elif content == "house":
         d.rectangle((cx - r * 0.7, cy - r * 0.1, cx + r * 0.7, cy + r * 0.9), fill=fill, outline=line, width=lw)
-        d.polygon([(cx - r * 0.9, cy - r * 0.1), (cx, cy - r * 0.9), (cx + r * 0.9, cy - r * 0.1)], fill=fill, outline=line, width=lw)
+        d.polygon(
+            [(cx - r * 0.9, cy - r * 0.1), (cx, cy - r * 0.9), (cx + r * 0.9, cy - r * 0.1)],
+            fill=fill,
+            outline=line,
+            width=lw,
+        )
         d.rectangle((cx - r * 0.15, cy + r * 0.4, cx + r * 0.15, cy + r * 0.9), fill=line)
     elif content == "tree":
         d.rectangle((cx - r * 0.15, cy + r * 0.1, cx + r * 0.15, cy + r), fill=line)
         d.ellipse((cx - r * 0.7, cy - r, cx + r * 0.7, cy + r * 0.4), fill=fill, outline=line, width=lw)
     elif content == "fish":
-        d.polygon([(cx + r * 0.3, cy), (cx + r, cy - r * 0.5), (cx + r, cy + r * 0.5)], fill=fill, outline=line, width=lw)
+        d.polygon(
+            [(cx + r * 0.3, cy), (cx + r, cy - r * 0.5), (cx + r, cy + r * 0.5)], fill=fill, outline=line, width=lw
+        )
         d.ellipse((cx - r, cy - r * 0.5, cx + r * 0.5, cy + r * 0.5), fill=fill, outline=line, width=lw)
         e = max(1.0, r * 0.1)
         d.ellipse((cx - r * 0.6 - e, cy - r * 0.1 - e, cx - r * 0.6 + e, cy - r * 0.1 + e), fill=line)
@@ -324,7 +383,7 @@ def _draw_content(d, content: str, cx: float, cy: float, r: float, fill, line, b
         c = r * 0.3
         d.ellipse((cx - c, cy - c, cx + c, cy + c), fill=line)
     elif content == "cloud":
-        for (dx, dy, rr) in ((-0.5, 0.15, 0.45), (0.0, -0.15, 0.6), (0.5, 0.15, 0.45)):
+        for dx, dy, rr in ((-0.5, 0.15, 0.45), (0.0, -0.15, 0.6), (0.5, 0.15, 0.45)):
             x, y, q = cx + dx * r, cy + dy * r, rr * r
             d.ellipse((x - q, y - q, x + q, y + q), fill=fill, outline=line, width=lw)
         d.rectangle((cx - r * 0.5, cy + r * 0.05, cx + r * 0.5, cy + r * 0.6), fill=fill)
@@ -356,7 +415,7 @@ def _draw_pattern(d, pattern: str, size: int, color) -> None:
         raise ConfigError(f"synthetic world: unknown pattern {pattern!r}; known: {', '.join(PATTERNS)}")
 
 
-def render_image(attrs: ImageAttrs | dict, size: int = 64) -> "Image.Image":
+def render_image(attrs: ImageAttrs | dict, size: int = 64) -> Image.Image:
     """Draw `attrs` as a `size` x `size` RGB image; the same input gives the same pixels.
 
     Drawn at twice the size and downsampled, so shapes stay legible at 32 px.
@@ -393,7 +452,7 @@ def render_image(attrs: ImageAttrs | dict, size: int = 64) -> "Image.Image":
     return img.resize((size, size), Image.LANCZOS)
 
 
-def png_bytes(img: "Image.Image") -> bytes:
+def png_bytes(img: Image.Image) -> bytes:
     buf = io.BytesIO()
     img.save(buf, format="PNG", optimize=False, compress_level=6)
     return buf.getvalue()
@@ -514,7 +573,9 @@ class PairRow:
     p_0: float  # the true probability that image_0 is preferred
 
 
-def user_pairs(cfg: WorldConfig, pool: list[list[PoolImage]], w: np.ndarray, index: int, n_pairs: int, tag: int = _T_PAIRS) -> Iterator[tuple[PoolImage, PoolImage, float, float]]:
+def user_pairs(
+    cfg: WorldConfig, pool: list[list[PoolImage]], w: np.ndarray, index: int, n_pairs: int, tag: int = _T_PAIRS
+) -> Iterator[tuple[PoolImage, PoolImage, float, float]]:
     """A user's pairs: same prompt, two images the user has not seen; label sampled from the utility."""
     rng = keyed_rng(cfg.world_seed, cfg.user_seed, tag, index)
     unseen = [list(range(len(row))) for row in pool]
@@ -532,7 +593,9 @@ def user_pairs(cfg: WorldConfig, pool: list[list[PoolImage]], w: np.ndarray, ind
         yield im0, im1, label0, p0
 
 
-def iter_pairs(cfg: WorldConfig, pool: list[list[PoolImage]] | None = None, W: np.ndarray | None = None) -> Iterator[PairRow]:
+def iter_pairs(
+    cfg: WorldConfig, pool: list[list[PoolImage]] | None = None, W: np.ndarray | None = None
+) -> Iterator[PairRow]:
     """Every labelled pair of the world, user by user, in output order."""
     pool = pool if pool is not None else world_pool(cfg)
     W = W if W is not None else group_weight_vectors(cfg)
@@ -641,7 +704,9 @@ def _progress(enabled: bool):
     return progress_bar(enabled)
 
 
-def write_world(out_dir: str | os.PathLike, config: WorldConfig, progress: bool = True, overwrite: bool = False) -> dict:
+def write_world(
+    out_dir: str | os.PathLike, config: WorldConfig, progress: bool = True, overwrite: bool = False
+) -> dict:
     """Write the world as Pick-a-Pic v2-schema shards plus its ground truth; return the counts.
 
     Shards are written one at a time, each atomically. An interrupted write
@@ -674,7 +739,9 @@ def write_world(out_dir: str | os.PathLike, config: WorldConfig, progress: bool 
             keep_existing = json.loads(partial_json.read_text()).get("config") == cfg_dict
         except (OSError, json.JSONDecodeError):
             keep_existing = False
-    for stale in [world_json, out / "users.parquet", out / "images.parquet"] + ([] if keep_existing else sorted(out.glob("shard-*.parquet"))):
+    for stale in [world_json, out / "users.parquet", out / "images.parquet"] + (
+        [] if keep_existing else sorted(out.glob("shard-*.parquet"))
+    ):
         stale.unlink(missing_ok=True)
     atomic.write_text(partial_json, json.dumps({"config": cfg_dict}, indent=2, allow_nan=False))
 
@@ -723,7 +790,9 @@ def write_world(out_dir: str | os.PathLike, config: WorldConfig, progress: bool 
             "user_id": pa.array([user_id_of(cfg, u) for u in range(cfg.n_users)], pa.int64()),
             "user_index": pa.array(list(range(cfg.n_users)), pa.int64()),
             "group": pa.array([int(g) for g in groups], pa.int64()),
-            "weights": pa.array([user_weights(cfg, W, int(groups[u]), u).tolist() for u in range(cfg.n_users)], pa.list_(pa.float64())),
+            "weights": pa.array(
+                [user_weights(cfg, W, int(groups[u]), u).tolist() for u in range(cfg.n_users)], pa.list_(pa.float64())
+            ),
         }
     )
     flat = [im for row in pool for im in row]
@@ -897,7 +966,9 @@ def write_user_folders(
     else:
         index = int(user_id) - user_id_of(cfg, 0)
         if not 0 <= index < cfg.n_users:
-            raise ConfigError(f"synthetic user folders: user id {user_id} is not one of this world's {cfg.n_users} users (user_seed {cfg.user_seed})")
+            raise ConfigError(
+                f"synthetic user folders: user id {user_id} is not one of this world's {cfg.n_users} users (user_seed {cfg.user_seed})"
+            )
         g = int(user_groups(cfg)[index])
         if group is not None and int(group) != g:
             raise ConfigError(f"synthetic user folders: user {user_id} belongs to group {g}, not {group}")
@@ -909,9 +980,14 @@ def write_user_folders(
     out = Path(out_dir)
     # Only files an earlier run of this command wrote are replaced; a folder with anyone else's
     # pictures is refused (or, with --overwrite, written into with theirs kept).
-    planned = ([f"{s}/{k:03d}.png" for s in ("liked", "disliked") for k in range(n_history)]
-               + [f"candidates/{k:03d}.png" for k in range(n_candidates)] + ["truth.json", "prompts.json"])
-    atomic.claim_folder(out, planned, "prefcli data synthetic --user-folders", overwrite=overwrite, option="--user-folders")
+    planned = (
+        [f"{s}/{k:03d}.png" for s in ("liked", "disliked") for k in range(n_history)]
+        + [f"candidates/{k:03d}.png" for k in range(n_candidates)]
+        + ["truth.json", "prompts.json"]
+    )
+    atomic.claim_folder(
+        out, planned, "prefcli data synthetic --user-folders", overwrite=overwrite, option="--user-folders"
+    )
     for sub in ("liked", "disliked", "candidates"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     prompts: dict[str, str] = {}
@@ -923,9 +999,17 @@ def write_user_folders(
         atomic.write_bytes(out / "disliked" / name, png_bytes(render_image(disliked.attrs, cfg.image_size)))
         prompts[f"liked/{name}"] = liked.prompt
         prompts[f"disliked/{name}"] = disliked.prompt
-        history.append({"liked": f"liked/{name}", "disliked": f"disliked/{name}", "prompt": liked.prompt,
-                        "liked_uid": liked.uid, "disliked_uid": disliked.uid,
-                        "liked_utility": float(w @ liked.phi), "disliked_utility": float(w @ disliked.phi)})
+        history.append(
+            {
+                "liked": f"liked/{name}",
+                "disliked": f"disliked/{name}",
+                "prompt": liked.prompt,
+                "liked_uid": liked.uid,
+                "disliked_uid": disliked.uid,
+                "liked_utility": float(w @ liked.phi),
+                "disliked_utility": float(w @ disliked.phi),
+            }
+        )
     p = int(frng.integers(cfg.n_prompts))
     content, prompt = world_prompts(cfg)[p]
     utilities: dict[str, float] = {}

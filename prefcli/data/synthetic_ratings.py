@@ -77,7 +77,9 @@ def write_rating_world(out_dir: str | os.PathLike, world, ratings: RatingConfig 
     out = Path(out_dir)
     pool = [im for row in syn.world_pool(world) for im in row]
     if rc.ratings_per_user > len(pool):
-        raise ConfigError(f"synthetic ratings: ratings_per_user={rc.ratings_per_user} exceeds the pool's {len(pool)} images")
+        raise ConfigError(
+            f"synthetic ratings: ratings_per_user={rc.ratings_per_user} exceeds the pool's {len(pool)} images"
+        )
     W = syn.group_weight_vectors(world)
     groups = syn.user_groups(world)
     phi = np.stack([im.phi for im in pool])
@@ -85,7 +87,10 @@ def write_rating_world(out_dir: str | os.PathLike, world, ratings: RatingConfig 
     n_unseen = int(math.floor(rc.unseen_frac * world.n_users + 0.5))
     order = syn.keyed_rng(world.world_seed, world.user_seed, _T_SPLIT).permutation(world.n_users)
     unseen = {int(u): ("val" if i % 2 == 0 else "test") for i, u in enumerate(order[:n_unseen])}
-    rows: dict[str, list[dict]] = {name: [] for name in ("pamela_train", "pamela_val_seen", "pamela_val_unseen", "pamela_test_seen", "pamela_test_unseen")}
+    rows: dict[str, list[dict]] = {
+        name: []
+        for name in ("pamela_train", "pamela_val_seen", "pamela_val_unseen", "pamela_test_seen", "pamela_test_unseen")
+    }
     truth = {"users": {}, "config": {"world": world.to_dict(), "ratings": asdict(rc)}}
     used: set[int] = set()
     for u in range(world.n_users):
@@ -107,11 +112,16 @@ def write_rating_world(out_dir: str | os.PathLike, world, ratings: RatingConfig 
             im = pool[idx]
             used.add(idx)
             rows[split].append({"user_id": uid, "image": f"images/{im.uid}.png", "rating": int(r), "prompt": im.prompt})
-        truth["users"][uid] = {"group": int(groups[u]), "unseen": u in unseen,
-                               "utility": {pool[i].uid: float(util[i]) for i in pick.tolist()}}
+        truth["users"][uid] = {
+            "group": int(groups[u]),
+            "unseen": u in unseen,
+            "utility": {pool[i].uid: float(util[i]) for i in pick.tolist()},
+        }
     for idx in sorted(used):
         im = pool[idx]
-        atomic.write_bytes(out / "images" / f"{im.uid}.png", syn.png_bytes(syn.render_image(im.attrs, world.image_size)))
+        atomic.write_bytes(
+            out / "images" / f"{im.uid}.png", syn.png_bytes(syn.render_image(im.attrs, world.image_size))
+        )
     for name, rs in rows.items():
         with atomic.atomic_path(out / f"{name}.csv") as tmp:
             with open(tmp, "w", newline="", encoding="utf-8") as f:
@@ -119,10 +129,17 @@ def write_rating_world(out_dir: str | os.PathLike, world, ratings: RatingConfig 
                 wr.writeheader()
                 wr.writerows(rs)
     atomic.write_text(out / "truth.json", json.dumps(truth, allow_nan=False) + "\n")
-    return {"users": world.n_users, "unseen_users": n_unseen, "images": len(used), "ratings": {k: len(v) for k, v in rows.items()}}
+    return {
+        "users": world.n_users,
+        "unseen_users": n_unseen,
+        "images": len(used),
+        "ratings": {k: len(v) for k, v in rows.items()},
+    }
 
 
-def truth_spearman(out_dir: str | os.PathLike, split_files: tuple[str, ...] = ("pamela_test_seen", "pamela_test_unseen")) -> float:
+def truth_spearman(
+    out_dir: str | os.PathLike, split_files: tuple[str, ...] = ("pamela_test_seen", "pamela_test_unseen")
+) -> float:
     """Mean per-user Spearman ρ between the noise-free utility and the ratings (the best a scorer can hope for)."""
     from scipy.stats import spearmanr
 
@@ -134,7 +151,9 @@ def truth_spearman(out_dir: str | os.PathLike, split_files: tuple[str, ...] = ("
             by_user: dict[str, list[tuple[float, float]]] = {}
             for r in csv.DictReader(f):
                 uid = Path(r["image"]).stem
-                by_user.setdefault(r["user_id"], []).append((truth["users"][r["user_id"]]["utility"][uid], float(r["rating"])))
+                by_user.setdefault(r["user_id"], []).append(
+                    (truth["users"][r["user_id"]]["utility"][uid], float(r["rating"]))
+                )
         for pairs in by_user.values():
             a = np.array(pairs)
             if len(a) > 2 and np.ptp(a[:, 1]) > 0:

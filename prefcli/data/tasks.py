@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 from prefcli.data.dataset import PROTOCOLS, n_ref_variants
 
@@ -66,7 +66,9 @@ def iter_tasks(eval_pairs: Iterable[dict], n_ref: int, seed: int, stats: dict) -
                     cands += extra
                 banned = set(cands)
                 hist_pool = [
-                    p for p in pool if p is not t and p["liked_image_id"] not in banned and p["disliked_image_id"] not in banned
+                    p
+                    for p in pool
+                    if p is not t and p["liked_image_id"] not in banned and p["disliked_image_id"] not in banned
                 ]
                 if len(hist_pool) < n_ref:
                     s[f"{protocol}_skipped"] += 1
@@ -97,7 +99,9 @@ def iter_tasks(eval_pairs: Iterable[dict], n_ref: int, seed: int, stats: dict) -
                     )
 
 
-def _distractors(rng: random.Random, losers: list[str], prompt_of: dict[str, str], target: dict, taken: set[str]) -> list[str] | None:
+def _distractors(
+    rng: random.Random, losers: list[str], prompt_of: dict[str, str], target: dict, taken: set[str]
+) -> list[str] | None:
     same = [x for x in losers if x not in taken and prompt_of[x] == target["prompt"]]
     other = [x for x in losers if x not in taken and prompt_of[x] != target["prompt"]]
     picked = rng.sample(same, min(2, len(same)))

@@ -31,9 +31,10 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from prefcli import messages
 from prefcli.errors import ConfigError
@@ -82,9 +83,13 @@ def _generator_identity(model: str) -> str:
 
 def history_request(cfg: BenchGenerateConfig, prompt: str) -> dict[str, Any]:
     """What decides a prompt's history images."""
-    return {"prompt": prompt, "liked_model": [cfg.liked_model, _generator_identity(cfg.liked_model)],
-            "disliked_model": [cfg.disliked_model, _generator_identity(cfg.disliked_model)], "dtype": cfg.dtype,
-            "seeds": [HISTORY_SEED + k for k in range(N_HISTORY)]}
+    return {
+        "prompt": prompt,
+        "liked_model": [cfg.liked_model, _generator_identity(cfg.liked_model)],
+        "disliked_model": [cfg.disliked_model, _generator_identity(cfg.disliked_model)],
+        "dtype": cfg.dtype,
+        "seeds": [HISTORY_SEED + k for k in range(N_HISTORY)],
+    }
 
 
 def request(cfg: BenchGenerateConfig, prompt: str) -> dict[str, Any]:
@@ -92,10 +97,16 @@ def request(cfg: BenchGenerateConfig, prompt: str) -> dict[str, Any]:
     (weights by content or cached commit, as the score cache's identity does)."""
     from prefcli import weights as W
 
-    return {**history_request(cfg, prompt), "model": [cfg.model, _generator_identity(cfg.model)],
-            "rewards": [[n, float(w)] for n, w in cfg.rewards], "weights": {k: W.identity(v) for k, v in sorted(cfg.weights.items())},
-            "options": {k: cfg.options[k] for k in sorted(cfg.options) if cfg.options[k]}, "steps": cfg.steps, "lr": cfg.lr,
-            "seed": cfg.seed}
+    return {
+        **history_request(cfg, prompt),
+        "model": [cfg.model, _generator_identity(cfg.model)],
+        "rewards": [[n, float(w)] for n, w in cfg.rewards],
+        "weights": {k: W.identity(v) for k, v in sorted(cfg.weights.items())},
+        "options": {k: cfg.options[k] for k in sorted(cfg.options) if cfg.options[k]},
+        "steps": cfg.steps,
+        "lr": cfg.lr,
+        "seed": cfg.seed,
+    }
 
 
 def _canon(value: Any) -> str:
@@ -104,8 +115,14 @@ def _canon(value: Any) -> str:
 
 
 def _differs(old: dict[str, Any], new: dict[str, Any]) -> str:
-    keys = [k for k in new if json.dumps(old.get(k), sort_keys=True, default=str) != json.dumps(new[k], sort_keys=True, default=str)]
-    return ", ".join(f"{k} {json.dumps(old.get(k), default=str)} there, {json.dumps(new[k], default=str)} now" for k in keys[:3])
+    keys = [
+        k
+        for k in new
+        if json.dumps(old.get(k), sort_keys=True, default=str) != json.dumps(new[k], sort_keys=True, default=str)
+    ]
+    return ", ".join(
+        f"{k} {json.dumps(old.get(k), default=str)} there, {json.dumps(new[k], default=str)} now" for k in keys[:3]
+    )
 
 
 def _check_item(cfg: BenchGenerateConfig, out: Path, item: tuple[str, int, str]) -> bool:
@@ -122,8 +139,10 @@ def _check_item(cfg: BenchGenerateConfig, out: Path, item: tuple[str, int, str])
     have = old.get("request")
     if _canon(have) != _canon(want):
         why = _differs(have, want) if isinstance(have, dict) else "it records no request (an earlier prefcli made it)"
-        raise ConfigError(f"{paths['sidecar']}: its images were made under other settings ({why}); choose another --out "
-                          f"to keep both, or rerun with the settings that made them")
+        raise ConfigError(
+            f"{paths['sidecar']}: its images were made under other settings ({why}); choose another --out "
+            f"to keep both, or rerun with the settings that made them"
+        )
     return paths["image"].is_file() and paths["unguided"].is_file()
 
 
@@ -145,15 +164,27 @@ def _history_todo(cfg: BenchGenerateConfig, out: Path, item: tuple[str, int, str
         except ConfigError:
             old = None
     ours = set(old.get("files", [])) if isinstance(old, dict) and isinstance(old.get("files"), list) else set()
-    foreign = ([manifest] if old is None else []) + [p for p in liked + disliked if os.path.lexists(p) and p.name not in ours]
+    foreign = ([manifest] if old is None else []) + [
+        p for p in liked + disliked if os.path.lexists(p) and p.name not in ours
+    ]
     if foreign and not cfg.overwrite:
-        raise ConfigError(f"{foreign[0]}: exists and was not written by prefcli (no {HISTORY_MANIFEST} beside it lists it); "
-                          f"refusing to replace it: choose another --out, or pass --overwrite to replace it")
+        raise ConfigError(
+            f"{foreign[0]}: exists and was not written by prefcli (no {HISTORY_MANIFEST} beside it lists it); "
+            f"refusing to replace it: choose another --out, or pass --overwrite to replace it"
+        )
     same = isinstance(old, dict) and _canon(old.get("request")) == _canon(want) and not foreign
     if not same:  # claimed before anything is made, so that a killed run's images are known as prefcli's
-        write_text(manifest, json.dumps({"by": "prefcli bench generate", "request": want,
-                                         "files": [p.name for p in liked + disliked]}, indent=1) + "\n")
-    return {"liked": [p for p in liked if not (same and p.is_file())], "disliked": [p for p in disliked if not (same and p.is_file())]}
+        write_text(
+            manifest,
+            json.dumps(
+                {"by": "prefcli bench generate", "request": want, "files": [p.name for p in liked + disliked]}, indent=1
+            )
+            + "\n",
+        )
+    return {
+        "liked": [p for p in liked if not (same and p.is_file())],
+        "disliked": [p for p in disliked if not (same and p.is_file())],
+    }
 
 
 TABLES = tuple(f"table4.{suffix}" for suffix in ("md", "csv", "json", "tex"))
@@ -173,8 +204,10 @@ def _check_tables(out: Path, overwrite: bool) -> None:
         ours = set(TABLES) if legacy is not None and read_sidecar(legacy) else set()
     foreign = [out / t for t in TABLES if os.path.lexists(out / t) and t not in ours]
     if foreign and not overwrite:
-        raise ConfigError(f"{foreign[0]}: exists and was not written by prefcli; refusing to replace it: choose another --out, "
-                          f"or pass --overwrite to replace it")
+        raise ConfigError(
+            f"{foreign[0]}: exists and was not written by prefcli; refusing to replace it: choose another --out, "
+            f"or pass --overwrite to replace it"
+        )
 
 
 def chunked_mean(scores: list[float], chunk: int = CHUNK) -> float:
@@ -205,8 +238,14 @@ def _history_paths(out: Path, style: str, idx: int) -> tuple[list[Path], list[Pa
     return [d / f"liked-{k}.jpg" for k in range(N_HISTORY)], [d / f"disliked-{k}.jpg" for k in range(N_HISTORY)]
 
 
-def _make_history(gen: Any, items: list[tuple[str, int, str]], out: Path, which: str, tick: Callable[[], None],
-                  todo: dict[tuple[str, int], dict[str, list[Path]]]) -> int:
+def _make_history(
+    gen: Any,
+    items: list[tuple[str, int, str]],
+    out: Path,
+    which: str,
+    tick: Callable[[], None],
+    todo: dict[tuple[str, int], dict[str, list[Path]]],
+) -> int:
     """Sample the liked (or disliked) history images `todo` lists with `gen`; returns how many were made."""
     made = 0
     for style, idx, prompt in items:
@@ -224,7 +263,12 @@ def _history(out: Path, style: str, idx: int, prompt: str) -> Any:
 
     liked, disliked = _history_paths(out, style, idx)
     pairs = tuple(
-        HistoryPair(Candidate.from_path(str(lk), prompt=prompt), Candidate.from_path(str(dk), prompt=prompt), prompt=prompt, pair_id=f"{style}-{idx}-{k}")
+        HistoryPair(
+            Candidate.from_path(str(lk), prompt=prompt),
+            Candidate.from_path(str(dk), prompt=prompt),
+            prompt=prompt,
+            pair_id=f"{style}-{idx}-{k}",
+        )
         for k, (lk, dk) in enumerate(zip(liked, disliked))
     )
     return UserHistory(pairs=pairs, user_id=f"{style}-{idx:05d}")
@@ -243,7 +287,9 @@ def run(cfg: BenchGenerateConfig, *, progress: Callable[[str, int, int], None] |
     items = [(s, i, p) for s, ps in prompts.items() for i, p in ps]
     names = [n for n, _ in cfg.rewards]
     if set(names) & set(cfg.judges):
-        raise ConfigError(f"--judges {', '.join(sorted(set(names) & set(cfg.judges)))}: a judge must be held out, but it is also a --reward")
+        raise ConfigError(
+            f"--judges {', '.join(sorted(set(names) & set(cfg.judges)))}: a judge must be held out, but it is also a --reward"
+        )
     gcfg = grun.GenerateConfig(prompt="", model=cfg.model, rewards=list(cfg.rewards), preset="paper", steps=cfg.steps, lr=cfg.lr,
                                device=cfg.device, dtype=cfg.dtype, weights=cfg.weights, options=cfg.options, seed=cfg.seed,
                                overwrite=cfg.overwrite)  # fmt: skip
@@ -269,7 +315,9 @@ def run(cfg: BenchGenerateConfig, *, progress: Callable[[str, int, int], None] |
     missing = [it for it in items if hist[it[:2]]["liked"]]
     if missing:
         gen = load_generator(cfg.liked_model, device=cfg.device, dtype=cfg.dtype)
-        counts["liked"] = _make_history(gen, missing, out, "liked", tick_for(f"making liked history with {cfg.liked_model}"), hist)
+        counts["liked"] = _make_history(
+            gen, missing, out, "liked", tick_for(f"making liked history with {cfg.liked_model}"), hist
+        )
         del gen
         _free(cfg.device)
     # Phase 2: disliked history and the optimized target, one prompt at a time.
@@ -280,7 +328,9 @@ def run(cfg: BenchGenerateConfig, *, progress: Callable[[str, int, int], None] |
         need_dis = [it for it in todo if hist[it[:2]]["disliked"]]
         if need_dis:
             dis = dis or load_generator(cfg.disliked_model, device=cfg.device, dtype=cfg.dtype)
-            counts["disliked"] = _make_history(dis, need_dis, out, "disliked", tick_for(f"making disliked history with {cfg.disliked_model}"), hist)
+            counts["disliked"] = _make_history(
+                dis, need_dis, out, "disliked", tick_for(f"making disliked history with {cfg.disliked_model}"), hist
+            )
         if dis is not target:
             del dis
             _free(cfg.device)
@@ -295,7 +345,9 @@ def run(cfg: BenchGenerateConfig, *, progress: Callable[[str, int, int], None] |
                     ls.weight = w
             else:
                 for ls in loaded:  # a new user per prompt: condition again, once
-                    ls.state = ls.scorer.condition(history if ls.scorer.spec is None or ls.scorer.spec.uses_history else None)
+                    ls.state = ls.scorer.condition(
+                        history if ls.scorer.spec is None or ls.scorer.spec.uses_history else None
+                    )
             session = grun.Session(target, loaded, [], history, cfg.device)
             _, fresh = grun.generate_seed(session, gcfg, prompt, cfg.seed, out / "runs" / style, f"{idx:05d}", paths=_paths(out, style, idx),
                                           extra={"style": style, "index": idx, "request": request(cfg, prompt)})  # fmt: skip
@@ -341,12 +393,19 @@ def score(cfg: BenchGenerateConfig, prompts: dict[str, list[tuple[int, str]]], o
     done = score_images(items, names, weights=cfg.weights, options=cfg.options, device=cfg.device)
     if done.skipped:
         path, reason = done.skipped[0]
-        raise ConfigError(f"{path}: {reason}; a generated image of this benchmark cannot be scored (delete it to make it again)")
+        raise ConfigError(
+            f"{path}: {reason}; a generated image of this benchmark cannot be scored (delete it to make it again)"
+        )
     scores = {name: {arm: {style: done.values(name, (arm, style)) for style in prompts} for arm in ("unguided", "guided")}
               for name in done.scores}  # fmt: skip
     config = {k: v for k, v in cfg.__dict__.items()}
-    return {"styles": list(prompts), "scores": scores, "metrics": done.identities, "n": {s: len(ps) for s, ps in prompts.items()},
-            "config": config}
+    return {
+        "styles": list(prompts),
+        "scores": scores,
+        "metrics": done.identities,
+        "n": {s: len(ps) for s, ps in prompts.items()},
+        "config": config,
+    }
 
 
 def table_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
@@ -371,8 +430,17 @@ def long_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
     for r, style in zip(table_rows(data), data["styles"] + ["average"]):
         for metric in data["scores"]:
             for arm in ("unguided", "guided"):
-                out.append({"style": style, "n": r["n"], "metric": metric, "judge": metric != "hpsv2", "arm": arm,
-                            "value": r[f"{metric} {arm}"], "se": r[f"{metric} {arm} se"]})
+                out.append(
+                    {
+                        "style": style,
+                        "n": r["n"],
+                        "metric": metric,
+                        "judge": metric != "hpsv2",
+                        "arm": arm,
+                        "value": r[f"{metric} {arm}"],
+                        "se": r[f"{metric} {arm} se"],
+                    }
+                )
     return out
 
 
@@ -380,8 +448,13 @@ def table4_document(data: dict[str, Any]) -> dict[str, Any]:
     """`bench generate`'s document (prefcli/envelope.py): printed with --format json and written as table4.json."""
     from prefcli import envelope
 
-    results = {"rows": long_rows(data), "styles": data["styles"], "n": data["n"], "scores": data["scores"],
-               "counts": data.get("counts")}
+    results = {
+        "rows": long_rows(data),
+        "styles": data["styles"],
+        "n": data["n"],
+        "scores": data["scores"],
+        "counts": data.get("counts"),
+    }
     cfg = dict(data.get("config") or {})
     return envelope.envelope("bench generate", results,
                              scorers={n: {"weights": (cfg.get("weights") or {}).get(n), "revision": (m or {}).get("weights")}
@@ -417,11 +490,18 @@ def latex_table(data: dict[str, Any]):
     for metric in data["scores"]:
         for arm in ("unguided", "guided"):
             key = f"{metric}_{arm}"
-            cols.append(Column(key, f"{'HPSv2' if metric == 'hpsv2' else metric + ' (judge)'} {arm} ↑", pm=True, digits=2))
+            cols.append(
+                Column(key, f"{'HPSv2' if metric == 'hpsv2' else metric + ' (judge)'} {arm} ↑", pm=True, digits=2)
+            )
             for row, r in zip(rows, table_rows(data)):
                 row[key], row[f"{key}_se"] = r[f"{metric} {arm}"], r[f"{metric} {arm} se"]
-    return Table("table4_generation", "Table 4 · HPSv2 of personalized generation", cols, rows,
-                 note="± standard error over images; a style's score is the mean of its 80-image chunk means")
+    return Table(
+        "table4_generation",
+        "Table 4 · HPSv2 of personalized generation",
+        cols,
+        rows,
+        note="± standard error over images; a style's score is the mean of its 80-image chunk means",
+    )
 
 
 def write_tables(data: dict[str, Any], out: Path) -> list[Path]:

@@ -43,12 +43,30 @@ def dry_run(cfg: Any) -> list[dict[str, Any]]:
     dt = str(torch_dtype(cfg.dtype, cfg.device)).replace("torch.", "")
     rows: list[dict[str, Any]] = []
     if cfg.model in KNOWN_PARAMS:
-        gdt = str(torch_dtype(cfg.dtype, cfg.device, "bfloat16" if cfg.model == "flux-schnell" else None)).replace("torch.", "")
+        gdt = str(torch_dtype(cfg.dtype, cfg.device, "bfloat16" if cfg.model == "flux-schnell" else None)).replace(
+            "torch.", ""
+        )
         for part, n in KNOWN_PARAMS[cfg.model].items():
-            rows.append({"part": "generator", "name": f"{cfg.model}/{part}", "parameters": int(n), "dtype": gdt, "note": "published config"})
+            rows.append(
+                {
+                    "part": "generator",
+                    "name": f"{cfg.model}/{part}",
+                    "parameters": int(n),
+                    "dtype": gdt,
+                    "note": "published config",
+                }
+            )
     else:
         gen = load_generator(cfg.model, device="cpu", dtype="float32")
-        rows.append({"part": "generator", "name": cfg.model, "parameters": count_params(gen), "dtype": dt, "note": "loaded and counted"})
+        rows.append(
+            {
+                "part": "generator",
+                "name": cfg.model,
+                "parameters": count_params(gen),
+                "dtype": dt,
+                "note": "loaded and counted",
+            }
+        )
     for name, w in cfg.rewards + [(j, None) for j in cfg.judges]:
         spec = get_scorer_spec(name)
         if w is not None and not spec.differentiable:
@@ -62,9 +80,25 @@ def dry_run(cfg: Any) -> list[dict[str, Any]]:
             rows.append({"part": role, "name": label, "parameters": int(n) if n else None, "dtype": rdt,
                          "note": "published config" if n else "unknown until loaded"})  # fmt: skip
         elif wt.is_tiny(spec_w):
-            rows.append({"part": role, "name": label, "parameters": None, "dtype": rdt, "note": "tiny random weights (negligible)"})
+            rows.append(
+                {
+                    "part": role,
+                    "name": label,
+                    "parameters": None,
+                    "dtype": rdt,
+                    "note": "tiny random weights (negligible)",
+                }
+            )
         else:
-            rows.append({"part": role, "name": label, "parameters": None, "dtype": rdt, "note": f"weights {spec_w}: counted when loaded"})
+            rows.append(
+                {
+                    "part": role,
+                    "name": label,
+                    "parameters": None,
+                    "dtype": rdt,
+                    "note": f"weights {spec_w}: counted when loaded",
+                }
+            )
     total = 0.0
     for r in rows:
         r["memory_gb"] = round(r["parameters"] * _bytes_per(r["dtype"]) / 1e9, 2) if r["parameters"] else None
@@ -80,7 +114,9 @@ def dry_run(cfg: Any) -> list[dict[str, Any]]:
         cap = torch.cuda.get_device_properties(0).total_memory / 1e9
         note = f"device has {cap:.1f} GB"
         if est > cap:
-            raise ConfigError(f"the estimated {est:.1f} GB exceeds the {cap:.1f} GB of {cfg.device}; use a smaller generator or fewer rewards")
+            raise ConfigError(
+                f"the estimated {est:.1f} GB exceeds the {cap:.1f} GB of {cfg.device}; use a smaller generator or fewer rewards"
+            )
     rows.append({"part": "total", "name": "estimated GPU memory", "parameters": sum(r["parameters"] or 0 for r in rows), "dtype": "",
                  "memory_gb": round(est, 2), "note": note})  # fmt: skip
     return rows

@@ -91,11 +91,15 @@ def check_pipeline_folder(folder: str | Path) -> None:
     for name, entry in index.items():
         if name.startswith("_"):
             continue
-        if entry is None or isinstance(entry, (bool, str, int, float)):  # a pipeline argument, e.g. requires_safety_checker
+        if entry is None or isinstance(
+            entry, (bool, str, int, float)
+        ):  # a pipeline argument, e.g. requires_safety_checker
             _check_values(index_file, name, entry, None)
             continue
         if not (isinstance(entry, list) and len(entry) == 2 and all(e is None or isinstance(e, str) for e in entry)):
-            raise WeightsError(f"{index_file}: component {name!r} is {json.dumps(entry)[:60]}, not a [library, class] pair")
+            raise WeightsError(
+                f"{index_file}: component {name!r} is {json.dumps(entry)[:60]}, not a [library, class] pair"
+            )
         if entry[0] is None or not (folder / name).is_dir():
             continue
         for cfg_name in ("config.json", "scheduler_config.json"):

@@ -82,7 +82,13 @@ class GeneratorId:
     dtype: str
 
     def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "weights": self.weights, "revision": self.revision, "kind": self.kind, "dtype": self.dtype}
+        return {
+            "name": self.name,
+            "weights": self.weights,
+            "revision": self.revision,
+            "kind": self.kind,
+            "dtype": self.dtype,
+        }
 
 
 class OneStep:
@@ -109,7 +115,13 @@ class OneStep:
 
     @property
     def modules(self) -> list[Any]:
-        return [m for m in (getattr(self.pipe, n, None) for n in ("unet", "transformer", "vae", "text_encoder", "text_encoder_2")) if m is not None]
+        return [
+            m
+            for m in (
+                getattr(self.pipe, n, None) for n in ("unet", "transformer", "vae", "text_encoder", "text_encoder_2")
+            )
+            if m is not None
+        ]
 
     @property
     def latent_shape(self) -> tuple[int, ...]:
@@ -137,7 +149,9 @@ class OneStep:
         import torch
 
         g = torch.Generator("cpu").manual_seed(int(seed))
-        kw: dict[str, Any] = dict(num_inference_steps=steps or self.default_sample_steps, guidance_scale=0.0, generator=g)
+        kw: dict[str, Any] = dict(
+            num_inference_steps=steps or self.default_sample_steps, guidance_scale=0.0, generator=g
+        )
         if self.kind == "flux":
             kw.update(height=self.image_size, width=self.image_size, max_sequence_length=256)
         with torch.no_grad():
@@ -189,7 +203,9 @@ class OneStepSDXL(OneStepSD):
 
         pipe = self.pipe
         with torch.no_grad():
-            embeds, _, pooled, _ = pipe.encode_prompt(prompt, device=self.device, num_images_per_prompt=1, do_classifier_free_guidance=False)
+            embeds, _, pooled, _ = pipe.encode_prompt(
+                prompt, device=self.device, num_images_per_prompt=1, do_classifier_free_guidance=False
+            )
         size = (self.image_size, self.image_size)
         proj = pipe.text_encoder_2.config.projection_dim if pipe.text_encoder_2 is not None else int(pooled.shape[-1])
         time_ids = pipe._get_add_time_ids(size, (0, 0), size, dtype=embeds.dtype, text_encoder_projection_dim=proj)
@@ -223,7 +239,9 @@ class OneStepFlux(OneStep):
         import torch
 
         with torch.no_grad():
-            embeds, pooled, text_ids = self.pipe.encode_prompt(prompt, prompt_2=None, device=self.device, max_sequence_length=256)
+            embeds, pooled, text_ids = self.pipe.encode_prompt(
+                prompt, prompt_2=None, device=self.device, max_sequence_length=256
+            )
         img_ids = self.pipe._prepare_latent_image_ids(1, self._grid // 2, self._grid // 2, self.device, embeds.dtype)
         return {"embeds": embeds, "pooled": pooled, "text_ids": text_ids, "img_ids": img_ids}
 
@@ -233,7 +251,11 @@ class OneStepFlux(OneStep):
 
         pipe = self.pipe
         sched = pipe.scheduler
-        sched.set_timesteps(sigmas=np.array([1.0]), device=self.device, **({"mu": 0.0} if sched.config.get("use_dynamic_shifting") else {}))
+        sched.set_timesteps(
+            sigmas=np.array([1.0]),
+            device=self.device,
+            **({"mu": 0.0} if sched.config.get("use_dynamic_shifting") else {}),
+        )
         t = sched.timesteps[0]
         x = z.to(self.dtype)
         guidance = None
@@ -265,7 +287,9 @@ def _wrap(pipe: Any, ident: GeneratorId, device: str, checkpointing: bool) -> On
     elif name.startswith("Flux"):
         cls = OneStepFlux
     else:
-        raise ConfigError(f"--model {ident.name}: a {name} is not a one-step generator prefcli supports (Stable Diffusion, SDXL or FLUX pipelines)")
+        raise ConfigError(
+            f"--model {ident.name}: a {name} is not a one-step generator prefcli supports (Stable Diffusion, SDXL or FLUX pipelines)"
+        )
     ident.kind = cls.kind
     return cls(pipe, ident, device, checkpointing)
 
@@ -273,7 +297,9 @@ def _wrap(pipe: Any, ident: GeneratorId, device: str, checkpointing: bool) -> On
 _TINY: dict[tuple[int, str], Any] = {}
 
 
-def load_generator(model: str, *, device: str = "cpu", dtype: str | None = None, offline: bool | None = None) -> OneStep:
+def load_generator(
+    model: str, *, device: str = "cpu", dtype: str | None = None, offline: bool | None = None
+) -> OneStep:
     """sd-turbo, sdxl-turbo, flux-schnell, a hub id, a local diffusers folder, or tiny[:SEED]."""
     from prefcli import weights
 
@@ -303,7 +329,7 @@ def load_generator(model: str, *, device: str = "cpu", dtype: str | None = None,
     tdtype = devices.torch_dtype(dtype, device, "bfloat16" if "flux" in spec.lower() else None)
     try:
         pipe = diffusers.DiffusionPipeline.from_pretrained(str(folder), torch_dtype=tdtype)
-    except (OSError, ValueError, EnvironmentError) as e:
+    except (OSError, ValueError) as e:
         raise WeightsError(f"{folder}: cannot load the pipeline: {str(e).splitlines()[0]}") from None
     except (KeyError, TypeError, AttributeError, IndexError, RuntimeError, MemoryError, RecursionError) as e:
         # A crafted tokenizer or config file fails inside diffusers/transformers in many ways (a KeyError for a

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 #: ReNO's defaults (arguments.py): lr 5.0, grad clip 0.1, reg weight 0.01, SGD momentum 0.9 with Nesterov.
 LR = 5.0
@@ -140,4 +141,6 @@ def optimize(
         if on_iteration is not None:
             on_iteration(rec)
         del image, rl, reg, total
-    return Result(initial=initial, best=best, best_iteration=best_it, iterations=log, snapshots=snaps, best_latent=best_latent)
+    return Result(
+        initial=initial, best=best, best_iteration=best_it, iterations=log, snapshots=snaps, best_latent=best_latent
+    )

@@ -16,8 +16,9 @@ lines 49-53), PickScore 30 (rewards/pickscore.py lines 48-54), aesthetic 10
 from __future__ import annotations
 
 import inspect
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from prefcli.bounds import check_finite
 from prefcli.errors import ConfigError
@@ -36,8 +37,12 @@ class Preset:
 
 PRESETS: dict[str, Preset] = {
     # ReNO arguments.py: hps_weighting 5.0 (HPSv2.1), imagereward 1.0, clip 0.01, pickscore 0.05, n_iters 50.
-    "reno": Preset("reno", (("hpsv2", 5.0), ("imagereward", 1.0), ("clip", 0.01), ("pickscore", 0.05)), 50,
-                   "ReNO's published defaults (Eyring et al. 2024, arguments.py)"),
+    "reno": Preset(
+        "reno",
+        (("hpsv2", 5.0), ("imagereward", 1.0), ("clip", 0.01), ("pickscore", 0.05)),
+        50,
+        "ReNO's published defaults (Eyring et al. 2024, arguments.py)",
+    ),
     # The paper's section 4.2: the preference model alone, weight 0.75, 30 iterations.
     "paper": Preset("paper", (("preftoken", 0.75),), 30, "the paper's personalized generation (section 4.2, table 4)"),
 }
@@ -147,7 +152,9 @@ def load_scorers(
             built[spec.name] = _load(spec, weights, options, device)
             check = getattr(built[spec.name], "check_reward", None)
             if check is None:
-                raise ConfigError(f"--reward {spec.name}: this scorer is not differentiable, so it cannot steer generation")
+                raise ConfigError(
+                    f"--reward {spec.name}: this scorer is not differentiable, so it cannot steer generation"
+                )
             check()
         elif need_differentiable and not (spec.differentiable and hasattr(spec.load_class(), "reward")):
             raise ConfigError(f"--reward {spec.name}: this scorer is not differentiable, so it cannot steer generation "
@@ -156,7 +163,10 @@ def load_scorers(
             raise HistoryError(f"{role} {spec.name} is personalized: give --likes DIR and --dislikes DIR")
         missing = spec.missing_requirements()
         if missing:
-            raise ConfigError(f"{role} {spec.name} needs {', '.join(missing)}" + (f" ({spec.install_hint})" if spec.install_hint else ""))
+            raise ConfigError(
+                f"{role} {spec.name} needs {', '.join(missing)}"
+                + (f" ({spec.install_hint})" if spec.install_hint else "")
+            )
     out = []
     for spec in specs:
         opts = dict(options.get(spec.name, {}))
@@ -171,7 +181,9 @@ def load_scorers(
 
 def _load(spec: Any, weights: dict[str, str], options: dict[str, dict[str, Any]], device: str) -> Any:
     try:
-        return spec.load(weights=weights.get(spec.name, weights.get("*")), device=device, **dict(options.get(spec.name, {})))
+        return spec.load(
+            weights=weights.get(spec.name, weights.get("*")), device=device, **dict(options.get(spec.name, {}))
+        )
     except TypeError as e:
         raise ConfigError(f"-o {spec.name}.*: {e}") from None
 
@@ -194,6 +206,7 @@ def reward_terms(loaded: Sequence[LoadedScorer], prompt: str) -> list[Any]:
 
     terms = []
     for ls in loaded:
+
         def fn(pixels: Any, _ls: LoadedScorer = ls) -> Any:
             return call_reward(_ls.scorer, pixels, [prompt] * int(pixels.shape[0]), _ls.state)
 

@@ -17,9 +17,10 @@ import io
 import json
 import re
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from prefcli.errors import ConfigError
 from prefcli.generate import reno
@@ -52,7 +53,7 @@ class GenerateConfig:
     history_prompts: str | None = None
     overwrite: bool = False  # replace files at the output names that prefcli did not write
 
-    def resolved(self) -> "GenerateConfig":
+    def resolved(self) -> GenerateConfig:
         """The preset filled in: rewards and steps are always explicit afterwards."""
         preset = PRESETS[self.preset or ("paper" if self.likes or self.dislikes else "reno")]
         rewards = list(self.rewards) or list(preset.rewards)
@@ -107,7 +108,10 @@ def _rel(path: Path, sidecar: Path) -> str:
 def history_ids(history: Any) -> list[dict[str, str | None]]:
     if history is None:
         return []
-    return [{"liked": p.liked.image_id[:16], "disliked": p.disliked.image_id[:16], "prompt": p.prompt} for p in history.pairs]
+    return [
+        {"liked": p.liked.image_id[:16], "disliked": p.disliked.image_id[:16], "prompt": p.prompt}
+        for p in history.pairs
+    ]
 
 
 def settings_key(record: dict[str, Any]) -> str:
@@ -138,12 +142,18 @@ def refuse_foreign(targets: list[Path], side: Path, old: dict[str, Any] | None, 
     import os
 
     files = (old or {}).get("files")
-    claimed = {os.path.normpath(side.parent / f) for f in (files.values() if isinstance(files, dict) else ()) if isinstance(f, str)}
+    claimed = {
+        os.path.normpath(side.parent / f)
+        for f in (files.values() if isinstance(files, dict) else ())
+        if isinstance(f, str)
+    }
     foreign = [side] if old is None else []
     foreign += [p for p in targets if os.path.lexists(p) and os.path.normpath(p) not in claimed]
     if foreign and not overwrite:
-        raise ConfigError(f"{foreign[0]}: exists and was not written by prefcli (no prefcli sidecar lists it); refusing to "
-                          f"replace it: choose another --out, or pass --overwrite to replace it")
+        raise ConfigError(
+            f"{foreign[0]}: exists and was not written by prefcli (no prefcli sidecar lists it); refusing to "
+            f"replace it: choose another --out, or pass --overwrite to replace it"
+        )
 
 
 @dataclass
@@ -162,7 +172,9 @@ class Session:
         self.judges = []
 
 
-def load_history(likes: str | None, dislikes: str | None, history_prompts: str | None) -> tuple[Any, list[tuple[str, str]]]:
+def load_history(
+    likes: str | None, dislikes: str | None, history_prompts: str | None
+) -> tuple[Any, list[tuple[str, str]]]:
     if likes is None and dislikes is None:
         return None, []
     from prefcli.data.folders import history_from_folders
@@ -191,7 +203,9 @@ def open_session(cfg: GenerateConfig, history: Any = None, generator: Any = None
     return Session(gen, rewards, judges, history, cfg.device)
 
 
-def _strip(snapshots: list[tuple[int, Any]], best: Any, best_it: int, log: list[reno.Iteration], path: Path, title: str) -> None:
+def _strip(
+    snapshots: list[tuple[int, Any]], best: Any, best_it: int, log: list[reno.Iteration], path: Path, title: str
+) -> None:
     from prefcli.sheet import contact_sheet
 
     items = []
@@ -231,9 +245,20 @@ def generate_seed(
         "prompt": prompt,
         "seed": seed,
         "generator": gen.ident.as_dict(),
-        "rewards": [{**ls.ident(), "weight": ls.weight, "offset": t.offset} for ls, t in zip(session.rewards, reward_terms(session.rewards, prompt))],
-        "optimizer": {"steps": cfg.steps, "lr": cfg.lr, "momentum": reno.MOMENTUM, "nesterov": True, "grad_clip": cfg.grad_clip,
-                      "reg_weight": cfg.reg_weight, "optimizer": "sgd", "preset": cfg.preset},  # fmt: skip
+        "rewards": [
+            {**ls.ident(), "weight": ls.weight, "offset": t.offset}
+            for ls, t in zip(session.rewards, reward_terms(session.rewards, prompt))
+        ],
+        "optimizer": {
+            "steps": cfg.steps,
+            "lr": cfg.lr,
+            "momentum": reno.MOMENTUM,
+            "nesterov": True,
+            "grad_clip": cfg.grad_clip,
+            "reg_weight": cfg.reg_weight,
+            "optimizer": "sgd",
+            "preset": cfg.preset,
+        },  # fmt: skip
         "history": history_ids(session.history),
         "judges": [ls.ident() for ls in session.judges],
     }
@@ -245,14 +270,23 @@ def generate_seed(
     strip = out / f"{stem}.strip.png"
     old = read_sidecar(side)
     if old:
-        if old.get("settings") == record["settings"] and old.get("done") and final_png.is_file() and unguided_png.is_file():
+        if (
+            old.get("settings") == record["settings"]
+            and old.get("done")
+            and final_png.is_file()
+            and unguided_png.is_file()
+        ):
             return old, False
         if old.get("settings") != record["settings"] and old.get("done"):
             raise ConfigError(f"{side}: holds a result made with other settings; choose another --out to keep both")
     refuse_foreign([final_png, unguided_png] + ([strip] if cfg.save_every else []), side, old, cfg.overwrite)
     # Claimed before anything is written: a run killed half-way leaves files the next run knows as prefcli's.
-    planned = {"image": _rel(final_png, side), "unguided": _rel(unguided_png, side)} | ({"strip": strip.name} if cfg.save_every else {})
-    write_text(side, json.dumps({**record, **(extra or {}), "files": planned, "done": False}, indent=2, default=str) + "\n")
+    planned = {"image": _rel(final_png, side), "unguided": _rel(unguided_png, side)} | (
+        {"strip": strip.name} if cfg.save_every else {}
+    )
+    write_text(
+        side, json.dumps({**record, **(extra or {}), "files": planned, "done": False}, indent=2, default=str) + "\n"
+    )
 
     cond = gen.encode(prompt)
     terms = reward_terms(session.rewards, prompt)
@@ -281,7 +315,9 @@ def generate_seed(
         iterations=[it.as_dict() for it in res.iterations],
         seconds=seconds,
         seconds_per_iteration=seconds / max(1, len(res.iterations)),
-        peak_gpu_memory_bytes=int(torch.cuda.max_memory_allocated()) if torch.cuda.is_available() and str(session.device).startswith("cuda") else None,
+        peak_gpu_memory_bytes=int(torch.cuda.max_memory_allocated())
+        if torch.cuda.is_available() and str(session.device).startswith("cuda")
+        else None,
         prefcli_version=__version__,
         done=True,
         **(extra or {}),

@@ -18,9 +18,10 @@ recomputes nothing. Outputs in `out_dir`:
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from prefcli.errors import ConfigError
 from prefcli.harness import metrics
@@ -68,7 +69,9 @@ class BenchConfig:
     #: Scorer options per scorer name (strings from the CLI or typed values).
     options: dict[str, dict[str, Any]] = field(default_factory=dict)
     workers: int = 0  # decode threads (the scores do not depend on them)
-    image_cache_mb: float | None = None  # decoded images shared by every run of the bench (None: prefcli.image_cache's default)
+    image_cache_mb: float | None = (
+        None  # decoded images shared by every run of the bench (None: prefcli.image_cache's default)
+    )
 
     def validate(self) -> None:
         if not self.scorers:
@@ -80,8 +83,14 @@ class BenchConfig:
             raise ConfigError(f"--n-ref: give positive integers, got {self.n_refs}")
 
 
-def run_bench(cfg: BenchConfig, *, dataset: Any = None, progress: bool = False, log: Callable[[str], None] | None = None,
-              on_records: Callable[[dict, list], None] | None = None) -> tuple[list[dict], dict]:
+def run_bench(
+    cfg: BenchConfig,
+    *,
+    dataset: Any = None,
+    progress: bool = False,
+    log: Callable[[str], None] | None = None,
+    on_records: Callable[[dict, list], None] | None = None,
+) -> tuple[list[dict], dict]:
     """Run every (scorer, protocol, N_ref); return (run records, provenance).
 
     `on_records(run, task_records)` is called after each run (`--log-samples`).
@@ -117,11 +126,17 @@ def run_bench(cfg: BenchConfig, *, dataset: Any = None, progress: bool = False, 
     try:
         for name in cfg.scorers:
             spec = specs[name]
-            handle = ScorerHandle(spec, weights_for(name, default_w, per_w, spec.base or None), device=cfg.device, dtype=cfg.dtype,
-                                  cache=cache, options=options[name])
+            handle = ScorerHandle(
+                spec,
+                weights_for(name, default_w, per_w, spec.base or None),
+                device=cfg.device,
+                dtype=cfg.dtype,
+                cache=cache,
+                options=options[name],
+            )
             handles[name] = handle
             for protocol in protocols:
-                for n_ref in (n_refs if handle.uses_history else [max(n_refs)]):
+                for n_ref in n_refs if handle.uses_history else [max(n_refs)]:
                     label = f"{name} {protocol}" + (f" N_ref {n_ref}" if handle.uses_history else "")
                     run, task_records = evaluate(
                         handle, tasks_for(protocol, n_ref), cache=cache, batch_size=cfg.batch_size, n_boot=cfg.n_boot,
@@ -133,9 +148,13 @@ def run_bench(cfg: BenchConfig, *, dataset: Any = None, progress: bool = False, 
                         on_records(run, task_records)
                     if log:
                         s = run["stats"]
-                        log(f"{label}: {s['candidates_scored']} scored, {s['scores_cached']} from cache, {s['seconds']:.1f}s")
+                        log(
+                            f"{label}: {s['candidates_scored']} scored, {s['scores_cached']} from cache, {s['seconds']:.1f}s"
+                        )
         # What actually produced each scorer's numbers (dtype and device as used, weights fingerprinted).
-        scorer_provenance = {n: {"weights": h.weights, "weights_id": h.weights_id, "identity": h.identity} for n, h in handles.items()}
+        scorer_provenance = {
+            n: {"weights": h.weights, "weights_id": h.weights_id, "identity": h.identity} for n, h in handles.items()
+        }
     finally:
         shared_images.__exit__(None, None, None)
         if cache is not None:
@@ -156,7 +175,7 @@ def run_bench(cfg: BenchConfig, *, dataset: Any = None, progress: bool = False, 
 def write_outputs(runs: Sequence[dict], prov: dict, out_dir: str | os.PathLike) -> dict[str, Path]:
     """Write every table as .md/.tex/.csv/.json, tables.md/.tex, the history figures and results.json."""
     from prefcli import atomic
-    from prefcli.harness import plots, results, tables
+    from prefcli.harness import plots, tables
 
     out = Path(out_dir)
     # Everything goes into a work folder first and replaces `out` in one swap: a killed bench

@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from prefcli.errors import ConfigError, DataError, ImageError
 
@@ -75,8 +76,10 @@ def read_layout(cfg: BenchImagesConfig) -> Layout:
     if which == "imagereward":
         return _imagereward(cfg, root, None)
     if not path.is_file():
-        raise DataError(f"{which}: no such prompts file (give hpsv2, imagereward, a folder of HPSv2 <style>.json, "
-                        "ImageReward's benchmark-prompts.json or a {file: prompt} JSON/CSV)")
+        raise DataError(
+            f"{which}: no such prompts file (give hpsv2, imagereward, a folder of HPSv2 <style>.json, "
+            "ImageReward's benchmark-prompts.json or a {file: prompt} JSON/CSV)"
+        )
     if path.suffix.lower() == ".json":
         from prefcli.jsonio import read_json
 
@@ -96,7 +99,9 @@ def _hpsv2(cfg: BenchImagesConfig, root: Path, source: Path | None) -> Layout:
     # Like hpsv2's evaluate, the styles are the folders there (line 118: os.listdir(img_path)).
     styles = list(cfg.styles) or [s for s in HPSV2_STYLES if (root / s).is_dir()]
     if not styles:
-        raise ImageError(f"{root}: no HPSv2 style folder in it (expected {', '.join(HPSV2_STYLES)} holding <index:05d>.jpg)")
+        raise ImageError(
+            f"{root}: no HPSv2 style folder in it (expected {', '.join(HPSV2_STYLES)} holding <index:05d>.jpg)"
+        )
     for s in styles:
         if not (root / s).is_dir():
             raise ImageError(f"{root / s}: no such style folder (--styles {s})")
@@ -136,8 +141,15 @@ def _imagereward(cfg: BenchImagesConfig, root: Path, source: Path | None) -> Lay
             ids.append(entry["id"])
             k += 1
         missing += k == 0
-    return Layout("imagereward", items, ["all"], {"all": missing} if missing else {}, skipped,
-                  IMAGEREWARD_SOURCE if source is None else str(source), per_prompt=ids)
+    return Layout(
+        "imagereward",
+        items,
+        ["all"],
+        {"all": missing} if missing else {},
+        skipped,
+        IMAGEREWARD_SOURCE if source is None else str(source),
+        per_prompt=ids,
+    )
 
 
 IMAGEREWARD_SOURCE = "github:THUDM/ImageReward/benchmark/benchmark-prompts.json"
@@ -187,13 +199,28 @@ def run(cfg: BenchImagesConfig, *, progress: Callable[[str, int, int], None] | N
 
         cache = CacheDir(cfg.cache_dir)
     try:
-        done = score_images(layout.items, cfg.scorers, weights=cfg.weights, options=cfg.options, device=cfg.device,
-                            dtype=cfg.dtype, history=history, cache=cache, batch_size=cfg.batch_size, progress=progress)
+        done = score_images(
+            layout.items,
+            cfg.scorers,
+            weights=cfg.weights,
+            options=cfg.options,
+            device=cfg.device,
+            dtype=cfg.dtype,
+            history=history,
+            cache=cache,
+            batch_size=cfg.batch_size,
+            progress=progress,
+        )
     finally:
         if cache is not None:
             cache.close()
-    return {"layout": layout, "done": done, "skipped": layout.skipped + bad_history + done.skipped,
-            "history_pairs": len(history) if history is not None else 0, "config": dict(cfg.__dict__)}
+    return {
+        "layout": layout,
+        "done": done,
+        "skipped": layout.skipped + bad_history + done.skipped,
+        "history_pairs": len(history) if history is not None else 0,
+        "config": dict(cfg.__dict__),
+    }
 
 
 def _person(folder: str) -> tuple[Any, list[tuple[str, str]]]:
@@ -218,7 +245,10 @@ def group_label(layout: Layout, group: str) -> str:
 
 def summary_rows(data: Mapping[str, Any]) -> list[dict[str, Any]]:
     """One row per (scorer, group): {"scorer", "group", "label", "n", "missing", "value", "se"}; HPSv2 adds "average"."""
-    from prefcli.generate.bench import chunked_mean, std_error  # bench generate's aggregation (hpsv2/evaluation.py line 148)
+    from prefcli.generate.bench import (  # bench generate's aggregation (hpsv2/evaluation.py line 148)
+        chunked_mean,
+        std_error,
+    )
 
     layout: Layout = data["layout"]
     done = data["done"]
@@ -235,9 +265,17 @@ def summary_rows(data: Mapping[str, Any]) -> list[dict[str, Any]]:
                 value = _mean_of_prompt_means(layout, done.scores[name])
             else:
                 value = sum(vals) / len(vals)
-            rows.append({"scorer": name, "group": g, "label": "Average" if g == "average" else group_label(layout, g),
-                         "n": len(vals), "missing": sum(layout.missing.values()) if g == "average" else layout.missing.get(g, 0),
-                         "value": value, "se": std_error(vals)})
+            rows.append(
+                {
+                    "scorer": name,
+                    "group": g,
+                    "label": "Average" if g == "average" else group_label(layout, g),
+                    "n": len(vals),
+                    "missing": sum(layout.missing.values()) if g == "average" else layout.missing.get(g, 0),
+                    "value": value,
+                    "se": std_error(vals),
+                }
+            )
     return rows
 
 
@@ -261,8 +299,13 @@ def tables(data: Mapping[str, Any]) -> list:
         by_scorer.setdefault(r["scorer"], []).append(r)
     for name, rows in by_scorer.items():
         header = "HPSv2 (100·cos)" if name == "hpsv2" else name
-        cols = [Column("group", "Style" if layout.kind == "hpsv2" else "Set"), Column("n", "Images"),
-                Column("score", f"{header} ↑" if _higher(name) else f"{header} ↓", pm=True, digits=2 if name == "hpsv2" else 4)]
+        cols = [
+            Column("group", "Style" if layout.kind == "hpsv2" else "Set"),
+            Column("n", "Images"),
+            Column(
+                "score", f"{header} ↑" if _higher(name) else f"{header} ↓", pm=True, digits=2 if name == "hpsv2" else 4
+            ),
+        ]
         table_rows = [{"group": r["label"], "n": r["n"], "score": r["value"], "score_se": r["se"]} for r in rows]
         note = "± standard error over images"
         if layout.kind == "hpsv2":
@@ -301,8 +344,16 @@ def document(data: Mapping[str, Any]) -> dict[str, Any]:
         "prompts": layout.source,
         "rows": summary_rows(data),
         "tables": [t.to_dict() for t in tables(data)],
-        "images": [{"group": it.group, "name": it.name, "path": str(it.path), "prompt": it.prompt,
-                    "scores": {n: done.scores[n][i] for n in done.scores}} for i, it in enumerate(layout.items)],
+        "images": [
+            {
+                "group": it.group,
+                "name": it.name,
+                "path": str(it.path),
+                "prompt": it.prompt,
+                "scores": {n: done.scores[n][i] for n in done.scores},
+            }
+            for i, it in enumerate(layout.items)
+        ],
         "history_pairs": data["history_pairs"],
     }
     return envelope.envelope("bench images", results,

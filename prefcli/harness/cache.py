@@ -27,8 +27,8 @@ import math
 import os
 import re
 import sqlite3
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 from prefcli.errors import CacheError
 
@@ -43,7 +43,7 @@ def default_cache_dir() -> Path:
     return cache_subdir("harness")
 
 
-def cache_error(path: Path, e: sqlite3.Error) -> "CacheError":
+def cache_error(path: Path, e: sqlite3.Error) -> CacheError:
     """One line for a cache file sqlite could not use. A full disk reaches sqlite as "disk I/O
     error" or "database or disk is full"; the free space says which. A failed write is rolled
     back, so what the cache held before is still there."""
@@ -106,9 +106,13 @@ class ScoreStore:
                 "CREATE TABLE IF NOT EXISTS scores (history TEXT NOT NULL, image_id TEXT NOT NULL, prompt TEXT NOT NULL, "
                 "score REAL, PRIMARY KEY (history, image_id, prompt)) WITHOUT ROWID"
             )
-            self.con.execute("CREATE TABLE IF NOT EXISTS embeddings (image_id TEXT PRIMARY KEY, dim INTEGER NOT NULL, data BLOB NOT NULL) WITHOUT ROWID")
+            self.con.execute(
+                "CREATE TABLE IF NOT EXISTS embeddings (image_id TEXT PRIMARY KEY, dim INTEGER NOT NULL, data BLOB NOT NULL) WITHOUT ROWID"
+            )
             if scorer:
-                self.con.execute("INSERT OR IGNORE INTO meta VALUES ('scorer', ?), ('weights_id', ?)", (scorer, weights_id))
+                self.con.execute(
+                    "INSERT OR IGNORE INTO meta VALUES ('scorer', ?), ('weights_id', ?)", (scorer, weights_id)
+                )
 
     # -- scores --------------------------------------------------------------
     @_guarded
@@ -136,8 +140,10 @@ class ScoreStore:
             return float("nan")
         if isinstance(score, (int, float)) and not isinstance(score, bool):
             return float(score)
-        raise CacheError(f"{self.path}: corrupt score cache (the score of image {image_id} is {type(score).__name__} "
-                         f"{str(score)[:40]!r}, not a number); delete the file or pass --no-cache")
+        raise CacheError(
+            f"{self.path}: corrupt score cache (the score of image {image_id} is {type(score).__name__} "
+            f"{str(score)[:40]!r}, not a number); delete the file or pass --no-cache"
+        )
 
     @_guarded
     def put_scores(self, items: Iterable[tuple[tuple[str, str, str], float]]) -> None:
@@ -161,8 +167,10 @@ class ScoreStore:
             q = f"SELECT image_id, dim, data FROM embeddings WHERE image_id IN ({','.join('?' * len(chunk))})"
             for image_id, dim, data in self.con.execute(q, chunk):
                 if not isinstance(data, bytes) or not isinstance(dim, int) or len(data) % 4:
-                    raise CacheError(f"{self.path}: corrupt embedding cache (the embedding of image {image_id} is not "
-                                     f"float32 bytes); delete the file or pass --no-cache")
+                    raise CacheError(
+                        f"{self.path}: corrupt embedding cache (the embedding of image {image_id} is not "
+                        f"float32 bytes); delete the file or pass --no-cache"
+                    )
                 vec = np.frombuffer(data, dtype=np.float32)
                 if vec.size == dim:
                     out[image_id] = vec
@@ -196,7 +204,9 @@ class CacheDir:
         self._index = _connect(self.root / "index.sqlite")
         with self._index:
             # Requests are JSON: scorer, code version, weights fingerprint, options, dtype, device kind.
-            self._index.execute("CREATE TABLE IF NOT EXISTS identities (scorer TEXT, request TEXT, cache_key TEXT, PRIMARY KEY (scorer, request))")
+            self._index.execute(
+                "CREATE TABLE IF NOT EXISTS identities (scorer TEXT, request TEXT, cache_key TEXT, PRIMARY KEY (scorer, request))"
+            )
 
     def store(self, scorer: str, cache_key: str) -> ScoreStore:
         key = (scorer, cache_key)
@@ -208,7 +218,9 @@ class CacheDir:
     @_guarded
     def remembered_key(self, scorer: str, request: str) -> str | None:
         """The cache key a request (scorer, version, weights fingerprint, options, dtype, device) resolved to before."""
-        row = self._index.execute("SELECT cache_key FROM identities WHERE scorer = ? AND request = ?", (scorer, request)).fetchone()
+        row = self._index.execute(
+            "SELECT cache_key FROM identities WHERE scorer = ? AND request = ?", (scorer, request)
+        ).fetchone()
         return row[0] if row else None
 
     @_guarded

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from prefcli.harness import metrics
 from prefcli.harness.cache import CacheDir
@@ -32,8 +33,9 @@ def evaluate(
     group ("all", "seen", "unseen") and what was computed vs. cached, and where the seconds went
     (`stats`). `workers`: decode threads (prefcli.harness.runner.run_scorer); the scores do not change.
     """
-    records, stats = run_scorer(handle, tasks, cache=cache, batch_size=batch_size, progress=progress, label=label,
-                                workers=workers)
+    records, stats = run_scorer(
+        handle, tasks, cache=cache, batch_size=batch_size, progress=progress, label=label, workers=workers
+    )
     higher = handle.spec.higher_is_better
     n_cand = max((len(t.candidates) for t in tasks), default=0)
     if protocol is None and tasks:

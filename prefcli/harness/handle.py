@@ -13,7 +13,8 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
-from typing import TYPE_CHECKING, Any, Mapping
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
     from prefcli.harness.cache import CacheDir
@@ -35,9 +36,17 @@ class ScorerHandle:
     was resolved before, so a fully cached rerun never builds the model.
     """
 
-    def __init__(self, name: "str | ScorerSpec", weights: str | None = None, *, device: str | None = "auto",
-                 dtype: str | None = None, cache: "CacheDir | None" = None,
-                 options: "Mapping[str, Any] | Options | None" = None, scorer: "Scorer | None" = None):
+    def __init__(
+        self,
+        name: str | ScorerSpec,
+        weights: str | None = None,
+        *,
+        device: str | None = "auto",
+        dtype: str | None = None,
+        cache: CacheDir | None = None,
+        options: Mapping[str, Any] | Options | None = None,
+        scorer: Scorer | None = None,
+    ):
         from prefcli.scorer import ScorerSpec
 
         if scorer is not None:  # already loaded: what it was built with is what it is
@@ -67,11 +76,15 @@ class ScorerHandle:
         self.embeddings: dict = {}
 
     @classmethod
-    def wrap(cls, scorer: "Scorer", cache: "CacheDir | None" = None) -> "ScorerHandle":
-        return cls(scorer.spec.name if scorer.spec is not None else type(scorer).__name__, scorer.weights, cache=cache,
-                   scorer=scorer)
+    def wrap(cls, scorer: Scorer, cache: CacheDir | None = None) -> ScorerHandle:
+        return cls(
+            scorer.spec.name if scorer.spec is not None else type(scorer).__name__,
+            scorer.weights,
+            cache=cache,
+            scorer=scorer,
+        )
 
-    def with_options(self, **changes: Any) -> "ScorerHandle":
+    def with_options(self, **changes: Any) -> ScorerHandle:
         """The same request with some options set by the program (values it chose, valid by construction):
         nothing is looked up, parsed or resolved again."""
         if self._scorer is not None:
@@ -86,7 +99,7 @@ class ScorerHandle:
         return self._scorer is not None
 
     @property
-    def scorer(self) -> "Scorer":
+    def scorer(self) -> Scorer:
         if self._scorer is None:
             self._scorer = self.spec.build(self.weights, self.device, self.dtype, self.options)
             key = self._scorer.cache_key
@@ -109,8 +122,14 @@ class ScorerHandle:
         for k in set(self.options.weights_options()) & set(opts):
             if opts[k]:
                 opts[k] = identity(str(opts[k]))
-        req = {"scorer": self.name, "version": self.spec.version, "weights": identity(self.weights) if self.weights else "",
-               "options": opts, "dtype": self.dtype or "auto", "device": device_kind(self.device)}
+        req = {
+            "scorer": self.name,
+            "version": self.spec.version,
+            "weights": identity(self.weights) if self.weights else "",
+            "options": opts,
+            "dtype": self.dtype or "auto",
+            "device": device_kind(self.device),
+        }
         text = json.dumps(req, sort_keys=True, default=str, separators=(",", ":"))
         return None if "?unresolved" in text else text
 

@@ -16,9 +16,10 @@ line 143: its diagonal, one score per image).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from prefcli.errors import ConfigError, HistoryError, ImageError
 
@@ -39,7 +40,7 @@ class ImageItem:
     path: Path
     prompt: str | None = None
     #: The history a personalized scorer is conditioned on for this image (None: the run's own).
-    history: "UserHistory | None" = None
+    history: UserHistory | None = None
 
 
 @dataclass
@@ -61,7 +62,7 @@ def benchmark_options(name: str, options: Mapping[str, Any] | None) -> dict[str,
     return {**dict(options or {}), **({"percent": True} if name == "hpsv2" else {})}
 
 
-def candidates_of(items: Sequence[ImageItem]) -> tuple[list[tuple[ImageItem, "Candidate"]], list[tuple[str, str]]]:
+def candidates_of(items: Sequence[ImageItem]) -> tuple[list[tuple[ImageItem, Candidate]], list[tuple[str, str]]]:
     """The items whose file is there and readable (checked by header), and (path, reason) for the rest."""
     import os
 
@@ -88,18 +89,34 @@ def check_scorers(names: Sequence[str], *, history_given: bool) -> None:
     for name in names:
         spec = get_scorer_spec(name)
         if spec.pairwise:
-            raise ConfigError(f"scorer {spec.name} is pairwise: it compares two images, it cannot score one image of a benchmark")
+            raise ConfigError(
+                f"scorer {spec.name} is pairwise: it compares two images, it cannot score one image of a benchmark"
+            )
         if spec.uses_history and not history_given:
-            raise HistoryError(f"scorer {spec.name} is personalized: give --history DIR (a folder with liked/ and disliked/)")
+            raise HistoryError(
+                f"scorer {spec.name} is personalized: give --history DIR (a folder with liked/ and disliked/)"
+            )
         missing = spec.missing_requirements()
         if missing:
-            raise ConfigError(f"scorer {spec.name} needs {', '.join(missing)}" + (f" ({spec.install_hint})" if spec.install_hint else ""))
+            raise ConfigError(
+                f"scorer {spec.name} needs {', '.join(missing)}"
+                + (f" ({spec.install_hint})" if spec.install_hint else "")
+            )
 
 
-def score_images(items: Sequence[ImageItem], names: Sequence[str], *, weights: Mapping[str, str] | None = None,
-                 options: Mapping[str, Mapping[str, Any]] | None = None, device: str = "cpu", dtype: str | None = None,
-                 history: "UserHistory | None" = None, cache: "CacheDir | None" = None, batch_size: int = 16,
-                 progress: ProgressFn | None = None) -> ImageScores:
+def score_images(
+    items: Sequence[ImageItem],
+    names: Sequence[str],
+    *,
+    weights: Mapping[str, str] | None = None,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+    device: str = "cpu",
+    dtype: str | None = None,
+    history: UserHistory | None = None,
+    cache: CacheDir | None = None,
+    batch_size: int = 16,
+    progress: ProgressFn | None = None,
+) -> ImageScores:
     """Every item scored by every scorer in `names` (weights: {name or "*": spec}; options: {name: {key: value}})."""
     from prefcli.harness.runner import ScorerHandle, run_scorer
     from prefcli.plugins import get_scorer_spec
@@ -123,7 +140,9 @@ def score_images(items: Sequence[ImageItem], names: Sequence[str], *, weights: M
                           history=(it.history or history or UserHistory()) if spec.uses_history else UserHistory())
                  for it, c in good]  # fmt: skip
         tick = (lambda done, total, _n=spec.name: progress(_n, done, total)) if progress else None
-        records, stats = run_scorer(handle, tasks, cache=cache, batch_size=batch_size, skip_unreadable=True, on_progress=tick)
+        records, stats = run_scorer(
+            handle, tasks, cache=cache, batch_size=batch_size, skip_unreadable=True, on_progress=tick
+        )
         unreadable.update(dict(stats.unreadable))
         by_path = {str(it.path): float(rec["scores"][0]) for (it, _), rec in zip(good, records)}
         scores[spec.name] = [by_path.get(str(it.path), math.nan) for it in items]

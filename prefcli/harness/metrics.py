@@ -17,8 +17,8 @@ accuracies. The draw is seeded, so the same seed gives the same numbers.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -51,7 +51,9 @@ def top1_hit(scores: Sequence[float], liked_index: int, higher_is_better: bool =
     return liked_rank(scores, liked_index, higher_is_better) == 1
 
 
-def hits_at(scores: Sequence[float], liked_index: int, ks: Iterable[int], higher_is_better: bool = True) -> dict[int, bool]:
+def hits_at(
+    scores: Sequence[float], liked_index: int, ks: Iterable[int], higher_is_better: bool = True
+) -> dict[int, bool]:
     rank = liked_rank(scores, liked_index, higher_is_better)
     return {k: rank <= k for k in ks}
 
@@ -66,7 +68,9 @@ def random_expected(n_candidates: int, k: int) -> float:
     return min(k, n_candidates) / n_candidates
 
 
-def bootstrap_se(hits: Sequence[float], users: Sequence[str], n_boot: int = DEFAULT_BOOTSTRAP, seed: int = DEFAULT_SEED) -> float:
+def bootstrap_se(
+    hits: Sequence[float], users: Sequence[str], n_boot: int = DEFAULT_BOOTSTRAP, seed: int = DEFAULT_SEED
+) -> float:
     """Standard error of mean(hits), resampling users (with all their tasks) with replacement."""
     hits = np.asarray(hits, dtype=np.float64)
     if hits.size == 0:
@@ -97,7 +101,9 @@ class Accuracy:
         return {"value": self.value, "se": self.se, "n_tasks": self.n_tasks, "n_users": self.n_users}
 
 
-def accuracy(hits: Sequence[bool], users: Sequence[str], n_boot: int = DEFAULT_BOOTSTRAP, seed: int = DEFAULT_SEED) -> Accuracy:
+def accuracy(
+    hits: Sequence[bool], users: Sequence[str], n_boot: int = DEFAULT_BOOTSTRAP, seed: int = DEFAULT_SEED
+) -> Accuracy:
     h = np.asarray(hits, dtype=np.float64)
     if h.size == 0:
         return Accuracy(float("nan"), float("nan"), 0, 0)
@@ -107,7 +113,9 @@ def accuracy(hits: Sequence[bool], users: Sequence[str], n_boot: int = DEFAULT_B
 GROUPS = ("all", "seen", "unseen")
 
 
-def summarize(records: Sequence[dict], higher_is_better: bool = True, n_boot: int = DEFAULT_BOOTSTRAP, seed: int = DEFAULT_SEED) -> dict:
+def summarize(
+    records: Sequence[dict], higher_is_better: bool = True, n_boot: int = DEFAULT_BOOTSTRAP, seed: int = DEFAULT_SEED
+) -> dict:
     """Metrics of per-task records ({"scores", "liked_index", "user_id", "seen"}).
 
     Returns {group: {"top1": Accuracy dict, ...}} for the groups "all", "seen"
@@ -123,7 +131,11 @@ def summarize(records: Sequence[dict], higher_is_better: bool = True, n_boot: in
         rows.append((str(r.get("user_id")), r.get("seen"), h))
     out: dict = {}
     for group in GROUPS:
-        sel = [x for x in rows if group == "all" or (x[1] is True and group == "seen") or (x[1] is False and group == "unseen")]
+        sel = [
+            x
+            for x in rows
+            if group == "all" or (x[1] is True and group == "seen") or (x[1] is False and group == "unseen")
+        ]
         if not sel:
             continue
         users = [x[0] for x in sel]

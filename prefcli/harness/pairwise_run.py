@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from prefcli.pairwise import compare_batch, round_robin, wins
 from prefcli.types import Candidate, RankTask
@@ -24,8 +25,18 @@ def _key(handle: Any, hk: str, a: Candidate, b: Candidate) -> tuple[str, str, st
     return (hk, f"{a.image_id}|{b.image_id}", prompts)
 
 
-def run_pairwise(handle: Any, tasks: Sequence[RankTask], *, cache: Any, batch_size: int, progress: bool, dist: Any, label: str, stats: Any,
-                 on_progress: Any = None) -> list[dict]:
+def run_pairwise(
+    handle: Any,
+    tasks: Sequence[RankTask],
+    *,
+    cache: Any,
+    batch_size: int,
+    progress: bool,
+    dist: Any,
+    label: str,
+    stats: Any,
+    on_progress: Any = None,
+) -> list[dict]:
     from prefcli.progress import progress_or_callback
 
     t0 = time.perf_counter()
@@ -54,7 +65,10 @@ def run_pairwise(handle: Any, tasks: Sequence[RankTask], *, cache: Any, batch_si
     mine = dist.split(todo)
     prog = progress_or_callback(progress and dist.is_main and bool(missing), on_progress)
     with prog:
-        bar = prog.add_task(f"comparing pairs with {label}", total=sum(1 for hk in mine for k in {k for ti in groups[hk] for _, _, k in task_keys[ti]} if k in missing))
+        bar = prog.add_task(
+            f"comparing pairs with {label}",
+            total=sum(1 for hk in mine for k in {k for ti in groups[hk] for _, _, k in task_keys[ti]} if k in missing),
+        )
         if mine:
             model = handle.scorer
             for hk in mine:

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from prefcli.harness.metrics import random_expected
 
@@ -64,8 +65,14 @@ def _shared_legend(fig: Any, axes: Sequence[Any]) -> None:
     # The measured curves first, then the reference lines.
     seen = dict(sorted(seen.items(), key=lambda kv: not isinstance(kv[1], ErrorbarContainer)))
     if seen:
-        axes[-1].legend(list(seen.values()), list(seen), loc="upper left", bbox_to_anchor=(1.03, 1.0),
-                        borderaxespad=0.0, frameon=False)
+        axes[-1].legend(
+            list(seen.values()),
+            list(seen),
+            loc="upper left",
+            bbox_to_anchor=(1.03, 1.0),
+            borderaxespad=0.0,
+            frameon=False,
+        )
 
 
 def nref_plot(runs: Sequence[dict], stem: str | os.PathLike, formats: Sequence[str] | None = None) -> list[Path]:
@@ -88,10 +95,21 @@ def nref_plot(runs: Sequence[dict], stem: str | os.PathLike, formats: Sequence[s
             if not pts:
                 continue
             shift = 2 ** figures.dodge(i, len(names))
-            ax.errorbar([x * shift for x, _ in pts], [a[0] for _, a in pts], yerr=[a[1] for _, a in pts],
-                        capsize=2.5, markersize=4.5, linewidth=1.2, label=name, **figures.series_style(i))
-        flat = [(r["scorer"], _acc(r)) for r in runs
-                if not r.get("uses_history") and r.get("protocol") == protocol and _acc(r) is not None]
+            ax.errorbar(
+                [x * shift for x, _ in pts],
+                [a[0] for _, a in pts],
+                yerr=[a[1] for _, a in pts],
+                capsize=2.5,
+                markersize=4.5,
+                linewidth=1.2,
+                label=name,
+                **figures.series_style(i),
+            )
+        flat = [
+            (r["scorer"], _acc(r))
+            for r in runs
+            if not r.get("uses_history") and r.get("protocol") == protocol and _acc(r) is not None
+        ]
         n_cand = max(r.get("n_candidates") or 2 for r in mine)
         flat.append((RANDOM, (100 * random_expected(n_cand, 1), 0.0)))
         j = 0
@@ -102,9 +120,13 @@ def nref_plot(runs: Sequence[dict], stem: str | os.PathLike, formats: Sequence[s
                 label = RANDOM + (f" = {' = '.join(others)} (no history)" if others else "")
                 ax.axhline(v, linestyle=":", color="grey", linewidth=1.1, label=label)
                 continue
-            ax.axhline(v, color=figures.PALETTE[(len(names) + j) % len(figures.PALETTE)],
-                       linestyle=BASELINE_STYLES[j % len(BASELINE_STYLES)], linewidth=1.1,
-                       label=" = ".join(labels) + " (no history)")
+            ax.axhline(
+                v,
+                color=figures.PALETTE[(len(names) + j) % len(figures.PALETTE)],
+                linestyle=BASELINE_STYLES[j % len(BASELINE_STYLES)],
+                linewidth=1.1,
+                label=" = ".join(labels) + " (no history)",
+            )
             j += 1
         _log2_axis(ax, xs_all)
         ax.set_ylabel("top-1 accuracy (%)")
@@ -140,16 +162,20 @@ def gap_rows(runs: Sequence[dict], protocol: str | None = None) -> list[dict]:
             row[f"{g}_se"] = None if se is None or (isinstance(se, float) and math.isnan(se)) else se
         if row["seen"] is not None and row["unseen"] is not None:
             row["gap"] = abs(row["seen"] - row["unseen"])
-            row["gap_se"] = (math.hypot(row["seen_se"], row["unseen_se"])
-                             if row["seen_se"] is not None and row["unseen_se"] is not None else None)
+            row["gap_se"] = (
+                math.hypot(row["seen_se"], row["unseen_se"])
+                if row["seen_se"] is not None and row["unseen_se"] is not None
+                else None
+            )
         else:
             row["gap"], row["gap_se"] = None, None
         out.append(row)
     return out
 
 
-def gap_plot(runs: Sequence[dict], stem: str | os.PathLike, protocol: str | None = None,
-             formats: Sequence[str] | None = None) -> list[Path]:
+def gap_plot(
+    runs: Sequence[dict], stem: str | os.PathLike, protocol: str | None = None, formats: Sequence[str] | None = None
+) -> list[Path]:
     """Seen and unseen top-1 per N_ref, and their gap; empty when no run has both groups."""
     from prefcli import figures
 
@@ -166,11 +192,29 @@ def gap_plot(runs: Sequence[dict], stem: str | os.PathLike, protocol: str | None
         shift = 2 ** figures.dodge(i, len(names))
         xs = [r["n_ref"] * shift for r in mine]
         for g, ls, fill in (("seen", "-", st["color"]), ("unseen", "--", "white")):
-            ax_acc.errorbar(xs, [100 * r[g] for r in mine], yerr=[100 * (r[f"{g}_se"] or 0) for r in mine],
-                            color=st["color"], marker=st["marker"], markerfacecolor=fill, linestyle=ls,
-                            capsize=2.5, markersize=4.5, linewidth=1.2, label=f"{name}, {g}")
-        ax_gap.errorbar(xs, [100 * r["gap"] for r in mine], yerr=[100 * (r["gap_se"] or 0) for r in mine],
-                        capsize=2.5, markersize=4.5, linewidth=1.2, label=f"{name}, |Δ|", **st)
+            ax_acc.errorbar(
+                xs,
+                [100 * r[g] for r in mine],
+                yerr=[100 * (r[f"{g}_se"] or 0) for r in mine],
+                color=st["color"],
+                marker=st["marker"],
+                markerfacecolor=fill,
+                linestyle=ls,
+                capsize=2.5,
+                markersize=4.5,
+                linewidth=1.2,
+                label=f"{name}, {g}",
+            )
+        ax_gap.errorbar(
+            xs,
+            [100 * r["gap"] for r in mine],
+            yerr=[100 * (r["gap_se"] or 0) for r in mine],
+            capsize=2.5,
+            markersize=4.5,
+            linewidth=1.2,
+            label=f"{name}, |Δ|",
+            **st,
+        )
     for ax in (ax_acc, ax_gap):
         _log2_axis(ax, xs_all)
     ax_acc.set_ylabel("top-1 accuracy (%)")

@@ -24,7 +24,7 @@ in prefcli.harness.metrics.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -78,10 +78,19 @@ def task_metrics(scores: Sequence[float], ratings: Sequence[float], higher_is_be
         rho = float(spearmanr(s, r).statistic)
         tau = float(kendalltau(s, r).statistic)
     acc, n_pairs = pairwise_accuracy(s, r)
-    return {"spearman": rho, "kendall": tau, "pairwise_accuracy": acc, "mae_calibrated": calibrated_mae(s, r), "n_pairs": n_pairs, "n_items": int(r.size)}
+    return {
+        "spearman": rho,
+        "kendall": tau,
+        "pairwise_accuracy": acc,
+        "mae_calibrated": calibrated_mae(s, r),
+        "n_pairs": n_pairs,
+        "n_items": int(r.size),
+    }
 
 
-def summarize(records: Sequence[dict], higher_is_better: bool = True, n_boot: int = DEFAULT_BOOTSTRAP, seed: int = DEFAULT_SEED) -> dict:
+def summarize(
+    records: Sequence[dict], higher_is_better: bool = True, n_boot: int = DEFAULT_BOOTSTRAP, seed: int = DEFAULT_SEED
+) -> dict:
     """{group: {metric: {"value", "se", "n_tasks", "n_users", ...}}} for "all", "seen" and "unseen".
 
     Each record needs "scores", "ratings", "user_id" and "seen".
@@ -96,7 +105,11 @@ def summarize(records: Sequence[dict], higher_is_better: bool = True, n_boot: in
         per_task.append((str(rec.get("user_id")), rec.get("seen"), m))
     out: dict = {}
     for group in GROUPS:
-        sel = [x for x in per_task if group == "all" or (x[1] is True and group == "seen") or (x[1] is False and group == "unseen")]
+        sel = [
+            x
+            for x in per_task
+            if group == "all" or (x[1] is True and group == "seen") or (x[1] is False and group == "unseen")
+        ]
         if not sel:
             continue
         users = sorted({u for u, _, _ in sel})
@@ -111,8 +124,12 @@ def summarize(records: Sequence[dict], higher_is_better: bool = True, n_boot: in
                 g[key] = {"value": math.nan, "se": math.nan, "n_tasks": len(sel), "n_users": 0}
                 continue
             v = [x[1] for x in per_user]
-            g[key] = {"value": float(np.mean(v)), "se": bootstrap_se(v, [x[0] for x in per_user], n_boot, seed),
-                      "n_tasks": len(sel), "n_users": len(per_user)}
+            g[key] = {
+                "value": float(np.mean(v)),
+                "se": bootstrap_se(v, [x[0] for x in per_user], n_boot, seed),
+                "n_tasks": len(sel),
+                "n_users": len(per_user),
+            }
         g["pairwise_accuracy"]["n_pairs"] = int(sum(m["n_pairs"] for _, _, m in sel))
         g["spearman"]["n_items"] = int(sum(m["n_items"] for _, _, m in sel))
         g["spearman"]["tasks_without_rating_spread"] = skipped if group == "all" else None

@@ -11,7 +11,7 @@ and leaves the unreadable ones out of the scorer's call.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from prefcli.errors import ImageError
 from prefcli.types import Candidate

@@ -29,8 +29,10 @@ class Reference:
 
 
 _PREFERTHINKER = "PreferThinker (Xu et al., ICLR 2026, arXiv 2511.00609), Pick-a-Pic real-user test (TEST_PICKAPIC)"
-_UNCHECKED = ("value as given in prefcli issue 13; the paper's results table could not be read offline "
-              "(its README and eval_PreferThinker.py give no numbers), so it is not confirmed here")
+_UNCHECKED = (
+    "value as given in prefcli issue 13; the paper's results table could not be read offline "
+    "(its README and eval_PreferThinker.py give no numbers), so it is not confirmed here"
+)
 
 QUOTED: tuple[Reference, ...] = (
     Reference("preferimg", "TEST_PICKAPIC", "PreferThinker", "1v1", "top1", 65.7, _PREFERTHINKER, False, _UNCHECKED),

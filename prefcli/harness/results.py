@@ -14,13 +14,26 @@ import os
 import platform
 import subprocess
 import sys
+from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from prefcli import atomic
 
-PACKAGES = ("prefcli", "torch", "transformers", "open_clip_torch", "numpy", "scikit-learn", "accelerate", "peft", "timm", "pillow", "pyarrow")
+PACKAGES = (
+    "prefcli",
+    "torch",
+    "transformers",
+    "open_clip_torch",
+    "numpy",
+    "scikit-learn",
+    "accelerate",
+    "peft",
+    "timm",
+    "pillow",
+    "pyarrow",
+)
 
 
 def package_versions(names: Sequence[str] = PACKAGES) -> dict[str, str | None]:
@@ -42,7 +55,12 @@ def git_commit() -> str | None:
         head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
         if head.returncode != 0:
             return None
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
         return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
         return None
@@ -50,7 +68,9 @@ def git_commit() -> str | None:
 
 def dataset_provenance(info: dict | None, path: str | os.PathLike | None = None) -> dict:
     info = dict(info or {})
-    keep = {k: info[k] for k in ("name", "format_version", "source", "params", "build", "counts", "created") if k in info}
+    keep = {
+        k: info[k] for k in ("name", "format_version", "source", "params", "build", "counts", "created") if k in info
+    }
     if path is not None:
         keep["path"] = str(path)
     return keep
@@ -94,4 +114,6 @@ def clean_nan(obj: Any) -> Any:
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
-    atomic.write_text(path, json.dumps(clean_nan(obj), indent=2, default=str, ensure_ascii=False, allow_nan=False) + "\n")
+    atomic.write_text(
+        path, json.dumps(clean_nan(obj), indent=2, default=str, ensure_ascii=False, allow_nan=False) + "\n"
+    )

@@ -28,8 +28,9 @@ import logging
 import math
 import os
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from prefcli import messages
 from prefcli.errors import PrefcliError, bad_value
@@ -135,8 +136,9 @@ def process_device(default: str) -> str:
 class CachedEmbedder:
     """Stands in for a probe's base scorer: embeddings from memory, then disk, then the model."""
 
-    def __init__(self, base: Any, store: ScoreStore | None, memory: dict, stats: RunStats, batch_size: int,
-                 guard: Any = None):
+    def __init__(
+        self, base: Any, store: ScoreStore | None, memory: dict, stats: RunStats, batch_size: int, guard: Any = None
+    ):
         self.base, self.store, self.memory, self.stats, self.batch_size = base, store, memory, stats, batch_size
         self.guard = guard
 
@@ -201,7 +203,9 @@ def _readable_batches(todo: list[Candidate], batch_size: int, guard: Any = None)
 # -- the run -------------------------------------------------------------------
 
 
-@messages.on_purpose_when("history_length", lambda scorer, tasks, **kw: bool(tasks) and all(t.n_ref is not None for t in tasks))
+@messages.on_purpose_when(
+    "history_length", lambda scorer, tasks, **kw: bool(tasks) and all(t.n_ref is not None for t in tasks)
+)
 def run_scorer(
     scorer: Any,
     tasks: Sequence[RankTask],
@@ -242,10 +246,18 @@ def run_scorer(
 
     if handle.spec.kind == "composite":  # a scorer of scorers runs its parts through this loop itself
         with image_cache.session(image_cache_mb):  # its parts share the decoded images
-            records, stats = handle.scorer.run_tasks(tasks, cache=cache, batch_size=batch_size, progress=progress,
-                                                     distributed=distributed, label=label, on_progress=on_progress,
-                                                     batch_histories=batch_histories, skip_unreadable=skip_unreadable,
-                                                     workers=workers)
+            records, stats = handle.scorer.run_tasks(
+                tasks,
+                cache=cache,
+                batch_size=batch_size,
+                progress=progress,
+                distributed=distributed,
+                label=label,
+                on_progress=on_progress,
+                batch_histories=batch_histories,
+                skip_unreadable=skip_unreadable,
+                workers=workers,
+            )
         stats.workers = max(0, int(workers))  # the parts' runs used the same threads, one after the other
         return records, stats
 
@@ -257,8 +269,18 @@ def run_scorer(
     try:
         with image_cache.session(image_cache_mb) as images:
             hits0 = images.hits
-            records, stats = _run(handle, tasks, cache=cache, batch_size=batch_size, progress=progress, distributed=distributed,
-                                  label=label, on_progress=on_progress, batch_histories=batch_histories, guard=guard)
+            records, stats = _run(
+                handle,
+                tasks,
+                cache=cache,
+                batch_size=batch_size,
+                progress=progress,
+                distributed=distributed,
+                label=label,
+                on_progress=on_progress,
+                batch_histories=batch_histories,
+                guard=guard,
+            )
             stats.image_cache_hits = images.hits - hits0
     finally:
         if guard is not None:
@@ -267,9 +289,19 @@ def run_scorer(
     return records, stats
 
 
-def _run(handle: ScorerHandle, tasks: Sequence[RankTask], *, cache: CacheDir | None, batch_size: int, progress: bool,
-         distributed: bool | None, label: str | None, on_progress: Callable[[int, int], None] | None,
-         batch_histories: bool, guard: Any) -> tuple[list[dict], RunStats]:
+def _run(
+    handle: ScorerHandle,
+    tasks: Sequence[RankTask],
+    *,
+    cache: CacheDir | None,
+    batch_size: int,
+    progress: bool,
+    distributed: bool | None,
+    label: str | None,
+    on_progress: Callable[[int, int], None] | None,
+    batch_histories: bool,
+    guard: Any,
+) -> tuple[list[dict], RunStats]:
     from prefcli.stage_times import DECODE, PREPROCESS
 
     stats = RunStats()
@@ -281,8 +313,17 @@ def _run(handle: ScorerHandle, tasks: Sequence[RankTask], *, cache: CacheDir | N
     if handle.spec.pairwise:  # a judge of two images: round-robin comparisons, scores are wins
         from prefcli.harness.pairwise_run import run_pairwise
 
-        records = run_pairwise(handle, tasks, cache=cache, batch_size=batch_size, progress=progress, dist=dist, label=label,
-                               stats=stats, on_progress=on_progress)
+        records = run_pairwise(
+            handle,
+            tasks,
+            cache=cache,
+            batch_size=batch_size,
+            progress=progress,
+            dist=dist,
+            label=label,
+            stats=stats,
+            on_progress=on_progress,
+        )
         _stage_stats(stats, at_start, time.perf_counter() - t0)
         return records, stats
 
@@ -324,12 +365,16 @@ def _run(handle: ScorerHandle, tasks: Sequence[RankTask], *, cache: CacheDir | N
                     prog.advance(bar, len(pairs))
         else:
             missing_set = set(missing)
-            todo_groups = [hk for hk, idx in groups.items() if any(k in missing_set for ti in idx for k in task_keys[ti])]
+            todo_groups = [
+                hk for hk, idx in groups.items() if any(k in missing_set for ti in idx for k in task_keys[ti])
+            ]
             mine = dist.split(todo_groups)
             if mine:
                 model = handle.scorer
                 embedder = None
-                if handle.spec.base_spec is not None:  # a probe: on an embedder answering from memory, disk, then its base
+                if (
+                    handle.spec.base_spec is not None
+                ):  # a probe: on an embedder answering from memory, disk, then its base
                     embedder = _cached_embedder(handle, model.base, cache, stats, batch_size, guard)
                     model = model.with_embedder(embedder)
                 if guard is not None and embedder is None:
@@ -355,8 +400,10 @@ def _run(handle: ScorerHandle, tasks: Sequence[RankTask], *, cache: CacheDir | N
                 batched = batch_histories and embedder is None and model.batches_histories
                 few: list[tuple[str, list[Key]]] = []  # histories with few candidates, scored together
                 n_few = 0
-                todo_keys = {hk: list(dict.fromkeys(k for ti in groups[hk] for k in task_keys[ti] if k in missing_set))
-                             for hk in mine}
+                todo_keys = {
+                    hk: list(dict.fromkeys(k for ti in groups[hk] for k in task_keys[ti] if k in missing_set))
+                    for hk in mine
+                }
                 ahead = _Ahead(guard, mine, todo_keys, groups, tasks, reps, batch_size)
                 for gi, hk in enumerate(mine):
                     idx = groups[hk]
@@ -425,8 +472,16 @@ class _Ahead:
     """Starts decoding the histories and candidates of the next groups, about `batch_size` candidates
     ahead of the one being scored (no-op without decode threads)."""
 
-    def __init__(self, guard: Any, order: list[str], keys: dict[str, list[Key]], groups: dict[str, list[int]],
-                 tasks: Sequence[RankTask], reps: dict, batch_size: int):
+    def __init__(
+        self,
+        guard: Any,
+        order: list[str],
+        keys: dict[str, list[Key]],
+        groups: dict[str, list[int]],
+        tasks: Sequence[RankTask],
+        reps: dict,
+        batch_size: int,
+    ):
         self.guard, self.order, self.keys, self.groups, self.tasks, self.reps = guard, order, keys, groups, tasks, reps
         self.batch_size = batch_size
         self.next = 0  # the first group not yet started
@@ -446,8 +501,9 @@ class _Ahead:
             j += 1
 
 
-def _score_in_batches(model: Any, keys: list, state: Any, reps: dict, store: Any, stats: RunStats, batch_size: int,
-                      guard: Any = None):
+def _score_in_batches(
+    model: Any, keys: list, state: Any, reps: dict, store: Any, stats: RunStats, batch_size: int, guard: Any = None
+):
     """Score `keys` under one state, a batch at a time; each batch is stored as it
     comes, so an interrupted run resumes. Yields (candidates, [(key, score)])."""
     for start in range(0, len(keys), batch_size):
@@ -455,7 +511,9 @@ def _score_in_batches(model: Any, keys: list, state: Any, reps: dict, store: Any
         cands = [reps[k] for k in chunk]
         if guard is not None:
             guard.prefetch(cands)
-            guard.prefetch([reps[k] for k in keys[start + batch_size : start + 2 * batch_size]])  # the next batch, meanwhile
+            guard.prefetch(
+                [reps[k] for k in keys[start + batch_size : start + 2 * batch_size]]
+            )  # the next batch, meanwhile
         pairs = list(zip(chunk, _score(model, cands, state, stats, guard)))
         if store is not None:
             store.put_scores(_storable(pairs, guard))
@@ -478,9 +536,16 @@ def _release(tasks: Sequence[RankTask], idx: Sequence[int]) -> None:
             h.release()
 
 
-def _score_histories(model: Any, few: list[tuple[str, list[Key]]], groups: dict[str, list[int]],
-                     tasks: Sequence[RankTask], reps: dict, store: Any, stats: RunStats, guard: Any = None
-                     ) -> list[tuple[Key, float]]:
+def _score_histories(
+    model: Any,
+    few: list[tuple[str, list[Key]]],
+    groups: dict[str, list[int]],
+    tasks: Sequence[RankTask],
+    reps: dict,
+    store: Any,
+    stats: RunStats,
+    guard: Any = None,
+) -> list[tuple[Key, float]]:
     """Many histories' candidates in one call of a scorer that batches across histories; stored at once (resume)."""
     unreadable: list[tuple[Key, float]] = []
     if guard is not None:
@@ -494,7 +559,7 @@ def _score_histories(model: Any, few: list[tuple[str, list[Key]]], groups: dict[
     if len(got) != len(jobs):
         raise PrefcliError(f"scorer {name} returned scores for {len(got)} histories, asked for {len(jobs)}")
     pairs: list[tuple[Key, float]] = []
-    for (hk, keys), vals in zip(few, got):
+    for (_hk, keys), vals in zip(few, got):
         if len(vals) != len(keys):
             raise PrefcliError(f"scorer {name} returned {len(vals)} scores for {len(keys)} images")
         pairs += [(k, float(v) if v is not None else math.nan) for k, v in zip(keys, vals)]
@@ -512,7 +577,7 @@ def score_list(model: Any, cands: Sequence[Candidate], state: Any = None, batch_
     """Score a plain list with no cache (judges of generated images), batch by batch, releasing pixels."""
     stats, out = RunStats(), []
     for s in range(0, len(cands), max(1, batch_size)):
-        batch = list(cands[s:s + max(1, batch_size)])
+        batch = list(cands[s : s + max(1, batch_size)])
         out += _score(model, batch, state, stats)
         for c in batch:
             c.release()
@@ -536,8 +601,13 @@ def _score(model: Any, cands: list[Candidate], state: Any, stats: RunStats, guar
     return [float(v) if v is not None else math.nan for v in vals]
 
 
-def _cached_embedder(handle: ScorerHandle, base: Any, cache: CacheDir | None, stats: RunStats, batch_size: int,
-                     guard: Any = None) -> CachedEmbedder:
+def _cached_embedder(
+    handle: ScorerHandle, base: Any, cache: CacheDir | None, stats: RunStats, batch_size: int, guard: Any = None
+) -> CachedEmbedder:
     """A probe's base scorer behind the embedding cache (this handle's memory, then the disk cache)."""
-    store = cache.store(base.spec.name if base.spec is not None else handle.probe_base, base.cache_key) if cache is not None else None
+    store = (
+        cache.store(base.spec.name if base.spec is not None else handle.probe_base, base.cache_key)
+        if cache is not None
+        else None
+    )
     return CachedEmbedder(base, store, handle.embeddings, stats, batch_size, guard)

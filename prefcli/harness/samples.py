@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from prefcli.harness import metrics
 
@@ -26,17 +26,26 @@ def sample_lines(records: Iterable[dict], higher_is_better: bool = True, scorer:
         rank = metrics.liked_rank(r["scores"], r["liked_index"], higher_is_better)
         ks = metrics.ks_for(n)
         line = {
-            "task_id": r.get("task_id"), "user_id": r.get("user_id"), "seen": r.get("seen"),
-            "protocol": r.get("protocol"), "n_ref": r.get("n_ref"), "scorer": scorer,
-            "candidates": list(r.get("candidates") or []), "scores": scores, "liked_index": r["liked_index"],
-            "rank": rank, "hit": rank == 1, "hits": {f"top{k}": rank <= k for k in ks},
+            "task_id": r.get("task_id"),
+            "user_id": r.get("user_id"),
+            "seen": r.get("seen"),
+            "protocol": r.get("protocol"),
+            "n_ref": r.get("n_ref"),
+            "scorer": scorer,
+            "candidates": list(r.get("candidates") or []),
+            "scores": scores,
+            "liked_index": r["liked_index"],
+            "rank": rank,
+            "hit": rank == 1,
+            "hits": {f"top{k}": rank <= k for k in ks},
         }
         out.append(json.dumps(line, ensure_ascii=False, allow_nan=False))
     return out
 
 
-def write_samples(path: str | os.PathLike, records: Iterable[dict], higher_is_better: bool = True,
-                  scorer: str | None = None) -> Path:
+def write_samples(
+    path: str | os.PathLike, records: Iterable[dict], higher_is_better: bool = True, scorer: str | None = None
+) -> Path:
     from prefcli import atomic
 
     path = Path(path)

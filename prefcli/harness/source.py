@@ -14,7 +14,9 @@ def open_dataset(path: str | os.PathLike) -> Any:
     if not p.exists():
         raise DataError(f"{p}: no such dataset directory")
     if not (p / "dataset.json").is_file():
-        raise DataError(f"{p}: not a prefcli dataset (no dataset.json); build one with `prefcli data pickapic` or `prefcli data synthetic`")
+        raise DataError(
+            f"{p}: not a prefcli dataset (no dataset.json); build one with `prefcli data pickapic` or `prefcli data synthetic`"
+        )
     try:
         from prefcli.data.dataset import Dataset
     except ImportError as e:  # pragma: no cover - only while the data package is incomplete

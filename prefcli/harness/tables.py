@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from prefcli.harness.metrics import random_expected
 
@@ -106,7 +107,12 @@ class Table:
             text = self.cell(r, c).replace("|", "\\|")
             return f"**{text}**" if i in bold[c.key] else text
 
-        lines = [f"### {self.title}", "", "| " + " | ".join(c.header.replace("|", "\\|") for c in self.columns) + " |", "|" + "|".join("---" for _ in self.columns) + "|"]
+        lines = [
+            f"### {self.title}",
+            "",
+            "| " + " | ".join(c.header.replace("|", "\\|") for c in self.columns) + " |",
+            "|" + "|".join("---" for _ in self.columns) + "|",
+        ]
         for i, r in enumerate(self.rows):
             lines.append("| " + " | ".join(md(i, r, c) for c in self.columns) + " |")
         if self.note:
@@ -125,8 +131,12 @@ class Table:
                 text = latex_escape(self.cell(r, c))
                 cells.append(f"\\textbf{{{text}}}" if i in bold[c.key] else text)
             rows.append(cells)
-        refs = next((i for i, r in enumerate(self.rows) if r.get("baseline")), None)  # references (Random) below the scorers
-        return latex.table(self.name, self.title, [c.header for c in self.columns], rows, note=self.note, rule_before=refs)
+        refs = next(
+            (i for i, r in enumerate(self.rows) if r.get("baseline")), None
+        )  # references (Random) below the scorers
+        return latex.table(
+            self.name, self.title, [c.header for c in self.columns], rows, note=self.note, rule_before=refs
+        )
 
     def to_csv(self) -> str:
         from prefcli.output import to_csv
@@ -139,8 +149,16 @@ class Table:
         return {
             "name": self.name,
             "title": self.title,
-            "columns": [{"key": c.key, "header": c.header, "has_se": c.pm, "unit": "fraction" if c.percent else None,
-                         "better": c.better} for c in self.columns],
+            "columns": [
+                {
+                    "key": c.key,
+                    "header": c.header,
+                    "has_se": c.pm,
+                    "unit": "fraction" if c.percent else None,
+                    "better": c.better,
+                }
+                for c in self.columns
+            ],
             "rows": [{k: _num(v) for k, v in r.items()} for r in self.rows],
             "note": self.note,
         }
@@ -159,8 +177,10 @@ class Table:
         for i, c in enumerate(self.columns):
             t.add_column(escape(c.header), justify="left" if i == 0 else "right", overflow="fold")
         for i, r in enumerate(self.rows):
-            t.add_row(*(Text(self.cell(r, c), style="bold" if i in bold[c.key] else "") for c in self.columns),
-                      style="dim" if r.get("baseline") else None)
+            t.add_row(
+                *(Text(self.cell(r, c), style="bold" if i in bold[c.key] else "") for c in self.columns),
+                style="dim" if r.get("baseline") else None,
+            )
         return t
 
     def render(self, fmt: str) -> str:
@@ -259,7 +279,11 @@ def eval_table(run: dict) -> Table:
         return rating_eval_table(run)
     ks = [int(k[3:]) for k in next(iter(run["metrics"].values()), {}).keys()] or [1]
     # Rows are user groups of one scorer, not rivals: nothing is set in bold.
-    cols = [Column("group", "Users")] + [Column(f"top{k}", f"Top-{k} (%) ↑", pm=True, percent=True) for k in ks] + [Column("n_tasks", "Tasks"), Column("n_users", "People")]
+    cols = (
+        [Column("group", "Users")]
+        + [Column(f"top{k}", f"Top-{k} (%) ↑", pm=True, percent=True) for k in ks]
+        + [Column("n_tasks", "Tasks"), Column("n_users", "People")]
+    )
     rows = []
     for group, m in run["metrics"].items():
         row: dict[str, Any] = {"group": group}
@@ -274,24 +298,54 @@ def eval_table(run: dict) -> Table:
     if run.get("kind") == "pairwise":
         pw = run.get("pairwise") or {}
         title += " · pairwise"
-        note += (f"; pairwise judge ranked by round-robin wins: {pw.get('comparisons', 0)} comparison(s), "
-                 f"{pw.get('no_answer', 0)} without an answer (counted as misses)")
+        note += (
+            f"; pairwise judge ranked by round-robin wins: {pw.get('comparisons', 0)} comparison(s), "
+            f"{pw.get('no_answer', 0)} without an answer (counted as misses)"
+        )
     return Table("eval", title, cols, rows, note=note)
 
 
 def table1(runs: Sequence[dict], references: Sequence[dict] | None = None) -> Table:
-    cols = [Column("scorer", "Scorer"), Column("n_ref", "N_ref"), Column("top1", "Top-1 (%) ↑", pm=True, percent=True, better="max"), Column("n_tasks", "Tasks")]
+    cols = [
+        Column("scorer", "Scorer"),
+        Column("n_ref", "N_ref"),
+        Column("top1", "Top-1 (%) ↑", pm=True, percent=True, better="max"),
+        Column("n_tasks", "Tasks"),
+    ]
     rows = []
     for r in headline_runs(runs, "1v1"):
         v, se = _metric(r, "all", 1)
-        rows.append({"scorer": r["scorer"], "n_ref": _nref_cell(r), "top1": v, "top1_se": se, "n_tasks": r.get("n_tasks")})
-    rows.append({"scorer": "Random", "n_ref": None, "top1": random_expected(2, 1), "top1_se": None, "n_tasks": None, "baseline": True})
+        rows.append(
+            {"scorer": r["scorer"], "n_ref": _nref_cell(r), "top1": v, "top1_se": se, "n_tasks": r.get("n_tasks")}
+        )
+    rows.append(
+        {
+            "scorer": "Random",
+            "n_ref": None,
+            "top1": random_expected(2, 1),
+            "top1_se": None,
+            "n_tasks": None,
+            "baseline": True,
+        }
+    )
     note = "± bootstrap standard error over users; ties count as misses"
     quoted = [q for q in references or () if q.get("protocol") == "1v1" and q.get("metric") == "top1"]
     for q in quoted:
         # Published accuracies are quoted in percent; rows hold fractions like every other row.
-        rows.append({"scorer": q["label"], "n_ref": None, "top1": float(q["value"]) / 100.0, "top1_se": None, "n_tasks": None,
-                     "baseline": True, "quoted": True, "verified": bool(q.get("verified")), "source": q.get("source"), "source_note": q.get("note")})
+        rows.append(
+            {
+                "scorer": q["label"],
+                "n_ref": None,
+                "top1": float(q["value"]) / 100.0,
+                "top1_se": None,
+                "n_tasks": None,
+                "baseline": True,
+                "quoted": True,
+                "verified": bool(q.get("verified")),
+                "source": q.get("source"),
+                "source_note": q.get("note"),
+            }
+        )
     if quoted:
         srcs = sorted({q["source"] for q in quoted})
         note += "; [quoted] rows are published numbers, not runs of this harness (" + "; ".join(srcs) + ")"
@@ -301,7 +355,11 @@ def table1(runs: Sequence[dict], references: Sequence[dict] | None = None) -> Ta
 
 
 def table2(runs: Sequence[dict]) -> Table:
-    cols = [Column("scorer", "Scorer"), Column("n_ref", "N_ref")] + [Column(f"top{k}", f"Top-{k} (%) ↑", pm=True, percent=True, better="max") for k in (1, 2, 3)] + [Column("n_tasks", "Tasks")]
+    cols = (
+        [Column("scorer", "Scorer"), Column("n_ref", "N_ref")]
+        + [Column(f"top{k}", f"Top-{k} (%) ↑", pm=True, percent=True, better="max") for k in (1, 2, 3)]
+        + [Column("n_tasks", "Tasks")]
+    )
     rows = []
     for r in headline_runs(runs, "1v3"):
         row: dict[str, Any] = {"scorer": r["scorer"], "n_ref": _nref_cell(r), "n_tasks": r.get("n_tasks")}
@@ -312,7 +370,16 @@ def table2(runs: Sequence[dict]) -> Table:
     for k in (1, 2, 3):
         rnd[f"top{k}"], rnd[f"top{k}_se"] = random_expected(4, k), None
     rows.append(rnd)
-    return _mark_pairwise(Table("table2_1v3", "Table 2 · 1-vs-3 top-k accuracy", cols, rows, note="± bootstrap standard error over users; ties count as misses"), runs)
+    return _mark_pairwise(
+        Table(
+            "table2_1v3",
+            "Table 2 · 1-vs-3 top-k accuracy",
+            cols,
+            rows,
+            note="± bootstrap standard error over users; ties count as misses",
+        ),
+        runs,
+    )
 
 
 def table3(runs: Sequence[dict], protocol: str = "1v1") -> Table:
@@ -329,17 +396,52 @@ def table3(runs: Sequence[dict], protocol: str = "1v1") -> Table:
         gap = abs(s - u) if s is not None and u is not None else None
         # Seen and unseen users are disjoint, so their errors add in quadrature.
         gap_se = math.hypot(s_se, u_se) if gap is not None and s_se is not None and u_se is not None else None
-        rows.append({"scorer": r["scorer"], "n_ref": _nref_cell(r), "seen": s, "seen_se": s_se, "unseen": u, "unseen_se": u_se, "gap": gap, "gap_se": gap_se})
-    return _mark_pairwise(Table("table3_seen_unseen", f"Table 3 · seen vs unseen users ({protocol} top-1)", cols, rows, note="|Δ| = |seen − unseen|; its ± adds both errors in quadrature"), runs)
+        rows.append(
+            {
+                "scorer": r["scorer"],
+                "n_ref": _nref_cell(r),
+                "seen": s,
+                "seen_se": s_se,
+                "unseen": u,
+                "unseen_se": u_se,
+                "gap": gap,
+                "gap_se": gap_se,
+            }
+        )
+    return _mark_pairwise(
+        Table(
+            "table3_seen_unseen",
+            f"Table 3 · seen vs unseen users ({protocol} top-1)",
+            cols,
+            rows,
+            note="|Δ| = |seen − unseen|; its ± adds both errors in quadrature",
+        ),
+        runs,
+    )
 
 
 def nref_table(runs: Sequence[dict]) -> Table:
-    cols = [Column("scorer", "Scorer"), Column("protocol", "Protocol"), Column("n_ref", "N_ref"), Column("top1", "Top-1 (%) ↑", pm=True, percent=True), Column("n_tasks", "Tasks")]
+    cols = [
+        Column("scorer", "Scorer"),
+        Column("protocol", "Protocol"),
+        Column("n_ref", "N_ref"),
+        Column("top1", "Top-1 (%) ↑", pm=True, percent=True),
+        Column("n_tasks", "Tasks"),
+    ]
     rows = []
     hist = (r for r in runs if r.get("uses_history") and r.get("protocol") != "rating")
     for r in sorted(hist, key=lambda r: (r["scorer"], r["protocol"], r["n_ref"] or 0)):
         v, se = _metric(r, "all", 1)
-        rows.append({"scorer": r["scorer"], "protocol": r["protocol"], "n_ref": r["n_ref"], "top1": v, "top1_se": se, "n_tasks": r.get("n_tasks")})
+        rows.append(
+            {
+                "scorer": r["scorer"],
+                "protocol": r["protocol"],
+                "n_ref": r["n_ref"],
+                "top1": v,
+                "top1_se": se,
+                "n_tasks": r.get("n_tasks"),
+            }
+        )
     return Table("nref_sweep", "Top-1 accuracy against N_ref (history-conditioned scorers)", cols, rows)
 
 
@@ -390,7 +492,11 @@ def rating_table(runs: Sequence[dict]) -> Table:
     """Rating tasks: per-user rank correlations, pairwise accuracy and calibrated MAE, averaged over users."""
     cols = [Column("scorer", "Scorer"), Column("n_ref", "N_ref")]
     cols += [Column(k, h, pm=True, digits=d, percent="(%)" in h, better=_better(h)) for k, h, _, d in RATING_METRICS]
-    cols += [Column("seen_spearman", "Seen ρ ↑", pm=True, digits=3, better="max"), Column("unseen_spearman", "Unseen ρ ↑", pm=True, digits=3, better="max"), Column("n_users", "People")]
+    cols += [
+        Column("seen_spearman", "Seen ρ ↑", pm=True, digits=3, better="max"),
+        Column("unseen_spearman", "Unseen ρ ↑", pm=True, digits=3, better="max"),
+        Column("n_users", "People"),
+    ]
     rows = []
     for r in headline_runs(runs, "rating"):
         row: dict[str, Any] = {"scorer": r["scorer"], "n_ref": _nref_cell(r)}
@@ -400,14 +506,23 @@ def rating_table(runs: Sequence[dict]) -> Table:
             row[f"{g}_spearman"], row[f"{g}_spearman_se"] = _rating_cell(r, g, "spearman", 1.0)
         row["n_users"] = (r.get("metrics", {}).get("all", {}).get("spearman") or {}).get("n_users")
         rows.append(row)
-    return Table("table_ratings", "Rating tasks · predict each user's ratings", cols, rows,
-                 note="per-user metrics averaged over users, ± bootstrap standard error over users; pairwise accuracy over the user's "
-                      "pairs with different ratings (a tied score is a miss); MAE after a per-user least-squares affine map of scores to ratings")
+    return Table(
+        "table_ratings",
+        "Rating tasks · predict each user's ratings",
+        cols,
+        rows,
+        note="per-user metrics averaged over users, ± bootstrap standard error over users; pairwise accuracy over the user's "
+        "pairs with different ratings (a tied score is a miss); MAE after a per-user least-squares affine map of scores to ratings",
+    )
 
 
 def rating_eval_table(run: dict) -> Table:
     """What `prefcli eval --protocol rating` prints: every rating metric for all, seen and unseen users."""
-    cols = [Column("group", "Users")] + [Column(k, h, pm=True, digits=d, percent="(%)" in h) for k, h, _, d in RATING_METRICS] + [Column("n_users", "People")]
+    cols = (
+        [Column("group", "Users")]
+        + [Column(k, h, pm=True, digits=d, percent="(%)" in h) for k, h, _, d in RATING_METRICS]
+        + [Column("n_users", "People")]
+    )
     rows = []
     for group in run["metrics"]:
         row: dict[str, Any] = {"group": group}
@@ -417,4 +532,6 @@ def rating_eval_table(run: dict) -> Table:
         rows.append(row)
     nref = DASH if run.get("n_ref") is None else run["n_ref"]
     title = f"{run['scorer']} · rating · N_ref {nref} · {run.get('split') or ''}".rstrip(" ·")
-    return Table("eval", title, cols, rows, note="per-user metrics averaged over users; ± bootstrap standard error over users")
+    return Table(
+        "eval", title, cols, rows, note="per-user metrics averaged over users; ± bootstrap standard error over users"
+    )

@@ -30,9 +30,10 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -59,8 +60,13 @@ def _image_id(x: Any) -> str:
 def task_view(t: Any) -> TaskView:
     hist = t.history.pairs if hasattr(t.history, "pairs") else t.history
     user = t.user_id if getattr(t, "user_id", None) is not None else getattr(t.history, "user_id", None)
-    return TaskView(str(user), t.seen, tuple(_image_id(c) for c in t.candidates), int(t.liked_index),
-                    tuple((_image_id(p.liked), _image_id(p.disliked)) for p in hist))
+    return TaskView(
+        str(user),
+        t.seen,
+        tuple(_image_id(c) for c in t.candidates),
+        int(t.liked_index),
+        tuple((_image_id(p.liked), _image_id(p.disliked)) for p in hist),
+    )
 
 
 def hit(scores: Sequence[float], liked_index: int) -> bool:
@@ -189,9 +195,16 @@ class World:
 
     def describe(self) -> dict:
         c = self.truth.config
-        return {"world": str(self.dir), "preset": c.preset, "groups": c.n_groups, "shared_taste": c.shared_taste,
-                "world_seed": c.world_seed, "user_seed": c.user_seed, "temperature": c.temperature,
-                "training_prior": [round(float(x), 4) for x in self.prior]}
+        return {
+            "world": str(self.dir),
+            "preset": c.preset,
+            "groups": c.n_groups,
+            "shared_taste": c.shared_taste,
+            "world_seed": c.world_seed,
+            "user_seed": c.user_seed,
+            "temperature": c.temperature,
+            "training_prior": [round(float(x), 4) for x in self.prior],
+        }
 
     def phi(self, image_id: str) -> np.ndarray:
         v = self._phi.get(image_id)
@@ -270,8 +283,13 @@ class World:
         return {n: [self.reference(n)(t) for t in tasks] for n in names}
 
 
-def world_report(world: World, tasks: Sequence[Any], hits: Sequence[bool] | None = None,
-                 swap_hits: Sequence[bool] | None = None, references: bool = True) -> dict:
+def world_report(
+    world: World,
+    tasks: Sequence[Any],
+    hits: Sequence[bool] | None = None,
+    swap_hits: Sequence[bool] | None = None,
+    references: bool = True,
+) -> dict:
     """Everything above for one model on one task list: balanced splits, swap, references, gap fraction."""
     views = [task_view(t) for t in tasks]
     groups = [world.group(t.user_id) for t in views]
@@ -284,8 +302,11 @@ def world_report(world: World, tasks: Sequence[Any], hits: Sequence[bool] | None
         rep["swap"] = by_split(swap_hits, views, groups)
     if hits is not None and refs:
         pop, best = rep["references"]["population utility"], rep["references"]["history: Bayes group"]
-        rep["gap_fraction"] = {s: gap_fraction(rep["model"][s]["balanced"], pop[s]["balanced"], best[s]["balanced"])
-                               for s in rep["model"] if s in pop}
+        rep["gap_fraction"] = {
+            s: gap_fraction(rep["model"][s]["balanced"], pop[s]["balanced"], best[s]["balanced"])
+            for s in rep["model"]
+            if s in pop
+        }
     return rep
 
 
@@ -305,11 +326,21 @@ def swapped_tasks(tasks: Sequence[Any], donors: Sequence[int]) -> list:
     """The same RankTasks with task donors[i]'s history (same candidates, same user and split)."""
     import dataclasses
 
-    return [dataclasses.replace(t, task_id=f"{t.task_id}#swap", history=tasks[d].history) for t, d in zip(tasks, donors)]
+    return [
+        dataclasses.replace(t, task_id=f"{t.task_id}#swap", history=tasks[d].history) for t, d in zip(tasks, donors)
+    ]
 
 
-def evaluate_on_world(handle: Any, tasks: Sequence[Any], records: Sequence[dict], world: World, *,
-                      cache: Any = None, batch_size: int = 32, progress: bool = False) -> dict:
+def evaluate_on_world(
+    handle: Any,
+    tasks: Sequence[Any],
+    records: Sequence[dict],
+    world: World,
+    *,
+    cache: Any = None,
+    batch_size: int = 32,
+    progress: bool = False,
+) -> dict:
     """Balanced accuracy, history swap (a second, cached run with swapped histories), references, gap fraction."""
     from prefcli.harness.runner import run_scorer
 
@@ -319,8 +350,9 @@ def evaluate_on_world(handle: Any, tasks: Sequence[Any], records: Sequence[dict]
     if reads:
         groups = [world.group(task_view(t).user_id) for t in tasks]
         sw = swapped_tasks(tasks, swap_donors(tasks, groups))
-        sw_records, _ = run_scorer(handle, sw, cache=cache, batch_size=batch_size, progress=progress,
-                                   label=f"{handle.name}: history swap")
+        sw_records, _ = run_scorer(
+            handle, sw, cache=cache, batch_size=batch_size, progress=progress, label=f"{handle.name}: history swap"
+        )
         swap_hits = [hit(r["scores"], r["liked_index"]) for r in sw_records]
     rep = world_report(world, tasks, hits, swap_hits)
     rep["reads_history"] = reads
@@ -351,17 +383,29 @@ def world_table(rep: dict, scorer: str) -> Any:
     rows = [row(scorer, rep.get("model"))]
     key = "unseen" if "unseen" in splits else (splits[0] if splits else "all")
     rows[0]["gap"] = (rep.get("gap_fraction") or {}).get(key)
-    rows.append(row(f"{scorer}, history swapped" if rep.get("swap") else f"{scorer}, history swap: n/a (history-free)",
-                    rep.get("swap")))
+    rows.append(
+        row(
+            f"{scorer}, history swapped" if rep.get("swap") else f"{scorer}, history swap: n/a (history-free)",
+            rep.get("swap"),
+        )
+    )
     if rep.get("swap"):
         pop, best = rep["references"]["population utility"], rep["references"]["history: Bayes group"]
-        rows[-1]["gap"] = gap_fraction(rep["swap"][key]["balanced"], pop[key]["balanced"], best[key]["balanced"]) if key in rep["swap"] else None
+        rows[-1]["gap"] = (
+            gap_fraction(rep["swap"][key]["balanced"], pop[key]["balanced"], best[key]["balanced"])
+            if key in rep["swap"]
+            else None
+        )
     for name, r in rep["references"].items():
         rows.append(row(f"ref: {name}", r, baseline=True))
     w = rep["world"]
-    title = (f"synthetic world · {w['preset']} · {w['groups']} groups · world seed {w['world_seed']} · "
-             f"user seed {w['user_seed']}")
-    note = ("balanced = mean of the taste groups' top-1 accuracies; swap = each task given the history of a user "
-            "from another group; gap closed = (model − population utility) / (Bayes group from the history − "
-            "population utility); ties count as misses")
+    title = (
+        f"synthetic world · {w['preset']} · {w['groups']} groups · world seed {w['world_seed']} · "
+        f"user seed {w['user_seed']}"
+    )
+    note = (
+        "balanced = mean of the taste groups' top-1 accuracies; swap = each task given the history of a user "
+        "from another group; gap closed = (model − population utility) / (Bayes group from the history − "
+        "population utility); ties count as misses"
+    )
     return Table("world", title, cols, rows, note=note)

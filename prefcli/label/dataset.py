@@ -14,7 +14,6 @@ pair skipped. The build resumes like the other importers
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from pathlib import Path
 
@@ -30,7 +29,9 @@ def read_labels(person: Path) -> list[dict]:
     return effective(read_log(person / LOG)[0])
 
 
-def build(people: list[str | os.PathLike], out: str | os.PathLike, *, n_ref: int = 4, seed: int = 0, name: str | None = None):
+def build(
+    people: list[str | os.PathLike], out: str | os.PathLike, *, n_ref: int = 4, seed: int = 0, name: str | None = None
+):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -52,11 +53,15 @@ def build(people: list[str | os.PathLike], out: str | os.PathLike, *, n_ref: int
     for p in folders:
         recs = read_labels(p)
         logs[str(p.resolve())] = (p, recs)
-    fingerprint = {"importer": "labels", "n_ref": n_ref, "seed": seed,
-                   "logs": {k: hashlib.sha256((Path(k) / LOG).read_bytes()).hexdigest() for k in logs}}
+    fingerprint = {
+        "importer": "labels",
+        "n_ref": n_ref,
+        "seed": seed,
+        "logs": {k: hashlib.sha256((Path(k) / LOG).read_bytes()).hexdigest() for k in logs},
+    }
     ws = Workspace(out, fingerprint)
     rows, problems, users = [], [], {}
-    for key, (folder, recs) in logs.items():
+    for _key, (folder, recs) in logs.items():
         user = str(next((r.get("user") for r in recs if r.get("user")), folder.name))
         if user in users:  # two folders labelled as the same name are still two people
             user = f"{user}@{folder.name}"
@@ -76,8 +81,17 @@ def build(people: list[str | os.PathLike], out: str | os.PathLike, *, n_ref: int
                     break
                 ids.append(cid)
             if len(ids) == 2:
-                rows.append({"pair_id": f"{user}-{r['seq']:05d}", "user_id": user, "prompt": r.get("prompt") or "",
-                             "liked_image_id": ids[0], "disliked_image_id": ids[1], "split": "test", "seen": False})
+                rows.append(
+                    {
+                        "pair_id": f"{user}-{r['seq']:05d}",
+                        "user_id": user,
+                        "prompt": r.get("prompt") or "",
+                        "liked_image_id": ids[0],
+                        "disliked_image_id": ids[1],
+                        "split": "test",
+                        "seen": False,
+                    }
+                )
     if not rows:
         raise DataError(f"{', '.join(str(p) for p in folders)}: no left/right answers to turn into pairs")
     tasks, stats = build_tasks(rows, n_ref, seed)
@@ -89,17 +103,33 @@ def build(people: list[str | os.PathLike], out: str | os.PathLike, *, n_ref: int
     n1 = sum(1 for t in tasks if t["protocol"] == "1v1")
     n3 = sum(1 for t in tasks if t["protocol"] == "1v3")
     info = {
-        "name": name or out.name, "format_version": FORMAT_VERSION, "created_by": f"prefcli {version}", "kind": "labels",
+        "name": name or out.name,
+        "format_version": FORMAT_VERSION,
+        "created_by": f"prefcli {version}",
+        "kind": "labels",
         "source": {"label_folders": users},
         "build": {"n_ref": n_ref, "seed": seed, "split": "test (every labelled person is an unseen user)"},
         "seed": seed,
         "counts": {
-            "splits": {"train": {"users": 0, "pairs": 0, "images": 0}, "val": {"users": 0, "pairs": 0, "images": 0},
-                       "test": {"users": len({r["user_id"] for r in rows}), "pairs": len(rows), "images": len(images),
-                                "seen_users": 0, "unseen_users": len({r["user_id"] for r in rows})}},
-            "tasks": {"val": {"1v1": 0, "1v3": 0, "rows": 0},
-                      "test": {"1v1": stats.get("test", {}).get("1v1_targets", 0),
-                               "1v3": stats.get("test", {}).get("1v3_targets", 0), "rows": n1 + n3}},
+            "splits": {
+                "train": {"users": 0, "pairs": 0, "images": 0},
+                "val": {"users": 0, "pairs": 0, "images": 0},
+                "test": {
+                    "users": len({r["user_id"] for r in rows}),
+                    "pairs": len(rows),
+                    "images": len(images),
+                    "seen_users": 0,
+                    "unseen_users": len({r["user_id"] for r in rows}),
+                },
+            },
+            "tasks": {
+                "val": {"1v1": 0, "1v3": 0, "rows": 0},
+                "test": {
+                    "1v1": stats.get("test", {}).get("1v1_targets", 0),
+                    "1v3": stats.get("test", {}).get("1v3_targets", 0),
+                    "rows": n1 + n3,
+                },
+            },
         },
         "task_stats": stats,
         "image_store": image_store_counts(ws.root),

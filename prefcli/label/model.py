@@ -111,7 +111,7 @@ def information(mu: np.ndarray, var: np.ndarray) -> np.ndarray:
     lam2 = math.pi / 8.0
     m, v = np.asarray(mu) * math.sqrt(lam2), np.maximum(np.asarray(var) * lam2, 0.0)
     p = _phi(m / np.sqrt(1.0 + v))
-    return _h(p) - math.sqrt(_C2) / np.sqrt(v + _C2) * np.exp(-(m ** 2) / (2.0 * (v + _C2)))
+    return _h(p) - math.sqrt(_C2) / np.sqrt(v + _C2) * np.exp(-(m**2) / (2.0 * (v + _C2)))
 
 
 def _phi(x):

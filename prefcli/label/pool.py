@@ -77,8 +77,13 @@ def load_pool(folder: str | os.PathLike, prompts: str | os.PathLike | None = Non
         out.append(PoolImage(c.image_id, str(path), prompt, g))
     pool = Pool(root=resolved_root, images=out, prompts=list(groups), skipped=skipped)
     if not out:
-        raise ImageError(f"{folder}: no readable image in the pool folder" + (f" ({len(bad)} file(s) could not be read)" if bad else ""))
+        raise ImageError(
+            f"{folder}: no readable image in the pool folder"
+            + (f" ({len(bad)} file(s) could not be read)" if bad else "")
+        )
     if all(len(g) < 2 for g in pool.groups()):
-        raise ImageError(f"{folder}: no prompt has two images, so there is no pair to compare "
-                         "(group images by subfolder or give --prompts FILE)")
+        raise ImageError(
+            f"{folder}: no prompt has two images, so there is no pair to compare "
+            "(group images by subfolder or give --prompts FILE)"
+        )
     return pool

@@ -21,11 +21,23 @@ from prefcli.errors import PrefcliError
 from prefcli.label.session import LabelSession
 
 ID_PATTERN = re.compile(r"^[0-9a-f]{64}$")
-MEDIA = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp", ".gif": "image/gif",
-         ".bmp": "image/bmp", ".tif": "image/tiff", ".tiff": "image/tiff"}
-HEADERS = {"Referrer-Policy": "no-referrer", "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store",
-           "Content-Security-Policy": "default-src 'self'; img-src 'self'; style-src 'self'; script-src 'self'; "
-                                      "frame-ancestors 'none'"}
+MEDIA = {
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".webp": "image/webp",
+    ".gif": "image/gif",
+    ".bmp": "image/bmp",
+    ".tif": "image/tiff",
+    ".tiff": "image/tiff",
+}
+HEADERS = {
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": "default-src 'self'; img-src 'self'; style-src 'self'; script-src 'self'; "
+    "frame-ancestors 'none'",
+}
 
 
 def _static(name: str) -> str:
@@ -44,7 +56,9 @@ def make_app(session: LabelSession, token: str):
         return hmac.compare_digest(given.encode("utf-8", "replace"), token.encode("utf-8"))
 
     def refuse() -> Response:
-        return PlainTextResponse("missing or wrong token: open the URL that prefcli label printed", 403, headers=HEADERS)
+        return PlainTextResponse(
+            "missing or wrong token: open the URL that prefcli label printed", 403, headers=HEADERS
+        )
 
     def page(name: str, media: str):
         async def endpoint(request: Request) -> Response:
@@ -78,8 +92,12 @@ def make_app(session: LabelSession, token: str):
         body = await _body(request)
         rt = body.get("rt_ms")
         try:
-            view = session.answer(str(body.get("pair", "")), str(body.get("choice", "")), str(body.get("comment") or ""),
-                                  float(rt) if isinstance(rt, (int, float)) and rt >= 0 else None)
+            view = session.answer(
+                str(body.get("pair", "")),
+                str(body.get("choice", "")),
+                str(body.get("comment") or ""),
+                float(rt) if isinstance(rt, (int, float)) and rt >= 0 else None,
+            )
         except StalePair as e:
             v = session.view()
             v["message"] = str(e)
@@ -107,8 +125,11 @@ def make_app(session: LabelSession, token: str):
             data = images.read_image_file(im.path)
         except ImageError as e:
             return PlainTextResponse(f"cannot read the image: {getattr(e, 'reason', e)}", 410, headers=HEADERS)
-        return Response(data, media_type=MEDIA.get(Path(im.path).suffix.lower(), "application/octet-stream"),
-                        headers={**HEADERS, "Cache-Control": "private, max-age=3600"})
+        return Response(
+            data,
+            media_type=MEDIA.get(Path(im.path).suffix.lower(), "application/octet-stream"),
+            headers={**HEADERS, "Cache-Control": "private, max-age=3600"},
+        )
 
     routes = [
         Route("/", page("page.html", "text/html; charset=utf-8")),

@@ -32,8 +32,19 @@ class Shown:
 
 
 class LabelSession:
-    def __init__(self, pool: Pool, store: LabelStore, strategy: Strategy, *, target: int = 16, user: str = "me",
-                 scorer: str = "", seed: int | None = None, pool_arg: str | None = None, out_arg: str | None = None):
+    def __init__(
+        self,
+        pool: Pool,
+        store: LabelStore,
+        strategy: Strategy,
+        *,
+        target: int = 16,
+        user: str = "me",
+        scorer: str = "",
+        seed: int | None = None,
+        pool_arg: str | None = None,
+        out_arg: str | None = None,
+    ):
         import random
 
         self.pool, self.store, self.strategy = pool, store, strategy
@@ -86,13 +97,23 @@ class LabelSession:
             if cur is None or token != cur.token:
                 raise StalePair("that pair is no longer shown; the page shows the current one")
             L, R = self.pool.images[cur.left], self.pool.images[cur.right]
-            self.store.append({
-                "event": "label", "user": self.user, "prompt": L.prompt,
-                "left": {"id": L.image_id, "path": L.path}, "right": {"id": R.image_id, "path": R.path},
-                "shown": "swapped" if cur.flipped else "as-proposed", "choice": choice,
-                "comment": (comment or "").strip()[:500], "rt_ms": None if rt_ms is None else round(float(rt_ms)),
-                "time": _now(), "strategy": self.strategy.name, "scorer": self.scorer, "p_left": cur.p_left,
-            })
+            self.store.append(
+                {
+                    "event": "label",
+                    "user": self.user,
+                    "prompt": L.prompt,
+                    "left": {"id": L.image_id, "path": L.path},
+                    "right": {"id": R.image_id, "path": R.path},
+                    "shown": "swapped" if cur.flipped else "as-proposed",
+                    "choice": choice,
+                    "comment": (comment or "").strip()[:500],
+                    "rt_ms": None if rt_ms is None else round(float(rt_ms)),
+                    "time": _now(),
+                    "strategy": self.strategy.name,
+                    "scorer": self.scorer,
+                    "p_left": cur.p_left,
+                }
+            )
             self.state.record(cur.left, cur.right, Y[choice])
             self.problems += self.store.materialise(self._source)
             self.current = None
@@ -123,10 +144,19 @@ class LabelSession:
     def _view(self) -> dict[str, Any]:
         c = self.store.counts()
         v: dict[str, Any] = {
-            "user": self.user, "strategy": self.strategy.name, "scorer": self.scorer,
-            "progress": {"answered": c["answered"], "target": self.target, "pairs": c["pairs"],
-                         "ties": c["tie"], "skips": c["skip"]},
-            "can_undo": bool(self.store.effective()), "message": "", "problems": self.problems[-5:],
+            "user": self.user,
+            "strategy": self.strategy.name,
+            "scorer": self.scorer,
+            "progress": {
+                "answered": c["answered"],
+                "target": self.target,
+                "pairs": c["pairs"],
+                "ties": c["tie"],
+                "skips": c["skip"],
+            },
+            "can_undo": bool(self.store.effective()),
+            "message": "",
+            "problems": self.problems[-5:],
         }
         cur = self.current
         if cur is not None:
@@ -138,8 +168,11 @@ class LabelSession:
         v["done"] = True
         v["exhausted"] = c["answered"] < self.target
         out = self.out_arg
-        v["written"] = [f"{out}/labels.jsonl ({len(self.store.records)} lines)",
-                        f"{out}/liked/ and {out}/disliked/ ({c['pairs']} pairs)", f"{out}/prompts.json"]
+        v["written"] = [
+            f"{out}/labels.jsonl ({len(self.store.records)} lines)",
+            f"{out}/liked/ and {out}/disliked/ ({c['pairs']} pairs)",
+            f"{out}/prompts.json",
+        ]
         prompt = self.pool.prompts[0] if self.pool.prompts else "a prompt"
         v["next"] = [
             f"prefcli rank {self.pool_arg} --likes {out}/liked --dislikes {out}/disliked",
@@ -147,12 +180,16 @@ class LabelSession:
             f"prefcli data labels {out} --out my-dataset",
         ]
         if v["exhausted"]:
-            v["message"] = ("The pool ran out of pairs to show: every same-prompt pair was shown, or every image "
-                            "reached --max-appearances. Add images to the pool (or raise --max-appearances) and "
-                            "run the same command again: it resumes.")
+            v["message"] = (
+                "The pool ran out of pairs to show: every same-prompt pair was shown, or every image "
+                "reached --max-appearances. Add images to the pool (or raise --max-appearances) and "
+                "run the same command again: it resumes."
+            )
         else:
-            v["message"] = (f"Done: {c['answered']} answers. Run the command again with a larger --pairs to "
-                            "label more; it resumes where you stopped.")
+            v["message"] = (
+                f"Done: {c['answered']} answers. Run the command again with a larger --pairs to "
+                "label more; it resumes where you stopped."
+            )
         return v
 
 

@@ -43,8 +43,9 @@ def world_user(cfg, index: int):
     return g, user_weights(cfg, W, g, index)
 
 
-def simulate(strategy, labeller: SimulatedLabeller, groups: list[list[int]], n_labels: int,
-             on_label=None) -> list[tuple[int, int, str]]:
+def simulate(
+    strategy, labeller: SimulatedLabeller, groups: list[list[int]], n_labels: int, on_label=None
+) -> list[tuple[int, int, str]]:
     """Run `n_labels` rounds of `strategy` against `labeller`; returns (a, b, choice) per label.
 
     `on_label(k, answers)` is called after each label (k = labels so far).

@@ -21,8 +21,9 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from prefcli.errors import DataError, PrefcliError
 from prefcli.jsonio import loads
@@ -52,9 +53,14 @@ def _valid(r: object) -> bool:
         return False
     if r.get("event") == "undo":
         return isinstance(r.get("undoes"), int)
-    return (r.get("event") == "label" and r.get("choice") in CHOICES
-            and all(isinstance(r.get(s), dict) and isinstance(r[s].get("id"), str) and _ID.match(r[s]["id"])
-                    for s in ("left", "right")))
+    return (
+        r.get("event") == "label"
+        and r.get("choice") in CHOICES
+        and all(
+            isinstance(r.get(s), dict) and isinstance(r[s].get("id"), str) and _ID.match(r[s]["id"])
+            for s in ("left", "right")
+        )
+    )
 
 
 def read_log(path: Path) -> tuple[list[dict], int]:
@@ -77,8 +83,10 @@ def read_log(path: Path) -> tuple[list[dict], int]:
         try:
             r = loads(line, f"{path}: line {i}")
         except DataError:
-            raise DataError(f"{path}: line {i} is not a JSON object; the log is written by "
-                            "prefcli label only (fix or remove that line)") from None
+            raise DataError(
+                f"{path}: line {i} is not a JSON object; the log is written by "
+                "prefcli label only (fix or remove that line)"
+            ) from None
         if not _valid(r):
             raise DataError(f"{path}: line {i} is not a label record")
         records.append(r)
@@ -125,13 +133,17 @@ class LabelStore:
                 foreign += [f"{folder}/{e.name}" for e in os.scandir(d) if f"{folder}/{e.name}" not in ours]
         if foreign:
             shown = ", ".join(sorted(foreign)[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
-            raise PrefcliError(f"{self.out}: holds files prefcli label did not write ({shown}); it never replaces "
-                               "them: choose a new --out folder, or move those files away")
+            raise PrefcliError(
+                f"{self.out}: holds files prefcli label did not write ({shown}); it never replaces "
+                "them: choose a new --out folder, or move those files away"
+            )
 
     def _set_ours(self, files: set[str]) -> None:
         from prefcli import atomic
 
-        atomic.write_text(self.out / atomic.MARKER, json.dumps({"by": "label", "files": sorted(files)}, indent=1) + "\n")
+        atomic.write_text(
+            self.out / atomic.MARKER, json.dumps({"by": "label", "files": sorted(files)}, indent=1) + "\n"
+        )
 
     # -- the log -------------------------------------------------------------------
     @property
@@ -179,7 +191,10 @@ class LabelStore:
                 continue
             win, lose = (r["left"], r["right"]) if r["choice"] == "left" else (r["right"], r["left"])
             for folder, side in ((LIKED, win), (DISLIKED, lose)):
-                want[f"{folder}/{file_name(r['seq'], side['id'], side.get('path', ''))}"] = (side["id"], r.get("prompt") or "")
+                want[f"{folder}/{file_name(r['seq'], side['id'], side.get('path', ''))}"] = (
+                    side["id"],
+                    r.get("prompt") or "",
+                )
         before = self._ours()
         self._set_ours(before | set(want) | {LOG, PROMPTS})
         problems: list[str] = []

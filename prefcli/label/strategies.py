@@ -76,8 +76,12 @@ class _Base:
 
     def _open(self, state: LabelState, a: int, b: int) -> bool:
         cap = self.max_appearances
-        return (a != b and frozenset((a, b)) not in state.shown
-                and state.appearances.get(a, 0) < cap and state.appearances.get(b, 0) < cap)
+        return (
+            a != b
+            and frozenset((a, b)) not in state.shown
+            and state.appearances.get(a, 0) < cap
+            and state.appearances.get(b, 0) < cap
+        )
 
     def _warm(self, state: LabelState, limit: int | None) -> Proposal | None:
         if self._chain is None:
@@ -99,8 +103,11 @@ class _Base:
         key = tuple(state.answers)  # an undo can shorten and regrow the list: compare contents
         if getattr(self, "_fitted_on", None) != key:
             ans = state.answers
-            self.model.fit(np.array([x[0] for x in ans], int), np.array([x[1] for x in ans], int),
-                           np.array([x[2] for x in ans], float))
+            self.model.fit(
+                np.array([x[0] for x in ans], int),
+                np.array([x[1] for x in ans], int),
+                np.array([x[2] for x in ans], float),
+            )
             self._fitted_on = key
 
     def _open_pairs(self, state: LabelState, group: list[int]) -> tuple[np.ndarray, np.ndarray]:

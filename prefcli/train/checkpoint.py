@@ -167,8 +167,10 @@ def _check_moment_shapes(optimizer: Any, state: dict[int, dict], path: Path) -> 
             raise WeightsError(f"{path}: optimizer state for parameter {idx}, but this run has {len(params)}")
         for name, v in d.items():
             if isinstance(v, torch.Tensor) and v.ndim > 0 and v.shape != params[idx].shape:
-                raise WeightsError(f"{path}: optimizer state {name} of parameter {idx} has shape {tuple(v.shape)}, "
-                                   f"the parameter {tuple(params[idx].shape)}")
+                raise WeightsError(
+                    f"{path}: optimizer state {name} of parameter {idx} has shape {tuple(v.shape)}, "
+                    f"the parameter {tuple(params[idx].shape)}"
+                )
 
 
 def restore_scheduler(scheduler: Any, state: dict[str, Any], ckpt: Path) -> None:
@@ -185,12 +187,17 @@ def restore_scheduler(scheduler: Any, state: dict[str, Any], ckpt: Path) -> None
         raise WeightsError(f"{path}: scheduler last_epoch {epoch!r} is not a step count")
     for key in ("base_lrs", "_last_lr"):
         v = saved.get(key)
-        if not (isinstance(v, list) and len(v) == len(mine.get(key, v))
-                and all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in v)):
+        if not (
+            isinstance(v, list)
+            and len(v) == len(mine.get(key, v))
+            and all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in v)
+        ):
             raise WeightsError(f"{path}: scheduler {key} {v!r} is not one finite learning rate per parameter group")
     unknown = sorted(set(saved) - set(mine))
     if unknown:
-        raise WeightsError(f"{path}: scheduler state has keys this run's scheduler does not ({', '.join(map(str, unknown[:5]))})")
+        raise WeightsError(
+            f"{path}: scheduler state has keys this run's scheduler does not ({', '.join(map(str, unknown[:5]))})"
+        )
     scheduler.load_state_dict(saved)
 
 
@@ -231,10 +238,9 @@ def set_rng_state(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> Non
 
 def load_weights_into(vlm: Any, model_dir: Path) -> None:
     """Copy a saved model folder's weights into an already built `vlm` (same spec)."""
-    from prefcli.weights import load_safetensors  # checked first: a garbage file is one line
-
     from prefcli.vlm import checkpoint as vck
     from prefcli.vlm.pref_tokens import load_pref_tokens
+    from prefcli.weights import load_safetensors  # checked first: a garbage file is one line
 
     model_dir = Path(model_dir)
     full = model_dir / vck.MODEL_FILE
@@ -243,7 +249,9 @@ def load_weights_into(vlm: Any, model_dir: Path) -> None:
         if full.is_file():
             missing, unexpected = vlm.core.load_state_dict(load_safetensors(full), strict=False)
             if missing or unexpected:
-                raise WeightsError(f"{full}: does not match the model (missing {missing[:3]}, unexpected {unexpected[:3]})")
+                raise WeightsError(
+                    f"{full}: does not match the model (missing {missing[:3]}, unexpected {unexpected[:3]})"
+                )
         elif adapter.is_file():
             from peft.utils import set_peft_model_state_dict
 
@@ -261,8 +269,10 @@ def load_weights_into(vlm: Any, model_dir: Path) -> None:
             raise WeightsError(f"{tok_file}: the checkpoint has preference tokens but the model has none")
         loaded = load_pref_tokens(tok_file).weight
         if loaded.shape != vlm.pref_tokens.weight.shape:
-            raise WeightsError(f"{tok_file}: preference tokens of shape {tuple(loaded.shape)}, the model's are "
-                               f"{tuple(vlm.pref_tokens.weight.shape)}")
+            raise WeightsError(
+                f"{tok_file}: preference tokens of shape {tuple(loaded.shape)}, the model's are "
+                f"{tuple(vlm.pref_tokens.weight.shape)}"
+            )
         with torch.no_grad():
             vlm.pref_tokens.weight.copy_(loaded.to(vlm.pref_tokens.weight.dtype))
 
@@ -271,9 +281,19 @@ def load_weights_into(vlm: Any, model_dir: Path) -> None:
 # whole checkpoints
 
 
-def save_checkpoint(root: str | os.PathLike, step: int, vlm: Any, optimizer: Any, state: dict[str, Any], *,
-                    process_index: int = 0, keep_last: int = 3, metadata: dict[str, Any] | None = None,
-                    aux: Any = None, _fail_after: str | None = None) -> Path:
+def save_checkpoint(
+    root: str | os.PathLike,
+    step: int,
+    vlm: Any,
+    optimizer: Any,
+    state: dict[str, Any],
+    *,
+    process_index: int = 0,
+    keep_last: int = 3,
+    metadata: dict[str, Any] | None = None,
+    aux: Any = None,
+    _fail_after: str | None = None,
+) -> Path:
     """Write checkpoint `step` under `root` atomically and keep the newest `keep_last`.
 
     `_fail_after` (tests only) raises after the named part is written, to simulate a crash.
@@ -337,8 +357,9 @@ def read_state(ckpt: str | os.PathLike) -> dict[str, Any]:
     return state
 
 
-def restore_checkpoint(ckpt: str | os.PathLike, vlm: Any, optimizer: Any, process_index: int = 0,
-                       aux: Any = None) -> dict[str, Any]:
+def restore_checkpoint(
+    ckpt: str | os.PathLike, vlm: Any, optimizer: Any, process_index: int = 0, aux: Any = None
+) -> dict[str, Any]:
     """Weights, optimizer and RNG states of `ckpt` into a run set up for the same stage."""
     ckpt = Path(ckpt)
     state = read_state(ckpt)

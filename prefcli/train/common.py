@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from prefcli.errors import ConfigError
 
@@ -20,7 +21,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from prefcli.train.config import RunConfig, TrainConfig
 
 
-def mixed_precision_on(run: "RunConfig", cpu: bool) -> str:
+def mixed_precision_on(run: RunConfig, cpu: bool) -> str:
     """The Accelerator's mixed precision: `run.mixed_precision`, except on the CPU, where it is always "no".
 
     The shipped full-size configs ask for bf16 (a GPU's); the same config run on the CPU
@@ -30,7 +31,7 @@ def mixed_precision_on(run: "RunConfig", cpu: bool) -> str:
     return "no" if cpu else run.mixed_precision
 
 
-def make_accelerator(run: "RunConfig", out: Path, *, trackers: bool = True) -> Any:
+def make_accelerator(run: RunConfig, out: Path, *, trackers: bool = True) -> Any:
     """The Accelerator of a training run in `out`: its device from `run.device`, its precision by `mixed_precision_on`."""
     from accelerate import Accelerator
 
@@ -75,7 +76,7 @@ def config_differences(old: dict, new: dict, prefix: str = "") -> list[str]:
 RESUME_MAY_CHANGE = ("run.device", "run.num_threads", "run.trackers", "run.log_every", "run.keep_last", "_source")
 
 
-def check_resume_config(out: Path, saved: dict, cfg: "TrainConfig", config_file: str) -> None:
+def check_resume_config(out: Path, saved: dict, cfg: TrainConfig, config_file: str) -> None:
     """ConfigError unless `saved` (this run's config record) matches the one the run in `out` started with."""
     path = out / config_file
     try:
@@ -89,8 +90,10 @@ def check_resume_config(out: Path, saved: dict, cfg: "TrainConfig", config_file:
     diffs = [d for d in config_differences(old, saved) if not d.startswith(RESUME_MAY_CHANGE)]
     if diffs:
         shown = "; ".join(diffs[:6]) + (f"; and {len(diffs) - 6} more" if len(diffs) > 6 else "")
-        raise ConfigError(f"{out}: --resume with a different config than the run was started with ({shown}); "
-                          f"resume with the same config, or train into a new --out")
+        raise ConfigError(
+            f"{out}: --resume with a different config than the run was started with ({shown}); "
+            f"resume with the same config, or train into a new --out"
+        )
 
 
 def checkpoint_model(ckpt_root: Path, step: int) -> Path | None:
@@ -165,9 +168,16 @@ def training_progress(enabled: bool) -> Any:
 
     # `acc` carries its own names ("val top-1 0.802, group-balanced 0.504"): the same words as the
     # "validation" log line and metrics.jsonl's val_acc / val_balanced, never a bare "acc".
-    return progress_bar(enabled, [
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[acc]}"),
-        TextColumn("{task.fields[sps]} pairs/s"), TimeRemainingColumn(),
-    ], fields={"loss": "loss", "acc": "", "sps": "pairs/s"})
-
+    return progress_bar(
+        enabled,
+        [
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]}"),
+            TextColumn("{task.fields[acc]}"),
+            TextColumn("{task.fields[sps]} pairs/s"),
+            TimeRemainingColumn(),
+        ],
+        fields={"loss": "loss", "acc": "", "sps": "pairs/s"},
+    )

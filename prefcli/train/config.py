@@ -22,7 +22,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from prefcli.errors import ConfigError
 
@@ -54,7 +54,7 @@ class ModelConfig:
     seed: int = 0
     tiny: dict = field(default_factory=dict)  # TinySize fields (tiny base only)
     history_features: str = "plain"  # toy only (compact template): "plain", "signed" or "pair-difference" (VLMSpec)
-    init_from: Optional[str] = None  # start from these weights (a model/run folder or a shipped tiny model; same spec)
+    init_from: str | None = None  # start from these weights (a model/run folder or a shipped tiny model; same spec)
 
 
 @dataclass
@@ -67,15 +67,15 @@ class TokensConfig:
 
 @dataclass
 class DataConfig:
-    dataset: Optional[str] = None  # a prefcli dataset directory (``--data`` overrides)
-    world: Optional[dict] = None  # no dataset: build this synthetic world (WorldConfig knobs + ``preset``)
+    dataset: str | None = None  # a prefcli dataset directory (``--data`` overrides)
+    world: dict | None = None  # no dataset: build this synthetic world (WorldConfig knobs + ``preset``)
     world_build: dict = field(default_factory=dict)  # BuildParams for the synthetic world's dataset
     n_ref: int = 8
     shuffle_history: bool = True
     val_split: str = "val"
     val_max_tasks: int = 0  # 0 = every validation task
     pixel_cache_mb: int = 2048
-    attributes: Optional[str] = None  # synthetic world dir for ``kind: attributes`` stages (default: the built world)
+    attributes: str | None = None  # synthetic world dir for ``kind: attributes`` stages (default: the built world)
     attributes_batch: int = 64  # images per micro-step in an attributes stage
 
 
@@ -107,9 +107,9 @@ class StageConfig:
     train_lora: bool = True
     train_vision: bool = True
     train_tokens: bool = True
-    lr: Optional[float] = None  # overrides optim.lr for this stage
-    warmup_steps: Optional[int] = None
-    schedule: Optional[str] = None
+    lr: float | None = None  # overrides optim.lr for this stage
+    warmup_steps: int | None = None
+    schedule: str | None = None
 
 
 @dataclass
@@ -117,7 +117,7 @@ class RunConfig:
     seed: int = 0
     per_device_batch: int = 2  # pairs per process per micro-step
     grad_accum: int = 1
-    global_batch: Optional[int] = None  # if set: grad_accum = global / (per_device x processes), exactly
+    global_batch: int | None = None  # if set: grad_accum = global / (per_device x processes), exactly
     mixed_precision: str = "no"
     device: str = "auto"  # "auto", "cpu" or "cuda"
     log_every: int = 10
@@ -174,11 +174,25 @@ class TrainConfig:
 
         m = self.model
         return VLMSpec(
-            base=m.base, weights=weights or m.weights, tokenizer=m.tokenizer, template=m.template,
-            max_prompt_tokens=m.max_prompt_tokens, n_pref_tokens=0, pref_init=self.tokens.init,
-            lora=m.lora, lora_r=m.lora_r, lora_alpha=m.lora_alpha, lora_dropout=m.lora_dropout,
-            qlora=m.qlora, train_vision=m.train_vision, dtype=m.dtype, device=device, seed=m.seed,
-            attn_implementation=m.attn_implementation, tiny=dict(m.tiny), history_features=m.history_features,
+            base=m.base,
+            weights=weights or m.weights,
+            tokenizer=m.tokenizer,
+            template=m.template,
+            max_prompt_tokens=m.max_prompt_tokens,
+            n_pref_tokens=0,
+            pref_init=self.tokens.init,
+            lora=m.lora,
+            lora_r=m.lora_r,
+            lora_alpha=m.lora_alpha,
+            lora_dropout=m.lora_dropout,
+            qlora=m.qlora,
+            train_vision=m.train_vision,
+            dtype=m.dtype,
+            device=device,
+            seed=m.seed,
+            attn_implementation=m.attn_implementation,
+            tiny=dict(m.tiny),
+            history_features=m.history_features,
         )
 
     def grad_accum_for(self, num_processes: int) -> int:
@@ -203,8 +217,14 @@ def _type_name(tp: Any) -> str:
     if origin is typing.Union or origin is types.UnionType:  # Optional[X] and X | None alike
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         return _type_name(args[0]) + " or null"
-    return {int: "an integer", float: "a number", bool: "true or false", str: "a string", list: "a list",
-            dict: "a table/mapping"}.get(tp, getattr(tp, "__name__", str(tp)))
+    return {
+        int: "an integer",
+        float: "a number",
+        bool: "true or false",
+        str: "a string",
+        list: "a list",
+        dict: "a table/mapping",
+    }.get(tp, getattr(tp, "__name__", str(tp)))
 
 
 def _coerce(value: Any, tp: Any, where: str, key: str) -> Any:
@@ -363,7 +383,9 @@ def validate(cfg: TrainConfig) -> None:
     m = cfg.model
     if cfg.trainer not in TRAINERS:
         raise bad("trainer", f"must be one of {', '.join(TRAINERS)}, got {cfg.trainer!r}")
-    if cfg.trainer == "pickscore" and (m.lora or len(cfg.stages) != 1 or cfg.stages[0].history or cfg.stages[0].kind != "pairs"):
+    if cfg.trainer == "pickscore" and (
+        m.lora or len(cfg.stages) != 1 or cfg.stages[0].history or cfg.stages[0].kind != "pairs"
+    ):
         raise bad("trainer", "pickscore trains one history-free 'pairs' stage of every CLIP weight (no LoRA)")
     from prefcli.vlm.model import TinySize
 
@@ -459,11 +481,22 @@ def validate(cfg: TrainConfig) -> None:
 # Sane upper bounds, checked before anything is built: a config asking for 1e12 pairs a step or a
 # 2**40-wide layer otherwise runs (and reports absurd throughput) or dies in the allocator late.
 SIZE_BOUNDS = {
-    "model.max_prompt_tokens": 100_000, "model.lora_r": 4096, "tokens.n_tokens": 4096,
-    "data.n_ref": 10_000, "data.val_max_tasks": 10**9, "data.pixel_cache_mb": 10**7, "data.attributes_batch": 65_536,
-    "optim.warmup_steps": 10**9, "run.per_device_batch": 65_536, "run.grad_accum": 65_536,
-    "run.global_batch": 10**7, "run.log_every": 10**9, "run.eval_every": 10**9, "run.checkpoint_every": 10**9,
-    "run.keep_last": 10_000, "run.num_threads": 4096,
+    "model.max_prompt_tokens": 100_000,
+    "model.lora_r": 4096,
+    "tokens.n_tokens": 4096,
+    "data.n_ref": 10_000,
+    "data.val_max_tasks": 10**9,
+    "data.pixel_cache_mb": 10**7,
+    "data.attributes_batch": 65_536,
+    "optim.warmup_steps": 10**9,
+    "run.per_device_batch": 65_536,
+    "run.grad_accum": 65_536,
+    "run.global_batch": 10**7,
+    "run.log_every": 10**9,
+    "run.eval_every": 10**9,
+    "run.checkpoint_every": 10**9,
+    "run.keep_last": 10_000,
+    "run.num_threads": 4096,
 }
 STAGE_STEPS_MAX = 10**9
 #: Accelerate's trackers (accelerate.tracking.LOGGER_TYPE_TO_CLASS) and the module each needs.

@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import random
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 import torch
 
@@ -65,9 +66,14 @@ class PairBatch:
     image_index: torch.Tensor  # (N,): for each image slot in row-major order, its row in pixel_values
     n_pairs: int
 
-    def to(self, device: Any) -> "PairBatch":
-        return PairBatch(self.input_ids.to(device), self.attention_mask.to(device), self.pixel_values.to(device),
-                         self.image_index.to(device), self.n_pairs)
+    def to(self, device: Any) -> PairBatch:
+        return PairBatch(
+            self.input_ids.to(device),
+            self.attention_mask.to(device),
+            self.pixel_values.to(device),
+            self.image_index.to(device),
+            self.n_pairs,
+        )
 
 
 class PixelStore:
@@ -104,8 +110,15 @@ class PixelStore:
 class TrainSampler:
     """Draws training samples from one split's pairs, grouped by user."""
 
-    def __init__(self, pairs_by_user: dict[str, list], n_ref: int, *, seed: int = 0, shuffle_history: bool = True,
-                 min_history: int | None = None) -> None:
+    def __init__(
+        self,
+        pairs_by_user: dict[str, list],
+        n_ref: int,
+        *,
+        seed: int = 0,
+        shuffle_history: bool = True,
+        min_history: int | None = None,
+    ) -> None:
         self.n_ref = int(n_ref)
         self.seed = int(seed)
         self.shuffle_history = shuffle_history
@@ -124,8 +137,11 @@ class TrainSampler:
 
     def _history(self, rng: random.Random, user: str, banned: set, skip: int = -1) -> list[HistoryItem]:
         """N_ref of `user`'s pairs (never pair `skip`, never an image in `banned`), in training order."""
-        pool = [p for j, p in enumerate(self.users[user]) if j != skip and p.liked_image_id not in banned
-                and p.disliked_image_id not in banned]
+        pool = [
+            p
+            for j, p in enumerate(self.users[user])
+            if j != skip and p.liked_image_id not in banned and p.disliked_image_id not in banned
+        ]
         chosen = rng.sample(pool, min(self.n_ref, len(pool)))
         hist = [HPair(p.liked_image_id, p.disliked_image_id, p.prompt) for p in chosen]
         return train_history_items(hist, rng) if self.shuffle_history else eval_history_items(hist)
@@ -154,8 +170,9 @@ class TrainSampler:
             self._user_names = list(self.users)
         return self._user_names
 
-    def batch(self, step: int, micro: int, process: int, size: int, history: bool = True,
-              swap: bool = False) -> list[Sample]:
+    def batch(
+        self, step: int, micro: int, process: int, size: int, history: bool = True, swap: bool = False
+    ) -> list[Sample]:
         rng = self.rng(step, micro, process)
         swap_rng = random.Random(f"prefcli-swap|{self.seed}|{process}|{step}|{micro}") if swap else None
         return [self.sample(rng, history, swap_rng) for _ in range(size)]
@@ -207,8 +224,9 @@ class EvalTask:
     liked_index: int
 
 
-def load_eval_tasks(dataset: Any, split: str, n_ref: int | None = None, protocol: str = "1v1",
-                    max_tasks: int = 0, seed: int = 0) -> list[EvalTask]:
+def load_eval_tasks(
+    dataset: Any, split: str, n_ref: int | None = None, protocol: str = "1v1", max_tasks: int = 0, seed: int = 0
+) -> list[EvalTask]:
     """The dataset's materialized tasks (a seeded subset when `max_tasks` is set)."""
     rows = dataset.task_rows(split, protocol, n_ref)
     if max_tasks and len(rows) > max_tasks:
@@ -221,12 +239,25 @@ def load_eval_tasks(dataset: Any, split: str, n_ref: int | None = None, protocol
         if missing:
             from prefcli.errors import DataError
 
-            raise DataError(f"{dataset.root}: task {r['task_id']!r} names history pair {missing[0]!r}, "
-                            f"which is not among the {split} pairs of pairs.parquet")
-        hist = [HPair(lookup[p].liked_image_id, lookup[p].disliked_image_id, lookup[p].prompt)
-                for p in r["history_pair_ids"] or ()]
-        out.append(EvalTask(r["task_id"], r["user_id"], r["seen"], hist, list(r["candidate_image_ids"]),
-                            list(r["candidate_prompts"]), int(r["liked_index"])))
+            raise DataError(
+                f"{dataset.root}: task {r['task_id']!r} names history pair {missing[0]!r}, "
+                f"which is not among the {split} pairs of pairs.parquet"
+            )
+        hist = [
+            HPair(lookup[p].liked_image_id, lookup[p].disliked_image_id, lookup[p].prompt)
+            for p in r["history_pair_ids"] or ()
+        ]
+        out.append(
+            EvalTask(
+                r["task_id"],
+                r["user_id"],
+                r["seen"],
+                hist,
+                list(r["candidate_image_ids"]),
+                list(r["candidate_prompts"]),
+                int(r["liked_index"]),
+            )
+        )
     return out
 
 

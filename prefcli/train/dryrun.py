@@ -80,11 +80,15 @@ def dry_run(cfg: TrainConfig, num_processes: int = 1) -> dict[str, Any]:
             vlm.pref_tokens = PreferenceTokens(cfg.tokens.n_tokens, vlm.core.config.text_config.hidden_size)
     tokens_module = vlm.pref_tokens
     stages = []
-    for i, st in enumerate(cfg.stages):
+    for i, _st in enumerate(cfg.stages):
         vlm.pref_tokens = tokens_module if cfg.tokens_at(i) else None
         stages.append(_stage_trainable(vlm, cfg, i))
     vlm.pref_tokens = tokens_module
-    parts = [k for k in ("vision", "connector", "text", "lm_head", "lora", "pref_tokens") if k in stages[-1] or k in stages[0]]
+    parts = [
+        k
+        for k in ("vision", "connector", "text", "lm_head", "lora", "pref_tokens")
+        if k in stages[-1] or k in stages[0]
+    ]
     rows = []
     for k in parts + ["all"]:
         total = max(s.get(k, {}).get("total", 0) for s in stages)
@@ -100,12 +104,18 @@ def dry_run(cfg: TrainConfig, num_processes: int = 1) -> dict[str, Any]:
         "config": cfg.name,
         "base": cfg.model.base,
         "qlora": cfg.model.qlora,
-        "lora": {"r": cfg.model.lora_r, "alpha": cfg.model.lora_alpha, "dropout": cfg.model.lora_dropout} if cfg.model.lora else None,
+        "lora": {"r": cfg.model.lora_r, "alpha": cfg.model.lora_alpha, "dropout": cfg.model.lora_dropout}
+        if cfg.model.lora
+        else None,
         "pref_tokens": cfg.tokens.n_tokens if any(s.add_tokens for s in cfg.stages) else 0,
         "parameters": rows,
         "sequence_tokens": seq,
-        "batch": {"per_device_pairs": cfg.run.per_device_batch, "grad_accum": accum, "processes": num_processes,
-                  "global_pairs": cfg.run.per_device_batch * accum * num_processes},
+        "batch": {
+            "per_device_pairs": cfg.run.per_device_batch,
+            "grad_accum": accum,
+            "processes": num_processes,
+            "global_pairs": cfg.run.per_device_batch * accum * num_processes,
+        },
         "memory_per_device": {"stage": cfg.stages[worst].name, **mem[worst]},
         "memory_by_stage": {st.name: m for st, m in zip(cfg.stages, mem)},
         "gradient_checkpointing": cfg.model.gradient_checkpointing,
@@ -141,7 +151,9 @@ def memory_estimate(vlm: Any, cfg: TrainConfig, counts: dict, seq_len: int, stag
     else:
         text_act = seqs * layers * 34 * seq_len * h
     vision_trains = counts.get("vision", {}).get("trainable", 0) > 0
-    patches = (448 // int(vc.patch_size)) ** 2 if not vlm.spec.is_tiny else (int(vc.image_size) // int(vc.patch_size)) ** 2
+    patches = (
+        (448 // int(vc.patch_size)) ** 2 if not vlm.spec.is_tiny else (int(vc.image_size) // int(vc.patch_size)) ** 2
+    )
     images = cfg.run.per_device_batch * (2 * cfg.data.n_ref + 2)
     vh, vl = int(vc.hidden_size), int(vc.num_hidden_layers)
     if vision_trains:

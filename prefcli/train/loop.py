@@ -27,9 +27,10 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -37,13 +38,17 @@ import torch.nn as nn
 from prefcli.errors import ConfigError
 from prefcli.train.config import StageConfig, TrainConfig
 
-
 # ---------------------------------------------------------------------------
 # the forward pass over a PairBatch
 
 
-def target_logits(vlm: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, pixel_values: torch.Tensor,
-                  image_index: torch.Tensor) -> torch.Tensor:
+def target_logits(
+    vlm: Any,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    pixel_values: torch.Tensor,
+    image_index: torch.Tensor,
+) -> torch.Tensor:
     """Full-vocabulary next-token logits at each row's target position (the last real token).
 
     The same computation as ``PrefVLM.forward``, except that the vision tower
@@ -106,8 +111,15 @@ def make_probe(vlm: Any, out_dim: int, seed: int) -> nn.Module:
 
 
 @torch.no_grad()
-def score_tasks(vlm: Any, tasks: Sequence[Any], store: Any, *, history: bool = True,
-                history_of: Callable[[int], list] | None = None, batch_tasks: int = 64) -> list[list[float]]:
+def score_tasks(
+    vlm: Any,
+    tasks: Sequence[Any],
+    store: Any,
+    *,
+    history: bool = True,
+    history_of: Callable[[int], list] | None = None,
+    batch_tasks: int = 64,
+) -> list[list[float]]:
     """Q(S, z) for every candidate of every task; `history_of(i)` replaces task i's history (the swap check)."""
     from prefcli.train.data import collate_sequences, eval_sequences
     from prefcli.vlm.losses import q_score  # the one formula for Q
@@ -117,7 +129,7 @@ def score_tasks(vlm: Any, tasks: Sequence[Any], store: Any, *, history: bool = T
     out: list[list[float]] = []
     try:
         for s in range(0, len(tasks), batch_tasks):
-            chunk = tasks[s:s + batch_tasks]
+            chunk = tasks[s : s + batch_tasks]
             seqs, sizes = [], []
             for k, t in enumerate(chunk):
                 hp = history_of(s + k) if history_of is not None else None
@@ -129,7 +141,7 @@ def score_tasks(vlm: Any, tasks: Sequence[Any], store: Any, *, history: bool = T
             q = q_score(logits[:, vlm.plus_id].float(), logits[:, vlm.minus_id].float()).cpu().tolist()
             i = 0
             for n in sizes:
-                out.append(q[i:i + n])
+                out.append(q[i : i + n])
                 i += n
     finally:
         vlm.train(was_training)
@@ -176,8 +188,7 @@ def make_optimizer(params: list, cfg: TrainConfig, stage: StageConfig) -> tuple[
     sched = stage.schedule or o.schedule
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=o.weight_decay, betas=tuple(o.betas), eps=o.eps)
     total = stage.steps
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: lr_factor(s, total, warm, sched, o.min_lr_ratio))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total, warm, sched, o.min_lr_ratio))
     return opt, scheduler
 
 
@@ -188,8 +199,13 @@ def apply_stage(vlm: Any, cfg: TrainConfig, index: int) -> None:
     st = cfg.stages[index]
     if cfg.tokens_at(index) and vlm.pref_tokens is None:
         vlm.add_pref_tokens(cfg.tokens.n_tokens, cfg.tokens.init, seed=cfg.model.seed)
-    set_trainable(vlm, base=st.train_base, lora=st.train_lora, vision=st.train_vision and cfg.model.train_vision,
-                  tokens=st.train_tokens)
+    set_trainable(
+        vlm,
+        base=st.train_base,
+        lora=st.train_lora,
+        vision=st.train_vision and cfg.model.train_vision,
+        tokens=st.train_tokens,
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -208,7 +224,8 @@ def synthetic_dataset(world: dict, build: dict | None = None, root: Path | None 
     import hashlib
 
     from prefcli.data.dataset import INFO_FILE
-    from prefcli.data.pickapic import BuildParams, build as build_ds
+    from prefcli.data.pickapic import BuildParams
+    from prefcli.data.pickapic import build as build_ds
     from prefcli.data.synthetic import WorldConfig, write_world
 
     w = dict(world)
@@ -245,7 +262,9 @@ def trained_on_record(cfg: TrainConfig, ds: Any, ds_path: Path, world_dir: Path 
     """
     rec = {**cfg.to_dict(), "_source": cfg.source, "_dataset": str(ds_path)}
     info = getattr(ds, "info", None) or {}
-    rec["_dataset_info"] = {k: info.get(k) for k in ("name", "format_version", "source", "params", "counts") if k in info}
+    rec["_dataset_info"] = {
+        k: info.get(k) for k in ("name", "format_version", "source", "params", "counts") if k in info
+    }
     world = None
     if world_dir is not None:
         try:
@@ -269,7 +288,9 @@ def init_weights_dir(spec: str) -> Path:
     if not p.exists() and spec in pretrained.names():
         p = pretrained.path(spec)
     if not p.exists():
-        raise ConfigError(f"model.init_from: {spec}: no such model folder (shipped tiny models: {', '.join(pretrained.names())})")
+        raise ConfigError(
+            f"model.init_from: {spec}: no such model folder (shipped tiny models: {', '.join(pretrained.names())})"
+        )
     return model_dir_of(p)
 
 
@@ -281,8 +302,14 @@ def validation_groups(tasks: Sequence[Any], world: Any) -> list[int]:
     return [ids.setdefault(str(t.user_id), len(ids)) for t in tasks]
 
 
-def validation_metrics(vlm: Any, tasks: Sequence[Any], store: Any, groups: Sequence[int],
-                       swap_histories: Sequence[Any] | None, history: bool) -> dict:
+def validation_metrics(
+    vlm: Any,
+    tasks: Sequence[Any],
+    store: Any,
+    groups: Sequence[int],
+    swap_histories: Sequence[Any] | None,
+    history: bool,
+) -> dict:
     """val_acc (raw), val_balanced (mean over groups) and, for a history stage, the same with each task given
     `swap_histories[i]`, the history of a task from another group (val_swap, val_swap_balanced).
     Hits use the harness's tie rule."""
@@ -316,8 +343,11 @@ def _reduce_validation(acc: Any, res: dict, groups: Sequence[int], n_groups: int
     t = acc.reduce(t, reduction="sum")
     n = t[2]
     keep = n > 0
-    out = {"val_tasks": int(n.sum()), "val_acc": float(t[0].sum() / n.sum()) if n.sum() else float("nan"),
-           "val_balanced": float((t[0][keep] / n[keep]).mean()) if keep.any() else None}
+    out = {
+        "val_tasks": int(n.sum()),
+        "val_acc": float(t[0].sum() / n.sum()) if n.sum() else float("nan"),
+        "val_balanced": float((t[0][keep] / n[keep]).mean()) if keep.any() else None,
+    }
     if swap is not None:
         out["val_swap"] = float(t[1].sum() / n.sum())
         out["val_swap_balanced"] = float((t[1][keep] / n[keep]).mean())
@@ -340,22 +370,38 @@ class TrainResult:
     history: list = field(default_factory=list)
 
     def as_dict(self) -> dict:
-        return {"out_dir": str(self.out_dir), "steps": self.steps, "stopped_early": self.stopped_early,
-                "final_val_acc": self.final_val_acc, "pairs_per_s": self.samples_per_s,
-                "seconds": self.seconds, "model_dir": str(self.model_dir) if self.model_dir else None}
+        return {
+            "out_dir": str(self.out_dir),
+            "steps": self.steps,
+            "stopped_early": self.stopped_early,
+            "final_val_acc": self.final_val_acc,
+            "pairs_per_s": self.samples_per_s,
+            "seconds": self.seconds,
+            "model_dir": str(self.model_dir) if self.model_dir else None,
+        }
 
 
 def val_shown(val_acc: float | None, balanced: float | None = None, swapped: float | None = None) -> str:
     """The validation numbers as the progress bar and the log name them."""
     if val_acc is None:
         return ""
-    return (f"val top-1 {val_acc:.3f}" + (f", group-balanced {balanced:.3f}" if balanced is not None else "")
-            + (f", history swapped {swapped:.3f}" if swapped is not None else ""))
+    return (
+        f"val top-1 {val_acc:.3f}"
+        + (f", group-balanced {balanced:.3f}" if balanced is not None else "")
+        + (f", history swapped {swapped:.3f}" if swapped is not None else "")
+    )
 
 
-def train(cfg: TrainConfig, *, data: str | os.PathLike | None = None, out: str | os.PathLike = "runs/train",
-          resume: bool = False, max_steps: int | None = None, progress: bool = True,
-          log: Callable[[str], None] | None = None) -> TrainResult:
+def train(
+    cfg: TrainConfig,
+    *,
+    data: str | os.PathLike | None = None,
+    out: str | os.PathLike = "runs/train",
+    resume: bool = False,
+    max_steps: int | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> TrainResult:
     """Run `cfg`'s stages; write checkpoints, metrics.jsonl and the final model under `out`."""
     say = log or (lambda s: None)
     r = cfg.run
@@ -382,17 +428,32 @@ def train(cfg: TrainConfig, *, data: str | os.PathLike | None = None, out: str |
         torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
 
 
-def _train(cfg: TrainConfig, *, data: Any, out: Path, resume: bool, max_steps: int | None, progress: bool,
-           say: Callable[[str], None]) -> TrainResult:
+def _train(
+    cfg: TrainConfig,
+    *,
+    data: Any,
+    out: Path,
+    resume: bool,
+    max_steps: int | None,
+    progress: bool,
+    say: Callable[[str], None],
+) -> TrainResult:
     from accelerate.utils import set_seed
 
     from prefcli.data.dataset import Dataset
+    from prefcli.harness.world import swap_donors
     from prefcli.readable import per_second
     from prefcli.train import checkpoint as ck
-    from prefcli.train.common import MetricsLog, check_resume_config, checkpoint_model, make_accelerator, resume_point, training_progress
+    from prefcli.train.common import (
+        MetricsLog,
+        check_resume_config,
+        checkpoint_model,
+        make_accelerator,
+        resume_point,
+        training_progress,
+    )
     from prefcli.train.data import PixelStore, TrainSampler, collate_pairs, load_eval_tasks
     from prefcli.train.toy_losses import history_contrast
-    from prefcli.harness.world import swap_donors
     from prefcli.vlm.losses import preference_loss
     from prefcli.vlm.model import build_model
 
@@ -417,15 +478,18 @@ def _train(cfg: TrainConfig, *, data: Any, out: Path, resume: bool, max_steps: i
         sampler = TrainSampler(by_user, cfg.data.n_ref, seed=r.seed, shuffle_history=cfg.data.shuffle_history)
     except ValueError:
         longest = max((len(v) for v in by_user.values()), default=0)
-        raise ConfigError(f"{cfg.source or cfg.name}: data.n_ref: {cfg.data.n_ref} history pairs plus a target need "
-                          f"{cfg.data.n_ref + 1} training pairs per user, but the most any user of {ds_path} has is "
-                          f"{longest}; lower data.n_ref to at most {max(0, longest - 1)}") from None
+        raise ConfigError(
+            f"{cfg.source or cfg.name}: data.n_ref: {cfg.data.n_ref} history pairs plus a target need "
+            f"{cfg.data.n_ref + 1} training pairs per user, but the most any user of {ds_path} has is "
+            f"{longest}; lower data.n_ref to at most {max(0, longest - 1)}"
+        ) from None
     from prefcli.data.dataset import n_ref_variants
 
     # Validate at the training N_ref, or the largest history the dataset materialized below it.
     fits = [k for k in n_ref_variants(ds.n_ref) if k <= max(1, cfg.data.n_ref)]
-    val_tasks = load_eval_tasks(ds, cfg.data.val_split, n_ref=max(fits) if fits else None,
-                                max_tasks=cfg.data.val_max_tasks, seed=r.seed)
+    val_tasks = load_eval_tasks(
+        ds, cfg.data.val_split, n_ref=max(fits) if fits else None, max_tasks=cfg.data.val_max_tasks, seed=r.seed
+    )
     set_seed(r.seed)
     try:
         vlm = build_model(cfg.vlm_spec(device=str(acc.device)))
@@ -458,8 +522,10 @@ def _train(cfg: TrainConfig, *, data: Any, out: Path, resume: bool, max_steps: i
     if last is not None:
         start = int(ck.read_state(last)["step"])
         if start > total:
-            raise ConfigError(f"{last / ck.STATE_FILE}: step {start} lies beyond this config's {total} steps; "
-                              f"it belongs to another run (train into a new --out)")
+            raise ConfigError(
+                f"{last / ck.STATE_FILE}: step {start} lies beyond this config's {total} steps; "
+                f"it belongs to another run (train into a new --out)"
+            )
         stage_idx = cfg.stage_at(start) if start > 0 else 0
 
     attributes = None
@@ -468,15 +534,23 @@ def _train(cfg: TrainConfig, *, data: Any, out: Path, resume: bool, max_steps: i
 
         world_dir = Path(cfg.data.attributes) if cfg.data.attributes else Path(ds_path).parent / "world"
         source = ds.info.get("source") or {}
-        if (not cfg.data.attributes and not (world_dir / "world.json").is_file()
-                and source.get("kind") == "local" and source.get("location")
-                and (Path(source["location"]) / "world.json").is_file()):
+        if (
+            not cfg.data.attributes
+            and not (world_dir / "world.json").is_file()
+            and source.get("kind") == "local"
+            and source.get("location")
+            and (Path(source["location"]) / "world.json").is_file()
+        ):
             # A dataset built by `prefcli data pickapic --source WORLD` records where its world is.
             world_dir = Path(source["location"])
         if not (world_dir / "world.json").is_file():
-            raise ConfigError(f"{cfg.source or cfg.name}: an attributes stage needs a synthetic world; "
-                              f"{world_dir} has none (set data.attributes)")
-        attributes = AttributeTargets(world_dir, [i for p in ds.pairs("train") for i in (p.liked_image_id, p.disliked_image_id)])
+            raise ConfigError(
+                f"{cfg.source or cfg.name}: an attributes stage needs a synthetic world; "
+                f"{world_dir} has none (set data.attributes)"
+            )
+        attributes = AttributeTargets(
+            world_dir, [i for p in ds.pairs("train") for i in (p.liked_image_id, p.disliked_image_id)]
+        )
     probe: list = [None]
 
     def setup(index: int):
@@ -524,14 +598,26 @@ def _train(cfg: TrainConfig, *, data: Any, out: Path, resume: bool, max_steps: i
         return res
 
     def save(step: int) -> None:
-        st = {"step": step, "stage": stage_idx, "stage_name": cfg.stages[stage_idx].name,
-              "scheduler": scheduler.state_dict(), "config_name": cfg.name, "per_step_pairs": per_step,
-              "val_acc": last_val}
-        meta = {"train_config": cfg.name, "step": step, "dataset": str(ds_path), "n_ref": cfg.data.n_ref,
-                "history": cfg.stages[stage_idx].history}
+        st = {
+            "step": step,
+            "stage": stage_idx,
+            "stage_name": cfg.stages[stage_idx].name,
+            "scheduler": scheduler.state_dict(),
+            "config_name": cfg.name,
+            "per_step_pairs": per_step,
+            "val_acc": last_val,
+        }
+        meta = {
+            "train_config": cfg.name,
+            "step": step,
+            "dataset": str(ds_path),
+            "n_ref": cfg.data.n_ref,
+            "history": cfg.stages[stage_idx].history,
+        }
         if main:
-            path = ck.save_checkpoint(ckpt_root, step, vlm, optimizer, st, process_index=0,
-                                      keep_last=r.keep_last, metadata=meta, aux=probe[0])
+            path = ck.save_checkpoint(
+                ckpt_root, step, vlm, optimizer, st, process_index=0, keep_last=r.keep_last, metadata=meta, aux=probe[0]
+            )
         acc.wait_for_everyone()
         if not main:
             ck.save_rng_only(ckpt_root / ck.checkpoint_name(step), acc.process_index)
@@ -547,8 +633,14 @@ def _train(cfg: TrainConfig, *, data: Any, out: Path, resume: bool, max_steps: i
     n_loss = 0
     model.train()
     with training_progress(progress and main) as bar:
-        task = bar.add_task(f"training {cfg.name} ({cfg.stages[stage_idx].name})", total=stop, completed=start, loss="-",
-                            acc=val_shown(last_val), sps="-")
+        task = bar.add_task(
+            f"training {cfg.name} ({cfg.stages[stage_idx].name})",
+            total=stop,
+            completed=start,
+            loss="-",
+            acc=val_shown(last_val),
+            sps="-",
+        )
         for step in range(start + 1, stop + 1):
             si = cfg.stage_at(step)
             if si != stage_idx:
@@ -561,20 +653,23 @@ def _train(cfg: TrainConfig, *, data: Any, out: Path, resume: bool, max_steps: i
             stage = cfg.stages[stage_idx]
             for micro in range(accum if stage.kind == "pairs" else 0):
                 swap = stage.loss_swap > 0
-                samples = sampler.batch(step, micro, acc.process_index, r.per_device_batch, history=stage.history,
-                                        swap=swap)
+                samples = sampler.batch(
+                    step, micro, acc.process_index, r.per_device_batch, history=stage.history, swap=swap
+                )
                 b = collate_pairs(vlm.encoder, samples, store).to(acc.device)
                 sync = acc.no_sync(model) if (micro < accum - 1 and acc.num_processes > 1) else contextlib.nullcontext()
                 with sync, acc.autocast():
                     logits = model(b.input_ids, b.attention_mask, b.pixel_values, b.image_index)
                     n = b.n_pairs
-                    terms = preference_loss(logits[:n], logits[n:2 * n], plus_id, minus_id,
-                                            use_base=stage.loss_base, use_cp=stage.loss_cp)
+                    terms = preference_loss(
+                        logits[:n], logits[n : 2 * n], plus_id, minus_id, use_base=stage.loss_base, use_cp=stage.loss_cp
+                    )
                     loss_total = terms.total
                     extra = {}
                     if swap and logits.shape[0] == 4 * n:
-                        hs = history_contrast(logits[:n], logits[n:2 * n], logits[2 * n:3 * n], logits[3 * n:],
-                                              plus_id, minus_id)
+                        hs = history_contrast(
+                            logits[:n], logits[n : 2 * n], logits[2 * n : 3 * n], logits[3 * n :], plus_id, minus_id
+                        )
                         loss_total = loss_total + stage.loss_swap * hs
                         extra = {"loss_swap": float(hs.detach()), "loss": float(loss_total.detach())}
                     acc.backward(loss_total / accum)
@@ -582,9 +677,15 @@ def _train(cfg: TrainConfig, *, data: Any, out: Path, resume: bool, max_steps: i
                     run_loss[k] = run_loss.get(k, 0.0) + v / accum
             if stage.kind == "attributes":
                 for micro in range(accum):
-                    ids, target = attributes.batch(sampler.rng(step, micro, acc.process_index), cfg.data.attributes_batch)
+                    ids, target = attributes.batch(
+                        sampler.rng(step, micro, acc.process_index), cfg.data.attributes_batch
+                    )
                     pv = store.get(ids).to(acc.device)
-                    sync = acc.no_sync(model) if (micro < accum - 1 and acc.num_processes > 1) else contextlib.nullcontext()
+                    sync = (
+                        acc.no_sync(model)
+                        if (micro < accum - 1 and acc.num_processes > 1)
+                        else contextlib.nullcontext()
+                    )
                     with sync, acc.autocast():
                         pred = model(pv)
                         loss = torch.nn.functional.mse_loss(pred.float(), target.to(pred.device))
@@ -601,9 +702,14 @@ def _train(cfg: TrainConfig, *, data: Any, out: Path, resume: bool, max_steps: i
             elapsed = time.perf_counter() - t0
             sps = pairs_done / elapsed if elapsed > 0 else 0.0
             if r.log_every and (step % r.log_every == 0 or step == stop):
-                rec = {"step": step, "stage": stage.name, "lr": scheduler.get_last_lr()[0],
-                       **{k: v / n_loss for k, v in run_loss.items()}, "pairs_per_s": round(sps, 2),
-                       "elapsed_s": round(elapsed, 2)}
+                rec = {
+                    "step": step,
+                    "stage": stage.name,
+                    "lr": scheduler.get_last_lr()[0],
+                    **{k: v / n_loss for k, v in run_loss.items()},
+                    "pairs_per_s": round(sps, 2),
+                    "elapsed_s": round(elapsed, 2),
+                }
                 metrics.log(rec)
                 if r.trackers:
                     acc.log({k: v for k, v in rec.items() if isinstance(v, (int, float))}, step=step)
@@ -627,9 +733,18 @@ def _train(cfg: TrainConfig, *, data: Any, out: Path, resume: bool, max_steps: i
     if main and finished:
         from prefcli.vlm.checkpoint import save_vlm
 
-        model_dir = save_vlm(vlm, out / ck.MODEL_DIR, metadata={
-            "train_config": cfg.name, "steps": total, "dataset": str(ds_path), "val_acc": last_val,
-            "n_ref": cfg.data.n_ref, "history": cfg.stages[-1].history})
+        model_dir = save_vlm(
+            vlm,
+            out / ck.MODEL_DIR,
+            metadata={
+                "train_config": cfg.name,
+                "steps": total,
+                "dataset": str(ds_path),
+                "val_acc": last_val,
+                "n_ref": cfg.data.n_ref,
+                "history": cfg.stages[-1].history,
+            },
+        )
     acc.wait_for_everyone()
     if r.trackers:
         acc.end_training()

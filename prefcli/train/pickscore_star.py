@@ -43,8 +43,9 @@ import random
 import shutil
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 
@@ -58,8 +59,15 @@ MODEL_INFO = "prefcli_model.json"
 # the objective
 
 
-def pickscore_loss(text: torch.Tensor, image_0: torch.Tensor, image_1: torch.Tensor, logit_scale: torch.Tensor,
-                   label_0: torch.Tensor, label_1: torch.Tensor, examples_per_prompt: torch.Tensor) -> torch.Tensor:
+def pickscore_loss(
+    text: torch.Tensor,
+    image_0: torch.Tensor,
+    image_1: torch.Tensor,
+    logit_scale: torch.Tensor,
+    label_0: torch.Tensor,
+    label_1: torch.Tensor,
+    examples_per_prompt: torch.Tensor,
+) -> torch.Tensor:
     """PickScore's loss on L2-normalized features (the module docstring cites each line)."""
     import torch.nn.functional as F
 
@@ -67,9 +75,13 @@ def pickscore_loss(text: torch.Tensor, image_0: torch.Tensor, image_1: torch.Ten
     s1 = logit_scale * (text * image_1).sum(-1)
     logits = torch.stack([s0, s1], dim=-1)
     zeros = torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)
-    loss = label_0 * F.cross_entropy(logits, zeros, reduction="none") + label_1 * F.cross_entropy(logits, zeros + 1, reduction="none")
+    loss = label_0 * F.cross_entropy(logits, zeros, reduction="none") + label_1 * F.cross_entropy(
+        logits, zeros + 1, reduction="none"
+    )
     # A tie's best loss is -2·½·log ½; shifting by log ½ makes it 0, as upstream.
-    loss = loss + (label_0 == label_1).to(loss.dtype) * torch.log(torch.tensor(0.5, device=loss.device, dtype=loss.dtype))
+    loss = loss + (label_0 == label_1).to(loss.dtype) * torch.log(
+        torch.tensor(0.5, device=loss.device, dtype=loss.dtype)
+    )
     w = 1.0 / examples_per_prompt.to(loss.dtype)
     return (loss * (w / w.sum())).sum()
 
@@ -114,8 +126,13 @@ def _preprocess(image_processor: Any) -> Callable[[list], torch.Tensor]:
 
 
 def _tokens(tokenizer: Any, prompts: Sequence[str | None]) -> torch.Tensor:
-    return tokenizer([p or "" for p in prompts], max_length=tokenizer.model_max_length, padding="max_length",
-                     truncation=True, return_tensors="pt").input_ids
+    return tokenizer(
+        [p or "" for p in prompts],
+        max_length=tokenizer.model_max_length,
+        padding="max_length",
+        truncation=True,
+        return_tensors="pt",
+    ).input_ids
 
 
 def _features(model: Any, input_ids: torch.Tensor, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -202,17 +219,24 @@ def load_bundle(cfg: TrainConfig, device: Any) -> Any:
     return bundle
 
 
-def train_pickscore(cfg: TrainConfig, *, data: str | os.PathLike | None = None, out: str | os.PathLike = "runs/train",
-                    resume: bool = False, max_steps: int | None = None, progress: bool = True,
-                    log: Callable[[str], None] | None = None) -> Any:
+def train_pickscore(
+    cfg: TrainConfig,
+    *,
+    data: str | os.PathLike | None = None,
+    out: str | os.PathLike = "runs/train",
+    resume: bool = False,
+    max_steps: int | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> Any:
     """Fine-tune PickScore on the training pairs of a dataset; see the module docstring."""
     from accelerate.utils import set_seed
 
     from prefcli.data.dataset import Dataset
+    from prefcli.readable import per_second
     from prefcli.train import checkpoint as ck
     from prefcli.train.common import MetricsLog, checkpoint_model, make_accelerator, resume_point, training_progress
     from prefcli.train.data import PixelStore, load_eval_tasks
-    from prefcli.readable import per_second
     from prefcli.train.loop import TrainResult, make_optimizer, resolve_dataset, val_shown
 
     say = log or (lambda s: None)
@@ -247,7 +271,9 @@ def train_pickscore(cfg: TrainConfig, *, data: str | os.PathLike | None = None, 
         start, last_val = int(state["step"]), state.get("val_acc")
         from prefcli.weights import load_safetensors  # checked first: a garbage file is one line
 
-        bundle.model.load_state_dict(load_safetensors(last / ck.MODEL_DIR / "model.safetensors", device=str(acc.device)))
+        bundle.model.load_state_dict(
+            load_safetensors(last / ck.MODEL_DIR / "model.safetensors", device=str(acc.device))
+        )
         ck.load_optimizer(optimizer, last / ck.OPTIMIZER_FILE)
         scheduler.load_state_dict(state["scheduler"])
         rng = last / f"rng-{acc.process_index}.safetensors"
@@ -259,16 +285,31 @@ def train_pickscore(cfg: TrainConfig, *, data: str | os.PathLike | None = None, 
         out.mkdir(parents=True, exist_ok=True)
         from prefcli.atomic import write_text
 
-        write_text(out / ck.CONFIG_FILE, json.dumps({**cfg.to_dict(), "_source": cfg.source, "_dataset": str(ds_path)}, indent=2, allow_nan=False))
+        write_text(
+            out / ck.CONFIG_FILE,
+            json.dumps({**cfg.to_dict(), "_source": cfg.source, "_dataset": str(ds_path)}, indent=2, allow_nan=False),
+        )
     metrics = MetricsLog(out / "metrics.jsonl", main, start if last is not None else None)
-    meta = {"trainer": "pickscore", "train_config": cfg.name, "dataset": str(ds_path), "base": cfg.model.base,
-            "loss": "PickScore (clip_criterion, in_batch_negatives=False)"}
+    meta = {
+        "trainer": "pickscore",
+        "train_config": cfg.name,
+        "dataset": str(ds_path),
+        "base": cfg.model.base,
+        "loss": "PickScore (clip_criterion, in_batch_negatives=False)",
+    }
 
     def save(step: int) -> None:
         if not main:
             return
-        st = {"step": step, "stage": 0, "stage_name": stage.name, "scheduler": scheduler.state_dict(),
-              "config_name": cfg.name, "per_step_pairs": per_step, "val_acc": last_val}
+        st = {
+            "step": step,
+            "stage": 0,
+            "stage_name": stage.name,
+            "scheduler": scheduler.state_dict(),
+            "config_name": cfg.name,
+            "per_step_pairs": per_step,
+            "val_acc": last_val,
+        }
 
         def fill(tmp: Path) -> None:
             save_model_folder(bundle, tmp / ck.MODEL_DIR, {**meta, "step": step})
@@ -284,7 +325,14 @@ def train_pickscore(cfg: TrainConfig, *, data: str | os.PathLike | None = None, 
     pairs_done, run_loss, n_loss = 0, 0.0, 0
     model.train()
     with training_progress(progress and main) as bar:
-        task = bar.add_task(f"training {cfg.name} ({stage.name})", total=stop, completed=start, loss="-", acc=val_shown(last_val), sps="-")
+        task = bar.add_task(
+            f"training {cfg.name} ({stage.name})",
+            total=stop,
+            completed=start,
+            loss="-",
+            acc=val_shown(last_val),
+            sps="-",
+        )
         for step in range(start + 1, stop + 1):
             for micro in range(accum):
                 k = ((step - 1) * accum + micro) * acc.num_processes + acc.process_index
@@ -296,8 +344,15 @@ def train_pickscore(cfg: TrainConfig, *, data: str | os.PathLike | None = None, 
                 with acc.autocast():
                     text, image = _features(acc.unwrap_model(model), ids, pix)
                     img_liked, img_disliked = image.float().chunk(2, dim=0)
-                    loss = pickscore_loss(text.float(), img_liked, img_disliked, acc.unwrap_model(model).logit_scale.exp().float(),
-                                          ones, ones * 0, n_ex)
+                    loss = pickscore_loss(
+                        text.float(),
+                        img_liked,
+                        img_disliked,
+                        acc.unwrap_model(model).logit_scale.exp().float(),
+                        ones,
+                        ones * 0,
+                        n_ex,
+                    )
                     acc.backward(loss / accum)
                 run_loss += float(loss.detach()) / accum
             n_loss += 1
@@ -310,9 +365,15 @@ def train_pickscore(cfg: TrainConfig, *, data: str | os.PathLike | None = None, 
             elapsed = time.perf_counter() - t0
             sps = pairs_done / elapsed if elapsed > 0 else 0.0
             if r.log_every and (step % r.log_every == 0 or step == stop):
-                rec = {"step": step, "stage": stage.name, "lr": scheduler.get_last_lr()[0], "loss": run_loss / n_loss,
-                       "logit_scale": float(acc.unwrap_model(model).logit_scale.detach().exp()),
-                       "pairs_per_s": round(sps, 2), "elapsed_s": round(elapsed, 2)}
+                rec = {
+                    "step": step,
+                    "stage": stage.name,
+                    "lr": scheduler.get_last_lr()[0],
+                    "loss": run_loss / n_loss,
+                    "logit_scale": float(acc.unwrap_model(model).logit_scale.detach().exp()),
+                    "pairs_per_s": round(sps, 2),
+                    "elapsed_s": round(elapsed, 2),
+                }
                 metrics.log(rec)
                 bar.update(task, loss=f"{rec['loss']:.4f}", sps=per_second(sps))
                 run_loss, n_loss = 0.0, 0
@@ -327,9 +388,20 @@ def train_pickscore(cfg: TrainConfig, *, data: str | os.PathLike | None = None, 
     finished = stop == total
     model_dir = checkpoint_model(ckpt_root, stop) if main and not finished else None
     if main and finished:
-        model_dir = _atomic_folder(out / ck.MODEL_DIR, lambda tmp: save_model_folder(bundle, tmp, {**meta, "step": total, "val_acc": last_val}))
+        model_dir = _atomic_folder(
+            out / ck.MODEL_DIR, lambda tmp: save_model_folder(bundle, tmp, {**meta, "step": total, "val_acc": last_val})
+        )
     acc.wait_for_everyone()
-    return TrainResult(out, stop, not finished, last_val, pairs_done / seconds if seconds > 0 else 0.0, seconds, model_dir, metrics.records)
+    return TrainResult(
+        out,
+        stop,
+        not finished,
+        last_val,
+        pairs_done / seconds if seconds > 0 else 0.0,
+        seconds,
+        model_dir,
+        metrics.records,
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -338,10 +410,26 @@ def train_pickscore(cfg: TrainConfig, *, data: str | os.PathLike | None = None, 
 # laion/CLIP-ViT-H-14-laion2B-s32B-b79K's config.json (PickScore_v1 has the same architecture).
 CLIP_H = {
     "projection_dim": 1024,
-    "text_config": {"hidden_size": 1024, "intermediate_size": 4096, "num_attention_heads": 16, "num_hidden_layers": 24,
-                    "max_position_embeddings": 77, "vocab_size": 49408, "hidden_act": "gelu", "projection_dim": 1024},
-    "vision_config": {"hidden_size": 1280, "intermediate_size": 5120, "num_attention_heads": 16, "num_hidden_layers": 32,
-                      "image_size": 224, "patch_size": 14, "hidden_act": "gelu", "projection_dim": 1024},
+    "text_config": {
+        "hidden_size": 1024,
+        "intermediate_size": 4096,
+        "num_attention_heads": 16,
+        "num_hidden_layers": 24,
+        "max_position_embeddings": 77,
+        "vocab_size": 49408,
+        "hidden_act": "gelu",
+        "projection_dim": 1024,
+    },
+    "vision_config": {
+        "hidden_size": 1280,
+        "intermediate_size": 5120,
+        "num_attention_heads": 16,
+        "num_hidden_layers": 32,
+        "image_size": 224,
+        "patch_size": 14,
+        "hidden_act": "gelu",
+        "projection_dim": 1024,
+    },
 }
 GIB = 1 << 30
 
@@ -361,7 +449,13 @@ def dry_run_pickscore(cfg: TrainConfig, num_processes: int = 1) -> dict:
         model = CLIPModel(CLIPConfig(**CLIP_H))
     parts = {"vision": 0, "text": 0, "projections_and_scale": 0}
     for name, p in model.named_parameters():
-        key = "vision" if name.startswith("vision_model.") else "text" if name.startswith("text_model.") else "projections_and_scale"
+        key = (
+            "vision"
+            if name.startswith("vision_model.")
+            else "text"
+            if name.startswith("text_model.")
+            else "projections_and_scale"
+        )
         parts[key] += p.numel()
     total = sum(parts.values())
     rows = [{"part": k, "total": v, f"trainable:{cfg.stages[0].name}": v} for k, v in parts.items()]
@@ -393,7 +487,12 @@ def dry_run_pickscore(cfg: TrainConfig, num_processes: int = 1) -> dict:
         "base": cfg.model.base,
         "architecture": "CLIP ViT-H/14 (laion/CLIP-ViT-H-14-laion2B-s32B-b79K, as yuvalkirstain/PickScore_v1)",
         "parameters": rows,
-        "batch": {"per_device_pairs": b, "grad_accum": accum, "processes": num_processes, "global_pairs": b * accum * num_processes},
+        "batch": {
+            "per_device_pairs": b,
+            "grad_accum": accum,
+            "processes": num_processes,
+            "global_pairs": b * accum * num_processes,
+        },
         "memory_per_device": mem,
         "sequence_label": "image tokens per image (16x16 patches + class token; text: 77)",
     }

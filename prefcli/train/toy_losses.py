@@ -31,8 +31,14 @@ def pair_margin(logits_pos: torch.Tensor, logits_neg: torch.Tensor, plus_id: int
     return q_pos - q_neg
 
 
-def history_contrast(own_pos: torch.Tensor, own_neg: torch.Tensor, swap_pos: torch.Tensor, swap_neg: torch.Tensor,
-                     plus_id: int, minus_id: int) -> torch.Tensor:
+def history_contrast(
+    own_pos: torch.Tensor,
+    own_neg: torch.Tensor,
+    swap_pos: torch.Tensor,
+    swap_neg: torch.Tensor,
+    plus_id: int,
+    minus_id: int,
+) -> torch.Tensor:
     """L_swap = -mean log sigma(d(S_own) - d(S_swap)) over a batch of pairs."""
     d_own = pair_margin(own_pos, own_neg, plus_id, minus_id)
     d_swap = pair_margin(swap_pos, swap_neg, plus_id, minus_id)

@@ -109,15 +109,23 @@ def check_spec_sizes(spec: VLMSpec, path: Path) -> None:
     from prefcli.bounds import TINY_SIZE_MAX, check_finite, check_int
 
     for f in dataclasses.fields(spec.tiny):
-        check_int(getattr(spec.tiny, f.name), f"{path}: spec.tiny.{f.name}", low=1, high=TINY_SIZE_MAX, error=WeightsError)
-    for key, low, high in (("n_pref_tokens", 0, 4096), ("lora_r", 1, 4096), ("lora_alpha", 1, 10**6),
-                           ("max_prompt_tokens", 1, 100_000), ("seed", 0, 2**32 - 1)):
+        check_int(
+            getattr(spec.tiny, f.name), f"{path}: spec.tiny.{f.name}", low=1, high=TINY_SIZE_MAX, error=WeightsError
+        )
+    for key, low, high in (
+        ("n_pref_tokens", 0, 4096),
+        ("lora_r", 1, 4096),
+        ("lora_alpha", 1, 10**6),
+        ("max_prompt_tokens", 1, 100_000),
+        ("seed", 0, 2**32 - 1),
+    ):
         check_int(getattr(spec, key), f"{path}: spec.{key}", low=low, high=high, error=WeightsError)
     check_finite(spec.lora_dropout, f"{path}: spec.lora_dropout", low=0.0, high=0.999, error=WeightsError)
 
 
-def load_vlm(model_dir: str | os.PathLike, *, device: str | None = None, offline: bool | None = None,
-             **overrides: Any) -> PrefVLM:
+def load_vlm(
+    model_dir: str | os.PathLike, *, device: str | None = None, offline: bool | None = None, **overrides: Any
+) -> PrefVLM:
     """Rebuild a PrefVLM saved by `save_vlm` (base weights come from the spec's source)."""
     from prefcli.weights import load_safetensors  # checked first: a garbage file is one line
 
@@ -137,8 +145,10 @@ def load_vlm(model_dir: str | os.PathLike, *, device: str | None = None, offline
         if (root / MODEL_FILE).is_file():
             missing, unexpected = vlm.core.load_state_dict(load_safetensors(root / MODEL_FILE), strict=False)
             if missing or unexpected:
-                raise WeightsError(f"{root / MODEL_FILE}: does not match the model (missing {missing[:3]}, "
-                                   f"unexpected {unexpected[:3]})")
+                raise WeightsError(
+                    f"{root / MODEL_FILE}: does not match the model (missing {missing[:3]}, "
+                    f"unexpected {unexpected[:3]})"
+                )
         elif (root / ADAPTER_DIR).is_dir():
             from peft.utils import set_peft_model_state_dict
 

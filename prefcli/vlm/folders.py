@@ -87,8 +87,10 @@ def resolve_model(spec: str, offline: bool | None = None) -> tuple[Path, str]:
     p = Path(s).expanduser()
     if p.exists():
         if not p.is_dir():
-            raise WeightsError(f"{p}: is a file; preftoken weights are a model folder written by `prefcli train` "
-                               f"or `prefcli convert learn-user-pref`")
+            raise WeightsError(
+                f"{p}: is a file; preftoken weights are a model folder written by `prefcli train` "
+                f"or `prefcli convert learn-user-pref`"
+            )
         return model_dir_of(p), str(p.resolve())
     shipped = shipped_names()
     if s in shipped:
@@ -136,7 +138,7 @@ def reads_history(model_dir: Path, metadata: dict) -> bool:
             from prefcli.train.config import load_config  # a config named by the checkpoint, read only then
 
             stages = [vars(st) for st in load_config(metadata["train_config"]).stages]
-        except Exception:  # an unknown or moved config: fall back to the default below
+        except Exception:  # noqa: BLE001 - an unknown or moved config: fall back to the default below
             stages = None
     if not stages:
         return True

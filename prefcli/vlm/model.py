@@ -19,17 +19,18 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 import torch.nn as nn
 
 from prefcli import devices
 from prefcli.errors import ConfigError, WeightsError, one_line
-from prefcli.vlm.preprocess import ImagePreprocessor, stack_padded
 from prefcli.vlm.pref_tokens import INITS, PreferenceTokens, new_preference_tokens
+from prefcli.vlm.preprocess import ImagePreprocessor, stack_padded
 from prefcli.vlm.template import STYLES, EncodedSequence, HistoryItem, SequenceEncoder
 
 HISTORY_FEATURES = ("plain", "signed", "pair-difference")
@@ -39,9 +40,7 @@ DEFAULT_BASE = "HuggingFaceM4/idefics2-8b"
 FULL_NAMES = {"idefics2-8b", DEFAULT_BASE}
 # The authors' LoRA targets: q/k/v/o/gate/up/down of the text model, the connector's
 # modality projection and the perceiver resampler; the vision encoder is never a target.
-LORA_TARGET_REGEX = (
-    r".*(text_model|modality_projection|perceiver_resampler).*(down_proj|gate_proj|up_proj|k_proj|q_proj|v_proj|o_proj).*$"
-)
+LORA_TARGET_REGEX = r".*(text_model|modality_projection|perceiver_resampler).*(down_proj|gate_proj|up_proj|k_proj|q_proj|v_proj|o_proj).*$"
 # What a weights snapshot needs (no .bin pickles, no other formats).
 WEIGHT_FILE_PATTERNS = ["*.json", "*.safetensors", "tokenizer.model", "*.txt"]
 # QLoRA quantizes the language model only; these prefixes stay in full precision.
@@ -128,8 +127,10 @@ class VLMSpec:
         if self.history_features not in HISTORY_FEATURES:
             raise ConfigError(f"history_features must be one of {HISTORY_FEATURES}, got {self.history_features!r}")
         if self.history_features != "plain" and self.template != "compact":
-            raise ConfigError(f"history_features {self.history_features!r} needs the compact template "
-                              "(a label token right after each image)")
+            raise ConfigError(
+                f"history_features {self.history_features!r} needs the compact template "
+                "(a label token right after each image)"
+            )
 
     @property
     def torch_dtype(self) -> torch.dtype:
@@ -153,7 +154,9 @@ def full_idefics2_config() -> Any:
     return Idefics2Config(**d)
 
 
-def tiny_idefics2_config(vocab_size: int, image_token_id: int, pad_token_id: int = 0, size: TinySize | None = None) -> Any:
+def tiny_idefics2_config(
+    vocab_size: int, image_token_id: int, pad_token_id: int = 0, size: TinySize | None = None
+) -> Any:
     """A tiny random IDEFICS2 config around a given tokenizer."""
     from transformers import Idefics2Config
 
@@ -162,21 +165,35 @@ def tiny_idefics2_config(vocab_size: int, image_token_id: int, pad_token_id: int
         image_token_id=image_token_id,
         tie_word_embeddings=False,
         text_config=dict(
-            model_type="mistral", vocab_size=vocab_size, hidden_size=s.text_hidden,
-            intermediate_size=s.text_intermediate, num_hidden_layers=s.text_layers,
-            num_attention_heads=s.text_heads, num_key_value_heads=s.text_kv_heads,
-            max_position_embeddings=4096, sliding_window=None, pad_token_id=pad_token_id,
-            rms_norm_eps=1e-5, tie_word_embeddings=False,
+            model_type="mistral",
+            vocab_size=vocab_size,
+            hidden_size=s.text_hidden,
+            intermediate_size=s.text_intermediate,
+            num_hidden_layers=s.text_layers,
+            num_attention_heads=s.text_heads,
+            num_key_value_heads=s.text_kv_heads,
+            max_position_embeddings=4096,
+            sliding_window=None,
+            pad_token_id=pad_token_id,
+            rms_norm_eps=1e-5,
+            tie_word_embeddings=False,
         ),
         vision_config=dict(
-            hidden_size=s.vision_hidden, intermediate_size=s.vision_intermediate,
-            num_hidden_layers=s.vision_layers, num_attention_heads=s.vision_heads,
-            image_size=s.image_size, patch_size=s.patch_size,
+            hidden_size=s.vision_hidden,
+            intermediate_size=s.vision_intermediate,
+            num_hidden_layers=s.vision_layers,
+            num_attention_heads=s.vision_heads,
+            image_size=s.image_size,
+            patch_size=s.patch_size,
         ),
         perceiver_config=dict(
-            hidden_size=s.text_hidden, rms_norm_eps=1e-5, resampler_n_latents=s.latents,
-            resampler_depth=s.resampler_depth, resampler_n_heads=s.resampler_heads,
-            resampler_head_dim=s.resampler_head_dim, num_key_value_heads=s.resampler_kv_heads,
+            hidden_size=s.text_hidden,
+            rms_norm_eps=1e-5,
+            resampler_n_latents=s.latents,
+            resampler_depth=s.resampler_depth,
+            resampler_n_heads=s.resampler_heads,
+            resampler_head_dim=s.resampler_head_dim,
+            num_key_value_heads=s.resampler_kv_heads,
         ),
     )
 
@@ -194,9 +211,10 @@ class Batch:
     pixel_values: torch.Tensor  # (N_images, 3, S, S)
     padding_side: str = "right"
 
-    def to(self, device: Any) -> "Batch":
-        return Batch(self.input_ids.to(device), self.attention_mask.to(device), self.pixel_values.to(device),
-                     self.padding_side)
+    def to(self, device: Any) -> Batch:
+        return Batch(
+            self.input_ids.to(device), self.attention_mask.to(device), self.pixel_values.to(device), self.padding_side
+        )
 
 
 @dataclass
@@ -215,7 +233,9 @@ class TargetOutput:
         return q_score(self.plus, self.minus)
 
 
-def pad_sequences(seqs: Sequence[Sequence[int]], pad_id: int, padding_side: str = "right") -> tuple[torch.Tensor, torch.Tensor]:
+def pad_sequences(
+    seqs: Sequence[Sequence[int]], pad_id: int, padding_side: str = "right"
+) -> tuple[torch.Tensor, torch.Tensor]:
     if padding_side not in ("left", "right"):
         raise ValueError("padding_side must be 'left' or 'right'")
     T = max(len(s) for s in seqs)
@@ -248,8 +268,15 @@ def history_signs(input_ids: torch.Tensor, image_token_id: int, plus_id: int, mi
     return torch.where(is_img & (after == plus_id), 1.0, sign)
 
 
-def transform_history_features(emb: torch.Tensor, input_ids: torch.Tensor, image_token_id: int, plus_id: int,
-                               minus_id: int, image_seq_len: int, mode: str) -> torch.Tensor:
+def transform_history_features(
+    emb: torch.Tensor,
+    input_ids: torch.Tensor,
+    image_token_id: int,
+    plus_id: int,
+    minus_id: int,
+    image_seq_len: int,
+    mode: str,
+) -> torch.Tensor:
     """The toy-only ``history_features`` modes over embeddings that already hold the image features.
 
     "signed": each history image's features times its label's sign. "pair-difference":
@@ -289,8 +316,14 @@ def positions_from_mask(mask: torch.Tensor, offset: int = 0) -> torch.Tensor:
 class PrefVLM(nn.Module):
     """IDEFICS2 + optional preference tokens, with the template and preprocessing that go with it."""
 
-    def __init__(self, hf_model: nn.Module, core: nn.Module, tokenizer: Any, spec: VLMSpec,
-                 pref_tokens: PreferenceTokens | None = None) -> None:
+    def __init__(
+        self,
+        hf_model: nn.Module,
+        core: nn.Module,
+        tokenizer: Any,
+        spec: VLMSpec,
+        pref_tokens: PreferenceTokens | None = None,
+    ) -> None:
         super().__init__()
         self.hf_model = hf_model  # the peft wrapper when LoRA is on, else the core itself
         object.__setattr__(self, "_core", core)  # same parameters; not registered twice
@@ -310,8 +343,9 @@ class PrefVLM(nn.Module):
         if len(tokenizer) > vocab:
             raise WeightsError(f"tokenizer has {len(tokenizer)} tokens but the model's vocabulary is {vocab}")
         image_size = int(cfg.vision_config.image_size)
-        self.preprocess = (ImagePreprocessor.tiny(image_size) if spec.is_tiny or image_size < 224
-                           else ImagePreprocessor.full())
+        self.preprocess = (
+            ImagePreprocessor.tiny(image_size) if spec.is_tiny or image_size < 224 else ImagePreprocessor.full()
+        )
 
     # -- parts -------------------------------------------------------------
     @property
@@ -429,8 +463,13 @@ class PrefVLM(nn.Module):
                     got[i] = ahead.pop(key)
         return got
 
-    def make_batch(self, seqs: Sequence[EncodedSequence], padding_side: str = "right",
-                   pixel_cache: dict | None = None, pixel_values: torch.Tensor | None = None) -> Batch:
+    def make_batch(
+        self,
+        seqs: Sequence[EncodedSequence],
+        padding_side: str = "right",
+        pixel_cache: dict | None = None,
+        pixel_values: torch.Tensor | None = None,
+    ) -> Batch:
         """Pad encoded sequences into a Batch (images preprocessed unless `pixel_values` is given)."""
         ids, mask = pad_sequences([s.ids for s in seqs], self.encoder.pad_id, padding_side)
         if pixel_values is None:
@@ -479,12 +518,20 @@ class PrefVLM(nn.Module):
         is_img = input_ids == self.image_token_id
         out = emb.masked_scatter(is_img.unsqueeze(-1), feats.to(emb.dtype))
         if self.spec.history_features != "plain":
-            out = transform_history_features(out, input_ids, self.image_token_id, self.plus_id, self.minus_id,
-                                             self.image_seq_len, self.spec.history_features)
+            out = transform_history_features(
+                out,
+                input_ids,
+                self.image_token_id,
+                self.plus_id,
+                self.minus_id,
+                self.image_seq_len,
+                self.spec.history_features,
+            )
         return out
 
-    def with_pref_tokens(self, embeds: torch.Tensor, mask: torch.Tensor, padding_side: str = "right"
-                         ) -> tuple[torch.Tensor, torch.Tensor]:
+    def with_pref_tokens(
+        self, embeds: torch.Tensor, mask: torch.Tensor, padding_side: str = "right"
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """[P_v; x]: tokens before each row's first real token; the mask covers them, pads stay 0."""
         if self.pref_tokens is None:
             return embeds, mask
@@ -500,12 +547,19 @@ class PrefVLM(nn.Module):
             m = torch.gather(m, 1, order)
         return e, m
 
-    def run_text(self, embeds: torch.Tensor, mask: torch.Tensor, position_ids: torch.Tensor | None = None,
-                 cache: Any = None, use_cache: bool = False) -> Any:
+    def run_text(
+        self,
+        embeds: torch.Tensor,
+        mask: torch.Tensor,
+        position_ids: torch.Tensor | None = None,
+        cache: Any = None,
+        use_cache: bool = False,
+    ) -> Any:
         if position_ids is None:
             position_ids = positions_from_mask(mask)
-        return self.text_model(inputs_embeds=embeds, attention_mask=mask, position_ids=position_ids,
-                               cache=cache, use_cache=use_cache)
+        return self.text_model(
+            inputs_embeds=embeds, attention_mask=mask, position_ids=position_ids, cache=cache, use_cache=use_cache
+        )
 
     def head(self, hidden: torch.Tensor) -> TargetOutput:
         """LM head on (B, D) target hidden states -> full-vocabulary logits and M+/M-."""
@@ -522,13 +576,19 @@ class PrefVLM(nn.Module):
         return self.head(hidden)
 
     # -- conveniences ------------------------------------------------------
-    def score_sequences(self, seqs: Sequence[EncodedSequence], padding_side: str = "right",
-                        pixel_cache: dict | None = None) -> TargetOutput:
+    def score_sequences(
+        self, seqs: Sequence[EncodedSequence], padding_side: str = "right", pixel_cache: dict | None = None
+    ) -> TargetOutput:
         return self(self.make_batch(seqs, padding_side, pixel_cache))
 
-    def pair_logits(self, contexts: Sequence[Sequence[HistoryItem]], liked: Sequence[Any], disliked: Sequence[Any],
-                    prompts: Sequence[str | None] | None = None, pixel_cache: dict | None = None
-                    ) -> tuple[TargetOutput, TargetOutput]:
+    def pair_logits(
+        self,
+        contexts: Sequence[Sequence[HistoryItem]],
+        liked: Sequence[Any],
+        disliked: Sequence[Any],
+        prompts: Sequence[str | None] | None = None,
+        pixel_cache: dict | None = None,
+    ) -> tuple[TargetOutput, TargetOutput]:
         """Training pairs: each context with its liked and its disliked target, in one batch."""
         prompts = list(prompts) if prompts is not None else [None] * len(contexts)
         seqs = []
@@ -550,8 +610,9 @@ class PrefVLM(nn.Module):
 # trainability and counts
 
 
-def set_trainable(vlm: PrefVLM, *, base: bool = False, lora: bool = True, vision: bool | None = None,
-                  tokens: bool = True) -> None:
+def set_trainable(
+    vlm: PrefVLM, *, base: bool = False, lora: bool = True, vision: bool | None = None, tokens: bool = True
+) -> None:
     """Choose what trains: all base weights, LoRA adapters, the vision encoder, preference tokens.
 
     ``vision=False`` with ``base=True`` keeps the whole image encoder (SigLIP and the
@@ -606,8 +667,10 @@ def parameter_counts(vlm: PrefVLM) -> dict[str, dict[str, int]]:
     if vlm.pref_tokens is not None:
         n = vlm.pref_tokens.weight.numel()
         out["pref_tokens"] = {"total": n, "trainable": n if vlm.pref_tokens.weight.requires_grad else 0}
-    out["all"] = {"total": sum(v["total"] for v in out.values()),
-                  "trainable": sum(v["trainable"] for v in out.values())}
+    out["all"] = {
+        "total": sum(v["total"] for v in out.values()),
+        "trainable": sum(v["trainable"] for v in out.values()),
+    }
     return {k: v for k, v in out.items() if v["total"] or k == "all"}
 
 
@@ -629,8 +692,13 @@ def _resolve_tokenizer(spec: VLMSpec, weights_dir: Path | None) -> Any:
 def _lora_config(spec: VLMSpec) -> Any:
     from peft import LoraConfig
 
-    return LoraConfig(r=spec.lora_r, lora_alpha=spec.lora_alpha, lora_dropout=spec.lora_dropout,
-                      target_modules=LORA_TARGET_REGEX, bias="none")
+    return LoraConfig(
+        r=spec.lora_r,
+        lora_alpha=spec.lora_alpha,
+        lora_dropout=spec.lora_dropout,
+        target_modules=LORA_TARGET_REGEX,
+        bias="none",
+    )
 
 
 def _bnb_config(spec: VLMSpec) -> Any:
@@ -641,8 +709,12 @@ def _bnb_config(spec: VLMSpec) -> Any:
     messages.allow_bitsandbytes()  # quantizing: what bitsandbytes says now concerns this run
 
     compute = torch.bfloat16 if spec.torch_dtype == torch.float32 else spec.torch_dtype
-    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=compute,
-                              llm_int8_skip_modules=list(QLORA_SKIP_MODULES))
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_compute_dtype=compute,
+        llm_int8_skip_modules=list(QLORA_SKIP_MODULES),
+    )
 
 
 def _load_pretrained(path: Path, spec: VLMSpec) -> nn.Module:
@@ -685,8 +757,9 @@ def build_model(spec: VLMSpec | None = None, **overrides: Any) -> PrefVLM:
         core = _load_pretrained(weights_dir, spec)
     else:
         if spec.is_tiny:
-            config = tiny_idefics2_config(len(tokenizer), int(tokenizer.convert_tokens_to_ids("<image>")),
-                                          tokenizer.pad_token_id or 0, spec.tiny)
+            config = tiny_idefics2_config(
+                len(tokenizer), int(tokenizer.convert_tokens_to_ids("<image>")), tokenizer.pad_token_id or 0, spec.tiny
+            )
         elif spec.base in FULL_NAMES:
             config = full_idefics2_config()
         else:

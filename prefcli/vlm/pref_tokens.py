@@ -46,7 +46,7 @@ class PreferenceTokens(nn.Module):
         return int(self.weight.shape[1])
 
     @torch.no_grad()
-    def reset(self, init: str = "vocab", embedding: Any = None, generator: Any = None) -> "PreferenceTokens":
+    def reset(self, init: str = "vocab", embedding: Any = None, generator: Any = None) -> PreferenceTokens:
         if init not in INITS:
             raise ValueError(f"unknown preference-token init {init!r}; choose one of {', '.join(INITS)}")
         w = self.weight

@@ -20,7 +20,8 @@ cache and batch without a second tensor beside it.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 FULL_PRE_RESIZE = 512
 FULL_SIZE = {"longest_edge": 448, "shortest_edge": 378}
@@ -39,21 +40,25 @@ class ImagePreprocessor:
         self._proc = None
 
     @classmethod
-    def full(cls) -> "ImagePreprocessor":
+    def full(cls) -> ImagePreprocessor:
         return cls(image_size=FULL_SIZE["longest_edge"], pre_resize=FULL_PRE_RESIZE, use_hf_processor=True)
 
     @classmethod
-    def tiny(cls, image_size: int) -> "ImagePreprocessor":
+    def tiny(cls, image_size: int) -> ImagePreprocessor:
         return cls(image_size=image_size, pre_resize=None, use_hf_processor=False)
 
     def hf_processor(self) -> Any:
         if self._proc is None:
             from transformers import Idefics2ImageProcessor
 
-            size = FULL_SIZE if self.image_size == FULL_SIZE["longest_edge"] else {
-                "longest_edge": self.image_size,
-                "shortest_edge": self.image_size,
-            }
+            size = (
+                FULL_SIZE
+                if self.image_size == FULL_SIZE["longest_edge"]
+                else {
+                    "longest_edge": self.image_size,
+                    "shortest_edge": self.image_size,
+                }
+            )
             self._proc = Idefics2ImageProcessor(do_image_splitting=False, size=size)
         return self._proc
 
@@ -84,8 +89,7 @@ class ImagePreprocessor:
         from PIL import Image
 
         arrs = [
-            np.asarray(p.resize((self.image_size, self.image_size), Image.BILINEAR), dtype=np.float32)
-            for p in pils
+            np.asarray(p.resize((self.image_size, self.image_size), Image.BILINEAR), dtype=np.float32) for p in pils
         ]
         x = torch.from_numpy(np.stack(arrs)).permute(0, 3, 1, 2) / 255.0
         return (x - MEAN) / STD

@@ -23,8 +23,9 @@ plugin imports another). A subclass only says how to build its
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar
 
 import torch
 
@@ -108,8 +109,15 @@ class CachedVLMScorer(Scorer):
     #: Warn when a history has fewer pairs than the model was trained with.
     warn_short_history: ClassVar[bool] = False
 
-    def __init__(self, weights: str | None = None, device: str = "cpu", dtype: str | None = None, *,
-                 spec: Any = None, options: Any = None):
+    def __init__(
+        self,
+        weights: str | None = None,
+        device: str = "cpu",
+        dtype: str | None = None,
+        *,
+        spec: Any = None,
+        options: Any = None,
+    ):
         super().__init__(weights, device, dtype, spec=spec, options=options)
         self.n_ref = DEFAULT_N_REF
         self._noted: set[str] = set()
@@ -170,8 +178,11 @@ class CachedVLMScorer(Scorer):
         if prompt:
             return prompt
         # Say what gives the missing prompts: a candidate's prompt and the history's prompts come from different inputs.
-        fix = ("the history images' prompts (--history-prompts FILE, or prompts.json beside the likes/dislikes folders)"
-               if what == "history pairs" else "their prompt (rank: --prompt TEXT or --prompts FILE)")
+        fix = (
+            "the history images' prompts (--history-prompts FILE, or prompts.json beside the likes/dislikes folders)"
+            if what == "history pairs"
+            else "their prompt (rank: --prompt TEXT or --prompts FILE)"
+        )
         self._note(
             f"prompt:{what}",
             f"scorer {self.name}: {what} without a prompt are scored with an empty prompt "
@@ -221,8 +232,9 @@ class CachedVLMScorer(Scorer):
         if not cands:
             return []
         with torch.no_grad():
-            out = scoring.score_candidates(self.vlm, st.prefix, cands, self._candidate_prompts(cands),
-                                           batch_size=self.batch_size)
+            out = scoring.score_candidates(
+                self.vlm, st.prefix, cands, self._candidate_prompts(cands), batch_size=self.batch_size
+            )
         return scoring.q_scores(out)
 
     def prepare_images(self, images: Sequence[Candidate]) -> None:
@@ -265,6 +277,7 @@ class CachedVLMScorer(Scorer):
             plist = [self._prompt(p, "images") for p in plist]
         pre = self.vlm.preprocess
         pv = pre.tensor(pixels.to(self.vlm.device, torch.float32))
-        out = scoring.score_candidates(self.vlm, st.prefix, [None] * b, plist, batch_size=self.batch_size,
-                                       pixel_values=pv)
+        out = scoring.score_candidates(
+            self.vlm, st.prefix, [None] * b, plist, batch_size=self.batch_size, pixel_values=pv
+        )
         return out.q

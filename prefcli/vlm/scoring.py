@@ -23,8 +23,9 @@ its own history's keys and values. The tests check that it gives the numbers
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
@@ -104,8 +105,9 @@ def score_candidates(
     if not outs:
         z = torch.zeros(0, device=vlm.device)
         return TargetOutput(torch.zeros(0, len(vlm.tokenizer), device=vlm.device), z, z)
-    return TargetOutput(torch.cat([o.logits for o in outs]), torch.cat([o.plus for o in outs]),
-                        torch.cat([o.minus for o in outs]))
+    return TargetOutput(
+        torch.cat([o.logits for o in outs]), torch.cat([o.plus for o in outs]), torch.cat([o.minus for o in outs])
+    )
 
 
 def score_uncached(
@@ -127,13 +129,14 @@ def score_uncached(
     outs = []
     for s in range(0, n, batch_size):
         seqs = []
-        for im, pr in zip(images[s:s + batch_size], prompts[s:s + batch_size]):
+        for im, pr in zip(images[s : s + batch_size], prompts[s : s + batch_size]):
             from prefcli.vlm.template import EncodedSequence
 
             seqs.append(EncodedSequence(prefix, vlm.encoder.encode_suffix(prefix, im, pr)))
         outs.append(vlm.score_sequences(seqs, padding_side, pixel_cache))
-    return TargetOutput(torch.cat([o.logits for o in outs]), torch.cat([o.plus for o in outs]),
-                        torch.cat([o.minus for o in outs]))
+    return TargetOutput(
+        torch.cat([o.logits for o in outs]), torch.cat([o.plus for o in outs]), torch.cat([o.minus for o in outs])
+    )
 
 
 class FeatureCache:
@@ -173,7 +176,7 @@ class FeatureCache:
         fresh: dict[Any, torch.Tensor] = {}
         pending = list(todo.items())
         for s in range(0, len(pending), max(1, batch_size)):
-            part = pending[s:s + max(1, batch_size)]
+            part = pending[s : s + max(1, batch_size)]
             feats = vlm.image_features(vlm.pixels([im for _, im in part]))
             for (key, _), f in zip(part, feats):
                 fresh[key] = f.clone()  # not a view: a kept row must not hold its whole batch
@@ -195,8 +198,9 @@ class FeatureCache:
         return torch.stack(out)
 
 
-def _embed_with(vlm: PrefVLM, ids: torch.Tensor, images: Sequence[Any], features: FeatureCache,
-                batch_size: int) -> torch.Tensor:
+def _embed_with(
+    vlm: PrefVLM, ids: torch.Tensor, images: Sequence[Any], features: FeatureCache, batch_size: int
+) -> torch.Tensor:
     """Token embeddings with cached image features over the <image> positions (what ``PrefVLM.embed`` computes)."""
     emb = vlm.text_model.get_input_embeddings()(ids)
     is_img = ids == vlm.image_token_id
@@ -209,8 +213,9 @@ def _embed_with(vlm: PrefVLM, ids: torch.Tensor, images: Sequence[Any], features
     return vlm.scatter_images(emb, ids, feats)
 
 
-def _prefix_pass(vlm: PrefVLM, prefixes: Sequence[Segment], features: FeatureCache, batch_size: int
-                 ) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], torch.Tensor]:
+def _prefix_pass(
+    vlm: PrefVLM, prefixes: Sequence[Segment], features: FeatureCache, batch_size: int
+) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], torch.Tensor]:
     """[P_v; prefix] of several histories, right-padded, in one pass: every layer's keys/values and the mask."""
     ids, mask = pad_sequences([p.ids for p in prefixes], vlm.encoder.pad_id, "right")
     ids, mask = ids.to(vlm.device), mask.to(vlm.device)
@@ -220,8 +225,15 @@ def _prefix_pass(vlm: PrefVLM, prefixes: Sequence[Segment], features: FeatureCac
     return [(layer.keys, layer.values) for layer in out.cache.layers], mask
 
 
-def _suffix_pass(vlm: PrefVLM, kv: list[tuple[torch.Tensor, torch.Tensor]], prefix_mask: torch.Tensor,
-                 rows: torch.Tensor, segs: Sequence[Segment], features: FeatureCache, batch_size: int) -> TargetOutput:
+def _suffix_pass(
+    vlm: PrefVLM,
+    kv: list[tuple[torch.Tensor, torch.Tensor]],
+    prefix_mask: torch.Tensor,
+    rows: torch.Tensor,
+    segs: Sequence[Segment],
+    features: FeatureCache,
+    batch_size: int,
+) -> TargetOutput:
     """Candidate turns on top of their histories' caches; `rows[i]` is the prefix row candidate i follows."""
     from transformers import DynamicCache
 
@@ -269,12 +281,12 @@ def score_many(
     results: list[TargetOutput] = [_empty_output(vlm)] * len(prepared)
     live = [j for j, (_, sufs) in enumerate(prepared) if sufs]
     for c in range(0, len(live), bs):
-        chunk = live[c:c + bs]
+        chunk = live[c : c + bs]
         kv, pmask = _prefix_pass(vlm, [prepared[j][0] for j in chunk], features, bs)
         rows = [(r, k) for r, j in enumerate(chunk) for k in range(len(prepared[j][1]))]
         outs = []
         for s in range(0, len(rows), bs):
-            part = rows[s:s + bs]
+            part = rows[s : s + bs]
             which = torch.tensor([r for r, _ in part], dtype=torch.long, device=pmask.device)
             outs.append(_suffix_pass(vlm, kv, pmask, which, [prepared[chunk[r]][1][k] for r, k in part], features, bs))
         logits = torch.cat([o.logits for o in outs])
@@ -282,7 +294,7 @@ def score_many(
         at = 0
         for j in chunk:
             n = len(prepared[j][1])
-            results[j] = TargetOutput(logits[at:at + n], plus[at:at + n], minus[at:at + n])
+            results[j] = TargetOutput(logits[at : at + n], plus[at : at + n], minus[at : at + n])
             at += n
     return results
 

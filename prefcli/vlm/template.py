@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from prefcli.errors import ConfigError, HistoryError
 from prefcli.vlm.tokenizer import END_OF_UTTERANCE, FAKE_IMAGE_TOKEN, IMAGE_TOKEN

@@ -10,10 +10,20 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from prefcli.cli import app
 from json_schemas import validate  # docs/schemas/: every command's JSON
+from prefcli.cli import app
 
-ENVELOPE = {"command", "prefcli_version", "results", "scorer", "weights", "revision", "options", "skipped", "provenance"}
+ENVELOPE = {
+    "command",
+    "prefcli_version",
+    "results",
+    "scorer",
+    "weights",
+    "revision",
+    "options",
+    "skipped",
+    "provenance",
+}
 
 
 def invoke(*args, code: int = 0):
@@ -27,8 +37,15 @@ def world_ds(tmp_path_factory):
     """A balanced two-group world of new people (the shipped models never saw them)."""
     from prefcli.train.loop import synthetic_dataset
 
-    world = {"preset": "opposed", "n_users": 16, "pairs_per_user": 20, "image_size": 32, "world_seed": 0,
-             "user_seed": 11, "group_weights": [0.5, 0.5]}
+    world = {
+        "preset": "opposed",
+        "n_users": 16,
+        "pairs_per_user": 20,
+        "image_size": 32,
+        "world_seed": 0,
+        "user_seed": 11,
+        "group_weights": [0.5, 0.5],
+    }
     build = {"n_ref": 8, "val_users": 2, "test_users": 12, "seen_frac": 0.0, "hold_out": "user", "seed": 0}
     return synthetic_dataset(world, build, root=tmp_path_factory.mktemp("clusters-world"))
 
@@ -44,7 +61,9 @@ def test_attention_rows_sum_to_one_and_pref_columns_are_part_of_them(world_ds):
     target = inputs.fixed_target(ds, None, "test", 8)
     vlm = load_checkpoint("tiny-opposed-tokens", attn_implementation="eager")
     for head in (None, 1):
-        rows, pos = attention.attention_rows(vlm, eval_history_items(users[0].history), target.candidate, None, -1, head)
+        rows, pos = attention.attention_rows(
+            vlm, eval_history_items(users[0].history), target.candidate, None, -1, head
+        )
         T = rows.shape[1]
         assert rows.shape == (1, T) and pos == [T - 1]  # the tiny target is one image token, the last one
         assert float(rows.sum()) == pytest.approx(1.0, abs=1e-5)
@@ -65,8 +84,25 @@ def test_attention_command_writes_heatmap_npz_and_json(world_ds, tmp_path):
     ds = Dataset.open(world_ds)
     two = ds.users("test")[:2]
     out = tmp_path / "att"
-    res = invoke("analyze", "attention", "tiny-opposed-tokens", world_ds, "--users", ",".join(two), "--orders", "2",
-                 "--layer", "1", "--head", "0", "--out", out, "--no-progress", "--format", "json")
+    res = invoke(
+        "analyze",
+        "attention",
+        "tiny-opposed-tokens",
+        world_ds,
+        "--users",
+        ",".join(two),
+        "--orders",
+        "2",
+        "--layer",
+        "1",
+        "--head",
+        "0",
+        "--out",
+        out,
+        "--no-progress",
+        "--format",
+        "json",
+    )
     doc = validate(json.loads(res.stdout))
     assert set(doc) == ENVELOPE and doc["results"]["users"] == two and doc["results"]["head"] == 0
     assert doc["results"]["shape"]["pref"] == [2, 2, 1, 10]
@@ -85,7 +121,18 @@ def test_attention_bad_options_are_one_line(world_ds, tmp_path):
 
     for extra in (["--layer", "7"], ["--head", "9"], ["--users", "nobody"]):
         with pytest.raises(SystemExit) as e:
-            main(["analyze", "attention", "tiny-opposed-tokens", str(world_ds), "--out", str(tmp_path / "x"), "--no-progress", *extra])
+            main(
+                [
+                    "analyze",
+                    "attention",
+                    "tiny-opposed-tokens",
+                    str(world_ds),
+                    "--out",
+                    str(tmp_path / "x"),
+                    "--no-progress",
+                    *extra,
+                ]
+            )
         assert e.value.code == 2, extra
 
 
@@ -109,7 +156,19 @@ def test_cluster_scores_are_scikit_learns():
 def test_clusters_command_recovers_the_true_taste_groups(world_ds, tmp_path):
     """On the synthetic world, the shipped tokens model's user embeddings split by true group."""
     out = tmp_path / "clu"
-    res = invoke("analyze", "clusters", "tiny-opposed-tokens", world_ds, "--out", out, "--no-progress", "--format", "json", "--max-k", "4")
+    res = invoke(
+        "analyze",
+        "clusters",
+        "tiny-opposed-tokens",
+        world_ds,
+        "--out",
+        out,
+        "--no-progress",
+        "--format",
+        "json",
+        "--max-k",
+        "4",
+    )
     doc = validate(json.loads(res.stdout))
     r = doc["results"]
     assert set(doc) == ENVELOPE and r["k"] == 2 and r["n_users"] == 12 and r["world"]
@@ -132,6 +191,17 @@ def test_clusters_command_recovers_the_true_taste_groups(world_ds, tmp_path):
 
 def test_a_model_that_ignores_histories_clusters_people_at_chance(world_ds, tmp_path):
     """The control: the population model (trained without histories) does not separate the groups (measured ARI -0.07)."""
-    res = invoke("analyze", "clusters", "tiny-opposed-population", world_ds, "--out", tmp_path / "pop", "--no-progress",
-                 "--format", "json", "--max-k", "2")
+    res = invoke(
+        "analyze",
+        "clusters",
+        "tiny-opposed-population",
+        world_ds,
+        "--out",
+        tmp_path / "pop",
+        "--no-progress",
+        "--format",
+        "json",
+        "--max-k",
+        "2",
+    )
     assert json.loads(res.stdout)["results"]["ari"] < 0.5

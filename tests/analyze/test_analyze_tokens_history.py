@@ -10,10 +10,20 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from prefcli.cli import app
 from json_schemas import validate  # docs/schemas/: every command's JSON
+from prefcli.cli import app
 
-ENVELOPE = {"command", "prefcli_version", "results", "scorer", "weights", "revision", "options", "skipped", "provenance"}
+ENVELOPE = {
+    "command",
+    "prefcli_version",
+    "results",
+    "scorer",
+    "weights",
+    "revision",
+    "options",
+    "skipped",
+    "provenance",
+}
 
 
 def invoke(*args, code: int = 0):
@@ -22,8 +32,19 @@ def invoke(*args, code: int = 0):
     return res
 
 
-@pytest.mark.parametrize("piece,script", [("▁cat", "latin"), ("中", "cjk"), ("▁привет", "cyrillic"), ("<0xE4>", "byte"),
-                                          ("12", "symbol"), ("カ", "japanese"), ("aб", "mixed"), ("λ", "greek")])
+@pytest.mark.parametrize(
+    "piece,script",
+    [
+        ("▁cat", "latin"),
+        ("中", "cjk"),
+        ("▁привет", "cyrillic"),
+        ("<0xE4>", "byte"),
+        ("12", "symbol"),
+        ("カ", "japanese"),
+        ("aб", "mixed"),
+        ("λ", "greek"),
+    ],
+)
 def test_script_names_non_latin_tokens(piece, script):
     from prefcli.analyze.scripts import display, script_of
 
@@ -55,7 +76,9 @@ def test_nearest_tokens_are_the_euclidean_nearest_rows():
 
 def test_tokens_command_writes_table7_and_the_json_shape(tmp_path):
     out = tmp_path / "tok"
-    res = invoke("analyze", "tokens", "tiny-opposed-tokens", "--k", "3", "--out", out, "--format", "json", "--no-progress")
+    res = invoke(
+        "analyze", "tokens", "tiny-opposed-tokens", "--k", "3", "--out", out, "--format", "json", "--no-progress"
+    )
     doc = validate(json.loads(res.stdout))
     assert set(doc) == ENVELOPE and doc["scorer"] == "preftoken" and doc["weights"] == "tiny-opposed-tokens"
     assert len(doc["revision"]) == 12 and doc["options"]["k"] == 3
@@ -84,8 +107,15 @@ def test_tokens_on_a_model_without_tokens_is_one_line(tmp_path):
 
 def _run(scorer, n_ref, all_, seen, unseen, protocol="1v1", hist=True):
     m = lambda v: {"top1": {"value": v, "se": 0.02, "n_tasks": 40, "n_users": 10}}  # noqa: E731
-    return {"scorer": scorer, "protocol": protocol, "n_ref": n_ref if hist else None, "uses_history": hist,
-            "n_candidates": 2, "n_tasks": 40, "metrics": {"all": m(all_), "seen": m(seen), "unseen": m(unseen)}}
+    return {
+        "scorer": scorer,
+        "protocol": protocol,
+        "n_ref": n_ref if hist else None,
+        "uses_history": hist,
+        "n_candidates": 2,
+        "n_tasks": 40,
+        "metrics": {"all": m(all_), "seen": m(seen), "unseen": m(unseen)},
+    }
 
 
 def _results(tmp_path, runs):

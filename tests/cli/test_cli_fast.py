@@ -25,7 +25,13 @@ print("\\n@@" + json.dumps(sorted(m for m in {heavy!r} if m in sys.modules)))
 @pytest.mark.parametrize("argv", [["--help"], ["scorers"], ["scorers", "--format", "json"], ["data", "--help"]])
 def test_light_commands_import_nothing_heavy(argv):
     env = dict(os.environ, PREFCLI_LOAD_PLUGINS=os.environ.get("PREFCLI_LOAD_PLUGINS", ""))
-    out = subprocess.run([sys.executable, "-c", PROBE.format(argv=argv, heavy=HEAVY)], capture_output=True, text=True, env=env, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE.format(argv=argv, heavy=HEAVY)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     imported = json.loads(out.stdout.rsplit("@@", 1)[1])
     assert imported == [], f"`prefcli {' '.join(argv)}` imported {imported}"

@@ -7,8 +7,8 @@ import json
 import pytest
 
 import harness_fakes as fakes
-from prefcli import plugins
 from cli_runner import run_cli as run
+from prefcli import plugins
 from prefcli.cli.options import join_option_pairs, scorer_options
 from prefcli.harness import source
 
@@ -27,8 +27,6 @@ def mocks(monkeypatch, tmp_path):
     fakes.reset()
 
 
-
-
 def test_pairs_are_joined_and_split_again():
     args = join_option_pairs(["rank", "-o", "base", "./b", "--option", "C", "0.5", "--", "-o", "x", "y"])
     assert args[:5] == ["rank", "--option", args[2], "--option", args[4]]
@@ -37,8 +35,24 @@ def test_pairs_are_joined_and_split_again():
 
 
 def test_eval_passes_options_and_records_them(mocks, tmp_path, capsys):
-    code, out, err = run(capsys, "eval", tmp_path / "ds", "--scorer", "mock-free", "-o", "batch_size", "2", "--format", "json",
-                         "--no-progress", "--bootstrap", "10", "--out", tmp_path / "r.json", "--no-cache")
+    code, out, err = run(
+        capsys,
+        "eval",
+        tmp_path / "ds",
+        "--scorer",
+        "mock-free",
+        "-o",
+        "batch_size",
+        "2",
+        "--format",
+        "json",
+        "--no-progress",
+        "--bootstrap",
+        "10",
+        "--out",
+        tmp_path / "r.json",
+        "--no-cache",
+    )
     assert code == 0, err
     doc = json.loads(out)
     assert doc["provenance"]["config"]["options"] == {"batch_size": 2}
@@ -46,10 +60,14 @@ def test_eval_passes_options_and_records_them(mocks, tmp_path, capsys):
 
 
 def test_eval_bad_option_is_one_line_naming_it(mocks, tmp_path, capsys):
-    code, out, err = run(capsys, "eval", tmp_path / "ds", "--scorer", "mock-free", "-o", "batch_sise", "2", "--no-progress")
+    code, out, err = run(
+        capsys, "eval", tmp_path / "ds", "--scorer", "mock-free", "-o", "batch_sise", "2", "--no-progress"
+    )
     assert code == 2
     assert err.strip().count("\n") == 0 and "unknown option 'batch_sise'" in err and "Did you mean 'batch_size'" in err
-    code, out, err = run(capsys, "eval", tmp_path / "ds", "--scorer", "mock-free", "-o", "batch_size", "lots", "--no-progress")
+    code, out, err = run(
+        capsys, "eval", tmp_path / "ds", "--scorer", "mock-free", "-o", "batch_size", "lots", "--no-progress"
+    )
     assert code == 2 and "batch_size" in err and "expected an integer" in err
 
 
@@ -57,12 +75,40 @@ def test_bench_scoped_options(mocks, tmp_path, capsys):
     from prefcli.harness.bench import scoped_options
 
     assert scoped_options({"mock-free.batch_size": "3", "batch_size": "5"}, ["mock-free", "mock-hist"]) == {
-        "mock-free": {"batch_size": "3"}, "mock-hist": {"batch_size": "5"}}
-    code, out, err = run(capsys, "bench", tmp_path / "ds", "--scorers", "mock-free", "-o", "clip.batch_size", "2",
-                         "--out", tmp_path / "o", "--no-progress")
+        "mock-free": {"batch_size": "3"},
+        "mock-hist": {"batch_size": "5"},
+    }
+    code, out, err = run(
+        capsys,
+        "bench",
+        tmp_path / "ds",
+        "--scorers",
+        "mock-free",
+        "-o",
+        "clip.batch_size",
+        "2",
+        "--out",
+        tmp_path / "o",
+        "--no-progress",
+    )
     assert code == 2 and "'clip' is not one of the benchmarked scorers" in err
-    code, out, err = run(capsys, "bench", tmp_path / "ds", "--scorers", "mock-free,mock-hist", "-o", "mock-hist.batch_size", "2",
-                         "--out", tmp_path / "o", "--no-progress", "--bootstrap", "10", "--protocols", "1v1")
+    code, out, err = run(
+        capsys,
+        "bench",
+        tmp_path / "ds",
+        "--scorers",
+        "mock-free,mock-hist",
+        "-o",
+        "mock-hist.batch_size",
+        "2",
+        "--out",
+        tmp_path / "o",
+        "--no-progress",
+        "--bootstrap",
+        "10",
+        "--protocols",
+        "1v1",
+    )
     assert code == 0, err
     doc = json.loads((tmp_path / "o" / "results.json").read_text())
     assert doc["provenance"]["config"]["options"] == {"mock-hist": {"batch_size": "2"}}
@@ -89,10 +135,14 @@ def test_device_errors_are_one_line(capsys, tmp_path):
     (tmp_path / "c").mkdir()
     structured = __import__("picture_factory").structured_images([(32, 32)], seed=1)
     structured[0].save(tmp_path / "c" / "a.png")
-    code, out, err = run(capsys, "rank", tmp_path / "c", "--scorer", "clip", "--weights", "tiny", "--prompt", "x", "--device", "bogus")
+    code, out, err = run(
+        capsys, "rank", tmp_path / "c", "--scorer", "clip", "--weights", "tiny", "--prompt", "x", "--device", "bogus"
+    )
     assert code == 2 and err.startswith("prefcli: error: --device bogus: not a device") and err.count("\n") == 1
     if not torch.cuda.is_available():
-        code, out, err = run(capsys, "rank", tmp_path / "c", "--scorer", "clip", "--weights", "tiny", "--prompt", "x", "--device", "cuda")
+        code, out, err = run(
+            capsys, "rank", tmp_path / "c", "--scorer", "clip", "--weights", "tiny", "--prompt", "x", "--device", "cuda"
+        )
         assert code == 2 and "no CUDA device" in err and err.count("\n") == 1
 
 
@@ -100,12 +150,53 @@ def test_rank_takes_options_and_dtype(capsys, tmp_path):
     (tmp_path / "c").mkdir()
     for i, im in enumerate(__import__("picture_factory").structured_images([(32, 32)] * 2, seed=2)):
         im.save(tmp_path / "c" / f"{i}.png")
-    code, out, err = run(capsys, "rank", tmp_path / "c", "--scorer", "hpsv2", "--weights", "tiny", "--prompt", "a fox",
-                         "-o", "percent", "true", "--dtype", "fp32", "--format", "json")
+    code, out, err = run(
+        capsys,
+        "rank",
+        tmp_path / "c",
+        "--scorer",
+        "hpsv2",
+        "--weights",
+        "tiny",
+        "--prompt",
+        "a fox",
+        "-o",
+        "percent",
+        "true",
+        "--dtype",
+        "fp32",
+        "--format",
+        "json",
+    )
     assert code == 0, err
     pct = [r["score"] for r in json.loads(out)["results"]["ranking"]]
-    code, out, err = run(capsys, "rank", tmp_path / "c", "--scorer", "hpsv2", "--weights", "tiny", "--prompt", "a fox", "--format", "json")
+    code, out, err = run(
+        capsys,
+        "rank",
+        tmp_path / "c",
+        "--scorer",
+        "hpsv2",
+        "--weights",
+        "tiny",
+        "--prompt",
+        "a fox",
+        "--format",
+        "json",
+    )
     cos = [r["score"] for r in json.loads(out)["results"]["ranking"]]
     assert pytest.approx(sorted(pct)) == sorted(100 * c for c in cos)
-    code, out, err = run(capsys, "rank", tmp_path / "c", "--scorer", "hpsv2", "--weights", "tiny", "--prompt", "a fox", "-o", "version", "3")
+    code, out, err = run(
+        capsys,
+        "rank",
+        tmp_path / "c",
+        "--scorer",
+        "hpsv2",
+        "--weights",
+        "tiny",
+        "--prompt",
+        "a fox",
+        "-o",
+        "version",
+        "3",
+    )
     assert code == 2 and "version" in err and "allowed: 2.0, 2.1" in err

@@ -7,7 +7,6 @@ import json
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
 import pytest
 from PIL import Image
 
@@ -55,8 +54,15 @@ def test_rank_decodes_every_distinct_image_once(decodes, folders, scorer):
     from prefcli.plugins import load_scorer
     from prefcli.types import Candidate, HistoryPair, UserHistory
 
-    res = prefcli.rank(folders["cands"], likes=folders["liked"], dislikes=folders["disliked"], scorer=scorer,
-                       weights="tiny", device="cpu", batch_size=4)
+    res = prefcli.rank(
+        folders["cands"],
+        likes=folders["liked"],
+        dislikes=folders["disliked"],
+        scorer=scorer,
+        weights="tiny",
+        device="cpu",
+        batch_size=4,
+    )
     files = sorted(p.name for sub in ("cands", "liked", "disliked") for p in folders[sub].iterdir())
     assert sorted(decodes) == files
     assert set(decodes.values()) == {1}, decodes
@@ -64,10 +70,18 @@ def test_rank_decodes_every_distinct_image_once(decodes, folders, scorer):
     s = load_scorer(scorer, weights="tiny", device="cpu")
     liked = sorted(folders["liked"].iterdir())
     disliked = sorted(folders["disliked"].iterdir())
-    hist = UserHistory(tuple(HistoryPair(liked=Candidate.from_path(str(a)), disliked=Candidate.from_path(str(b)))
-                             for a, b in zip(liked, disliked)))
-    want = dict(zip([str(p) for p in sorted(folders["cands"].iterdir())],
-                    s.score([Candidate.from_path(str(p)) for p in sorted(folders["cands"].iterdir())], s.condition(hist))))
+    hist = UserHistory(
+        tuple(
+            HistoryPair(liked=Candidate.from_path(str(a)), disliked=Candidate.from_path(str(b)))
+            for a, b in zip(liked, disliked)
+        )
+    )
+    want = dict(
+        zip(
+            [str(p) for p in sorted(folders["cands"].iterdir())],
+            s.score([Candidate.from_path(str(p)) for p in sorted(folders["cands"].iterdir())], s.condition(hist)),
+        )
+    )
     # rel 1e-5, not 1e-6: the probe's embeddings are computed in other batches here than by hand (history and
     # candidates together), which moves float32 CLIP outputs in the last bits; the probe's fit on a few pairs
     # amplifies that to a few 1e-6 (measured on c97b3b0 as on today's code: up to 5e-6 on another fixture).
@@ -76,12 +90,30 @@ def test_rank_decodes_every_distinct_image_once(decodes, folders, scorer):
 
 def test_a_truncated_candidate_is_found_when_decoded_skipped_and_reported(decodes, folders, capsys):
     _add_truncated(folders["cands"])
-    code, out, err = run_cli(capsys, "rank", folders["cands"], "--likes", folders["liked"], "--dislikes", folders["disliked"],
-                             "--scorer", "viper", "--weights", "tiny", "--device", "cpu", "--format", "json")
+    code, out, err = run_cli(
+        capsys,
+        "rank",
+        folders["cands"],
+        "--likes",
+        folders["liked"],
+        "--dislikes",
+        folders["disliked"],
+        "--scorer",
+        "viper",
+        "--weights",
+        "tiny",
+        "--device",
+        "cpu",
+        "--format",
+        "json",
+    )
     assert code == 0, err
     rows = json.loads(out)["results"]["ranking"]  # the one JSON envelope
     assert len(rows) == 10 and all(0 < r["score"] < 1 for r in rows)
-    assert any(line.startswith("skipped ") and "zz_cut.jpg" in line and "truncated or corrupt" in line for line in err.splitlines()), err
+    assert any(
+        line.startswith("skipped ") and "zz_cut.jpg" in line and "truncated or corrupt" in line
+        for line in err.splitlines()
+    ), err
     assert set(decodes.values()) == {1}, decodes  # the bad file too: tried once
 
 
@@ -89,8 +121,21 @@ def test_a_folder_of_only_undecodable_candidates_is_one_line(folders, tmp_path, 
     bad = tmp_path / "bad"
     bad.mkdir()
     _add_truncated(bad)
-    code, out, err = run_cli(capsys, "rank", bad, "--likes", folders["liked"], "--dislikes", folders["disliked"],
-                             "--scorer", "viper", "--weights", "tiny", "--device", "cpu")
+    code, out, err = run_cli(
+        capsys,
+        "rank",
+        bad,
+        "--likes",
+        folders["liked"],
+        "--dislikes",
+        folders["disliked"],
+        "--scorer",
+        "viper",
+        "--weights",
+        "tiny",
+        "--device",
+        "cpu",
+    )
     assert code == 2
     assert "zz_cut.jpg" in err and "Traceback" not in err
 
@@ -100,17 +145,39 @@ def small_dataset(tmp_path_factory):
     from prefcli.data import pickapic, synthetic
 
     root = tmp_path_factory.mktemp("decode-world")
-    cfg = synthetic.WorldConfig.from_preset("opposed", n_users=16, pairs_per_user=12, image_size=32, n_prompts=4, images_per_prompt=6)
+    cfg = synthetic.WorldConfig.from_preset(
+        "opposed", n_users=16, pairs_per_user=12, image_size=32, n_prompts=4, images_per_prompt=6
+    )
     synthetic.write_world(root / "world", cfg, progress=False)
-    pickapic.build(str(root / "world"), root / "ds", pickapic.BuildParams(n_ref=4, min_liked=6, test_users=6, val_users=2), progress=False)
+    pickapic.build(
+        str(root / "world"),
+        root / "ds",
+        pickapic.BuildParams(n_ref=4, min_liked=6, test_users=6, val_users=2),
+        progress=False,
+    )
     return root / "ds"
 
 
 @pytest.mark.parametrize("scorer", ["viper", "clip-probe", "clip"])
 def test_eval_decodes_each_dataset_image_once(decodes, small_dataset, capsys, scorer):
     """An image met in many tasks (as a candidate and in histories) is decoded once per run."""
-    code, out, err = run_cli(capsys, "eval", small_dataset, "--scorer", scorer, "--weights", "tiny", "--device", "cpu",
-                             "--protocol", "1v3", "--no-cache", "--no-progress", "--format", "json")
+    code, out, err = run_cli(
+        capsys,
+        "eval",
+        small_dataset,
+        "--scorer",
+        scorer,
+        "--weights",
+        "tiny",
+        "--device",
+        "cpu",
+        "--protocol",
+        "1v3",
+        "--no-cache",
+        "--no-progress",
+        "--format",
+        "json",
+    )
     assert code == 0, err
     assert decodes and set(decodes.values()) == {1}, sorted(decodes.values())[-5:]
 
@@ -135,8 +202,17 @@ def test_generate_decodes_the_history_once(decodes, folders, tmp_path):
     from prefcli.generate.pipelines import load_generator
     from prefcli.generate.run import GenerateConfig, generate
 
-    cfg = GenerateConfig("a fox", model="tiny", rewards=[("viper", 1.0)], weights={"*": "tiny"}, steps=3, n=2,
-                         out=str(tmp_path / "out"), likes=str(folders["liked"]), dislikes=str(folders["disliked"]))
+    cfg = GenerateConfig(
+        "a fox",
+        model="tiny",
+        rewards=[("viper", 1.0)],
+        weights={"*": "tiny"},
+        steps=3,
+        n=2,
+        out=str(tmp_path / "out"),
+        likes=str(folders["liked"]),
+        dislikes=str(folders["disliked"]),
+    )
     generate(cfg, generator=load_generator("tiny", device="cpu"))
     history = sorted(p.name for sub in ("liked", "disliked") for p in folders[sub].iterdir())
     assert sorted(n for n in decodes if n in history) == history
@@ -160,7 +236,18 @@ def test_workers_decode_ahead_with_identical_scores_and_one_decode_each(decodes,
 
 
 def test_rank_cli_takes_workers(folders, capsys):
-    args = ["rank", folders["cands"], "--scorer", "aesthetic", "--weights", "tiny", "--device", "cpu", "--format", "json"]
+    args = [
+        "rank",
+        folders["cands"],
+        "--scorer",
+        "aesthetic",
+        "--weights",
+        "tiny",
+        "--device",
+        "cpu",
+        "--format",
+        "json",
+    ]
     code0, out0, err0 = run_cli(capsys, *args, "--workers", "0", "--batch-size", "4")
     code2, out2, err2 = run_cli(capsys, *args, "--workers", "2", "--batch-size", "4")
     assert code0 == code2 == 0, err0 + err2

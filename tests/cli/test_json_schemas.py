@@ -63,7 +63,6 @@ def _json_commands() -> set[str]:
 
     walk(typer.main.get_command(app), [])
     from prefcli.cli.bench_generate_cmd import bench_generate_app
-
     from prefcli.cli.bench_images_cmd import bench_images_app
 
     # `bench generate` and `bench images` are routed by bench's own command class (prefcli/cli/bench_cmd.py), not a click group.
@@ -74,7 +73,17 @@ def _json_commands() -> set[str]:
 
 def test_every_json_command_has_a_schema():
     commands = _json_commands()
-    assert {"rank", "eval", "bench", "bench generate", "bench images", "scorers", "data info", "train", "demo"} <= commands
+    assert {
+        "rank",
+        "eval",
+        "bench",
+        "bench generate",
+        "bench images",
+        "scorers",
+        "data info",
+        "train",
+        "demo",
+    } <= commands
     wanted = {schema_file(c).name for c in commands}
     have = {p.name for p in SCHEMAS.glob("*.schema.json")} - {"envelope.schema.json"}
     assert wanted <= have, f"commands without a schema: {sorted(wanted - have)}"
@@ -86,8 +95,17 @@ def test_old_shapes_fail_the_schemas():
     with pytest.raises(jsonschema.ValidationError):
         validate([{"rank": 1, "score": 0.5, "path": "a.png", "image_id": "x", "prompt": None}], "rank")
     with pytest.raises(jsonschema.ValidationError):
-        validate({"command": "bench generate", "prefcli_version": "0.1.0", "results": {"rows": [{"style": "Photo", "hpsv2 unguided se": 0.1}]},
-                  "scorers": {}, "options": {}, "skipped": [], "provenance": {"versions": {"prefcli": "0.1.0"}, "created": "now"}})
+        validate(
+            {
+                "command": "bench generate",
+                "prefcli_version": "0.1.0",
+                "results": {"rows": [{"style": "Photo", "hpsv2 unguided se": 0.1}]},
+                "scorers": {},
+                "options": {},
+                "skipped": [],
+                "provenance": {"versions": {"prefcli": "0.1.0"}, "created": "now"},
+            }
+        )
 
 
 # --- commands run here ----------------------------------------------------------------------
@@ -133,18 +151,59 @@ def test_rank(capsys, mocks, tmp_path):
 
 def test_eval_printed_and_written(capsys, mocks, tmp_path):
     out = tmp_path / "r.json"
-    validate_text(ok(capsys, "eval", tmp_path / "ds", "--scorer", "mock-free", "--protocol", "1v3", "--no-progress", "--bootstrap", "10",
-                     "--no-cache", "--out", out, "--format", "json"), "eval")
+    validate_text(
+        ok(
+            capsys,
+            "eval",
+            tmp_path / "ds",
+            "--scorer",
+            "mock-free",
+            "--protocol",
+            "1v3",
+            "--no-progress",
+            "--bootstrap",
+            "10",
+            "--no-cache",
+            "--out",
+            out,
+            "--format",
+            "json",
+        ),
+        "eval",
+    )
     saved = validate(json.loads(out.read_text()), "eval")
     assert len(saved["results"]["tasks"]) == 18
 
 
 def test_bench_printed_and_written_and_analyze_history(capsys, mocks, tmp_path):
     out = tmp_path / "b"
-    validate_text(ok(capsys, "bench", tmp_path / "ds", "--scorers", "mock-free,mock-hist", "--n-ref", "2,4", "--protocols", "1v1", "--out", out,
-                     "--no-cache", "--no-progress", "--bootstrap", "10", "--format", "json"), "bench")
+    validate_text(
+        ok(
+            capsys,
+            "bench",
+            tmp_path / "ds",
+            "--scorers",
+            "mock-free,mock-hist",
+            "--n-ref",
+            "2,4",
+            "--protocols",
+            "1v1",
+            "--out",
+            out,
+            "--no-cache",
+            "--no-progress",
+            "--bootstrap",
+            "10",
+            "--format",
+            "json",
+        ),
+        "bench",
+    )
     validate(json.loads((out / "results.json").read_text()), "bench")
-    doc = validate_text(ok(capsys, "analyze", "history", out / "results.json", "--out", tmp_path / "h", "--format", "json"), "analyze history")
+    doc = validate_text(
+        ok(capsys, "analyze", "history", out / "results.json", "--out", tmp_path / "h", "--format", "json"),
+        "analyze history",
+    )
     assert doc["results"]["n_refs"] == [2, 4]
     validate(json.loads((tmp_path / "h" / "history.json").read_text()), "analyze history")
 
@@ -167,7 +226,9 @@ def test_weights_ls_pull_rm(capsys, tmp_path, monkeypatch):
     target.write_bytes(b"abc")
     weights.resolve_file(url, offline=True)
     doc = validate_text(ok(capsys, "weights", "ls", "--format", "json"), "weights ls")
-    assert {"spec": url, "state": "cached", "size_bytes": 3}.items() <= next(r for r in doc["results"]["rows"] if r["spec"] == url).items()
+    assert {"spec": url, "state": "cached", "size_bytes": 3}.items() <= next(
+        r for r in doc["results"]["rows"] if r["spec"] == url
+    ).items()
     validate_text(ok(capsys, "weights", "pull", url, "tiny", "--format", "json"), "weights pull")
     doc = validate_text(ok(capsys, "weights", "rm", url, "--yes", "--format", "json"), "weights rm")
     assert doc["results"]["rows"][0]["action"] == "removed" and not target.exists()
@@ -181,15 +242,61 @@ def test_train_list_and_dry_run(capsys):
 
 @pytest.mark.skipif(not (SHARED / "hpsv2_benchmark").is_dir(), reason="the shared HPSv2 prompt folder is not here")
 def test_data_prompts(capsys):
-    validate_text(ok(capsys, "data", "prompts", "--source", SHARED / "hpsv2_benchmark", "--format", "json"), "data prompts")
+    validate_text(
+        ok(capsys, "data", "prompts", "--source", SHARED / "hpsv2_benchmark", "--format", "json"), "data prompts"
+    )
 
 
 def test_data_synthetic_pickapic_info(capsys, tmp_path):
     world, ds = tmp_path / "w", tmp_path / "ds"
-    validate_text(ok(capsys, "data", "synthetic", "--out", world, "--users", "12", "--pairs-per-user", "12", "--image-size", "16",
-                     "--prompts", "4", "--images-per-prompt", "6", "--preset", "opposed", "--no-progress", "--format", "json"), "data synthetic")
-    validate_text(ok(capsys, "data", "pickapic", "--source", world, "--out", ds, "--n-ref", "4", "--min-liked", "6", "--val-users", "2",
-                     "--test-users", "4", "--no-progress", "--format", "json"), "data pickapic")
+    validate_text(
+        ok(
+            capsys,
+            "data",
+            "synthetic",
+            "--out",
+            world,
+            "--users",
+            "12",
+            "--pairs-per-user",
+            "12",
+            "--image-size",
+            "16",
+            "--prompts",
+            "4",
+            "--images-per-prompt",
+            "6",
+            "--preset",
+            "opposed",
+            "--no-progress",
+            "--format",
+            "json",
+        ),
+        "data synthetic",
+    )
+    validate_text(
+        ok(
+            capsys,
+            "data",
+            "pickapic",
+            "--source",
+            world,
+            "--out",
+            ds,
+            "--n-ref",
+            "4",
+            "--min-liked",
+            "6",
+            "--val-users",
+            "2",
+            "--test-users",
+            "4",
+            "--no-progress",
+            "--format",
+            "json",
+        ),
+        "data pickapic",
+    )
     doc = validate_text(ok(capsys, "data", "info", ds, "--format", "json"), "data info")
     assert doc["scorer"] is None and doc["results"]["splits"][0]["split"] == "train"
     # One table per CSV: the splits, or the build parameters with --table build (before: both, one after the other).
@@ -207,8 +314,20 @@ def test_bench_csv_prints_one_table_and_table_picks_another(capsys, mocks, tmp_p
     import csv
     import io
 
-    base = ("bench", tmp_path / "ds", "--scorers", "mock-free", "--protocols", "1v1,1v3", "--out", tmp_path / "b",
-            "--no-cache", "--no-progress", "--bootstrap", "10")
+    base = (
+        "bench",
+        tmp_path / "ds",
+        "--scorers",
+        "mock-free",
+        "--protocols",
+        "1v1,1v3",
+        "--out",
+        tmp_path / "b",
+        "--no-cache",
+        "--no-progress",
+        "--bootstrap",
+        "10",
+    )
     code, out, err = run(capsys, *base, "--format", "csv")
     assert code == 0, err
     rows = list(csv.DictReader(io.StringIO(out)))
@@ -227,8 +346,10 @@ def test_demo_csv_prints_one_table(capsys, monkeypatch, tmp_path):
     import prefcli.demo
     from prefcli.harness.tables import Column, Table
 
-    tabs = [Table("table1_1v1", "Table 1", [Column("scorer", "scorer")], [{"scorer": "a"}]),
-            Table("table3_seen_unseen", "Table 3", [Column("gap", "gap")], [{"gap": 0.1}])]
+    tabs = [
+        Table("table1_1v1", "Table 1", [Column("scorer", "scorer")], [{"scorer": "a"}]),
+        Table("table3_seen_unseen", "Table 3", [Column("gap", "gap")], [{"gap": 0.1}]),
+    ]
     monkeypatch.setattr(prefcli.demo, "run_demo", lambda cfg, log: {"tables": tabs})
     code, out, err = run(capsys, "demo", "--out", tmp_path, "--format", "csv")
     assert code == 0 and out == "scorer\na\n" and "table3_seen_unseen" in err

@@ -49,7 +49,10 @@ def test_a_bool_takes_an_explicit_value():
     from prefcli.plugins import get_scorer_spec
 
     spec = get_scorer_spec("hpsv2")
-    assert spec.parse_options({"percent": "true"}).percent is True and spec.parse_options({"percent": "off"}).percent is False
+    assert (
+        spec.parse_options({"percent": "true"}).percent is True
+        and spec.parse_options({"percent": "off"}).percent is False
+    )
     with pytest.raises(OptionError, match="percent = 'maybe': expected true or false"):
         spec.parse_options({"percent": "maybe"})
 
@@ -60,10 +63,15 @@ def test_bench_and_generate_read_scoped_options_alike():
     from prefcli.harness.bench import scoped_options
 
     pairs = {"percent": "true", "imagereward.batch_size": "2"}
-    assert scoped_options(pairs, ["hpsv2", "imagereward"]) == {"hpsv2": {"percent": "true"}, "imagereward": {"batch_size": "2"}}
+    assert scoped_options(pairs, ["hpsv2", "imagereward"]) == {
+        "hpsv2": {"percent": "true"},
+        "imagereward": {"batch_size": "2"},
+    }
     # generate keeps values typed for its sidecar; before, a bare KEY was an error here only
-    assert parse_scorer_options(list(pairs.items()), ["hpsv2", "imagereward"]) == {"hpsv2": {"percent": True},
-                                                                                  "imagereward": {"batch_size": 2}}
+    assert parse_scorer_options(list(pairs.items()), ["hpsv2", "imagereward"]) == {
+        "hpsv2": {"percent": True},
+        "imagereward": {"batch_size": 2},
+    }
     for parse in (lambda p, k: scoped_options(dict(p), k), parse_scorer_options):
         with pytest.raises(OptionError, match="'clip' is not one of"):
             parse([("clip.batch_size", "2")], ["hpsv2"])

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from prefcli import plugins
 from cli_runner import run_cli as run
+from prefcli import plugins
 from prefcli.errors import HistoryError, ImageError, PrefcliError
 from prefcli.hookspecs import hookimpl
 from prefcli.ranking import order, rank_folder
@@ -72,8 +72,14 @@ class RankMocks:
     def register_scorers(self, register):
         register(ScorerSpec(name="rank-bright", factory=f"{__name__}:BrightnessScorer"))
         register(ScorerSpec(name="rank-constant", factory=f"{__name__}:ConstantScorer"))
-        register(ScorerSpec(name="rank-prompt", factory=f"{__name__}:PromptLengthScorer", needs=frozenset({"image", "prompt"})))
-        register(ScorerSpec(name="rank-colour", factory=f"{__name__}:ColourProbe", needs=frozenset({"image", "history"})))
+        register(
+            ScorerSpec(
+                name="rank-prompt", factory=f"{__name__}:PromptLengthScorer", needs=frozenset({"image", "prompt"})
+            )
+        )
+        register(
+            ScorerSpec(name="rank-colour", factory=f"{__name__}:ColourProbe", needs=frozenset({"image", "history"}))
+        )
 
 
 @pytest.fixture
@@ -82,8 +88,6 @@ def mocks():
     plugins.register_plugin(plugin, name="rank-mocks")
     yield
     plugins.unregister_plugin(plugin)
-
-
 
 
 # --- fixtures: small image folders ---------------------------------------------
@@ -134,7 +138,21 @@ def history(tmp_path) -> tuple[Path, Path]:
 
 def test_viper_examples_rank_with_clip_probe_tiny(capsys, viper_examples):
     v = viper_examples
-    code, out, err = run(capsys, "rank", v, "--likes", v / "liked", "--dislikes", v / "disliked", "--scorer", "clip-probe", "--weights", "tiny", "--format", "json")
+    code, out, err = run(
+        capsys,
+        "rank",
+        v,
+        "--likes",
+        v / "liked",
+        "--dislikes",
+        v / "disliked",
+        "--scorer",
+        "clip-probe",
+        "--weights",
+        "tiny",
+        "--format",
+        "json",
+    )
     assert code == 0, err
     rows = ranking(out)
     assert sorted(Path(r["path"]).name for r in rows) == ["query1.png", "query2.png", "query3.png", "query4.png"]
@@ -149,11 +167,29 @@ def test_viper_examples_rank_with_clip_probe_tiny(capsys, viper_examples):
 @pytest.mark.parametrize("scorer", ["rank-bright", "clip-probe"])
 def test_mixed_folder_ranks_good_and_names_bad(capsys, mocks, mixed, history, scorer):
     likes, dislikes = history
-    code, out, err = run(capsys, "rank", mixed, "--scorer", scorer, "--weights", "tiny", "--likes", likes, "--dislikes", dislikes, "--format", "json")
+    code, out, err = run(
+        capsys,
+        "rank",
+        mixed,
+        "--scorer",
+        scorer,
+        "--weights",
+        "tiny",
+        "--likes",
+        likes,
+        "--dislikes",
+        dislikes,
+        "--format",
+        "json",
+    )
     assert code == 0, err
     ranked = sorted(Path(r["path"]).name for r in ranking(out))
     assert ranked == ["a_dark.png", "b_bright.jpg", "c_mid.webp", "d_cmyk.jpg"]
-    skipped = {line.split(":")[0].removeprefix("skipped ").strip(): line for line in err.splitlines() if line.startswith("skipped ")}
+    skipped = {
+        line.split(":")[0].removeprefix("skipped ").strip(): line
+        for line in err.splitlines()
+        if line.startswith("skipped ")
+    }
     assert set(map(lambda p: Path(p).name, skipped)) == {"e_truncated.jpg", "f_empty.jpg", "g_text.jpg"}
     by_name = {Path(p).name: line for p, line in skipped.items()}
     assert "truncated" in by_name["e_truncated.jpg"] or "corrupt" in by_name["e_truncated.jpg"]
@@ -164,7 +200,9 @@ def test_mixed_folder_ranks_good_and_names_bad(capsys, mocks, mixed, history, sc
 
 def test_brightness_order_is_best_first_and_history_free_notes_ignored_history(capsys, mocks, mixed, history):
     likes, dislikes = history
-    code, out, err = run(capsys, "rank", mixed, "--scorer", "rank-bright", "--likes", likes, "--dislikes", dislikes, "--format", "json")
+    code, out, err = run(
+        capsys, "rank", mixed, "--scorer", "rank-bright", "--likes", likes, "--dislikes", dislikes, "--format", "json"
+    )
     assert code == 0
     names = [Path(r["path"]).name for r in ranking(out)]
     assert names.index("b_bright.jpg") == 0 and names[-1] == "a_dark.png"

@@ -148,11 +148,17 @@ def test_two_scorers_print_both_columns_and_the_combined_rank(capsys, mocks, fol
 
 def test_json_holds_every_scorer_and_validates(capsys, mocks, folder):
     (folder / "broken.png").write_bytes(b"not an image")
-    code, out, err = run(capsys, "rank", folder, "-s", "mr-bright", "-s", "mr-red=3", "--format", "json", "--no-progress")
+    code, out, err = run(
+        capsys, "rank", folder, "-s", "mr-bright", "-s", "mr-red=3", "--format", "json", "--no-progress"
+    )
     assert code == 0, err
     doc = validate_text(out, "rank")
     assert set(doc["scorers"]) == {"mr-bright", "mr-red"} and "scorer" not in doc
-    assert doc["results"]["combine"] == {"method": "mean-rank", "weights": {"mr-bright": 1.0, "mr-red": 3.0}, "higher_is_better": False}
+    assert doc["results"]["combine"] == {
+        "method": "mean-rank",
+        "weights": {"mr-bright": 1.0, "mr-red": 3.0},
+        "higher_is_better": False,
+    }
     rows = doc["results"]["ranking"]
     # With red weighing 3: a = (3 + 3·2) / 4 = 2.25 before c = (2 + 3·3) / 4 = 2.75.
     assert names(rows) == ["d.png", "a.png", "c.png", "b.png"]
@@ -164,7 +170,20 @@ def test_json_holds_every_scorer_and_validates(capsys, mocks, folder):
 
 def test_each_column_is_the_single_scorer_ranking(capsys, mocks, folder):
     """The several-scorer path calls the single one: each column equals `rank --scorer NAME` alone."""
-    code, out, err = run(capsys, "rank", folder, "-s", "mr-bright", "-s", "mr-red", "--combine", "z-mean", "--format", "json", "--no-progress")
+    code, out, err = run(
+        capsys,
+        "rank",
+        folder,
+        "-s",
+        "mr-bright",
+        "-s",
+        "mr-red",
+        "--combine",
+        "z-mean",
+        "--format",
+        "json",
+        "--no-progress",
+    )
     assert code == 0, err
     multi = {Path(r["path"]).name: r["scores"] for r in json.loads(out)["results"]["ranking"]}
     for name in ("mr-bright", "mr-red"):
@@ -173,12 +192,28 @@ def test_each_column_is_the_single_scorer_ranking(capsys, mocks, folder):
         single = json.loads(out)
         validate_text(out, "rank")
         assert single["scorer"] == name
-        assert {Path(r["path"]).name: r["score"] for r in single["results"]["ranking"]} == {k: v[name] for k, v in multi.items()}
+        assert {Path(r["path"]).name: r["score"] for r in single["results"]["ranking"]} == {
+            k: v[name] for k, v in multi.items()
+        }
 
 
 def test_z_mean_orders_by_mean_z_score(capsys, mocks, folder):
-    code, out, err = run(capsys, "rank", folder, "-s", "mr-bright", "-s", "mr-dark", "-s", "mr-red", "--combine", "z-mean",
-                         "--format", "csv", "--no-progress")
+    code, out, err = run(
+        capsys,
+        "rank",
+        folder,
+        "-s",
+        "mr-bright",
+        "-s",
+        "mr-dark",
+        "-s",
+        "mr-red",
+        "--combine",
+        "z-mean",
+        "--format",
+        "csv",
+        "--no-progress",
+    )
     assert code == 0, err
     rows = list(csv.DictReader(io.StringIO(out)))
     by = {n: [float(r[n]) for r in rows] for n in ("mr-bright", "mr-dark", "mr-red")}
@@ -204,22 +239,35 @@ def test_contact_sheet_with_every_scorer(capsys, mocks, folder, tmp_path, monkey
 
     monkeypatch.setattr(sheet_mod, "contact_sheet", spy)
     out_sheet = tmp_path / "sheet.png"
-    code, out, err = run(capsys, "rank", folder, "-s", "mr-bright", "-s", "mr-red", "--sheet", out_sheet, "--no-progress")
+    code, out, err = run(
+        capsys, "rank", folder, "-s", "mr-bright", "-s", "mr-red", "--sheet", out_sheet, "--no-progress"
+    )
     assert code == 0, err
     assert Image.open(out_sheet).size[0] > 0
     first = captions[0].split("\n")
-    assert first[0].startswith("#1") and first[1].startswith("mr-bright ") and first[2].startswith("mr-red ") and first[3] == "d.png"
+    assert (
+        first[0].startswith("#1")
+        and first[1].startswith("mr-bright ")
+        and first[2].startswith("mr-red ")
+        and first[3] == "d.png"
+    )
     assert "mean-rank of mr-bright" in captions[-1]
 
 
-@pytest.mark.parametrize("argv, needles", [
-    (["-s", "mr-bright", "-s", "mr-bright"], ["--scorer mr-bright", "given twice"]),
-    (["-s", "mr-bright", "-s", "mr-red=heavy"], ["--scorer", "not a number"]),
-    (["-s", "mr-bright", "-s", "mr-red", "--combine", "median"], ["--combine median", "mean-rank, z-mean"]),
-    (["-s", "mr-bright", "-s", "mr-red", "-o", "clip.batch_size", "2"], ["-o clip.batch_size", "mr-bright, mr-red"]),
-    (["-s", "mr-bright", "-s", "mr-red", "--weights", "nosuch=tiny"], ["nosuch", "not one of the scorers"]),
-    (["-s", "mr-bright", "-s", "mr-red", "--sheet", "x.gif"], [".gif"]),
-])
+@pytest.mark.parametrize(
+    "argv, needles",
+    [
+        (["-s", "mr-bright", "-s", "mr-bright"], ["--scorer mr-bright", "given twice"]),
+        (["-s", "mr-bright", "-s", "mr-red=heavy"], ["--scorer", "not a number"]),
+        (["-s", "mr-bright", "-s", "mr-red", "--combine", "median"], ["--combine median", "mean-rank, z-mean"]),
+        (
+            ["-s", "mr-bright", "-s", "mr-red", "-o", "clip.batch_size", "2"],
+            ["-o clip.batch_size", "mr-bright, mr-red"],
+        ),
+        (["-s", "mr-bright", "-s", "mr-red", "--weights", "nosuch=tiny"], ["nosuch", "not one of the scorers"]),
+        (["-s", "mr-bright", "-s", "mr-red", "--sheet", "x.gif"], [".gif"]),
+    ],
+)
 def test_bad_several_scorer_input_is_one_line(capsys, mocks, folder, argv, needles):
     code, out, err = run(capsys, "rank", folder, *argv, "--no-progress")
     one_error_line(code, err, *needles)
@@ -245,9 +293,30 @@ def test_a_personalized_scorer_beside_a_general_one(capsys, mocks, folder, tmp_p
         Image.new("RGB", (8, 8), (10, 10, 240 - i)).save((dislikes.mkdir(exist_ok=True) or dislikes) / f"{i}.png")
     strips = []
     real = sheet_mod.contact_sheet
-    monkeypatch.setattr(sheet_mod, "contact_sheet", lambda items, path, **kw: strips.append(kw.get("history")) or real(items, path, **kw))
-    code, out, err = run(capsys, "rank", folder, "-s", "mr-likes-red", "-s", "mr-bright", "--likes", likes, "--dislikes", dislikes,
-                         "--sheet", tmp_path / "s.png", "--sheet-history", "--format", "json", "--no-progress")
+    monkeypatch.setattr(
+        sheet_mod,
+        "contact_sheet",
+        lambda items, path, **kw: strips.append(kw.get("history")) or real(items, path, **kw),
+    )
+    code, out, err = run(
+        capsys,
+        "rank",
+        folder,
+        "-s",
+        "mr-likes-red",
+        "-s",
+        "mr-bright",
+        "--likes",
+        likes,
+        "--dislikes",
+        dislikes,
+        "--sheet",
+        tmp_path / "s.png",
+        "--sheet-history",
+        "--format",
+        "json",
+        "--no-progress",
+    )
     assert code == 0, err
     doc = validate_text(out, "rank")
     assert doc["results"]["history_pairs"] == 2

@@ -15,8 +15,15 @@ from prefcli.output import separating_digits
 from prefcli.scorer import Scorer, ScorerSpec
 
 #: Seven scores that all print as 0.4932 at four decimals, in an order that is not the file names' order.
-CLOSE = {"a.png": 0.49321013, "b.png": 0.49321271, "c.png": 0.49320398, "d.png": 0.49321120,
-         "e.png": 0.49320911, "f.png": 0.49321402, "g.png": 0.49320777}
+CLOSE = {
+    "a.png": 0.49321013,
+    "b.png": 0.49321271,
+    "c.png": 0.49320398,
+    "d.png": 0.49321120,
+    "e.png": 0.49320911,
+    "f.png": 0.49321402,
+    "g.png": 0.49320777,
+}
 
 
 class CloseScorer(Scorer):
@@ -99,7 +106,9 @@ def test_no_tie_mark_without_a_tie(capsys, mocks, folder):
 
 def test_json_names_the_scorer_identity_and_provenance(capsys, mocks, folder):
     """Before: a bare list; a saved ranking could not say what produced it."""
-    code, out, err = run(capsys, "rank", folder, "--scorer", "out-close", "--top", "3", "--device", "cpu", "--format", "json")
+    code, out, err = run(
+        capsys, "rank", folder, "--scorer", "out-close", "--top", "3", "--device", "cpu", "--format", "json"
+    )
     assert code == 0, err
     doc = json.loads(out)
     assert doc["command"] == "rank" and doc["scorer"] == "out-close"

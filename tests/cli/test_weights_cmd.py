@@ -49,8 +49,15 @@ def test_ls_lists_defaults_cached_repos_and_used_specs(capsys, caches):
     assert code == 0, err
     rows = _rows(validate_text(out, "weights ls") and out)
     clip = rows["hf-hub:openai/clip-vit-large-patch14"]
-    assert clip["scorers"] == ["clip"] and clip["state"] == "download" and clip["present"] is False and clip["size_bytes"] is None
-    assert "viper (-o base)" in rows["hf-hub:HuggingFaceM4/idefics2-8b"]["scorers"]  # an option naming weights counts too
+    assert (
+        clip["scorers"] == ["clip"]
+        and clip["state"] == "download"
+        and clip["present"] is False
+        and clip["size_bytes"] is None
+    )
+    assert (
+        "viper (-o base)" in rows["hf-hub:HuggingFaceM4/idefics2-8b"]["scorers"]
+    )  # an option naming weights counts too
 
     _hub_repo(caches / "hf", "openai/clip-vit-large-patch14", {"config.json": b"{}", "model.safetensors": b"x" * 1000})
     local = caches / "mine.safetensors"
@@ -82,7 +89,9 @@ def test_the_used_record_is_bounded_and_a_bad_file_reads_as_empty(caches, monkey
     assert weights_used.read() == []
     path.write_bytes(b"{" + b" " * (weights_used.MAX_FILE_BYTES + 10) + b"}")
     assert weights_used.read() == []
-    path.write_text(json.dumps({"format": 1, "specs": [{"spec": 3}, {"spec": "hf-hub:a/b", "kind": "hub", "last_used": "t"}]}))
+    path.write_text(
+        json.dumps({"format": 1, "specs": [{"spec": 3}, {"spec": "hf-hub:a/b", "kind": "hub", "last_used": "t"}]})
+    )
     assert weights_used.read() == [{"spec": "hf-hub:a/b", "kind": "hub", "last_used": "t"}]
 
 
@@ -90,12 +99,18 @@ def test_pull_offline_says_what_it_would_fetch_and_fetches_nothing(capsys, cache
     code, out, err = run(capsys, "weights", "pull", "hpsv2", "https://example.org/w.pth#sha256=" + "a" * 64)
     assert code == 2 and out == ""
     line = err.strip()
-    assert line.count("\n") == 0 and line.startswith("prefcli: error: offline mode is on (HF_HUB_OFFLINE or PREFCLI_OFFLINE is set)")
+    assert line.count("\n") == 0 and line.startswith(
+        "prefcli: error: offline mode is on (HF_HUB_OFFLINE or PREFCLI_OFFLINE is set)"
+    )
     assert "would fetch: hf-hub:xswu/HPSv2; https://example.org/w.pth (sha256 aaaaaaaaaaaa...)" in line
     assert not (caches / "hf").exists() and not (caches / "prefcli" / "urls").exists()
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     code, _, err = run(capsys, "weights", "pull", "clip", "--offline")
-    assert code == 2 and "offline mode is on (--offline)" in err and "would fetch: hf-hub:openai/clip-vit-large-patch14" in err
+    assert (
+        code == 2
+        and "offline mode is on (--offline)" in err
+        and "would fetch: hf-hub:openai/clip-vit-large-patch14" in err
+    )
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     # a scorer's processor option needs the processor's configs and vocabulary, not the CLIP-H weights beside them
     err = run(capsys, "weights", "pull", "pickscore")[2]
@@ -139,7 +154,7 @@ class FakeHub(BaseHTTPRequestHandler):
         prefix = "/org/tiny-model/resolve/"
         if not self.path.startswith(prefix):
             return None
-        name = self.path[len(prefix):].split("/", 1)[1]
+        name = self.path[len(prefix) :].split("/", 1)[1]
         return self.files.get(name)
 
     def _send_file(self, head: bool):
@@ -162,8 +177,13 @@ class FakeHub(BaseHTTPRequestHandler):
 
     def do_GET(self):
         if self.path.startswith("/api/models/org/tiny-model"):
-            doc = json.dumps({"id": "org/tiny-model", "sha": COMMIT,
-                              "siblings": [{"rfilename": n, "size": len(b)} for n, b in self.files.items()]}).encode()
+            doc = json.dumps(
+                {
+                    "id": "org/tiny-model",
+                    "sha": COMMIT,
+                    "siblings": [{"rfilename": n, "size": len(b)} for n, b in self.files.items()],
+                }
+            ).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(doc)))
@@ -177,8 +197,12 @@ class FakeHub(BaseHTTPRequestHandler):
 def fake_hub(caches, monkeypatch):
     from huggingface_hub import constants
 
-    FakeHub.files = {"config.json": b"{}", "model.safetensors": b"s" * 64, "pytorch_model.bin": b"p" * 64,
-                     "tf_model.h5": b"h" * 64}
+    FakeHub.files = {
+        "config.json": b"{}",
+        "model.safetensors": b"s" * 64,
+        "pytorch_model.bin": b"p" * 64,
+        "tf_model.h5": b"h" * 64,
+    }
     server = ThreadingHTTPServer(("127.0.0.1", 0), FakeHub)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
@@ -187,7 +211,9 @@ def fake_hub(caches, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{server.server_address[1]}")
-    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", constants.ENDPOINT + "/{repo_id}/resolve/{revision}/{filename}")
+    monkeypatch.setattr(
+        constants, "HUGGINGFACE_CO_URL_TEMPLATE", constants.ENDPOINT + "/{repo_id}/resolve/{revision}/{filename}"
+    )
     try:
         yield caches
     finally:
@@ -202,8 +228,16 @@ def test_pull_hub_fetches_configs_and_safetensors_only(capsys, fake_hub, monkeyp
     row = validate_text(out, "weights pull")["results"]["rows"][0]
     snap = fake_hub / "hf" / "models--org--tiny-model" / "snapshots" / COMMIT
     assert sorted(p.name for p in snap.iterdir()) == ["config.json", "model.safetensors"]  # no pickle, no TF weights
-    assert (row["action"], row["files"], row["size_bytes"], row["revision"], row["where"]) == ("fetched", 2, 66, COMMIT, str(snap))
-    assert "[weights pull 66/66] pulling hf-hub:org/tiny-model · 100.0%" in err  # prefcli.progress's plain line in a log
+    assert (row["action"], row["files"], row["size_bytes"], row["revision"], row["where"]) == (
+        "fetched",
+        2,
+        66,
+        COMMIT,
+        str(snap),
+    )
+    assert (
+        "[weights pull 66/66] pulling hf-hub:org/tiny-model · 100.0%" in err
+    )  # prefcli.progress's plain line in a log
     assert (snap / "model.safetensors").read_bytes() == b"s" * 64
     from prefcli.weights_here import availability
 
@@ -266,4 +300,7 @@ def test_pull_refuses_a_hub_file_name_outside_the_repository(capsys, fake_hub):
     FakeHub.files = {"config.json": b"{}", "../../escaped.json": b"{}"}
     code, out, err = run(capsys, "weights", "pull", "org/tiny-model")
     assert code == 2 and "a file name outside the repository ('../../escaped.json'); nothing fetched" in err
-    assert not list(fake_hub.rglob("escaped.json")) and not (fake_hub / "hf" / "models--org--tiny-model" / "snapshots").exists()
+    assert (
+        not list(fake_hub.rglob("escaped.json"))
+        and not (fake_hub / "hf" / "models--org--tiny-model" / "snapshots").exists()
+    )

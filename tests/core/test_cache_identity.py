@@ -25,8 +25,12 @@ def own_caches(tmp_path, monkeypatch):
 def _tasks(n: int = 3) -> list[RankTask]:
     imgs = structured_images([(32, 32)] * (2 * n), seed=7)
     cands = [Candidate.from_image(im, prompt="a fox") for im in imgs]
-    return [RankTask(task_id=f"t{i}", candidates=cands[2 * i : 2 * i + 2], liked_index=0, history=UserHistory(), protocol="1v1")
-            for i in range(n)]
+    return [
+        RankTask(
+            task_id=f"t{i}", candidates=cands[2 * i : 2 * i + 2], liked_index=0, history=UserHistory(), protocol="1v1"
+        )
+        for i in range(n)
+    ]
 
 
 def _write_head(path, seed: int) -> None:
@@ -49,7 +53,9 @@ def test_a_model_rewritten_in_place_gets_new_scores(tmp_path):
     first, s1, _ = _run("aesthetic", str(head), cache, options={"clip_weights": "tiny"})
     assert s1.candidates_scored == 6
     again, s2, _ = _run("aesthetic", str(head), cache, options={"clip_weights": "tiny"})
-    assert again == first and s2.candidates_scored == 0 and not s2.loaded_model  # unchanged: all cached, model never built
+    assert (
+        again == first and s2.candidates_scored == 0 and not s2.loaded_model
+    )  # unchanged: all cached, model never built
 
     # Retrain in place: same name, same size, and even the old modification time put back.
     st = head.stat()
@@ -106,11 +112,21 @@ def test_a_bench_rerun_after_a_code_version_bump_rescores(tmp_path):
         class VersionedMock:
             @hookimpl
             def register_scorers(self, register):
-                register(ScorerSpec(name="mock-versioned", factory="harness_fakes:MockFree", needs=frozenset({"image", "prompt"}),
-                                    default_weights="mock-w", version=version))
+                register(
+                    ScorerSpec(
+                        name="mock-versioned",
+                        factory="harness_fakes:MockFree",
+                        needs=frozenset({"image", "prompt"}),
+                        default_weights="mock-w",
+                        version=version,
+                    )
+                )
+
         return VersionedMock()
 
-    cfg = bench.BenchConfig(dataset="fake", scorers=["mock-versioned"], protocols=["1v1"], cache_dir=str(tmp_path / "c"), n_boot=10)
+    cfg = bench.BenchConfig(
+        dataset="fake", scorers=["mock-versioned"], protocols=["1v1"], cache_dir=str(tmp_path / "c"), n_boot=10
+    )
     fakes.reset()
     plugins.register_plugin(plugin(1), name="versioned")
     try:

@@ -66,13 +66,26 @@ def find_violations(sources) -> list[str]:
     for rel, tree in sources:
         for node, fn in _functions(tree):
             if isinstance(node, ast.Dict):
-                if any(isinstance(k, ast.Constant) and k.value in NAMES and _is_dtype_value(v) for k, v in zip(node.keys, node.values)):
+                if any(
+                    isinstance(k, ast.Constant) and k.value in NAMES and _is_dtype_value(v)
+                    for k, v in zip(node.keys, node.values)
+                ):
                     found.append(f"{rel}:{node.lineno}: a dtype-name table (use prefcli.devices.torch_dtype)")
-            elif isinstance(node, ast.Attribute) and node.attr == "mps" and isinstance(node.value, ast.Attribute) and node.value.attr == "backends":
+            elif (
+                isinstance(node, ast.Attribute)
+                and node.attr == "mps"
+                and isinstance(node.value, ast.Attribute)
+                and node.value.attr == "backends"
+            ):
                 found.append(f"{rel}:{node.lineno}: looks for MPS (use prefcli.devices.resolve_device / torch_device)")
-            elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "is_available"
-                  and isinstance(node.func.value, ast.Attribute) and node.func.value.attr == "cuda"
-                  and (rel, fn) not in CUDA_QUERIES_ALLOWED):
+            elif (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "is_available"
+                and isinstance(node.func.value, ast.Attribute)
+                and node.func.value.attr == "cuda"
+                and (rel, fn) not in CUDA_QUERIES_ALLOWED
+            ):
                 found.append(f"{rel}:{node.lineno}: torch.cuda.is_available() in {fn} (use prefcli.devices)")
     return found
 
@@ -100,15 +113,26 @@ def test_the_scan_finds_what_it_forbids():
 
 def test_the_allowed_cuda_queries_still_exist():
     # A stale allow-list entry would let a new device rule hide under its name.
-    where = {(rel, fn) for rel, tree in _sources() for node, fn in _functions(tree)
-             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "is_available"}
+    where = {
+        (rel, fn)
+        for rel, tree in _sources()
+        for node, fn in _functions(tree)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "is_available"
+    }
     assert set(CUDA_QUERIES_ALLOWED) <= where
 
 
-@pytest.mark.parametrize(("name", "want"), [
-    ("fp32", torch.float32), ("float", torch.float32), ("bf16", torch.bfloat16), ("BFloat16", torch.bfloat16),
-    ("half", torch.float16), ("torch.float16", torch.float16),
-])
+@pytest.mark.parametrize(
+    ("name", "want"),
+    [
+        ("fp32", torch.float32),
+        ("float", torch.float32),
+        ("bf16", torch.bfloat16),
+        ("BFloat16", torch.bfloat16),
+        ("half", torch.float16),
+        ("torch.float16", torch.float16),
+    ],
+)
 def test_torch_dtype_names(name, want):
     assert devices.torch_dtype(name, torch.device("cuda")) is want
     assert devices.torch_dtype(name, "cpu") is want
@@ -157,10 +181,13 @@ def test_a_spec_with_an_unknown_cuda_dtype_is_refused():
         ScorerSpec(name="x", factory="m:C", cuda_dtype="int8")
 
 
-@pytest.mark.parametrize(("scorer", "module", "loader", "want"), [
-    ("vlm-judge", "prefcli_vlmjudge.scorer", "load_judge", torch.bfloat16),
-    ("clip", "prefcli.clip_common", "load_clip", torch.float16),
-])
+@pytest.mark.parametrize(
+    ("scorer", "module", "loader", "want"),
+    [
+        ("vlm-judge", "prefcli_vlmjudge.scorer", "load_judge", torch.bfloat16),
+        ("clip", "prefcli.clip_common", "load_clip", torch.float16),
+    ],
+)
 def test_a_scorer_loads_its_declared_cuda_dtype_for_auto(monkeypatch, scorer, module, loader, want):
     # No CUDA needed: the device is stood in for and the loader records what it was asked for.
     import importlib

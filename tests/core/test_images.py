@@ -42,7 +42,9 @@ def _check_rgb(im: Image.Image, size: tuple[int, int]) -> np.ndarray:
     return arr
 
 
-@pytest.mark.parametrize("fmt,kw", [("JPEG", {"quality": 95}), ("PNG", {}), ("WEBP", {"quality": 95}), ("BMP", {}), ("TIFF", {})])
+@pytest.mark.parametrize(
+    "fmt,kw", [("JPEG", {"quality": 95}), ("PNG", {}), ("WEBP", {"quality": 95}), ("BMP", {}), ("TIFF", {})]
+)
 def test_common_formats_decode_to_rgb(fmt, kw):
     src = _colourful()
     arr = _check_rgb(images.decode_image(_encode(src, fmt, **kw), name=f"x.{fmt.lower()}"), src.size)
@@ -189,7 +191,10 @@ def test_env_limit_refuses_large_images(monkeypatch):
     data = _encode(_colourful(64, 48), "PNG")
     monkeypatch.setenv("PREFCLI_MAX_IMAGE_PIXELS", "1000")
     assert images.max_pixels() == 1000
-    with pytest.raises(ImageError, match=r"image too large: 64×48 = 3,072 pixels exceeds the limit of 1,000 \(set PREFCLI_MAX_IMAGE_PIXELS"):
+    with pytest.raises(
+        ImageError,
+        match=r"image too large: 64×48 = 3,072 pixels exceeds the limit of 1,000 \(set PREFCLI_MAX_IMAGE_PIXELS",
+    ):
         images.decode_image(data, name="big.png")
     monkeypatch.setenv("PREFCLI_MAX_IMAGE_PIXELS", "lots")
     with pytest.raises(ImageError, match="PREFCLI_MAX_IMAGE_PIXELS"):
@@ -206,7 +211,12 @@ def test_crafted_bomb_header_is_refused_before_decoding():
     # A 60000×60000 PNG header (3.6 G pixels) with a tiny body: it must be refused
     # from the header alone, without trying to allocate the pixels.
     ihdr = struct.pack(">IIBBBBB", 60000, 60000, 8, 2, 0, 0, 0)
-    data = b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", zlib.compress(b"\0" * 100)) + _png_chunk(b"IEND", b"")
+    data = (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", ihdr)
+        + _png_chunk(b"IDAT", zlib.compress(b"\0" * 100))
+        + _png_chunk(b"IEND", b"")
+    )
     with pytest.raises(ImageError, match=r"bomb\.png: image too large: .*3,600,000,000 pixels"):
         images.decode_image(data, name="bomb.png")
 
@@ -270,7 +280,9 @@ def test_candidate_scan_reads_headers_only(tmp_path, monkeypatch):
     good = _mixed_folder(tmp_path)
     decoded = []
     real = images.decode_image
-    monkeypatch.setattr(images, "decode_image", lambda data, name="<bytes>", **kw: decoded.append(name) or real(data, name, **kw))
+    monkeypatch.setattr(
+        images, "decode_image", lambda data, name="<bytes>", **kw: decoded.append(name) or real(data, name, **kw)
+    )
     cands, bad = scan_folder(tmp_path)
     assert decoded == []
     assert sorted(Path(c.path).name for c in cands) == sorted([*good, "cut.jpg"])

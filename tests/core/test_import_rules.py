@@ -171,26 +171,40 @@ def test_no_module_uses_another_modules_private_names():
 
 def test_no_import_cycles_among_prefcli_modules():
     cycles = [sorted(c) for c in _cycles(_prefcli_graph(SCANS)) if c not in ALLOWED_CYCLES]
-    assert not cycles, "import cycles (move the helper that closes each loop):\n" + "\n".join(" <-> ".join(c) for c in cycles)
+    assert not cycles, "import cycles (move the helper that closes each loop):\n" + "\n".join(
+        " <-> ".join(c) for c in cycles
+    )
 
 
 def test_the_rules_catch_what_they_forbid():
     # The checks themselves, on made-up module bodies that break each rule once.
-    borrowing = _Scan("prefcli.data.importing", (
-        "from prefcli.data.pickapic import _Journal, build\n"
-        "import prefcli.images as im\n"
-        "from prefcli.data import dataset\n"
-        "from typing import TYPE_CHECKING\n"
-        "if TYPE_CHECKING:\n    from prefcli import types\n"
-        "def f():\n    from prefcli import progress\n    return im._x, dataset._y, progress.__name__\n"
-    ))
+    borrowing = _Scan(
+        "prefcli.data.importing",
+        (
+            "from prefcli.data.pickapic import _Journal, build\n"
+            "import prefcli.images as im\n"
+            "from prefcli.data import dataset\n"
+            "from typing import TYPE_CHECKING\n"
+            "if TYPE_CHECKING:\n    from prefcli import types\n"
+            "def f():\n    from prefcli import progress\n    return im._x, dataset._y, progress.__name__\n"
+        ),
+    )
     assert [b.split(": ", 1)[1] for b in borrowing.borrowed] == [
-        "from prefcli.data.pickapic import _Journal", "im._x", "dataset._y"]
+        "from prefcli.data.pickapic import _Journal",
+        "im._x",
+        "dataset._y",
+    ]
     assert borrowing.imports == {"prefcli.data.pickapic", "prefcli.images", "prefcli.data.dataset", "prefcli.progress"}
     assert _Scan("prefcli.images", "_own = 1\nprint(_own)\n").borrowed == []
-    a, b = _Scan("prefcli.images", "import prefcli.types\n"), _Scan("prefcli.types", "def f():\n    from prefcli import images\n")
+    a, b = (
+        _Scan("prefcli.images", "import prefcli.types\n"),
+        _Scan("prefcli.types", "def f():\n    from prefcli import images\n"),
+    )
     assert _cycles(_prefcli_graph({"prefcli.images": a, "prefcli.types": b})) == [{"prefcli.images", "prefcli.types"}]
     b = _Scan("prefcli.types", "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from prefcli import images\n")
     assert _cycles(_prefcli_graph({"prefcli.images": a, "prefcli.types": b})) == []
-    package, child = _Scan("prefcli", "def f():\n    from prefcli import api\n"), _Scan("prefcli.api", "from prefcli import __version__\n")
+    package, child = (
+        _Scan("prefcli", "def f():\n    from prefcli import api\n"),
+        _Scan("prefcli.api", "from prefcli import __version__\n"),
+    )
     assert child.imports == {"prefcli"} and _cycles(_prefcli_graph({"prefcli": package, "prefcli.api": child})) == []

@@ -50,11 +50,15 @@ def test_clip_truncation_of_many_prompts_is_one_line_with_a_count(run):
     try:
         messages.watch("diffusers_like_lib")
         for i in range(12):
-            lib.warning("The following part of your input was truncated because CLIP can only handle sequences up to 77 tokens: "
-                        f"['tail number {i}']")
+            lib.warning(
+                "The following part of your input was truncated because CLIP can only handle sequences up to 77 tokens: "
+                f"['tail number {i}']"
+            )
         for n in (82, 90):  # the tokenizer's note of the same event, once per tokenizer
-            lib.warning(f"Token indices sequence length is longer than the specified maximum sequence length for this model ({n} > 77). "
-                        "Running this sequence through the model will result in indexing errors")
+            lib.warning(
+                f"Token indices sequence length is longer than the specified maximum sequence length for this model ({n} > 77). "
+                "Running this sequence through the model will result in indexing errors"
+            )
         lib.warning("something else from the library")
         lib.warning("something else from the library")
     finally:
@@ -62,14 +66,22 @@ def test_clip_truncation_of_many_prompts_is_one_line_with_a_count(run):
     assert handler.stream.getvalue() == "something else from the library\n"  # a library's other warnings: once
     messages.finish()
     lines = _lines(run)
-    assert lines[0] == "prefcli: warning: a prompt is longer than the text encoder's 77 tokens; it reads the first 77 and the rest is cut"
+    assert (
+        lines[0]
+        == "prefcli: warning: a prompt is longer than the text encoder's 77 tokens; it reads the first 77 and the rest is cut"
+    )
     assert len(lines) == 3 and lines[1].startswith("prefcli: warning: said 14 times in this run")
-    assert lines[2] == "prefcli: warning: said 2 times in this run (printed once above): something else from the library"
+    assert (
+        lines[2] == "prefcli: warning: said 2 times in this run (printed once above): something else from the library"
+    )
 
 
 def test_library_noise_is_silenced_unless_it_concerns_the_run(run):
-    warnings.warn("`is_gradient_checkpointing` is deprecated and will be removed in v6. Use `is_activation_checkpointing` instead.",
-                  FutureWarning, stacklevel=1)
+    warnings.warn(
+        "`is_gradient_checkpointing` is deprecated and will be removed in v6. Use `is_activation_checkpointing` instead.",
+        FutureWarning,
+        stacklevel=1,
+    )
     assert _lines(run) == []
     bnb = logging.getLogger("bitsandbytes.cextension")
     assert not bnb.isEnabledFor(logging.WARNING)  # bitsandbytes' CUDA-library notes when nothing is quantized
@@ -82,8 +94,17 @@ def _img(seed: int) -> Image.Image:
 
 
 def _history(n: int, prompts: bool) -> UserHistory:
-    return UserHistory(tuple(HistoryPair(liked=Candidate.from_image(_img(2 * i)), disliked=Candidate.from_image(_img(2 * i + 1)),
-                                         prompt=f"prompt {i}" if prompts else None) for i in range(n)), user_id="u")
+    return UserHistory(
+        tuple(
+            HistoryPair(
+                liked=Candidate.from_image(_img(2 * i)),
+                disliked=Candidate.from_image(_img(2 * i + 1)),
+                prompt=f"prompt {i}" if prompts else None,
+            )
+            for i in range(n)
+        ),
+        user_id="u",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -95,8 +116,10 @@ def preftoken():
 
 def _tasks(n_ref):
     cands = [Candidate.from_image(_img(100 + i), prompt="a cat") for i in range(2)]
-    return [RankTask(task_id=f"t{k}", candidates=cands, liked_index=0, history=_history(k, True), n_ref=n_ref and k)
-            for k in (1, 2)]
+    return [
+        RankTask(task_id=f"t{k}", candidates=cands, liked_index=0, history=_history(k, True), n_ref=n_ref and k)
+        for k in (1, 2)
+    ]
 
 
 def test_an_nref_sweep_does_not_warn_about_the_lengths_it_asked_for(preftoken):

@@ -43,11 +43,20 @@ def _is_file_digest(fn: ast.FunctionDef) -> bool:
         return False
     param = fn.args.args[0].arg
     nodes = list(ast.walk(fn))
-    opens_param = any(isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "open"
-                      and n.args and isinstance(n.args[0], ast.Name) and n.args[0].id == param for n in nodes)
+    opens_param = any(
+        isinstance(n, ast.Call)
+        and isinstance(n.func, ast.Name)
+        and n.func.id == "open"
+        and n.args
+        and isinstance(n.args[0], ast.Name)
+        and n.args[0].id == param
+        for n in nodes
+    )
     sha = any(isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "sha256" for n in nodes)
-    streams = any(isinstance(n, ast.While) or (isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "iter")
-                  for n in nodes)
+    streams = any(
+        isinstance(n, ast.While) or (isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "iter")
+        for n in nodes
+    )
     return opens_param and sha and streams
 
 
@@ -57,8 +66,13 @@ def find_violations(sources) -> list[str]:
         for node in ast.walk(tree):
             if isinstance(node, (ast.Tuple, ast.List, ast.Set)) and any(_names_env(e) for e in node.elts):
                 found.append(f"{rel}:{node.lineno}: reads the offline variables (use prefcli.weights.is_offline)")
-            elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in ("get", "getenv")
-                  and node.args and _names_env(node.args[0])):
+            elif (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in ("get", "getenv")
+                and node.args
+                and _names_env(node.args[0])
+            ):
                 found.append(f"{rel}:{node.lineno}: reads an offline variable (use prefcli.weights.is_offline)")
             elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and _is_file_digest(node):
                 found.append(f"{rel}:{node.lineno}: {node.name} hashes a file (use prefcli.weights.sha256_file)")

@@ -62,7 +62,10 @@ def test_register_and_lookup_by_alias(fresh_registry):
 
         from prefcli.types import Candidate
 
-        dark, light = Candidate.from_image(Image.new("RGB", (4, 4), (10, 10, 10))), Candidate.from_image(Image.new("RGB", (4, 4), (200, 200, 200)))
+        dark, light = (
+            Candidate.from_image(Image.new("RGB", (4, 4), (10, 10, 10))),
+            Candidate.from_image(Image.new("RGB", (4, 4), (200, 200, 200))),
+        )
         assert scorer.score([dark, light]) == pytest.approx([10.0, 200.0])
         assert scorer.spec.name == "mock-bright"
     finally:
@@ -81,7 +84,9 @@ def test_broken_plugin_is_one_warning_not_a_crash(fresh_registry, monkeypatch):
     good = types.ModuleType("prefcli_test_good_plugin")
     good.register_scorers = hookimpl(lambda register: register(ScorerSpec(name="good-one", factory="x.y:Z")))
     monkeypatch.setitem(sys.modules, "prefcli_test_good_plugin", good)
-    _fake_entry_points(monkeypatch, [_ep("broken", "prefcli_no_such_module_xyz"), _ep("good", "prefcli_test_good_plugin")])
+    _fake_entry_points(
+        monkeypatch, [_ep("broken", "prefcli_no_such_module_xyz"), _ep("good", "prefcli_test_good_plugin")]
+    )
     monkeypatch.delenv("PREFCLI_LOAD_PLUGINS", raising=False)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -104,7 +109,9 @@ def test_env_limits_which_plugins_load(fresh_registry, monkeypatch):
     loaded = []
     for name in ("alpha", "beta"):
         mod = types.ModuleType(f"prefcli_test_{name}")
-        mod.register_scorers = hookimpl(lambda register, _n=name: (loaded.append(_n), register(ScorerSpec(name=f"{_n}-s", factory="x.y:Z"))))
+        mod.register_scorers = hookimpl(
+            lambda register, _n=name: (loaded.append(_n), register(ScorerSpec(name=f"{_n}-s", factory="x.y:Z")))
+        )
         monkeypatch.setitem(sys.modules, f"prefcli_test_{name}", mod)
     _fake_entry_points(monkeypatch, [_ep("alpha", "prefcli_test_alpha"), _ep("beta", "prefcli_test_beta")])
     monkeypatch.setenv("PREFCLI_LOAD_PLUGINS", "beta")

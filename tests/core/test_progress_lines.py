@@ -55,12 +55,34 @@ def test_a_batch_run_of_bench_logs_progress_lines(tmp_path, monkeypatch):
     build = {"n_ref": 4, "val_users": 1, "test_users": 6, "seen_frac": 0.0, "hold_out": "user", "seed": 0}
     ds = synthetic_dataset(world, build, root=tmp_path / "w")
     log = tmp_path / "job.log"
-    env = {**__import__("os").environ, "PREFCLI_PROGRESS_INTERVAL": "0", "PREFCLI_CACHE": str(tmp_path / "cache"),
-           "OMP_NUM_THREADS": "1"}
+    env = {
+        **__import__("os").environ,
+        "PREFCLI_PROGRESS_INTERVAL": "0",
+        "PREFCLI_CACHE": str(tmp_path / "cache"),
+        "OMP_NUM_THREADS": "1",
+    }
     env.pop("PREFCLI_PROGRESS", None)
     with open(log, "w") as f:
-        r = subprocess.run([sys.executable, "-m", "prefcli", "eval", str(ds), "--scorer", "clip", "--weights", "tiny",
-                            "--no-cache", "--bootstrap", "10"], stderr=f, stdout=subprocess.DEVNULL, env=env, timeout=300)
+        r = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "prefcli",
+                "eval",
+                str(ds),
+                "--scorer",
+                "clip",
+                "--weights",
+                "tiny",
+                "--no-cache",
+                "--bootstrap",
+                "10",
+            ],
+            stderr=f,
+            stdout=subprocess.DEVNULL,
+            env=env,
+            timeout=300,
+        )
     text = log.read_text()
     assert r.returncode == 0, text
     lines = [ln for ln in text.splitlines() if ln.startswith("[eval ") and "] scoring clip" in ln]
@@ -70,7 +92,9 @@ def test_a_batch_run_of_bench_logs_progress_lines(tmp_path, monkeypatch):
 
 def test_plain_fields_take_labels_from_other_fields_and_late_numbers_are_said():
     buf = io.StringIO()
-    p = PlainProgress(fields={"rows": "rows", "n": "{what}", "acc": ""}, stream=buf, interval=3600, command="data pickapic")
+    p = PlainProgress(
+        fields={"rows": "rows", "n": "{what}", "acc": ""}, stream=buf, interval=3600, command="data pickapic"
+    )
     t = p.add_task("storing images (pass 2)  ", total=2, rows=0, what="images", n=0, acc="")
     p.update(t, advance=2, rows=24, n=7)
     assert buf.getvalue().startswith("[data pickapic 2/2] storing images (pass 2) · 100.0% · rows 24 · images 7 · ")

@@ -8,8 +8,20 @@ import pytest
 from prefcli.errors import ConfigError
 from prefcli.running_command import _after_program, current_command
 
-BENCH_GENERATE = ["bench", "generate", "--prompts", "p", "--model", "tiny", "--reward", "clip=1", "--weights", "tiny",
-                  "--device", "cpu"]
+BENCH_GENERATE = [
+    "bench",
+    "generate",
+    "--prompts",
+    "p",
+    "--model",
+    "tiny",
+    "--reward",
+    "clip=1",
+    "--weights",
+    "tiny",
+    "--device",
+    "cpu",
+]
 
 
 @pytest.fixture

@@ -12,7 +12,9 @@ from prefcli.sheet import contact_sheet
 
 def items(n, size=(60, 40)):
     colours = [(200, 30, 30), (30, 160, 40), (30, 40, 200), (220, 200, 30), (120, 30, 160)]
-    return [(Image.new("RGB", size, colours[i % len(colours)]), f"#{i + 1}  0.{9 - i}\nimage_{i}.png") for i in range(n)]
+    return [
+        (Image.new("RGB", size, colours[i % len(colours)]), f"#{i + 1}  0.{9 - i}\nimage_{i}.png") for i in range(n)
+    ]
 
 
 @pytest.mark.parametrize("suffix, fmt", [(".png", "PNG"), (".jpg", "JPEG"), (".webp", "WEBP")])

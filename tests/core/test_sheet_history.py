@@ -17,9 +17,27 @@ def _folders(tmp_path):
 
 
 def _rank(tmp_path, sheet, *extra):
-    res = CliRunner().invoke(app, ["rank", str(tmp_path / "cands"), "--likes", str(tmp_path / "liked"), "--dislikes",
-                                   str(tmp_path / "disliked"), "--scorer", "clip-probe", "--weights", "tiny", "--prompt", "a red fox",
-                                   "--sheet", str(sheet), *extra], catch_exceptions=False)
+    res = CliRunner().invoke(
+        app,
+        [
+            "rank",
+            str(tmp_path / "cands"),
+            "--likes",
+            str(tmp_path / "liked"),
+            "--dislikes",
+            str(tmp_path / "disliked"),
+            "--scorer",
+            "clip-probe",
+            "--weights",
+            "tiny",
+            "--prompt",
+            "a red fox",
+            "--sheet",
+            str(sheet),
+            *extra,
+        ],
+        catch_exceptions=False,
+    )
     assert res.exit_code == 0, res.output
     from PIL import Image
 
@@ -41,10 +59,12 @@ def test_thumb_size_and_columns_shape_the_grid(tmp_path):
 
 
 def test_history_strip_and_prompt_are_shown_when_asked(tmp_path):
-    from prefcli.sheet import _LIKED, _DISLIKED
+    from prefcli.sheet import _DISLIKED, _LIKED
 
     _folders(tmp_path)
     plain = _rank(tmp_path, tmp_path / "p.png", "--sheet-thumb", "64", "--sheet-columns", "5")
-    full = _rank(tmp_path, tmp_path / "h.png", "--sheet-thumb", "64", "--sheet-columns", "5", "--sheet-history", "--sheet-prompt")
+    full = _rank(
+        tmp_path, tmp_path / "h.png", "--sheet-thumb", "64", "--sheet-columns", "5", "--sheet-history", "--sheet-prompt"
+    )
     assert full.height > plain.height + 32  # a strip of half-size thumbnails and a prompt line
     assert _has_colour(full, _LIKED) > 50 and _has_colour(full, _DISLIKED) > 50  # framed liked and disliked images

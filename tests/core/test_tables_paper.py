@@ -10,11 +10,20 @@ from prefcli.harness import tables
 def _runs():
     def run(name, v, seen, unseen, hist, n_ref):
         acc = lambda x: {"top1": {"value": x, "se": 0.01, "n_tasks": 10, "n_users": 5}}  # noqa: E731
-        return {"scorer": name, "protocol": "1v1", "n_ref": n_ref, "uses_history": hist, "n_tasks": 10,
-                "metrics": {"all": acc(v), "seen": acc(seen), "unseen": acc(unseen)}}
+        return {
+            "scorer": name,
+            "protocol": "1v1",
+            "n_ref": n_ref,
+            "uses_history": hist,
+            "n_tasks": 10,
+            "metrics": {"all": acc(v), "seen": acc(seen), "unseen": acc(unseen)},
+        }
 
-    return [run("clip_x", 0.61, 0.62, 0.60, False, None), run("ours", 0.80, 0.84, 0.78, True, 8),
-            run("probe", 0.80, 0.70, 0.69, True, 8)]
+    return [
+        run("clip_x", 0.61, 0.62, 0.60, False, None),
+        run("ours", 0.80, 0.84, 0.78, True, 8),
+        run("probe", 0.80, 0.70, 0.69, True, 8),
+    ]
 
 
 def test_best_per_column_is_bold_in_latex_markdown_and_ties_share_it():
@@ -41,12 +50,15 @@ def test_machine_readable_tables_hold_fractions_and_null():
 
 def test_latex_escape():
     assert tables.latex_escape("a_b & 50% #1 ~x^2 {y} \\ ± |Δ| ↓") == (
-        "a\\_b \\& 50\\% \\#1 \\textasciitilde{}x\\textasciicircum{}2 \\{y\\} \\textbackslash{} $\\pm$ \\textbar{}$\\Delta$\\textbar{} $\\downarrow$")
+        "a\\_b \\& 50\\% \\#1 \\textasciitilde{}x\\textasciicircum{}2 \\{y\\} \\textbackslash{} $\\pm$ \\textbar{}$\\Delta$\\textbar{} $\\downarrow$"
+    )
 
 
 def test_a_table_printed_to_a_pipe_is_never_cut(capsys):
     rows = [{"scorer": "a-very-long-scorer-name-that-does-not-fit", "n_ref": 8, "top1": 0.5, "top1_se": 0.01}]
-    t = tables.Table("x", "t", [tables.Column("scorer", "Scorer"), tables.Column("top1", "Top-1 (%) ↑", pm=True, percent=True)], rows)
+    t = tables.Table(
+        "x", "t", [tables.Column("scorer", "Scorer"), tables.Column("top1", "Top-1 (%) ↑", pm=True, percent=True)], rows
+    )
     t.print("table")
     out = capsys.readouterr().out
     assert "a-very-long-scorer-name-that-does-not-fit" in out and "50.0 ± 1.0" in out
@@ -62,7 +74,9 @@ def test_a_narrow_terminal_wraps_between_words_never_inside_one(monkeypatch, cap
     monkeypatch.setattr(sys.stdout, "isatty", lambda: True, raising=False)
     words = ["preference-token", "model", "with", "contrastive", "loss"]
     rows = [{"scorer": " ".join(words), "top1": 0.8765, "top1_se": 0.0123}]
-    t = tables.Table("x", "t", [tables.Column("scorer", "Scorer"), tables.Column("top1", "Top-1 (%) ↑", pm=True, percent=True)], rows)
+    t = tables.Table(
+        "x", "t", [tables.Column("scorer", "Scorer"), tables.Column("top1", "Top-1 (%) ↑", pm=True, percent=True)], rows
+    )
     print_rich_table(t.rich())
     out = capsys.readouterr().out
     for w in words + ["87.6 ± 1.2"]:
@@ -73,10 +87,12 @@ def test_analyze_help_imports_nothing_heavy():
     import subprocess
     import sys
 
-    probe = ("import sys\nfrom prefcli.cli import main\n"
-             "for argv in (['analyze', '--help'], ['analyze', 'clusters', '--help']):\n"
-             "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
-             "print('@@', sorted(m for m in ('torch', 'numpy', 'matplotlib', 'sklearn') if m in sys.modules))")
+    probe = (
+        "import sys\nfrom prefcli.cli import main\n"
+        "for argv in (['analyze', '--help'], ['analyze', 'clusters', '--help']):\n"
+        "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
+        "print('@@', sorted(m for m in ('torch', 'numpy', 'matplotlib', 'sklearn') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "clusters" in out.stdout and out.stdout.rsplit("@@", 1)[1].strip() == "[]"

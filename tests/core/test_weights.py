@@ -142,9 +142,28 @@ def _self_signed_cert(d):
     if shutil.which("openssl") is None:
         pytest.skip("openssl not found: cannot make a test certificate for the https server")
     cert, key = d / "cert.pem", d / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
     return cert, key
 
 
@@ -252,7 +271,10 @@ def test_offline_hub_miss_is_explained(empty_hf_home):
     assert "`hf download xswu/HPSv2 HPS_v2_compressed.pt --local-dir DIR` and pass --weights DIR" in msg
     assert "HF_HOME" in msg and str(empty_hf_home / "hub") in msg
 
-    with pytest.raises(WeightsError, match=r"hf-hub:EPFL-VILAB/Metric-ViPer@main are not in the local Hugging Face cache.*hf download EPFL-VILAB/Metric-ViPer --revision main"):
+    with pytest.raises(
+        WeightsError,
+        match=r"hf-hub:EPFL-VILAB/Metric-ViPer@main are not in the local Hugging Face cache.*hf download EPFL-VILAB/Metric-ViPer --revision main",
+    ):
         weights.resolve_dir("EPFL-VILAB/Metric-ViPer@main", allow_patterns=["*.safetensors"], offline=True)
 
 
@@ -275,7 +297,11 @@ def test_hub_cache_hit_offline(empty_hf_home):
 
 def _sd() -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(0)
-    return {"layers.0.weight": torch.randn(4, 3, generator=g), "layers.0.bias": torch.randn(4, generator=g), "step": torch.tensor(7)}
+    return {
+        "layers.0.weight": torch.randn(4, 3, generator=g),
+        "layers.0.bias": torch.randn(4, generator=g),
+        "step": torch.tensor(7),
+    }
 
 
 def _same(a: dict, b: dict) -> bool:

@@ -7,8 +7,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from _pickapic_fixture import write_shards
 
+from _pickapic_fixture import write_shards
 from prefcli.data import pickapic
 from prefcli.data.dataset import FORMAT_VERSION, Dataset, PairRow, image_relpath
 from prefcli.errors import DataError, ImageError
@@ -30,7 +30,9 @@ def test_pairs_users_and_images(ds_path):
     pairs = ds.pairs()
     assert pairs and all(isinstance(p, PairRow) for p in pairs)
     assert [p.pair_id for p in ds.iter_pairs(batch_size=7)] == [p.pair_id for p in pairs]
-    assert ds.pairs_table("val").num_rows == len(ds.pairs("val")) == sum(len(v) for v in ds.pairs_by_user("val").values())
+    assert (
+        ds.pairs_table("val").num_rows == len(ds.pairs("val")) == sum(len(v) for v in ds.pairs_by_user("val").values())
+    )
     assert set(ds.users()) == set(ds.users("train")) | set(ds.users("val")) | set(ds.users("test"))
     p = pairs[0]
     path = ds.image_path(p.liked_image_id)

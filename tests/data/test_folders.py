@@ -79,7 +79,9 @@ def test_prompts_found_inside_and_beside_the_folders(folders):
     likes, dislikes = folders
     (likes / "prompts.json").write_text(json.dumps({"a.png": "a fox"}))
     # Beside the folders (their parent), keyed by path relative to it.
-    (likes.parent / "prompts.csv").write_text("file,prompt\nliked/b.png,a bear\ndisliked/x.png,ignored for the pair\nz.png,a zebra\n")
+    (likes.parent / "prompts.csv").write_text(
+        "file,prompt\nliked/b.png,a bear\ndisliked/x.png,ignored for the pair\nz.png,a zebra\n"
+    )
     history, _ = history_from_folders(likes, dislikes)
     p0, p1, p2 = history.pairs
     assert p0.prompt == "a fox" and p0.liked.prompt == "a fox" and p0.disliked.prompt == "ignored for the pair"

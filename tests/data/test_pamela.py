@@ -12,14 +12,16 @@ import csv
 import hashlib
 import io
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+from json_schemas import validate  # docs/schemas/: every command's JSON
 from prefcli import plugins
 from prefcli.cli import app
 from prefcli.data import pamela
@@ -31,7 +33,6 @@ from prefcli.harness import rating_metrics
 from prefcli.hookspecs import hookimpl
 from prefcli.scorer import EmbeddingScorer, ScorerSpec
 from prefcli.types import Candidate
-from json_schemas import validate  # docs/schemas/: every command's JSON
 
 WORLD = dict(n_users=16, n_prompts=4, images_per_prompt=16, image_size=16, pairs_per_user=8)
 
@@ -47,9 +48,17 @@ def rated(tmp_path_factory) -> tuple[Path, Path]:
 def test_synthetic_ratings_in_the_pamela_layout(rated):
     src, _ = rated
     names = sorted(p.name for p in src.glob("pamela_*.csv"))
-    assert names == ["pamela_test_seen.csv", "pamela_test_unseen.csv", "pamela_train.csv", "pamela_val_seen.csv", "pamela_val_unseen.csv"]
+    assert names == [
+        "pamela_test_seen.csv",
+        "pamela_test_unseen.csv",
+        "pamela_train.csv",
+        "pamela_val_seen.csv",
+        "pamela_val_unseen.csv",
+    ]
     rows = list(csv.DictReader(open(src / "pamela_train.csv")))
-    assert set(rows[0]) == {"user_id", "image", "rating", "prompt"} and {int(r["rating"]) for r in rows} <= set(range(1, 8))
+    assert set(rows[0]) == {"user_id", "image", "rating", "prompt"} and {int(r["rating"]) for r in rows} <= set(
+        range(1, 8)
+    )
     assert len({int(r["rating"]) for r in rows}) >= 5  # the Likert scale is used
     images = {r["image"] for name in names for r in csv.DictReader(open(src / name))}
     raters = {}
@@ -84,11 +93,17 @@ def test_pamela_dataset_splits_and_tasks(rated):
             row = by_id[h.rating_id]
             assert row["user_id"] == t.user_id and row["rating"] == h.rating
             assert row["split"] == ("train" if t.seen else "test")
-        truth = sorted((x["image_id"], x["rating"]) for x in test if x["user_id"] == t.user_id and x["rating_id"] not in {h.rating_id for h in t.history.ratings})
+        truth = sorted(
+            (x["image_id"], x["rating"])
+            for x in test
+            if x["user_id"] == t.user_id and x["rating_id"] not in {h.rating_id for h in t.history.ratings}
+        )
         assert sorted(zip((c.image_id for c in t.candidates), t.ratings)) == truth
     small = ds.tasks("test", "rating", n_ref=4)
     assert [len(t.history.ratings) for t in small] == [4] * len(tasks)
-    assert [[h.rating_id for h in t.history.ratings] for t in small] == [[h.rating_id for h in t.history.ratings[:4]] for t in tasks]
+    assert [[h.rating_id for h in t.history.ratings] for t in small] == [
+        [h.rating_id for h in t.history.ratings[:4]] for t in tasks
+    ]
     rating_of = {(x["user_id"], x["image_id"]): x["rating"] for x in test}
     pairs = ds.tasks("test", "1v1")
     assert pairs and all(len(t.candidates) == 2 for t in pairs)
@@ -153,16 +168,26 @@ def test_bad_rows_and_unmatched_files(tmp_path):
     pq.write_table(pa.Table.from_pylist(emb), src / "pamela_val_unseen.parquet")
     res = pamela.build(str(src), tmp_path / "ds", pamela.PamelaParams(n_ref=2, pairs_per_user=2), progress=False)
     reasons = {p["where"]: p["reason"] for p in res.problems}
-    assert "not found" in reasons["pamela_test_unseen.csv row 24"] and "is not a number" in reasons["pamela_test_unseen.csv row 25"]
+    assert (
+        "not found" in reasons["pamela_test_unseen.csv row 24"]
+        and "is not a number" in reasons["pamela_test_unseen.csv row 25"]
+    )
     ds = Dataset.open(tmp_path / "ds")
     assert ds.ratings_table().num_rows == 24 + 8
     assert len(ds.tasks("val", "rating")) == 1 and len(ds.tasks("test", "rating")) == 3
-    assert ds.info["source"]["files"]["pamela_test_unseen"]["columns"] == {"user": "participant_id", "image": "file_name", "rating": "score", "prompt": None}
+    assert ds.info["source"]["files"]["pamela_test_unseen"]["columns"] == {
+        "user": "participant_id",
+        "image": "file_name",
+        "rating": "score",
+        "prompt": None,
+    }
 
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "pamela_train.csv").write_text("who,what\n1,2\n")
-    with pytest.raises(DataError, match=r"pamela_train.csv: no user column \(it has who, what; accepted: user_id.*pamela_format.py"):
+    with pytest.raises(
+        DataError, match=r"pamela_train.csv: no user column \(it has who, what; accepted: user_id.*pamela_format.py"
+    ):
         pamela.build(str(bad), tmp_path / "x", progress=False)
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="no PAMELA split files"):
@@ -173,10 +198,17 @@ def test_bad_rows_and_unmatched_files(tmp_path):
 
 def test_rating_metrics_by_hand():
     m = rating_metrics.task_metrics([0.1, 0.2, 0.3, 0.4], [1, 2, 3, 4])
-    assert m["spearman"] == pytest.approx(1) and m["kendall"] == pytest.approx(1) and m["pairwise_accuracy"] == 1 and m["mae_calibrated"] == pytest.approx(0)
+    assert (
+        m["spearman"] == pytest.approx(1)
+        and m["kendall"] == pytest.approx(1)
+        and m["pairwise_accuracy"] == 1
+        and m["mae_calibrated"] == pytest.approx(0)
+    )
     m = rating_metrics.task_metrics([4, 3, 2, 1], [1, 2, 3, 4])
     # Reversed: the calibration may not flip the order, so MAE is that of the mean rating (1, 0, 0, 1)/4... = 1.0
-    assert m["spearman"] == pytest.approx(-1) and m["pairwise_accuracy"] == 0 and m["mae_calibrated"] == pytest.approx(1.0)
+    assert (
+        m["spearman"] == pytest.approx(-1) and m["pairwise_accuracy"] == 0 and m["mae_calibrated"] == pytest.approx(1.0)
+    )
     m = rating_metrics.task_metrics([1, 1, 2, 0], [3, 1, 3, 1])
     # pairs with different ratings: (0,1) s 1=1 tie -> miss, (0,3) hit, (1,2) hit, (2,3) hit -> 3/4
     assert m["pairwise_accuracy"] == pytest.approx(0.75) and m["n_pairs"] == 4
@@ -184,9 +216,11 @@ def test_rating_metrics_by_hand():
     m = rating_metrics.task_metrics([5, 5, 5], [1, 2, 3])
     assert m["spearman"] == 0 and m["pairwise_accuracy"] == 0 and m["mae_calibrated"] == pytest.approx(2 / 3)
     assert rating_metrics.task_metrics([1, 2, 3], [1, 2, 3], higher_is_better=False)["spearman"] == pytest.approx(-1)
-    recs = [{"scores": [1, 2, 3], "ratings": [1, 2, 3], "user_id": "a", "seen": True},
-            {"scores": [3, 2, 1], "ratings": [1, 2, 3], "user_id": "b", "seen": False},
-            {"scores": [1, 2], "ratings": [2, 2], "user_id": "c", "seen": False}]
+    recs = [
+        {"scores": [1, 2, 3], "ratings": [1, 2, 3], "user_id": "a", "seen": True},
+        {"scores": [3, 2, 1], "ratings": [1, 2, 3], "user_id": "b", "seen": False},
+        {"scores": [1, 2], "ratings": [2, 2], "user_id": "c", "seen": False},
+    ]
     s = rating_metrics.summarize(recs, n_boot=50)
     assert s["all"]["spearman"]["value"] == pytest.approx(0) and s["all"]["spearman"]["n_users"] == 2
     assert s["seen"]["pairwise_accuracy"]["value"] == 1 and s["unseen"]["pairwise_accuracy"]["value"] == 0
@@ -209,13 +243,20 @@ class PhiEmbed(EmbeddingScorer):
 class PhiPlugin:
     @hookimpl
     def register_scorers(self, register):
-        register(ScorerSpec(name="phi-emb", factory=f"{__name__}:PhiEmbed", needs=frozenset({"image"}), default_weights="phi", embedding=True))
+        register(
+            ScorerSpec(
+                name="phi-emb",
+                factory=f"{__name__}:PhiEmbed",
+                needs=frozenset({"image"}),
+                default_weights="phi",
+                embedding=True,
+            )
+        )
 
 
 @pytest.fixture
 def phi_scorer(rated, monkeypatch, tmp_path):
     src, _ = rated
-    from prefcli.data.synthetic import png_bytes, render_image
 
     for row in world_pool(WorldConfig.from_preset("default", **WORLD)):
         for im in row:
@@ -231,10 +272,29 @@ def phi_scorer(rated, monkeypatch, tmp_path):
 def test_bench_on_ratings_probe_fits_ratings(rated, phi_scorer, tmp_path):
     _, ds_path = rated
     out = tmp_path / "bench"
-    res = CliRunner().invoke(app, ["bench", str(ds_path), "--scorers", "phi-emb,phi-emb-probe", "--out", str(out), "--no-progress",
-                                   "--bootstrap", "50", "--format", "json", "--n-ref", "16"], catch_exceptions=False)
+    res = CliRunner().invoke(
+        app,
+        [
+            "bench",
+            str(ds_path),
+            "--scorers",
+            "phi-emb,phi-emb-probe",
+            "--out",
+            str(out),
+            "--no-progress",
+            "--bootstrap",
+            "50",
+            "--format",
+            "json",
+            "--n-ref",
+            "16",
+        ],
+        catch_exceptions=False,
+    )
     assert res.exit_code == 0, res.output
-    tabs = {t["name"]: t for t in validate(json.loads(res.stdout))["results"]["tables"]}  # bench's one JSON shape (docs/outputs.md)
+    tabs = {
+        t["name"]: t for t in validate(json.loads(res.stdout))["results"]["tables"]
+    }  # bench's one JSON shape (docs/outputs.md)
     assert {"table1_1v1", "table_ratings", "table3_seen_unseen"} <= set(tabs)
     rows = {r["scorer"]: r for r in tabs["table_ratings"]["rows"]}
     probe, free = rows["phi-emb-probe"], rows["phi-emb"]
@@ -250,8 +310,21 @@ def test_bench_on_ratings_probe_fits_ratings(rated, phi_scorer, tmp_path):
     doc = json.loads((out / "results.json").read_text())
     run = next(r for r in doc["results"]["runs"] if r["scorer"] == "phi-emb-probe" and r["protocol"] == "rating")
     assert set(run["metrics"]["all"]) == set(rating_metrics.METRICS)
-    res = CliRunner().invoke(app, ["eval", str(ds_path), "--scorer", "phi-emb-probe", "--protocol", "rating", "--no-progress", "--bootstrap", "20"],
-                             catch_exceptions=False)
+    res = CliRunner().invoke(
+        app,
+        [
+            "eval",
+            str(ds_path),
+            "--scorer",
+            "phi-emb-probe",
+            "--protocol",
+            "rating",
+            "--no-progress",
+            "--bootstrap",
+            "20",
+        ],
+        catch_exceptions=False,
+    )
     assert res.exit_code == 0 and "Spearman" in res.stdout and "unseen" in res.stdout
 
 
@@ -303,15 +376,51 @@ def test_probe_ridge_predicts_ratings():
 
 
 def test_cli_synthetic_ratings_then_pamela(tmp_path):
-    r = CliRunner().invoke(app, ["data", "synthetic-ratings", "--out", str(tmp_path / "w"), "--users", "8", "--ratings-per-user", "12",
-                                 "--image-size", "16", "--format", "json"], catch_exceptions=False)
+    r = CliRunner().invoke(
+        app,
+        [
+            "data",
+            "synthetic-ratings",
+            "--out",
+            str(tmp_path / "w"),
+            "--users",
+            "8",
+            "--ratings-per-user",
+            "12",
+            "--image-size",
+            "16",
+            "--format",
+            "json",
+        ],
+        catch_exceptions=False,
+    )
     assert r.exit_code == 0, r.output
     counts = {row["split"]: row["ratings"] for row in validate(json.loads(r.stdout))["results"]["rows"]}
-    assert sum(counts.values()) == 8 * 12 and counts["pamela_test_unseen"] == 12  # 2 unseen people: one in val, one in test
-    r = CliRunner().invoke(app, ["data", "pamela", "--source", str(tmp_path / "w"), "--out", str(tmp_path / "ds"), "--n-ref", "4",
-                                 "--no-progress", "--format", "json"], catch_exceptions=False)
+    assert (
+        sum(counts.values()) == 8 * 12 and counts["pamela_test_unseen"] == 12
+    )  # 2 unseen people: one in val, one in test
+    r = CliRunner().invoke(
+        app,
+        [
+            "data",
+            "pamela",
+            "--source",
+            str(tmp_path / "w"),
+            "--out",
+            str(tmp_path / "ds"),
+            "--n-ref",
+            "4",
+            "--no-progress",
+            "--format",
+            "json",
+        ],
+        catch_exceptions=False,
+    )
     assert r.exit_code == 0, r.output
     rows = {row["split"]: row for row in validate(json.loads(r.stdout))["results"]["rows"]}
-    assert rows["test"]["ratings"] == counts["pamela_test_seen"] + counts["pamela_test_unseen"] and rows["test"]["tasks_rating"] == 7
+    assert (
+        rows["test"]["ratings"] == counts["pamela_test_seen"] + counts["pamela_test_unseen"]
+        and rows["test"]["tasks_rating"] == 7
+    )
     r = CliRunner().invoke(app, ["data", "info", str(tmp_path / "ds"), "--format", "csv"], catch_exceptions=False)
     assert r.exit_code == 0 and r.stdout.splitlines()[0].endswith("ratings,tasks_rating")

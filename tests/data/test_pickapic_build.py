@@ -7,9 +7,9 @@ import json
 from pathlib import Path
 
 import pytest
-from _pickapic_fixture import make_rows, png, write_shards
 from typer.testing import CliRunner
 
+from _pickapic_fixture import make_rows, png, write_shards
 from prefcli.cli import app
 from prefcli.data import importing, pickapic
 from prefcli.data.dataset import Dataset, n_ref_variants
@@ -37,7 +37,11 @@ def built(source, tmp_path_factory) -> Path:
 
 
 def _tree_hashes(root: Path) -> dict[str, str]:
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def _image_sets(pairs) -> dict[str, set[str]]:
@@ -88,8 +92,15 @@ def test_selection_follows_the_paper_protocol(built, source):
     by_rid = {str(r["ranking_id"]): r for r in rows}
     liked_uids: dict[int, set[str]] = {}
     for r in rows:
-        if r["has_label"] and r["are_different"] and r["label_0"] != r["label_1"] and r["image_0_uid"] != r["image_1_uid"]:
-            liked_uids.setdefault(r["user_id"], set()).add(r["image_0_uid"] if r["label_0"] > r["label_1"] else r["image_1_uid"])
+        if (
+            r["has_label"]
+            and r["are_different"]
+            and r["label_0"] != r["label_1"]
+            and r["image_0_uid"] != r["image_1_uid"]
+        ):
+            liked_uids.setdefault(r["user_id"], set()).add(
+                r["image_0_uid"] if r["label_0"] > r["label_1"] else r["image_1_uid"]
+            )
     eligible = {str(u) for u, s in liked_uids.items() if len(s) >= 10}
     assert {p.user_id for p in pairs} == eligible
     assert len(eligible) == 16  # the 3 users with few liked images are out
@@ -117,7 +128,9 @@ def test_user_split_seen_and_unseen(built):
     assert not unseen & users["train"], "unseen test users must have no training pairs"
     assert seen <= users["train"], "seen test users also have training pairs"
     train_images = _image_sets(pairs)["train"]
-    seen_test_images = {i for p in pairs if p.split == "test" and p.seen for i in (p.liked_image_id, p.disliked_image_id)}
+    seen_test_images = {
+        i for p in pairs if p.split == "test" and p.seen for i in (p.liked_image_id, p.disliked_image_id)
+    }
     assert seen_test_images and not seen_test_images & train_images
     assert all(p.seen is None for p in pairs if p.split != "test")
 
@@ -164,6 +177,7 @@ def test_interrupted_builds_resume_to_the_identical_dataset(built, source, tmp_p
         def hook(phase, index):
             if phase == phase_wanted and index == index_wanted:
                 raise KeyboardInterrupt
+
         return hook
 
     # 1: killed in pass 1 after shard 1.
@@ -208,7 +222,9 @@ def test_interrupted_builds_resume_to_the_identical_dataset(built, source, tmp_p
 
 def test_truncated_shard_and_broken_image_are_reported_and_skipped(tmp_path):
     rows = make_rows()
-    victim = next(i for i, r in enumerate(rows) if r["user_id"] == 500 and r["has_label"] and r["label_0"] != r["label_1"])
+    victim = next(
+        i for i, r in enumerate(rows) if r["user_id"] == 500 and r["has_label"] and r["label_0"] != r["label_1"]
+    )
     import numpy as np
 
     good = png(np.random.default_rng(9))
@@ -267,14 +283,18 @@ def test_bad_sources_and_outputs_are_clear_errors(tmp_path, source, built, monke
         pickapic.build(str(source), tmp_path / "y", _params(val_users=10, test_users=10), progress=False)
     with pytest.raises(DataError, match="min-liked"):
         pickapic.build(str(source), tmp_path / "z", _params(min_liked=1000), progress=False)
-    res = CliRunner().invoke(app, ["data", "pickapic", "--source", str(source), "--out", str(built), "--no-progress"], catch_exceptions=False)
+    res = CliRunner().invoke(
+        app, ["data", "pickapic", "--source", str(source), "--out", str(built), "--no-progress"], catch_exceptions=False
+    )
     assert res.exit_code == 0 and "already built" in res.stderr
 
 
 def test_the_synthetic_world_goes_through_the_same_builder(tmp_path):
     from prefcli.data.synthetic import WorldConfig, write_world
 
-    cfg = WorldConfig.from_preset("default", n_users=20, pairs_per_user=16, image_size=16, n_prompts=8, images_per_prompt=8, rows_per_shard=100)
+    cfg = WorldConfig.from_preset(
+        "default", n_users=20, pairs_per_user=16, image_size=16, n_prompts=8, images_per_prompt=8, rows_per_shard=100
+    )
     write_world(tmp_path / "world", cfg, progress=False)
     out = tmp_path / "ds"
     res = CliRunner().invoke(app, ["data", "pickapic", "--source", str(tmp_path / "world"), "--out", str(out), "--n-ref", "4", "--min-liked", "6",
@@ -282,7 +302,9 @@ def test_the_synthetic_world_goes_through_the_same_builder(tmp_path):
     assert res.exit_code == 0, res.output
     ds = Dataset.open(out)
     info = ds.info
-    assert info["problems_total"] == 0 and info["source_stats"]["shards"] == 4  # world.json's side tables are not shards
+    assert (
+        info["problems_total"] == 0 and info["source_stats"]["shards"] == 4
+    )  # world.json's side tables are not shards
     assert info["build"]["hold_out"] == "user"  # the default for a synthetic world (one shared image pool)
     assert set(info["source"]["ignored_files"]) >= {"users.parquet", "images.parquet"}
     assert info["counts"]["eligible_users"] == 20 and info["counts"]["splits"]["train"]["pairs"] > 0
@@ -331,11 +353,27 @@ def test_a_crash_while_finishing_resumes_to_the_identical_dataset(built, source,
 
 def test_rerun_with_other_explicit_options_is_an_error_not_the_old_dataset(source, built):
     """`--n-ref 2` on a folder built with N_ref 4 must not hand back the N_ref-4 dataset as if it were new."""
-    res = CliRunner().invoke(app, ["data", "pickapic", "--source", str(source), "--out", str(built), "--n-ref", "2",
-                                   "--no-progress"])
+    res = CliRunner().invoke(
+        app, ["data", "pickapic", "--source", str(source), "--out", str(built), "--n-ref", "2", "--no-progress"]
+    )
     assert isinstance(res.exception, DataError)  # `prefcli` prints it as one error line
     assert "already built with other options" in str(res.exception) and "n_ref=2 (built with 4)" in str(res.exception)
     # The same explicit options as the build: still just reported.
-    res = CliRunner().invoke(app, ["data", "pickapic", "--source", str(source), "--out", str(built), "--n-ref", "4",
-                                   "--min-liked", "10", "--no-progress"], catch_exceptions=False)
+    res = CliRunner().invoke(
+        app,
+        [
+            "data",
+            "pickapic",
+            "--source",
+            str(source),
+            "--out",
+            str(built),
+            "--n-ref",
+            "4",
+            "--min-liked",
+            "10",
+            "--no-progress",
+        ],
+        catch_exceptions=False,
+    )
     assert res.exit_code == 0 and "already built" in res.stderr

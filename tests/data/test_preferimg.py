@@ -21,12 +21,12 @@ from PIL import Image
 from typer.testing import CliRunner
 
 import harness_fakes as fakes
+from json_schemas import validate  # docs/schemas/: every command's JSON
 from prefcli import plugins
 from prefcli.cli import app
 from prefcli.data import importing, preferimg
 from prefcli.data.dataset import TASKS_V2_COLUMNS, Dataset
 from prefcli.errors import DataError
-from json_schemas import validate  # docs/schemas/: every command's JSON
 
 
 def _png(seed: int) -> bytes:
@@ -56,9 +56,24 @@ def write_benchmark(root: Path, n_good: int = 10) -> dict:
         disliked = [image(f"u{i}_non_{j}.png") for j in range(2 if i % 3 else 7)]
         a, b = image(f"u{i}_A.png"), image(f"u{i}_B.png")
         answer = "Image A" if i % 4 in (0, 3) else "Image B"
-        records.append({"user_id": f"pickapic-user-{i // 2}", "prefered_images": liked, "non_prefered_images": disliked, "imageA": a, "imageB": b,
-                        "conversations": [{"from": "gpt", "value": answer}]})
-        expected.append({"index": i, "liked_index": 0 if answer == "Image A" else 1, "n_liked": len(liked), "n_disliked": len(disliked)})
+        records.append(
+            {
+                "user_id": f"pickapic-user-{i // 2}",
+                "prefered_images": liked,
+                "non_prefered_images": disliked,
+                "imageA": a,
+                "imageB": b,
+                "conversations": [{"from": "gpt", "value": answer}],
+            }
+        )
+        expected.append(
+            {
+                "index": i,
+                "liked_index": 0 if answer == "Image A" else 1,
+                "n_liked": len(liked),
+                "n_disliked": len(disliked),
+            }
+        )
     shared = image("shared_history.png")  # one image in two histories: stored once
     records[0]["prefered_images"].append(shared)
     expected[0]["n_liked"] += 1
@@ -86,7 +101,9 @@ def bench_src(tmp_path) -> tuple[Path, dict]:
 
 def test_import_tasks_histories_and_problems(bench_src, tmp_path):
     src, want = bench_src
-    res = preferimg.build(str(src), tmp_path / "ds", preferimg.PreferImgParams(subset="TEST_PICKAPIC", num_history=5), progress=False)
+    res = preferimg.build(
+        str(src), tmp_path / "ds", preferimg.PreferImgParams(subset="TEST_PICKAPIC", num_history=5), progress=False
+    )
     ds = Dataset.open(tmp_path / "ds")
     assert ds.info["kind"] == "preferimg" and ds.info["benchmark"]["subset"] == "TEST_PICKAPIC" and ds.n_ref == 5
     assert ds.protocols("test") == ["1v1"]
@@ -101,10 +118,14 @@ def test_import_tasks_histories_and_problems(bench_src, tmp_path):
         assert h.pairs == () and len(h.liked) == min(5, g["n_liked"]) - g.get("broken_liked", 0)
         assert len(h.disliked) == min(5, g["n_disliked"])
         assert {c.image_id for c in t.candidates}.isdisjoint(c.image_id for c in h.images())
-    assert [len(t.history.liked) for t in tasks[:4]] == [4, 5, 3, 5] and [len(t.history.disliked) for t in tasks[:4]] == [5, 3, 2, 5]
+    assert [len(t.history.liked) for t in tasks[:4]] == [4, 5, 3, 5] and [
+        len(t.history.disliked) for t in tasks[:4]
+    ] == [5, 3, 2, 5]
     # N_ref variants are prefixes of each side.
     t1 = ds.tasks("test", "1v1", n_ref=1)
-    assert [len(t.history.liked) for t in t1] == [1] * len(good) and [t.liked_index for t in t1] == [t.liked_index for t in tasks]
+    assert [len(t.history.liked) for t in t1] == [1] * len(good) and [t.liked_index for t in t1] == [
+        t.liked_index for t in tasks
+    ]
     assert [t.history.liked[0].image_id for t in t1] == [t.history.liked[0].image_id for t in tasks]
     # The shared image is one stored file.
     shared_ids = {tasks[0].history.liked[-1].image_id} & {tasks[1].history.disliked[0].image_id}
@@ -119,7 +140,9 @@ def test_import_tasks_histories_and_problems(bench_src, tmp_path):
     assert "missing.png" in by_record[want["bad_indices"][2]][0]
     assert "leaves the image root" in by_record[want["bad_indices"][3]][0]
     assert any("history image left out" in r and "broken_history.png" in r for r in by_record[2])
-    assert ds.info["source_stats"]["records"] == want["n_records"] and ds.info["source_stats"]["records_kept"] == len(good)
+    assert ds.info["source_stats"]["records"] == want["n_records"] and ds.info["source_stats"]["records_kept"] == len(
+        good
+    )
     assert ds.info["problems_total"] == len(res.problems)
 
 
@@ -147,7 +170,11 @@ def test_resume_after_a_crash_gives_the_same_dataset(bench_src, tmp_path, monkey
     assert seen == [2, 3]  # chunks 0 and 1 were done before the crash
     cols = [c for c in pq.read_table(tmp_path / "whole" / "tasks.parquet").column_names]
     a = pq.read_table(tmp_path / "whole" / "tasks.parquet").to_pylist()
-    assert a == pq.read_table(tmp_path / "chunked" / "tasks.parquet").to_pylist() == pq.read_table(tmp_path / "resumed" / "tasks.parquet").to_pylist()
+    assert (
+        a
+        == pq.read_table(tmp_path / "chunked" / "tasks.parquet").to_pylist()
+        == pq.read_table(tmp_path / "resumed" / "tasks.parquet").to_pylist()
+    )
     assert "history_liked_ids" in cols
     again = preferimg.build(str(src), tmp_path / "resumed", params, progress=False)
     assert again.already_built
@@ -160,12 +187,30 @@ def test_errors_are_one_clear_line(tmp_path, bench_src):
     with pytest.raises(DataError, match="offline mode"):
         preferimg.build("ZhouSimple/PreferImg-Bench", tmp_path / "y", progress=False)
     with pytest.raises(DataError, match="image root not found"):
-        preferimg.build(str(src / "data/PICKAPIC/PICKAPIC.json"), tmp_path / "z", preferimg.PreferImgParams(image_root=str(tmp_path / "nope")), progress=False)
+        preferimg.build(
+            str(src / "data/PICKAPIC/PICKAPIC.json"),
+            tmp_path / "z",
+            preferimg.PreferImgParams(image_root=str(tmp_path / "nope")),
+            progress=False,
+        )
     import subprocess
     import sys
 
-    res = subprocess.run([sys.executable, "-m", "prefcli", "data", "preferimg", "--source", str(tmp_path / "absent"), "--out", str(tmp_path / "w")],
-                         capture_output=True, text=True)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "prefcli",
+            "data",
+            "preferimg",
+            "--source",
+            str(tmp_path / "absent"),
+            "--out",
+            str(tmp_path / "w"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert res.returncode == 2 and "source not found" in res.stderr and "Traceback" not in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
 
@@ -173,11 +218,15 @@ def test_errors_are_one_clear_line(tmp_path, bench_src):
 def test_v1_datasets_still_read(bench_src, tmp_path):
     """A format-1 tasks.parquet (no format-2 columns) reads as before: empty unpaired histories."""
     from _pickapic_fixture import write_shards
-
     from prefcli.data import pickapic
 
     write_shards(tmp_path / "pap", seed=3, n_shards=1)
-    pickapic.build(str(tmp_path / "pap"), tmp_path / "v2", pickapic.BuildParams(n_ref=2, min_liked=3, val_users=1, test_users=2), progress=False)
+    pickapic.build(
+        str(tmp_path / "pap"),
+        tmp_path / "v2",
+        pickapic.BuildParams(n_ref=2, min_liked=3, val_users=1, test_users=2),
+        progress=False,
+    )
     import shutil
 
     shutil.copytree(tmp_path / "v2", tmp_path / "v1")
@@ -204,20 +253,44 @@ def mocks(monkeypatch, tmp_path):
 
 def test_bench_runs_every_scorer_kind_and_prints_quoted_rows(bench_src, tmp_path, mocks):
     src, want = bench_src
-    res = CliRunner().invoke(app, ["data", "preferimg", "--source", str(src), "--out", str(tmp_path / "ds"), "--no-progress", "--format", "json"])
+    res = CliRunner().invoke(
+        app,
+        ["data", "preferimg", "--source", str(src), "--out", str(tmp_path / "ds"), "--no-progress", "--format", "json"],
+    )
     assert res.exit_code == 0, res.output
     assert "record 10" in res.output  # problems are printed
     assert validate(json.loads(res.stdout))["command"] == "data preferimg"
     out = tmp_path / "bench"
-    res = CliRunner().invoke(app, ["bench", str(tmp_path / "ds"), "--scorers", "mock-free,mock-emb-probe", "--out", str(out),
-                                   "--no-progress", "--bootstrap", "50", "--cache-dir", str(tmp_path / "cache"), "--format", "json"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "bench",
+            str(tmp_path / "ds"),
+            "--scorers",
+            "mock-free,mock-emb-probe",
+            "--out",
+            str(out),
+            "--no-progress",
+            "--bootstrap",
+            "50",
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--format",
+            "json",
+        ],
+    )
     assert res.exit_code == 0, res.output
     tabs = json.loads(res.stdout)["results"]["tables"]  # bench's one JSON shape (docs/outputs.md)
     assert [t["name"] for t in tabs][:1] == ["table1_1v1"] and "table2_1v3" not in [t["name"] for t in tabs]
     rows = {r["scorer"]: r for r in tabs[0]["rows"]}
     quoted = {k: r for k, r in rows.items() if r.get("quoted")}
-    assert {k: r["top1"] for k, r in quoted.items()} == pytest.approx({  # fractions in JSON, like every accuracy
-        "PreferThinker [quoted, unverified]": 0.657, "PickScore [quoted, unverified]": 0.679, "ViPer [quoted, unverified]": 0.622})
+    assert {k: r["top1"] for k, r in quoted.items()} == pytest.approx(
+        {  # fractions in JSON, like every accuracy
+            "PreferThinker [quoted, unverified]": 0.657,
+            "PickScore [quoted, unverified]": 0.679,
+            "ViPer [quoted, unverified]": 0.622,
+        }
+    )
     assert all(r["verified"] is False and "2511.00609" in r["source"] for r in quoted.values())
     assert "not runs of this harness" in tabs[0]["note"]
     assert rows["mock-emb-probe"]["n_ref"] == 5 and rows["mock-emb-probe"]["n_tasks"] == len(want["good"])
@@ -232,7 +305,6 @@ def test_bench_runs_every_scorer_kind_and_prints_quoted_rows(bench_src, tmp_path
 def test_vlm_scorer_reads_an_unpaired_unequal_history():
     """ViPer's template over an unpaired history: the turns of labelled(), and a pair history's turns unchanged."""
     from picture_factory import structured_images
-
     from prefcli.plugins import load_scorer
     from prefcli.types import Candidate, HistoryPair, UserHistory
     from prefcli.vlm.template import MINUS, PLUS, eval_history_items
@@ -241,10 +313,15 @@ def test_vlm_scorer_reads_an_unpaired_unequal_history():
     h = UserHistory(liked=tuple(ims[:3]), disliked=tuple(ims[3:4]), user_id="u")
     items = eval_history_items(h)
     assert [(it.image.image_id, it.label) for it in items] == [
-        (ims[3].image_id, MINUS), (ims[0].image_id, PLUS), (ims[1].image_id, PLUS), (ims[2].image_id, PLUS)]
+        (ims[3].image_id, MINUS),
+        (ims[0].image_id, PLUS),
+        (ims[1].image_id, PLUS),
+        (ims[2].image_id, PLUS),
+    ]
     paired = UserHistory(pairs=(HistoryPair(ims[0], ims[3], prompt="p"), HistoryPair(ims[1], ims[4], prompt="q")))
     assert [(it.image, it.label, it.prompt) for it in eval_history_items(paired)] == [
-        (it.image, it.label, it.prompt) for it in eval_history_items(list(paired.pairs))]
+        (it.image, it.label, it.prompt) for it in eval_history_items(list(paired.pairs))
+    ]
     s = load_scorer("viper", weights="tiny")
     scores = s.score(ims[5:], s.condition(h))
     assert len(scores) == 2 and all(0.0 < x < 1.0 for x in scores)

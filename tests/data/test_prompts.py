@@ -16,7 +16,12 @@ def test_hpsv2_official_files(shared_data):
     prompts = load_hpsv2_prompts(shared_data / "hpsv2_benchmark")
     assert tuple(prompts) == HPSV2_STYLES
     assert all(len(v) == 800 for v in prompts.values())
-    assert {s: len(set(v)) for s, v in prompts.items()} == {"anime": 781, "concept-art": 795, "paintings": 798, "photo": 800}
+    assert {s: len(set(v)) for s, v in prompts.items()} == {
+        "anime": 781,
+        "concept-art": 795,
+        "paintings": 798,
+        "photo": 800,
+    }
     # Upstream indices (checked against an independent source, see SOURCE.md).
     assert prompts["anime"][57] == "A hyena fursona sitting in the grass in a savannah at sunset."
     assert prompts["photo"][165] == "Large dog looking at television show in living room."
@@ -29,8 +34,12 @@ def test_hpsv2_cli(shared_data):
     src = str(shared_data / "hpsv2_benchmark")
     res = CliRunner().invoke(app, ["data", "prompts", "--source", src, "--format", "json"], catch_exceptions=False)
     assert res.exit_code == 0, res.output
-    assert {r["style"]: r["prompts"] for r in json.loads(res.stdout)["results"]["rows"]} == {s: 800 for s in HPSV2_STYLES}
-    res = CliRunner().invoke(app, ["data", "prompts", "--source", src, "--style", "anime", "--format", "json"], catch_exceptions=False)
+    assert {r["style"]: r["prompts"] for r in json.loads(res.stdout)["results"]["rows"]} == {
+        s: 800 for s in HPSV2_STYLES
+    }
+    res = CliRunner().invoke(
+        app, ["data", "prompts", "--source", src, "--style", "anime", "--format", "json"], catch_exceptions=False
+    )
     rows = json.loads(res.stdout)["results"]["rows"]
     assert len(rows) == 800 and rows[57]["index"] == 57 and rows[57]["prompt"].startswith("A hyena fursona")
 
@@ -38,7 +47,20 @@ def test_hpsv2_cli(shared_data):
 def test_imagereward_prompts(shared_data):
     items = load_imagereward_prompts(shared_data / "imagereward_benchmark")
     assert len(items) == 100 and len({i["id"] for i in items}) == 100 and all(i["prompt"] for i in items)
-    res = CliRunner().invoke(app, ["data", "prompts", "--set", "imagereward", "--source", str(shared_data / "imagereward_benchmark"), "--format", "csv"], catch_exceptions=False)
+    res = CliRunner().invoke(
+        app,
+        [
+            "data",
+            "prompts",
+            "--set",
+            "imagereward",
+            "--source",
+            str(shared_data / "imagereward_benchmark"),
+            "--format",
+            "csv",
+        ],
+        catch_exceptions=False,
+    )
     assert res.exit_code == 0 and res.stdout.count("\n") == 101
 
 

@@ -72,7 +72,11 @@ def test_schema_and_counts_are_pickapic(world):
 
 def test_labels_are_consistent(world):
     d, _, _ = world
-    rows = read_all(d).select(["label_0", "label_1", "image_0_uid", "image_1_uid", "best_image_uid", "caption"]).to_pylist()
+    rows = (
+        read_all(d)
+        .select(["label_0", "label_1", "image_0_uid", "image_1_uid", "best_image_uid", "caption"])
+        .to_pylist()
+    )
     truth = S.load_truth(d)
     for r in rows:
         assert {r["label_0"], r["label_1"]} == {0.0, 1.0}
@@ -199,7 +203,12 @@ def test_opposed_preset_splits_users_80_20_and_cancels_on_average():
     assert np.allclose(W.sum(axis=0), 0)
     names = np.array(S.FEATURE_NAMES)
     active = set(names[np.abs(W[0]) > 1e-9])
-    assert {"hue_cos", "brightness"} <= active and active <= {"hue_cos", "hue_sin", "brightness", *(f"pattern_{p}" for p in S.PATTERNS)}
+    assert {"hue_cos", "brightness"} <= active and active <= {
+        "hue_cos",
+        "hue_sin",
+        "brightness",
+        *(f"pattern_{p}" for p in S.PATTERNS),
+    }
 
 
 def test_preferred_images_have_higher_true_utility(tmp_path):
@@ -230,7 +239,9 @@ def test_user_folders(tmp_path):
     assert set(truth["candidates"]) == {f"candidates/{c}" for c in cands}
     util = truth["candidates"]
     assert truth["ranking"] == sorted(util, key=lambda k: -util[k])
-    assert set(prompts) == {f"{sub}/{n}" for sub, names in (("liked", liked), ("disliked", disliked), ("candidates", cands)) for n in names}
+    assert set(prompts) == {
+        f"{sub}/{n}" for sub, names in (("liked", liked), ("disliked", disliked), ("candidates", cands)) for n in names
+    }
     assert len({prompts[f"candidates/{c}"] for c in cands}) == 1
     assert truth["new_user"] and truth["user_id"] not in {S.user_id_of(cfg, i) for i in range(cfg.n_users)}
     # An existing user's folder history is their own first pairs.
@@ -262,9 +273,37 @@ def test_cli_writes_world_and_folders(tmp_path):
     from prefcli.cli import app
 
     out, folders = tmp_path / "w", tmp_path / "f"
-    args = ["data", "synthetic", "--out", str(out), "--users", "4", "--pairs-per-user", "5", "--image-size", "32",
-            "--prompts", "4", "--images-per-prompt", "6", "--preset", "opposed", "--group-weight", "0.5", "--group-weight", "0.5",
-            "--user-folders", str(folders), "--history", "3", "--candidates", "4", "--no-progress", "--format", "json"]
+    args = [
+        "data",
+        "synthetic",
+        "--out",
+        str(out),
+        "--users",
+        "4",
+        "--pairs-per-user",
+        "5",
+        "--image-size",
+        "32",
+        "--prompts",
+        "4",
+        "--images-per-prompt",
+        "6",
+        "--preset",
+        "opposed",
+        "--group-weight",
+        "0.5",
+        "--group-weight",
+        "0.5",
+        "--user-folders",
+        str(folders),
+        "--history",
+        "3",
+        "--candidates",
+        "4",
+        "--no-progress",
+        "--format",
+        "json",
+    ]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     rows = json.loads(res.stdout)["results"]["rows"]

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from prefcli.data import synthetic as S
 from cli_runner import run_cli
+from prefcli.data import synthetic as S
 
 SMALL = dict(n_users=12, pairs_per_user=4, image_size=32, n_prompts=4, images_per_prompt=6)
 
@@ -34,8 +34,30 @@ def test_consensus_is_default_with_more_shared_taste():
 
 def test_shared_taste_from_the_command_line(tmp_path, capsys):
     out = tmp_path / "w"
-    code, _, err = run_cli(capsys, *["data", "synthetic", "--out", str(out), "--users", "4", "--pairs-per-user", "3", "--image-size", "32",
-                  "--prompts", "4", "--images-per-prompt", "6", "--shared-taste", "0.95", "--no-progress", "--format", "json"])
+    code, _, err = run_cli(
+        capsys,
+        *[
+            "data",
+            "synthetic",
+            "--out",
+            str(out),
+            "--users",
+            "4",
+            "--pairs-per-user",
+            "3",
+            "--image-size",
+            "32",
+            "--prompts",
+            "4",
+            "--images-per-prompt",
+            "6",
+            "--shared-taste",
+            "0.95",
+            "--no-progress",
+            "--format",
+            "json",
+        ],
+    )
     assert code == 0, err
     world = json.loads((out / "world.json").read_text())
     assert world["config"]["shared_taste"] == 0.95 and world["config"]["preset"] == "default"
@@ -45,8 +67,30 @@ def test_shared_taste_from_the_command_line(tmp_path, capsys):
 
 def test_consensus_preset_from_the_command_line(tmp_path, capsys):
     out = tmp_path / "c"
-    code, _, err = run_cli(capsys, *["data", "synthetic", "--out", str(out), "--preset", "consensus", "--users", "4", "--pairs-per-user", "3",
-                  "--image-size", "32", "--prompts", "4", "--images-per-prompt", "6", "--no-progress", "--format", "json"])
+    code, _, err = run_cli(
+        capsys,
+        *[
+            "data",
+            "synthetic",
+            "--out",
+            str(out),
+            "--preset",
+            "consensus",
+            "--users",
+            "4",
+            "--pairs-per-user",
+            "3",
+            "--image-size",
+            "32",
+            "--prompts",
+            "4",
+            "--images-per-prompt",
+            "6",
+            "--no-progress",
+            "--format",
+            "json",
+        ],
+    )
     assert code == 0, err
     world = json.loads((out / "world.json").read_text())
     assert world["config"]["preset"] == "consensus" and world["config"]["shared_taste"] == 0.85

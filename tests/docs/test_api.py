@@ -36,7 +36,9 @@ def test_rank_accepts_paths_folders_and_pil_images_alike(tmp_path):
     (tmp_path / "c" / "broken.png").write_bytes(b"not an image")
     by_folder = prefcli.rank(tmp_path / "c", scorer="clip", weights="tiny", prompt="a fox", device="cpu")
     files = sorted(str(p) for p in (tmp_path / "c").glob("[0-9].png"))
-    by_files = prefcli.rank(files + [str(tmp_path / "c" / "broken.png")], scorer="clip", weights="tiny", prompt="a fox", device="cpu")
+    by_files = prefcli.rank(
+        files + [str(tmp_path / "c" / "broken.png")], scorer="clip", weights="tiny", prompt="a fox", device="cpu"
+    )
     by_pil = prefcli.rank(imgs[:3], scorer="clip", weights="tiny", prompt="a fox", device="cpu")
     score = lambda res: sorted(round(r.score, 5) for r in res.ranked)  # noqa: E731
     assert score(by_folder) == score(by_files) == score(by_pil)
@@ -51,7 +53,9 @@ def test_rank_with_a_history_of_lists_and_of_folders(tmp_path):
         for i, im in enumerate(part):
             im.save(tmp_path / sub / f"{i}.png")
     lists = prefcli.rank(imgs[4:], likes=imgs[:2], dislikes=imgs[2:4], weights="tiny", device="cpu")
-    folders = prefcli.rank(imgs[4:], likes=tmp_path / "liked", dislikes=tmp_path / "disliked", weights="tiny", device="cpu")
+    folders = prefcli.rank(
+        imgs[4:], likes=tmp_path / "liked", dislikes=tmp_path / "disliked", weights="tiny", device="cpu"
+    )
     # The default with a history is blend (issue 21); these images have no prompt, so its general part is aesthetic.
     assert lists.scorer == "blend" and lists.history_pairs == 2
     assert any("blend of aesthetic" in n for n in lists.notes)

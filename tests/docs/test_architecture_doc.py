@@ -12,7 +12,13 @@ PATH = re.compile(r"(?<![\w$/.])((?:prefcli|plugins|docs|tests|bench)/[\w./-]*?)
 
 
 def _named_paths(text: str) -> list[str]:
-    return sorted({m.group(1).rstrip(".") for m in PATH.finditer(text) if "." in m.group(1).split("/")[-1] or m.group(1).endswith("/")})
+    return sorted(
+        {
+            m.group(1).rstrip(".")
+            for m in PATH.finditer(text)
+            if "." in m.group(1).split("/")[-1] or m.group(1).endswith("/")
+        }
+    )
 
 
 def test_the_page_names_paths_and_they_all_exist():
@@ -29,15 +35,23 @@ def test_the_path_reading_finds_what_it_should():
 
 def test_every_part_of_the_package_is_on_the_page():
     text = PAGE.read_text()
-    parts = [p.relative_to(REPO).as_posix() + "/" for p in (REPO / "prefcli").iterdir() if (p / "__init__.py").is_file()]
+    parts = [
+        p.relative_to(REPO).as_posix() + "/" for p in (REPO / "prefcli").iterdir() if (p / "__init__.py").is_file()
+    ]
     assert parts and not [p for p in parts if p not in text]
 
 
 def test_no_doc_cites_the_design_notes_outside_the_repository():
     pages = sorted((REPO / "docs").rglob("*.md")) + [REPO / "README.md"]
-    citing = [f"{p.relative_to(REPO)}:{i}" for p in pages for i, line in enumerate(p.read_text().splitlines(), 1)
-              if re.search(r"\b(DESIGN|STYLE)(\.md|\b)", line)]
-    assert not citing, f"cites DESIGN.md/STYLE.md, which are not in the repository (cite docs/architecture.md): {citing}"
+    citing = [
+        f"{p.relative_to(REPO)}:{i}"
+        for p in pages
+        for i, line in enumerate(p.read_text().splitlines(), 1)
+        if re.search(r"\b(DESIGN|STYLE)(\.md|\b)", line)
+    ]
+    assert not citing, (
+        f"cites DESIGN.md/STYLE.md, which are not in the repository (cite docs/architecture.md): {citing}"
+    )
 
 
 def test_the_page_is_linked_from_the_readme_and_the_docs_index():

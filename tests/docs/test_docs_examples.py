@@ -37,12 +37,20 @@ RULES = [
     (r"\bhf download\b|huggingface-cli|prefcli weights pull", "downloads from the Hugging Face Hub"),
     (r"--device cuda|accelerate launch|--num-processes \d+(?! --format)", "needs GPUs"),
     (r"data/pickapic|pickapic_v2|yuvalkirstain/|hf-hub:", "needs the Pick-a-Pic data or the hub"),
-    (r"~/models|/mirror/|wenyii/|\./downloads/|ours-paper|runs/|\./my-clip|sac\+logos|HPS_v2|hps_v2|prefcli_hpsv2\.convert",
-     "needs downloaded or trained weights"),
+    (
+        r"~/models|/mirror/|wenyii/|\./downloads/|ours-paper|runs/|\./my-clip|sac\+logos|HPS_v2|hps_v2|prefcli_hpsv2\.convert",
+        "needs downloaded or trained weights",
+    ),
     (r"^(make|\.|pip) ", "sets up the environment"),
-    (r"gpu_check\.sh", "needs a GPU, or with --tiny builds five models in a fresh process (tests/test_gpu_check.py runs it)"),
-    (r"prefcli label |\balice\b|\bbob\b", "serves a page until a person stops it, or reads what they labelled there "
-                                           "(tests/label/test_label_browser.py drives it in headless Chromium)"),
+    (
+        r"gpu_check\.sh",
+        "needs a GPU, or with --tiny builds five models in a fresh process (tests/test_gpu_check.py runs it)",
+    ),
+    (
+        r"prefcli label |\balice\b|\bbob\b",
+        "serves a page until a person stops it, or reads what they labelled there "
+        "(tests/label/test_label_browser.py drives it in headless Chromium)",
+    ),
 ]
 SLOW_RULES = [(r"bench/bench_|prefcli demo|prefcli train --config tiny", "takes minutes of CPU")]
 SHIPPED = ("tiny", "tiny-opposed-")
@@ -53,7 +61,9 @@ def shell_blocks(text: str) -> list[str]:
     for m in re.finditer(r"^```([\w-]*)[^\n]*\n(.*?)^```", text, re.S | re.M):
         lang, body = m.group(1).lower(), m.group(2)
         lines = [ln.strip() for ln in body.splitlines() if ln.strip() and not ln.strip().startswith("#")]
-        if lang in SHELL_LANGS or (not lang and lines and all(ln.split()[0] in COMMANDS or "=" in ln.split()[0] for ln in lines)):
+        if lang in SHELL_LANGS or (
+            not lang and lines and all(ln.split()[0] in COMMANDS or "=" in ln.split()[0] for ln in lines)
+        ):
             out.append(body)
     return out
 
@@ -141,7 +151,6 @@ def workspace(tmp_path_factory):
 
     sys.path.insert(0, str(REPO / "tests"))
     from picture_factory import structured_images
-
     from prefcli.train.loop import synthetic_dataset
 
     root = tmp_path_factory.mktemp("docs")
@@ -150,7 +159,14 @@ def workspace(tmp_path_factory):
         (ws / name).mkdir(parents=True)
         for j, im in enumerate(structured_images([(40 + 4 * k, 36) for k in range(n)], seed)):
             im.save(ws / name / f"{name[0]}{j}.png")
-    world = {"preset": "opposed", "n_users": 10, "pairs_per_user": 14, "image_size": 32, "world_seed": 0, "user_seed": 5}
+    world = {
+        "preset": "opposed",
+        "n_users": 10,
+        "pairs_per_user": 14,
+        "image_size": 32,
+        "world_seed": 0,
+        "user_seed": 5,
+    }
     build = {"n_ref": 4, "val_users": 1, "test_users": 6, "seen_frac": 0.5, "hold_out": "user", "seed": 0}
     ds = synthetic_dataset(world, build, root=root / "worlds")
     (ws / "data").mkdir()
@@ -233,8 +249,11 @@ def test_the_pickapic_download_fetches_what_the_streaming_build_reads(monkeypatc
 
     from prefcli.data import pickapic
 
-    files = [f"data/{split}-{i:05d}-of-00003-abc.parquet" for split in ("train", "validation", "test", "validation_unique", "test_unique")
-             for i in range(3)] + ["README.md", ".gitattributes"]
+    files = [
+        f"data/{split}-{i:05d}-of-00003-abc.parquet"
+        for split in ("train", "validation", "test", "validation_unique", "test_unique")
+        for i in range(3)
+    ] + ["README.md", ".gitattributes"]
 
     class FakeApi:
         def dataset_info(self, repo_id):

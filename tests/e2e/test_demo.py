@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from PIL import Image
 
-from prefcli.cli import main
 from json_schemas import validate  # docs/schemas/: every command's JSON
-import pytest
+from prefcli.cli import main
 
 pytestmark = pytest.mark.slow  # end to end: `make test-fast` leaves it out, `make test` (CI) runs it
 

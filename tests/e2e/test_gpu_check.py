@@ -34,8 +34,11 @@ def test_sd_turbo_architecture_has_the_published_parameter_counts():
 
     g = _gpu_check()
     with torch.device("meta"):
-        parts = {"unet": UNet2DConditionModel(**g.SD_TURBO_UNET), "vae": AutoencoderKL(**g.SD_TURBO_VAE),
-                 "text_encoder": CLIPTextModel(CLIPTextConfig(**g.SD_TURBO_TEXT))}
+        parts = {
+            "unet": UNet2DConditionModel(**g.SD_TURBO_UNET),
+            "vae": AutoencoderKL(**g.SD_TURBO_VAE),
+            "text_encoder": CLIPTextModel(CLIPTextConfig(**g.SD_TURBO_TEXT)),
+        }
     for name, module in parts.items():
         n = sum(p.numel() for p in module.parameters())
         assert abs(n - KNOWN_PARAMS["sd-turbo"][name]) < 0.1e6, (name, n)
@@ -45,8 +48,13 @@ def test_sd_turbo_architecture_has_the_published_parameter_counts():
 def test_tiny_run_writes_one_json_with_every_part(tmp_path):
     out = tmp_path / "gpu_check.json"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHON": sys.executable}
-    proc = subprocess.run(["bash", str(REPO / "bench" / "gpu_check.sh"), "--tiny", "--out", str(out)], env=env,
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        ["bash", str(REPO / "bench" / "gpu_check.sh"), "--tiny", "--out", str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     doc = json.loads(out.read_text())
     assert doc["format"] == 1 and doc["mode"] == "tiny" and doc["machine"]["device"] == "cpu"
@@ -63,7 +71,12 @@ def test_tiny_run_writes_one_json_with_every_part(tmp_path):
         assert positive(r["candidates_per_s"]) and r["compute_limit_candidates_per_s"] == 380.0
         assert r["fraction_of_limit"] == pytest.approx(r["candidates_per_s"] / 380.0)
     g = parts["generate"]
-    assert g["status"] == "ok" and g["iterations"] == 3 and positive(g["seconds_per_iteration"]) and g["all_finite"] is True
+    assert (
+        g["status"] == "ok"
+        and g["iterations"] == 3
+        and positive(g["seconds_per_iteration"])
+        and g["all_finite"] is True
+    )
     t = parts["train_step"]
     assert t["status"] == "ok" and t["config"] == "preftoken-idefics2-8b" and t["pairs"] == 2
     assert positive(t["step_seconds"]) and positive(t["dry_run_estimate_bytes"]) and t["trainable_parameters"] > 0
@@ -91,5 +104,8 @@ def test_a_failing_part_is_recorded_and_the_others_still_run(tmp_path, monkeypat
     code = g.main(["--tiny", "--out", str(out), "--skip", "rank_bf16,generate,rank_4bit,train_step"])
     doc = json.loads(out.read_text())
     assert code == 1
-    assert doc["parts"]["input"]["status"] == "error" and "CUDA out of memory (simulated)" in doc["parts"]["input"]["error"]
+    assert (
+        doc["parts"]["input"]["status"] == "error"
+        and "CUDA out of memory (simulated)" in doc["parts"]["input"]["error"]
+    )
     assert doc["parts"]["hpsv3"]["status"] in ("ok", "skipped") and doc["parts"]["rank_bf16"]["reason"] == "--skip"

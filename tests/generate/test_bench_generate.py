@@ -13,9 +13,9 @@ pytest.importorskip("diffusers")
 
 from typer.testing import CliRunner  # noqa: E402
 
+from json_schemas import validate  # docs/schemas/: every command's JSON
 from prefcli.cli import app  # noqa: E402
 from prefcli.generate import bench  # noqa: E402
-from json_schemas import validate  # docs/schemas/: every command's JSON
 
 pytestmark = pytest.mark.slow  # end to end: `make test-fast` leaves it out, `make test` (CI) runs it
 
@@ -48,9 +48,34 @@ def test_bench_generate_limit_2_writes_table4_and_resumes(tmp_path):
     line 128: one folder per style named as its prompt file), history and sidecars beside them."""
     out = tmp_path / "b"
     prompts_dir = _prompt_folder(tmp_path)
-    args = ["bench", "generate", "--prompts", prompts_dir, "--styles", "anime,photo", "--limit", "2",
-            "--out", out, "--model", "tiny", "--liked-model", "tiny:1", "--weights", "tiny", "--weights", "preftoken=tiny-opposed-cp", "--steps", "3",
-            "--judges", "imagereward", "--device", "cpu", "--format", "json"]
+    args = [
+        "bench",
+        "generate",
+        "--prompts",
+        prompts_dir,
+        "--styles",
+        "anime,photo",
+        "--limit",
+        "2",
+        "--out",
+        out,
+        "--model",
+        "tiny",
+        "--liked-model",
+        "tiny:1",
+        "--weights",
+        "tiny",
+        "--weights",
+        "preftoken=tiny-opposed-cp",
+        "--steps",
+        "3",
+        "--judges",
+        "imagereward",
+        "--device",
+        "cpu",
+        "--format",
+        "json",
+    ]
     res = CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
     assert res.exit_code == 0, res.output
     doc = validate(json.loads(res.stdout))["results"]
@@ -59,20 +84,34 @@ def test_bench_generate_limit_2_writes_table4_and_resumes(tmp_path):
         for style in ("anime", "photo"):
             assert sorted(p.name for p in (out / arm / style).iterdir()) == ["00000.jpg", "00001.jpg"]
     hist = out / "history" / "anime" / "00001"
-    assert sorted(p.name for p in hist.iterdir()) == sorted([f"{w}-{k}.jpg" for w in ("disliked", "liked") for k in range(3)] + ["history.json"])
+    assert sorted(p.name for p in hist.iterdir()) == sorted(
+        [f"{w}-{k}.jpg" for w in ("disliked", "liked") for k in range(3)] + ["history.json"]
+    )
     side = json.loads((out / "runs" / "photo" / "00001.json").read_text())
     prompts = json.loads((prompts_dir / "photo.json").read_text())
-    assert side["prompt"] == prompts[1] and side["style"] == "photo" and side["index"] == 1 and len(side["history"]) == 3
+    assert (
+        side["prompt"] == prompts[1] and side["style"] == "photo" and side["index"] == 1 and len(side["history"]) == 3
+    )
     assert side["rewards"][0]["name"] == "preftoken" and side["rewards"][0]["weight"] == 0.75
     # Structured rows, one per (style, metric, arm): no keys like "hpsv2 unguided se".
-    assert [r["style"] for r in doc["rows"] if (r["metric"], r["arm"]) == ("hpsv2", "guided")] == ["anime", "photo", "average"]
+    assert [r["style"] for r in doc["rows"] if (r["metric"], r["arm"]) == ("hpsv2", "guided")] == [
+        "anime",
+        "photo",
+        "average",
+    ]
     avg = {(r["metric"], r["arm"]): r for r in doc["rows"] if r["style"] == "average"}
     assert set(avg) == {(m, a) for m in ("hpsv2", "imagereward") for a in ("unguided", "guided")}
-    assert avg["hpsv2", "guided"]["n"] == 4 and avg["hpsv2", "guided"]["se"] is not None and avg["imagereward", "guided"]["judge"]
+    assert (
+        avg["hpsv2", "guided"]["n"] == 4
+        and avg["hpsv2", "guided"]["se"] is not None
+        and avg["imagereward", "guided"]["judge"]
+    )
     # The average is the mean over all images; a style's score is its chunk mean.
     table = validate(json.loads((out / "table4.json").read_text()))
     assert table["command"] == "bench generate" and table["results"]["rows"] == doc["rows"]
-    all_guided = table["results"]["scores"]["hpsv2"]["guided"]["anime"] + table["results"]["scores"]["hpsv2"]["guided"]["photo"]
+    all_guided = (
+        table["results"]["scores"]["hpsv2"]["guided"]["anime"] + table["results"]["scores"]["hpsv2"]["guided"]["photo"]
+    )
     assert avg["hpsv2", "guided"]["value"] == pytest.approx(sum(all_guided) / 4)
     assert (out / "table4.md").read_text().count("|") > 10 and "HPSv2 guided" in (out / "table4.md").read_text()
     assert doc["counts"] == {"liked": 12, "disliked": 12, "optimized": 4, "kept": 0}

@@ -16,13 +16,13 @@ import torch  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
 import generate_fakes as fakes  # noqa: E402
+from json_schemas import validate  # noqa: E402 - docs/schemas/: every command's JSON
 from prefcli import plugins  # noqa: E402
 from prefcli.cli import app  # noqa: E402
 from prefcli.generate import reno  # noqa: E402
 from prefcli.generate.pipelines import OneStepFlux, load_generator  # noqa: E402
 from prefcli.generate.reno import RewardTerm  # noqa: E402
 from prefcli.generate.rewards import PRESETS  # noqa: E402
-from json_schemas import validate  # noqa: E402 - docs/schemas/: every command's JSON
 
 
 @pytest.fixture
@@ -55,7 +55,10 @@ def test_regularizer_is_renos_formula():
     assert got.dtype == torch.float32
     assert float(got) == pytest.approx(want, rel=1e-5)
     # Its minimum is at ||z|| = sqrt(d - 1), where Gaussian noise of size d lives.
-    norms = [reno.regularizer(torch.full((1, d), r / math.sqrt(d))).item() for r in (math.sqrt(d - 1) * f for f in (0.8, 1.0, 1.2))]
+    norms = [
+        reno.regularizer(torch.full((1, d), r / math.sqrt(d))).item()
+        for r in (math.sqrt(d - 1) * f for f in (0.8, 1.0, 1.2))
+    ]
     assert norms[1] < norms[0] and norms[1] < norms[2]
 
 
@@ -133,7 +136,9 @@ def test_known_optimum_reward_rises_and_final_beats_unguided(colours, tiny, tmp_
     from prefcli.generate.run import GenerateConfig, generate
     from prefcli.images import load_image
 
-    rec = generate(GenerateConfig("a red fox", model="tiny", rewards=[("red", 100.0)], steps=20, out=str(tmp_path)), generator=tiny)[0]
+    rec = generate(
+        GenerateConfig("a red fox", model="tiny", rewards=[("red", 100.0)], steps=20, out=str(tmp_path)), generator=tiny
+    )[0]
     reds = [it["rewards"]["red"] for it in rec["iterations"]]
     assert sum(reds[-5:]) / 5 > sum(reds[:5]) / 5 + 0.05
     assert rec["final"]["rewards"]["red"] > rec["unguided"]["rewards"]["red"] + 0.1
@@ -148,7 +153,9 @@ def test_gradients_reach_the_latent_and_nothing_else(tiny):
     lines 53-56 and rewards/base_reward.py lines 16-18: generator and reward models frozen."""
     from prefcli.generate.rewards import load_scorers, reward_terms, scorer_parameters
 
-    loaded = load_scorers(["clip"], weights={"*": "tiny"}, options={}, device="cpu", history=None, need_differentiable=True, role="reward")
+    loaded = load_scorers(
+        ["clip"], weights={"*": "tiny"}, options={}, device="cpu", history=None, need_differentiable=True, role="reward"
+    )
     loaded[0].weight = 1.0
     (term,) = reward_terms(loaded, "a fox")
     z = torch.nn.Parameter(tiny.init_latent(0))
@@ -176,8 +183,16 @@ def test_history_is_conditioned_once(colours, tiny, tmp_path):
     from prefcli.generate.run import GenerateConfig, generate
 
     liked, disliked = _colour_folders(tmp_path / "hist")
-    cfg = GenerateConfig("a fox", model="tiny", rewards=[("taste", 10.0)], steps=6, n=2, out=str(tmp_path / "out"),
-                         likes=str(liked), dislikes=str(disliked))
+    cfg = GenerateConfig(
+        "a fox",
+        model="tiny",
+        rewards=[("taste", 10.0)],
+        steps=6,
+        n=2,
+        out=str(tmp_path / "out"),
+        likes=str(liked),
+        dislikes=str(disliked),
+    )
     recs = generate(cfg, generator=tiny)
     assert fakes.CALLS["taste.condition"] == 1 and fakes.CALLS["taste.reward"] == 12
     assert len(recs[0]["history"]) == 2
@@ -186,17 +201,45 @@ def test_history_is_conditioned_once(colours, tiny, tmp_path):
 
 def test_cli_writes_image_sidecar_strip_and_resumes(colours, tmp_path):
     out = tmp_path / "out"
-    res = invoke("generate", "a red fox", "--model", "tiny", "--reward", "red=50", "--judge", "green", "--steps", "7",
-                 "--save-every", "3", "--seed", "5", "--out", out, "--format", "json")
+    res = invoke(
+        "generate",
+        "a red fox",
+        "--model",
+        "tiny",
+        "--reward",
+        "red=50",
+        "--judge",
+        "green",
+        "--steps",
+        "7",
+        "--save-every",
+        "3",
+        "--seed",
+        "5",
+        "--out",
+        out,
+        "--format",
+        "json",
+    )
     (rec,) = validate(json.loads(res.stdout))["results"]["images"]
     stem = "a-red-fox-seed5"
-    assert sorted(p.name for p in out.iterdir()) == sorted(f"{stem}{s}" for s in (".json", ".png", ".unguided.png", ".strip.png"))
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        f"{stem}{s}" for s in (".json", ".png", ".unguided.png", ".strip.png")
+    )
     side = json.loads((out / f"{stem}.json").read_text())
     assert side["prompt"] == "a red fox" and side["seed"] == 5 and side["done"]
     assert side["generator"] == {"name": "tiny", "weights": "tiny", "revision": None, "kind": "sd", "dtype": "float32"}
     assert side["rewards"] == [{"name": "red", "weights": "none", "options": {}, "weight": 50.0, "offset": 0.0}]
-    assert side["optimizer"] == {"steps": 7, "lr": 5.0, "momentum": 0.9, "nesterov": True, "grad_clip": 0.1, "reg_weight": 0.01,
-                                 "optimizer": "sgd", "preset": "reno"}
+    assert side["optimizer"] == {
+        "steps": 7,
+        "lr": 5.0,
+        "momentum": 0.9,
+        "nesterov": True,
+        "grad_clip": 0.1,
+        "reg_weight": 0.01,
+        "optimizer": "sgd",
+        "preset": "reno",
+    }
     assert [it["iteration"] for it in side["iterations"]] == list(range(7))
     assert set(side["iterations"][0]) >= {"rewards", "reward_loss", "regularizer", "loss", "grad_norm"}
     assert set(side["judge_scores"]["green"]) == {"unguided", "final"} and rec["judge_scores"] == side["judge_scores"]
@@ -205,11 +248,26 @@ def test_cli_writes_image_sidecar_strip_and_resumes(colours, tmp_path):
     strip = Image.open(out / f"{stem}.strip.png")
     assert strip.width > 4 * strip.height / 2  # iterations 0, 3, 6 and the best, side by side
     before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
-    res = invoke("generate", "a red fox", "--model", "tiny", "--reward", "red=50", "--judge", "green", "--steps", "7",
-                 "--save-every", "3", "--seed", "5", "--out", out)
+    res = invoke(
+        "generate",
+        "a red fox",
+        "--model",
+        "tiny",
+        "--reward",
+        "red=50",
+        "--judge",
+        "green",
+        "--steps",
+        "7",
+        "--save-every",
+        "3",
+        "--seed",
+        "5",
+        "--out",
+        out,
+    )
     assert "already made" in res.stderr
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
-
 
 
 def test_other_settings_never_overwrite_a_result(colours, tmp_path, capsys):
@@ -259,7 +317,9 @@ def test_one_step_sd_equals_the_diffusers_pipeline(tiny):
     z = tiny.init_latent(7)
     with torch.no_grad():
         ours = tiny.forward(z, tiny.encode("a red fox"))
-        ref = tiny.pipe("a red fox", num_inference_steps=1, guidance_scale=0.0, latents=z.clone(), output_type="pt").images
+        ref = tiny.pipe(
+            "a red fox", num_inference_steps=1, guidance_scale=0.0, latents=z.clone(), output_type="pt"
+        ).images
     assert ours.shape == ref.shape == (1, 3, tiny.image_size, tiny.image_size)
     assert torch.allclose(ours, ref.float(), atol=1e-5)
 
@@ -273,8 +333,16 @@ def test_one_step_flux_equals_the_diffusers_pipeline():
     z = gen.init_latent(3)
     with torch.no_grad():
         ours = gen.forward(z, gen.encode("a red fox"))
-        ref = gen.pipe("a red fox", num_inference_steps=1, guidance_scale=0.0, height=32, width=32, latents=z.clone(),
-                       max_sequence_length=256, output_type="pt").images
+        ref = gen.pipe(
+            "a red fox",
+            num_inference_steps=1,
+            guidance_scale=0.0,
+            height=32,
+            width=32,
+            latents=z.clone(),
+            max_sequence_length=256,
+            output_type="pt",
+        ).images
     assert torch.allclose(ours, ref.float(), atol=1e-5)
     zp = torch.nn.Parameter(z.clone())
     gen.forward(zp, gen.encode("a red fox"))[:, 0].mean().backward()
@@ -291,11 +359,20 @@ def test_one_step_sdxl_equals_the_diffusers_pipeline():
     """SDXL-Turbo: pooled text embeddings and size/crop time ids as added conditions, Euler ancestral with
     trailing spacing (ReNO models/utils.py lines 55-57); equal to the pipeline's own 1-step sample."""
     gen = fakes.tiny_sdxl()
-    assert type(gen.pipe.scheduler).__name__ == "EulerAncestralDiscreteScheduler" and gen.pipe.scheduler.config.timestep_spacing == "trailing"
+    assert (
+        type(gen.pipe.scheduler).__name__ == "EulerAncestralDiscreteScheduler"
+        and gen.pipe.scheduler.config.timestep_spacing == "trailing"
+    )
     z = gen.init_latent(2)
     with torch.no_grad():
         ours = gen.forward(z, gen.encode("a red fox"))
-        ref = gen.pipe("a red fox", num_inference_steps=1, guidance_scale=0.0, latents=z.clone(), output_type="pt",
-                       generator=torch.Generator("cpu").manual_seed(0)).images
+        ref = gen.pipe(
+            "a red fox",
+            num_inference_steps=1,
+            guidance_scale=0.0,
+            latents=z.clone(),
+            output_type="pt",
+            generator=torch.Generator("cpu").manual_seed(0),
+        ).images
     assert ours.shape == (1, 3, gen.image_size, gen.image_size)
     assert torch.allclose(ours, ref.float(), atol=1e-5)

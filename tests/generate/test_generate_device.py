@@ -14,16 +14,33 @@ def no_cuda(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
 
 
-@pytest.mark.parametrize("args", [
-    ["generate", "a fox", "--preset", "reno", "--dry-run", "--device", "cuda"],
-    ["generate", "a fox", "--model", "tiny", "--reward", "clip=1", "--weights", "tiny", "--dry-run", "--device", "cuda:1"],
-    ["bench", "generate", "--prompts", "nowhere", "--device", "cuda"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["generate", "a fox", "--preset", "reno", "--dry-run", "--device", "cuda"],
+        [
+            "generate",
+            "a fox",
+            "--model",
+            "tiny",
+            "--reward",
+            "clip=1",
+            "--weights",
+            "tiny",
+            "--dry-run",
+            "--device",
+            "cuda:1",
+        ],
+        ["bench", "generate", "--prompts", "nowhere", "--device", "cuda"],
+    ],
+)
 def test_a_missing_cuda_device_is_one_line_and_exit_2(capsys, no_cuda, args):
     code, out, err = run_cli(capsys, *args)
     assert code == 2, err
-    assert err.splitlines() == [f"prefcli: error: --device {args[-1]}: this machine has no CUDA device"
-                                f" (torch {__import__('torch').__version__}); use --device cpu or --device auto"]
+    assert err.splitlines() == [
+        f"prefcli: error: --device {args[-1]}: this machine has no CUDA device"
+        f" (torch {__import__('torch').__version__}); use --device cpu or --device auto"
+    ]
     assert out == ""
 
 

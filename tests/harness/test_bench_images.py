@@ -117,18 +117,41 @@ def test_hpsv2_layout_and_scores_are_hpsv2s_evaluate(capsys, mocks, tmp_path):
 
     evaluation = hpsv2_official.evaluation()
     capsys.readouterr()
-    evaluation.evaluate_benchmark(str(prompts), str(images), GreyModel(), 16, lambda im: torch.tensor([grey_level(im)], dtype=torch.float64),
-                                  lambda text: torch.zeros(1, 1), "cpu")
+    evaluation.evaluate_benchmark(
+        str(prompts),
+        str(images),
+        GreyModel(),
+        16,
+        lambda im: torch.tensor([grey_level(im)], dtype=torch.float64),
+        lambda text: torch.zeros(1, 1),
+        "cpu",
+    )
     printed = capsys.readouterr().out
     theirs = {m.group(1): float(m.group(2)) for m in re.finditer(r"model-x (\S+)\s+(-?[0-9.]+)", printed)}
     assert set(theirs) == {"anime", "photo", "Average"}, printed
 
-    code, out, err = run(capsys, "bench", "images", images, "--prompts", prompts, "--scorers", "bi-grey", "--format", "json", "--no-progress")
+    code, out, err = run(
+        capsys,
+        "bench",
+        "images",
+        images,
+        "--prompts",
+        prompts,
+        "--scorers",
+        "bi-grey",
+        "--format",
+        "json",
+        "--no-progress",
+    )
     assert code == 0, err
     ours = rows_of(validate_text(out, "bench images"))
     for group, label in (("anime", "anime"), ("photo", "photo"), ("average", "Average")):
         assert ours["bi-grey", group]["value"] == pytest.approx(theirs[label], abs=0.005001), group
-    assert ours["bi-grey", "anime"]["n"] == 85 and ours["bi-grey", "photo"]["n"] == 3 and ours["bi-grey", "photo"]["missing"] == 1
+    assert (
+        ours["bi-grey", "anime"]["n"] == 85
+        and ours["bi-grey", "photo"]["n"] == 3
+        and ours["bi-grey", "photo"]["missing"] == 1
+    )
     plain = (sum(100 * (20 + i % 7) / 255 for i in range(80)) + 5 * 100 * 230 / 255) / 85
     assert abs(ours["bi-grey", "anime"]["value"] - plain) > 10  # the chunk mean is what was checked, not the plain mean
     assert "1 prompt(s) of style photo have no image" in err
@@ -137,13 +160,27 @@ def test_hpsv2_layout_and_scores_are_hpsv2s_evaluate(capsys, mocks, tmp_path):
 def test_imagereward_layout_is_the_mean_of_prompt_means(capsys, mocks, tmp_path):
     """test-benchmark.py line 83: DIR/<prompt_id>_<x>.png; line 91: a prompt's mean; line 108: their mean."""
     d = tmp_path / "ir"
-    (tmp_path / "benchmark-prompts.json").write_text(json.dumps([{"id": "001", "prompt": "a cat"}, {"id": "002", "prompt": "a dog"},
-                                                                  {"id": "../../etc", "prompt": "out"}]))
+    (tmp_path / "benchmark-prompts.json").write_text(
+        json.dumps(
+            [{"id": "001", "prompt": "a cat"}, {"id": "002", "prompt": "a dog"}, {"id": "../../etc", "prompt": "out"}]
+        )
+    )
     grey_jpg(d / "001_0.png", 0)
     grey_jpg(d / "001_1.png", 255)
     grey_jpg(d / "002_0.png", 255)
-    code, out, err = run(capsys, "bench", "images", d, "--prompts", tmp_path / "benchmark-prompts.json", "--scorers", "bi-grey",
-                         "--format", "json", "--no-progress")
+    code, out, err = run(
+        capsys,
+        "bench",
+        "images",
+        d,
+        "--prompts",
+        tmp_path / "benchmark-prompts.json",
+        "--scorers",
+        "bi-grey",
+        "--format",
+        "json",
+        "--no-progress",
+    )
     assert code == 0, err
     doc = validate_text(out, "bench images")
     row = rows_of(doc)["bi-grey", "all"]
@@ -174,12 +211,29 @@ def test_bench_images_reproduces_bench_generate_table(capsys, tmp_path, monkeypa
             for i in range(3):
                 (out / arm / style).mkdir(parents=True, exist_ok=True)
                 next(pics).save(out / arm / style / f"{i:05d}.jpg")
-    cfg = bench.BenchGenerateConfig(prompts=str(prompts), styles=["anime", "photo"], judges=["aesthetic"], weights={"*": "tiny"}, device="cpu")
+    cfg = bench.BenchGenerateConfig(
+        prompts=str(prompts), styles=["anime", "photo"], judges=["aesthetic"], weights={"*": "tiny"}, device="cpu"
+    )
     data = bench.score(cfg, bench._prompts(cfg), out)
     table4 = {(r["metric"], r["style"]): r for r in bench.long_rows(data) if r["arm"] == "guided"}
 
-    code, text, err = run(capsys, "bench", "images", out / "guided", "--prompts", prompts, "--scorers", "hpsv2,aesthetic",
-                          "--weights", "tiny", "--device", "cpu", "--format", "json", "--no-progress")
+    code, text, err = run(
+        capsys,
+        "bench",
+        "images",
+        out / "guided",
+        "--prompts",
+        prompts,
+        "--scorers",
+        "hpsv2,aesthetic",
+        "--weights",
+        "tiny",
+        "--device",
+        "cpu",
+        "--format",
+        "json",
+        "--no-progress",
+    )
     assert code == 0, err
     ours = rows_of(validate_text(text, "bench images"))
     assert len(table4) == 6
@@ -187,7 +241,11 @@ def test_bench_images_reproduces_bench_generate_table(capsys, tmp_path, monkeypa
         mine = ours[metric, style]
         # The same images through the same code; only the batches differ (bench generate scores both arms at once),
         # which moves float32 matmuls in the last bits.
-        assert mine["n"] == r["n"] and mine["value"] == pytest.approx(r["value"], rel=1e-5) and mine["se"] == pytest.approx(r["se"], rel=1e-3)
+        assert (
+            mine["n"] == r["n"]
+            and mine["value"] == pytest.approx(r["value"], rel=1e-5)
+            and mine["se"] == pytest.approx(r["se"], rel=1e-3)
+        )
         assert f"{mine['value']:.2f}" == f"{r['value']:.2f}"  # what the tables print
 
 
@@ -203,14 +261,27 @@ def flat(tmp_path) -> tuple[Path, Path]:
     secret = grey_jpg(tmp_path / "secret.jpg", 128)
     (d / "link.jpg").symlink_to(secret)
     prompts = tmp_path / "prompts.json"
-    prompts.write_text(json.dumps({"a.jpg": "a", "sub/b.jpg": "b", "broken.jpg": "c", "../secret.jpg": "d", str(secret): "e",
-                                   "link.jpg": "f", "gone.jpg": "g"}))
+    prompts.write_text(
+        json.dumps(
+            {
+                "a.jpg": "a",
+                "sub/b.jpg": "b",
+                "broken.jpg": "c",
+                "../secret.jpg": "d",
+                str(secret): "e",
+                "link.jpg": "f",
+                "gone.jpg": "g",
+            }
+        )
+    )
     return d, prompts
 
 
 def test_a_prompts_file_names_files_inside_dir_and_bad_ones_are_skipped(capsys, mocks, flat):
     d, prompts = flat
-    code, out, err = run(capsys, "bench", "images", d, "--prompts", prompts, "--scorers", "bi-grey", "--format", "json", "--no-progress")
+    code, out, err = run(
+        capsys, "bench", "images", d, "--prompts", prompts, "--scorers", "bi-grey", "--format", "json", "--no-progress"
+    )
     assert code == 0 and "Traceback" not in err, err
     doc = validate_text(out, "bench images")
     row = rows_of(doc)["bi-grey", "all"]
@@ -220,31 +291,48 @@ def test_a_prompts_file_names_files_inside_dir_and_bad_ones_are_skipped(capsys, 
     assert "link that leads outside" in reasons["link.jpg"]
     assert reasons["gone.jpg"] == "missing"
     assert "broken.jpg" in reasons
-    assert [Path(i["path"]).name for i in doc["results"]["images"] if i["scores"]["bi-grey"] is not None] == ["a.jpg", "b.jpg"]
+    assert [Path(i["path"]).name for i in doc["results"]["images"] if i["scores"]["bi-grey"] is not None] == [
+        "a.jpg",
+        "b.jpg",
+    ]
     assert err.count("skipped ") == 5
 
 
-@pytest.mark.parametrize("case, needle", [
-    ("deep", "nested"), ("not_utf8", "UTF-8"), ("list_of_strings", "{\"id\", \"prompt\"}"), ("number", "mapping file names"),
-])
+@pytest.mark.parametrize(
+    "case, needle",
+    [
+        ("deep", "nested"),
+        ("not_utf8", "UTF-8"),
+        ("list_of_strings", '{"id", "prompt"}'),
+        ("number", "mapping file names"),
+    ],
+)
 def test_a_bad_prompts_file_is_one_line_naming_it(capsys, mocks, tmp_path, case, needle):
     d = tmp_path / "imgs"
     grey_jpg(d / "a.jpg", 9)
     f = tmp_path / "p.json"
-    content = {"deep": "[" * 100000 + "]" * 100000, "not_utf8": b'{"a.jpg": "\xff"}', "list_of_strings": '["a"]', "number": "3"}[case]
+    content = {
+        "deep": "[" * 100000 + "]" * 100000,
+        "not_utf8": b'{"a.jpg": "\xff"}',
+        "list_of_strings": '["a"]',
+        "number": "3",
+    }[case]
     f.write_bytes(content if isinstance(content, bytes) else content.encode())
     code, out, err = run(capsys, "bench", "images", d, "--prompts", f, "--scorers", "bi-grey", "--no-progress")
     line = one_error_line(code, err, str(f))
     assert needle in line, line
 
 
-@pytest.mark.parametrize("argv, needles", [
-    (["--prompts", "nosuch.json", "--scorers", "bi-grey"], ["nosuch.json", "no such prompts file"]),
-    (["--prompts", "P", "--scorers", "bi-red"], ["bi-red is personalized", "--history"]),
-    (["--prompts", "P", "--scorers", "nosuch-scorer"], ["nosuch-scorer"]),
-    (["--prompts", "P", "--scorers", "bi-grey", "--styles", "anime"], ["--styles"]),
-    (["--prompts", "P", "--scorers", "bi-grey", "--history", "H"], ["liked/ and disliked/"]),
-])
+@pytest.mark.parametrize(
+    "argv, needles",
+    [
+        (["--prompts", "nosuch.json", "--scorers", "bi-grey"], ["nosuch.json", "no such prompts file"]),
+        (["--prompts", "P", "--scorers", "bi-red"], ["bi-red is personalized", "--history"]),
+        (["--prompts", "P", "--scorers", "nosuch-scorer"], ["nosuch-scorer"]),
+        (["--prompts", "P", "--scorers", "bi-grey", "--styles", "anime"], ["--styles"]),
+        (["--prompts", "P", "--scorers", "bi-grey", "--history", "H"], ["liked/ and disliked/"]),
+    ],
+)
 def test_bad_arguments_are_one_line(capsys, mocks, flat, tmp_path, argv, needles):
     d, prompts = flat
     argv = [str(prompts) if a == "P" else str(tmp_path) if a == "H" else a for a in argv]
@@ -254,8 +342,20 @@ def test_bad_arguments_are_one_line(capsys, mocks, flat, tmp_path, argv, needles
 
 def test_resumes_through_the_score_cache(capsys, mocks, tmp_path):
     prompts, images = hpsv2_folder(tmp_path)
-    args = ["bench", "images", images, "--prompts", prompts, "--scorers", "bi-grey", "--format", "json", "--no-progress",
-            "--cache-dir", tmp_path / "scores"]
+    args = [
+        "bench",
+        "images",
+        images,
+        "--prompts",
+        prompts,
+        "--scorers",
+        "bi-grey",
+        "--format",
+        "json",
+        "--no-progress",
+        "--cache-dir",
+        tmp_path / "scores",
+    ]
     code, first, err = run(capsys, *args)
     assert code == 0, err
     assert Grey.calls == 8 + 3  # the runner scores each distinct image once: 8 grey levels in anime, 3 in photo
@@ -271,10 +371,27 @@ def test_history_joins_personalized_scorers(capsys, mocks, flat, tmp_path):
     d, prompts = flat
     person = tmp_path / "person"
     for i, (liked, disliked) in enumerate([((250, 0, 0), (0, 0, 250)), ((230, 10, 10), (10, 10, 230))]):
-        Image.new("RGB", (8, 8), liked).save((person / "liked").mkdir(parents=True, exist_ok=True) or person / "liked" / f"{i}.png")
-        Image.new("RGB", (8, 8), disliked).save((person / "disliked").mkdir(parents=True, exist_ok=True) or person / "disliked" / f"{i}.png")
-    code, out, err = run(capsys, "bench", "images", d, "--prompts", prompts, "--scorers", "bi-grey,bi-red", "--history", person,
-                         "--format", "json", "--no-progress")
+        Image.new("RGB", (8, 8), liked).save(
+            (person / "liked").mkdir(parents=True, exist_ok=True) or person / "liked" / f"{i}.png"
+        )
+        Image.new("RGB", (8, 8), disliked).save(
+            (person / "disliked").mkdir(parents=True, exist_ok=True) or person / "disliked" / f"{i}.png"
+        )
+    code, out, err = run(
+        capsys,
+        "bench",
+        "images",
+        d,
+        "--prompts",
+        prompts,
+        "--scorers",
+        "bi-grey,bi-red",
+        "--history",
+        person,
+        "--format",
+        "json",
+        "--no-progress",
+    )
     assert code == 0, err
     doc = validate_text(out, "bench images")
     assert set(doc["scorers"]) == {"bi-grey", "bi-red"} and doc["results"]["history_pairs"] == 2
@@ -288,7 +405,14 @@ def test_out_writes_every_table_and_never_replaces_a_foreign_file(capsys, mocks,
     args = ["bench", "images", images, "--prompts", prompts, "--scorers", "bi-grey", "--out", out, "--no-progress"]
     code, text, err = run(capsys, *args)
     assert code == 0, err
-    assert {p.name for p in out.iterdir()} >= {"bi-grey.md", "bi-grey.csv", "bi-grey.tex", "tables.md", "tables.tex", "results.json"}
+    assert {p.name for p in out.iterdir()} >= {
+        "bi-grey.md",
+        "bi-grey.csv",
+        "bi-grey.tex",
+        "tables.md",
+        "tables.tex",
+        "results.json",
+    }
     validate_text((out / "results.json").read_text(), "bench images")
     assert "Animation" in text and "±" in text
     code, text, err = run(capsys, *args)  # its own files: replaced
@@ -303,10 +427,23 @@ def test_out_writes_every_table_and_never_replaces_a_foreign_file(capsys, mocks,
 
 def test_csv_prints_one_table_and_names_the_others(capsys, mocks, tmp_path):
     prompts, images = hpsv2_folder(tmp_path)
-    code, out, err = run(capsys, "bench", "images", images, "--prompts", prompts, "--scorers", "bi-grey,bi-grey2", "--no-progress")
+    code, out, err = run(
+        capsys, "bench", "images", images, "--prompts", prompts, "--scorers", "bi-grey,bi-grey2", "--no-progress"
+    )
     one_error_line(code, err, "bi-grey2")
-    code, out, err = run(capsys, "bench", "images", images, "--prompts", prompts, "--scorers", "bi-grey", "--format", "csv",
-                         "--no-progress")
+    code, out, err = run(
+        capsys,
+        "bench",
+        "images",
+        images,
+        "--prompts",
+        prompts,
+        "--scorers",
+        "bi-grey",
+        "--format",
+        "csv",
+        "--no-progress",
+    )
     assert code == 0, err
     assert out.splitlines()[0] == "group,n,score,score_se" and out.splitlines()[1].startswith("Animation,85,")
 
@@ -317,8 +454,9 @@ def test_an_interrupted_run_resumes_where_it_stopped(mocks, tmp_path, monkeypatc
     from prefcli.harness import bench_images as B
 
     prompts, images = hpsv2_folder(tmp_path)
-    cfg = B.BenchImagesConfig(folder=str(images), prompts=str(prompts), scorers=["bi-grey"], batch_size=4,
-                              cache_dir=str(tmp_path / "scores"))
+    cfg = B.BenchImagesConfig(
+        folder=str(images), prompts=str(prompts), scorers=["bi-grey"], batch_size=4, cache_dir=str(tmp_path / "scores")
+    )
     real = Grey.score
 
     def stop_in_the_second_batch(self, candidates, state=None):

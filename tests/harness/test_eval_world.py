@@ -15,8 +15,15 @@ def new_users(tmp_path_factory):
     """New people of the shipped models' world (same images and tastes, a new user seed, balanced groups)."""
     from prefcli.train.loop import synthetic_dataset
 
-    world = {"preset": "opposed", "n_users": 16, "pairs_per_user": 24, "image_size": 32, "world_seed": 0,
-             "user_seed": 7, "group_weights": [0.5, 0.5]}
+    world = {
+        "preset": "opposed",
+        "n_users": 16,
+        "pairs_per_user": 24,
+        "image_size": 32,
+        "world_seed": 0,
+        "user_seed": 7,
+        "group_weights": [0.5, 0.5],
+    }
     build = {"n_ref": 8, "val_users": 2, "test_users": 12, "seen_frac": 0.0, "hold_out": "user", "seed": 0}
     return synthetic_dataset(world, build, root=tmp_path_factory.mktemp("newusers"))
 
@@ -24,10 +31,26 @@ def new_users(tmp_path_factory):
 def _eval(ds, weights, *extra):
     from prefcli.cli import app
 
-    r = CliRunner().invoke(app, ["eval", str(ds), "--scorer", "preftoken", "--weights", weights, "--no-cache",
-                                 "--no-progress", "--bootstrap", "10", "--format", "json", *extra])
+    r = CliRunner().invoke(
+        app,
+        [
+            "eval",
+            str(ds),
+            "--scorer",
+            "preftoken",
+            "--weights",
+            weights,
+            "--no-cache",
+            "--no-progress",
+            "--bootstrap",
+            "10",
+            "--format",
+            "json",
+            *extra,
+        ],
+    )
     assert r.exit_code == 0, r.output
-    return json.loads(r.stdout[r.stdout.index("{"):])["results"]
+    return json.loads(r.stdout[r.stdout.index("{") :])["results"]
 
 
 def test_eval_reports_balanced_swap_and_references(new_users):
@@ -59,7 +82,22 @@ def test_eval_table_shows_the_world(new_users):
         pytest.skip("tiny-opposed-cp is not shipped")
     from prefcli.cli import app
 
-    r = CliRunner().invoke(app, ["eval", str(new_users), "--scorer", "preftoken", "--weights", "tiny-opposed-cp",
-                                 "--no-cache", "--no-progress", "--bootstrap", "10", "--format", "markdown"])
+    r = CliRunner().invoke(
+        app,
+        [
+            "eval",
+            str(new_users),
+            "--scorer",
+            "preftoken",
+            "--weights",
+            "tiny-opposed-cp",
+            "--no-cache",
+            "--no-progress",
+            "--bootstrap",
+            "10",
+            "--format",
+            "markdown",
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert "history swapped" in r.stdout and "ref: history: Bayes group" in r.stdout and "gap closed" in r.stdout

@@ -36,11 +36,28 @@ def invoke(*args):
 
 def test_eval_json_and_out_file(mocks, tmp_path):
     out = tmp_path / "r.json"
-    res = invoke("eval", tmp_path / "ds", "--scorer", "mock-free", "--protocol", "1v3", "--format", "json", "--out", out,
-                 "--cache-dir", tmp_path / "cache", "--no-progress", "--bootstrap", "100")
+    res = invoke(
+        "eval",
+        tmp_path / "ds",
+        "--scorer",
+        "mock-free",
+        "--protocol",
+        "1v3",
+        "--format",
+        "json",
+        "--out",
+        out,
+        "--cache-dir",
+        tmp_path / "cache",
+        "--no-progress",
+        "--bootstrap",
+        "100",
+    )
     doc = json.loads(res.stdout)
     tasks = fakes.make_tasks(6, 3, "1v3", 8)
-    want = sum(metrics.liked_rank([fakes.quality(c.image_id) for c in t.candidates], t.liked_index) == 1 for t in tasks) / len(tasks)
+    want = sum(
+        metrics.liked_rank([fakes.quality(c.image_id) for c in t.candidates], t.liked_index) == 1 for t in tasks
+    ) / len(tasks)
     assert doc["results"]["metrics"]["all"]["top1"]["value"] == pytest.approx(want)
     assert set(doc["results"]["metrics"]) == {"all", "seen", "unseen"}
     assert set(doc["results"]["metrics"]["all"]) == {"top1", "top2", "top3"}
@@ -54,7 +71,18 @@ def test_eval_json_and_out_file(mocks, tmp_path):
 def test_eval_table_and_csv(mocks, tmp_path):
     res = invoke("eval", tmp_path / "ds", "--scorer", "mock-hist", "--n-ref", "2", "--no-cache", "--no-progress")
     assert "Top-1 (%) ↑" in res.stdout and "±" in res.stdout and "unseen" in res.stdout
-    res = invoke("eval", tmp_path / "ds", "--scorer", "mock-hist", "--n-ref", "2", "--no-cache", "--no-progress", "--format", "csv")
+    res = invoke(
+        "eval",
+        tmp_path / "ds",
+        "--scorer",
+        "mock-hist",
+        "--n-ref",
+        "2",
+        "--no-cache",
+        "--no-progress",
+        "--format",
+        "csv",
+    )
     rows = list(csv.DictReader(io.StringIO(res.stdout)))
     assert [r["group"] for r in rows] == ["all", "seen", "unseen"]
     assert float(rows[0]["top1"]) >= 0 and rows[0]["n_tasks"] == "18"
@@ -70,8 +98,25 @@ def test_eval_unknown_scorer_is_a_one_line_error(mocks, tmp_path):
 
 def test_bench_writes_every_table_plot_and_provenance(mocks, tmp_path):
     out = tmp_path / "bench"
-    args = ["bench", tmp_path / "ds", "--scorers", "mock-free,mock-hist,mock-emb-probe", "--weights", "w1", "--weights", "mock-hist=w2",
-            "--n-ref", "1,2,4", "--out", out, "--cache-dir", tmp_path / "cache", "--no-progress", "--bootstrap", "50"]
+    args = [
+        "bench",
+        tmp_path / "ds",
+        "--scorers",
+        "mock-free,mock-hist,mock-emb-probe",
+        "--weights",
+        "w1",
+        "--weights",
+        "mock-hist=w2",
+        "--n-ref",
+        "1,2,4",
+        "--out",
+        out,
+        "--cache-dir",
+        tmp_path / "cache",
+        "--no-progress",
+        "--bootstrap",
+        "50",
+    ]
     res = invoke(*args)
     for name in ("table1_1v1", "table2_1v3", "table3_seen_unseen", "nref_sweep"):
         for ext in ("md", "tex", "csv", "json"):
@@ -111,7 +156,19 @@ def test_bench_rejects_weights_for_an_unbenchmarked_scorer(mocks, tmp_path):
     from prefcli.cli import main
 
     with pytest.raises(SystemExit) as e:
-        main(["bench", str(tmp_path / "ds"), "--scorers", "mock-free", "--weights", "clip=tiny", "--out", str(tmp_path / "o"), "--no-progress"])
+        main(
+            [
+                "bench",
+                str(tmp_path / "ds"),
+                "--scorers",
+                "mock-free",
+                "--weights",
+                "clip=tiny",
+                "--out",
+                str(tmp_path / "o"),
+                "--no-progress",
+            ]
+        )
     assert e.value.code == 2
 
 

@@ -15,9 +15,16 @@ def synthetic_dataset(tmp_path_factory):
     from prefcli.data import pickapic, synthetic
 
     root = tmp_path_factory.mktemp("harness-world")
-    cfg = synthetic.WorldConfig.from_preset("opposed", n_users=24, pairs_per_user=16, image_size=32, n_prompts=6, images_per_prompt=8)
+    cfg = synthetic.WorldConfig.from_preset(
+        "opposed", n_users=24, pairs_per_user=16, image_size=32, n_prompts=6, images_per_prompt=8
+    )
     synthetic.write_world(root / "world", cfg, progress=False)
-    pickapic.build(str(root / "world"), root / "ds", pickapic.BuildParams(n_ref=4, min_liked=6, test_users=6, val_users=2), progress=False)
+    pickapic.build(
+        str(root / "world"),
+        root / "ds",
+        pickapic.BuildParams(n_ref=4, min_liked=6, test_users=6, val_users=2),
+        progress=False,
+    )
     return root / "ds"
 
 
@@ -25,8 +32,25 @@ def synthetic_dataset(tmp_path_factory):
 def test_bench_on_synthetic_dataset_with_tiny_scorers_and_cached_rerun(synthetic_dataset, tmp_path):
     pytest.importorskip("open_clip")
     out = tmp_path / "bench"
-    args = ["bench", str(synthetic_dataset), "--scorers", "clip,aesthetic,clip-probe", "--weights", "tiny", "--n-ref", "1,4",
-            "--out", str(out), "--cache-dir", str(tmp_path / "cache"), "--no-progress", "--bootstrap", "100", "--device", "cpu"]
+    args = [
+        "bench",
+        str(synthetic_dataset),
+        "--scorers",
+        "clip,aesthetic,clip-probe",
+        "--weights",
+        "tiny",
+        "--n-ref",
+        "1,4",
+        "--out",
+        str(out),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--no-progress",
+        "--bootstrap",
+        "100",
+        "--device",
+        "cpu",
+    ]
     first = CliRunner().invoke(app, args, catch_exceptions=False)
     assert first.exit_code == 0, first.output
     doc = json.loads((out / "results.json").read_text())
@@ -51,8 +75,28 @@ def test_bench_on_synthetic_dataset_with_tiny_scorers_and_cached_rerun(synthetic
 
 def test_eval_on_synthetic_dataset(synthetic_dataset, tmp_path):
     pytest.importorskip("open_clip")
-    res = CliRunner().invoke(app, ["eval", str(synthetic_dataset), "--scorer", "clip-probe", "--weights", "tiny", "--protocol", "1v3",
-                                   "--no-cache", "--no-progress", "--format", "json", "--bootstrap", "50", "--device", "cpu"], catch_exceptions=False)
+    res = CliRunner().invoke(
+        app,
+        [
+            "eval",
+            str(synthetic_dataset),
+            "--scorer",
+            "clip-probe",
+            "--weights",
+            "tiny",
+            "--protocol",
+            "1v3",
+            "--no-cache",
+            "--no-progress",
+            "--format",
+            "json",
+            "--bootstrap",
+            "50",
+            "--device",
+            "cpu",
+        ],
+        catch_exceptions=False,
+    )
     assert res.exit_code == 0, res.output
     run = json.loads(res.stdout)["results"]
     assert run["n_ref"] == 4  # the dataset's build N_ref

@@ -42,7 +42,9 @@ def test_history_free_scores_each_unique_candidate_once_in_batches(mocks, tmp_pa
 
 def test_second_run_is_answered_from_the_cache(mocks, tmp_path):
     tasks = mocks.make_tasks(5, 2, "1v1")
-    first, s1 = run_scorer(ScorerHandle("mock-free", cache=CacheDir(tmp_path)), tasks, cache=CacheDir(tmp_path), batch_size=4)
+    first, s1 = run_scorer(
+        ScorerHandle("mock-free", cache=CacheDir(tmp_path)), tasks, cache=CacheDir(tmp_path), batch_size=4
+    )
     assert s1.candidates_scored == 20 and s1.loaded_model
     mocks.reset()
     cache = CacheDir(tmp_path)
@@ -89,7 +91,10 @@ def test_interrupted_run_resumes_with_the_same_results(mocks, tmp_path, name):
 
 def test_probe_embeddings_are_batched_and_cached(mocks, tmp_path):
     tasks = mocks.make_tasks(4, 2, "1v1", n_ref=4)
-    n_images = len({c.image_id for t in tasks for c in t.candidates} | {i for t in tasks for p in t.history.pairs for i in (p.liked.image_id, p.disliked.image_id)})
+    n_images = len(
+        {c.image_id for t in tasks for c in t.candidates}
+        | {i for t in tasks for p in t.history.pairs for i in (p.liked.image_id, p.disliked.image_id)}
+    )
     handle = ScorerHandle("mock-emb-probe", cache=CacheDir(tmp_path))
     records, stats = run_scorer(handle, tasks, cache=CacheDir(tmp_path), batch_size=16)
     assert mocks.CALLS["mock-emb.embedded"] == n_images == stats.images_embedded
@@ -98,7 +103,9 @@ def test_probe_embeddings_are_batched_and_cached(mocks, tmp_path):
     # New N_ref, same images: the probe refits from cached embeddings, the model is never asked.
     mocks.reset()
     more = mocks.make_tasks(4, 2, "1v1", n_ref=2)
-    _, s2 = run_scorer(ScorerHandle("mock-emb-probe", cache=CacheDir(tmp_path)), more, cache=CacheDir(tmp_path), batch_size=16)
+    _, s2 = run_scorer(
+        ScorerHandle("mock-emb-probe", cache=CacheDir(tmp_path)), more, cache=CacheDir(tmp_path), batch_size=16
+    )
     assert mocks.CALLS["mock-emb.embedded"] == 0 and s2.embeddings_cached > 0 and s2.conditioned == 4
 
 

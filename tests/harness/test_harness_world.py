@@ -53,8 +53,14 @@ def test_task_view_reads_rank_tasks_and_eval_tasks():
     from prefcli.types import Candidate, HistoryPair, RankTask, UserHistory
 
     e = EvalTask("t", "7", False, [HPair("a", "b", "p")], ["c", "d"], ["p", "p"], 1)
-    r = RankTask("t", [Candidate("c"), Candidate("d")], 1,
-                 UserHistory((HistoryPair(Candidate("a"), Candidate("b")),), user_id="7"), user_id="7", seen=False)
+    r = RankTask(
+        "t",
+        [Candidate("c"), Candidate("d")],
+        1,
+        UserHistory((HistoryPair(Candidate("a"), Candidate("b")),), user_id="7"),
+        user_id="7",
+        seen=False,
+    )
     assert W.task_view(e) == W.task_view(r) == W.TaskView("7", False, ("c", "d"), 1, (("a", "b"),))
 
 
@@ -63,8 +69,18 @@ def world_ds(tmp_path_factory):
     from prefcli.data.dataset import Dataset
     from prefcli.train.loop import synthetic_dataset
 
-    world = {"preset": "default", "n_users": 40, "n_groups": 3, "pairs_per_user": 20, "image_size": 16,
-             "n_prompts": 8, "images_per_prompt": 16, "world_seed": 5, "user_seed": 5, "temperature": 0.2}
+    world = {
+        "preset": "default",
+        "n_users": 40,
+        "n_groups": 3,
+        "pairs_per_user": 20,
+        "image_size": 16,
+        "n_prompts": 8,
+        "images_per_prompt": 16,
+        "world_seed": 5,
+        "user_seed": 5,
+        "temperature": 0.2,
+    }
     build = {"n_ref": 8, "val_users": 4, "test_users": 12, "hold_out": "user", "seed": 0}
     return Dataset.open(synthetic_dataset(world, build, root=tmp_path_factory.mktemp("world")))
 
@@ -111,7 +127,11 @@ def test_logistic_reference_matches_scikit_learn():
         d = feats[a] - feats[b]
         X += [d, -d]
         y += [1, 0]
-    ref = LogisticRegression(C=1.0, fit_intercept=False, tol=1e-10, max_iter=1000).fit(np.asarray(X), np.asarray(y)).coef_[0]
+    ref = (
+        LogisticRegression(C=1.0, fit_intercept=False, tol=1e-10, max_iter=1000)
+        .fit(np.asarray(X), np.asarray(y))
+        .coef_[0]
+    )
     np.testing.assert_allclose(W.World._logistic_weights(w, hist), ref, atol=1e-5)
 
 

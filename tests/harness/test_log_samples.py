@@ -33,8 +33,22 @@ def invoke(*args):
 
 def test_eval_log_samples_is_one_line_per_task_and_agrees_with_the_metric(mocks, tmp_path):
     path = tmp_path / "s" / "samples.jsonl"
-    res = invoke("eval", tmp_path / "ds", "--scorer", "mock-free", "--protocol", "1v3", "--no-cache", "--no-progress",
-                 "--bootstrap", "10", "--format", "json", "--log-samples", path)
+    res = invoke(
+        "eval",
+        tmp_path / "ds",
+        "--scorer",
+        "mock-free",
+        "--protocol",
+        "1v3",
+        "--no-cache",
+        "--no-progress",
+        "--bootstrap",
+        "10",
+        "--format",
+        "json",
+        "--log-samples",
+        path,
+    )
     lines = [json.loads(x) for x in path.read_text().splitlines()]
     tasks = fakes.make_tasks(6, 3, "1v3", 8)
     assert len(lines) == len(tasks) == 18
@@ -54,8 +68,25 @@ def test_eval_log_samples_is_one_line_per_task_and_agrees_with_the_metric(mocks,
 
 def test_bench_log_samples_writes_one_file_per_run(mocks, tmp_path):
     out = tmp_path / "bench"
-    res = invoke("bench", tmp_path / "ds", "--scorers", "mock-free,mock-hist", "--n-ref", "2,4", "--protocols", "1v1", "--out", out,
-                 "--no-cache", "--no-progress", "--bootstrap", "10", "--log-samples", "--format", "json")
+    res = invoke(
+        "bench",
+        tmp_path / "ds",
+        "--scorers",
+        "mock-free,mock-hist",
+        "--n-ref",
+        "2,4",
+        "--protocols",
+        "1v1",
+        "--out",
+        out,
+        "--no-cache",
+        "--no-progress",
+        "--bootstrap",
+        "10",
+        "--log-samples",
+        "--format",
+        "json",
+    )
     doc = json.loads(res.stdout)
     assert doc["command"] == "bench" and set(doc["scorers"]) == {"mock-free", "mock-hist"} and doc["skipped"] == []
     assert [t["name"] for t in doc["results"]["tables"]][:1] == ["table1_1v1"] and len(doc["results"]["runs"]) == 3

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import pytest
 
@@ -53,7 +54,15 @@ class MockJudge(PairwiseScorer):
 class JudgePlugin:
     @hookimpl
     def register_scorers(self, register):
-        register(ScorerSpec(name="mock-judge", factory=f"{__name__}:MockJudge", needs=frozenset({"image", "history"}), kind="pairwise", default_weights="j"))
+        register(
+            ScorerSpec(
+                name="mock-judge",
+                factory=f"{__name__}:MockJudge",
+                needs=frozenset({"image", "history"}),
+                kind="pairwise",
+                default_weights="j",
+            )
+        )
 
 
 @pytest.fixture
@@ -128,12 +137,16 @@ def test_cache_answers_a_rerun_and_an_interrupted_run_resumes(judge, tmp_path):
     records, stats = run_scorer(ScorerHandle("mock-judge", cache=cache), tasks, cache=cache, batch_size=4)
     assert len(ASKED) == 5 * 2 * 6 - done_before and stats.scores_cached == done_before
     ASKED.clear()
-    again, s2 = run_scorer(ScorerHandle("mock-judge", cache=CacheDir(tmp_path)), tasks, cache=CacheDir(tmp_path), batch_size=4)
+    again, s2 = run_scorer(
+        ScorerHandle("mock-judge", cache=CacheDir(tmp_path)), tasks, cache=CacheDir(tmp_path), batch_size=4
+    )
     assert ASKED == [] and not s2.loaded_model
     assert [r["scores"] for r in again] == [r["scores"] for r in records]
     assert all(c.get("cached") for r in again for c in r["comparisons"])
     # No answer survives the cache as no answer (NaN), not as a win for B.
-    assert [[c["winner"] for c in r["comparisons"]] for r in again] == [[c["winner"] for c in r["comparisons"]] for r in records]
+    assert [[c["winner"] for c in r["comparisons"]] for r in again] == [
+        [c["winner"] for c in r["comparisons"]] for r in records
+    ]
 
 
 def test_eval_record_and_tables_say_pairwise(judge):
@@ -157,7 +170,6 @@ def test_eval_record_and_tables_say_pairwise(judge):
 
 def test_rank_folder_ranks_by_wins(judge, tmp_path):
     from picture_factory import structured_images
-
     from prefcli.ranking import rank_folder
 
     cands, likes, dislikes = (tmp_path / n for n in ("cands", "likes", "dislikes"))

@@ -35,9 +35,16 @@ def small_dataset(tmp_path_factory):
     from prefcli.data import pickapic, synthetic
 
     root = tmp_path_factory.mktemp("pipeline-world")
-    cfg = synthetic.WorldConfig.from_preset("opposed", n_users=16, pairs_per_user=12, image_size=32, n_prompts=4, images_per_prompt=6)
+    cfg = synthetic.WorldConfig.from_preset(
+        "opposed", n_users=16, pairs_per_user=12, image_size=32, n_prompts=4, images_per_prompt=6
+    )
     synthetic.write_world(root / "world", cfg, progress=False)
-    pickapic.build(str(root / "world"), root / "ds", pickapic.BuildParams(n_ref=4, min_liked=6, test_users=6, val_users=2), progress=False)
+    pickapic.build(
+        str(root / "world"),
+        root / "ds",
+        pickapic.BuildParams(n_ref=4, min_liked=6, test_users=6, val_users=2),
+        progress=False,
+    )
     return root / "ds"
 
 
@@ -84,8 +91,16 @@ def test_a_ranking_holds_a_few_batches_of_decoded_images_not_the_folder(monkeypa
 
     monkeypatch.setattr(images, "decode_image", tracking)
     kw = dict(likes=many["liked"], dislikes=many["disliked"]) if scorer != "aesthetic" else {}
-    res = prefcli.rank(many["cands"], scorer=scorer, weights="tiny", device="cpu", batch_size=4, workers=workers,
-                       image_cache_mb=0, **kw)
+    res = prefcli.rank(
+        many["cands"],
+        scorer=scorer,
+        weights="tiny",
+        device="cpu",
+        batch_size=4,
+        workers=workers,
+        image_cache_mb=0,
+        **kw,
+    )
     assert res.total == 40
     assert peak[0] <= 3 * 4 + 4, peak[0]
 
@@ -102,6 +117,7 @@ def test_the_image_cache_keeps_its_bound_in_bytes_and_least_recently_used_first(
         def load():
             loads[i] += 1
             return Image.new("RGB", (100, 100), (i, 0, 0))
+
         return load
 
     for i in range(4):
@@ -170,11 +186,31 @@ def test_stage_seconds_are_exclusive_of_the_stages_inside_them():
 
 
 @pytest.mark.parametrize("scorer", ["viper", "clip"])
-def test_bench_decodes_each_dataset_image_once_over_every_protocol_and_n_ref(decodes, small_dataset, tmp_path, capsys, scorer):
+def test_bench_decodes_each_dataset_image_once_over_every_protocol_and_n_ref(
+    decodes, small_dataset, tmp_path, capsys, scorer
+):
     """Protocols and N_ref values meet the same images again; the run's image cache decodes each once.
     With --image-cache-mb 0 (every use decodes) the same bench decodes images again."""
-    args = ["bench", small_dataset, "--scorers", scorer, "--weights", "tiny", "--device", "cpu", "--no-cache", "--no-progress",
-            "--bootstrap", "10", "--protocols", "1v1,1v3", "--n-ref", "1,2,4", "--workers", "2"]
+    args = [
+        "bench",
+        small_dataset,
+        "--scorers",
+        scorer,
+        "--weights",
+        "tiny",
+        "--device",
+        "cpu",
+        "--no-cache",
+        "--no-progress",
+        "--bootstrap",
+        "10",
+        "--protocols",
+        "1v1,1v3",
+        "--n-ref",
+        "1,2,4",
+        "--workers",
+        "2",
+    ]
     code, _, err = run_cli(capsys, *args, "--out", tmp_path / "a")
     assert code == 0, err
     assert decodes and set(decodes.values()) == {1}, Counter(decodes.values())
@@ -197,9 +233,29 @@ def test_eval_gives_identical_scores_with_workers_0_and_2(small_dataset, tmp_pat
     outs = {}
     for w in (0, 2):
         out = tmp_path / f"w{w}.json"
-        code, _, err = run_cli(capsys, "eval", small_dataset, "--scorer", scorer, "--weights", "tiny", "--device", "cpu",
-                               "--protocol", "1v3", "--no-cache", "--no-progress", "--bootstrap", "10", "--workers", str(w),
-                               "--out", out, "--format", "json")
+        code, _, err = run_cli(
+            capsys,
+            "eval",
+            small_dataset,
+            "--scorer",
+            scorer,
+            "--weights",
+            "tiny",
+            "--device",
+            "cpu",
+            "--protocol",
+            "1v3",
+            "--no-cache",
+            "--no-progress",
+            "--bootstrap",
+            "10",
+            "--workers",
+            str(w),
+            "--out",
+            out,
+            "--format",
+            "json",
+        )
         assert code == 0, err
         outs[w] = _task_scores(out)
         assert json.loads(out.read_text())["results"]["stats"]["workers"] == w
@@ -217,8 +273,23 @@ def test_eval_with_workers_stops_on_a_corrupt_dataset_image_in_one_line(small_da
     p = ds / image_relpath(cand.image_id)
     data = p.read_bytes()
     p.write_bytes(data[: len(data) // 2])
-    code, out, err = run_cli(capsys, "eval", ds, "--scorer", "viper", "--weights", "tiny", "--device", "cpu", "--protocol", "1v3",
-                             "--no-cache", "--no-progress", "--workers", "2")
+    code, out, err = run_cli(
+        capsys,
+        "eval",
+        ds,
+        "--scorer",
+        "viper",
+        "--weights",
+        "tiny",
+        "--device",
+        "cpu",
+        "--protocol",
+        "1v3",
+        "--no-cache",
+        "--no-progress",
+        "--workers",
+        "2",
+    )
     assert code == 2
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("prefcli: error:") and p.name in lines[0], err
@@ -231,8 +302,27 @@ def test_eval_with_workers_stops_on_a_corrupt_dataset_image_in_one_line(small_da
 def test_rank_verbose_and_json_report_decodes_and_where_the_seconds_went(many, capsys):
     import json_schemas
 
-    code, out, err = run_cli(capsys, "rank", many["cands"], "--likes", many["liked"], "--dislikes", many["disliked"], "--scorer", "viper",
-                             "--weights", "tiny", "--device", "cpu", "--format", "json", "--verbose", "--workers", "2", "--no-progress")
+    code, out, err = run_cli(
+        capsys,
+        "rank",
+        many["cands"],
+        "--likes",
+        many["liked"],
+        "--dislikes",
+        many["disliked"],
+        "--scorer",
+        "viper",
+        "--weights",
+        "tiny",
+        "--device",
+        "cpu",
+        "--format",
+        "json",
+        "--verbose",
+        "--workers",
+        "2",
+        "--no-progress",
+    )
     assert code == 0, err
     doc = json_schemas.validate_text(out, "rank")
     stats = doc["results"]["stats"]
@@ -244,12 +334,44 @@ def test_rank_verbose_and_json_report_decodes_and_where_the_seconds_went(many, c
 
 
 def test_eval_and_bench_verbose_print_the_throughput(small_dataset, tmp_path, capsys):
-    code, _, err = run_cli(capsys, "eval", small_dataset, "--scorer", "clip", "--weights", "tiny", "--device", "cpu", "--no-cache",
-                           "--no-progress", "--bootstrap", "10", "-v")
+    code, _, err = run_cli(
+        capsys,
+        "eval",
+        small_dataset,
+        "--scorer",
+        "clip",
+        "--weights",
+        "tiny",
+        "--device",
+        "cpu",
+        "--no-cache",
+        "--no-progress",
+        "--bootstrap",
+        "10",
+        "-v",
+    )
     assert code == 0, err
     assert any(ln.startswith("throughput of clip:") and "image(s) decoded" in ln for ln in err.splitlines()), err
-    code, _, err = run_cli(capsys, "bench", small_dataset, "--scorers", "clip,aesthetic", "--weights", "tiny", "--device", "cpu",
-                           "--no-cache", "--no-progress", "--bootstrap", "10", "--protocols", "1v1", "--out", tmp_path / "b", "--verbose")
+    code, _, err = run_cli(
+        capsys,
+        "bench",
+        small_dataset,
+        "--scorers",
+        "clip,aesthetic",
+        "--weights",
+        "tiny",
+        "--device",
+        "cpu",
+        "--no-cache",
+        "--no-progress",
+        "--bootstrap",
+        "10",
+        "--protocols",
+        "1v1",
+        "--out",
+        tmp_path / "b",
+        "--verbose",
+    )
     assert code == 0, err
     lines = [ln for ln in err.splitlines() if "image(s) decoded" in ln]
     assert [ln.split(":")[0] for ln in lines] == ["clip 1v1", "aesthetic 1v1"], err
@@ -280,8 +402,16 @@ def test_decode_threads_also_preprocess_for_the_vlms_with_the_same_scores(monkey
     monkeypatch.setattr(PrefVLM, "prepare_pixels", counting)
     runs = {}
     for w in (0, 2):
-        res = prefcli.rank(many["cands"], likes=many["liked"], dislikes=many["disliked"], scorer=scorer, weights="tiny",
-                           device="cpu", batch_size=4, workers=w)
+        res = prefcli.rank(
+            many["cands"],
+            likes=many["liked"],
+            dislikes=many["disliked"],
+            scorer=scorer,
+            weights="tiny",
+            device="cpu",
+            batch_size=4,
+            workers=w,
+        )
         runs[w] = [(r.path, r.score) for r in res.ranked]
     assert ahead == Counter({False: 40}), ahead  # every candidate, in a decode thread, only with workers
     assert runs[0] == runs[2]
@@ -289,8 +419,27 @@ def test_decode_threads_also_preprocess_for_the_vlms_with_the_same_scores(monkey
 
 @pytest.mark.parametrize("scorer", ["viper", "clip"])
 def test_a_cached_candidate_is_never_decoded_even_with_workers(decodes, small_dataset, tmp_path, capsys, scorer):
-    args = ["eval", small_dataset, "--scorer", scorer, "--weights", "tiny", "--device", "cpu", "--protocol", "1v3", "--no-progress",
-            "--bootstrap", "10", "--cache-dir", tmp_path / "cache", "--workers", "2", "--format", "json"]
+    args = [
+        "eval",
+        small_dataset,
+        "--scorer",
+        scorer,
+        "--weights",
+        "tiny",
+        "--device",
+        "cpu",
+        "--protocol",
+        "1v3",
+        "--no-progress",
+        "--bootstrap",
+        "10",
+        "--cache-dir",
+        tmp_path / "cache",
+        "--workers",
+        "2",
+        "--format",
+        "json",
+    ]
     code, _, err = run_cli(capsys, *args)
     assert code == 0, err
     assert decodes

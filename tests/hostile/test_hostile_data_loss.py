@@ -24,7 +24,9 @@ from prefcli.errors import PrefcliError
 def _cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "PREFCLI_TESTING": "1"}
     env.pop("PREFCLI_DEBUG", None)
-    return subprocess.run([sys.executable, "-m", "prefcli", *args], capture_output=True, text=True, env=env, timeout=300, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "prefcli", *args], capture_output=True, text=True, env=env, timeout=300, cwd=cwd
+    )
 
 
 def _run(capsys, *args: str) -> subprocess.CompletedProcess:
@@ -60,7 +62,9 @@ def test_replace_dir_refuses_a_folder_with_files_prefcli_did_not_write(tmp_path)
     out.mkdir()
     (out / "thesis.tex").write_text("years of work")
     before = _snapshot(out)
-    with pytest.raises(PrefcliError, match=r"out: --out is not empty and holds files prefcli did not write \(thesis.tex\).*--overwrite"):
+    with pytest.raises(
+        PrefcliError, match=r"out: --out is not empty and holds files prefcli did not write \(thesis.tex\).*--overwrite"
+    ):
         atomic.replace_dir(_finished(tmp_path, {"a.json": "1"}), out, by="test")
     assert _snapshot(out) == before
 
@@ -132,8 +136,10 @@ def _tiny_release(tmp_path: Path) -> Path:
     (rel / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "r": 2, "lora_alpha": 2}))
     from safetensors.torch import save_file
 
-    save_file({"base_model.model.model.text_model.layers.0.self_attn.q_proj.lora_A.weight": torch.zeros(2, 8)},
-              str(rel / "adapter_model.safetensors"))
+    save_file(
+        {"base_model.model.model.text_model.layers.0.self_attn.q_proj.lora_A.weight": torch.zeros(2, 8)},
+        str(rel / "adapter_model.safetensors"),
+    )
     return rel
 
 
@@ -167,10 +173,35 @@ def test_user_folders_never_delete_pictures_prefcli_did_not_write(tmp_path, caps
     (d / "candidates").mkdir()
     (d / "candidates" / "000.png").write_bytes(b"mine too")
     before = _snapshot(d)
-    r = _run(capsys, "data", "synthetic", "--user-folders", str(d), "--history", "2", "--candidates", "2", "--image-size", "16")
+    r = _run(
+        capsys,
+        "data",
+        "synthetic",
+        "--user-folders",
+        str(d),
+        "--history",
+        "2",
+        "--candidates",
+        "2",
+        "--image-size",
+        "16",
+    )
     assert r.returncode == 2 and _one_line(r.stderr) and "--overwrite" in r.stderr and "liked/my-cat.png" in r.stderr
     assert _snapshot(d) == before
-    r = _run(capsys, "data", "synthetic", "--user-folders", str(d), "--history", "2", "--candidates", "2", "--image-size", "16", "--overwrite")
+    r = _run(
+        capsys,
+        "data",
+        "synthetic",
+        "--user-folders",
+        str(d),
+        "--history",
+        "2",
+        "--candidates",
+        "2",
+        "--image-size",
+        "16",
+        "--overwrite",
+    )
     assert r.returncode == 0, r.stderr
     assert (d / "liked" / "my-cat.png").read_bytes() == b"\x89PNG not really, but mine"
     # prefcli's own folders are rewritten freely, and only prefcli's files go
@@ -235,7 +266,13 @@ def test_disk_full_while_writing_a_part_is_a_failure_to_retry_not_a_bad_shard(sh
     res = pickapic.build(str(shards), out, _params(), progress=False)
     ref = pickapic.build(str(shards), tmp_path / "ref", _params(), progress=False)
     assert res.info["source_stats"]["shards_skipped"] == 0
-    assert len(Dataset.open(out).pairs()) == len(Dataset.open(tmp_path / "ref").pairs()) == ref.info["counts"]["splits"]["train"]["pairs"] + ref.info["counts"]["splits"]["val"]["pairs"] + ref.info["counts"]["splits"]["test"]["pairs"]
+    assert (
+        len(Dataset.open(out).pairs())
+        == len(Dataset.open(tmp_path / "ref").pairs())
+        == ref.info["counts"]["splits"]["train"]["pairs"]
+        + ref.info["counts"]["splits"]["val"]["pairs"]
+        + ref.info["counts"]["splits"]["test"]["pairs"]
+    )
 
 
 def test_a_shard_missing_a_column_is_reported_with_shard_and_column(shards, tmp_path, capsys):
@@ -249,8 +286,26 @@ def test_a_shard_missing_a_column_is_reported_with_shard_and_column(shards, tmp_
     t = pq.read_table(victim)
     pq.write_table(t.drop_columns(["jpg_1"]), victim)
     out = tmp_path / "ds"
-    r = _run(capsys, "data", "pickapic", "--source", str(src), "--out", str(out), "--n-ref", "4", "--min-liked", "10",
-                      "--val-users", "2", "--test-users", "4", "--no-progress", "--format", "json")
+    r = _run(
+        capsys,
+        "data",
+        "pickapic",
+        "--source",
+        str(src),
+        "--out",
+        str(out),
+        "--n-ref",
+        "4",
+        "--min-liked",
+        "10",
+        "--val-users",
+        "2",
+        "--test-users",
+        "4",
+        "--no-progress",
+        "--format",
+        "json",
+    )
     assert r.returncode == 0, r.stderr
     problems = json.loads((out / "dataset.json").read_text())["problems"]
     assert any(p["shard"] == victim.name and "jpg_1" in p["reason"] for p in problems)
@@ -282,7 +337,9 @@ def test_a_resume_over_changed_sources_is_refused(shards, tmp_path, monkeypatch)
         pickapic.build(str(src), tmp_path / "ds", _params(), progress=False)
     a.write_bytes(da)
     b.write_bytes(db)
-    assert pickapic.build(str(src), tmp_path / "ds", _params(), progress=False).info["source_stats"]["shards_skipped"] == 0
+    assert (
+        pickapic.build(str(src), tmp_path / "ds", _params(), progress=False).info["source_stats"]["shards_skipped"] == 0
+    )
 
 
 def test_a_killed_finalize_leaves_no_tmp_files_in_the_finished_dataset(shards, tmp_path, monkeypatch):
@@ -310,18 +367,58 @@ def test_two_builds_of_one_out_the_second_says_who_holds_it(shards, tmp_path):
 
     out = tmp_path / "ds"
     lock = lock_path(out)
-    lock.write_text(json.dumps({"pid": os.getppid(), "host": socket.gethostname(), "started": "2026-12-01T10:00:00+00:00",
-                                "command": "prefcli data pickapic --out ds"}))
-    r = _cli("data", "pickapic", "--source", str(shards), "--out", str(out), "--n-ref", "4", "--min-liked", "10",
-             "--val-users", "2", "--test-users", "4", "--no-progress")
+    lock.write_text(
+        json.dumps(
+            {
+                "pid": os.getppid(),
+                "host": socket.gethostname(),
+                "started": "2026-12-01T10:00:00+00:00",
+                "command": "prefcli data pickapic --out ds",
+            }
+        )
+    )
+    r = _cli(
+        "data",
+        "pickapic",
+        "--source",
+        str(shards),
+        "--out",
+        str(out),
+        "--n-ref",
+        "4",
+        "--min-liked",
+        "10",
+        "--val-users",
+        "2",
+        "--test-users",
+        "4",
+        "--no-progress",
+    )
     assert r.returncode == 2 and _one_line(r.stderr), r.stderr
     assert f"pid {os.getppid()} on {socket.gethostname()}" in r.stderr and "2026-12-01T10:00:00" in r.stderr
     assert not out.exists() and not (tmp_path / "ds.partial").exists()
     # a stale lock (its process is gone) is taken over
-    dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout)
+    dead = int(
+        subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout
+    )
     lock.write_text(json.dumps({"pid": dead, "host": socket.gethostname(), "started": "x", "command": "killed"}))
-    r = _cli("data", "pickapic", "--source", str(shards), "--out", str(out), "--n-ref", "4", "--min-liked", "10",
-             "--val-users", "2", "--test-users", "4", "--no-progress")
+    r = _cli(
+        "data",
+        "pickapic",
+        "--source",
+        str(shards),
+        "--out",
+        str(out),
+        "--n-ref",
+        "4",
+        "--min-liked",
+        "10",
+        "--val-users",
+        "2",
+        "--test-users",
+        "4",
+        "--no-progress",
+    )
     assert r.returncode == 0, r.stderr
     assert (out / "dataset.json").is_file() and not lock.exists()
 
@@ -330,8 +427,10 @@ def test_a_real_second_process_is_refused_while_the_first_holds_the_lock(tmp_pat
     from prefcli.lock import LockedError, output_lock
 
     out = tmp_path / "run"
-    code = ("import sys, time; from prefcli.lock import output_lock\n"
-            "with output_lock(sys.argv[1], command='first'):\n    print('held', flush=True); time.sleep(30)\n")
+    code = (
+        "import sys, time; from prefcli.lock import output_lock\n"
+        "with output_lock(sys.argv[1], command='first'):\n    print('held', flush=True); time.sleep(30)\n"
+    )
     p = subprocess.Popen([sys.executable, "-c", code, str(out)], stdout=subprocess.PIPE, text=True)
     try:
         assert p.stdout.readline().strip() == "held"

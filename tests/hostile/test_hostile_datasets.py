@@ -27,8 +27,6 @@ from prefcli.errors import ConfigError
 # --------------------------------------------------------------------------- helpers
 
 
-
-
 def _error_line(err: str) -> str:
     """The one error line of `err` (asserting there is exactly one and no traceback)."""
     assert "Traceback" not in err, err
@@ -49,7 +47,6 @@ def _refused(capsys, names: str | Path, reason: str, *args) -> str:
 @pytest.fixture(scope="module")
 def good_ds(tmp_path_factory) -> Path:
     from _pickapic_fixture import write_shards
-
     from prefcli.data import pickapic
 
     root = tmp_path_factory.mktemp("hostile-ds")
@@ -83,7 +80,9 @@ stages:
 """
 
 
-def _config(tmp_path: Path, name: str = "cfg.yaml", n_ref: int = 2, lr: str = "3.0e-3", steps: int = 2, extra: str = "") -> Path:
+def _config(
+    tmp_path: Path, name: str = "cfg.yaml", n_ref: int = 2, lr: str = "3.0e-3", steps: int = 2, extra: str = ""
+) -> Path:
     p = tmp_path / name
     p.write_text(TRAIN_CONFIG.format(n_ref=n_ref, lr=lr, steps=steps) + extra)
     return p
@@ -124,19 +123,40 @@ def _replace_column(table, name, values, typ=None):
 # --------------------------------------------------------------------------- dataset.json
 
 INFO_CASES = {
-    "format_version_abc": (lambda ds: _edit_info(ds, format_version="abc"), "format_version must be a positive integer, got 'abc'"),
-    "format_version_list": (lambda ds: _edit_info(ds, format_version=[1]), "format_version must be a positive integer, got [1]"),
-    "format_version_null": (lambda ds: _edit_info(ds, format_version=None), "format_version must be a positive integer, got None"),
-    "format_version_bool": (lambda ds: _edit_info(ds, format_version=True), "format_version must be a positive integer"),
+    "format_version_abc": (
+        lambda ds: _edit_info(ds, format_version="abc"),
+        "format_version must be a positive integer, got 'abc'",
+    ),
+    "format_version_list": (
+        lambda ds: _edit_info(ds, format_version=[1]),
+        "format_version must be a positive integer, got [1]",
+    ),
+    "format_version_null": (
+        lambda ds: _edit_info(ds, format_version=None),
+        "format_version must be a positive integer, got None",
+    ),
+    "format_version_bool": (
+        lambda ds: _edit_info(ds, format_version=True),
+        "format_version must be a positive integer",
+    ),
     "format_version_newer": (lambda ds: _edit_info(ds, format_version=99), "newer than this prefcli reads"),
     "build_list": (lambda ds: _edit_info(ds, build=[1, 2]), "build must be an object, got list"),
-    "build_n_ref_string": (lambda ds: _edit_info(ds, **{"build.n_ref": "8"}), "build.n_ref must be a positive integer, got '8'"),
-    "build_n_ref_negative": (lambda ds: _edit_info(ds, **{"build.n_ref": -3}), "build.n_ref must be a positive integer, got -3"),
+    "build_n_ref_string": (
+        lambda ds: _edit_info(ds, **{"build.n_ref": "8"}),
+        "build.n_ref must be a positive integer, got '8'",
+    ),
+    "build_n_ref_negative": (
+        lambda ds: _edit_info(ds, **{"build.n_ref": -3}),
+        "build.n_ref must be a positive integer, got -3",
+    ),
     "counts_string": (lambda ds: _edit_info(ds, counts="many"), "counts must be an object"),
     "counts_splits_list": (lambda ds: _edit_info(ds, counts={"splits": [1]}), "counts.splits must map each split"),
     "source_list": (lambda ds: _edit_info(ds, source=["local"]), "source must be an object"),
     "name_list": (lambda ds: _edit_info(ds, name=["x"]), "name must be a string"),
-    "truncated_json": (lambda ds: (ds / "dataset.json").write_text((ds / "dataset.json").read_text()[:40]), "unreadable"),
+    "truncated_json": (
+        lambda ds: (ds / "dataset.json").write_text((ds / "dataset.json").read_text()[:40]),
+        "unreadable",
+    ),
     "top_level_list": (lambda ds: (ds / "dataset.json").write_text("[1, 2]"), "not a prefcli dataset description"),
     "not_utf8": (lambda ds: (ds / "dataset.json").write_bytes(b'{"format_version": "\xff\xfe"}'), "unreadable"),
 }
@@ -151,8 +171,19 @@ def test_a_bad_dataset_json_is_one_line_in_data_info_eval_and_train(case, good_d
     _refused(capsys, info, reason, "data", "info", ds)
     _refused(capsys, info, reason, "data", "info", ds, "--format", "json")
     _refused(capsys, info, reason, "eval", ds, "--scorer", "mock-free", "--no-progress", "--no-cache")
-    _refused(capsys, info, reason, "train", "--config", _config(tmp_path), "--data", ds, "--out", tmp_path / "run",
-             "--no-progress")
+    _refused(
+        capsys,
+        info,
+        reason,
+        "train",
+        "--config",
+        _config(tmp_path),
+        "--data",
+        ds,
+        "--out",
+        tmp_path / "run",
+        "--no-progress",
+    )
     assert not (tmp_path / "run" / "checkpoints").exists()
 
 
@@ -161,8 +192,9 @@ def test_a_bad_dataset_json_through_a_real_process_has_no_traceback(good_ds, tmp
     _edit_info(ds, format_version="abc")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "PREFCLI_TESTING": "1"}
     env.pop("PREFCLI_DEBUG", None)
-    r = subprocess.run([sys.executable, "-m", "prefcli", "data", "info", str(ds)], capture_output=True, text=True,
-                       env=env, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "prefcli", "data", "info", str(ds)], capture_output=True, text=True, env=env, timeout=120
+    )
     assert r.returncode == 2
     line = _error_line(r.stderr)
     assert f"{ds / 'dataset.json'}: format_version must be a positive integer, got 'abc'" in line
@@ -200,7 +232,9 @@ def _short_prompts(t):
 
 
 def _unknown_history(t):
-    return _replace_column(t, "history_pair_ids", [["no-such-pair"] * len(h) for h in t["history_pair_ids"].to_pylist()])
+    return _replace_column(
+        t, "history_pair_ids", [["no-such-pair"] * len(h) for h in t["history_pair_ids"].to_pylist()]
+    )
 
 
 def _no_candidates(t):
@@ -215,10 +249,22 @@ TASK_CASES = {
     "liked_index_negative": ("tasks.parquet", _liked(-1), "liked_index -1 is out of range for"),
     "liked_index_huge": ("tasks.parquet", _liked(2**31 - 1), "is out of range for"),
     "liked_index_null": ("tasks.parquet", _liked(None), "liked_index is null"),
-    "liked_index_float": ("tasks.parquet", _cast("liked_index", "float64"), "column liked_index holds double, expected int32"),
+    "liked_index_float": (
+        "tasks.parquet",
+        _cast("liked_index", "float64"),
+        "column liked_index holds double, expected int32",
+    ),
     "n_ref_string": ("tasks.parquet", _to_strings("n_ref"), "column n_ref holds string, expected int32"),
-    "split_int": ("tasks.parquet", lambda t: _replace_column(t, "split", [1] * t.num_rows), "column split holds int64, expected string"),
-    "candidates_string": ("tasks.parquet", _to_strings("candidate_image_ids"), "column candidate_image_ids holds string"),
+    "split_int": (
+        "tasks.parquet",
+        lambda t: _replace_column(t, "split", [1] * t.num_rows),
+        "column split holds int64, expected string",
+    ),
+    "candidates_string": (
+        "tasks.parquet",
+        _to_strings("candidate_image_ids"),
+        "column candidate_image_ids holds string",
+    ),
     "no_candidates": ("tasks.parquet", _no_candidates, "no candidate images"),
     "prompts_short": ("tasks.parquet", _short_prompts, "candidate prompts for"),
     "missing_liked_index": ("tasks.parquet", _drop("liked_index"), "missing column(s) liked_index"),
@@ -226,9 +272,11 @@ TASK_CASES = {
     "unknown_history_pair": ("tasks.parquet", _unknown_history, "no-such-pair"),
     "pairs_seen_string": ("pairs.parquet", _to_strings("seen"), "column seen holds string, expected bool"),
     "pairs_missing_user": ("pairs.parquet", _drop("user_id"), "missing column(s) user_id"),
-    "pairs_liked_null": ("pairs.parquet", lambda t: _replace_column(t, "liked_image_id", [None] * t.num_rows,
-                                                                    t.schema.field("liked_image_id").type),
-                         "column liked_image_id is null in row pair_id"),
+    "pairs_liked_null": (
+        "pairs.parquet",
+        lambda t: _replace_column(t, "liked_image_id", [None] * t.num_rows, t.schema.field("liked_image_id").type),
+        "column liked_image_id is null in row pair_id",
+    ),
 }
 
 
@@ -245,15 +293,45 @@ def test_a_bad_tasks_or_pairs_table_is_one_line_in_eval_and_train(case, good_ds,
     path = _break_file(ds, name, change)
     named = path if case != "unknown_history_pair" else ds
     for protocol in ("1v1", "1v3"):
-        _refused(capsys, named, reason, "eval", ds, "--scorer", "mock-hist", "--protocol", protocol, "--no-progress",
-                 "--no-cache")
-    _refused(capsys, named, reason, "train", "--config", _config(tmp_path), "--data", ds, "--out", tmp_path / "run",
-             "--no-progress")
+        _refused(
+            capsys,
+            named,
+            reason,
+            "eval",
+            ds,
+            "--scorer",
+            "mock-hist",
+            "--protocol",
+            protocol,
+            "--no-progress",
+            "--no-cache",
+        )
+    _refused(
+        capsys,
+        named,
+        reason,
+        "train",
+        "--config",
+        _config(tmp_path),
+        "--data",
+        ds,
+        "--out",
+        tmp_path / "run",
+        "--no-progress",
+    )
     assert not (tmp_path / "run" / "checkpoints").exists()
 
 
-@pytest.mark.parametrize("case", ["info:format_version_abc", "info:build_n_ref_string", "tasks:liked_index_out_of_range",
-                                  "tasks:n_ref_string", "tasks:missing_liked_index"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "info:format_version_abc",
+        "info:build_n_ref_string",
+        "tasks:liked_index_out_of_range",
+        "tasks:n_ref_string",
+        "tasks:missing_liked_index",
+    ],
+)
 def test_a_bad_dataset_is_one_line_in_bench_and_its_out_is_not_written(case, good_ds, tmp_path, capsys, mocks):
     ds = _copy(good_ds, tmp_path)
     kind, name = case.split(":")
@@ -276,8 +354,19 @@ def test_a_truncated_or_missing_table_is_one_line(name, good_ds, tmp_path, capsy
     (ds / name).write_bytes(data[: len(data) // 2])
     args = ("eval", ds, "--scorer", "mock-free", "--no-progress", "--no-cache")
     _refused(capsys, ds / name, "unreadable parquet", *args)
-    _refused(capsys, ds / name, "unreadable parquet", "train", "--config", _config(tmp_path), "--data", ds,
-             "--out", tmp_path / "run", "--no-progress")
+    _refused(
+        capsys,
+        ds / name,
+        "unreadable parquet",
+        "train",
+        "--config",
+        _config(tmp_path),
+        "--data",
+        ds,
+        "--out",
+        tmp_path / "run",
+        "--no-progress",
+    )
     (ds / name).unlink()
     _refused(capsys, ds, f"{name} is missing", *args)
 
@@ -287,11 +376,17 @@ def test_widened_integer_columns_still_read(good_ds, tmp_path, capsys, mocks):
     import pyarrow as pa
 
     ds = _copy(good_ds, tmp_path)
-    _edit_table(ds / "tasks.parquet", lambda t: _cast("liked_index", "int64")(_cast("n_ref", "int64")(t)).set_column(
-        t.schema.get_field_index("task_id"), "task_id", t["task_id"].cast(pa.large_string())))
-    code, out, err = _cli(capsys, "eval", ds, "--scorer", "mock-free", "--no-progress", "--no-cache", "--format", "json")
+    _edit_table(
+        ds / "tasks.parquet",
+        lambda t: _cast("liked_index", "int64")(_cast("n_ref", "int64")(t)).set_column(
+            t.schema.get_field_index("task_id"), "task_id", t["task_id"].cast(pa.large_string())
+        ),
+    )
+    code, out, err = _cli(
+        capsys, "eval", ds, "--scorer", "mock-free", "--no-progress", "--no-cache", "--format", "json"
+    )
     assert code == 0, err
-    assert json.loads(out[out.index("{"):])["results"]["n_tasks"] > 0
+    assert json.loads(out[out.index("{") :])["results"]["n_tasks"] > 0
 
 
 # --------------------------------------------------------------------------- training configs
@@ -302,9 +397,18 @@ CONFIG_CASES = {
     "lr_string_inf": ({"optim": {"lr": "inf"}}, "optim.lr: must be a finite number > 0, got inf"),
     "lr_negative": ({"optim": {"lr": -1e-3}}, "optim.lr: must be a finite number > 0, got -0.001"),
     "lr_zero": ({"optim": {"lr": 0}}, "optim.lr: must be a finite number > 0"),
-    "stage_lr_nan": ({"stages": [{"name": "main", "steps": 1, "train_base": True, "lr": float("nan")}]}, "stages[0].lr: must be a finite number > 0, got nan"),
-    "stage_lr_negative": ({"stages": [{"name": "main", "steps": 1, "train_base": True, "lr": -2.0}]}, "stages[0].lr: must be a finite number > 0, got -2.0"),
-    "stage_lr_inf": ({"stages": [{"name": "main", "steps": 1, "train_base": True, "lr": float("inf")}]}, "stages[0].lr: must be a finite number > 0, got inf"),
+    "stage_lr_nan": (
+        {"stages": [{"name": "main", "steps": 1, "train_base": True, "lr": float("nan")}]},
+        "stages[0].lr: must be a finite number > 0, got nan",
+    ),
+    "stage_lr_negative": (
+        {"stages": [{"name": "main", "steps": 1, "train_base": True, "lr": -2.0}]},
+        "stages[0].lr: must be a finite number > 0, got -2.0",
+    ),
+    "stage_lr_inf": (
+        {"stages": [{"name": "main", "steps": 1, "train_base": True, "lr": float("inf")}]},
+        "stages[0].lr: must be a finite number > 0, got inf",
+    ),
     "beta1_one": ({"optim": {"betas": [1.0, 0.999]}}, "optim.betas[0]: must lie in [0, 1), got 1.0"),
     "beta2_negative": ({"optim": {"betas": [0.9, -0.1]}}, "optim.betas[1]: must lie in [0, 1), got -0.1"),
     "beta_nan": ({"optim": {"betas": [float("nan"), 0.9]}}, "optim.betas: expected two finite numbers"),
@@ -313,8 +417,14 @@ CONFIG_CASES = {
     "betas_scalar": ({"optim": {"betas": 0.9}}, "optim.betas: expected a list, got 0.9"),
     "eps_negative": ({"optim": {"eps": -1e-8}}, "optim.eps: must be a finite number >= 0, got -1e-08"),
     "eps_nan": ({"optim": {"eps": float("nan")}}, "optim.eps: must be a finite number >= 0, got nan"),
-    "weight_decay_negative": ({"optim": {"weight_decay": -0.01}}, "optim.weight_decay: must be a finite number >= 0, got -0.01"),
-    "weight_decay_inf": ({"optim": {"weight_decay": float("inf")}}, "optim.weight_decay: must be a finite number >= 0, got inf"),
+    "weight_decay_negative": (
+        {"optim": {"weight_decay": -0.01}},
+        "optim.weight_decay: must be a finite number >= 0, got -0.01",
+    ),
+    "weight_decay_inf": (
+        {"optim": {"weight_decay": float("inf")}},
+        "optim.weight_decay: must be a finite number >= 0, got inf",
+    ),
     "warmup_negative": ({"optim": {"warmup_steps": -5}}, "optim.warmup_steps: must be >= 0, got -5"),
     "grad_norm_nan": ({"optim": {"max_grad_norm": float("nan")}}, "optim.max_grad_norm: must be a finite number >= 0"),
     "min_lr_ratio": ({"optim": {"min_lr_ratio": 2.0}}, "optim.min_lr_ratio: must lie in [0, 1], got 2.0"),
@@ -356,7 +466,9 @@ def test_a_bad_training_config_through_train_is_one_line_and_trains_nothing(case
     base = _config(tmp_path, "base.yaml")
     path = tmp_path / "bad.yaml"
     path.write_text(f"extends: {base}\n" + "\n".join(f"{k}: {_yaml(v).strip()}" for k, v in over.items()) + "\n")
-    _refused(capsys, path, reason, "train", "--config", path, "--data", good_ds, "--out", tmp_path / "run", "--no-progress")
+    _refused(
+        capsys, path, reason, "train", "--config", path, "--data", good_ds, "--out", tmp_path / "run", "--no-progress"
+    )
     assert not (tmp_path / "run").exists()
 
 
@@ -368,8 +480,19 @@ def test_n_ref_larger_than_any_history_is_one_line_before_a_model_is_built(good_
 
     monkeypatch.setattr(vlm_model, "build_model", never)
     cfg = _config(tmp_path, n_ref=500)
-    line = _refused(capsys, cfg, "data.n_ref: 500 history pairs plus a target need 501 training pairs per user", "train",
-                    "--config", cfg, "--data", good_ds, "--out", tmp_path / "run", "--no-progress")
+    line = _refused(
+        capsys,
+        cfg,
+        "data.n_ref: 500 history pairs plus a target need 501 training pairs per user",
+        "train",
+        "--config",
+        cfg,
+        "--data",
+        good_ds,
+        "--out",
+        tmp_path / "run",
+        "--no-progress",
+    )
     assert f"the most any user of {good_ds} has is" in line and "lower data.n_ref to at most" in line
     assert not (tmp_path / "run" / "checkpoints").exists()
 
@@ -379,8 +502,19 @@ def test_a_huge_tiny_seed_as_the_base_is_one_line(good_ds, tmp_path, capsys):
     cfg = _config(tmp_path, extra="")
     text = cfg.read_text().replace("model: {tiny:", "model: {base: 'tiny:99999999999999999999999999', tiny:")
     cfg.write_text(text)
-    _refused(capsys, cfg, "model: base 'tiny:99999999999999999999999999': use 'tiny', 'idefics2-8b'", "train", "--config", cfg,
-             "--data", good_ds, "--out", tmp_path / "run", "--no-progress")
+    _refused(
+        capsys,
+        cfg,
+        "model: base 'tiny:99999999999999999999999999': use 'tiny', 'idefics2-8b'",
+        "train",
+        "--config",
+        cfg,
+        "--data",
+        good_ds,
+        "--out",
+        tmp_path / "run",
+        "--no-progress",
+    )
     assert not (tmp_path / "run" / "checkpoints").exists()
 
 
@@ -414,8 +548,20 @@ def test_resume_with_another_config_is_refused_and_says_what_differs(trained_run
     run = _run_copy(trained_run, tmp_path)
     before = _snapshot(run)
     other = _config(tmp_path, "other.yaml", lr="1.0e-3", steps=2)
-    line = _refused(capsys, run, "--resume with a different config", "train", "--config", other, "--data", good_ds,
-                    "--out", run, "--resume", "--no-progress")
+    line = _refused(
+        capsys,
+        run,
+        "--resume with a different config",
+        "train",
+        "--config",
+        other,
+        "--data",
+        good_ds,
+        "--out",
+        run,
+        "--resume",
+        "--no-progress",
+    )
     assert "optim.lr: 0.003 -> 0.001" in line, line
     assert _snapshot(run) == before  # nothing of the run was touched
 
@@ -426,10 +572,24 @@ def test_resume_with_the_same_config_but_another_thread_count_goes_on(trained_ru
     # A half-written last metrics line (a kill while logging) is dropped, the history kept.
     with (run / "metrics.jsonl").open("a") as f:
         f.write('{"step": 2, "lo')
-    code, out, err = _cli(capsys, "train", "--config", cfg, "--data", good_ds, "--out", run, "--resume", "--no-progress",
-                          "--threads", "1", "--format", "json")
+    code, out, err = _cli(
+        capsys,
+        "train",
+        "--config",
+        cfg,
+        "--data",
+        good_ds,
+        "--out",
+        run,
+        "--resume",
+        "--no-progress",
+        "--threads",
+        "1",
+        "--format",
+        "json",
+    )
     assert code == 0, err
-    assert json.loads(out[out.index("{"):])["results"]["steps"] == 2
+    assert json.loads(out[out.index("{") :])["results"]["steps"] == 2
     recs = [json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in recs if "loss" in r] == [1, 2]
 
@@ -454,8 +614,20 @@ def test_a_bad_trainer_state_step_is_one_line(case, trained_run, good_ds, tmp_pa
     state["step"] = value
     state_path.write_text(json.dumps(state))
     before = _snapshot(run)
-    _refused(capsys, state_path, reason, "train", "--config", cfg, "--data", good_ds, "--out", run, "--resume",
-             "--no-progress")
+    _refused(
+        capsys,
+        state_path,
+        reason,
+        "train",
+        "--config",
+        cfg,
+        "--data",
+        good_ds,
+        "--out",
+        run,
+        "--resume",
+        "--no-progress",
+    )
     assert _snapshot(run) == before
 
 
@@ -465,8 +637,20 @@ def test_an_unreadable_trainer_state_is_one_line(text, reason, trained_run, good
     _, cfg = trained_run
     state_path = run / "checkpoints" / "step-00000001" / "trainer_state.json"
     state_path.write_text(text)
-    _refused(capsys, state_path, reason, "train", "--config", cfg, "--data", good_ds, "--out", run, "--resume",
-             "--no-progress")
+    _refused(
+        capsys,
+        state_path,
+        reason,
+        "train",
+        "--config",
+        cfg,
+        "--data",
+        good_ds,
+        "--out",
+        run,
+        "--resume",
+        "--no-progress",
+    )
 
 
 def test_a_step_beyond_the_config_is_one_line(trained_run, good_ds, tmp_path, capsys):
@@ -478,8 +662,20 @@ def test_a_step_beyond_the_config_is_one_line(trained_run, good_ds, tmp_path, ca
     (old / "trainer_state.json").write_text(json.dumps(state))
     old.rename(run / "checkpoints" / "step-00000050")
     state_path = run / "checkpoints" / "step-00000050" / "trainer_state.json"
-    _refused(capsys, state_path, "step 50 lies beyond this config's 2 steps", "train", "--config", cfg, "--data",
-             good_ds, "--out", run, "--resume", "--no-progress")
+    _refused(
+        capsys,
+        state_path,
+        "step 50 lies beyond this config's 2 steps",
+        "train",
+        "--config",
+        cfg,
+        "--data",
+        good_ds,
+        "--out",
+        run,
+        "--resume",
+        "--no-progress",
+    )
 
 
 def test_a_corrupt_middle_metrics_line_is_one_line(trained_run, good_ds, tmp_path, capsys):
@@ -488,8 +684,20 @@ def test_a_corrupt_middle_metrics_line_is_one_line(trained_run, good_ds, tmp_pat
     lines = (run / "metrics.jsonl").read_text().splitlines()
     (run / "metrics.jsonl").write_text("\n".join(["{garbage"] + lines) + "\n")
     before = (run / "metrics.jsonl").read_bytes()
-    _refused(capsys, run / "metrics.jsonl", "line 1 is not JSON", "train", "--config", cfg, "--data", good_ds,
-             "--out", run, "--resume", "--no-progress")
+    _refused(
+        capsys,
+        run / "metrics.jsonl",
+        "line 1 is not JSON",
+        "train",
+        "--config",
+        cfg,
+        "--data",
+        good_ds,
+        "--out",
+        run,
+        "--resume",
+        "--no-progress",
+    )
     assert (run / "metrics.jsonl").read_bytes() == before
 
 
@@ -500,7 +708,7 @@ def test_a_corrupt_middle_metrics_line_is_one_line(trained_run, good_ds, tmp_pat
 # console entry point. Skipped where user namespaces are not allowed; the in-process tests
 # after it inject ENOSPC into the same writers everywhere.
 
-DRIVER = r'''
+DRIVER = r"""
 import contextlib, hashlib, io, json, os, sys
 from pathlib import Path
 
@@ -576,7 +784,7 @@ result["leftovers"] = sorted(p.name for p in mnt.rglob("*") if p.name.endswith("
 if spec.get("third"):
     result["third"] = run(spec["third"])
 spec_path.with_suffix(".out.json").write_text(json.dumps(result))
-'''
+"""
 
 
 def _userns_tmpfs_works() -> bool:
@@ -585,8 +793,9 @@ def _userns_tmpfs_works() -> bool:
     probe = Path("/tmp") / f"prefcli-userns-probe-{os.getpid()}"
     probe.mkdir(exist_ok=True)
     try:
-        r = subprocess.run(["unshare", "-rm", "sh", "-c", f"mount -t tmpfs -o size=64k tmpfs {probe}"],
-                           capture_output=True, timeout=30)
+        r = subprocess.run(
+            ["unshare", "-rm", "sh", "-c", f"mount -t tmpfs -o size=64k tmpfs {probe}"], capture_output=True, timeout=30
+        )
         return r.returncode == 0
     except (OSError, subprocess.SubprocessError):
         return False
@@ -594,8 +803,9 @@ def _userns_tmpfs_works() -> bool:
         probe.rmdir()
 
 
-needs_tmpfs = pytest.mark.skipif(not _userns_tmpfs_works(),
-                                 reason="needs unprivileged user namespaces to mount a small tmpfs (a real full disk)")
+needs_tmpfs = pytest.mark.skipif(
+    not _userns_tmpfs_works(), reason="needs unprivileged user namespaces to mount a small tmpfs (a real full disk)"
+)
 
 
 def _on_a_full_disk(tmp_path: Path, spec: dict, size_mb: int = 64) -> dict:
@@ -605,8 +815,13 @@ def _on_a_full_disk(tmp_path: Path, spec: dict, size_mb: int = 64) -> dict:
     driver.write_text(DRIVER.format(tests=str(Path(__file__).resolve().parents[1])))
     spec_path = tmp_path / "spec.json"
     spec_path.write_text(json.dumps(spec, default=str))
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "PREFCLI_TESTING": "1",
-           "PREFCLI_CACHE": str(mnt / "default-cache")}
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "HF_HUB_OFFLINE": "1",
+        "PREFCLI_TESTING": "1",
+        "PREFCLI_CACHE": str(mnt / "default-cache"),
+    }
     env.pop("PREFCLI_DEBUG", None)
     script = f"mount -t tmpfs -o size={size_mb}m tmpfs {mnt} && exec {sys.executable} {driver} {mnt} {spec_path}"
     r = subprocess.run(["unshare", "-rm", "sh", "-c", script], capture_output=True, text=True, env=env, timeout=300)
@@ -628,8 +843,17 @@ def _full_disk_line(result: tuple, path: str) -> str:
 def test_disk_full_under_eval_names_the_cache_file_and_keeps_the_cache(fill_at, good_ds, tmp_path):
     cache = tmp_path / "mnt" / "cache"
     base = ["eval", good_ds, "--scorer", "mock-free", "--cache-dir", cache, "--no-progress", "--batch-size", "1"]
-    res = _on_a_full_disk(tmp_path, {"mocks": True, "first": base + ["--limit", "2"], "snap": ["cache"],
-                                     "fill_at": fill_at, "second": base, "third": base + ["--limit", "2"]})
+    res = _on_a_full_disk(
+        tmp_path,
+        {
+            "mocks": True,
+            "first": base + ["--limit", "2"],
+            "snap": ["cache"],
+            "fill_at": fill_at,
+            "second": base,
+            "third": base + ["--limit", "2"],
+        },
+    )
     assert res["first"][0] == 0, res["first"][1]
     line = _full_disk_line(res["second"], str(cache))
     assert str(cache / ("index.sqlite" if fill_at == "start" else "mock-free--")) in line, line
@@ -644,8 +868,16 @@ def test_disk_full_under_eval_names_the_cache_file_and_keeps_the_cache(fill_at, 
 def test_disk_full_under_eval_out_names_the_output_file(good_ds, tmp_path):
     out = tmp_path / "mnt" / "res" / "eval.json"
     base = ["eval", good_ds, "--scorer", "mock-free", "--no-cache", "--no-progress", "--out", out]
-    res = _on_a_full_disk(tmp_path, {"mocks": True, "first": base, "snap": ["res"],
-                                     "fill_at": "prefcli.harness.results.write_json", "second": base})
+    res = _on_a_full_disk(
+        tmp_path,
+        {
+            "mocks": True,
+            "first": base,
+            "snap": ["res"],
+            "fill_at": "prefcli.harness.results.write_json",
+            "second": base,
+        },
+    )
     assert res["first"][0] == 0, res["first"][1]
     _full_disk_line(res["second"], str(out))
     assert res["after_full"]["res"] == res["before"]["res"]  # the old result, whole
@@ -653,25 +885,36 @@ def test_disk_full_under_eval_out_names_the_output_file(good_ds, tmp_path):
 
 
 @needs_tmpfs
-@pytest.mark.parametrize("fill_at", ["start", "prefcli.train.checkpoint.save_checkpoint", "prefcli.vlm.checkpoint.save_vlm"])
+@pytest.mark.parametrize(
+    "fill_at", ["start", "prefcli.train.checkpoint.save_checkpoint", "prefcli.vlm.checkpoint.save_vlm"]
+)
 def test_disk_full_under_train_names_the_path_and_keeps_the_checkpoints(fill_at, good_ds, tmp_path):
     cfg = _config(tmp_path, steps=2)
     run = tmp_path / "mnt" / "run"
     base = ["train", "--config", cfg, "--data", good_ds, "--out", run, "--no-progress"]
     # With space again the run resumes and finishes (checked once: the three cases leave the same state).
     third = base + ["--resume"] if fill_at == "prefcli.train.checkpoint.save_checkpoint" else None
-    res = _on_a_full_disk(tmp_path, {"first": base + ["--max-steps", "1"], "snap": ["run/checkpoints"],
-                                     "fill_at": fill_at, "second": base + ["--resume"], "third": third})
+    res = _on_a_full_disk(
+        tmp_path,
+        {
+            "first": base + ["--max-steps", "1"],
+            "snap": ["run/checkpoints"],
+            "fill_at": fill_at,
+            "second": base + ["--resume"],
+            "third": third,
+        },
+    )
     assert res["first"][0] == 0, res["first"][1]
-    named = {"start": tmp_path / "mnt" / ".run.lock",
-             "prefcli.train.checkpoint.save_checkpoint": run / "checkpoints" / "step-00000002",
-             "prefcli.vlm.checkpoint.save_vlm": run / "checkpoints" / "step-00000002"}[fill_at]
+    named = {
+        "start": tmp_path / "mnt" / ".run.lock",
+        "prefcli.train.checkpoint.save_checkpoint": run / "checkpoints" / "step-00000002",
+        "prefcli.vlm.checkpoint.save_vlm": run / "checkpoints" / "step-00000002",
+    }[fill_at]
     _full_disk_line(res["second"], str(named))
     assert res["after_full"]["run/checkpoints"] == res["before"]["run/checkpoints"]  # byte-identical, nothing added
     assert res["leftovers"] == []
     if third:
         assert res["third"][0] == 0, res["third"][1]
-
 
 
 # In-process fault injection (runs everywhere): ENOSPC raised the way the OS raises it, without a file name.
@@ -810,11 +1053,20 @@ def test_a_corrupt_cache_file_is_one_line(good_ds, tmp_path, capsys, mocks):
     cache = tmp_path / "cache"
     cache.mkdir()
     (cache / "index.sqlite").write_bytes(b"this is not a database" * 100)
-    line = _refused(capsys, cache / "index.sqlite", "not a readable score cache", "eval", good_ds, "--scorer", "mock-free",
-                    "--cache-dir", cache, "--no-progress")
+    line = _refused(
+        capsys,
+        cache / "index.sqlite",
+        "not a readable score cache",
+        "eval",
+        good_ds,
+        "--scorer",
+        "mock-free",
+        "--cache-dir",
+        cache,
+        "--no-progress",
+    )
     assert "move it away" in line
     assert (cache / "index.sqlite").read_bytes() == b"this is not a database" * 100
-
 
 
 # --------------------------------------------------------------------------- the builder's shard identity
@@ -824,7 +1076,6 @@ def test_a_resume_over_a_shard_changed_in_the_middle_is_refused(tmp_path, monkey
     """A rewrite that keeps the size and the first and last bytes (the parquet footer) is caught:
     the journal holds a sha256 of the whole shard, checked before pass 2 reads its rows."""
     from _pickapic_fixture import write_shards
-
     from prefcli.data import pickapic
     from prefcli.errors import DataError
 
@@ -852,8 +1103,11 @@ def test_a_resume_over_a_shard_changed_in_the_middle_is_refused(tmp_path, monkey
     mid = len(data) // 2
     data[mid] ^= 0xFF  # one byte in the middle: same size, same footer
     victim.write_bytes(bytes(data))
-    with pytest.raises(DataError, match=rf"{victim.name}: the shard changed since the unfinished build read it "
-                                        r"\(its content hash differs\)"):
+    with pytest.raises(
+        DataError,
+        match=rf"{victim.name}: the shard changed since the unfinished build read it "
+        r"\(its content hash differs\)",
+    ):
         pickapic.build(str(src), tmp_path / "ds", params, progress=False)
     victim.write_bytes(original)
     res = pickapic.build(str(src), tmp_path / "ds", params, progress=False)
@@ -862,7 +1116,6 @@ def test_a_resume_over_a_shard_changed_in_the_middle_is_refused(tmp_path, monkey
 
 def test_a_journal_from_before_the_whole_file_hash_still_resumes(tmp_path, monkeypatch):
     from _pickapic_fixture import write_shards
-
     from prefcli.data import pickapic
 
     src = tmp_path / "src"
@@ -884,7 +1137,6 @@ def test_a_journal_from_before_the_whole_file_hash_still_resumes(tmp_path, monke
     path.write_text(json.dumps(journal))
     res = pickapic.build(str(src), tmp_path / "ds", params, progress=False)
     assert res.info["source_stats"]["shards_skipped"] == 0
-
 
 
 def test_a_full_disk_while_pickscore_star_saves_names_the_checkpoint(tmp_path, monkeypatch):

@@ -26,10 +26,11 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageFile
 
+from cli_runner import one_error_line
+from cli_runner import run_cli as run
 from picture_factory import structured_images
 from prefcli import images
-from cli_runner import one_error_line, run_cli as run
-from prefcli.errors import ImageError, WeightsError
+from prefcli.errors import ImageError
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="FIFOs, devices and symlinks as POSIX has them")
 
@@ -98,7 +99,7 @@ def skipped_lines(err: str) -> dict[str, str]:
     out = {}
     for ln in err.splitlines():
         if ln.startswith("skipped "):
-            path, _, reason = ln[len("skipped "):].partition(": ")
+            path, _, reason = ln[len("skipped ") :].partition(": ")
             out[os.path.relpath(path, os.getcwd()) if os.path.isabs(path) else path] = reason
     return out
 
@@ -117,7 +118,9 @@ def test_tall_png_is_refused_from_its_header_before_decoding(tmp_path, monkeypat
         raise AssertionError("the pixels were decoded: the bound must be checked from the header")
 
     monkeypatch.setattr(ImageFile.ImageFile, "load", no_decode)
-    with pytest.raises(ImageError, match=r"tall\.png: extreme aspect ratio: 1×100000 is 100,000:1, over the limit of 50:1"):
+    with pytest.raises(
+        ImageError, match=r"tall\.png: extreme aspect ratio: 1×100000 is 100,000:1, over the limit of 50:1"
+    ):
         images.load_image(path)
     with pytest.raises(ImageError, match="extreme aspect ratio"):
         images.decode_image(path.read_bytes(), name="tall.png", keep_mode=True)
@@ -154,7 +157,10 @@ def test_file_size_is_capped_before_reading(tmp_path, monkeypatch):
         f.truncate(3 * 1024**3)  # sparse
 
     for fn in (images.load_image, images.content_id_of_file, images.read_image_file):
-        with pytest.raises(ImageError, match=r"huge\.png: file too large: 3,221,225,472 bytes exceeds the limit of 536,870,912 \(set PREFCLI_MAX_IMAGE_BYTES"):
+        with pytest.raises(
+            ImageError,
+            match=r"huge\.png: file too large: 3,221,225,472 bytes exceeds the limit of 536,870,912 \(set PREFCLI_MAX_IMAGE_BYTES",
+        ):
             fn(huge)
     # The limit is the one named: a small real image over a lowered limit is refused too.
     good_images(tmp_path / "g", 1)
@@ -201,8 +207,13 @@ def test_signature_is_checked_before_the_file_is_read(tmp_path, monkeypatch):
 def test_pil_image_given_to_the_api_has_the_same_bounds():
     import prefcli
 
-    r = prefcli.rank([Image.new("RGB", (1, 100_000), (9, 99, 9)), *structured_images([(40, 32)] * 2, seed=3)],
-                     scorer="clip", weights="tiny", prompt="a fox", device="cpu")
+    r = prefcli.rank(
+        [Image.new("RGB", (1, 100_000), (9, 99, 9)), *structured_images([(40, 32)] * 2, seed=3)],
+        scorer="clip",
+        weights="tiny",
+        prompt="a fox",
+        device="cpu",
+    )
     assert len(r.ranked) == 2
     assert [(p, why.split(":")[0]) for p, why in r.skipped] == [("<images image 0>", "extreme aspect ratio")]
 
@@ -213,8 +224,21 @@ def test_tall_png_among_good_ones_is_skipped_by_every_scorer(capsys, tmp_path, s
     c = tmp_path / "c"
     names = good_images(c)
     tall_png(c / "tall.png")
-    code, out, err = run(capsys, "rank", c, "--scorer", scorer, "--weights", "tiny", "--prompt", "a fox",
-                         "--device", "cpu", "--format", "json")
+    code, out, err = run(
+        capsys,
+        "rank",
+        c,
+        "--scorer",
+        scorer,
+        "--weights",
+        "tiny",
+        "--prompt",
+        "a fox",
+        "--device",
+        "cpu",
+        "--format",
+        "json",
+    )
     assert code == 0 and "Traceback" not in err, err
     assert f"skipped {c / 'tall.png'}: extreme aspect ratio: 1×100000 is 100,000:1" in err
     assert sorted(ranked_files(out)) == names
@@ -240,8 +264,22 @@ def test_hostile_folder_entries_are_skipped_with_a_message(capsys, tmp_path, mon
         want["dir.png"] = "is a folder, not an image file (its images are included with --recursive)"
     monkeypatch.chdir(tmp_path)
     with deadline():
-        code, out, err = run(capsys, "rank", "c", *(["--recursive"] if recursive else []), "--scorer", "clip",
-                             "--weights", "tiny", "--prompt", "a fox", "--device", "cpu", "--format", "json")
+        code, out, err = run(
+            capsys,
+            "rank",
+            "c",
+            *(["--recursive"] if recursive else []),
+            "--scorer",
+            "clip",
+            "--weights",
+            "tiny",
+            "--prompt",
+            "a fox",
+            "--device",
+            "cpu",
+            "--format",
+            "json",
+        )
     assert code == 0 and "Traceback" not in err, err
     got = skipped_lines(err)
     assert set(got) == {f"c/{n}" for n in want}, err
@@ -254,8 +292,20 @@ def test_a_folder_of_only_hostile_entries_is_one_line(capsys, tmp_path):
     c = tmp_path / "c"
     hostile_entries(c)
     with deadline():
-        code, out, err = run(capsys, "rank", c, "--recursive", "--scorer", "clip", "--weights", "tiny",
-                             "--prompt", "a fox", "--device", "cpu")
+        code, out, err = run(
+            capsys,
+            "rank",
+            c,
+            "--recursive",
+            "--scorer",
+            "clip",
+            "--weights",
+            "tiny",
+            "--prompt",
+            "a fox",
+            "--device",
+            "cpu",
+        )
     one_error_line(code, err, str(c), "no readable image", "8 file(s) could not be read")
     assert out == ""
 
@@ -268,8 +318,23 @@ def test_hostile_entries_in_history_folders_and_pairs_files(capsys, tmp_path):
     os.mkfifo(likes / "pipe.png")
     (dislikes / "zero.png").symlink_to("/dev/zero")
     with deadline():
-        code, out, err = run(capsys, "rank", c, "--likes", likes, "--dislikes", dislikes, "--scorer", "clip-probe",
-                             "--weights", "tiny", "--device", "cpu", "--format", "json")
+        code, out, err = run(
+            capsys,
+            "rank",
+            c,
+            "--likes",
+            likes,
+            "--dislikes",
+            dislikes,
+            "--scorer",
+            "clip-probe",
+            "--weights",
+            "tiny",
+            "--device",
+            "cpu",
+            "--format",
+            "json",
+        )
     assert code == 0 and "Traceback" not in err, err
     assert f"skipped {likes / 'pipe.png'}: not a regular file (a FIFO" in err
     assert f"skipped {dislikes / 'zero.png'}: not a regular file (a character device)" in err
@@ -278,8 +343,25 @@ def test_hostile_entries_in_history_folders_and_pairs_files(capsys, tmp_path):
     pairs = tmp_path / "pairs.csv"
     pairs.write_text("liked,disliked\npipe.png,good0.png\ngood0.png,zero.png\ngood1.png,good1.png\n")
     with deadline():
-        code, out, err = run(capsys, "rank", c, "--likes", likes, "--dislikes", dislikes, "--pairs", pairs,
-                             "--scorer", "clip-probe", "--weights", "tiny", "--device", "cpu", "--format", "json")
+        code, out, err = run(
+            capsys,
+            "rank",
+            c,
+            "--likes",
+            likes,
+            "--dislikes",
+            dislikes,
+            "--pairs",
+            pairs,
+            "--scorer",
+            "clip-probe",
+            "--weights",
+            "tiny",
+            "--device",
+            "cpu",
+            "--format",
+            "json",
+        )
     assert code == 0 and "Traceback" not in err, err
     assert "history of 1 pair(s)" in err
     assert f"skipped {likes / 'pipe.png'}: not a regular file" in err
@@ -363,7 +445,8 @@ def test_plain_pytorch_model_bin_loads_through_the_restricted_loader(capsys, tmp
     code, out_st, err = _rank_with(capsys, tmp_path, "clip", [], clip_folder)
     assert code == 0, err
     assert [r["score"] for r in json.loads(out_bin)["results"]["ranking"]] == pytest.approx(
-        [r["score"] for r in json.loads(out_st)["results"]["ranking"]], rel=1e-5)
+        [r["score"] for r in json.loads(out_st)["results"]["ranking"]], rel=1e-5
+    )
 
 
 @pytest.mark.parametrize("scorer,extra", CLIP_FOLDER_SCORERS, ids=[s for s, _ in CLIP_FOLDER_SCORERS])
@@ -445,8 +528,23 @@ def test_garbage_safetensors_in_a_training_checkpoint_is_one_line(capsys, tmp_pa
     good_images(c, 2)
     good_images(likes, 2, seed=1)
     good_images(dislikes, 2, seed=2)
-    code, out, err = run(capsys, "rank", c, "--scorer", "preftoken", "--weights", run_dir, "--likes", likes,
-                         "--dislikes", dislikes, "--prompt", "a fox", "--device", "cpu")
+    code, out, err = run(
+        capsys,
+        "rank",
+        c,
+        "--scorer",
+        "preftoken",
+        "--weights",
+        run_dir,
+        "--likes",
+        likes,
+        "--dislikes",
+        dislikes,
+        "--prompt",
+        "a fox",
+        "--device",
+        "cpu",
+    )
     one_error_line(code, err, str(target), "not a valid safetensors file")
 
 
@@ -454,12 +552,15 @@ def test_garbage_safetensors_in_a_training_checkpoint_is_one_line(capsys, tmp_pa
 def test_tiny_with_a_huge_seed_is_one_line(capsys, tmp_path, spec):
     c = tmp_path / "c"
     good_images(c, 2)
-    code, out, err = run(capsys, "rank", c, "--scorer", "clip", "--weights", spec, "--prompt", "a fox", "--device", "cpu")
+    code, out, err = run(
+        capsys, "rank", c, "--scorer", "clip", "--weights", spec, "--prompt", "a fox", "--device", "cpu"
+    )
     one_error_line(code, err, "--weights tiny:", "64-bit integer")
 
 
-@pytest.mark.parametrize("device,needle", [("bogus", "not a device"), ("cuda", "no CUDA device"),
-                                           ("cuda:7", "CUDA"), ("cpu:1", "no index")])
+@pytest.mark.parametrize(
+    "device,needle", [("bogus", "not a device"), ("cuda", "no CUDA device"), ("cuda:7", "CUDA"), ("cpu:1", "no index")]
+)
 def test_bad_devices_are_one_line(capsys, tmp_path, device, needle):
     import torch
 
@@ -467,10 +568,14 @@ def test_bad_devices_are_one_line(capsys, tmp_path, device, needle):
         pytest.skip("this machine has CUDA")
     c = tmp_path / "c"
     good_images(c, 2)
-    code, out, err = run(capsys, "rank", c, "--scorer", "clip", "--weights", "tiny", "--prompt", "a fox", "--device", device)
+    code, out, err = run(
+        capsys, "rank", c, "--scorer", "clip", "--weights", "tiny", "--prompt", "a fox", "--device", device
+    )
     one_error_line(code, err, f"--device {device}", needle)
     # The same rule in the other commands that take --device, checked before anything is read or written.
-    code, out, err = run(capsys, "eval", tmp_path / "no-such-dataset", "--scorer", "clip", "--weights", "tiny", "--device", device)
+    code, out, err = run(
+        capsys, "eval", tmp_path / "no-such-dataset", "--scorer", "clip", "--weights", "tiny", "--device", device
+    )
     one_error_line(code, err, f"--device {device}", needle)
     code, out, err = run(capsys, "generate", "a fox", "--model", "tiny", "--out", tmp_path / "gen", "--device", device)
     one_error_line(code, err, f"--device {device}", needle)
@@ -489,7 +594,9 @@ def vlm_folders(tmp_path_factory) -> dict[str, Path]:
     m = tiny_vlm(template="viper", seed=11).eval()
     m.core.save_pretrained(root / "base")
     m.tokenizer.save_pretrained(root / "base")
-    get_peft_model(m.core, LoraConfig(r=4, lora_alpha=4, target_modules=LORA_TARGET_REGEX)).save_pretrained(root / "adapter")
+    get_peft_model(m.core, LoraConfig(r=4, lora_alpha=4, target_modules=LORA_TARGET_REGEX)).save_pretrained(
+        root / "adapter"
+    )
     tiny.save_tiny(root / "judge", seed=0)
     return {"base": root / "base", "adapter": root / "adapter", "judge": root / "judge"}
 
@@ -517,8 +624,9 @@ def test_garbage_safetensors_in_a_vlm_folder_is_one_line(capsys, tmp_path, vlm_f
     good_images(likes, 2, seed=1)
     good_images(dislikes, 2, seed=2)
     args = [a.format(**{k: str(v) for k, v in folders.items()}) for a in args]
-    code, out, err = run(capsys, "rank", c, "--scorer", scorer, *args, "--likes", likes, "--dislikes", dislikes,
-                         "--device", "cpu")
+    code, out, err = run(
+        capsys, "rank", c, "--scorer", scorer, *args, "--likes", likes, "--dislikes", dislikes, "--device", "cpu"
+    )
     one_error_line(code, err, str(target), "not a valid safetensors file")
 
 
@@ -537,8 +645,21 @@ def test_pickled_only_vlm_folder_is_refused_with_a_safetensors_hint(capsys, tmp_
     good_images(c, 2)
     good_images(likes, 2, seed=1)
     good_images(dislikes, 2, seed=2)
-    code, out, err = run(capsys, "rank", c, "--scorer", "idefics", "--weights", base, "--likes", likes,
-                         "--dislikes", dislikes, "--device", "cpu")
+    code, out, err = run(
+        capsys,
+        "rank",
+        c,
+        "--scorer",
+        "idefics",
+        "--weights",
+        base,
+        "--likes",
+        likes,
+        "--dislikes",
+        dislikes,
+        "--device",
+        "cpu",
+    )
     one_error_line(code, err, str(base), "only pickled *.bin weights", "safetensors")
 
 
@@ -548,7 +669,10 @@ def test_pickled_weights_files_go_through_the_restricted_loader(capsys, tmp_path
     import torch
 
     marker = tmp_path / "PWNED"
-    for scorer, name, extra in (("hpsv2", "HPS_v2_compressed.pt", []), ("aesthetic", "head.pth", ["-o", "clip_weights", "tiny"])):
+    for scorer, name, extra in (
+        ("hpsv2", "HPS_v2_compressed.pt", []),
+        ("aesthetic", "head.pth", ["-o", "clip_weights", "tiny"]),
+    ):
         bad = tmp_path / name
         if payload == "exploit":
             torch.save({"state_dict": {"x": _Exploit(marker)}}, bad)

@@ -80,8 +80,16 @@ def _preferimg_source(root: Path, n: int = 4) -> tuple[Path, list[dict]]:
         names = {k: f"r{i}_{k}.png" for k in ("A", "B", "p0", "n0")}
         for j, name in enumerate(names.values()):
             (img / name).write_bytes(_png(i * 10 + j))
-        records.append({"user_id": f"u{i}", "imageA": names["A"], "imageB": names["B"], "prefered_images": [names["p0"]],
-                        "non_prefered_images": [names["n0"]], "conversations": [{"from": "gpt", "value": "Image A"}]})
+        records.append(
+            {
+                "user_id": f"u{i}",
+                "imageA": names["A"],
+                "imageB": names["B"],
+                "prefered_images": [names["p0"]],
+                "non_prefered_images": [names["n0"]],
+                "conversations": [{"from": "gpt", "value": "Image A"}],
+            }
+        )
     return sub / "PICKAPIC.json", records
 
 
@@ -135,8 +143,18 @@ def test_preferimg_where_every_record_fails_writes_nothing_and_says_where_it_loo
     assert "--image-root" in line
     assert not (tmp_path / "ds").exists() and not (tmp_path / "ds.partial").exists()
     # The rerun with the right --image-root builds (not "already built").
-    code, _, err = run_cli(capsys, "data", "preferimg", "--source", src, "--out", tmp_path / "ds", "--image-root", elsewhere,
-                           "--no-progress")
+    code, _, err = run_cli(
+        capsys,
+        "data",
+        "preferimg",
+        "--source",
+        src,
+        "--out",
+        tmp_path / "ds",
+        "--image-root",
+        elsewhere,
+        "--no-progress",
+    )
     assert code == 0 and "already built" not in err, err
     assert json.loads((tmp_path / "ds" / "dataset.json").read_text())["source_stats"]["records_kept"] == 3
 
@@ -181,8 +199,16 @@ def test_pamela_refuses_links_dotdot_and_absolute_names(tmp_path):
     (secret / "d").mkdir()
     (secret / "d" / "inner.png").write_bytes(_png(778, 10))
     src = tmp_path / "src"
-    evil = [{"participant_id": "p0", "file_name": n, "score": 3}
-            for n in ("link.png", "linked/inner.png", "../secret/private.png", str(secret / "private.png"), "images/../../secret/private.png")]
+    evil = [
+        {"participant_id": "p0", "file_name": n, "score": 3}
+        for n in (
+            "link.png",
+            "linked/inner.png",
+            "../secret/private.png",
+            str(secret / "private.png"),
+            "images/../../secret/private.png",
+        )
+    ]
     _pamela_source(src, evil)
     (src / "images" / "link.png").symlink_to(secret / "private.png")
     (src / "images" / "linked").symlink_to(secret / "d")
@@ -212,11 +238,21 @@ def test_pamela_json_of_the_wrong_shape_is_one_line(case, tmp_path, capsys):
     src = tmp_path / "src"
     (src / "images").mkdir(parents=True)
     f = src / "pamela_test_unseen.json"
-    content = {"list_rows": json.dumps([["p0", "a.png", 3]]), "int_rows": "[1, 2, 3]", "deep": DEEP,
-               "not_utf8": b'[{"participant_id": "\xff"}]', "string": '"rows"'}[case]
+    content = {
+        "list_rows": json.dumps([["p0", "a.png", 3]]),
+        "int_rows": "[1, 2, 3]",
+        "deep": DEEP,
+        "not_utf8": b'[{"participant_id": "\xff"}]',
+        "string": '"rows"',
+    }[case]
     f.write_bytes(content if isinstance(content, bytes) else content.encode())
-    reason = {"list_rows": "row 0 is a JSON list, not a JSON object", "int_rows": "row 0 is an integer", "deep": "nested 100000 levels deep",
-              "not_utf8": "not UTF-8", "string": "expected a JSON list of rating rows"}[case]
+    reason = {
+        "list_rows": "row 0 is a JSON list, not a JSON object",
+        "int_rows": "row 0 is an integer",
+        "deep": "nested 100000 levels deep",
+        "not_utf8": "not UTF-8",
+        "string": "expected a JSON list of rating rows",
+    }[case]
     before = _snapshot(src)
     line = _one_error(capsys, "data", "pamela", "--source", src, "--out", tmp_path / "ds", "--no-progress")
     assert str(f) in line and reason in line, line
@@ -234,9 +270,17 @@ def test_a_second_importer_into_the_same_out_is_refused_while_the_first_runs(tmp
     _write(records_file, records)
     out = tmp_path / "ds"
     # The first importer: a live process on this host holds the lock (our parent stands in for it).
-    holder = {"pid": os.getppid(), "host": __import__("socket").gethostname(), "started": "now", "command": "prefcli data preferimg"}
+    holder = {
+        "pid": os.getppid(),
+        "host": __import__("socket").gethostname(),
+        "started": "now",
+        "command": "prefcli data preferimg",
+    }
     lock_path(out).write_text(json.dumps(holder))
-    for cmd in (["data", "preferimg", "--source", src], ["data", "pamela", "--source", _pamela_source(tmp_path / "pam", [])]):
+    for cmd in (
+        ["data", "preferimg", "--source", src],
+        ["data", "pamela", "--source", _pamela_source(tmp_path / "pam", [])],
+    ):
         line = _one_error(capsys, *cmd, "--out", out, "--no-progress")
         assert f"{out}: another prefcli is writing it" in line, line
         assert not out.exists() and not out.with_name("ds.partial").exists()
@@ -298,8 +342,11 @@ class _PixelPlugin:
     def register_scorers(self, register):
         from prefcli.scorer import ScorerSpec
 
-        register(ScorerSpec(name="pixel-mean", factory=f"{__name__}:PixelMean", needs=frozenset({"image"}),
-                            default_weights="none"))
+        register(
+            ScorerSpec(
+                name="pixel-mean", factory=f"{__name__}:PixelMean", needs=frozenset({"image"}), default_weights="none"
+            )
+        )
 
 
 @pytest.fixture
@@ -336,8 +383,11 @@ def test_cli_eval_on_a_dataset_with_a_link_out_is_one_line(tmp_path, capsys, pix
 def test_the_json_reader_bounds_depth_size_kind_and_encoding(tmp_path, monkeypatch):
     from prefcli import jsonio
 
-    cases = {"deep.json": (DEEP, "nested 100000 levels deep"), "bad.json": ("{not json", "unreadable, invalid JSON"),
-             "latin1.json": (b'["caf\xe9"]', "not UTF-8 text (byte 0xe9 at offset 5)")}
+    cases = {
+        "deep.json": (DEEP, "nested 100000 levels deep"),
+        "bad.json": ("{not json", "unreadable, invalid JSON"),
+        "latin1.json": (b'["caf\xe9"]', "not UTF-8 text (byte 0xe9 at offset 5)"),
+    }
     for name, (content, reason) in cases.items():
         p = tmp_path / name
         p.write_bytes(content if isinstance(content, bytes) else content.encode())
@@ -369,10 +419,21 @@ def test_every_json_read_in_the_package_goes_through_the_bounded_reader():
     """grep: json.load/json.loads only where prefcli reads what it wrote itself, or in jsonio."""
     root = Path(__file__).resolve().parents[2]
     # Files prefcli writes and reads back itself (journals, configs and logs of its own runs), and the two weights readers that helper "hostval" bounds (safetensors header, shard index).
-    own = {"prefcli/jsonio.py", "prefcli/harness/runner.py", "prefcli/demo.py",
-           "prefcli/train/loop.py", "prefcli/train/checkpoint.py", "prefcli/cli/data_synthetic.py", "prefcli/data/synthetic.py",
-           "prefcli/data/pickapic.py", "prefcli/data/synthetic_ratings.py", "prefcli/vlm/model.py", "prefcli/vlm/folders.py",
-           "prefcli/weights.py", "prefcli/convert.py"}
+    own = {
+        "prefcli/jsonio.py",
+        "prefcli/harness/runner.py",
+        "prefcli/demo.py",
+        "prefcli/train/loop.py",
+        "prefcli/train/checkpoint.py",
+        "prefcli/cli/data_synthetic.py",
+        "prefcli/data/synthetic.py",
+        "prefcli/data/pickapic.py",
+        "prefcli/data/synthetic_ratings.py",
+        "prefcli/vlm/model.py",
+        "prefcli/vlm/folders.py",
+        "prefcli/weights.py",
+        "prefcli/convert.py",
+    }
     bad = []
     for p in sorted([*(root / "prefcli").rglob("*.py"), *(root / "plugins").rglob("*.py")]):
         rel = p.relative_to(root).as_posix()
@@ -388,11 +449,34 @@ def test_bench_generate_prompt_files_are_one_line(case, tmp_path, capsys):
     d = tmp_path / "prompts"
     d.mkdir()
     content = {"deep": DEEP, "string": '"a fox"', "not_utf8": b'["\xff"]', "empty": "[]"}[case]
-    reason = {"deep": "nested 100000 levels deep", "string": "expected a JSON list of prompt strings", "not_utf8": "not UTF-8",
-              "empty": "the prompt list is empty"}[case]
+    reason = {
+        "deep": "nested 100000 levels deep",
+        "string": "expected a JSON list of prompt strings",
+        "not_utf8": "not UTF-8",
+        "empty": "the prompt list is empty",
+    }[case]
     (d / "anime.json").write_bytes(content if isinstance(content, bytes) else content.encode())
-    line = _one_error(capsys, "bench", "generate", "--prompts", d, "--styles", "anime", "--out", tmp_path / "out", "--model", "tiny",
-                      "--liked-model", "tiny:1", "--reward", "clip=1", "--weights", "tiny", "--device", "cpu")
+    line = _one_error(
+        capsys,
+        "bench",
+        "generate",
+        "--prompts",
+        d,
+        "--styles",
+        "anime",
+        "--out",
+        tmp_path / "out",
+        "--model",
+        "tiny",
+        "--liked-model",
+        "tiny:1",
+        "--reward",
+        "clip=1",
+        "--weights",
+        "tiny",
+        "--device",
+        "cpu",
+    )
     assert str(d / "anime.json") in line and reason in line, line
 
 
@@ -402,7 +486,9 @@ def test_preferimg_record_files_are_one_line(case, tmp_path, capsys):
     records_file, _ = _preferimg_source(src, n=1)
     content = {"deep": DEEP, "list": "3", "not_utf8": b'[{"imageA": "\xff"}]'}[case]
     records_file.write_bytes(content if isinstance(content, bytes) else content.encode())
-    reason = {"deep": "nested 100000 levels deep", "list": "expected a JSON list of records", "not_utf8": "not UTF-8"}[case]
+    reason = {"deep": "nested 100000 levels deep", "list": "expected a JSON list of records", "not_utf8": "not UTF-8"}[
+        case
+    ]
     line = _one_error(capsys, "data", "preferimg", "--source", src, "--out", tmp_path / "ds", "--no-progress")
     assert str(records_file) in line and reason in line, line
 
@@ -411,7 +497,10 @@ def test_dataset_json_nested_deep_is_one_line_in_data_info_and_eval(tmp_path, ca
     ds = tmp_path / "ds"
     ds.mkdir()
     (ds / "dataset.json").write_text(DEEP)
-    for args in (["data", "info", ds], ["eval", ds, "--scorer", "clip", "--weights", "tiny", "--no-progress", "--no-cache"]):
+    for args in (
+        ["data", "info", ds],
+        ["eval", ds, "--scorer", "clip", "--weights", "tiny", "--no-progress", "--no-cache"],
+    ):
         line = _one_error(capsys, *args)
         assert str(ds / "dataset.json") in line and "nested 100000 levels deep" in line, line
 
@@ -421,24 +510,45 @@ def test_vlm_spec_of_the_wrong_shape_is_one_line(case, tmp_path, capsys):
     model = tmp_path / "model"
     model.mkdir()
     content = {"deep": DEEP, "string": '"spec"', "spec_list": '{"spec": [1]}', "not_utf8": b'{"spec": "\xff"}'}[case]
-    reason = {"deep": "nested 100000 levels deep", "string": "a model spec must be a JSON object, not a string",
-              "spec_list": "its 'spec' must be a JSON object, not a JSON list", "not_utf8": "not UTF-8"}[case]
+    reason = {
+        "deep": "nested 100000 levels deep",
+        "string": "a model spec must be a JSON object, not a string",
+        "spec_list": "its 'spec' must be a JSON object, not a JSON list",
+        "not_utf8": "not UTF-8",
+    }[case]
     (model / "vlm_spec.json").write_bytes(content if isinstance(content, bytes) else content.encode())
     line = _one_error(capsys, "analyze", "tokens", model, "--out", tmp_path / "a", "--no-progress")
     assert str(model / "vlm_spec.json") in line and reason in line, line
 
 
-@pytest.mark.parametrize("case", ["deep", "runs_string", "metrics_list", "value_string", "top1_list", "provenance_list"])
+@pytest.mark.parametrize(
+    "case", ["deep", "runs_string", "metrics_list", "value_string", "top1_list", "provenance_list"]
+)
 def test_analysis_result_files_of_the_wrong_shape_are_one_line(case, tmp_path, capsys):
-    run = {"scorer": "x", "protocol": "1v1", "n_ref": 2, "uses_history": True, "n_tasks": 3,
-           "metrics": {"all": {"top1": {"value": 0.5, "se": 0.1}}}}
-    docs = {"deep": DEEP, "runs_string": {"runs": "many"}, "metrics_list": {"runs": [{**run, "metrics": [1]}]},
-            "value_string": {"runs": [{**run, "metrics": {"all": {"top1": {"value": "high"}}}}]},
-            "top1_list": {"runs": [{**run, "metrics": {"seen": {"top1": [0.5]}}}]},
-            "provenance_list": {"runs": [run], "provenance": [1]}}
-    reason = {"deep": "nested 100000 levels deep", "runs_string": "no 'runs' list", "metrics_list": "'metrics' must be a JSON object",
-              "value_string": "metrics.all.top1.value must be", "top1_list": "metrics.seen.top1 must be a JSON object",
-              "provenance_list": "'provenance' must be a JSON object"}[case]
+    run = {
+        "scorer": "x",
+        "protocol": "1v1",
+        "n_ref": 2,
+        "uses_history": True,
+        "n_tasks": 3,
+        "metrics": {"all": {"top1": {"value": 0.5, "se": 0.1}}},
+    }
+    docs = {
+        "deep": DEEP,
+        "runs_string": {"runs": "many"},
+        "metrics_list": {"runs": [{**run, "metrics": [1]}]},
+        "value_string": {"runs": [{**run, "metrics": {"all": {"top1": {"value": "high"}}}}]},
+        "top1_list": {"runs": [{**run, "metrics": {"seen": {"top1": [0.5]}}}]},
+        "provenance_list": {"runs": [run], "provenance": [1]},
+    }
+    reason = {
+        "deep": "nested 100000 levels deep",
+        "runs_string": "no 'runs' list",
+        "metrics_list": "'metrics' must be a JSON object",
+        "value_string": "metrics.all.top1.value must be",
+        "top1_list": "metrics.seen.top1 must be a JSON object",
+        "provenance_list": "'provenance' must be a JSON object",
+    }[case]
     f = tmp_path / "results.json"
     doc = docs[case]
     f.write_text(doc if isinstance(doc, str) else json.dumps(doc))
@@ -486,7 +596,9 @@ def test_generate_never_replaces_a_file_it_did_not_write(tmp_path, capsys):
     assert _snapshot(out) == before
     code, _, err = run_cli(capsys, "generate", "a fox", *GEN, "--out", out, "--overwrite")
     assert code == 0, err
-    assert (out / "a-fox-seed0.png").read_bytes() != _png(5) and json.loads((out / "a-fox-seed0.json").read_text())["done"]
+    assert (out / "a-fox-seed0.png").read_bytes() != _png(5) and json.loads((out / "a-fox-seed0.json").read_text())[
+        "done"
+    ]
 
 
 def test_generate_killed_half_way_resumes_over_its_own_files(tmp_path, capsys, monkeypatch):
@@ -508,14 +620,32 @@ def test_generate_killed_half_way_resumes_over_its_own_files(tmp_path, capsys, m
     monkeypatch.setattr(grun, "save_png", dies_after_the_first_image)
     with pytest.raises(Killed):
         run_cli(capsys, "generate", "a fox", *GEN, "--out", out)
-    assert (out / "a-fox-seed0.unguided.png").is_file() and not json.loads((out / "a-fox-seed0.json").read_text())["done"]
+    assert (out / "a-fox-seed0.unguided.png").is_file() and not json.loads((out / "a-fox-seed0.json").read_text())[
+        "done"
+    ]
     monkeypatch.setattr(grun, "save_png", real)
     code, _, err = run_cli(capsys, "generate", "a fox", *GEN, "--out", out)
     assert code == 0, err
 
 
-BENCH = ["--styles", "anime", "--limit", "1", "--model", "tiny", "--liked-model", "tiny:1", "--weights", "tiny",
-         "--reward", "clip=0.75", "--steps", "1", "--device", "cpu"]
+BENCH = [
+    "--styles",
+    "anime",
+    "--limit",
+    "1",
+    "--model",
+    "tiny",
+    "--liked-model",
+    "tiny:1",
+    "--weights",
+    "tiny",
+    "--reward",
+    "clip=0.75",
+    "--steps",
+    "1",
+    "--device",
+    "cpu",
+]
 
 
 def _prompts(tmp_path: Path) -> Path:
@@ -545,9 +675,12 @@ def test_bench_generate_never_reuses_images_made_under_other_settings(tmp_path, 
     assert code == 0, err
     before = _snapshot(out)
     side = out / "runs" / "anime" / "00000.json"
-    for change, what in ((["--steps", "2"], "steps 1 there, 2 now"), (["--seed", "7"], "seed 0 there, 7 now"),
-                         (["--reward", "clip=0.5"], 'rewards [["clip", 0.75]] there, [["clip", 0.5]] now'),
-                         (["--liked-model", "tiny:2"], "liked_model")):
+    for change, what in (
+        (["--steps", "2"], "steps 1 there, 2 now"),
+        (["--seed", "7"], "seed 0 there, 7 now"),
+        (["--reward", "clip=0.5"], 'rewards [["clip", 0.75]] there, [["clip", 0.5]] now'),
+        (["--liked-model", "tiny:2"], "liked_model"),
+    ):
         args = list(BENCH)
         i = args.index(change[0]) if change[0] in args else None
         if i is not None:
@@ -562,8 +695,15 @@ def test_bench_generate_never_reuses_images_made_under_other_settings(tmp_path, 
     line = _one_error(capsys, "bench", "generate", "--prompts", prompts, "--out", out, *BENCH)
     assert "prompt" in line and "a different fox" in line, line
     (prompts / "anime.json").write_text(json.dumps(["an anime fox", "an anime cat"]))
-    code, outp, err = run_cli(capsys, "bench", "generate", "--prompts", prompts, "--out", out, *BENCH, "--format", "json")
-    assert code == 0 and json.loads(outp)["results"]["counts"] == {"liked": 0, "disliked": 0, "optimized": 0, "kept": 1}, err
+    code, outp, err = run_cli(
+        capsys, "bench", "generate", "--prompts", prompts, "--out", out, *BENCH, "--format", "json"
+    )
+    assert code == 0 and json.loads(outp)["results"]["counts"] == {
+        "liked": 0,
+        "disliked": 0,
+        "optimized": 0,
+        "kept": 1,
+    }, err
 
 
 # --------------------------------------------------------------------------- messages name the user's path
@@ -571,12 +711,25 @@ def test_bench_generate_never_reuses_images_made_under_other_settings(tmp_path, 
 
 def test_out_and_log_samples_naming_the_same_file_or_a_folder_are_refused_before_any_work(tmp_path, capsys):
     out = tmp_path / "r.json"
-    line = _one_error(capsys, "eval", tmp_path / "no-dataset", "--scorer", "clip", "--weights", "tiny", "--out", out,
-                      "--log-samples", out)
+    line = _one_error(
+        capsys,
+        "eval",
+        tmp_path / "no-dataset",
+        "--scorer",
+        "clip",
+        "--weights",
+        "tiny",
+        "--out",
+        out,
+        "--log-samples",
+        out,
+    )
     assert f"{out}: --out and --log-samples name the same file" in line, line
     (tmp_path / "dir").mkdir()
     for opt in ("--out", "--log-samples"):
-        line = _one_error(capsys, "eval", tmp_path / "no-dataset", "--scorer", "clip", "--weights", "tiny", opt, tmp_path / "dir")
+        line = _one_error(
+            capsys, "eval", tmp_path / "no-dataset", "--scorer", "clip", "--weights", "tiny", opt, tmp_path / "dir"
+        )
         assert f"{tmp_path / 'dir'}: {opt} is a folder; give a file name" in line, line
     assert not out.exists() and list((tmp_path / "dir").iterdir()) == []
 
@@ -592,17 +745,43 @@ def test_write_errors_name_the_users_path_not_a_temporary_file(tmp_path, capsys,
     for i in range(2):
         (imgs / f"{i}.png").write_bytes(_png(i, 16))
     (tmp_path / "sheet.png").mkdir()
-    line = _one_error(capsys, "rank", imgs, "--scorer", "clip", "--weights", "tiny", "--prompt", "x", "--sheet", tmp_path / "sheet.png")
+    line = _one_error(
+        capsys,
+        "rank",
+        imgs,
+        "--scorer",
+        "clip",
+        "--weights",
+        "tiny",
+        "--prompt",
+        "x",
+        "--sheet",
+        tmp_path / "sheet.png",
+    )
     assert line == f"prefcli: error: {tmp_path / 'sheet.png'}: is a folder, not a file (give a file name)", line
 
-    def read_only(prefix="", suffix="", dir=None):  # what mkstemp raises in a folder we may not write (tests run as root)
+    def read_only(
+        prefix="", suffix="", dir=None
+    ):  # what mkstemp raises in a folder we may not write (tests run as root)
         raise PermissionError(errno.EACCES, "Permission denied", os.path.join(dir, prefix + "abcd" + suffix))
 
     monkeypatch.setattr(tempfile, "mkstemp", read_only)
     with pytest.raises(PermissionError) as e:
         atomic.write_text(tmp_path / "ro" / "out.json", "{}")
     assert e.value.filename == str(tmp_path / "ro" / "out.json")
-    line = _one_error(capsys, "rank", imgs, "--scorer", "clip", "--weights", "tiny", "--prompt", "x", "--sheet", tmp_path / "ro" / "s.png")
+    line = _one_error(
+        capsys,
+        "rank",
+        imgs,
+        "--scorer",
+        "clip",
+        "--weights",
+        "tiny",
+        "--prompt",
+        "x",
+        "--sheet",
+        tmp_path / "ro" / "s.png",
+    )
     assert line == f"prefcli: error: {tmp_path / 'ro' / 's.png'}: Permission denied", line
 
 

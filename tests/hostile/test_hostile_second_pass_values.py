@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from cli_runner import one_error_line, run_cli
-from prefcli.errors import ConfigError, PrefcliError
+from prefcli.errors import ConfigError
 
 
 def tree(folder: Path) -> dict[str, bytes]:
@@ -56,16 +56,21 @@ GENERATE_NUMBERS = {
 def test_generate_refuses_hostile_numbers_before_loading_anything(case, tmp_path, capsys):
     args, reason = GENERATE_NUMBERS[case]
     out = tmp_path / "out"
-    code, _, err = run_cli(capsys, "generate", "a fox", "--model", "tiny", "--weights", "tiny", "--steps", "1", "--out", out, *args)
+    code, _, err = run_cli(
+        capsys, "generate", "a fox", "--model", "tiny", "--weights", "tiny", "--steps", "1", "--out", out, *args
+    )
     one_error_line(code, err, reason)
     assert not out.exists()
 
 
-@pytest.mark.parametrize("args,reason", [
-    (["--seed", str(2**64)], f"--seed: {2**64} is out of range"),
-    (["--reward", "preftoken=nan"], "--reward preftoken=nan: nan is not a finite number"),
-    (["--dtype", "int8"], "--dtype int8: unknown dtype"),
-])
+@pytest.mark.parametrize(
+    "args,reason",
+    [
+        (["--seed", str(2**64)], f"--seed: {2**64} is out of range"),
+        (["--reward", "preftoken=nan"], "--reward preftoken=nan: nan is not a finite number"),
+        (["--dtype", "int8"], "--dtype int8: unknown dtype"),
+    ],
+)
 def test_bench_generate_refuses_hostile_numbers(args, reason, tmp_path, capsys):
     out = tmp_path / "out"
     code, _, err = run_cli(capsys, "bench", "generate", "--model", "tiny", "--weights", "tiny", "--out", out, *args)
@@ -89,15 +94,36 @@ def test_a_legitimate_seed_and_lr_still_run(tmp_path, capsys):
 # --------------------------------------------------------------------------- training configs with absurd sizes
 
 TRAIN_SIZES = {
-    "per_device_batch_1e12": ({"run": {"per_device_batch": 10**12}}, "run.per_device_batch: 1000000000000 is out of range"),
+    "per_device_batch_1e12": (
+        {"run": {"per_device_batch": 10**12}},
+        "run.per_device_batch: 1000000000000 is out of range",
+    ),
     "grad_accum_huge": ({"run": {"grad_accum": 2**40}}, "run.grad_accum:"),
     "global_batch_huge": ({"run": {"global_batch": 10**12}}, "run.global_batch:"),
-    "n_users_1e12": ({"data": {"world": {"preset": "opposed", "n_users": 10**12}}}, "data.world: synthetic world: n_users must be at most"),
-    "pairs_per_user_huge": ({"data": {"world": {"preset": "opposed", "pairs_per_user": 10**9}}}, "pairs_per_user must be at most"),
-    "world_temperature_nan": ({"data": {"world": {"preset": "opposed", "temperature": float("nan")}}}, "temperature must be a finite number"),
-    "world_unknown_knob": ({"data": {"world": {"preset": "opposed", "n_userz": 3}}}, "data.world: unknown synthetic world knob"),
-    "world_build_bad": ({"data": {"world_build": {"n_ref": 0}}}, "data.world_build: pickapic build: --n-ref must be at least 1"),
-    "text_hidden_2_40": ({"model": {"tiny": {"text_hidden": 2**40}}}, "model.tiny.text_hidden: 1099511627776 is out of range"),
+    "n_users_1e12": (
+        {"data": {"world": {"preset": "opposed", "n_users": 10**12}}},
+        "data.world: synthetic world: n_users must be at most",
+    ),
+    "pairs_per_user_huge": (
+        {"data": {"world": {"preset": "opposed", "pairs_per_user": 10**9}}},
+        "pairs_per_user must be at most",
+    ),
+    "world_temperature_nan": (
+        {"data": {"world": {"preset": "opposed", "temperature": float("nan")}}},
+        "temperature must be a finite number",
+    ),
+    "world_unknown_knob": (
+        {"data": {"world": {"preset": "opposed", "n_userz": 3}}},
+        "data.world: unknown synthetic world knob",
+    ),
+    "world_build_bad": (
+        {"data": {"world_build": {"n_ref": 0}}},
+        "data.world_build: pickapic build: --n-ref must be at least 1",
+    ),
+    "text_hidden_2_40": (
+        {"model": {"tiny": {"text_hidden": 2**40}}},
+        "model.tiny.text_hidden: 1099511627776 is out of range",
+    ),
     "n_tokens_huge": ({"tokens": {"n_tokens": 10**9}}, "tokens.n_tokens:"),
     "n_ref_huge": ({"data": {"n_ref": 10**6}}, "data.n_ref: 1000000 is out of range"),
     "steps_huge": ({"stages": [{"name": "main", "steps": 10**15, "train_base": True}]}, "stages[0].steps:"),
@@ -163,8 +189,8 @@ def _deflated_pth(path: Path, expands_to: int) -> Path:
 
 
 def test_a_deflated_pth_that_expands_a_thousandfold_is_refused_from_its_directory(tmp_path):
-    from prefcli.weights import load_state_dict
     from prefcli.errors import WeightsError
+    from prefcli.weights import load_state_dict
 
     bomb = _deflated_pth(tmp_path / "bomb.pth", 64 << 20)
     assert bomb.stat().st_size < 200_000
@@ -240,7 +266,9 @@ def test_weights_linked_to_a_device_say_what_they_are(scorer, target, kind, tmp_
 def test_a_folder_spec_linked_to_a_device_says_what_it_is(tmp_path, capsys):
     link = tmp_path / "zero"
     link.symlink_to("/dev/zero")
-    code, _, err = run_cli(capsys, "rank", two_images(tmp_path / "imgs"), "--scorer", "clip", "--weights", link, "--prompt", "x")
+    code, _, err = run_cli(
+        capsys, "rank", two_images(tmp_path / "imgs"), "--scorer", "clip", "--weights", link, "--prompt", "x"
+    )
     one_error_line(code, err, str(link), "is a character device, but a folder of weights is needed")
 
 
@@ -256,25 +284,48 @@ def _release(folder: Path, config_text: str, r: int = 8) -> Path:
 
     folder.mkdir(parents=True)
     (folder / "adapter_config.json").write_text(config_text)
-    save_file({f"{LORA_KEY}.lora_A.weight": torch.zeros(r, 16), f"{LORA_KEY}.lora_B.weight": torch.zeros(16, r)},
-              str(folder / "adapter_model.safetensors"))
+    save_file(
+        {f"{LORA_KEY}.lora_A.weight": torch.zeros(r, 16), f"{LORA_KEY}.lora_B.weight": torch.zeros(16, r)},
+        str(folder / "adapter_model.safetensors"),
+    )
     torch.save({"prompt": torch.zeros(10, 16)}, folder / "prompt_pool.pt")
     return folder
 
 
 ADAPTER_CASES = {
-    "r_word": ('{"peft_type": "LORA", "r": "eight", "lora_alpha": 8}', "r (the LoRA rank): expected a whole number, got str 'eight'"),
-    "r_1e999": ('{"peft_type": "LORA", "r": 1e999, "lora_alpha": 8}', "r (the LoRA rank): expected a whole number, got inf"),
-    "r_null": ('{"peft_type": "LORA", "r": null, "lora_alpha": 8}', "r (the LoRA rank): expected a whole number, got NoneType"),
+    "r_word": (
+        '{"peft_type": "LORA", "r": "eight", "lora_alpha": 8}',
+        "r (the LoRA rank): expected a whole number, got str 'eight'",
+    ),
+    "r_1e999": (
+        '{"peft_type": "LORA", "r": 1e999, "lora_alpha": 8}',
+        "r (the LoRA rank): expected a whole number, got inf",
+    ),
+    "r_null": (
+        '{"peft_type": "LORA", "r": null, "lora_alpha": 8}',
+        "r (the LoRA rank): expected a whole number, got NoneType",
+    ),
     "r_negative": ('{"peft_type": "LORA", "r": -4, "lora_alpha": 8}', "r (the LoRA rank): -4 is out of range"),
     "r_zero": ('{"peft_type": "LORA", "r": 0, "lora_alpha": 8}', "r (the LoRA rank): 0 is out of range"),
-    "r_true": ('{"peft_type": "LORA", "r": true, "lora_alpha": 8}', "r (the LoRA rank): expected a whole number, got bool"),
+    "r_true": (
+        '{"peft_type": "LORA", "r": true, "lora_alpha": 8}',
+        "r (the LoRA rank): expected a whole number, got bool",
+    ),
     "r_lies": ('{"peft_type": "LORA", "r": 4, "lora_alpha": 8}', "says r 4, but the adapter's"),
     "alpha_list": ('{"peft_type": "LORA", "r": 8, "lora_alpha": [1]}', "lora_alpha: expected a whole number, got list"),
     "alpha_nan": ('{"peft_type": "LORA", "r": 8, "lora_alpha": NaN}', "lora_alpha: expected a whole number, got nan"),
-    "dropout_word": ('{"peft_type": "LORA", "r": 8, "lora_alpha": 8, "lora_dropout": "x"}', "lora_dropout: expected a number, got str 'x'"),
-    "dropout_one": ('{"peft_type": "LORA", "r": 8, "lora_alpha": 8, "lora_dropout": 1.5}', "lora_dropout: 1.5 is out of range"),
-    "dropout_inf": ('{"peft_type": "LORA", "r": 8, "lora_alpha": 8, "lora_dropout": Infinity}', "lora_dropout: inf is not a finite number"),
+    "dropout_word": (
+        '{"peft_type": "LORA", "r": 8, "lora_alpha": 8, "lora_dropout": "x"}',
+        "lora_dropout: expected a number, got str 'x'",
+    ),
+    "dropout_one": (
+        '{"peft_type": "LORA", "r": 8, "lora_alpha": 8, "lora_dropout": 1.5}',
+        "lora_dropout: 1.5 is out of range",
+    ),
+    "dropout_inf": (
+        '{"peft_type": "LORA", "r": 8, "lora_alpha": 8, "lora_dropout": Infinity}',
+        "lora_dropout: inf is not a finite number",
+    ),
 }
 
 
@@ -285,12 +336,18 @@ def test_convert_refuses_a_hostile_adapter_config_and_writes_nothing(case, tmp_p
     out = tmp_path / "out"
     code, _, err = run_cli(capsys, "convert", "learn-user-pref", rel, "--out", out, "--base", tmp_path / "base")
     one_error_line(code, err, str(rel / "adapter_config.json"), reason)
-    assert not out.exists() and not list(tmp_path.glob("*.partial*")) and sorted(p.name for p in tmp_path.iterdir()) == ["rel"]
+    assert (
+        not out.exists()
+        and not list(tmp_path.glob("*.partial*"))
+        and sorted(p.name for p in tmp_path.iterdir()) == ["rel"]
+    )
 
 
 def test_convert_still_takes_an_honest_small_adapter(tmp_path, capsys):
     rel = _release(tmp_path / "rel", '{"peft_type": "LORA", "r": 8, "lora_alpha": 16, "lora_dropout": null}')
-    code, _, err = run_cli(capsys, "convert", "learn-user-pref", rel, "--out", tmp_path / "out", "--base", tmp_path / "base")
+    code, _, err = run_cli(
+        capsys, "convert", "learn-user-pref", rel, "--out", tmp_path / "out", "--base", tmp_path / "base"
+    )
     assert code == 0, err
     spec = json.loads((tmp_path / "out" / "vlm_spec.json").read_text())["spec"]
     assert (spec["lora_r"], spec["lora_alpha"], spec["lora_dropout"]) == (8, 16, 0.0)
@@ -329,7 +386,9 @@ def test_pamela_skips_an_infinite_rating_and_dataset_json_stays_json(rating, tmp
     res = pamela.build(str(src), tmp_path / "ds", pamela.PamelaParams(n_ref=2, pairs_per_user=2), progress=False)
     reasons = {p["where"]: p["reason"] for p in res.problems}
     assert reasons["pamela_test_unseen.csv row 0"] == f"rating {rating!r} is not a finite number"
-    info = json.loads((tmp_path / "ds" / "dataset.json").read_text(), parse_constant=lambda c: pytest.fail(f"{c} in dataset.json"))
+    info = json.loads(
+        (tmp_path / "ds" / "dataset.json").read_text(), parse_constant=lambda c: pytest.fail(f"{c} in dataset.json")
+    )
     assert info["rating_scale"]["max"] == 5.0 and info["rating_scale"]["min"] == 1.0
 
 
@@ -401,15 +460,18 @@ def interrupted_run(tmp_path_factory):
     import pytest as _pytest
 
     from _pickapic_fixture import write_shards
-
     from prefcli.data import pickapic
-    from prefcli.train.loop import train
     from prefcli.train.config import load_config
+    from prefcli.train.loop import train
 
     root = tmp_path_factory.mktemp("resume")
     write_shards(root / "src", seed=5, n_shards=1)
-    pickapic.build(str(root / "src"), root / "ds", pickapic.BuildParams(n_ref=2, min_liked=10, val_users=2, test_users=3,
-                                                                       seen_test_frac=0.5, name="hostile"), progress=False)
+    pickapic.build(
+        str(root / "src"),
+        root / "ds",
+        pickapic.BuildParams(n_ref=2, min_liked=10, val_users=2, test_users=3, seen_test_frac=0.5, name="hostile"),
+        progress=False,
+    )
     (root / "cfg.yaml").write_text(RESUME_CONFIG)
     with _pytest.MonkeyPatch.context() as mp:
         mp.setenv("OMP_NUM_THREADS", "1")
@@ -424,6 +486,7 @@ def _sched(change):
         s = json.loads(p.read_text())
         change(s)
         p.write_text(json.dumps(s))
+
     return edit
 
 
@@ -443,14 +506,22 @@ def _wrong_moment(ck: Path) -> None:
 
 RESUME_CASES = {
     "scheduler_missing": (_sched(lambda s: s.pop("scheduler")), "trainer_state.json: no scheduler state"),
-    "scheduler_garbage": (_sched(lambda s: s.__setitem__("scheduler", {"foo": 1})), "trainer_state.json: scheduler last_epoch None"),
-    "scheduler_nan_lr": (_sched(lambda s: s["scheduler"].__setitem__("base_lrs", [float("nan")])), "trainer_state.json: scheduler base_lrs [nan]"),
+    "scheduler_garbage": (
+        _sched(lambda s: s.__setitem__("scheduler", {"foo": 1})),
+        "trainer_state.json: scheduler last_epoch None",
+    ),
+    "scheduler_nan_lr": (
+        _sched(lambda s: s["scheduler"].__setitem__("base_lrs", [float("nan")])),
+        "trainer_state.json: scheduler base_lrs [nan]",
+    ),
     "optimizer_wrong_shape": (_wrong_moment, "optimizer.safetensors: optimizer state exp_avg of parameter"),
 }
 
 
 @pytest.mark.parametrize("case", sorted(RESUME_CASES))
-def test_resume_from_a_hostile_checkpoint_is_one_line_and_leaves_the_run_byte_identical(case, interrupted_run, tmp_path, capsys, monkeypatch):
+def test_resume_from_a_hostile_checkpoint_is_one_line_and_leaves_the_run_byte_identical(
+    case, interrupted_run, tmp_path, capsys, monkeypatch
+):
     import shutil
 
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
@@ -460,8 +531,20 @@ def test_resume_from_a_hostile_checkpoint_is_one_line_and_leaves_the_run_byte_id
     ck = run / "checkpoints" / "step-00000001"
     change(ck)
     before = tree(run)
-    code, _, err = run_cli(capsys, "train", "--config", interrupted_run / "cfg.yaml", "--data", interrupted_run / "ds",
-                           "--out", run, "--resume", "--no-progress", "--max-steps", "2")
+    code, _, err = run_cli(
+        capsys,
+        "train",
+        "--config",
+        interrupted_run / "cfg.yaml",
+        "--data",
+        interrupted_run / "ds",
+        "--out",
+        run,
+        "--resume",
+        "--no-progress",
+        "--max-steps",
+        "2",
+    )
     one_error_line(code, err, str(ck), reason)
     assert tree(run) == before
 
@@ -491,21 +574,77 @@ def _set(key, value):
 
 
 PIPELINE_CASES = {
-    "index_is_a_list": ("model_index.json", lambda p: p.write_text("[1, 2]"), "not a diffusers model index (expected a JSON object, got list)"),
+    "index_is_a_list": (
+        "model_index.json",
+        lambda p: p.write_text("[1, 2]"),
+        "not a diffusers model index (expected a JSON object, got list)",
+    ),
     "index_is_a_string": ("model_index.json", lambda p: p.write_text('"unet"'), "expected a JSON object, got str"),
-    "index_component_garbage": ("model_index.json", lambda p: _edit_json(p, _set("unet", {"x": 1})), "component 'unet' is"),
-    "unet_negative_channels": ("unet/config.json", lambda p: _edit_json(p, _set("block_out_channels", [-8, 16])), "block_out_channels[0] is -8, outside the sane range"),
-    "unet_huge_channels": ("unet/config.json", lambda p: _edit_json(p, _set("block_out_channels", [2**40, 16])), "block_out_channels[0] is 1,099,511,627,776, outside"),
-    "unet_negative_cross_attention": ("unet/config.json", lambda p: _edit_json(p, _set("cross_attention_dim", -1)), "cross_attention_dim is -1"),
-    "unet_huge_groups": ("unet/config.json", lambda p: _edit_json(p, _set("norm_num_groups", 10**9)), "norm_num_groups is 1,000,000,000"),
-    "text_encoder_huge_heads": ("text_encoder/config.json", lambda p: _edit_json(p, _set("num_attention_heads", 4096)), "num_attention_heads is 4,096, outside the sane range 0 to 1,024"),
-    "unet_huge_layers": ("unet/config.json", lambda p: _edit_json(p, _set("layers_per_block", 10**6)), "layers_per_block is 1,000,000"),
-    "unet_config_a_list": ("unet/config.json", lambda p: p.write_text("[]"), "not a model config (expected a JSON object, got list)"),
-    "vae_nan_scaling": ("vae/config.json", lambda p: p.write_text(p.read_text().replace('"scaling_factor": 0.18215', '"scaling_factor": NaN')), "scaling_factor is nan, not a finite number"),
-    "text_encoder_huge_vocab": ("text_encoder/config.json", lambda p: _edit_json(p, _set("vocab_size", 2**40)), "vocab_size is 1,099,511,627,776"),
-    "text_encoder_negative_hidden": ("text_encoder/config.json", lambda p: _edit_json(p, _set("hidden_size", -32)), "hidden_size is -32"),
-    "scheduler_huge_timesteps": ("scheduler/scheduler_config.json", lambda p: _edit_json(p, _set("num_train_timesteps", 10**12)), "num_train_timesteps is 1,000,000,000,000"),
-    "garbage_tokenizer": ("tokenizer/tokenizer.json", lambda p: p.write_text('{"model": {"type": "BPE"}}'), "cannot load the pipeline"),
+    "index_component_garbage": (
+        "model_index.json",
+        lambda p: _edit_json(p, _set("unet", {"x": 1})),
+        "component 'unet' is",
+    ),
+    "unet_negative_channels": (
+        "unet/config.json",
+        lambda p: _edit_json(p, _set("block_out_channels", [-8, 16])),
+        "block_out_channels[0] is -8, outside the sane range",
+    ),
+    "unet_huge_channels": (
+        "unet/config.json",
+        lambda p: _edit_json(p, _set("block_out_channels", [2**40, 16])),
+        "block_out_channels[0] is 1,099,511,627,776, outside",
+    ),
+    "unet_negative_cross_attention": (
+        "unet/config.json",
+        lambda p: _edit_json(p, _set("cross_attention_dim", -1)),
+        "cross_attention_dim is -1",
+    ),
+    "unet_huge_groups": (
+        "unet/config.json",
+        lambda p: _edit_json(p, _set("norm_num_groups", 10**9)),
+        "norm_num_groups is 1,000,000,000",
+    ),
+    "text_encoder_huge_heads": (
+        "text_encoder/config.json",
+        lambda p: _edit_json(p, _set("num_attention_heads", 4096)),
+        "num_attention_heads is 4,096, outside the sane range 0 to 1,024",
+    ),
+    "unet_huge_layers": (
+        "unet/config.json",
+        lambda p: _edit_json(p, _set("layers_per_block", 10**6)),
+        "layers_per_block is 1,000,000",
+    ),
+    "unet_config_a_list": (
+        "unet/config.json",
+        lambda p: p.write_text("[]"),
+        "not a model config (expected a JSON object, got list)",
+    ),
+    "vae_nan_scaling": (
+        "vae/config.json",
+        lambda p: p.write_text(p.read_text().replace('"scaling_factor": 0.18215', '"scaling_factor": NaN')),
+        "scaling_factor is nan, not a finite number",
+    ),
+    "text_encoder_huge_vocab": (
+        "text_encoder/config.json",
+        lambda p: _edit_json(p, _set("vocab_size", 2**40)),
+        "vocab_size is 1,099,511,627,776",
+    ),
+    "text_encoder_negative_hidden": (
+        "text_encoder/config.json",
+        lambda p: _edit_json(p, _set("hidden_size", -32)),
+        "hidden_size is -32",
+    ),
+    "scheduler_huge_timesteps": (
+        "scheduler/scheduler_config.json",
+        lambda p: _edit_json(p, _set("num_train_timesteps", 10**12)),
+        "num_train_timesteps is 1,000,000,000,000",
+    ),
+    "garbage_tokenizer": (
+        "tokenizer/tokenizer.json",
+        lambda p: p.write_text('{"model": {"type": "BPE"}}'),
+        "cannot load the pipeline",
+    ),
 }
 
 
@@ -518,7 +657,21 @@ def test_a_hostile_diffusers_folder_is_one_line_before_anything_is_built(case, s
     shutil.copytree(sd_folder, folder)
     change(folder / rel)
     out = tmp_path / "out"
-    code, _, err = run_cli(capsys, "generate", "a fox", "--model", folder, "--reward", "clip=1", "--weights", "tiny", "--steps", "1", "--out", out)
+    code, _, err = run_cli(
+        capsys,
+        "generate",
+        "a fox",
+        "--model",
+        folder,
+        "--reward",
+        "clip=1",
+        "--weights",
+        "tiny",
+        "--steps",
+        "1",
+        "--out",
+        out,
+    )
     where = folder if case == "garbage_tokenizer" else folder / rel
     one_error_line(code, err, str(where), reason)
     assert not out.exists()
@@ -540,19 +693,61 @@ def test_real_generator_configs_are_within_the_bounds(tmp_path):
 
     released = {
         # the scale of stabilityai/sd-turbo's unet and text_encoder configs
-        "unet": {"block_out_channels": [320, 640, 1280, 1280], "attention_head_dim": [5, 10, 20, 20], "cross_attention_dim": 1024,
-                 "layers_per_block": 2, "norm_num_groups": 32, "sample_size": 64, "in_channels": 4, "conv_in_kernel": 3,
-                 "norm_eps": 1e-05, "num_class_embeds": None, "transformer_layers_per_block": 1},
-        "text_encoder": {"hidden_size": 1024, "intermediate_size": 4096, "max_position_embeddings": 77, "num_attention_heads": 16,
-                         "num_hidden_layers": 23, "vocab_size": 49408, "projection_dim": 512, "layer_norm_eps": 1e-05, "eos_token_id": 2},
+        "unet": {
+            "block_out_channels": [320, 640, 1280, 1280],
+            "attention_head_dim": [5, 10, 20, 20],
+            "cross_attention_dim": 1024,
+            "layers_per_block": 2,
+            "norm_num_groups": 32,
+            "sample_size": 64,
+            "in_channels": 4,
+            "conv_in_kernel": 3,
+            "norm_eps": 1e-05,
+            "num_class_embeds": None,
+            "transformer_layers_per_block": 1,
+        },
+        "text_encoder": {
+            "hidden_size": 1024,
+            "intermediate_size": 4096,
+            "max_position_embeddings": 77,
+            "num_attention_heads": 16,
+            "num_hidden_layers": 23,
+            "vocab_size": 49408,
+            "projection_dim": 512,
+            "layer_norm_eps": 1e-05,
+            "eos_token_id": 2,
+        },
         # the scale of black-forest-labs/FLUX.1-schnell's transformer and T5 text_encoder_2 configs
-        "transformer": {"attention_head_dim": 128, "num_attention_heads": 24, "num_layers": 19, "num_single_layers": 38,
-                        "joint_attention_dim": 4096, "pooled_projection_dim": 768, "in_channels": 64, "patch_size": 1,
-                        "axes_dims_rope": [16, 56, 56], "guidance_embeds": False},
-        "text_encoder_2": {"d_ff": 10240, "d_kv": 64, "d_model": 4096, "num_heads": 64, "num_layers": 24, "vocab_size": 32128,
-                           "relative_attention_num_buckets": 32, "relative_attention_max_distance": 128, "n_positions": 512},
-        "vae": {"latent_channels": 16, "sample_size": 1024, "block_out_channels": [128, 256, 512, 512], "scaling_factor": 0.3611,
-                "shift_factor": 0.1159},
+        "transformer": {
+            "attention_head_dim": 128,
+            "num_attention_heads": 24,
+            "num_layers": 19,
+            "num_single_layers": 38,
+            "joint_attention_dim": 4096,
+            "pooled_projection_dim": 768,
+            "in_channels": 64,
+            "patch_size": 1,
+            "axes_dims_rope": [16, 56, 56],
+            "guidance_embeds": False,
+        },
+        "text_encoder_2": {
+            "d_ff": 10240,
+            "d_kv": 64,
+            "d_model": 4096,
+            "num_heads": 64,
+            "num_layers": 24,
+            "vocab_size": 32128,
+            "relative_attention_num_buckets": 32,
+            "relative_attention_max_distance": 128,
+            "n_positions": 512,
+        },
+        "vae": {
+            "latent_channels": 16,
+            "sample_size": 1024,
+            "block_out_channels": [128, 256, 512, 512],
+            "scaling_factor": 0.3611,
+            "shift_factor": 0.1159,
+        },
         "scheduler": {"num_train_timesteps": 1000, "shift": 3.0},
     }
     for name, cfg in released.items():
@@ -564,13 +759,31 @@ def test_real_generator_configs_are_within_the_bounds(tmp_path):
 # --------------------------------------------------------------------------- model folders: vlm_spec.json sizes
 
 SPEC_CASES = {
-    "tiny_negative": (lambda s: s["tiny"].__setitem__("text_hidden", -64), "spec.tiny.text_hidden: -64 is out of range"),
-    "tiny_huge": (lambda s: s["tiny"].__setitem__("vision_hidden", 2**40), "spec.tiny.vision_hidden: 1099511627776 is out of range"),
-    "tiny_float": (lambda s: s["tiny"].__setitem__("text_layers", 1.5), "spec.tiny.text_layers: expected a whole number, got 1.5"),
-    "n_pref_tokens_huge": (lambda s: s.__setitem__("n_pref_tokens", 10**9), "spec.n_pref_tokens: 1000000000 is out of range"),
+    "tiny_negative": (
+        lambda s: s["tiny"].__setitem__("text_hidden", -64),
+        "spec.tiny.text_hidden: -64 is out of range",
+    ),
+    "tiny_huge": (
+        lambda s: s["tiny"].__setitem__("vision_hidden", 2**40),
+        "spec.tiny.vision_hidden: 1099511627776 is out of range",
+    ),
+    "tiny_float": (
+        lambda s: s["tiny"].__setitem__("text_layers", 1.5),
+        "spec.tiny.text_layers: expected a whole number, got 1.5",
+    ),
+    "n_pref_tokens_huge": (
+        lambda s: s.__setitem__("n_pref_tokens", 10**9),
+        "spec.n_pref_tokens: 1000000000 is out of range",
+    ),
     "lora_r_negative": (lambda s: s.__setitem__("lora_r", -8), "spec.lora_r: -8 is out of range"),
-    "max_prompt_tokens_zero": (lambda s: s.__setitem__("max_prompt_tokens", 0), "spec.max_prompt_tokens: 0 is out of range"),
-    "dropout_nan": (lambda s: s.__setitem__("lora_dropout", float("nan")), "spec.lora_dropout: nan is not a finite number"),
+    "max_prompt_tokens_zero": (
+        lambda s: s.__setitem__("max_prompt_tokens", 0),
+        "spec.max_prompt_tokens: 0 is out of range",
+    ),
+    "dropout_nan": (
+        lambda s: s.__setitem__("lora_dropout", float("nan")),
+        "spec.lora_dropout: nan is not a finite number",
+    ),
 }
 
 
@@ -587,8 +800,21 @@ def test_a_vlm_spec_with_hostile_sizes_is_one_line_before_building(case, tmp_pat
     data = json.loads(spec_file.read_text())
     change(data["spec"])
     spec_file.write_text(json.dumps(data))
-    code, _, err = run_cli(capsys, "rank", two_images(tmp_path / "imgs"), "--scorer", "preftoken", "--weights", spec_file.parent,
-                           "--prompt", "a fox", "--likes", two_images(tmp_path / "likes"), "--dislikes", two_images(tmp_path / "dislikes"))
+    code, _, err = run_cli(
+        capsys,
+        "rank",
+        two_images(tmp_path / "imgs"),
+        "--scorer",
+        "preftoken",
+        "--weights",
+        spec_file.parent,
+        "--prompt",
+        "a fox",
+        "--likes",
+        two_images(tmp_path / "likes"),
+        "--dislikes",
+        two_images(tmp_path / "dislikes"),
+    )
     one_error_line(code, err, str(spec_file), reason)
 
 
@@ -621,9 +847,9 @@ def test_result_files_and_sample_logs_hold_no_infinity(tmp_path):
 
 def test_a_json_writer_refuses_nan_rather_than_write_it(tmp_path):
     """A value that slipped past validation fails loudly at the writer instead of producing a file no reader accepts."""
-    from prefcli.vlm.pref_tokens import save_pref_tokens
-
     import torch
+
+    from prefcli.vlm.pref_tokens import save_pref_tokens
 
     with pytest.raises(ValueError, match="Out of range float values are not JSON compliant"):
         save_pref_tokens(torch.zeros(2, 4), tmp_path / "t.safetensors", metadata={"lr": float("nan")})

@@ -25,7 +25,7 @@ from prefcli.errors import DataError, WeightsError
 REPO = Path(__file__).resolve().parents[2]
 
 # A TorchScript module whose __setstate__ (run by torch.jit.load) maps - and so creates - any file.
-_TS_SOURCE = textwrap.dedent('''
+_TS_SOURCE = textwrap.dedent("""
     import sys
     from typing import Tuple
     import torch
@@ -51,7 +51,7 @@ _TS_SOURCE = textwrap.dedent('''
             return x
 
     torch.jit.save(torch.jit.script(PromptPool(sys.argv[1])), sys.argv[2])
-''')
+""")
 
 
 def _torchscript_archive(path: Path, target: Path) -> Path:
@@ -59,8 +59,11 @@ def _torchscript_archive(path: Path, target: Path) -> Path:
     # torch.jit state out of the test process.
     script = path.parent / "make_ts.py"
     script.write_text(_TS_SOURCE)
-    subprocess.run([sys.executable, "-W", "ignore", str(script), str(target), str(path)], check=True,
-                   env={**os.environ, "OMP_NUM_THREADS": "1"})
+    subprocess.run(
+        [sys.executable, "-W", "ignore", str(script), str(target), str(path)],
+        check=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert not target.exists()
     return path
 
@@ -123,7 +126,12 @@ def test_cli_convert_torchscript_is_one_line_exit_2(ts_archive, tmp_path):
     (rel / "prompt_pool.pt").write_bytes(arch.read_bytes())
     (rel / "adapter_config.json").write_text("{}")
     r = _cli("convert", "learn-user-pref", str(rel), "--out", str(tmp_path / "o"))
-    assert r.returncode == 2 and _one_line(r.stderr) and "TorchScript" in r.stderr and str(rel / "prompt_pool.pt") in r.stderr
+    assert (
+        r.returncode == 2
+        and _one_line(r.stderr)
+        and "TorchScript" in r.stderr
+        and str(rel / "prompt_pool.pt") in r.stderr
+    )
     assert not target.exists()
 
 
@@ -140,9 +148,14 @@ def test_hpsv2_conversion_refuses_code_calls(tmp_path, fn):
     from prefcli.convert import checkpoint_to_safetensors
 
     marker = tmp_path / "pwned"
-    args = {os.system: (f"touch {marker}",), subprocess.call: (["touch", str(marker)],),
-            eval: (f"open({str(marker)!r}, 'w')",), exec: (f"open({str(marker)!r}, 'w')",),
-            getattr: (Path, "cwd"), __import__: ("os",)}[fn]
+    args = {
+        os.system: (f"touch {marker}",),
+        subprocess.call: (["touch", str(marker)],),
+        eval: (f"open({str(marker)!r}, 'w')",),
+        exec: (f"open({str(marker)!r}, 'w')",),
+        getattr: (Path, "cwd"),
+        __import__: ("os",),
+    }[fn]
     torch.save({"state_dict": {"w": torch.ones(2)}, "args": _Reducer(fn, args)}, tmp_path / "hps.pt")
     with pytest.raises(WeightsError, match=r"hps\.pt: .*(calls|refused)"):
         checkpoint_to_safetensors(tmp_path / "hps.pt", tmp_path / "out.safetensors")
@@ -156,7 +169,9 @@ def test_prefcli_convert_hpsv2_keeps_the_weights_and_drops_the_pickled_objects(t
 
     state = {"visual.proj": torch.randn(4, 3), "logit_scale": torch.tensor(4.6)}
     torch.save({"state_dict": state, "args": argparse.Namespace(lr=1e-5), "epoch": 3}, tmp_path / "HPS.pt")
-    r = _run(capsys, "convert", "hpsv2", str(tmp_path / "HPS.pt"), str(tmp_path / "hps.safetensors"), "--format", "json")
+    r = _run(
+        capsys, "convert", "hpsv2", str(tmp_path / "HPS.pt"), str(tmp_path / "hps.safetensors"), "--format", "json"
+    )
     assert r.returncode == 0, r.stderr
     back = load_file(str(tmp_path / "hps.safetensors"))
     assert back.keys() == state.keys() and all(torch.equal(back[k], state[k]) for k in state)
@@ -219,18 +234,39 @@ def _crafted_dataset(tmp_path: Path, candidate_ids: list[str]) -> Path:
     root = tmp_path / "ds"
     root.mkdir()
     (root / "dataset.json").write_text(json.dumps({"name": "x", "format_version": 1, "build": {"n_ref": 1}}))
-    pairs = [{"pair_id": "p0", "user_id": "u", "prompt": "a", "liked_image_id": "aa" * 32, "disliked_image_id": "bb" * 32,
-              "split": "test", "seen": False}]
+    pairs = [
+        {
+            "pair_id": "p0",
+            "user_id": "u",
+            "prompt": "a",
+            "liked_image_id": "aa" * 32,
+            "disliked_image_id": "bb" * 32,
+            "split": "test",
+            "seen": False,
+        }
+    ]
     pq.write_table(pa.Table.from_pylist(pairs, schema=pairs_schema()), root / "pairs.parquet")
-    task = {"task_id": "t0", "target_id": "t", "split": "test", "protocol": "1v1", "n_ref": 1, "user_id": "u", "seen": False,
-            "target_pair_id": "p1", "history_pair_ids": ["p0"], "candidate_image_ids": candidate_ids,
-            "candidate_prompts": ["a"] * len(candidate_ids), "liked_index": 0}
+    task = {
+        "task_id": "t0",
+        "target_id": "t",
+        "split": "test",
+        "protocol": "1v1",
+        "n_ref": 1,
+        "user_id": "u",
+        "seen": False,
+        "target_pair_id": "p1",
+        "history_pair_ids": ["p0"],
+        "candidate_image_ids": candidate_ids,
+        "candidate_prompts": ["a"] * len(candidate_ids),
+        "liked_index": 0,
+    }
     pq.write_table(pa.Table.from_pylist([task], schema=tasks_schema()), root / "tasks.parquet")
     return root
 
 
-@pytest.mark.parametrize("evil", ["../../../../../../etc/passwd", "/etc/passwd", "..", "ab/../../../etc/passwd",
-                                  "ab\x00", ""])
+@pytest.mark.parametrize(
+    "evil", ["../../../../../../etc/passwd", "/etc/passwd", "..", "ab/../../../etc/passwd", "ab\x00", ""]
+)
 def test_image_ids_cannot_name_paths_outside_the_dataset(tmp_path, evil):
     from prefcli.data.dataset import Dataset
 
@@ -271,7 +307,9 @@ def test_cli_eval_on_a_crafted_dataset_is_one_line(tmp_path, capsys):
 def _cli(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "PREFCLI_TESTING": "1"}
     env.pop("PREFCLI_DEBUG", None)
-    return subprocess.run([sys.executable, "-m", "prefcli", *args], capture_output=True, text=True, env=env, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "prefcli", *args], capture_output=True, text=True, env=env, timeout=300
+    )
 
 
 def _run(capsys, *args: str) -> subprocess.CompletedProcess:

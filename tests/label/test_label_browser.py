@@ -17,22 +17,39 @@ import pytest
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")
-pytestmark = [pytest.mark.slow,  # end to end: `make test-fast` leaves it out, `make test` (CI) runs it
-              pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="headless Chromium and chromedriver are not installed "
-                                 "(Debian: apt-get install chromium chromium-driver)")]
+pytestmark = [
+    pytest.mark.slow,  # end to end: `make test-fast` leaves it out, `make test` (CI) runs it
+    pytest.mark.skipif(
+        not (CHROMIUM and DRIVER),
+        reason="headless Chromium and chromedriver are not installed "
+        "(Debian: apt-get install chromium chromium-driver)",
+    ),
+]
 
 
 @pytest.fixture
 def browser(tmp_path, monkeypatch):
     monkeypatch.setenv("SE_OFFLINE", "true")  # Selenium Manager, should anything call it, must not download
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install 'prefcli[test]')")
+    webdriver = pytest.importorskip(
+        "selenium.webdriver", reason="selenium is not installed (pip install 'prefcli[test]')"
+    )
     from selenium.webdriver.chrome.service import Service
 
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM
-    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-              "--disable-background-networking", "--disable-component-update", "--disable-sync",
-              "--disable-dev-shm-usage", "--window-size=1280,800", f"--user-data-dir={tmp_path / 'chromium-profile'}"):
+    for a in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--window-size=1280,800",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+    ):
         opts.add_argument(a)
     driver = webdriver.Chrome(service=Service(executable_path=DRIVER), options=opts)  # a path: no Selenium Manager
     yield driver
@@ -55,8 +72,17 @@ def served(tmp_path):
     pool = load_pool(pool_dir)
     emb, scorer = embed_pool(pool, "clip-probe", "tiny", "cpu", cache_dir=tmp_path / "cache", progress=False)
     out = tmp_path / "alice"
-    session = LabelSession(pool, LabelStore(out), make_strategy("active", PairModel(reduce(emb)), seed=1),
-                           target=5, user="alice", scorer=scorer, seed=1, pool_arg=str(pool_dir), out_arg=str(out))
+    session = LabelSession(
+        pool,
+        LabelStore(out),
+        make_strategy("active", PairModel(reduce(emb)), seed=1),
+        target=5,
+        user="alice",
+        scorer=scorer,
+        seed=1,
+        pool_arg=str(pool_dir),
+        out_arg=str(out),
+    )
     token = "5eed" * 12
     sock = bind("127.0.0.1", 0)
     server = server_for(make_app(session, token))
@@ -84,8 +110,10 @@ def _press(driver, key) -> None:
 
 
 def _images_loaded(driver) -> bool:
-    return driver.execute_script("return ['left','right'].every(id => {const i = document.getElementById(id);"
-                                 " return i.complete && i.naturalWidth > 0;})")
+    return driver.execute_script(
+        "return ['left','right'].every(id => {const i = document.getElementById(id);"
+        " return i.complete && i.naturalWidth > 0;})"
+    )
 
 
 def test_keys_in_a_real_browser_write_what_rank_reads(browser, served, capsys):
@@ -101,7 +129,9 @@ def test_keys_in_a_real_browser_write_what_rank_reads(browser, served, capsys):
     assert os.path.getsize(shot) > 10_000
 
     def pair():
-        return browser.execute_script("return [document.getElementById('left').src, document.getElementById('right').src]")
+        return browser.execute_script(
+            "return [document.getElementById('left').src, document.getElementById('right').src]"
+        )
 
     _press(browser, Keys.ARROW_RIGHT)
     _press(browser, Keys.ARROW_LEFT)
@@ -124,7 +154,9 @@ def test_keys_in_a_real_browser_write_what_rank_reads(browser, served, capsys):
     assert [r.get("choice", "undo") for r in recs] == ["right", "left", "tie", "skip", "undo", "left", "right"]
     assert recs[5]["comment"] == "more saturated, please" and recs[4]["undoes"] == recs[3]["seq"]
     assert all(r["rt_ms"] is not None and r["rt_ms"] >= 0 for r in recs if r["event"] == "label")
-    assert all(r["user"] == "alice" for r in recs) and all(r["strategy"] == "active" for r in recs if r["event"] == "label")
+    assert all(r["user"] == "alice" for r in recs) and all(
+        r["strategy"] == "active" for r in recs if r["event"] == "label"
+    )
     liked, disliked = sorted(os.listdir(out / "liked")), sorted(os.listdir(out / "disliked"))
     assert len(liked) == len(disliked) == 4
     prompts = json.loads((out / "prompts.json").read_text())
@@ -132,8 +164,22 @@ def test_keys_in_a_real_browser_write_what_rank_reads(browser, served, capsys):
 
     from cli_runner import run_cli
 
-    code, stdout, stderr = run_cli(capsys, "rank", pool_dir, "--recursive", "--likes", out / "liked", "--dislikes", out / "disliked",
-                                   "--scorer", "clip-probe", "--weights", "tiny", "--format", "json")
+    code, stdout, stderr = run_cli(
+        capsys,
+        "rank",
+        pool_dir,
+        "--recursive",
+        "--likes",
+        out / "liked",
+        "--dislikes",
+        out / "disliked",
+        "--scorer",
+        "clip-probe",
+        "--weights",
+        "tiny",
+        "--format",
+        "json",
+    )
     assert code == 0, stderr
     assert "history of 4 pair(s)" in stderr
     assert len(json.loads(stdout)["results"]["ranking"]) == 10

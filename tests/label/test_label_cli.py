@@ -18,9 +18,11 @@ def _own_cache(tmp_path, monkeypatch):
 
 
 def test_help_does_not_import_the_server_stack():
-    code = ("import sys, prefcli.cli; from prefcli.cli import app; "
-            "heavy = [m for m in ('starlette', 'uvicorn', 'torch', 'prefcli.label.server') if m in sys.modules]; "
-            "print(heavy)")
+    code = (
+        "import sys, prefcli.cli; from prefcli.cli import app; "
+        "heavy = [m for m in ('starlette', 'uvicorn', 'torch', 'prefcli.label.server') if m in sys.modules]; "
+        "print(heavy)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
@@ -34,12 +36,15 @@ def test_the_command_prints_the_url_serves_the_pool_and_writes_the_folders(tmp_p
 
     pool = make_pool(tmp_path / "pool")
     (tmp_path / "pool" / "a circle" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+
     def fake_serve(app, sock):  # answer two pairs through the real app, then stop as Ctrl-C would
         c = TestClient(app)
         token = fake_serve.token
         for choice in ("left", "right"):
             v = c.get("/api/state", headers={"X-Prefcli-Token": token}).json()
-            c.post("/api/answer", headers={"X-Prefcli-Token": token}, json={"pair": v["pair"]["token"], "choice": choice})
+            c.post(
+                "/api/answer", headers={"X-Prefcli-Token": token}, json={"pair": v["pair"]["token"], "choice": choice}
+            )
 
     real_url_of = server.url_of
 
@@ -49,8 +54,21 @@ def test_the_command_prints_the_url_serves_the_pool_and_writes_the_folders(tmp_p
 
     monkeypatch.setattr(server, "serve", fake_serve)
     monkeypatch.setattr(server, "url_of", url_of)
-    code, out, err = run_cli(capsys, "label", pool, "--out", tmp_path / "me", "--weights", "tiny", "--device", "cpu",
-                             "--pairs", "8", "--user", "me")
+    code, out, err = run_cli(
+        capsys,
+        "label",
+        pool,
+        "--out",
+        tmp_path / "me",
+        "--weights",
+        "tiny",
+        "--device",
+        "cpu",
+        "--pairs",
+        "8",
+        "--user",
+        "me",
+    )
     assert code == 0, err
     assert out.startswith("label at http://127.0.0.1:") and "/?token=" in out
     assert "skipped" in err and "broken.png" in err
@@ -64,8 +82,19 @@ def test_a_non_loopback_host_says_who_can_label(tmp_path, capsys, monkeypatch):
     import prefcli.label.server as server
 
     monkeypatch.setattr(server, "serve", lambda app, sock: None)
-    code, out, err = run_cli(capsys, "label", make_pool(tmp_path / "pool"), "--out", tmp_path / "me", "--weights", "tiny",
-                             "--device", "cpu", "--host", "0.0.0.0")
+    code, out, err = run_cli(
+        capsys,
+        "label",
+        make_pool(tmp_path / "pool"),
+        "--out",
+        tmp_path / "me",
+        "--weights",
+        "tiny",
+        "--device",
+        "cpu",
+        "--host",
+        "0.0.0.0",
+    )
     assert code == 0, err
     assert "not the loopback address: anyone who can reach this machine" in err and "has the token" in err
 

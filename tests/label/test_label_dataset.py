@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 from cli_runner import run_cli
-from label_fixtures import make_pool, make_session
 from json_schemas import validate_text  # docs/schemas/: every command's JSON
+from label_fixtures import make_pool, make_session
 
 
 def _label(pool, out, choices, user_seed):
@@ -24,8 +22,19 @@ def test_two_label_folders_become_a_dataset_eval_can_read(tmp_path, capsys):
     _label(pool, tmp_path / "alice", ["left", "right", "tie", "left", "skip", "right", "left"], 1)
     s = _label(pool, tmp_path / "bob", ["right", "right", "left", "left", "left"], 2)
     s.undo()  # bob's last answer does not count
-    code, out, err = run_cli(capsys, "data", "labels", tmp_path / "alice", tmp_path / "bob", "--out", tmp_path / "ds",
-                             "--n-ref", "2", "--format", "json")
+    code, out, err = run_cli(
+        capsys,
+        "data",
+        "labels",
+        tmp_path / "alice",
+        tmp_path / "bob",
+        "--out",
+        tmp_path / "ds",
+        "--n-ref",
+        "2",
+        "--format",
+        "json",
+    )
     assert code == 0, err
     ds = Dataset.open(tmp_path / "ds")
     pairs = ds.pairs("test")

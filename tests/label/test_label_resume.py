@@ -23,7 +23,9 @@ HELPER = Path(__file__).resolve().parents[1] / "label_fixtures.py"
 
 def _start(pool, out):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HELPER.parent.parent), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.Popen([sys.executable, str(HELPER), str(pool), str(out)], stdout=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, str(HELPER), str(pool), str(out)], stdout=subprocess.PIPE, text=True, env=env
+    )
     url = proc.stdout.readline().strip()
     assert url.startswith("http://127.0.0.1:"), url
     base, token = url.split("/?token=")
@@ -59,8 +61,9 @@ def test_sigkill_between_two_labels_loses_nothing_and_repeats_no_pair(tmp_path):
         proc.wait(10)
         client.close()
     recs = [json.loads(ln) for ln in (out / "labels.jsonl").read_text().splitlines()]
-    assert [(r["left"]["id"], r["right"]["id"], r["choice"]) for r in recs] == \
-        [(p["left"], p["right"], c) for p, c in zip(first, ("left", "right", "tie"))]
+    assert [(r["left"]["id"], r["right"]["id"], r["choice"]) for r in recs] == [
+        (p["left"], p["right"], c) for p, c in zip(first, ("left", "right", "tie"))
+    ]
     assert len(os.listdir(out / "liked")) == 2
 
     proc, client = _start(pool, out)

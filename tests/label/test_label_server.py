@@ -51,8 +51,16 @@ def test_images_only_by_pool_id(client, tmp_path):
     im = session.pool.images[3]
     r = c.get(f"/image/{im.image_id}", params={"token": TOKEN})
     assert r.status_code == 200 and r.content == open(im.path, "rb").read() and r.headers["content-type"] == "image/png"
-    for bad in ("../secret.png", "..%2Fsecret.png", "..%2F..%2Fetc%2Fpasswd", str(secret), "0" * 64,
-                im.image_id.upper(), im.image_id[:-1], "a circle%2F00.png"):
+    for bad in (
+        "../secret.png",
+        "..%2Fsecret.png",
+        "..%2F..%2Fetc%2Fpasswd",
+        str(secret),
+        "0" * 64,
+        im.image_id.upper(),
+        im.image_id[:-1],
+        "a circle%2F00.png",
+    ):
         r = c.get(f"/image/{bad}", params={"token": TOKEN})
         assert r.status_code == 404, bad
         assert r.content != secret.read_bytes()
@@ -63,11 +71,15 @@ def test_answers_undo_and_a_stale_pair_through_the_api(client):
     h = {"X-Prefcli-Token": TOKEN}
     v = c.get("/api/state", headers=h).json()
     first = v["pair"]
-    r = c.post("/api/answer", headers=h, json={"pair": first["token"], "choice": "right", "comment": "brighter", "rt_ms": 1500})
+    r = c.post(
+        "/api/answer", headers=h, json={"pair": first["token"], "choice": "right", "comment": "brighter", "rt_ms": 1500}
+    )
     assert r.status_code == 200 and r.json()["progress"]["answered"] == 1
     again = c.post("/api/answer", headers=h, json={"pair": first["token"], "choice": "left"})
     assert again.status_code == 409  # a repeated key press cannot label the next pair
-    assert c.post("/api/answer", headers=h, json={"pair": r.json()["pair"]["token"], "choice": "maybe"}).status_code == 400
+    assert (
+        c.post("/api/answer", headers=h, json={"pair": r.json()["pair"]["token"], "choice": "maybe"}).status_code == 400
+    )
     assert c.post("/api/answer", headers=h, content=b"not json").status_code == 400
     u = c.post("/api/undo", headers=h).json()
     assert u["pair"]["left"] == first["left"] and u["progress"]["answered"] == 0

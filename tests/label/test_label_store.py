@@ -56,7 +56,9 @@ def test_log_to_folders_pairs_by_name_and_keeps_ties_and_skips_in_the_log(tmp_pa
     from prefcli.generate.run import load_history  # what `generate --likes --dislikes` reads
 
     gen, _ = load_history(str(out / "liked"), str(out / "disliked"), None)
-    assert [(p.liked.image_id, p.disliked.image_id) for p in gen.pairs] == [(p.liked.image_id, p.disliked.image_id) for p in hist.pairs]
+    assert [(p.liked.image_id, p.disliked.image_id) for p in gen.pairs] == [
+        (p.liked.image_id, p.disliked.image_id) for p in hist.pairs
+    ]
     assert not [n for n in os.listdir(out) if n.endswith(".tmp")]
 
 

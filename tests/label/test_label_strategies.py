@@ -87,8 +87,10 @@ def test_active_chooses_the_pair_of_largest_expected_information_on_a_known_post
     # (0, 3): gap 0 +- 2 along the unknown axis; (2, 3) is smaller, (1, 3) and (3, 4) the model already knows
     assert {prop.a, prop.b} == {0, 3}
     mu, cov = model.gram(np.arange(5))
-    best = max(((a, b) for a in range(5) for b in range(a + 1, 5)),
-               key=lambda p: information(mu[p[0]] - mu[p[1]], cov[p[0], p[0]] + cov[p[1], p[1]] - 2 * cov[p[0], p[1]]))
+    best = max(
+        ((a, b) for a in range(5) for b in range(a + 1, 5)),
+        key=lambda p: information(mu[p[0]] - mu[p[1]], cov[p[0], p[0]] + cov[p[1], p[1]] - 2 * cov[p[0], p[1]]),
+    )
     assert {prop.a, prop.b} == set(best)
     assert 0.0 < prop.p_a < 1.0
 

@@ -19,7 +19,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 PARITY_RTOL = 1e-4
 

@@ -36,8 +36,9 @@ import pickle
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 TRANSFORMERS = "4.45.2"
 HPSV3 = "1.0.0"

@@ -35,8 +35,9 @@ import importlib.machinery
 import importlib.util
 import sys
 import types
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 PACKAGE = "ImageReward"
 

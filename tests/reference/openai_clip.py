@@ -32,7 +32,8 @@ import importlib
 import importlib.util
 import sys
 import types
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 PACKAGE = "clip"
 

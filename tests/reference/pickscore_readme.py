@@ -14,7 +14,8 @@ line 8); `tests/reference/transformers427.py` runs that version itself and
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 
 def _features(out: Any) -> Any:

@@ -27,7 +27,13 @@ from typing import Any
 
 
 def upstream_messages(x: dict, image_root: str, num_history: int = 5) -> list[dict]:
-    from prefcli_vlmjudge.protocol import CANDIDATES_INTRO, FINAL_INSTRUCTION, NON_PREFERRED_INTRO, PREFERRED_INTRO, SYSTEM_PROMPT
+    from prefcli_vlmjudge.protocol import (
+        CANDIDATES_INTRO,
+        FINAL_INSTRUCTION,
+        NON_PREFERRED_INTRO,
+        PREFERRED_INTRO,
+        SYSTEM_PROMPT,
+    )
 
     imageA_paths = x.get("imageA", "")
     imageB_paths = x.get("imageB", "")

@@ -28,8 +28,9 @@ import pickle
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 VERSION = "4.27.3"
 ENV = "PREFCLI_ORACLE_TRANSFORMERS427"

@@ -25,17 +25,33 @@ def test_a_population_checkpoint_is_a_general_part_and_a_history_model_is_not():
 
     imgs = structured_images([(32, 32)] * 10, seed=3)
     cands = [Candidate.from_image(im, prompt="a cat", image_id=f"i{k}") for k, im in enumerate(imgs)]
-    hist = UserHistory(pairs=tuple(HistoryPair(cands[2 * i], cands[2 * i + 1], prompt="a cat", pair_id=f"p{i}") for i in range(3)),
-                       user_id="u")
+    hist = UserHistory(
+        pairs=tuple(HistoryPair(cands[2 * i], cands[2 * i + 1], prompt="a cat", pair_id=f"p{i}") for i in range(3)),
+        user_id="u",
+    )
     task = RankTask(task_id="t", candidates=cands[6:], liked_index=0, history=hist, user_id="u", n_ref=3)
-    blend = plugins.load_scorer("blend", device="cpu", general="preftoken", general_weights="tiny-opposed-population",
-                                personal="preftoken", personal_weights="tiny-opposed-cp")
+    blend = plugins.load_scorer(
+        "blend",
+        device="cpu",
+        general="preftoken",
+        general_weights="tiny-opposed-population",
+        personal="preftoken",
+        personal_weights="tiny-opposed-cp",
+    )
     rec = run_scorer(blend, [task])[0][0]
     assert len(rec["scores"]) == 4 and np.isfinite(rec["scores"]).all() and rec["blend"]["loo_pairs"] == 3
     # The general part read no history: its scores of the candidates are the population model's alone.
     alone = plugins.load_scorer("preftoken", "tiny-opposed-population", device="cpu")
-    np.testing.assert_allclose([e["general"] for e in rec["extras"]], alone.score(cands[6:], alone.condition(None)), rtol=1e-5)
+    np.testing.assert_allclose(
+        [e["general"] for e in rec["extras"]], alone.score(cands[6:], alone.condition(None)), rtol=1e-5
+    )
 
     with pytest.raises(OptionError, match="history-free"):
-        plugins.load_scorer("blend", device="cpu", general="preftoken", general_weights="tiny-opposed-cp", personal="clip-probe",
-                            personal_weights="tiny")
+        plugins.load_scorer(
+            "blend",
+            device="cpu",
+            general="preftoken",
+            general_weights="tiny-opposed-cp",
+            personal="clip-probe",
+            personal_weights="tiny",
+        )

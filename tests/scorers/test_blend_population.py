@@ -14,8 +14,12 @@ from prefcli_blend import population, weighting
 
 
 def _record(user: str, zg: tuple[float, float], zp: tuple[float, float], liked: int = 0) -> dict:
-    return {"user_id": user, "liked_index": liked, "scores": [0.0, 0.0],
-            "extras": [{"z_general": zg[i], "z_personal": zp[i]} for i in range(2)]}
+    return {
+        "user_id": user,
+        "liked_index": liked,
+        "scores": [0.0, 0.0],
+        "extras": [{"z_general": zg[i], "z_personal": zp[i]} for i in range(2)],
+    }
 
 
 def test_the_fit_is_the_best_fixed_w_of_the_grid_smallest_of_equals():
@@ -34,22 +38,31 @@ def test_the_fit_is_the_best_fixed_w_of_the_grid_smallest_of_equals():
 
 
 def _write(tmp_path, w=0.75, g=("mock-free", "g-w"), p=("spy", "p-w"), **over):
-    doc = {"format": population.FORMAT, "version": population.VERSION, "population_weight": w,
-           "general": {"scorer": g[0], "weights": g[1]}, "personal": {"scorer": p[0], "weights": p[1]},
-           "fitted_on": {"split": "val", "n_ref": 4}, **over}
+    doc = {
+        "format": population.FORMAT,
+        "version": population.VERSION,
+        "population_weight": w,
+        "general": {"scorer": g[0], "weights": g[1]},
+        "personal": {"scorer": p[0], "weights": p[1]},
+        "fitted_on": {"split": "val", "n_ref": 4},
+        **over,
+    }
     path = tmp_path / "w0.json"
     path.write_text(json.dumps(doc))
     return path
 
 
-@pytest.mark.parametrize("change, reason", [
-    ({"format": "something"}, "not a population-w file"),
-    ({"version": 7}, "version 7"),
-    ({"population_weight": -1}, "not a number in"),
-    ({"population_weight": "0.5"}, "not a number in"),
-    ({"population_weight": 1e9}, "not a number in"),
-    ({"personal": None}, "no personal part"),
-])
+@pytest.mark.parametrize(
+    "change, reason",
+    [
+        ({"format": "something"}, "not a population-w file"),
+        ({"version": 7}, "version 7"),
+        ({"population_weight": -1}, "not a number in"),
+        ({"population_weight": "0.5"}, "not a number in"),
+        ({"population_weight": 1e9}, "not a number in"),
+        ({"personal": None}, "no personal part"),
+    ],
+)
 def test_the_reader_refuses_what_is_not_a_fit(tmp_path, change, reason):
     p = _write(tmp_path, **change)
     with pytest.raises(OptionError, match=reason) as e:
@@ -80,8 +93,26 @@ def world(tmp_path_factory):
 
 
 def _eval(capsys, ds, *extra):
-    return run_cli(capsys, "eval", ds, "--scorer", "blend", "--weights", "tiny", "-o", "general", "aesthetic", "--no-cache",
-                   "--no-progress", "--no-world", "--bootstrap", "0", "--format", "json", *extra)
+    return run_cli(
+        capsys,
+        "eval",
+        ds,
+        "--scorer",
+        "blend",
+        "--weights",
+        "tiny",
+        "-o",
+        "general",
+        "aesthetic",
+        "--no-cache",
+        "--no-progress",
+        "--no-world",
+        "--bootstrap",
+        "0",
+        "--format",
+        "json",
+        *extra,
+    )
 
 
 def test_fit_blend_writes_a_w_that_blend_then_uses(capsys, tmp_path, world):
@@ -106,8 +137,26 @@ def test_fit_blend_writes_a_w_that_blend_then_uses(capsys, tmp_path, world):
     assert ident["general"]["scorer"] == "aesthetic" and ident["personal"]["scorer"] == "clip-probe"
 
     # Fitted for aesthetic + clip-probe: a blend of other parts refuses it, in one line naming the file.
-    code, _, err = run_cli(capsys, "eval", world, "--scorer", "blend", "--weights", "tiny", "-o", "general", "clip",
-                           "-o", "population_weight", out, "--no-cache", "--no-progress", "--no-world", "--bootstrap", "0")
+    code, _, err = run_cli(
+        capsys,
+        "eval",
+        world,
+        "--scorer",
+        "blend",
+        "--weights",
+        "tiny",
+        "-o",
+        "general",
+        "clip",
+        "-o",
+        "population_weight",
+        out,
+        "--no-cache",
+        "--no-progress",
+        "--no-world",
+        "--bootstrap",
+        "0",
+    )
     one_error_line(code, err, str(out), "fitted for the general part aesthetic", "clip")
 
 
@@ -119,21 +168,31 @@ def test_identity_changes_with_the_population_w_from_a_file(tmp_path):
         a = plugins.load_scorer("blend", device="cpu", general="mock-free", personal="mock-hist")
         ident = a.identity
         gw, pw = ident["general"]["weights"], ident["personal"]["weights"]
-        b = plugins.load_scorer("blend", device="cpu", general="mock-free", personal="mock-hist",
-                                population_weight=str(_write(tmp_path, 2.0, ("mock-free", gw), ("mock-hist", pw))))
+        b = plugins.load_scorer(
+            "blend",
+            device="cpu",
+            general="mock-free",
+            personal="mock-hist",
+            population_weight=str(_write(tmp_path, 2.0, ("mock-free", gw), ("mock-hist", pw))),
+        )
         assert b.population_weight == 2.0 and b.identity["options"]["population_weight"] == 2.0
         assert a.cache_key != b.cache_key
-        typed = plugins.load_scorer("blend", device="cpu", general="mock-free", personal="mock-hist", population_weight=2.0)
+        typed = plugins.load_scorer(
+            "blend", device="cpu", general="mock-free", personal="mock-hist", population_weight=2.0
+        )
         assert typed.identity["options"] == b.identity["options"]
     finally:
         plugins.unregister_plugin(name="harness-mocks")
 
 
-@pytest.mark.parametrize("args, needle", [
-    (("--scorer", "clip", "--split", "val"), "no population w to fit"),
-    (("--scorer", "blend", "--split", "test"), "--split val"),
-    (("--scorer", "blend", "--split", "val", "--protocol", "rating"), "ranked tasks"),
-])
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (("--scorer", "clip", "--split", "val"), "no population w to fit"),
+        (("--scorer", "blend", "--split", "test"), "--split val"),
+        (("--scorer", "blend", "--split", "val", "--protocol", "rating"), "ranked tasks"),
+    ],
+)
 def test_fit_blend_refuses_before_any_work(capsys, tmp_path, args, needle):
     code, _, err = run_cli(capsys, "eval", tmp_path / "no-dataset-read", *args, "--fit-blend", tmp_path / "w.json")
     one_error_line(code, err, needle)

@@ -39,7 +39,9 @@ def _history(tmp_path):
 
     # Three pairs, liked greenish, disliked reddish: the general part (red) is wrong on every pair,
     # the personal one (taste, from the other pairs) right, so this person's w leans personal.
-    liked, disliked = _folders(tmp_path, [(40, 200, 30), (60, 180, 90), (20, 160, 60)], [(200, 40, 30), (180, 70, 60), (220, 90, 40)])
+    liked, disliked = _folders(
+        tmp_path, [(40, 200, 30), (60, 180, 90), (20, 160, 60)], [(200, 40, 30), (180, 70, 60), (220, 90, 40)]
+    )
     return history_from_folders(liked, disliked)[0], liked, disliked
 
 
@@ -97,21 +99,49 @@ def test_generate_steers_toward_the_blend(colours, tmp_path):
     from prefcli.generate.run import GenerateConfig, generate
 
     _, liked, disliked = _history(tmp_path / "h")
-    cfg = GenerateConfig("a fox", model="tiny", rewards=[("blend", 10.0)], steps=4, out=str(tmp_path / "out"),
-                         likes=str(liked), dislikes=str(disliked), options={"blend": {"general": "red", "personal": "taste"}})
+    cfg = GenerateConfig(
+        "a fox",
+        model="tiny",
+        rewards=[("blend", 10.0)],
+        steps=4,
+        out=str(tmp_path / "out"),
+        likes=str(liked),
+        dislikes=str(disliked),
+        options={"blend": {"general": "red", "personal": "taste"}},
+    )
     rec = generate(cfg, generator=load_generator("tiny", device="cpu"))[0]
     assert rec["final"]["rewards"]["blend"] > rec["unguided"]["rewards"]["blend"]
     assert fakes.CALLS["taste.condition"] <= 1 + 3 + 1  # the full history, each leave-one-out, the reward's state: once
 
 
-@pytest.mark.parametrize("opts, needle", [
-    (["-o", "blend.general", "red"], "its personal part clip-probe is not differentiable"),
-    (["-o", "blend.general", "green", "-o", "blend.personal", "taste"], "its general part green is not differentiable"),
-])
+@pytest.mark.parametrize(
+    "opts, needle",
+    [
+        (["-o", "blend.general", "red"], "its personal part clip-probe is not differentiable"),
+        (
+            ["-o", "blend.general", "green", "-o", "blend.personal", "taste"],
+            "its general part green is not differentiable",
+        ),
+    ],
+)
 def test_a_part_that_is_not_differentiable_is_one_line(colours, tmp_path, capsys, opts, needle):
     _, liked, disliked = _history(tmp_path / "h")
-    code, _, err = run_cli(capsys, "generate", "p", "--model", "tiny", "--out", tmp_path / "o", "--reward", "blend=1",
-                           "--likes", liked, "--dislikes", disliked, *opts)
+    code, _, err = run_cli(
+        capsys,
+        "generate",
+        "p",
+        "--model",
+        "tiny",
+        "--out",
+        tmp_path / "o",
+        "--reward",
+        "blend=1",
+        "--likes",
+        liked,
+        "--dislikes",
+        disliked,
+        *opts,
+    )
     one_error_line(code, err, needle, "-o blend.")
     assert not (tmp_path / "o").exists()
 

@@ -11,6 +11,7 @@ import torch
 import torch.nn as nn
 from PIL import Image
 
+from json_schemas import validate  # docs/schemas/: every command's JSON
 from prefcli.convert import (
     UnsafePickleError,
     learn_user_pref,
@@ -18,7 +19,6 @@ from prefcli.convert import (
     safe_torch_load,
 )
 from prefcli.errors import WeightsError
-from json_schemas import validate  # docs/schemas/: every command's JSON
 
 #: Appended to by PromptPool.__setstate__: if it ever grows, code from a pickle ran.
 EXECUTED: list[str] = []
@@ -92,7 +92,9 @@ def test_state_dict_and_bare_tensor_files_work_too(tmp_path):
 def test_malicious_pickles_are_refused(tmp_path):
     marker = tmp_path / "pwned"
     torch.save({"prompt": Evil(marker)}, tmp_path / "evil.pt")
-    with pytest.raises(UnsafePickleError, match=r"evil\.pt: the pickle calls posix\.system|evil\.pt: the pickle calls nt\.system"):
+    with pytest.raises(
+        UnsafePickleError, match=r"evil\.pt: the pickle calls posix\.system|evil\.pt: the pickle calls nt\.system"
+    ):
         safe_torch_load(tmp_path / "evil.pt")
     assert not marker.exists()
     torch.save([EvilEval()], tmp_path / "eval.pt")
@@ -126,7 +128,9 @@ def release(tmp_path_factory):
                 p.mul_(4)  # random init is too flat to tell models apart
     m.core.save_pretrained(root / "base")
     m.tokenizer.save_pretrained(root / "base")
-    peft_model = get_peft_model(m.core, LoraConfig(r=8, lora_alpha=8, lora_dropout=0.0, target_modules=LORA_TARGET_REGEX))
+    peft_model = get_peft_model(
+        m.core, LoraConfig(r=8, lora_alpha=8, lora_dropout=0.0, target_modules=LORA_TARGET_REGEX)
+    )
     g = torch.Generator().manual_seed(9)
     with torch.no_grad():
         for n, p in peft_model.named_parameters():
@@ -147,22 +151,34 @@ def release(tmp_path_factory):
 def _history(n: int = 2):
     from prefcli.types import Candidate, HistoryPair, UserHistory
 
-    return UserHistory(tuple(HistoryPair(liked=Candidate.from_image(_img(2 * i)), disliked=Candidate.from_image(_img(2 * i + 1)),
-                                         prompt=f"prompt {i}") for i in range(n)))
+    return UserHistory(
+        tuple(
+            HistoryPair(
+                liked=Candidate.from_image(_img(2 * i)),
+                disliked=Candidate.from_image(_img(2 * i + 1)),
+                prompt=f"prompt {i}",
+            )
+            for i in range(n)
+        )
+    )
 
 
 def test_converted_release_scores_like_the_original_model(release, tmp_path):
+    from prefcli.plugins import load_scorer
     from prefcli.types import Candidate
     from prefcli.vlm import scoring
     from prefcli.vlm.template import eval_history_items
-    from prefcli.plugins import load_scorer
 
     root = release["root"]
     res = learn_user_pref(root / "rel", tmp_path / "ours", base=str(root / "base"))
     assert EXECUTED == []
     assert res.tokens_shape == (10, release["ref"].pref_tokens.dim) and res.lora_r == 8 and res.lora_alpha == 8
-    assert sorted(p.name for p in (tmp_path / "ours").iterdir()) == [".prefcli-written.json", "adapter",
-                                                                   "pref_tokens.safetensors", "vlm_spec.json"]
+    assert sorted(p.name for p in (tmp_path / "ours").iterdir()) == [
+        ".prefcli-written.json",
+        "adapter",
+        "pref_tokens.safetensors",
+        "vlm_spec.json",
+    ]
     meta = json.loads((tmp_path / "ours" / "vlm_spec.json").read_text())
     assert meta["spec"]["base"] == str(root / "base") and meta["metadata"]["n_ref"] == 8
 
@@ -200,8 +216,21 @@ def test_cli_convert_and_clear_errors(release, tmp_path, monkeypatch):
     from prefcli.cli import app
 
     root = release["root"]
-    res = CliRunner().invoke(app, ["convert", "learn-user-pref", str(root / "rel"), "--out", str(tmp_path / "m"),
-                                   "--base", str(root / "base"), "--format", "json"], catch_exceptions=False)
+    res = CliRunner().invoke(
+        app,
+        [
+            "convert",
+            "learn-user-pref",
+            str(root / "rel"),
+            "--out",
+            str(tmp_path / "m"),
+            "--base",
+            str(root / "base"),
+            "--format",
+            "json",
+        ],
+        catch_exceptions=False,
+    )
     assert res.exit_code == 0, res.output
     rows = {r["item"]: r["value"] for r in validate(json.loads(res.stdout))["results"]["rows"]}
     assert rows["preference tokens"].startswith("10 x ")

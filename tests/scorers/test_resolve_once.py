@@ -57,9 +57,27 @@ def folders(tmp_path):
 
 def test_rank_resolves_a_probe_once(capsys, counted, folders):
     # A probe: the spec of its base scorer comes with it, the base is built from the same resolved values.
-    code, out, err = run_cli(capsys, "rank", folders / "cands", "--likes", folders / "liked", "--dislikes", folders / "disliked",
-                             "--scorer", "clip-probe", "--weights", "tiny", "--device", "cpu", "-o", "C", "0.5",
-                             "--format", "json", "--no-progress")
+    code, out, err = run_cli(
+        capsys,
+        "rank",
+        folders / "cands",
+        "--likes",
+        folders / "liked",
+        "--dislikes",
+        folders / "disliked",
+        "--scorer",
+        "clip-probe",
+        "--weights",
+        "tiny",
+        "--device",
+        "cpu",
+        "-o",
+        "C",
+        "0.5",
+        "--format",
+        "json",
+        "--no-progress",
+    )
     assert code == 0, err
     assert counted["lookups"] == Counter({"clip-probe": 1})
     assert sum(counted["parses"].values()) == 1
@@ -106,7 +124,9 @@ def test_library_errors_name_parameters_and_the_cli_names_flags(capsys, folders)
     with pytest.raises(DeviceError) as e:
         ScorerHandle("clip", "tiny", device="gpu0")
     assert str(e.value).startswith("device='gpu0'")
-    code, _, err = run_cli(capsys, "rank", folders / "cands", "--scorer", "clip", "--weights", "tiny", "--device", "gpu0")
+    code, _, err = run_cli(
+        capsys, "rank", folders / "cands", "--scorer", "clip", "--weights", "tiny", "--device", "gpu0"
+    )
     one_error_line(code, err, "--device gpu0")
 
 
@@ -131,9 +151,9 @@ def test_rank_errors_name_parameters_in_python_and_flags_on_the_command_line(cap
 
 
 def test_eval_resolves_once(counted, monkeypatch, tmp_path):
-    import harness_fakes as fakes
     from typer.testing import CliRunner
 
+    import harness_fakes as fakes
     from prefcli.cli import app
     from prefcli.harness import source
 
@@ -141,9 +161,27 @@ def test_eval_resolves_once(counted, monkeypatch, tmp_path):
     try:
         monkeypatch.setenv("PREFCLI_CACHE", str(tmp_path / "default-cache"))
         monkeypatch.setattr(source, "open_dataset", lambda path: fakes.FakeDataset())
-        res = CliRunner().invoke(app, ["eval", str(tmp_path), "--scorer", "mock-hist", "--n-ref", "2", "--device", "cpu",
-                                       "-o", "batch_size", "4", "--no-cache", "--no-progress", "--format", "json"],
-                                 catch_exceptions=False)
+        res = CliRunner().invoke(
+            app,
+            [
+                "eval",
+                str(tmp_path),
+                "--scorer",
+                "mock-hist",
+                "--n-ref",
+                "2",
+                "--device",
+                "cpu",
+                "-o",
+                "batch_size",
+                "4",
+                "--no-cache",
+                "--no-progress",
+                "--format",
+                "json",
+            ],
+            catch_exceptions=False,
+        )
         assert res.exit_code == 0, res.output
     finally:
         plugins.unregister_plugin(name="harness-mocks")

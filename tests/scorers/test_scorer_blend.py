@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pytest
@@ -40,8 +41,14 @@ class SpyPersonal(Scorer):
 class Plugin:
     @hookimpl
     def register_scorers(self, register):
-        register(ScorerSpec(name="spy-personal", factory=f"{__name__}:SpyPersonal", needs=frozenset({"image", "history"}),
-                            default_weights="spy-w"))
+        register(
+            ScorerSpec(
+                name="spy-personal",
+                factory=f"{__name__}:SpyPersonal",
+                needs=frozenset({"image", "history"}),
+                default_weights="spy-w",
+            )
+        )
 
 
 @pytest.fixture
@@ -73,7 +80,9 @@ def _history(general_right: bool, n: int = 6, user: str = "u") -> UserHistory:
 
 def _task(history: UserHistory, n_cand: int = 5, tid: str = "t") -> RankTask:
     cands = [fakes.cand(f"{tid}-c{i}", "p") for i in range(n_cand)]
-    return RankTask(task_id=tid, candidates=cands, liked_index=0, history=history, user_id=history.user_id, n_ref=len(history))
+    return RankTask(
+        task_id=tid, candidates=cands, liked_index=0, history=history, user_id=history.user_id, n_ref=len(history)
+    )
 
 
 def _blend(**opts) -> ScorerHandle:
@@ -103,7 +112,9 @@ def test_choose_weight_follows_who_was_right_and_shrinks():
     # Pairs that cannot tell w apart keep the population w.
     assert weighting.choose_weight([1.0, -1.0], [1.0, -1.0], population_weight=0.5, shrinkage=0.0).loo_best == 0.5
     ev = weighting.choose_weight([-x for x in dg], [-x for x in dp], population_weight=1.0, shrinkage=0.0)
-    assert ev.loo_best == 1.0 and ev.loo_personal == 1.0 and ev.loo_general == 0.0  # w ≥ 0.75 all order every pair right
+    assert (
+        ev.loo_best == 1.0 and ev.loo_personal == 1.0 and ev.loo_general == 0.0
+    )  # w ≥ 0.75 all order every pair right
     ev = weighting.choose_weight([-x for x in dg], [-x for x in dp], population_weight=0.25, shrinkage=0.0)
     assert ev.loo_best == 0.75  # the smallest of them: the closest to this population w
     none = weighting.choose_weight([], [], population_weight=0.7, shrinkage=4.0)
@@ -190,7 +201,11 @@ def test_parts_go_through_the_score_cache_once(mocks, tmp_path):
     blend = ScorerHandle("blend", options={"general": "mock-free", "personal": "mock-hist"}, cache=cache)
     first, s1 = run_scorer(blend, tasks, cache=cache)
     assert s1.scores_cached >= solo.candidates_scored
-    again, s2 = run_scorer(ScorerHandle("blend", options={"general": "mock-free", "personal": "mock-hist"}, cache=cache), tasks, cache=cache)
+    again, s2 = run_scorer(
+        ScorerHandle("blend", options={"general": "mock-free", "personal": "mock-hist"}, cache=cache),
+        tasks,
+        cache=cache,
+    )
     assert s2.candidates_scored == 0 and s2.conditioned == 0
     assert [r["scores"] for r in again] == [r["scores"] for r in first]
 
@@ -198,8 +213,15 @@ def test_parts_go_through_the_score_cache_once(mocks, tmp_path):
 def test_blend_is_a_bench_row(mocks, tmp_path):
     from prefcli.harness import bench
 
-    cfg = bench.BenchConfig(dataset="fake", scorers=["mock-hist", "blend"], protocols=["1v3"], n_refs=[2, 4], n_boot=10,
-                            cache_dir=str(tmp_path / "c"), options={"blend": {"general": "mock-free", "personal": "mock-hist"}})
+    cfg = bench.BenchConfig(
+        dataset="fake",
+        scorers=["mock-hist", "blend"],
+        protocols=["1v3"],
+        n_refs=[2, 4],
+        n_boot=10,
+        cache_dir=str(tmp_path / "c"),
+        options={"blend": {"general": "mock-free", "personal": "mock-hist"}},
+    )
     runs, prov = bench.run_bench(cfg, dataset=fakes.FakeDataset())
     rows = [r for r in runs if r["scorer"] == "blend"]
     assert [r["n_ref"] for r in rows] == [2, 4] and all(r["kind"] == "composite" for r in rows)
@@ -220,15 +242,37 @@ def test_rank_defaults_to_blend_with_a_history_and_shows_why(capsys, tmp_path):
             im.save(tmp_path / sub / f"{i}.png")
     prompts = {f"{sub}/{i}.png": f"a picture {sub} {i}" for sub in ("liked", "disliked", "cands") for i in range(3)}
     (tmp_path / "prompts.json").write_text(json.dumps(prompts))
-    code, out, err = run_cli(capsys, "rank", tmp_path / "cands", "--likes", tmp_path / "liked", "--dislikes", tmp_path / "disliked",
-                             "--prompts", tmp_path / "prompts.json", "--weights", "tiny", "--format", "json")
+    code, out, err = run_cli(
+        capsys,
+        "rank",
+        tmp_path / "cands",
+        "--likes",
+        tmp_path / "liked",
+        "--dislikes",
+        tmp_path / "disliked",
+        "--prompts",
+        tmp_path / "prompts.json",
+        "--weights",
+        "tiny",
+        "--format",
+        "json",
+    )
     assert code == 0, err
     assert "with blend" in err and "blend of pickscore (general: every image has a prompt) and clip-probe" in err
     assert "leave-one-out over 3 history pair(s)" in err
     rows = json.loads(out)["results"]["ranking"]  # the one JSON envelope
     assert len(rows) == 2
     for r in rows:
-        assert {"general", "personal", "z_general", "z_personal", "weight", "loo_pairs", "loo_general", "loo_personal"} <= set(r)
+        assert {
+            "general",
+            "personal",
+            "z_general",
+            "z_personal",
+            "weight",
+            "loo_pairs",
+            "loo_general",
+            "loo_personal",
+        } <= set(r)
         assert r["loo_pairs"] == 3 and r["score"] == pytest.approx(r["z_general"] + r["weight"] * r["z_personal"])
 
 
@@ -236,5 +280,13 @@ def test_scorers_page_of_blend(capsys):
     code, out, err = run_cli(capsys, "scorers", "blend")
     assert code == 0, err
     assert "default each part's own" in out and "--weights is required" not in out
-    for name in ("general", "personal", "weight", "population_weight", "shrinkage", "general_weights", "personal_weights"):
+    for name in (
+        "general",
+        "personal",
+        "weight",
+        "population_weight",
+        "shrinkage",
+        "general_weights",
+        "personal_weights",
+    ):
         assert name in out

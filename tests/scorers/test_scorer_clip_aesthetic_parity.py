@@ -23,7 +23,9 @@ from reference.parity_images import KINDS, LONG_PROMPT, SHORT_PROMPT, parity_fil
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 if not oc.available():
-    pytest.skip("OpenAI's clip package is the oracle: pip install --no-deps openai-clip==1.0.1", allow_module_level=True)
+    pytest.skip(
+        "OpenAI's clip package is the oracle: pip install --no-deps openai-clip==1.0.1", allow_module_level=True
+    )
 
 from prefcli import plugins  # noqa: E402
 from prefcli.types import Candidate  # noqa: E402
@@ -67,7 +69,7 @@ def aesthetic(tmp_path_factory):
         # init makes a near-constant head, and parity on a constant proves nothing).
         with torch.no_grad():
             for i, layer in enumerate(m for m in head.layers if isinstance(m, torch.nn.Linear)):
-                layer.weight.normal_(0.0, 1.0 if i == 0 else layer.in_features ** -0.5)
+                layer.weight.normal_(0.0, 1.0 if i == 0 else layer.in_features**-0.5)
     path = tmp_path_factory.mktemp("aesthetic") / "sac+logos+ava1-l14-linearMSE.pth"
     torch.save(head.state_dict(), path)  # the released file's format: a plain state dict
     return plugins.load_scorer("aesthetic", weights=str(path), clip_weights="tiny"), head
@@ -128,7 +130,10 @@ def test_prompts_are_cleaned_and_cut_as_clip_tokenize_does(clip_tiny, prompt):
     enc = clip_tiny._tokens([prompt])
     assert enc["input_ids"][0][enc["attention_mask"][0].bool()].tolist() == ref_ids
     files = parity_files("non-square")
-    assert rel_err(clip_tiny.score(prefcli_candidates(files, prompt)), clip_reference(clip_tiny, files, prompt)) < PARITY_RTOL
+    assert (
+        rel_err(clip_tiny.score(prefcli_candidates(files, prompt)), clip_reference(clip_tiny, files, prompt))
+        < PARITY_RTOL
+    )
 
 
 def test_clip_tokenize_refuses_long_prompts_by_default():

@@ -23,8 +23,17 @@ from prefcli.types import Candidate, HistoryPair, UserHistory
 
 #: The input resolution of each differentiable scorer's tiny model. A new
 #: differentiable scorer must be added here (the first test says so).
-INPUT_SIZE = {"clip": 32, "aesthetic": 32, "pickscore": 32, "hpsv2": 32, "imagereward": 224,
-              "viper": 32, "idefics": 32, "preftoken": 32, "hpsv3": 448}
+INPUT_SIZE = {
+    "clip": 32,
+    "aesthetic": 32,
+    "pickscore": 32,
+    "hpsv2": 32,
+    "imagereward": 224,
+    "viper": 32,
+    "idefics": 32,
+    "preftoken": 32,
+    "hpsv3": 448,
+}
 PROMPT = "a red fox in the snow"
 
 
@@ -38,8 +47,14 @@ def test_every_differentiable_scorer_is_covered():
 
 def _history(seed: int) -> UserHistory:
     imgs = structured_images([(32, 32)] * 4, seed=seed)
-    pairs = [HistoryPair(liked=Candidate.from_image(imgs[2 * i], prompt=PROMPT), disliked=Candidate.from_image(imgs[2 * i + 1], prompt=PROMPT),
-                         prompt=PROMPT) for i in range(2)]
+    pairs = [
+        HistoryPair(
+            liked=Candidate.from_image(imgs[2 * i], prompt=PROMPT),
+            disliked=Candidate.from_image(imgs[2 * i + 1], prompt=PROMPT),
+            prompt=PROMPT,
+        )
+        for i in range(2)
+    ]
     return UserHistory(pairs=tuple(pairs), user_id="u")
 
 

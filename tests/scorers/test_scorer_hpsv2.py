@@ -34,7 +34,9 @@ from prefcli.types import Candidate  # noqa: E402
 from prefcli_hpsv2 import scorer as hps  # noqa: E402
 
 PROMPT = SHORT_PROMPT
-needs_oracle = pytest.mark.skipif(not official.available(), reason="the hpsv2 package (pip install --no-deps hpsv2==1.2.0) is the oracle")
+needs_oracle = pytest.mark.skipif(
+    not official.available(), reason="the hpsv2 package (pip install --no-deps hpsv2==1.2.0) is the oracle"
+)
 
 
 def _images(n: int = 4, seed: int = 5) -> list[Image.Image]:
@@ -66,7 +68,9 @@ def oracle_models(hps_dir):
 
 
 def oracle_scores(oracle_models, version, images, prompt=PROMPT, antialias=False, preprocess=None):
-    return official.score(oracle_models[version], hps.TINY_ARCH, images, prompt, antialias=antialias, preprocess=preprocess)
+    return official.score(
+        oracle_models[version], hps.TINY_ARCH, images, prompt, antialias=antialias, preprocess=preprocess
+    )
 
 
 @pytest.fixture(scope="module")
@@ -138,7 +142,12 @@ def test_version_picks_the_file_and_is_part_of_the_weights_id(hps_dir, images, o
     # each identity is the content of the file actually loaded
     from prefcli.weights import identity
 
-    assert v20.weights_id == identity(str(hps_dir / "HPS_v2_compressed.pt")) != v21.weights_id == identity(str(hps_dir / "HPS_v2.1_compressed.pt"))
+    assert (
+        v20.weights_id
+        == identity(str(hps_dir / "HPS_v2_compressed.pt"))
+        != v21.weights_id
+        == identity(str(hps_dir / "HPS_v2.1_compressed.pt"))
+    )
     ref20 = oracle_scores(oracle_models, "2.0", images)
     assert rel_err(v20.score(_cands(images)), ref20) < PARITY_RTOL
     assert rel_err(ref20, reference_scores) > 0.01  # the two files really hold different weights
@@ -151,7 +160,10 @@ def test_antialias_is_an_option_that_changes_scores_and_the_weights_id(hps_dir, 
     assert on.options.antialias is True and scorer.options.antialias is False
     assert on.cache_key != scorer.cache_key  # the same file, other numbers: never one cache entry
     files = parity_files("square")  # 300 px: a real downscale
-    assert rel_err(on.score(prefcli_candidates(files, PROMPT)), scorer.score(prefcli_candidates(files, PROMPT))) > PARITY_RTOL
+    assert (
+        rel_err(on.score(prefcli_candidates(files, PROMPT)), scorer.score(prefcli_candidates(files, PROMPT)))
+        > PARITY_RTOL
+    )
     with pytest.raises(ValueError, match="antialias"):
         load_scorer("hpsv2", weights=str(hps_dir), arch="tiny", antialias="sometimes")
 
@@ -163,7 +175,9 @@ def test_percent_is_one_hundred_times_the_cosine(hps_dir, scorer, images):
 
 
 def test_wrong_mean_std_is_caught(scorer, oracle_models, images):
-    imagenet = official.open_clip_fork().image_transform(32, is_train=False, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), resize_longest_max=True)
+    imagenet = official.open_clip_fork().image_transform(
+        32, is_train=False, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), resize_longest_max=True
+    )
     wrong = oracle_scores(oracle_models, "2.1", images, preprocess=imagenet)
     assert rel_err(scorer.score(_cands(images)), wrong) > PARITY_RTOL
 

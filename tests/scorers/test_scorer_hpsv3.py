@@ -17,9 +17,21 @@ from reference import parity_images as PI
 
 # hpsv3/dataset/data_collator_qwen.py in the 1.0.0 wheel: (characters, sha256) of each string, measured on the file.
 UPSTREAM_STRINGS = {
-    "INSTRUCTION": (P.INSTRUCTION, 2523, "0393599dad45a971903d1d62a3acf9bad3ccccdafa7f40f680523419e1f68b7a"),  # lines 11-32
-    "prompt_with_special_token": (P.REWARD_SUFFIX, 67, "2471faca094ae5bd6fe17b71dce20c3d7583625545e235889f7e74e7eeb69d0a"),  # lines 38-42
-    "prompt_without_special_token": (P.PLAIN_SUFFIX, 52, "a6191773af69e178467fab43e6890010d40b9a12638b554d734b73f54d3ea119"),  # 44-46
+    "INSTRUCTION": (
+        P.INSTRUCTION,
+        2523,
+        "0393599dad45a971903d1d62a3acf9bad3ccccdafa7f40f680523419e1f68b7a",
+    ),  # lines 11-32
+    "prompt_with_special_token": (
+        P.REWARD_SUFFIX,
+        67,
+        "2471faca094ae5bd6fe17b71dce20c3d7583625545e235889f7e74e7eeb69d0a",
+    ),  # lines 38-42
+    "prompt_without_special_token": (
+        P.PLAIN_SUFFIX,
+        52,
+        "a6191773af69e178467fab43e6890010d40b9a12638b554d734b73f54d3ea119",
+    ),  # 44-46
 }
 
 
@@ -55,7 +67,9 @@ def test_tiny_scores_are_mu_with_sigma_in_the_extras(scorer):
     with torch.no_grad():
         mu_sigma = scorer.mu_sigma([_tensor(scorer, c) for c in cands], [PI.SHORT_PROMPT] * 3)
     assert [float(v) for v in mu_sigma[:, 0]] == pytest.approx(scores, rel=1e-5, abs=1e-6)
-    assert [e["sigma"] for e in scorer.candidate_extras(cands)] == pytest.approx([float(v) for v in mu_sigma[:, 1]], rel=1e-5, abs=1e-6)
+    assert [e["sigma"] for e in scorer.candidate_extras(cands)] == pytest.approx(
+        [float(v) for v in mu_sigma[:, 1]], rel=1e-5, abs=1e-6
+    )
     # the prompt reaches the score too
     other = scorer.score(PI.prefcli_candidates(PI.parity_files("non-square"), PI.LONG_PROMPT))
     assert other != pytest.approx(scores, rel=1e-6, abs=0)
@@ -111,7 +125,9 @@ def test_patches_equal_the_qwen2vl_image_processor(scorer):
     from prefcli_hpsv3.pixels import load_image, to_tensor
     from prefcli_hpsv3.tiny import PREPROCESSOR
 
-    proc = Qwen2VLImageProcessor(**{k: v for k, v in PREPROCESSOR.items() if not k.endswith("_type") and k != "processor_class"})
+    proc = Qwen2VLImageProcessor(
+        **{k: v for k, v in PREPROCESSOR.items() if not k.endswith("_type") and k != "processor_class"}
+    )
     for data in PI.parity_files("non-square") + PI.parity_files("RGBA") + PI.parity_files("palette")[2:]:
         im = load_image(PI.upstream_open(data), 256 * 28 * 28, 256 * 28 * 28)
         ref = proc(images=[im], return_tensors="pt")
@@ -130,7 +146,9 @@ def test_seeds_give_different_weights_and_a_seed_the_same():
     assert all(bool((a[k] == b[k]).all()) for k in a)
     assert any(not bool((a[k] == c[k]).all()) for k in a)
     # the official layout: 4.45 names and upstream's head (qwen2vl_trainer.py lines 99-106, hidden → 1024 → 16 → 2)
-    assert {k for k in a if k.startswith("rm_head.")} == {f"rm_head.{i}.{w}" for i in (0, 3, 5) for w in ("weight", "bias")}
+    assert {k for k in a if k.startswith("rm_head.")} == {
+        f"rm_head.{i}.{w}" for i in (0, 3, 5) for w in ("weight", "bias")
+    }
     assert tuple(a["rm_head.0.weight"].shape) == (1024, tiny.HIDDEN) and tuple(a["rm_head.5.weight"].shape) == (2, 16)
     assert "lm_head.weight" in a and "model.embed_tokens.weight" in a and any(k.startswith("visual.blocks.") for k in a)
 
@@ -141,8 +159,21 @@ def test_cli_rank_with_the_tiny_weights(tmp_path, capsys):
     for i, data in enumerate(PI.parity_files("square") + PI.parity_files("palette")[:1]):
         (tmp_path / f"{i}.png").write_bytes(data)
     (tmp_path / "broken.png").write_bytes(b"not an image")
-    code, out, err = run_cli(capsys, "rank", tmp_path, "--scorer", "hpsv3", "--weights", "tiny", "--prompt", "a cabin",
-                             "--device", "cpu", "--format", "json")
+    code, out, err = run_cli(
+        capsys,
+        "rank",
+        tmp_path,
+        "--scorer",
+        "hpsv3",
+        "--weights",
+        "tiny",
+        "--prompt",
+        "a cabin",
+        "--device",
+        "cpu",
+        "--format",
+        "json",
+    )
     assert code == 0, err
     import json
 
@@ -164,8 +195,19 @@ def test_a_folder_without_the_checkpoint_is_one_line(tmp_path, capsys):
     (tmp_path / "img").mkdir()
     (tmp_path / "img" / "a.png").write_bytes(PI.parity_files("square")[0])
     (tmp_path / "w").mkdir()
-    code, _, err = run_cli(capsys, "rank", tmp_path / "img", "--scorer", "hpsv3", "--weights", tmp_path / "w", "--prompt", "x",
-                           "--device", "cpu")
+    code, _, err = run_cli(
+        capsys,
+        "rank",
+        tmp_path / "img",
+        "--scorer",
+        "hpsv3",
+        "--weights",
+        tmp_path / "w",
+        "--prompt",
+        "x",
+        "--device",
+        "cpu",
+    )
     one_error_line(code, err, "HPSv3.safetensors")
 
 
@@ -197,20 +239,56 @@ def test_generate_steers_with_hpsv3_and_judges_with_it(tmp_path, capsys):
     from cli_runner import run_cli
 
     out = tmp_path / "gen"
-    code, _, err = run_cli(capsys, "generate", "a fox", "--model", "tiny", "--reward", "hpsv3=1", "--judge", "clip", "--weights", "tiny",
-                           "--steps", "1", "--device", "cpu", "--out", out)
+    code, _, err = run_cli(
+        capsys,
+        "generate",
+        "a fox",
+        "--model",
+        "tiny",
+        "--reward",
+        "hpsv3=1",
+        "--judge",
+        "clip",
+        "--weights",
+        "tiny",
+        "--steps",
+        "1",
+        "--device",
+        "cpu",
+        "--out",
+        out,
+    )
     assert code == 0, err
     sidecars = [json.loads(p.read_text()) for p in out.rglob("*.json")]
     assert any("hpsv3" in json.dumps(s) for s in sidecars)
-    code, _, err = run_cli(capsys, "generate", "a fox", "--model", "tiny", "--reward", "clip=1", "--judge", "hpsv3", "--weights", "tiny",
-                           "--steps", "1", "--device", "cpu", "--out", tmp_path / "gen2")
+    code, _, err = run_cli(
+        capsys,
+        "generate",
+        "a fox",
+        "--model",
+        "tiny",
+        "--reward",
+        "clip=1",
+        "--judge",
+        "hpsv3",
+        "--weights",
+        "tiny",
+        "--steps",
+        "1",
+        "--device",
+        "cpu",
+        "--out",
+        tmp_path / "gen2",
+    )
     assert code == 0, err
 
 
 def test_dry_run_counts_the_default_weights_without_loading(capsys):
     from cli_runner import run_cli
 
-    code, out, err = run_cli(capsys, "generate", "a fox", "--reward", "hpsv3=1", "--dry-run", "--device", "cpu", "--format", "json")
+    code, out, err = run_cli(
+        capsys, "generate", "a fox", "--reward", "hpsv3=1", "--dry-run", "--device", "cpu", "--format", "json"
+    )
     assert code == 0, err
     import json
 
@@ -245,5 +323,10 @@ def test_hub_weights_offline_and_not_cached_is_one_line(tmp_path, capsys, monkey
     (tmp_path / "img" / "a.png").write_bytes(PI.parity_files("square")[0])
     code, _, err = run_cli(capsys, "rank", tmp_path / "img", "--scorer", "hpsv3", "--prompt", "x", "--device", "cpu")
     # the advice fetches both: the checkpoint and the base model's small files, into one folder
-    one_error_line(code, err, "hf download MizzenAI/HPSv3 HPSv3.safetensors --local-dir DIR && hf download Qwen/Qwen2-VL-7B-Instruct "
-                   "--include '*.json' --include '*.txt' --include '*.jinja' --local-dir DIR", "--weights DIR")
+    one_error_line(
+        code,
+        err,
+        "hf download MizzenAI/HPSv3 HPSv3.safetensors --local-dir DIR && hf download Qwen/Qwen2-VL-7B-Instruct "
+        "--include '*.json' --include '*.txt' --include '*.jinja' --local-dir DIR",
+        "--weights DIR",
+    )

@@ -27,7 +27,12 @@ import pytest
 from reference import hpsv3_inferencer as O
 from reference import parity_images as PI
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(not O.available(), reason="hpsv3 oracle not installed (see tests/reference/hpsv3_inferencer.py)")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not O.available(), reason="hpsv3 oracle not installed (see tests/reference/hpsv3_inferencer.py)"
+    ),
+]
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +44,9 @@ def both(tmp_path_factory):
 
     d = tiny.save_tiny(tmp_path_factory.mktemp("hpsv3") / "tiny", seed=3)
     base = O.base_with_weights(d, d / "HPSv3.safetensors", d.parent / "base")
-    batches = [(PI.parity_files(kind), [prompt] * 3) for kind in PI.KINDS for prompt in (PI.SHORT_PROMPT, PI.LONG_PROMPT)]
+    batches = [
+        (PI.parity_files(kind), [prompt] * 3) for kind in PI.KINDS for prompt in (PI.SHORT_PROMPT, PI.LONG_PROMPT)
+    ]
     upstream = O.rewards(base, d / "HPSv3.safetensors", batches)
     scorer = plugins.get_scorer_spec("hpsv3").load(str(d), device="cpu", dtype="float32", options={"batch_size": 3})
     ours = []

@@ -30,7 +30,9 @@ from prefcli.types import Candidate  # noqa: E402
 TINY_VIT = dict(img_size=224, patch_size=16, embed_dim=32, depth=2, num_heads=2)
 TINY_TEXT_WIDTH = 32
 PROMPTS = ["a cat", "A red dog in the sky, oil painting!", "a cat", "portrait of an old man, detailed, realistic, 4k"]
-needs_package = pytest.mark.skipif(not pkg.available(), reason="image-reward not installed (pip install --no-deps image-reward==1.5)")
+needs_package = pytest.mark.skipif(
+    not pkg.available(), reason="image-reward not installed (pip install --no-deps image-reward==1.5)"
+)
 
 
 def _images() -> list[Image.Image]:
@@ -54,7 +56,9 @@ def tiny_dir(tmp_path_factory):
 def reference(tiny_dir):
     if not pkg.available():
         pytest.skip("image-reward not installed (pip install --no-deps image-reward==1.5)")
-    return pkg.load_reference(tiny_dir / "med_config.json", tiny_dir / "ImageReward.pt", tiny_dir, vit=TINY_VIT, text_width=TINY_TEXT_WIDTH)
+    return pkg.load_reference(
+        tiny_dir / "med_config.json", tiny_dir / "ImageReward.pt", tiny_dir, vit=TINY_VIT, text_width=TINY_TEXT_WIDTH
+    )
 
 
 @pytest.fixture(scope="module")
@@ -167,7 +171,9 @@ def test_wrong_preprocessing_is_caught(scorer, images, reference_scores, monkeyp
 
 
 @needs_package
-def test_the_package_keeps_cls_first_so_swapping_in_enc_would_break_parity(scorer, images, reference_scores, monkeypatch):
+def test_the_package_keeps_cls_first_so_swapping_in_enc_would_break_parity(
+    scorer, images, reference_scores, monkeypatch
+):
     enc_id = scorer.tokenizer.convert_tokens_to_ids("[ENC]")
     right = scorer._tokens
 

@@ -47,7 +47,9 @@ def contract_breaches(module_source: str, class_name: str, option_names: set[str
         if isinstance(node, (ast.Assign, ast.AnnAssign)):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             if any(isinstance(t, ast.Name) and t.id == "DEFAULT_WEIGHTS" for t in targets):
-                out.append(f"module-level DEFAULT_WEIGHTS (line {node.lineno}): ScorerSpec.load passes the spec's default_weights")
+                out.append(
+                    f"module-level DEFAULT_WEIGHTS (line {node.lineno}): ScorerSpec.load passes the spec's default_weights"
+                )
     docstrings = {id(n.value) for n in ast.walk(tree) if _is_docstring(n)}
     if default_weights:
         for n in ast.walk(tree):
@@ -61,14 +63,20 @@ def contract_breaches(module_source: str, class_name: str, option_names: set[str
             a = fn.args
             params = {p.arg for p in a.posonlyargs + a.args + a.kwonlyargs}
             for p in sorted(params - CONTRACT):
-                why = f"an option of its Options class; read self.options.{p}" if p in option_names else "not part of the contract"
+                why = (
+                    f"an option of its Options class; read self.options.{p}"
+                    if p in option_names
+                    else "not part of the contract"
+                )
                 out.append(f"{class_name}.__init__ declares {p!r} (line {fn.lineno}): {why}")
     for n in ast.walk(cls):  # `weights or SOMETHING`: a default kept beside the spec's (`or ""` is no default)
         if isinstance(n, ast.BoolOp) and isinstance(n.op, ast.Or):
             first, rest = n.values[0], n.values[1:]
             name = first.id if isinstance(first, ast.Name) else first.attr if isinstance(first, ast.Attribute) else ""
             if name == "weights" and not all(isinstance(r, ast.Constant) and not r.value for r in rest):
-                out.append(f"{class_name}: a fallback for the weights (line {n.lineno}); the loader passes default_weights")
+                out.append(
+                    f"{class_name}: a fallback for the weights (line {n.lineno}); the loader passes default_weights"
+                )
     return out
 
 
@@ -88,14 +96,14 @@ def test_no_scorer_redeclares_an_option_or_its_default_weights(name):
 
 def test_the_checker_finds_each_breach():
     """The AST check itself: each old pattern is caught, the contract's own form is not."""
-    old = '''
+    old = """
 DEFAULT_WEIGHTS = "org/model"
 
 class S(Scorer):
     def __init__(self, weights=None, device="cpu", dtype=None, *, version="2.1", batch_size=16, **options):
         super().__init__(weights=weights or DEFAULT_WEIGHTS, device=device, dtype=dtype, **options)
         self.base = self.weights or "org/model"
-'''
+"""
     found = contract_breaches(old, "S", {"version", "batch_size"}, "org/model")
     text = " ".join(found)
     assert "module-level DEFAULT_WEIGHTS" in text
@@ -150,8 +158,14 @@ class WithModule(Scorer):
 class ThirdParty:
     @hookimpl
     def register_scorers(self, register):
-        register(ScorerSpec(name="only-two", factory=f"{__name__}:OnlyTwo", needs=frozenset({"image", "history"}),
-                            default_weights="w"))
+        register(
+            ScorerSpec(
+                name="only-two",
+                factory=f"{__name__}:OnlyTwo",
+                needs=frozenset({"image", "history"}),
+                default_weights="w",
+            )
+        )
         register(ScorerSpec(name="with-module", factory=f"{__name__}:WithModule", default_weights="w"))
 
 

@@ -18,8 +18,7 @@ import pytest
 from PIL import Image
 
 from picture_factory import structured_images
-from reference import PARITY_RTOL, rel_err
-from reference import transformers427
+from reference import PARITY_RTOL, rel_err, transformers427
 from reference.parity_images import KINDS, LONG_PROMPT, parity_files, prefcli_candidates
 from reference.pickscore_readme import calc_probs_and_scores, scores_from_inputs
 
@@ -67,7 +66,9 @@ def model_dir(tmp_path_factory):
     with torch.no_grad():
         model.logit_scale.fill_(4.6052)  # PickScore's learned temperature is ≈ 100 = e^4.6
     model.save_pretrained(d)
-    CLIPProcessor(image_processor=clip_common.tiny_image_processor(32), tokenizer=clip_common.offline_clip_tokenizer()).save_pretrained(d)
+    CLIPProcessor(
+        image_processor=clip_common.tiny_image_processor(32), tokenizer=clip_common.offline_clip_tokenizer()
+    ).save_pretrained(d)
     # The hub repos keep the image preprocessing in preprocessor_config.json, which transformers 4 reads.
     clip_common.tiny_image_processor(32).save_pretrained(d)
     return d
@@ -237,7 +238,9 @@ def test_probe_learns_a_user_from_pickscore_embeddings(model_dir):
     pytest.importorskip("sklearn")
     imgs = _images(6, seed=9)
     liked, disliked = imgs[:3], imgs[3:]
-    history = UserHistory(pairs=tuple(HistoryPair(Candidate.from_image(a), Candidate.from_image(b)) for a, b in zip(liked, disliked)))
+    history = UserHistory(
+        pairs=tuple(HistoryPair(Candidate.from_image(a), Candidate.from_image(b)) for a, b in zip(liked, disliked))
+    )
     probe = load_scorer("pickscore-probe", weights=str(model_dir))
     state = probe.condition(history)
     p_liked = probe.score([Candidate.from_image(im) for im in liked], state)

@@ -25,14 +25,28 @@ def _img(seed: int, size: int = 40) -> Image.Image:
 
 
 def _history(n: int, prompts: bool = True) -> UserHistory:
-    return UserHistory(tuple(
-        HistoryPair(liked=Candidate.from_image(_img(2 * i)), disliked=Candidate.from_image(_img(2 * i + 1)),
-                    prompt=f"prompt number {i}" if prompts else None)
-        for i in range(n)
-    ), user_id="u")
+    return UserHistory(
+        tuple(
+            HistoryPair(
+                liked=Candidate.from_image(_img(2 * i)),
+                disliked=Candidate.from_image(_img(2 * i + 1)),
+                prompt=f"prompt number {i}" if prompts else None,
+            )
+            for i in range(n)
+        ),
+        user_id="u",
+    )
 
 
-PROMPTS = ["a red circle", "blue", "a much longer prompt about a castle at night with many towers", "x", "a cat", "a dog", "sea"]
+PROMPTS = [
+    "a red circle",
+    "blue",
+    "a much longer prompt about a castle at night with many towers",
+    "x",
+    "a cat",
+    "a dog",
+    "sea",
+]
 
 
 def _cands(n: int = 7) -> list[Candidate]:
@@ -99,8 +113,13 @@ def test_reward_is_differentiable_and_equals_score(scorer):
     assert r.shape == (2,) and r.requires_grad
     r.sum().backward()
     assert pixels.grad is not None and pixels.grad.abs().sum() > 0
-    want = scorer.score([Candidate.from_image(Image.fromarray(arr[0]), prompt="a cat"),
-                         Candidate.from_image(Image.fromarray(arr[1]), prompt="a dog")], state)
+    want = scorer.score(
+        [
+            Candidate.from_image(Image.fromarray(arr[0]), prompt="a cat"),
+            Candidate.from_image(Image.fromarray(arr[1]), prompt="a dog"),
+        ],
+        state,
+    )
     np.testing.assert_allclose(r.detach().numpy(), want, rtol=1e-4)
     assert all(not p.requires_grad for p in scorer.vlm.parameters())  # gradients reach pixels only
 
@@ -149,7 +168,9 @@ def test_checkpoint_folders_run_dirs_and_shipped_names(scorer, tmp_path, monkeyp
     finally:
         with torch.no_grad():
             scorer.vlm.pref_tokens.weight.sub_(1.0)
-    assert load_scorer("preftoken", weights=str(tmp_path / "other")).weights_id.split("#")[1] != s.weights_id.split("#")[1]
+    assert (
+        load_scorer("preftoken", weights=str(tmp_path / "other")).weights_id.split("#")[1] != s.weights_id.split("#")[1]
+    )
 
     # a shipped tiny model is found by name (the one lookup: prefcli.vlm.folders)
     from prefcli.vlm import folders
@@ -179,15 +200,22 @@ def test_rank_uses_the_scorer_with_folder_histories(tmp_path):
         for i in range(n):
             _img(off + i).save(tmp_path / sub / f"{i}.png")
     with pytest.warns(UserWarning, match="trained with 8"):
-        res = rank_folder(tmp_path / "cands", likes=tmp_path / "liked", dislikes=tmp_path / "disliked",
-                          scorer=ScorerHandle("preftoken", "tiny"), prompt="a red circle")
+        res = rank_folder(
+            tmp_path / "cands",
+            likes=tmp_path / "liked",
+            dislikes=tmp_path / "disliked",
+            scorer=ScorerHandle("preftoken", "tiny"),
+            prompt="a red circle",
+        )
     assert len(res.ranked) == 4 and res.history_pairs == 3
     assert [r.rank for r in res.ranked] == [1, 2, 3, 4]
 
 
 def test_plugin_registration_imports_no_torch():
-    code = ("import sys, json; import prefcli_preftoken, prefcli_viper; "
-            "print(json.dumps([m for m in ('torch', 'transformers', 'peft') if m in sys.modules]))")
+    code = (
+        "import sys, json; import prefcli_preftoken, prefcli_viper; "
+        "print(json.dumps([m for m in ('torch', 'transformers', 'peft') if m in sys.modules]))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=dict(os.environ))
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []

@@ -24,9 +24,14 @@ def _img(seed: int, size: int = 40) -> Image.Image:
 
 
 def _pairs(n: int) -> list[HistoryPair]:
-    return [HistoryPair(liked=Candidate.from_image(_img(2 * i), image_id=f"L{i}"),
-                        disliked=Candidate.from_image(_img(2 * i + 1), image_id=f"D{i}"), prompt=f"p{i}")
-            for i in range(n)]
+    return [
+        HistoryPair(
+            liked=Candidate.from_image(_img(2 * i), image_id=f"L{i}"),
+            disliked=Candidate.from_image(_img(2 * i + 1), image_id=f"D{i}"),
+            prompt=f"p{i}",
+        )
+        for i in range(n)
+    ]
 
 
 def _sharpen(vlm) -> None:
@@ -54,7 +59,9 @@ def _reference_p_plus(vlm, doc: str, images: list) -> float:
     from transformers import Idefics2ImageProcessor, Idefics2Processor
 
     ip = Idefics2ImageProcessor(do_image_splitting=False, size={"longest_edge": 448, "shortest_edge": 378})
-    proc = Idefics2Processor(image_processor=ip, tokenizer=copy.deepcopy(vlm.tokenizer), image_seq_len=vlm.image_seq_len)
+    proc = Idefics2Processor(
+        image_processor=ip, tokenizer=copy.deepcopy(vlm.tokenizer), image_seq_len=vlm.image_seq_len
+    )
     ids = proc(text=doc, images=images, return_tensors="pt")["input_ids"]
     pv = vlm.preprocess(images).unsqueeze(0)  # the tiny model's pixels: (1, N_images, 3, S, S)
     with torch.no_grad():
@@ -147,7 +154,9 @@ def local_weights(tmp_path_factory):
     m.core.save_pretrained(root / "base")
     m.tokenizer.save_pretrained(root / "base")
     base_copy = copy.deepcopy(m)
-    peft_model = get_peft_model(m.core, LoraConfig(r=8, lora_alpha=8, lora_dropout=0.0, target_modules=LORA_TARGET_REGEX))
+    peft_model = get_peft_model(
+        m.core, LoraConfig(r=8, lora_alpha=8, lora_dropout=0.0, target_modules=LORA_TARGET_REGEX)
+    )
     g = torch.Generator().manual_seed(1)
     with torch.no_grad():
         for n, p in peft_model.named_parameters():
@@ -166,7 +175,9 @@ def test_real_loading_path_on_local_folders(local_weights, tmp_path):
     viper = load_scorer("viper", weights=str(root / "adapter"), base=str(root / "base"))
     idefics = load_scorer("idefics", weights=str(root / "base"))
     with torch.no_grad():
-        want_v = scoring.q_scores(scoring.score_uncached(local_weights["with_adapter"], eval_history_items(pairs), cands))
+        want_v = scoring.q_scores(
+            scoring.score_uncached(local_weights["with_adapter"], eval_history_items(pairs), cands)
+        )
         want_i = scoring.q_scores(scoring.score_uncached(local_weights["base"], eval_history_items(pairs), cands))
     got_v = viper.score(cands, viper.condition(pairs))
     got_i = idefics.score(cands, idefics.condition(pairs))
@@ -213,8 +224,12 @@ def test_viper_example_user_ranks_end_to_end(viper_examples):
     from prefcli.harness.handle import ScorerHandle
     from prefcli.ranking import rank_folder
 
-    res = rank_folder(viper_examples, likes=viper_examples / "liked", dislikes=viper_examples / "disliked",
-                      scorer=ScorerHandle("viper", "tiny"))
+    res = rank_folder(
+        viper_examples,
+        likes=viper_examples / "liked",
+        dislikes=viper_examples / "disliked",
+        scorer=ScorerHandle("viper", "tiny"),
+    )
     assert res.history_pairs == 8 and len(res.ranked) == 4
     assert all(0.0 < r.score < 1.0 for r in res.ranked)
 
@@ -242,9 +257,28 @@ def test_rank_cli_with_a_local_base_and_adapter_offline(local_weights, tmp_path,
         for s in seeds:
             _img(s).save(tmp_path / sub / f"{s}.png")
     with pytest.raises(SystemExit) as done:
-        main(["rank", str(tmp_path / "cands"), "--likes", str(tmp_path / "liked"), "--dislikes", str(tmp_path / "disliked"),
-              "--scorer", "viper", "-o", "base", str(root / "base"), "--weights", str(root / "adapter"), "--offline",
-              "--device", "cpu", "--format", "json"])
+        main(
+            [
+                "rank",
+                str(tmp_path / "cands"),
+                "--likes",
+                str(tmp_path / "liked"),
+                "--dislikes",
+                str(tmp_path / "disliked"),
+                "--scorer",
+                "viper",
+                "-o",
+                "base",
+                str(root / "base"),
+                "--weights",
+                str(root / "adapter"),
+                "--offline",
+                "--device",
+                "cpu",
+                "--format",
+                "json",
+            ]
+        )
     assert done.value.code in (0, None)
     rows = json.loads(capsys.readouterr().out)["results"]["ranking"]  # the one JSON envelope (docs/outputs.md)
     assert len(rows) == 3 and all(0.0 < r["score"] < 1.0 for r in rows)
@@ -297,7 +331,9 @@ def _vipers_processor(vlm, size: dict):
     from transformers import Idefics2ImageProcessor, Idefics2Processor
 
     ip = Idefics2ImageProcessor(do_image_splitting=False, size=size)
-    return Idefics2Processor(image_processor=ip, tokenizer=copy.deepcopy(vlm.tokenizer), image_seq_len=vlm.image_seq_len)
+    return Idefics2Processor(
+        image_processor=ip, tokenizer=copy.deepcopy(vlm.tokenizer), image_seq_len=vlm.image_seq_len
+    )
 
 
 def _vipers_calculate_score(vlm, proc, context_images: list, query) -> float:
@@ -313,8 +349,13 @@ def _vipers_calculate_score(vlm, proc, context_images: list, query) -> float:
 
 def _history_and_context():
     ims = [_blocks(100 + i, w, h) for i, (w, h) in enumerate(HISTORY_SIZES)]
-    pairs = [HistoryPair(liked=Candidate.from_image(ims[2 * i + 1], image_id=f"L{i}"),
-                         disliked=Candidate.from_image(ims[2 * i], image_id=f"D{i}")) for i in range(2)]
+    pairs = [
+        HistoryPair(
+            liked=Candidate.from_image(ims[2 * i + 1], image_id=f"L{i}"),
+            disliked=Candidate.from_image(ims[2 * i], image_id=f"D{i}"),
+        )
+        for i in range(2)
+    ]
     return UserHistory(tuple(pairs)), ims
 
 
@@ -334,7 +375,13 @@ def test_viper_preprocessor_is_vipers_processor_at_every_aspect_ratio():
     torch.testing.assert_close(torch.nan_to_num(got, nan=0.0), want.float(), rtol=0, atol=0)
     # the aspect ratio is kept: 768x1344 -> 256 wide, raised to the 378 minimum; 1600x40 -> 448 x 378
     real = ~torch.isnan(got).any(dim=1)
-    assert [(int(r.any(1).sum()), int(r.any(0).sum())) for r in real][:5] == [(448, 378), (378, 448), (378, 448), (448, 378), (378, 448)]
+    assert [(int(r.any(1).sum()), int(r.any(0).sum())) for r in real][:5] == [
+        (448, 378),
+        (378, 448),
+        (378, 448),
+        (448, 378),
+        (378, 448),
+    ]
 
 
 @pytest.mark.parametrize("name", ["viper", "idefics"])
@@ -398,7 +445,9 @@ def test_reward_keeps_the_aspect_ratio_as_vipers_processor_does(sensitive_viper)
         assert abs(float(got.detach()[0]) - want) < tol, ((w, h), float(got.detach()[0]), want)
         got.sum().backward()
         assert torch.isfinite(pixels.grad).all() and pixels.grad.abs().sum() > 0
-        squared = s.reward(torch.nn.functional.interpolate(pixels.detach(), size=(max(w, h),) * 2, mode="bilinear"), None, state)
+        squared = s.reward(
+            torch.nn.functional.interpolate(pixels.detach(), size=(max(w, h),) * 2, mode="bilinear"), None, state
+        )
         if tol < 1e-3:
             assert abs(float(squared[0]) - want) > 100 * tol  # a squared image would be caught
 
@@ -422,12 +471,19 @@ def test_full_size_geometry_equals_vipers_call_on_a_patch_14_model():
     _image_sensitive(vlm)
     vlm.preprocess = ViperPreprocessor()
     ims = [_blocks(400 + i, w, h) for i, (w, h) in enumerate([(900, 600), (500, 800)])]
-    history = UserHistory((HistoryPair(liked=Candidate.from_image(ims[1], image_id="L"),
-                                       disliked=Candidate.from_image(ims[0], image_id="D")),))
+    history = UserHistory(
+        (
+            HistoryPair(
+                liked=Candidate.from_image(ims[1], image_id="L"), disliked=Candidate.from_image(ims[0], image_id="D")
+            ),
+        )
+    )
     queries = [_blocks(500 + j, w, h) for j, (w, h) in enumerate([(768, 1344), (1600, 40), (640, 320)])]
     proc = _vipers_processor(vlm, {"longest_edge": 448, "shortest_edge": 378})
     want = [_vipers_calculate_score(vlm, proc, ims, q) for q in queries]
     with torch.no_grad():
         state = scoring.condition(vlm, eval_history_items(history))
-        got = scoring.q_scores(scoring.score_candidates(vlm, state, [Candidate.from_image(q) for q in queries], batch_size=3))
+        got = scoring.q_scores(
+            scoring.score_candidates(vlm, state, [Candidate.from_image(q) for q in queries], batch_size=3)
+        )
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)

@@ -22,7 +22,13 @@ from prefcli import clip_common, plugins  # noqa: E402
 from prefcli.errors import DataError, WeightsError  # noqa: E402
 from prefcli.types import Candidate, HistoryPair, UserHistory  # noqa: E402
 
-PROMPTS = ["a red fox in snow", "an oil painting of mountains at dusk", "a bowl of ramen, studio photo", "a red fox in snow", "neon city street"]
+PROMPTS = [
+    "a red fox in snow",
+    "an oil painting of mountains at dusk",
+    "a bowl of ramen, studio photo",
+    "a red fox in snow",
+    "neon city street",
+]
 
 
 def colorful(seed: int, size=(40, 48), tint=None) -> Image.Image:
@@ -30,7 +36,14 @@ def colorful(seed: int, size=(40, 48), tint=None) -> Image.Image:
     rng = np.random.default_rng(seed)
     h, w = size
     yy, xx = np.mgrid[0:h, 0:w]
-    base = np.stack([np.sin(xx / rng.uniform(2, 9) + rng.uniform(0, 6)), np.cos(yy / rng.uniform(2, 9)), np.sin((xx + yy) / rng.uniform(3, 12))], -1)
+    base = np.stack(
+        [
+            np.sin(xx / rng.uniform(2, 9) + rng.uniform(0, 6)),
+            np.cos(yy / rng.uniform(2, 9)),
+            np.sin((xx + yy) / rng.uniform(3, 12)),
+        ],
+        -1,
+    )
     arr = 127 + 100 * base + rng.normal(0, 20, (h, w, 3))
     if tint is not None:
         arr = 0.4 * arr + 0.6 * np.asarray(tint, dtype=float)
@@ -94,7 +107,12 @@ def test_preprocess_pixels_matches_hf_processor_geometry():
     assert ours.shape == ref.shape == (1, 3, 24, 24)
     assert (ours - ref).abs().mean() < 0.02
     # A crop from the wrong place (e.g. the left edge) is far off.
-    assert (clip_common.preprocess_pixels(torch.tensor(arr[:, :48], dtype=torch.float32).permute(2, 0, 1)[None] / 255, size=24) - ref).abs().mean() > 0.1
+    assert (
+        clip_common.preprocess_pixels(
+            torch.tensor(arr[:, :48], dtype=torch.float32).permute(2, 0, 1)[None] / 255, size=24
+        )
+        - ref
+    ).abs().mean() > 0.1
 
 
 def test_batched_and_options():
@@ -134,8 +152,13 @@ def test_clip_score_is_100_cos_by_hand(clip_tiny, candidates):
         # The scorer's own preprocessing (its parity with OpenAI's is tests/scorers/test_scorer_clip_aesthetic_parity.py).
         px = bundle.pixel_values([c.original for c in candidates])
         img = model.vision_model(pixel_values=px).pooler_output @ model.visual_projection.weight.T
-        tok = bundle.tokenizer([c.prompt for c in candidates], padding="max_length", max_length=77, truncation=True, return_tensors="pt")
-        txt = model.text_model(input_ids=tok["input_ids"], attention_mask=tok["attention_mask"]).pooler_output @ model.text_projection.weight.T
+        tok = bundle.tokenizer(
+            [c.prompt for c in candidates], padding="max_length", max_length=77, truncation=True, return_tensors="pt"
+        )
+        txt = (
+            model.text_model(input_ids=tok["input_ids"], attention_mask=tok["attention_mask"]).pooler_output
+            @ model.text_projection.weight.T
+        )
     expected = 100 * torch.nn.functional.cosine_similarity(img, txt, dim=-1)
     np.testing.assert_allclose(clip_tiny.score(candidates), expected.numpy(), atol=1e-3)
     # Same image, same prompt, same score (candidates 0 and 3 share a prompt).
@@ -166,7 +189,9 @@ def test_clip_reward_is_differentiable_and_matches_score(clip_tiny):
     r.sum().backward()
     assert pixels.grad is not None and torch.isfinite(pixels.grad).all() and pixels.grad.abs().sum() > 0
     # At the model's own size no resize happens: the reward equals the score.
-    expected = clip_tiny.score([Candidate.from_image(im, prompt="a red fox in snow"), Candidate.from_image(im, prompt="neon city street")])
+    expected = clip_tiny.score(
+        [Candidate.from_image(im, prompt="a red fox in snow"), Candidate.from_image(im, prompt="neon city street")]
+    )
     np.testing.assert_allclose(r.detach().numpy(), expected, atol=1e-3)
     # Larger, non-square tensors go through resize + crop.
     big = torch.rand(1, 3, 50, 70, requires_grad=True)
@@ -204,11 +229,18 @@ def test_clip_probe_ranks_like_the_history():
     liked = [colorful(100 + i, tint=red) for i in range(4)]
     disliked = [colorful(200 + i, tint=blue) for i in range(4)]
     history = UserHistory(
-        pairs=tuple(HistoryPair(liked=Candidate.from_image(a, "p"), disliked=Candidate.from_image(b, "p")) for a, b in zip(liked, disliked))
+        pairs=tuple(
+            HistoryPair(liked=Candidate.from_image(a, "p"), disliked=Candidate.from_image(b, "p"))
+            for a, b in zip(liked, disliked)
+        )
     )
     probe = plugins.load_scorer("clip-probe", weights="tiny")
     state = probe.condition(history)
-    queries = [Candidate.from_image(liked[1].copy()), Candidate.from_image(disliked[2].copy()), Candidate.from_image(colorful(7))]
+    queries = [
+        Candidate.from_image(liked[1].copy()),
+        Candidate.from_image(disliked[2].copy()),
+        Candidate.from_image(colorful(7)),
+    ]
     scores = probe.score(queries, state)
     assert len(scores) == 3 and all(0.0 <= s <= 1.0 for s in scores)
     assert scores[0] > 0.5 > scores[1]
@@ -276,7 +308,9 @@ def test_aesthetic_parity_with_reference_head(laion_head, candidates):
         expected = ref(feats).squeeze(-1).numpy()
     np.testing.assert_allclose(ours, expected, atol=1e-5)
     emb = scorer.embed_images(candidates)
-    np.testing.assert_allclose(scorer.score_embeddings(emb), ref(torch.tensor(emb)).squeeze(-1).detach().numpy(), atol=1e-5)
+    np.testing.assert_allclose(
+        scorer.score_embeddings(emb), ref(torch.tensor(emb)).squeeze(-1).detach().numpy(), atol=1e-5
+    )
 
 
 def test_aesthetic_loads_safetensors_head(laion_head, candidates, tmp_path):

@@ -51,9 +51,18 @@ def test_prompt_strings_against_the_upstream_file():
 
     tree = ast.parse(_upstream_source())
     consts = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
-    system = next(ast.literal_eval(n.value) for n in tree.body if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "SYSTEM_PROMPT")
+    system = next(
+        ast.literal_eval(n.value)
+        for n in tree.body
+        if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "SYSTEM_PROMPT"
+    )
     assert P.SYSTEM_PROMPT == system
-    for name, head in (("PREFERRED_INTRO", "First, given"), ("NON_PREFERRED_INTRO", "Second, given"), ("CANDIDATES_INTRO", "Then, given"), ("FINAL_INSTRUCTION", "Using the predicted")):
+    for name, head in (
+        ("PREFERRED_INTRO", "First, given"),
+        ("NON_PREFERRED_INTRO", "Second, given"),
+        ("CANDIDATES_INTRO", "Then, given"),
+        ("FINAL_INSTRUCTION", "Using the predicted"),
+    ):
         assert getattr(P, name) == next(c for c in consts if c.startswith(head))
 
 
@@ -95,7 +104,9 @@ def _candidates(x, root):
     from prefcli.types import Candidate, HistoryPair, UserHistory
 
     c = lambda rel: Candidate.from_path(str(root / rel))  # noqa: E731
-    history = UserHistory(tuple(HistoryPair(c(a), c(b)) for a, b in zip(x["prefered_images"], x["non_prefered_images"])))
+    history = UserHistory(
+        tuple(HistoryPair(c(a), c(b)) for a, b in zip(x["prefered_images"], x["non_prefered_images"]))
+    )
     return history, c(x["imageA"]), c(x["imageB"])
 
 
@@ -111,7 +122,13 @@ def test_prompt_text_equals_the_scripts(judge, record):
     theirs = upstream_text(judge.processor, [upstream_messages(x, str(root))])[0]
     assert ours == theirs
     # The shape the script's template gives: system prompt, 5 + 5 history pictures, A and B.
-    assert ours.startswith("<|im_start|>system\n" + P.SYSTEM_PROMPT + "<|im_end|>\n<|im_start|>user\n" + P.PREFERRED_INTRO + "Picture 1: <|vision_start|>")
+    assert ours.startswith(
+        "<|im_start|>system\n"
+        + P.SYSTEM_PROMPT
+        + "<|im_end|>\n<|im_start|>user\n"
+        + P.PREFERRED_INTRO
+        + "Picture 1: <|vision_start|>"
+    )
     assert ours.count("<|image_pad|>") == 12 and "Picture 12: " in ours and "Picture 13" not in ours
     assert "Image APicture 11: <|vision_start|><|image_pad|><|vision_end|>Image BPicture 12: " in ours
     assert ours.endswith(P.FINAL_INSTRUCTION + "<|im_end|>\n<|im_start|>assistant\n")
@@ -119,7 +136,9 @@ def test_prompt_text_equals_the_scripts(judge, record):
 
 
 def test_prompt_tokens_and_pixels_equal_the_scripts(judge, record):
-    pytest.importorskip("qwen_vl_utils", reason="qwen-vl-utils (test oracle, pip install --no-deps qwen-vl-utils==0.0.11)")
+    pytest.importorskip(
+        "qwen_vl_utils", reason="qwen-vl-utils (test oracle, pip install --no-deps qwen-vl-utils==0.0.11)"
+    )
     import torch
 
     from reference.preferthinker import upstream_inputs, upstream_messages
@@ -146,7 +165,9 @@ def test_image_preparation_is_qwen_vl_utils(record):
         assert ours.size == theirs.size and ours.mode == theirs.mode == "RGB"
         assert np.array_equal(np.asarray(ours), np.asarray(theirs))
     for hw in [(10, 10), (3000, 4000), (28, 5000), (57, 83)]:
-        assert P.smart_resize(*hw) == vp.smart_resize(*hw, factor=28, min_pixels=vp.MIN_PIXELS, max_pixels=vp.MAX_PIXELS)
+        assert P.smart_resize(*hw) == vp.smart_resize(
+            *hw, factor=28, min_pixels=vp.MIN_PIXELS, max_pixels=vp.MAX_PIXELS
+        )
 
 
 def test_without_both_kinds_of_history_the_history_block_is_left_out():
@@ -167,12 +188,24 @@ def test_parse_the_protocols_own_examples():
     """Reference strings from running lines 38-55 and 214-218 of the script on these outputs."""
     one = P.parse_output(EXAMPLE_1)
     assert one["winner"] == 1 and one["answer"] == "Image B" and one["total_scores"] == [11.0, 22.0]
-    assert one["preference_profile"] == "art styles: mesoamerican art, color: pink, artistic medium: coiling, saturation: muted, detail: realistic"
-    assert one["non_preference_profile"] == "art styles: pixel art, color: jungle green, artistic medium: digital painting, saturation: mid-tone, detail: selective"
+    assert (
+        one["preference_profile"]
+        == "art styles: mesoamerican art, color: pink, artistic medium: coiling, saturation: muted, detail: realistic"
+    )
+    assert (
+        one["non_preference_profile"]
+        == "art styles: pixel art, color: jungle green, artistic medium: digital painting, saturation: mid-tone, detail: selective"
+    )
     two = P.parse_output(EXAMPLE_2)
     assert two["winner"] == 0 and two["total_scores"] == [21.0, 12.0]
-    assert two["preference_profile"] == "art styles: oceanic art, color: alloy silver, artistic medium: silkscreen, saturation: pastel, detail: smooth"
-    assert two["non_preference_profile"] == "art styles: romanticism, color: charcoal gray, artistic medium: 3d modeling, saturation: intense, detail: fine"
+    assert (
+        two["preference_profile"]
+        == "art styles: oceanic art, color: alloy silver, artistic medium: silkscreen, saturation: pastel, detail: smooth"
+    )
+    assert (
+        two["non_preference_profile"]
+        == "art styles: romanticism, color: charcoal gray, artistic medium: 3d modeling, saturation: intense, detail: fine"
+    )
     assert "error" not in one and "error" not in two
 
 
@@ -200,7 +233,9 @@ def test_parse_malformed_answers(text, winner, reason):
 
 def test_total_scores_partial_and_last_wins():
     assert P.parse_total_scores("Image A: total_score=1+2=3") == (3.0, None)
-    assert P.parse_total_scores("Image A: total_score=1=1\nImage B: total_score = 2+2 = 4\nImage A: total_score=5=5") == (5.0, 4.0)
+    assert P.parse_total_scores(
+        "Image A: total_score=1=1\nImage B: total_score = 2+2 = 4\nImage A: total_score=5=5"
+    ) == (5.0, 4.0)
 
 
 def test_preference_from_output_counts_no_answer_as_a_miss():
@@ -233,7 +268,9 @@ def test_generation_options_reach_generate(judge, record, monkeypatch):
     real = judge.model.generate
 
     def spy(**kw):
-        seen.update({k: v for k, v in kw.items() if k in ("max_new_tokens", "do_sample", "repetition_penalty", "num_beams")})
+        seen.update(
+            {k: v for k, v in kw.items() if k in ("max_new_tokens", "do_sample", "repetition_penalty", "num_beams")}
+        )
         return real(**kw)
 
     monkeypatch.setattr(judge.model, "generate", spy)
@@ -258,7 +295,9 @@ def test_a_checkpoint_folder_loads_and_a_foreign_one_is_refused(tmp_path):
 # -- the script itself ------------------------------------------------------------------------
 
 
-def _run_upstream_script(src: str, model_dir: Path, data: list[dict], root: Path, out_dir: Path, max_new_tokens: int) -> tuple[dict, list]:
+def _run_upstream_script(
+    src: str, model_dir: Path, data: list[dict], root: Path, out_dir: Path, max_new_tokens: int
+) -> tuple[dict, list]:
     """Run the script's `evaluate()` unchanged on CPU: only its GPU/distributed set-up is stood in for."""
     import argparse
     import types
@@ -337,7 +376,9 @@ def test_upstream_script_on_a_tiny_model(record, tmp_path):
         pref = judge.compare(a, b, state)
         assert pref.details["output"] == res["model_output"]
         assert pref.details["answer"] == res["extracted_answer"]
-        assert (pref.winner is not None and ["Image A", "Image B"][int(pref.winner)] == res["ground_truth"]) == bool(res["correct"])
+        assert (pref.winner is not None and ["Image A", "Image B"][int(pref.winner)] == res["ground_truth"]) == bool(
+            res["correct"]
+        )
     assert upstream["accuracy"] == 0.0  # random weights: no answer tag, every task a miss in both
 
 
@@ -357,7 +398,10 @@ def test_matches_the_numbers_recorded_from_the_upstream_run(record):
     history, a, b = _candidates(x, root)
     state = judge.condition(history)
     ids = judge.inputs([judge.messages(a, b, state)])["input_ids"][0].tolist()
-    assert (len(ids), hashlib.sha256(json.dumps(ids).encode()).hexdigest()) == (UPSTREAM_RUN["n_tokens"], UPSTREAM_RUN["ids_sha256"])
+    assert (len(ids), hashlib.sha256(json.dumps(ids).encode()).hexdigest()) == (
+        UPSTREAM_RUN["n_tokens"],
+        UPSTREAM_RUN["ids_sha256"],
+    )
     assert judge.compare(a, b, state).details["output"] == UPSTREAM_RUN["output"]
 
 
@@ -372,11 +416,20 @@ def test_rank_a_folder_by_round_robin_wins(record, tmp_path, monkeypatch):
 
     x, root = record
     cands, likes, dislikes = (tmp_path / n for n in ("cands", "likes", "dislikes"))
-    for d, names in ((cands, x["prefered_images"][:3]), (likes, x["prefered_images"][3:5]), (dislikes, x["non_prefered_images"][:2])):
+    for d, names in (
+        (cands, x["prefered_images"][:3]),
+        (likes, x["prefered_images"][3:5]),
+        (dislikes, x["non_prefered_images"][:2]),
+    ):
         d.mkdir()
         for n in names:
             (d / Path(n).name).write_bytes((root / n).read_bytes())
-    result = rank_folder(cands, scorer=ScorerHandle("vlm-judge", "tiny", device="cpu", options={"max_new_tokens": 4}), likes=likes, dislikes=dislikes)
+    result = rank_folder(
+        cands,
+        scorer=ScorerHandle("vlm-judge", "tiny", device="cpu", options={"max_new_tokens": 4}),
+        likes=likes,
+        dislikes=dislikes,
+    )
     assert result.total == 3 and all(r.score == 0.0 for r in result.ranked)  # random weights: no answers, no wins
     assert any("round-robin wins over 3 comparison(s)" in n for n in result.notes)
     # With answers (the model's text stood in for), wins order the images: 00 beats both, 01 beats 02.
@@ -387,7 +440,12 @@ def test_rank_a_folder_by_round_robin_wins(record, tmp_path, monkeypatch):
         return ["<answer>Image A</answer>"] * len(batch)
 
     monkeypatch.setattr(S.VlmJudge, "generate", fake_generate)
-    result = rank_folder(cands, scorer=ScorerHandle("vlm-judge", "tiny", device="cpu", options={"max_new_tokens": 4}), likes=likes, dislikes=dislikes)
+    result = rank_folder(
+        cands,
+        scorer=ScorerHandle("vlm-judge", "tiny", device="cpu", options={"max_new_tokens": 4}),
+        likes=likes,
+        dislikes=dislikes,
+    )
     assert [(Path(r.path).name, r.score) for r in result.ranked] == [("00.png", 2.0), ("01.png", 1.0), ("02.png", 0.0)]
     assert len(asked) == 3 and all(len(P.message_images(m)) == 2 + 2 + 2 for m in asked)  # 2 liked, 2 disliked, A, B
 
@@ -395,14 +453,21 @@ def test_rank_a_folder_by_round_robin_wins(record, tmp_path, monkeypatch):
 def test_eval_one_vs_one_and_one_vs_three(tmp_path, monkeypatch):
     """The harness on a synthetic dataset: 1-vs-1 asks once per task, 1-vs-3 six times; no answer is a miss."""
     from prefcli.data import pickapic, synthetic
+    from prefcli.harness import source
     from prefcli.harness.evaluate import evaluate
     from prefcli.harness.runner import ScorerHandle
-    from prefcli.harness import source
     from prefcli_vlmjudge import scorer as S
 
-    cfg = synthetic.WorldConfig.from_preset("opposed", n_users=12, pairs_per_user=12, image_size=32, n_prompts=4, images_per_prompt=6)
+    cfg = synthetic.WorldConfig.from_preset(
+        "opposed", n_users=12, pairs_per_user=12, image_size=32, n_prompts=4, images_per_prompt=6
+    )
     synthetic.write_world(tmp_path / "world", cfg, progress=False)
-    pickapic.build(str(tmp_path / "world"), tmp_path / "ds", pickapic.BuildParams(n_ref=4, min_liked=6, test_users=4, val_users=2), progress=False)
+    pickapic.build(
+        str(tmp_path / "world"),
+        tmp_path / "ds",
+        pickapic.BuildParams(n_ref=4, min_liked=6, test_users=4, val_users=2),
+        progress=False,
+    )
     ds = source.open_dataset(tmp_path / "ds")
     handle = ScorerHandle("vlm-judge", "tiny", options={"max_new_tokens": 4})
     tasks = source.load_tasks(ds, "test", "1v1", 4, limit=3)
@@ -413,7 +478,9 @@ def test_eval_one_vs_one_and_one_vs_three(tmp_path, monkeypatch):
     # A judge that always answers "Image A" is right exactly when the liked image comes first.
     monkeypatch.setattr(S.VlmJudge, "generate", lambda self, batch: ["<answer>Image A</answer>"] * len(batch))
     tasks3 = source.load_tasks(ds, "test", "1v3", 4, limit=2)
-    run3, rec3 = evaluate(ScorerHandle("vlm-judge", "tiny", options={"max_new_tokens": 4}), tasks3, n_boot=20, protocol="1v3", n_ref=4)
+    run3, rec3 = evaluate(
+        ScorerHandle("vlm-judge", "tiny", options={"max_new_tokens": 4}), tasks3, n_boot=20, protocol="1v3", n_ref=4
+    )
     assert run3["pairwise"] == {"comparisons": 12, "no_answer": 0}
     for r, _t in zip(rec3, tasks3):
         assert r["scores"] == [3.0, 2.0, 1.0, 0.0]
@@ -435,12 +502,20 @@ def test_prompt_on_an_imported_preferimg_task_equals_the_scripts(tmp_path):
 
     src = tmp_path / "PreferImg-Bench"
     write_benchmark(src)
-    preferimg.build(str(src), tmp_path / "ds", preferimg.PreferImgParams(subset="TEST_PICKAPIC", num_history=5), progress=False)
+    preferimg.build(
+        str(src), tmp_path / "ds", preferimg.PreferImgParams(subset="TEST_PICKAPIC", num_history=5), progress=False
+    )
     records = json.loads((src / "data" / "PICKAPIC" / "PICKAPIC.json").read_text())
     tasks = Dataset.open(tmp_path / "ds").tasks("test", "1v1", n_ref=5)
     judge = plugins.load_scorer("vlm-judge", weights="tiny", device="cpu", max_new_tokens=4)
     checked = 0
-    for i in (0, 1, 3, 4, 5):  # records without a broken history image (the importer leaves those out; the script would crash)
+    for i in (
+        0,
+        1,
+        3,
+        4,
+        5,
+    ):  # records without a broken history image (the importer leaves those out; the script would crash)
         task, rec = tasks[i], records[i]
         assert task.liked_index == (0 if rec["conversations"][0]["value"] == "Image A" else 1)
         ours = judge.inputs([judge.messages(task.candidates[0], task.candidates[1], judge.condition(task.history))])
@@ -463,12 +538,37 @@ def test_cli_rank_and_eval_run_the_tiny_judge(record, tmp_path):
 
     x, root = record
     cands, likes, dislikes = (tmp_path / n for n in ("cands", "likes", "dislikes"))
-    for d, names in ((cands, x["prefered_images"][:3]), (likes, x["prefered_images"][3:5]), (dislikes, x["non_prefered_images"][:2])):
+    for d, names in (
+        (cands, x["prefered_images"][:3]),
+        (likes, x["prefered_images"][3:5]),
+        (dislikes, x["non_prefered_images"][:2]),
+    ):
         d.mkdir()
         for n in names:
             (d / Path(n).name).write_bytes((root / n).read_bytes())
-    res = CliRunner().invoke(app, ["rank", str(cands), "--likes", str(likes), "--dislikes", str(dislikes), "--scorer", "vlm-judge",
-                                   "--weights", "tiny", "-o", "max_new_tokens", "4", "--device", "cpu", "--format", "json"], catch_exceptions=False)
+    res = CliRunner().invoke(
+        app,
+        [
+            "rank",
+            str(cands),
+            "--likes",
+            str(likes),
+            "--dislikes",
+            str(dislikes),
+            "--scorer",
+            "vlm-judge",
+            "--weights",
+            "tiny",
+            "-o",
+            "max_new_tokens",
+            "4",
+            "--device",
+            "cpu",
+            "--format",
+            "json",
+        ],
+        catch_exceptions=False,
+    )
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
     rows = doc["results"]["ranking"]
@@ -477,13 +577,45 @@ def test_cli_rank_and_eval_run_the_tiny_judge(record, tmp_path):
     # Said as eval says it: how many comparisons went unanswered.
     assert doc["results"]["comparisons"] == 3 and doc["results"]["no_answer"] == 3
     assert "3 of 3 comparison(s) got no answer from vlm-judge" in res.stderr
-    res = CliRunner().invoke(app, ["rank", str(cands), "--likes", str(likes), "--dislikes", str(dislikes), "--scorer", "vlm-judge",
-                                   "--weights", "tiny", "-o", "max_new_tokens", "4", "--device", "cpu", "--format", "markdown"], catch_exceptions=False)
+    res = CliRunner().invoke(
+        app,
+        [
+            "rank",
+            str(cands),
+            "--likes",
+            str(likes),
+            "--dislikes",
+            str(dislikes),
+            "--scorer",
+            "vlm-judge",
+            "--weights",
+            "tiny",
+            "-o",
+            "max_new_tokens",
+            "4",
+            "--device",
+            "cpu",
+            "--format",
+            "markdown",
+        ],
+        catch_exceptions=False,
+    )
     scores = [line.split("|")[2].strip() for line in [x for x in res.stdout.splitlines() if x.startswith("|")][2:]]
     assert scores == ["0", "0", "0"], res.stdout  # integer wins, not 0.0000
 
-    synthetic.write_world(tmp_path / "world", synthetic.WorldConfig.from_preset("opposed", n_users=12, pairs_per_user=12, image_size=32, n_prompts=4, images_per_prompt=6), progress=False)
-    pickapic.build(str(tmp_path / "world"), tmp_path / "ds", pickapic.BuildParams(n_ref=4, min_liked=6, test_users=4, val_users=2), progress=False)
+    synthetic.write_world(
+        tmp_path / "world",
+        synthetic.WorldConfig.from_preset(
+            "opposed", n_users=12, pairs_per_user=12, image_size=32, n_prompts=4, images_per_prompt=6
+        ),
+        progress=False,
+    )
+    pickapic.build(
+        str(tmp_path / "world"),
+        tmp_path / "ds",
+        pickapic.BuildParams(n_ref=4, min_liked=6, test_users=4, val_users=2),
+        progress=False,
+    )
     out = tmp_path / "eval.json"
     res = CliRunner().invoke(app, ["eval", str(tmp_path / "ds"), "--scorer", "vlm-judge", "--weights", "tiny", "-o", "max_new_tokens", "4",
                                    "--protocol", "1v1", "--limit", "2", "--no-cache", "--no-progress", "--device", "cpu", "--bootstrap", "10",

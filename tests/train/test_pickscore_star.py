@@ -9,7 +9,6 @@ The reference numbers below were measured by running that very function
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -42,10 +41,14 @@ def test_loss_is_pickscores():
     l0 = torch.tensor([1.0, 0.0, 1.0, 0.5, 1.0])
     assert pickscore_loss(t, i0, i1, scale, l0, 1 - l0, n).item() == pytest.approx(UPSTREAM_LOSS["mixed"], rel=1e-6)
     ones = torch.ones(5)
-    assert pickscore_loss(t, i0, i1, scale, ones, 0 * ones, n).item() == pytest.approx(UPSTREAM_LOSS["liked_first"], rel=1e-6)
+    assert pickscore_loss(t, i0, i1, scale, ones, 0 * ones, n).item() == pytest.approx(
+        UPSTREAM_LOSS["liked_first"], rel=1e-6
+    )
     assert pickscore_loss(t, i0, i1, scale, ones, 0 * ones, ones).item() == pytest.approx(UPSTREAM_UNIFORM, rel=1e-6)
     # Swapping the images and the labels is the same loss: the order inside a pair carries nothing.
-    assert pickscore_loss(t, i1, i0, scale, 0 * ones, ones, n).item() == pytest.approx(UPSTREAM_LOSS["liked_first"], rel=1e-6)
+    assert pickscore_loss(t, i1, i0, scale, 0 * ones, ones, n).item() == pytest.approx(
+        UPSTREAM_LOSS["liked_first"], rel=1e-6
+    )
 
 
 def test_pair_draw_is_a_pure_function_of_the_batch_index():
@@ -79,7 +82,11 @@ def tiny_config(tmp_path_factory):
 
 
 def _train(cfg, out, *extra):
-    res = CliRunner().invoke(app, ["train", "--config", str(cfg), "--out", str(out), "--no-progress", "--format", "json", *extra], catch_exceptions=False)
+    res = CliRunner().invoke(
+        app,
+        ["train", "--config", str(cfg), "--out", str(out), "--no-progress", "--format", "json", *extra],
+        catch_exceptions=False,
+    )
     assert res.exit_code == 0, res.output
     return json.loads(res.stdout[res.stdout.index("{") :])["results"]
 
@@ -116,7 +123,11 @@ def test_train_writes_a_pickscore_folder_and_metrics(trained):
     start = load_pickscore("tiny").model.state_dict()
     after = load_file(str(run / "model" / "model.safetensors"))
     changed = [k for k in after if not torch.equal(after[k], start[k])]
-    assert "logit_scale" in changed and any(k.startswith("vision_model.") for k in changed) and any(k.startswith("text_model.") for k in changed)
+    assert (
+        "logit_scale" in changed
+        and any(k.startswith("vision_model.") for k in changed)
+        and any(k.startswith("text_model.") for k in changed)
+    )
 
 
 def test_interrupted_run_resumes_exactly(trained):
@@ -154,9 +165,9 @@ def test_trained_folder_is_a_bench_row_beside_pickscore(trained, tmp_path):
     star = next(r for r in runs if r["scorer"] == "pickscore-star")
     assert star["weights_id"].startswith("pickscore-star:") and "#sha256=" in star["weights_id"]
     # The same folder also loads as plain `pickscore` weights and scores the same.
+    from picture_factory import structured_images
     from prefcli import plugins
     from prefcli.types import Candidate
-    from picture_factory import structured_images
 
     c = [Candidate.from_image(im, prompt="a red fox") for im in structured_images([(32, 32)] * 3, 1)]
     s1 = plugins.load_scorer("pickscore", weights=str(d / "run" / "model"), device="cpu").score(c)
@@ -175,7 +186,9 @@ def test_pickscore_star_needs_a_trained_folder(tmp_path):
 
 
 def test_dry_run_counts_clip_h(capsys):
-    res = CliRunner().invoke(app, ["train", "--config", "pickscore-star", "--dry-run", "--format", "json"], catch_exceptions=False)
+    res = CliRunner().invoke(
+        app, ["train", "--config", "pickscore-star", "--dry-run", "--format", "json"], catch_exceptions=False
+    )
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)["results"]
     total = next(r for r in doc["parameters"] if r["part"] == "all")
@@ -191,7 +204,13 @@ def test_config_checks():
     from prefcli.train.config import load_config
 
     cfg = load_config("pickscore-star")
-    assert (cfg.trainer, cfg.optim.lr, cfg.optim.weight_decay, cfg.run.global_batch, cfg.stages[0].steps) == ("pickscore", 1e-5, 1e-2, 64, 5000)
+    assert (cfg.trainer, cfg.optim.lr, cfg.optim.weight_decay, cfg.run.global_batch, cfg.stages[0].steps) == (
+        "pickscore",
+        1e-5,
+        1e-2,
+        64,
+        5000,
+    )
     with pytest.raises(ConfigError, match="trainer"):
         load_config("pickscore-star", {"trainer": "dpo"})
     with pytest.raises(ConfigError, match="no LoRA"):

@@ -14,8 +14,16 @@ from prefcli.train.config import RunConfig
 NAN = math.nan
 # (scores, liked index): a clean win, a clean loss, a tie for first, a tie below a winner,
 # a NaN beside the liked image (never beats it) and a NaN liked score (always a miss).
-CASES = [([0.7, 0.3], 0), ([0.3, 0.7], 0), ([0.5, 0.5], 0), ([0.9, 0.2, 0.2], 0), ([0.9, 0.9, 0.1], 1),
-         ([0.6, NAN], 0), ([0.6, NAN, 0.2], 0), ([NAN, 0.1], 0)]
+CASES = [
+    ([0.7, 0.3], 0),
+    ([0.3, 0.7], 0),
+    ([0.5, 0.5], 0),
+    ([0.9, 0.2, 0.2], 0),
+    ([0.9, 0.9, 0.1], 1),
+    ([0.6, NAN], 0),
+    ([0.6, NAN, 0.2], 0),
+    ([NAN, 0.1], 0),
+]
 
 
 def test_the_harness_rule_on_the_cases():
@@ -30,8 +38,9 @@ def test_pickscore_star_validation_counts_hits_as_the_harness_does(monkeypatch):
     # Scores reach val_accuracy as exp(logit_scale) * <text, image>: logit_scale 0, text 1, image = the score.
     flat = [x for s, _ in CASES for x in s]
     monkeypatch.setattr(pickscore_star, "_tokens", lambda tokenizer, prompts: torch.zeros(len(prompts), 1))
-    monkeypatch.setattr(pickscore_star, "_features",
-                        lambda model, ids, pix: (torch.ones(len(flat), 1), torch.tensor(flat).view(-1, 1)))
+    monkeypatch.setattr(
+        pickscore_star, "_features", lambda model, ids, pix: (torch.ones(len(flat), 1), torch.tensor(flat).view(-1, 1))
+    )
     model = torch.nn.Linear(1, 1)
     model.logit_scale = torch.nn.Parameter(torch.zeros(()))
     bundle = SimpleNamespace(model=model, tokenizer=None)
@@ -39,8 +48,12 @@ def test_pickscore_star_validation_counts_hits_as_the_harness_does(monkeypatch):
     for only in range(len(CASES)):  # one task at a time: each case's hit, not just their sum
         scores, liked = CASES[only]
         flat[:] = scores
-        task = SimpleNamespace(candidates=[f"c{j}" for j in range(len(scores))], prompts=["p"] * len(scores), liked_index=liked)
-        assert pickscore_star.val_accuracy(bundle, [task], store, "cpu") == float(metrics.top1_hit(scores, liked)), CASES[only]
+        task = SimpleNamespace(
+            candidates=[f"c{j}" for j in range(len(scores))], prompts=["p"] * len(scores), liked_index=liked
+        )
+        assert pickscore_star.val_accuracy(bundle, [task], store, "cpu") == float(metrics.top1_hit(scores, liked)), (
+            CASES[only]
+        )
 
 
 def test_mixed_precision_is_off_on_the_cpu_for_both_trainers(tmp_path):

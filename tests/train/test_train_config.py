@@ -52,7 +52,9 @@ def test_bad_values_and_unknown_names(tmp_path):
 
 
 def test_toml_and_extends_merge(tmp_path):
-    p = _write(tmp_path, "c.toml", 'extends = "tiny-cpu-cp"\nname = "mine"\n[optim]\nlr = 0.01\n[run]\nper_device_batch = 8\n')
+    p = _write(
+        tmp_path, "c.toml", 'extends = "tiny-cpu-cp"\nname = "mine"\n[optim]\nlr = 0.01\n[run]\nper_device_batch = 8\n'
+    )
     cfg = load_config(p)
     assert cfg.name == "mine" and cfg.optim.lr == 0.01 and cfg.run.per_device_batch == 8
     # untouched keys come from the parent chain
@@ -62,9 +64,19 @@ def test_toml_and_extends_merge(tmp_path):
 
 def test_every_shipped_config_loads():
     names = shipped_configs()
-    for want in ("preftoken-idefics2-8b", "viper-star", "ablation-base", "ablation-cp", "ablation-tokens-5",
-                 "ablation-tokens-10", "ablation-tokens-20", "tiny-cpu-population", "tiny-cpu-base", "tiny-cpu-cp",
-                 "tiny-cpu-tokens"):
+    for want in (
+        "preftoken-idefics2-8b",
+        "viper-star",
+        "ablation-base",
+        "ablation-cp",
+        "ablation-tokens-5",
+        "ablation-tokens-10",
+        "ablation-tokens-20",
+        "tiny-cpu-population",
+        "tiny-cpu-base",
+        "tiny-cpu-cp",
+        "tiny-cpu-tokens",
+    ):
         assert want in names
     for n in names:
         cfg = load_config(n)

@@ -7,11 +7,19 @@ import json
 import pytest
 import torch
 
-from prefcli.train.config import load_config
 from json_schemas import validate  # docs/schemas/: every command's JSON
+from prefcli.train.config import load_config
 
-WORLD = {"preset": "opposed", "n_users": 24, "pairs_per_user": 16, "image_size": 32, "n_prompts": 8,
-         "images_per_prompt": 16, "world_seed": 3, "user_seed": 3}
+WORLD = {
+    "preset": "opposed",
+    "n_users": 24,
+    "pairs_per_user": 16,
+    "image_size": 32,
+    "n_prompts": 8,
+    "images_per_prompt": 16,
+    "world_seed": 3,
+    "user_seed": 3,
+}
 BUILD = {"n_ref": 4, "val_users": 4, "test_users": 4, "hold_out": "user", "seed": 0}
 
 CONFIG = """
@@ -109,7 +117,9 @@ def test_dedup_forward_equals_prefvlm_forward(dataset_dir):
     store = PixelStore(ds, vlm.preprocess, 16)
     samples = TrainSampler(ds.pairs_by_user("train"), 3, seed=0).batch(1, 0, 0, 3)
     b = collate_pairs(vlm.encoder, samples, store)
-    seqs = [vlm.encoder.encode(s.items, s.liked) for s in samples] + [vlm.encoder.encode(s.items, s.disliked) for s in samples]
+    seqs = [vlm.encoder.encode(s.items, s.liked) for s in samples] + [
+        vlm.encoder.encode(s.items, s.disliked) for s in samples
+    ]
     with torch.no_grad():
         ours = target_logits(vlm, b.input_ids, b.attention_mask, b.pixel_values, b.image_index)
         ref = vlm(vlm.make_batch(seqs, pixel_values=b.pixel_values[b.image_index]))
@@ -134,7 +144,10 @@ def test_resume_ends_with_the_same_weights(tmp_path, dataset_dir, config_file):
     assert full.steps == 7 and not full.stopped_early
     part = train(load_config(config_file), data=dataset_dir, out=tmp_path / "part", max_steps=4, progress=False)
     assert part.stopped_early and part.model_dir == tmp_path / "part" / "checkpoints" / "step-00000004" / "model"
-    assert [p.name for p in ck.list_checkpoints(tmp_path / "part" / "checkpoints")] == ["step-00000003", "step-00000004"]
+    assert [p.name for p in ck.list_checkpoints(tmp_path / "part" / "checkpoints")] == [
+        "step-00000003",
+        "step-00000004",
+    ]
     with pytest.raises(Exception, match="--resume"):
         train(load_config(config_file), data=dataset_dir, out=tmp_path / "part", progress=False)
     res = train(load_config(config_file), data=dataset_dir, out=tmp_path / "part", resume=True, progress=False)
@@ -154,8 +167,11 @@ def test_resume_ends_with_the_same_weights(tmp_path, dataset_dir, config_file):
     changed = [k for k in init if not torch.equal(init[k], a[k])]
     assert len(changed) > len(init) // 2
     # metrics.jsonl of the resumed run has each step once, in order
-    steps = [json.loads(ln)["step"] for ln in (tmp_path / "part" / "metrics.jsonl").read_text().splitlines()
-             if "loss" in json.loads(ln)]
+    steps = [
+        json.loads(ln)["step"]
+        for ln in (tmp_path / "part" / "metrics.jsonl").read_text().splitlines()
+        if "loss" in json.loads(ln)
+    ]
     assert steps == sorted(set(steps)) and steps[-1] == 7
 
 
@@ -165,10 +181,25 @@ def test_train_cli_with_max_steps(tmp_path, dataset_dir, config_file):
     from prefcli.cli import app
 
     out = tmp_path / "cli"
-    r = CliRunner().invoke(app, ["train", "--config", str(config_file), "--data", str(dataset_dir), "--out", str(out),
-                                 "--max-steps", "2", "--no-progress", "--format", "json"])
+    r = CliRunner().invoke(
+        app,
+        [
+            "train",
+            "--config",
+            str(config_file),
+            "--data",
+            str(dataset_dir),
+            "--out",
+            str(out),
+            "--max-steps",
+            "2",
+            "--no-progress",
+            "--format",
+            "json",
+        ],
+    )
     assert r.exit_code == 0, r.output
-    row = validate(json.loads(r.stdout[r.stdout.index("{"):]))["results"]
+    row = validate(json.loads(r.stdout[r.stdout.index("{") :]))["results"]
     assert row["steps"] == 2 and row["stopped_early"] is True
     lines = [json.loads(ln) for ln in (out / "metrics.jsonl").read_text().splitlines()]
     assert [rec["step"] for rec in lines if "loss_attributes" in rec] == [1, 2]
@@ -185,7 +216,9 @@ def test_dry_run_counts_the_real_8b_architecture():
     base = sum(rows[k]["total"] for k in ("vision", "connector", "text", "lm_head"))
     assert base == 8_402_768_112
     assert rows["lora"]["total"] == 23_326_720 and rows["pref_tokens"]["total"] == 40_960
-    assert rows["lora"]["trainable:stage1"] == 23_326_720 and rows["vision"]["trainable:stage1"] == rows["vision"]["total"]
+    assert (
+        rows["lora"]["trainable:stage1"] == 23_326_720 and rows["vision"]["trainable:stage1"] == rows["vision"]["total"]
+    )
     assert rows["all"]["trainable:stage2"] == 40_960  # stage 2 trains the tokens only
     assert res["batch"] == {"per_device_pairs": 2, "grad_accum": 4, "processes": 8, "global_pairs": 64}
     mem = res["memory_per_device"]
@@ -202,15 +235,65 @@ def test_train_finds_the_world_a_cli_built_dataset_came_from(tmp_path, config_fi
 
     world, ds, out = tmp_path / "my-world", tmp_path / "my-dataset", tmp_path / "run"
     runner = CliRunner()
-    r = runner.invoke(app, ["data", "synthetic", "--out", str(world), "--preset", "opposed", "--users", "24",
-                            "--pairs-per-user", "16", "--prompts", "8", "--images-per-prompt", "16",
-                            "--image-size", "32", "--no-progress"])
+    r = runner.invoke(
+        app,
+        [
+            "data",
+            "synthetic",
+            "--out",
+            str(world),
+            "--preset",
+            "opposed",
+            "--users",
+            "24",
+            "--pairs-per-user",
+            "16",
+            "--prompts",
+            "8",
+            "--images-per-prompt",
+            "16",
+            "--image-size",
+            "32",
+            "--no-progress",
+        ],
+    )
     assert r.exit_code == 0, r.output
-    r = runner.invoke(app, ["data", "pickapic", "--source", str(world), "--out", str(ds), "--n-ref", "4",
-                            "--val-users", "4", "--test-users", "4", "--no-progress"])
+    r = runner.invoke(
+        app,
+        [
+            "data",
+            "pickapic",
+            "--source",
+            str(world),
+            "--out",
+            str(ds),
+            "--n-ref",
+            "4",
+            "--val-users",
+            "4",
+            "--test-users",
+            "4",
+            "--no-progress",
+        ],
+    )
     assert r.exit_code == 0, r.output
-    r = runner.invoke(app, ["train", "--config", str(config_file), "--data", str(ds), "--out", str(out),
-                            "--max-steps", "1", "--no-progress", "--format", "json"])
+    r = runner.invoke(
+        app,
+        [
+            "train",
+            "--config",
+            str(config_file),
+            "--data",
+            str(ds),
+            "--out",
+            str(out),
+            "--max-steps",
+            "1",
+            "--no-progress",
+            "--format",
+            "json",
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert (out / "checkpoints" / "step-00000001" / "trainer_state.json").is_file()
 
@@ -246,7 +329,9 @@ def test_validation_reports_balanced_accuracy_and_the_history_swap(tmp_path, dat
     cfg = load_config(config_file, {"run": {"num_threads": 1}})
     train(cfg, data=dataset_dir, out=tmp_path / "v", progress=False)
     vals = [json.loads(ln) for ln in (tmp_path / "v" / "metrics.jsonl").read_text().splitlines() if "val_acc" in ln]
-    assert vals and all({"val_acc", "val_balanced", "val_swap", "val_swap_balanced", "val_tasks"} <= v.keys() for v in vals)
+    assert vals and all(
+        {"val_acc", "val_balanced", "val_swap", "val_swap_balanced", "val_tasks"} <= v.keys() for v in vals
+    )
     assert all(0 <= v["val_balanced"] <= 1 and 0 <= v["val_swap_balanced"] <= 1 for v in vals)
     # train_config.json says what was trained on: the dataset given and its world, not the config's world
     rec = json.loads((tmp_path / "v" / "train_config.json").read_text())
@@ -259,12 +344,24 @@ def test_validation_reports_balanced_accuracy_and_the_history_swap(tmp_path, dat
 def test_history_free_validation_has_no_swap(tmp_path, dataset_dir):
     from prefcli.train.loop import train
 
-    cfg = load_config("tiny-cpu-population", {
-        "model": {"tiny": {"latents": 1, "text_layers": 1, "vision_layers": 1}},
-        "data": {"n_ref": 4, "val_max_tasks": 8, "pixel_cache_mb": 16},
-        "run": {"per_device_batch": 2, "log_every": 1, "eval_every": 0, "checkpoint_every": 0, "num_threads": 1},
-        "stages": [{"name": "population", "steps": 2, "history": False, "loss_cp": False, "train_base": True,
-                    "train_lora": False}]})
+    cfg = load_config(
+        "tiny-cpu-population",
+        {
+            "model": {"tiny": {"latents": 1, "text_layers": 1, "vision_layers": 1}},
+            "data": {"n_ref": 4, "val_max_tasks": 8, "pixel_cache_mb": 16},
+            "run": {"per_device_batch": 2, "log_every": 1, "eval_every": 0, "checkpoint_every": 0, "num_threads": 1},
+            "stages": [
+                {
+                    "name": "population",
+                    "steps": 2,
+                    "history": False,
+                    "loss_cp": False,
+                    "train_base": True,
+                    "train_lora": False,
+                }
+            ],
+        },
+    )
     train(cfg, data=dataset_dir, out=tmp_path / "p", progress=False)
     vals = [json.loads(ln) for ln in (tmp_path / "p" / "metrics.jsonl").read_text().splitlines() if "val_acc" in ln]
     assert vals and "val_balanced" in vals[-1] and "val_swap" not in vals[-1]
@@ -283,8 +380,13 @@ def test_swap_term_trains_and_is_logged(tmp_path, dataset_dir, config_file):
     for x in swapped:
         imgs = [it.image for it in x.swap_items]
         assert len(imgs) == 8 and x.liked not in imgs and x.disliked not in imgs
-    cfg = load_config(config_file, {"run": {"num_threads": 1}, "stages": [
-        {"name": "main", "steps": 2, "loss_swap": 1.0, "train_base": True, "train_lora": False}]})
+    cfg = load_config(
+        config_file,
+        {
+            "run": {"num_threads": 1},
+            "stages": [{"name": "main", "steps": 2, "loss_swap": 1.0, "train_base": True, "train_lora": False}],
+        },
+    )
     train(cfg, data=dataset_dir, out=tmp_path / "s", progress=False)
     logs = [json.loads(ln) for ln in (tmp_path / "s" / "metrics.jsonl").read_text().splitlines() if '"loss"' in ln]
     assert all("loss_swap" in rec and rec["loss"] > rec["loss_swap"] for rec in logs)
@@ -299,16 +401,25 @@ def test_init_from_starts_from_a_trained_model(tmp_path, dataset_dir, config_fil
     from prefcli.errors import ConfigError
     from prefcli.train.loop import train
 
-    over = {"run": {"num_threads": 1, "checkpoint_every": 0},
-            "stages": [{"name": "main", "steps": 1, "train_base": True, "train_lora": False}]}
+    over = {
+        "run": {"num_threads": 1, "checkpoint_every": 0},
+        "stages": [{"name": "main", "steps": 1, "train_base": True, "train_lora": False}],
+    }
     train(load_config(config_file, over), data=dataset_dir, out=tmp_path / "a", progress=False)
     src = load_file(str(tmp_path / "a" / "model" / "model.safetensors"))
     # zero learning rate: the second run ends exactly where the first one's weights were
-    over2 = {**over, "model": {"init_from": str(tmp_path / "a")},
-             "stages": [{"name": "main", "steps": 1, "train_base": True, "train_lora": False, "lr": 1e-30}]}
+    over2 = {
+        **over,
+        "model": {"init_from": str(tmp_path / "a")},
+        "stages": [{"name": "main", "steps": 1, "train_base": True, "train_lora": False, "lr": 1e-30}],
+    }
     train(load_config(config_file, over2), data=dataset_dir, out=tmp_path / "b", progress=False)
     got = load_file(str(tmp_path / "b" / "model" / "model.safetensors"))
     assert all(torch.allclose(src[k], got[k], atol=1e-12) for k in src)
     with pytest.raises(ConfigError, match="init_from"):
-        train(load_config(config_file, {**over, "model": {"init_from": str(tmp_path / "nope")}}), data=dataset_dir,
-              out=tmp_path / "c", progress=False)
+        train(
+            load_config(config_file, {**over, "model": {"init_from": str(tmp_path / "nope")}}),
+            data=dataset_dir,
+            out=tmp_path / "c",
+            progress=False,
+        )

@@ -31,8 +31,15 @@ def new_users(tmp_path_factory):
     from prefcli.train.data import load_eval_tasks
     from prefcli.train.loop import synthetic_dataset
 
-    world = {"preset": "opposed", "n_users": 16, "pairs_per_user": 24, "image_size": 32, "world_seed": 0,
-             "user_seed": 7, "group_weights": [0.5, 0.5]}
+    world = {
+        "preset": "opposed",
+        "n_users": 16,
+        "pairs_per_user": 24,
+        "image_size": 32,
+        "world_seed": 0,
+        "user_seed": 7,
+        "group_weights": [0.5, 0.5],
+    }
     build = {"n_ref": 8, "val_users": 2, "test_users": 12, "seen_frac": 0.0, "hold_out": "user", "seed": 0}
     ds_path = synthetic_dataset(world, build, root=tmp_path_factory.mktemp("newusers"))
     ds = Dataset.open(ds_path)

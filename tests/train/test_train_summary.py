@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 
 from typer.testing import CliRunner
@@ -28,8 +27,23 @@ def test_max_steps_summary_names_the_model_folder_and_rounds(tmp_path, dataset_d
     monkeypatch.setenv("PREFCLI_PROGRESS_INTERVAL", "0")
     monkeypatch.delenv("PREFCLI_PROGRESS", raising=False)
     out = tmp_path / "run"
-    r = CliRunner().invoke(app, ["train", "--config", str(config_file), "--data", str(dataset_dir), "--out", str(out),
-                                 "--max-steps", "3", "--format", "markdown"], catch_exceptions=False)
+    r = CliRunner().invoke(
+        app,
+        [
+            "train",
+            "--config",
+            str(config_file),
+            "--data",
+            str(dataset_dir),
+            "--out",
+            str(out),
+            "--max-steps",
+            "3",
+            "--format",
+            "markdown",
+        ],
+        catch_exceptions=False,
+    )
     assert r.exit_code == 0, r.output
     row = _markdown_row(r.stdout)
     model = out / "checkpoints" / "step-00000003" / "model"
@@ -48,7 +62,6 @@ def test_max_steps_summary_names_the_model_folder_and_rounds(tmp_path, dataset_d
     assert _few_digits(re.search(r"pairs/s (\S+)", bar[-1]).group(1))
 
 
-
 def test_the_json_summary_names_pairs_per_s_as_metrics_jsonl_does(tmp_path):
     from prefcli.train.loop import TrainResult
 
@@ -57,11 +70,14 @@ def test_the_json_summary_names_pairs_per_s_as_metrics_jsonl_does(tmp_path):
 
 
 def test_dry_run_memory_is_in_tenths_of_a_gib():
-    r = CliRunner().invoke(app, ["train", "--dry-run", "--config", "preftoken-idefics2-8b", "--format", "markdown"],
-                           catch_exceptions=False)
+    r = CliRunner().invoke(
+        app, ["train", "--dry-run", "--config", "preftoken-idefics2-8b", "--format", "markdown"], catch_exceptions=False
+    )
     assert r.exit_code == 0, r.output
-    table = r.stdout[r.stdout.index("estimated GPU memory"):]
-    cells = {c[0].strip(): c[1].strip() for c in (ln.strip("|").split("|") for ln in table.splitlines()[3:]) if len(c) == 2}
+    table = r.stdout[r.stdout.index("estimated GPU memory") :]
+    cells = {
+        c[0].strip(): c[1].strip() for c in (ln.strip("|").split("|") for ln in table.splitlines()[3:]) if len(c) == 2
+    }
     assert re.fullmatch(r"\d+\.\d", cells["total"]), cells  # 25.0, not 25.0000
     seq = next(v for k, v in cells.items() if k.startswith("sequence tokens"))
     assert re.fullmatch(r"[\d,]+ tokens", seq), cells

@@ -39,9 +39,15 @@ def _jobs(n: int = 11) -> list[tuple[UserHistory, list[Candidate]]]:
     jobs = []
     for j in range(n):
         ids = rng.choice(40, size=2 * (1 + j % 8) + 4, replace=False)
-        pairs = tuple(HistoryPair(liked=_img(int(ids[2 * i])), disliked=_img(int(ids[2 * i + 1])),
-                                  prompt="p" + " word" * int(ids[2 * i] % 6)) for i in range(1 + j % 8))
-        cands = [_img(int(i)) for i in ids[2 * len(pairs):][: j % 5]]
+        pairs = tuple(
+            HistoryPair(
+                liked=_img(int(ids[2 * i])),
+                disliked=_img(int(ids[2 * i + 1])),
+                prompt="p" + " word" * int(ids[2 * i] % 6),
+            )
+            for i in range(1 + j % 8)
+        )
+        cands = [_img(int(i)) for i in ids[2 * len(pairs) :][: j % 5]]
         jobs.append((UserHistory(pairs, user_id=f"u{j}"), cands))
     return jobs
 
@@ -125,6 +131,7 @@ def test_the_harness_scores_an_evaluation_batched_with_the_per_history_numbers()
         fast, fs = run_scorer(s, tasks, cache=None, batch_size=6)
         slow, ss = run_scorer(s, tasks, cache=None, batch_size=6, batch_histories=False)
     assert fs.score_calls < ss.score_calls and fs.conditioned == ss.conditioned == len(tasks)
-    np.testing.assert_allclose([x for r in fast for x in r["scores"]], [x for r in slow for x in r["scores"]],
-                               rtol=0, atol=TOL)
+    np.testing.assert_allclose(
+        [x for r in fast for x in r["scores"]], [x for r in slow for x in r["scores"]], rtol=0, atol=TOL
+    )
     assert [r["task_id"] for r in fast] == [t.task_id for t in tasks]

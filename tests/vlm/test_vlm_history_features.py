@@ -56,7 +56,9 @@ def test_history_features_change_scores_and_every_path_agrees(mode):
         a = scoring.score_uncached(plain, ITEMS, CANDS, [None] * 3, batch_size=3).plus
         b = scoring.score_uncached(signed, ITEMS, CANDS, [None] * 3, batch_size=3).plus
         assert (a - b).abs().max() > 1e-3  # the switch does something
-        cached = scoring.score_candidates(signed, scoring.condition(signed, ITEMS), CANDS, [None] * 3, batch_size=2).plus
+        cached = scoring.score_candidates(
+            signed, scoring.condition(signed, ITEMS), CANDS, [None] * 3, batch_size=2
+        ).plus
         torch.testing.assert_close(cached, b, rtol=1e-4, atol=1e-6)
         # the training forward (vision once per distinct image, gathered by index)
         seqs = [signed.encoder.encode(ITEMS, c, None) for c in CANDS]

@@ -78,7 +78,7 @@ def test_pref_tokens_change_output_and_mask_covers_them(models):
     left = torch.tensor([[0, 1, 1, 1], [0, 0, 1, 1]])
     e, mk = m.with_pref_tokens(emb, left, "left")
     assert mk.tolist() == [[0] + [1] * (L + 3), [0, 0] + [1] * (L + 2)]
-    assert torch.equal(e[1, 2:2 + L], m.pref_tokens.weight) and torch.equal(e[1, 2 + L:], emb[1, 2:])
+    assert torch.equal(e[1, 2 : 2 + L], m.pref_tokens.weight) and torch.equal(e[1, 2 + L :], emb[1, 2:])
 
     with torch.no_grad():
         before = scoring.score_uncached(m, _items(), CANDS[:2]).plus.clone()
@@ -93,9 +93,11 @@ def test_pref_tokens_change_output_and_mask_covers_them(models):
 def test_padded_batch_equals_unpadded_singles(models, style):
     m = models[style]
     items_long, items_short = _items(2, seed=0), _items(1, seed=10)
-    seqs = [m.encoder.encode(items_long, CANDS[0], "a red circle"),
-            m.encoder.encode(items_short, CANDS[1], "a much longer prompt about a castle at night"),
-            m.encoder.encode(items_long[:3], CANDS[2], None)]
+    seqs = [
+        m.encoder.encode(items_long, CANDS[0], "a red circle"),
+        m.encoder.encode(items_short, CANDS[1], "a much longer prompt about a castle at night"),
+        m.encoder.encode(items_long[:3], CANDS[2], None),
+    ]
     assert len({len(s.ids) for s in seqs}) == 3  # the batch really pads
     with torch.no_grad():
         singles = torch.cat([m.score_sequences([s]).plus for s in seqs])
@@ -155,8 +157,12 @@ def test_training_pair_backward_reaches_every_part():
     items = _items(2)
     pos, neg = m.pair_logits([items, items[:2]], CANDS[:2], CANDS[2:4])
     preference_loss(pos.logits, neg.logits, m.plus_id, m.minus_id).total.backward()
-    for part in (m.pref_tokens.weight, m.inner.vision_model.embeddings.patch_embedding.weight,
-                 m.inner.connector.perceiver_resampler.latents, m.text_model.layers[0].self_attn.q_proj.weight):
+    for part in (
+        m.pref_tokens.weight,
+        m.inner.vision_model.embeddings.patch_embedding.weight,
+        m.inner.connector.perceiver_resampler.latents,
+        m.text_model.layers[0].self_attn.q_proj.weight,
+    ):
         assert part.grad is not None and part.grad.abs().sum() > 0
 
 

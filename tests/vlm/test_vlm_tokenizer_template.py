@@ -47,9 +47,14 @@ def _processor(tok, image_seq_len: int):
 def _history(n: int = 3) -> UserHistory:
     pairs = []
     for i in range(n):
-        pairs.append(HistoryPair(liked=Candidate.from_image(_img(2 * i), image_id=f"L{i}"),
-                                 disliked=Candidate.from_image(_img(2 * i + 1), image_id=f"D{i}"),
-                                 prompt=f"prompt number {i}", pair_id=f"p{i}"))
+        pairs.append(
+            HistoryPair(
+                liked=Candidate.from_image(_img(2 * i), image_id=f"L{i}"),
+                disliked=Candidate.from_image(_img(2 * i + 1), image_id=f"D{i}"),
+                prompt=f"prompt number {i}",
+                pair_id=f"p{i}",
+            )
+        )
     return UserHistory(tuple(pairs), user_id="u")
 
 
@@ -101,7 +106,13 @@ def test_eval_order_is_disliked_then_liked_in_stored_order():
     h = _history(3)
     items = T.eval_history_items(h)
     assert [(it.image.image_id, it.label) for it in items] == [
-        ("D0", "-"), ("L0", "+"), ("D1", "-"), ("L1", "+"), ("D2", "-"), ("L2", "+")]
+        ("D0", "-"),
+        ("L0", "+"),
+        ("D1", "-"),
+        ("L1", "+"),
+        ("D2", "-"),
+        ("L2", "+"),
+    ]
     assert items[0].prompt == "prompt number 0"
 
 
@@ -130,7 +141,9 @@ def test_viper_template_matches_documented_string_and_processor(real_tok):
     enc = T.SequenceEncoder(real_tok, "viper", image_seq_len=64)
     target = _img(99)
     seq = enc.encode(items, target)
-    doc = VIPER_TURN.format("-") + VIPER_TURN.format("+") + VIPER_TURN.format("-") + VIPER_TURN.format("+") + VIPER_QUERY
+    doc = (
+        VIPER_TURN.format("-") + VIPER_TURN.format("+") + VIPER_TURN.format("-") + VIPER_TURN.format("+") + VIPER_QUERY
+    )
     assert enc.full_text(items) == doc
     images = [it.image.image for it in items] + [target]
     proc = _processor(real_tok, 64)
@@ -145,8 +158,13 @@ def test_viper_template_matches_documented_string_and_processor(real_tok):
 
 def test_preftoken_template_matches_documented_string_and_truncates_to_100_tokens(real_tok):
     long_prompt = " ".join(f"word{i}" for i in range(200))
-    pairs = (HistoryPair(liked=Candidate.from_image(_img(1), image_id="L"),
-                         disliked=Candidate.from_image(_img(2), image_id="D"), prompt=long_prompt),)
+    pairs = (
+        HistoryPair(
+            liked=Candidate.from_image(_img(1), image_id="L"),
+            disliked=Candidate.from_image(_img(2), image_id="D"),
+            prompt=long_prompt,
+        ),
+    )
     items = T.eval_history_items(UserHistory(pairs))
     enc = T.SequenceEncoder(real_tok, "preftoken", image_seq_len=64)
     cut = enc.truncate_prompt(long_prompt)
@@ -164,10 +182,17 @@ def test_preftoken_template_matches_documented_string_and_truncates_to_100_token
 def test_tiny_text_templates_match_processor_and_split_cleanly():
     tok = tiny_tokenizer()
     items = T.eval_history_items(_history(2))
-    for style, doc in (("viper", (VIPER_TURN.format("-") + VIPER_TURN.format("+")) * 2 + VIPER_QUERY),
-                       ("preftoken", PREF_TURN.format("prompt number 0", "-") + PREF_TURN.format("prompt number 0", "+")
-                        + PREF_TURN.format("prompt number 1", "-") + PREF_TURN.format("prompt number 1", "+")
-                        + PREF_QUERY.format("red"))):
+    for style, doc in (
+        ("viper", (VIPER_TURN.format("-") + VIPER_TURN.format("+")) * 2 + VIPER_QUERY),
+        (
+            "preftoken",
+            PREF_TURN.format("prompt number 0", "-")
+            + PREF_TURN.format("prompt number 0", "+")
+            + PREF_TURN.format("prompt number 1", "-")
+            + PREF_TURN.format("prompt number 1", "+")
+            + PREF_QUERY.format("red"),
+        ),
+    ):
         enc = T.SequenceEncoder(tok, style, image_seq_len=2)
         seq = enc.encode(items, _img(5), "red")
         ref = tok(T.expand_image_tokens(doc, 2))["input_ids"]
