@@ -163,6 +163,8 @@ OutputOverwriteOpt = Annotated[
 ]
 
 # The input pipeline of rank, eval and bench (prefcli.harness.runner, prefcli.image_cache).
+# --image-cache-mb's default, for the commands that take the option (light: no torch, no PIL).
+from prefcli.image_cache import DEFAULT_MB as IMAGE_CACHE_MB  # noqa: E402, F401
 
 WorkersOpt = Annotated[
     int | None,
