@@ -23,7 +23,7 @@ default), with no network and no downloaded weights:
 IDEFICS2-8B is built from the shipped config (prefcli/vlm/configs/idefics2-8b.json)
 with the real tokenizer (mistral-common's SentencePiece model); SD-Turbo from the
 hyperparameters of stabilityai/sd-turbo's unet, vae and text_encoder configs,
-written below, whose parameter counts tests/test_gpu_check.py checks against
+written below, whose parameter counts tests/e2e/test_gpu_check.py checks against
 prefcli.generate.pipelines.KNOWN_PARAMS. `--tiny` runs the same code on tiny
 models on a CPU in well under a minute (what the test runs).
 

@@ -15,7 +15,7 @@ The whole API of a scorer class (`Scorer`), kept small on purpose:
   the spec's typed Options class, already validated). A scorer reads
   `self.options.NAME`; it never re-declares an option as an `__init__` keyword,
   never re-parses a value and never restates its default weights
-  (tests/test_scorer_init_contract.py checks all three). Derived scorers (probes)
+  (tests/scorers/test_scorer_init_contract.py checks all three). Derived scorers (probes)
   also get `embedder=`, the scorer they build on, built by the loader.
 - `condition(history) -> state` and `score(candidates, state) -> list[float]`:
   the two a scorer implements (history-free scorers only `score`).

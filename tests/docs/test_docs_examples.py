@@ -44,7 +44,7 @@ RULES = [
     (r"^(make|\.|pip) ", "sets up the environment"),
     (
         r"gpu_check\.sh",
-        "needs a GPU, or with --tiny builds five models in a fresh process (tests/test_gpu_check.py runs it)",
+        "needs a GPU, or with --tiny builds five models in a fresh process (tests/e2e/test_gpu_check.py runs it)",
     ),
     (
         r"prefcli label |\balice\b|\bbob\b",

@@ -94,7 +94,7 @@ def test_a_scorer_without_reward_says_it_is_not_differentiable():
 
 @pytest.mark.parametrize("name", sorted(plugins.scorers()))
 def test_every_option_is_typed_and_has_help(name):
-    """Options reach a scorer as `self.options` (tests/test_scorer_init_contract.py checks none is re-declared)."""
+    """Options reach a scorer as `self.options` (tests/scorers/test_scorer_init_contract.py checks none is re-declared)."""
     spec = plugins.get_scorer_spec(name)
     assert issubclass(spec.options, Options)
     for f in dataclasses.fields(spec.options):

@@ -2,7 +2,7 @@
 
 Upstream is the hpsv3 1.0.0 wheel (`pip download hpsv3==1.0.0 --no-deps`);
 file:line references below are into that wheel. The score-for-score parity
-with its `HPSv3RewardInferencer` is tests/test_scorer_hpsv3_parity.py.
+with its `HPSv3RewardInferencer` is tests/scorers/test_scorer_hpsv3_parity.py.
 """
 
 from __future__ import annotations
