@@ -31,7 +31,7 @@ FACTOR = 28
 
 
 def target_size(height: int, width: int, min_pixels: int, max_pixels: int) -> tuple[int, int]:
-    from prefcli_vlmjudge.protocol import smart_resize
+    from prefcli.qwen2vl import smart_resize
 
     return smart_resize(height, width, FACTOR, min_pixels, max_pixels)
 

@@ -40,13 +40,13 @@ VOCAB_PAD = 64
 
 
 def _special_tokens() -> tuple[str, ...]:
-    from prefcli_vlmjudge.tiny import SPECIAL_TOKENS
+    from prefcli.qwen2vl import SPECIAL_TOKENS
 
     return ("<|endoftext|>", *SPECIAL_TOKENS)
 
 
 def _training_text() -> list[str]:
-    from prefcli_vlmjudge.tiny import CHAT_TEMPLATE
+    from prefcli.qwen2vl import CHAT_TEMPLATE
 
     return [
         P.INSTRUCTION,
@@ -140,7 +140,7 @@ def save_tiny(directory: str | os.PathLike, seed: int = 0) -> Path:
     """Write the base files and HPSv3.safetensors into `directory` (what `--weights FOLDER` loads)."""
     from prefcli import atomic
     from prefcli import weights as W
-    from prefcli_vlmjudge.tiny import CHAT_TEMPLATE
+    from prefcli.qwen2vl import CHAT_TEMPLATE
 
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)

@@ -36,10 +36,11 @@ construction (tests/reference/preferthinker.py).
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
+
+from prefcli.qwen2vl import IMAGE_FACTOR, MAX_PIXELS, MAX_RATIO, MIN_PIXELS, smart_resize  # noqa: F401 - re-exported
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
@@ -241,11 +242,7 @@ ANSWERS = ("Image A", "Image B")
 DEFAULT_NUM_HISTORY = 5  # line 261: --num_history
 DEFAULT_MAX_NEW_TOKENS = 4096  # line 262: --max_new_tokens
 DEFAULT_REPETITION_PENALTY = 1.15  # line 181
-# qwen_vl_utils 0.0.11 vision_process.py: IMAGE_FACTOR, MIN_PIXELS, MAX_PIXELS, MAX_RATIO.
-IMAGE_FACTOR = 28
-MIN_PIXELS = 4 * 28 * 28
-MAX_PIXELS = 16384 * 28 * 28
-MAX_RATIO = 200
+# qwen_vl_utils 0.0.11 vision_process.py: IMAGE_FACTOR, MIN_PIXELS, MAX_PIXELS, MAX_RATIO (prefcli.qwen2vl holds them).
 
 
 # -- the question ----------------------------------------------------------------
@@ -307,31 +304,6 @@ def message_images(messages: Sequence[dict]) -> list[Any]:
 
 
 # -- the pixels ------------------------------------------------------------------
-
-
-def _round_by(x: float, f: int) -> int:
-    return round(x / f) * f
-
-
-def smart_resize(
-    height: int, width: int, factor: int = IMAGE_FACTOR, min_pixels: int = MIN_PIXELS, max_pixels: int = MAX_PIXELS
-) -> tuple[int, int]:
-    """qwen_vl_utils' size rule: sides multiples of `factor`, area within [min_pixels, max_pixels], aspect kept."""
-    if max(height, width) / min(height, width) > MAX_RATIO:
-        raise ValueError(
-            f"absolute aspect ratio must be smaller than {MAX_RATIO}, got {max(height, width) / min(height, width):.1f}"
-        )
-    h_bar = max(factor, _round_by(height, factor))
-    w_bar = max(factor, _round_by(width, factor))
-    if h_bar * w_bar > max_pixels:
-        beta = math.sqrt((height * width) / max_pixels)
-        h_bar = math.floor(height / beta / factor) * factor
-        w_bar = math.floor(width / beta / factor) * factor
-    elif h_bar * w_bar < min_pixels:
-        beta = math.sqrt(min_pixels / (height * width))
-        h_bar = math.ceil(height * beta / factor) * factor
-        w_bar = math.ceil(width * beta / factor) * factor
-    return h_bar, w_bar
 
 
 def prepare_image(image: Image.Image, min_pixels: int = MIN_PIXELS, max_pixels: int = MAX_PIXELS) -> Image.Image:
