@@ -175,7 +175,10 @@ def around(vlm: Any, batch_size: int, label: str) -> Any:
             self._weights_id = label
             return vlm
 
-    return Built(weights=label, device=str(vlm.device), batch_size=batch_size)
+    from prefcli.plugins import get_scorer_spec
+
+    spec = get_scorer_spec("preftoken")
+    return Built(label, str(vlm.device), spec=spec, options=spec.parse_options({"batch_size": batch_size}))
 
 
 def idefics2(args: argparse.Namespace, *, qlora: bool) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -226,8 +227,6 @@ def eval_command(
                 )
                 run["world"] = world_rep
     if verbose and is_main_process():
-        import sys
-
         from prefcli.output import throughput_line
 
         print(throughput_line(run["stats"], f"throughput of {handle.name}"), file=sys.stderr)
