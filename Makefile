@@ -28,16 +28,18 @@ lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
-# Both cores by default (pytest-xdist); JOBS=0 runs in one process.
+# Both cores by default (pytest-xdist); JOBS=0 runs in one process. One torch/BLAS thread per worker:
+# two workers with two threads each on two cores spend their time contending, not computing.
 JOBS ?= 2
+TEST_ENV := HF_HUB_OFFLINE=1 PREFCLI_TESTING=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 
 # --durations: the CI log names the slowest tests, so a slow suite says where its time went.
 test: lint
-	HF_HUB_OFFLINE=1 PREFCLI_TESTING=1 $(PY) -m pytest -n $(JOBS) --durations=20
+	$(TEST_ENV) $(PY) -m pytest -n $(JOBS) --durations=20
 
 # Everything but the end-to-end tests marked `slow`.
 test-fast: lint
-	HF_HUB_OFFLINE=1 PREFCLI_TESTING=1 $(PY) -m pytest -n $(JOBS) -m "not slow"
+	$(TEST_ENV) $(PY) -m pytest -n $(JOBS) -m "not slow"
 
 clean:
 	rm -rf $(VENV) demo-out
