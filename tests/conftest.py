@@ -6,6 +6,7 @@ import atexit
 import os
 import shutil
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -50,3 +51,41 @@ def pytest_collection_modifyitems(config, items):
     at the end. Per-test distribution, not per-file: docs examples alone are a third of the slow time.
     """
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+# The input-pipeline tests' fixtures (tests/cli/test_input_pipeline.py, tests/harness/test_pipeline_workers_cache.py).
+
+
+@pytest.fixture
+def decodes(monkeypatch) -> Counter:
+    """Every decode_image call, counted by the file it names (load_image and the scans go through it)."""
+    from prefcli import images  # here, not at the top: the environment above is set before prefcli loads
+
+    seen: Counter = Counter()
+    real = images.decode_image
+
+    def counting(data, name="<bytes>", **kw):
+        seen[Path(name).name] += 1
+        return real(data, name, **kw)
+
+    monkeypatch.setattr(images, "decode_image", counting)
+    return seen
+
+
+@pytest.fixture(scope="session")
+def small_dataset(tmp_path_factory):
+    """A small synthetic dataset, built once per test process; tests only read it (a test that breaks it copies it)."""
+    from prefcli.data import pickapic, synthetic
+
+    root = tmp_path_factory.mktemp("pipeline-world")
+    cfg = synthetic.WorldConfig.from_preset(
+        "opposed", n_users=16, pairs_per_user=12, image_size=32, n_prompts=4, images_per_prompt=6
+    )
+    synthetic.write_world(root / "world", cfg, progress=False)
+    pickapic.build(
+        str(root / "world"),
+        root / "ds",
+        pickapic.BuildParams(n_ref=4, min_liked=6, test_users=6, val_users=2),
+        progress=False,
+    )
+    return root / "ds"

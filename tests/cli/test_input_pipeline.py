@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -12,21 +11,6 @@ from PIL import Image
 
 from cli_runner import run_cli
 from picture_factory import structured_images
-from prefcli import images
-
-
-@pytest.fixture
-def decodes(monkeypatch) -> Counter:
-    """Every decode_image call, counted by the file it names (load_image and the scans go through it)."""
-    seen: Counter = Counter()
-    real = images.decode_image
-
-    def counting(data, name="<bytes>", **kw):
-        seen[Path(name).name] += 1
-        return real(data, name, **kw)
-
-    monkeypatch.setattr(images, "decode_image", counting)
-    return seen
 
 
 @pytest.fixture
@@ -138,24 +122,6 @@ def test_a_folder_of_only_undecodable_candidates_is_one_line(folders, tmp_path, 
     )
     assert code == 2
     assert "zz_cut.jpg" in err and "Traceback" not in err
-
-
-@pytest.fixture(scope="module")
-def small_dataset(tmp_path_factory):
-    from prefcli.data import pickapic, synthetic
-
-    root = tmp_path_factory.mktemp("decode-world")
-    cfg = synthetic.WorldConfig.from_preset(
-        "opposed", n_users=16, pairs_per_user=12, image_size=32, n_prompts=4, images_per_prompt=6
-    )
-    synthetic.write_world(root / "world", cfg, progress=False)
-    pickapic.build(
-        str(root / "world"),
-        root / "ds",
-        pickapic.BuildParams(n_ref=4, min_liked=6, test_users=6, val_users=2),
-        progress=False,
-    )
-    return root / "ds"
 
 
 @pytest.mark.parametrize("scorer", ["viper", "clip-probe", "clip"])

@@ -16,38 +16,6 @@ from picture_factory import structured_images
 from prefcli import images
 
 
-@pytest.fixture
-def decodes(monkeypatch) -> Counter:
-    """Every decode_image call, counted by the file it names."""
-    seen: Counter = Counter()
-    real = images.decode_image
-
-    def counting(data, name="<bytes>", **kw):
-        seen[Path(name).name] += 1
-        return real(data, name, **kw)
-
-    monkeypatch.setattr(images, "decode_image", counting)
-    return seen
-
-
-@pytest.fixture(scope="module")
-def small_dataset(tmp_path_factory):
-    from prefcli.data import pickapic, synthetic
-
-    root = tmp_path_factory.mktemp("pipeline-world")
-    cfg = synthetic.WorldConfig.from_preset(
-        "opposed", n_users=16, pairs_per_user=12, image_size=32, n_prompts=4, images_per_prompt=6
-    )
-    synthetic.write_world(root / "world", cfg, progress=False)
-    pickapic.build(
-        str(root / "world"),
-        root / "ds",
-        pickapic.BuildParams(n_ref=4, min_liked=6, test_users=6, val_users=2),
-        progress=False,
-    )
-    return root / "ds"
-
-
 @pytest.fixture(scope="module")
 def many(tmp_path_factory) -> dict[str, Path]:
     """40 candidates and a 2 + 2 history."""
