@@ -110,7 +110,6 @@ def bench_images_command(
         prefcli bench images ./my-images --prompts prompts.json --scorers clip,aesthetic,clip-probe --history ./alice --weights tiny
     """
     from prefcli.cli.eval_cmd import set_offline
-    from prefcli.devices import resolve_device
     from prefcli.generate.rewards import parse_scorer_options, parse_weights
     from prefcli.harness import bench_images as B
 
@@ -124,7 +123,7 @@ def bench_images_command(
     cfg = B.BenchImagesConfig(
         folder=str(folder), prompts=prompts, scorers=names, styles=comma_list(styles), limit=limit,
         history=None if history is None else str(history), weights=parse_weights(weights or []),
-        options=parse_scorer_options(list(scorer_options(option).items()), names), device=resolve_device(device),
+        options=parse_scorer_options(list(scorer_options(option).items()), names), device=device,
         dtype=None if dtype is DType.auto else dtype.value, batch_size=batch_size,
         cache_dir=None if cache_dir is None else str(cache_dir), use_cache=not no_cache,
     )  # fmt: skip
