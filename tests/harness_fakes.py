@@ -95,42 +95,28 @@ class MockEmbed(EmbeddingScorer):
         return [float(v[0]) for v in self.embed_images(candidates)]
 
 
+#: The mock scorers: (name, class in this module, inputs, more ScorerSpec fields).
+MOCKS = (
+    ("mock-free", "MockFree", {"image", "prompt"}, {}),
+    ("mock-hist", "MockHistory", {"image", "history"}, {}),
+    ("mock-batch", "MockBatched", {"image", "history"}, {}),
+    ("mock-emb", "MockEmbed", {"image"}, {"embedding": True}),
+)
+
+
 class MockPlugin:
     @hookimpl
     def register_scorers(self, register):
-        register(
-            ScorerSpec(
-                name="mock-free",
-                factory="harness_fakes:MockFree",
-                needs=frozenset({"image", "prompt"}),
-                default_weights="mock-w",
+        for name, cls, needs, more in MOCKS:
+            register(
+                ScorerSpec(
+                    name=name,
+                    factory=f"harness_fakes:{cls}",
+                    needs=frozenset(needs),
+                    default_weights="mock-w",
+                    **more,
+                )
             )
-        )
-        register(
-            ScorerSpec(
-                name="mock-hist",
-                factory="harness_fakes:MockHistory",
-                needs=frozenset({"image", "history"}),
-                default_weights="mock-w",
-            )
-        )
-        register(
-            ScorerSpec(
-                name="mock-batch",
-                factory="harness_fakes:MockBatched",
-                needs=frozenset({"image", "history"}),
-                default_weights="mock-w",
-            )
-        )
-        register(
-            ScorerSpec(
-                name="mock-emb",
-                factory="harness_fakes:MockEmbed",
-                needs=frozenset({"image"}),
-                default_weights="mock-w",
-                embedding=True,
-            )
-        )
 
 
 def cand(image_id: str, prompt: str = "a prompt") -> Candidate:
