@@ -162,6 +162,12 @@ OutputOverwriteOpt = Annotated[
     ),
 ]
 
+# The dataset builders' own (data pickapic, preferimg-bench, pamela, labels).
+DatasetNameOpt = Annotated[
+    str | None, typer.Option("--name", help="Dataset name recorded in dataset.json (default: the folder name).")
+]
+NoProgressOpt = Annotated[bool, typer.Option("--no-progress", help="Do not show the progress bar.")]
+
 # The input pipeline of rank, eval and bench (prefcli.harness.runner, prefcli.image_cache).
 # --image-cache-mb's default, for the commands that take the option (light: no torch, no PIL).
 from prefcli.image_cache import DEFAULT_MB as IMAGE_CACHE_MB  # noqa: E402, F401
