@@ -128,23 +128,10 @@ def bench_images_command(
         cache_dir=None if cache_dir is None else str(cache_dir), use_cache=not no_cache,
     )  # fmt: skip
 
-    from prefcli.progress import progress_bar
+    from prefcli.progress import bars_by_name
 
-    bar = progress_bar(show_progress, transient=True)
-    tasks: dict[str, int] = {}
-
-    def progress(name: str, done: int, total: int) -> None:
-        if not tasks:
-            bar.start()
-        if name not in tasks:
-            tasks[name] = bar.add_task(f"scoring with {name}", total=total)
-        bar.update(tasks[name], completed=done, total=total)
-
-    try:
+    with bars_by_name(show_progress, lambda name: f"scoring with {name}") as progress:
         data = B.run(cfg, progress=progress)
-    finally:
-        if tasks:
-            bar.stop()
     for path, reason in data["skipped"]:
         print(f"skipped {path}: {reason}", file=sys.stderr)
     layout = data["layout"]
