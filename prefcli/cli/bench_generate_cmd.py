@@ -13,8 +13,9 @@ from typing import Annotated
 import typer
 
 from prefcli.bounds import seed_callback
-from prefcli.cli.generate_cmd import DTypeStrOpt, RewardOpt, ScorerOptionOpt, WeightsListOpt
+from prefcli.cli.generate_cmd import DTypeStrOpt, RewardOpt, WeightsListOpt
 from prefcli.cli.options import (
+    BenchOptionsOpt,
     DeviceOpt,
     Format,
     FormatOpt,
@@ -80,7 +81,7 @@ def bench_generate_command(
             help="More held-out scorers as columns beside HPSv2 (comma-separated), e.g. imagereward,pickscore.",
         ),
     ] = None,
-    option: ScorerOptionOpt = None,
+    option: BenchOptionsOpt = None,
     weights: WeightsListOpt = None,
     device: DeviceOpt = "auto",
     dtype: DTypeStrOpt = "auto",

@@ -12,8 +12,9 @@ from typing import Annotated
 import typer
 
 from prefcli.cli.eval_cmd import BatchOpt, CacheDirOpt, NoCacheOpt
-from prefcli.cli.generate_cmd import ScorerOptionOpt, WeightsListOpt
+from prefcli.cli.generate_cmd import WeightsListOpt
 from prefcli.cli.options import (
+    BenchOptionsOpt,
     DeviceOpt,
     DType,
     DTypeOpt,
@@ -73,7 +74,7 @@ def bench_images_command(
         int | None, typer.Option("--limit", min=1, help="Only the first N prompts (of each style).")
     ] = None,
     weights: WeightsListOpt = None,
-    option: ScorerOptionOpt = None,
+    option: BenchOptionsOpt = None,
     device: DeviceOpt = "auto",
     dtype: DTypeOpt = DType.auto,
     offline: OfflineOpt = False,

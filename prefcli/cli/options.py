@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from enum import Enum
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -48,6 +49,7 @@ ScorerOptionsOpt = Annotated[
         help="A scorer option, e.g. -o batch_size 8 or -o base ./idefics2 (repeatable; `prefcli scorers NAME` lists them).",
     ),
 ]
+# The commands with several scorers (bench, bench images, generate, bench generate): SCORER.KEY or a bare KEY.
 BenchOptionsOpt = Annotated[
     list[str] | None,
     typer.Option(
@@ -160,6 +162,12 @@ OutputOverwriteOpt = Annotated[
     typer.Option(
         "--overwrite", help="Replace files at the output names that prefcli did not write (refused otherwise)."
     ),
+]
+
+# One person's history as two folders (rank, generate).
+LikesOpt = Annotated[Path | None, typer.Option("--likes", help="Folder of images this person liked (their history).")]
+DislikesOpt = Annotated[
+    Path | None, typer.Option("--dislikes", help="Folder of images this person disliked (their history).")
 ]
 
 # The dataset builders' own (data pickapic, preferimg-bench, pamela, labels).
