@@ -6,9 +6,10 @@ harness computed and what it answered from its cache.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from prefcli.hookspecs import hookimpl
@@ -166,3 +167,20 @@ class FakeDataset:
 
     def tasks(self, split: str = "test", protocol: str = "1v1", n_ref: int = 8) -> list[RankTask]:
         return make_tasks(self.n_users, self.per_user, protocol, n_ref)
+
+
+@contextlib.contextmanager
+def serving(monkeypatch: Any, dataset: Any = None) -> Iterator[Any]:
+    """The mock scorers registered and every dataset opened as `dataset` (default a FakeDataset) for the block;
+    afterwards the plugin is gone and the call counts are clear."""
+    from prefcli import plugins
+    from prefcli.harness import source
+
+    plugins.register_plugin(MockPlugin(), name="harness-mocks")
+    reset()
+    monkeypatch.setattr(source, "open_dataset", lambda path: dataset if dataset is not None else FakeDataset())
+    try:
+        yield dataset
+    finally:
+        plugins.unregister_plugin(name="harness-mocks")
+        reset()

@@ -8,23 +8,16 @@ import pytest
 
 import harness_fakes as fakes
 from cli_runner import run_cli as run
-from prefcli import plugins
 from prefcli.cli.options import join_option_pairs, scorer_options
-from prefcli.harness import source
 
 
 @pytest.fixture
 def mocks(monkeypatch, tmp_path):
-    plugin = fakes.MockPlugin()
-    plugins.register_plugin(plugin, name="harness-mocks")
-    fakes.reset()
     (tmp_path / "ds").mkdir()
     monkeypatch.setenv("PREFCLI_CACHE_DIR", str(tmp_path / "default-cache"))
     monkeypatch.setenv("PREFCLI_CACHE", str(tmp_path / "prefcli-cache"))
-    monkeypatch.setattr(source, "open_dataset", lambda path: fakes.FakeDataset())
-    yield fakes
-    plugins.unregister_plugin(name="harness-mocks")
-    fakes.reset()
+    with fakes.serving(monkeypatch):
+        yield fakes
 
 
 def test_pairs_are_joined_and_split_again():

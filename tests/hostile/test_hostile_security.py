@@ -364,24 +364,17 @@ def test_a_world_beside_or_around_its_dataset_is_followed(tmp_path, how):
 
 def test_eval_on_a_dataset_pointing_at_a_world_elsewhere_has_no_world_rows(tmp_path, capsys, monkeypatch):
     import harness_fakes as fakes
-    from prefcli import plugins
-    from prefcli.harness import source
 
     elsewhere = _world_in(tmp_path / "elsewhere" / "world")
     fake = fakes.FakeDataset()
     fake.root = tmp_path / "home" / "ds"
     fake.info = {**fake.info, "source": {"kind": "local", "location": str(elsewhere)}}
-    monkeypatch.setattr(source, "open_dataset", lambda path: fake)
-    plugins.register_plugin(fakes.MockPlugin(), name="harness-mocks")
-    try:
+    with fakes.serving(monkeypatch, fake):
         code, out, err = run_cli(
             capsys,
             "eval", fake.root, "--scorer", "mock-hist", "--n-ref", "2", "--device", "cpu", "--no-cache",
             "--no-progress", "--format", "json",
         )  # fmt: skip
-    finally:
-        plugins.unregister_plugin(name="harness-mocks")
-        fakes.reset()
     assert code == 0, err
     said = [ln for ln in err.splitlines() if "source.location" in ln]
     assert len(said) == 1 and said[0].startswith("prefcli: warning: ") and "dataset.json" in said[0], err

@@ -155,12 +155,9 @@ def test_eval_resolves_once(counted, monkeypatch, tmp_path):
 
     import harness_fakes as fakes
     from prefcli.cli import app
-    from prefcli.harness import source
 
-    plugins.register_plugin(fakes.MockPlugin(), name="harness-mocks")
-    try:
-        monkeypatch.setenv("PREFCLI_CACHE", str(tmp_path / "default-cache"))
-        monkeypatch.setattr(source, "open_dataset", lambda path: fakes.FakeDataset())
+    monkeypatch.setenv("PREFCLI_CACHE", str(tmp_path / "default-cache"))
+    with fakes.serving(monkeypatch):
         res = CliRunner().invoke(
             app,
             [
@@ -183,29 +180,20 @@ def test_eval_resolves_once(counted, monkeypatch, tmp_path):
             catch_exceptions=False,
         )
         assert res.exit_code == 0, res.output
-    finally:
-        plugins.unregister_plugin(name="harness-mocks")
-        fakes.reset()
     assert counted["lookups"]["mock-hist"] == 1
     assert sum(counted["parses"].values()) == 1 and counted["resolves"] == 1
 
 
 def test_bench_resolves_the_device_once_for_all_its_scorers(capsys, counted, monkeypatch, tmp_path):
     import harness_fakes as fakes
-    from prefcli.harness import source
 
-    plugins.register_plugin(fakes.MockPlugin(), name="harness-mocks")
-    try:
-        monkeypatch.setattr(source, "open_dataset", lambda path: fakes.FakeDataset())
+    with fakes.serving(monkeypatch):
         code, out, err = run_cli(
             capsys,
             "bench", tmp_path, "--scorers", "mock-free,mock-hist", "--n-ref", "2,4", "--device", "cpu",
             "-o", "mock-hist.batch_size", "4", "--out", tmp_path / "out", "--no-cache", "--no-progress",
             "--format", "json",
         )  # fmt: skip
-    finally:
-        plugins.unregister_plugin(name="harness-mocks")
-        fakes.reset()
     assert code == 0, err
     assert counted["lookups"] == Counter({"mock-free": 1, "mock-hist": 1})
     assert sum(counted["parses"].values()) == 2 and counted["resolves"] == 1
