@@ -17,10 +17,11 @@ stage, which is the task's description::
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from prefcli.running_command import current_command
@@ -255,6 +256,27 @@ def progress_bar(
         ]
     )
     return Progress(*cols, console=Console(stderr=True), disable=not enabled, transient=transient)
+
+
+@contextlib.contextmanager
+def bars_by_name(enabled: bool, describe: Callable[[str], str] = str) -> Iterator[Callable[[str, int, int], None]]:
+    """`report(name, done, total)` for work reported by name (each scorer, each phase): one transient bar per
+    name, described by `describe(name)`; nothing is drawn before the first report, and the bars go at the end."""
+    bar = progress_bar(enabled, transient=True)
+    tasks: dict[str, Any] = {}
+
+    def report(name: str, done: int, total: int) -> None:
+        if not tasks:
+            bar.start()
+        if name not in tasks:
+            tasks[name] = bar.add_task(describe(name), total=total)
+        bar.update(tasks[name], completed=done, total=total)
+
+    try:
+        yield report
+    finally:
+        if tasks:
+            bar.stop()
 
 
 def progress_or_callback(enabled: bool, on_progress: Callable[[int, int], None] | None = None) -> Any:

@@ -265,21 +265,6 @@ def _offline_miss(
     )
 
 
-def _hub_call(
-    src: WeightsSource,
-    file: str | None,
-    offline: bool,
-    fn,
-    flag: str = "--weights",
-    also: Sequence[str] = (),
-    then: str = "",
-    include: Sequence[str] = (),
-    **kwargs,
-) -> Path:
-    """Call hf_hub_download / snapshot_download and turn every failure into one WeightsError."""
-    return Path(hub_call(src, file, offline, fn, flag=flag, also=also, then=then, include=include, **kwargs))
-
-
 def hub_call(
     src: WeightsSource,
     file: str | None,
@@ -459,7 +444,7 @@ def resolve_file(
             raise WeightsError(f"{src.describe()}: a file name inside the repository is needed")
         from huggingface_hub import hf_hub_download
 
-        path = _hub_call(src, filename, off, hf_hub_download, flag=flag, also=also, then=then, filename=filename)
+        path = Path(hub_call(src, filename, off, hf_hub_download, flag=flag, also=also, then=then, filename=filename))
         _verify(path, sha, f"{src.describe()} ({filename})")
         record_used(spec)
         return path
@@ -525,8 +510,8 @@ def resolve_dir(
         from huggingface_hub import snapshot_download
 
         patterns = list(allow_patterns or [])
-        folder = _hub_call(
-            src, None, off, snapshot_download, flag=flag, include=patterns, allow_patterns=allow_patterns
+        folder = Path(
+            hub_call(src, None, off, snapshot_download, flag=flag, include=patterns, allow_patterns=allow_patterns)
         )
         record_used(spec)
         return folder

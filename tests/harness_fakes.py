@@ -6,9 +6,10 @@ harness computed and what it answered from its cache.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from prefcli.hookspecs import hookimpl
@@ -95,42 +96,28 @@ class MockEmbed(EmbeddingScorer):
         return [float(v[0]) for v in self.embed_images(candidates)]
 
 
+#: The mock scorers: (name, class in this module, inputs, more ScorerSpec fields).
+MOCKS = (
+    ("mock-free", "MockFree", {"image", "prompt"}, {}),
+    ("mock-hist", "MockHistory", {"image", "history"}, {}),
+    ("mock-batch", "MockBatched", {"image", "history"}, {}),
+    ("mock-emb", "MockEmbed", {"image"}, {"embedding": True}),
+)
+
+
 class MockPlugin:
     @hookimpl
     def register_scorers(self, register):
-        register(
-            ScorerSpec(
-                name="mock-free",
-                factory="harness_fakes:MockFree",
-                needs=frozenset({"image", "prompt"}),
-                default_weights="mock-w",
+        for name, cls, needs, more in MOCKS:
+            register(
+                ScorerSpec(
+                    name=name,
+                    factory=f"harness_fakes:{cls}",
+                    needs=frozenset(needs),
+                    default_weights="mock-w",
+                    **more,
+                )
             )
-        )
-        register(
-            ScorerSpec(
-                name="mock-hist",
-                factory="harness_fakes:MockHistory",
-                needs=frozenset({"image", "history"}),
-                default_weights="mock-w",
-            )
-        )
-        register(
-            ScorerSpec(
-                name="mock-batch",
-                factory="harness_fakes:MockBatched",
-                needs=frozenset({"image", "history"}),
-                default_weights="mock-w",
-            )
-        )
-        register(
-            ScorerSpec(
-                name="mock-emb",
-                factory="harness_fakes:MockEmbed",
-                needs=frozenset({"image"}),
-                default_weights="mock-w",
-                embedding=True,
-            )
-        )
 
 
 def cand(image_id: str, prompt: str = "a prompt") -> Candidate:
@@ -180,3 +167,20 @@ class FakeDataset:
 
     def tasks(self, split: str = "test", protocol: str = "1v1", n_ref: int = 8) -> list[RankTask]:
         return make_tasks(self.n_users, self.per_user, protocol, n_ref)
+
+
+@contextlib.contextmanager
+def serving(monkeypatch: Any, dataset: Any = None) -> Iterator[Any]:
+    """The mock scorers registered and every dataset opened as `dataset` (default a FakeDataset) for the block;
+    afterwards the plugin is gone and the call counts are clear."""
+    from prefcli import plugins
+    from prefcli.harness import source
+
+    plugins.register_plugin(MockPlugin(), name="harness-mocks")
+    reset()
+    monkeypatch.setattr(source, "open_dataset", lambda path: dataset if dataset is not None else FakeDataset())
+    try:
+        yield dataset
+    finally:
+        plugins.unregister_plugin(name="harness-mocks")
+        reset()

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from prefcli.errors import DataError
+from prefcli.harness.metrics import seen_unseen_gap
 
 
 def read_runs(path: str | os.PathLike) -> tuple[list[dict], dict]:
@@ -77,15 +78,7 @@ def curve_rows(runs: list[dict]) -> list[dict]:
         }
         for g, key in (("all", "top1"), ("seen", "seen"), ("unseen", "unseen")):
             row[key], row[f"{key}_se"] = _frac(r, g)
-        if row["seen"] is not None and row["unseen"] is not None:
-            row["gap"] = abs(row["seen"] - row["unseen"])
-            row["gap_se"] = (
-                math.hypot(row["seen_se"], row["unseen_se"])
-                if row["seen_se"] is not None and row["unseen_se"] is not None
-                else None
-            )
-        else:
-            row["gap"] = row["gap_se"] = None
+        row["gap"], row["gap_se"] = seen_unseen_gap(row["seen"], row["seen_se"], row["unseen"], row["unseen_se"])
         rows.append(row)
     rows.sort(key=lambda x: (not x["uses_history"], x["scorer"] or "", x["protocol"] or "", x["n_ref"] or 0))
     return rows

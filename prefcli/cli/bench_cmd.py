@@ -153,10 +153,9 @@ def bench_command(
     """
     import sys
 
-    from prefcli.devices import resolve_device
     from prefcli.errors import ConfigError
     from prefcli.harness import bench, tables
-    from prefcli.harness.runner import is_main_process, process_device
+    from prefcli.harness.runner import is_main_process
 
     if offline:
         set_offline()
@@ -166,7 +165,7 @@ def bench_command(
         raise ConfigError(f"--n-ref: expected comma-separated integers, got {n_ref!r}") from None
     cfg = bench.BenchConfig(
         dataset=str(dataset), scorers=_csv_list(scorers), weights=list(weights or []), protocols=_csv_list(protocols) if protocols else [], n_refs=n_refs,
-        split=split, batch_size=batch_size, device=process_device(resolve_device(device)), dtype=None if dtype is DType.auto else dtype.value,
+        split=split, batch_size=batch_size, device=device, dtype=None if dtype is DType.auto else dtype.value,
         options=bench.scoped_options(scorer_options(option), _csv_list(scorers)),
         seed=seed, n_boot=bootstrap, cache_dir=None if cache_dir is None else str(cache_dir), use_cache=not no_cache, limit=limit,
         workers=workers_count(workers), image_cache_mb=image_cache_mb,

@@ -13,8 +13,9 @@ from typing import Annotated
 import typer
 
 from prefcli.bounds import seed_callback
-from prefcli.cli.generate_cmd import DTypeStrOpt, RewardOpt, ScorerOptionOpt, WeightsListOpt
+from prefcli.cli.generate_cmd import DTypeStrOpt, RewardOpt, WeightsListOpt
 from prefcli.cli.options import (
+    BenchOptionsOpt,
     DeviceOpt,
     Format,
     FormatOpt,
@@ -80,7 +81,7 @@ def bench_generate_command(
             help="More held-out scorers as columns beside HPSv2 (comma-separated), e.g. imagereward,pickscore.",
         ),
     ] = None,
-    option: ScorerOptionOpt = None,
+    option: BenchOptionsOpt = None,
     weights: WeightsListOpt = None,
     device: DeviceOpt = "auto",
     dtype: DTypeStrOpt = "auto",
@@ -122,23 +123,10 @@ def bench_generate_command(
     if "hpsv2" in [n for n, _ in rewards]:
         raise ConfigError("--reward hpsv2: HPSv2 is the benchmark's metric, so it cannot also be the reward here")
 
-    from prefcli.progress import progress_bar
+    from prefcli.progress import bars_by_name
 
-    bar = progress_bar(show_progress, transient=True)
-    tasks: dict[str, int] = {}
-
-    def progress(phase: str, done: int, total: int) -> None:
-        if not tasks:
-            bar.start()
-        if phase not in tasks:
-            tasks[phase] = bar.add_task(phase, total=total)
-        bar.update(tasks[phase], completed=done)
-
-    try:
+    with bars_by_name(show_progress) as progress:  # one bar per phase
         data = run(cfg, progress=progress)
-    finally:
-        if tasks:
-            bar.stop()
     c = data["counts"]
     print(f"made {c['liked']} liked and {c['disliked']} disliked history images, optimized {c['optimized']} prompt(s), "
           f"kept {c['kept']} finished before; wrote {out}/table4.md, .csv, .json, .tex", file=sys.stderr)  # fmt: skip

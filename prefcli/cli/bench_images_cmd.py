@@ -12,8 +12,9 @@ from typing import Annotated
 import typer
 
 from prefcli.cli.eval_cmd import BatchOpt, CacheDirOpt, NoCacheOpt
-from prefcli.cli.generate_cmd import ScorerOptionOpt, WeightsListOpt
+from prefcli.cli.generate_cmd import WeightsListOpt
 from prefcli.cli.options import (
+    BenchOptionsOpt,
     DeviceOpt,
     DType,
     DTypeOpt,
@@ -73,7 +74,7 @@ def bench_images_command(
         int | None, typer.Option("--limit", min=1, help="Only the first N prompts (of each style).")
     ] = None,
     weights: WeightsListOpt = None,
-    option: ScorerOptionOpt = None,
+    option: BenchOptionsOpt = None,
     device: DeviceOpt = "auto",
     dtype: DTypeOpt = DType.auto,
     offline: OfflineOpt = False,
@@ -110,7 +111,6 @@ def bench_images_command(
         prefcli bench images ./my-images --prompts prompts.json --scorers clip,aesthetic,clip-probe --history ./alice --weights tiny
     """
     from prefcli.cli.eval_cmd import set_offline
-    from prefcli.devices import resolve_device
     from prefcli.generate.rewards import parse_scorer_options, parse_weights
     from prefcli.harness import bench_images as B
 
@@ -124,28 +124,15 @@ def bench_images_command(
     cfg = B.BenchImagesConfig(
         folder=str(folder), prompts=prompts, scorers=names, styles=comma_list(styles), limit=limit,
         history=None if history is None else str(history), weights=parse_weights(weights or []),
-        options=parse_scorer_options(list(scorer_options(option).items()), names), device=resolve_device(device),
+        options=parse_scorer_options(list(scorer_options(option).items()), names), device=device,
         dtype=None if dtype is DType.auto else dtype.value, batch_size=batch_size,
         cache_dir=None if cache_dir is None else str(cache_dir), use_cache=not no_cache,
     )  # fmt: skip
 
-    from prefcli.progress import progress_bar
+    from prefcli.progress import bars_by_name
 
-    bar = progress_bar(show_progress, transient=True)
-    tasks: dict[str, int] = {}
-
-    def progress(name: str, done: int, total: int) -> None:
-        if not tasks:
-            bar.start()
-        if name not in tasks:
-            tasks[name] = bar.add_task(f"scoring with {name}", total=total)
-        bar.update(tasks[name], completed=done, total=total)
-
-    try:
+    with bars_by_name(show_progress, lambda name: f"scoring with {name}") as progress:
         data = B.run(cfg, progress=progress)
-    finally:
-        if tasks:
-            bar.stop()
     for path, reason in data["skipped"]:
         print(f"skipped {path}: {reason}", file=sys.stderr)
     layout = data["layout"]

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from prefcli.cli.data import data_app
-from prefcli.cli.options import Format, FormatOpt
+from prefcli.cli.options import DatasetNameOpt, Format, FormatOpt, NoProgressOpt
 
 _COLUMNS = ["split", "users", "pairs", "ratings", "images", "seen_users", "unseen_users", "tasks_1v1", "tasks_rating"]
 
@@ -66,10 +66,8 @@ def preferimg_command(
             help="Folder the records' image paths are relative to (default: images/ beside the JSON file).",
         ),
     ] = None,
-    name: Annotated[
-        str | None, typer.Option("--name", help="Dataset name recorded in dataset.json (default: the folder name).")
-    ] = None,
-    no_progress: Annotated[bool, typer.Option("--no-progress", help="Do not show the progress bar.")] = False,
+    name: DatasetNameOpt = None,
+    no_progress: NoProgressOpt = False,
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Import one PreferImg-Bench subset (PreferThinker, ICLR 2026) as a dataset of 1-vs-1 test tasks.

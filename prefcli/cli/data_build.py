@@ -11,7 +11,7 @@ import typer
 
 from prefcli.bounds import seed_callback
 from prefcli.cli.data import data_app
-from prefcli.cli.options import Format, FormatOpt
+from prefcli.cli.options import DatasetNameOpt, Format, FormatOpt, NoProgressOpt
 from prefcli.cli.table_choice import TableOpt
 
 _COUNT_COLUMNS = [
@@ -110,10 +110,8 @@ def pickapic_command(
             help="Only shards whose path matches this glob (hub default: data/*.parquet without the *_unique splits).",
         ),
     ] = None,
-    name: Annotated[
-        str | None, typer.Option("--name", help="Dataset name recorded in dataset.json (default: the folder name).")
-    ] = None,
-    no_progress: Annotated[bool, typer.Option("--no-progress", help="Do not show the progress bar.")] = False,
+    name: DatasetNameOpt = None,
+    no_progress: NoProgressOpt = False,
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Build a preference dataset from Pick-a-Pic v2 parquet shards with the paper's user split.

@@ -9,7 +9,7 @@ import typer
 
 from prefcli.cli.data import data_app
 from prefcli.cli.data_benchmarks import report_built
-from prefcli.cli.options import Format, FormatOpt
+from prefcli.cli.options import DatasetNameOpt, Format, FormatOpt
 
 
 @data_app.command("labels")
@@ -24,9 +24,7 @@ def labels_command(
         int, typer.Option("--n-ref", help="History pairs per evaluation task (the variants 1, 2, 4, ... below it too).")
     ] = 4,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the history draws and candidate order.")] = 0,
-    name: Annotated[
-        str | None, typer.Option("--name", help="Dataset name recorded in dataset.json (default: the folder name).")
-    ] = None,
+    name: DatasetNameOpt = None,
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Turn one or more people's label folders into a prefcli dataset.

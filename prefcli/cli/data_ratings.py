@@ -11,7 +11,7 @@ import typer
 from prefcli.bounds import seed_callback
 from prefcli.cli.data import data_app
 from prefcli.cli.data_benchmarks import report_built
-from prefcli.cli.options import Format, FormatOpt
+from prefcli.cli.options import DatasetNameOpt, Format, FormatOpt, NoProgressOpt
 
 
 @data_app.command("pamela")
@@ -43,10 +43,8 @@ def pamela_command(
     seed: Annotated[
         int, typer.Option("--seed", help="Seed of the history and pair draws.", callback=seed_callback)
     ] = 0,
-    name: Annotated[
-        str | None, typer.Option("--name", help="Dataset name recorded in dataset.json (default: the folder name).")
-    ] = None,
-    no_progress: Annotated[bool, typer.Option("--no-progress", help="Do not show the progress bar.")] = False,
+    name: DatasetNameOpt = None,
+    no_progress: NoProgressOpt = False,
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Import PAMELA's personalized ratings (arXiv 2604.07427) as a rated dataset with its seen/unseen user split.

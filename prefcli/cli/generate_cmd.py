@@ -8,7 +8,17 @@ from typing import Annotated
 import typer
 
 from prefcli.cli import app
-from prefcli.cli.options import DeviceOpt, Format, FormatOpt, OutputOverwriteOpt, ProgressOpt, comma_list
+from prefcli.cli.options import (
+    BenchOptionsOpt,
+    DeviceOpt,
+    DislikesOpt,
+    Format,
+    FormatOpt,
+    LikesOpt,
+    OutputOverwriteOpt,
+    ProgressOpt,
+    comma_list,
+)
 
 RewardOpt = Annotated[
     list[str] | None,
@@ -16,15 +26,6 @@ RewardOpt = Annotated[
         "--reward",
         "-r",
         help="A reward and its weight, NAME=WEIGHT (repeatable), e.g. preftoken=0.75 or hpsv2=5. Any differentiable scorer. Default: the --preset's.",
-    ),
-]
-ScorerOptionOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--option",
-        "-o",
-        help="A scorer option, SCORER.KEY VALUE (repeatable), e.g. -o hpsv2.version 2.0.",
-        metavar="SCORER.KEY VALUE",
     ),
 ]
 WeightsListOpt = Annotated[
@@ -87,12 +88,8 @@ def _terms(rewards: dict) -> str:
 @app.command("generate", cls=_pairs_command())
 def generate_command(
     prompt: Annotated[str, typer.Argument(help="The text prompt.", show_default=False)],
-    likes: Annotated[
-        Path | None, typer.Option("--likes", help="Folder of images this person liked (their history).")
-    ] = None,
-    dislikes: Annotated[
-        Path | None, typer.Option("--dislikes", help="Folder of images this person disliked (their history).")
-    ] = None,
+    likes: LikesOpt = None,
+    dislikes: DislikesOpt = None,
     history_prompts: Annotated[
         Path | None,
         typer.Option(
@@ -103,7 +100,7 @@ def generate_command(
     model: ModelOpt = "sd-turbo",
     reward: RewardOpt = None,
     preset: PresetOpt = None,
-    option: ScorerOptionOpt = None,
+    option: BenchOptionsOpt = None,
     weights: WeightsListOpt = None,
     judge: JudgeOpt = None,
     steps: Annotated[

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from enum import Enum
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -48,6 +49,7 @@ ScorerOptionsOpt = Annotated[
         help="A scorer option, e.g. -o batch_size 8 or -o base ./idefics2 (repeatable; `prefcli scorers NAME` lists them).",
     ),
 ]
+# The commands with several scorers (bench, bench images, generate, bench generate): SCORER.KEY or a bare KEY.
 BenchOptionsOpt = Annotated[
     list[str] | None,
     typer.Option(
@@ -161,6 +163,18 @@ OutputOverwriteOpt = Annotated[
         "--overwrite", help="Replace files at the output names that prefcli did not write (refused otherwise)."
     ),
 ]
+
+# One person's history as two folders (rank, generate).
+LikesOpt = Annotated[Path | None, typer.Option("--likes", help="Folder of images this person liked (their history).")]
+DislikesOpt = Annotated[
+    Path | None, typer.Option("--dislikes", help="Folder of images this person disliked (their history).")
+]
+
+# The dataset builders' own (data pickapic, preferimg-bench, pamela, labels).
+DatasetNameOpt = Annotated[
+    str | None, typer.Option("--name", help="Dataset name recorded in dataset.json (default: the folder name).")
+]
+NoProgressOpt = Annotated[bool, typer.Option("--no-progress", help="Do not show the progress bar.")]
 
 # The input pipeline of rank, eval and bench (prefcli.harness.runner, prefcli.image_cache).
 # --image-cache-mb's default, for the commands that take the option (light: no torch, no PIL).

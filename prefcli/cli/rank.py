@@ -13,11 +13,13 @@ from prefcli.cli import app
 from prefcli.cli.options import (
     IMAGE_CACHE_MB,
     DeviceOpt,
+    DislikesOpt,
     DType,
     DTypeOpt,
     Format,
     FormatOpt,
     ImageCacheMbOpt,
+    LikesOpt,
     OfflineOpt,
     OptionPairsCommand,
     ProgressOpt,
@@ -38,12 +40,8 @@ def rank_command(
             help="Folder of candidate images to rank (subfolders only with --recursive).", show_default=False
         ),
     ],
-    likes: Annotated[
-        Path | None, typer.Option("--likes", help="Folder of images this person liked (their history).")
-    ] = None,
-    dislikes: Annotated[
-        Path | None, typer.Option("--dislikes", help="Folder of images this person disliked (their history).")
-    ] = None,
+    likes: LikesOpt = None,
+    dislikes: DislikesOpt = None,
     pairs: Annotated[
         Path | None,
         typer.Option(

@@ -29,7 +29,7 @@ def rank_several(
     from prefcli.combine import check_method
     from prefcli.multirank import rank_folder_multi
     from prefcli.plugins import scoped_options
-    from prefcli.progress import progress_bar
+    from prefcli.progress import bars_by_name
 
     check_method(method)
     names = [n for n, _ in chosen]
@@ -38,17 +38,7 @@ def rank_several(
     )  # -o SCORER.KEY VALUE, or a bare KEY for every scorer that has it
     weights = {n: named_weights.get(n, default_weights) for n in names}
 
-    bar = progress_bar(show_progress, transient=True)
-    tasks: dict[str, int] = {}
-
-    def progress(name: str, done: int, total: int) -> None:
-        if not tasks:
-            bar.start()
-        if name not in tasks:
-            tasks[name] = bar.add_task(f"scoring with {name}", total=total)
-        bar.update(tasks[name], completed=done, total=total)
-
-    try:
+    with bars_by_name(show_progress, lambda name: f"scoring with {name}") as progress:
         result = rank_folder_multi(
             candidates,
             scorers=chosen,
@@ -61,9 +51,6 @@ def rank_several(
             progress=progress,
             **common,
         )
-    finally:
-        if tasks:
-            bar.stop()
 
     for path, reason in result.skipped:
         print(f"skipped {path}: {reason}", file=sys.stderr)

@@ -55,6 +55,7 @@ from prefcli.data.importing import (
     Journal,
     already_built,
     build_locked,
+    image_store_counts,
     remove_stale_temporaries,
 )
 from prefcli.errors import DataError
@@ -804,24 +805,11 @@ def _finalize(work_root: Path, work: Path, parts: list[Path], params: BuildParam
             "1v3_skipped": st.get("1v3_skipped", 0),
             "rows": task_counts.get(s, 0),
         }
-    n_files, n_bytes = 0, 0
-    images_root = work_root / IMAGES_DIR
-    if images_root.is_dir():
-        for d in os.scandir(images_root):
-            if d.is_dir():
-                for e in os.scandir(d.path):
-                    if e.is_file() and not e.name.startswith("."):
-                        n_files += 1
-                        n_bytes += e.stat().st_size
     counts = {"splits": splits, "tasks": tasks}
     extra = {
         "train_pairs_dropped_hold_out": dropped,
         "orphan_images_removed": orphans_removed,
-        "image_store": {
-            "layout": "images/<first 2 hex digits>/<sha256 hex of the original bytes>",
-            "images": n_files,
-            "bytes": n_bytes,
-        },
+        "image_store": image_store_counts(work_root),
     }
     return counts, extra
 
@@ -906,6 +894,16 @@ def _build(source: str, out: str | os.PathLike, params: BuildParams | None, prog
     store = ImageStore(work_root)
 
     with _progress_bar(progress) as bar:
+
+        def shard_done(phase: str, i: int, entry: dict, task: int, counted: str) -> None:
+            """A shard's entry into the journal, saved (a killed build resumes after it); the bar moves on."""
+            j[phase][shards[i]] = entry
+            journal.save()
+            _release_memory()
+            bar.update(task, advance=1, n=bar.tasks[task].fields["n"] + entry.get(counted, 0))
+            if _after_shard:
+                _after_shard(phase, i)
+
         t1 = bar.add_task("reading metadata (pass 1)", total=len(shards), rows=0, what="valid pairs", n=0)
         done1 = [j["pass1"][s] for s in shards if s in j["pass1"]]
         bar.update(
@@ -927,12 +925,7 @@ def _build(source: str, out: str | os.PathLike, params: BuildParams | None, prog
                 if _is_io_error(e):
                     raise _io_failure(e, f"{out} (pass 1, shard {name})") from None
                 entry = {"status": "error", "reason": _reason(e), **ident}
-            j["pass1"][name] = entry
-            journal.save()
-            _release_memory()
-            bar.update(t1, advance=1, n=bar.tasks[t1].fields["n"] + entry.get("valid", 0))
-            if _after_shard:
-                _after_shard("pass1", i)
+            shard_done("pass1", i, entry, t1, "valid")
 
         ok = [i for i, s in enumerate(shards) if j["pass1"][s]["status"] == "ok"]
         if j["plan"] is None:
@@ -963,12 +956,7 @@ def _build(source: str, out: str | os.PathLike, params: BuildParams | None, prog
                 if _is_io_error(e):
                     raise _io_failure(e, f"{out} (pass 2, shard {name})") from None
                 entry = {"status": "error", "reason": _reason(e), "problems": []}
-            j["pass2"][name] = entry
-            journal.save()
-            _release_memory()
-            bar.update(t2, advance=1, n=bar.tasks[t2].fields["n"] + entry.get("new_images", 0))
-            if _after_shard:
-                _after_shard("pass2", i)
+            shard_done("pass2", i, entry, t2, "new_images")
 
     parts = [work / "parts" / f"{i:05d}.parquet" for i in ok if j["pass2"][shards[i]]["status"] == "ok"]
     counts, extra = _finalize(work_root, work, parts, params)

@@ -139,7 +139,10 @@ def load_scorers(
     need_differentiable: bool,
     role: str,
 ) -> list[LoadedScorer]:
-    """Load and condition each scorer once. Differentiability is checked before anything loads."""
+    """Load and condition each scorer once. Differentiability is checked before anything loads.
+
+    `device` is already resolved (`prefcli.devices.resolve_device`): the command resolves it once, for its
+    generator, rewards and judges."""
     from prefcli.errors import HistoryError
     from prefcli.plugins import get_scorer_spec
 
@@ -180,10 +183,18 @@ def load_scorers(
 
 
 def _load(spec: Any, weights: dict[str, str], options: dict[str, dict[str, Any]], device: str) -> Any:
+    """Built through its handle: options parsed once, `device` taken as the command resolved it."""
+    from prefcli.harness.handle import ScorerHandle
+
     try:
-        return spec.load(
-            weights=weights.get(spec.name, weights.get("*")), device=device, **dict(options.get(spec.name, {}))
+        handle = ScorerHandle(
+            spec,
+            weights.get(spec.name, weights.get("*")),
+            device=device,
+            device_resolved=True,
+            options=options.get(spec.name, {}),
         )
+        return handle.scorer
     except TypeError as e:
         raise ConfigError(f"-o {spec.name}.*: {e}") from None
 

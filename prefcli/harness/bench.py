@@ -93,17 +93,22 @@ def run_bench(
 ) -> tuple[list[dict], dict]:
     """Run every (scorer, protocol, N_ref); return (run records, provenance).
 
+    `cfg.device` may be "auto": it is resolved here, once, for every scorer (the provenance records the result).
+
     `on_records(run, task_records)` is called after each run (`--log-samples`).
     """
     from prefcli import plugins
+    from prefcli.devices import resolve_device
     from prefcli.harness import results, source
     from prefcli.harness.cache import CacheDir
     from prefcli.harness.evaluate import evaluate
-    from prefcli.harness.runner import ScorerHandle
+    from prefcli.harness.runner import ScorerHandle, process_device
 
     cfg.validate()
     specs = {name: plugins.get_scorer_spec(name) for name in cfg.scorers}  # unknown names fail first
     options = {name: specs[name].parse_options(cfg.options.get(name)) for name in cfg.scorers}  # then bad options
+    # One device for every scorer, resolved once (under `accelerate launch`, this process's own GPU).
+    device = process_device(resolve_device(cfg.device))
     default_w, per_w = parse_weights(cfg.weights, cfg.scorers)
     ds = dataset if dataset is not None else source.open_dataset(cfg.dataset)
     cache = CacheDir(cfg.cache_dir) if cfg.use_cache else None
@@ -129,7 +134,8 @@ def run_bench(
             handle = ScorerHandle(
                 spec,
                 weights_for(name, default_w, per_w, spec.base or None),
-                device=cfg.device,
+                device=device,
+                device_resolved=True,
                 dtype=cfg.dtype,
                 cache=cache,
                 options=options[name],
@@ -161,7 +167,7 @@ def run_bench(
             cache.close()
     prov = results.provenance(
         command="bench",
-        config={**cfg.__dict__, "n_refs": n_refs, "protocols": protocols},
+        config={**cfg.__dict__, "device": device, "n_refs": n_refs, "protocols": protocols},
         seeds={"bootstrap": cfg.seed},
         scorers=scorer_provenance,
         dataset=results.dataset_provenance(getattr(ds, "info", None), cfg.dataset),

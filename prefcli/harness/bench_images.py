@@ -186,6 +186,9 @@ def run(cfg: BenchImagesConfig, *, progress: Callable[[str, int, int], None] | N
     if not cfg.scorers:
         raise ConfigError("--scorers: give at least one scorer, e.g. --scorers hpsv2,pickscore")
     check_scorers(cfg.scorers, history_given=cfg.history is not None)  # a typo fails before any image is read
+    from prefcli.devices import resolve_device
+
+    device = resolve_device(cfg.device)  # once, for every scorer
     layout = read_layout(cfg)
     if not layout.items:
         first = f"; first: {layout.skipped[0][0]}: {layout.skipped[0][1]}" if layout.skipped else ""
@@ -204,7 +207,7 @@ def run(cfg: BenchImagesConfig, *, progress: Callable[[str, int, int], None] | N
             cfg.scorers,
             weights=cfg.weights,
             options=cfg.options,
-            device=cfg.device,
+            device=device,
             dtype=cfg.dtype,
             history=history,
             cache=cache,
@@ -219,7 +222,7 @@ def run(cfg: BenchImagesConfig, *, progress: Callable[[str, int, int], None] | N
         "done": done,
         "skipped": layout.skipped + bad_history + done.skipped,
         "history_pairs": len(history) if history is not None else 0,
-        "config": dict(cfg.__dict__),
+        "config": {**cfg.__dict__, "device": device},
     }
 
 

@@ -4,7 +4,9 @@ Everything a command needs to know before reading any data is resolved here,
 once: the spec (the name looked up in the registry), the options (validated
 against the spec's typed Options class), the device ("auto" made concrete)
 and the dtype. The runner (`prefcli.harness.runner.run_scorer`), `rank`,
-`eval` and `bench` take the handle and never resolve any of it again; the
+`eval`, `bench`, `bench images`, `generate` and `bench generate` take the
+handle and never resolve any of it again; a command with several scorers
+resolves its device once for all of them (`device_resolved=True`). The
 model itself is built from these values by `ScorerSpec.build`.
 """
 
@@ -29,7 +31,10 @@ class ScorerHandle:
 
     `ScorerHandle(name_or_spec, weights, device=, dtype=, options=, cache=)`:
     its options are validated and its device resolved when the handle is
-    made, so a bad option or device fails before any data is read. Its
+    made, so a bad option or device fails before any data is read. With
+    `device_resolved=True` the device is one the caller already resolved
+    (`prefcli.devices.resolve_device`), once for every scorer of a command
+    (bench, bench images, generate), and is not resolved again. Its
     identity (what the score cache is keyed on: name, code version, weights
     fingerprint or commit, score-changing options, dtype, device kind) comes
     from the loaded scorer, or from the cache's index when this exact request
@@ -46,6 +51,7 @@ class ScorerHandle:
         cache: CacheDir | None = None,
         options: Mapping[str, Any] | Options | None = None,
         scorer: Scorer | None = None,
+        device_resolved: bool = False,
     ):
         from prefcli.scorer import ScorerSpec
 
@@ -63,7 +69,10 @@ class ScorerHandle:
 
             self.spec = name if isinstance(name, ScorerSpec) else plugins.get_scorer_spec(name)
             self.options = self.spec.parse_options(options)
-            self.device, self.dtype = resolve_device(device), normalize_dtype(dtype)
+            # A command that runs several scorers (or a scorer beside a generator) resolves its device once,
+            # for all of them, and says so: the handle takes that device as it is.
+            self.device = str(device) if device_resolved else resolve_device(device)
+            self.dtype = normalize_dtype(dtype)
             given = options.changed() if isinstance(options, Options) else (options or {})
             #: The options the caller set (defaults a caller may choose for them, such as blend's general part, stay theirs).
             self.explicit = frozenset(str(k).strip().replace("-", "_") for k in given)

@@ -117,7 +117,10 @@ def score_images(
     batch_size: int = 16,
     progress: ProgressFn | None = None,
 ) -> ImageScores:
-    """Every item scored by every scorer in `names` (weights: {name or "*": spec}; options: {name: {key: value}})."""
+    """Every item scored by every scorer in `names` (weights: {name or "*": spec}; options: {name: {key: value}}).
+
+    `device` is already resolved (`prefcli.devices.resolve_device`), once by the command for all its scorers.
+    """
     from prefcli.harness.runner import ScorerHandle, run_scorer
     from prefcli.plugins import get_scorer_spec
     from prefcli.types import RankTask, UserHistory
@@ -135,7 +138,7 @@ def score_images(
         spec = get_scorer_spec(name)
         opts = benchmark_options(spec.name, (options or {}).get(name, {}))
         w = (weights or {}).get(name, (weights or {}).get("*"))
-        handle = ScorerHandle(spec.name, w, device=device, dtype=dtype, options=opts, cache=cache)
+        handle = ScorerHandle(spec, w, device=device, device_resolved=True, dtype=dtype, options=opts, cache=cache)
         tasks = [RankTask(task_id=f"{it.group}/{it.name}", candidates=[c], liked_index=0, protocol="bench-images",
                           history=(it.history or history or UserHistory()) if spec.uses_history else UserHistory())
                  for it, c in good]  # fmt: skip

@@ -110,7 +110,24 @@ def accuracy(
     return Accuracy(float(h.mean()), bootstrap_se(h, users, n_boot, seed), int(h.size), len(set(map(str, users))))
 
 
+def seen_unseen_gap(
+    seen: float | None, seen_se: float | None, unseen: float | None, unseen_se: float | None
+) -> tuple[float | None, float | None]:
+    """|seen - unseen| and its standard error; (None, None) without both sides, the error None without both errors.
+
+    Seen and unseen users are disjoint, so their errors add in quadrature.
+    """
+    if seen is None or unseen is None:
+        return None, None
+    return abs(seen - unseen), math.hypot(seen_se, unseen_se) if seen_se is not None and unseen_se is not None else None
+
+
 GROUPS = ("all", "seen", "unseen")
+
+
+def in_group(seen: bool | None, group: str) -> bool:
+    """Whether a task whose user is `seen` (True, False, or None: not known) counts in `group` of GROUPS."""
+    return group == "all" or (seen is True and group == "seen") or (seen is False and group == "unseen")
 
 
 def summarize(
@@ -131,11 +148,7 @@ def summarize(
         rows.append((str(r.get("user_id")), r.get("seen"), h))
     out: dict = {}
     for group in GROUPS:
-        sel = [
-            x
-            for x in rows
-            if group == "all" or (x[1] is True and group == "seen") or (x[1] is False and group == "unseen")
-        ]
+        sel = [x for x in rows if in_group(x[1], group)]
         if not sel:
             continue
         users = [x[0] for x in sel]

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from prefcli.harness.metrics import random_expected
+from prefcli.harness.metrics import random_expected, seen_unseen_gap
 
 RANDOM = "random"
 BASELINE_STYLES = ((0, (6, 2)), (0, (2, 2)), (0, (6, 2, 2, 2)), (0, (1, 3)))
@@ -160,15 +160,7 @@ def gap_rows(runs: Sequence[dict], protocol: str | None = None) -> list[dict]:
             row[g] = m.get("value")
             se = m.get("se")
             row[f"{g}_se"] = None if se is None or (isinstance(se, float) and math.isnan(se)) else se
-        if row["seen"] is not None and row["unseen"] is not None:
-            row["gap"] = abs(row["seen"] - row["unseen"])
-            row["gap_se"] = (
-                math.hypot(row["seen_se"], row["unseen_se"])
-                if row["seen_se"] is not None and row["unseen_se"] is not None
-                else None
-            )
-        else:
-            row["gap"], row["gap_se"] = None, None
+        row["gap"], row["gap_se"] = seen_unseen_gap(row["seen"], row["seen_se"], row["unseen"], row["unseen_se"])
         out.append(row)
     return out
 

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from prefcli.harness.metrics import DEFAULT_BOOTSTRAP, DEFAULT_SEED, GROUPS, bootstrap_se
+from prefcli.harness.metrics import DEFAULT_BOOTSTRAP, DEFAULT_SEED, GROUPS, bootstrap_se, in_group
 
 METRICS = ("spearman", "kendall", "pairwise_accuracy", "mae_calibrated")
 
@@ -105,11 +105,7 @@ def summarize(
         per_task.append((str(rec.get("user_id")), rec.get("seen"), m))
     out: dict = {}
     for group in GROUPS:
-        sel = [
-            x
-            for x in per_task
-            if group == "all" or (x[1] is True and group == "seen") or (x[1] is False and group == "unseen")
-        ]
+        sel = [x for x in per_task if in_group(x[1], group)]
         if not sel:
             continue
         users = sorted({u for u, _, _ in sel})

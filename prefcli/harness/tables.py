@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from prefcli.harness.metrics import random_expected
+from prefcli.harness.metrics import random_expected, seen_unseen_gap
 
 DASH = "–"
 
@@ -393,9 +393,7 @@ def table3(runs: Sequence[dict], protocol: str = "1v1") -> Table:
     for r in headline_runs(runs, protocol):
         s, s_se = _metric(r, "seen", 1)
         u, u_se = _metric(r, "unseen", 1)
-        gap = abs(s - u) if s is not None and u is not None else None
-        # Seen and unseen users are disjoint, so their errors add in quadrature.
-        gap_se = math.hypot(s_se, u_se) if gap is not None and s_se is not None and u_se is not None else None
+        gap, gap_se = seen_unseen_gap(s, s_se, u, u_se)
         rows.append(
             {
                 "scorer": r["scorer"],

@@ -145,10 +145,17 @@ def find_world(dataset: Any) -> Path | None:
     """The synthetic world a dataset was built from, or None for any other dataset.
 
     Looks next to the dataset (``../world``, how the toy configs cache them)
-    and at the local source the builder recorded in dataset.json.
+    and at the local source the builder recorded in dataset.json
+    (``source.location``; a relative one is relative to the dataset's folder).
+    The builders put a dataset inside its world or beside it
+    (``prefcli data pickapic --source WORLD --out ...``), so a recorded
+    location is followed only when, every link resolved, it lies under the
+    dataset's parent folder; a world elsewhere is not read, and a warning
+    says so (an evaluation then has no world rows).
     """
     root = Path(getattr(dataset, "root", None) or getattr(dataset, "path", None) or dataset)
-    cands = [root.parent / "world"]
+    if (root.parent / "world" / "world.json").is_file():
+        return root.parent / "world"
     info = getattr(dataset, "info", None)
     if info is None and (root / "dataset.json").is_file():
         from prefcli.errors import DataError
@@ -161,11 +168,27 @@ def find_world(dataset: Any) -> Path | None:
     src = (info or {}).get("source") or {}
     if not isinstance(src, dict):  # some datasets name their source with a plain string
         src = {}
-    if src.get("location"):
-        cands.append(Path(src["location"]))
-    for c in cands:
-        if (c / "world.json").is_file():
-            return c
+    location = src.get("location")
+    if not location or not isinstance(location, str) or "\0" in location:
+        return None
+    from prefcli.paths import is_inside
+
+    place = root / location  # an absolute location stays as it is
+    home = Path(os.path.realpath(root)).parent  # the real folder the dataset lies in
+    if is_inside(home, place):
+        place = Path(os.path.realpath(place))  # what is opened is what was checked
+        return place if (place / "world.json").is_file() else None
+    if os.path.isfile(os.path.join(os.path.realpath(place), "world.json")):
+        # Said only where a world was there to miss: a dataset imported from a folder elsewhere (PAMELA,
+        # Pick-a-Pic shards) records that folder too, and it holds no world.
+        import warnings
+
+        warnings.warn(
+            f"{root / 'dataset.json'}: source.location {location!r} is a world outside {home}, the folder that "
+            "holds this dataset; it is not read (a world is read only around or beside its dataset), "
+            "so there are no world rows",
+            stacklevel=2,
+        )
     return None
 
 

@@ -532,17 +532,8 @@ def _train(
     if any(s.kind == "attributes" for s in cfg.stages):
         from prefcli.train.data import AttributeTargets
 
-        world_dir = Path(cfg.data.attributes) if cfg.data.attributes else Path(ds_path).parent / "world"
-        source = ds.info.get("source") or {}
-        if (
-            not cfg.data.attributes
-            and not (world_dir / "world.json").is_file()
-            and source.get("kind") == "local"
-            and source.get("location")
-            and (Path(source["location"]) / "world.json").is_file()
-        ):
-            # A dataset built by `prefcli data pickapic --source WORLD` records where its world is.
-            world_dir = Path(source["location"])
+        # The dataset's world found above (beside it, or where `prefcli data pickapic --source WORLD` recorded it).
+        world_dir = Path(cfg.data.attributes) if cfg.data.attributes else world_dir or Path(ds_path).parent / "world"
         if not (world_dir / "world.json").is_file():
             raise ConfigError(
                 f"{cfg.source or cfg.name}: an attributes stage needs a synthetic world; "

@@ -8,23 +8,16 @@ import pytest
 
 import harness_fakes as fakes
 from cli_runner import run_cli as run
-from prefcli import plugins
 from prefcli.cli.options import join_option_pairs, scorer_options
-from prefcli.harness import source
 
 
 @pytest.fixture
 def mocks(monkeypatch, tmp_path):
-    plugin = fakes.MockPlugin()
-    plugins.register_plugin(plugin, name="harness-mocks")
-    fakes.reset()
     (tmp_path / "ds").mkdir()
     monkeypatch.setenv("PREFCLI_CACHE_DIR", str(tmp_path / "default-cache"))
     monkeypatch.setenv("PREFCLI_CACHE", str(tmp_path / "prefcli-cache"))
-    monkeypatch.setattr(source, "open_dataset", lambda path: fakes.FakeDataset())
-    yield fakes
-    plugins.unregister_plugin(name="harness-mocks")
-    fakes.reset()
+    with fakes.serving(monkeypatch):
+        yield fakes
 
 
 def test_pairs_are_joined_and_split_again():
@@ -78,37 +71,14 @@ def test_bench_scoped_options(mocks, tmp_path, capsys):
         "mock-free": {"batch_size": "3"},
         "mock-hist": {"batch_size": "5"},
     }
-    code, out, err = run(
-        capsys,
-        "bench",
-        tmp_path / "ds",
-        "--scorers",
-        "mock-free",
-        "-o",
-        "clip.batch_size",
-        "2",
-        "--out",
-        tmp_path / "o",
-        "--no-progress",
-    )
+
+    def bench(scorers: str, key: str, *more):
+        return run(capsys, "bench", tmp_path / "ds", "--scorers", scorers, "-o", key, "2", "--out", tmp_path / "o",
+                   "--no-progress", *more)  # fmt: skip
+
+    code, out, err = bench("mock-free", "clip.batch_size")
     assert code == 2 and "'clip' is not one of the benchmarked scorers" in err
-    code, out, err = run(
-        capsys,
-        "bench",
-        tmp_path / "ds",
-        "--scorers",
-        "mock-free,mock-hist",
-        "-o",
-        "mock-hist.batch_size",
-        "2",
-        "--out",
-        tmp_path / "o",
-        "--no-progress",
-        "--bootstrap",
-        "10",
-        "--protocols",
-        "1v1",
-    )
+    code, out, err = bench("mock-free,mock-hist", "mock-hist.batch_size", "--bootstrap", "10", "--protocols", "1v1")
     assert code == 0, err
     doc = json.loads((tmp_path / "o" / "results.json").read_text())
     assert doc["provenance"]["config"]["options"] == {"mock-hist": {"batch_size": "2"}}
@@ -135,14 +105,11 @@ def test_device_errors_are_one_line(capsys, tmp_path):
     (tmp_path / "c").mkdir()
     structured = __import__("picture_factory").structured_images([(32, 32)], seed=1)
     structured[0].save(tmp_path / "c" / "a.png")
-    code, out, err = run(
-        capsys, "rank", tmp_path / "c", "--scorer", "clip", "--weights", "tiny", "--prompt", "x", "--device", "bogus"
-    )
+    rank = ("rank", tmp_path / "c", "--scorer", "clip", "--weights", "tiny", "--prompt", "x")
+    code, out, err = run(capsys, *rank, "--device", "bogus")
     assert code == 2 and err.startswith("prefcli: error: --device bogus: not a device") and err.count("\n") == 1
     if not torch.cuda.is_available():
-        code, out, err = run(
-            capsys, "rank", tmp_path / "c", "--scorer", "clip", "--weights", "tiny", "--prompt", "x", "--device", "cuda"
-        )
+        code, out, err = run(capsys, *rank, "--device", "cuda")
         assert code == 2 and "no CUDA device" in err and err.count("\n") == 1
 
 
@@ -150,53 +117,12 @@ def test_rank_takes_options_and_dtype(capsys, tmp_path):
     (tmp_path / "c").mkdir()
     for i, im in enumerate(__import__("picture_factory").structured_images([(32, 32)] * 2, seed=2)):
         im.save(tmp_path / "c" / f"{i}.png")
-    code, out, err = run(
-        capsys,
-        "rank",
-        tmp_path / "c",
-        "--scorer",
-        "hpsv2",
-        "--weights",
-        "tiny",
-        "--prompt",
-        "a fox",
-        "-o",
-        "percent",
-        "true",
-        "--dtype",
-        "fp32",
-        "--format",
-        "json",
-    )
+    hpsv2 = ("rank", tmp_path / "c", "--scorer", "hpsv2", "--weights", "tiny", "--prompt", "a fox")
+    code, out, err = run(capsys, *hpsv2, "-o", "percent", "true", "--dtype", "fp32", "--format", "json")
     assert code == 0, err
     pct = [r["score"] for r in json.loads(out)["results"]["ranking"]]
-    code, out, err = run(
-        capsys,
-        "rank",
-        tmp_path / "c",
-        "--scorer",
-        "hpsv2",
-        "--weights",
-        "tiny",
-        "--prompt",
-        "a fox",
-        "--format",
-        "json",
-    )
+    code, out, err = run(capsys, *hpsv2, "--format", "json")
     cos = [r["score"] for r in json.loads(out)["results"]["ranking"]]
     assert pytest.approx(sorted(pct)) == sorted(100 * c for c in cos)
-    code, out, err = run(
-        capsys,
-        "rank",
-        tmp_path / "c",
-        "--scorer",
-        "hpsv2",
-        "--weights",
-        "tiny",
-        "--prompt",
-        "a fox",
-        "-o",
-        "version",
-        "3",
-    )
+    code, out, err = run(capsys, *hpsv2, "-o", "version", "3")
     assert code == 2 and "version" in err and "allowed: 2.0, 2.1" in err

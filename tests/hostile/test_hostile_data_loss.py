@@ -173,35 +173,11 @@ def test_user_folders_never_delete_pictures_prefcli_did_not_write(tmp_path, caps
     (d / "candidates").mkdir()
     (d / "candidates" / "000.png").write_bytes(b"mine too")
     before = _snapshot(d)
-    r = _run(
-        capsys,
-        "data",
-        "synthetic",
-        "--user-folders",
-        str(d),
-        "--history",
-        "2",
-        "--candidates",
-        "2",
-        "--image-size",
-        "16",
-    )
+    args = ["data", "synthetic", "--user-folders", str(d), "--history", "2", "--candidates", "2", "--image-size", "16"]
+    r = _run(capsys, *args)
     assert r.returncode == 2 and _one_line(r.stderr) and "--overwrite" in r.stderr and "liked/my-cat.png" in r.stderr
     assert _snapshot(d) == before
-    r = _run(
-        capsys,
-        "data",
-        "synthetic",
-        "--user-folders",
-        str(d),
-        "--history",
-        "2",
-        "--candidates",
-        "2",
-        "--image-size",
-        "16",
-        "--overwrite",
-    )
+    r = _run(capsys, *args, "--overwrite")
     assert r.returncode == 0, r.stderr
     assert (d / "liked" / "my-cat.png").read_bytes() == b"\x89PNG not really, but mine"
     # prefcli's own folders are rewritten freely, and only prefcli's files go
@@ -232,6 +208,12 @@ def shards(tmp_path_factory):
     d = tmp_path_factory.mktemp("pap") / "shards"
     write_shards(d)
     return d
+
+
+def _pickapic_args(source: Path, out: Path) -> tuple[str, ...]:
+    """`prefcli data pickapic` over the fixture shards with the small build `_params` makes."""
+    return ("data", "pickapic", "--source", str(source), "--out", str(out), "--n-ref", "4", "--min-liked", "10",
+            "--val-users", "2", "--test-users", "4", "--no-progress")  # fmt: skip
 
 
 def _params():
@@ -286,26 +268,7 @@ def test_a_shard_missing_a_column_is_reported_with_shard_and_column(shards, tmp_
     t = pq.read_table(victim)
     pq.write_table(t.drop_columns(["jpg_1"]), victim)
     out = tmp_path / "ds"
-    r = _run(
-        capsys,
-        "data",
-        "pickapic",
-        "--source",
-        str(src),
-        "--out",
-        str(out),
-        "--n-ref",
-        "4",
-        "--min-liked",
-        "10",
-        "--val-users",
-        "2",
-        "--test-users",
-        "4",
-        "--no-progress",
-        "--format",
-        "json",
-    )
+    r = _run(capsys, *_pickapic_args(src, out), "--format", "json")
     assert r.returncode == 0, r.stderr
     problems = json.loads((out / "dataset.json").read_text())["problems"]
     assert any(p["shard"] == victim.name and "jpg_1" in p["reason"] for p in problems)
@@ -377,23 +340,7 @@ def test_two_builds_of_one_out_the_second_says_who_holds_it(shards, tmp_path):
             }
         )
     )
-    r = _cli(
-        "data",
-        "pickapic",
-        "--source",
-        str(shards),
-        "--out",
-        str(out),
-        "--n-ref",
-        "4",
-        "--min-liked",
-        "10",
-        "--val-users",
-        "2",
-        "--test-users",
-        "4",
-        "--no-progress",
-    )
+    r = _cli(*_pickapic_args(shards, out))
     assert r.returncode == 2 and _one_line(r.stderr), r.stderr
     assert f"pid {os.getppid()} on {socket.gethostname()}" in r.stderr and "2026-12-01T10:00:00" in r.stderr
     assert not out.exists() and not (tmp_path / "ds.partial").exists()
@@ -402,23 +349,7 @@ def test_two_builds_of_one_out_the_second_says_who_holds_it(shards, tmp_path):
         subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout
     )
     lock.write_text(json.dumps({"pid": dead, "host": socket.gethostname(), "started": "x", "command": "killed"}))
-    r = _cli(
-        "data",
-        "pickapic",
-        "--source",
-        str(shards),
-        "--out",
-        str(out),
-        "--n-ref",
-        "4",
-        "--min-liked",
-        "10",
-        "--val-users",
-        "2",
-        "--test-users",
-        "4",
-        "--no-progress",
-    )
+    r = _cli(*_pickapic_args(shards, out))
     assert r.returncode == 0, r.stderr
     assert (out / "dataset.json").is_file() and not lock.exists()
 

@@ -95,6 +95,24 @@ def hostile_entries(folder: Path) -> dict[str, str]:
     }
 
 
+def a_person(tmp_path: Path, candidates_seed: int = 0) -> tuple[Path, Path, Path]:
+    """Two candidates in c/, two liked images in l/ and two disliked in d/ (each folder its own pictures)."""
+    c, likes, dislikes = tmp_path / "c", tmp_path / "l", tmp_path / "d"
+    good_images(c, 2, seed=candidates_seed)
+    good_images(likes, 2, seed=1)
+    good_images(dislikes, 2, seed=2)
+    return c, likes, dislikes
+
+
+#: A prompt-reading scorer's tiny weights and the prompt every candidate gets.
+TINY_FOX = ("--weights", "tiny", "--prompt", "a fox")
+
+
+def rank_cpu(capsys, folder, scorer: str, *args):
+    """`prefcli rank FOLDER --scorer SCORER ARGS --device cpu` in this process: (exit code, stdout, stderr)."""
+    return run(capsys, "rank", folder, "--scorer", scorer, *args, "--device", "cpu")
+
+
 def skipped_lines(err: str) -> dict[str, str]:
     out = {}
     for ln in err.splitlines():
@@ -224,21 +242,7 @@ def test_tall_png_among_good_ones_is_skipped_by_every_scorer(capsys, tmp_path, s
     c = tmp_path / "c"
     names = good_images(c)
     tall_png(c / "tall.png")
-    code, out, err = run(
-        capsys,
-        "rank",
-        c,
-        "--scorer",
-        scorer,
-        "--weights",
-        "tiny",
-        "--prompt",
-        "a fox",
-        "--device",
-        "cpu",
-        "--format",
-        "json",
-    )
+    code, out, err = rank_cpu(capsys, c, scorer, *TINY_FOX, "--format", "json")
     assert code == 0 and "Traceback" not in err, err
     assert f"skipped {c / 'tall.png'}: extreme aspect ratio: 1×100000 is 100,000:1" in err
     assert sorted(ranked_files(out)) == names
@@ -264,21 +268,8 @@ def test_hostile_folder_entries_are_skipped_with_a_message(capsys, tmp_path, mon
         want["dir.png"] = "is a folder, not an image file (its images are included with --recursive)"
     monkeypatch.chdir(tmp_path)
     with deadline():
-        code, out, err = run(
-            capsys,
-            "rank",
-            "c",
-            *(["--recursive"] if recursive else []),
-            "--scorer",
-            "clip",
-            "--weights",
-            "tiny",
-            "--prompt",
-            "a fox",
-            "--device",
-            "cpu",
-            "--format",
-            "json",
+        code, out, err = rank_cpu(
+            capsys, "c", "clip", *(["--recursive"] if recursive else []), *TINY_FOX, "--format", "json"
         )
     assert code == 0 and "Traceback" not in err, err
     got = skipped_lines(err)
@@ -292,49 +283,18 @@ def test_a_folder_of_only_hostile_entries_is_one_line(capsys, tmp_path):
     c = tmp_path / "c"
     hostile_entries(c)
     with deadline():
-        code, out, err = run(
-            capsys,
-            "rank",
-            c,
-            "--recursive",
-            "--scorer",
-            "clip",
-            "--weights",
-            "tiny",
-            "--prompt",
-            "a fox",
-            "--device",
-            "cpu",
-        )
+        code, out, err = rank_cpu(capsys, c, "clip", "--recursive", *TINY_FOX)
     one_error_line(code, err, str(c), "no readable image", "8 file(s) could not be read")
     assert out == ""
 
 
 def test_hostile_entries_in_history_folders_and_pairs_files(capsys, tmp_path):
-    likes, dislikes, c = tmp_path / "liked", tmp_path / "disliked", tmp_path / "c"
-    good_images(likes, 2, seed=1)
-    good_images(dislikes, 2, seed=2)
-    good_images(c, 2, seed=3)
+    c, likes, dislikes = a_person(tmp_path, candidates_seed=3)
     os.mkfifo(likes / "pipe.png")
     (dislikes / "zero.png").symlink_to("/dev/zero")
+    history = ("--likes", likes, "--dislikes", dislikes, "--weights", "tiny", "--format", "json")
     with deadline():
-        code, out, err = run(
-            capsys,
-            "rank",
-            c,
-            "--likes",
-            likes,
-            "--dislikes",
-            dislikes,
-            "--scorer",
-            "clip-probe",
-            "--weights",
-            "tiny",
-            "--device",
-            "cpu",
-            "--format",
-            "json",
-        )
+        code, out, err = rank_cpu(capsys, c, "clip-probe", *history)
     assert code == 0 and "Traceback" not in err, err
     assert f"skipped {likes / 'pipe.png'}: not a regular file (a FIFO" in err
     assert f"skipped {dislikes / 'zero.png'}: not a regular file (a character device)" in err
@@ -343,25 +303,7 @@ def test_hostile_entries_in_history_folders_and_pairs_files(capsys, tmp_path):
     pairs = tmp_path / "pairs.csv"
     pairs.write_text("liked,disliked\npipe.png,good0.png\ngood0.png,zero.png\ngood1.png,good1.png\n")
     with deadline():
-        code, out, err = run(
-            capsys,
-            "rank",
-            c,
-            "--likes",
-            likes,
-            "--dislikes",
-            dislikes,
-            "--pairs",
-            pairs,
-            "--scorer",
-            "clip-probe",
-            "--weights",
-            "tiny",
-            "--device",
-            "cpu",
-            "--format",
-            "json",
-        )
+        code, out, err = rank_cpu(capsys, c, "clip-probe", *history, "--pairs", pairs)
     assert code == 0 and "Traceback" not in err, err
     assert "history of 1 pair(s)" in err
     assert f"skipped {likes / 'pipe.png'}: not a regular file" in err
@@ -425,7 +367,7 @@ def _rank_with(capsys, tmp_path, scorer: str, extra: list[str], weights: Path):
     args = [subst.get(a, a) for a in extra]
     if "--weights" not in args:
         args += ["--weights", str(weights)]
-    return run(capsys, "rank", c, "--scorer", scorer, *args, "--prompt", "a fox", "--device", "cpu", "--format", "json")
+    return rank_cpu(capsys, c, scorer, *args, "--prompt", "a fox", "--format", "json")
 
 
 def test_plain_pytorch_model_bin_loads_through_the_restricted_loader(capsys, tmp_path, clip_folder, monkeypatch):
@@ -524,26 +466,9 @@ def test_garbage_safetensors_in_a_training_checkpoint_is_one_line(capsys, tmp_pa
     files = sorted(model.rglob("*.safetensors"), key=lambda p: p.stat().st_size)
     target = files[-1]  # the biggest: the model or adapter weights
     target.write_bytes(_garbage(kind, target.read_bytes()))
-    c, likes, dislikes = tmp_path / "c", tmp_path / "l", tmp_path / "d"
-    good_images(c, 2)
-    good_images(likes, 2, seed=1)
-    good_images(dislikes, 2, seed=2)
-    code, out, err = run(
-        capsys,
-        "rank",
-        c,
-        "--scorer",
-        "preftoken",
-        "--weights",
-        run_dir,
-        "--likes",
-        likes,
-        "--dislikes",
-        dislikes,
-        "--prompt",
-        "a fox",
-        "--device",
-        "cpu",
+    c, likes, dislikes = a_person(tmp_path)
+    code, out, err = rank_cpu(
+        capsys, c, "preftoken", "--weights", run_dir, "--likes", likes, "--dislikes", dislikes, "--prompt", "a fox"
     )
     one_error_line(code, err, str(target), "not a valid safetensors file")
 
@@ -552,9 +477,7 @@ def test_garbage_safetensors_in_a_training_checkpoint_is_one_line(capsys, tmp_pa
 def test_tiny_with_a_huge_seed_is_one_line(capsys, tmp_path, spec):
     c = tmp_path / "c"
     good_images(c, 2)
-    code, out, err = run(
-        capsys, "rank", c, "--scorer", "clip", "--weights", spec, "--prompt", "a fox", "--device", "cpu"
-    )
+    code, out, err = rank_cpu(capsys, c, "clip", "--weights", spec, "--prompt", "a fox")
     one_error_line(code, err, "--weights tiny:", "64-bit integer")
 
 
@@ -619,14 +542,9 @@ def test_garbage_safetensors_in_a_vlm_folder_is_one_line(capsys, tmp_path, vlm_f
     which, args = VLM_CASES[scorer]
     target = sorted(folders[which].glob("*.safetensors"), key=lambda p: p.stat().st_size)[-1]
     target.write_bytes(_garbage(kind, target.read_bytes()))
-    c, likes, dislikes = tmp_path / "c", tmp_path / "l", tmp_path / "d"
-    good_images(c, 2)
-    good_images(likes, 2, seed=1)
-    good_images(dislikes, 2, seed=2)
+    c, likes, dislikes = a_person(tmp_path)
     args = [a.format(**{k: str(v) for k, v in folders.items()}) for a in args]
-    code, out, err = run(
-        capsys, "rank", c, "--scorer", scorer, *args, "--likes", likes, "--dislikes", dislikes, "--device", "cpu"
-    )
+    code, out, err = rank_cpu(capsys, c, scorer, *args, "--likes", likes, "--dislikes", dislikes)
     one_error_line(code, err, str(target), "not a valid safetensors file")
 
 
@@ -641,25 +559,8 @@ def test_pickled_only_vlm_folder_is_refused_with_a_safetensors_hint(capsys, tmp_
     for f in base.glob("*.safetensors"):
         torch.save(load_file(str(f)), base / "pytorch_model.bin")
         f.unlink()
-    c, likes, dislikes = tmp_path / "c", tmp_path / "l", tmp_path / "d"
-    good_images(c, 2)
-    good_images(likes, 2, seed=1)
-    good_images(dislikes, 2, seed=2)
-    code, out, err = run(
-        capsys,
-        "rank",
-        c,
-        "--scorer",
-        "idefics",
-        "--weights",
-        base,
-        "--likes",
-        likes,
-        "--dislikes",
-        dislikes,
-        "--device",
-        "cpu",
-    )
+    c, likes, dislikes = a_person(tmp_path)
+    code, out, err = rank_cpu(capsys, c, "idefics", "--weights", base, "--likes", likes, "--dislikes", dislikes)
     one_error_line(code, err, str(base), "only pickled *.bin weights", "safetensors")
 
 

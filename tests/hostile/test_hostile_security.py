@@ -301,6 +301,86 @@ def test_cli_eval_on_a_crafted_dataset_is_one_line(tmp_path, capsys):
     assert r.returncode == 2 and _one_line(r.stderr) and "image store" in r.stderr, r.stderr
 
 
+# --------------------------------------------------------------------------- a world elsewhere
+
+
+def _world_in(folder: Path) -> Path:
+    """A folder the world reader takes for a synthetic world (its world.json is all find_world looks for)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "world.json").write_text("{}")
+    return folder
+
+
+def _dataset_pointing_at(root: Path, location: str):
+    from types import SimpleNamespace
+
+    root.mkdir(parents=True)
+    info = {"name": "x", "format_version": 1, "source": {"kind": "local", "location": location}}
+    (root / "dataset.json").write_text(json.dumps(info))
+    return SimpleNamespace(root=root, info=None)  # info None: find_world reads dataset.json itself
+
+
+@pytest.mark.parametrize("how", ["absolute", "climbing", "link"])
+def test_dataset_json_cannot_send_the_world_reader_outside_its_folder(tmp_path, monkeypatch, how):
+    """source.location is read from dataset.json: a world outside the folder that holds the dataset is not followed,
+    and one warning (naming dataset.json and the field) says why."""
+    from prefcli.harness.world import find_world
+
+    elsewhere = _world_in(tmp_path / "elsewhere" / "world")
+    home = tmp_path / "home"
+    home.mkdir()
+    location = {"absolute": str(elsewhere), "climbing": "../../elsewhere/world", "link": str(home / "world-link")}[how]
+    if how == "link":
+        (home / "world-link").symlink_to(elsewhere)  # a name inside that leads out
+    ds = _dataset_pointing_at(home / "ds", location)
+    if how == "climbing":
+        monkeypatch.chdir(ds.root)  # relative to the dataset or to the working folder: the same world outside
+    with pytest.warns(UserWarning) as said:
+        assert find_world(ds) is None
+    assert len(said) == 1
+    assert str(said[0].message).startswith(
+        f"{home / 'ds' / 'dataset.json'}: source.location {location!r} is a world outside"
+    )
+
+
+@pytest.mark.parametrize("how", ["beside", "around", "relative", "link inside"])
+def test_a_world_beside_or_around_its_dataset_is_followed(tmp_path, how):
+    import warnings
+
+    from prefcli.harness.world import find_world
+
+    home = tmp_path / "home"
+    world = {"beside": home / "toy-world", "around": home, "relative": home / "toy-world"}.get(how, home / "w2")
+    _world_in(world)
+    location = {"relative": "../toy-world"}.get(how, str(world))
+    if how == "link inside":
+        (home / "w-link").symlink_to(world)
+        location = str(home / "w-link")
+    ds = _dataset_pointing_at(home / "ds", location)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert find_world(ds) == Path(os.path.realpath(world))
+
+
+def test_eval_on_a_dataset_pointing_at_a_world_elsewhere_has_no_world_rows(tmp_path, capsys, monkeypatch):
+    import harness_fakes as fakes
+
+    elsewhere = _world_in(tmp_path / "elsewhere" / "world")
+    fake = fakes.FakeDataset()
+    fake.root = tmp_path / "home" / "ds"
+    fake.info = {**fake.info, "source": {"kind": "local", "location": str(elsewhere)}}
+    with fakes.serving(monkeypatch, fake):
+        code, out, err = run_cli(
+            capsys,
+            "eval", fake.root, "--scorer", "mock-hist", "--n-ref", "2", "--device", "cpu", "--no-cache",
+            "--no-progress", "--format", "json",
+        )  # fmt: skip
+    assert code == 0, err
+    said = [ln for ln in err.splitlines() if "source.location" in ln]
+    assert len(said) == 1 and said[0].startswith("prefcli: warning: ") and "dataset.json" in said[0], err
+    assert "world" not in json.loads(out)["results"]
+
+
 # --------------------------------------------------------------------------- helpers
 
 

@@ -155,12 +155,9 @@ def test_eval_resolves_once(counted, monkeypatch, tmp_path):
 
     import harness_fakes as fakes
     from prefcli.cli import app
-    from prefcli.harness import source
 
-    plugins.register_plugin(fakes.MockPlugin(), name="harness-mocks")
-    try:
-        monkeypatch.setenv("PREFCLI_CACHE", str(tmp_path / "default-cache"))
-        monkeypatch.setattr(source, "open_dataset", lambda path: fakes.FakeDataset())
+    monkeypatch.setenv("PREFCLI_CACHE", str(tmp_path / "default-cache"))
+    with fakes.serving(monkeypatch):
         res = CliRunner().invoke(
             app,
             [
@@ -183,8 +180,88 @@ def test_eval_resolves_once(counted, monkeypatch, tmp_path):
             catch_exceptions=False,
         )
         assert res.exit_code == 0, res.output
-    finally:
-        plugins.unregister_plugin(name="harness-mocks")
-        fakes.reset()
     assert counted["lookups"]["mock-hist"] == 1
     assert sum(counted["parses"].values()) == 1 and counted["resolves"] == 1
+
+
+def test_bench_resolves_the_device_once_for_all_its_scorers(capsys, counted, monkeypatch, tmp_path):
+    import harness_fakes as fakes
+
+    with fakes.serving(monkeypatch):
+        code, out, err = run_cli(
+            capsys,
+            "bench", tmp_path, "--scorers", "mock-free,mock-hist", "--n-ref", "2,4", "--device", "cpu",
+            "-o", "mock-hist.batch_size", "4", "--out", tmp_path / "out", "--no-cache", "--no-progress",
+            "--format", "json",
+        )  # fmt: skip
+    assert code == 0, err
+    assert counted["lookups"] == Counter({"mock-free": 1, "mock-hist": 1})
+    assert sum(counted["parses"].values()) == 2 and counted["resolves"] == 1
+    import json
+
+    assert json.loads(out)["provenance"]["config"]["device"] == "cpu"  # the device as resolved, as before
+
+
+def test_bench_images_resolves_the_device_once_for_all_its_scorers(capsys, counted, tmp_path):
+    import json
+
+    imgs = structured_images([(32, 32)] * 3, seed=5)
+    folder = tmp_path / "made"
+    folder.mkdir()
+    for i, im in enumerate(imgs):
+        im.save(folder / f"{i}.png")
+    prompts = tmp_path / "prompts.json"
+    prompts.write_text(json.dumps({f"{i}.png": f"picture {i}" for i in range(3)}))
+    code, out, err = run_cli(
+        capsys,
+        "bench", "images", folder, "--prompts", prompts, "--scorers", "clip,aesthetic", "--weights", "tiny",
+        "--device", "cpu", "-o", "clip.batch_size", "2", "--no-cache", "--format", "json",
+    )  # fmt: skip
+    assert code == 0, err
+    assert sum(counted["parses"].values()) == 2 and counted["resolves"] == 1
+    assert json.loads(out)["options"]["device"] == "cpu"
+
+
+def test_generate_resolves_the_device_once_for_its_generator_rewards_and_judges(capsys, counted, tmp_path):
+    import generate_fakes
+
+    plugins.register_plugin(generate_fakes.ColourPlugin(), name="colour-scorers")
+    try:
+        code, out, err = run_cli(
+            capsys,
+            "generate", "a red fox", "--model", "tiny", "--reward", "red=50", "--judge", "green", "--steps", "1",
+            "--device", "cpu", "--out", tmp_path / "out", "--format", "json",
+        )  # fmt: skip
+    finally:
+        plugins.unregister_plugin(name="colour-scorers")
+        generate_fakes.CALLS.clear()
+    assert code == 0, err
+    assert counted["lookups"]["red"] == counted["lookups"]["green"] == 1
+    assert sum(counted["parses"].values()) == 2 and counted["resolves"] == 1
+
+
+@pytest.mark.slow  # tiny generators and hpsv2 end to end: `make test` runs it, `make test-fast` leaves it out
+def test_bench_generate_resolves_the_device_once(capsys, counted, tmp_path):
+    """Its generators, its reward and the scoring half (hpsv2 and the judge, as `bench images`) share one device."""
+    pytest.importorskip("diffusers")
+    import json
+
+    import generate_fakes
+
+    prompts = tmp_path / "prompts"
+    prompts.mkdir()
+    (prompts / "photo.json").write_text(json.dumps(["a photo of a fox"]))
+    plugins.register_plugin(generate_fakes.ColourPlugin(), name="colour-scorers")
+    try:
+        code, out, err = run_cli(
+            capsys,
+            "bench", "generate", "--prompts", prompts, "--styles", "photo", "--limit", "1", "--out", tmp_path / "b",
+            "--model", "tiny", "--liked-model", "tiny:1", "--reward", "red=50", "--judges", "green", "--weights",
+            "tiny", "--steps", "1", "--device", "cpu", "--no-progress", "--format", "json",
+        )  # fmt: skip
+    finally:
+        plugins.unregister_plugin(name="colour-scorers")
+        generate_fakes.CALLS.clear()
+    assert code == 0, err
+    assert counted["resolves"] == 1
+    assert counted["parses"] == Counter({"Options": 2, "HPSv2Options": 1})  # red and green, hpsv2

@@ -408,12 +408,8 @@ def test_matches_the_numbers_recorded_from_the_upstream_run(record):
 # -- through the harness -------------------------------------------------------------------
 
 
-def test_rank_a_folder_by_round_robin_wins(record, tmp_path, monkeypatch):
-    """`rank` with the judge: every pair once, A before B in path order, answers parsed into wins."""
-    from prefcli.harness.handle import ScorerHandle
-    from prefcli.ranking import rank_folder
-    from prefcli_vlmjudge import scorer as S
-
+def _record_folders(record, tmp_path: Path) -> tuple[Path, Path, Path]:
+    """The upstream record's images as folders: three preferred candidates, two liked, two disliked."""
     x, root = record
     cands, likes, dislikes = (tmp_path / n for n in ("cands", "likes", "dislikes"))
     for d, names in (
@@ -424,6 +420,16 @@ def test_rank_a_folder_by_round_robin_wins(record, tmp_path, monkeypatch):
         d.mkdir()
         for n in names:
             (d / Path(n).name).write_bytes((root / n).read_bytes())
+    return cands, likes, dislikes
+
+
+def test_rank_a_folder_by_round_robin_wins(record, tmp_path, monkeypatch):
+    """`rank` with the judge: every pair once, A before B in path order, answers parsed into wins."""
+    from prefcli.harness.handle import ScorerHandle
+    from prefcli.ranking import rank_folder
+    from prefcli_vlmjudge import scorer as S
+
+    cands, likes, dislikes = _record_folders(record, tmp_path)
     result = rank_folder(
         cands,
         scorer=ScorerHandle("vlm-judge", "tiny", device="cpu", options={"max_new_tokens": 4}),
@@ -536,39 +542,10 @@ def test_cli_rank_and_eval_run_the_tiny_judge(record, tmp_path):
     from prefcli.cli import app
     from prefcli.data import pickapic, synthetic
 
-    x, root = record
-    cands, likes, dislikes = (tmp_path / n for n in ("cands", "likes", "dislikes"))
-    for d, names in (
-        (cands, x["prefered_images"][:3]),
-        (likes, x["prefered_images"][3:5]),
-        (dislikes, x["non_prefered_images"][:2]),
-    ):
-        d.mkdir()
-        for n in names:
-            (d / Path(n).name).write_bytes((root / n).read_bytes())
-    res = CliRunner().invoke(
-        app,
-        [
-            "rank",
-            str(cands),
-            "--likes",
-            str(likes),
-            "--dislikes",
-            str(dislikes),
-            "--scorer",
-            "vlm-judge",
-            "--weights",
-            "tiny",
-            "-o",
-            "max_new_tokens",
-            "4",
-            "--device",
-            "cpu",
-            "--format",
-            "json",
-        ],
-        catch_exceptions=False,
-    )
+    cands, likes, dislikes = _record_folders(record, tmp_path)
+    rank = ["rank", str(cands), "--likes", str(likes), "--dislikes", str(dislikes), "--scorer", "vlm-judge"]
+    rank += ["--weights", "tiny", "-o", "max_new_tokens", "4", "--device", "cpu"]
+    res = CliRunner().invoke(app, [*rank, "--format", "json"], catch_exceptions=False)
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
     rows = doc["results"]["ranking"]
@@ -577,29 +554,7 @@ def test_cli_rank_and_eval_run_the_tiny_judge(record, tmp_path):
     # Said as eval says it: how many comparisons went unanswered.
     assert doc["results"]["comparisons"] == 3 and doc["results"]["no_answer"] == 3
     assert "3 of 3 comparison(s) got no answer from vlm-judge" in res.stderr
-    res = CliRunner().invoke(
-        app,
-        [
-            "rank",
-            str(cands),
-            "--likes",
-            str(likes),
-            "--dislikes",
-            str(dislikes),
-            "--scorer",
-            "vlm-judge",
-            "--weights",
-            "tiny",
-            "-o",
-            "max_new_tokens",
-            "4",
-            "--device",
-            "cpu",
-            "--format",
-            "markdown",
-        ],
-        catch_exceptions=False,
-    )
+    res = CliRunner().invoke(app, [*rank, "--format", "markdown"], catch_exceptions=False)
     scores = [line.split("|")[2].strip() for line in [x for x in res.stdout.splitlines() if x.startswith("|")][2:]]
     assert scores == ["0", "0", "0"], res.stdout  # integer wins, not 0.0000
 
