@@ -75,6 +75,9 @@ class DataConfig:
     val_split: str = "val"
     val_max_tasks: int = 0  # 0 = every validation task
     pixel_cache_mb: int = 2048
+    # A stage with a frozen image encoder computes every training image's features once (at most
+    # this many MB; 0 = off, every step runs the vision tower): prefcli.train.frozen_features.
+    feature_cache_mb: int = 256
     attributes: str | None = None  # synthetic world dir for ``kind: attributes`` stages (default: the built world)
     attributes_batch: int = 64  # images per micro-step in an attributes stage
 
@@ -487,6 +490,7 @@ SIZE_BOUNDS = {
     "data.n_ref": 10_000,
     "data.val_max_tasks": 10**9,
     "data.pixel_cache_mb": 10**7,
+    "data.feature_cache_mb": 10**7,
     "data.attributes_batch": 65_536,
     "optim.warmup_steps": 10**9,
     "run.per_device_batch": 65_536,

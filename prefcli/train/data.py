@@ -65,6 +65,7 @@ class PairBatch:
     pixel_values: torch.Tensor  # (U, 3, S, S): each distinct image once
     image_index: torch.Tensor  # (N,): for each image slot in row-major order, its row in pixel_values
     n_pairs: int
+    image_ids: tuple = ()  # (U,): the id of each row of pixel_values (prefcli.train.frozen_features)
 
     def to(self, device: Any) -> PairBatch:
         return PairBatch(
@@ -73,6 +74,7 @@ class PairBatch:
             self.pixel_values.to(device),
             self.image_index.to(device),
             self.n_pairs,
+            self.image_ids,
         )
 
 
@@ -186,7 +188,7 @@ def _pack(encoder: Any, store: PixelStore, seqs: list, pad_id: int) -> tuple:
     uniq = list(dict.fromkeys(slots))
     where = {u: k for k, u in enumerate(uniq)}
     index = torch.tensor([where[i] for i in slots], dtype=torch.long)
-    return ids, mask, store.get(uniq), index
+    return ids, mask, store.get(uniq), index, tuple(uniq)
 
 
 def collate_pairs(encoder: Any, samples: Sequence[Sample], store: PixelStore) -> PairBatch:
@@ -200,13 +202,13 @@ def collate_pairs(encoder: Any, samples: Sequence[Sample], store: PixelStore) ->
     if samples and all(s.swap_items is not None for s in samples):
         seqs += [encoder.encode(s.swap_items, s.liked, s.prompt) for s in samples]
         seqs += [encoder.encode(s.swap_items, s.disliked, s.prompt) for s in samples]
-    ids, mask, pv, index = _pack(encoder, store, seqs, encoder.pad_id)
-    return PairBatch(ids, mask, pv, index, len(samples))
+    ids, mask, pv, index, uniq = _pack(encoder, store, seqs, encoder.pad_id)
+    return PairBatch(ids, mask, pv, index, len(samples), uniq)
 
 
 def collate_sequences(encoder: Any, seqs: list, store: PixelStore) -> PairBatch:
-    ids, mask, pv, index = _pack(encoder, store, seqs, encoder.pad_id)
-    return PairBatch(ids, mask, pv, index, len(seqs))
+    ids, mask, pv, index, uniq = _pack(encoder, store, seqs, encoder.pad_id)
+    return PairBatch(ids, mask, pv, index, len(seqs), uniq)
 
 
 # ---------------------------------------------------------------------------

@@ -48,17 +48,19 @@ def target_logits(
     attention_mask: torch.Tensor,
     pixel_values: torch.Tensor,
     image_index: torch.Tensor,
+    image_feats: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Full-vocabulary next-token logits at each row's target position (the last real token).
 
     The same computation as ``PrefVLM.forward``, except that the vision tower
     runs once per distinct image of the batch (`pixel_values`) and the features
-    are gathered to the image slots by `image_index`.
+    are gathered to the image slots by `image_index`. `image_feats` (U, L, D):
+    those features already computed (a frozen encoder, prefcli.train.frozen_features).
     """
     emb = vlm.text_model.get_input_embeddings()(input_ids)
     is_img = input_ids == vlm.image_token_id
     if bool(is_img.any()):
-        feats = vlm.image_features(pixel_values)  # (U, L, D)
+        feats = image_feats if image_feats is not None else vlm.image_features(pixel_values)  # (U, L, D)
         feats = feats[image_index].reshape(-1, emb.shape[-1])
         emb = vlm.scatter_images(emb, input_ids, feats)
     emb, mask = vlm.with_pref_tokens(emb, attention_mask, "right")
@@ -77,8 +79,8 @@ class PairForward(nn.Module):
         super().__init__()
         self.vlm = vlm
 
-    def forward(self, input_ids, attention_mask, pixel_values, image_index):  # noqa: D401
-        return target_logits(self.vlm, input_ids, attention_mask, pixel_values, image_index)
+    def forward(self, input_ids, attention_mask, pixel_values, image_index, image_feats=None):  # noqa: D401
+        return target_logits(self.vlm, input_ids, attention_mask, pixel_values, image_index, image_feats)
 
 
 class AttributeForward(nn.Module):
@@ -453,6 +455,7 @@ def _train(
         training_progress,
     )
     from prefcli.train.data import PixelStore, TrainSampler, collate_pairs, load_eval_tasks
+    from prefcli.train.frozen_features import FrozenFeatures
     from prefcli.train.toy_losses import history_contrast
     from prefcli.vlm.losses import preference_loss
     from prefcli.vlm.model import build_model
@@ -528,6 +531,7 @@ def _train(
             )
         stage_idx = cfg.stage_at(start) if start > 0 else 0
 
+    train_images = [i for p in ds.pairs("train") for i in (p.liked_image_id, p.disliked_image_id)]
     attributes = None
     if any(s.kind == "attributes" for s in cfg.stages):
         from prefcli.train.data import AttributeTargets
@@ -539,10 +543,9 @@ def _train(
                 f"{cfg.source or cfg.name}: an attributes stage needs a synthetic world; "
                 f"{world_dir} has none (set data.attributes)"
             )
-        attributes = AttributeTargets(
-            world_dir, [i for p in ds.pairs("train") for i in (p.liked_image_id, p.disliked_image_id)]
-        )
+        attributes = AttributeTargets(world_dir, train_images)
     probe: list = [None]
+    frozen: list = [None, None]  # FrozenFeatures of the stage at index 1 (built at its first step)
 
     def setup(index: int):
         apply_stage(vlm, cfg, index)
@@ -648,9 +651,15 @@ def _train(
                     step, micro, acc.process_index, r.per_device_batch, history=stage.history, swap=swap
                 )
                 b = collate_pairs(vlm.encoder, samples, store).to(acc.device)
+                if frozen[1] != stage_idx:  # in training mode, as the steps run the encoder
+                    frozen[:] = [
+                        FrozenFeatures.for_stage(vlm, store, train_images, cfg.data.feature_cache_mb),
+                        stage_idx,
+                    ]
+                feats = frozen[0].get(b.image_ids) if frozen[0] is not None else None
                 sync = acc.no_sync(model) if (micro < accum - 1 and acc.num_processes > 1) else contextlib.nullcontext()
                 with sync, acc.autocast():
-                    logits = model(b.input_ids, b.attention_mask, b.pixel_values, b.image_index)
+                    logits = model(b.input_ids, b.attention_mask, b.pixel_values, b.image_index, feats)
                     n = b.n_pairs
                     terms = preference_loss(
                         logits[:n], logits[n : 2 * n], plus_id, minus_id, use_base=stage.loss_base, use_cp=stage.loss_cp
