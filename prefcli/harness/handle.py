@@ -111,12 +111,16 @@ class ScorerHandle:
     def scorer(self) -> Scorer:
         if self._scorer is None:
             self._scorer = self.spec.build(self.weights, self.device, self.dtype, self.options)
-            key = self._scorer.cache_key
             log.info("loaded scorer %s (weights %s) on %s", self.name, self.weights, self.device)
-            self._cache_key = key  # the loaded model is the truth, should the index disagree
-            request = self.request_key()
-            if self.cache is not None and request is not None:
-                self.cache.remember_key(self.name, request, key)
+            # The identity is computed only when a cache will keep it (the `cache_key` property computes it
+            # on demand otherwise): a scorer of scorers builds its parts lazily, and `generate` must be able
+            # to ask it which part is not differentiable before any part's weights are looked up.
+            if self.cache is not None:
+                key = self._scorer.cache_key
+                self._cache_key = key  # the loaded model is the truth, should the index disagree
+                request = self.request_key()
+                if request is not None:
+                    self.cache.remember_key(self.name, request, key)
         return self._scorer
 
     def request_key(self) -> str | None:
