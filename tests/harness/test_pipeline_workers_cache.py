@@ -146,18 +146,26 @@ def test_the_image_cache_decodes_once_for_threads_asking_together_and_remembers_
     assert calls["bad"] == 1
 
 
-def test_stage_seconds_are_exclusive_of_the_stages_inside_them():
-    import time
+def test_stage_seconds_are_exclusive_of_the_stages_inside_them(monkeypatch):
+    from types import SimpleNamespace
 
+    from prefcli import stage_times
     from prefcli.stage_times import Stage, timed
+
+    # A clock the test moves: real sleeps overslept on a loaded machine (0.02 s asleep read as 0.07 s).
+    now = [100.0]
+    monkeypatch.setattr(stage_times, "time", SimpleNamespace(perf_counter=lambda: now[0]))
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
 
     outer, inner = Stage("outer"), Stage("inner")
     with timed(outer):
-        time.sleep(0.02)
+        sleep(0.02)
         with timed(inner):
-            time.sleep(0.05)
-    assert inner.seconds >= 0.05
-    assert 0.02 <= outer.seconds < 0.05  # the inner 0.05 s is not counted twice
+            sleep(0.05)
+    assert inner.seconds == pytest.approx(0.05)
+    assert outer.seconds == pytest.approx(0.02)  # the inner 0.05 s is not counted twice
     assert outer.count == inner.count == 1
 
 
