@@ -17,6 +17,7 @@ child asks for it (prefcli/__init__.py imports `api` lazily, in `__getattr__`).
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -115,7 +116,10 @@ class _Scan:
         self.imports.discard(module)
 
 
-SCANS = {m: _Scan(m) for m in MODULES}
+@functools.cache
+def scans() -> dict[str, _Scan]:
+    """Every module parsed, once, when a test first asks (~1.3 CPU-s): not at collection, in every xdist worker."""
+    return {m: _Scan(m) for m in MODULES}
 
 
 def _prefcli_graph(scans: dict[str, _Scan]) -> dict[str, set[str]]:
@@ -161,16 +165,16 @@ def _cycles(graph: dict[str, set[str]]) -> list[set[str]]:
 def test_the_scan_sees_the_project():
     # A scan that found nothing would pass every rule below.
     assert {"prefcli.cli.rank", "prefcli.data.importing", "prefcli_clip.scorer"} <= set(MODULES)
-    assert "prefcli.data.dataset" in SCANS["prefcli.data.importing"].imports
+    assert "prefcli.data.dataset" in scans()["prefcli.data.importing"].imports
 
 
 def test_no_module_uses_another_modules_private_names():
-    borrowed = [f"{MODULES[m].relative_to(REPO)} {b}" for m, s in SCANS.items() for b in s.borrowed]
+    borrowed = [f"{MODULES[m].relative_to(REPO)} {b}" for m, s in scans().items() for b in s.borrowed]
     assert not borrowed, "private names used across modules (make them public or move them):\n" + "\n".join(borrowed)
 
 
 def test_no_import_cycles_among_prefcli_modules():
-    cycles = [sorted(c) for c in _cycles(_prefcli_graph(SCANS)) if c not in ALLOWED_CYCLES]
+    cycles = [sorted(c) for c in _cycles(_prefcli_graph(scans())) if c not in ALLOWED_CYCLES]
     assert not cycles, "import cycles (move the helper that closes each loop):\n" + "\n".join(
         " <-> ".join(c) for c in cycles
     )

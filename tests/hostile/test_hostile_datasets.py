@@ -838,6 +838,7 @@ def _full_disk_line(result: tuple, path: str) -> str:
     return line
 
 
+@pytest.mark.slow  # a Python importing torch per case, end to end; the in-process ENOSPC tests below are fast
 @needs_tmpfs
 @pytest.mark.parametrize("fill_at", ["start", "prefcli.harness.cache.ScoreStore:put_scores"])
 def test_disk_full_under_eval_names_the_cache_file_and_keeps_the_cache(fill_at, good_ds, tmp_path):
@@ -864,6 +865,7 @@ def test_disk_full_under_eval_names_the_cache_file_and_keeps_the_cache(fill_at, 
     assert res["leftovers"] == []
 
 
+@pytest.mark.slow  # a Python importing torch per case, end to end; the in-process ENOSPC tests below are fast
 @needs_tmpfs
 def test_disk_full_under_eval_out_names_the_output_file(good_ds, tmp_path):
     out = tmp_path / "mnt" / "res" / "eval.json"
@@ -884,6 +886,7 @@ def test_disk_full_under_eval_out_names_the_output_file(good_ds, tmp_path):
     assert res["leftovers"] == []
 
 
+@pytest.mark.slow  # a Python importing torch per case, end to end; the in-process ENOSPC tests below are fast
 @needs_tmpfs
 @pytest.mark.parametrize(
     "fill_at", ["start", "prefcli.train.checkpoint.save_checkpoint", "prefcli.vlm.checkpoint.save_vlm"]

@@ -81,20 +81,45 @@ def tiny_model(model_dir):
     return CLIPModel.from_pretrained(str(model_dir)).eval()
 
 
-def readme_scores(model_dir, model, files, prompt):
+class Oracle:
+    """transformers 4.27.3's processor outputs for every file and prompt this module checks, from one child process.
+
+    Each child starts a Python that imports transformers 4.27.3 (~2 CPU-s); the child preprocesses each file
+    and each prompt alone, so one child for all of them gives what one child per test gave.
+    """
+
+    def __init__(self, model_dir, files: list[bytes], prompts: list[str]):
+        out = transformers427.readme_inputs(model_dir, files, prompts)
+        self.image_processor, self.tokenizer = out["image_processor"], out["tokenizer"]
+        self._pixels = dict(zip(files, out["pixels"]))
+        self._ids = dict(zip(prompts, out["input_ids"]))
+
+    def pixels(self, files: list[bytes]) -> np.ndarray:
+        return np.stack([self._pixels[f] for f in files])
+
+    def input_ids(self, prompt: str) -> list[int]:
+        return self._ids[prompt]
+
+
+@pytest.fixture(scope="module")
+def oracle(model_dir, images) -> Oracle:
+    if not transformers427.available():
+        pytest.skip("transformers 4.27.3 is the oracle (see tests/reference/transformers427.py)")
+    files = [_png(im) for im in images] + [f for k in KINDS for f in parity_files(k)]
+    return Oracle(model_dir, files, [PROMPT, LONG_PROMPT, ENTITY_PROMPT])
+
+
+def readme_scores(oracle, model, files, prompt):
     """The README under transformers 4.27.3: its processor's inputs, its formula."""
-    out = transformers427.readme_inputs(model_dir, files, [prompt])
-    assert out["image_processor"] == "CLIPImageProcessor" and out["tokenizer"] == "CLIPTokenizerFast"
-    pixels = torch.tensor(np.stack(out["pixels"]))
-    ids = torch.tensor([out["input_ids"][0]])
+    assert oracle.image_processor == "CLIPImageProcessor" and oracle.tokenizer == "CLIPTokenizerFast"
+    pixels = torch.tensor(oracle.pixels(files))
+    ids = torch.tensor([oracle.input_ids(prompt)])
     return scores_from_inputs(model, pixels, ids)
 
 
 @pytest.fixture(scope="module")
-def reference_scores(model_dir, tiny_model, images):
-    if not transformers427.available():
-        pytest.skip("transformers 4.27.3 is the oracle (see tests/reference/transformers427.py)")
-    return readme_scores(model_dir, tiny_model, [_png(im) for im in images], PROMPT)
+def reference_scores(oracle, tiny_model, images):
+    return readme_scores(oracle, tiny_model, [_png(im) for im in images], PROMPT)
 
 
 @pytest.fixture(scope="module")
@@ -138,50 +163,50 @@ def test_processor_from_another_folder_when_the_model_folder_has_none(tmp_path, 
 
 @needs_oracle
 @pytest.mark.parametrize("kind", KINDS)
-def test_every_image_kind_matches_the_readme_under_transformers_4(scorer, model_dir, tiny_model, kind):
+def test_every_image_kind_matches_the_readme_under_transformers_4(scorer, oracle, tiny_model, kind):
     files = parity_files(kind)
-    _, ref = readme_scores(model_dir, tiny_model, files, PROMPT)
+    _, ref = readme_scores(oracle, tiny_model, files, PROMPT)
     assert np.std(ref) > 0.01
     assert rel_err(scorer.score(prefcli_candidates(files, PROMPT)), ref) < PARITY_RTOL
 
 
 @needs_oracle
-def test_pixels_equal_transformers_4s_processor_exactly(scorer, model_dir):
+def test_pixels_equal_transformers_4s_processor_exactly(scorer, oracle):
     """The PIL-backed processor after a plain convert("RGB") is transformers 4.27.3's preprocessing, to the float."""
     files = [f for k in KINDS for f in parity_files(k)]
-    ref = np.stack(transformers427.readme_inputs(model_dir, files)["pixels"])
+    ref = oracle.pixels(files)
     ours = scorer.bundle.pixel_values([c.original for c in prefcli_candidates(files, None)]).numpy()
     assert float(np.abs(ours - ref).max()) < 1e-6
 
 
 @needs_oracle
 @pytest.mark.parametrize("prompt", [LONG_PROMPT, ENTITY_PROMPT])
-def test_long_and_html_prompts_are_tokenized_as_the_readme_did(scorer, model_dir, tiny_model, prompt):
+def test_long_and_html_prompts_are_tokenized_as_the_readme_did(scorer, oracle, tiny_model, prompt):
     """Truncated at 77 tokens; HTML entities left as they are (HF's fast tokenizer never unescaped them)."""
     files = parity_files("non-square")
-    _, ref = readme_scores(model_dir, tiny_model, files, prompt)
+    _, ref = readme_scores(oracle, tiny_model, files, prompt)
     assert rel_err(scorer.score(prefcli_candidates(files, prompt)), ref) < PARITY_RTOL
-    ids = transformers427.readme_inputs(model_dir, [], [prompt])["input_ids"][0]
+    ids = oracle.input_ids(prompt)
     ours = scorer._tokens([prompt])
     assert ours["input_ids"][0][ours["attention_mask"][0].bool()].tolist() == ids
 
 
 @needs_oracle
-def test_the_torchvision_backed_processor_is_caught(scorer, model_dir, tiny_model, monkeypatch):
+def test_the_torchvision_backed_processor_is_caught(scorer, model_dir, oracle, tiny_model, monkeypatch):
     """transformers 5's default CLIPImageProcessor (torchvision resize) is what prefcli used before."""
     from transformers import CLIPImageProcessor
 
     files = parity_files("non-square")
-    _, ref = readme_scores(model_dir, tiny_model, files, PROMPT)
+    _, ref = readme_scores(oracle, tiny_model, files, PROMPT)
     monkeypatch.setattr(scorer.bundle, "processor", CLIPImageProcessor.from_pretrained(str(model_dir)))
     assert rel_err(scorer.score(prefcli_candidates(files, PROMPT)), ref) > PARITY_RTOL
 
 
 @needs_oracle
 @pytest.mark.parametrize("kind", ["palette", "RGBA"])
-def test_compositing_onto_white_is_caught(scorer, model_dir, tiny_model, kind):
+def test_compositing_onto_white_is_caught(scorer, oracle, tiny_model, kind):
     files = parity_files(kind)
-    _, ref = readme_scores(model_dir, tiny_model, files, PROMPT)
+    _, ref = readme_scores(oracle, tiny_model, files, PROMPT)
     flattened = [Candidate.from_image(c.image, prompt=PROMPT) for c in prefcli_candidates(files, PROMPT)]
     assert rel_err(scorer.score(flattened), ref) > PARITY_RTOL
 
