@@ -59,6 +59,22 @@ for _name in COMMAND_MODULES:
     importlib.import_module(_name)
 
 
+_COMMAND = None
+
+
+def _command():
+    """The click command typer builds from `app`, built once per process.
+
+    typer rebuilds it from every function's signature on each call (40–90 ms): nothing for a console run,
+    which calls once, but the library, the tests and `prefcli demo` call `main` many times in one process.
+    Every command is registered at import (above), so the built tree cannot go stale.
+    """
+    global _COMMAND
+    if _COMMAND is None:
+        _COMMAND = typer.main.get_command(app)
+    return _COMMAND
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: user-facing errors become one line, not a traceback."""
     import logging
@@ -74,7 +90,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     messages.install()  # one plain line per warning, once per run, not a source excerpt
     try:
-        app(args=argv, prog_name="prefcli")
+        _command()(args=argv, prog_name="prefcli")
     except PrefcliError as e:
         print(f"prefcli: error: {e.cli_message()}", file=sys.stderr)  # the library names parameters, the CLI its flags
         if os.environ.get("PREFCLI_DEBUG"):
