@@ -39,13 +39,13 @@ measure() {  # NAME COMMAND...: one row of the table, the command's last line as
 
 measure lint sh -c "$PY -m ruff check . && $PY -m ruff format --check ."
 if [ "$which" = both ] || [ "$which" = fast ]; then
-  measure test-fast "$PY" -m pytest -n "$JOBS" -m "not slow"
+  measure test-fast "$PY" -m pytest -n "$JOBS" --dist loadscope -m "not slow"
 fi
 if [ "$which" = both ] || [ "$which" = all ]; then
-  measure test "$PY" -m pytest -n "$JOBS" --durations=20
+  measure test "$PY" -m pytest -n "$JOBS" --dist loadscope --durations=20
 fi
 
-echo "$(nproc) cores, JOBS=$JOBS, $(date -u +%FT%TZ), commit $(git rev-parse --short HEAD 2>/dev/null)"
+echo "$(nproc --all) cores, JOBS=$JOBS, $(date -u +%FT%TZ), commit $(git rev-parse --short HEAD 2>/dev/null)"
 printf '%-10s %8s %8s %6s   %-16s %-16s %3s  %s\n' what wall_s cpu_s cpu/wall "load before" "load after" rc result
 printf '%s\n' "${rows[@]}"
 for f in ${failed[@]+"${failed[@]}"}; do echo "failed: log kept at $f"; done

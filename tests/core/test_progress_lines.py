@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 
+import pytest
+
 from prefcli.progress import PlainProgress, progress_bar, use_plain
 
 
@@ -44,6 +46,7 @@ def test_progress_bar_chooses_plain_lines_off_a_terminal(monkeypatch):
     assert isinstance(progress_bar(True), PlainProgress)
 
 
+@pytest.mark.slow  # a real `python -m prefcli eval` process (its stderr a file, as under SLURM): ~7 CPU-s
 def test_a_batch_run_of_bench_logs_progress_lines(tmp_path, monkeypatch):
     """`prefcli eval` with stderr redirected to a file (as under SLURM/nohup) leaves progress lines in it."""
     import subprocess

@@ -172,7 +172,8 @@ def test_stage_seconds_are_exclusive_of_the_stages_inside_them(monkeypatch):
 # --------------------------------------------------------------------------- decode once per run
 
 
-@pytest.mark.parametrize("scorer", ["viper", "clip"])
+# viper (a history model over every protocol and N_ref, ~5 CPU-s) in the full suite only; clip in the fast tier too.
+@pytest.mark.parametrize("scorer", [pytest.param("viper", marks=pytest.mark.slow), "clip"])
 def test_bench_decodes_each_dataset_image_once_over_every_protocol_and_n_ref(
     decodes, small_dataset, tmp_path, capsys, scorer
 ):
