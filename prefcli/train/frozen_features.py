@@ -75,13 +75,15 @@ class FrozenFeatures:
         if max_mb <= 0 or not encoder_is_frozen(vlm):
             return None
         ids = list(dict.fromkeys(image_ids))
+        if not ids:
+            return None
         rows: list[torch.Tensor] = []
         with torch.no_grad():
+            # One image tells the size of the whole cache: an 8B model's dataset that would not fit is
+            # refused before a chunk of its images goes through the vision tower for nothing.
+            one = vlm.image_features(store.get(ids[:1]).to(vlm.device))
+            if one.numel() * one.element_size() * len(ids) > max_mb * (1 << 20):
+                return None  # the per-step forward instead
             for s in range(0, len(ids), CHUNK):
                 rows.append(vlm.image_features(store.get(ids[s : s + CHUNK]).to(vlm.device)))
-                per_image = rows[0].numel() * rows[0].element_size() / rows[0].shape[0]
-                if per_image * len(ids) > max_mb * (1 << 20):
-                    return None  # the per-step forward instead
-        if not rows:
-            return None
         return cls(torch.cat(rows), ids)

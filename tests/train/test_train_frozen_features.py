@@ -67,9 +67,10 @@ def test_cached_features_train_the_same_model_with_one_forward_per_stage(
     assert a.keys() == b.keys()
     # Bit for bit: each image's features do not depend on the other images of its forward.
     assert all(torch.equal(a[k], b[k]) for k in a), [k for k in a if not torch.equal(a[k], b[k])]
-    # Without the cache the tower runs at every micro-step of `main` (4 steps x 2); with it, once
-    # (the 128 training images fit one chunk). Attribute steps and validation run it either way.
-    assert counts[0] - counts[256] == 4 * 2 - 1
+    # Without the cache the tower runs at every micro-step of `main` (4 steps x 2); with it, twice: one
+    # image to size the cache, then the 128 training images in one chunk. Attribute steps and
+    # validation run it either way.
+    assert counts[0] - counts[256] == 4 * 2 - 2
 
 
 def test_a_stage_that_trains_the_encoder_gets_no_cache(dataset_dir, config_file):
