@@ -157,6 +157,12 @@ def run(
     return rec, records
 
 
+def history_free(rec: dict) -> dict:
+    """The general part's run, marked as reading no history (the population model: preftoken without one), so
+    the N_ref plot draws it as a line across every N_ref instead of one point at the first."""
+    return {**rec, "uses_history": False}
+
+
 def at_weight(records: list[dict], w: float, n_ref: int, label: str) -> dict:
     """The run record of blend at a fixed w, from a blend run's extras.
 
@@ -213,7 +219,7 @@ def measure(name: str, preset: str, overrides: dict, seed: int, n_users: int, ca
     for n in N_REFS:
         tasks = tasks_for(test, n)
         if n == N_REFS[0]:
-            runs.append(run("world-population", w, tasks, cache, n, label="general: population model")[0])
+            runs.append(history_free(run("world-population", w, tasks, cache, n, label="general: population model")[0]))
         runs.append(run("world-features-probe", w, tasks, cache, n, label="personal (probe)")[0])
         auto, records = run("blend", w, tasks, cache, n, label="blend auto", population_weight=str(w0s[n]), **parts)
         auto["population_w"] = w0s[n]
@@ -332,7 +338,7 @@ def measure_trained(
     for n in N_REFS:
         tasks = tasks_for(test, n, make=image_candidate)
         if n == N_REFS[0]:
-            runs.append(run("preftoken", pop, tasks, cache, n, label="general: population model")[0])
+            runs.append(history_free(run("preftoken", pop, tasks, cache, n, label="general: population model")[0]))
         for label, pname, pweights in personals:
             short = label.split(" (")[0]
             runs.append(run(pname, pweights, tasks, cache, n, label=f"personal: {label}")[0])
