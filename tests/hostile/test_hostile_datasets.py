@@ -540,6 +540,11 @@ def _run_copy(trained_run, tmp_path) -> Path:
     return dst
 
 
+def _resume(*, cfg: Path, data: Path, run: Path) -> tuple:
+    """`prefcli train --resume` of a run folder, the command line every resume case below starts from."""
+    return ("train", "--config", cfg, "--data", data, "--out", run, "--resume", "--no-progress")
+
+
 def _snapshot(root: Path) -> dict[str, bytes]:
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
@@ -552,15 +557,7 @@ def test_resume_with_another_config_is_refused_and_says_what_differs(trained_run
         capsys,
         run,
         "--resume with a different config",
-        "train",
-        "--config",
-        other,
-        "--data",
-        good_ds,
-        "--out",
-        run,
-        "--resume",
-        "--no-progress",
+        *_resume(cfg=other, data=good_ds, run=run),
     )
     assert "optim.lr: 0.003 -> 0.001" in line, line
     assert _snapshot(run) == before  # nothing of the run was touched
@@ -574,15 +571,7 @@ def test_resume_with_the_same_config_but_another_thread_count_goes_on(trained_ru
         f.write('{"step": 2, "lo')
     code, out, err = _cli(
         capsys,
-        "train",
-        "--config",
-        cfg,
-        "--data",
-        good_ds,
-        "--out",
-        run,
-        "--resume",
-        "--no-progress",
+        *_resume(cfg=cfg, data=good_ds, run=run),
         "--threads",
         "1",
         "--format",
@@ -618,15 +607,7 @@ def test_a_bad_trainer_state_step_is_one_line(case, trained_run, good_ds, tmp_pa
         capsys,
         state_path,
         reason,
-        "train",
-        "--config",
-        cfg,
-        "--data",
-        good_ds,
-        "--out",
-        run,
-        "--resume",
-        "--no-progress",
+        *_resume(cfg=cfg, data=good_ds, run=run),
     )
     assert _snapshot(run) == before
 
@@ -641,15 +622,7 @@ def test_an_unreadable_trainer_state_is_one_line(text, reason, trained_run, good
         capsys,
         state_path,
         reason,
-        "train",
-        "--config",
-        cfg,
-        "--data",
-        good_ds,
-        "--out",
-        run,
-        "--resume",
-        "--no-progress",
+        *_resume(cfg=cfg, data=good_ds, run=run),
     )
 
 
@@ -666,15 +639,7 @@ def test_a_step_beyond_the_config_is_one_line(trained_run, good_ds, tmp_path, ca
         capsys,
         state_path,
         "step 50 lies beyond this config's 2 steps",
-        "train",
-        "--config",
-        cfg,
-        "--data",
-        good_ds,
-        "--out",
-        run,
-        "--resume",
-        "--no-progress",
+        *_resume(cfg=cfg, data=good_ds, run=run),
     )
 
 
@@ -688,15 +653,7 @@ def test_a_corrupt_middle_metrics_line_is_one_line(trained_run, good_ds, tmp_pat
         capsys,
         run / "metrics.jsonl",
         "line 1 is not JSON",
-        "train",
-        "--config",
-        cfg,
-        "--data",
-        good_ds,
-        "--out",
-        run,
-        "--resume",
-        "--no-progress",
+        *_resume(cfg=cfg, data=good_ds, run=run),
     )
     assert (run / "metrics.jsonl").read_bytes() == before
 
