@@ -26,3 +26,9 @@ def one_error_line(code: int, err: str, *needles: str) -> str:
     for n in needles:
         assert n in lines[0], lines[0]
     return lines[0]
+
+
+def tiny_eval(dataset, scorer: str, *extra) -> tuple:
+    """`prefcli eval DATASET --scorer SCORER` with the tiny weights on the CPU, protocol 1v3, no bars; then `extra`."""
+    return ("eval", dataset, "--scorer", scorer, "--weights", "tiny", "--device", "cpu", "--protocol", "1v3",
+            "--no-progress", *extra)  # fmt: skip

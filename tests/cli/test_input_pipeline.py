@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from cli_runner import run_cli
+from cli_runner import run_cli, tiny_eval
 from picture_factory import structured_images
 
 
@@ -129,20 +129,7 @@ def test_eval_decodes_each_dataset_image_once(decodes, small_dataset, capsys, sc
     """An image met in many tasks (as a candidate and in histories) is decoded once per run."""
     code, out, err = run_cli(
         capsys,
-        "eval",
-        small_dataset,
-        "--scorer",
-        scorer,
-        "--weights",
-        "tiny",
-        "--device",
-        "cpu",
-        "--protocol",
-        "1v3",
-        "--no-cache",
-        "--no-progress",
-        "--format",
-        "json",
+        *tiny_eval(small_dataset, scorer, "--no-cache", "--format", "json"),
     )
     assert code == 0, err
     assert decodes and set(decodes.values()) == {1}, sorted(decodes.values())[-5:]

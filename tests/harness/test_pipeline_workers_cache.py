@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from cli_runner import run_cli
+from cli_runner import run_cli, tiny_eval
 from picture_factory import structured_images
 from prefcli import images
 
@@ -223,18 +223,7 @@ def test_eval_gives_identical_scores_with_workers_0_and_2(small_dataset, tmp_pat
         out = tmp_path / f"w{w}.json"
         code, _, err = run_cli(
             capsys,
-            "eval",
-            small_dataset,
-            "--scorer",
-            scorer,
-            "--weights",
-            "tiny",
-            "--device",
-            "cpu",
-            "--protocol",
-            "1v3",
-            "--no-cache",
-            "--no-progress",
+            *tiny_eval(small_dataset, scorer, "--no-cache"),
             "--bootstrap",
             "10",
             "--workers",
@@ -263,18 +252,7 @@ def test_eval_with_workers_stops_on_a_corrupt_dataset_image_in_one_line(small_da
     p.write_bytes(data[: len(data) // 2])
     code, out, err = run_cli(
         capsys,
-        "eval",
-        ds,
-        "--scorer",
-        "viper",
-        "--weights",
-        "tiny",
-        "--device",
-        "cpu",
-        "--protocol",
-        "1v3",
-        "--no-cache",
-        "--no-progress",
+        *tiny_eval(ds, "viper", "--no-cache"),
         "--workers",
         "2",
     )
@@ -408,17 +386,7 @@ def test_decode_threads_also_preprocess_for_the_vlms_with_the_same_scores(monkey
 @pytest.mark.parametrize("scorer", ["viper", "clip"])
 def test_a_cached_candidate_is_never_decoded_even_with_workers(decodes, small_dataset, tmp_path, capsys, scorer):
     args = [
-        "eval",
-        small_dataset,
-        "--scorer",
-        scorer,
-        "--weights",
-        "tiny",
-        "--device",
-        "cpu",
-        "--protocol",
-        "1v3",
-        "--no-progress",
+        *tiny_eval(small_dataset, scorer),
         "--bootstrap",
         "10",
         "--cache-dir",
