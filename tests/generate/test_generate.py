@@ -201,23 +201,11 @@ def test_history_is_conditioned_once(colours, tiny, tmp_path):
 
 def test_cli_writes_image_sidecar_strip_and_resumes(colours, tmp_path):
     out = tmp_path / "out"
+    # The same command twice: the second run resumes and keeps what the first one wrote.
+    cmd = ("generate", "a red fox", "--model", "tiny", "--reward", "red=50", "--judge", "green",
+           "--steps", "7", "--save-every", "3", "--seed", "5", "--out", out)  # fmt: skip
     res = invoke(
-        "generate",
-        "a red fox",
-        "--model",
-        "tiny",
-        "--reward",
-        "red=50",
-        "--judge",
-        "green",
-        "--steps",
-        "7",
-        "--save-every",
-        "3",
-        "--seed",
-        "5",
-        "--out",
-        out,
+        *cmd,
         "--format",
         "json",
     )
@@ -249,22 +237,7 @@ def test_cli_writes_image_sidecar_strip_and_resumes(colours, tmp_path):
     assert strip.width > 4 * strip.height / 2  # iterations 0, 3, 6 and the best, side by side
     before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
     res = invoke(
-        "generate",
-        "a red fox",
-        "--model",
-        "tiny",
-        "--reward",
-        "red=50",
-        "--judge",
-        "green",
-        "--steps",
-        "7",
-        "--save-every",
-        "3",
-        "--seed",
-        "5",
-        "--out",
-        out,
+        *cmd,
     )
     assert "already made" in res.stderr
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
