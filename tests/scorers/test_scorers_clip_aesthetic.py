@@ -22,6 +22,9 @@ from prefcli import clip_common, plugins  # noqa: E402
 from prefcli.errors import DataError, WeightsError  # noqa: E402
 from prefcli.types import Candidate, HistoryPair, UserHistory  # noqa: E402
 
+# improved-aesthetic-predictor's MLP, typed once, with its upstream lines cited, in the parity tests.
+from tests.scorers.test_scorer_clip_aesthetic_parity import LaionMLP  # noqa: E402
+
 PROMPTS = [
     "a red fox in snow",
     "an oil painting of mountains at dusk",
@@ -262,27 +265,6 @@ def test_clip_probe_on_viper_examples(viper_examples: Path):
 
 
 # --------------------------------------------------------------------------- aesthetic
-
-
-class LaionMLP(torch.nn.Module):
-    """improved-aesthetic-predictor's `MLP(pl.LightningModule)`, minus Lightning."""
-
-    def __init__(self, input_size):
-        super().__init__()
-        self.input_size = input_size
-        self.layers = torch.nn.Sequential(
-            torch.nn.Linear(self.input_size, 1024),
-            torch.nn.Dropout(0.2),
-            torch.nn.Linear(1024, 128),
-            torch.nn.Dropout(0.2),
-            torch.nn.Linear(128, 64),
-            torch.nn.Dropout(0.1),
-            torch.nn.Linear(64, 16),
-            torch.nn.Linear(16, 1),
-        )
-
-    def forward(self, x):
-        return self.layers(x)
 
 
 @pytest.fixture(scope="module")
